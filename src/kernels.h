@@ -1,0 +1,98 @@
+/* kernels.h - the maths. One portable interface; SIMD paths (AVX2 / AVX-512 chosen at run time
+ * on x86, wasm_simd128 under Emscripten/WASI, scalar elsewhere) live behind it. This is the only
+ * module that knows about intrinsics.
+ *
+ * Conventions: row-major f32. Shapes are given in comments as [rows, cols].
+ * B = batch, T = sequence length, C = channels (hidden size), NH = heads, hd = C / NH.
+ * Every backward ACCUMULATES (+=) into its gradient outputs, llm.c style; any gradient pointer
+ * may be NULL when that gradient is not wanted. `pool` may be NULL (serial). */
+#ifndef ET_KERNELS_H
+#define ET_KERNELS_H
+
+#include <stdint.h>
+#include "threads.h"
+
+/* ---- GEMM ----------------------------------------------------------------------------------
+ * C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C      (BLAS sgemm semantics, row-major)
+ * op(A) = A (transA = 0, A is [M,K], lda >= K) or A^T (transA = 1, A is [K,M], lda >= M).
+ * op(B) = B (transB = 0, B is [K,N], ldb >= N) or B^T (transB = 1, B is [N,K], ldb >= K).
+ * beta == 0 means C is write-only (NaNs in C are ignored), as in BLAS. Blocked + packed. */
+void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Linear layer in the HF/PyTorch layout: W is [OC, IC], bias [OC] (may be NULL).
+ * out[N,OC] = inp[N,IC] @ W^T + bias */
+void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
+                       const float *bias, int N, int IC, int OC);
+/* dinp[N,IC] += dout[N,OC] @ W ; dW[OC,IC] += dout^T @ inp ; dbias[OC] += sum_n dout */
+void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
+                        const float *inp, const float *W, int N, int IC, int OC);
+
+/* ---- elementwise / rows -------------------------------------------------------------------- */
+/* GELU, exact erf form: 0.5 x (1 + erf(x / sqrt 2)).  out[n] */
+void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n);
+/* dinp[n] += dout * gelu'(inp) */
+void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float *dout, int64_t n);
+
+/* LayerNorm over the last dim: out[N,C] = (x - mean) * rstd * w + b.
+ * mean[N], rstd[N] are saved for backward (may be NULL at inference). */
+void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C, float eps);
+/* dinp[N,C] += ..., dw[C] += ..., db[C] += ... */
+void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
+                           const float *inp, const float *w, const float *mean, const float *rstd,
+                           int N, int C);
+
+/* In-place softmax over each row of x[N,C] (numerically stable: max subtracted). */
+void et_softmax_rows(float *x, int N, int C);
+
+/* out[N] = sum_i a[i] * b[i] over n elements, SIMD; the building block of search. */
+float et_dot(const float *a, const float *b, int64_t n);
+/* y[n] += alpha * x[n] */
+void et_axpy(float *y, float alpha, const float *x, int64_t n);
+
+/* ---- embeddings ---------------------------------------------------------------------------- */
+/* out[B*T, C] = wte[ids] + wpe[t] + wtt[type_ids] (type_ids may be NULL = all 0).
+ * wte [V,C], wpe [P,C], wtt [TV,C]. ids are validated by the caller. */
+void et_embedding_forward(et_pool *pool, float *out, const int32_t *ids, const int32_t *type_ids,
+                          const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
+/* dwte[ids] += dout, dwpe[t] += dout, dwtt[type] += dout (any may be NULL) */
+void et_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                           const int32_t *ids, const int32_t *type_ids, int B, int T, int C);
+
+/* ---- attention -----------------------------------------------------------------------------
+ * Multi-head scaled dot-product attention with a key padding mask, as HF BertSelfAttention:
+ * scores = q k^T / sqrt(hd) + (mask ? 0 : -inf-ish), probs = softmax(scores), out = probs v.
+ * q, k, v, out: [B, T, C] with head h in columns [h*hd, (h+1)*hd).  mask: [B, T], 1 = real token,
+ * 0 = padding (keys only; padded query rows are still computed, as in HF).
+ * att: [B, NH, T, T] receives the probabilities (needed by backward); NULL at inference, and
+ * then scratch ([et_pool_size(pool) * T * T] floats) is used instead. */
+void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q, const float *k,
+                          const float *v, const int32_t *mask, int B, int T, int C, int NH,
+                          float drop_p, uint64_t drop_seed);
+/* Attention dropout (drop_p > 0, training only) is counter-based: the keep/drop decision for
+ * element (b,h,i,j) is et_dropout_keep(drop_seed, index, drop_p), so backward recomputes the
+ * mask instead of storing it; att stores the probabilities BEFORE dropout.
+ * dq, dk, dv [B,T,C] += ...; scratch: [et_pool_size(pool) * T * T] floats. */
+void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                           const float *dout, const float *att, const float *q, const float *k,
+                           const float *v, int B, int T, int C, int NH, float drop_p,
+                           uint64_t drop_seed);
+
+/* Counter-based RNG (splitmix64 of seed ^ index): deterministic, stateless, thread-safe. */
+static inline uint64_t et_hash64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+/* 1 if element `index` is kept under dropout probability p with this seed. */
+static inline int et_dropout_keep(uint64_t seed, uint64_t index, float p) {
+    uint64_t h = et_hash64(seed ^ et_hash64(index));
+    return (float)(h >> 40) * (1.0f / 16777216.0f) >= p;
+}
+
+/* Name of the SIMD path in use, e.g. "avx512", "avx2", "wasm128", "scalar". */
+const char *et_simd_name(void);
+
+#endif

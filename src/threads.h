@@ -1,0 +1,22 @@
+/* threads.h - a small thread pool (pthreads natively and in Emscripten; serial under WASI).
+ *
+ * et_pool_run(pool, fn, ctx, ntasks) calls fn(ctx, task, thread) for task = 0..ntasks-1 and
+ * returns when all are done. The caller's thread takes part (thread index 0). Tasks are handed
+ * out with an atomic counter: no lock in the hot loop. `thread` is in [0, et_pool_size(pool))
+ * and lets a task use per-thread scratch. A NULL pool runs everything serially on the caller. */
+#ifndef ET_THREADS_H
+#define ET_THREADS_H
+
+#include "error.h"
+
+typedef struct et_pool et_pool;
+typedef void (*et_task_fn)(void *ctx, int task, int thread);
+
+/* nthreads <= 0 means "all cores". Returns NULL and sets err on failure. */
+et_pool *et_pool_create(int nthreads, et_error *err);
+void et_pool_destroy(et_pool *pool);
+int et_pool_size(const et_pool *pool); /* 1 for a NULL pool */
+void et_pool_run(et_pool *pool, et_task_fn fn, void *ctx, int ntasks);
+int et_cpu_count(void);
+
+#endif
