@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's main command: install what is needed, build embedtune, then encode and search the bundled
+# sample corpus (600 Debian package descriptions) with the bundled default model.
+# Usage: tools/quickstart.sh ["your query"]
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+bash "$ROOT/tools/setup.sh"
+ET="$ROOT/build/embedtune"
+MODEL="$ROOT/models/glove-bert-starter"
+CORPUS="$ROOT/models/samples/debian/corpus.jsonl"
+echo
+echo "== encode: $CORPUS -> $ROOT/build/sample-embeddings.npy"
+"$ET" encode --model "$MODEL" --in "$CORPUS" --out "$ROOT/build/sample-embeddings.npy"
+for q in "${1:-play music files from the command line}" "library for parsing xml documents"; do
+  echo
+  echo "== search: $q"
+  "$ET" search --model "$MODEL" --corpus "$CORPUS" --query "$q" -k 5 --quiet
+done
