@@ -1,0 +1,498 @@
+/* loss.c - see loss.h. Forward/backward pairs in double on small matrices; clarity over speed. */
+#include "loss.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void et_loss_cfg_default(et_loss_cfg *cfg) {
+    cfg->tau = 0.05;
+    cfg->symmetric = 0;
+    cfg->in_batch = 1;
+    cfg->lambda = 0.1;
+    cfg->pen = ET_CLP_PEN_MEAN;
+    cfg->eps = 1e-12;
+    cfg->eps_cos = 1e-8;
+    cfg->grad_scale = 1.0;
+}
+
+size_t et_loss_scratch_doubles(int B, int G, int C) {
+    size_t b = (size_t)(B > 0 ? B : 0), g = (size_t)(G > 0 ? G : 0), c = (size_t)(C > 0 ? C : 0);
+    return 4 * b * c + 4 * b * g * c + 2 * b + 2 * b * g + b * (b + b * g) + b * b + b;
+}
+
+/* Scratch layout shared by all losses. */
+typedef struct {
+    double *qn, *pn, *nn, *nqn; /* normalised rows */
+    double *gq, *gp, *gn, *gnq; /* dL/d(normalised rows) */
+    double *qr, *pr, *nr, *nqr; /* raw row norms */
+    double *S;                  /* [B, B+BG] logits -> probabilities */
+    double *S2;                 /* [B, B] symmetric direction */
+    double *v;                  /* [B] per-query values */
+} scratch_t;
+
+static scratch_t carve(double *s, int B, int G, int C) {
+    size_t b = (size_t)B, g = (size_t)G, c = (size_t)C;
+    scratch_t t;
+    t.qn = s; s += b * c;
+    t.pn = s; s += b * c;
+    t.nn = s; s += b * g * c;
+    t.nqn = s; s += b * g * c;
+    t.gq = s; s += b * c;
+    t.gp = s; s += b * c;
+    t.gn = s; s += b * g * c;
+    t.gnq = s; s += b * g * c;
+    t.qr = s; s += b;
+    t.pr = s; s += b;
+    t.nr = s; s += b * g;
+    t.nqr = s; s += b * g;
+    t.S = s; s += b * (b + b * g);
+    t.S2 = s; s += b * b;
+    t.v = s;
+    return t;
+}
+
+static et_status check_finite(const float *X, int R, int C, const char *what, const char *loss, et_error *err) {
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            if (!isfinite(X[(size_t)r * C + c]))
+                return et_fail(err, ET_ERR_NUMERIC, "loss %s: input %s row %d, column %d is %s", loss, what, r, c,
+                               isnan(X[(size_t)r * C + c]) ? "NaN" : "Inf");
+    return ET_OK;
+}
+
+/* Xn[r] = X[r] / max(|X[r]|, eps); nrm[r] = |X[r]| (raw).  X [R,C] -> Xn [R,C], nrm [R] */
+static void normalize_rows(const float *X, int R, int C, double eps, double *Xn, double *nrm,
+                           const unsigned char *rowmask) {
+    for (int r = 0; r < R; r++) {
+        const float *x = X + (size_t)r * C;
+        double *xn = Xn + (size_t)r * C;
+        if (rowmask && !rowmask[r]) { /* unused row: never read */
+            memset(xn, 0, sizeof(double) * (size_t)C);
+            nrm[r] = 1.0;
+            continue;
+        }
+        double ss = 0.0;
+        for (int c = 0; c < C; c++) ss += (double)x[c] * (double)x[c];
+        double n = sqrt(ss);
+        nrm[r] = n;
+        double d = n > eps ? n : eps;
+        for (int c = 0; c < C; c++) xn[c] = (double)x[c] / d;
+    }
+}
+
+/* Backward of normalize_rows: dX[r] += scale * (g - (xn.g) xn) / |x|   (or scale * g / eps when clamped).
+ * g [R,C] = dL/dXn. Rows with rowmask[r] == 0 are skipped. */
+static void normalize_backward(const double *Xn, const double *nrm, const double *g, int R, int C, double eps,
+                               double scale, float *dX, const unsigned char *rowmask) {
+    if (!dX) return;
+    for (int r = 0; r < R; r++) {
+        if (rowmask && !rowmask[r]) continue;
+        const double *xn = Xn + (size_t)r * C, *gr = g + (size_t)r * C;
+        float *dx = dX + (size_t)r * C;
+        if (nrm[r] > eps) {
+            double dot = 0.0;
+            for (int c = 0; c < C; c++) dot += xn[c] * gr[c];
+            double inv = scale / nrm[r];
+            for (int c = 0; c < C; c++) dx[c] += (float)(inv * (gr[c] - dot * xn[c]));
+        } else {
+            double inv = scale / eps;
+            for (int c = 0; c < C; c++) dx[c] += (float)(inv * gr[c]);
+        }
+    }
+}
+
+static double dot(const double *a, const double *b, int C) {
+    double s = 0.0;
+    for (int c = 0; c < C; c++) s += a[c] * b[c];
+    return s;
+}
+
+static void axpy(double a, const double *x, double *y, int C) {
+    for (int c = 0; c < C; c++) y[c] += a * x[c];
+}
+
+/* Candidate j of query i. in_batch: j < B -> pn[j], else nn[j-B]  (ncand = B + B*G).
+ * per query: j == 0 -> pn[i], else nn[i*G + j-1]                    (ncand = 1 + G). */
+static inline const double *cand(const double *pn, const double *nn, int i, int j, int B, int G, int C, int in_batch,
+                                 double *const *gp, double *const *gn, double **gout) {
+    size_t r;
+    if (in_batch) {
+        if (j < B) {
+            if (gout) *gout = *gp ? *gp + (size_t)j * C : NULL;
+            return pn + (size_t)j * C;
+        }
+        r = (size_t)(j - B);
+    } else {
+        if (j == 0) {
+            if (gout) *gout = *gp ? *gp + (size_t)i * C : NULL;
+            return pn + (size_t)i * C;
+        }
+        r = (size_t)i * G + (size_t)(j - 1);
+    }
+    if (gout) *gout = *gn ? *gn + r * C : NULL;
+    return nn + r * C;
+}
+
+/* Cross-entropy rows. For each "query" row i of A [B,C]: logits s_ij = A_i . cand_j / tau, target = i (in_batch)
+ * or 0 (per query); ce[i] = logsumexp_j s_ij - s_i,target. S [B, ncand] scratch.
+ * If coef != NULL: ga_i += sum_j d_ij cand_j / tau, gcand_j += d_ij A_i / tau, d_ij = coef[i] (p_ij - [j==t]). */
+static void ce_rows(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
+                    double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
+    int ncand = in_batch ? B + B * G : 1 + G;
+    for (int i = 0; i < B; i++) {
+        const double *a = A + (size_t)i * C;
+        double *s = S + (size_t)i * ncand;
+        int t = in_batch ? i : 0;
+        double mx = -INFINITY;
+        for (int j = 0; j < ncand; j++) {
+            s[j] = dot(a, cand(pn, nn, i, j, B, G, C, in_batch, &gp, &gn, NULL), C) / tau;
+            if (s[j] > mx) mx = s[j];
+        }
+        double z = 0.0;
+        for (int j = 0; j < ncand; j++) z += exp(s[j] - mx);
+        double lse = mx + log(z);
+        ce[i] = lse - s[t];
+        if (!coef || coef[i] == 0.0) continue;
+        for (int j = 0; j < ncand; j++) {
+            double p = exp(s[j] - lse);
+            double d = coef[i] * (p - (j == t ? 1.0 : 0.0)) / tau;
+            double *gc = NULL;
+            const double *c = cand(pn, nn, i, j, B, G, C, in_batch, &gp, &gn, &gc);
+            if (ga) axpy(d, c, ga + (size_t)i * C, C);
+            if (gc) axpy(d, a, gc, C);
+        }
+    }
+}
+
+static et_status check_shapes(const char *loss, int B, int G, int C, const void *scratch, const double *out,
+                              et_error *err) {
+    if (B <= 0 || C <= 0 || G < 0)
+        return et_fail(err, ET_ERR_ARG, "loss %s: bad shape B=%d G=%d C=%d (need B>0, C>0, G>=0)", loss, B, G, C);
+    if (!scratch || !out) return et_fail(err, ET_ERR_ARG, "loss %s: scratch and loss output must not be NULL", loss);
+    return ET_OK;
+}
+
+et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, int B, int G,
+                          int C, float *dQ, float *dP, float *dN, double *scratch, double *loss, et_error *err) {
+    et_status st;
+    if ((st = check_shapes("infonce", B, G, C, scratch, loss, err))) return st;
+    if (!(cfg->tau > 0)) return et_fail(err, ET_ERR_ARG, "loss infonce: tau must be > 0 (got %g)", cfg->tau);
+    if (cfg->symmetric && !cfg->in_batch)
+        return et_fail(err, ET_ERR_ARG, "loss infonce: symmetric=1 needs in_batch=1 (the reverse CE is over queries)");
+    if (!Q || !P || (G > 0 && !N)) return et_fail(err, ET_ERR_ARG, "loss infonce: Q, P (and N when G>0) are required");
+    if ((st = check_finite(Q, B, C, "Q", "infonce", err)) || (st = check_finite(P, B, C, "P", "infonce", err)) ||
+        (G > 0 && (st = check_finite(N, B * G, C, "N", "infonce", err))))
+        return st;
+    scratch_t t = carve(scratch, B, G, C);
+    int BG = B * G;
+    normalize_rows(Q, B, C, cfg->eps, t.qn, t.qr, NULL);
+    normalize_rows(P, B, C, cfg->eps, t.pn, t.pr, NULL);
+    if (G > 0) normalize_rows(N, BG, C, cfg->eps, t.nn, t.nr, NULL);
+    int grads = dQ || dP || dN;
+    if (grads) {
+        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
+        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
+        if (G > 0) memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
+    }
+    double half = cfg->symmetric ? 0.5 : 1.0;
+    /* coef_i = dL/dCE_i = half / B */
+    double *coef = t.S2; /* B doubles; S2 is free until the symmetric pass, which uses t.v for its coef */
+    for (int i = 0; i < B; i++) coef[i] = half / B;
+    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
+            G > 0 ? t.gn : NULL);
+    double lf = 0.0;
+    for (int i = 0; i < B; i++) lf += t.v[i];
+    lf /= B;
+    double L = lf;
+    if (cfg->symmetric) {
+        /* reverse direction: row j = positive j, candidates = the B queries, target j */
+        for (int i = 0; i < B; i++) t.v[i] = half / B;
+        /* logits reuse S (B x B); per-row CE values go to S2 (first B entries are free again) */
+        ce_rows(t.pn, t.qn, NULL, B, 0, C, cfg->tau, 1, t.S, t.S2, grads ? t.v : NULL, t.gp, t.gq, NULL);
+        double lb = 0.0;
+        for (int i = 0; i < B; i++) lb += t.S2[i];
+        lb /= B;
+        L = 0.5 * (lf + lb);
+    }
+    double gs = cfg->grad_scale;
+    normalize_backward(t.qn, t.qr, t.gq, B, C, cfg->eps, gs, dQ, NULL);
+    normalize_backward(t.pn, t.pr, t.gp, B, C, cfg->eps, gs, dP, NULL);
+    if (G > 0) normalize_backward(t.nn, t.nr, t.gn, BG, C, cfg->eps, gs, dN, NULL);
+    *loss = L;
+    return ET_OK;
+}
+
+et_status et_loss_cos_mse(const et_loss_cfg *cfg, const float *Q, const float *P, const float *y, int B, int C,
+                          float *dQ, float *dP, double *scratch, float *cos_out, double *loss, et_error *err) {
+    et_status st;
+    if ((st = check_shapes("cos_mse", B, 0, C, scratch, loss, err))) return st;
+    if (!Q || !P || !y) return et_fail(err, ET_ERR_ARG, "loss cos_mse: Q, P and y are required");
+    if ((st = check_finite(Q, B, C, "Q", "cos_mse", err)) || (st = check_finite(P, B, C, "P", "cos_mse", err)))
+        return st;
+    for (int i = 0; i < B; i++)
+        if (!isfinite(y[i])) return et_fail(err, ET_ERR_NUMERIC, "loss cos_mse: target y[%d] is not finite", i);
+    scratch_t t = carve(scratch, B, 0, C);
+    normalize_rows(Q, B, C, cfg->eps_cos, t.qn, t.qr, NULL);
+    normalize_rows(P, B, C, cfg->eps_cos, t.pn, t.pr, NULL);
+    double L = 0.0;
+    for (int i = 0; i < B; i++) {
+        double c = dot(t.qn + (size_t)i * C, t.pn + (size_t)i * C, C);
+        if (cos_out) cos_out[i] = (float)c;
+        double e = c - (double)y[i];
+        L += e * e;
+        t.v[i] = 2.0 * e / B; /* dL/dcos_i */
+    }
+    L /= B;
+    if (dQ || dP) {
+        for (int i = 0; i < B; i++)
+            for (int c = 0; c < C; c++) {
+                size_t k = (size_t)i * C + c;
+                t.gq[k] = t.v[i] * t.pn[k];
+                t.gp[k] = t.v[i] * t.qn[k];
+            }
+        normalize_backward(t.qn, t.qr, t.gq, B, C, cfg->eps_cos, cfg->grad_scale, dQ, NULL);
+        normalize_backward(t.pn, t.pr, t.gp, B, C, cfg->eps_cos, cfg->grad_scale, dP, NULL);
+    }
+    *loss = L;
+    return ET_OK;
+}
+
+et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, const float *NQ,
+                      const unsigned char *mask, int B, int G, int C, float *dQ, float *dP, float *dN, float *dNQ,
+                      double *scratch, double *pen_out, double *loss, et_error *err) {
+    et_status st;
+    if ((st = check_shapes("clp", B, G, C, scratch, loss, err))) return st;
+    if (G < 1) return et_fail(err, ET_ERR_ARG, "loss clp: needs at least one hard negative per query (G=%d)", G);
+    if (!(cfg->tau > 0)) return et_fail(err, ET_ERR_ARG, "loss clp: tau must be > 0 (got %g)", cfg->tau);
+    if (!(cfg->lambda >= 0 && cfg->lambda <= 1))
+        return et_fail(err, ET_ERR_ARG, "loss clp: lambda must be in [0,1] (got %g)", cfg->lambda);
+    if (cfg->symmetric) return et_fail(err, ET_ERR_ARG, "loss clp: symmetric=1 is not supported");
+    if (!Q || !P || !N || !NQ) return et_fail(err, ET_ERR_ARG, "loss clp: Q, P, N and NQ are required");
+    int BG = B * G;
+    if ((st = check_finite(Q, B, C, "Q", "clp", err)) || (st = check_finite(P, B, C, "P", "clp", err)) ||
+        (st = check_finite(N, BG, C, "N", "clp", err)))
+        return st;
+    for (int j = 0; j < BG; j++)
+        if ((!mask || mask[j]) && (st = check_finite(NQ + (size_t)j * C, 1, C, "NQ", "clp", err)))
+            return et_error_prefix(err, "negative %d (query %d)", j, j / G);
+    scratch_t t = carve(scratch, B, G, C);
+    double lam = cfg->lambda, eps = cfg->eps;
+    normalize_rows(Q, B, C, eps, t.qn, t.qr, NULL);
+    normalize_rows(P, B, C, eps, t.pn, t.pr, NULL);
+    normalize_rows(N, BG, C, eps, t.nn, t.nr, NULL);
+    normalize_rows(NQ, BG, C, eps, t.nqn, t.nqr, mask);
+    int grads = dQ || dP || dN || dNQ;
+    if (grads) {
+        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
+        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
+        memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
+        memset(t.gnq, 0, sizeof(double) * (size_t)BG * C);
+    }
+    /* per-query CE weight: (1-lambda) if the query has penalty pairs, else 1; coef = weight / B */
+    double *coef = t.S2, *ce = t.v;
+    for (int i = 0; i < B; i++) {
+        int m = 0;
+        for (int g = 0; g < G; g++) m += (!mask || mask[i * G + g]) ? 1 : 0;
+        coef[i] = (m > 0 ? 1.0 - lam : 1.0) / B;
+    }
+    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, t.S, ce, grads ? coef : NULL, t.gq, t.gp, t.gn);
+    double L = 0.0, pen_sum = 0.0;
+    int npen = 0;
+    for (int i = 0; i < B; i++) {
+        int m = 0;
+        double csum = 0.0;
+        for (int g = 0; g < G; g++) {
+            int j = i * G + g;
+            if (mask && !mask[j]) continue;
+            m++;
+            csum += dot(t.nn + (size_t)j * C, t.nqn + (size_t)j * C, C);
+        }
+        if (m == 0) {
+            L += ce[i];
+            continue;
+        }
+        double pen = cfg->pen == ET_CLP_PEN_SUM ? 1.0 - csum : (m - csum) / m;
+        pen_sum += pen;
+        npen++;
+        L += (1.0 - lam) * ce[i] + lam * pen;
+        if (!grads) continue;
+        double dc = -lam / B * (cfg->pen == ET_CLP_PEN_SUM ? 1.0 : 1.0 / m); /* dL/dcos_j */
+        for (int g = 0; g < G; g++) {
+            int j = i * G + g;
+            if (mask && !mask[j]) continue;
+            axpy(dc, t.nqn + (size_t)j * C, t.gn + (size_t)j * C, C);
+            axpy(dc, t.nn + (size_t)j * C, t.gnq + (size_t)j * C, C);
+        }
+    }
+    L /= B;
+    double gs = cfg->grad_scale;
+    normalize_backward(t.qn, t.qr, t.gq, B, C, eps, gs, dQ, NULL);
+    normalize_backward(t.pn, t.pr, t.gp, B, C, eps, gs, dP, NULL);
+    normalize_backward(t.nn, t.nr, t.gn, BG, C, eps, gs, dN, NULL);
+    normalize_backward(t.nqn, t.nqr, t.gnq, BG, C, eps, gs, dNQ, mask);
+    if (pen_out) *pen_out = npen ? pen_sum / npen : 0.0;
+    *loss = L;
+    return ET_OK;
+}
+
+/* ---------------- soft targets ---------------- */
+
+static int streq_ci(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+    return *a == *b;
+}
+
+et_status et_soft_rule_parse(const char *s, et_soft_rule *out, et_error *err) {
+    static const struct { const char *name; et_soft_rule r; } tab[] = {
+        {"hard", ET_SOFT_HARD},    {"soft1", ET_SOFT_MEAN},  {"mean", ET_SOFT_MEAN},      {"M", ET_SOFT_MEAN},
+        {"soft2", ET_SOFT_BLEND},  {"blend", ET_SOFT_BLEND}, {"B", ET_SOFT_BLEND},        {"soft3", ET_SOFT_GATED},
+        {"gated", ET_SOFT_GATED},  {"G", ET_SOFT_GATED},     {"negsoft", ET_SOFT_NEGSOFT}, {"N", ET_SOFT_NEGSOFT},
+    };
+    for (size_t i = 0; s && i < sizeof tab / sizeof tab[0]; i++)
+        if (streq_ci(s, tab[i].name)) {
+            *out = tab[i].r;
+            return ET_OK;
+        }
+    return et_fail(err, ET_ERR_ARG,
+                   "soft label rule '%s' is unknown (expected hard, soft1|mean|M, soft2|blend|B, soft3|gated|G, "
+                   "negsoft|N)", s ? s : "(null)");
+}
+
+et_status et_soft_norm_parse(const char *s, et_soft_norm *out, et_error *err) {
+    if (s && streq_ci(s, "none")) *out = ET_SNORM_NONE;
+    else if (s && streq_ci(s, "minmax")) *out = ET_SNORM_MINMAX;
+    else if (s && streq_ci(s, "rank")) *out = ET_SNORM_RANK;
+    else
+        return et_fail(err, ET_ERR_ARG, "expert score normalisation '%s' is unknown (expected none, minmax, rank)",
+                       s ? s : "(null)");
+    return ET_OK;
+}
+
+const char *et_soft_rule_name(et_soft_rule r) {
+    switch (r) {
+    case ET_SOFT_HARD: return "hard";
+    case ET_SOFT_MEAN: return "soft1";
+    case ET_SOFT_BLEND: return "soft2";
+    case ET_SOFT_GATED: return "soft3";
+    case ET_SOFT_NEGSOFT: return "negsoft";
+    }
+    return "?";
+}
+
+const char *et_soft_norm_name(et_soft_norm n) {
+    switch (n) {
+    case ET_SNORM_NONE: return "none";
+    case ET_SNORM_MINMAX: return "minmax";
+    case ET_SNORM_RANK: return "rank";
+    }
+    return "?";
+}
+
+typedef struct {
+    double v;
+    int i;
+} vi_t;
+
+static int cmp_vi(const void *a, const void *b) {
+    const vi_t *x = a, *y = b;
+    if (x->v < y->v) return -1;
+    if (x->v > y->v) return 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
+                          int K, float *yhat, et_error *err) {
+    if (N <= 0) return et_fail(err, ET_ERR_ARG, "soft targets: need N > 0 pairs (got %d)", N);
+    if (!y || !yhat) return et_fail(err, ET_ERR_ARG, "soft targets: labels and output must not be NULL");
+    if ((int)rule < ET_SOFT_HARD || (int)rule > ET_SOFT_NEGSOFT)
+        return et_fail(err, ET_ERR_ARG, "soft targets: rule %d is out of range", (int)rule);
+    if ((int)norm < ET_SNORM_NONE || (int)norm > ET_SNORM_RANK)
+        return et_fail(err, ET_ERR_ARG, "soft targets: normalisation %d is out of range", (int)norm);
+    for (int i = 0; i < N; i++)
+        if (!isfinite(y[i]))
+            return et_fail(err, ET_ERR_NUMERIC, "soft targets: label of pair %d is %s", i, isnan(y[i]) ? "NaN" : "Inf");
+    if (rule != ET_SOFT_HARD) {
+        if (K <= 0 || !S)
+            return et_fail(err, ET_ERR_ARG, "soft targets: rule '%s' needs expert scores (got K=%d%s)",
+                           et_soft_rule_name(rule), K, S ? "" : ", S=NULL");
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < K; k++) {
+                float s = S[(size_t)i * K + k];
+                if (!isfinite(s))
+                    return et_fail(err, ET_ERR_NUMERIC, "soft targets: expert score of pair %d, expert %d is %s", i,
+                                   k, isnan(s) ? "NaN" : "Inf");
+            }
+    }
+    if (rule == ET_SOFT_BLEND && !(alpha >= 0 && alpha <= 1))
+        return et_fail(err, ET_ERR_ARG, "soft targets: blend alpha must be in [0,1] (got %g)", alpha);
+    if (rule == ET_SOFT_HARD) {
+        for (int i = 0; i < N; i++) yhat[i] = y[i] < -1.0f ? -1.0f : (y[i] > 1.0f ? 1.0f : y[i]);
+        return ET_OK;
+    }
+    /* normalised scores, column by column: Sn [N,K] (double) */
+    double *Sn = et_malloc(sizeof(double) * (size_t)N * K, "soft targets: normalised scores", err);
+    if (!Sn) return ET_ERR_NOMEM;
+    vi_t *tmp = NULL;
+    if (norm == ET_SNORM_RANK) {
+        tmp = et_malloc(sizeof(vi_t) * (size_t)N, "soft targets: rank buffer", err);
+        if (!tmp) {
+            free(Sn);
+            return ET_ERR_NOMEM;
+        }
+    }
+    for (int k = 0; k < K; k++) {
+        if (norm == ET_SNORM_NONE) {
+            for (int i = 0; i < N; i++) Sn[(size_t)i * K + k] = S[(size_t)i * K + k];
+        } else if (norm == ET_SNORM_MINMAX) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (int i = 0; i < N; i++) {
+                double s = S[(size_t)i * K + k];
+                if (s < lo) lo = s;
+                if (s > hi) hi = s;
+            }
+            for (int i = 0; i < N; i++)
+                Sn[(size_t)i * K + k] = hi > lo ? ((double)S[(size_t)i * K + k] - lo) / (hi - lo) : 0.5;
+        } else {
+            for (int i = 0; i < N; i++) {
+                tmp[i].v = S[(size_t)i * K + k];
+                tmp[i].i = i;
+            }
+            qsort(tmp, (size_t)N, sizeof *tmp, cmp_vi);
+            for (int a = 0; a < N;) {
+                int b = a;
+                while (b + 1 < N && tmp[b + 1].v == tmp[a].v) b++;
+                double r = 0.5 * (a + b); /* average 0-based rank of the tie group = (rank - 1) */
+                double v = N > 1 ? r / (N - 1) : 0.5;
+                for (int c = a; c <= b; c++) Sn[(size_t)tmp[c].i * K + k] = v;
+                a = b + 1;
+            }
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        const double *s = Sn + (size_t)i * K;
+        double mean = 0.0, mx = -INFINITY, mn = INFINITY;
+        for (int k = 0; k < K; k++) {
+            mean += s[k];
+            if (s[k] > mx) mx = s[k];
+            if (s[k] < mn) mn = s[k];
+        }
+        mean /= K;
+        double yi = y[i], v;
+        switch (rule) {
+        case ET_SOFT_MEAN: v = mean; break;
+        case ET_SOFT_BLEND: v = alpha * yi + (1.0 - alpha) * mean; break;
+        case ET_SOFT_GATED: v = yi * mx + (1.0 - yi) * mn; break;
+        case ET_SOFT_NEGSOFT: v = yi == 1.0 ? 1.0 : mean; break;
+        default: v = yi; break;
+        }
+        if (v < -1.0) v = -1.0;
+        if (v > 1.0) v = 1.0;
+        yhat[i] = (float)v;
+    }
+    free(tmp);
+    free(Sn);
+    return ET_OK;
+}

@@ -1,0 +1,116 @@
+/* loss.h - training losses on embedding matrices, and soft-label targets.
+ *
+ * Every loss takes the model's output embeddings (rows of C floats; they need NOT be L2-normalised: cosine is
+ * always computed properly) and returns the loss (double) plus, optionally, dL/d(each input matrix).
+ *
+ * Conventions (all losses):
+ *   - Shapes: Q [B,C] queries, P [B,C] positives (row i is query i's positive), N [B*G,C] hard negatives (row
+ *     i*G+g is the g-th negative of query i; G may be 0), NQ [B*G,C] "the negative's own query" (CLP, aligned
+ *     with N), y [B] labels / targets.
+ *   - Gradients are ACCUMULATED (+=) into dQ/dP/dN/dNQ (zero them yourself), multiplied by cfg->grad_scale
+ *     (e.g. 1/accum_steps for gradient accumulation; the returned loss is NOT scaled). Any gradient pointer
+ *     may be NULL: that gradient is skipped.
+ *   - Scratch: a caller-owned double buffer of at least et_loss_scratch_doubles(B, G, C) doubles (the same
+ *     size serves every loss). Nothing is allocated inside a loss call. Computation is in double.
+ *   - Inputs are checked for NaN/Inf (ET_ERR_NUMERIC naming the matrix and row) and shapes (ET_ERR_ARG).
+ *   - Cosine: cos(u,v) = (u/max(|u|,eps)) . (v/max(|v|,eps)).
+ *       InfoNCE and CLP use eps = cfg->eps = 1e-12, exactly sentence-transformers util.cos_sim
+ *       (torch.nn.functional.normalize) and the CLP authors' normalise-then-dot.
+ *       Cosine-MSE uses eps = cfg->eps_cos = 1e-8, i.e. torch.nn.functional.cosine_similarity (1.13: per-norm
+ *       clamp). The two only differ when a norm is below eps. Below eps the gradient follows F.normalize
+ *       (the clamp passes no gradient to the norm).
+ */
+#ifndef ET_LOSS_H
+#define ET_LOSS_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+typedef enum {
+    ET_CLP_PEN_MEAN = 0, /* authors' code: pen_i = mean over query i's available negatives of (1 - cos(N_j, NQ_j)) */
+    ET_CLP_PEN_SUM = 1   /* paper formula: pen_i = 1 - sum over query i's available negatives of cos(N_j, NQ_j) */
+} et_clp_pen;
+
+typedef struct {
+    double tau;        /* temperature: logits = cos / tau. Default 0.05 (sentence-transformers scale 20). CLP paper: 0.02 */
+    int symmetric;     /* InfoNCE: 1 = MultipleNegativesSymmetricRankingLoss: (L_q->p + L_p->q)/2, where L_p->q is,
+                          for each positive j, CE over the B queries with target j. Needs in_batch = 1. Default 0 */
+    int in_batch;      /* 1 (default): query i's candidates = all B positives + all B*G negatives (MNRL);
+                          0: only its own positive + its own G negatives (the CLP authors' per-query grouping) */
+    double lambda;     /* CLP weight: l_i = (1-lambda)*CE_i + lambda*pen_i. Default 0.1 */
+    et_clp_pen pen;    /* CLP penalty form. Default ET_CLP_PEN_MEAN */
+    double eps;        /* norm clamp for InfoNCE / CLP (F.normalize). Default 1e-12 */
+    double eps_cos;    /* norm clamp for cosine-MSE (F.cosine_similarity). Default 1e-8 */
+    double grad_scale; /* multiplies every gradient written (not the returned loss). Default 1 */
+} et_loss_cfg;
+
+/* Defaults listed above. */
+void et_loss_cfg_default(et_loss_cfg *cfg);
+
+/* Scratch size in doubles for any loss below with these shapes (G may be 0; for cos-MSE pass G = 0):
+ *   4*B*C + 4*B*G*C   normalised copies of Q,P,N,NQ and their gradients (2x each)
+ *   + 2*B + 2*B*G     row norms
+ *   + B*(B + B*G)     logits/probabilities (in-batch; the per-query case uses less)
+ *   + B*B + B         symmetric direction, per-query values */
+size_t et_loss_scratch_doubles(int B, int G, int C);
+
+/* InfoNCE / MultipleNegativesRankingLoss (see cfg->in_batch, cfg->symmetric).
+ *   L = (1/B) sum_i [ logsumexp_j s_ij - s_i,target(i) ],  s_ij = cos(Q_i, cand_j) / tau.
+ * N may be NULL when G == 0. Grads: dQ [B,C], dP [B,C], dN [B*G,C]. */
+et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, int B, int G,
+                          int C, float *dQ, float *dP, float *dN, double *scratch, double *loss, et_error *err);
+
+/* Cosine-similarity MSE (sentence-transformers CosineSimilarityLoss, hard OR soft targets):
+ *   L = (1/B) sum_i (cos(Q_i, P_i) - y_i)^2,  eps = cfg->eps_cos.
+ * cos_out [B] (may be NULL) receives cos(Q_i, P_i). */
+et_status et_loss_cos_mse(const et_loss_cfg *cfg, const float *Q, const float *P, const float *y, int B, int C,
+                          float *dQ, float *dP, double *scratch, float *cos_out, double *loss, et_error *err);
+
+/* CLP (contrastive learning penalty, arXiv 2412.17364), per query i then averaged over queries:
+ *   m_i   = number of query i's negatives j (rows i*G..i*G+G-1) with mask[j] != 0 (mask NULL = all available)
+ *   CE_i  = InfoNCE cross-entropy of query i (cfg->in_batch as for et_loss_infonce; symmetric is not allowed)
+ *   pen_i = (1/m_i) sum_{j avail} (1 - cos(N_j, NQ_j))   [ET_CLP_PEN_MEAN, authors' code]
+ *         = 1 - sum_{j avail} cos(N_j, NQ_j)             [ET_CLP_PEN_SUM, paper formula]
+ *   l_i   = (1 - lambda) * CE_i + lambda * pen_i   if m_i > 0
+ *         = CE_i                                   if m_i == 0 (the authors' code without neg_q: plain CL)
+ *   L     = (1/B) sum_i l_i
+ * With B = 1 and in_batch = 0 this is exactly the authors' BGEM3Model loss. Masked NQ rows are not read
+ * (they may hold anything) and get no gradient. pen_out (may be NULL) receives mean_i pen_i over queries
+ * with m_i > 0 (0 if none), for logging. Needs G >= 1. */
+et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, const float *NQ,
+                      const unsigned char *mask, int B, int G, int C, float *dQ, float *dP, float *dN, float *dNQ,
+                      double *scratch, double *pen_out, double *loss, et_error *err);
+
+/* ---- soft-label targets (expert-augmented scores, arXiv 2408.11868; rule names are neutral, see paper notes) ---- */
+
+typedef enum {
+    ET_SOFT_HARD = 0,    /* yhat = y                                        ("hard") */
+    ET_SOFT_MEAN = 1,    /* yhat = mean_k s_k                  (M)          ("soft1", "mean", "M") */
+    ET_SOFT_BLEND = 2,   /* yhat = alpha*y + (1-alpha)*mean_k  (B)          ("soft2", "blend", "B") */
+    ET_SOFT_GATED = 3,   /* yhat = y*max_k s_k + (1-y)*min_k   (G)          ("soft3", "gated", "G") */
+    ET_SOFT_NEGSOFT = 4  /* yhat = 1 if y == 1 else mean_k     (N)          ("negsoft", "N") */
+} et_soft_rule;
+
+typedef enum {
+    ET_SNORM_NONE = 0,   /* raw expert scores                                  ("none") */
+    ET_SNORM_MINMAX = 1, /* per expert over the given N pairs: (s-min)/(max-min); a constant expert -> 0.5 ("minmax") */
+    ET_SNORM_RANK = 2    /* per expert: (r-1)/(N-1), r = 1-based rank with ties given their average rank
+                            (scipy rankdata 'average'); N == 1 -> 0.5                             ("rank") */
+} et_soft_norm;
+
+/* Parse a rule / normalisation name (case-insensitive, names in the comments above). */
+et_status et_soft_rule_parse(const char *s, et_soft_rule *out, et_error *err);
+et_status et_soft_norm_parse(const char *s, et_soft_norm *out, et_error *err);
+const char *et_soft_rule_name(et_soft_rule r);
+const char *et_soft_norm_name(et_soft_norm n);
+
+/* Build targets yhat [N] from labels y [N] and expert scores S [N,K] (row-major: S[i*K+k] = expert k on pair i).
+ * Normalisation is applied per expert over these N pairs first, then the rule, then yhat is clamped to [-1,1].
+ * S may be NULL (and K 0) only for ET_SOFT_HARD. alpha is used by ET_SOFT_BLEND (paper-notes default 0.5).
+ * NaN/Inf in y or S -> ET_ERR_NUMERIC naming the pair index (and expert index). Allocates N*(8+4) bytes
+ * temporarily for the rank normalisation (fallible: ET_ERR_NOMEM). */
+et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
+                          int K, float *yhat, et_error *err);
+
+#endif
