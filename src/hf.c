@@ -1,0 +1,637 @@
+/* hf.c - see hf.h. The folder loader reads the files and hands them to one core shared with the
+ * from-memory loader (et_hf_load_buffers), so both paths validate exactly the same way. */
+#include "hf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cJSON.h"
+#include "fileio.h"
+#include "safetensors.h"
+
+#define JSON_MAX ((size_t)16 << 20)   /* config-like JSON files */
+#define VOCAB_MAX ((size_t)64 << 20)
+
+/* ---------------------------------------------------------------- JSON field helpers */
+
+static const char *jtype(const cJSON *j) {
+    if (cJSON_IsString(j)) return "a string";
+    if (cJSON_IsBool(j)) return "a boolean";
+    if (cJSON_IsNull(j)) return "null";
+    if (cJSON_IsArray(j)) return "an array";
+    if (cJSON_IsObject(j)) return "an object";
+    if (cJSON_IsNumber(j)) return "a number";
+    return "an unknown value";
+}
+
+/* *out = integer field `key`; absent/null -> def, or error if required. */
+static et_status jint(const cJSON *o, const char *key, const char *label, int required, int def, int *out, et_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) {
+        if (required) return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' is missing", label, key);
+        *out = def;
+        return ET_OK;
+    }
+    if (!cJSON_IsNumber(j)) return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be an integer, got %s", label, key, jtype(j));
+    double d = j->valuedouble;
+    if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
+        return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be an integer, got %g", label, key, d);
+    *out = (int)d;
+    return ET_OK;
+}
+
+static et_status jfloat(const cJSON *o, const char *key, const char *label, float def, float *out, et_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) { *out = def; return ET_OK; }
+    if (!cJSON_IsNumber(j)) return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be a number, got %s", label, key, jtype(j));
+    *out = (float)j->valuedouble;
+    return ET_OK;
+}
+
+/* string field; absent/null -> def */
+static et_status jstr(const cJSON *o, const char *key, const char *label, const char *def, const char **out, et_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) { *out = def; return ET_OK; }
+    if (!cJSON_IsString(j)) return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be a string, got %s", label, key, jtype(j));
+    *out = j->valuestring;
+    return ET_OK;
+}
+
+static et_status jbool(const cJSON *o, const char *key, const char *label, int def, int *out, et_error *err) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) { *out = def; return ET_OK; }
+    if (!cJSON_IsBool(j)) return et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be true or false, got %s", label, key, jtype(j));
+    *out = cJSON_IsTrue(j);
+    return ET_OK;
+}
+
+static et_status jparse(const char *buf, size_t len, const char *label, cJSON **out, et_error *err) {
+    const char *end = NULL;
+    *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    if (!*out) {
+        /* report a line number */
+        int line = 1;
+        if (end && end >= buf && end <= buf + len)
+            for (const char *p = buf; p < end; p++) line += *p == '\n';
+        return et_fail(err, ET_ERR_FORMAT, "%s: not valid JSON (error near line %d)", label, line);
+    }
+    return ET_OK;
+}
+
+/* ---------------------------------------------------------------- pieces */
+
+size_t et_hf_vocab_count(const char *buf, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += buf[i] == '\n';
+    if (len && buf[len - 1] != '\n') n++;
+    return n;
+}
+
+static et_status parse_config(const char *buf, size_t len, const char *label, et_bert_config *c, et_error *err) {
+    cJSON *o;
+    et_status s = jparse(buf, len, label, &o, err);
+    if (s) return s;
+    if (!cJSON_IsObject(o)) { cJSON_Delete(o); return et_fail(err, ET_ERR_FORMAT, "%s: expected a JSON object", label); }
+    memset(c, 0, sizeof *c);
+    const char *mt = NULL, *act = NULL, *pet = NULL;
+    if ((s = jint(o, "vocab_size", label, 1, 0, &c->vocab_size, err)) ||
+        (s = jint(o, "hidden_size", label, 1, 0, &c->hidden_size, err)) ||
+        (s = jint(o, "num_hidden_layers", label, 1, 0, &c->num_layers, err)) ||
+        (s = jint(o, "num_attention_heads", label, 1, 0, &c->num_heads, err)) ||
+        (s = jint(o, "intermediate_size", label, 1, 0, &c->intermediate_size, err)) ||
+        (s = jint(o, "max_position_embeddings", label, 0, 512, &c->max_position, err)) ||
+        (s = jint(o, "type_vocab_size", label, 0, 2, &c->type_vocab_size, err)) ||
+        (s = jint(o, "pad_token_id", label, 0, 0, &c->pad_token_id, err)) ||
+        (s = jfloat(o, "layer_norm_eps", label, 1e-12f, &c->layer_norm_eps, err)) ||
+        (s = jfloat(o, "hidden_dropout_prob", label, 0.1f, &c->hidden_dropout, err)) ||
+        (s = jfloat(o, "attention_probs_dropout_prob", label, 0.1f, &c->attn_dropout, err)) ||
+        (s = jstr(o, "model_type", label, "bert", &mt, err)) ||
+        (s = jstr(o, "hidden_act", label, "gelu", &act, err)) ||
+        (s = jstr(o, "position_embedding_type", label, "absolute", &pet, err))) {
+        cJSON_Delete(o);
+        return s;
+    }
+    if (strcmp(mt, "bert") != 0)
+        s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'model_type' is \"%.64s\"; only \"bert\" is supported", label, mt);
+    else if (strcmp(act, "gelu") != 0)
+        s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'hidden_act' is \"%.64s\"; only \"gelu\" (erf GELU) is supported", label, act);
+    else if (strcmp(pet, "absolute") != 0)
+        s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'position_embedding_type' is \"%.64s\"; only \"absolute\" is supported", label, pet);
+    cJSON_Delete(o);
+    if (s) return s;
+    c->pooling = ET_POOL_MEAN;
+    if ((s = et_bert_config_check(c, err))) return et_error_prefix(err, "%s", label);
+    return ET_OK;
+}
+
+typedef struct {
+    int present;
+    int has_pooling, normalize;
+    char transformer_path[256];
+    char pooling_path[256];
+} hf_modules;
+
+static int safe_rel_path(const char *p) {
+    if (p[0] == '/' || strstr(p, "..") || strchr(p, '\\')) return 0;
+    return strlen(p) < 200;
+}
+
+static et_status parse_modules(const char *buf, size_t len, const char *label, hf_modules *m, et_error *err) {
+    memset(m, 0, sizeof *m);
+    cJSON *a;
+    et_status s = jparse(buf, len, label, &a, err);
+    if (s) return s;
+    m->present = 1;
+    if (!cJSON_IsArray(a)) { cJSON_Delete(a); return et_fail(err, ET_ERR_FORMAT, "%s: expected a JSON array of modules", label); }
+    int i = 0, has_tr = 0;
+    for (const cJSON *e = a->child; e && !s; e = e->next, i++) {
+        const char *type = NULL, *path = NULL;
+        if (!cJSON_IsObject(e)) { s = et_fail(err, ET_ERR_FORMAT, "%s: module %d is not an object", label, i); break; }
+        char fl[300];
+        snprintf(fl, sizeof fl, "%s: module %d", label, i);
+        if ((s = jstr(e, "type", fl, NULL, &type, err)) || (s = jstr(e, "path", fl, "", &path, err))) break;
+        if (!type) { s = et_fail(err, ET_ERR_FORMAT, "%s: field 'type' is missing", fl); break; }
+        if (!safe_rel_path(path)) { s = et_fail(err, ET_ERR_FORMAT, "%s: field 'path' \"%.100s\" must be a relative folder inside the model", fl, path); break; }
+        const char *dot = strrchr(type, '.');
+        const char *cls = dot ? dot + 1 : type;
+        if (strcmp(cls, "Transformer") == 0) {
+            if (has_tr) { s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: a second Transformer module is not supported", fl); break; }
+            if (i != 0) { s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: the Transformer module must come first", fl); break; }
+            has_tr = 1;
+            snprintf(m->transformer_path, sizeof m->transformer_path, "%s", path);
+        } else if (strcmp(cls, "Pooling") == 0) {
+            if (!has_tr || m->has_pooling) { s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: Pooling must follow the Transformer module, once", fl); break; }
+            m->has_pooling = 1;
+            snprintf(m->pooling_path, sizeof m->pooling_path, "%s", path);
+        } else if (strcmp(cls, "Normalize") == 0) {
+            if (!m->has_pooling) { s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: Normalize must follow the Pooling module", fl); break; }
+            m->normalize = 1;
+        } else {
+            s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: module type \"%.100s\" is not supported (only Transformer, Pooling, Normalize)", fl, type);
+        }
+    }
+    cJSON_Delete(a);
+    if (s) return s;
+    if (!has_tr) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: no Transformer module", label);
+    if (!m->has_pooling) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: no Pooling module (token-level output is not supported)", label);
+    return ET_OK;
+}
+
+static et_status parse_pooling(const char *buf, size_t len, const char *label, int hidden, et_pooling *out, et_error *err) {
+    cJSON *o;
+    et_status s = jparse(buf, len, label, &o, err);
+    if (s) return s;
+    if (!cJSON_IsObject(o)) { cJSON_Delete(o); return et_fail(err, ET_ERR_FORMAT, "%s: expected a JSON object", label); }
+    static const char *modes[] = {"pooling_mode_mean_tokens", "pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                  "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"};
+    int on[6] = {0}, n_on = 0, dim = 0;
+    for (int i = 0; i < 6 && !s; i++) { s = jbool(o, modes[i], label, 0, &on[i], err); n_on += on[i]; }
+    if (!s) s = jint(o, "word_embedding_dimension", label, 0, hidden, &dim, err);
+    cJSON_Delete(o);
+    if (s) return s;
+    if (dim != hidden)
+        return et_fail(err, ET_ERR_MISMATCH, "%s: field 'word_embedding_dimension' is %d but config.json hidden_size is %d", label, dim, hidden);
+    for (int i = 2; i < 6; i++)
+        if (on[i]) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: field '%s' is true; only mean and CLS pooling are supported", label, modes[i]);
+    if (n_on == 0) return et_fail(err, ET_ERR_FORMAT, "%s: no pooling mode is set (expected 'pooling_mode_mean_tokens' or 'pooling_mode_cls_token' true)", label);
+    if (n_on > 1) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: fields 'pooling_mode_mean_tokens' and 'pooling_mode_cls_token' are both true; concatenated pooling is not supported", label);
+    *out = on[1] ? ET_POOL_CLS : ET_POOL_MEAN;
+    return ET_OK;
+}
+
+/* sentence_bert_config.json / tokenizer_config.json */
+static et_status parse_small(const char *buf, size_t len, const char *label, const char *len_key, int *max_len, int *lower, et_error *err) {
+    cJSON *o;
+    et_status s = jparse(buf, len, label, &o, err);
+    if (s) return s;
+    if (!cJSON_IsObject(o)) { cJSON_Delete(o); return et_fail(err, ET_ERR_FORMAT, "%s: expected a JSON object", label); }
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, len_key);
+    if (j && !cJSON_IsNull(j)) {
+        if (!cJSON_IsNumber(j) || j->valuedouble != floor(j->valuedouble) || j->valuedouble < 1)
+            s = et_fail(err, ET_ERR_FORMAT, "%s: field '%s' must be a positive integer, got %s", label, len_key, jtype(j));
+        else
+            *max_len = j->valuedouble > 2147483647.0 ? 2147483647 : (int)j->valuedouble;
+    }
+    if (!s) s = jbool(o, "do_lower_case", label, *lower, lower, err);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---------------------------------------------------------------- the core */
+
+typedef struct {
+    const char *buf;
+    size_t len;
+    const char *label;
+} hf_text;
+
+typedef struct {
+    hf_text config, vocab, modules, pooling, sbert, tokcfg; /* buf NULL = absent */
+    et_st_file *st;
+} hf_parts;
+
+static void fmt_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
+    size_t p = 0;
+    out[0] = 0;
+    for (int i = 0; i < ndim && p + 24 < cap; i++) p += (size_t)snprintf(out + p, cap - p, "%s%lld", i ? ", " : "", (long long)shape[i]);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void add_ignored(et_hf_info *info, const char *name) {
+    info->n_ignored++;
+    size_t n = strlen(info->ignored), room = sizeof info->ignored;
+    if (strstr(info->ignored, "...")) return;
+    if (n + strlen(name) + 8 < room) snprintf(info->ignored + n, room - n, "%s%s", n ? ", " : "", name);
+    else snprintf(info->ignored + n, room - n, "%s...", n ? ", " : "");
+}
+
+static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m, et_hf_info *info, et_error *err) {
+    et_bert_config cfg;
+    et_status s = parse_config(P->config.buf, P->config.len, P->config.label, &cfg, err);
+    if (s) return s;
+    const char *cfgname = base_name(P->config.label);
+    size_t nv = et_hf_vocab_count(P->vocab.buf, P->vocab.len);
+    if (nv != (size_t)cfg.vocab_size)
+        return et_fail(err, ET_ERR_MISMATCH, "%s has %zu tokens but %s vocab_size is %d", P->vocab.label, nv, cfgname, cfg.vocab_size);
+
+    memset(info, 0, sizeof *info);
+    info->do_lower_case = 1;
+    int max_len = 0, sb_len = 0, sb_lower = 0;
+    if (P->tokcfg.buf && (s = parse_small(P->tokcfg.buf, P->tokcfg.len, P->tokcfg.label, "model_max_length", &max_len, &info->do_lower_case, err)))
+        return s;
+    if (P->sbert.buf) {
+        if ((s = parse_small(P->sbert.buf, P->sbert.len, P->sbert.label, "max_seq_length", &sb_len, &sb_lower, err))) return s;
+        if (sb_len) max_len = sb_len;
+        if (sb_lower) info->do_lower_case = 1;
+    }
+    if (max_len <= 0 || max_len > cfg.max_position) max_len = cfg.max_position;
+    info->max_seq_length = max_len;
+
+    cfg.pooling = ET_POOL_MEAN;
+    cfg.normalize = 0;
+    if (mods->present) {
+        info->has_modules = 1;
+        cfg.normalize = mods->normalize;
+        if (!P->pooling.buf)
+            return et_fail(err, ET_ERR_IO, "%s: names a Pooling module at '%s' but %s/config.json was not given", P->modules.label,
+                           mods->pooling_path, mods->pooling_path);
+        if ((s = parse_pooling(P->pooling.buf, P->pooling.len, P->pooling.label, cfg.hidden_size, &cfg.pooling, err))) return s;
+    }
+
+    /* tensors */
+    const et_st_file *st = P->st;
+    const char *L = st->label;
+    cfg.has_pooler = et_st_find(st, "pooler.dense.weight") || et_st_find(st, "bert.pooler.dense.weight") ||
+                     et_st_find(st, "pooler.dense.bias") || et_st_find(st, "bert.pooler.dense.bias");
+    if ((s = et_bert_alloc(m, &cfg, err))) return et_error_prefix(err, "%s", P->config.label);
+    unsigned char *used = calloc((size_t)st->n + 1, 1);
+    if (!used) { et_bert_free(m); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory", L); }
+    char nm[ET_NAME_MAX + 8], want[96], got[96];
+    int n_pref = 0;
+    for (int i = 0; i < m->n_tensors && !s; i++) {
+        const et_tensor_view *v = &m->tensors[i];
+        snprintf(nm, sizeof nm, "bert.%s", v->name);
+        const et_st_tensor *a = et_st_find(st, v->name), *b = et_st_find(st, nm), *t = a ? a : b;
+        if (a && b) { s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is present both with and without the 'bert.' prefix", L, v->name); break; }
+        if (!t) {
+            s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is missing (%s: num_hidden_layers %d, hidden_size %d)", L, v->name, cfgname,
+                        cfg.num_layers, cfg.hidden_size);
+            break;
+        }
+        n_pref += t == b;
+        used[t - st->t] = 1;
+        int shape_ok = t->ndim == v->ndim;
+        for (int k = 0; shape_ok && k < v->ndim; k++) shape_ok = t->shape[k] == v->shape[k];
+        if (!shape_ok) {
+            fmt_shape(want, sizeof want, v->ndim, v->shape);
+            fmt_shape(got, sizeof got, t->ndim, t->shape);
+            s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' has shape [%s] but %s implies [%s]", L, t->name, got, cfgname, want);
+            break;
+        }
+        float *dst = m->params + v->offset;
+        if ((s = et_st_read_f32(st, t, dst, err))) break;
+        for (size_t k = 0; k < v->numel; k++)
+            if (!isfinite(dst[k])) {
+                s = et_fail(err, ET_ERR_NUMERIC, "%s: tensor '%s' element %zu is %s", L, t->name, k, isnan(dst[k]) ? "NaN" : "infinite");
+                break;
+            }
+        if (i == 0) info->src_dtype = (int)t->dtype;
+    }
+    info->bert_prefix = n_pref > 0;
+    /* what is left: parts of a bigger encoder are an error, the rest (heads, buffers) is ignored */
+    for (int i = 0; i < st->n && !s; i++) {
+        if (used[i]) continue;
+        const char *n = st->t[i].name;
+        const char *bare = strncmp(n, "bert.", 5) == 0 ? n + 5 : n;
+        if ((strncmp(bare, "encoder.", 8) == 0 || strncmp(bare, "embeddings.", 11) == 0 || strncmp(bare, "pooler.", 7) == 0) &&
+            strcmp(bare, "embeddings.position_ids") != 0) {
+            s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' does not belong to the BertModel that %s describes (num_hidden_layers %d)", L, n,
+                        cfgname, cfg.num_layers);
+            break;
+        }
+        add_ignored(info, n);
+    }
+    free(used);
+    if (s) { et_bert_free(m); return s; }
+    return ET_OK;
+}
+
+/* ---------------------------------------------------------------- public loaders */
+
+et_status et_hf_load_buffers(const et_hf_buffers *b, et_bert *model, et_hf_info *info, et_error *err) {
+    et_hf_info dummy;
+    if (!info) info = &dummy;
+    memset(model, 0, sizeof *model);
+    if (!b->config_json) return et_fail(err, ET_ERR_IO, "config.json: not given");
+    if (!b->vocab_txt) return et_fail(err, ET_ERR_IO, "vocab.txt: not given");
+    if (!b->safetensors) return et_fail(err, ET_ERR_IO, "model.safetensors: not given");
+    hf_modules mods = {0};
+    et_status s;
+    if (b->modules_json && (s = parse_modules(b->modules_json, b->modules_len, "modules.json", &mods, err))) return s;
+    char plabel[300];
+    snprintf(plabel, sizeof plabel, "%s/config.json", mods.pooling_path[0] ? mods.pooling_path : "1_Pooling");
+    et_st_file st;
+    if ((s = et_st_parse(&st, b->safetensors, b->safetensors_len, "model.safetensors", err))) return s;
+    hf_parts P = {
+        .config = {b->config_json, b->config_len, "config.json"},
+        .vocab = {b->vocab_txt, b->vocab_len, "vocab.txt"},
+        .modules = {b->modules_json, b->modules_len, "modules.json"},
+        .pooling = {b->pooling_json, b->pooling_len, plabel},
+        .sbert = {b->sbert_config_json, b->sbert_config_len, "sentence_bert_config.json"},
+        .tokcfg = {b->tokenizer_config_json, b->tokenizer_config_len, "tokenizer_config.json"},
+        .st = &st,
+    };
+    s = load_core(&P, &mods, model, info, err);
+    et_st_close(&st);
+    return s;
+}
+
+/* read dir/name if it exists (optional) or must exist (required) */
+static et_status read_part(const char *dir, const char *name, int required, size_t limit, char *label, size_t cap, hf_text *t, et_error *err) {
+    t->buf = NULL;
+    t->len = 0;
+    t->label = label;
+    et_status s = et_path_join(label, cap, dir, name, err);
+    if (s) return s;
+    if (!et_file_exists(label)) {
+        if (required) return et_fail(err, ET_ERR_IO, "%s: file not found", label);
+        return ET_OK;
+    }
+    char *buf;
+    if ((s = et_read_file(label, limit, &buf, &t->len, err))) return s;
+    t->buf = buf;
+    return ET_OK;
+}
+
+et_status et_hf_load(const char *dir, et_bert *model, et_error *err) { return et_hf_load_ex(dir, model, NULL, err); }
+
+et_status et_hf_load_ex(const char *dir, et_bert *model, et_hf_info *info, et_error *err) {
+    et_hf_info dummy;
+    if (!info) info = &dummy;
+    memset(model, 0, sizeof *model);
+    if (!et_dir_exists(dir)) return et_fail(err, ET_ERR_IO, "%s: model folder not found", dir);
+    enum { N = ET_PATH_MAX };
+    char *lab = calloc(8, N); /* labels: config vocab modules pooling sbert tokcfg st tmp */
+    if (!lab) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    hf_parts P;
+    memset(&P, 0, sizeof P);
+    hf_modules mods = {0};
+    et_st_file st;
+    memset(&st, 0, sizeof st);
+    char *base = lab + 7 * N;
+    et_status s = read_part(dir, "modules.json", 0, JSON_MAX, lab + 2 * N, N, &P.modules, err);
+    if (!s && P.modules.buf) s = parse_modules(P.modules.buf, P.modules.len, P.modules.label, &mods, err);
+    if (!s) s = et_path_join(base, N, dir, mods.transformer_path, err);
+    if (!s) s = read_part(base, "config.json", 1, JSON_MAX, lab, N, &P.config, err);
+    if (!s) s = read_part(base, "vocab.txt", 1, VOCAB_MAX, lab + N, N, &P.vocab, err);
+    if (!s && mods.present) {
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s/config.json", mods.pooling_path);
+        s = read_part(dir, sub, 1, JSON_MAX, lab + 3 * N, N, &P.pooling, err);
+    }
+    if (!s) s = read_part(base, "sentence_bert_config.json", 0, JSON_MAX, lab + 4 * N, N, &P.sbert, err);
+    if (!s) s = read_part(base, "tokenizer_config.json", 0, JSON_MAX, lab + 5 * N, N, &P.tokcfg, err);
+    if (!s) {
+        char *stp = lab + 6 * N;
+        s = et_path_join(stp, N, base, "model.safetensors", err);
+        if (!s && !et_file_exists(stp)) {
+            char alt[N];
+            et_path_join(alt, N, base, "pytorch_model.bin", NULL);
+            if (et_file_exists(alt))
+                s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: file not found; only safetensors weights are supported, and %s is a pickle (convert it, e.g. with "
+                            "safetensors.torch.save_file)", stp, alt);
+            else
+                s = et_fail(err, ET_ERR_IO, "%s: file not found", stp);
+        }
+        if (!s) s = et_st_open(&st, stp, 0, err);
+        if (!s) {
+            P.st = &st;
+            s = load_core(&P, &mods, model, info, err);
+            et_st_close(&st);
+        }
+    }
+    free((void *)P.config.buf);
+    free((void *)P.vocab.buf);
+    free((void *)P.modules.buf);
+    free((void *)P.pooling.buf);
+    free((void *)P.sbert.buf);
+    free((void *)P.tokcfg.buf);
+    free(lab);
+    return s;
+}
+
+/* ---------------------------------------------------------------- saver */
+
+typedef struct { char *p; size_t n, cap; int oom; } sbuf;
+static void sb_printf(sbuf *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void sb_printf(sbuf *s, const char *fmt, ...) {
+    if (s->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(s->p ? s->p + s->n : NULL, s->p ? s->cap - s->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) { s->oom = 1; return; }
+        if (s->p && s->n + (size_t)k < s->cap) { s->n += (size_t)k; return; }
+        size_t c = s->cap ? s->cap * 2 : 1024;
+        while (c < s->n + (size_t)k + 1) c *= 2;
+        char *q = realloc(s->p, c);
+        if (!q) { s->oom = 1; return; }
+        s->p = q;
+        s->cap = c;
+    }
+}
+
+/* shortest decimal that reads back as the same float, always with a '.' or exponent */
+static void fmt_float(char *out, size_t cap, float v) {
+    for (int p = 1; p <= 9; p++) {
+        snprintf(out, cap, "%.*g", p, (double)v);
+        if (strtof(out, NULL) == v) break;
+    }
+    if (!strpbrk(out, ".eEn")) {
+        size_t n = strlen(out);
+        if (n + 3 < cap) memcpy(out + n, ".0", 3);
+    }
+}
+
+static et_status write_text(const char *dir, const char *name, sbuf *sb, et_error *err) {
+    char path[ET_PATH_MAX];
+    et_status s = et_path_join(path, sizeof path, dir, name, err);
+    if (!s && sb->oom) s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
+    if (!s) s = et_write_file_atomic(path, sb->p, sb->n, err);
+    free(sb->p);
+    memset(sb, 0, sizeof *sb);
+    return s;
+}
+
+et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *opts, et_error *err) {
+    et_hf_save_opts o = {0};
+    o.do_lower_case = -1;
+    if (opts) o = *opts;
+    const et_bert_config *c = &m->cfg;
+    if (o.dtype != ET_ST_F32 && o.dtype != ET_ST_F16 && o.dtype != ET_ST_BF16)
+        return et_fail(err, ET_ERR_ARG, "%s: dtype %s cannot be saved (F32, F16 or BF16)", dir, et_st_dtype_name((et_st_dtype)o.dtype));
+    if (!m->params || !m->tensors) return et_fail(err, ET_ERR_ARG, "%s: the model has no parameters", dir);
+    /* vocab first: fail before touching the folder */
+    char *vocab_owned = NULL;
+    const char *vocab = o.vocab_buf;
+    size_t vlen = o.vocab_len;
+    et_status s;
+    if (o.vocab_path) {
+        if ((s = et_read_file(o.vocab_path, VOCAB_MAX, &vocab_owned, &vlen, err))) return s;
+        vocab = vocab_owned;
+    }
+    if (!vocab) return et_fail(err, ET_ERR_ARG, "%s: no vocab given (vocab_path or vocab_buf)", dir);
+    size_t nv = et_hf_vocab_count(vocab, vlen);
+    if (nv != (size_t)c->vocab_size) {
+        free(vocab_owned);
+        return et_fail(err, ET_ERR_MISMATCH, "%s: the vocab has %zu tokens but the model's vocab_size is %d", o.vocab_path ? o.vocab_path : "vocab",
+                       nv, c->vocab_size);
+    }
+    int max_len = o.max_seq_length > 0 && o.max_seq_length <= c->max_position ? o.max_seq_length : c->max_position;
+    int lower = o.do_lower_case != 0;
+
+    if ((s = et_mkdir_p(dir, err))) { free(vocab_owned); return s; }
+    char path[ET_PATH_MAX];
+    if (!(s = et_path_join(path, sizeof path, dir, "vocab.txt", err))) s = et_write_file_atomic(path, vocab, vlen, err);
+    free(vocab_owned);
+    if (s) return s;
+
+    /* model.safetensors */
+    et_st_out *outs = calloc((size_t)m->n_tensors + 1, sizeof *outs);
+    if (!outs) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->n_tensors; i++) {
+        const et_tensor_view *v = &m->tensors[i];
+        outs[i].name = v->name;
+        outs[i].data = m->params + v->offset;
+        outs[i].ndim = v->ndim;
+        outs[i].shape[0] = v->shape[0];
+        outs[i].shape[1] = v->shape[1];
+    }
+    if (!(s = et_path_join(path, sizeof path, dir, "model.safetensors", err))) s = et_st_write(path, outs, m->n_tensors, (et_st_dtype)o.dtype, err);
+    free(outs);
+    if (s) return s;
+
+    const char *tdt = o.dtype == ET_ST_F16 ? "float16" : o.dtype == ET_ST_BF16 ? "bfloat16" : "float32";
+    char eps[32], hd[32], ad[32];
+    fmt_float(eps, sizeof eps, c->layer_norm_eps);
+    fmt_float(hd, sizeof hd, c->hidden_dropout);
+    fmt_float(ad, sizeof ad, c->attn_dropout);
+    sbuf sb = {0};
+    /* keys sorted, as transformers writes them */
+    sb_printf(&sb,
+              "{\n"
+              "  \"architectures\": [\n    \"BertModel\"\n  ],\n"
+              "  \"attention_probs_dropout_prob\": %s,\n"
+              "  \"classifier_dropout\": null,\n"
+              "  \"hidden_act\": \"gelu\",\n"
+              "  \"hidden_dropout_prob\": %s,\n"
+              "  \"hidden_size\": %d,\n"
+              "  \"initializer_range\": 0.02,\n"
+              "  \"intermediate_size\": %d,\n"
+              "  \"layer_norm_eps\": %s,\n"
+              "  \"max_position_embeddings\": %d,\n"
+              "  \"model_type\": \"bert\",\n"
+              "  \"num_attention_heads\": %d,\n"
+              "  \"num_hidden_layers\": %d,\n"
+              "  \"pad_token_id\": %d,\n"
+              "  \"position_embedding_type\": \"absolute\",\n"
+              "  \"torch_dtype\": \"%s\",\n"
+              "  \"transformers_version\": \"4.41.2\",\n"
+              "  \"type_vocab_size\": %d,\n"
+              "  \"use_cache\": true,\n"
+              "  \"vocab_size\": %d\n"
+              "}\n",
+              ad, hd, c->hidden_size, c->intermediate_size, eps, c->max_position, c->num_heads, c->num_layers, c->pad_token_id, tdt,
+              c->type_vocab_size, c->vocab_size);
+    if ((s = write_text(dir, "config.json", &sb, err))) return s;
+
+    sb_printf(&sb,
+              "{\n"
+              "  \"clean_up_tokenization_spaces\": true,\n"
+              "  \"cls_token\": \"[CLS]\",\n"
+              "  \"do_basic_tokenize\": true,\n"
+              "  \"do_lower_case\": %s,\n"
+              "  \"mask_token\": \"[MASK]\",\n"
+              "  \"model_max_length\": %d,\n"
+              "  \"never_split\": null,\n"
+              "  \"pad_token\": \"[PAD]\",\n"
+              "  \"sep_token\": \"[SEP]\",\n"
+              "  \"strip_accents\": null,\n"
+              "  \"tokenize_chinese_chars\": true,\n"
+              "  \"tokenizer_class\": \"BertTokenizer\",\n"
+              "  \"unk_token\": \"[UNK]\"\n"
+              "}\n",
+              lower ? "true" : "false", c->max_position);
+    if ((s = write_text(dir, "tokenizer_config.json", &sb, err))) return s;
+
+    sb_printf(&sb, "{\n  \"cls_token\": \"[CLS]\",\n  \"mask_token\": \"[MASK]\",\n  \"pad_token\": \"[PAD]\",\n"
+                   "  \"sep_token\": \"[SEP]\",\n  \"unk_token\": \"[UNK]\"\n}\n");
+    if ((s = write_text(dir, "special_tokens_map.json", &sb, err))) return s;
+
+    sb_printf(&sb, "{\n  \"max_seq_length\": %d,\n  \"do_lower_case\": false\n}\n", max_len);
+    if ((s = write_text(dir, "sentence_bert_config.json", &sb, err))) return s;
+
+    sb_printf(&sb, "{\n  \"__version__\": {\n    \"sentence_transformers\": \"2.2.2\",\n    \"transformers\": \"4.41.2\",\n"
+                   "    \"pytorch\": \"2.0.1\"\n  },\n  \"prompts\": {},\n  \"default_prompt_name\": null,\n"
+                   "  \"similarity_fn_name\": \"cosine\"\n}\n");
+    if ((s = write_text(dir, "config_sentence_transformers.json", &sb, err))) return s;
+
+    /* the five keys every sentence-transformers version accepts */
+    char pdir[ET_PATH_MAX];
+    if ((s = et_path_join(pdir, sizeof pdir, dir, "1_Pooling", err)) || (s = et_mkdir_p(pdir, err))) return s;
+    sb_printf(&sb,
+              "{\n"
+              "  \"word_embedding_dimension\": %d,\n"
+              "  \"pooling_mode_cls_token\": %s,\n"
+              "  \"pooling_mode_mean_tokens\": %s,\n"
+              "  \"pooling_mode_max_tokens\": false,\n"
+              "  \"pooling_mode_mean_sqrt_len_tokens\": false\n"
+              "}\n",
+              c->hidden_size, c->pooling == ET_POOL_CLS ? "true" : "false", c->pooling == ET_POOL_CLS ? "false" : "true");
+    if ((s = write_text(pdir, "config.json", &sb, err))) return s;
+    if (c->normalize) {
+        if ((s = et_path_join(pdir, sizeof pdir, dir, "2_Normalize", err)) || (s = et_mkdir_p(pdir, err))) return s;
+    }
+
+    sb_printf(&sb,
+              "[\n"
+              "  {\n    \"idx\": 0,\n    \"name\": \"0\",\n    \"path\": \"\",\n    \"type\": \"sentence_transformers.models.Transformer\"\n  },\n"
+              "  {\n    \"idx\": 1,\n    \"name\": \"1\",\n    \"path\": \"1_Pooling\",\n    \"type\": \"sentence_transformers.models.Pooling\"\n  }%s\n",
+              c->normalize ? "," : "");
+    if (c->normalize)
+        sb_printf(&sb, "  {\n    \"idx\": 2,\n    \"name\": \"2\",\n    \"path\": \"2_Normalize\",\n    \"type\": \"sentence_transformers.models.Normalize\"\n  }\n");
+    sb_printf(&sb, "]\n");
+    return write_text(dir, "modules.json", &sb, err);
+}

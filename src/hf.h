@@ -1,0 +1,75 @@
+/* hf.h - load and save Hugging Face BertModel / sentence-transformers folders.
+ *
+ * A folder holds (the files sentence-transformers writes):
+ *   config.json                      BertModel config (model_type "bert", hidden_act "gelu", absolute positions)
+ *   vocab.txt                        one WordPiece token per line; the count must equal config vocab_size
+ *   model.safetensors                F32 / F16 / BF16 (F64 also read); names with or without "bert."
+ *   tokenizer_config.json            optional: do_lower_case, model_max_length
+ *   special_tokens_map.json          written, not read
+ *   modules.json                     optional: Transformer (+ Pooling) (+ Normalize) module list
+ *   1_Pooling/config.json            pooling_mode_mean_tokens | pooling_mode_cls_token (others: unsupported)
+ *   sentence_bert_config.json        optional: max_seq_length, do_lower_case
+ *   config_sentence_transformers.json  written, not read
+ *   2_Normalize/                     present (empty) when the model L2-normalizes
+ *
+ * Without modules.json (a plain BertModel folder) the model gets MEAN pooling and no normalization.
+ * Tensors the model does not use (cls.predictions.*, embeddings.position_ids, ...) are ignored and
+ * listed in et_hf_info.ignored; pooler.dense.* is kept (has_pooler = 1) and saved back.
+ * Errors name the file and the field or tensor, e.g.
+ *   "m/model.safetensors: tensor 'encoder.layer.1.intermediate.dense.weight' has shape [64, 32] but
+ *    config.json implies [128, 32]". */
+#ifndef ET_HF_H
+#define ET_HF_H
+
+#include <stddef.h>
+#include "bert.h"
+#include "error.h"
+
+typedef struct {
+    int max_seq_length;  /* sentence_bert_config.json max_seq_length, else tokenizer_config.json
+                            model_max_length, else max_position_embeddings; never above the latter */
+    int do_lower_case;   /* tokenizer_config.json do_lower_case (default 1) OR sentence_bert_config's */
+    int has_modules;     /* modules.json was present (a sentence-transformers folder) */
+    int src_dtype;       /* et_st_dtype of the word embeddings in the file */
+    int bert_prefix;     /* tensor names carried the "bert." prefix */
+    int n_ignored;       /* tensors in the file the model does not use */
+    char ignored[512];   /* their names, comma separated (truncated with "...") */
+} et_hf_info;
+
+/* Load a folder into `model` (allocated here; free with et_bert_free). */
+et_status et_hf_load(const char *dir, et_bert *model, et_error *err);
+/* Same, also filling `info` (may be NULL). */
+et_status et_hf_load_ex(const char *dir, et_bert *model, et_hf_info *info, et_error *err);
+
+/* The files of a folder already in memory (the wasm build). Optional ones are NULL when absent.
+ * Buffers are only read during the call. Error messages use the plain file names. */
+typedef struct {
+    const char *config_json; size_t config_len;                     /* required */
+    const char *vocab_txt; size_t vocab_len;                         /* required */
+    const void *safetensors; size_t safetensors_len;                 /* required */
+    const char *modules_json; size_t modules_len;                    /* optional */
+    const char *pooling_json; size_t pooling_len;                    /* 1_Pooling/config.json; needed if modules.json names a Pooling module */
+    const char *sbert_config_json; size_t sbert_config_len;          /* optional sentence_bert_config.json */
+    const char *tokenizer_config_json; size_t tokenizer_config_len;  /* optional */
+} et_hf_buffers;
+
+et_status et_hf_load_buffers(const et_hf_buffers *b, et_bert *model, et_hf_info *info, et_error *err);
+
+/* Count the tokens of a vocab.txt buffer (lines; a final line without '\n' counts). */
+size_t et_hf_vocab_count(const char *buf, size_t len);
+
+typedef struct {
+    int dtype;               /* et_st_dtype: ET_ST_F32 (default, 0), ET_ST_F16 or ET_ST_BF16 */
+    const char *vocab_path;  /* copy vocab.txt from this file, or ... */
+    const char *vocab_buf;   /* ... from this buffer (vocab_len bytes) */
+    size_t vocab_len;
+    int max_seq_length;      /* sentence_bert_config.json; 0 = max_position_embeddings */
+    int do_lower_case;       /* tokenizer_config.json; -1 = default (true) */
+} et_hf_save_opts;
+
+/* Write a complete sentence-transformers folder (creating `dir`), every file atomically.
+ * opts must give vocab_path or vocab_buf (a folder without vocab.txt does not load). The vocab's token count must equal the model's vocab_size. Tensor names are written without
+ * the "bert." prefix, as BertModel.save_pretrained does. */
+et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *opts, et_error *err);
+
+#endif
