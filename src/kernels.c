@@ -1,37 +1,224 @@
 /* kernels.c - portable reference implementations of kernels.h.
  * (The SIMD GEMM and vector paths replace the hot parts; these stay as the scalar fallback.) */
 #include "kernels.h"
+#include "kernels_impl.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- GEMM (reference) */
+/* ---------------------------------------------------------------- SIMD path selection */
+#ifndef ET_X86
+#if defined(__x86_64__) || defined(__i386__)
+#define ET_X86 1
+#else
+#define ET_X86 0
+#endif
+#endif
+#if ET_X86 && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define ET_HAVE_X86_PATHS 1
+#else
+#define ET_HAVE_X86_PATHS 0
+#endif
+
+static void scalar_ukr(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc,
+                       float alpha, float beta);
+static float scalar_dot(const float *a, const float *b, int64_t n);
+static void scalar_axpy(float *y, float alpha, const float *x, int64_t n);
+static const et_kern_isa et_kern_isa_scalar = {"scalar", 4, 8, 4 * 32, 256, 1024, scalar_ukr, 0, 0,
+                                               scalar_dot, scalar_axpy};
+
+/* The one piece of process-wide mutable state: a test hook forcing a path (-1 = automatic).
+ * Set only through et_kernels_force_path, before running kernels. */
+static int et_forced_path = -1;
+
+static const et_kern_isa *path_table(int i) {
+    switch (i) {
+    case 0: return &et_kern_isa_scalar;
+#if ET_HAVE_X86_PATHS
+    case 1: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? &et_kern_isa_avx2 : 0;
+    case 2: return __builtin_cpu_supports("avx512f") ? &et_kern_isa_avx512 : 0;
+#endif
+#if defined(__wasm_simd128__)
+    case 3: return &et_kern_isa_wasm128;
+#endif
+    default: return 0;
+    }
+}
+
+static const et_kern_isa *isa(void) {
+    if (et_forced_path >= 0) return path_table(et_forced_path);
+    for (int i = 3; i > 0; i--) {
+        const et_kern_isa *p = path_table(i);
+        if (p) return p;
+    }
+    return &et_kern_isa_scalar;
+}
+
+int et_kernels_force_path(const char *name) {
+    if (!name || !strcmp(name, "auto")) { et_forced_path = -1; return 0; }
+    for (int i = 0; i < 4; i++) {
+        const et_kern_isa *p = path_table(i);
+        if (p && !strcmp(p->name, name)) { et_forced_path = i; return 0; }
+    }
+    return -1;
+}
+
+const char *et_simd_name(void) { return isa()->name; }
+
+/* ---------------------------------------------------------------- scalar path */
+#define SMR 4
+#define SNR 8
+static void scalar_ukr(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc,
+                       float alpha, float beta) {
+    float acc[SMR][SNR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < K; k++, Ap += SMR, Bp += SNR)
+        for (int r = 0; r < SMR; r++)
+            for (int j = 0; j < SNR; j++) acc[r][j] += Ap[r] * Bp[j];
+    for (int r = 0; r < m; r++) {
+        float *c = C + (size_t)r * ldc;
+        if (beta == 0.0f) for (int j = 0; j < n; j++) c[j] = alpha * acc[r][j];
+        else for (int j = 0; j < n; j++) c[j] = alpha * acc[r][j] + beta * c[j];
+    }
+}
+
+static float scalar_dot(const float *a, const float *b, int64_t n) {
+    float s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += a[i + l] * b[i + l];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static void scalar_axpy(float *y, float alpha, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+float et_dot(const float *a, const float *b, int64_t n) { return isa()->dot(a, b, n); }
+void et_axpy(float *y, float alpha, const float *x, int64_t n) { isa()->axpy(y, alpha, x, n); }
+
+/* ---------------------------------------------------------------- GEMM */
+/* Portable packers. op(A) rows [0,mc) x k [0,kc) -> MR-row panels Ap[p][k][r] (zero padded). */
+static void pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR) {
+    for (int i0 = 0; i0 < mc; i0 += MR) {
+        int h = mc - i0 < MR ? mc - i0 : MR;
+        float *dst = Ap + (size_t)i0 * kc;
+        if (ta) { /* op(A)[i][k] = A[k*lda + i]: contiguous in i */
+            for (int k = 0; k < kc; k++) {
+                const float *s = A + (size_t)k * lda + i0;
+                float *d = dst + (size_t)k * MR;
+                int r = 0;
+                for (; r < h; r++) d[r] = s[r];
+                for (; r < MR; r++) d[r] = 0.0f;
+            }
+        } else {
+            for (int r = 0; r < h; r++) {
+                const float *s = A + (size_t)(i0 + r) * lda;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = s[k];
+            }
+            for (int r = h; r < MR; r++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
+        }
+    }
+}
+
+/* op(B) k [0,kc) x cols [0,nc) -> NR-column panels Bp[p][k][c] (zero padded). */
+static void pack_b_portable(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR) {
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        int w = nc - j0 < NR ? nc - j0 : NR;
+        float *dst = Bp + (size_t)j0 * kc;
+        if (!tb) {
+            for (int k = 0; k < kc; k++) {
+                const float *s = B + (size_t)k * ldb + j0;
+                float *d = dst + (size_t)k * NR;
+                int c = 0;
+                for (; c < w; c++) d[c] = s[c];
+                for (; c < NR; c++) d[c] = 0.0f;
+            }
+        } else {
+            for (int c = 0; c < w; c++) {
+                const float *s = B + (size_t)(j0 + c) * ldb;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = s[k];
+            }
+            for (int c = w; c < NR; c++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * NR + c] = 0.0f;
+        }
+    }
+}
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* GotoBLAS loop nest: for each NC block of columns and KC block of k, op(B) is packed ONCE into a
+ * shared buffer (in parallel over NR panels), then tasks take a grid of (row chunk x column chunk)
+ * of C; each packs its rows of op(A) into its own MC x KC buffer and runs the micro-kernel with the
+ * NR-wide B micro-panel in L1 and the A block in L2. et_pool_run is the barrier between phases. */
 typedef struct {
+    const et_kern_isa *I;
     int ta, tb, M, N, K, lda, ldb, ldc;
     float alpha, beta;
     const float *A, *B;
     float *C;
-    int rows_per_task;
-} gemm_ctx;
+    float *Bp;       /* shared packed op(B) block, KC x round_up(NC, NR) */
+    float **Aws;     /* [threads] MC x KC packed op(A) buffers */
+    int jc, nc, pc, kc;
+    float b;         /* beta for this k block */
+    int pb_per_task; /* B panels per packing task */
+    int mchunk, nchunk, ntn; /* compute grid: rows in mchunk (multiple of MR), cols in nchunk (of NR) */
+} gemm_job;
 
-static void gemm_task(void *vctx, int task, int thread) {
+static void gemm_packb_task(void *vctx, int task, int thread) {
     (void)thread;
-    gemm_ctx *g = vctx;
-    int i0 = task * g->rows_per_task, i1 = i0 + g->rows_per_task;
-    if (i1 > g->M) i1 = g->M;
-    for (int i = i0; i < i1; i++) {
-        float *c = g->C + (size_t)i * g->ldc;
-        if (g->beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)g->N);
-        else if (g->beta != 1.0f) for (int j = 0; j < g->N; j++) c[j] *= g->beta;
-        for (int p = 0; p < g->K; p++) {
-            float a = g->ta ? g->A[(size_t)p * g->lda + i] : g->A[(size_t)i * g->lda + p];
-            a *= g->alpha;
-            if (!g->tb) {
-                const float *b = g->B + (size_t)p * g->ldb;
-                for (int j = 0; j < g->N; j++) c[j] += a * b[j];
-            } else {
-                for (int j = 0; j < g->N; j++) c[j] += a * g->B[(size_t)j * g->ldb + p];
+    gemm_job *g = vctx;
+    const et_kern_isa *I = g->I;
+    int j0 = task * g->pb_per_task * I->NR;
+    if (j0 >= g->nc) return;
+    int w = g->nc - j0 < g->pb_per_task * I->NR ? g->nc - j0 : g->pb_per_task * I->NR;
+    int j = g->jc + j0;
+    const float *Bs = g->tb ? g->B + (size_t)j * g->ldb + g->pc : g->B + (size_t)g->pc * g->ldb + j;
+    float *dst = g->Bp + (size_t)j0 * g->kc;
+    if (I->pack_b) I->pack_b(dst, Bs, g->ldb, g->tb, g->kc, w, I->NR);
+    else pack_b_portable(dst, Bs, g->ldb, g->tb, g->kc, w, I->NR);
+}
+
+static void gemm_compute_task(void *vctx, int task, int thread) {
+    gemm_job *g = vctx;
+    const et_kern_isa *I = g->I;
+    const int MR = I->MR, NR = I->NR, MC = I->MC, kc = g->kc;
+    int tm = task / g->ntn, tn = task % g->ntn;
+    int r0 = tm * g->mchunk, r1 = r0 + g->mchunk < g->M ? r0 + g->mchunk : g->M;
+    int c0 = tn * g->nchunk, c1 = c0 + g->nchunk < g->nc ? c0 + g->nchunk : g->nc;
+    float *Ap = g->Aws[thread];
+    for (int ic = r0; ic < r1; ic += MC) {
+        int mc = r1 - ic < MC ? r1 - ic : MC;
+        const float *As = g->ta ? g->A + (size_t)g->pc * g->lda + ic : g->A + (size_t)ic * g->lda + g->pc;
+        if (I->pack_a) I->pack_a(Ap, As, g->lda, g->ta, mc, kc, MR);
+        else pack_a(Ap, As, g->lda, g->ta, mc, kc, MR);
+        for (int jr = c0; jr < c1; jr += NR) {
+            int n = c1 - jr < NR ? c1 - jr : NR;
+            const float *bp = g->Bp + (size_t)jr * kc;
+            float *Cc = g->C + (size_t)ic * g->ldc + g->jc + jr;
+            for (int ir = 0; ir < mc; ir += MR) {
+                int m = mc - ir < MR ? mc - ir : MR;
+                I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, Cc + (size_t)ir * g->ldc, g->ldc, g->alpha, g->b);
             }
+        }
+    }
+}
+
+/* naive fallback (only when workspace cannot be allocated) and the K == 0 / alpha == 0 cases */
+static void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)N);
+        else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
+        if (alpha == 0.0f) continue;
+        for (int p = 0; p < K; p++) {
+            float a = alpha * (ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]);
+            if (!tb) { const float *b = B + (size_t)p * ldb; for (int j = 0; j < N; j++) c[j] += a * b[j]; }
+            else for (int j = 0; j < N; j++) c[j] += a * B[(size_t)j * ldb + p];
         }
     }
 }
@@ -39,11 +226,69 @@ static void gemm_task(void *vctx, int task, int thread) {
 void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    gemm_ctx g = {transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, 0};
-    int nt = et_pool_size(pool) * 4;
-    g.rows_per_task = (M + nt - 1) / nt;
-    if (g.rows_per_task < 1) g.rows_per_task = 1;
-    et_pool_run(pool, gemm_task, &g, (M + g.rows_per_task - 1) / g.rows_per_task);
+    if (K <= 0 || alpha == 0.0f) {
+        gemm_naive(transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const et_kern_isa *I = isa();
+    const int MR = I->MR, NR = I->NR;
+    int nt = et_pool_size(pool);
+    if (nt > 256) nt = 256;
+    if (nt > 1 && 2.0 * M * N * K < 2e6) nt = 1; /* too small to be worth waking threads */
+    if (nt == 1) pool = NULL;
+    size_t kcmax = (size_t)(K < I->KC ? K : I->KC);
+    size_t bfl = round_up(kcmax * round_up((size_t)(N < I->NC ? N : I->NC), (size_t)NR), 16);
+    size_t afl = round_up((size_t)I->MC * kcmax, 16) + 16;
+    float *Aws[256];
+    void *own = NULL;
+    float *Bp;
+    if (pool) {
+        /* workers are idle here, so the caller may size every thread's scratch */
+        Bp = et_pool_scratch(pool, 0, sizeof(float) * (bfl + afl));
+        Aws[0] = Bp ? Bp + bfl : NULL;
+        for (int t = 1; t < nt && Bp; t++)
+            if (!(Aws[t] = et_pool_scratch(pool, t, sizeof(float) * afl))) Bp = NULL;
+    } else {
+        Bp = own = aligned_alloc(64, round_up(sizeof(float) * (bfl + afl), 64));
+        Aws[0] = Bp ? Bp + bfl : NULL;
+    }
+    if (!Bp) { /* out of memory: slow but correct */
+        gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        free(own);
+        return;
+    }
+    gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, Aws,
+                  0, 0, 0, 0, beta, 0, M, 0, 1};
+    /* compute grid: rows first (no redundant packing), columns too when M is short */
+    int units_m = (M + MR - 1) / MR;
+    int target = nt == 1 ? 1 : nt * 3;
+    int ntm = units_m < target ? units_m : target;
+    g.mchunk = (units_m + ntm - 1) / ntm * MR;
+    ntm = (M + g.mchunk - 1) / g.mchunk;
+    int want_n = nt == 1 ? 1 : (target + ntm - 1) / ntm;
+    for (int jc = 0; jc < N; jc += I->NC) {
+        g.jc = jc;
+        g.nc = N - jc < I->NC ? N - jc : I->NC;
+        int units_n = (g.nc + NR - 1) / NR;
+        g.ntn = want_n < units_n ? want_n : units_n;
+        g.nchunk = (units_n + g.ntn - 1) / g.ntn * NR;
+        g.ntn = (g.nc + g.nchunk - 1) / g.nchunk;
+        int pbt = nt == 1 ? 1 : (units_n < 2 * nt ? units_n : 2 * nt);
+        g.pb_per_task = (units_n + pbt - 1) / pbt;
+        pbt = (units_n + g.pb_per_task - 1) / g.pb_per_task;
+        /* balanced k blocks: K = 384 with KC = 256 becomes 192 + 192, not 256 + 128 */
+        int nkb = (K + I->KC - 1) / I->KC;
+        for (int kb = 0, pc = 0; kb < nkb; kb++) {
+            int kc = (K - pc) / (nkb - kb);
+            g.pc = pc;
+            g.kc = kc;
+            g.b = pc == 0 ? beta : 1.0f;
+            et_pool_run(pool, gemm_packb_task, &g, pbt);
+            et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
+            pc += kc;
+        }
+    }
+    free(own);
 }
 
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
@@ -141,18 +386,6 @@ void et_softmax_rows(float *x, int N, int C) {
     }
 }
 
-float et_dot(const float *a, const float *b, int64_t n) {
-    float s[4] = {0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int l = 0; l < 4; l++) s[l] += a[i + l] * b[i + l];
-    for (; i < n; i++) s[0] += a[i] * b[i];
-    return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-void et_axpy(float *y, float alpha, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
-}
 
 /* ---------------------------------------------------------------- embeddings */
 void et_embedding_forward(et_pool *pool, float *out, const int32_t *ids, const int32_t *type_ids,
@@ -281,4 +514,3 @@ void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float
     et_pool_run(pool, attn_bwd_task, &a, B * NH);
 }
 
-const char *et_simd_name(void) { return "scalar"; }

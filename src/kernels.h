@@ -94,5 +94,9 @@ static inline int et_dropout_keep(uint64_t seed, uint64_t index, float p) {
 
 /* Name of the SIMD path in use, e.g. "avx512", "avx2", "wasm128", "scalar". */
 const char *et_simd_name(void);
+/* Test/bench hook: force a path by name ("scalar", "avx2", "avx512", "wasm128"; NULL or "auto"
+ * = best available). Returns 0, or -1 if that path is not available on this CPU/build.
+ * Process-wide: call it only while no kernels are running. */
+int et_kernels_force_path(const char *name);
 
 #endif

@@ -22,6 +22,8 @@ struct et_pool {
     void *ctx;
     int ntasks;
     atomic_int next;
+    void **scratch;       /* [n] per-thread buffers (et_pool_scratch) */
+    size_t *scratch_size; /* [n] */
 };
 
 typedef struct { et_pool *p; int idx; } worker_arg;
@@ -64,9 +66,12 @@ et_pool *et_pool_create(int nthreads, et_error *err) {
     pthread_cond_init(&p->cv_start, NULL);
     pthread_cond_init(&p->cv_done, NULL);
     atomic_init(&p->next, 0);
+    p->scratch = et_calloc((size_t)nthreads, sizeof(void *), "thread scratch", err);
+    p->scratch_size = et_calloc((size_t)nthreads, sizeof(size_t), "thread scratch", err);
+    if (!p->scratch || !p->scratch_size) { free(p->scratch); free(p->scratch_size); free(p); return NULL; }
     if (nthreads > 1) {
         p->tid = et_calloc((size_t)nthreads, sizeof(pthread_t), "thread ids", err);
-        if (!p->tid) { free(p); return NULL; }
+        if (!p->tid) { free(p->scratch); free(p->scratch_size); free(p); return NULL; }
         for (int i = 1; i < nthreads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
             if (!wa) { p->n = i; et_pool_destroy(p); et_fail(err, ET_ERR_NOMEM, "out of memory starting threads"); return NULL; }
@@ -91,6 +96,9 @@ void et_pool_destroy(et_pool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_start);
     pthread_cond_destroy(&p->cv_done);
+    for (int i = 0; i < p->n; i++) free(p->scratch[i]);
+    free(p->scratch);
+    free(p->scratch_size);
     free(p->tid);
     free(p);
 }
@@ -120,7 +128,7 @@ void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
 
 #else /* no threads (WASI): serial */
 
-struct et_pool { int n; };
+struct et_pool { int n; void *scratch[1]; size_t scratch_size[1]; };
 
 et_pool *et_pool_create(int nthreads, et_error *err) {
     (void)nthreads;
@@ -128,13 +136,25 @@ et_pool *et_pool_create(int nthreads, et_error *err) {
     if (p) p->n = 1;
     return p;
 }
-void et_pool_destroy(et_pool *p) { free(p); }
+void et_pool_destroy(et_pool *p) { if (p) free(p->scratch[0]); free(p); }
 int et_pool_size(const et_pool *p) { (void)p; return 1; }
 void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
     (void)p;
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
 }
 #endif
+
+void *et_pool_scratch(et_pool *p, int thread, size_t bytes) {
+    if (!p || thread < 0 || thread >= p->n) return NULL;
+    if (bytes == 0) bytes = 64;
+    if (p->scratch_size[thread] < bytes) {
+        free(p->scratch[thread]);
+        size_t sz = (bytes + 63) & ~(size_t)63;
+        p->scratch[thread] = aligned_alloc(64, sz);
+        p->scratch_size[thread] = p->scratch[thread] ? sz : 0;
+    }
+    return p->scratch[thread];
+}
 
 int et_cpu_count(void) {
 #if ET_THREADS && defined(_SC_NPROCESSORS_ONLN)

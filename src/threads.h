@@ -7,6 +7,7 @@
 #ifndef ET_THREADS_H
 #define ET_THREADS_H
 
+#include <stddef.h>
 #include "error.h"
 
 typedef struct et_pool et_pool;
@@ -18,5 +19,11 @@ void et_pool_destroy(et_pool *pool);
 int et_pool_size(const et_pool *pool); /* 1 for a NULL pool */
 void et_pool_run(et_pool *pool, et_task_fn fn, void *ctx, int ntasks);
 int et_cpu_count(void);
+
+/* Per-thread scratch owned by the pool: a 64-byte aligned buffer of at least `bytes` for thread
+ * `thread` (as passed to a task), grown on demand and kept until et_pool_destroy. Only the owning
+ * thread may call it for its index, so no locking. Returns NULL for a NULL pool (the caller then
+ * allocates per call) or when out of memory. Contents are not preserved across calls. */
+void *et_pool_scratch(et_pool *pool, int thread, size_t bytes);
 
 #endif

@@ -1,0 +1,101 @@
+/* bench_gemm.c - GFLOP/s of et_sgemm against OpenBLAS cblas_sgemm (when CMake found it).
+ *
+ * usage: bench_gemm [reps=5] [path=auto] [filter] [maxthreads=2]
+ *   path: scalar | avx2 | avx512 | auto;  filter: only cases whose name contains it
+ * Best of `reps` timings per case (the machine is shared: best-of filters out the noise).
+ * OpenBLAS gets the same thread count as et_pool (openblas_set_num_threads). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "kernels.h"
+#ifdef ET_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+typedef struct { const char *name; int ta, tb, M, N, K; } shape;
+
+int main(int argc, char **argv) {
+    int reps = argc > 1 ? atoi(argv[1]) : 5;
+    const char *filter = argc > 3 ? argv[3] : "";
+    int maxthr = argc > 4 ? atoi(argv[4]) : 2;
+    if (argc > 2 && et_kernels_force_path(argv[2]) != 0) {
+        fprintf(stderr, "bench_gemm: path '%s' is not available here\n", argv[2]);
+        return 1;
+    }
+    shape shapes[] = {
+        {"512 NN", 0, 0, 512, 512, 512},     {"512 NT", 0, 1, 512, 512, 512},
+        {"512 TN", 1, 0, 512, 512, 512},     {"768 NN", 0, 0, 768, 768, 768},
+        {"768 NT", 0, 1, 768, 768, 768},     {"768 TN", 1, 0, 768, 768, 768},
+        {"1024 NN", 0, 0, 1024, 1024, 1024}, {"1024 NT", 0, 1, 1024, 1024, 1024},
+        {"1024 TN", 1, 0, 1024, 1024, 1024}, {"1024 TT", 1, 1, 1024, 1024, 1024},
+        /* encoder: 4096 tokens, C=384, FF=1536. forward NT, backward dinp NN, dW TN */
+        {"qkv fwd NT 4096x384x384", 0, 1, 4096, 384, 384},
+        {"ff1 fwd NT 4096x1536x384", 0, 1, 4096, 1536, 384},
+        {"ff2 fwd NT 4096x384x1536", 0, 1, 4096, 384, 1536},
+        {"ff1 dinp NN 4096x384x1536", 0, 0, 4096, 384, 1536},
+        {"ff1 dW TN 1536x384x4096", 1, 0, 1536, 384, 4096},
+        {"ff2 dW TN 384x1536x4096", 1, 0, 384, 1536, 4096},
+        {"32 rows NT 32x384x384", 0, 1, 32, 384, 384},
+        {"32 rows NT 32x1536x384", 0, 1, 32, 1536, 384},
+        {"32 rows NN 32x384x1536", 0, 0, 32, 384, 1536},
+    };
+    int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    size_t maxe = (size_t)4096 * 1536;
+    float *A = malloc(maxe * 4), *B = malloc(maxe * 4), *C = malloc(maxe * 4);
+    if (!A || !B || !C) { fprintf(stderr, "bench_gemm: out of memory\n"); return 1; }
+    for (size_t i = 0; i < maxe; i++) {
+        A[i] = (float)((i * 7919u) % 1000) / 1000.0f - 0.5f;
+        B[i] = (float)((i * 104729u) % 1000) / 1000.0f - 0.5f;
+    }
+    printf("path %s, best of %d\n", et_simd_name(), reps);
+    printf("%-28s %3s %9s %9s %7s\n", "case", "thr", "et GF/s", "blas GF/s", "ratio");
+    for (int threads = 1; threads <= maxthr; threads++) {
+        et_error err = {0};
+        et_pool *pool = et_pool_create(threads, &err);
+        if (!pool) { fprintf(stderr, "%s\n", err.msg); return 1; }
+#ifdef ET_HAVE_CBLAS
+        openblas_set_num_threads(threads);
+#endif
+        for (int s = 0; s < nshapes; s++) {
+            shape h = shapes[s];
+            if (!strstr(h.name, filter)) continue;
+            int lda = h.ta ? h.M : h.K, ldb = h.tb ? h.K : h.N;
+            double flops = 2.0 * h.M * h.N * h.K;
+            int inner = (int)(2e9 / flops / 10) + 1; /* ~0.1 s per timing at 20 GF/s */
+            double best_et = 1e30, best_bl = 1e30;
+            for (int r = 0; r < reps; r++) {
+                double t0 = now();
+                for (int i = 0; i < inner; i++)
+                    et_sgemm(pool, h.ta, h.tb, h.M, h.N, h.K, 1.0f, A, lda, B, ldb, 0.0f, C, h.N);
+                double t = (now() - t0) / inner;
+                if (t < best_et) best_et = t;
+#ifdef ET_HAVE_CBLAS
+                t0 = now();
+                for (int i = 0; i < inner; i++)
+                    cblas_sgemm(CblasRowMajor, h.ta ? CblasTrans : CblasNoTrans, h.tb ? CblasTrans : CblasNoTrans,
+                                h.M, h.N, h.K, 1.0f, A, lda, B, ldb, 0.0f, C, h.N);
+                t = (now() - t0) / inner;
+                if (t < best_bl) best_bl = t;
+#endif
+            }
+            double get = flops / best_et * 1e-9;
+#ifdef ET_HAVE_CBLAS
+            double gbl = flops / best_bl * 1e-9;
+            printf("%-28s %3d %9.1f %9.1f %7.2f\n", h.name, threads, get, gbl, get / gbl);
+#else
+            printf("%-28s %3d %9.1f %9s %7s\n", h.name, threads, get, "-", "-");
+#endif
+            fflush(stdout);
+        }
+        et_pool_destroy(pool);
+    }
+    free(A); free(B); free(C);
+    return 0;
+}

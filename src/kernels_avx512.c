@@ -1,0 +1,205 @@
+/* kernels_avx512.c - AVX-512F path: 14x32 FMA micro-kernel (28 zmm accumulators), masked edges,
+ * vector dot/axpy. Built only on x86 (CMake adds the ISA flags; the pragma keeps a plain
+ * `cc -c` working too). Selected at run time by kernels.c when the CPU has AVX-512F. */
+#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC target("avx512f,avx512vl,avx2,fma")
+#elif defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#endif
+#include <immintrin.h>
+#include "kernels_impl.h"
+
+#define MR 14
+#define NR 32
+
+#if defined(__GNUC__)
+#define ET_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ET_ALWAYS_INLINE inline
+#endif
+
+/* R rows (compile-time after inlining) of a 14x32 tile; n <= 32 valid columns. */
+static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap, const float *Bp,
+                                      float *C, int ldc, float alpha, float beta) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+    for (int k = 0; k < K; k++) {
+        __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(Ap[r]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
+        Ap += MR;
+        Bp += NR;
+    }
+    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
+    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    if (beta == 0.0f) {
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            float *c = C + (long)r * ldc;
+            _mm512_mask_storeu_ps(c, m0, _mm512_mul_ps(va, c0[r]));
+            _mm512_mask_storeu_ps(c + 16, m1, _mm512_mul_ps(va, c1[r]));
+        }
+    } else {
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            float *c = C + (long)r * ldc;
+            __m512 o0 = _mm512_maskz_loadu_ps(m0, c), o1 = _mm512_maskz_loadu_ps(m1, c + 16);
+            _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, c0[r], _mm512_mul_ps(vb, o0)));
+            _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, o1)));
+        }
+    }
+}
+
+#define UKR(R)                                                                                      \
+    static void ukr_##R(int n, int K, const float *Ap, const float *Bp, float *C, int ldc,         \
+                        float alpha, float beta) {                                                  \
+        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta);                                             \
+    }
+UKR(1) UKR(2) UKR(3) UKR(4) UKR(5) UKR(6) UKR(7) UKR(8) UKR(9) UKR(10) UKR(11) UKR(12) UKR(13) UKR(14)
+
+static void ukr(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
+                float beta) {
+    typedef void (*fn)(int, int, const float *, const float *, float *, int, float, float);
+    static const fn tab[MR + 1] = {0, ukr_1, ukr_2, ukr_3, ukr_4, ukr_5, ukr_6, ukr_7,
+                                   ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14};
+    tab[m](n, K, Ap, Bp, C, ldc, alpha, beta);
+}
+
+
+/* 8x8 transpose of r[0..7] in place (AVX) */
+static ET_ALWAYS_INLINE void tr8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20); r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20); r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31); r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* op(A) rows [0,mc) x k [0,kc) -> 14-row panels Ap[p][k][r], zero padded */
+static void pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, int mr) {
+    (void)mr;
+    for (int i0 = 0; i0 < mc; i0 += MR) {
+        int h = mc - i0 < MR ? mc - i0 : MR;
+        float *dst = Ap + (long)i0 * kc;
+        if (ta) {
+            __mmask16 m = (__mmask16)((1u << h) - 1u);
+            for (int k = 0; k < kc; k++)
+                _mm512_mask_storeu_ps(dst + (long)k * MR, 0x3FFF, _mm512_maskz_loadu_ps(m, A + (long)k * lda + i0));
+            continue;
+        }
+        const float *row[16];
+        static const float zeros[8] = {0};
+        for (int r = 0; r < 16; r++) row[r] = r < h ? A + (long)(i0 + r) * lda : zeros;
+        int k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r0[8], r1[8];
+            for (int r = 0; r < 8; r++) {
+                r0[r] = _mm256_loadu_ps(row[r] + (row[r] == zeros ? 0 : k));
+                r1[r] = _mm256_loadu_ps(row[8 + r] + (row[8 + r] == zeros ? 0 : k));
+            }
+            tr8(r0);
+            tr8(r1);
+            float *d = dst + (long)k * MR;
+            for (int q = 0; q < 8; q++) {
+                _mm256_storeu_ps(d + q * MR, r0[q]);
+                _mm256_mask_storeu_ps(d + q * MR + 8, 0x3F, r1[q]);
+            }
+        }
+        for (; k < kc; k++)
+            for (int r = 0; r < MR; r++) dst[(long)k * MR + r] = r < h ? row[r][k] : 0.0f;
+    }
+}
+
+/* op(B) panel packing: tb = 0 copies rows; tb = 1 transposes 16x16 blocks in registers. */
+static void pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int nr) {
+    (void)nr;
+    for (int j0 = 0; j0 < nc; j0 += NR) {
+        int w = nc - j0 < NR ? nc - j0 : NR;
+        float *dst = Bp + (long)j0 * kc;
+        if (!tb) {
+            __mmask16 m0 = w >= 16 ? 0xFFFF : (__mmask16)((1u << w) - 1u);
+            __mmask16 m1 = w >= 32 ? 0xFFFF : w > 16 ? (__mmask16)((1u << (w - 16)) - 1u) : 0;
+            for (int k = 0; k < kc; k++) {
+                const float *s = B + (long)k * ldb + j0;
+                _mm512_store_ps(dst + k * NR, _mm512_maskz_loadu_ps(m0, s));
+                _mm512_store_ps(dst + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+            }
+        } else {
+            /* op(B)[k][j] = B[j*ldb + k]: column j of the panel is a contiguous row of B */
+            if (w == NR) {
+                int k = 0;
+                for (; k + 4 <= kc; k += 4) {
+                    /* gather 4 k's for 32 columns: load 32 rows x 4 floats, scatter via 128-bit lanes */
+                    for (int half = 0; half < 2; half++) {
+                        __m128 r[16];
+                        for (int c = 0; c < 16; c++) r[c] = _mm_loadu_ps(B + (long)(j0 + half * 16 + c) * ldb + k);
+                        float *o = dst + (long)k * NR + half * 16;
+                        for (int g = 0; g < 4; g++) {
+                            __m128 t0 = r[4 * g], t1 = r[4 * g + 1], t2 = r[4 * g + 2], t3 = r[4 * g + 3];
+                            _MM_TRANSPOSE4_PS(t0, t1, t2, t3);
+                            _mm_store_ps(o + 4 * g, t0);
+                            _mm_store_ps(o + NR + 4 * g, t1);
+                            _mm_store_ps(o + 2 * NR + 4 * g, t2);
+                            _mm_store_ps(o + 3 * NR + 4 * g, t3);
+                        }
+                    }
+                }
+                for (; k < kc; k++)
+                    for (int c = 0; c < NR; c++) dst[k * NR + c] = B[(long)(j0 + c) * ldb + k];
+            } else {
+                for (int k = 0; k < kc; k++) {
+                    int c = 0;
+                    for (; c < w; c++) dst[k * NR + c] = B[(long)(j0 + c) * ldb + k];
+                    for (; c < NR; c++) dst[k * NR + c] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy(float *y, float alpha, const float *x, int64_t n) {
+    __m512 va = _mm512_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 12, 256, 2048, ukr, pack_a, pack_b, dot, axpy};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif

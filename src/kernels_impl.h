@@ -1,0 +1,37 @@
+/* kernels_impl.h - INTERNAL to the kernels module (kernels*.c only): the table of one SIMD path.
+ *
+ * The GEMM driver in kernels.c is BLIS/GotoBLAS style: it packs op(A) into MR-row micro-panels
+ * (Ap[k*MR + r]) and op(B) into NR-column micro-panels (Bp[k*NR + c]), zero-padded to full
+ * MR/NR, and calls the path's register-blocked micro-kernel on each MR x NR tile of C. */
+#ifndef ET_KERNELS_IMPL_H
+#define ET_KERNELS_IMPL_H
+
+#include <stdint.h>
+
+/* C[m,n] (row stride ldc, m <= MR, n <= NR) = alpha * Ap[MR-panel, K] * Bp[K, NR-panel] + beta * C.
+ * beta == 0: C is write-only. Ap / Bp are 64-byte aligned packed panels. */
+typedef void (*et_ukr_fn)(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc,
+                          float alpha, float beta);
+
+typedef struct et_kern_isa {
+    const char *name;
+    int MR, NR;       /* micro-tile */
+    int MC, KC, NC;   /* cache blocks (MC multiple of MR, NC multiple of NR) */
+    et_ukr_fn ukr;
+    /* pack op(A)[i0.., k0..] (mc x kc) into MR panels; NULL = the portable packer */
+    void (*pack_a)(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR);
+    /* pack op(B)[k0.., j0..] (kc x nc) into NR panels; NULL = the portable packer */
+    void (*pack_b)(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR);
+    float (*dot)(const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float alpha, const float *x, int64_t n);
+} et_kern_isa;
+
+#if defined(__x86_64__) || defined(__i386__)
+extern const et_kern_isa et_kern_isa_avx512;
+extern const et_kern_isa et_kern_isa_avx2;
+#endif
+#if defined(__wasm_simd128__)
+extern const et_kern_isa et_kern_isa_wasm128;
+#endif
+
+#endif
