@@ -130,3 +130,420 @@ const et_tensor_view *et_bert_find(const et_bert *m, const char *name) {
         if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
     return NULL;
 }
+
+/* ============================================================================================
+ * Activations, forward and backward (llm.c style).
+ * ============================================================================================ */
+#include <math.h>
+#include "kernels.h"
+
+#define ET_ALIGN_FLOATS 16 /* 64-byte alignment of every buffer inside the one allocation */
+
+uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site) {
+    return et_hash64(seed ^ et_hash64(((uint64_t)(uint32_t)(layer + 1) << 8) | (uint64_t)(site & 0xff)));
+}
+
+/* The plan: walks every buffer in a fixed order, counting floats; when `a` is given (and a->mem
+ * is set) it also points the fields into a->mem. One source of truth for size and layout. */
+typedef struct { float *base; size_t off; } plan_b;
+
+static float *take(plan_b *p, size_t n) {
+    float *r = p->base ? p->base + p->off : NULL;
+    p->off += (n + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
+    return r;
+}
+
+static size_t plan(const et_bert_config *c, int B, int T, int training, int nthreads, et_bert_acts *a) {
+    plan_b p = {a ? a->mem : NULL, 0};
+    size_t BT = (size_t)B * T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    size_t BTC = BT * C, BTI = BT * I, NH = (size_t)c->num_heads, L = (size_t)c->num_layers;
+    et_bert_acts tmp;
+    if (!a) { memset(&tmp, 0, sizeof tmp); a = &tmp; }
+    a->emb_ln_in = take(&p, BTC);
+    a->att_scratch = take(&p, (size_t)nthreads * T * T);
+    a->pooled_raw = take(&p, (size_t)B * C);
+    a->pool_norm = take(&p, (size_t)B);
+    a->pooled = take(&p, (size_t)B * C);
+    if (!training) {
+        /* two ping-pong hidden buffers; one set of per-layer scratch shared by all layers */
+        float *h[2] = {take(&p, BTC), take(&p, BTC)};
+        et_bert_layer_acts s = {0};
+        s.q = take(&p, BTC); s.k = take(&p, BTC); s.v = take(&p, BTC);
+        s.atty = take(&p, BTC); s.ln1_in = take(&p, BTC); s.h1 = take(&p, BTC);
+        s.fch = take(&p, BTI); s.fch_gelu = take(&p, BTI);
+        s.ln2_in = s.ln1_in; /* ln1_in is dead once h1 exists */
+        a->emb_mean = a->emb_rstd = NULL;
+        for (size_t l = 0; l < L; l++) {
+            a->layer[l] = s;
+            a->layer[l].inp = h[l & 1];
+            a->layer[l].out = h[(l + 1) & 1];
+        }
+        memset(&a->bwd, 0, sizeof a->bwd);
+    } else {
+        a->emb_mean = take(&p, BT); a->emb_rstd = take(&p, BT);
+        et_bert_bwd_scratch *s = &a->bwd;
+        s->dres_a = take(&p, BTC); s->dres_b = take(&p, BTC);
+        s->dh1 = take(&p, BTC); s->dln = take(&p, BTC); s->datty = take(&p, BTC);
+        s->dq = take(&p, BTC); s->dk = take(&p, BTC); s->dv = take(&p, BTC);
+        s->g = take(&p, BTI); s->dg = take(&p, BTI);
+        s->att = a->att_scratch;
+        s->dpool = take(&p, (size_t)B * C);
+        float *inp = take(&p, BTC); /* embeddings output */
+        for (size_t l = 0; l < L; l++) {
+            et_bert_layer_acts *y = &a->layer[l];
+            y->inp = inp;
+            y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
+            y->att = take(&p, (size_t)B * NH * T * T);
+            y->atty = take(&p, BTC);
+            y->ln1_in = take(&p, BTC); y->ln1_mean = take(&p, BT); y->ln1_rstd = take(&p, BT);
+            y->h1 = take(&p, BTC);
+            y->fch = take(&p, BTI);
+            y->fch_gelu = s->g; /* transient; recomputed in backward */
+            y->ln2_in = take(&p, BTC); y->ln2_mean = take(&p, BT); y->ln2_rstd = take(&p, BT);
+            y->out = take(&p, BTC);
+            inp = y->out;
+        }
+    }
+    a->hidden = L ? a->layer[L - 1].out : NULL;
+    /* int32 copies of the inputs, counted in floats (same size) */
+    a->ids = (int32_t *)take(&p, BT);
+    a->mask = (int32_t *)take(&p, BT);
+    a->type_ids = (int32_t *)take(&p, BT);
+    return p.off;
+}
+
+static int resolve_threads(int nthreads) {
+    if (nthreads <= 0) nthreads = et_cpu_count();
+    return nthreads < 1 ? 1 : nthreads;
+}
+
+size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training, int nthreads) {
+    if (B <= 0 || T <= 0) return 0;
+    return plan(cfg, B, T, training, resolve_threads(nthreads), NULL) * sizeof(float);
+}
+
+et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
+                             int nthreads, et_error *err) {
+    memset(a, 0, sizeof *a);
+    et_status s = et_bert_config_check(cfg, err);
+    if (s) return s;
+    if (B <= 0 || T <= 0)
+        return et_fail(err, ET_ERR_ARG, "activation buffer: batch size (%d) and sequence length (%d) must be positive", B, T);
+    if (T > cfg->max_position)
+        return et_fail(err, ET_ERR_ARG, "activation buffer: sequence length %d exceeds the model's max_position_embeddings (%d)", T, cfg->max_position);
+    nthreads = resolve_threads(nthreads);
+    double approx = (double)B * T * (double)cfg->hidden_size * (training ? 12.0 * cfg->num_layers : 8.0);
+    if (approx > 1e11)
+        return et_fail(err, ET_ERR_NOMEM, "activation buffer for batch %d x %d tokens is too large", B, T);
+    size_t n = plan(cfg, B, T, training, nthreads, NULL);
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, n * sizeof(float)) != 0 || !mem)
+        return et_fail(err, ET_ERR_NOMEM, "cannot allocate %.1f MiB of activations for batch %d x %d tokens%s",
+                       (double)n * sizeof(float) / (1 << 20), B, T, training ? " (training)" : "");
+    a->mem = mem;
+    a->bytes = n * sizeof(float);
+    a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;
+    plan(cfg, B, T, training, nthreads, a);
+    return ET_OK;
+}
+
+void et_bert_acts_free(et_bert_acts *a) {
+    if (!a) return;
+    free(a->mem);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---------------------------------------------------------------- small kernels (static) */
+/* Inverted dropout, in place: x[i] *= keep(i) / (1 - p). The same call is its own backward. */
+static void dropout_apply(float *x, int64_t n, float p, uint64_t seed) {
+    if (!(p > 0)) return;
+    float s = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < n; i++) x[i] = et_dropout_keep(seed, (uint64_t)i, p) ? x[i] * s : 0.0f;
+}
+
+static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+
+/* ---------------------------------------------------------------- embeddings */
+void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
+                                float *out, float *ln_in, float *mean, float *rstd,
+                                const int32_t *ids, const int32_t *type_ids, int B, int T,
+                                float drop_p, uint64_t seed) {
+    int C = cfg->hidden_size, BT = B * T;
+    et_embedding_forward(pool, ln_in, ids, type_ids, w->wte, w->wpe, w->wtt, B, T, C);
+    et_layernorm_forward(pool, out, mean, rstd, ln_in, w->emb_ln_w, w->emb_ln_b, BT, C, cfg->layer_norm_eps);
+    dropout_apply(out, (int64_t)BT * C, drop_p, seed);
+}
+
+void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
+                                 const et_bert_params *g, float *dout, float *dln,
+                                 const float *ln_in, const float *mean, const float *rstd,
+                                 const int32_t *ids, const int32_t *type_ids, int B, int T,
+                                 float drop_p, uint64_t seed) {
+    int C = cfg->hidden_size, BT = B * T;
+    dropout_apply(dout, (int64_t)BT * C, drop_p, seed);
+    int need_emb = g->wte || g->wpe || g->wtt;
+    if (need_emb) zero(dln, (size_t)BT * C);
+    et_layernorm_backward(pool, need_emb ? dln : NULL, g->emb_ln_w, g->emb_ln_b, dout, ln_in,
+                          w->emb_ln_w, mean, rstd, BT, C);
+    if (need_emb) et_embedding_backward(g->wte, g->wpe, g->wtt, dln, ids, type_ids, B, T, C);
+}
+
+/* ---------------------------------------------------------------- attention block */
+void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                et_bert_layer_acts *a, float *att_scratch, const int32_t *mask,
+                                int B, int T, float hdrop, float adrop, uint64_t seed) {
+    int C = cfg->hidden_size, NH = cfg->num_heads, BT = B * T;
+    size_t BTC = (size_t)BT * C;
+    et_linear_forward(pool, a->q, a->inp, w->q_w, w->q_b, BT, C, C);
+    et_linear_forward(pool, a->k, a->inp, w->k_w, w->k_b, BT, C, C);
+    et_linear_forward(pool, a->v, a->inp, w->v_w, w->v_b, BT, C, C);
+    et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
+                         adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    et_linear_forward(pool, a->ln1_in, a->atty, w->ao_w, w->ao_b, BT, C, C);
+    dropout_apply(a->ln1_in, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
+    et_axpy(a->ln1_in, 1.0f, a->inp, (int64_t)BTC);
+    et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
+                         cfg->layer_norm_eps);
+}
+
+void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                 const et_bert_layer_params *g, const et_bert_layer_acts *a,
+                                 const et_bert_bwd_scratch *s, float *dinp, const float *dh1,
+                                 int B, int T, float hdrop, float adrop, uint64_t seed) {
+    int C = cfg->hidden_size, NH = cfg->num_heads, BT = B * T;
+    size_t BTC = (size_t)BT * C;
+    /* h1 = LN1(ln1_in) */
+    zero(s->dln, BTC);
+    et_layernorm_backward(pool, s->dln, g->ln1_w, g->ln1_b, dh1, a->ln1_in, w->ln1_w, a->ln1_mean,
+                          a->ln1_rstd, BT, C);
+    /* ln1_in = inp + dropout(ao) */
+    if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
+    dropout_apply(s->dln, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
+    int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b;
+    if (need_qkv) zero(s->datty, BTC);
+    et_linear_backward(pool, need_qkv ? s->datty : NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
+    if (!need_qkv) return;
+    zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
+    et_attention_backward(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att, a->q, a->k, a->v,
+                          B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    et_linear_backward(pool, dinp, g->q_w, g->q_b, s->dq, a->inp, w->q_w, BT, C, C);
+    et_linear_backward(pool, dinp, g->k_w, g->k_b, s->dk, a->inp, w->k_w, BT, C, C);
+    et_linear_backward(pool, dinp, g->v_w, g->v_b, s->dv, a->inp, w->v_w, BT, C, C);
+}
+
+/* ---------------------------------------------------------------- FFN block */
+void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                               et_bert_layer_acts *a, int B, int T, float hdrop, uint64_t seed) {
+    int C = cfg->hidden_size, I = cfg->intermediate_size, BT = B * T;
+    size_t BTC = (size_t)BT * C;
+    et_linear_forward(pool, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
+    et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
+    et_linear_forward(pool, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
+    dropout_apply(a->ln2_in, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
+    et_axpy(a->ln2_in, 1.0f, a->h1, (int64_t)BTC);
+    et_layernorm_forward(pool, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
+                         cfg->layer_norm_eps);
+}
+
+void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                const et_bert_layer_params *g, const et_bert_layer_acts *a,
+                                const et_bert_bwd_scratch *s, float *dh1, const float *dout,
+                                int B, int T, float hdrop, uint64_t seed) {
+    int C = cfg->hidden_size, I = cfg->intermediate_size, BT = B * T;
+    size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
+    /* out = LN2(ln2_in) */
+    zero(s->dln, BTC);
+    et_layernorm_backward(pool, s->dln, g->ln2_w, g->ln2_b, dout, a->ln2_in, w->ln2_w, a->ln2_mean,
+                          a->ln2_rstd, BT, C);
+    /* ln2_in = h1 + dropout(o) */
+    if (dh1) et_axpy(dh1, 1.0f, s->dln, (int64_t)BTC);
+    dropout_apply(s->dln, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
+    /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g */
+    et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
+    int need_fch = dh1 || g->i_w || g->i_b;
+    if (need_fch) zero(s->dg, BTI);
+    et_linear_backward(pool, need_fch ? s->dg : NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
+    if (!need_fch) return;
+    /* fch -> gelu: s->g becomes dL/dfch */
+    zero(s->g, BTI);
+    et_gelu_backward(pool, s->g, a->fch, s->dg, (int64_t)BTI);
+    et_linear_backward(pool, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
+}
+
+/* ---------------------------------------------------------------- pooling, L2 normalize */
+void et_bert_pool_forward(float *pooled, const float *hidden, const int32_t *mask, int B, int T, int C,
+                          et_pooling mode) {
+    for (int b = 0; b < B; b++) {
+        float *o = pooled + (size_t)b * C;
+        if (mode == ET_POOL_CLS) {
+            memcpy(o, hidden + (size_t)b * T * C, sizeof(float) * (size_t)C);
+            continue;
+        }
+        zero(o, (size_t)C);
+        int n = 0;
+        for (int t = 0; t < T; t++) {
+            if (mask && !mask[(size_t)b * T + t]) continue;
+            et_axpy(o, 1.0f, hidden + ((size_t)b * T + t) * C, C);
+            n++;
+        }
+        float inv = n ? 1.0f / (float)n : 0.0f;
+        for (int i = 0; i < C; i++) o[i] *= inv;
+    }
+}
+
+void et_bert_pool_backward(float *dhidden, const float *dpooled, const int32_t *mask, int B, int T,
+                           int C, et_pooling mode) {
+    for (int b = 0; b < B; b++) {
+        const float *d = dpooled + (size_t)b * C;
+        if (mode == ET_POOL_CLS) {
+            et_axpy(dhidden + (size_t)b * T * C, 1.0f, d, C);
+            continue;
+        }
+        int n = 0;
+        for (int t = 0; t < T; t++) n += !mask || mask[(size_t)b * T + t];
+        if (!n) continue;
+        float inv = 1.0f / (float)n;
+        for (int t = 0; t < T; t++) {
+            if (mask && !mask[(size_t)b * T + t]) continue;
+            et_axpy(dhidden + ((size_t)b * T + t) * C, inv, d, C);
+        }
+    }
+}
+
+#define ET_L2_EPS 1e-12f
+
+void et_bert_l2norm_forward(float *out, float *norm, const float *x, int B, int C) {
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C;
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += (double)xb[i] * xb[i];
+        float n = (float)sqrt(ss);
+        if (norm) norm[b] = n;
+        float inv = 1.0f / (n > ET_L2_EPS ? n : ET_L2_EPS);
+        for (int i = 0; i < C; i++) out[(size_t)b * C + i] = xb[i] * inv;
+    }
+}
+
+void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, const float *norm, int B, int C) {
+    for (int b = 0; b < B; b++) {
+        const float *y = out + (size_t)b * C, *dy = dout + (size_t)b * C;
+        float *d = dx + (size_t)b * C;
+        if (norm[b] > ET_L2_EPS) {
+            double yd = 0;
+            for (int i = 0; i < C; i++) yd += (double)y[i] * dy[i];
+            float inv = 1.0f / norm[b], ydf = (float)yd;
+            for (int i = 0; i < C; i++) d[i] += (dy[i] - y[i] * ydf) * inv;
+        } else { /* the eps clamp is active: out = x / eps, a linear map */
+            for (int i = 0; i < C; i++) d[i] += dy[i] / ET_L2_EPS;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- full forward / backward */
+et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
+                          const int32_t *mask, const int32_t *type_ids, int B, int T,
+                          float *pooled_out, int dropout, uint64_t seed, et_error *err) {
+    const et_bert_config *c = &m->cfg;
+    if (!a->mem) return et_fail(err, ET_ERR_ARG, "bert forward: activations are not allocated");
+    a->have_forward = 0;
+    if (B <= 0 || T <= 0) return et_fail(err, ET_ERR_ARG, "bert forward: batch size (%d) and sequence length (%d) must be positive", B, T);
+    if (T > c->max_position)
+        return et_fail(err, ET_ERR_ARG, "bert forward: sequence length %d exceeds max_position_embeddings (%d)", T, c->max_position);
+    if (B > a->B_max || T > a->T_max)
+        return et_fail(err, ET_ERR_ARG, "bert forward: batch %d x %d exceeds the activation buffer's %d x %d", B, T, a->B_max, a->T_max);
+    if (et_pool_size(pool) > a->nthreads)
+        return et_fail(err, ET_ERR_ARG, "bert forward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
+    size_t BT = (size_t)B * T;
+    for (size_t i = 0; i < BT; i++) {
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return et_fail(err, ET_ERR_ARG, "bert forward: token id %d at batch %zu position %zu is outside the vocabulary (size %d)",
+                           ids[i], i / T, i % T, c->vocab_size);
+        if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+            return et_fail(err, ET_ERR_ARG, "bert forward: token type %d at batch %zu position %zu is outside [0, %d)",
+                           type_ids[i], i / T, i % T, c->type_vocab_size);
+        if (mask && mask[i] != 0 && mask[i] != 1)
+            return et_fail(err, ET_ERR_ARG, "bert forward: attention mask value %d at batch %zu position %zu is not 0 or 1",
+                           mask[i], i / T, i % T);
+    }
+    memcpy(a->ids, ids, BT * sizeof *ids);
+    for (size_t i = 0; i < BT; i++) {
+        a->mask[i] = mask ? mask[i] : 1;
+        a->type_ids[i] = type_ids ? type_ids[i] : 0;
+    }
+    a->B = B; a->T = T;
+    a->dropout = a->training && dropout;
+    a->seed = seed;
+    a->pooling = c->pooling;
+    a->normalize = c->normalize;
+    float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
+
+    et_bert_embeddings_forward(pool, c, &m->w, a->layer[0].inp, a->emb_ln_in, a->emb_mean, a->emb_rstd,
+                               a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(seed, -1, 0));
+    for (int l = 0; l < c->num_layers; l++) {
+        et_bert_layer_acts *y = &a->layer[l];
+        uint64_t ls = et_bert_dropout_seed(seed, l, 0);
+        et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->mask, B, T, hp, ap, ls);
+        et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, B, T, hp, ls);
+    }
+    a->hidden = a->layer[c->num_layers - 1].out;
+    size_t BC = (size_t)B * c->hidden_size;
+    et_bert_pool_forward(a->pooled_raw, a->hidden, a->mask, B, T, c->hidden_size, a->pooling);
+    if (a->normalize) et_bert_l2norm_forward(a->pooled, a->pool_norm, a->pooled_raw, B, c->hidden_size);
+    else memcpy(a->pooled, a->pooled_raw, BC * sizeof(float));
+    for (size_t i = 0; i < BC; i++)
+        if (!isfinite(a->pooled[i]))
+            return et_fail(err, ET_ERR_NUMERIC, "bert forward: non-finite embedding value at batch %zu dim %zu", i / c->hidden_size, i % c->hidden_size);
+    if (pooled_out) memcpy(pooled_out, a->pooled, BC * sizeof(float));
+    a->have_forward = 1;
+    return ET_OK;
+}
+
+static int layer_wants(const et_bert_layer_params *g) {
+    const float *const *p = (const float *const *)g;
+    for (size_t i = 0; i < sizeof *g / sizeof(float *); i++) if (p[i]) return 1;
+    return 0;
+}
+
+et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, const float *dpooled,
+                           const et_bert_params *grads, et_error *err) {
+    const et_bert_config *c = &m->cfg;
+    if (!a->training) return et_fail(err, ET_ERR_ARG, "bert backward: activations were allocated for inference (training = 0)");
+    if (!a->have_forward) return et_fail(err, ET_ERR_ARG, "bert backward: no successful forward pass on these activations");
+    if (et_pool_size(pool) > a->nthreads)
+        return et_fail(err, ET_ERR_ARG, "bert backward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
+    int B = a->B, T = a->T, C = c->hidden_size, L = c->num_layers;
+    size_t BTC = (size_t)B * T * C, BC = (size_t)B * C;
+    const et_bert_bwd_scratch *s = &a->bwd;
+    float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
+    /* lowest = index of the lowest "stage" wanting a gradient: -1 embeddings, l layers */
+    int emb_wants = grads->wte || grads->wpe || grads->wtt || grads->emb_ln_w || grads->emb_ln_b;
+    int lowest = emb_wants ? -1 : L;
+    for (int l = L - 1; l >= 0 && !emb_wants; l--) if (layer_wants(&grads->layer[l])) lowest = l;
+    if (lowest == L) return ET_OK; /* everything frozen */
+
+    /* pooled = normalize(pool(hidden)) */
+    if (a->normalize) {
+        zero(s->dpool, BC);
+        et_bert_l2norm_backward(s->dpool, dpooled, a->pooled, a->pool_norm, B, C);
+    } else {
+        memcpy(s->dpool, dpooled, BC * sizeof(float));
+    }
+    float *dcur = s->dres_a, *dnext = s->dres_b;
+    zero(dcur, BTC);
+    et_bert_pool_backward(dcur, s->dpool, a->mask, B, T, C, a->pooling);
+    for (int l = L - 1; l >= 0 && l >= lowest; l--) {
+        const et_bert_layer_acts *y = &a->layer[l];
+        uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
+        zero(s->dh1, BTC);
+        et_bert_ffn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s, s->dh1, dcur, B, T, hp, ls);
+        int need_dinp = l > lowest;
+        if (need_dinp) zero(dnext, BTC);
+        et_bert_attn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s,
+                                    need_dinp ? dnext : NULL, s->dh1, B, T, hp, ap, ls);
+        float *t = dcur; dcur = dnext; dnext = t;
+    }
+    if (lowest == -1)
+        et_bert_embeddings_backward(pool, c, &m->w, grads, dcur, s->dln, a->emb_ln_in, a->emb_mean,
+                                    a->emb_rstd, a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(a->seed, -1, 0));
+    return ET_OK;
+}

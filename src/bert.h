@@ -86,4 +86,139 @@ void et_bert_free(et_bert *m);
 /* Find a tensor by HF name (with or without "bert."); NULL if absent. */
 const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
 
+/* ==== Activations (llm.c style): ONE buffer sized up front for (B_max, T_max) ================
+ * Inference keeps two ping-pong hidden buffers + per-layer scratch shared by all layers.
+ * Training keeps, per layer, what backward needs; the GELU output is NOT kept (it is recomputed
+ * in backward from the pre-GELU values: one erf pass, saves B*T*I floats per layer), dropout masks
+ * are NOT kept (counter-based, et_dropout_keep, recomputed in backward from the step seed).
+ * Nothing is allocated inside forward/backward. */
+typedef struct {
+    float *inp;                 /* [B,T,C] layer input (= previous layer's out / embeddings out) */
+    float *q, *k, *v;           /* [B,T,C] */
+    float *att;                 /* [B,NH,T,T] softmax probabilities before dropout; NULL at inference */
+    float *atty;                /* [B,T,C] attention output before attention.output.dense */
+    float *ln1_in;              /* [B,T,C] inp + dropout(atty @ ao_w^T + ao_b) */
+    float *ln1_mean, *ln1_rstd; /* [B,T]; NULL at inference */
+    float *h1;                  /* [B,T,C] attention.output.LayerNorm output = FFN input */
+    float *fch;                 /* [B,T,I] intermediate.dense output (pre-GELU) */
+    float *fch_gelu;            /* [B,T,I] GELU output (training: transient scratch, recomputed) */
+    float *ln2_in;              /* [B,T,C] h1 + dropout(fch_gelu @ o_w^T + o_b) */
+    float *ln2_mean, *ln2_rstd; /* [B,T]; NULL at inference */
+    float *out;                 /* [B,T,C] output.LayerNorm output = layer output */
+} et_bert_layer_acts;
+
+/* Backward scratch (training only); every buffer is overwritten as needed. */
+typedef struct {
+    float *dres_a, *dres_b;            /* [B,T,C] ping-pong dL/d(residual stream) */
+    float *dh1, *dln, *datty, *dq, *dk, *dv; /* [B,T,C] */
+    float *g, *dg;                     /* [B,T,I] recomputed GELU output; dL/d(GELU output) */
+    float *att;                        /* [nthreads,T,T] attention kernel scratch */
+    float *dpool;                      /* [B,C] dL/d(pooled before normalize) */
+} et_bert_bwd_scratch;
+
+typedef struct {
+    int B_max, T_max, training, nthreads;
+    size_t bytes;             /* size of mem */
+    float *mem;               /* the one buffer */
+    /* embeddings */
+    float *emb_ln_in;         /* [B,T,C] word+position+type sum (LayerNorm input) */
+    float *emb_mean, *emb_rstd; /* [B,T]; NULL at inference */
+    et_bert_layer_acts layer[ET_MAX_LAYERS]; /* layer[0].inp = embeddings output */
+    float *att_scratch;       /* [nthreads,T,T] (inference attention / backward) */
+    et_bert_bwd_scratch bwd;  /* zeroed pointers unless training */
+    /* outputs of the last forward */
+    float *hidden;            /* [B,T,C] last hidden state (= layer[L-1].out) */
+    float *pooled_raw;        /* [B,C] pooled, before L2 normalize */
+    float *pool_norm;         /* [B] ||pooled_raw|| (if normalize) */
+    float *pooled;            /* [B,C] final embedding (normalized if cfg.normalize) */
+    /* what the last forward saw (copied; backward replays it) */
+    int B, T, have_forward, dropout;
+    uint64_t seed;
+    et_pooling pooling;
+    int normalize;
+    int32_t *ids, *mask, *type_ids; /* [B_max*T_max] copies (type_ids all 0 if NULL was given) */
+} et_bert_acts;
+
+/* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
+ * nthreads = the size of the pool that forward/backward will be given (<= 0: et_cpu_count()). */
+size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training, int nthreads);
+et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
+                             int nthreads, et_error *err);
+void et_bert_acts_free(et_bert_acts *a);
+
+/* Full forward: ids/mask/type_ids [B,T] (mask NULL = all real; type_ids NULL = all 0).
+ * embeddings -> LN -> dropout -> L x (attention block, FFN block) -> a->hidden [B,T,C]
+ * -> pooling (m->cfg.pooling) -> L2 normalize (m->cfg.normalize) -> a->pooled [B,C]; also copied
+ * to pooled_out [B,C] when not NULL. Dropout (hidden_dropout after embeddings LN, attention output
+ * dense and FFN output dense; attn_dropout on the probabilities) only if a->training && dropout;
+ * the masks are a function of `seed` (pass a new seed per step). Validates B<=B_max, T<=T_max,
+ * T<=max_position, ids in [0,V), type_ids in [0,TV), mask in {0,1}. */
+et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
+                          const int32_t *mask, const int32_t *type_ids, int B, int T,
+                          float *pooled_out, int dropout, uint64_t seed, et_error *err);
+
+/* Full backward of the last et_bert_forward on `a` (training acts), given dpooled [B,C] =
+ * dL/d(a->pooled). ACCUMULATES (+=) into the gradient tensors of `grads` (a view made with
+ * et_bert_params_view over a buffer of n_params floats). A NULL pointer in `grads` means "frozen":
+ * that gradient is skipped, and backprop stops below the lowest tensor that still wants one. */
+et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, const float *dpooled,
+                           const et_bert_params *grads, et_error *err);
+
+/* ---- the pieces (exposed for tests); B,T,C,I,NH as above. Backwards accumulate (+=) into
+ * parameter gradients (NULL = skip) and into the named input gradient (NULL = skip). ---- */
+
+/* ln_in[B,T,C] = wte[ids] + wpe[t] + wtt[type]; out[B,T,C] = dropout_p(LN(ln_in)).
+ * mean/rstd [B,T] may be NULL (inference). */
+void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
+                                float *out, float *ln_in, float *mean, float *rstd,
+                                const int32_t *ids, const int32_t *type_ids, int B, int T,
+                                float drop_p, uint64_t seed);
+/* dout [B,T,C] is CLOBBERED (the dropout mask is applied in place); dln [B,T,C] scratch. */
+void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
+                                 const et_bert_params *g, float *dout, float *dln,
+                                 const float *ln_in, const float *mean, const float *rstd,
+                                 const int32_t *ids, const int32_t *type_ids, int B, int T,
+                                 float drop_p, uint64_t seed);
+
+/* Self-attention block: a->inp -> q,k,v -> (masked softmax, attention dropout adrop) -> atty ->
+ * ln1_in = inp + dropout_hdrop(atty @ ao_w^T + ao_b) -> h1 = LN1(ln1_in).
+ * att_scratch [nthreads,T,T] is used when a->att == NULL. mask [B,T] (NULL = all real).
+ * seed: the layer's dropout seed (sites are derived from it). */
+void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                et_bert_layer_acts *a, float *att_scratch, const int32_t *mask,
+                                int B, int T, float hdrop, float adrop, uint64_t seed);
+/* dh1 [B,T,C] (read only) -> dinp [B,T,C] += ; uses s->dln, datty, dq, dk, dv, att. */
+void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                 const et_bert_layer_params *g, const et_bert_layer_acts *a,
+                                 const et_bert_bwd_scratch *s, float *dinp, const float *dh1,
+                                 int B, int T, float hdrop, float adrop, uint64_t seed);
+
+/* FFN block: fch = h1 @ i_w^T + i_b; fch_gelu = GELU(fch);
+ * ln2_in = h1 + dropout_hdrop(fch_gelu @ o_w^T + o_b); out = LN2(ln2_in). */
+void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                               et_bert_layer_acts *a, int B, int T, float hdrop, uint64_t seed);
+/* dout [B,T,C] (read only) -> dh1 [B,T,C] += ; uses s->dln, g, dg (GELU recomputed into s->g). */
+void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
+                                const et_bert_layer_params *g, const et_bert_layer_acts *a,
+                                const et_bert_bwd_scratch *s, float *dh1, const float *dout,
+                                int B, int T, float hdrop, uint64_t seed);
+
+/* pooled[B,C] from hidden[B,T,C]: ET_POOL_MEAN = mean over tokens with mask==1 (mask NULL = all;
+ * a row without real tokens gives 0, as sentence-transformers' clamp(1e-9)); ET_POOL_CLS = t=0. */
+void et_bert_pool_forward(float *pooled, const float *hidden, const int32_t *mask, int B, int T, int C,
+                          et_pooling mode);
+/* dhidden[B,T,C] += */
+void et_bert_pool_backward(float *dhidden, const float *dpooled, const int32_t *mask, int B, int T,
+                           int C, et_pooling mode);
+/* out[B,C] = x / max(||x||_2, 1e-12) (torch F.normalize); norm[B] = ||x|| saved for backward. */
+void et_bert_l2norm_forward(float *out, float *norm, const float *x, int B, int C);
+/* dx[B,C] += J^T dout (out, norm from the forward) */
+void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, const float *norm, int B, int C);
+
+/* Dropout seeds (counter-based masks, nothing stored): et_bert_forward gives the embeddings
+ * et_bert_dropout_seed(seed, -1, 0) and layer l the layer seed et_bert_dropout_seed(seed, l, 0);
+ * inside a layer the sites use et_bert_dropout_seed(layer_seed, 0, site) with site 1 = attention
+ * probabilities, 2 = attention output dense, 3 = FFN output dense. */
+uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site);
+
 #endif
