@@ -254,11 +254,28 @@ void et_bert_acts_free(et_bert_acts *a) {
 }
 
 /* ---------------------------------------------------------------- small kernels (static) */
-/* Inverted dropout, in place: x[i] *= keep(i) / (1 - p). The same call is its own backward. */
-static void dropout_apply(float *x, int64_t n, float p, uint64_t seed) {
-    if (!(p > 0)) return;
-    float s = 1.0f / (1.0f - p);
-    for (int64_t i = 0; i < n; i++) x[i] = et_dropout_keep(seed, (uint64_t)i, p) ? x[i] * s : 0.0f;
+/* Inverted dropout fused with the residual add, in place, split over the pool:
+ *   x[i] = x[i] * keep(i) / (1 - p) + (res ? res[i] : 0)        (p <= 0: no dropout)
+ * Masks are counter-based (et_dropout_keep(seed, i, p)), so backward recomputes them: the same
+ * call with res = NULL is the dropout's own backward. */
+typedef struct { float *x; const float *res; int64_t n, chunk; float p; uint64_t seed; } drop_ctx;
+
+static void drop_add_task(void *vctx, int task, int thread) {
+    (void)thread;
+    const drop_ctx *d = vctx;
+    int64_t i0 = (int64_t)task * d->chunk, i1 = i0 + d->chunk < d->n ? i0 + d->chunk : d->n;
+    float *x = d->x;
+    if (d->p > 0) {
+        float s = 1.0f / (1.0f - d->p);
+        for (int64_t i = i0; i < i1; i++) x[i] = et_dropout_keep(d->seed, (uint64_t)i, d->p) ? x[i] * s : 0.0f;
+    }
+    if (d->res) for (int64_t i = i0; i < i1; i++) x[i] += d->res[i];
+}
+
+static void dropout_add(et_pool *pool, float *x, const float *res, int64_t n, float p, uint64_t seed) {
+    if (!(p > 0) && !res) return;
+    drop_ctx d = {x, res, n, 1 << 15, p > 0 ? p : 0.0f, seed};
+    et_pool_run(pool, drop_add_task, &d, (int)((n + d.chunk - 1) / d.chunk));
 }
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
@@ -271,7 +288,7 @@ void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const 
     int C = cfg->hidden_size, BT = B * T;
     et_embedding_forward(pool, ln_in, ids, type_ids, w->wte, w->wpe, w->wtt, B, T, C);
     et_layernorm_forward(pool, out, mean, rstd, ln_in, w->emb_ln_w, w->emb_ln_b, BT, C, cfg->layer_norm_eps);
-    dropout_apply(out, (int64_t)BT * C, drop_p, seed);
+    dropout_add(pool, out, NULL, (int64_t)BT * C, drop_p, seed);
 }
 
 void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
@@ -280,7 +297,7 @@ void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const
                                  const int32_t *ids, const int32_t *type_ids, int B, int T,
                                  float drop_p, uint64_t seed) {
     int C = cfg->hidden_size, BT = B * T;
-    dropout_apply(dout, (int64_t)BT * C, drop_p, seed);
+    dropout_add(pool, dout, NULL, (int64_t)BT * C, drop_p, seed);
     int need_emb = g->wte || g->wpe || g->wtt;
     if (need_emb) zero(dln, (size_t)BT * C);
     et_layernorm_backward(pool, need_emb ? dln : NULL, g->emb_ln_w, g->emb_ln_b, dout, ln_in,
@@ -300,8 +317,7 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                          adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     et_linear_forward(pool, a->ln1_in, a->atty, w->ao_w, w->ao_b, BT, C, C);
-    dropout_apply(a->ln1_in, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
-    et_axpy(a->ln1_in, 1.0f, a->inp, (int64_t)BTC);
+    dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
                          cfg->layer_norm_eps);
 }
@@ -318,7 +334,7 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
                           a->ln1_rstd, BT, C);
     /* ln1_in = inp + dropout(ao) */
     if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
-    dropout_apply(s->dln, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
+    dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b;
     if (need_qkv) zero(s->datty, BTC);
     et_linear_backward(pool, need_qkv ? s->datty : NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
@@ -339,8 +355,7 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     et_linear_forward(pool, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
     et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
     et_linear_forward(pool, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
-    dropout_apply(a->ln2_in, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
-    et_axpy(a->ln2_in, 1.0f, a->h1, (int64_t)BTC);
+    dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     et_layernorm_forward(pool, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
                          cfg->layer_norm_eps);
 }
@@ -357,7 +372,7 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
                           a->ln2_rstd, BT, C);
     /* ln2_in = h1 + dropout(o) */
     if (dh1) et_axpy(dh1, 1.0f, s->dln, (int64_t)BTC);
-    dropout_apply(s->dln, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
+    dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g */
     et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
     int need_fch = dh1 || g->i_w || g->i_b;
