@@ -223,6 +223,17 @@ static void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const f
     }
 }
 
+/* packing workspace in floats: B block (bfl) then one A block (afl); both multiples of 16 */
+static void gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size_t *afl) {
+    size_t kcmax = (size_t)(K < I->KC ? K : I->KC);
+    *bfl = round_up(kcmax * round_up((size_t)(N < I->NC ? N : I->NC), (size_t)I->NR), 16);
+    *afl = round_up((size_t)I->MC * kcmax, 16) + 16;
+}
+
+static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
+                     int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+
 void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -231,14 +242,12 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
         return;
     }
     const et_kern_isa *I = isa();
-    const int MR = I->MR, NR = I->NR;
     int nt = et_pool_size(pool);
     if (nt > 256) nt = 256;
     if (nt > 1 && 2.0 * M * N * K < 2e6) nt = 1; /* too small to be worth waking threads */
     if (nt == 1) pool = NULL;
-    size_t kcmax = (size_t)(K < I->KC ? K : I->KC);
-    size_t bfl = round_up(kcmax * round_up((size_t)(N < I->NC ? N : I->NC), (size_t)NR), 16);
-    size_t afl = round_up((size_t)I->MC * kcmax, 16) + 16;
+    size_t bfl, afl;
+    gemm_ws_sizes(I, N, K, &bfl, &afl);
     float *Aws[256];
     void *own = NULL;
     float *Bp;
@@ -252,11 +261,18 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
         Bp = own = aligned_alloc(64, round_up(sizeof(float) * (bfl + afl), 64));
         Aws[0] = Bp ? Bp + bfl : NULL;
     }
-    if (!Bp) { /* out of memory: slow but correct */
+    if (!Bp) /* out of memory: slow but correct */
         gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        free(own);
-        return;
-    }
+    else
+        gemm_run(I, pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    free(own);
+}
+
+/* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks) */
+static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
+                     int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    const int MR = I->MR, NR = I->NR;
     gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, Aws,
                   0, 0, 0, 0, beta, 0, M, 0, 1};
     /* compute grid: rows first (no redundant packing), columns too when M is short */
@@ -288,7 +304,6 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
             pc += kc;
         }
     }
-    free(own);
 }
 
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
@@ -313,65 +328,160 @@ void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, con
 #define ET_INV_SQRT2 0.70710678118654752440f
 #define ET_INV_SQRT_2PI 0.39894228040143267794f
 
-void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n) {
-    (void)pool;
-    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * ET_INV_SQRT2));
+/* Row/range kernels are split into tasks of >= ~16K elements (below that threads don't pay). */
+static int elem_tasks(et_pool *pool, int64_t work, int64_t min_per_task) {
+    int nt = et_pool_size(pool);
+    if (nt == 1 || work < 2 * min_per_task) return 1;
+    int64_t t = work / min_per_task;
+    int64_t want = (int64_t)nt * 4;
+    return (int)(t < want ? t : want);
 }
 
-void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float *dout, int64_t n) {
-    (void)pool;
-    for (int64_t i = 0; i < n; i++) {
-        float x = inp[i];
+typedef struct {
+    float *out, *mean, *rstd, *dinp, *dw, *db;
+    const float *inp, *w, *b, *dout, *cmean, *crstd;
+    int64_t n;
+    int N, C, ntasks;
+    float eps;
+    float **part; /* layernorm backward: per-thread [2*C] partial dw, db */
+} elem_ctx;
+
+static void range_of(int64_t n, int ntasks, int task, int64_t *i0, int64_t *i1) {
+    *i0 = n * task / ntasks;
+    *i1 = n * (task + 1) / ntasks;
+}
+
+static void gelu_fwd_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t i0, i1;
+    range_of(e->n, e->ntasks, task, &i0, &i1);
+    const float *x = e->inp;
+    float *o = e->out;
+    for (int64_t i = i0; i < i1; i++) o[i] = 0.5f * x[i] * (1.0f + erff(x[i] * ET_INV_SQRT2));
+}
+
+void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n) {
+    elem_ctx e = {0};
+    e.out = out; e.inp = inp; e.n = n;
+    e.ntasks = elem_tasks(pool, n, 16384);
+    et_pool_run(pool, gelu_fwd_task, &e, e.ntasks);
+}
+
+static void gelu_bwd_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t i0, i1;
+    range_of(e->n, e->ntasks, task, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        float x = e->inp[i];
         float cdf = 0.5f * (1.0f + erff(x * ET_INV_SQRT2));
         float pdf = ET_INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinp[i] += dout[i] * (cdf + x * pdf);
+        e->dinp[i] += e->dout[i] * (cdf + x * pdf);
     }
 }
 
-void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
-                          const float *w, const float *b, int N, int C, float eps) {
-    (void)pool;
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
+void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float *dout, int64_t n) {
+    elem_ctx e = {0};
+    e.dinp = dinp; e.inp = inp; e.dout = dout; e.n = n;
+    e.ntasks = elem_tasks(pool, n, 16384);
+    et_pool_run(pool, gelu_bwd_task, &e, e.ntasks);
+}
+
+static void ln_fwd_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t r0, r1;
+    range_of(e->N, e->ntasks, task, &r0, &r1);
+    const int C = e->C;
+    for (int64_t n = r0; n < r1; n++) {
+        const float *x = e->inp + (size_t)n * C;
+        float *o = e->out + (size_t)n * C;
         double m = 0;
         for (int i = 0; i < C; i++) m += x[i];
         m /= C;
         double v = 0;
         for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
         v /= C;
-        float s = (float)(1.0 / sqrt(v + eps));
+        float s = (float)(1.0 / sqrt(v + e->eps));
         float mf = (float)m;
-        for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * s * w[i] + b[i];
-        if (mean) mean[n] = mf;
-        if (rstd) rstd[n] = s;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * s * e->w[i] + e->b[i];
+        if (e->mean) e->mean[n] = mf;
+        if (e->rstd) e->rstd[n] = s;
+    }
+}
+
+void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int C, float eps) {
+    elem_ctx e = {0};
+    e.out = out; e.mean = mean; e.rstd = rstd; e.inp = inp; e.w = w; e.b = b;
+    e.N = N; e.C = C; e.eps = eps;
+    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
+    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
+    et_pool_run(pool, ln_fwd_task, &e, e.ntasks);
+}
+
+static void ln_bwd_task(void *vctx, int task, int thread) {
+    elem_ctx *e = vctx;
+    int64_t r0, r1;
+    range_of(e->N, e->ntasks, task, &r0, &r1);
+    const int C = e->C;
+    float *dw = e->dw, *db = e->db;
+    if (e->part) { /* threaded: accumulate into this thread's partials, summed by the caller */
+        dw = e->dw ? e->part[thread] : NULL;
+        db = e->db ? e->part[thread] + C : NULL;
+    }
+    for (int64_t n = r0; n < r1; n++) {
+        const float *x = e->inp + (size_t)n * C, *dy = e->dout + (size_t)n * C;
+        float m = e->cmean[n], s = e->crstd[n];
+        float dnorm_mean = 0, dnorm_norm_mean = 0;
+        for (int i = 0; i < C; i++) {
+            float xh = (x[i] - m) * s;
+            float dn = e->w[i] * dy[i];
+            dnorm_mean += dn;
+            dnorm_norm_mean += dn * xh;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float *di = e->dinp ? e->dinp + (size_t)n * C : NULL;
+        for (int i = 0; i < C; i++) {
+            float xh = (x[i] - m) * s;
+            float dn = e->w[i] * dy[i];
+            if (db) db[i] += dy[i];
+            if (dw) dw[i] += xh * dy[i];
+            if (di) di[i] += (dn - dnorm_mean - xh * dnorm_norm_mean) * s;
+        }
     }
 }
 
 void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean, const float *rstd,
                            int N, int C) {
-    (void)pool;
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-        float m = mean[n], s = rstd[n];
-        float dnorm_mean = 0, dnorm_norm_mean = 0;
-        for (int i = 0; i < C; i++) {
-            float xh = (x[i] - m) * s;
-            float dn = w[i] * dy[i];
-            dnorm_mean += dn;
-            dnorm_norm_mean += dn * xh;
+    elem_ctx e = {0};
+    e.dinp = dinp; e.dw = dw; e.db = db; e.dout = dout; e.inp = inp; e.w = w;
+    e.cmean = mean; e.crstd = rstd; e.N = N; e.C = C;
+    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
+    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
+    int nt = et_pool_size(pool);
+    float *part[256];
+    if (e.ntasks > 1 && (dw || db) && nt <= 256) {
+        /* per-thread partial sums of dw/db (pool scratch, sized while the workers are idle) */
+        for (int t = 0; t < nt; t++) {
+            part[t] = et_pool_scratch(pool, t, sizeof(float) * 2 * (size_t)C);
+            if (!part[t]) { e.ntasks = 1; break; }
+            memset(part[t], 0, sizeof(float) * 2 * (size_t)C);
         }
-        dnorm_mean /= C;
-        dnorm_norm_mean /= C;
-        for (int i = 0; i < C; i++) {
-            float xh = (x[i] - m) * s;
-            float dn = w[i] * dy[i];
-            if (db) db[i] += dy[i];
-            if (dw) dw[i] += xh * dy[i];
-            if (dinp) dinp[(size_t)n * C + i] += (dn - dnorm_mean - xh * dnorm_norm_mean) * s;
-        }
+        if (e.ntasks > 1) e.part = part;
+    } else if (nt > 256) {
+        e.ntasks = 1;
     }
+    et_pool_run(pool, ln_bwd_task, &e, e.ntasks);
+    if (e.part)
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < C; i++) {
+                if (dw) dw[i] += part[t][i];
+                if (db) db[i] += part[t][C + i];
+            }
 }
 
 void et_softmax_rows(float *x, int N, int C) {
@@ -385,7 +495,6 @@ void et_softmax_rows(float *x, int N, int C) {
         for (int i = 0; i < C; i++) r[i] *= inv;
     }
 }
-
 
 /* ---------------------------------------------------------------- embeddings */
 void et_embedding_forward(et_pool *pool, float *out, const int32_t *ids, const int32_t *type_ids,
@@ -413,7 +522,9 @@ void et_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *d
         }
 }
 
-/* ---------------------------------------------------------------- attention (reference) */
+/* ---------------------------------------------------------------- attention
+ * One task per (b, h). The T x T products run on the GEMM micro-kernels (serial gemm_run with a
+ * per-thread workspace: pool scratch, or one buffer allocated per call for a NULL pool). */
 typedef struct {
     float *out, *att, *dq, *dk, *dv, *scratch;
     const float *q, *k, *v, *dout, *attc;
@@ -421,9 +532,21 @@ typedef struct {
     int B, T, C, NH;
     float drop_p;
     uint64_t seed;
+    const et_kern_isa *I;
+    et_pool *pool;
+    float *own;     /* NULL pool: the workspace */
+    size_t ws_bfl, ws_afl; /* gemm workspace parts (floats) */
 } attn_ctx;
 
-static void attn_fwd_task(void *vctx, int task, int thread) {
+static size_t attn_ws_floats(const attn_ctx *a) { return a->ws_bfl + a->ws_afl + (size_t)a->T * a->T; }
+
+static float *attn_ws(attn_ctx *a, int thread) {
+    if (a->own) return a->own;
+    return et_pool_scratch(a->pool, thread, sizeof(float) * attn_ws_floats(a));
+}
+
+/* dot-product reference tasks: the fallback when no workspace can be had */
+static void attn_fwd_ref_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
@@ -458,16 +581,9 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
     }
 }
 
-void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q,
-                          const float *k, const float *v, const int32_t *mask, int B, int T, int C,
-                          int NH, float drop_p, uint64_t drop_seed) {
-    attn_ctx a = {out, att, 0, 0, 0, scratch, q, k, v, 0, 0, mask, B, T, C, NH, drop_p, drop_seed};
-    et_pool_run(pool, attn_fwd_task, &a, B * NH);
-}
-
 /* backward for one (b, h): dP = dout v^T (then dropout), dv += P'^T dout, dS = softmax' (dP),
  * dq += dS k * scale, dk += dS^T q * scale. Tasks own a (b,h) column block, so no races. */
-static void attn_bwd_task(void *vctx, int task, int thread) {
+static void attn_bwd_ref_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
@@ -506,11 +622,132 @@ static void attn_bwd_task(void *vctx, int task, int thread) {
     }
 }
 
+/* serial C = alpha op(A) op(B) + beta C for one head, using the path's micro-kernels */
+static void head_gemm(const attn_ctx *a, float *ws, int ta, int tb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    float *Aws[1] = {ws + a->ws_bfl};
+    gemm_run(a->I, NULL, 1, ws, Aws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void attn_fwd_task(void *vctx, int task, int thread) {
+    attn_ctx *a = vctx;
+    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    int b = task / NH, h = task % NH;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *P = a->att ? a->att + ((size_t)b * NH + h) * T * T : a->scratch + (size_t)thread * T * T;
+    const float *qh = a->q + (size_t)b * T * C + h * hd, *kh = a->k + (size_t)b * T * C + h * hd;
+    const float *vh = a->v + (size_t)b * T * C + h * hd;
+    float *oh = a->out + (size_t)b * T * C + h * hd;
+    float *ws = attn_ws(a, thread);
+    float *Pd = ws + a->ws_bfl + a->ws_afl; /* dropped-out probabilities [T, T] */
+    /* S[T,T] = scale * q_h k_h^T */
+    head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
+    const int32_t *mk = a->mask ? a->mask + (size_t)b * T : NULL;
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        if (mk) for (int j = 0; j < T; j++) if (!mk[j]) row[j] = -INFINITY;
+        float mx = -INFINITY;
+        for (int j = 0; j < T; j++) if (row[j] > mx) mx = row[j];
+        if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
+            for (int j = 0; j < T; j++) row[j] = 1.0f / T;
+        } else {
+            float sum = 0;
+            for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < T; j++) row[j] *= inv;
+        }
+        if (a->drop_p > 0) {
+            float ks = 1.0f / (1.0f - a->drop_p);
+            uint64_t base = (((uint64_t)b * NH + h) * T + i) * T;
+            for (int j = 0; j < T; j++)
+                Pd[(size_t)i * T + j] = et_dropout_keep(a->seed, base + j, a->drop_p) ? row[j] * ks : 0.0f;
+        }
+    }
+    /* out_h[T,hd] = P' v_h */
+    head_gemm(a, ws, 0, 0, T, hd, T, 1.0f, a->drop_p > 0 ? Pd : P, T, vh, C, 0.0f, oh, C);
+}
+
+void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q,
+                          const float *k, const float *v, const int32_t *mask, int B, int T, int C,
+                          int NH, float drop_p, uint64_t drop_seed) {
+    if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
+    attn_ctx a = {out, att, 0, 0, 0, scratch, q, k, v, 0, 0, mask, B, T, C, NH, drop_p, drop_seed,
+                  isa(), pool, NULL, 0, 0};
+    int mx = T > C / NH ? T : C / NH;
+    gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
+    if (!pool || B * NH == 1) {
+        a.own = aligned_alloc(64, round_up(sizeof(float) * attn_ws_floats(&a), 64));
+        if (a.own) for (int t = 0; t < B * NH; t++) attn_fwd_task(&a, t, 0);
+        else et_pool_run(NULL, attn_fwd_ref_task, &a, B * NH);
+        free(a.own);
+        return;
+    }
+    /* size every thread's workspace up front (workers idle), so no task can fail half-way */
+    for (int t = 0; t < et_pool_size(pool); t++)
+        if (!attn_ws(&a, t)) { et_pool_run(pool, attn_fwd_ref_task, &a, B * NH); return; }
+    et_pool_run(pool, attn_fwd_task, &a, B * NH);
+}
+
+/* backward for one (b, h), with m = dropout multiplier (0 or 1/(1-p)) and P' = P * m:
+ * dP = (dout v^T) * m, dv += P'^T dout, dS = P * (dP - rowsum(dP * P)) * scale,
+ * dq += dS k, dk += dS^T q. Tasks own a (b,h) column block, so no races. */
+static void attn_bwd_task(void *vctx, int task, int thread) {
+    attn_ctx *a = vctx;
+    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    int b = task / NH, h = task % NH;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *P = a->attc + ((size_t)b * NH + h) * T * T;
+    float *dS = a->scratch + (size_t)thread * T * T;
+    size_t off = (size_t)b * T * C + h * hd;
+    float *ws = attn_ws(a, thread);
+    float *Pd = ws + a->ws_bfl + a->ws_afl;
+    /* dP[T,T] = dout_h v_h^T */
+    head_gemm(a, ws, 0, 1, T, T, hd, 1.0f, a->dout + off, C, a->v + off, C, 0.0f, dS, T);
+    float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
+    for (int i = 0; i < T; i++) {
+        float *drow = dS + (size_t)i * T;
+        const float *prow = P + (size_t)i * T;
+        if (a->drop_p > 0) {
+            uint64_t base = (((uint64_t)b * NH + h) * T + i) * T;
+            for (int j = 0; j < T; j++) {
+                float m = et_dropout_keep(a->seed, base + j, a->drop_p) ? keep_scale : 0.0f;
+                drow[j] *= m;
+                Pd[(size_t)i * T + j] = prow[j] * m;
+            }
+        }
+    }
+    /* dv_h[T,hd] += P'^T dout_h */
+    if (a->dv)
+        head_gemm(a, ws, 1, 0, T, hd, T, 1.0f, a->drop_p > 0 ? Pd : P, T, a->dout + off, C, 1.0f, a->dv + off, C);
+    for (int i = 0; i < T; i++) {
+        float *drow = dS + (size_t)i * T;
+        const float *prow = P + (size_t)i * T;
+        float dot = 0;
+        for (int j = 0; j < T; j++) dot += drow[j] * prow[j];
+        for (int j = 0; j < T; j++) drow[j] = prow[j] * (drow[j] - dot) * scale;
+    }
+    if (a->dq) head_gemm(a, ws, 0, 0, T, hd, T, 1.0f, dS, T, a->k + off, C, 1.0f, a->dq + off, C);
+    if (a->dk) head_gemm(a, ws, 1, 0, T, hd, T, 1.0f, dS, T, a->q + off, C, 1.0f, a->dk + off, C);
+}
+
 void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
                            const float *dout, const float *att, const float *q, const float *k,
                            const float *v, int B, int T, int C, int NH, float drop_p,
                            uint64_t drop_seed) {
-    attn_ctx a = {0, 0, dq, dk, dv, scratch, q, k, v, dout, att, 0, B, T, C, NH, drop_p, drop_seed};
+    if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
+    attn_ctx a = {0, 0, dq, dk, dv, scratch, q, k, v, dout, att, 0, B, T, C, NH, drop_p, drop_seed,
+                  isa(), pool, NULL, 0, 0};
+    int mx = T > C / NH ? T : C / NH;
+    gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
+    if (!pool || B * NH == 1) {
+        a.own = aligned_alloc(64, round_up(sizeof(float) * attn_ws_floats(&a), 64));
+        if (a.own) for (int t = 0; t < B * NH; t++) attn_bwd_task(&a, t, 0);
+        else et_pool_run(NULL, attn_bwd_ref_task, &a, B * NH);
+        free(a.own);
+        return;
+    }
+    /* size every thread's workspace up front (workers idle), so no task can fail half-way */
+    for (int t = 0; t < et_pool_size(pool); t++)
+        if (!attn_ws(&a, t)) { et_pool_run(pool, attn_bwd_ref_task, &a, B * NH); return; }
     et_pool_run(pool, attn_bwd_task, &a, B * NH);
 }
-
