@@ -365,6 +365,8 @@ int main(void) {
     report_minilm();
     et_pool_destroy(pool);
     et_bert_free(&m);
+    for (int v = 0; v < 2; v++) { free(g1[v]); free(g2[v]); free(p1[v]); free(p2[v]); free(x.pooled[v]); free(x.grads[v]); }
+    free(x.params); free(x.ids); free(x.mask); free(x.type_ids); free(x.R); free(x.hs);
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok bert\n");
     return 0;
