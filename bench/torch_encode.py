@@ -17,8 +17,30 @@ import struct
 import sys
 import time
 
-import numpy as np
-import torch
+
+def _opt_from_argv(argv, name):
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# Debian's torch does its matmuls in the system BLAS (OpenBLAS, pthread build), whose own thread
+# pool ignores torch.set_num_threads and defaults to all cores. To give torch exactly `--threads`
+# cores, cap the BLAS pool too (--blas-threads, default = --threads); this must happen before the
+# library is loaded (import torch). torch's own OpenMP pool (--intra-op, default = --threads)
+# spins between ops and fights the BLAS pool for the cores, so with 2 cores the fastest torch is
+# often --intra-op 1 (elementwise ops on one thread, matmuls on 2 BLAS threads): the runner times
+# both and keeps the faster, so the baseline is torch at its best on `--threads` cores.
+if __name__ == "__main__":
+    _t = _opt_from_argv(sys.argv[1:], "--threads") or "1"
+    os.environ["OPENBLAS_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--blas-threads") or _t
+    os.environ["OMP_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--intra-op") or _t
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +161,9 @@ def bench_ids(batch, seq, vocab, seed=12345):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="/tmp/et-bench/minilm")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="cores torch may use")
+    ap.add_argument("--intra-op", type=int, default=0, help="torch.set_num_threads (default: --threads)")
+    ap.add_argument("--blas-threads", type=int, default=0, help="OpenBLAS threads (default: --threads)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--warmup", type=int, default=2)
@@ -147,7 +171,10 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.0, help="keep repeating until this many seconds")
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)
+    intra = a.intra_op or a.threads
+    if intra > a.threads or (a.blas_threads or a.threads) > a.threads:
+        sys.exit("torch_encode.py: --intra-op and --blas-threads must not exceed --threads")
+    torch.set_num_threads(intra)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
@@ -166,7 +193,8 @@ def main():
             times.append(time.perf_counter() - t0)
     best, med = min(times), statistics.median(times)
     print(json.dumps({
-        "engine": "torch", "version": torch.__version__, "threads": a.threads, "batch": a.batch, "seq": a.seq,
+        "engine": "torch", "version": torch.__version__, "threads": a.threads,
+        "intra_op": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "batch": a.batch, "seq": a.seq,
         "times_s": times, "best_s": best, "median_s": med,
         "sps_best": a.batch / best, "sps_median": a.batch / med,
         "checksum": float(out.double().sum()),
