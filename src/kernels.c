@@ -245,7 +245,7 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
     int nt = et_pool_size(pool);
     if (nt > 256) nt = 256;
     if (nt > 1 && 2.0 * M * N * K < 2e6) nt = 1; /* too small to be worth waking threads */
-    if (nt == 1) pool = NULL;
+    et_pool *run_pool = nt == 1 ? NULL : pool; /* scratch still comes from the pool when given */
     size_t bfl, afl;
     gemm_ws_sizes(I, N, K, &bfl, &afl);
     float *Aws[256];
@@ -264,7 +264,7 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
     if (!Bp) /* out of memory: slow but correct */
         gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
-        gemm_run(I, pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     free(own);
 }
 

@@ -197,7 +197,7 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
     }
 }
 
-const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 12, 256, 2048, ukr, pack_a, pack_b, dot, axpy};
+const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 8, 384, 1024, ukr, pack_a, pack_b, dot, axpy};
 
 #if defined(__clang__)
 #pragma clang attribute pop
