@@ -1,0 +1,124 @@
+/* data.h - training/evaluation data readers with defensive validation, SHA-1 and the split.
+ *
+ * Readers:
+ *   - pairs JSONL   : {"query", "positive"} (+ optional "negatives": [..], "negative_queries": [..]
+ *                     same length, null entries = unknown, "id"), or pairwise rows
+ *                     {"query", "passage"|"positive", "label": 0/1 or float in [0,1],
+ *                      "scores": [s1..sK]} or {"experts": {"name": score, ..}}.
+ *   - CSV / TSV     : a header row with query, passage (or positive), optional label, optional id,
+ *                     every other column is an expert score (named by its header). RFC 4180 quoting
+ *                     for CSV; TSV is split on tabs (no quoting). Delimiter from the extension
+ *                     (.csv / .tsv), else sniffed from the header line (a tab present => TSV).
+ *   - BEIR folder   : corpus.jsonl {"_id","title","text"}, queries.jsonl {"_id","text"},
+ *                     qrels.tsv (or qrels/test.tsv) with header "query-id corpus-id score".
+ *
+ * Every bad line is reported as "file:line: reason". With opts.skip_bad the reader skips the line,
+ * counts it and keeps the first ET_DATA_MAX_MSGS messages in the report; otherwise it stops at the
+ * first bad line with ET_ERR_FORMAT (or ET_ERR_MISMATCH / ET_ERR_NUMERIC) and that message.
+ * All text is validated as strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF),
+ * both the raw line and the decoded JSON strings (so "\ud800" escapes are rejected too).
+ *
+ * Memory: all strings of one file live in ONE arena allocation (sized from the file length: a
+ * decoded field plus its NUL never exceeds its raw bytes), and each per-row array is one
+ * allocation. The structs own everything; free with et_pairs_free / et_beir_free. */
+#ifndef ET_DATA_H
+#define ET_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+#define ET_DATA_MAX_MSGS 16
+#define ET_DATA_MSG_LEN 256
+
+typedef struct {
+    int skip_bad;     /* 0: stop at the first bad line (default); 1: skip and count */
+    size_t max_bytes; /* per-file size limit; 0 = 4 GiB */
+} et_read_opts;
+
+typedef struct {
+    int64_t nread;    /* good rows kept */
+    int64_t nbad;     /* bad rows skipped (skip_bad) */
+    int nmsgs;        /* messages kept: min(nbad, ET_DATA_MAX_MSGS) */
+    char msgs[ET_DATA_MAX_MSGS][ET_DATA_MSG_LEN];
+} et_read_report;
+
+/* ---- pairs ------------------------------------------------------------------------------- */
+typedef struct {
+    int64_t n;               /* rows */
+    const char **query;      /* [n] */
+    const char **passage;    /* [n] "positive" or "passage" */
+    const char **id;         /* [n] NULL entries when a row has no id */
+    int has_label;           /* rows carry "label" (else label[] is all 1: positive pairs) */
+    float *label;            /* [n] in [0,1] */
+    /* negatives, CSR: row i owns neg[neg_off[i] .. neg_off[i+1]) */
+    int64_t *neg_off;        /* [n+1] */
+    const char **neg;        /* [neg_off[n]] */
+    const char **neg_query;  /* [neg_off[n]] or NULL if no row gave negative_queries; NULL entry = unknown */
+    /* expert scores */
+    int K;                   /* number of experts (0 = none) */
+    char **expert_names;     /* [K] names (JSON "experts" keys / CSV headers), or NULL for positional "scores" */
+    float *scores;           /* [n, K] row-major */
+    /* internal */
+    char *arena;
+    size_t arena_cap, arena_used;
+    int64_t cap, neg_cap;
+} et_pairs;
+
+/* Format is chosen from the extension: .jsonl/.json => JSONL, .csv => CSV, .tsv => TSV, other
+ * => sniffed (first non-blank byte '{' => JSONL, else CSV/TSV). report may be NULL. */
+et_status et_pairs_read(const char *path, const et_read_opts *opts, et_pairs *out,
+                        et_read_report *report, et_error *err);
+et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pairs *out,
+                              et_read_report *report, et_error *err);
+/* delim: ',' or '\t', or 0 = from extension / sniffed */
+et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opts, et_pairs *out,
+                            et_read_report *report, et_error *err);
+void et_pairs_free(et_pairs *p);
+
+/* ---- BEIR -------------------------------------------------------------------------------- */
+typedef struct {
+    int32_t q;      /* query index */
+    int32_t d;      /* doc index */
+    int32_t grade;  /* graded relevance (int, as in the qrels) */
+} et_qrel;
+
+typedef struct {
+    int32_t ndocs;
+    const char **doc_id;       /* [ndocs] */
+    const char **doc_text;     /* [ndocs] title + " " + text (just the one of them if the other is empty) */
+    int32_t *doc_title_len;    /* [ndocs] the title is doc_text[i][0 .. doc_title_len[i]) */
+    int32_t nqueries;
+    const char **query_id;     /* [nqueries] */
+    const char **query_text;   /* [nqueries] */
+    int64_t nqrels;
+    et_qrel *qrels;            /* [nqrels] sorted by (q, d); no duplicate (q, d) */
+    int64_t *qrel_off;         /* [nqueries+1]: query q's judgments are qrels[qrel_off[q] .. qrel_off[q+1]) */
+    int32_t njudged;           /* queries with at least one qrels row (the evaluated ones) */
+    /* internal */
+    char *arena_docs, *arena_queries;
+    void *doc_map, *query_map;
+} et_beir;
+
+/* dir holds corpus.jsonl, queries.jsonl and qrels.tsv (or qrels/test.tsv). Duplicate ids are an
+ * error; a qrels row naming a missing doc/query is an error (skipped with skip_bad, like every
+ * other bad line). report collects all three files. */
+et_status et_beir_read(const char *dir, const et_read_opts *opts, et_beir *out,
+                       et_read_report *report, et_error *err);
+void et_beir_free(et_beir *b);
+/* index of an id, or -1 */
+int32_t et_beir_doc_index(const et_beir *b, const char *id);
+int32_t et_beir_query_index(const et_beir *b, const char *id);
+
+/* ---- UTF-8, SHA-1, split ------------------------------------------------------------------- */
+/* 1 if s[0..n) is valid UTF-8 (strict: RFC 3629). If invalid and bad_at != NULL, *bad_at = offset
+ * of the first bad byte. */
+int et_utf8_valid(const char *s, size_t n, size_t *bad_at);
+
+void et_sha1(const void *data, size_t n, uint8_t out[20]);
+/* 40 lowercase hex chars + NUL */
+void et_sha1_hex(const void *data, size_t n, char out[41]);
+/* data.md split: test iff int(sha1_hex(id)[0:8], 16) % 100 >= 80 */
+int et_split_is_test(const char *id);
+
+#endif
