@@ -388,8 +388,9 @@ et_status et_st_write(const char *path, const et_st_out *tensors, int n, et_st_d
     qsort(order, (size_t)n, sizeof *order, cmp_wt);
     for (int i = 1; i < n; i++)
         if (strcmp(order[i].t->name, order[i - 1].t->name) == 0) {
+            et_fail(err, ET_ERR_ARG, "%s: tensor '%s' given twice", path, order[i].t->name);
             free(order);
-            return et_fail(err, ET_ERR_ARG, "%s: tensor '%s' given twice", path, order[i].t->name);
+            return ET_ERR_ARG;
         }
     sbuf h = {0};
     sb_str(&h, "{\"__metadata__\":{\"format\":\"pt\"}");

@@ -410,6 +410,66 @@ static void test_fileio(const char *tmp) {
               et_hf_vocab_count("a\n\nb\n", 5) == 3, "vocab count");
 }
 
+/* random byte flips / truncations of a good folder: any outcome but a crash (run under ASan) */
+static void test_mutations(void) {
+    files7 f;
+    et_hf_buffers b;
+    read7(FX "/bad/ok", &f, &b);
+    unsigned char *st = malloc(f.n[2]);
+    char *cfg = malloc(f.n[0] + 1);
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    int ok = 0, failed = 0;
+    for (int it = 0; it < 2000; it++) {
+        memcpy(st, f.b[2], f.n[2]);
+        memcpy(cfg, f.b[0], f.n[0]);
+        et_hf_buffers bb = b;
+        bb.safetensors = st;
+        bb.config_json = cfg;
+        int flips = 1 + it % 4;
+        for (int k = 0; k < flips; k++) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            if (it % 3 == 2) cfg[r % f.n[0]] = (char)(r >> 32);
+            else {
+                size_t at = it % 2 ? 8 + (r % 600) : r % f.n[2]; /* mostly the header */
+                if (at < f.n[2]) st[at] = (unsigned char)(r >> 40);
+            }
+        }
+        if (it % 10 == 9) { r ^= r << 13; r ^= r >> 7; r ^= r << 17; bb.safetensors_len = r % f.n[2]; }
+        et_bert m;
+        et_error err = {0};
+        et_status s = et_hf_load_buffers(&bb, &m, NULL, &err);
+        if (s == ET_OK) { ok++; et_bert_free(&m); }
+        else { failed++; CHECK(err.msg[0] != 0, "mutation %d: empty message", it); }
+    }
+    CHECK(ok + failed == 2000 && failed > 1000, "mutations: %d ok %d failed", ok, failed);
+    free(st);
+    free(cfg);
+    free7(&f);
+}
+
+/* ET_HF_SAVE_DIR=dir: also save the fixtures there (kept) for tools/check_hf_roundtrip.py */
+static void save_for_python(const char *out) {
+    static const char *src[5] = {"good_f32", "good_f16_bert", "good_bf16_plain", "good_f32", "good_f32"};
+    static const int dt[5] = {ET_ST_F32, ET_ST_F16, ET_ST_BF16, ET_ST_F16, ET_ST_BF16};
+    for (int i = 0; i < 5; i++) {
+        char dir[256], vocab[300], dst[600];
+        snprintf(dir, sizeof dir, FX "/%s", src[i]);
+        snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+        snprintf(dst, sizeof dst, "%s/%s%s%s", out, src[i], i >= 3 ? "." : "", i >= 3 ? et_st_dtype_name((et_st_dtype)dt[i]) : "");
+        et_bert m;
+        et_hf_info info;
+        et_error err = {0};
+        et_status s = et_hf_load_ex(dir, &m, &info, &err);
+        if (!s) {
+            et_hf_save_opts o = {.dtype = dt[i], .vocab_path = vocab, .max_seq_length = info.max_seq_length, .do_lower_case = info.do_lower_case};
+            s = et_hf_save(dst, &m, &o, &err);
+            et_bert_free(&m);
+        }
+        CHECK(s == ET_OK, "save for python %s: %s", dst, err.msg);
+        if (!s) printf("saved %s (%s)\n", dst, et_st_dtype_name((et_st_dtype)dt[i]));
+    }
+}
+
 int main(void) {
     char tmp[] = "/tmp/et_test_hf_XXXXXX";
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
@@ -420,10 +480,12 @@ int main(void) {
     test_buffers("good_f32");
     test_buffers("good_f16_bert");
     test_bad();
+    test_mutations();
     test_roundtrip("good_f32", tmp);
     test_roundtrip("good_f16_bert", tmp);
     test_roundtrip("good_bf16_plain", tmp);
     test_fileio(tmp);
+    if (getenv("ET_HF_SAVE_DIR")) save_for_python(getenv("ET_HF_SAVE_DIR"));
     rmdir(tmp);
     if (fails) { fprintf(stderr, "test_hf: %d of %d checks failed\n", fails, checks); return 1; }
     printf("ok test_hf (%d checks)\n", checks);
