@@ -98,6 +98,29 @@ int main(int argc, char **argv) {
 #endif
             fflush(stdout);
         }
+        if (strstr("attention", filter) || !*filter) {
+            /* encoder attention: B=32, T=128, C=384, NH=12 (q, k, v, out, dout slices of A/B/C) */
+            int Bn = 32, T = 128, Cc = 384, NH = 12;
+            size_t n = (size_t)Bn * T * Cc;
+            float *att = malloc(sizeof(float) * (size_t)Bn * NH * T * T);
+            float *scr = malloc(sizeof(float) * (size_t)threads * T * T);
+            float *dq = calloc(3 * n, sizeof(float));
+            if (!att || !scr || !dq) { fprintf(stderr, "bench_gemm: out of memory\n"); return 1; }
+            double bf = 1e30, bb = 1e30;
+            for (int r = 0; r < reps; r++) {
+                double t0 = now();
+                et_attention_forward(pool, C, att, scr, A, B, A + n, NULL, Bn, T, Cc, NH, 0.1f, 42);
+                double t1 = now();
+                et_attention_backward(pool, dq, dq + n, dq + 2 * n, scr, C, att, A, B, A + n, Bn, T, Cc, NH, 0.1f, 42);
+                double t2 = now();
+                if (t1 - t0 < bf) bf = t1 - t0;
+                if (t2 - t1 < bb) bb = t2 - t1;
+            }
+            double fl = 4.0 * Bn * NH * T * T * (Cc / NH);
+            printf("%-28s %3d %6.1f ms fwd (%5.1f GF/s) %6.1f ms bwd (%5.1f GF/s)\n", "attention 32x128 C384 H12", threads,
+                   bf * 1e3, fl / bf * 1e-9, bb * 1e3, 2 * fl / bb * 1e-9);
+            free(att); free(scr); free(dq);
+        }
         et_pool_destroy(pool);
     }
     free(A); free(B); free(C);

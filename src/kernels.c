@@ -26,7 +26,7 @@ static void scalar_ukr(int m, int n, int K, const float *Ap, const float *Bp, fl
 static float scalar_dot(const float *a, const float *b, int64_t n);
 static void scalar_axpy(float *y, float alpha, const float *x, int64_t n);
 static const et_kern_isa et_kern_isa_scalar = {"scalar", 4, 8, 4 * 32, 256, 1024, scalar_ukr, 0, 0,
-                                               scalar_dot, scalar_axpy};
+                                               scalar_dot, scalar_axpy, 0};
 
 /* The one piece of process-wide mutable state: a test hook forcing a path (-1 = automatic).
  * Set only through et_kernels_force_path, before running kernels. */
@@ -484,13 +484,21 @@ void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, con
             }
 }
 
+/* x[i] = exp(x[i] - sub), returns the sum: the path's vector exp when it has one */
+static float expsum(const et_kern_isa *I, float *x, int64_t n, float sub) {
+    if (I->expsum) return I->expsum(x, n, sub);
+    float sum = 0;
+    for (int64_t i = 0; i < n; i++) { x[i] = expf(x[i] - sub); sum += x[i]; }
+    return sum;
+}
+
 void et_softmax_rows(float *x, int N, int C) {
+    const et_kern_isa *I = isa();
     for (int n = 0; n < N; n++) {
         float *r = x + (size_t)n * C;
         float mx = -INFINITY;
         for (int i = 0; i < C; i++) if (r[i] > mx) mx = r[i];
-        float sum = 0;
-        for (int i = 0; i < C; i++) { r[i] = expf(r[i] - mx); sum += r[i]; }
+        float sum = expsum(I, r, C, mx);
         float inv = 1.0f / sum;
         for (int i = 0; i < C; i++) r[i] *= inv;
     }
@@ -651,9 +659,7 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
         if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
         } else {
-            float sum = 0;
-            for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
-            float inv = 1.0f / sum;
+            float inv = 1.0f / expsum(a->I, row, T, mx);
             for (int j = 0; j < T; j++) row[j] *= inv;
         }
         if (a->drop_p > 0) {

@@ -106,7 +106,7 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
-const et_kern_isa et_kern_isa_avx2 = {"avx2", MR, NR, 6 * 24, 256, 2048, ukr, 0, 0, dot, axpy};
+const et_kern_isa et_kern_isa_avx2 = {"avx2", MR, NR, 6 * 24, 256, 2048, ukr, 0, 0, dot, axpy, 0};
 
 #if defined(__clang__)
 #pragma clang attribute pop

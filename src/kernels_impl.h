@@ -24,6 +24,8 @@ typedef struct et_kern_isa {
     void (*pack_b)(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR);
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float alpha, const float *x, int64_t n);
+    /* x[i] = exp(x[i] - sub), returns sum (softmax); NULL = scalar expf */
+    float (*expsum)(float *x, int64_t n, float sub);
 } et_kern_isa;
 
 #if defined(__x86_64__) || defined(__i386__)

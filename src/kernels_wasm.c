@@ -79,5 +79,5 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += alpha * x[i];
 }
 
-const et_kern_isa et_kern_isa_wasm128 = {"wasm128", MR, NR, 4 * 32, 256, 1024, ukr, 0, 0, dot, axpy};
+const et_kern_isa et_kern_isa_wasm128 = {"wasm128", MR, NR, 4 * 32, 256, 1024, ukr, 0, 0, dot, axpy, 0};
 #endif

@@ -304,6 +304,26 @@ static void test_attention_all(et_pool *pool, const char *path) {
     test_attention(pool, path, big, 0);
 }
 
+/* ------------------------------------------------------------------------------------ softmax */
+static void test_softmax(const char *path) {
+    enum { N = 9, C = 77 };
+    float x[N * C];
+    double xd[N * C];
+    for (int i = 0; i < N * C; i++) { x[i] = 40.0f * frand(); if (i % 11 == 3) x[i] = -INFINITY; xd[i] = x[i]; }
+    for (int i = 0; i < C; i++) x[i] = xd[i] = -100.0f + 0.9f * i; /* row 0: exp down to e^-69 */
+    et_softmax_rows(x, N, C);
+    for (int n = 0; n < N; n++) {
+        double mx = -INFINITY, s = 0;
+        for (int i = 0; i < C; i++) if (xd[n * C + i] > mx) mx = xd[n * C + i];
+        for (int i = 0; i < C; i++) s += exp(xd[n * C + i] - mx);
+        for (int i = 0; i < C; i++) {
+            double r = exp(xd[n * C + i] - mx) / s;
+            /* x - max is rounded in float: relative error up to ulp(x - max) in the exponent */
+            if (r == 0 ? x[n * C + i] != 0.0f : !(fabs(x[n * C + i] - r) <= r * (1e-6 + 1.2e-7 * fabs(xd[n * C + i] - mx)) + 1e-30)) { CHECK(0, "softmax[%s] [%d,%d]: %g want %g", path, n, i, x[n * C + i], r); n = N; break; }
+        }
+    }
+}
+
 int main(void) {
     static const char *paths[] = {"scalar", "avx2", "avx512", "wasm128"};
     et_error err = {0};
@@ -314,6 +334,7 @@ int main(void) {
         if (et_kernels_force_path(paths[p]) != 0) continue;
         tested++;
         test_vec(paths[p]);
+        test_softmax(paths[p]);
         test_gemm(NULL, paths[p]);
         test_gemm(pool, paths[p]);
         for (int t = 0; t < 2; t++) {
