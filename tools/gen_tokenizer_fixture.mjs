@@ -131,7 +131,9 @@ const adv = [
   S('עברית العربية हिन्दी ไทย ქართული Ελληνικά русский'), S('Vietnamese: Tiếng Việt có dấu ẩm ướt'),
   S('\ue000private\uf8ff use \u{f0000} \u{10fffd}'), S('unassigned \u0378 \u0530 \u{e0080} tags \u{e0041}\u{e0042}'),
   S('supplementary CJK 𠀀𠀁 𪜀 𫝀 𫠠 𬺰 𰀀 丽'), S('\u{1d165}\u{1d16d}\u{1d166} musical \u{1d15e}\u{1d15f}'),
-  S('a\u0301\u{1d165}\u{1d16d}b \u302e\u302f \u0915\u094d\u0937'), S('ﬃ ǲ ῼ ΐ ǰ'), S('\ufffd replacement \ufffd'),
+  S('a\u0301\u{1d165}\u{1d16d}b \u302e\u302f \u0915\u094d\u0937'), S('x\u{1d16d}\u{1d165} x\u{1d16d}\u0301\u{1d165} x\u{1d16d}\u0941\u{1d165}'),
+  S('ΣΑΣ ΚΑΙ ΣΑΣ. Σ. ΑΣ\u0301 ΑΣ\u00adΒ ὈΔΥΣΣΕΎΣ, σοφός'), S('한'.repeat(33) + ' ' + '한'.repeat(34) + ' ' + '가'.repeat(50) + ' ' + '각'.repeat(34)),
+  S('中[SEP]文 [CLS]中 é[MASK]é İ[UNK]İ'), S('\u00c0\u0316 \u0041\u0300\u0316 \u1e00\u0301 \u01d5\u0323'), S('ﬃ ǲ ῼ ΐ ǰ'), S('\ufffd replacement \ufffd'),
   // invalid UTF-8
   cat('lone', B(0x80), 'cont', B(0xbf), 'x'), cat('ab', B(0xff), 'cd'), cat(B(0xfe, 0xff), 'x', B(0xc0, 0xaf), 'y'),
   cat('overlong', B(0xc0, 0x80), B(0xc1, 0xbf), B(0xe0, 0x80, 0xaf), B(0xf0, 0x80, 0x80, 0xaf), 'z'),
