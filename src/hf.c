@@ -84,9 +84,11 @@ static et_status jparse(const char *buf, size_t len, const char *label, cJSON **
 /* ---------------------------------------------------------------- pieces */
 
 size_t et_hf_vocab_count(const char *buf, size_t len) {
-    size_t n = 0;
+    /* drop blank lines at the very end (as et_tokenizer_load_vocab does) */
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
+    if (!len) return 0;
+    size_t n = 1;
     for (size_t i = 0; i < len; i++) n += buf[i] == '\n';
-    if (len && buf[len - 1] != '\n') n++;
     return n;
 }
 
@@ -262,6 +264,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
         return et_fail(err, ET_ERR_MISMATCH, "%s has %zu tokens but %s vocab_size is %d", P->vocab.label, nv, cfgname, cfg.vocab_size);
 
     memset(info, 0, sizeof *info);
+    snprintf(info->transformer_dir, sizeof info->transformer_dir, "%s", mods->transformer_path);
     info->do_lower_case = 1;
     int max_len = 0, sb_len = 0, sb_lower = 0;
     if (P->tokcfg.buf && (s = parse_small(P->tokcfg.buf, P->tokcfg.len, P->tokcfg.label, "model_max_length", &max_len, &info->do_lower_case, err)))

@@ -34,6 +34,8 @@ typedef struct {
     int bert_prefix;     /* tensor names carried the "bert." prefix */
     int n_ignored;       /* tensors in the file the model does not use */
     char ignored[512];   /* their names, comma separated (truncated with "...") */
+    char transformer_dir[256]; /* modules.json's Transformer path: "" normally; old sentence-transformers
+                                  folders keep config.json, vocab.txt and the weights in e.g. "0_Transformer" */
 } et_hf_info;
 
 /* Load a folder into `model` (allocated here; free with et_bert_free). */
@@ -55,7 +57,8 @@ typedef struct {
 
 et_status et_hf_load_buffers(const et_hf_buffers *b, et_bert *model, et_hf_info *info, et_error *err);
 
-/* Count the tokens of a vocab.txt buffer (lines; a final line without '\n' counts). */
+/* Count the tokens of a vocab.txt buffer: its lines (LF or CRLF; a final line without '\n'
+ * counts; blank lines at the very end are ignored, as et_tokenizer_load_vocab does). */
 size_t et_hf_vocab_count(const char *buf, size_t len);
 
 typedef struct {
@@ -68,8 +71,10 @@ typedef struct {
 } et_hf_save_opts;
 
 /* Write a complete sentence-transformers folder (creating `dir`), every file atomically.
- * opts must give vocab_path or vocab_buf (a folder without vocab.txt does not load). The vocab's token count must equal the model's vocab_size. Tensor names are written without
- * the "bert." prefix, as BertModel.save_pretrained does. */
+ * opts must give vocab_path or vocab_buf (a folder without vocab.txt does not load); its token
+ * count must equal the model's vocab_size (checked before anything is written). Tensor names are
+ * written without the "bert." prefix, as BertModel.save_pretrained does. Saving over the folder the
+ * model was loaded from is fine (the vocab is read first; every file is replaced atomically). */
 et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *opts, et_error *err);
 
 #endif

@@ -348,6 +348,37 @@ static void test_roundtrip(const char *name, const char *tmp) {
         *slash = 0;
         rmdir(dst);
     }
+    /* old sentence-transformers layout: the BERT files in 0_Transformer/ */
+    if (!strcmp(name, "good_f32")) {
+        char p[700], q[720];
+        snprintf(dst, sizeof dst, "%s/old/0_Transformer", tmp);
+        et_hf_save_opts o = {.vocab_path = vocab};
+        CHECK(et_hf_save(dst, &a, &o, &err) == ET_OK, "save %s: %s", dst, err.msg);
+        snprintf(p, sizeof p, "%s/old/modules.json", tmp);
+        const char *mj = "[{\"idx\":0,\"name\":\"0\",\"path\":\"0_Transformer\",\"type\":\"sentence_transformers.models.Transformer\"},"
+                         "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"}]";
+        CHECK(et_write_file_atomic(p, mj, strlen(mj), &err) == ET_OK, "%s", err.msg);
+        snprintf(p, sizeof p, "%s/old/1_Pooling", tmp);
+        et_mkdir_p(p, &err);
+        snprintf(q, sizeof q, "%s/config.json", p);
+        const char *pj = "{\"word_embedding_dimension\": 24, \"pooling_mode_cls_token\": true}";
+        CHECK(et_write_file_atomic(q, pj, strlen(pj), &err) == ET_OK, "%s", err.msg);
+        snprintf(p, sizeof p, "%s/old", tmp);
+        et_bert b;
+        et_hf_info ib;
+        et_status s = et_hf_load_ex(p, &b, &ib, &err);
+        CHECK(s == ET_OK, "old layout: %s", err.msg);
+        if (!s) {
+            CHECK(b.cfg.pooling == ET_POOL_CLS && !b.cfg.normalize && !strcmp(ib.transformer_dir, "0_Transformer") &&
+                      !memcmp(a.params, b.params, a.n_params * 4), "old layout content");
+            et_bert_free(&b);
+        }
+        remove(q);
+        snprintf(p, sizeof p, "%s/old/1_Pooling", tmp); rmdir(p);
+        snprintf(p, sizeof p, "%s/old/modules.json", tmp); remove(p);
+        rm_folder(dst);
+        snprintf(p, sizeof p, "%s/old", tmp); rmdir(p);
+    }
     /* a vocab that does not match is refused before anything is written */
     snprintf(dst, sizeof dst, "%s/badvocab", tmp);
     et_hf_save_opts o = {.vocab_buf = "[PAD]\n[UNK]\n", .vocab_len = 12};
@@ -407,7 +438,7 @@ static void test_fileio(const char *tmp) {
     remove(p);
     CHECK(et_st_dtype_parse("bf16") == ET_ST_BF16 && et_st_dtype_parse("float16") == ET_ST_F16 && et_st_dtype_parse("q4") == -1, "dtype parse");
     CHECK(et_hf_vocab_count("a\nb\nc", 5) == 3 && et_hf_vocab_count("a\nb\n", 4) == 2 && et_hf_vocab_count("", 0) == 0 &&
-              et_hf_vocab_count("a\n\nb\n", 5) == 3, "vocab count");
+              et_hf_vocab_count("a\n\nb\n", 5) == 3 && et_hf_vocab_count("a\r\nb\r\n\r\n\n", 9) == 2, "vocab count");
 }
 
 /* random byte flips / truncations of a good folder: any outcome but a crash (run under ASan) */
