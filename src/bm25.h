@@ -1,0 +1,59 @@
+/* bm25.h - Okapi BM25 over an in-memory corpus (the "lexical expert" and the retrieval baseline).
+ *
+ *   score(q, d) = Σ_{t in q} idf(t) · tf(t,d) · (k1 + 1) / (tf(t,d) + k1 · (1 − b + b · |d| / avgdl))
+ *   idf(t)      = ln(1 + (N − df(t) + 0.5) / (df(t) + 0.5))          (Lucene's, always > 0)
+ *
+ * Tokens: maximal runs of ASCII [A-Za-z0-9], lowercased; every other byte (punctuation, spaces,
+ * non-ASCII UTF-8 bytes) separates tokens. No stemming, no stopwords. |d| = number of tokens.
+ * A term repeated in the query counts once per occurrence (as rank_bm25 / Lucene clause sums).
+ * Terms absent from the corpus contribute nothing.
+ *
+ * Index: term hash -> id, postings in CSR form (doc id int32 + tf uint32, sorted by doc), so a
+ * query only touches its own terms' postings. Scores are accumulated in double.
+ * Ranking: score descending, ties by corpus order (lower doc index first). Documents that share
+ * no term with the query have score 0 and follow the matching ones in corpus order. */
+#ifndef ET_BM25_H
+#define ET_BM25_H
+
+#include <stdint.h>
+#include "error.h"
+#include "threads.h"
+
+typedef struct {
+    double k1; /* default 0.9 */
+    double b;  /* default 0.4 */
+} et_bm25_opts;
+
+typedef struct et_bm25 et_bm25;
+
+/* Build over texts[0..ndocs) (NUL-terminated; NULL = empty). opts may be NULL (defaults).
+ * The texts are not kept. */
+et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, et_error *err);
+void et_bm25_free(et_bm25 *bm);
+
+int32_t et_bm25_ndocs(const et_bm25 *bm);
+int32_t et_bm25_nterms(const et_bm25 *bm);
+int64_t et_bm25_npostings(const et_bm25 *bm);
+double et_bm25_avgdl(const et_bm25 *bm);
+/* idf of a (lowercase) term, or 0 if absent */
+double et_bm25_idf(const et_bm25 *bm, const char *term);
+
+/* Dense scores of one query against every doc: out[ndocs]. */
+et_status et_bm25_score_all(const et_bm25 *bm, const char *query, double *out, et_error *err);
+/* Top-k docs for one query: out_idx[k], out_score[k] (either may be NULL for score). If k > ndocs,
+ * the tail is filled with idx -1 and score -INFINITY. */
+et_status et_bm25_search(const et_bm25 *bm, const char *query, int32_t k, int32_t *out_idx, double *out_score,
+                         et_error *err);
+/* Many queries in parallel: out_idx[nq, k], out_score[nq, k] (out_score may be NULL). */
+et_status et_bm25_search_batch(et_pool *pool, const et_bm25 *bm, const char *const *queries, int32_t nq, int32_t k,
+                               int32_t *out_idx, double *out_score, et_error *err);
+/* Score given (query, corpus doc) pairs: out[n] = score(queries[i], doc_idx[i]) (the "expert" score). */
+et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, const int32_t *doc_idx, int64_t n,
+                              double *out, et_error *err);
+/* Score a query against an arbitrary text with the corpus statistics (N, df, avgdl) of bm. */
+double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text);
+
+/* Number of BM25 tokens in text (the document length BM25 uses). */
+int64_t et_bm25_count_tokens(const char *text);
+
+#endif
