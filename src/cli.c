@@ -1,0 +1,257 @@
+/* cli.c - see cli.h */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cJSON.h"
+#include "cli.h"
+#include "fileio.h"
+
+void et_cli_print_opts(FILE *f, const et_opt *o, int n) {
+    for (int i = 0; i < n; i++) {
+        char left[80];
+        snprintf(left, sizeof left, "%s%s%s%s%s", o[i].alias ? o[i].alias : "", o[i].alias ? ", " : "",
+                 o[i].name, o[i].arg ? " " : "", o[i].arg ? o[i].arg : "");
+        fprintf(f, "  %-26s %s\n", left, o[i].help);
+    }
+    fprintf(f, "  %-26s %s\n", "-h, --help", "show this help");
+}
+
+void et_cli_help(FILE *f, const et_command *c) {
+    fprintf(f, "usage: embedtune %s\n\n%s\n\noptions:\n", c->usage, c->summary);
+    et_cli_print_opts(f, c->opts, c->nopts);
+}
+
+/* returns 0 ok, 1 help shown, -1 error */
+int et_cli_parse(const et_command *c, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { et_cli_help(stdout, c); return 1; }
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+        et_opt *o = NULL;
+        for (int j = 0; j < c->nopts; j++)
+            if ((strlen(c->opts[j].name) == alen && !strncmp(c->opts[j].name, a, alen)) ||
+                (c->opts[j].alias && !strcmp(c->opts[j].alias, a)))
+                o = &c->opts[j];
+        if (!o) {
+            fprintf(stderr, "embedtune %s: unknown option '%s' (see 'embedtune %s --help')\n", c->name, a, c->name);
+            return -1;
+        }
+        if (o->arg) {
+            if (eq) o->value = eq + 1;
+            else if (i + 1 < argc) o->value = argv[++i];
+            else { fprintf(stderr, "embedtune %s: option %s needs a value (%s)\n", c->name, o->name, o->arg); return -1; }
+        } else {
+            if (eq) { fprintf(stderr, "embedtune %s: option %s takes no value\n", c->name, o->name); return -1; }
+            o->value = "1";
+        }
+    }
+    return 0;
+}
+
+const char *et_cli_get(et_opt *o, int n, const char *name) {
+    for (int i = 0; i < n; i++) if (!strcmp(o[i].name, name)) return o[i].value;
+    return NULL;
+}
+
+/* Parse an integer option in [lo, hi]; *ok = 0 and a message on error. */
+long et_cli_int(et_opt *o, int n, const char *name, long def, long lo, long hi, int *ok) {
+    const char *v = et_cli_get(o, n, name);
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "embedtune: option %s: expected an integer in [%ld, %ld], got '%s'\n", name, lo, hi, v);
+        *ok = 0;
+        return def;
+    }
+    return x;
+}
+
+double et_cli_float(et_opt *o, int n, const char *name, double def, double lo, double hi, int *ok) {
+    const char *v = et_cli_get(o, n, name);
+    if (!v) return def;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "embedtune: option %s: expected a number in [%g, %g], got '%s'\n", name, lo, hi, v);
+        *ok = 0;
+        return def;
+    }
+    return x;
+}
+
+int et_cli_need(et_opt *o, int n, const char *cmd, const char *name) {
+    if (et_cli_get(o, n, name)) return 1;
+    fprintf(stderr, "embedtune %s: missing required option %s (see 'embedtune %s --help')\n", cmd, name, cmd);
+    return 0;
+}
+
+int et_cli_fail(const char *cmd, const et_error *e) {
+    fprintf(stderr, "embedtune %s: error: %s\n", cmd, e->msg[0] ? e->msg : et_status_name(e->code));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ text input */
+
+int et_sv_push(et_strvec *s, char *x) {
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 256;
+        char **nv = realloc(s->v, nc * sizeof *nv);
+        if (!nv) return -1;
+        s->v = nv;
+        s->cap = nc;
+    }
+    s->v[s->n++] = x;
+    return 0;
+}
+
+void et_sv_free(et_strvec *s) {
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* Read texts: one per line, or JSONL objects with a "text" field (detected from the first
+ * non-empty line starting with '{', or a .jsonl name). Blank lines are skipped in JSONL mode and
+ * kept (as empty texts) in plain mode, so output lines match input lines. */
+et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    const char *label = path ? path : "<stdin>";
+    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", label, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int mode = -1; /* -1 unknown, 0 plain, 1 jsonl */
+    size_t plen = path ? strlen(path) : 0;
+    if (plen > 6 && !strcmp(path + plen - 6, ".jsonl")) mode = 1;
+    et_status st = ET_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (mode == -1 && len > 0) mode = line[0] == '{' ? 1 : 0;
+        if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", label, lineno); break; }
+        char *text = NULL;
+        if (mode == 1) {
+            if (len == 0) continue;
+            cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+            if (!j || !cJSON_IsObject(j)) {
+                cJSON_Delete(j);
+                st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object (JSONL input needs one object per line with a \"text\" field)", label, lineno);
+                break;
+            }
+            cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+            if (!cJSON_IsString(t)) {
+                cJSON_Delete(j);
+                st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"text\" is missing or not a string", label, lineno);
+                break;
+            }
+            text = strdup(t->valuestring);
+            cJSON_Delete(j);
+        } else {
+            text = strdup(line);
+        }
+        if (!text || et_sv_push(out, text)) { free(text); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", label, lineno); break; }
+    }
+    free(line);
+    if (!st && ferror(f)) st = et_fail(err, ET_ERR_IO, "%s: read error", label);
+    if (path) fclose(f);
+    return st;
+}
+
+/* BEIR corpus.jsonl: {"_id", "title"?, "text"}; document text = title + " " + text. */
+et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts, et_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    et_status st = ET_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "_id") : NULL;
+        cJSON *ti = j ? cJSON_GetObjectItemCaseSensitive(j, "title") : NULL;
+        cJSON *tx = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
+        if (!j || !cJSON_IsObject(j)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object", path, lineno);
+        else if (!cJSON_IsString(id) && !cJSON_IsNumber(id)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"_id\" is missing (need a string)", path, lineno);
+        else if (!cJSON_IsString(tx)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"text\" is missing or not a string", path, lineno);
+        else if (ti && !cJSON_IsString(ti) && !cJSON_IsNull(ti)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"title\" is not a string", path, lineno);
+        if (st) { cJSON_Delete(j); break; }
+        char idbuf[64];
+        if (cJSON_IsNumber(id)) snprintf(idbuf, sizeof idbuf, "%.17g", id->valuedouble);
+        const char *title = cJSON_IsString(ti) ? ti->valuestring : "";
+        size_t n = strlen(title) + strlen(tx->valuestring) + 2;
+        char *doc = malloc(n);
+        char *ids_s = strdup(cJSON_IsString(id) ? id->valuestring : idbuf);
+        if (doc) snprintf(doc, n, "%s%s%s", title, title[0] ? " " : "", tx->valuestring);
+        cJSON_Delete(j);
+        if (!doc || !ids_s || et_sv_push(ids, ids_s) || et_sv_push(texts, doc)) {
+            free(doc); free(ids_s);
+            st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, lineno);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (!st && texts->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: the corpus has no documents", path);
+    return st;
+}
+
+/* ------------------------------------------------------------------ model */
+
+et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err) {
+    memset(L, 0, sizeof *L);
+    et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
+    if (s) return s;
+    char vp[ET_PATH_MAX];
+    if ((s = et_path_join(vp, sizeof vp, dir, "vocab.txt", err))) return s;
+    L->tok = et_tokenizer_load_vocab(vp, err);
+    if (!L->tok) return err->code ? err->code : ET_ERR_IO;
+    L->pool = et_pool_create(threads, err);
+    if (!L->pool) return ET_ERR_NOMEM;
+    return ET_OK;
+}
+
+void et_cli_free(et_cli_model *L) {
+    et_pool_destroy(L->pool);
+    et_tokenizer_free(L->tok);
+    et_bert_free(&L->model);
+}
+
+
+double et_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int et_cli_progress(void *user, size_t done, size_t total) {
+    et_progress *p = user;
+    double t = et_now_s(), el = t - p->t0;
+    if (done < total && t - p->last < 0.25) return 0; /* throttle */
+    p->last = t;
+    double rate = el > 0 ? done / el : 0;
+    double eta = rate > 0 ? (total - done) / rate : 0;
+    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, eta);
+    if (done == total) fprintf(stderr, "\n");
+    return 0;
+}
+
+int et_cli_default_max_len(const et_cli_model *L) {
+    int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
+    return m > L->model.cfg.max_position ? L->model.cfg.max_position : m;
+}
+

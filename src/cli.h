@@ -1,0 +1,75 @@
+/* cli.h - shared pieces of the `embedtune` command: an options table per subcommand (the same
+ * text drives parsing and --help), text/corpus readers, model loading, progress lines.
+ * Subcommands live in src/cli_*.c and are listed in src/main.c. */
+#ifndef ET_CLI_H
+#define ET_CLI_H
+
+#include <stdio.h>
+#include "bert.h"
+#include "error.h"
+#include "hf.h"
+#include "threads.h"
+#include "tokenizer.h"
+
+#define ET_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;  /* "--model" */
+    const char *alias; /* "-k" or NULL */
+    const char *arg;   /* metavar, NULL for a flag */
+    const char *help;
+    const char *value; /* parsed value ("1" for a flag) */
+} et_opt;
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *usage;
+    int (*run)(et_opt *o, int n);
+    et_opt *opts;
+    int nopts;
+} et_command;
+
+typedef struct {
+    char **v;
+    size_t n, cap;
+} et_strvec;
+typedef struct {
+    et_bert model;
+    et_tokenizer *tok;
+    et_hf_info info;
+    et_pool *pool;
+} et_cli_model;
+typedef struct { double t0; const char *what; double last; } et_progress;
+
+#define ET_NOPTS(a) (int)(sizeof a / sizeof a[0])
+
+void et_cli_print_opts(FILE *f, const et_opt *o, int n);
+void et_cli_help(FILE *f, const et_command *c);
+/* Parse argv into c->opts: 0 ok, 1 help shown, -1 error (message printed). */
+int et_cli_parse(const et_command *c, int argc, char **argv);
+const char *et_cli_get(et_opt *o, int n, const char *name);
+/* Integer option in [lo, hi] (default def); on a bad value prints a message and sets *ok = 0. */
+long et_cli_int(et_opt *o, int n, const char *name, long def, long lo, long hi, int *ok);
+/* Float option in [lo, hi]. */
+double et_cli_float(et_opt *o, int n, const char *name, double def, double lo, double hi, int *ok);
+int et_cli_need(et_opt *o, int n, const char *cmd, const char *name);
+/* Print "embedtune CMD: error: MESSAGE" and return 1. */
+int et_cli_fail(const char *cmd, const et_error *e);
+
+int et_sv_push(et_strvec *s, char *x);
+void et_sv_free(et_strvec *s);
+/* Texts: one per line, or JSONL objects with a "text" field (NULL path = stdin). */
+et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err);
+/* BEIR corpus.jsonl: ids and "title text" documents. */
+et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts, et_error *err);
+
+et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);
+void et_cli_free(et_cli_model *L);
+int et_cli_default_max_len(const et_cli_model *L);
+
+double et_now_s(void);
+/* et_encode_opts progress callback printing a throttled "what: done/total  rate  ETA" line. */
+int et_cli_progress(void *user, size_t done, size_t total);
+
+#endif

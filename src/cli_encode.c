@@ -1,0 +1,225 @@
+/* cli_encode.c - `embedtune encode` and `embedtune search`. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cJSON.h"
+#include "cli.h"
+#include "encode.h"
+#include "fileio.h"
+#include "kernels.h"
+
+/* ------------------------------------------------------------------ encode */
+static et_opt encode_opts[] = {
+    {"--model", NULL, "DIR", "Hugging Face model folder (config.json, vocab.txt, model.safetensors)", NULL},
+    {"--in", NULL, "FILE", "input texts: one per line, or JSONL with a \"text\" field (default: stdin)", NULL},
+    {"--out", NULL, "FILE", "output: X.npy (float32 [n, dim]) or X.jsonl (default: JSONL on stdout)", NULL},
+    {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length or 256)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--quiet", "-q", NULL, "no progress on stderr", NULL},
+};
+
+static et_status write_npy(const char *path, const float *x, size_t n, int d, et_error *err) {
+    char hdr[128];
+    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }", n, d);
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    et_atomic_file af;
+    et_status s = et_atomic_open(&af, path, err);
+    if (s) return s;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    uint16_t hlen = (uint16_t)(hl + pad + 1);
+    pre[8] = hlen & 0xff;
+    pre[9] = hlen >> 8;
+    char sp[64];
+    memset(sp, ' ', sizeof sp);
+    if ((s = et_atomic_write(&af, pre, 10, err)) || (s = et_atomic_write(&af, hdr, (size_t)hl, err)) ||
+        (s = et_atomic_write(&af, sp, (size_t)pad, err)) || (s = et_atomic_write(&af, "\n", 1, err)) ||
+        (s = et_atomic_write(&af, x, n * (size_t)d * sizeof(float), err))) {
+        et_atomic_abort(&af);
+        return s;
+    }
+    return et_atomic_commit(&af, err);
+}
+
+static int write_jsonl(FILE *f, const float *x, size_t n, int d) {
+    for (size_t i = 0; i < n; i++) {
+        fputs("{\"index\":", f);
+        fprintf(f, "%zu,\"embedding\":[", i);
+        for (int j = 0; j < d; j++) fprintf(f, j ? ",%.8g" : "%.8g", x[i * d + j]);
+        fputs("]}\n", f);
+    }
+    return ferror(f) ? -1 : 0;
+}
+
+static int run_encode(et_opt *o, int n) {
+    int ok = 1;
+    if (!et_cli_need(o, n, "encode", "--model")) return 2;
+    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
+    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    if (!ok) return 2;
+    const char *outp = et_cli_get(o, n, "--out");
+    if (outp) {
+        size_t l = strlen(outp);
+        if (!(l > 4 && !strcmp(outp + l - 4, ".npy")) && !(l > 6 && !strcmp(outp + l - 6, ".jsonl"))) {
+            fprintf(stderr, "embedtune encode: --out %s: the name must end in .npy or .jsonl\n", outp);
+            return 2;
+        }
+    }
+    et_error err = {0};
+    et_cli_model L;
+    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("encode", &err); }
+    et_strvec texts = {0};
+    if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_cli_free(&L); return et_cli_fail("encode", &err); }
+    int d = L.model.cfg.hidden_size;
+    float *emb = malloc((texts.n ? texts.n : 1) * (size_t)d * sizeof(float));
+    if (!emb) { fprintf(stderr, "embedtune encode: out of memory for %zu embeddings\n", texts.n); return 1; }
+    et_progress ps = {et_now_s(), "encode", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps};
+    int rc = 0;
+    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) rc = et_cli_fail("encode", &err);
+    else if (outp && strstr(outp, ".npy") == outp + strlen(outp) - 4) {
+        if (write_npy(outp, emb, texts.n, d, &err)) rc = et_cli_fail("encode", &err);
+    } else if (outp) {
+        et_atomic_file af;
+        char *buf = NULL;
+        size_t blen = 0;
+        FILE *mf = open_memstream(&buf, &blen);
+        if (!mf || write_jsonl(mf, emb, texts.n, d)) { fprintf(stderr, "embedtune encode: out of memory\n"); rc = 1; }
+        if (mf) fclose(mf);
+        if (!rc && (et_atomic_open(&af, outp, &err) || et_atomic_write(&af, buf, blen, &err) || et_atomic_commit(&af, &err))) rc = et_cli_fail("encode", &err);
+        free(buf);
+    } else if (write_jsonl(stdout, emb, texts.n, d)) {
+        fprintf(stderr, "embedtune encode: error writing to stdout\n");
+        rc = 1;
+    }
+    free(emb);
+    et_sv_free(&texts);
+    et_cli_free(&L);
+    return rc;
+}
+
+et_command et_cmd_encode = {"encode", "Encode texts into sentence embeddings, written in input order.",
+     "encode --model DIR [--in FILE] [--out X.npy|X.jsonl] [--batch N] [--max-len L] [--threads T]",
+     run_encode, encode_opts, ET_NOPTS(encode_opts)};
+
+/* ------------------------------------------------------------------ search */
+static et_opt search_opts[] = {
+    {"--model", NULL, "DIR", "Hugging Face model folder", NULL},
+    {"--corpus", NULL, "FILE", "BEIR corpus.jsonl: one {\"_id\", \"title\", \"text\"} per line", NULL},
+    {"--query", NULL, "TEXT", "the query (repeat the et_command, or use --queries, for more)", NULL},
+    {"--queries", NULL, "FILE", "queries: one per line or JSONL with \"text\" (instead of --query)", NULL},
+    {"-k", "--top-k", "N", "results per query (default 10)", NULL},
+    {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--json", NULL, NULL, "print results as JSONL instead of a table", NULL},
+    {"--quiet", "-q", NULL, "no progress on stderr", NULL},
+};
+
+typedef struct { float s; int i; } scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return x->i - y->i; /* ties: corpus order */
+}
+
+static void l2norm_rows(float *x, size_t n, int d) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = x + i * d;
+        float s = sqrtf(et_dot(r, r, d));
+        if (s > 1e-12f) for (int j = 0; j < d; j++) r[j] /= s;
+    }
+}
+
+static void print_snippet(const char *s, int width) {
+    int w = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && w < width; p++) {
+        if ((*p & 0xC0) != 0x80) w++;
+        putchar(*p == '\t' || *p == '\n' ? ' ' : *p);
+    }
+    if ((int)strlen(s) > width) fputs("...", stdout);
+}
+
+static int run_search(et_opt *o, int n) {
+    int ok = 1;
+    if (!et_cli_need(o, n, "search", "--model") || !et_cli_need(o, n, "search", "--corpus")) return 2;
+    if (!et_cli_get(o, n, "--query") == !et_cli_get(o, n, "--queries")) {
+        fprintf(stderr, "embedtune search: give exactly one of --query TEXT or --queries FILE\n");
+        return 2;
+    }
+    int k = (int)et_cli_int(o, n, "-k", 10, 1, 1000000, &ok);
+    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
+    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    if (!ok) return 2;
+    et_error err = {0};
+    et_cli_model L;
+    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
+    et_strvec ids = {0}, docs = {0}, qs = {0};
+    int rc = 0;
+    float *de = NULL, *qe = NULL;
+    scored *sc = NULL;
+    if (et_cli_read_corpus(et_cli_get(o, n, "--corpus"), &ids, &docs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_cli_get(o, n, "--query")) {
+        char *q = strdup(et_cli_get(o, n, "--query"));
+        if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
+    } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    int d = L.model.cfg.hidden_size;
+    de = malloc(docs.n * (size_t)d * sizeof(float));
+    qe = malloc((qs.n ? qs.n : 1) * (size_t)d * sizeof(float));
+    sc = malloc(docs.n * sizeof *sc);
+    if (!de || !qe || !sc) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+    et_progress ps = {et_now_s(), "encode corpus", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps};
+    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)docs.v, docs.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    eo.progress = NULL;
+    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, qs.n, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    l2norm_rows(de, docs.n, d); /* cosine similarity */
+    l2norm_rows(qe, qs.n, d);
+    if (k > (int)docs.n) k = (int)docs.n;
+    for (size_t q = 0; q < qs.n; q++) {
+        for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){et_dot(qe + q * d, de + i * d, d), (int)i};
+        qsort(sc, docs.n, sizeof *sc, cmp_scored);
+        if (et_cli_get(o, n, "--json")) {
+            cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "results");
+            cJSON_AddStringToObject(r, "query", qs.v[q]);
+            for (int j = 0; j < k; j++) {
+                cJSON *h = cJSON_CreateObject();
+                cJSON_AddNumberToObject(h, "rank", j + 1);
+                cJSON_AddStringToObject(h, "id", ids.v[sc[j].i]);
+                cJSON_AddNumberToObject(h, "score", sc[j].s);
+                cJSON_AddItemToArray(arr, h);
+            }
+            char *s = cJSON_PrintUnformatted(r);
+            puts(s);
+            free(s);
+            cJSON_Delete(r);
+        } else {
+            printf("query: %s\n%4s  %7s  %-24s %s\n", qs.v[q], "rank", "score", "id", "text");
+            for (int j = 0; j < k; j++) {
+                printf("%4d  %7.4f  %-24s ", j + 1, sc[j].s, ids.v[sc[j].i]);
+                print_snippet(docs.v[sc[j].i], 70);
+                putchar('\n');
+            }
+            if (q + 1 < qs.n) putchar('\n');
+        }
+    }
+done:
+    free(de); free(qe); free(sc);
+    et_sv_free(&ids); et_sv_free(&docs); et_sv_free(&qs);
+    et_cli_free(&L);
+    return rc;
+}
+
+et_command et_cmd_search = {"search", "Encode a BEIR corpus.jsonl and rank its documents by cosine similarity to a query.",
+     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10]",
+     run_search, search_opts, ET_NOPTS(search_opts)};

@@ -1,0 +1,61 @@
+/* encode.c - see encode.h */
+#include "encode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { size_t len, idx; } len_idx;
+
+static int cmp_len(const void *a, const void *b) {
+    const len_idx *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,
+                          const char *const *texts, size_t n, const et_encode_opts *opts,
+                          float *out, et_error *err) {
+    if (n == 0) return ET_OK;
+    int batch = opts && opts->batch > 0 ? opts->batch : 32;
+    int max_len = opts && opts->max_len > 0 ? opts->max_len : 256;
+    if (max_len > m->cfg.max_position) max_len = m->cfg.max_position;
+    if (max_len < 2) return et_fail(err, ET_ERR_ARG, "max_len must be at least 2 (got %d)", max_len);
+    if ((size_t)batch > n) batch = (int)n;
+    if (et_tokenizer_vocab_size(tok) != m->cfg.vocab_size)
+        return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d",
+                       et_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+    int C = m->cfg.hidden_size, nth = et_pool_size(pool);
+    et_bert_acts acts;
+    et_status s = et_bert_acts_alloc(&acts, &m->cfg, batch, max_len, 0, nth, err);
+    if (s) return s;
+    len_idx *order = et_malloc(n * sizeof *order, "text order", err);
+    int32_t *ids = et_malloc((size_t)batch * max_len * sizeof(int32_t), "token ids", err);
+    int32_t *mask = et_malloc((size_t)batch * max_len * sizeof(int32_t), "attention mask", err);
+    const char **bt = et_malloc((size_t)batch * sizeof *bt, "batch texts", err);
+    float *pooled = et_malloc((size_t)batch * C * sizeof(float), "pooled output", err);
+    if (!order || !ids || !mask || !bt || !pooled) { s = ET_ERR_NOMEM; goto done; }
+    /* length-sorted batches: less padding, and results do not depend on batch composition
+     * (padding is masked out), so the output equals one-by-one encoding. */
+    for (size_t i = 0; i < n; i++) {
+        if (!texts[i]) { s = et_fail(err, ET_ERR_ARG, "text %zu is NULL", i); goto done; }
+        order[i].len = strlen(texts[i]);
+        order[i].idx = i;
+    }
+    qsort(order, n, sizeof *order, cmp_len);
+    for (size_t b0 = 0; b0 < n; b0 += (size_t)batch) {
+        int B = (int)((n - b0) < (size_t)batch ? (n - b0) : (size_t)batch), T;
+        for (int b = 0; b < B; b++) bt[b] = texts[order[b0 + b].idx];
+        if ((s = et_tokenize_batch(tok, bt, B, max_len, 0, ids, mask, &T, err))) goto done;
+        if ((s = et_bert_forward(m, &acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, err))) goto done;
+        for (int b = 0; b < B; b++)
+            memcpy(out + order[b0 + b].idx * (size_t)C, pooled + (size_t)b * C, sizeof(float) * C);
+        if (opts && opts->progress && opts->progress(opts->user, b0 + B, n)) {
+            s = et_fail(err, ET_ERR_CANCELLED, "encoding cancelled after %zu of %zu texts", b0 + B, n);
+            goto done;
+        }
+    }
+done:
+    free(order); free(ids); free(mask); free(bt); free(pooled);
+    et_bert_acts_free(&acts);
+    return s;
+}
