@@ -216,8 +216,10 @@ et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *e
     memset(L, 0, sizeof *L);
     et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
     if (s) return s;
-    char vp[ET_PATH_MAX];
-    if ((s = et_path_join(vp, sizeof vp, dir, "vocab.txt", err))) return s;
+    char td[ET_PATH_MAX], vp[ET_PATH_MAX]; /* old sentence-transformers folders keep it in 0_Transformer/ */
+    if ((s = et_path_join(td, sizeof td, dir, L->info.transformer_dir[0] ? L->info.transformer_dir : ".", err)) ||
+        (s = et_path_join(vp, sizeof vp, td, "vocab.txt", err)))
+        return s;
     L->tok = et_tokenizer_load_vocab(vp, err);
     if (!L->tok) return err->code ? err->code : ET_ERR_IO;
     L->pool = et_pool_create(threads, err);

@@ -1,0 +1,100 @@
+/* test_e2e.c - texts -> embeddings end to end, against PyTorch (tools/gen_e2e_fixture.py):
+ * a sentence-transformers folder (F16, "bert." prefix, mean pooling + Normalize, max_seq_length 24)
+ * is loaded with et_hf_load_ex, texts are tokenized and encoded in padded, length-sorted batches by
+ * et_encode_texts, and every embedding must match the float64 reference within 1e-4 (ids exactly). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encode.h"
+#include "hf.h"
+#include "tokenizer.h"
+
+#define DIR "tests/fixtures/e2e"
+#define MAXT 64
+
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); fails++; } } while (0)
+
+static int unhex(const char *h, char *out) {
+    int n = 0;
+    if (!strcmp(h, "-")) { out[0] = 0; return 0; }
+    for (; h[0] && h[1]; h += 2) { unsigned v; sscanf(h, "%2x", &v); out[n++] = (char)v; }
+    out[n] = 0;
+    return n;
+}
+
+int main(void) {
+    et_error err = {0};
+    et_bert m;
+    et_hf_info info;
+    if (et_hf_load_ex(DIR "/model", &m, &info, &err)) { fprintf(stderr, "load: %s\n", err.msg); return 1; }
+    CHECK(m.cfg.pooling == ET_POOL_MEAN && m.cfg.normalize == 1, "pooling/normalize from modules.json");
+    CHECK(info.max_seq_length == 24, "max_seq_length from sentence_bert_config.json: %d", info.max_seq_length);
+    CHECK(info.bert_prefix == 1, "bert. prefix detected");
+    et_tokenizer *tok = et_tokenizer_load_vocab(DIR "/model/vocab.txt", &err);
+    if (!tok) { fprintf(stderr, "vocab: %s\n", err.msg); return 1; }
+    FILE *f = fopen(DIR "/expected.txt", "r");
+    if (!f) { perror(DIR "/expected.txt"); return 1; }
+    int C = m.cfg.hidden_size, n = 0;
+    char *texts[MAXT];
+    int32_t eids[MAXT][64], nids[MAXT];
+    float *expect = malloc(sizeof(float) * MAXT * C);
+    static char line[1 << 16];
+    while (n < MAXT && fgets(line, sizeof line, f)) {
+        char *save, *t = strtok_r(line, " \n", &save);
+        texts[n] = malloc(strlen(t) / 2 + 1);
+        unhex(t, texts[n]);
+        nids[n] = atoi(strtok_r(NULL, " \n", &save));
+        for (int i = 0; i < nids[n]; i++) eids[n][i] = atoi(strtok_r(NULL, " \n", &save));
+        for (int j = 0; j < C; j++) expect[n * C + j] = strtof(strtok_r(NULL, " \n", &save), NULL);
+        n++;
+    }
+    fclose(f);
+    CHECK(n == 14, "expected 14 texts, read %d", n);
+    /* ids: one text at a time, truncated at 24 */
+    int32_t ids[64], mask[64];
+    for (int i = 0; i < n; i++) {
+        int T;
+        const char *one[1] = {texts[i]};
+        if (et_tokenize_batch(tok, one, 1, info.max_seq_length, 0, ids, mask, &T, &err)) { CHECK(0, "%s", err.msg); continue; }
+        int same = T == nids[i];
+        for (int j = 0; same && j < T; j++) same = ids[j] == eids[i][j];
+        CHECK(same, "text %d: token ids differ from the reference (T %d vs %d)", i, T, nids[i]);
+    }
+    /* embeddings: batches of 5 (padding inside batches), 1 and 2 threads */
+    float *out = malloc(sizeof(float) * n * C), *out1 = malloc(sizeof(float) * n * C);
+    for (int th = 1; th <= 2; th++) {
+        et_pool *pool = et_pool_create(th, &err);
+        et_encode_opts eo = {5, info.max_seq_length, NULL, NULL};
+        if (et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &eo, out, &err)) { CHECK(0, "encode: %s", err.msg); return 1; }
+        double worst = 0;
+        for (int i = 0; i < n * C; i++) worst = fmax(worst, fabs(out[i] - expect[i]));
+        printf("threads %d: max abs error vs PyTorch over %d texts x %d dims: %.3g\n", th, n, C, worst);
+        CHECK(worst <= 1e-4, "embeddings differ from PyTorch by %.3g (> 1e-4)", worst);
+        if (th == 1) memcpy(out1, out, sizeof(float) * n * C);
+        else CHECK(!memcmp(out1, out, sizeof(float) * n * C), "1 and 2 threads give different embeddings");
+        et_pool_destroy(pool);
+    }
+    /* batch composition must not matter: batch 1 equals batch 5 */
+    et_encode_opts e1 = {1, info.max_seq_length, NULL, NULL};
+    et_encode_texts(&m, tok, NULL, (const char *const *)texts, (size_t)n, &e1, out, &err);
+    double d = 0;
+    for (int i = 0; i < n * C; i++) d = fmax(d, fabs(out[i] - out1[i]));
+    CHECK(d <= 1e-5, "batch 1 vs batch 5 differ by %.3g", d);
+    /* a tokenizer whose vocab does not fit the model is refused */
+    et_tokenizer *big = et_tokenizer_load_vocab("tests/fixtures/tokenizer/vocab.txt", &err);
+    if (big) {
+        et_status s = et_encode_texts(&m, big, NULL, (const char *const *)texts, 1, &e1, out, &err);
+        CHECK(s == ET_ERR_MISMATCH && strstr(err.msg, "vocab_size"), "vocab mismatch refused: %s", err.msg);
+        et_tokenizer_free(big);
+    }
+    for (int i = 0; i < n; i++) free(texts[i]);
+    free(out); free(out1); free(expect);
+    et_tokenizer_free(tok);
+    et_bert_free(&m);
+    if (fails) { fprintf(stderr, "%d checks failed\n", fails); return 1; }
+    printf("ok e2e\n");
+    return 0;
+}
