@@ -8,6 +8,7 @@
 struct et_bm25 {
     int32_t ndocs, nterms;
     double k1, b, avgdl;
+    int query_tf;
     /* term table: open addressing over term ids; term strings (lowercase) in one arena */
     uint32_t tcap;          /* power of two */
     int32_t *tslot;         /* [tcap], -1 empty */
@@ -137,6 +138,7 @@ et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_op
     et_bm25 *bm = et_calloc(1, sizeof *bm, "bm25", err);
     if (!bm) return NULL;
     bm->ndocs = ndocs; bm->k1 = k1; bm->b = b;
+    bm->query_tf = opts ? opts->query_tf : 0;
     int32_t *last = NULL;   /* [term_cap] last doc that saw the term */
     uint32_t *cnt = NULL;   /* [term_cap] tf within the current doc */
     int32_t *uniq = NULL;   /* unique terms of the current doc */
@@ -263,16 +265,34 @@ double et_bm25_idf(const et_bm25 *bm, const char *term) {
     return id < 0 ? 0.0 : bm->idf[id];
 }
 
-/* accumulate one query into acc (dense, zero on entry); touched gets each doc once. Returns #touched. */
-static int32_t accumulate(const et_bm25 *bm, const char *query, double *acc, int32_t *touched) {
+/* The query's term ids (terms absent from the corpus dropped; repeats dropped unless query_tf).
+ * Returns a malloc'd array (NULL with *n = 0 if none or out of memory). */
+static int32_t *query_terms(const et_bm25 *bm, const char *query, int32_t *n) {
     const char *p = query ? query : "";
+    size_t cap = strlen(p) / 2 + 1; /* a token takes >= 1 byte plus a separator */
+    int32_t *ids = malloc(sizeof(int32_t) * cap);
+    *n = 0;
+    if (!ids) return NULL;
     int64_t len;
     const char *t;
-    int32_t nt = 0;
-    double k1p1 = bm->k1 + 1.0;
     while ((t = next_tok(&p, &len))) {
         int32_t id = term_find(bm, t, len, tok_hash(t, len));
         if (id < 0) continue;
+        int dup = 0;
+        if (!bm->query_tf)
+            for (int32_t i = 0; i < *n && !dup; i++) dup = ids[i] == id;
+        if (!dup && (size_t)*n < cap) ids[(*n)++] = id;
+    }
+    return ids;
+}
+
+/* accumulate one query into acc (dense, zero on entry); touched gets each doc once. Returns #touched. */
+static int32_t accumulate(const et_bm25 *bm, const char *query, double *acc, int32_t *touched) {
+    int32_t nq, nt = 0;
+    int32_t *ids = query_terms(bm, query, &nq);
+    double k1p1 = bm->k1 + 1.0;
+    for (int32_t qi = 0; qi < nq; qi++) {
+        int32_t id = ids[qi];
         double idf = bm->idf[id];
         for (int64_t i = bm->post_off[id]; i < bm->post_off[id + 1]; i++) {
             int32_t d = bm->post_doc[i];
@@ -281,6 +301,7 @@ static int32_t accumulate(const et_bm25 *bm, const char *query, double *acc, int
             acc[d] += idf * tf * k1p1 / (tf + bm->knorm[d]);
         }
     }
+    free(ids);
     return nt;
 }
 
@@ -437,49 +458,43 @@ et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, con
         int32_t d = doc_idx[i];
         if (d < 0 || d >= bm->ndocs)
             return et_fail(err, ET_ERR_ARG, "bm25 score_pairs: pair %lld: doc index %d out of [0, %d)", (long long)i, d, bm->ndocs);
-        const char *p = queries[i] ? queries[i] : "";
-        int64_t len;
-        const char *t;
+        int32_t nq;
+        int32_t *ids = query_terms(bm, queries[i], &nq);
         double s = 0;
-        while ((t = next_tok(&p, &len))) {
-            int32_t id = term_find(bm, t, len, tok_hash(t, len));
-            if (id < 0) continue;
+        for (int32_t qi = 0; qi < nq; qi++) {
+            int32_t id = ids[qi];
             double tf = tf_of(bm, id, d);
             if (tf > 0) s += bm->idf[id] * tf * (bm->k1 + 1.0) / (tf + bm->knorm[d]);
         }
+        free(ids);
         out[i] = s;
     }
     return ET_OK;
 }
 
 double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text) {
-    /* query term ids (duplicates kept: each occurrence counts) */
-    enum { QMAX = 256 };
-    int32_t qid[QMAX], nq = 0;
-    const char *p = query ? query : "";
-    int64_t len;
-    const char *t;
-    while (nq < QMAX && (t = next_tok(&p, &len))) {
-        int32_t id = term_find(bm, t, len, tok_hash(t, len));
-        if (id >= 0) qid[nq++] = id;
-    }
-    if (nq == 0) return 0.0;
-    uint32_t tf[QMAX] = {0};
-    int64_t dl = 0;
-    p = text ? text : "";
+    int32_t nq;
+    int32_t *qid = query_terms(bm, query, &nq);
+    if (nq == 0) { free(qid); return 0.0; }
+    uint32_t *tf = calloc((size_t)nq, sizeof(uint32_t));
+    if (!tf) { free(qid); return NAN; }
+    int64_t dl = 0, len;
+    const char *t, *p = text ? text : "";
     while ((t = next_tok(&p, &len))) {
         dl++;
         uint64_t h = tok_hash(t, len);
+        int32_t id = -2;
         for (int32_t j = 0; j < nq; j++)
             if (bm->term_hash[qid[j]] == h) {
-                int32_t id = term_find(bm, t, len, h);
-                for (int32_t i = 0; i < nq; i++) if (qid[i] == id) tf[i]++;
-                break;
+                if (id == -2) id = term_find(bm, t, len, h);
+                if (qid[j] == id) tf[j]++;
             }
     }
     double knorm = bm->k1 * (1.0 - bm->b + (bm->avgdl > 0 ? bm->b * (double)dl / bm->avgdl : 0.0));
     double s = 0;
     for (int32_t j = 0; j < nq; j++)
         if (tf[j]) s += bm->idf[qid[j]] * tf[j] * (bm->k1 + 1.0) / (tf[j] + knorm);
+    free(tf);
+    free(qid);
     return s;
 }

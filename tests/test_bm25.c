@@ -1,0 +1,154 @@
+/* test_bm25.c - BM25 against a hand-computed case, plus (if ../shared/eval-data or $ET_EVAL_DATA
+ * exists) a reproduction of the BM25 baselines table of docs/data.md to 4 decimals. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bm25.h"
+#include "data.h"
+#include "fileio.h"
+#include "metrics.h"
+
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+#define NEAR(a, b, tol) CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.10g, expected %.10g", #a, (double)(a), (double)(b))
+
+/* Hand-computed BM25, k1 = 0.9, b = 0.4.
+ * Corpus (tokens after lowercasing / splitting on non-[a-z0-9]):
+ *   d0 "The cat sat."          -> the cat sat            |d0| = 3
+ *   d1 "A cat, a CAT!"         -> a cat a cat            |d1| = 4
+ *   d2 "dogs & cats-2"         -> dogs cats 2            |d2| = 3
+ *   d3 ""                      ->                        |d3| = 0
+ * N = 4, avgdl = 10/4 = 2.5.
+ * df(cat) = 2 -> idf = ln(1 + (4 - 2 + 0.5)/(2 + 0.5)) = ln(2)          = 0.6931471805599453
+ * df(dogs)= 1 -> idf = ln(1 + (4 - 1 + 0.5)/(1 + 0.5)) = ln(1 + 7/3) = ln(10/3) = 1.2039728043259361
+ * knorm(d) = 0.9 * (1 - 0.4 + 0.4 * |d| / 2.5):
+ *   d0: 0.9 * (0.6 + 0.48) = 0.972 ; d1: 0.9 * (0.6 + 0.64) = 1.116 ; d2: 0.972
+ * query "cat":  d0 = ln2 * 1 * 1.9 / (1 + 0.972) = ln2 * 0.963488843813387 = 0.6678396
+ *               d1 = ln2 * 2 * 1.9 / (2 + 1.116) = ln2 * 1.219512195121951 = 0.8453014
+ *   ranking: d1, d0, then the zero-score docs in corpus order: d2, d3.
+ * query "Dogs cat cat", default (distinct terms, "cat" once):
+ *   d2 = ln(10/3) * 1.9 / 1.972 = 1.1600144; d1 = 0.8453014; d0 = 0.6678396 -> ranking d2, d1, d0, d3.
+ * same query with query_tf = 1 ("cat" twice): d1 = 2 * 0.8453014 = 1.6906029, d0 = 2 * 0.6678396 = 1.3356792,
+ *   d2 = 1.1600144 -> ranking d1, d0, d2. */
+static void hand_case(void) {
+    const char *docs[] = {"The cat sat.", "A cat, a CAT!", "dogs & cats-2", ""};
+    et_error err = {0};
+    et_bm25 *bm = et_bm25_build(docs, 4, NULL, &err);
+    CHECK(bm, "%s", err.msg);
+    if (!bm) return;
+    CHECK(et_bm25_nterms(bm) == 7, "nterms %d (the cat sat a dogs cats 2)", et_bm25_nterms(bm));
+    NEAR(et_bm25_avgdl(bm), 2.5, 1e-12);
+    NEAR(et_bm25_idf(bm, "cat"), log(2.0), 1e-12);
+    NEAR(et_bm25_idf(bm, "dogs"), log(10.0 / 3.0), 1e-12);
+    NEAR(et_bm25_idf(bm, "zebra"), 0.0, 0);
+    double s[4];
+    CHECK(!et_bm25_score_all(bm, "cat", s, &err), "%s", err.msg);
+    NEAR(s[0], log(2.0) * 1.9 / 1.972, 1e-12);
+    NEAR(s[1], log(2.0) * 3.8 / 3.116, 1e-12);
+    NEAR(s[2], 0.0, 0);
+    NEAR(s[3], 0.0, 0);
+    int32_t idx[6];
+    double sc[6];
+    CHECK(!et_bm25_search(bm, "CAT", 6, idx, sc, &err), "%s", err.msg);
+    CHECK(idx[0] == 1 && idx[1] == 0 && idx[2] == 2 && idx[3] == 3 && idx[4] == -1 && idx[5] == -1,
+          "ranking %d %d %d %d %d %d", idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]);
+    NEAR(sc[0], 0.8453014, 1e-7);
+    NEAR(sc[1], 0.6678396, 1e-7);
+    CHECK(isinf(sc[5]) && sc[5] < 0, "padding score %g", sc[5]);
+    CHECK(!et_bm25_search(bm, "Dogs cat cat", 3, idx, sc, &err), "%s", err.msg);
+    CHECK(idx[0] == 2 && idx[1] == 1 && idx[2] == 0, "ranking2 %d %d %d", idx[0], idx[1], idx[2]);
+    NEAR(sc[0], 1.1600144, 1e-7);
+    NEAR(sc[1], 0.8453014, 1e-7);
+    {
+        et_bm25_opts o = {0.9, 0.4, 1};
+        et_bm25 *b2 = et_bm25_build(docs, 4, &o, &err);
+        CHECK(b2 && !et_bm25_search(b2, "Dogs cat cat", 3, idx, sc, &err), "%s", err.msg);
+        CHECK(idx[0] == 1 && idx[1] == 0 && idx[2] == 2, "ranking3 %d %d %d", idx[0], idx[1], idx[2]);
+        NEAR(sc[0], 1.6906029, 1e-7);
+        NEAR(sc[1], 1.3356792, 1e-7);
+        NEAR(sc[2], 1.1600144, 1e-7);
+        NEAR(et_bm25_score_text(b2, "dogs cat CAT", "A cat, a CAT!"), 1.6906029, 1e-7);
+        et_bm25_free(b2);
+    }
+    /* pairs and free text agree with the index */
+    const char *qs[] = {"cat", "dogs cat cat", "nothing"};
+    int32_t di[] = {1, 2, 0};
+    double ps[3];
+    CHECK(!et_bm25_score_pairs(bm, qs, di, 3, ps, &err), "%s", err.msg);
+    NEAR(ps[0], log(2.0) * 3.8 / 3.116, 1e-12);
+    NEAR(ps[1], log(10.0 / 3.0) * 1.9 / 1.972, 1e-12); /* d2 has "dogs" only ("cats" != "cat") */
+    NEAR(ps[2], 0.0, 0);
+    NEAR(et_bm25_score_text(bm, "cat", "A cat, a CAT!"), ps[0], 1e-12);
+    NEAR(et_bm25_score_text(bm, "dogs cat cat", "dogs & cats-2"), ps[1], 1e-12);
+    /* tie: two identical docs -> corpus order */
+    const char *tdocs[] = {"x y", "y z", "x y"};
+    et_bm25 *tb = et_bm25_build(tdocs, 3, NULL, &err);
+    CHECK(tb && !et_bm25_search(tb, "x", 3, idx, sc, &err), "%s", err.msg);
+    CHECK(idx[0] == 0 && idx[1] == 2 && idx[2] == 1 && sc[0] == sc[1], "tie order %d %d %d", idx[0], idx[1], idx[2]);
+    et_bm25_free(tb);
+    /* bad options */
+    et_bm25_opts bad = {0.9, 1.5, 0};
+    CHECK(!et_bm25_build(docs, 4, &bad, &err) && err.code == ET_ERR_ARG, "b = 1.5 accepted");
+    et_bm25_free(bm);
+}
+
+/* docs/data.md baselines */
+typedef struct { const char *name; double ndcg10, map10, mrr10, r100; } baseline;
+static const baseline BASE[] = {
+    {"cranfield", 0.3104, 0.1965, 0.4763, 0.6795},
+    {"cisi", 0.2304, 0.0345, 0.4493, 0.3573},
+    {"cacm", 0.3462, 0.1621, 0.6245, 0.5504},
+};
+
+static void eval_sets(void) {
+    const char *root = getenv("ET_EVAL_DATA");
+    char dflt[] = "../shared/eval-data";
+    if (!root || !*root) root = dflt;
+    if (!et_dir_exists(root)) {
+        printf("skip: BM25 baseline reproduction (no eval data at %s; set ET_EVAL_DATA)\n", root);
+        return;
+    }
+    et_pool *pool = et_pool_create(0, NULL);
+    for (size_t s = 0; s < sizeof BASE / sizeof BASE[0]; s++) {
+        char dir[ET_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/%s", root, BASE[s].name);
+        if (!et_dir_exists(dir)) { printf("skip: %s (absent)\n", dir); continue; }
+        et_error err = {0};
+        et_beir b;
+        clock_t t0 = clock();
+        if (et_beir_read(dir, NULL, &b, NULL, &err)) { CHECK(0, "%s", err.msg); continue; }
+        et_bm25 *bm = et_bm25_build(b.doc_text, b.ndocs, NULL, &err);
+        CHECK(bm, "%s", err.msg);
+        if (!bm) { et_beir_free(&b); continue; }
+        int32_t depth = 100;
+        int32_t *rk = malloc(sizeof(int32_t) * (size_t)b.nqueries * depth);
+        CHECK(!et_bm25_search_batch(pool, bm, b.query_text, b.nqueries, depth, rk, NULL, &err), "%s", err.msg);
+        et_ir_summary m;
+        CHECK(!et_ir_evaluate(rk, b.nqueries, depth, b.qrels, b.qrel_off, &m, NULL, &err), "%s", err.msg);
+        double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        printf("%-9s docs %5d queries %4d judged %4d | nDCG@10 %.4f MAP@10 %.4f MRR@10 %.4f R@100 %.4f "
+               "(table %.4f %.4f %.4f %.4f) %.2fs cpu\n",
+               BASE[s].name, b.ndocs, b.nqueries, m.nqueries, m.ndcg10, m.map10, m.mrr10, m.recall100, BASE[s].ndcg10,
+               BASE[s].map10, BASE[s].mrr10, BASE[s].r100, secs);
+        /* 4 decimals: the rounded values agree */
+        NEAR(round(m.ndcg10 * 1e4), round(BASE[s].ndcg10 * 1e4), 0);
+        NEAR(round(m.map10 * 1e4), round(BASE[s].map10 * 1e4), 0);
+        NEAR(round(m.mrr10 * 1e4), round(BASE[s].mrr10 * 1e4), 0);
+        NEAR(round(m.recall100 * 1e4), round(BASE[s].r100 * 1e4), 0);
+        free(rk);
+        et_bm25_free(bm);
+        et_beir_free(&b);
+    }
+    et_pool_destroy(pool);
+}
+
+int main(void) {
+    hand_case();
+    eval_sets();
+    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
+    printf("ok bm25\n");
+    return 0;
+}
