@@ -1,0 +1,287 @@
+/* bench_train.c - embedtune side of the train-step benchmark (bench/run_train_bench.sh).
+ *
+ * One train step, as sentence-transformers fit() does it with MultipleNegativesRankingLoss:
+ *   forward queries [Bq,Tq] and documents [Bd,Td] (training activations, dropout OFF)
+ *   -> InfoNCE / MNRL (scale 20 = tau 0.05, cosine, in-batch negatives) on the pooled embeddings
+ *   -> backward documents, backward queries (both accumulate into ONE gradient buffer)
+ *   -> AdamW (lr 1e-4, wd 0.01 except biases/LayerNorm, pooler frozen: it gets no gradient)
+ *   -> zero the gradients.
+ *
+ *   bench_train --model DIR --threads T [--bq 32 --tq 32 --bd 32 --td 128] [--warmup 1] [--reps 5]
+ *               [--min-time S] [--lr 1e-4] [--profile]
+ *
+ * Prints one JSON object: per-step wall seconds (and process CPU seconds), best/median, the loss
+ * before each timed step (the same sequence torch_train.py prints: the runner compares them), the
+ * peak RSS (getrusage ru_maxrss) and the bytes of each big buffer.
+ * --profile: also time each phase of the step (fwd q, fwd d, loss, bwd d, bwd q, adamw, zero).
+ * The model folder is made by bench/make_minilm_random.py (the runner does it when missing).
+ * The ids are the encode benchmark's xorshift32 ids in [1000, V) (seed 12345 for queries, 54321
+ * for documents), identical in torch_train.py; the attention mask is all ones, passed explicitly.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "bert.h"
+#include "error.h"
+#include "hf.h"
+#include "loss.h"
+#include "optim.h"
+#include "threads.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) { /* sorts v */
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* xorshift32 ids in [1000, V), identical to torch_encode.py bench_ids() */
+static void bench_ids(int32_t *ids, int n, int vocab, uint32_t seed) {
+    uint32_t x = seed;
+    for (int i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        ids[i] = (int32_t)(1000u + x % (uint32_t)(vocab - 1000));
+    }
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_train [--model DIR] [--threads N] [--bq B] [--tq T] [--bd B] [--td T]\n"
+                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile]\n");
+}
+
+enum { PH_FWD_Q, PH_FWD_D, PH_LOSS, PH_BWD_D, PH_BWD_Q, PH_ADAMW, PH_ZERO, PH_N };
+static const char *ph_name[PH_N] = {"fwd_q", "fwd_d", "loss", "bwd_d", "bwd_q", "adamw", "zero_grad"};
+
+typedef struct {
+    et_bert *m;
+    et_pool *pool;
+    et_bert_acts *aq, *ad;
+    int32_t *ids_q, *ids_d, *mask_q, *mask_d;
+    int Bq, Tq, Bd, Td, C;
+    float *grads, *dq, *dd;
+    et_bert_params gv;
+    et_adamw *opt;
+    et_loss_cfg lcfg;
+    double *lscratch;
+    double lr;
+} step_ctx;
+
+/* One train step; returns the loss (before the update) in *loss; ph[] += phase seconds if ph. */
+static et_status train_step(step_ctx *s, double *loss, double *ph, et_error *err) {
+    et_status st;
+    double t0 = now_s(), t1;
+#define MARK(p) do { if (ph) { t1 = now_s(); ph[p] += t1 - t0; t0 = t1; } } while (0)
+    if ((st = et_bert_forward(s->m, s->aq, s->pool, s->ids_q, s->mask_q, NULL, s->Bq, s->Tq, NULL, 0, 0, err)) != ET_OK)
+        return st;
+    MARK(PH_FWD_Q);
+    if ((st = et_bert_forward(s->m, s->ad, s->pool, s->ids_d, s->mask_d, NULL, s->Bd, s->Td, NULL, 0, 0, err)) != ET_OK)
+        return st;
+    MARK(PH_FWD_D);
+    memset(s->dq, 0, sizeof(float) * (size_t)s->Bq * (size_t)s->C);
+    memset(s->dd, 0, sizeof(float) * (size_t)s->Bd * (size_t)s->C);
+    /* MNRL: query i's positive is document i (Bq == Bd) */
+    if ((st = et_loss_infonce(&s->lcfg, s->aq->pooled, s->ad->pooled, NULL, s->Bq, 0, s->C, s->dq, s->dd, NULL,
+                              s->lscratch, loss, err)) != ET_OK)
+        return st;
+    MARK(PH_LOSS);
+    if ((st = et_bert_backward(s->m, s->ad, s->pool, s->dd, &s->gv, err)) != ET_OK) return st;
+    MARK(PH_BWD_D);
+    if ((st = et_bert_backward(s->m, s->aq, s->pool, s->dq, &s->gv, err)) != ET_OK) return st;
+    MARK(PH_BWD_Q);
+    if ((st = et_adamw_step(s->opt, s->m->params, s->grads, s->lr, err)) != ET_OK) return st;
+    MARK(PH_ADAMW);
+    memset(s->grads, 0, sizeof(float) * s->m->n_params);
+    MARK(PH_ZERO);
+#undef MARK
+    return ET_OK;
+}
+
+int main(int argc, char **argv) {
+    const char *model_dir = "/tmp/et-bench/minilm";
+    int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0;
+    double min_time = 0.0, lr = 1e-4;
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (!strcmp(k, "--profile")) { profile = 1; continue; }
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(); return 0; }
+        if (i + 1 >= argc) { fprintf(stderr, "bench_train: %s: missing value\n", k); usage(); return 2; }
+        const char *v = argv[++i];
+        if (!strcmp(k, "--model")) model_dir = v;
+        else if (!strcmp(k, "--threads")) threads = atoi(v);
+        else if (!strcmp(k, "--bq")) Bq = atoi(v);
+        else if (!strcmp(k, "--tq")) Tq = atoi(v);
+        else if (!strcmp(k, "--bd")) Bd = atoi(v);
+        else if (!strcmp(k, "--td")) Td = atoi(v);
+        else if (!strcmp(k, "--warmup")) warmup = atoi(v);
+        else if (!strcmp(k, "--reps")) reps = atoi(v);
+        else if (!strcmp(k, "--min-time")) min_time = atof(v);
+        else if (!strcmp(k, "--lr")) lr = atof(v);
+        else { fprintf(stderr, "bench_train: unknown option %s\n", k); usage(); return 2; }
+    }
+    if (threads < 1 || Bq < 1 || Tq < 1 || Bd != Bq || Td < 1 || reps < 1 || warmup < 0) {
+        fprintf(stderr, "bench_train: threads, sizes, reps must be >= 1, warmup >= 0, and --bd == --bq (MNRL pairs)\n");
+        return 2;
+    }
+
+    et_error err = {0};
+    et_bert m = {0};
+    et_bert_acts aq = {0}, ad = {0};
+    et_adamw opt = {0};
+    et_pool *pool = NULL;
+    et_param_seg *segs = NULL;
+    step_ctx s = {0};
+    double *times = NULL, *ctimes = NULL, *losses = NULL;
+    int rc = 1, n = 0;
+    double ph[PH_N] = {0};
+
+    et_status st = et_hf_load(model_dir, &m, &err);
+    if (st != ET_OK) goto fail;
+    m.cfg.hidden_dropout = 0.0f; /* dropout off (also not requested: dropout arg 0 below) */
+    m.cfg.attn_dropout = 0.0f;
+    const int C = m.cfg.hidden_size;
+    pool = et_pool_create(threads, &err);
+    if (!pool) goto fail;
+
+    /* AdamW segments from the tensor table: sentence-transformers' no-decay rule; pooler frozen */
+    segs = calloc((size_t)m.n_tensors, sizeof *segs);
+    if (!segs) { et_fail(&err, ET_ERR_NOMEM, "segments"); goto fail; }
+    for (int i = 0; i < m.n_tensors; i++) {
+        segs[i].offset = m.tensors[i].offset;
+        segs[i].n = m.tensors[i].numel;
+        segs[i].decay = !et_param_no_decay(m.tensors[i].name);
+        segs[i].trainable = strncmp(m.tensors[i].name, "pooler.", 7) != 0;
+    }
+    et_adamw_cfg acfg;
+    et_adamw_cfg_default(&acfg); /* 0.9, 0.999, 1e-8, wd 0.01 = torch.optim.AdamW defaults */
+    if ((st = et_adamw_init(&opt, &acfg, m.n_params, segs, m.n_tensors, &err)) != ET_OK) goto fail;
+
+    if ((st = et_bert_acts_alloc(&aq, &m.cfg, Bq, Tq, 1, threads, &err)) != ET_OK) goto fail;
+    if ((st = et_bert_acts_alloc(&ad, &m.cfg, Bd, Td, 1, threads, &err)) != ET_OK) goto fail;
+
+    s.m = &m; s.pool = pool; s.aq = &aq; s.ad = &ad;
+    s.Bq = Bq; s.Tq = Tq; s.Bd = Bd; s.Td = Td; s.C = C;
+    s.opt = &opt; s.lr = lr;
+    et_loss_cfg_default(&s.lcfg);
+    s.grads = calloc(m.n_params, sizeof(float));
+    s.dq = malloc(sizeof(float) * (size_t)Bq * (size_t)C);
+    s.dd = malloc(sizeof(float) * (size_t)Bd * (size_t)C);
+    size_t lsd = et_loss_scratch_doubles(Bq, 0, C);
+    s.lscratch = malloc(sizeof(double) * lsd);
+    s.ids_q = malloc(sizeof(int32_t) * (size_t)Bq * (size_t)Tq);
+    s.mask_q = malloc(sizeof(int32_t) * (size_t)Bq * (size_t)Tq);
+    s.ids_d = malloc(sizeof(int32_t) * (size_t)Bd * (size_t)Td);
+    s.mask_d = malloc(sizeof(int32_t) * (size_t)Bd * (size_t)Td);
+    if (!s.grads || !s.dq || !s.dd || !s.lscratch || !s.ids_q || !s.mask_q || !s.ids_d || !s.mask_d) {
+        et_fail(&err, ET_ERR_NOMEM, "step buffers");
+        goto fail;
+    }
+    et_bert_params_view(&m.cfg, s.grads, &s.gv);
+    bench_ids(s.ids_q, Bq * Tq, m.cfg.vocab_size, 12345u);
+    bench_ids(s.ids_d, Bd * Td, m.cfg.vocab_size, 54321u);
+    for (int i = 0; i < Bq * Tq; i++) s.mask_q[i] = 1;
+    for (int i = 0; i < Bd * Td; i++) s.mask_d[i] = 1;
+
+    int cap = reps > 64 ? reps : 64;
+    times = malloc(sizeof(double) * (size_t)cap);
+    ctimes = malloc(sizeof(double) * (size_t)cap);
+    losses = malloc(sizeof(double) * (size_t)(cap + warmup));
+    if (!times || !ctimes || !losses) { et_fail(&err, ET_ERR_NOMEM, "times"); goto fail; }
+    int nl = 0;
+    for (int i = 0; i < warmup; i++)
+        if ((st = train_step(&s, &losses[nl++], NULL, &err)) != ET_OK) goto fail;
+    double t_start = now_s();
+    while (n < reps || now_s() - t_start < min_time) {
+        if (n == cap) {
+            cap *= 2;
+            double *a = realloc(times, sizeof(double) * (size_t)cap);
+            if (a) times = a;
+            double *b = realloc(ctimes, sizeof(double) * (size_t)cap);
+            if (b) ctimes = b;
+            double *c = realloc(losses, sizeof(double) * (size_t)(cap + warmup));
+            if (c) losses = c;
+            if (!a || !b || !c) { et_fail(&err, ET_ERR_NOMEM, "times"); goto fail; }
+        }
+        double t0 = now_s(), c0 = cpu_s();
+        if ((st = train_step(&s, &losses[nl++], profile ? ph : NULL, &err)) != ET_OK) goto fail;
+        ctimes[n] = cpu_s() - c0;
+        times[n++] = now_s() - t0;
+    }
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    size_t acts_bytes = aq.bytes + ad.bytes, pbytes = m.n_params * sizeof(float);
+    printf("{\"engine\":\"embedtune\",\"threads\":%d,\"bq\":%d,\"tq\":%d,\"bd\":%d,\"td\":%d,\"lr\":%g,\"times_s\":[", threads,
+           Bq, Tq, Bd, Td, lr);
+    for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", times[i]);
+    printf("],\"cpu_s\":[");
+    for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", ctimes[i]);
+    printf("],\"losses\":[");
+    for (int i = 0; i < nl; i++) printf("%s%.9g", i ? "," : "", losses[i]);
+    double best = 0, med = 0;
+    {
+        double *tmp = malloc(sizeof(double) * (size_t)n);
+        if (tmp) {
+            memcpy(tmp, times, sizeof(double) * (size_t)n);
+            med = median(tmp, n);
+            best = tmp[0];
+            free(tmp);
+        }
+    }
+    printf("],\"best_s\":%.6f,\"median_s\":%.6f,\"peak_rss_kib\":%ld,\"bytes\":{\"params\":%zu,\"grads\":%zu,"
+           "\"adamw\":%zu,\"acts_q\":%zu,\"acts_d\":%zu}",
+           best, med, ru.ru_maxrss, pbytes, pbytes, 2 * pbytes, aq.bytes, ad.bytes);
+    (void)acts_bytes;
+    if (profile) {
+        printf(",\"phases_s\":{");
+        for (int p = 0; p < PH_N; p++) printf("%s\"%s\":%.6f", p ? "," : "", ph_name[p], ph[p] / n);
+        printf("}");
+    }
+    printf("}\n");
+    rc = 0;
+    goto done;
+
+fail:
+    fprintf(stderr, "bench_train: %s\n", err.msg[0] ? err.msg : "failed");
+    rc = 1;
+done:
+    free(times);
+    free(ctimes);
+    free(losses);
+    free(s.grads);
+    free(s.dq);
+    free(s.dd);
+    free(s.lscratch);
+    free(s.ids_q);
+    free(s.mask_q);
+    free(s.ids_d);
+    free(s.mask_d);
+    free(segs);
+    et_adamw_free(&opt);
+    et_bert_acts_free(&aq);
+    et_bert_acts_free(&ad);
+    et_pool_destroy(pool);
+    et_bert_free(&m);
+    return rc;
+}
