@@ -47,6 +47,7 @@ mkdir -p "$(dirname "$MODEL")"
 [ -n "$OUT" ] || OUT="$(dirname "$MODEL")/encode-bench-$(date +%Y%m%d-%H%M%S).jsonl"
 : > "$OUT"
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)  # before this script adds its own load
 has() { case " $ENGINES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 say() { echo "== $*" >&2; }
 
@@ -79,7 +80,6 @@ if has ort; then node "$BENCH/ort_encode.mjs" --model "$MODEL" --check --tol 1e-
 if has embedtune; then "$ET_BIN" --model "$MODEL" --check --tol 1e-3 >> "$OUT"; fi
 
 # 5. interleaved timing
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 run_one() { # engine threads batch seq
   local e=$1 t=$2 b=$3 s=$4
   local common=(--model "$MODEL" --threads "$t" --batch "$b" --seq "$s" --warmup 2 --reps 3 --min-time "$MIN_TIME")
@@ -112,12 +112,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # 6. table
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-"$PY" - "$OUT" "$SHAPES" "$THREADS" "$LOAD_START" "$LOAD_END" "$COMMIT" <<'EOF'
+"$PY" - "$OUT" "$SHAPES" "$THREADS" "$LOAD_START" "$COMMIT" <<'EOF'
 import json, statistics, sys
 path, shapes, threads = sys.argv[1], sys.argv[2].split(), [int(t) for t in sys.argv[3].split()]
-load_start, load_end, commit = sys.argv[4:7]
+load_start, commit = sys.argv[4:6]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 chk = [r for r in rows if r.get("check")]
 times = {}
@@ -161,6 +160,6 @@ for c in chk:
           f"max abs diff {c['max_abs_diff']:.2e} ({'OK' if c['ok'] else 'FAIL'})")
 vers = {r["engine"]: r.get("version") for r in rows if r.get("version")}
 print(f"embedtune {commit}, torch {vers.get('torch', '-')}, onnxruntime-node {vers.get('ort', '-')}; "
-      f"load average before/after timing: {load_start} / {load_end} (on 2 cores, > ~0.3 means noisy numbers)")
+      f"load average when started: {load_start} (1/5/15 min; above ~0.3 on 2 cores, other work was running)")
 print(f"raw results: {path}")
 EOF
