@@ -1,0 +1,231 @@
+/* test_data.c - readers (pairs JSONL, pairwise with experts, CSV/TSV, BEIR) on the committed
+ * fixtures in tests/fixtures/data/, their file:line errors and skip_bad reports, strict UTF-8,
+ * SHA-1 against the FIPS 180 vectors, and the data.md split. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+static int streq(const char *a, const char *b) { return a && !strcmp(a, b); }
+#define STREQ(a, b) CHECK(streq((a), (b)), "%s = '%s', expected '%s'", #a, streq((a), (a)) ? (a) : "(null)", (b))
+#define FX "tests/fixtures/data/"
+
+static int has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
+
+static void sha1_cases(void) {
+    char h[41];
+    et_sha1_hex("abc", 3, h);
+    STREQ(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    et_sha1_hex("", 0, h);
+    STREQ(h, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56 bytes: padding spills a block */
+    et_sha1_hex(m, strlen(m), h);
+    STREQ(h, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    char *a = malloc(1000000);
+    memset(a, 'a', 1000000);
+    et_sha1_hex(a, 1000000, h);
+    STREQ(h, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+    free(a);
+    /* 64-byte input: exactly one block of data, the padding takes a second block */
+    et_sha1_hex("0123456701234567012345670123456701234567012345670123456701234567", 64, h);
+    STREQ(h, "e0c094e867ef46c350ef54a7f59dd60bed92ae83");
+    /* split: int(sha1(id)[:8], 16) % 100 >= 80 (prefixes from Python hashlib):
+     *   "1" 356a192b -> 896145707 % 100 = 7 train;  "995" 42405d7b -> % 100 = 91 test;
+     *   "471" 5e5ad0b7 -> % 100 = 75 train;  "abc" a9993e36 -> train */
+    CHECK(!et_split_is_test("1"), "id 1 should be train");
+    CHECK(et_split_is_test("995"), "id 995 should be test");
+    CHECK(!et_split_is_test("471"), "id 471 should be train");
+    CHECK(!et_split_is_test("abc"), "id abc should be train");
+}
+
+static void utf8_cases(void) {
+    size_t at;
+    CHECK(et_utf8_valid("plain ascii", 11, NULL), "ascii");
+    CHECK(et_utf8_valid("\xc3\xa9\xe2\x98\x95\xf0\x9f\x98\x80", 9, NULL), "valid 2/3/4-byte");
+    CHECK(!et_utf8_valid("ab\xc0\x80", 4, &at) && at == 2, "overlong NUL");
+    CHECK(!et_utf8_valid("\xe0\x80\xaf", 3, NULL), "overlong 3-byte");
+    CHECK(!et_utf8_valid("\xed\xa0\x80", 3, NULL), "surrogate U+D800");
+    CHECK(!et_utf8_valid("\xf4\x90\x80\x80", 4, NULL), "> U+10FFFF");
+    CHECK(!et_utf8_valid("x\xe2\x82", 3, &at) && at == 1, "truncated");
+    CHECK(!et_utf8_valid("\x80", 1, NULL), "lone continuation");
+    CHECK(!et_utf8_valid("\xc3\x28", 2, NULL), "bad continuation");
+    CHECK(!et_utf8_valid("\xff", 1, NULL), "0xFF");
+}
+
+static void pairs_cases(void) {
+    et_error err = {0};
+    et_pairs p;
+    et_read_report rep;
+    /* plain pairs with negatives and negative_queries (null = unknown) */
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "pairs.jsonl", NULL, &p, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 3 && rep.nread == 3 && rep.nbad == 0, "n %lld", (long long)p.n);
+        CHECK(!p.has_label && p.K == 0 && p.label[0] == 1.0f, "plain pairs have no labels/experts");
+        STREQ(p.query[0], "what is bm25");
+        STREQ(p.passage[0], "BM25 is a ranking function.");
+        STREQ(p.id[0], "p1");
+        STREQ(p.id[1], "7"); /* numeric id */
+        CHECK(p.id[2] == NULL, "row 3 has no id");
+        STREQ(p.query[1], "caf\xc3\xa9 \xe2\x98\x95");
+        STREQ(p.passage[1], "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"quoted\"\\n"); /* JSON "\\n": a literal backslash-n */
+        CHECK(p.neg_off[0] == 0 && p.neg_off[1] == 2 && p.neg_off[2] == 2 && p.neg_off[3] == 2, "neg_off");
+        STREQ(p.neg[0], "Cats purr.");
+        STREQ(p.neg[1], "Dogs bark.");
+        CHECK(p.neg_query && p.neg_query[0] == NULL, "negative_queries[0] is null");
+        if (p.neg_query) STREQ(p.neg_query[1], "why do dogs bark");
+        et_pairs_free(&p);
+    }
+    /* pairwise rows with positional scores */
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "pairwise_scores.jsonl", NULL, &p, NULL, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 3 && p.has_label && p.K == 2 && !p.expert_names, "pairwise: n %lld K %d", (long long)p.n, p.K);
+        float want[] = {0.5f, 1.25f, -0.5f, 2, 0, 0};
+        for (int i = 0; i < 6; i++) CHECK(p.scores[i] == want[i], "scores[%d] %g", i, p.scores[i]);
+        CHECK(p.label[0] == 1 && p.label[1] == 0 && p.label[2] == 0.75f, "labels");
+        STREQ(p.passage[2], "p3"); /* "positive" accepted as the passage */
+        CHECK(p.neg_query == NULL && p.neg_off[3] == 0, "no negatives");
+        et_pairs_free(&p);
+    }
+    /* named experts, keys in a different order on row 2 */
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "pairwise_named.jsonl", NULL, &p, NULL, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.K == 2 && p.expert_names, "named: K %d", p.K);
+        STREQ(p.expert_names[0], "bm25");
+        STREQ(p.expert_names[1], "minilm");
+        CHECK(p.scores[0] == 3.5f && p.scores[1] == 0.8f && p.scores[2] == 0.25f && p.scores[3] == 0.1f, "named scores");
+        et_pairs_free(&p);
+    }
+    /* bad lines: strict stops at line 2 (NaN in expert bm25) */
+    CHECK(et_pairs_read(FX "bad.jsonl", NULL, &p, NULL, &err) == ET_ERR_FORMAT, "bad.jsonl accepted");
+    CHECK(has(err.msg, "bad.jsonl:2:") && has(err.msg, "bm25") && has(err.msg, "NaN"), "msg: %s", err.msg);
+    et_read_opts skip = {1, 0};
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "bad.jsonl", &skip, &p, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 2 && rep.nbad == 8 && rep.nmsgs == 8, "skip_bad: n %lld bad %lld", (long long)p.n, (long long)rep.nbad);
+        STREQ(p.query[1], "last");
+        CHECK(p.scores[2] == 2.0f && p.scores[3] == -0.5f, "row 10 scores");
+        const char *want[] = {"bad.jsonl:2:", "bad.jsonl:3:", "bad.jsonl:4:", "bad.jsonl:5:",
+                              "bad.jsonl:6:", "bad.jsonl:7:", "bad.jsonl:8:", "bad.jsonl:9:"};
+        for (int i = 0; i < 8 && i < rep.nmsgs; i++) CHECK(has(rep.msgs[i], want[i]), "msg %d: %s", i, rep.msgs[i]);
+        CHECK(has(rep.msgs[1], "minilm"), "missing expert named: %s", rep.msgs[1]);
+        CHECK(has(rep.msgs[2], "label"), "label range: %s", rep.msgs[2]);
+        CHECK(has(rep.msgs[3], "UTF-8"), "utf8: %s", rep.msgs[3]);
+        CHECK(has(rep.msgs[4], "positive"), "missing passage: %s", rep.msgs[4]);
+        CHECK(has(rep.msgs[6], "extra"), "unknown expert: %s", rep.msgs[6]);
+        for (int i = 0; i < rep.nmsgs; i++) printf("  skipped: %s\n", rep.msgs[i]);
+        et_pairs_free(&p);
+    }
+    CHECK(et_pairs_read(FX "bad_scores.jsonl", NULL, &p, NULL, &err) != ET_OK, "bad_scores accepted");
+    CHECK(has(err.msg, "bad_scores.jsonl:2:") && has(err.msg, "scores[1]"), "msg: %s", err.msg);
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "bad_scores.jsonl", &skip, &p, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 1 && rep.nbad == 2 && has(rep.msgs[1], ":3:") && has(rep.msgs[1], "3 values"), "K mismatch: %s", rep.msgs[1]);
+        et_pairs_free(&p);
+    }
+    CHECK(et_pairs_read(FX "nope.jsonl", NULL, &p, NULL, &err) == ET_ERR_IO, "missing file: %s", err.msg);
+}
+
+static void csv_cases(void) {
+    et_error err = {0};
+    et_pairs p;
+    et_read_report rep;
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "pairs.csv", NULL, &p, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 4 && p.has_label && p.K == 2, "csv n %lld K %d", (long long)p.n, p.K);
+        STREQ(p.expert_names[0], "bm25");
+        STREQ(p.expert_names[1], "minilm");
+        STREQ(p.query[0], "plain");
+        STREQ(p.query[1], "with, comma");
+        STREQ(p.passage[1], "and \"quotes\"");
+        STREQ(p.query[2], "multi\nline query");
+        STREQ(p.query[3], "last");
+        CHECK(p.scores[2] == 1e-3f && p.scores[3] == -2.0f && p.label[3] == 0.5f, "csv values");
+        et_pairs_free(&p);
+    }
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "pairs.tsv", NULL, &p, NULL, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 2 && p.K == 1, "tsv n %lld", (long long)p.n);
+        STREQ(p.query[0], "a \"quoted\" query"); /* TSV: quotes are literal */
+        STREQ(p.passage[0], "passage, with comma");
+        STREQ(p.expert_names[0], "exp1");
+        CHECK(p.scores[0] == 2.5f && p.scores[1] == -1.0f, "tsv scores");
+        et_pairs_free(&p);
+    }
+    CHECK(et_pairs_read(FX "bad.csv", NULL, &p, NULL, &err) == ET_ERR_FORMAT, "bad.csv accepted");
+    CHECK(has(err.msg, "bad.csv:3:") && has(err.msg, "columns"), "msg: %s", err.msg);
+    et_read_opts skip = {1, 0};
+    et_error_clear(&err);
+    CHECK(!et_pairs_read(FX "bad.csv", &skip, &p, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(p.n == 1 && rep.nbad == 4, "csv skip: n %lld bad %lld", (long long)p.n, (long long)rep.nbad);
+        CHECK(has(rep.msgs[1], "bad.csv:4:") && has(rep.msgs[1], "bm25") && has(rep.msgs[1], "finite"), "nan: %s", rep.msgs[1]);
+        CHECK(has(rep.msgs[2], "bad.csv:5:") && has(rep.msgs[2], "not a number"), "abc: %s", rep.msgs[2]);
+        CHECK(has(rep.msgs[3], "bad.csv:6:") && has(rep.msgs[3], "unterminated"), "quote: %s", rep.msgs[3]);
+        et_pairs_free(&p);
+    }
+}
+
+static void beir_cases(void) {
+    et_error err = {0};
+    et_beir b;
+    et_read_report rep;
+    et_error_clear(&err);
+    CHECK(!et_beir_read(FX "beir", NULL, &b, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(b.ndocs == 4 && b.nqueries == 3 && b.nqrels == 4 && b.njudged == 2, "beir sizes %d %d %lld %d", b.ndocs,
+              b.nqueries, (long long)b.nqrels, b.njudged);
+        STREQ(b.doc_text[0], "Wing lift of a wing");
+        CHECK(b.doc_title_len[0] == 4, "title len");
+        STREQ(b.doc_text[1], "drag only");
+        STREQ(b.doc_text[2], "Title only");
+        STREQ(b.query_text[2], "unjudged");
+        CHECK(et_beir_doc_index(&b, "d4") == 3 && et_beir_doc_index(&b, "zz") == -1, "doc map");
+        CHECK(et_beir_query_index(&b, "q2") == 1, "query map");
+        /* sorted by (q, d): q1: d1 g3, d3 g0, d4 g2; q2: d2 g1 */
+        et_qrel want[] = {{0, 0, 3}, {0, 2, 0}, {0, 3, 2}, {1, 1, 1}};
+        for (int i = 0; i < 4; i++)
+            CHECK(b.qrels[i].q == want[i].q && b.qrels[i].d == want[i].d && b.qrels[i].grade == want[i].grade,
+                  "qrel %d = (%d,%d,%d)", i, b.qrels[i].q, b.qrels[i].d, b.qrels[i].grade);
+        CHECK(b.qrel_off[0] == 0 && b.qrel_off[1] == 3 && b.qrel_off[2] == 4 && b.qrel_off[3] == 4, "qrel_off");
+        et_beir_free(&b);
+    }
+    /* qrels/test.tsv layout; strict stops at the missing doc */
+    CHECK(et_beir_read(FX "beir_bad", NULL, &b, NULL, &err) == ET_ERR_MISMATCH, "beir_bad accepted: %s", err.msg);
+    CHECK(has(err.msg, "qrels/test.tsv:3:") && has(err.msg, "missing"), "msg: %s", err.msg);
+    et_read_opts skip = {1, 0};
+    et_error_clear(&err);
+    CHECK(!et_beir_read(FX "beir_bad", &skip, &b, &rep, &err), "%s", err.msg);
+    if (!err.code) {
+        CHECK(b.nqrels == 2 && rep.nbad == 4, "beir skip: %lld qrels, %lld bad", (long long)b.nqrels, (long long)rep.nbad);
+        CHECK(b.qrels[0].d == 0 && b.qrels[0].grade == 1 && b.qrels[1].d == 1, "kept the first judgment");
+        CHECK(has(rep.msgs[1], ":4:") && has(rep.msgs[1], "q9"), "%s", rep.msgs[1]);
+        CHECK(has(rep.msgs[3], ":6:") && has(rep.msgs[3], "duplicate"), "%s", rep.msgs[3]);
+        et_beir_free(&b);
+    }
+    /* duplicate _id: fatal even with skip_bad */
+    CHECK(et_beir_read(FX "beir_dup", &skip, &b, NULL, &err) == ET_ERR_FORMAT, "duplicate id accepted");
+    CHECK(has(err.msg, "corpus.jsonl:3:") && has(err.msg, "duplicate _id 'd1'") && has(err.msg, "line 1"), "msg: %s", err.msg);
+    CHECK(et_beir_read(FX "nope", NULL, &b, NULL, &err) == ET_ERR_IO, "missing dir: %s", err.msg);
+}
+
+int main(void) {
+    sha1_cases();
+    utf8_cases();
+    pairs_cases();
+    csv_cases();
+    beir_cases();
+    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
+    printf("ok data\n");
+    return 0;
+}
