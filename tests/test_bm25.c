@@ -145,8 +145,64 @@ static void eval_sets(void) {
     et_pool_destroy(pool);
 }
 
+/* 100k synthetic docs: build + search stay fast, and search / score_all / score_pairs / score_text
+ * agree with each other. Words are "w<zipf rank>" so the vocabulary is long-tailed like real text. */
+static void scale_case(void) {
+    enum { N = 100000, L = 40, NQ = 64 };
+    uint64_t x = 88172645463325252ull;
+    char *buf = malloc((size_t)N * L * 8);
+    const char **docs = malloc(sizeof(char *) * N);
+    char *w = buf;
+    for (int d = 0; d < N; d++) {
+        docs[d] = w;
+        for (int t = 0; t < L; t++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            double u = (double)(x >> 11) / 9007199254740992.0;
+            int r = (int)pow(50000.0, u); /* log-uniform rank ~ Zipf-ish */
+            w += sprintf(w, "w%d ", r);
+        }
+        *w++ = 0;
+    }
+    et_error err = {0};
+    clock_t t0 = clock();
+    et_bm25 *bm = et_bm25_build(docs, N, NULL, &err);
+    double tb = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(bm, "%s", err.msg);
+    if (!bm) { free(buf); free(docs); return; }
+    const char *qs[NQ];
+    char qbuf[NQ][64];
+    for (int q = 0; q < NQ; q++) { snprintf(qbuf[q], 64, "w%d w%d w%d", 3 + q, 100 + 7 * q, 2000 + 31 * q); qs[q] = qbuf[q]; }
+    int32_t *idx = malloc(sizeof(int32_t) * NQ * 10);
+    double *sc = malloc(sizeof(double) * NQ * 10);
+    t0 = clock();
+    CHECK(!et_bm25_search_batch(NULL, bm, qs, NQ, 10, idx, sc, &err), "%s", err.msg);
+    double ts = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    double *all = malloc(sizeof(double) * N);
+    for (int q = 0; q < NQ; q += 9) {
+        CHECK(!et_bm25_score_all(bm, qs[q], all, &err), "%s", err.msg);
+        int32_t best = 0;
+        for (int d = 1; d < N; d++) if (all[d] > all[best]) best = d;
+        CHECK(idx[q * 10] == best && all[best] == sc[q * 10], "q%d: top %d vs argmax %d", q, idx[q * 10], best);
+        for (int r = 1; r < 10; r++) CHECK(sc[q * 10 + r] <= sc[q * 10 + r - 1], "not sorted");
+        const char *qq[10];
+        double ps[10];
+        for (int r = 0; r < 10; r++) qq[r] = qs[q];
+        CHECK(!et_bm25_score_pairs(bm, qq, idx + q * 10, 10, ps, &err), "%s", err.msg);
+        for (int r = 0; r < 10; r++) {
+            CHECK(fabs(ps[r] - sc[q * 10 + r]) < 1e-12, "pair score %g vs %g", ps[r], sc[q * 10 + r]);
+            CHECK(fabs(et_bm25_score_text(bm, qs[q], docs[idx[q * 10 + r]]) - sc[q * 10 + r]) < 1e-12, "text score");
+        }
+    }
+    printf("scale: %d docs x %d tokens, %d terms, %lld postings: build %.2fs, %d queries %.3fs cpu\n", N, L,
+           et_bm25_nterms(bm), (long long)et_bm25_npostings(bm), tb, NQ, ts);
+    free(all); free(idx); free(sc);
+    et_bm25_free(bm);
+    free(buf); free(docs);
+}
+
 int main(void) {
     hand_case();
+    scale_case();
     eval_sets();
     if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
     printf("ok bm25\n");
