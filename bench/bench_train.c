@@ -14,6 +14,10 @@
  * before each timed step (the same sequence torch_train.py prints: the runner compares them), the
  * peak RSS (getrusage ru_maxrss) and the bytes of each big buffer.
  * --profile: also time each phase of the step (fwd q, fwd d, loss, bwd d, bwd q, adamw, zero).
+ * --gemm: no training; time et_sgemm on every GEMM shape the step runs (the et_linear_forward /
+ *   et_linear_backward calls of bert.c, and the per-(batch, head) attention GEMMs), best of --reps,
+ *   and print GFLOP/s and the estimated ms per step of each shape (count x time) as JSON lines
+ *   (1 thread and the attention GEMMs: process CPU time; else wall time).
  * The model folder is made by bench/make_minilm_random.py (the runner does it when missing).
  * The ids are the encode benchmark's xorshift32 ids in [1000, V) (seed 12345 for queries, 54321
  * for documents), identical in torch_train.py; the attention mask is all ones, passed explicitly.
@@ -29,6 +33,7 @@
 #include "bert.h"
 #include "error.h"
 #include "hf.h"
+#include "kernels.h"
 #include "loss.h"
 #include "optim.h"
 #include "threads.h"
@@ -68,7 +73,7 @@ static void bench_ids(int32_t *ids, int n, int vocab, uint32_t seed) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] [--threads N] [--bq B] [--tq T] [--bd B] [--td T]\n"
-                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile]\n");
+                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm]\n");
 }
 
 enum { PH_FWD_Q, PH_FWD_D, PH_LOSS, PH_BWD_D, PH_BWD_Q, PH_ADAMW, PH_ZERO, PH_N };
@@ -118,13 +123,85 @@ static et_status train_step(step_ctx *s, double *loss, double *ph, et_error *err
     return ET_OK;
 }
 
+/* ---- --gemm: the step's GEMM shapes ---------------------------------------------------------- */
+typedef struct { const char *what; int ta, tb, M, N, K, count; } gemm_shape;
+
+static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_error *err) {
+    const int C = 384, I = 1536, L = 6, NH = 12, hd = C / NH;
+    et_pool *pool = et_pool_create(threads, err);
+    et_pool *pool1 = et_pool_create(1, err);
+    if (!pool || !pool1) { et_pool_destroy(pool); return 1; }
+    gemm_shape sh[64];
+    int ns = 0;
+    const int Ns[2] = {Bd * Td, Bq * Tq}, Ts[2] = {Td, Tq}, Bs[2] = {Bd, Bq};
+    const char *side[2] = {"docs", "queries"};
+    (void)side;
+    for (int s = 0; s < 2; s++) {
+        int N = Ns[s], T = Ts[s], BH = Bs[s] * NH;
+        /* et_linear_forward: sgemm(0,1, N, OC, IC) */
+        sh[ns++] = (gemm_shape){"fwd qkv/ao  x@W^T", 0, 1, N, C, C, 4 * L};
+        sh[ns++] = (gemm_shape){"fwd ffn.i   x@W^T", 0, 1, N, I, C, L};
+        sh[ns++] = (gemm_shape){"fwd ffn.o   x@W^T", 0, 1, N, C, I, L};
+        /* et_linear_backward: dinp sgemm(0,0, N, IC, OC); dW sgemm(1,0, OC, IC, N) */
+        sh[ns++] = (gemm_shape){"bwd qkv/ao  dx=dy@W", 0, 0, N, C, C, 4 * L};
+        sh[ns++] = (gemm_shape){"bwd ffn.o   dx=dy@W", 0, 0, N, I, C, L};
+        sh[ns++] = (gemm_shape){"bwd ffn.i   dx=dy@W", 0, 0, N, C, I, L};
+        sh[ns++] = (gemm_shape){"bwd qkv/ao  dW=dy^T@x", 1, 0, C, C, N, 4 * L};
+        sh[ns++] = (gemm_shape){"bwd ffn.o   dW=dy^T@x", 1, 0, C, I, N, L};
+        sh[ns++] = (gemm_shape){"bwd ffn.i   dW=dy^T@x", 1, 0, I, C, N, L};
+        /* attention, per (batch, head), serial inside a task (1-thread timing) */
+        sh[ns++] = (gemm_shape){"att fwd  S=q@k^T", 0, 1, T, T, hd, -BH * L};
+        sh[ns++] = (gemm_shape){"att fwd  y=P@v", 0, 0, T, hd, T, -BH * L};
+        sh[ns++] = (gemm_shape){"att bwd  dP=dy@v^T", 0, 1, T, T, hd, -BH * L};
+        sh[ns++] = (gemm_shape){"att bwd  dv=P^T@dy", 1, 0, T, hd, T, -BH * L};
+        sh[ns++] = (gemm_shape){"att bwd  dq=dS@k", 0, 0, T, hd, T, -BH * L};
+        sh[ns++] = (gemm_shape){"att bwd  dk=dS^T@q", 1, 0, T, hd, T, -BH * L};
+    }
+    size_t maxf = (size_t)Bd * Td * I * 2 + (size_t)I * I;
+    float *A = malloc(maxf * sizeof(float)), *Bm = malloc(maxf * sizeof(float)), *Cm = malloc(maxf * sizeof(float));
+    if (!A || !Bm || !Cm) { free(A); free(Bm); free(Cm); et_pool_destroy(pool); et_pool_destroy(pool1); return 1; }
+    for (size_t i = 0; i < maxf; i++) { A[i] = (float)((i * 7919u) % 1000) * 1e-3f - 0.5f; Bm[i] = A[i] * 0.5f; Cm[i] = 0; }
+    double total_ms = 0;
+    for (int i = 0; i < ns; i++) {
+        gemm_shape g = sh[i];
+        int att = g.count < 0, cnt = att ? -g.count : g.count;
+        et_pool *p = att ? pool1 : pool;
+        int lda = g.ta ? g.M : g.K, ldb = g.tb ? g.K : g.N;
+        int inner = att ? 64 : 1; /* small GEMMs: time a batch of calls */
+        double best = 1e30;
+        int use_cpu = att || threads == 1; /* 1 thread: CPU time, robust against other jobs */
+        for (int r = 0; r < reps + 1; r++) {
+            double t0 = use_cpu ? cpu_s() : now_s();
+            for (int j = 0; j < inner; j++)
+                et_sgemm(p, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, lda, Bm, ldb, 1.0f, Cm, g.N);
+            double t = ((use_cpu ? cpu_s() : now_s()) - t0) / inner;
+            if (r > 0 && t < best) best = t;
+        }
+        double gf = 2.0 * g.M * g.N * g.K / best * 1e-9;
+        /* attention GEMMs run one (b,h) per task, spread over the pool's threads */
+        double step_ms = best * cnt * 1e3 / (att ? threads : 1);
+        total_ms += step_ms;
+        printf("{\"gemm\":\"%s\",\"op\":\"%s%s\",\"M\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"per_step\":%d,"
+               "\"ms\":%.4f,\"gflops\":%.1f,\"ms_per_step\":%.1f}\n",
+               g.what, g.ta ? "T" : "N", g.tb ? "T" : "N", g.M, g.N, g.K, att ? 1 : threads, cnt, best * 1e3, gf,
+               step_ms);
+        fflush(stdout);
+    }
+    printf("{\"gemm_total_ms_per_step\":%.1f,\"threads\":%d}\n", total_ms, threads);
+    free(A); free(Bm); free(Cm);
+    et_pool_destroy(pool);
+    et_pool_destroy(pool1);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *model_dir = "/tmp/et-bench/minilm";
-    int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0;
+    int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0, gemm = 0;
     double min_time = 0.0, lr = 1e-4;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--profile")) { profile = 1; continue; }
+        if (!strcmp(k, "--gemm")) { gemm = 1; continue; }
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "bench_train: %s: missing value\n", k); usage(); return 2; }
         const char *v = argv[++i];
@@ -146,6 +223,11 @@ int main(int argc, char **argv) {
     }
 
     et_error err = {0};
+    if (gemm) {
+        int r = gemm_mode(threads, Bq, Tq, Bd, Td, reps, &err);
+        if (r) fprintf(stderr, "bench_train: --gemm: %s\n", err.msg[0] ? err.msg : "out of memory");
+        return r;
+    }
     et_bert m = {0};
     et_bert_acts aq = {0}, ad = {0};
     et_adamw opt = {0};
