@@ -1,0 +1,842 @@
+/* train.c - see train.h */
+#include "train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cJSON.h"
+#include "fileio.h"
+#include "hf.h"
+#include "rng.h"
+
+/* ------------------------------------------------------------------ small helpers */
+
+static const char *loss_names[] = {"infonce", "mse", "soft1", "soft2", "soft3", "clp"};
+
+et_status et_train_loss_parse(const char *s, et_train_loss *out, et_error *err) {
+    for (int i = 0; i < 6; i++)
+        if (s && !strcmp(s, loss_names[i])) { *out = (et_train_loss)i; return ET_OK; }
+    return et_fail(err, ET_ERR_ARG, "unknown loss '%s' (infonce, mse, soft1, soft2, soft3, clp)", s ? s : "(null)");
+}
+
+const char *et_train_loss_name(et_train_loss l) { return (unsigned)l < 6 ? loss_names[l] : "?"; }
+
+static int is_soft(et_train_loss l) { return l == ET_TRAIN_SOFT1 || l == ET_TRAIN_SOFT2 || l == ET_TRAIN_SOFT3; }
+static int is_pairwise(et_train_loss l) { return l == ET_TRAIN_MSE || is_soft(l); }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ULL; }
+    return h;
+}
+#define FNV0 0xcbf29ce484222325ULL
+
+static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void et_train_cfg_default(et_train_cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->loss = ET_TRAIN_INFONCE;
+    c->tau = 0.05;
+    c->in_batch = 1;
+    c->lambda = 0.1;
+    c->pen = ET_CLP_PEN_MEAN;
+    c->soft_norm = ET_SNORM_NONE;
+    c->alpha = 0.5;
+    c->lr = 2e-5;
+    c->weight_decay = 0.01;
+    c->adam_eps = 1e-8;
+    c->warmup_steps = -1;
+    c->warmup_ratio = 0.1;
+    c->epochs = 1;
+    c->batch = 16;
+    c->grad_accum = 1;
+    c->max_grad_norm = 1.0;
+    c->max_len_q = 64;
+    c->max_len_d = 256;
+    c->negatives = -1;
+    c->seed = 42;
+    c->dropout = 1;
+    c->keep_checkpoints = 2;
+    c->mem_budget = (size_t)8 << 30;
+    c->do_lower_case = -1;
+}
+
+/* ------------------------------------------------------------------ data */
+
+static void ex_free(et_train_example *e) {
+    free(e->query); free(e->positive);
+    for (int i = 0; i < e->n_neg; i++) free(e->negatives[i]);
+    for (int i = 0; i < e->n_negq; i++) free(e->neg_queries[i]);
+    free(e->negatives); free(e->neg_queries); free(e->scores);
+}
+
+void et_train_data_free(et_train_data *d) {
+    if (!d) return;
+    for (int i = 0; i < d->n; i++) ex_free(&d->ex[i]);
+    free(d->ex);
+    memset(d, 0, sizeof *d);
+}
+
+static et_status str_array(cJSON *a, const char *field, int allow_null, char ***out, int *n, const char *path,
+                           int line, et_error *err) {
+    if (!cJSON_IsArray(a)) return et_fail(err, ET_ERR_FORMAT, "%s:%d: field '%s' must be an array of strings", path, line, field);
+    int k = cJSON_GetArraySize(a);
+    *out = calloc(k ? (size_t)k : 1, sizeof(char *));
+    if (!*out) return et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
+    *n = k;
+    int i = 0;
+    for (cJSON *x = a->child; x; x = x->next, i++) {
+        if (cJSON_IsString(x) && (!allow_null || x->valuestring[0])) {
+            if (!((*out)[i] = strdup(x->valuestring))) return et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
+        } else if (!(allow_null && (cJSON_IsNull(x) || cJSON_IsString(x)))) {
+            return et_fail(err, ET_ERR_FORMAT, "%s:%d: field '%s' item %d: expected a string%s", path, line, field, i,
+                           allow_null ? " or null" : "");
+        }
+    }
+    return ET_OK;
+}
+
+static et_status parse_example(const char *s, size_t len, const char *path, int line, et_train_example *e, et_error *err) {
+    memset(e, 0, sizeof *e);
+    e->line = line;
+    cJSON *j = cJSON_ParseWithLength(s, len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return et_fail(err, ET_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
+    }
+    et_status st = ET_OK;
+    cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "query"), *p = cJSON_GetObjectItemCaseSensitive(j, "positive");
+    cJSON *ng = cJSON_GetObjectItemCaseSensitive(j, "negatives"), *nq = cJSON_GetObjectItemCaseSensitive(j, "negative_queries");
+    cJSON *lb = cJSON_GetObjectItemCaseSensitive(j, "label"), *sc = cJSON_GetObjectItemCaseSensitive(j, "scores");
+    if (!cJSON_IsString(q)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'query' is missing or not a string", path, line);
+    else if (!cJSON_IsString(p)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'positive' is missing or not a string", path, line);
+    else if (!(e->query = strdup(q->valuestring)) || !(e->positive = strdup(p->valuestring)))
+        st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
+    if (!st && ng && !cJSON_IsNull(ng)) st = str_array(ng, "negatives", 0, &e->negatives, &e->n_neg, path, line, err);
+    if (!st && nq && !cJSON_IsNull(nq)) {
+        st = str_array(nq, "negative_queries", 1, &e->neg_queries, &e->n_negq, path, line, err);
+        if (!st && e->n_negq != e->n_neg)
+            st = et_fail(err, ET_ERR_FORMAT, "%s:%d: 'negative_queries' has %d items but 'negatives' has %d (they are aligned)",
+                         path, line, e->n_negq, e->n_neg);
+    }
+    if (!st && lb && !cJSON_IsNull(lb)) {
+        if (cJSON_IsBool(lb)) e->label = cJSON_IsTrue(lb) ? 1.f : 0.f;
+        else if (cJSON_IsNumber(lb) && isfinite(lb->valuedouble)) e->label = (float)lb->valuedouble;
+        else st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'label' must be a number", path, line);
+        e->has_label = !st;
+    }
+    if (!st && sc && !cJSON_IsNull(sc)) {
+        int k = cJSON_IsArray(sc) ? cJSON_GetArraySize(sc) : -1;
+        if (k < 1) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' must be a non-empty array of numbers", path, line);
+        else if (!(e->scores = malloc((size_t)k * sizeof(float)))) st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
+        else {
+            e->n_scores = k;
+            int i = 0;
+            for (cJSON *x = sc->child; x && !st; x = x->next, i++) {
+                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                    st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' item %d is not a finite number", path, line, i);
+                else e->scores[i] = (float)x->valuedouble;
+            }
+        }
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) {
+    memset(d, 0, sizeof *d);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    char *buf;
+    size_t len;
+    et_status st = et_read_file(path, (size_t)1 << 34, &buf, &len, err);
+    if (st) return st;
+    d->hash = fnv1a(FNV0, buf, len);
+    int cap = 0, line = 0;
+    for (size_t pos = 0; pos < len && !st;) {
+        size_t end = pos;
+        while (end < len && buf[end] != '\n') end++;
+        line++;
+        size_t l = end - pos;
+        if (memchr(buf + pos, 0, l)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: line contains a NUL byte", path, line);
+        while (l > 0 && (buf[pos + l - 1] == '\r' || buf[pos + l - 1] == ' ' || buf[pos + l - 1] == '\t')) l--;
+        size_t b = 0;
+        while (b < l && (buf[pos + b] == ' ' || buf[pos + b] == '\t')) b++;
+        if (!st && l > b) {
+            if (d->n == cap) {
+                int nc = cap ? cap * 2 : 256;
+                et_train_example *nx = realloc(d->ex, (size_t)nc * sizeof *nx);
+                if (!nx) { st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line); break; }
+                d->ex = nx;
+                cap = nc;
+            }
+            st = parse_example(buf + pos + b, l - b, path, line, &d->ex[d->n], err);
+            d->n++; /* freed by et_train_data_free even when partially filled */
+        }
+        pos = end + 1;
+    }
+    free(buf);
+    if (!st && d->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: no training examples", path);
+    if (st) et_train_data_free(d);
+    return st;
+}
+
+/* ------------------------------------------------------------------ init */
+
+static int param_slots(et_bert_params *p, int L, float ***s) {
+    int n = 0;
+    s[n++] = &p->wte; s[n++] = &p->wpe; s[n++] = &p->wtt; s[n++] = &p->emb_ln_w; s[n++] = &p->emb_ln_b;
+    for (int l = 0; l < L; l++) {
+        et_bert_layer_params *y = &p->layer[l];
+        float **f[] = {&y->q_w, &y->q_b, &y->k_w, &y->k_b, &y->v_w, &y->v_b, &y->ao_w, &y->ao_b,
+                       &y->ln1_w, &y->ln1_b, &y->i_w, &y->i_b, &y->o_w, &y->o_b, &y->ln2_w, &y->ln2_b};
+        for (int i = 0; i < 16; i++) s[n++] = f[i];
+    }
+    s[n++] = &p->pool_w; s[n++] = &p->pool_b;
+    return n;
+}
+
+static int frozen_name(const char *freeze, const char *name) {
+    if (!strncmp(name, "pooler.", 7)) return 1; /* unused by sentence embeddings: no gradient, no update */
+    if (!freeze) return 0;
+    const char *nm = strncmp(name, "bert.", 5) ? name : name + 5;
+    for (const char *p = freeze; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *q = p;
+        if (n >= 5 && !strncmp(q, "bert.", 5)) { q += 5; n -= 5; }
+        if (n > 0 && !strncmp(nm, q, n)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void build_canon(et_trainer *tr, uint64_t data_hash) {
+    const et_train_cfg *c = &tr->cfg;
+    snprintf(tr->canon, sizeof tr->canon,
+             "loss=%s;tau=%.17g;symmetric=%d;in_batch=%d;lambda=%.17g;pen=%d;soft_norm=%s;alpha=%.17g;lr=%.17g;"
+             "weight_decay=%.17g;adam_eps=%.17g;warmup=%ld;epochs=%d;batch=%d;grad_accum=%d;max_grad_norm=%.17g;"
+             "max_len_q=%d;max_len_d=%d;negatives=%d;seed=%llu;dropout=%d;freeze=%s;total_steps=%ld;data=%016llx;"
+             "n_params=%zu",
+             et_train_loss_name(c->loss), c->tau, c->symmetric, c->in_batch, c->lambda, (int)c->pen,
+             et_soft_norm_name(c->soft_norm), c->alpha, c->lr, c->weight_decay, c->adam_eps, tr->warmup, c->epochs,
+             c->batch, c->grad_accum, c->max_grad_norm, c->max_len_q, c->max_len_d, tr->G,
+             (unsigned long long)c->seed, c->dropout, c->freeze ? c->freeze : "", tr->total_steps,
+             (unsigned long long)data_hash, tr->model->n_params);
+}
+
+/* check the data against the loss; derive G; compute targets */
+static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *err) {
+    const et_train_cfg *c = &tr->cfg;
+    const char *path = d->path;
+    if (c->loss == ET_TRAIN_INFONCE || c->loss == ET_TRAIN_CLP) {
+        int mn = 1 << 30, mnl = 0;
+        for (int i = 0; i < d->n; i++)
+            if (d->ex[i].n_neg < mn) { mn = d->ex[i].n_neg; mnl = d->ex[i].line; }
+        if (c->negatives >= 0) {
+            if (c->negatives > mn)
+                return et_fail(err, ET_ERR_MISMATCH, "%s:%d: the example has %d negatives but %d per query were asked for",
+                               path, mnl, mn, c->negatives);
+            tr->G = c->negatives;
+        } else {
+            tr->G = mn;
+        }
+        if (c->loss == ET_TRAIN_CLP && tr->G < 1)
+            return et_fail(err, ET_ERR_MISMATCH, "%s:%d: loss clp needs at least one entry in 'negatives' per example",
+                           path, mnl);
+    } else {
+        tr->G = 0;
+        int K = -1;
+        for (int i = 0; i < d->n; i++) {
+            const et_train_example *e = &d->ex[i];
+            int need_label = c->loss != ET_TRAIN_SOFT1;
+            if (need_label && !e->has_label)
+                return et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'label' is missing (needed by loss %s)", path, e->line,
+                               et_train_loss_name(c->loss));
+            if (is_soft(c->loss)) {
+                if (!e->n_scores)
+                    return et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' (expert similarities) is missing (needed by loss %s)",
+                                   path, e->line, et_train_loss_name(c->loss));
+                if (K < 0) K = e->n_scores;
+                else if (e->n_scores != K)
+                    return et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' has %d values but earlier lines have %d",
+                                   path, e->line, e->n_scores, K);
+            }
+        }
+        tr->targets = et_malloc((size_t)d->n * sizeof(float), "targets", err);
+        if (!tr->targets) return ET_ERR_NOMEM;
+        if (c->loss == ET_TRAIN_MSE) {
+            for (int i = 0; i < d->n; i++) tr->targets[i] = d->ex[i].label;
+        } else {
+            float *y = malloc((size_t)d->n * sizeof(float)), *S = malloc((size_t)d->n * K * sizeof(float));
+            if (!y || !S) { free(y); free(S); return et_fail(err, ET_ERR_NOMEM, "out of memory for expert scores"); }
+            for (int i = 0; i < d->n; i++) {
+                y[i] = d->ex[i].has_label ? d->ex[i].label : 0.f;
+                memcpy(S + (size_t)i * K, d->ex[i].scores, (size_t)K * sizeof(float));
+            }
+            et_soft_rule rule = c->loss == ET_TRAIN_SOFT1 ? ET_SOFT_MEAN : c->loss == ET_TRAIN_SOFT2 ? ET_SOFT_BLEND : ET_SOFT_GATED;
+            et_status s = et_soft_targets(rule, c->soft_norm, c->alpha, y, S, d->n, K, tr->targets, err);
+            free(y); free(S);
+            if (s) return et_error_prefix(err, "%s", path);
+        }
+    }
+    long nb = (d->n + c->batch - 1) / c->batch;
+    long spe = (nb + c->grad_accum - 1) / c->grad_accum;
+    tr->total_steps = spe * c->epochs;
+    return ET_OK;
+}
+
+et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *model, et_pool *pool,
+                          const et_train_data *data, et_error *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = *cfg;
+    tr->model = model;
+    tr->perm_epoch = -1;
+    const et_train_cfg *c = &tr->cfg;
+    if (c->batch < 1 || c->grad_accum < 1 || c->epochs < 1 || c->max_len_q < 2 || c->max_len_d < 2 || !(c->tau > 0) ||
+        !(c->lr >= 0) || !(c->lambda >= 0 && c->lambda <= 1) || !(c->weight_decay >= 0) || !(c->adam_eps > 0))
+        return et_fail(err, ET_ERR_ARG, "training settings: batch, grad_accum, epochs >= 1, max_len >= 2, tau > 0, "
+                                        "lr >= 0, 0 <= lambda <= 1, weight_decay >= 0 and adam_eps > 0 are required");
+    if (c->symmetric && (c->loss != ET_TRAIN_INFONCE || !c->in_batch))
+        return et_fail(err, ET_ERR_ARG, "symmetric needs loss infonce with in-batch negatives");
+    int P = model->cfg.max_position;
+    if (tr->cfg.max_len_q > P) tr->cfg.max_len_q = P;
+    if (tr->cfg.max_len_d > P) tr->cfg.max_len_d = P;
+    et_status s;
+    if (data) {
+        if ((s = prepare_data(tr, data, err))) goto fail;
+        tr->data = data;
+    } else {
+        if (c->negatives < 0 || c->total_steps < 1) {
+            s = et_fail(err, ET_ERR_ARG, "trainer without data: negatives >= 0 and total_steps >= 1 must be given");
+            goto fail;
+        }
+        tr->G = is_pairwise(c->loss) ? 0 : c->negatives;
+        tr->total_steps = c->total_steps;
+    }
+    tr->warmup = c->warmup_steps >= 0 ? c->warmup_steps : (long)ceil(c->warmup_ratio * (double)tr->total_steps);
+    tr->B = c->batch;
+    build_canon(tr, data ? data->hash : 0);
+
+    /* pool */
+    if (pool) tr->pool = pool;
+    else {
+        if (!(tr->pool = et_pool_create(c->threads, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto fail; }
+        tr->own_pool = 1;
+    }
+    int nt = et_pool_size(tr->pool);
+
+    /* memory plan */
+    const et_bert_config *mc = &model->cfg;
+    int B = tr->B, G = tr->G, C = mc->hidden_size, Tq = tr->cfg.max_len_q, Td = tr->cfg.max_len_d;
+    int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
+    int gT[4] = {Tq, Td, Td, Tq};
+    size_t act_bytes[4] = {0};
+    size_t total = 0;
+    for (int g = 0; g < 4; g++) {
+        if (gB[g] > 0) act_bytes[g] = et_bert_acts_bytes(mc, gB[g], gT[g], 1, nt);
+        total += act_bytes[g];
+    }
+    size_t n = model->n_params;
+    size_t state = n * sizeof(float) * 4; /* params, grads, m, v */
+    size_t rows = (size_t)2 * B + (size_t)2 * B * G;
+    size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +
+                  (size_t)2 * ((size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq)) * sizeof(int32_t);
+    tr->bytes_planned = total + state + misc;
+    if (tr->bytes_planned > c->mem_budget) {
+        s = et_fail(err, ET_ERR_NOMEM,
+                    "training needs %.1f MiB (activations: queries %.1f, positives %.1f, negatives %.1f, negative queries %.1f; "
+                    "parameters+gradients+AdamW %.1f) but the memory budget is %.1f MiB: lower the batch, the max length or "
+                    "the number of negatives (or raise the budget)",
+                    tr->bytes_planned / 1048576.0, act_bytes[0] / 1048576.0, act_bytes[1] / 1048576.0,
+                    act_bytes[2] / 1048576.0, act_bytes[3] / 1048576.0, state / 1048576.0, c->mem_budget / 1048576.0);
+        goto fail;
+    }
+    for (int g = 0; g < 4; g++)
+        if (gB[g] > 0 && (s = et_bert_acts_alloc(&tr->acts[g], mc, gB[g], gT[g], 1, nt, err))) goto fail;
+
+    /* gradients, frozen tensors, optimizer segments */
+    if (!(tr->grads = et_calloc(n, sizeof(float), "gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
+    et_bert_params_view(mc, tr->grads, &tr->gview);
+    float **slots[5 + 16 * ET_MAX_LAYERS + 2];
+    int nslots = param_slots(&tr->gview, mc->num_layers, slots);
+    if (!(tr->segs = et_calloc((size_t)model->n_tensors, sizeof *tr->segs, "segments", err))) { s = ET_ERR_NOMEM; goto fail; }
+    int ntrain = 0;
+    for (int i = 0; i < model->n_tensors; i++) {
+        const et_tensor_view *t = &model->tensors[i];
+        int fr = frozen_name(c->freeze, t->name);
+        tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
+        ntrain += !fr;
+        if (fr)
+            for (int k = 0; k < nslots; k++)
+                if (*slots[k] == tr->grads + t->offset) *slots[k] = NULL;
+    }
+    tr->nsegs = model->n_tensors;
+    if (!ntrain) { s = et_fail(err, ET_ERR_ARG, "freeze '%s' leaves no trainable tensor", c->freeze ? c->freeze : ""); goto fail; }
+    et_adamw_cfg ac;
+    et_adamw_cfg_default(&ac);
+    ac.weight_decay = c->weight_decay;
+    ac.eps = c->adam_eps;
+    if ((s = et_adamw_init(&tr->opt, &ac, n, tr->segs, tr->nsegs, err))) goto fail;
+
+    if (!(tr->scratch = et_malloc(et_loss_scratch_doubles(B, G, C) * sizeof(double), "loss scratch", err)) ||
+        !(tr->emb_grad = et_malloc(rows * C * sizeof(float), "embedding gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
+    if (data) {
+        size_t ntok = (size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq);
+        if (!(tr->tok_ids = et_malloc(ntok * sizeof(int32_t), "token ids", err)) ||
+            !(tr->tok_mask = et_malloc(ntok * sizeof(int32_t), "token mask", err)) ||
+            !(tr->perm = et_malloc((size_t)data->n * sizeof(int), "permutation", err))) { s = ET_ERR_NOMEM; goto fail; }
+    }
+    return ET_OK;
+fail:
+    et_trainer_free(tr);
+    return s;
+}
+
+void et_trainer_free(et_trainer *tr) {
+    if (!tr) return;
+    for (int g = 0; g < 4; g++) et_bert_acts_free(&tr->acts[g]);
+    if (tr->own_pool) et_pool_destroy(tr->pool);
+    et_adamw_free(&tr->opt);
+    free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad);
+    free(tr->targets); free(tr->perm); free(tr->tok_ids); free(tr->tok_mask);
+    memset(tr, 0, sizeof *tr);
+}
+
+long et_trainer_step(const et_trainer *tr) { return (long)tr->opt.t; }
+
+/* ------------------------------------------------------------------ one micro-batch / one update */
+
+static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t seed, double scale, double *loss_out,
+                              et_error *err) {
+    const et_train_cfg *c = &tr->cfg;
+    const et_bert *m = tr->model;
+    int B = b->B, G = b->G, C = m->cfg.hidden_size;
+    if (B < 1 || B > tr->B || G < 0 || G > tr->G || (tr->G > 0 && G != tr->G && c->loss == ET_TRAIN_CLP))
+        return et_fail(err, ET_ERR_ARG, "micro-batch of %d queries x %d negatives does not fit the plan (%d x %d)", B, G,
+                       tr->B, tr->G);
+    if (is_pairwise(c->loss) && !b->target) return et_fail(err, ET_ERR_ARG, "loss %s needs targets", et_train_loss_name(c->loss));
+    int drop = c->dropout;
+    et_status s;
+    uint64_t sd[4];
+    for (int g = 0; g < 4; g++) sd[g] = mix64(seed ^ mix64(0x7472616e + (uint64_t)g));
+    if ((s = et_bert_forward(m, &tr->acts[0], tr->pool, b->q_ids, b->q_mask, NULL, B, b->Tq, NULL, drop, sd[0], err)))
+        return et_error_prefix(err, "queries");
+    if ((s = et_bert_forward(m, &tr->acts[1], tr->pool, b->p_ids, b->p_mask, NULL, B, b->Td, NULL, drop, sd[1], err)))
+        return et_error_prefix(err, "positives");
+    int useN = !is_pairwise(c->loss) && G > 0, useNQ = c->loss == ET_TRAIN_CLP;
+    if (useN && (s = et_bert_forward(m, &tr->acts[2], tr->pool, b->n_ids, b->n_mask, NULL, B * G, b->Tn, NULL, drop, sd[2], err)))
+        return et_error_prefix(err, "negatives");
+    if (useNQ && (s = et_bert_forward(m, &tr->acts[3], tr->pool, b->nq_ids, b->nq_mask, NULL, B * G, b->Tnq, NULL, drop, sd[3], err)))
+        return et_error_prefix(err, "negative queries");
+    float *dQ = tr->emb_grad, *dP = dQ + (size_t)B * C, *dN = dP + (size_t)B * C, *dNQ = dN + (size_t)B * G * C;
+    memset(tr->emb_grad, 0, ((size_t)2 * B + (size_t)2 * B * G) * C * sizeof(float));
+    et_loss_cfg lc;
+    et_loss_cfg_default(&lc);
+    lc.tau = c->tau;
+    lc.symmetric = c->symmetric;
+    lc.in_batch = c->in_batch;
+    lc.lambda = c->lambda;
+    lc.pen = c->pen;
+    lc.grad_scale = scale;
+    double loss = 0;
+    const float *Q = tr->acts[0].pooled, *Pp = tr->acts[1].pooled, *N = useN ? tr->acts[2].pooled : NULL;
+    switch (c->loss) {
+    case ET_TRAIN_INFONCE:
+        s = et_loss_infonce(&lc, Q, Pp, N, B, useN ? G : 0, C, dQ, dP, useN ? dN : NULL, tr->scratch, &loss, err);
+        break;
+    case ET_TRAIN_CLP:
+        s = et_loss_clp(&lc, Q, Pp, N, tr->acts[3].pooled, b->nq_avail, B, G, C, dQ, dP, dN, dNQ, tr->scratch, NULL, &loss, err);
+        break;
+    default:
+        s = et_loss_cos_mse(&lc, Q, Pp, b->target, B, C, dQ, dP, tr->scratch, NULL, &loss, err);
+    }
+    if (s) return s;
+    if (!isfinite(loss)) return et_fail(err, ET_ERR_NUMERIC, "the loss is %g", loss);
+    if (useNQ && (s = et_bert_backward(m, &tr->acts[3], tr->pool, dNQ, &tr->gview, err))) return s;
+    if (useN && (s = et_bert_backward(m, &tr->acts[2], tr->pool, dN, &tr->gview, err))) return s;
+    if ((s = et_bert_backward(m, &tr->acts[1], tr->pool, dP, &tr->gview, err))) return s;
+    if ((s = et_bert_backward(m, &tr->acts[0], tr->pool, dQ, &tr->gview, err))) return s;
+    tr->loss_acc += loss;
+    tr->micro_in_step++;
+    if (loss_out) *loss_out = loss;
+    return ET_OK;
+}
+
+et_status et_trainer_micro(et_trainer *tr, const et_train_batch *b, uint64_t dropout_seed, double *loss,
+                           et_error *err) {
+    return micro_scaled(tr, b, dropout_seed, 1.0 / tr->cfg.grad_accum, loss, err);
+}
+
+et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
+    double lr = et_lr_linear_warmup(tr->cfg.lr, tr->opt.t, tr->warmup, tr->total_steps), norm = 0;
+    et_status s = et_clip_grad_norm(tr->grads, tr->segs, tr->nsegs, tr->cfg.max_grad_norm, &norm, err);
+    if (!s) s = et_adamw_step(&tr->opt, tr->model->params, tr->grads, lr, err);
+    if (s) return et_error_prefix(err, "step %ld", (long)tr->opt.t + 1);
+    memset(tr->grads, 0, tr->model->n_params * sizeof(float));
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->step = (long)tr->opt.t;
+        st->total_steps = tr->total_steps;
+        st->loss = tr->micro_in_step ? tr->loss_acc / tr->micro_in_step : 0;
+        st->lr = lr;
+        st->grad_norm = norm;
+    }
+    tr->loss_acc = 0;
+    tr->micro_in_step = 0;
+    return ET_OK;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static et_status rm_tree(const char *path, et_error *err) {
+    struct stat sb;
+    if (lstat(path, &sb)) return ET_OK;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        struct dirent *de;
+        et_status s = ET_OK;
+        while (!s && (de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            char sub[ET_PATH_MAX];
+            if (!(s = et_path_join(sub, sizeof sub, path, de->d_name, err))) s = rm_tree(sub, err);
+        }
+        closedir(d);
+        if (!s && rmdir(path)) s = et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return s;
+    }
+    if (unlink(path)) return et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return ET_OK;
+}
+
+et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) {
+    et_hf_save_opts o = {0};
+    o.vocab_path = tr->cfg.vocab_path;
+    o.max_seq_length = tr->cfg.max_seq_length;
+    o.do_lower_case = tr->cfg.do_lower_case;
+    return et_hf_save(dir, tr->model, &o, err);
+}
+
+typedef struct { et_atomic_file af; uint64_t h; } hashed_file;
+
+static et_status hw(hashed_file *f, const void *p, size_t n, et_error *err) {
+    f->h = fnv1a(f->h, p, n);
+    return et_atomic_write(&f->af, p, n, err);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void prune_checkpoints(et_trainer *tr, const char *keep_name) {
+    int keep = tr->cfg.keep_checkpoints;
+    if (keep < 1) return;
+    DIR *d = opendir(tr->cfg.out_dir);
+    if (!d) return;
+    char *names[4096];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 4096)
+        if (!strncmp(de->d_name, "checkpoint-", 11) && !strchr(de->d_name, '.')) names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str); /* zero-padded step numbers: sorted by step */
+    for (int i = 0; i < n; i++) {
+        if (names[i] && i < n - keep && strcmp(names[i], keep_name)) {
+            char p[ET_PATH_MAX];
+            if (!et_path_join(p, sizeof p, tr->cfg.out_dir, names[i], NULL)) rm_tree(p, NULL);
+        }
+        free(names[i]);
+    }
+}
+
+#define STATE_MAGIC "ETTRNST1"
+
+et_status et_trainer_save_checkpoint(et_trainer *tr, et_error *err) {
+    if (!tr->cfg.out_dir) return et_fail(err, ET_ERR_ARG, "no output folder for checkpoints");
+    long step = (long)tr->opt.t;
+    char name[64], dir[ET_PATH_MAX], p[ET_PATH_MAX];
+    snprintf(name, sizeof name, "checkpoint-%07ld", step);
+    et_status s;
+    if ((s = et_path_join(dir, sizeof dir, tr->cfg.out_dir, name, err)) || (s = et_mkdir_p(dir, err))) return s;
+    if ((s = et_trainer_save_model(tr, dir, err))) return s;
+    /* trainer_state.bin */
+    if ((s = et_path_join(p, sizeof p, dir, "trainer_state.bin", err))) return s;
+    hashed_file f = {.h = FNV0};
+    if ((s = et_atomic_open(&f.af, p, err))) return s;
+    uint32_t ver = 1, clen = (uint32_t)strlen(tr->canon);
+    int64_t hdr[2] = {step, tr->total_steps};
+    uint64_t n = tr->opt.n;
+    int64_t t = tr->opt.t;
+    et_rng base;
+    et_rng_seed(&base, tr->cfg.seed);
+    uint64_t rs[4];
+    et_rng_get_state(&base, rs);
+    if ((s = hw(&f, STATE_MAGIC, 8, err)) || (s = hw(&f, &ver, 4, err)) || (s = hw(&f, &clen, 4, err)) ||
+        (s = hw(&f, tr->canon, clen, err)) || (s = hw(&f, hdr, sizeof hdr, err)) || (s = hw(&f, &n, 8, err)) ||
+        (s = hw(&f, &t, 8, err)) || (s = hw(&f, rs, sizeof rs, err)) || (s = hw(&f, tr->opt.m, n * sizeof(float), err)) ||
+        (s = hw(&f, tr->opt.v, n * sizeof(float), err))) {
+        et_atomic_abort(&f.af);
+        return s;
+    }
+    uint64_t h = f.h;
+    if ((s = et_atomic_write(&f.af, &h, 8, err))) { et_atomic_abort(&f.af); return s; }
+    if ((s = et_atomic_commit(&f.af, err))) return s;
+    /* trainer_state.json (readable; not needed to resume) */
+    long spe = tr->data ? tr->total_steps / tr->cfg.epochs : 0;
+    char js[4096];
+    int jl = snprintf(js, sizeof js,
+                      "{\n  \"step\": %ld,\n  \"total_steps\": %ld,\n  \"epoch\": %ld,\n  \"step_in_epoch\": %ld,\n"
+                      "  \"warmup_steps\": %ld,\n  \"settings\": \"%s\"\n}\n",
+                      step, tr->total_steps, spe ? step / spe : 0, spe ? step % spe : 0, tr->warmup, tr->canon);
+    if ((s = et_path_join(p, sizeof p, dir, "trainer_state.json", err)) || (s = et_write_file_atomic(p, js, (size_t)jl, err)))
+        return s;
+    /* the pointer, last */
+    char line[80];
+    int ll = snprintf(line, sizeof line, "%s\n", name);
+    if ((s = et_path_join(p, sizeof p, tr->cfg.out_dir, "latest", err)) || (s = et_write_file_atomic(p, line, (size_t)ll, err)))
+        return s;
+    prune_checkpoints(tr, name);
+    return ET_OK;
+}
+
+static const char *canon_diff(const char *a, const char *b, char *out, size_t cap) {
+    /* first ';'-separated entry that differs */
+    while (*a || *b) {
+        const char *ea = strchr(a, ';'), *eb = strchr(b, ';');
+        size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+        if (la != lb || memcmp(a, b, la)) {
+            snprintf(out, cap, "the checkpoint has %.*s, this run has %.*s", (int)la, a, (int)lb, b);
+            return out;
+        }
+        a += la + (ea ? 1 : 0);
+        b += lb + (eb ? 1 : 0);
+    }
+    snprintf(out, cap, "settings differ");
+    return out;
+}
+
+et_status et_trainer_resume(et_trainer *tr, et_error *err) {
+    if (!tr->cfg.out_dir) return et_fail(err, ET_ERR_ARG, "no output folder to resume from");
+    char p[ET_PATH_MAX], dir[ET_PATH_MAX];
+    char *buf = NULL;
+    size_t len;
+    et_status s;
+    if ((s = et_path_join(p, sizeof p, tr->cfg.out_dir, "latest", err))) return s;
+    if (!et_file_exists(p)) return et_fail(err, ET_ERR_IO, "%s: no checkpoint to resume from (no 'latest' file)", tr->cfg.out_dir);
+    if ((s = et_read_file(p, 4096, &buf, &len, err))) return s;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = 0;
+    if (!len || strchr(buf, '/')) { free(buf); return et_fail(err, ET_ERR_FORMAT, "%s: not a checkpoint name", p); }
+    s = et_path_join(dir, sizeof dir, tr->cfg.out_dir, buf, err);
+    free(buf);
+    if (s || (s = et_path_join(p, sizeof p, dir, "trainer_state.bin", err))) return s;
+    if ((s = et_read_file(p, (size_t)1 << 40, &buf, &len, err))) return s;
+    const char *q = buf, *end = buf + len;
+    uint32_t ver, clen;
+    int64_t hdr[2], t;
+    uint64_t n, rs[4], h;
+#define TAKE(dst, sz) do { if ((size_t)(end - q) < (size_t)(sz)) goto trunc; memcpy((dst), q, (sz)); q += (sz); } while (0)
+    if (len < 16 || memcmp(q, STATE_MAGIC, 8)) { s = et_fail(err, ET_ERR_FORMAT, "%s: not a trainer state file", p); goto out; }
+    q += 8;
+    TAKE(&ver, 4);
+    TAKE(&clen, 4);
+    if (ver != 1) { s = et_fail(err, ET_ERR_FORMAT, "%s: unsupported version %u", p, ver); goto out; }
+    if ((size_t)(end - q) < clen) goto trunc;
+    const char *canon = q;
+    q += clen;
+    TAKE(hdr, sizeof hdr);
+    TAKE(&n, 8);
+    TAKE(&t, 8);
+    TAKE(rs, sizeof rs);
+    if (n != tr->opt.n) {
+        s = et_fail(err, ET_ERR_MISMATCH, "%s: the checkpoint has %llu parameters, the model %zu", p, (unsigned long long)n, tr->opt.n);
+        goto out;
+    }
+    if ((size_t)(end - q) != n * 8 + 8) goto trunc;
+    memcpy(&h, end - 8, 8);
+    if (fnv1a(FNV0, buf, len - 8) != h) { s = et_fail(err, ET_ERR_FORMAT, "%s: checksum mismatch (damaged file)", p); goto out; }
+    if (clen != strlen(tr->canon) || memcmp(canon, tr->canon, clen)) {
+        char tmp[8192], d[1024];
+        snprintf(tmp, sizeof tmp, "%.*s", (int)clen, canon);
+        s = et_fail(err, ET_ERR_MISMATCH, "%s: cannot resume with different settings or data: %s", p,
+                    canon_diff(tmp, tr->canon, d, sizeof d));
+        goto out;
+    }
+    /* parameters from the checkpoint's model folder */
+    et_bert ck;
+    if ((s = et_hf_load(dir, &ck, err))) goto out;
+    if (ck.n_params != tr->model->n_params || memcmp(&ck.cfg, &tr->model->cfg, sizeof ck.cfg)) {
+        et_bert_free(&ck);
+        s = et_fail(err, ET_ERR_MISMATCH, "%s: the checkpoint's model differs in shape or configuration from the one given", dir);
+        goto out;
+    }
+    memcpy(tr->model->params, ck.params, ck.n_params * sizeof(float));
+    et_bert_free(&ck);
+    float *mv = malloc(n * 2 * sizeof(float));
+    if (!mv) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto out; }
+    memcpy(mv, q, n * 2 * sizeof(float));
+    s = et_adamw_set_state(&tr->opt, mv, mv + n, n, t, err);
+    free(mv);
+    memset(tr->grads, 0, n * sizeof(float));
+    tr->micro_in_step = 0;
+    tr->loss_acc = 0;
+    goto out;
+trunc:
+    s = et_fail(err, ET_ERR_FORMAT, "%s: truncated trainer state", p);
+out:
+#undef TAKE
+    free(buf);
+    return s;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static et_status tokenize_group(const et_tokenizer *tok, const char **texts, int n, int max_len, int32_t *ids,
+                                int32_t *mask, int *T, const char *what, et_error *err) {
+    et_status s = et_tokenize_batch(tok, texts, n, max_len, 0, ids, mask, T, err);
+    return s ? et_error_prefix(err, "tokenizing %s", what) : ET_OK;
+}
+
+et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err) {
+    const et_train_data *d = tr->data;
+    const et_train_cfg *c = &tr->cfg;
+    if (!d) return et_fail(err, ET_ERR_ARG, "et_trainer_run needs the trainer to be made with data");
+    if (!c->out_dir) return et_fail(err, ET_ERR_ARG, "no output folder");
+    et_status s;
+    if ((s = et_mkdir_p(c->out_dir, err))) return s;
+    int B = tr->B, G = tr->G, Tq = c->max_len_q, Td = c->max_len_d;
+    long nb = (d->n + B - 1) / B, spe = tr->total_steps / c->epochs;
+    const char **texts = malloc(((size_t)B * G + 1) * sizeof(char *));
+    unsigned char *avail = malloc((size_t)B * G + 1);
+    float *tg = malloc((size_t)B * sizeof(float));
+    FILE *log = NULL;
+    if (!texts || !avail || !tg) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+    if (c->log_path && !(log = fopen(c->log_path, tr->opt.t > 0 ? "a" : "w"))) {
+        s = et_fail(err, ET_ERR_IO, "%s: cannot open the log: %s", c->log_path, strerror(errno));
+        goto done;
+    }
+    int32_t *qi = tr->tok_ids, *qm = tr->tok_mask;
+    int32_t *pi = qi + (size_t)B * Tq, *pm = qm + (size_t)B * Tq;
+    int32_t *ni = pi + (size_t)B * Td, *nm = pm + (size_t)B * Td;
+    int32_t *nqi = ni + (size_t)B * G * Td, *nqm = nm + (size_t)B * G * Td;
+    double t0 = now_s();
+    long start = (long)tr->opt.t, examples = 0;
+    et_rng base;
+    et_rng_seed(&base, c->seed);
+    while ((long)tr->opt.t < tr->total_steps) {
+        long step = (long)tr->opt.t;
+        int epoch = (int)(step / spe);
+        long k = step % spe;
+        if (tr->perm_epoch != epoch) {
+            et_rng er;
+            et_rng_fork(&base, (uint64_t)epoch + 1, &er);
+            et_rng_permutation(&er, tr->perm, (size_t)d->n);
+            tr->perm_epoch = epoch;
+        }
+        long m0 = k * c->grad_accum, m1 = m0 + c->grad_accum < nb ? m0 + c->grad_accum : nb;
+        long step_ex = 0;
+        for (long mb = m0; mb < m1; mb++) {
+            int i0 = (int)(mb * B), nbat = d->n - i0 < B ? d->n - i0 : B;
+            const int *idx = tr->perm + i0;
+            et_train_batch b = {0};
+            b.B = nbat;
+            b.G = G;
+            for (int i = 0; i < nbat; i++) texts[i] = d->ex[idx[i]].query;
+            if ((s = tokenize_group(tok, texts, nbat, Tq, qi, qm, &b.Tq, "queries", err))) goto done;
+            for (int i = 0; i < nbat; i++) texts[i] = d->ex[idx[i]].positive;
+            if ((s = tokenize_group(tok, texts, nbat, Td, pi, pm, &b.Td, "positives", err))) goto done;
+            b.q_ids = qi; b.q_mask = qm; b.p_ids = pi; b.p_mask = pm;
+            if (G > 0) {
+                for (int i = 0; i < nbat; i++)
+                    for (int g = 0; g < G; g++) texts[i * G + g] = d->ex[idx[i]].negatives[g];
+                if ((s = tokenize_group(tok, texts, nbat * G, Td, ni, nm, &b.Tn, "negatives", err))) goto done;
+                b.n_ids = ni; b.n_mask = nm;
+            }
+            if (c->loss == ET_TRAIN_CLP) {
+                for (int i = 0; i < nbat; i++)
+                    for (int g = 0; g < G; g++) {
+                        const et_train_example *e = &d->ex[idx[i]];
+                        const char *t = e->n_negq ? e->neg_queries[g] : NULL;
+                        avail[i * G + g] = t != NULL;
+                        texts[i * G + g] = t ? t : "";
+                    }
+                if ((s = tokenize_group(tok, texts, nbat * G, Tq, nqi, nqm, &b.Tnq, "negative queries", err))) goto done;
+                b.nq_ids = nqi; b.nq_mask = nqm; b.nq_avail = avail;
+            }
+            if (tr->targets) {
+                for (int i = 0; i < nbat; i++) tg[i] = tr->targets[idx[i]];
+                b.target = tg;
+            }
+            uint64_t seed = mix64(c->seed ^ mix64((uint64_t)epoch * (uint64_t)nb + (uint64_t)mb + 1));
+            if ((s = micro_scaled(tr, &b, seed, 1.0 / (double)(m1 - m0), NULL, err))) {
+                if (s == ET_ERR_NUMERIC) goto numeric;
+                goto done;
+            }
+            step_ex += nbat;
+        }
+        et_train_stats st;
+        if ((s = et_trainer_update(tr, &st, err))) {
+            if (s == ET_ERR_NUMERIC) goto numeric;
+            goto done;
+        }
+        examples += step_ex;
+        st.epoch = epoch;
+        st.elapsed_s = now_s() - t0;
+        st.examples = step_ex;
+        st.examples_per_s = st.elapsed_s > 0 ? examples / st.elapsed_s : 0;
+        if (log) {
+            fprintf(log, "{\"step\":%ld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"examples_per_s\":%.6g,\"elapsed\":%.6g}\n",
+                    st.step, st.epoch, st.loss, st.lr, st.grad_norm, st.examples_per_s, st.elapsed_s);
+            fflush(log);
+        }
+        int stop = c->progress ? c->progress(c->user, &st) : 0;
+        if (c->stop_after > 0 && st.step - start >= c->stop_after) stop = 1;
+        if (stop && st.step < tr->total_steps) {
+            s = et_trainer_save_checkpoint(tr, err);
+            goto done;
+        }
+        if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < tr->total_steps &&
+            (s = et_trainer_save_checkpoint(tr, err)))
+            goto done;
+    }
+    if ((long)tr->opt.t > start && (s = et_trainer_save_checkpoint(tr, err))) goto done;
+    s = et_trainer_save_model(tr, c->out_dir, err);
+    goto done;
+numeric: {
+        char p[ET_PATH_MAX], *lb = NULL;
+        size_t ln = 0;
+        const char *last = NULL;
+        if (!et_path_join(p, sizeof p, c->out_dir, "latest", NULL) && et_file_exists(p) && !et_read_file(p, 4096, &lb, &ln, NULL)) {
+            while (ln && (lb[ln - 1] == '\n' || lb[ln - 1] == '\r')) lb[--ln] = 0;
+            last = lb;
+        }
+        if (last)
+            et_error_prefix(err, "step %ld: training diverged (non-finite values); stopped, the last good checkpoint is %s/%s",
+                            (long)tr->opt.t + 1, c->out_dir, last);
+        else
+            et_error_prefix(err, "step %ld: training diverged (non-finite values); stopped (no checkpoint was written yet)",
+                            (long)tr->opt.t + 1);
+        free(lb);
+        s = ET_ERR_NUMERIC;
+    }
+done:
+    if (log) fclose(log);
+    free(texts); free(avail); free(tg);
+    return s;
+}

@@ -1,0 +1,198 @@
+/* train.h - the training loop: batches -> forward per text group -> loss -> backward -> AdamW,
+ * with gradient accumulation, clipping, the linear warm-up schedule, checkpoints and exact resume.
+ *
+ * One optimizer step (sentence-transformers fit() / HF Trainer order):
+ *   for each of grad_accum micro-batches:
+ *       tokenize queries Q [B,Tq], positives P [B,Td], negatives N [B*G,Td], negative queries NQ [B*G,Tq]
+ *       -> et_bert_forward per group (each group has its own training activations, planned up front)
+ *       -> loss on the pooled embeddings (src/loss.h; grad_scale = 1/micro-batches in this step)
+ *       -> et_bert_backward per group, all accumulating into ONE gradient buffer
+ *   -> et_clip_grad_norm(max_grad_norm) -> et_adamw_step(lr = et_lr_linear_warmup at opt.t) -> zero grads
+ *
+ * Data order: epoch e uses the permutation et_rng_permutation(fork(seed, e + 1)); micro-batch k of the
+ * epoch holds perm[k*B .. k*B+B) (the last one may be smaller). The step number alone fixes the
+ * position in the data, and dropout seeds are a hash of (seed, micro-batch index, group), so a run
+ * resumed from a checkpoint repeats the uninterrupted run bit for bit (same thread count).
+ *
+ * Checkpoints (out_dir/checkpoint-NNNNNNN/): the model as a sentence-transformers folder (et_hf_save,
+ * F32) + trainer_state.bin (optimizer m, v, t, step, the canonical config string, a checksum) +
+ * trainer_state.json (readable summary). Every file is written atomically; then out_dir/latest (one
+ * line: the checkpoint folder name) is atomically replaced. A crash at any point leaves `latest`
+ * naming a complete, consistent checkpoint. Resume refuses a checkpoint made with different
+ * settings or data, naming the first differing setting.
+ *
+ * Losses: infonce (MNRL, in-batch + hard negatives; symmetric option), mse (cosine MSE on the hard
+ * label), soft1/soft2/soft3 (cosine MSE on et_soft_targets computed ONCE over the whole training set),
+ * clp (InfoNCE + penalty pulling each negative toward its own query; missing negative queries masked). */
+#ifndef ET_TRAIN_H
+#define ET_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bert.h"
+#include "error.h"
+#include "loss.h"
+#include "optim.h"
+#include "threads.h"
+#include "tokenizer.h"
+
+typedef enum {
+    ET_TRAIN_INFONCE = 0,
+    ET_TRAIN_MSE = 1,   /* cosine MSE on the hard label */
+    ET_TRAIN_SOFT1 = 2, /* cosine MSE on soft targets, rule ET_SOFT_MEAN */
+    ET_TRAIN_SOFT2 = 3, /* ET_SOFT_BLEND */
+    ET_TRAIN_SOFT3 = 4, /* ET_SOFT_GATED */
+    ET_TRAIN_CLP = 5
+} et_train_loss;
+
+et_status et_train_loss_parse(const char *s, et_train_loss *out, et_error *err);
+const char *et_train_loss_name(et_train_loss l);
+
+/* Statistics of one optimizer step, given to the progress callback and written to the log. */
+typedef struct {
+    long step;            /* 1-based optimizer step just completed */
+    long total_steps;
+    int epoch;            /* 0-based epoch of this step */
+    double loss;          /* mean of the step's micro-batch losses */
+    double lr;            /* learning rate used by this step */
+    double grad_norm;     /* total gradient norm before clipping */
+    double examples_per_s;/* queries per second since the start of this run */
+    double elapsed_s;     /* seconds since the start of this run */
+    long examples;        /* queries in this step */
+} et_train_stats;
+
+typedef struct {
+    et_train_loss loss;
+    double tau;           /* InfoNCE / CLP temperature (default 0.05) */
+    int symmetric;        /* InfoNCE only: MultipleNegativesSymmetricRankingLoss (default 0) */
+    int in_batch;         /* 1 (default): all positives and negatives of the batch are candidates; 0: per query */
+    double lambda;        /* CLP weight (default 0.1) */
+    et_clp_pen pen;       /* CLP penalty form (default mean) */
+    et_soft_norm soft_norm; /* soft1..3: per-expert normalisation over the training set (default none) */
+    double alpha;         /* soft2 blend weight (default 0.5) */
+    double lr;            /* peak learning rate (default 2e-5) */
+    double weight_decay;  /* AdamW (default 0.01, sentence-transformers fit); biases and LayerNorm get 0 */
+    double adam_eps;      /* default 1e-8 */
+    long warmup_steps;    /* >= 0: warm-up steps; -1 (default): use warmup_ratio */
+    double warmup_ratio;  /* warm-up = ceil(ratio * total steps) when warmup_steps < 0 (default 0.1) */
+    int epochs;           /* default 1 */
+    int batch;            /* queries per micro-batch (default 16) */
+    int grad_accum;       /* micro-batches per optimizer step (default 1) */
+    double max_grad_norm; /* clip (default 1.0, as HF Trainer / ST fit); <= 0: no clipping */
+    int max_len_q;        /* tokens per query incl. [CLS]/[SEP] (default 64); negative queries too */
+    int max_len_d;        /* tokens per document (default 256) */
+    int negatives;        /* hard negatives per query used (G); -1 (default): the fewest any example has */
+    uint64_t seed;        /* data order and dropout (default 42) */
+    int dropout;          /* 1 (default): the model's dropout is active while training */
+    const char *freeze;   /* comma-separated tensor-name prefixes to freeze, e.g. "embeddings.,encoder.layer.0." */
+    int threads;          /* pool size when the trainer makes its own pool (0 = all cores) */
+    long save_every;      /* checkpoint every N optimizer steps (0 = only at the end) */
+    int keep_checkpoints; /* checkpoint folders kept (default 2; older ones are deleted) */
+    const char *out_dir;  /* checkpoints + the final model (required by et_trainer_run) */
+    const char *log_path; /* per-step JSONL log (NULL = none); appended to on resume */
+    size_t mem_budget;    /* bytes allowed for activations + parameters/gradients/optimizer (default 8 GiB) */
+    long total_steps;     /* schedule length without data (low-level use); computed from the data otherwise */
+    long stop_after;      /* stop (with a checkpoint) after this many steps of THIS run; 0 = run to the end */
+    /* model folder metadata for saving */
+    const char *vocab_path; /* vocab.txt copied into every saved folder (required for saving) */
+    int max_seq_length;   /* sentence_bert_config.json (0 = max_position) */
+    int do_lower_case;    /* -1 = default */
+    /* called after every optimizer step; return non-zero to stop (a checkpoint is written) */
+    int (*progress)(void *user, const et_train_stats *s);
+    void *user;
+} et_train_cfg;
+
+void et_train_cfg_default(et_train_cfg *cfg);
+
+/* One training example (one JSONL line). */
+typedef struct {
+    char *query, *positive;
+    char **negatives; int n_neg;
+    char **neg_queries; int n_negq;   /* aligned with negatives; NULL entries (JSON null or "") = missing */
+    float label; int has_label;
+    float *scores; int n_scores;
+    int line;
+} et_train_example;
+
+typedef struct {
+    et_train_example *ex;
+    int n;
+    uint64_t hash;        /* FNV-1a of the file's bytes (part of the resume check) */
+    char path[512];
+} et_train_data;
+
+/* JSONL: {"query": str, "positive": str, "negatives": [str], "negative_queries": [str|null],
+ * "label": number, "scores": [number]} per line (blank lines skipped). Errors name file:line and field. */
+et_status et_train_data_read(const char *path, et_train_data *d, et_error *err);
+void et_train_data_free(et_train_data *d);
+
+/* One tokenised micro-batch (low-level API; et_trainer_run builds these itself). */
+typedef struct {
+    int B, G;                          /* G <= the trainer's G; 0 for mse/soft */
+    const int32_t *q_ids, *q_mask; int Tq;    /* [B,Tq] */
+    const int32_t *p_ids, *p_mask; int Td;    /* [B,Td] */
+    const int32_t *n_ids, *n_mask; int Tn;    /* [B*G,Tn] (infonce/clp) */
+    const int32_t *nq_ids, *nq_mask; int Tnq; /* [B*G,Tnq] (clp) */
+    const unsigned char *nq_avail;     /* [B*G] 1 = the negative has a query (clp; NULL = all) */
+    const float *target;               /* [B] mse/soft targets */
+} et_train_batch;
+
+typedef struct {
+    et_train_cfg cfg;
+    et_bert *model;          /* borrowed; its params are trained in place */
+    et_pool *pool; int own_pool;
+    float *grads;            /* [n_params] */
+    et_bert_params gview;    /* views into grads; NULL = frozen */
+    et_param_seg *segs; int nsegs;
+    et_adamw opt;
+    et_bert_acts acts[4];    /* Q, P, N, NQ */
+    int G, B;                /* planned negatives per query, queries per micro-batch */
+    double *scratch;         /* loss scratch */
+    float *emb_grad;         /* dQ | dP | dN | dNQ */
+    long total_steps, warmup;
+    long micro_in_step;      /* micro-batches accumulated since the last update */
+    double loss_acc;
+    uint64_t micro_seq;      /* index of the next micro-batch (dropout seeds) */
+    /* data (et_trainer_run) */
+    const et_train_data *data;
+    float *targets;          /* [n] mse/soft targets over the training set */
+    int *perm; int perm_epoch;
+    int32_t *tok_ids, *tok_mask;
+    char canon[2048];        /* canonical settings string (resume check) */
+    size_t bytes_planned;
+} et_trainer;
+
+/* Plan and allocate everything for training `model` (borrowed). pool may be NULL (the trainer makes its
+ * own with cfg->threads). data may be NULL (low-level use: then cfg->negatives >= 0 and cfg->total_steps
+ * > 0 must be given); with data, the loss/data fit is checked (file:line errors), G and the number of
+ * steps are derived, and soft targets are computed over the whole set. Refuses (ET_ERR_NOMEM, with the
+ * sizes) a plan above cfg->mem_budget. */
+et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *model, et_pool *pool,
+                          const et_train_data *data, et_error *err);
+void et_trainer_free(et_trainer *tr);
+
+/* Low-level: forward + loss + backward of one micro-batch, accumulating gradients (scaled by
+ * 1/cfg.grad_accum). *loss gets the micro-batch loss. dropout_seed seeds the masks (if cfg.dropout). */
+et_status et_trainer_micro(et_trainer *tr, const et_train_batch *b, uint64_t dropout_seed, double *loss,
+                           et_error *err);
+/* Low-level: clip, AdamW step at the scheduled lr, zero the gradients. stats may be NULL. */
+et_status et_trainer_update(et_trainer *tr, et_train_stats *stats, et_error *err);
+
+/* Train on the data given to et_trainer_init (tokenised with tok) from the current step to the end
+ * (or cfg.stop_after steps), with checkpoints, log and progress. Saves the final model to cfg.out_dir.
+ * A NaN/Inf loss or gradient stops with ET_ERR_NUMERIC; the last checkpoint is left untouched. */
+et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err);
+
+/* Write a checkpoint for the current step into cfg.out_dir (see the top of this file). */
+et_status et_trainer_save_checkpoint(et_trainer *tr, et_error *err);
+/* Load cfg.out_dir/latest: parameters, optimizer state and step. ET_ERR_IO if there is none;
+ * ET_ERR_MISMATCH if it was made with other settings/data or another model shape. */
+et_status et_trainer_resume(et_trainer *tr, et_error *err);
+/* Save the current model as a sentence-transformers folder. */
+et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err);
+
+/* Optimizer steps taken so far. */
+long et_trainer_step(const et_trainer *tr);
+
+#endif

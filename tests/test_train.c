@@ -1,0 +1,381 @@
+/* test_train.c - the trainer against PyTorch (tests/fixtures/train/steps.bin from tools/gen_train_fixture.py):
+ * for each loss (infonce with hard negatives, mse, soft1, soft2, soft3, clp, infonce with frozen tensors):
+ * 3 optimizer steps x 2 accumulated micro-batches: every micro loss, the step-0 gradient of every tensor, the
+ * clip norms and lrs, and the parameters after 3 steps (warm-up/decay schedule, clipping, no-decay groups).
+ * Then, on a tiny HF model and a committed JSONL: exact resume (6 steps straight == 3 + checkpoint + fresh
+ * trainer resume + 3, bit for bit), refusal to resume with other settings, NaN handling (the last checkpoint
+ * is kept), data errors with file:line, and the memory budget. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "hf.h"
+#include "tokenizer.h"
+#include "train.h"
+
+static int failures = 0;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+
+static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+
+/* robust relative error: max|a-b| / max(max|b|, floor) */
+static double rel_err(const float *a, const float *b, size_t n, double floor) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d; /* NaN-propagating */
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return md / (mb > floor ? mb : floor);
+}
+
+typedef struct {
+    int32_t *q_ids, *q_mask, *p_ids, *p_mask, *n_ids, *n_mask, *nq_ids, *nq_mask, *avail;
+    float *labels, *scores;
+} fx_micro;
+
+static int32_t *rdi(FILE *f, size_t n, int *ok) {
+    int32_t *p = malloc(n * 4);
+    if (!p || !rd(f, p, n * 4)) *ok = 0;
+    return p;
+}
+static float *rdf(FILE *f, size_t n, int *ok) {
+    float *p = malloc(n * 4);
+    if (!p || !rd(f, p, n * 4)) *ok = 0;
+    return p;
+}
+
+static void test_parity(void) {
+    const char *path = "tests/fixtures/train/steps.bin";
+    FILE *f = fopen(path, "rb");
+    CHECK(f, "cannot open %s", path);
+    if (!f) return;
+    int32_t h[20];
+    double hp[8];
+    int ok = rd(f, h, sizeof h) && h[0] == 0x46545445 && h[1] == 1 && rd(f, hp, sizeof hp);
+    CHECK(ok, "%s: bad header", path);
+    if (!ok) { fclose(f); return; }
+    int n_params = h[9], B = h[10], G = h[11], Tq = h[12], Td = h[13], NM = h[14], NS = h[15], K = h[16], NC = h[17];
+    et_bert_config cfg = {0};
+    cfg.vocab_size = h[2]; cfg.hidden_size = h[3]; cfg.num_layers = h[4]; cfg.num_heads = h[5];
+    cfg.intermediate_size = h[6]; cfg.max_position = h[7]; cfg.type_vocab_size = h[8];
+    cfg.layer_norm_eps = 1e-12f; cfg.hidden_dropout = 0.1f; cfg.attn_dropout = 0.1f;
+    cfg.pooling = ET_POOL_MEAN; cfg.normalize = 1;
+    et_bert m;
+    et_error err = {0};
+    CHECK(!et_bert_alloc(&m, &cfg, &err), "alloc: %s", err.msg);
+    CHECK(m.n_params == (size_t)n_params, "n_params %zu vs fixture %d", m.n_params, n_params);
+    float *p0 = rdf(f, (size_t)n_params, &ok);
+    fx_micro mb[4];
+    CHECK(NM <= 4, "n_micro");
+    for (int i = 0; i < NM; i++) {
+        mb[i].q_ids = rdi(f, (size_t)B * Tq, &ok); mb[i].q_mask = rdi(f, (size_t)B * Tq, &ok);
+        mb[i].p_ids = rdi(f, (size_t)B * Td, &ok); mb[i].p_mask = rdi(f, (size_t)B * Td, &ok);
+        mb[i].n_ids = rdi(f, (size_t)B * G * Td, &ok); mb[i].n_mask = rdi(f, (size_t)B * G * Td, &ok);
+        mb[i].nq_ids = rdi(f, (size_t)B * G * Tq, &ok); mb[i].nq_mask = rdi(f, (size_t)B * G * Tq, &ok);
+        mb[i].avail = rdi(f, (size_t)B * G, &ok);
+        mb[i].labels = rdf(f, (size_t)B, &ok); mb[i].scores = rdf(f, (size_t)B * K, &ok);
+    }
+    float *y_all = malloc((size_t)NM * B * 4), *S_all = malloc((size_t)NM * B * K * 4), *yh = malloc((size_t)NM * B * 4);
+    for (int i = 0; i < NM; i++) {
+        memcpy(y_all + i * B, mb[i].labels, (size_t)B * 4);
+        memcpy(S_all + (size_t)i * B * K, mb[i].scores, (size_t)B * K * 4);
+    }
+    unsigned char avail[4][64];
+    for (int i = 0; i < NM; i++)
+        for (int j = 0; j < B * G; j++) avail[i][j] = (unsigned char)mb[i].avail[j];
+    double worst_g = 0, worst_p = 0, worst_l = 0;
+    for (int c = 0; c < NC && ok; c++) {
+        int32_t ch[4];
+        ok = rd(f, ch, sizeof ch);
+        double *tg = malloc(sizeof(double) * NM * B), *losses = malloc(sizeof(double) * NS * NM);
+        double *norms = malloc(sizeof(double) * NS), *lrs = malloc(sizeof(double) * NS);
+        ok = ok && rd(f, tg, sizeof(double) * NM * B) && rd(f, losses, sizeof(double) * NS * NM) &&
+             rd(f, norms, sizeof(double) * NS) && rd(f, lrs, sizeof(double) * NS);
+        float *g0 = rdf(f, (size_t)n_params, &ok), *pa = rdf(f, (size_t)n_params, &ok);
+        CHECK(ok, "%s: truncated", path);
+        if (!ok) { free(tg); free(losses); free(norms); free(lrs); free(g0); free(pa); break; }
+        et_train_cfg tc;
+        et_train_cfg_default(&tc);
+        tc.loss = (et_train_loss)ch[0];
+        tc.soft_norm = (et_soft_norm)ch[1];
+        tc.freeze = ch[2] ? "embeddings.,encoder.layer.0.attention." : NULL;
+        tc.lr = hp[0]; tc.weight_decay = hp[1]; tc.adam_eps = hp[2]; tc.max_grad_norm = hp[3];
+        tc.tau = hp[4]; tc.lambda = hp[5]; tc.alpha = hp[6]; tc.warmup_steps = (long)hp[7];
+        tc.total_steps = NS + 1;
+        tc.batch = B; tc.grad_accum = NM; tc.negatives = G; tc.dropout = 0; tc.threads = 2;
+        tc.max_len_q = Tq; tc.max_len_d = Td;
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", et_train_loss_name(tc.loss), ch[2] ? "+freeze" : "");
+        int pairwise = tc.loss != ET_TRAIN_INFONCE && tc.loss != ET_TRAIN_CLP;
+        if (pairwise) {
+            if (tc.loss == ET_TRAIN_MSE) memcpy(yh, y_all, (size_t)NM * B * 4);
+            else {
+                et_soft_rule r = tc.loss == ET_TRAIN_SOFT1 ? ET_SOFT_MEAN : tc.loss == ET_TRAIN_SOFT2 ? ET_SOFT_BLEND : ET_SOFT_GATED;
+                CHECK(!et_soft_targets(r, tc.soft_norm, tc.alpha, y_all, S_all, NM * B, K, yh, &err), "soft: %s", err.msg);
+            }
+            for (int i = 0; i < NM * B; i++)
+                CHECK(fabs(yh[i] - tg[i]) < 1e-6, "%s: target %d: %g vs %g", label, i, yh[i], tg[i]);
+        }
+        memcpy(m.params, p0, (size_t)n_params * 4);
+        et_trainer tr;
+        et_status s = et_trainer_init(&tr, &tc, &m, NULL, NULL, &err);
+        CHECK(!s, "%s: init: %s", label, err.msg);
+        if (s) continue;
+        for (int st = 0; st < NS; st++) {
+            for (int i = 0; i < NM; i++) {
+                et_train_batch b = {0};
+                b.B = B; b.G = pairwise ? 0 : G;
+                b.q_ids = mb[i].q_ids; b.q_mask = mb[i].q_mask; b.Tq = Tq;
+                b.p_ids = mb[i].p_ids; b.p_mask = mb[i].p_mask; b.Td = Td;
+                b.n_ids = mb[i].n_ids; b.n_mask = mb[i].n_mask; b.Tn = Td;
+                b.nq_ids = mb[i].nq_ids; b.nq_mask = mb[i].nq_mask; b.Tnq = Tq; b.nq_avail = avail[i];
+                b.target = yh + i * B;
+                double l = 0;
+                s = et_trainer_micro(&tr, &b, 0, &l, &err);
+                CHECK(!s, "%s: micro: %s", label, err.msg);
+                double want = losses[st * NM + i], e = fabs(l - want) / fmax(fabs(want), 1e-3);
+                if (e > worst_l) worst_l = e;
+                CHECK(e < 1e-4, "%s step %d micro %d: loss %.8g vs torch %.8g", label, st, i, l, want);
+            }
+            if (st == 0) {
+                double gmax = 0;
+                for (int i = 0; i < n_params; i++) gmax = fmax(gmax, fabs(g0[i]));
+                for (int t = 0; t < m.n_tensors; t++) {
+                    const et_tensor_view *v = &m.tensors[t];
+                    double rmax = 0, cmax = 0;
+                    for (size_t i = 0; i < v->numel; i++) {
+                        rmax = fmax(rmax, fabs(g0[v->offset + i]));
+                        cmax = fmax(cmax, fabs(tr.grads[v->offset + i]));
+                    }
+                    if (rmax < 1e-12 * gmax && rmax > 0) {
+                        /* mathematically zero (attention key bias: softmax is shift invariant); torch float64 gives
+                         * ~1e-17, float32 ~1e-8 rounding noise: check it is noise-sized relative to the model's grads */
+                        CHECK(cmax <= 1e-5 * gmax, "%s: grad %s should be ~0: max %.3g (model max %.3g)", label, v->name, cmax, gmax);
+                        continue;
+                    }
+                    double e = rel_err(tr.grads + v->offset, g0 + v->offset, v->numel, 1e-6);
+                    if (e > worst_g) worst_g = e;
+                    CHECK(e <= 1e-4, "%s: grad %s rel err %.3g", label, v->name, e);
+                }
+            }
+            et_train_stats sts;
+            s = et_trainer_update(&tr, &sts, &err);
+            CHECK(!s, "%s: update: %s", label, err.msg);
+            CHECK(fabs(sts.grad_norm - norms[st]) <= 1e-4 * norms[st], "%s step %d: grad norm %.8g vs %.8g", label, st,
+                  sts.grad_norm, norms[st]);
+            CHECK(fabs(sts.lr - lrs[st]) <= 1e-12, "%s step %d: lr %.8g vs %.8g", label, st, sts.lr, lrs[st]);
+        }
+        for (int t = 0; t < m.n_tensors; t++) {
+            const et_tensor_view *v = &m.tensors[t];
+            double e = rel_err(m.params + v->offset, pa + v->offset, v->numel, 1e-3);
+            if (e > worst_p) worst_p = e;
+            CHECK(e <= 1e-4, "%s: params after %d steps: %s rel err %.3g", label, NS, v->name, e);
+            /* frozen tensors must be bit-identical to the start */
+            if (ch[2] && (strncmp(v->name, "embeddings.", 11) == 0 || strncmp(v->name, "encoder.layer.0.attention.", 26) == 0))
+                CHECK(!memcmp(m.params + v->offset, p0 + v->offset, v->numel * 4), "%s: frozen %s changed", label, v->name);
+        }
+        et_trainer_free(&tr);
+        free(tg); free(losses); free(norms); free(lrs); free(g0); free(pa);
+    }
+    printf("parity vs torch (%d cases x %d steps x %d micro-batches): worst loss rel %.2e, grad rel %.2e, params-after rel %.2e\n",
+           NC, NS, NM, worst_l, worst_g, worst_p);
+    fclose(f);
+    for (int i = 0; i < NM; i++) {
+        free(mb[i].q_ids); free(mb[i].q_mask); free(mb[i].p_ids); free(mb[i].p_mask); free(mb[i].n_ids);
+        free(mb[i].n_mask); free(mb[i].nq_ids); free(mb[i].nq_mask); free(mb[i].avail); free(mb[i].labels); free(mb[i].scores);
+    }
+    free(y_all); free(S_all); free(yh); free(p0);
+    et_bert_free(&m);
+}
+
+/* ---------------------------------------------------------------- run / resume on a tiny HF model */
+
+#define MODEL_DIR "tests/fixtures/hf/good_f32"
+#define PAIRS "tests/fixtures/train/tiny_pairs.jsonl"
+
+typedef struct { double loss[64]; int n; } rec;
+static int record(void *u, const et_train_stats *s) {
+    rec *r = u;
+    if (r->n < 64) r->loss[r->n++] = s->loss;
+    return 0;
+}
+
+static void base_cfg(et_train_cfg *c, const char *out, rec *r) {
+    et_train_cfg_default(c);
+    c->loss = ET_TRAIN_INFONCE;
+    c->batch = 4; c->epochs = 2; c->lr = 1e-3; c->warmup_steps = 2; c->dropout = 1; c->threads = 2;
+    c->max_len_q = 12; c->max_len_d = 16; c->seed = 7;
+    c->out_dir = out; c->vocab_path = MODEL_DIR "/vocab.txt";
+    c->progress = record; c->user = r;
+}
+
+/* train (optionally resuming) on a fresh model; returns the status, leaves final params in *m */
+static et_status train_once(et_train_cfg *c, int resume, et_bert *m, const et_train_data *d, const et_tokenizer *tok,
+                            et_error *err) {
+    et_status s = et_hf_load(MODEL_DIR, m, err);
+    if (s) return s;
+    et_trainer tr;
+    if ((s = et_trainer_init(&tr, c, m, NULL, d, err))) return s;
+    if (resume && (s = et_trainer_resume(&tr, err))) { et_trainer_free(&tr); return s; }
+    s = et_trainer_run(&tr, tok, err);
+    et_trainer_free(&tr);
+    return s;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+static void test_resume(void) {
+    et_error err = {0};
+    et_tokenizer *tok = et_tokenizer_load_vocab(MODEL_DIR "/vocab.txt", &err);
+    CHECK(tok, "vocab: %s", err.msg);
+    et_train_data d;
+    et_status s = et_train_data_read(PAIRS, &d, &err);
+    CHECK(!s && d.n == 12, "read pairs: %s", err.msg);
+    if (!tok || s) return;
+    char dir_a[] = "/tmp/et_train_a_XXXXXX", dir_b[] = "/tmp/et_train_b_XXXXXX";
+    CHECK(mkdtemp(dir_a) && mkdtemp(dir_b), "mkdtemp");
+
+    /* A: 6 steps straight (12 examples / batch 4 = 3 steps per epoch, 2 epochs) */
+    rec ra = {0}, rb = {0};
+    et_train_cfg ca, cb;
+    base_cfg(&ca, dir_a, &ra);
+    et_bert ma, mb;
+    s = train_once(&ca, 0, &ma, &d, tok, &err);
+    CHECK(!s, "run A: %s", err.msg);
+    CHECK(ra.n == 6, "run A: %d steps (want 6)", ra.n);
+
+    /* B: 3 steps, stop (checkpoint), then a fresh model + trainer resumes for the other 3 */
+    base_cfg(&cb, dir_b, &rb);
+    cb.stop_after = 3;
+    s = train_once(&cb, 0, &mb, &d, tok, &err);
+    CHECK(!s, "run B1: %s", err.msg);
+    CHECK(rb.n == 3, "run B1: %d steps (want 3)", rb.n);
+    et_bert_free(&mb);
+    cb.stop_after = 0;
+    s = train_once(&cb, 1, &mb, &d, tok, &err);
+    CHECK(!s, "run B2 (resume): %s", err.msg);
+    CHECK(rb.n == 6, "run B: %d steps in all (want 6)", rb.n);
+    for (int i = 0; i < 6 && i < ra.n && i < rb.n; i++)
+        CHECK(ra.loss[i] == rb.loss[i], "step %d: loss %.17g (straight) vs %.17g (resumed)", i + 1, ra.loss[i], rb.loss[i]);
+    CHECK(ma.n_params == mb.n_params && !memcmp(ma.params, mb.params, ma.n_params * 4), "final params differ after resume");
+    CHECK(ra.loss[5] < ra.loss[0], "loss did not fall: %g -> %g", ra.loss[0], ra.loss[5]);
+    printf("resume: losses %.6f %.6f %.6f | %.6f %.6f %.6f identical, final params bit-identical\n", ra.loss[0], ra.loss[1],
+           ra.loss[2], ra.loss[3], ra.loss[4], ra.loss[5]);
+
+    /* the saved final model loads and equals the trained parameters */
+    et_bert mf;
+    s = et_hf_load(dir_a, &mf, &err);
+    CHECK(!s, "load final: %s", err.msg);
+    if (!s) {
+        CHECK(mf.n_params == ma.n_params && !memcmp(mf.params, ma.params, ma.n_params * 4), "saved final model differs");
+        et_bert_free(&mf);
+    }
+    et_bert_free(&ma);
+    et_bert_free(&mb);
+
+    /* resume with a different lr is refused, naming the setting */
+    rec rc = {0};
+    et_train_cfg cc;
+    base_cfg(&cc, dir_b, &rc);
+    cc.lr = 5e-4;
+    et_bert mc;
+    s = train_once(&cc, 1, &mc, &d, tok, &err);
+    CHECK(s == ET_ERR_MISMATCH && strstr(err.msg, "lr="), "resume with other lr: %d %s", s, err.msg);
+    et_bert_free(&mc);
+
+    /* NaN: a poisoned parameter stops training with ET_ERR_NUMERIC; 'latest' is left as it was */
+    char latest[512], *before = NULL, *after = NULL;
+    size_t lb = 0, la = 0;
+    snprintf(latest, sizeof latest, "%s/latest", dir_b);
+    et_read_file(latest, 4096, &before, &lb, NULL);
+    {
+        et_train_cfg cn;
+        rec rn = {0};
+        base_cfg(&cn, dir_b, &rn);
+        cn.epochs = 3; /* other settings: a fresh run into the same folder must not touch 'latest' before a step */
+        s = et_hf_load(MODEL_DIR, &mc, &err);
+        for (size_t i = 0; i < mc.n_params; i++) mc.params[i] = NAN;
+        et_trainer tr;
+        s = et_trainer_init(&tr, &cn, &mc, NULL, &d, &err);
+        CHECK(!s, "init: %s", err.msg);
+        if (!s) {
+            s = et_trainer_run(&tr, tok, &err);
+            CHECK(s == ET_ERR_NUMERIC && strstr(err.msg, "diverged"), "NaN run: %d %s", s, err.msg);
+            et_trainer_free(&tr);
+        }
+        et_bert_free(&mc);
+    }
+    et_read_file(latest, 4096, &after, &la, NULL);
+    CHECK(before && after && la == lb && !memcmp(before, after, la), "'latest' changed after a diverged run");
+    free(before); free(after);
+
+    /* memory budget */
+    {
+        et_train_cfg cm;
+        rec rm = {0};
+        base_cfg(&cm, dir_b, &rm);
+        cm.mem_budget = 1 << 16;
+        et_hf_load(MODEL_DIR, &mc, &err);
+        et_trainer tr;
+        s = et_trainer_init(&tr, &cm, &mc, NULL, &d, &err);
+        CHECK(s == ET_ERR_NOMEM && strstr(err.msg, "memory budget"), "budget: %d %s", s, err.msg);
+        et_bert_free(&mc);
+    }
+
+    /* data errors name file:line */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir_b);
+    const char *cases[][2] = {
+        {"{\"query\": \"a\", \"positive\": \"b\"}\n\n{\"query\": \"a\"}\n", ":3: field 'positive'"},
+        {"{\"query\": \"a\", \"positive\": \"b\"}\nnot json\n", ":2: not a JSON object"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"negatives\": [\"x\"], \"negative_queries\": []}\n", ":1: 'negative_queries' has 0"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"scores\": [1, \"x\"]}\n", ":1: field 'scores' item 1"},
+        {"", "no training examples"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(bad, cases[i][0]);
+        et_train_data bd;
+        s = et_train_data_read(bad, &bd, &err);
+        CHECK(s && strstr(err.msg, cases[i][1]), "bad data %zu: want '%s', got '%s'", i, cases[i][1], err.msg);
+    }
+    /* loss/data fit: mse needs labels (file:line), clp needs negatives */
+    write_text(bad, "{\"query\": \"a\", \"positive\": \"b\", \"label\": 1}\n{\"query\": \"a\", \"positive\": \"b\"}\n");
+    et_train_data bd;
+    s = et_train_data_read(bad, &bd, &err);
+    CHECK(!s, "read: %s", err.msg);
+    if (!s) {
+        et_train_cfg cx;
+        rec rx = {0};
+        base_cfg(&cx, dir_b, &rx);
+        cx.loss = ET_TRAIN_MSE;
+        et_hf_load(MODEL_DIR, &mc, &err);
+        et_trainer tr;
+        s = et_trainer_init(&tr, &cx, &mc, NULL, &bd, &err);
+        CHECK(s && strstr(err.msg, ":2: field 'label' is missing"), "mse without label: %s", err.msg);
+        cx.loss = ET_TRAIN_CLP;
+        s = et_trainer_init(&tr, &cx, &mc, NULL, &bd, &err);
+        CHECK(s && strstr(err.msg, ":1: loss clp needs"), "clp without negatives: %s", err.msg);
+        et_bert_free(&mc);
+        et_train_data_free(&bd);
+    }
+    et_train_data_free(&d);
+    et_tokenizer_free(tok);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir_a, dir_b);
+    if (system(cmd)) fprintf(stderr, "warning: could not remove temp folders\n");
+}
+
+int main(void) {
+    test_parity();
+    test_resume();
+    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
+    printf("test_train: all passed\n");
+    return 0;
+}
