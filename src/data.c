@@ -12,7 +12,8 @@
 #include "cJSON.h"
 #include "fileio.h"
 
-#define ET_DATA_DEFAULT_MAX ((size_t)4 << 30)
+/* 4 GiB; on 32-bit size_t (wasm32) (size_t)4 << 30 wraps to 0, so cap at SIZE_MAX / 2 there */
+#define ET_DATA_DEFAULT_MAX ((size_t)(SIZE_MAX / 2 < ((uint64_t)4 << 30) ? SIZE_MAX / 2 : ((uint64_t)4 << 30)))
 
 /* ================================ UTF-8 ================================================== */
 int et_utf8_valid(const char *s, size_t n, size_t *bad_at) {
