@@ -5,9 +5,9 @@
 #include "cli.h"
 #include "kernels.h"
 
-extern et_command et_cmd_encode, et_cmd_search;
+extern et_command et_cmd_encode, et_cmd_search, et_cmd_train;
 
-static et_command *commands[] = {&et_cmd_encode, &et_cmd_search};
+static et_command *commands[] = {&et_cmd_encode, &et_cmd_search, &et_cmd_train};
 #define NCMD (int)(sizeof commands / sizeof commands[0])
 
 static void main_help(FILE *f) {

@@ -722,8 +722,9 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
     if ((s = et_mkdir_p(c->out_dir, err))) return s;
     int B = tr->B, G = tr->G, Tq = c->max_len_q, Td = c->max_len_d;
     long nb = (d->n + B - 1) / B, spe = tr->total_steps / c->epochs;
-    const char **texts = malloc(((size_t)B * G + 1) * sizeof(char *));
-    unsigned char *avail = malloc((size_t)B * G + 1);
+    size_t ntext = (size_t)B * (G > 1 ? G : 1);
+    const char **texts = malloc(ntext * sizeof(char *));
+    unsigned char *avail = malloc(ntext);
     float *tg = malloc((size_t)B * sizeof(float));
     FILE *log = NULL;
     if (!texts || !avail || !tg) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }

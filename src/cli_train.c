@@ -1,0 +1,192 @@
+/* cli_train.c - `embedtune train`: fine-tune a model folder on a JSONL file of training pairs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fileio.h"
+#include "train.h"
+
+static et_opt train_opts[] = {
+    {"--model", NULL, "DIR", "model folder to start from (Hugging Face / sentence-transformers)", NULL},
+    {"--train", NULL, "FILE", "training JSONL: {\"query\", \"positive\", \"negatives\": [..], \"negative_queries\": [..], \"label\", \"scores\": [..]}", NULL},
+    {"--out", NULL, "DIR", "output folder: the final model + checkpoint-N/ folders + 'latest'", NULL},
+    {"--loss", NULL, "NAME", "infonce (default) | mse | soft1 | soft2 | soft3 | clp", NULL},
+    {"--epochs", NULL, "N", "passes over the data (default 1)", NULL},
+    {"--lr", NULL, "X", "peak learning rate (default 2e-5)", NULL},
+    {"--batch", NULL, "N", "queries per micro-batch (default 16)", NULL},
+    {"--grad-accum", NULL, "N", "micro-batches per optimizer step (default 1)", NULL},
+    {"--max-len", NULL, "L", "max tokens of queries and documents (sets both)", NULL},
+    {"--max-len-query", NULL, "L", "max tokens per query / negative query (default 64)", NULL},
+    {"--max-len-doc", NULL, "L", "max tokens per document (default: the model's max_seq_length or 256)", NULL},
+    {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 of all steps, e.g. 0.1 (default 0.1)", NULL},
+    {"--weight-decay", NULL, "X", "AdamW weight decay, not on biases/LayerNorm (default 0.01)", NULL},
+    {"--max-grad-norm", NULL, "X", "gradient clipping norm, 0 = off (default 1.0)", NULL},
+    {"--seed", NULL, "N", "data order and dropout seed (default 42)", NULL},
+    {"--tau", NULL, "X", "infonce/clp temperature (default 0.05; the CLP paper uses 0.02)", NULL},
+    {"--symmetric", NULL, NULL, "infonce: also the positive->query direction (MultipleNegativesSymmetricRankingLoss)", NULL},
+    {"--per-query", NULL, NULL, "infonce/clp: only a query's own positive and negatives are candidates (no in-batch)", NULL},
+    {"--negatives", NULL, "G", "hard negatives per query (default: the fewest any example has)", NULL},
+    {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
+    {"--clp-pen", NULL, "FORM", "clp penalty: mean (authors' code, default) | sum (paper formula)", NULL},
+    {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none (default) | minmax | rank", NULL},
+    {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
+    {"--freeze", NULL, "PREFIXES", "comma-separated tensor-name prefixes to freeze, e.g. embeddings.", NULL},
+    {"--no-dropout", NULL, NULL, "train without dropout", NULL},
+    {"--save-every", NULL, "N", "checkpoint every N optimizer steps (default 0: only at the end)", NULL},
+    {"--keep", NULL, "N", "checkpoints to keep (default 2)", NULL},
+    {"--resume", NULL, NULL, "continue from --out's latest checkpoint (same settings and data required)", NULL},
+    {"--mem-budget", NULL, "MB", "refuse to start above this much memory (default 8192)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--log", NULL, "FILE", "per-step JSONL log: step, epoch, loss, lr, grad_norm, examples_per_s, elapsed", NULL},
+    {"--quiet", "-q", NULL, "no progress line on stderr", NULL},
+};
+
+typedef struct {
+    double t0, last, ema;
+    int n, quiet;
+} train_progress;
+
+static void fmt_time(char *b, size_t n, double s) {
+    if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60) snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else snprintf(b, n, "%.0fs", s);
+}
+
+static int on_step(void *user, const et_train_stats *s) {
+    train_progress *p = user;
+    p->n++;
+    p->ema = 0.9 * p->ema + 0.1 * s->loss;
+    double sm = p->ema / (1 - pow(0.9, p->n)); /* bias-corrected moving average */
+    if (p->quiet) return 0;
+    double t = et_now_s();
+    if (s->step < s->total_steps && t - p->last < 0.2) return 0;
+    p->last = t;
+    double per_step = s->elapsed_s / p->n;
+    char eta[32];
+    fmt_time(eta, sizeof eta, per_step * (double)(s->total_steps - s->step));
+    fprintf(stderr, "\rtrain: step %ld/%ld  epoch %d  loss %.4f  lr %.2e  |g| %.3f  %.1f ex/s  ETA %s   ", s->step,
+            s->total_steps, s->epoch + 1, sm, s->lr, s->grad_norm, s->examples_per_s, eta);
+    if (s->step == s->total_steps) fputc('\n', stderr);
+    return 0;
+}
+
+static int run_train(et_opt *o, int n) {
+    if (!et_cli_need(o, n, "train", "--model") || !et_cli_need(o, n, "train", "--train") || !et_cli_need(o, n, "train", "--out"))
+        return 2;
+    et_error err = {0};
+    et_train_cfg c;
+    et_train_cfg_default(&c);
+    int ok = 1;
+    if (et_cli_get(o, n, "--loss") && et_train_loss_parse(et_cli_get(o, n, "--loss"), &c.loss, &err)) {
+        fprintf(stderr, "embedtune train: --loss: %s\n", err.msg);
+        return 2;
+    }
+    if (et_cli_get(o, n, "--soft-norm") && et_soft_norm_parse(et_cli_get(o, n, "--soft-norm"), &c.soft_norm, &err)) {
+        fprintf(stderr, "embedtune train: --soft-norm: %s\n", err.msg);
+        return 2;
+    }
+    const char *pen = et_cli_get(o, n, "--clp-pen");
+    if (pen) {
+        if (!strcmp(pen, "mean")) c.pen = ET_CLP_PEN_MEAN;
+        else if (!strcmp(pen, "sum")) c.pen = ET_CLP_PEN_SUM;
+        else { fprintf(stderr, "embedtune train: --clp-pen: expected mean or sum, got '%s'\n", pen); return 2; }
+    }
+    c.epochs = (int)et_cli_int(o, n, "--epochs", 1, 1, 100000, &ok);
+    c.lr = et_cli_float(o, n, "--lr", 2e-5, 0, 10, &ok);
+    c.batch = (int)et_cli_int(o, n, "--batch", 16, 1, 65536, &ok);
+    c.grad_accum = (int)et_cli_int(o, n, "--grad-accum", 1, 1, 65536, &ok);
+    c.weight_decay = et_cli_float(o, n, "--weight-decay", 0.01, 0, 10, &ok);
+    c.max_grad_norm = et_cli_float(o, n, "--max-grad-norm", 1.0, 0, 1e9, &ok);
+    c.seed = (uint64_t)et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffL, &ok);
+    c.tau = et_cli_float(o, n, "--tau", 0.05, 1e-6, 1e6, &ok);
+    c.lambda = et_cli_float(o, n, "--lambda", 0.1, 0, 1, &ok);
+    c.alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
+    c.negatives = (int)et_cli_int(o, n, "--negatives", -1, 0, 4096, &ok);
+    c.save_every = et_cli_int(o, n, "--save-every", 0, 0, 1L << 40, &ok);
+    c.keep_checkpoints = (int)et_cli_int(o, n, "--keep", 2, 1, 1000000, &ok);
+    c.mem_budget = (size_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    long ml = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    long mlq = et_cli_int(o, n, "--max-len-query", ml ? ml : 64, 2, 1 << 20, &ok);
+    long mld = et_cli_int(o, n, "--max-len-doc", ml, 2, 1 << 20, &ok);
+    const char *wu = et_cli_get(o, n, "--warmup");
+    if (wu) {
+        char *end;
+        double w = strtod(wu, &end);
+        if (end == wu || *end || !(w >= 0)) { fprintf(stderr, "embedtune train: --warmup: expected steps or a ratio < 1, got '%s'\n", wu); ok = 0; }
+        else if (strchr(wu, '.') || strchr(wu, 'e')) {
+            if (w >= 1) { fprintf(stderr, "embedtune train: --warmup %s: a ratio must be below 1 (give whole steps without a '.')\n", wu); ok = 0; }
+            c.warmup_ratio = w;
+            c.warmup_steps = -1;
+        } else c.warmup_steps = (long)w;
+    }
+    if (!ok) return 2;
+    c.symmetric = et_cli_get(o, n, "--symmetric") != NULL;
+    c.in_batch = et_cli_get(o, n, "--per-query") == NULL;
+    c.dropout = et_cli_get(o, n, "--no-dropout") == NULL;
+    c.freeze = et_cli_get(o, n, "--freeze");
+    c.out_dir = et_cli_get(o, n, "--out");
+    c.log_path = et_cli_get(o, n, "--log");
+    int resume = et_cli_get(o, n, "--resume") != NULL;
+    train_progress tp = {et_now_s(), 0, 0, 0, et_cli_get(o, n, "--quiet") != NULL};
+    c.progress = on_step;
+    c.user = &tp;
+
+    char latest[ET_PATH_MAX];
+    if (et_path_join(latest, sizeof latest, c.out_dir, "latest", &err)) return et_cli_fail("train", &err);
+    int have_ckpt = et_file_exists(latest);
+    if (have_ckpt && !resume) {
+        fprintf(stderr, "embedtune train: %s already holds a training run (%s): add --resume to continue it, or choose another --out\n",
+                c.out_dir, latest);
+        return 2;
+    }
+    if (resume && !have_ckpt) fprintf(stderr, "embedtune train: no checkpoint in %s yet: starting from the beginning\n", c.out_dir);
+
+    et_cli_model L;
+    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
+    char td[ET_PATH_MAX], vocab[ET_PATH_MAX];
+    const char *mdir = et_cli_get(o, n, "--model");
+    if (et_path_join(td, sizeof td, mdir, L.info.transformer_dir[0] ? L.info.transformer_dir : ".", &err) ||
+        et_path_join(vocab, sizeof vocab, td, "vocab.txt", &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
+    c.vocab_path = vocab;
+    c.max_seq_length = L.info.max_seq_length;
+    c.do_lower_case = L.info.do_lower_case;
+    c.max_len_q = (int)mlq;
+    c.max_len_d = mld ? (int)mld : et_cli_default_max_len(&L);
+
+    et_train_data d;
+    int rc = 0;
+    if (et_train_data_read(et_cli_get(o, n, "--train"), &d, &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
+    et_trainer tr;
+    if (et_trainer_init(&tr, &c, &L.model, L.pool, &d, &err)) {
+        rc = et_cli_fail("train", &err);
+        goto out;
+    }
+    if (resume && have_ckpt) {
+        if (et_trainer_resume(&tr, &err)) { rc = et_cli_fail("train", &err); goto out_tr; }
+        if (!tp.quiet) fprintf(stderr, "train: resumed at step %ld of %ld\n", et_trainer_step(&tr), tr.total_steps);
+    }
+    if (!tp.quiet)
+        fprintf(stderr, "train: %d examples, loss %s, %ld steps (%d epoch%s, batch %d x %d accumulated, %d negatives), warm-up %ld, "
+                        "lr %g, %.0f MiB planned\n",
+                d.n, et_train_loss_name(c.loss), tr.total_steps, c.epochs, c.epochs > 1 ? "s" : "", c.batch, c.grad_accum,
+                tr.G, tr.warmup, c.lr, tr.bytes_planned / 1048576.0);
+    if (et_trainer_run(&tr, L.tok, &err)) {
+        if (!tp.quiet) fputc('\n', stderr);
+        rc = et_cli_fail("train", &err);
+        goto out_tr;
+    }
+    if (!tp.quiet) fprintf(stderr, "train: done, model saved to %s\n", c.out_dir);
+out_tr:
+    et_trainer_free(&tr);
+out:
+    et_train_data_free(&d);
+    et_cli_free(&L);
+    return rc;
+}
+
+et_command et_cmd_train = {"train", "Fine-tune a model on training pairs (InfoNCE, cosine MSE, soft labels, CLP).",
+     "train --model DIR --train pairs.jsonl --out DIR [--loss infonce|mse|soft1|soft2|soft3|clp] [--epochs N] [--lr X] [--batch N] ...",
+     run_train, train_opts, ET_NOPTS(train_opts)};
