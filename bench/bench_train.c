@@ -18,6 +18,8 @@
  *   et_linear_backward calls of bert.c, and the per-(batch, head) attention GEMMs), best of --reps,
  *   and print GFLOP/s and the estimated ms per step of each shape (count x time) as JSON lines
  *   (1 thread and the attention GEMMs: process CPU time; else wall time).
+ * --elem: no training; time the non-GEMM kernels (GELU, LayerNorm, attention, bias) at the step's
+ *   sizes against memcpy of the same bytes, with their per-step counts, as JSON lines.
  * The model folder is made by bench/make_minilm_random.py (the runner does it when missing).
  * The ids are the encode benchmark's xorshift32 ids in [1000, V) (seed 12345 for queries, 54321
  * for documents), identical in torch_train.py; the attention mask is all ones, passed explicitly.
@@ -73,7 +75,7 @@ static void bench_ids(int32_t *ids, int n, int vocab, uint32_t seed) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] [--threads N] [--bq B] [--tq T] [--bd B] [--td T]\n"
-                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm]\n");
+                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm] [--elem]\n");
 }
 
 enum { PH_FWD_Q, PH_FWD_D, PH_LOSS, PH_BWD_D, PH_BWD_Q, PH_ADAMW, PH_ZERO, PH_N };
@@ -194,6 +196,95 @@ static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
     return 0;
 }
 
+/* ---- --elem: the step's non-GEMM kernels at the step's sizes ---------------------------------- */
+static void elem_line(const char *what, int n_per_step, double best, double bytes, double ref_best) {
+    printf("{\"elem\":\"%s\",\"per_step\":%d,\"ms\":%.3f,\"GB_s\":%.1f,\"x_memcpy\":%.1f,\"ms_per_step\":%.1f}\n", what,
+           n_per_step, best * 1e3, bytes / best * 1e-9, ref_best > 0 ? best / ref_best : 0.0, best * n_per_step * 1e3);
+    fflush(stdout);
+}
+
+#define TIME_BEST(best, reps, stmt)                                              \
+    do {                                                                         \
+        best = 1e30;                                                             \
+        for (int r_ = 0; r_ < (reps) + 1; r_++) {                                \
+            double t0_ = use_cpu ? cpu_s() : now_s();                            \
+            stmt;                                                                \
+            double t_ = (use_cpu ? cpu_s() : now_s()) - t0_;                     \
+            if (r_ > 0 && t_ < best) best = t_;                                  \
+        }                                                                        \
+    } while (0)
+
+static int elem_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_error *err) {
+    const int C = 384, I = 1536, NH = 12, L = 6;
+    const int use_cpu = threads == 1;
+    et_pool *pool = et_pool_create(threads, err);
+    if (!pool) return 1;
+    const int Bs[2] = {Bd, Bq}, Ts[2] = {Td, Tq};
+    size_t BTImax = (size_t)Bd * Td * I, attmax = (size_t)Bd * NH * Td * Td;
+    float *x = malloc(BTImax * 4), *y = malloc(BTImax * 4), *z = malloc(BTImax * 4), *att = malloc(attmax * 4);
+    float *q = malloc(BTImax / 4 * 4), *k = malloc(BTImax / 4 * 4), *v = malloc(BTImax / 4 * 4);
+    float *w = malloc(C * 4), *b = malloc(C * 4), *dw = calloc(C, 4), *db = calloc(C, 4);
+    float *mean = malloc((size_t)Bd * Td * 4), *rstd = malloc((size_t)Bd * Td * 4);
+    float *scr = malloc((size_t)threads * Td * Td * 4);
+    int32_t *mask = malloc(sizeof(int32_t) * (size_t)Bd * Td);
+    if (!x || !y || !z || !att || !q || !k || !v || !w || !b || !dw || !db || !mean || !rstd || !scr || !mask) {
+        et_fail(err, ET_ERR_NOMEM, "elem buffers");
+        et_pool_destroy(pool);
+        return 1;
+    }
+    for (size_t i = 0; i < BTImax; i++) { x[i] = (float)((i * 7919u) % 1000) * 4e-3f - 2.0f; y[i] = 0.01f; z[i] = 0; }
+    for (size_t i = 0; i < BTImax / 4; i++) { q[i] = x[i] * 0.3f; k[i] = x[i + 1] * 0.3f; v[i] = x[i + 2]; }
+    for (int i = 0; i < C; i++) { w[i] = 1.0f + 0.01f * (float)(i % 7); b[i] = 0.01f * (float)(i % 5); }
+    for (int i = 0; i < Bd * Td; i++) mask[i] = 1;
+    double total = 0, best, ref;
+    for (int s = 0; s < 2; s++) {
+        int B = Bs[s], T = Ts[s], BT = B * T;
+        int64_t nI = (int64_t)BT * I, nC = (int64_t)BT * C;
+        char name[96];
+        TIME_BEST(ref, reps, memcpy(z, x, (size_t)nI * 4));
+        snprintf(name, sizeof name, "memcpy [%d,%d] (reference)", BT, I);
+        elem_line(name, 0, ref, 2.0 * nI * 4, ref);
+        TIME_BEST(best, reps, et_gelu_forward(pool, z, x, nI));
+        snprintf(name, sizeof name, "gelu fwd [%d,%d] (fwd + bwd recompute)", BT, I);
+        elem_line(name, 2 * L, best, 2.0 * nI * 4, ref);
+        total += best * 2 * L;
+        TIME_BEST(best, reps, et_gelu_backward(pool, z, x, y, nI));
+        snprintf(name, sizeof name, "gelu bwd [%d,%d]", BT, I);
+        elem_line(name, L, best, 4.0 * nI * 4, ref * 2);
+        total += best * L;
+        TIME_BEST(ref, reps, memcpy(z, x, (size_t)nC * 4));
+        TIME_BEST(best, reps, et_layernorm_forward(pool, z, mean, rstd, x, w, b, BT, C, 1e-12f));
+        snprintf(name, sizeof name, "layernorm fwd [%d,%d]", BT, C);
+        elem_line(name, 2 * L + 1, best, 2.0 * nC * 4, ref);
+        total += best * (2 * L + 1);
+        TIME_BEST(best, reps, et_layernorm_backward(pool, z, dw, db, y, x, w, mean, rstd, BT, C));
+        snprintf(name, sizeof name, "layernorm bwd [%d,%d]", BT, C);
+        elem_line(name, 2 * L + 1, best, 4.0 * nC * 4, ref * 2);
+        total += best * (2 * L + 1);
+        TIME_BEST(best, reps, et_attention_forward(pool, z, att, scr, q, k, v, mask, B, T, C, NH, 0.0f, 0));
+        snprintf(name, sizeof name, "attention fwd B=%d T=%d (incl. its GEMMs)", B, T);
+        elem_line(name, L, best, 0, 0);
+        total += best * L;
+        TIME_BEST(best, reps, et_attention_backward(pool, x, y, z, scr, v, att, q, k, v, B, T, C, NH, 0.0f, 0));
+        snprintf(name, sizeof name, "attention bwd B=%d T=%d (incl. its GEMMs)", B, T);
+        elem_line(name, L, best, 0, 0);
+        total += best * L;
+        TIME_BEST(best, reps, for (int n = 0; n < BT; n++) et_axpy(db, 1.0f, y + (size_t)n * C, C));
+        snprintf(name, sizeof name, "dbias rows [%d,%d] (et_linear_backward)", BT, C);
+        elem_line(name, 4 * L, best, 0, 0);
+        total += best * 4 * L;
+        TIME_BEST(best, reps, for (int n = 0; n < BT; n++) memcpy(z + (size_t)n * I, b, (size_t)C * 4));
+        snprintf(name, sizeof name, "bias broadcast [%d,%d] (et_linear_forward)", BT, C);
+        elem_line(name, 5 * L, best, 0, 0); /* 4 C-wide + 1 I-wide (x4) ~ 8 C-wide per layer; rough */
+        total += best * 8 * L;
+    }
+    printf("{\"elem_total_ms_per_step\":%.1f,\"threads\":%d}\n", total * 1e3, threads);
+    free(x); free(y); free(z); free(att); free(q); free(k); free(v); free(w); free(b); free(dw); free(db);
+    free(mean); free(rstd); free(scr); free(mask);
+    et_pool_destroy(pool);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *model_dir = "/tmp/et-bench/minilm";
     int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0, gemm = 0;
@@ -202,6 +293,7 @@ int main(int argc, char **argv) {
         const char *k = argv[i];
         if (!strcmp(k, "--profile")) { profile = 1; continue; }
         if (!strcmp(k, "--gemm")) { gemm = 1; continue; }
+        if (!strcmp(k, "--elem")) { gemm = 2; continue; }
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "bench_train: %s: missing value\n", k); usage(); return 2; }
         const char *v = argv[++i];
@@ -224,7 +316,8 @@ int main(int argc, char **argv) {
 
     et_error err = {0};
     if (gemm) {
-        int r = gemm_mode(threads, Bq, Tq, Bd, Td, reps, &err);
+        int r = gemm == 1 ? gemm_mode(threads, Bq, Tq, Bd, Td, reps, &err)
+                          : elem_mode(threads, Bq, Tq, Bd, Td, reps, &err);
         if (r) fprintf(stderr, "bench_train: --gemm: %s\n", err.msg[0] ? err.msg : "out of memory");
         return r;
     }

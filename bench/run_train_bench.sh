@@ -107,15 +107,16 @@ for r in rows:
     if e == "torch" and r["intra_op"] != r["threads"]:
         e = "torch/intra1"
     k = (e, r["threads"])
-    d = runs.setdefault(k, {"times": [], "rss": [], "losses": []})
+    d = runs.setdefault(k, {"times": [], "cpu": [], "rss": [], "losses": []})
     d["times"] += r["times_s"]
+    d["cpu"] += r["cpu_s"]
     d["rss"].append(r["peak_rss_kib"])
     d["losses"].append(r["losses"])
 def stat(e, t):
     d = runs.get((e, t))
     if not d:
         return None
-    return {"best": min(d["times"]) * 1e3, "med": statistics.median(d["times"]) * 1e3,
+    return {"best": min(d["times"]) * 1e3, "med": statistics.median(d["times"]) * 1e3, "cpu": min(d["cpu"]),
             "rss": max(d["rss"]) / 1024.0, "losses": d["losses"]}
 # same computation: every run's loss sequence vs the first embedtune run's
 ref = next((l for (e, t), d in runs.items() if e == "embedtune" for l in d["losses"]), None)
@@ -128,7 +129,7 @@ if ref is not None:
 notes = []
 print()
 print("train step (fwd+bwd+AdamW), random MiniLM-L6, 32q x 32 + 32d x 128, MNRL; ms/step best (median), peak RSS MiB")
-print(f"{'threads':>7} {'embedtune ms':>16} {'torch ms':>16} {'speedup':>8} {'et RSS':>8} {'torch RSS':>9} {'RSS ratio':>9}  goal (>=2x faster, <=0.5x RSS)")
+print(f"{'threads':>7} {'embedtune ms':>16} {'torch ms':>16} {'speedup':>8} {'et RSS':>8} {'torch RSS':>9} {'RSS ratio':>9}  {'CPU s et/torch':>14}  goal (>=2x faster, <=0.5x RSS)")
 for t in threads:
     et = stat("embedtune", t)
     cands = [c for c in (stat("torch", t), stat("torch/intra1", t)) if c]
@@ -144,7 +145,8 @@ for t in threads:
     s_et = f"{et['rss']:8.0f}" if et else "-"
     s_pt = f"{pt['rss']:9.0f}" if pt else "-"
     s_rr = f"{rr:9.2f}" if rr else "-"
-    print(f"{t:>7} {fm(et):>16} {fm(pt):>16} {s_sp:>8} {s_et:>8} {s_pt:>9} {s_rr:>9}  {goal}")
+    s_cpu = f"{et['cpu']:.2f}/{pt['cpu']:.2f}" if et and pt else "-"
+    print(f"{t:>7} {fm(et):>16} {fm(pt):>16} {s_sp:>8} {s_et:>8} {s_pt:>9} {s_rr:>9}  {s_cpu:>14}  {goal}")
 for n in notes:
     print(n)
 if ref is not None:
@@ -153,6 +155,7 @@ if ref is not None:
 vers = {r["engine"]: r.get("version") for r in rows if r.get("version")}
 print(f"embedtune {commit}, torch {vers.get('torch', '-')}; load average before/after: {load_start} / {load_end} "
       f"(2 cores: > ~0.3 means noisy numbers)")
+print("CPU s = least process CPU seconds of one step (all threads): what a step costs when other jobs steal the cores")
 print(f"raw results: {path}")
 if ref is not None and worst > 1e-3:
     sys.exit(1)
