@@ -1,6 +1,7 @@
 /* bert.c - the BERT encoder. Parameters live in one buffer; et_bert_tensor_table() is the single
  * source of truth for names, shapes and offsets (the loader and saver use it too). */
 #include "bert.h"
+#include "moe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,22 @@ et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
         return et_fail(err, ET_ERR_FORMAT, "config field 'attention_probs_dropout_prob' must be in [0, 1) (got %g)", c->attn_dropout);
     if (c->pad_token_id < 0 || c->pad_token_id >= c->vocab_size)
         return et_fail(err, ET_ERR_FORMAT, "config field 'pad_token_id' (%d) is outside the vocabulary (size %d)", c->pad_token_id, c->vocab_size);
+    if (c->moe_experts < 0 || c->moe_experts > ET_MOE_MAX_EXPERTS)
+        return et_fail(err, ET_ERR_FORMAT, "config field 'num_experts' must be in [0, %d] (got %d)", ET_MOE_MAX_EXPERTS, c->moe_experts);
+    if (c->moe_experts) {
+        if (c->num_layers < 64 && (c->moe_layer_mask >> c->num_layers))
+            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_layers' names a layer >= num_hidden_layers (%d)", c->num_layers);
+        if (c->moe_gate_scale != 0 && c->moe_gate_scale != 1)
+            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_gate_scale' must be 0 or 1 (got %d)", c->moe_gate_scale);
+        if (!(c->moe_aux_weight >= 0 && c->moe_aux_weight < 1e6))
+            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_aux_loss_weight' must be >= 0 (got %g)", c->moe_aux_weight);
+        if (!(c->moe_jitter >= 0 && c->moe_jitter < 1))
+            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_router_jitter' must be in [0, 1) (got %g)", c->moe_jitter);
+    }
     /* guard the parameter count against overflow / absurd sizes (1e10 floats = 40 GB) */
     double n = (double)c->vocab_size * c->hidden_size + (double)c->max_position * c->hidden_size +
-               (double)c->num_layers * (4.0 * c->hidden_size * c->hidden_size + 2.0 * c->hidden_size * c->intermediate_size);
+               (double)c->num_layers * (4.0 * c->hidden_size * c->hidden_size +
+                                        (1.0 + (c->moe_experts > 1 ? c->moe_experts : 1)) * c->hidden_size * c->intermediate_size);
     if (n > 1e10) return et_fail(err, ET_ERR_UNSUPPORTED, "config describes %.3g parameters; that is too large", n);
     return ET_OK;
 }
@@ -62,7 +76,24 @@ int et_bert_tensor_table(const et_bert_config *c, et_tensor_view *out, int max, 
         L("attention.self.value.weight", C, C); L("attention.self.value.bias", C, 0);
         L("attention.output.dense.weight", C, C); L("attention.output.dense.bias", C, 0);
         L("attention.output.LayerNorm.weight", C, 0); L("attention.output.LayerNorm.bias", C, 0);
-        L("intermediate.dense.weight", I, C); L("intermediate.dense.bias", I, 0);
+        if (et_bert_layer_is_moe(c, l)) {
+            /* the authors' MoeLayer names; experts' weights first, then their biases, so that
+             * each kind is one contiguous [E,...] block (et_bert_layer_params.moe_w / moe_b) */
+            int E = c->moe_experts;
+            L("intermediate.dense.gate.weight", E, C);
+            for (int j = 0; j < E; j++) {
+                char sfx[64];
+                snprintf(sfx, sizeof sfx, "intermediate.dense.experts.%d.weight", j);
+                L(sfx, I, C);
+            }
+            for (int j = 0; j < E; j++) {
+                char sfx[64];
+                snprintf(sfx, sizeof sfx, "intermediate.dense.experts.%d.bias", j);
+                L(sfx, I, 0);
+            }
+        } else {
+            L("intermediate.dense.weight", I, C); L("intermediate.dense.bias", I, 0);
+        }
         L("output.dense.weight", C, I); L("output.dense.bias", C, 0);
         L("output.LayerNorm.weight", C, 0); L("output.LayerNorm.bias", C, 0);
 #undef L
@@ -92,7 +123,14 @@ void et_bert_params_view(const et_bert_config *c, float *base, et_bert_params *p
         y->v_w = q; q += C * C; y->v_b = q; q += C;
         y->ao_w = q; q += C * C; y->ao_b = q; q += C;
         y->ln1_w = q; q += C; y->ln1_b = q; q += C;
-        y->i_w = q; q += I * C; y->i_b = q; q += I;
+        if (et_bert_layer_is_moe(c, l)) {
+            size_t E = (size_t)c->moe_experts;
+            y->moe_gate = q; q += E * C;
+            y->moe_w = q; q += E * I * C;
+            y->moe_b = q; q += E * I;
+        } else {
+            y->i_w = q; q += I * C; y->i_b = q; q += I;
+        }
         y->o_w = q; q += C * I; y->o_b = q; q += C;
         y->ln2_w = q; q += C; y->ln2_b = q; q += C;
     }
@@ -157,6 +195,7 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
     plan_b p = {a ? a->mem : NULL, 0};
     size_t BT = (size_t)B * T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     size_t BTC = BT * C, BTI = BT * I, NH = (size_t)c->num_heads, L = (size_t)c->num_layers;
+    size_t E = (size_t)(c->moe_experts > 0 ? c->moe_experts : 0);
     et_bert_acts tmp;
     if (!a) { memset(&tmp, 0, sizeof tmp); a = &tmp; }
     a->emb_ln_in = take(&p, BTC);
@@ -172,11 +211,18 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
         s.atty = take(&p, BTC); s.ln1_in = take(&p, BTC); s.h1 = take(&p, BTC);
         s.fch = take(&p, BTI); s.fch_gelu = take(&p, BTI);
         s.ln2_in = s.ln1_in; /* ln1_in is dead once h1 exists */
+        if (E) { /* MoE: one set of routing buffers shared by all layers */
+            s.moe.probs = take(&p, BT * E);
+            s.moe.idx = (int32_t *)take(&p, BT);
+            s.moe.perm = (int32_t *)take(&p, BT);
+            s.moe.xs = take(&p, BTC);
+        }
         a->emb_mean = a->emb_rstd = NULL;
         for (size_t l = 0; l < L; l++) {
             a->layer[l] = s;
             a->layer[l].inp = h[l & 1];
             a->layer[l].out = h[(l + 1) & 1];
+            if (!et_bert_layer_is_moe(c, (int)l)) memset(&a->layer[l].moe, 0, sizeof a->layer[l].moe);
         }
         memset(&a->bwd, 0, sizeof a->bwd);
     } else {
@@ -189,6 +235,12 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
         s->att = a->att_scratch;
         s->dpool = take(&p, (size_t)B * C);
         float *inp = take(&p, BTC); /* embeddings output */
+        et_moe_acts ms = {0};
+        if (E) { /* MoE scratch shared by all layers */
+            ms.perm = (int32_t *)take(&p, BT);
+            ms.xs = take(&p, BTC); ms.dxs = take(&p, BTC);
+            ms.dlogits = take(&p, BT * E);
+        }
         for (size_t l = 0; l < L; l++) {
             et_bert_layer_acts *y = &a->layer[l];
             y->inp = inp;
@@ -202,8 +254,19 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
             y->ln2_in = take(&p, BTC); y->ln2_mean = take(&p, BT); y->ln2_rstd = take(&p, BT);
             y->out = take(&p, BTC);
             inp = y->out;
+            memset(&y->moe, 0, sizeof y->moe);
+            if (et_bert_layer_is_moe(c, (int)l)) {
+                y->moe = ms;
+                y->moe.probs = take(&p, BT * E); /* kept per layer for backward */
+                y->moe.idx = (int32_t *)take(&p, BT);
+            }
         }
     }
+    for (size_t l = 0; l < L && E; l++) /* per-layer routing statistics (both modes) */
+        if (et_bert_layer_is_moe(c, (int)l)) {
+            a->layer[l].moe.counts = (int32_t *)take(&p, E);
+            a->layer[l].moe.aux = take(&p, 1);
+        }
     a->hidden = L ? a->layer[L - 1].out : NULL;
     /* int32 copies of the inputs, counted in floats (same size) */
     a->ids = (int32_t *)take(&p, BT);
@@ -243,6 +306,7 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     a->mem = mem;
     a->bytes = n * sizeof(float);
     a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;
+    a->moe_aux_scale = 1.0f;
     plan(cfg, B, T, training, nthreads, a);
     return ET_OK;
 }
@@ -352,7 +416,11 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
                                et_bert_layer_acts *a, int B, int T, float hdrop, uint64_t seed) {
     int C = cfg->hidden_size, I = cfg->intermediate_size, BT = B * T;
     size_t BTC = (size_t)BT * C;
-    et_linear_forward(pool, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
+    if (w->moe_w) /* MoE: fch_gelu serves as the grouped expert-output scratch before GELU fills it */
+        et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
+                       cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
+    else
+        et_linear_forward(pool, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
     et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
     et_linear_forward(pool, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
@@ -375,14 +443,19 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g */
     et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
-    int need_fch = dh1 || g->i_w || g->i_b;
+    int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b;
     if (need_fch) zero(s->dg, BTI);
     et_linear_backward(pool, need_fch ? s->dg : NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
     if (!need_fch) return;
     /* fch -> gelu: s->g becomes dL/dfch */
     zero(s->g, BTI);
     et_gelu_backward(pool, s->g, a->fch, s->dg, (int64_t)BTI);
-    et_linear_backward(pool, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
+    if (w->moe_w) /* s->g (dL/dfch) is clobbered; s->dg is grouped scratch */
+        et_moe_backward(pool, dh1, g->moe_gate, g->moe_w, g->moe_b, s->g, s->dg, a->h1, a->fch, w->moe_gate,
+                        w->moe_w, w->moe_b, BT, C, I, cfg->moe_experts, cfg->moe_gate_scale, &a->moe,
+                        et_bert_dropout_seed(seed, 0, 4));
+    else
+        et_linear_backward(pool, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
 }
 
 /* ---------------------------------------------------------------- pooling, L2 normalize */
@@ -497,6 +570,11 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
     for (int l = 0; l < c->num_layers; l++) {
         et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(seed, l, 0);
+        if (y->moe.counts) {
+            y->moe.mask = a->mask;
+            y->moe.jitter = a->dropout ? c->moe_jitter : 0.0f;
+            y->moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
+        }
         et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->mask, B, T, hp, ap, ls);
         et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, B, T, hp, ls);
     }
@@ -547,6 +625,7 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     zero(dcur, BTC);
     et_bert_pool_backward(dcur, s->dpool, a->mask, B, T, C, a->pooling);
     for (int l = L - 1; l >= 0 && l >= lowest; l--) {
+        if (a->layer[l].moe.counts) a->layer[l].moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
         const et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
         zero(s->dh1, BTC);

@@ -31,7 +31,22 @@ typedef struct {
     int has_pooler;        /* pooler.dense present in the file (kept and saved back, unused) */
     et_pooling pooling;    /* from 1_Pooling/config.json; mean by default */
     int normalize;         /* L2-normalize the pooled output (sentence-transformers Normalize) */
+    /* Mixture of experts in the FFN up-projection (src/moe.h; CLP paper section 3). All zero = dense:
+     * a zero-initialised config is the plain BertModel, exactly as before these fields existed. */
+    int moe_experts;          /* E: 0 = dense; else experts in every MoE layer (1..ET_MOE_MAX_EXPERTS) */
+    uint64_t moe_layer_mask;  /* bit l set = layer l is MoE; 0 (with moe_experts > 0) = all layers */
+    int moe_gate_scale;       /* 1: h = p_top * Expert(x) (Switch; the router gets a gradient);
+                                 0: h = Expert(x) (the authors' code; the router never learns) */
+    float moe_aux_weight;     /* alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e (0 = off) */
+    float moe_jitter;         /* eps: router input * U(1-eps, 1+eps) while training with dropout (0 = off) */
 } et_bert_config;
+
+#define ET_MOE_MAX_EXPERTS 64
+
+/* 1 if layer l of cfg is a mixture-of-experts layer. */
+static inline int et_bert_layer_is_moe(const et_bert_config *c, int l) {
+    return c->moe_experts > 0 && l >= 0 && l < 64 && (c->moe_layer_mask == 0 || ((c->moe_layer_mask >> l) & 1u));
+}
 
 /* Pointers into a parameter (or gradient) buffer; the same struct serves both, llm.c style. */
 typedef struct {
@@ -41,6 +56,10 @@ typedef struct {
     float *i_w, *i_b;                          /* intermediate.dense [I,C], [I] */
     float *o_w, *o_b;                          /* output.dense [C,I], [C] */
     float *ln2_w, *ln2_b;                      /* output.LayerNorm [C] */
+    /* MoE layers only (then i_w = i_b = NULL); NULL in dense layers. Keep this struct all float*. */
+    float *moe_gate;                           /* intermediate.dense.gate.weight [E,C] */
+    float *moe_w;                              /* intermediate.dense.experts.{j}.weight: [E,I,C], expert j at j*I*C */
+    float *moe_b;                              /* intermediate.dense.experts.{j}.bias: [E,I], expert j at j*I */
 } et_bert_layer_params;
 
 typedef struct {
@@ -92,6 +111,22 @@ const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
  * in backward from the pre-GELU values: one erf pass, saves B*T*I floats per layer), dropout masks
  * are NOT kept (counter-based, et_dropout_keep, recomputed in backward from the step seed).
  * Nothing is allocated inside forward/backward. */
+/* Per-layer MoE state (src/moe.h). All NULL/0 in dense layers. */
+typedef struct {
+    float *probs;        /* [B,T,E] router softmax of the last forward */
+    int32_t *idx;        /* [B,T] chosen expert (top-1, ties to the lowest index) */
+    int32_t *counts;     /* [E] REAL tokens (mask 1) routed to each expert in the last forward */
+    float *aux;          /* [1] this layer's unweighted balance loss E * sum_e f_e * P_e (real tokens) */
+    int32_t *perm;       /* [B*T] scratch: token indices grouped by expert */
+    float *xs, *dxs;     /* [B*T,C] scratch (dxs: training only) */
+    float *dlogits;      /* [B*T,E] scratch (training only) */
+    /* set by et_bert_forward / et_bert_backward before each layer (set them yourself when calling
+     * the block functions directly) */
+    const int32_t *mask; /* [B,T] real tokens for counts and the aux loss (NULL = all real) */
+    float jitter;        /* router jitter eps in force in this forward (0 unless training with dropout) */
+    float aux_grad;      /* weight of the aux-loss gradient in backward (alpha * et_bert_acts.moe_aux_scale) */
+} et_moe_acts;
+
 typedef struct {
     float *inp;                 /* [B,T,C] layer input (= previous layer's out / embeddings out) */
     float *q, *k, *v;           /* [B,T,C] */
@@ -105,6 +140,7 @@ typedef struct {
     float *ln2_in;              /* [B,T,C] h1 + dropout(fch_gelu @ o_w^T + o_b) */
     float *ln2_mean, *ln2_rstd; /* [B,T]; NULL at inference */
     float *out;                 /* [B,T,C] output.LayerNorm output = layer output */
+    et_moe_acts moe;            /* MoE layers only; fch is the (gate-scaled) expert output */
 } et_bert_layer_acts;
 
 /* Backward scratch (training only); every buffer is overwritten as needed. */
@@ -137,6 +173,8 @@ typedef struct {
     et_pooling pooling;
     int normalize;
     int32_t *ids, *mask, *type_ids; /* [B_max*T_max] copies (type_ids all 0 if NULL was given) */
+    float moe_aux_scale;      /* MoE: the aux-loss gradient is scaled by this (set 1 by acts_alloc; a trainer
+                                 sets its loss grad_scale, e.g. 1/grad_accum) */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
@@ -218,7 +256,7 @@ void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, con
 /* Dropout seeds (counter-based masks, nothing stored): et_bert_forward gives the embeddings
  * et_bert_dropout_seed(seed, -1, 0) and layer l the layer seed et_bert_dropout_seed(seed, l, 0);
  * inside a layer the sites use et_bert_dropout_seed(layer_seed, 0, site) with site 1 = attention
- * probabilities, 2 = attention output dense, 3 = FFN output dense. */
+ * probabilities, 2 = attention output dense, 3 = FFN output dense, 4 = MoE router jitter. */
 uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site);
 
 #endif

@@ -92,6 +92,42 @@ size_t et_hf_vocab_count(const char *buf, size_t len) {
     return n;
 }
 
+/* MoE keys (src/moe.h): "num_experts", "num_experts_per_tok", "moe", "moe_layers", "moe_gate_scale",
+ * "moe_aux_loss_weight", "moe_router_jitter". Absent "num_experts" (or 0) = dense. */
+static et_status parse_moe(const cJSON *o, const char *label, et_bert_config *c, et_error *err) {
+    int per_tok = 1, scale = 0;
+    const char *where = NULL;
+    et_status s;
+    if ((s = jint(o, "num_experts", label, 0, 0, &c->moe_experts, err))) return s;
+    if (c->moe_experts == 0) return ET_OK;
+    if (c->moe_experts < 0 || c->moe_experts > ET_MOE_MAX_EXPERTS)
+        return et_fail(err, ET_ERR_FORMAT, "%s: field 'num_experts' must be in [0, %d] (got %d)", label, ET_MOE_MAX_EXPERTS, c->moe_experts);
+    if ((s = jint(o, "num_experts_per_tok", label, 0, 1, &per_tok, err)) ||
+        (s = jstr(o, "moe", label, "intermediate", &where, err)) ||
+        (s = jbool(o, "moe_gate_scale", label, 0, &scale, err)) ||
+        (s = jfloat(o, "moe_aux_loss_weight", label, 0.0f, &c->moe_aux_weight, err)) ||
+        (s = jfloat(o, "moe_router_jitter", label, 0.0f, &c->moe_jitter, err)))
+        return s;
+    if (per_tok != 1)
+        return et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'num_experts_per_tok' is %d; only top-1 routing (1) is supported", label, per_tok);
+    if (strcmp(where, "intermediate") != 0)
+        return et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'moe' is \"%.64s\"; only \"intermediate\" (the FFN up-projection) is supported", label, where);
+    c->moe_gate_scale = scale;
+    c->moe_layer_mask = 0;
+    const cJSON *ly = cJSON_GetObjectItemCaseSensitive(o, "moe_layers");
+    if (ly && !cJSON_IsNull(ly)) {
+        if (!cJSON_IsArray(ly)) return et_fail(err, ET_ERR_FORMAT, "%s: field 'moe_layers' must be an array of layer indices, got %s", label, jtype(ly));
+        int k = 0;
+        for (const cJSON *e = ly->child; e; e = e->next, k++) {
+            if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 0 || e->valuedouble >= c->num_layers)
+                return et_fail(err, ET_ERR_FORMAT, "%s: field 'moe_layers' entry %d must be a layer index in [0, %d)", label, k, c->num_layers);
+            c->moe_layer_mask |= (uint64_t)1 << (int)e->valuedouble;
+        }
+        if (!c->moe_layer_mask) return et_fail(err, ET_ERR_FORMAT, "%s: field 'moe_layers' is empty but 'num_experts' is %d", label, c->moe_experts);
+    }
+    return ET_OK;
+}
+
 static et_status parse_config(const char *buf, size_t len, const char *label, et_bert_config *c, et_error *err) {
     cJSON *o;
     et_status s = jparse(buf, len, label, &o, err);
@@ -112,7 +148,8 @@ static et_status parse_config(const char *buf, size_t len, const char *label, et
         (s = jfloat(o, "attention_probs_dropout_prob", label, 0.1f, &c->attn_dropout, err)) ||
         (s = jstr(o, "model_type", label, "bert", &mt, err)) ||
         (s = jstr(o, "hidden_act", label, "gelu", &act, err)) ||
-        (s = jstr(o, "position_embedding_type", label, "absolute", &pet, err))) {
+        (s = jstr(o, "position_embedding_type", label, "absolute", &pet, err)) ||
+        (s = parse_moe(o, label, c, err))) {
         cJSON_Delete(o);
         return s;
     }
@@ -304,8 +341,23 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
         const et_st_tensor *a = et_st_find(st, v->name), *b = et_st_find(st, nm), *t = a ? a : b;
         if (a && b) { s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is present both with and without the 'bert.' prefix", L, v->name); break; }
         if (!t) {
-            s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is missing (%s: num_hidden_layers %d, hidden_size %d)", L, v->name, cfgname,
-                        cfg.num_layers, cfg.hidden_size);
+            /* a dense config over an MoE checkpoint: say so */
+            char moe_nm[ET_NAME_MAX + 32];
+            size_t ln = strlen(v->name);
+            int moe_file = 0;
+            if (ln > 25 && strstr(v->name, ".intermediate.dense.") && !strstr(v->name, "experts") && !strstr(v->name, "gate")) {
+                const char *kind = strcmp(v->name + ln - 5, ".bias") == 0 ? "bias" : "weight";
+                snprintf(moe_nm, sizeof moe_nm, "%.*s.experts.0.%s", (int)(ln - strlen(kind) - 1), v->name, kind);
+                char pref[ET_NAME_MAX + 48];
+                snprintf(pref, sizeof pref, "bert.%s", moe_nm);
+                moe_file = et_st_find(st, moe_nm) || et_st_find(st, pref);
+            }
+            if (moe_file)
+                s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is missing; the file holds the mixture-of-experts tensor '%s' but %s "
+                            "does not make that layer MoE (num_experts %d, moe_layers)", L, v->name, moe_nm, cfgname, cfg.moe_experts);
+            else
+                s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is missing (%s: num_hidden_layers %d, hidden_size %d)", L, v->name, cfgname,
+                            cfg.num_layers, cfg.hidden_size);
             break;
         }
         n_pref += t == b;
@@ -335,8 +387,12 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
         const char *bare = strncmp(n, "bert.", 5) == 0 ? n + 5 : n;
         if ((strncmp(bare, "encoder.", 8) == 0 || strncmp(bare, "embeddings.", 11) == 0 || strncmp(bare, "pooler.", 7) == 0) &&
             strcmp(bare, "embeddings.position_ids") != 0) {
-            s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' does not belong to the BertModel that %s describes (num_hidden_layers %d)", L, n,
-                        cfgname, cfg.num_layers);
+            if (strstr(bare, ".intermediate.dense.experts.") || strstr(bare, ".intermediate.dense.gate."))
+                s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is a mixture-of-experts tensor, but %s does not make that layer MoE "
+                            "(num_experts %d, moe_layers)", L, n, cfgname, cfg.moe_experts);
+            else
+                s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' does not belong to the BertModel that %s describes (num_hidden_layers %d)", L,
+                            n, cfgname, cfg.num_layers);
             break;
         }
         add_ignored(info, n);
@@ -551,6 +607,23 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     fmt_float(eps, sizeof eps, c->layer_norm_eps);
     fmt_float(hd, sizeof hd, c->hidden_dropout);
     fmt_float(ad, sizeof ad, c->attn_dropout);
+    /* MoE keys (src/moe.h), in sorted position; none for a dense model */
+    char moe_a[1024] = "", moe_b[128] = "";
+    if (c->moe_experts > 0) {
+        char aw[32], jt[32];
+        fmt_float(aw, sizeof aw, c->moe_aux_weight);
+        fmt_float(jt, sizeof jt, c->moe_jitter);
+        size_t p = (size_t)snprintf(moe_a, sizeof moe_a, "  \"moe\": \"intermediate\",\n  \"moe_aux_loss_weight\": %s,\n"
+                                    "  \"moe_gate_scale\": %s,\n  \"moe_layers\": [", aw, c->moe_gate_scale ? "true" : "false");
+        int first = 1;
+        for (int l = 0; l < c->num_layers; l++)
+            if (et_bert_layer_is_moe(c, l)) {
+                p += (size_t)snprintf(moe_a + p, sizeof moe_a - p, "%s%d", first ? "" : ", ", l);
+                first = 0;
+            }
+        snprintf(moe_a + p, sizeof moe_a - p, "],\n  \"moe_router_jitter\": %s,\n", jt);
+        snprintf(moe_b, sizeof moe_b, "  \"num_experts\": %d,\n  \"num_experts_per_tok\": 1,\n", c->moe_experts);
+    }
     sbuf sb = {0};
     /* keys sorted, as transformers writes them */
     sb_printf(&sb,
@@ -566,7 +639,9 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
               "  \"layer_norm_eps\": %s,\n"
               "  \"max_position_embeddings\": %d,\n"
               "  \"model_type\": \"bert\",\n"
+              "%s"
               "  \"num_attention_heads\": %d,\n"
+              "%s"
               "  \"num_hidden_layers\": %d,\n"
               "  \"pad_token_id\": %d,\n"
               "  \"position_embedding_type\": \"absolute\",\n"
@@ -576,7 +651,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
               "  \"use_cache\": true,\n"
               "  \"vocab_size\": %d\n"
               "}\n",
-              ad, hd, c->hidden_size, c->intermediate_size, eps, c->max_position, c->num_heads, c->num_layers, c->pad_token_id, tdt,
+              ad, hd, c->hidden_size, c->intermediate_size, eps, c->max_position, moe_a, c->num_heads, moe_b, c->num_layers, c->pad_token_id, tdt,
               c->type_vocab_size, c->vocab_size);
     if ((s = write_text(dir, "config.json", &sb, err))) return s;
 

@@ -1,0 +1,272 @@
+/* moe.c - see moe.h. Forward/backward of the MoE up-projection, llm.c style; bert-level helpers. */
+#include "moe.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "rng.h"
+
+/* multiplicative router jitter for element i: 1 + eps * (2u - 1), u in [0,1) (counter-based) */
+static inline float jit(uint64_t seed, size_t i, float eps) {
+    uint64_t h = et_hash64(seed ^ et_hash64((uint64_t)i));
+    float u = (float)(h >> 40) * (1.0f / 16777216.0f);
+    return 1.0f + eps * (2.0f * u - 1.0f);
+}
+
+/* ---------------------------------------------------------------- row gather / scatter (pooled) */
+enum { ROWS_GATHER = 0, ROWS_SCATTER = 1, ROWS_SCATTER_ADD = 2, ROWS_SCALE = 3 };
+typedef struct {
+    float *dst; const float *src; const int32_t *perm;
+    const float *probs; const int32_t *idx; int E; /* scale of token t = probs[t*E + idx[t]] (NULL = 1) */
+    int n, w, mode, chunk;
+} rows_ctx;
+
+static void rows_task(void *vctx, int task, int thread) {
+    (void)thread;
+    const rows_ctx *r = vctx;
+    int k0 = task * r->chunk, k1 = k0 + r->chunk < r->n ? k0 + r->chunk : r->n;
+    size_t w = (size_t)r->w;
+    for (int k = k0; k < k1; k++) {
+        int t = r->perm ? r->perm[k] : k;
+        float s = r->probs ? r->probs[(size_t)t * r->E + r->idx[t]] : 1.0f;
+        switch (r->mode) {
+        case ROWS_GATHER: memcpy(r->dst + (size_t)k * w, r->src + (size_t)t * w, w * sizeof(float)); break;
+        case ROWS_SCATTER: {
+            float *d = r->dst + (size_t)t * w; const float *x = r->src + (size_t)k * w;
+            if (r->probs) for (size_t i = 0; i < w; i++) d[i] = x[i] * s;
+            else memcpy(d, x, w * sizeof(float));
+            break;
+        }
+        case ROWS_SCATTER_ADD: et_axpy(r->dst + (size_t)t * w, 1.0f, r->src + (size_t)k * w, (int64_t)w); break;
+        case ROWS_SCALE: { float *d = r->dst + (size_t)t * w; for (size_t i = 0; i < w; i++) d[i] *= s; break; }
+        }
+    }
+}
+
+static void rows(et_pool *pool, int mode, float *dst, const float *src, const int32_t *perm, const float *probs,
+                 const int32_t *idx, int E, int n, int w) {
+    if (n <= 0) return;
+    int nt = et_pool_size(pool);
+    int chunk = nt > 1 ? (n + 4 * nt - 1) / (4 * nt) : n;
+    if (chunk < 8) chunk = 8;
+    rows_ctx r = {dst, src, perm, probs, idx, E, n, w, mode, chunk};
+    et_pool_run(pool, rows_task, &r, (n + chunk - 1) / chunk);
+}
+
+/* ---------------------------------------------------------------- forward */
+void et_moe_forward(et_pool *pool, float *out, float *tmp, const float *x, const float *gate, const float *W,
+                    const float *b, int N, int C, int I, int E, int gate_scale, et_moe_acts *a,
+                    uint64_t jitter_seed) {
+    float eps = a->jitter;
+    /* router: probs[N,E] = softmax(W_g (x * jitter)); top-1 */
+    for (int t = 0; t < N; t++) {
+        const float *xr = x + (size_t)t * C;
+        if (eps > 0) {
+            float *j = a->xs + (size_t)t * C;
+            for (int c = 0; c < C; c++) j[c] = xr[c] * jit(jitter_seed, (size_t)t * C + c, eps);
+            xr = j;
+        }
+        float *pr = a->probs + (size_t)t * E;
+        int best = 0;
+        for (int e = 0; e < E; e++) {
+            pr[e] = et_dot(xr, gate + (size_t)e * C, C);
+            if (pr[e] > pr[best]) best = e;
+        }
+        float mx = pr[best], sum = 0;
+        for (int e = 0; e < E; e++) { pr[e] = expf(pr[e] - mx); sum += pr[e]; }
+        for (int e = 0; e < E; e++) pr[e] /= sum;
+        a->idx[t] = best;
+    }
+    /* group tokens per expert (stable counting sort); statistics over real tokens */
+    int off[ET_MOE_MAX_EXPERTS + 1] = {0}, pos[ET_MOE_MAX_EXPERTS];
+    double P[ET_MOE_MAX_EXPERTS] = {0};
+    int nreal = 0;
+    for (int e = 0; e < E; e++) a->counts[e] = 0;
+    for (int t = 0; t < N; t++) {
+        off[a->idx[t] + 1]++;
+        if (!a->mask || a->mask[t]) {
+            a->counts[a->idx[t]]++;
+            nreal++;
+            for (int e = 0; e < E; e++) P[e] += a->probs[(size_t)t * E + e];
+        }
+    }
+    double aux = 0;
+    for (int e = 0; e < E; e++) aux += nreal ? (double)a->counts[e] / nreal * (P[e] / nreal) : 0.0;
+    a->aux[0] = (float)(E * aux);
+    for (int e = 0; e < E; e++) { off[e + 1] += off[e]; pos[e] = off[e]; }
+    for (int t = 0; t < N; t++) a->perm[pos[a->idx[t]]++] = t;
+    /* gather -> one GEMM per expert -> scatter (scaled by p) */
+    rows(pool, ROWS_GATHER, a->xs, x, a->perm, NULL, NULL, E, N, C);
+    for (int e = 0; e < E; e++) {
+        int n = off[e + 1] - off[e];
+        if (n > 0)
+            et_linear_forward(pool, tmp + (size_t)off[e] * I, a->xs + (size_t)off[e] * C, W + (size_t)e * I * C,
+                              b + (size_t)e * I, n, C, I);
+    }
+    rows(pool, ROWS_SCATTER, out, tmp, a->perm, gate_scale ? a->probs : NULL, a->idx, E, N, I);
+}
+
+/* ---------------------------------------------------------------- backward */
+void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *db, float *dout, float *tmp,
+                     const float *x, const float *out, const float *gate, const float *W, const float *b,
+                     int N, int C, int I, int E, int gate_scale, const et_moe_acts *a, uint64_t jitter_seed) {
+    (void)b;
+    float eps = a->jitter;
+    int router = (gate_scale || a->aux_grad != 0.0f) && (dgate || dx);
+    if (router) {
+        float *dl = a->dlogits;
+        memset(dl, 0, sizeof(float) * (size_t)N * E);
+        if (gate_scale) { /* h = p y: dL/dp = dout . y = dout . out / p ; dp/dlogit_e = p (onehot - probs_e) */
+            for (int t = 0; t < N; t++) {
+                const float *pr = a->probs + (size_t)t * E;
+                int k = a->idx[t];
+                float p = pr[k];
+                double dp = 0;
+                const float *d = dout + (size_t)t * I, *o = out + (size_t)t * I;
+                for (int i = 0; i < I; i++) dp += (double)d[i] * o[i];
+                dp /= p;
+                for (int e = 0; e < E; e++) dl[(size_t)t * E + e] += (float)(dp * p * ((e == k) - pr[e]));
+            }
+        }
+        int nreal = 0;
+        for (int e = 0; e < E; e++) nreal += a->counts[e];
+        if (a->aux_grad != 0.0f && nreal > 0) { /* d(E sum f_e P_e)/dprobs[t,e] = E f_e / nreal (real t) */
+            double g[ET_MOE_MAX_EXPERTS];
+            for (int e = 0; e < E; e++) g[e] = (double)a->aux_grad * E * ((double)a->counts[e] / nreal) / nreal;
+            for (int t = 0; t < N; t++) {
+                if (a->mask && !a->mask[t]) continue;
+                const float *pr = a->probs + (size_t)t * E;
+                double s = 0;
+                for (int e = 0; e < E; e++) s += pr[e] * g[e];
+                for (int e = 0; e < E; e++) dl[(size_t)t * E + e] += (float)(pr[e] * (g[e] - s));
+            }
+        }
+        /* logits = xr W_g^T, xr = x * jitter */
+        const float *xr = x;
+        if (eps > 0) {
+            for (size_t i = 0; i < (size_t)N * C; i++) a->xs[i] = x[i] * jit(jitter_seed, i, eps);
+            xr = a->xs;
+        }
+        if (dgate) et_sgemm(pool, 1, 0, E, C, N, 1.0f, dl, E, xr, C, 1.0f, dgate, C);
+        if (dx) {
+            et_sgemm(pool, 0, 0, N, C, E, 1.0f, dl, E, gate, C, 0.0f, a->dxs, C);
+            if (eps > 0)
+                for (size_t i = 0; i < (size_t)N * C; i++) dx[i] += a->dxs[i] * jit(jitter_seed, i, eps);
+            else
+                et_axpy(dx, 1.0f, a->dxs, (int64_t)N * C);
+        }
+    }
+    if (!dx && !dW && !db) return;
+    /* experts: dy = dout * p (gate_scale), grouped like the forward */
+    int off[ET_MOE_MAX_EXPERTS + 1] = {0};
+    for (int t = 0; t < N; t++) off[a->idx[t] + 1]++;
+    for (int e = 0; e < E; e++) off[e + 1] += off[e];
+    /* a->perm still holds the grouping of this layer's forward only if no other layer ran since;
+     * rebuild it from idx (cheap) */
+    {
+        int pos[ET_MOE_MAX_EXPERTS];
+        for (int e = 0; e < E; e++) pos[e] = off[e];
+        for (int t = 0; t < N; t++) a->perm[pos[a->idx[t]]++] = t;
+    }
+    if (gate_scale) rows(pool, ROWS_SCALE, dout, NULL, NULL, a->probs, a->idx, E, N, I);
+    rows(pool, ROWS_GATHER, tmp, dout, a->perm, NULL, NULL, E, N, I);
+    rows(pool, ROWS_GATHER, a->xs, x, a->perm, NULL, NULL, E, N, C);
+    if (dx) memset(a->dxs, 0, sizeof(float) * (size_t)N * C);
+    for (int e = 0; e < E; e++) {
+        int n = off[e + 1] - off[e];
+        if (n <= 0) continue;
+        et_linear_backward(pool, dx ? a->dxs + (size_t)off[e] * C : NULL, dW ? dW + (size_t)e * I * C : NULL,
+                           db ? db + (size_t)e * I : NULL, tmp + (size_t)off[e] * I, a->xs + (size_t)off[e] * C,
+                           W + (size_t)e * I * C, n, C, I);
+    }
+    if (dx) rows(pool, ROWS_SCATTER_ADD, dx, a->dxs, a->perm, NULL, NULL, E, N, C);
+}
+
+/* ---------------------------------------------------------------- model level */
+int et_bert_is_moe_tensor(const char *name) {
+    return strstr(name, ".intermediate.dense.experts.") != NULL || strstr(name, ".intermediate.dense.gate.") != NULL;
+}
+
+void et_bert_params_view_moe_only(const et_bert_config *c, float *base, et_bert_params *p) {
+    et_bert_params full;
+    et_bert_params_view(c, base, &full);
+    memset(p, 0, sizeof *p);
+    for (int l = 0; l < c->num_layers; l++) {
+        p->layer[l].moe_gate = full.layer[l].moe_gate;
+        p->layer[l].moe_w = full.layer[l].moe_w;
+        p->layer[l].moe_b = full.layer[l].moe_b;
+    }
+}
+
+int et_bert_moe_fractions(const et_bert *m, const et_bert_acts *a, int layer, float *frac) {
+    if (layer < 0 || layer >= m->cfg.num_layers || !et_bert_layer_is_moe(&m->cfg, layer)) return 0;
+    const et_moe_acts *ma = &a->layer[layer].moe;
+    int E = m->cfg.moe_experts;
+    if (!ma->counts) return 0;
+    long n = 0;
+    for (int e = 0; e < E; e++) n += ma->counts[e];
+    for (int e = 0; e < E; e++) frac[e] = n ? (float)ma->counts[e] / (float)n : 0.0f;
+    return E;
+}
+
+double et_bert_moe_aux_loss(const et_bert *m, const et_bert_acts *a) {
+    double s = 0;
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        if (et_bert_layer_is_moe(&m->cfg, l) && a->layer[l].moe.aux) s += a->layer[l].moe.aux[0];
+    return m->cfg.moe_aux_weight * s;
+}
+
+et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t seed, et_error *err) {
+    const et_bert_config *oc = &m->cfg;
+    if (!m->params) return et_fail(err, ET_ERR_ARG, "to MoE: the model has no parameters");
+    if (oc->moe_experts) return et_fail(err, ET_ERR_ARG, "to MoE: the model already has %d experts per MoE layer", oc->moe_experts);
+    if (experts < 1 || experts > ET_MOE_MAX_EXPERTS)
+        return et_fail(err, ET_ERR_ARG, "to MoE: number of experts must be in [1, %d] (got %d)", ET_MOE_MAX_EXPERTS, experts);
+    if (oc->num_layers < 64 && (layer_mask >> oc->num_layers))
+        return et_fail(err, ET_ERR_ARG, "to MoE: layer mask 0x%llx names a layer >= num_hidden_layers (%d)",
+                       (unsigned long long)layer_mask, oc->num_layers);
+    et_bert_config c = *oc;
+    c.moe_experts = experts;
+    c.moe_layer_mask = layer_mask;
+    c.moe_gate_scale = 1;
+    c.moe_aux_weight = 0.01f;
+    c.moe_jitter = 0.0f;
+    et_bert n;
+    et_status s = et_bert_alloc(&n, &c, err);
+    if (s) return s;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const et_tensor_view *v = &m->tensors[i];
+        const et_tensor_view *d = et_bert_find(&n, v->name);
+        if (d) { memcpy(n.params + d->offset, m->params + v->offset, v->numel * sizeof(float)); continue; }
+        /* intermediate.dense.{weight,bias} of an MoE layer: copy into every expert */
+        char nm[ET_NAME_MAX + 32];
+        size_t len = strlen(v->name);
+        const char *kind = len > 7 && strcmp(v->name + len - 7, ".weight") == 0 ? "weight" : "bias";
+        size_t stem = len - strlen(kind) - 1;
+        for (int j = 0; j < experts; j++) {
+            snprintf(nm, sizeof nm, "%.*s.experts.%d.%s", (int)stem, v->name, j, kind);
+            d = et_bert_find(&n, nm);
+            if (!d || d->numel != v->numel) {
+                et_bert_free(&n);
+                return et_fail(err, ET_ERR_ARG, "to MoE: no place for tensor '%s'", v->name);
+            }
+            memcpy(n.params + d->offset, m->params + v->offset, v->numel * sizeof(float));
+        }
+    }
+    et_rng r;
+    et_rng_seed(&r, seed);
+    int C = c.hidden_size;
+    float bound = 1.0f / sqrtf((float)C);
+    for (int l = 0; l < c.num_layers; l++) {
+        float *g = n.w.layer[l].moe_gate;
+        if (!g) continue;
+        for (size_t i = 0; i < (size_t)experts * C; i++) g[i] = bound * (2.0f * et_rng_uniformf(&r) - 1.0f);
+    }
+    et_bert_free(m);
+    *m = n;
+    et_bert_params_view(&m->cfg, m->params, &m->w); /* views point into the moved buffer (unchanged) */
+    return ET_OK;
+}

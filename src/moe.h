@@ -1,0 +1,82 @@
+/* moe.h - the mixture-of-experts FFN up-projection of the CLP paper (shared/docs/paper-clp.md section 3;
+ * the authors' MoeLayer in CreaLabs/Enhanced-BGE-M3-with-CLP-and-MoE).
+ *
+ * In every MoE layer (et_bert_config.moe_layer_mask; all layers by default) intermediate.dense
+ * (Linear C -> I) is replaced by E experts (Linear C -> I with bias) and a router W_g [E,C] (no bias).
+ * Per token x (every position of every sequence, PADDING INCLUDED, as the authors' code does):
+ *     logits = W_g (x * jitter)          jitter = U(1-eps, 1+eps) per element, training with dropout only
+ *     probs  = softmax(logits); e* = argmax (ties: lowest index); p = probs[e*]
+ *     h      = Expert_e*(x) * (moe_gate_scale ? p : 1)
+ * then GELU and output.dense as in the dense layer. moe_gate_scale = 0 is the authors' code: the top-1
+ * weight is softmax over one value = 1, so the router never gets a gradient (paper notes 3.6).
+ * moe_gate_scale = 1 is Switch Transformer: dL/dlogits = dL/dp * p * (onehot(e*) - probs).
+ *
+ * Load balancing (Switch, optional): aux = alpha * E * sum_e f_e * P_e per MoE layer, f_e = fraction of
+ * the REAL tokens (mask 1) routed to e (constant), P_e = mean router probability of e over the real
+ * tokens. Padding is routed (and computed) but does not count in f, P or the logged fractions.
+ * et_bert_backward adds d(aux)/d(router, x) * et_bert_acts.moe_aux_scale by itself; the caller's loss
+ * gradient (dpooled) does not include it. et_bert_moe_aux_loss() gives the value for logging.
+ *
+ * Tensors (names of the authors' code, so their loader reads our files and vice versa), per MoE layer i:
+ *     encoder.layer.{i}.intermediate.dense.gate.weight          [E, C]
+ *     encoder.layer.{i}.intermediate.dense.experts.{j}.weight   [I, C]   j = 0..E-1
+ *     encoder.layer.{i}.intermediate.dense.experts.{j}.bias     [I]
+ * and no intermediate.dense.weight / .bias in that layer. Dense layers are unchanged. In the parameter
+ * buffer they sit where intermediate.dense was (gate, the E weights, the E biases), so a layer stays
+ * contiguous; with moe_experts = 0 the layout is exactly the dense one.
+ *
+ * config.json (written by et_hf_save, read by et_hf_load): "num_experts": E, "num_experts_per_tok": 1,
+ * "moe": "intermediate", "moe_layers": [i, ...], "moe_gate_scale": bool, "moe_aux_loss_weight": alpha,
+ * "moe_router_jitter": eps. A config without "num_experts" (or 0) is dense. The authors' config has
+ * num_experts / num_experts_per_tok / moe only: missing moe_layers = all layers, missing moe_gate_scale =
+ * false (their unscaled routing), missing aux / jitter = 0.
+ *
+ * Training only the MoE parameters (the paper's --only_train intermediate): pass a gradient view made by
+ * et_bert_params_view_moe_only() to et_bert_backward (NULL = frozen), or select tensors by name with
+ * et_bert_is_moe_tensor(). */
+#ifndef ET_MOE_H
+#define ET_MOE_H
+
+#include <stdint.h>
+#include "bert.h"
+#include "error.h"
+#include "threads.h"
+
+/* ---- the layer (used by et_bert_ffn_block_*; exposed for tests) ------------------------------
+ * x [N,C] (N = B*T tokens), gate [E,C], W [E,I,C], b [E,I]. out [N,I] = the (scaled) expert output.
+ * tmp [N,I] scratch (grouped expert outputs). Fills a->probs, idx, counts, aux (a->mask, a->jitter read).
+ * Tokens are grouped per expert: gather rows -> one GEMM per expert -> scatter. Nothing is allocated. */
+void et_moe_forward(et_pool *pool, float *out, float *tmp, const float *x, const float *gate, const float *W,
+                    const float *b, int N, int C, int I, int E, int gate_scale, et_moe_acts *a,
+                    uint64_t jitter_seed);
+/* dout [N,I] = dL/dout (CLOBBERED); out = the forward's output. Accumulates (+=) dx [N,C], dgate [E,C],
+ * dW [E,I,C], db [E,I] (any may be NULL). The router gets (gate_scale) the gate gradient and
+ * (a->aux_grad != 0) the aux-loss gradient; with neither, dgate is left untouched (exactly 0).
+ * tmp [N,I] scratch; a->xs, dxs, dlogits, perm are used. */
+void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *db, float *dout, float *tmp,
+                     const float *x, const float *out, const float *gate, const float *W, const float *b,
+                     int N, int C, int I, int E, int gate_scale, const et_moe_acts *a, uint64_t jitter_seed);
+
+/* ---- model level ------------------------------------------------------------------------------ */
+/* Convert a dense model in place: in the layers of layer_mask (bit l = layer l; 0 = all layers) every
+ * expert becomes a copy of intermediate.dense, and the router is drawn from U(-1/sqrt(C), 1/sqrt(C))
+ * (PyTorch's nn.Linear default) with an et_rng seeded by `seed` (layers in order, row-major).
+ * Sets moe_gate_scale = 1, moe_aux_weight = 0.01, moe_jitter = 0 (change m->cfg afterwards if wanted:
+ * they are read at every forward/backward). With moe_gate_scale = 0 the converted model computes
+ * exactly what the dense one did; with 1 each FFN pre-activation is multiplied by p (>= 1/E).
+ * On error m is unchanged. */
+et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t seed, et_error *err);
+
+/* Fraction of the real tokens each expert received in layer `layer` in the last forward on `a`:
+ * frac[0..E-1] (sums to 1; all 0 if there was no real token). Returns E, or 0 for a dense layer. */
+int et_bert_moe_fractions(const et_bert *m, const et_bert_acts *a, int layer, float *frac);
+/* alpha * sum over MoE layers of E * sum_e f_e P_e for the last forward on `a` (0 for a dense model). */
+double et_bert_moe_aux_loss(const et_bert *m, const et_bert_acts *a);
+
+/* 1 if `name` (with or without "bert.") is a router or expert tensor. */
+int et_bert_is_moe_tensor(const char *name);
+/* et_bert_params_view, then NULL every pointer but the routers and experts: the gradient view for
+ * "train only the MoE parameters" (embeddings, attention, output.dense, LayerNorms, pooler frozen). */
+void et_bert_params_view_moe_only(const et_bert_config *c, float *base, et_bert_params *p);
+
+#endif
