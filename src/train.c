@@ -14,6 +14,7 @@
 #include "cJSON.h"
 #include "fileio.h"
 #include "hf.h"
+#include "moe.h"
 #include "rng.h"
 
 /* ------------------------------------------------------------------ small helpers */
@@ -208,6 +209,7 @@ static int param_slots(et_bert_params *p, int L, float ***s) {
         float **f[] = {&y->q_w, &y->q_b, &y->k_w, &y->k_b, &y->v_w, &y->v_b, &y->ao_w, &y->ao_b,
                        &y->ln1_w, &y->ln1_b, &y->i_w, &y->i_b, &y->o_w, &y->o_b, &y->ln2_w, &y->ln2_b};
         for (int i = 0; i < 16; i++) s[n++] = f[i];
+        s[n++] = &y->moe_gate; s[n++] = &y->moe_w; s[n++] = &y->moe_b;
     }
     s[n++] = &p->pool_w; s[n++] = &p->pool_b;
     return n;
@@ -376,7 +378,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     /* gradients, frozen tensors, optimizer segments */
     if (!(tr->grads = et_calloc(n, sizeof(float), "gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
     et_bert_params_view(mc, tr->grads, &tr->gview);
-    float **slots[5 + 16 * ET_MAX_LAYERS + 2];
+    float **slots[5 + 19 * ET_MAX_LAYERS + 2];
     int nslots = param_slots(&tr->gview, mc->num_layers, slots);
     if (!(tr->segs = et_calloc((size_t)model->n_tensors, sizeof *tr->segs, "segments", err))) { s = ET_ERR_NOMEM; goto fail; }
     int ntrain = 0;
@@ -385,9 +387,20 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         int fr = frozen_name(c->freeze, t->name);
         tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
         ntrain += !fr;
-        if (fr)
-            for (int k = 0; k < nslots; k++)
-                if (*slots[k] == tr->grads + t->offset) *slots[k] = NULL;
+    }
+    /* a gradient view pointer becomes NULL ("frozen": skipped by backward) only if every tensor inside its
+     * range is frozen (one MoE pointer covers all experts of a layer; a partly frozen range keeps its
+     * gradient, and the frozen tensors in it are simply not updated) */
+    for (int k = 0; k < nslots; k++) {
+        if (!*slots[k]) continue;
+        size_t a = (size_t)(*slots[k] - tr->grads), e = n;
+        for (int j = 0; j < nslots; j++)
+            if (*slots[j] && (size_t)(*slots[j] - tr->grads) > a && (size_t)(*slots[j] - tr->grads) < e)
+                e = (size_t)(*slots[j] - tr->grads);
+        int all = 1, any = 0;
+        for (int i = 0; i < model->n_tensors; i++)
+            if (model->tensors[i].offset >= a && model->tensors[i].offset < e) { any = 1; all &= !tr->segs[i].trainable; }
+        if (any && all) *slots[k] = NULL;
     }
     tr->nsegs = model->n_tensors;
     if (!ntrain) { s = et_fail(err, ET_ERR_ARG, "freeze '%s' leaves no trainable tensor", c->freeze ? c->freeze : ""); goto fail; }
@@ -470,6 +483,13 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
         s = et_loss_cos_mse(&lc, Q, Pp, b->target, B, C, dQ, dP, tr->scratch, NULL, &loss, err);
     }
     if (s) return s;
+    if (m->cfg.moe_experts > 0) { /* the MoE balance loss (its gradient is added by et_bert_backward) */
+        for (int g = 0; g < 4; g++)
+            if (g < 2 || (g == 2 && useN) || (g == 3 && useNQ)) {
+                tr->acts[g].moe_aux_scale = (float)scale;
+                loss += et_bert_moe_aux_loss(m, &tr->acts[g]);
+            }
+    }
     if (!isfinite(loss)) return et_fail(err, ET_ERR_NUMERIC, "the loss is %g", loss);
     if (useNQ && (s = et_bert_backward(m, &tr->acts[3], tr->pool, dNQ, &tr->gview, err))) return s;
     if (useN && (s = et_bert_backward(m, &tr->acts[2], tr->pool, dN, &tr->gview, err))) return s;
