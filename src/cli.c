@@ -29,6 +29,7 @@ void et_cli_help(FILE *f, const et_command *c) {
 
 /* returns 0 ok, 1 help shown, -1 error */
 int et_cli_parse(const et_command *c, int argc, char **argv) {
+    for (int j = 0; j < c->nopts; j++) { c->opts[j].argv = argv; c->opts[j].argc = argc; }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { et_cli_help(stdout, c); return 1; }
@@ -58,6 +59,24 @@ int et_cli_parse(const et_command *c, int argc, char **argv) {
 const char *et_cli_get(et_opt *o, int n, const char *name) {
     for (int i = 0; i < n; i++) if (!strcmp(o[i].name, name)) return o[i].value;
     return NULL;
+}
+
+int et_cli_get_all(et_opt *o, int n, const char *name, const char **out, int max) {
+    if (n <= 0) return 0;
+    int cnt = 0;
+    for (int i = 0; i < o[0].argc; i++) {
+        const char *a = o[0].argv[i];
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+        et_opt *m = NULL;
+        for (int j = 0; j < n; j++)
+            if ((strlen(o[j].name) == alen && !strncmp(o[j].name, a, alen)) || (o[j].alias && !strcmp(o[j].alias, a))) m = &o[j];
+        if (!m) continue;
+        const char *v = NULL;
+        if (m->arg) v = eq ? eq + 1 : (i + 1 < o[0].argc ? o[0].argv[++i] : NULL);
+        if (v && !strcmp(m->name, name) && cnt < max) out[cnt++] = v;
+    }
+    return cnt;
 }
 
 /* Parse an integer option in [lo, hi]; *ok = 0 and a message on error. */

@@ -19,6 +19,8 @@ typedef struct {
     const char *arg;   /* metavar, NULL for a flag */
     const char *help;
     const char *value; /* parsed value ("1" for a flag) */
+    char **argv;       /* set by et_cli_parse (for et_cli_get_all) */
+    int argc;
 } et_opt;
 
 typedef struct {
@@ -49,6 +51,8 @@ void et_cli_help(FILE *f, const et_command *c);
 /* Parse argv into c->opts: 0 ok, 1 help shown, -1 error (message printed). */
 int et_cli_parse(const et_command *c, int argc, char **argv);
 const char *et_cli_get(et_opt *o, int n, const char *name);
+/* Every value given to a repeatable option, in command-line order: fills out[0..max), returns the count. */
+int et_cli_get_all(et_opt *o, int n, const char *name, const char **out, int max);
 /* Integer option in [lo, hi] (default def); on a bad value prints a message and sets *ok = 0. */
 long et_cli_int(et_opt *o, int n, const char *name, long def, long lo, long hi, int *ok);
 /* Float option in [lo, hi]. */

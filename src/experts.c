@@ -157,20 +157,27 @@ void et_expert_free(et_expert *e) {
     memset(e, 0, sizeof *e);
 }
 
-et_status et_expert_score_rows(const et_expert *e, const et_pair_index *ix, et_pool *pool, float *out, et_error *err) {
+et_status et_expert_score_qp(const et_expert *e, const et_pair_index *ix, const int32_t *q, const int32_t *p, int64_t n,
+                             float *out, et_error *err) {
+    for (int64_t i = 0; i < n; i++)
+        if (q[i] < 0 || q[i] >= ix->nq || p[i] < 0 || p[i] >= ix->np)
+            return et_fail(err, ET_ERR_ARG, "expert %s: pair %lld (%d, %d) is outside the index", e->name, (long long)i, q[i], p[i]);
     if (e->kind == ET_EXPERT_DENSE) {
-        for (int64_t i = 0; i < ix->n; i++)
-            out[i] = et_dot(e->qemb + (int64_t)ix->row_q[i] * e->d, e->pemb + (int64_t)ix->row_p[i] * e->d, e->d);
+        for (int64_t i = 0; i < n; i++) out[i] = et_dot(e->qemb + (int64_t)q[i] * e->d, e->pemb + (int64_t)p[i] * e->d, e->d);
         return ET_OK;
     }
-    const char **qs = et_malloc(sizeof(char *) * (size_t)(ix->n ? ix->n : 1), "bm25 queries", err);
-    double *sc = et_malloc(sizeof(double) * (size_t)(ix->n ? ix->n : 1), "bm25 scores", err);
+    const char **qs = et_malloc(sizeof(char *) * (size_t)(n ? n : 1), "bm25 queries", err);
+    double *sc = et_malloc(sizeof(double) * (size_t)(n ? n : 1), "bm25 scores", err);
     if (!qs || !sc) { free(qs); free(sc); return ET_ERR_NOMEM; }
-    for (int64_t i = 0; i < ix->n; i++) qs[i] = ix->qtext[ix->row_q[i]];
-    et_status s = et_bm25_score_pairs(e->bm, qs, ix->row_p, ix->n, sc, err);
-    for (int64_t i = 0; !s && i < ix->n; i++) out[i] = (float)sc[i];
+    for (int64_t i = 0; i < n; i++) qs[i] = ix->qtext[q[i]];
+    et_status s = et_bm25_score_pairs(e->bm, qs, p, n, sc, err);
+    for (int64_t i = 0; !s && i < n; i++) out[i] = (float)sc[i];
     free(qs); free(sc);
     return s;
+}
+
+et_status et_expert_score_rows(const et_expert *e, const et_pair_index *ix, et_pool *pool, float *out, et_error *err) {
+    return et_expert_score_qp(e, ix, ix->row_q, ix->row_p, ix->n, out, err);
 }
 
 static et_status score_all(const et_expert *e, const et_pair_index *ix, int32_t qi, float *out, double *dbuf, et_error *err) {

@@ -66,6 +66,9 @@ void et_expert_free(et_expert *e);
 
 /* out[ix->n]: the expert's score of every row (BM25 score, or cosine). */
 et_status et_expert_score_rows(const et_expert *e, const et_pair_index *ix, et_pool *pool, float *out, et_error *err);
+/* out[n]: the expert's score of (distinct query q[i], distinct passage p[i]) for arbitrary index pairs. */
+et_status et_expert_score_qp(const et_expert *e, const et_pair_index *ix, const int32_t *q, const int32_t *p, int64_t n,
+                             float *out, et_error *err);
 /* out[ix->np]: distinct query qi against every distinct passage. */
 et_status et_expert_score_all(const et_expert *e, const et_pair_index *ix, int32_t qi, float *out, et_error *err);
 
