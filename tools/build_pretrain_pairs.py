@@ -65,8 +65,8 @@ def guard_name(name, what):
     """Refuse anything that names an evaluation-reserved source."""
     for pat, label in DENY_PATTERNS:
         if pat.search(name):
-            die(f"refusing {what} '{name}': {label} are reserved for the project's independent evaluation "
-                "and must never be used for training")
+            die(f"refusing {what} '{name}': it looks like {label}, which the project reserves for its "
+                "independent evaluation; never train on it")
 
 
 def guard_stsb(path):
@@ -567,7 +567,19 @@ def fix_mojibake(s):
 
 
 def source_stsb(path):
-    pairs = []
+    """STS-B train pairs with score >= 4. STS-B reuses some sentences across its splits: when dev.jsonl / test.jsonl
+    sit next to train.jsonl, train pairs sharing a sentence with them are dropped (they are only read for that)."""
+    held = set()
+    for split in ("dev.jsonl", "test.jsonl"):
+        sp = os.path.join(os.path.dirname(path), split)
+        if os.path.exists(sp):
+            with open(sp, encoding="utf-8") as f:
+                for line in f:
+                    if line.strip():
+                        r = json.loads(line)
+                        held.add(norm_key(fix_mojibake(r["s1"])))
+                        held.add(norm_key(fix_mojibake(r["s2"])))
+    pairs, overlap = [], 0
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -577,8 +589,13 @@ def source_stsb(path):
             if rid and not rid.startswith("stsb-train"):
                 die(f"{path}:{n}: id '{rid}' is not an STS-B train row; refusing (only train may be used)")
             if float(r["score"]) >= 4.0:
-                pairs.append((squash(fix_mojibake(r["s1"])), squash(fix_mojibake(r["s2"]))))
-    print(f"  stsb: {len(pairs)} train pairs with score >= 4", flush=True)
+                s1, s2 = squash(fix_mojibake(r["s1"])), squash(fix_mojibake(r["s2"]))
+                if norm_key(s1) in held or norm_key(s2) in held:
+                    overlap += 1
+                    continue
+                pairs.append((s1, s2))
+    print(f"  stsb: {len(pairs)} train pairs with score >= 4 ({overlap} dropped: a sentence also in STS-B dev/test)",
+          flush=True)
     return pairs
 
 
