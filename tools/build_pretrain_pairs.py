@@ -144,13 +144,18 @@ def apt_update(cache, refresh):
     if translation_files(cache) and not refresh:
         print("  apt lists: cached", flush=True)
         return
-    cmd = ["apt-get", "-q"] + apt_opts(cache) + ["--error-on=any", "update"]
+    # no --error-on=any: an unreachable third-party source must not stop us if Debian's own indexes arrived
+    cmd = ["apt-get", "-q"] + apt_opts(cache) + ["update"]
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err = (p.stderr + p.stdout).decode("utf-8", "replace").strip()
     if p.returncode != 0 or not translation_files(cache):
-        err = (p.stderr + p.stdout).decode("utf-8", "replace").strip()
         die("apt-get update could not reach the Debian package registry (or it served no Translation-en index).\n"
             "Check /etc/apt/sources.list(.d) and the network or proxy; the command was:\n  " + " ".join(cmd) +
             "\napt said:\n" + err[-3000:])
+    warn = [ln for ln in err.split("\n") if ln.startswith(("W:", "E:"))]
+    if warn:
+        print("  apt warnings (indexes that did arrive are used; with --refresh, failed ones stay as cached):\n    "
+              + "\n    ".join(warn[:6]), flush=True)
     print("  apt lists: updated", flush=True)
 
 
