@@ -4,7 +4,7 @@
 # MiniLM-L6-shaped BERT with random weights (6 layers, hidden 384, 12 heads, intermediate 1536,
 # vocab 30522), at batch 32 x seq 128 and batch 1 x seq 32, with 1 and 2 threads. The three engines
 # are run INTERLEAVED (round after round, engine order rotated each round) so machine noise hits
-# them alike; per-rep times of all rounds are pooled and the table shows sentences/s at the median.
+# them alike; per-rep times of all rounds are pooled; tables of sentences/s at the median and best rep.
 #
 # usage: bench/run_encode_bench.sh [--rounds N] [--threads "1 2"] [--shapes "32x128 1x32"]
 #                                  [--engines "embedtune torch ort"] [--model DIR] [--min-time S]
