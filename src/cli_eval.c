@@ -822,3 +822,147 @@ done:
 et_command et_cmd_score = {"score", "Add expert scores (BM25, models) to (query, passage) pairs, optionally with sampled negatives.",
      "score --in pairs.jsonl|csv|tsv --out FILE.jsonl [--bm25] [--model DIR ...] [--negatives N --neg-mode random|hard]",
      run_score, score_opts, ET_NOPTS(score_opts)};
+
+/* ------------------------------------------------------------------ mine */
+
+static et_opt mine_opts[] = {
+    {"--model", NULL, "DIR", "the model that ranks (the current checkpoint for ANCE)", NULL},
+    {"--in", NULL, "FILE", "pairs (.jsonl/.csv/.tsv): queries and their positives (label >= 0.5)", NULL},
+    {"--out", NULL, "FILE", "training records JSONL: query, positive, negatives, negative_queries", NULL},
+    {"--corpus", NULL, "FILE", "also mine from this BEIR corpus.jsonl (default: the file's distinct passages only)", NULL},
+    {"--range", NULL, "A:B", "rank window [A, B) of the retrieval list, positives counted (default 2:200)", NULL},
+    {"--negatives", NULL, "N", "negatives per query (default 15)", NULL},
+    {"--fn-margin", NULL, "M", "drop candidates scoring above M x the query's weakest positive (default 0 = off; e.g. 0.95)", NULL},
+    {"--sample", NULL, NULL, "sample the negatives uniformly from the window (default: the best-ranked ones)", NULL},
+    {"--seed", NULL, "S", "seed for --sample (default 42)", NULL},
+    {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--quiet", "-q", NULL, "no progress on stderr", NULL},
+};
+
+static uint64_t fnv(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int run_mine(et_opt *o, int n) {
+    int ok = 1;
+    if (!et_cli_need(o, n, "mine", "--model") || !et_cli_need(o, n, "mine", "--in") || !et_cli_need(o, n, "mine", "--out")) return 2;
+    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
+    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    int nneg = (int)et_cli_int(o, n, "--negatives", 15, 1, 100000, &ok);
+    long seed = et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffffffffffL, &ok);
+    double margin = et_cli_float(o, n, "--fn-margin", 0, 0, 100, &ok);
+    if (!ok) return 2;
+    int lo = 2, hi = 200;
+    const char *rg = et_cli_get(o, n, "--range");
+    if (rg && (sscanf(rg, "%d:%d", &lo, &hi) != 2 || lo < 0 || hi <= lo)) {
+        fprintf(stderr, "embedtune mine: --range must be A:B with 0 <= A < B (got '%s')\n", rg);
+        return 2;
+    }
+    int quiet = et_cli_get(o, n, "--quiet") != NULL, rc = 0;
+    et_error err = {0};
+    et_pairs P = {0};
+    et_pair_index ix;
+    memset(&ix, 0, sizeof ix);
+    et_cli_model L;
+    memset(&L, 0, sizeof L);
+    et_strvec cids = {0}, ctexts = {0};
+    const char **docs = NULL;
+    float *Q = NULL, *D = NULL, *nsc = NULL;
+    int32_t *neg = NULL, *negq = NULL;
+    uint64_t *hset = NULL;
+    if (et_pairs_read(et_cli_get(o, n, "--in"), NULL, &P, NULL, &err) || et_pair_index_build(&P, &ix, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    if (et_cli_get(o, n, "--corpus") && et_cli_read_corpus(et_cli_get(o, n, "--corpus"), &cids, &ctexts, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    /* corpus = the distinct passages, then the --corpus docs whose text is not one of them */
+    int64_t nd = ix.np, hcap = 16;
+    while (hcap < 2 * (int64_t)ix.np) hcap <<= 1;
+    docs = malloc(sizeof(char *) * (size_t)(ix.np + ctexts.n + 1));
+    hset = calloc((size_t)hcap, sizeof(uint64_t)); /* hashes of the passages (0 = empty slot) */
+    if (!docs || !hset) { fprintf(stderr, "embedtune mine: out of memory\n"); rc = 1; goto done; }
+    for (int32_t p = 0; p < ix.np; p++) {
+        docs[p] = ix.ptext[p];
+        uint64_t h = fnv(ix.ptext[p]) | 1, u = h & (hcap - 1);
+        while (hset[u] && hset[u] != h) u = (u + 1) & (hcap - 1);
+        hset[u] = h;
+    }
+    int64_t ndup = 0;
+    for (size_t i = 0; i < ctexts.n; i++) {
+        uint64_t h = fnv(ctexts.v[i]) | 1, u = h & (hcap - 1);
+        int dup = 0;
+        while (hset[u] && !dup) {
+            if (hset[u] == h) /* hash hit: confirm by text */
+                for (int32_t p = 0; p < ix.np && !dup; p++) dup = !strcmp(ix.ptext[p], ctexts.v[i]);
+            u = (u + 1) & (hcap - 1);
+        }
+        if (dup) ndup++; else docs[nd++] = ctexts.v[i];
+    }
+    int d = L.model.cfg.hidden_size;
+    Q = malloc(sizeof(float) * (size_t)(ix.nq ? ix.nq : 1) * d);
+    D = malloc(sizeof(float) * (size_t)(nd ? nd : 1) * d);
+    neg = malloc(sizeof(int32_t) * (size_t)(ix.nq ? ix.nq : 1) * nneg);
+    negq = malloc(sizeof(int32_t) * (size_t)(ix.nq ? ix.nq : 1) * nneg);
+    nsc = malloc(sizeof(float) * (size_t)(ix.nq ? ix.nq : 1) * nneg);
+    if (!Q || !D || !neg || !negq || !nsc) { fprintf(stderr, "embedtune mine: out of memory\n"); rc = 1; goto done; }
+    prog pc = {"encode corpus", quiet, {0}};
+    et_encode_opts eo = enc_opts(batch, max_len ? (int)max_len : et_cli_default_max_len(&L), &pc);
+    if (et_encode_texts(&L.model, L.tok, L.pool, docs, (size_t)nd, &eo, D, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    eo.progress = NULL;
+    if (et_encode_texts(&L.model, L.tok, L.pool, ix.qtext, (size_t)ix.nq, &eo, Q, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    l2norm(D, nd, d);
+    l2norm(Q, ix.nq, d);
+    et_mine_cfg mc = {lo, hi, nneg, (float)margin, et_cli_get(o, n, "--sample") != NULL, (uint64_t)seed, 0, 0};
+    et_mine_stats st;
+    double t0 = et_now_s();
+    if (et_mine_negatives(&mc, L.pool, Q, D, ix.nq, nd, d, ix.pos_off, ix.pos, neg, nsc, negq, &st, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    double tm = et_now_s() - t0;
+    /* one record per (query, positive) */
+    et_atomic_file af;
+    int64_t nrec = 0;
+    if (et_atomic_open(&af, et_cli_get(o, n, "--out"), &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    for (int32_t q = 0; q < ix.nq && !rc; q++)
+        for (int64_t u = ix.pos_off[q]; u < ix.pos_off[q + 1] && !rc; u++) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "query", ix.qtext[q]);
+            cJSON_AddStringToObject(j, "positive", ix.ptext[ix.pos[u]]);
+            cJSON *na = cJSON_AddArrayToObject(j, "negatives"), *qa = cJSON_AddArrayToObject(j, "negative_queries");
+            for (int k = 0; k < nneg; k++) {
+                int32_t doc = neg[(int64_t)q * nneg + k], oq = negq[(int64_t)q * nneg + k];
+                if (doc < 0) continue;
+                cJSON_AddItemToArray(na, cJSON_CreateString(docs[doc]));
+                cJSON_AddItemToArray(qa, oq >= 0 ? cJSON_CreateString(ix.qtext[oq]) : cJSON_CreateNull());
+            }
+            char *s = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+            if (!s) { fprintf(stderr, "embedtune mine: out of memory\n"); rc = 1; break; }
+            size_t l = strlen(s);
+            s[l] = '\n';
+            if (et_atomic_write(&af, s, l + 1, &err)) rc = et_cli_fail("mine", &err);
+            free(s);
+            nrec++;
+        }
+    if (rc) et_atomic_abort(&af);
+    else if (et_atomic_commit(&af, &err)) rc = et_cli_fail("mine", &err);
+    if (!rc && !quiet)
+        fprintf(stderr, "embedtune mine: %d queries x %lld docs (%lld duplicates of passages skipped), ranks [%d, %d): "
+                        "%lld negatives (%lld with an own query), %lld false-negative suspects dropped, %d queries short; "
+                        "search %.2f s; %lld records -> %s\n",
+                ix.nq, (long long)nd, (long long)ndup, lo, hi, (long long)st.n_found, (long long)st.n_with_query,
+                (long long)st.n_fn_dropped, st.n_short, tm, (long long)nrec, et_cli_get(o, n, "--out"));
+done:
+    free(docs); free(hset); free(Q); free(D); free(neg); free(negq); free(nsc);
+    et_sv_free(&cids); et_sv_free(&ctexts);
+    et_cli_free(&L);
+    et_pair_index_free(&ix);
+    et_pairs_free(&P);
+    return rc;
+}
+
+et_command et_cmd_mine = {"mine", "ANCE hard negatives: rank a corpus with the model, keep a rank window minus positives.",
+     "mine --model DIR --in pairs.jsonl --out train.jsonl [--corpus corpus.jsonl] [--range 2:200] [--negatives 15] "
+     "[--fn-margin 0.95] [--sample]",
+     run_mine, mine_opts, ET_NOPTS(mine_opts)};

@@ -101,6 +101,18 @@ cmp -s "$T/r1.jsonl" "$T/r2.jsonl" && ok "random negatives: same seed, same file
 cmp -s "$T/r1.jsonl" "$T/r3.jsonl" && bad "seeds 7 and 8 give the same negatives" || ok "random negatives depend on the seed"
 [ -z "$(ls "$T" | grep -E '\.tmp')" ] && ok "no temp files left" || bad "temp files left"
 
+# ---- mine: 8 queries, 8 passages, each passage the positive of exactly one query
+"$ET" mine --model $M --in $F/pairs_pos.jsonl --out "$T/m.jsonl" --range 0:8 --negatives 7 -q || bad "mine exit code"
+[ "$(wc -l < "$T/m.jsonl")" -eq 8 ] && ok "mine: one record per (query, positive)" || bad "mine records"
+# window 0:8 = the whole corpus: 7 negatives each (all but the positive), each with its own query (no null)
+[ "$(grep -o '"negatives":\[[^]]*\]' "$T/m.jsonl" | grep -o '","' | wc -l)" -eq $((8 * 6)) ] && ! grep -q null "$T/m.jsonl" &&
+  ok "mine: 7 negatives per query, all with an own query" || bad "mine negatives: $(head -1 "$T/m.jsonl")"
+grep '"query":"why do cats sleep"' "$T/m.jsonl" | grep -q '"negatives":\[[^]]*"cats sleep most' && bad "mine: positive among negatives" || ok "mine: positive excluded"
+"$ET" eval --model $M --data "$T/m.jsonl" -q >/dev/null && ok "mine output reads back as pairs" || bad "mine output unreadable"
+"$ET" mine --model $M --in $F/pairs_pos.jsonl --out "$T/m2.jsonl" --range 1:3 --negatives 5 --corpus $F/beir/corpus.jsonl -q &&
+  [ "$(grep -o '"negatives":\[[^]]*\]' "$T/m2.jsonl" | grep -o '","' | wc -l)" -le 8 ] && ok "mine: rank window 1:3 -> at most 2 negatives" || bad "mine window"
+expect_err "mine: bad --range" 'range must be' "$ET" mine --model $M --in $F/pairs_pos.jsonl --out "$T/x" --range 5:2
+
 # ---- errors
 expect_err "bad corpus line -> file:line" 'corpus\.jsonl:2' "$ET" eval --bm25 --data $F/beir_bad -q
 expect_err "bad STS line -> file:line" 'sts_bad\.jsonl:2: .*score' "$ET" eval --model $M --data $F/sts_bad.jsonl -q
