@@ -664,7 +664,7 @@ static et_opt score_opts[] = {
     {"--bm25-b", NULL, "X", "BM25 b (default 0.4)", NULL},
     {"--model", NULL, "DIR", "a dense expert cos(q, p), named after the folder (repeatable)", NULL},
     {"--negatives", NULL, "N", "add N label-0 rows per positive row (passages of the file)", NULL},
-    {"--neg-mode", NULL, "M", "random | hard (hard: best-ranked non-positives by the first expert; default random)", NULL},
+    {"--neg-mode", NULL, "M", "random | hard (hard: best-ranked non-positives by the first expert: bm25 if given, else the first --model)", NULL},
     {"--neg-ratio", NULL, "R", "hard mode: share of hard negatives, the rest random (default 1)", NULL},
     {"--seed", NULL, "S", "seed for negative sampling (default 42)", NULL},
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
