@@ -1029,7 +1029,7 @@ static et_status beir_qrels(const char *path, const et_read_opts *opts, et_read_
         v[n].q = qi; v[n].d = di; v[n].grade = (int32_t)g; v[n].pad = 0; v[n].line = L.lineno;
         n++;
     }
-    qsort(v, (size_t)n, sizeof *v, qrel_cmp);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, qrel_cmp); /* v is NULL when n == 0 (qsort(NULL) is UB) */
     b->qrels = et_malloc(sizeof(et_qrel) * (size_t)(n ? n : 1), "qrels", err);
     b->qrel_off = et_calloc((size_t)b->nqueries + 1, sizeof(int64_t), "qrel offsets", err);
     if (!b->qrels || !b->qrel_off) { st = ET_ERR_NOMEM; goto done; }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# fuzz/make_seeds.sh - (re)build the seed corpora fuzz/corpus/<harness>/ from the test fixtures.
+# Run from the repo root. Multi-file inputs are joined with the harness separator "\n--8<--\n".
+set -eu
+C=fuzz/corpus
+SEP=$'\n--8<--\n'
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data}
+# safetensors: the small model files (good and broken), not the 6 MB starter
+i=0
+for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
+  [ -f "$f" ] || continue
+  [ $(stat -c %s "$f") -le 16384 ] || continue
+  cp "$f" "$C/fuzz_safetensors/$(basename $(dirname "$f")).st"
+done
+# hf: config, vocab, safetensors, modules, pooling, sbert, tokenizer_config
+join_hf() { # dir -> stdout
+  local d=$1 first=1
+  for f in config.json vocab.txt model.safetensors modules.json 1_Pooling/config.json sentence_bert_config.json tokenizer_config.json; do
+    [ $first -eq 1 ] || printf '%s' "$SEP"
+    first=0
+    if [ -f "$d/$f" ]; then cat "$d/$f"; fi
+  done
+}
+for d in tests/fixtures/hf/bad/* tests/fixtures/hf/good_*; do
+  [ -f "$d/config.json" ] || continue
+  [ $(stat -c %s "$d/model.safetensors" 2>/dev/null || echo 0) -le 16384 ] || continue
+  join_hf "$d" > "$C/fuzz_hf/$(basename "$d")"
+done
+# vocab
+cp tests/fixtures/hf/bad/ok/vocab.txt "$C/fuzz_vocab/tiny.txt"
+cp tests/fixtures/e2e/model/vocab.txt "$C/fuzz_vocab/e2e.txt"
+printf '\xef\xbb\xbf[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhello\r\n##lo\r\n' > "$C/fuzz_vocab/bom_crlf.txt"
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[PAD]\n' > "$C/fuzz_vocab/dup.txt"
+# tokenizer: the fixture cases, one text each (first 40)
+n=0
+while IFS= read -r line && [ $n -lt 40 ]; do printf '%s' "$line" > "$C/fuzz_tokenize/case$n"; n=$((n+1)); done < tests/fixtures/tokenizer/cases.txt
+printf 'ab\xffcd \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 [CLS]x[SEP] \xe4\xb8\xad\xe6\x96\x87 \xc4\xb0stanbul' > "$C/fuzz_tokenize/invalid_utf8"
+# pairs: selector byte (0 jsonl, 1 csv, 2 tsv, 3 sniff; +4 skip_bad) + file
+k=0
+for f in tests/fixtures/data/*.jsonl tests/fixtures/eval/*.jsonl tests/fixtures/train/tiny_pairs.jsonl; do
+  { printf '\x00'; cat "$f"; } > "$C/fuzz_pairs/j$k"; { printf '\x04'; cat "$f"; } > "$C/fuzz_pairs/js$k"; k=$((k+1))
+done
+for f in tests/fixtures/data/*.csv; do { printf '\x01'; cat "$f"; } > "$C/fuzz_pairs/c$k"; { printf '\x05'; cat "$f"; } > "$C/fuzz_pairs/cs$k"; k=$((k+1)); done
+for f in tests/fixtures/data/*.tsv; do { printf '\x02'; cat "$f"; } > "$C/fuzz_pairs/t$k"; { printf '\x03'; cat "$f"; } > "$C/fuzz_pairs/s$k"; k=$((k+1)); done
+# beir: flags byte (bit0 qrels/test.tsv, bit1 skip_bad) + corpus SEP queries SEP qrels
+for d in tests/fixtures/data/beir tests/fixtures/data/beir_bad tests/fixtures/data/beir_dup; do
+  q=$d/qrels.tsv; fl=0; [ -f "$q" ] || { q=$d/qrels/test.tsv; fl=1; }
+  { printf "\\x0$fl"; cat $d/corpus.jsonl; printf '%s' "$SEP"; cat $d/queries.jsonl; printf '%s' "$SEP"; cat "$q"; } > "$C/fuzz_beir/$(basename $d)"
+  { printf "\\x0$((fl+2))"; cat $d/corpus.jsonl; printf '%s' "$SEP"; cat $d/queries.jsonl; printf '%s' "$SEP"; cat "$q"; } > "$C/fuzz_beir/$(basename $d)_skip"
+done
+# train data
+cp tests/fixtures/train/tiny_pairs.jsonl "$C/fuzz_train_data/tiny.jsonl"
+head -5 tests/fixtures/train/debian_pairs.jsonl > "$C/fuzz_train_data/debian5.jsonl"
+for f in tests/fixtures/data/pairwise_scores.jsonl tests/fixtures/data/bad.jsonl tests/fixtures/eval/pairs.jsonl; do cp "$f" "$C/fuzz_train_data/"; done
+du -sh "$C"; for d in "$C"/*; do echo "$(basename $d): $(ls $d | wc -l)"; done
