@@ -344,6 +344,7 @@ typedef struct {
     int N, C, ntasks;
     float eps;
     float **part; /* layernorm backward: per-thread [2*C] partial dw, db */
+    const et_kern_isa *I;
 } elem_ctx;
 
 static void range_of(int64_t n, int ntasks, int task, int64_t *i0, int64_t *i1) {
@@ -358,11 +359,13 @@ static void gelu_fwd_task(void *vctx, int task, int thread) {
     range_of(e->n, e->ntasks, task, &i0, &i1);
     const float *x = e->inp;
     float *o = e->out;
+    if (e->I->gelu_fwd) { e->I->gelu_fwd(o + i0, x + i0, i1 - i0); return; }
     for (int64_t i = i0; i < i1; i++) o[i] = 0.5f * x[i] * (1.0f + erff(x[i] * ET_INV_SQRT2));
 }
 
 void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n) {
     elem_ctx e = {0};
+    e.I = isa();
     e.out = out; e.inp = inp; e.n = n;
     e.ntasks = elem_tasks(pool, n, 16384);
     et_pool_run(pool, gelu_fwd_task, &e, e.ntasks);
@@ -373,6 +376,7 @@ static void gelu_bwd_task(void *vctx, int task, int thread) {
     elem_ctx *e = vctx;
     int64_t i0, i1;
     range_of(e->n, e->ntasks, task, &i0, &i1);
+    if (e->I->gelu_bwd) { e->I->gelu_bwd(e->dinp + i0, e->inp + i0, e->dout + i0, i1 - i0); return; }
     for (int64_t i = i0; i < i1; i++) {
         float x = e->inp[i];
         float cdf = 0.5f * (1.0f + erff(x * ET_INV_SQRT2));
@@ -383,6 +387,7 @@ static void gelu_bwd_task(void *vctx, int task, int thread) {
 
 void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float *dout, int64_t n) {
     elem_ctx e = {0};
+    e.I = isa();
     e.dinp = dinp; e.inp = inp; e.dout = dout; e.n = n;
     e.ntasks = elem_tasks(pool, n, 16384);
     et_pool_run(pool, gelu_bwd_task, &e, e.ntasks);
@@ -394,6 +399,15 @@ static void ln_fwd_task(void *vctx, int task, int thread) {
     int64_t r0, r1;
     range_of(e->N, e->ntasks, task, &r0, &r1);
     const int C = e->C;
+    if (e->I->ln_fwd_row) {
+        for (int64_t n = r0; n < r1; n++) {
+            float mf, s;
+            e->I->ln_fwd_row(e->out + (size_t)n * C, &mf, &s, e->inp + (size_t)n * C, e->w, e->b, C, e->eps);
+            if (e->mean) e->mean[n] = mf;
+            if (e->rstd) e->rstd[n] = s;
+        }
+        return;
+    }
     for (int64_t n = r0; n < r1; n++) {
         const float *x = e->inp + (size_t)n * C;
         float *o = e->out + (size_t)n * C;
@@ -414,6 +428,7 @@ static void ln_fwd_task(void *vctx, int task, int thread) {
 void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int N, int C, float eps) {
     elem_ctx e = {0};
+    e.I = isa();
     e.out = out; e.mean = mean; e.rstd = rstd; e.inp = inp; e.w = w; e.b = b;
     e.N = N; e.C = C; e.eps = eps;
     e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
@@ -430,6 +445,12 @@ static void ln_bwd_task(void *vctx, int task, int thread) {
     if (e->part) { /* threaded: accumulate into this thread's partials, summed by the caller */
         dw = e->dw ? e->part[thread] : NULL;
         db = e->db ? e->part[thread] + C : NULL;
+    }
+    if (e->I->ln_bwd_row) {
+        for (int64_t n = r0; n < r1; n++)
+            e->I->ln_bwd_row(e->dinp ? e->dinp + (size_t)n * C : NULL, dw, db, e->dout + (size_t)n * C,
+                             e->inp + (size_t)n * C, e->w, e->cmean[n], e->crstd[n], C);
+        return;
     }
     for (int64_t n = r0; n < r1; n++) {
         const float *x = e->inp + (size_t)n * C, *dy = e->dout + (size_t)n * C;
@@ -458,6 +479,7 @@ void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, con
                            const float *inp, const float *w, const float *mean, const float *rstd,
                            int N, int C) {
     elem_ctx e = {0};
+    e.I = isa();
     e.dinp = dinp; e.dw = dw; e.db = db; e.dout = dout; e.inp = inp; e.w = w;
     e.cmean = mean; e.crstd = rstd; e.N = N; e.C = C;
     e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
@@ -492,15 +514,25 @@ static float expsum(const et_kern_isa *I, float *x, int64_t n, float sub) {
     return sum;
 }
 
+static float rowmax(const et_kern_isa *I, const float *x, int64_t n) {
+    if (I->maxv) return I->maxv(x, n);
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) if (x[i] > mx) mx = x[i];
+    return mx;
+}
+
+static void rowscale(const et_kern_isa *I, float *x, float s, int64_t n) {
+    if (I->scale) { I->scale(x, s, n); return; }
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
 void et_softmax_rows(float *x, int N, int C) {
     const et_kern_isa *I = isa();
     for (int n = 0; n < N; n++) {
         float *r = x + (size_t)n * C;
-        float mx = -INFINITY;
-        for (int i = 0; i < C; i++) if (r[i] > mx) mx = r[i];
+        float mx = rowmax(I, r, C);
         float sum = expsum(I, r, C, mx);
-        float inv = 1.0f / sum;
-        for (int i = 0; i < C; i++) r[i] *= inv;
+        rowscale(I, r, 1.0f / sum, C);
     }
 }
 
@@ -651,16 +683,19 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
     /* S[T,T] = scale * q_h k_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
     const int32_t *mk = a->mask ? a->mask + (size_t)b * T : NULL;
+    if (mk) { /* a full mask needs no masking pass */
+        int j = 0;
+        while (j < T && mk[j]) j++;
+        if (j == T) mk = NULL;
+    }
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * T;
         if (mk) for (int j = 0; j < T; j++) if (!mk[j]) row[j] = -INFINITY;
-        float mx = -INFINITY;
-        for (int j = 0; j < T; j++) if (row[j] > mx) mx = row[j];
+        float mx = rowmax(a->I, row, T);
         if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
         } else {
-            float inv = 1.0f / expsum(a->I, row, T, mx);
-            for (int j = 0; j < T; j++) row[j] *= inv;
+            rowscale(a->I, row, 1.0f / expsum(a->I, row, T, mx), T);
         }
         if (a->drop_p > 0) {
             float ks = 1.0f / (1.0f - a->drop_p);

@@ -8,6 +8,7 @@
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
 #endif
 #include <immintrin.h>
+#include <math.h>
 #include "kernels_impl.h"
 
 #define MR 14
@@ -235,7 +236,183 @@ static float expsum(float *x, int64_t n, float sub) {
     return _mm512_reduce_add_ps(acc);
 }
 
-const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 8, 384, 1024, ukr, pack_a, pack_b, dot, axpy, expsum};
+/* ---- GELU: erf for |z| <= 1 (z = x / sqrt 2) is Eigen's generic_fast_erf_float rational
+ * (odd degree-13 numerator / even degree-8 denominator, clamped to [-4, 4]); for z < -1, where
+ * 1 + erf(z) would cancel, erfc(-z) = exp(-z^2) q P(q^2), q = 1/|z| (Cephes erfcf: P on [1,2),
+ * R on [2, inf)), with exp(-x^2/2) from x^2 split exactly (hi + lo, FMA) so the large exponent
+ * keeps full accuracy. The same exp(-x^2/2) gives the pdf for the backward. */
+static ET_ALWAYS_INLINE __m512 erf_rat16(__m512 z) {
+    __m512 x = _mm512_min_ps(_mm512_max_ps(z, _mm512_set1_ps(-4.0f)), _mm512_set1_ps(4.0f));
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.72614225801306e-10f), _mm512_set1_ps(2.77068142495902e-08f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.10102402082508e-06f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-5.69250639462346e-05f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-7.34990630326855e-04f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-2.95459980854025e-03f));
+    p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-1.60960333262415e-02f));
+    p = _mm512_mul_ps(x, p);
+    __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(-1.45660718464996e-05f), _mm512_set1_ps(-2.13374055278905e-04f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.68282697438203e-03f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-7.37332916720468e-03f));
+    q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(-1.42647390514189e-02f));
+    return _mm512_div_ps(p, q);
+}
+
+/* erfc(a) / exp(-a^2) for a >= 1 */
+static ET_ALWAYS_INLINE __m512 erfc_scaled16(__m512 a) {
+    __m512 q = _mm512_div_ps(_mm512_set1_ps(1.0f), a), y = _mm512_mul_ps(q, q);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(2.326819970068386E-2f), y, _mm512_set1_ps(-1.387039388740657E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(3.687424674597105E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(-5.824733027278666E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(6.210004621745983E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(-4.944515323274145E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(3.404879937665872E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(-2.741127028184656E-1f));
+    p = _mm512_fmadd_ps(p, y, _mm512_set1_ps(5.638259427386472E-1f));
+    __m512 r = _mm512_fmadd_ps(_mm512_set1_ps(-1.047766399936249E+1f), y, _mm512_set1_ps(1.297719955372516E+1f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(-7.495518717768503E+0f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(2.921019019210786E+0f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(-1.015265279202700E+0f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(4.218463358204948E-1f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(-2.820767439740514E-1f));
+    r = _mm512_fmadd_ps(r, y, _mm512_set1_ps(5.641895067754075E-1f));
+    __mmask16 mid = _mm512_cmp_ps_mask(a, _mm512_set1_ps(2.0f), _CMP_LT_OQ);
+    return _mm512_mul_ps(q, _mm512_mask_blend_ps(mid, r, p));
+}
+
+/* exp(-x^2 / 2) with x^2 = hi + lo exactly */
+static ET_ALWAYS_INLINE __m512 gauss16(__m512 x) {
+    __m512 hi = _mm512_mul_ps(x, x), lo = _mm512_fmsub_ps(x, x, hi);
+    __m512 e = exp16(_mm512_mul_ps(hi, _mm512_set1_ps(-0.5f)));
+    return _mm512_fmadd_ps(e, _mm512_mul_ps(lo, _mm512_set1_ps(-0.5f)), e);
+}
+
+/* Phi(x) = P(X <= x) for a standard normal; *g = exp(-x^2/2) when want_g (else only where needed) */
+static ET_ALWAYS_INLINE __m512 phi16(__m512 x, __m512 *g, int want_g) {
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
+    __m512 half = _mm512_set1_ps(0.5f);
+    __m512 cdf = _mm512_fmadd_ps(half, erf_rat16(z), half);
+    __mmask16 tail = _mm512_cmp_ps_mask(z, _mm512_set1_ps(-1.0f), _CMP_LT_OQ);
+    __m512 e = _mm512_setzero_ps();
+    if (want_g || tail) e = gauss16(x);
+    if (tail) {
+        __m512 t = _mm512_mul_ps(_mm512_mul_ps(half, e), erfc_scaled16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
+        cdf = _mm512_mask_blend_ps(tail, cdf, t);
+    }
+    *g = e;
+    return cdf;
+}
+
+static void gelu_fwd(float *out, const float *x, int64_t n) {
+    int64_t i = 0;
+    __m512 g;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(v, phi16(v, &g, 0)));
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(v, phi16(v, &g, 0)));
+    }
+}
+
+/* gelu'(x) = Phi(x) + x exp(-x^2/2) / sqrt(2 pi) */
+static void gelu_bwd(float *dinp, const float *x, const float *dout, int64_t n) {
+    const __m512 c = _mm512_set1_ps(0.39894228040143267794f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i), g;
+        __m512 cdf = phi16(v, &g, 1);
+        __m512 d = _mm512_fmadd_ps(_mm512_mul_ps(v, c), g, cdf);
+        __m512 di = _mm512_maskz_loadu_ps(m, dinp + i);
+        _mm512_mask_storeu_ps(dinp + i, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, dout + i), d, di));
+    }
+}
+
+/* ---- LayerNorm rows: two passes over the (L1-resident) row in float with 32 partial sums */
+static void ln_fwd_row(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                       int C, float eps) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= C; i += 32) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(x + i));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? 0xFFFF : (__mmask16)((1u << (C - i)) - 1u);
+        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    float mf = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)C;
+    __m512 vm = _mm512_set1_ps(mf);
+    s0 = _mm512_setzero_ps(); s1 = _mm512_setzero_ps();
+    for (i = 0; i + 32 <= C; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), vm), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vm);
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    for (; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? 0xFFFF : (__mmask16)((1u << (C - i)) - 1u);
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vm);
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    float var = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)C;
+    float s = (float)(1.0 / sqrt((double)var + eps));
+    __m512 vs = _mm512_set1_ps(s);
+    for (i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? 0xFFFF : (__mmask16)((1u << (C - i)) - 1u);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vs);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_fmadd_ps(xh, _mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, b + i)));
+    }
+    *mean = mf;
+    *rstd = s;
+}
+
+static void ln_bwd_row(float *dinp, float *dw, float *db, const float *dy, const float *x, const float *w,
+                       float mean, float rstd, int C) {
+    __m512 vm = _mm512_set1_ps(mean), vs = _mm512_set1_ps(rstd);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? 0xFFFF : (__mmask16)((1u << (C - i)) - 1u);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vs);
+        __m512 g = _mm512_maskz_loadu_ps(m, dy + i);
+        __m512 dn = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), g);
+        a0 = _mm512_add_ps(a0, dn);
+        a1 = _mm512_fmadd_ps(dn, xh, a1);
+        if (db) _mm512_mask_storeu_ps(db + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, db + i), g));
+        if (dw) _mm512_mask_storeu_ps(dw + i, m, _mm512_fmadd_ps(xh, g, _mm512_maskz_loadu_ps(m, dw + i)));
+    }
+    if (!dinp) return;
+    __m512 dm = _mm512_set1_ps(_mm512_reduce_add_ps(a0) / (float)C);
+    __m512 dnm = _mm512_set1_ps(_mm512_reduce_add_ps(a1) / (float)C);
+    for (int i = 0; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? 0xFFFF : (__mmask16)((1u << (C - i)) - 1u);
+        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vs);
+        __m512 dn = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, dy + i));
+        __m512 t = _mm512_mul_ps(_mm512_fnmadd_ps(xh, dnm, _mm512_sub_ps(dn, dm)), vs);
+        _mm512_mask_storeu_ps(dinp + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dinp + i), t));
+    }
+}
+
+static float maxv(const float *x, int64_t n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + i));
+    }
+    return _mm512_reduce_max_ps(mx);
+}
+
+static void scale(float *x, float s, int64_t n) {
+    __m512 vs = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    }
+}
+
+const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 8, 384, 1024, ukr, pack_a, pack_b, dot, axpy, expsum,
+                                        gelu_fwd, gelu_bwd, ln_fwd_row, ln_bwd_row, maxv, scale};
 
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -26,6 +26,21 @@ typedef struct et_kern_isa {
     void (*axpy)(float *y, float alpha, const float *x, int64_t n);
     /* x[i] = exp(x[i] - sub), returns sum (softmax); NULL = scalar expf */
     float (*expsum)(float *x, int64_t n, float sub);
+    /* (optional, NULL = scalar code in kernels.c) out[i] = gelu(x[i]) (exact-erf form, |err| within
+     * ~1e-6 relative + 1e-7 absolute of the double reference) */
+    void (*gelu_fwd)(float *out, const float *x, int64_t n);
+    /* dinp[i] += dout[i] * gelu'(x[i]) */
+    void (*gelu_bwd)(float *dinp, const float *x, const float *dout, int64_t n);
+    /* one LayerNorm row: out[C] = (x - mean) * rstd * w + b; *mean, *rstd written (two-pass float sums) */
+    void (*ln_fwd_row)(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                       int C, float eps);
+    /* one LayerNorm backward row (dinp, dw, db may be NULL): dinp[C] += ..., dw[C] += xhat*dy, db[C] += dy */
+    void (*ln_bwd_row)(float *dinp, float *dw, float *db, const float *dy, const float *x, const float *w,
+                       float mean, float rstd, int C);
+    /* returns max_i x[i] (-INFINITY for n == 0) */
+    float (*maxv)(const float *x, int64_t n);
+    /* x[i] *= s */
+    void (*scale)(float *x, float s, int64_t n);
 } et_kern_isa;
 
 #if defined(__x86_64__) || defined(__i386__)
