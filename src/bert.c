@@ -8,9 +8,10 @@
 #include <string.h>
 
 et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
-#define POS(f) if (c->f <= 0) return et_fail(err, ET_ERR_FORMAT, "config field '" #f "' must be a positive integer (got %d)", c->f)
-    POS(vocab_size); POS(hidden_size); POS(num_layers); POS(num_heads); POS(intermediate_size);
-    POS(max_position); POS(type_vocab_size);
+#define POS(f, key) if (c->f <= 0) return et_fail(err, ET_ERR_FORMAT, "config field '" key "' must be a positive integer (got %d)", c->f)
+    POS(vocab_size, "vocab_size"); POS(hidden_size, "hidden_size"); POS(num_layers, "num_hidden_layers");
+    POS(num_heads, "num_attention_heads"); POS(intermediate_size, "intermediate_size");
+    POS(max_position, "max_position_embeddings"); POS(type_vocab_size, "type_vocab_size");
 #undef POS
     if (c->num_layers > ET_MAX_LAYERS)
         return et_fail(err, ET_ERR_UNSUPPORTED, "config field 'num_hidden_layers' is %d; at most %d are supported", c->num_layers, ET_MAX_LAYERS);

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cJSON.h"
 #include "cli.h"
+#include "data.h"
 #include "fileio.h"
 
 void et_cli_print_opts(FILE *f, const et_opt *o, int n) {
@@ -139,6 +141,22 @@ void et_sv_free(et_strvec *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* 1 (and *st set) if line is not valid UTF-8, e.g. a Latin-1 file (the tokenizer would silently drop
+ * the bad bytes); UTF-16 files already fail on their NUL bytes. */
+static int bad_utf8(const char *line, size_t len, const char *label, long lineno, et_status *st, et_error *err) {
+    size_t at;
+    if (et_utf8_valid(line, len, &at)) return 0;
+    *st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: invalid UTF-8 at byte %zu of the line (convert the file to UTF-8)", label, lineno, at + 1);
+    return 1;
+}
+
+typedef struct { const char *id; long line; } id_line;
+static int cmp_id_line(const void *a, const void *b) {
+    const id_line *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
 /* Read texts: one per line, or JSONL objects with a "text" field (detected from the first
  * non-empty line starting with '{', or a .jsonl name). Blank lines are skipped in JSONL mode and
  * kept (as empty texts) in plain mode, so output lines match input lines. */
@@ -159,6 +177,7 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (mode == -1 && len > 0) mode = line[0] == '{' ? 1 : 0;
         if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", label, lineno); break; }
+        if (bad_utf8(line, (size_t)len, label, lineno, &st, err)) break;
         char *text = NULL;
         if (mode == 1) {
             if (len == 0) continue;
@@ -194,12 +213,21 @@ et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts,
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    long lineno = 0;
+    long lineno = 0, *lines = NULL;
+    size_t lcap = 0;
     et_status st = ET_OK;
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (len == 0) continue;
+        if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
+        if (bad_utf8(line, (size_t)len, path, lineno, &st, err)) break;
+        if (texts->n == lcap) { /* line of each document, for the duplicate-id message */
+            long *nl = realloc(lines, (lcap = lcap ? 2 * lcap : 256) * sizeof *nl);
+            if (!nl) { st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, lineno); break; }
+            lines = nl;
+        }
+        lines[texts->n] = lineno;
         cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
         cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "_id") : NULL;
         cJSON *ti = j ? cJSON_GetObjectItemCaseSensitive(j, "title") : NULL;
@@ -226,6 +254,19 @@ et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts,
     free(line);
     fclose(f);
     if (!st && texts->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: the corpus has no documents", path);
+    if (!st) { /* duplicate _id: results would be ambiguous */
+        id_line *v = malloc(ids->n * sizeof *v);
+        if (!v) st = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
+        for (size_t i = 0; v && i < ids->n; i++) v[i] = (id_line){ids->v[i], lines[i]};
+        if (v) qsort(v, ids->n, sizeof *v, cmp_id_line);
+        for (size_t i = 1; v && i < ids->n; i++)
+            if (!strcmp(v[i].id, v[i - 1].id)) {
+                st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: duplicate _id '%s' (first on line %ld)", path, v[i].line, v[i].id, v[i - 1].line);
+                break;
+            }
+        free(v);
+    }
+    free(lines);
     return st;
 }
 
@@ -276,3 +317,12 @@ int et_cli_default_max_len(const et_cli_model *L) {
     return m > L->model.cfg.max_position ? L->model.cfg.max_position : m;
 }
 
+long et_cli_default_mem_budget_mb(void) {
+#if defined(__EMSCRIPTEN__) || defined(__wasi__)
+    return 2048; /* the wasm32 heap limit (MAXIMUM_MEMORY) */
+#else
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0) return 4096;
+    return (long)((double)pages * (double)psize * 0.75 / 1048576.0);
+#endif
+}

@@ -71,6 +71,8 @@ et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts,
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);
 void et_cli_free(et_cli_model *L);
 int et_cli_default_max_len(const et_cli_model *L);
+/* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */
+long et_cli_default_mem_budget_mb(void);
 
 double et_now_s(void);
 /* et_encode_opts progress callback printing a throttled "what: done/total  rate  ETA" line. */

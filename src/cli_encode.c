@@ -22,8 +22,15 @@ static et_opt encode_opts[] = {
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
+
+/* --mem-budget MB -> bytes (default 75% of physical RAM); 0 with *ok = 0 on a bad value */
+static size_t mem_budget_opt(et_opt *o, int n, int *ok) {
+    uint64_t mb = (uint64_t)et_cli_int(o, n, "--mem-budget", et_cli_default_mem_budget_mb(), 1, 1L << 30, ok);
+    return mb << 20 > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)(mb << 20);
+}
 
 static et_status write_npy(const char *path, const float *x, size_t n, int d, et_error *err) {
     char hdr[128];
@@ -64,6 +71,7 @@ static int run_encode(et_opt *o, int n) {
     int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     const char *outp = et_cli_get(o, n, "--out");
     if (outp) {
@@ -82,7 +90,7 @@ static int run_encode(et_opt *o, int n) {
     float *emb = malloc((texts.n ? texts.n : 1) * (size_t)d * sizeof(float));
     if (!emb) { fprintf(stderr, "embedtune encode: out of memory for %zu embeddings\n", texts.n); return 1; }
     et_progress ps = {et_now_s(), "encode", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
     int rc = 0;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) rc = et_cli_fail("encode", &err);
     else if (outp && strstr(outp, ".npy") == outp + strlen(outp) - 4) {
@@ -120,6 +128,7 @@ static et_opt search_opts[] = {
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
     {"--json", NULL, NULL, "print results as JSONL instead of a table", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
@@ -160,6 +169,7 @@ static int run_search(et_opt *o, int n) {
     int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     et_error err = {0};
     et_cli_model L;
@@ -179,7 +189,7 @@ static int run_search(et_opt *o, int n) {
     sc = malloc(docs.n * sizeof *sc);
     if (!de || !qe || !sc) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
     et_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)docs.v, docs.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, qs.n, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }

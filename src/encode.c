@@ -25,6 +25,15 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d",
                        et_tokenizer_vocab_size(tok), m->cfg.vocab_size);
     int C = m->cfg.hidden_size, nth = et_pool_size(pool);
+    if (opts && opts->mem_budget) { /* what the allocations below would take, checked before any of them */
+        double need = (double)et_bert_acts_bytes(&m->cfg, batch, max_len, 0, nth) +
+                      (double)batch * max_len * 2 * sizeof(int32_t) + (double)batch * (C * sizeof(float) + sizeof(char *)) +
+                      (double)n * (sizeof(len_idx));
+        if (need > (double)opts->mem_budget)
+            return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations, over the memory budget of %.1f MiB "
+                           "(lower the batch size or max_len, or raise the budget)", batch, max_len, need / 1048576.0,
+                           (double)opts->mem_budget / 1048576.0);
+    }
     et_bert_acts acts;
     et_status s = et_bert_acts_alloc(&acts, &m->cfg, batch, max_len, 0, nth, err);
     if (s) return s;

@@ -15,6 +15,8 @@ typedef struct {
     /* progress: called after each batch with (done, total); return non-zero to cancel */
     int (*progress)(void *user, size_t done, size_t total);
     void *user;
+    size_t mem_budget; /* bytes: refuse (ET_ERR_NOMEM, before allocating) if the activations and batch
+                          buffers for (batch, max_len) would need more; 0 = no limit */
 } et_encode_opts;
 
 /* out[n, hidden] receives the pooled (and, if the model says so, L2-normalised) embedding of

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "cJSON.h"
+#include "data.h"
 #include "fileio.h"
 #include "hf.h"
 #include "moe.h"
@@ -140,7 +142,7 @@ static et_status parse_example(const char *s, size_t len, const char *path, int 
     }
     if (!st && lb && !cJSON_IsNull(lb)) {
         if (cJSON_IsBool(lb)) e->label = cJSON_IsTrue(lb) ? 1.f : 0.f;
-        else if (cJSON_IsNumber(lb) && isfinite(lb->valuedouble)) e->label = (float)lb->valuedouble;
+        else if (cJSON_IsNumber(lb) && fabs(lb->valuedouble) <= FLT_MAX) e->label = (float)lb->valuedouble; /* finite as a float too */
         else st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'label' must be a number", path, line);
         e->has_label = !st;
     }
@@ -152,7 +154,7 @@ static et_status parse_example(const char *s, size_t len, const char *path, int 
             e->n_scores = k;
             int i = 0;
             for (cJSON *x = sc->child; x && !st; x = x->next, i++) {
-                if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX)) /* NaN, Inf, or Inf once a float */
                     st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' item %d is not a finite number", path, line, i);
                 else e->scores[i] = (float)x->valuedouble;
             }
@@ -177,6 +179,9 @@ et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) 
         line++;
         size_t l = end - pos;
         if (memchr(buf + pos, 0, l)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: line contains a NUL byte", path, line);
+        size_t bad_at;
+        if (!st && !et_utf8_valid(buf + pos, l, &bad_at)) /* e.g. a Latin-1 file: the tokenizer would silently drop bytes */
+            st = et_fail(err, ET_ERR_FORMAT, "%s:%d: invalid UTF-8 at byte %zu of the line (convert the file to UTF-8)", path, line, bad_at + 1);
         while (l > 0 && (buf[pos + l - 1] == '\r' || buf[pos + l - 1] == ' ' || buf[pos + l - 1] == '\t')) l--;
         size_t b = 0;
         while (b < l && (buf[pos + b] == ' ' || buf[pos + b] == '\t')) b++;
