@@ -12,7 +12,9 @@
 #include "cli.h"
 #include "encode.h"
 #include "fileio.h"
+#include "bm25.h"
 #include "kernels.h"
+#include "metrics.h"
 
 /* ------------------------------------------------------------------ encode */
 static et_opt encode_opts[] = {
@@ -129,6 +131,8 @@ static et_opt search_opts[] = {
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
+    {"--hybrid", NULL, "M", "fuse with BM25: rrf (reciprocal rank fusion, k = 60) or weighted (min-max normalised scores)", NULL},
+    {"--alpha", NULL, "A", "weighted hybrid: weight of the model, BM25 gets 1 - A (default 0.5)", NULL},
     {"--json", NULL, NULL, "print results as JSONL instead of a table", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
@@ -170,8 +174,17 @@ static int run_search(et_opt *o, int n) {
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     size_t budget = mem_budget_opt(o, n, &ok);
+    double alpha = et_cli_float(o, n, "--alpha", 0.5, 0.0, 1.0, &ok);
+    const char *hyb = et_cli_get(o, n, "--hybrid");
+    if (hyb && strcmp(hyb, "rrf") && strcmp(hyb, "weighted")) {
+        fprintf(stderr, "embedtune search: --hybrid must be rrf or weighted (got '%s')\n", hyb);
+        return 2;
+    }
     if (!ok) return 2;
     et_error err = {0};
+    et_bm25 *bm = NULL;
+    double *fs = NULL, *bs = NULL, *ds = NULL;
+    int32_t *rk[2] = {NULL, NULL};
     et_cli_model L;
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
     et_strvec ids = {0}, docs = {0}, qs = {0};
@@ -196,8 +209,32 @@ static int run_search(et_opt *o, int n) {
     l2norm_rows(de, docs.n, d); /* cosine similarity */
     l2norm_rows(qe, qs.n, d);
     if (k > (int)docs.n) k = (int)docs.n;
+    if (hyb) { /* BM25 over the same documents (title + text), fused per query */
+        bm = et_bm25_build((const char *const *)docs.v, (int32_t)docs.n, NULL, &err);
+        fs = malloc(docs.n * sizeof *fs); bs = malloc(docs.n * sizeof *bs); ds = malloc(docs.n * sizeof *ds);
+        rk[0] = malloc(docs.n * sizeof(int32_t)); rk[1] = malloc(docs.n * sizeof(int32_t));
+        if (!bm) { rc = et_cli_fail("search", &err); goto done; }
+        if (!fs || !bs || !ds || !rk[0] || !rk[1]) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+    }
     for (size_t q = 0; q < qs.n; q++) {
         for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){et_dot(qe + q * d, de + i * d, d), (int)i};
+        if (hyb) {
+            for (size_t i = 0; i < docs.n; i++) ds[i] = sc[i].s;
+            if (et_bm25_score_all(bm, qs.v[q], bs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+            if (!strcmp(hyb, "rrf")) {
+                qsort(sc, docs.n, sizeof *sc, cmp_scored);
+                for (size_t i = 0; i < docs.n; i++) rk[0][i] = sc[i].i;
+                for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){(float)bs[i], (int)i};
+                qsort(sc, docs.n, sizeof *sc, cmp_scored);
+                for (size_t i = 0; i < docs.n; i++) rk[1][i] = sc[i].i;
+                if (et_fuse_rrf((const int32_t *const *)rk, 2, (int32_t)docs.n, (int32_t)docs.n, 60.0, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+            } else {
+                const double *sys[2] = {ds, bs};
+                double w[2] = {alpha, 1.0 - alpha};
+                if (et_fuse_minmax(sys, w, 2, (int64_t)docs.n, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+            }
+            for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){(float)fs[i], (int)i};
+        }
         qsort(sc, docs.n, sizeof *sc, cmp_scored);
         if (et_cli_get(o, n, "--json")) {
             cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "results");
@@ -224,6 +261,8 @@ static int run_search(et_opt *o, int n) {
         }
     }
 done:
+    et_bm25_free(bm);
+    free(fs); free(bs); free(ds); free(rk[0]); free(rk[1]);
     free(de); free(qe); free(sc);
     et_sv_free(&ids); et_sv_free(&docs); et_sv_free(&qs);
     et_cli_free(&L);
@@ -231,5 +270,5 @@ done:
 }
 
 et_command et_cmd_search = {"search", "Encode a BEIR corpus.jsonl and rank its documents by cosine similarity to a query.",
-     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10]",
+     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--hybrid rrf|weighted [--alpha A]]",
      run_search, search_opts, ET_NOPTS(search_opts)};

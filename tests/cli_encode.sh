@@ -47,6 +47,11 @@ printf '{"_id":"d1","title":"Fox","text":"the quick brown fox"}\n{"_id":"d2","ti
 grep -q '"rank":1,"id":"d2"' "$T/s.json" && ok "search finds the identical text first" || bad "search: $(cat "$T/s.json")"
 [ $(grep -o '"rank"' "$T/s.json" | wc -l) -eq 2 ] && ok "search -k 2" || bad "search -k"
 "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 50 -q | grep -q "^   3 " && ok "k larger than corpus" || bad "k larger than corpus"
+# hybrid: alpha 0 is pure BM25 (only d1 contains "fox"); rrf ranks every doc
+"$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 1 --json -q --hybrid weighted --alpha 0 | grep -q '"id":"d1","score":1' && ok "hybrid weighted alpha 0 = BM25" || bad "hybrid weighted"
+[ $("$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 3 --json -q --hybrid rrf | grep -o '"rank"' | wc -l) -eq 3 ] && ok "hybrid rrf" || bad "hybrid rrf"
+expect_err "bad --hybrid" "--hybrid must be rrf or weighted" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --hybrid max
+expect_err "bad --alpha" "--alpha: expected a number" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --hybrid weighted --alpha 2
 # errors: each names what is wrong
 expect_err "unknown command" "unknown command 'frobnicate'" "$ET" frobnicate
 expect_err "missing --model" "missing required option --model" "$ET" encode --in "$T/in.txt"
