@@ -30,8 +30,8 @@ et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
     if (c->moe_experts) {
         if (c->num_layers < 64 && (c->moe_layer_mask >> c->num_layers))
             return et_fail(err, ET_ERR_FORMAT, "config field 'moe_layers' names a layer >= num_hidden_layers (%d)", c->num_layers);
-        if (c->moe_gate_scale != 0 && c->moe_gate_scale != 1)
-            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_gate_scale' must be 0 or 1 (got %d)", c->moe_gate_scale);
+        if (c->moe_gate_scale < 0 || c->moe_gate_scale > 2) /* 2 = straight-through (moe.h) */
+            return et_fail(err, ET_ERR_FORMAT, "config field 'moe_gate_scale' must be 0, 1 or 2 (ste) (got %d)", c->moe_gate_scale);
         if (!(c->moe_aux_weight >= 0 && c->moe_aux_weight < 1e6))
             return et_fail(err, ET_ERR_FORMAT, "config field 'moe_aux_loss_weight' must be >= 0 (got %g)", c->moe_aux_weight);
         if (!(c->moe_jitter >= 0 && c->moe_jitter < 1))

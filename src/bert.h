@@ -36,7 +36,8 @@ typedef struct {
     int moe_experts;          /* E: 0 = dense; else experts in every MoE layer (1..ET_MOE_MAX_EXPERTS) */
     uint64_t moe_layer_mask;  /* bit l set = layer l is MoE; 0 (with moe_experts > 0) = all layers */
     int moe_gate_scale;       /* 1: h = p_top * Expert(x) (Switch; the router gets a gradient);
-                                 0: h = Expert(x) (the authors' code; the router never learns) */
+                                 0: h = Expert(x) (the authors' code; the router never learns);
+                                 2: straight-through (forward as 0, router gradient as 1; moe.h) */
     float moe_aux_weight;     /* alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e (0 = off) */
     float moe_jitter;         /* eps: router input * U(1-eps, 1+eps) while training with dropout (0 = off) */
 } et_bert_config;

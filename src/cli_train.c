@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "moe.h"
 #include "train.h"
 
 static et_opt train_opts[] = {
@@ -34,12 +35,23 @@ static et_opt train_opts[] = {
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--freeze", NULL, "PREFIXES", "comma-separated tensor-name prefixes to freeze, e.g. embeddings.", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
+    {"--moe-experts", NULL, "E", "mixture of experts (CLP paper): turn intermediate.dense into E experts + a top-1 router "
+                                  "(a dense model is converted, every expert a copy; an MoE model must have E)", NULL},
+    {"--moe-layers", NULL, "LIST", "layers made MoE on conversion, e.g. 0,2,5 (default all)", NULL},
+    {"--train-only", NULL, "moe", "train only the routers and experts (the paper's setting); everything else frozen", NULL},
+    {"--moe-gate", NULL, "MODE", "switch (default: output * router probability, Switch Transformer) | unscaled (the "
+                                "authors' code: the router never learns) | ste (recommended for a pretrained model: "
+                                "forward unscaled, so the converted model starts identical to the dense one; the "
+                                "router gets the Switch gradient straight-through)", NULL},
+    {"--moe-aux", NULL, "X", "weight of the Switch load-balancing loss (default 0.01; 0 = off)", NULL},
+    {"--moe-jitter", NULL, "X", "router input jitter eps while training (default 0)", NULL},
     {"--save-every", NULL, "N", "checkpoint every N optimizer steps (default 0: only at the end)", NULL},
     {"--keep", NULL, "N", "checkpoints to keep (default 2)", NULL},
     {"--resume", NULL, NULL, "continue from --out's latest checkpoint (same settings and data required)", NULL},
     {"--mem-budget", NULL, "MB", "refuse to start above this much memory (default 8192)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
-    {"--log", NULL, "FILE", "per-step JSONL log: step, epoch, loss, lr, grad_norm, examples_per_s, elapsed", NULL},
+    {"--log", NULL, "FILE", "per-step JSONL log: step, epoch, loss, lr, grad_norm, examples_per_s, elapsed "
+                            "(MoE: moe_aux, moe_layers, moe_frac = share of real tokens per expert)", NULL},
     {"--quiet", "-q", NULL, "no progress line on stderr", NULL},
 };
 
@@ -70,6 +82,72 @@ static int on_step(void *user, const et_train_stats *s) {
             s->total_steps, s->epoch + 1, sm, s->lr, s->grad_norm, s->examples_per_s, eta);
     if (s->step == s->total_steps) fputc('\n', stderr);
     return 0;
+}
+
+/* "0,2,5" | "all" -> mask (0 = all); 0 on success, else a message on stderr */
+static int parse_layers(const char *s, uint64_t *mask) {
+    *mask = 0;
+    if (!strcmp(s, "all")) return 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long l = strtol(p, &end, 10);
+        if (end == p || l < 0 || l >= 64 || (*end && *end != ',')) {
+            fprintf(stderr, "embedtune train: --moe-layers: expected layer indices like 0,2,5 or 'all', got '%s'\n", s);
+            return 1;
+        }
+        *mask |= (uint64_t)1 << l;
+        p = *end ? end + 1 : end;
+    }
+    if (!*mask) { fprintf(stderr, "embedtune train: --moe-layers: no layer given\n"); return 1; }
+    return 0;
+}
+
+/* the MoE options, once the model is loaded (an MoE model gives the defaults of the unset ones) */
+static int moe_options(et_opt *o, int n, const et_bert_config *mc, et_train_cfg *c) {
+    const char *ex = et_cli_get(o, n, "--moe-experts"), *ly = et_cli_get(o, n, "--moe-layers");
+    const char *only = et_cli_get(o, n, "--train-only"), *gate = et_cli_get(o, n, "--moe-gate");
+    const char *aux = et_cli_get(o, n, "--moe-aux"), *jit = et_cli_get(o, n, "--moe-jitter");
+    int ok = 1;
+    if (only) {
+        if (strcmp(only, "moe")) { fprintf(stderr, "embedtune train: --train-only: only 'moe' is supported, got '%s'\n", only); return 2; }
+        c->train_only_moe = 1;
+    }
+    if (!ex && !ly && !gate && !aux && !jit) return 0; /* the model as it is */
+    if (mc->moe_experts > 0) { /* defaults: the model's own settings */
+        c->moe_experts = mc->moe_experts;
+        c->moe_gate_scale = mc->moe_gate_scale;
+        c->moe_aux_weight = mc->moe_aux_weight;
+        c->moe_jitter = mc->moe_jitter;
+    } else if (!ex) {
+        fprintf(stderr, "embedtune train: the model is dense: --moe-layers/--moe-gate/--moe-aux/--moe-jitter need --moe-experts E\n");
+        return 2;
+    }
+    if (ex) c->moe_experts = (int)et_cli_int(o, n, "--moe-experts", 0, 1, ET_MOE_MAX_EXPERTS, &ok);
+    if (ly && parse_layers(ly, &c->moe_layer_mask)) return 2;
+    et_error err = {0};
+    if (gate && et_moe_gate_parse(gate, &c->moe_gate_scale, &err)) { fprintf(stderr, "embedtune train: --moe-gate: %s\n", err.msg); return 2; }
+    if (aux) c->moe_aux_weight = et_cli_float(o, n, "--moe-aux", 0.01, 0, 1e5, &ok);
+    if (jit) c->moe_jitter = et_cli_float(o, n, "--moe-jitter", 0, 0, 0.999, &ok);
+    return ok ? 0 : 2;
+}
+
+static void moe_summary(const et_trainer *tr) {
+    float frac[ET_MAX_LAYERS * ET_MOE_MAX_EXPERTS];
+    int ids[ET_MAX_LAYERS], E;
+    int nl = et_trainer_moe_summary(tr, frac, ids, &E);
+    if (nl <= 0) return;
+    fprintf(stderr, "train: MoE routing over this run (share of real tokens per expert):");
+    float worst = 1;
+    for (int k = 0; k < nl; k++) {
+        fprintf(stderr, "%s L%d ", k % 6 ? "" : "\n ", ids[k]);
+        for (int e = 0; e < E; e++) {
+            float f = frac[(size_t)k * E + e];
+            fprintf(stderr, "%s%.2f", e ? "/" : "", f);
+            if (f < worst) worst = f;
+        }
+    }
+    fprintf(stderr, "\n  least-used expert: %.1f%% of the tokens of its layer (even split: %.1f%%)\n", 100.0 * worst, 100.0 / E);
 }
 
 static int run_train(et_opt *o, int n) {
@@ -155,6 +233,7 @@ static int run_train(et_opt *o, int n) {
     c.do_lower_case = L.info.do_lower_case;
     c.max_len_q = (int)mlq;
     c.max_len_d = mld ? (int)mld : et_cli_default_max_len(&L);
+    if (moe_options(o, n, &L.model.cfg, &c)) { et_cli_free(&L); return 2; }
 
     et_train_data d;
     int rc = 0;
@@ -173,11 +252,22 @@ static int run_train(et_opt *o, int n) {
                         "lr %g, %.0f MiB planned\n",
                 d.n, et_train_loss_name(c.loss), tr.total_steps, c.epochs, c.epochs > 1 ? "s" : "", c.batch, c.grad_accum,
                 tr.G, tr.warmup, c.lr, tr.bytes_planned / 1048576.0);
+    if (!tp.quiet && L.model.cfg.moe_experts > 0) {
+        const et_bert_config *mc = &L.model.cfg;
+        size_t moe = 0;
+        for (int i = 0; i < L.model.n_tensors; i++)
+            if (et_bert_is_moe_tensor(L.model.tensors[i].name)) moe += L.model.tensors[i].numel;
+        fprintf(stderr, "train: MoE: %d experts in %d of %d layers, gate %s, balance loss %g, jitter %g; %s (%.2fM MoE parameters of %.2fM)\n",
+                mc->moe_experts, tr.moe_nl, mc->num_layers, et_moe_gate_name(mc->moe_gate_scale), (double)mc->moe_aux_weight,
+                (double)mc->moe_jitter, c.train_only_moe ? "training only the MoE parameters" : "training all parameters",
+                moe / 1e6, L.model.n_params / 1e6);
+    }
     if (et_trainer_run(&tr, L.tok, &err)) {
         if (!tp.quiet) fputc('\n', stderr);
         rc = et_cli_fail("train", &err);
         goto out_tr;
     }
+    if (!tp.quiet) moe_summary(&tr);
     if (!tp.quiet) fprintf(stderr, "train: done, model saved to %s\n", c.out_dir);
 out_tr:
     et_trainer_free(&tr);
@@ -188,5 +278,6 @@ out:
 }
 
 et_command et_cmd_train = {"train", "Fine-tune a model on training pairs (InfoNCE, cosine MSE, soft labels, CLP).",
-     "train --model DIR --train pairs.jsonl --out DIR [--loss infonce|mse|soft1|soft2|soft3|clp] [--epochs N] [--lr X] [--batch N] ...",
+     "train --model DIR --train pairs.jsonl --out DIR [--loss infonce|mse|soft1|soft2|soft3|clp] [--epochs N] [--lr X] [--batch N] "
+     "[--moe-experts E [--train-only moe] [--moe-gate switch|unscaled|ste]] ...",
      run_train, train_opts, ET_NOPTS(train_opts)};

@@ -93,9 +93,9 @@ size_t et_hf_vocab_count(const char *buf, size_t len) {
 }
 
 /* MoE keys (src/moe.h): "num_experts", "num_experts_per_tok", "moe", "moe_layers", "moe_gate_scale",
- * "moe_aux_loss_weight", "moe_router_jitter". Absent "num_experts" (or 0) = dense. */
+ * "moe_aux_loss_weight", "moe_router_jitter", "moe_gate_ste" (straight-through gate). Absent "num_experts" (or 0) = dense. */
 static et_status parse_moe(const cJSON *o, const char *label, et_bert_config *c, et_error *err) {
-    int per_tok = 1, scale = 0;
+    int per_tok = 1, scale = 0, ste = 0;
     const char *where = NULL;
     et_status s;
     if ((s = jint(o, "num_experts", label, 0, 0, &c->moe_experts, err))) return s;
@@ -105,6 +105,7 @@ static et_status parse_moe(const cJSON *o, const char *label, et_bert_config *c,
     if ((s = jint(o, "num_experts_per_tok", label, 0, 1, &per_tok, err)) ||
         (s = jstr(o, "moe", label, "intermediate", &where, err)) ||
         (s = jbool(o, "moe_gate_scale", label, 0, &scale, err)) ||
+        (s = jbool(o, "moe_gate_ste", label, 0, &ste, err)) ||
         (s = jfloat(o, "moe_aux_loss_weight", label, 0.0f, &c->moe_aux_weight, err)) ||
         (s = jfloat(o, "moe_router_jitter", label, 0.0f, &c->moe_jitter, err)))
         return s;
@@ -112,7 +113,9 @@ static et_status parse_moe(const cJSON *o, const char *label, et_bert_config *c,
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'num_experts_per_tok' is %d; only top-1 routing (1) is supported", label, per_tok);
     if (strcmp(where, "intermediate") != 0)
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'moe' is \"%.64s\"; only \"intermediate\" (the FFN up-projection) is supported", label, where);
-    c->moe_gate_scale = scale;
+    if (ste && scale)
+        return et_fail(err, ET_ERR_FORMAT, "%s: fields 'moe_gate_ste' and 'moe_gate_scale' are both true (the straight-through gate's forward is unscaled)", label);
+    c->moe_gate_scale = ste ? 2 : scale; /* 2 = ET_MOE_GATE_STE */
     c->moe_layer_mask = 0;
     const cJSON *ly = cJSON_GetObjectItemCaseSensitive(o, "moe_layers");
     if (ly && !cJSON_IsNull(ly)) {
@@ -613,8 +616,10 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
         char aw[32], jt[32];
         fmt_float(aw, sizeof aw, c->moe_aux_weight);
         fmt_float(jt, sizeof jt, c->moe_jitter);
+        /* straight-through (2): the forward is unscaled, so moe_gate_scale is false and moe_gate_ste records the mode */
         size_t p = (size_t)snprintf(moe_a, sizeof moe_a, "  \"moe\": \"intermediate\",\n  \"moe_aux_loss_weight\": %s,\n"
-                                    "  \"moe_gate_scale\": %s,\n  \"moe_layers\": [", aw, c->moe_gate_scale ? "true" : "false");
+                                    "  \"moe_gate_scale\": %s,\n%s  \"moe_layers\": [", aw, c->moe_gate_scale == 1 ? "true" : "false",
+                                    c->moe_gate_scale == 2 ? "  \"moe_gate_ste\": true,\n" : "");
         int first = 1;
         for (int l = 0; l < c->num_layers; l++)
             if (et_bert_layer_is_moe(c, l)) {

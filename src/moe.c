@@ -106,7 +106,8 @@ void et_moe_forward(et_pool *pool, float *out, float *tmp, const float *x, const
             et_linear_forward(pool, tmp + (size_t)off[e] * I, a->xs + (size_t)off[e] * C, W + (size_t)e * I * C,
                               b + (size_t)e * I, n, C, I);
     }
-    rows(pool, ROWS_SCATTER, out, tmp, a->perm, gate_scale ? a->probs : NULL, a->idx, E, N, I);
+    /* Switch scales the expert output by p; unscaled and straight-through (ste) modes do not */
+    rows(pool, ROWS_SCATTER, out, tmp, a->perm, gate_scale == ET_MOE_GATE_SWITCH ? a->probs : NULL, a->idx, E, N, I);
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -119,7 +120,7 @@ void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *d
     if (router) {
         float *dl = a->dlogits;
         memset(dl, 0, sizeof(float) * (size_t)N * E);
-        if (gate_scale) { /* h = p y: dL/dp = dout . y = dout . out / p ; dp/dlogit_e = p (onehot - probs_e) */
+        if (gate_scale == ET_MOE_GATE_SWITCH) { /* h = p y: dL/dp = dout . y = dout . out / p ; dp/dlogit_e = p (onehot - probs_e) */
             for (int t = 0; t < N; t++) {
                 const float *pr = a->probs + (size_t)t * E;
                 int k = a->idx[t];
@@ -129,6 +130,25 @@ void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *d
                 for (int i = 0; i < I; i++) dp += (double)d[i] * o[i];
                 dp /= p;
                 for (int e = 0; e < E; e++) dl[(size_t)t * E + e] += (float)(dp * p * ((e == k) - pr[e]));
+            }
+        } else if (gate_scale == ET_MOE_GATE_STE) {
+            /* Straight-through gate. The forward computes h = (p / sg(p)) * y with y = Expert_k(x) and
+             * sg = stop-gradient, so h = y exactly (out = y: identical to the unscaled / dense model).
+             * Backward differentiates the numerator only:
+             *     dL/dy = dout * (p / sg(p)) = dout                     (experts: as unscaled routing)
+             *     dL/dp = <dout, y> / sg(p) = <dout, out> / p
+             *     dp/dlogit_e = p (onehot_e(k) - probs_e)               (softmax Jacobian, row k)
+             *  => dL/dlogit_e = <dout, out> (onehot_e(k) - probs_e)
+             * i.e. the Switch router gradient at the same upstream dout divided by p (Switch has
+             * dL/dlogit_e = <dout, y> p (onehot - probs)); the router learns as in Switch while the
+             * forward is the unscaled one. */
+            for (int t = 0; t < N; t++) {
+                const float *pr = a->probs + (size_t)t * E;
+                int k = a->idx[t];
+                double dp = 0;
+                const float *d = dout + (size_t)t * I, *o = out + (size_t)t * I;
+                for (int i = 0; i < I; i++) dp += (double)d[i] * o[i];
+                for (int e = 0; e < E; e++) dl[(size_t)t * E + e] += (float)(dp * ((e == k) - pr[e]));
             }
         }
         int nreal = 0;
@@ -171,7 +191,7 @@ void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *d
         for (int e = 0; e < E; e++) pos[e] = off[e];
         for (int t = 0; t < N; t++) a->perm[pos[a->idx[t]]++] = t;
     }
-    if (gate_scale) rows(pool, ROWS_SCALE, dout, NULL, NULL, a->probs, a->idx, E, N, I);
+    if (gate_scale == ET_MOE_GATE_SWITCH) rows(pool, ROWS_SCALE, dout, NULL, NULL, a->probs, a->idx, E, N, I);
     rows(pool, ROWS_GATHER, tmp, dout, a->perm, NULL, NULL, E, N, I);
     rows(pool, ROWS_GATHER, a->xs, x, a->perm, NULL, NULL, E, N, C);
     if (dx) memset(a->dxs, 0, sizeof(float) * (size_t)N * C);
@@ -184,6 +204,17 @@ void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *d
     }
     if (dx) rows(pool, ROWS_SCATTER_ADD, dx, a->dxs, a->perm, NULL, NULL, E, N, C);
 }
+
+/* ---------------------------------------------------------------- gate modes */
+static const char *gate_names[] = {"unscaled", "switch", "ste"};
+
+et_status et_moe_gate_parse(const char *s, int *mode, et_error *err) {
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, gate_names[i])) { *mode = i; return ET_OK; }
+    return et_fail(err, ET_ERR_ARG, "unknown MoE gate mode '%s' (switch, unscaled, ste)", s ? s : "(null)");
+}
+
+const char *et_moe_gate_name(int mode) { return mode >= 0 && mode < 3 ? gate_names[mode] : "?"; }
 
 /* ---------------------------------------------------------------- model level */
 int et_bert_is_moe_tensor(const char *name) {

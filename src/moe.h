@@ -6,7 +6,7 @@
  * Per token x (every position of every sequence, PADDING INCLUDED, as the authors' code does):
  *     logits = W_g (x * jitter)          jitter = U(1-eps, 1+eps) per element, training with dropout only
  *     probs  = softmax(logits); e* = argmax (ties: lowest index); p = probs[e*]
- *     h      = Expert_e*(x) * (moe_gate_scale ? p : 1)
+ *     h      = Expert_e*(x) * (moe_gate_scale == 1 ? p : 1)   (2 = straight-through, see the gate modes below)
  * then GELU and output.dense as in the dense layer. moe_gate_scale = 0 is the authors' code: the top-1
  * weight is softmax over one value = 1, so the router never gets a gradient (paper notes 3.6).
  * moe_gate_scale = 1 is Switch Transformer: dL/dlogits = dL/dp * p * (onehot(e*) - probs).
@@ -41,6 +41,22 @@
 #include "bert.h"
 #include "error.h"
 #include "threads.h"
+
+/* ---- gate modes (et_bert_config.moe_gate_scale) --------------------------------------------------
+ * ET_MOE_GATE_UNSCALED (0): h = Expert(x), the router gets no task gradient (the authors' code).
+ * ET_MOE_GATE_SWITCH   (1): h = p * Expert(x) (Switch Transformer).
+ * ET_MOE_GATE_STE      (2): straight-through: forward h = Expert(x) exactly as unscaled (a converted dense
+ *     model is unchanged at step 0), backward as if h = (p / stopgrad(p)) * Expert(x): the experts get the
+ *     unscaled gradient, the router dL/dlogit_e = <dL/dh, Expert(x)> (onehot_e - probs_e) (= the Switch
+ *     router gradient divided by p). config.json: "moe_gate_scale": false plus "moe_gate_ste": true (so a
+ *     reader that knows only moe_gate_scale computes the right forward). */
+#define ET_MOE_GATE_UNSCALED 0
+#define ET_MOE_GATE_SWITCH 1
+#define ET_MOE_GATE_STE 2
+/* "switch" | "unscaled" | "ste" -> mode; ET_ERR_ARG naming the choices otherwise. */
+et_status et_moe_gate_parse(const char *s, int *mode, et_error *err);
+/* mode -> "unscaled" | "switch" | "ste" ("?" if out of range) */
+const char *et_moe_gate_name(int mode);
 
 /* ---- the layer (used by et_bert_ffn_block_*; exposed for tests) ------------------------------
  * x [N,C] (N = B*T tokens), gate [E,C], W [E,I,C], b [E,I]. out [N,I] = the (scaled) expert output.

@@ -80,6 +80,8 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->keep_checkpoints = 2;
     c->mem_budget = (size_t)8 << 30;
     c->do_lower_case = -1;
+    c->moe_gate_scale = ET_MOE_GATE_SWITCH;
+    c->moe_aux_weight = 0.01;
 }
 
 /* ------------------------------------------------------------------ data */
@@ -248,6 +250,67 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
              c->batch, c->grad_accum, c->max_grad_norm, c->max_len_q, c->max_len_d, tr->G,
              (unsigned long long)c->seed, c->dropout, c->freeze ? c->freeze : "", tr->total_steps,
              (unsigned long long)data_hash, tr->model->n_params);
+    const et_bert_config *mc = &tr->model->cfg;
+    if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
+        size_t l = strlen(tr->canon);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";moe_experts=%d;moe_layers=%016llx;moe_gate=%s;moe_aux=%.9g;moe_jitter=%.9g;train_only_moe=%d",
+                 mc->moe_experts, (unsigned long long)mc->moe_layer_mask, et_moe_gate_name(mc->moe_gate_scale),
+                 (double)mc->moe_aux_weight, (double)mc->moe_jitter, c->train_only_moe);
+    }
+}
+
+/* layer mask as a list "0,2,5" for messages */
+static void mask_str(char *b, size_t n, uint64_t mask, int L) {
+    size_t p = 0;
+    b[0] = 0;
+    for (int l = 0; l < L && l < 64 && p + 4 < n; l++)
+        if (!mask || ((mask >> l) & 1u)) p += (size_t)snprintf(b + p, n - p, "%s%d", p ? "," : "", l);
+}
+
+/* cfg.moe_*: convert a dense model or check an MoE one, then apply the gate / aux / jitter settings */
+static et_status prepare_moe(const et_train_cfg *c, et_bert *m, et_error *err) {
+    if (c->moe_experts < 0 || c->moe_experts > ET_MOE_MAX_EXPERTS)
+        return et_fail(err, ET_ERR_ARG, "moe_experts must be in [0, %d] (got %d)", ET_MOE_MAX_EXPERTS, c->moe_experts);
+    if (c->moe_experts == 0) {
+        if (c->train_only_moe && m->cfg.moe_experts == 0)
+            return et_fail(err, ET_ERR_ARG, "training only the MoE parameters needs a mixture-of-experts model: the model is "
+                                            "dense (give a number of experts to convert it)");
+        return ET_OK;
+    }
+    int L = m->cfg.num_layers;
+    if (L < 64 && (c->moe_layer_mask >> L))
+        return et_fail(err, ET_ERR_ARG, "MoE layers: the mask 0x%llx names a layer >= %d (the model has %d layers, 0..%d)",
+                       (unsigned long long)c->moe_layer_mask, L, L, L - 1);
+    if (c->moe_gate_scale < ET_MOE_GATE_UNSCALED || c->moe_gate_scale > ET_MOE_GATE_STE)
+        return et_fail(err, ET_ERR_ARG, "moe_gate_scale must be 0 (unscaled), 1 (switch) or 2 (ste) (got %d)", c->moe_gate_scale);
+    if (!(c->moe_aux_weight >= 0 && c->moe_aux_weight < 1e6) || !(c->moe_jitter >= 0 && c->moe_jitter < 1))
+        return et_fail(err, ET_ERR_ARG, "MoE settings: aux weight >= 0 and 0 <= jitter < 1 are required (got %g, %g)",
+                       c->moe_aux_weight, c->moe_jitter);
+    et_status s;
+    if (m->cfg.moe_experts == 0) {
+        if ((s = et_bert_to_moe(m, c->moe_experts, c->moe_layer_mask, c->seed, err))) return s;
+    } else {
+        if (m->cfg.moe_experts != c->moe_experts)
+            return et_fail(err, ET_ERR_MISMATCH, "the model is already a mixture of experts with %d experts per MoE layer, "
+                                                 "but %d were asked for (give %d, or start from the dense model)",
+                           m->cfg.moe_experts, c->moe_experts, m->cfg.moe_experts);
+        uint64_t have = 0, want = 0;
+        for (int l = 0; l < L && l < 64; l++) {
+            if (et_bert_layer_is_moe(&m->cfg, l)) have |= (uint64_t)1 << l;
+            if (!c->moe_layer_mask || ((c->moe_layer_mask >> l) & 1u)) want |= (uint64_t)1 << l;
+        }
+        if (c->moe_layer_mask && have != want) {
+            char a[256], b[256];
+            mask_str(a, sizeof a, have, L);
+            mask_str(b, sizeof b, want, L);
+            return et_fail(err, ET_ERR_MISMATCH, "the model is already a mixture of experts in layers %s, but layers %s were asked for",
+                           a, b);
+        }
+    }
+    m->cfg.moe_gate_scale = c->moe_gate_scale;
+    m->cfg.moe_aux_weight = (float)c->moe_aux_weight;
+    m->cfg.moe_jitter = (float)c->moe_jitter;
+    return ET_OK;
 }
 
 /* check the data against the loss; derive G; compute targets */
@@ -341,6 +404,8 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     }
     tr->warmup = c->warmup_steps >= 0 ? c->warmup_steps : (long)ceil(c->warmup_ratio * (double)tr->total_steps);
     tr->B = c->batch;
+    /* MoE: converts a dense model in place (it stays converted if a later step of init fails) */
+    if ((s = prepare_moe(c, model, err))) goto fail;
     build_canon(tr, data ? data->hash : 0);
 
     /* pool */
@@ -389,7 +454,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     int ntrain = 0;
     for (int i = 0; i < model->n_tensors; i++) {
         const et_tensor_view *t = &model->tensors[i];
-        int fr = frozen_name(c->freeze, t->name);
+        int fr = frozen_name(c->freeze, t->name) || (c->train_only_moe && !et_bert_is_moe_tensor(t->name));
         tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
         ntrain += !fr;
     }
@@ -408,7 +473,20 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         if (any && all) *slots[k] = NULL;
     }
     tr->nsegs = model->n_tensors;
-    if (!ntrain) { s = et_fail(err, ET_ERR_ARG, "freeze '%s' leaves no trainable tensor", c->freeze ? c->freeze : ""); goto fail; }
+    if (!ntrain) {
+        s = et_fail(err, ET_ERR_ARG, "freeze '%s'%s leaves no trainable tensor", c->freeze ? c->freeze : "",
+                    c->train_only_moe ? " with only the MoE parameters trained" : "");
+        goto fail;
+    }
+    /* MoE routing statistics */
+    if (mc->moe_experts > 0) {
+        for (int l = 0; l < mc->num_layers; l++)
+            if (et_bert_layer_is_moe(mc, l)) tr->moe_ids[tr->moe_nl++] = l;
+        size_t ne = (size_t)tr->moe_nl * mc->moe_experts;
+        if (!(tr->moe_cnt_step = et_calloc(ne, sizeof(int64_t), "MoE counts", err)) ||
+            !(tr->moe_cnt_run = et_calloc(ne, sizeof(int64_t), "MoE counts", err)) ||
+            !(tr->moe_frac = et_calloc(ne, sizeof(float), "MoE fractions", err))) { s = ET_ERR_NOMEM; goto fail; }
+    }
     et_adamw_cfg ac;
     et_adamw_cfg_default(&ac);
     ac.weight_decay = c->weight_decay;
@@ -436,10 +514,25 @@ void et_trainer_free(et_trainer *tr) {
     et_adamw_free(&tr->opt);
     free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad);
     free(tr->targets); free(tr->perm); free(tr->tok_ids); free(tr->tok_mask);
+    free(tr->moe_cnt_step); free(tr->moe_cnt_run); free(tr->moe_frac);
     memset(tr, 0, sizeof *tr);
 }
 
 long et_trainer_step(const et_trainer *tr) { return (long)tr->opt.t; }
+
+int et_trainer_moe_summary(const et_trainer *tr, float *frac, int *layer_ids, int *experts) {
+    int E = tr->model ? tr->model->cfg.moe_experts : 0;
+    if (experts) *experts = E;
+    if (!tr->moe_cnt_run || E <= 0) return 0;
+    for (int k = 0; k < tr->moe_nl; k++) {
+        if (layer_ids) layer_ids[k] = tr->moe_ids[k];
+        int64_t n = 0;
+        for (int e = 0; e < E; e++) n += tr->moe_cnt_run[(size_t)k * E + e];
+        if (frac)
+            for (int e = 0; e < E; e++) frac[(size_t)k * E + e] = n ? (float)((double)tr->moe_cnt_run[(size_t)k * E + e] / (double)n) : 0.0f;
+    }
+    return tr->moe_nl;
+}
 
 /* ------------------------------------------------------------------ one micro-batch / one update */
 
@@ -489,11 +582,22 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
     }
     if (s) return s;
     if (m->cfg.moe_experts > 0) { /* the MoE balance loss (its gradient is added by et_bert_backward) */
+        int E = m->cfg.moe_experts;
+        double aux = 0;
         for (int g = 0; g < 4; g++)
             if (g < 2 || (g == 2 && useN) || (g == 3 && useNQ)) {
                 tr->acts[g].moe_aux_scale = (float)scale;
-                loss += et_bert_moe_aux_loss(m, &tr->acts[g]);
+                aux += et_bert_moe_aux_loss(m, &tr->acts[g]);
+                for (int k = 0; k < tr->moe_nl && tr->moe_cnt_step; k++) { /* routing statistics (real tokens) */
+                    const int32_t *cnt = tr->acts[g].layer[tr->moe_ids[k]].moe.counts;
+                    for (int e = 0; cnt && e < E; e++) {
+                        tr->moe_cnt_step[(size_t)k * E + e] += cnt[e];
+                        tr->moe_cnt_run[(size_t)k * E + e] += cnt[e];
+                    }
+                }
             }
+        loss += aux;
+        tr->moe_aux_acc += aux;
     }
     if (!isfinite(loss)) return et_fail(err, ET_ERR_NUMERIC, "the loss is %g", loss);
     if (useNQ && (s = et_bert_backward(m, &tr->acts[3], tr->pool, dNQ, &tr->gview, err))) return s;
@@ -525,6 +629,24 @@ et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
         st->lr = lr;
         st->grad_norm = norm;
     }
+    if (tr->moe_cnt_step) { /* this step's routing fractions */
+        int E = tr->model->cfg.moe_experts;
+        for (int k = 0; k < tr->moe_nl; k++) {
+            int64_t n = 0;
+            for (int e = 0; e < E; e++) n += tr->moe_cnt_step[(size_t)k * E + e];
+            for (int e = 0; e < E; e++)
+                tr->moe_frac[(size_t)k * E + e] = n ? (float)((double)tr->moe_cnt_step[(size_t)k * E + e] / (double)n) : 0.0f;
+        }
+        memset(tr->moe_cnt_step, 0, (size_t)tr->moe_nl * E * sizeof(int64_t));
+        if (st) {
+            st->moe_layers = tr->moe_nl;
+            st->moe_experts = E;
+            st->moe_layer_ids = tr->moe_ids;
+            st->moe_frac = tr->moe_frac;
+            st->moe_aux = tr->micro_in_step ? tr->moe_aux_acc / tr->micro_in_step : 0;
+        }
+    }
+    tr->moe_aux_acc = 0;
     tr->loss_acc = 0;
     tr->micro_in_step = 0;
     return ET_OK;
@@ -721,6 +843,8 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     memset(tr->grads, 0, n * sizeof(float));
     tr->micro_in_step = 0;
     tr->loss_acc = 0;
+    tr->moe_aux_acc = 0;
+    if (tr->moe_cnt_step) memset(tr->moe_cnt_step, 0, (size_t)tr->moe_nl * tr->model->cfg.moe_experts * sizeof(int64_t));
     goto out;
 trunc:
     s = et_fail(err, ET_ERR_FORMAT, "%s: truncated trainer state", p);
@@ -827,8 +951,21 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
         st.examples = step_ex;
         st.examples_per_s = st.elapsed_s > 0 ? examples / st.elapsed_s : 0;
         if (log) {
-            fprintf(log, "{\"step\":%ld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"examples_per_s\":%.6g,\"elapsed\":%.6g}\n",
+            fprintf(log, "{\"step\":%ld,\"epoch\":%d,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"examples_per_s\":%.6g,\"elapsed\":%.6g",
                     st.step, st.epoch, st.loss, st.lr, st.grad_norm, st.examples_per_s, st.elapsed_s);
+            if (st.moe_layers > 0) { /* "moe_aux": balance-loss part of loss; "moe_frac": [MoE layer][expert] */
+                fprintf(log, ",\"moe_aux\":%.9g,\"moe_layers\":[", st.moe_aux);
+                for (int k = 0; k < st.moe_layers; k++) fprintf(log, "%s%d", k ? "," : "", st.moe_layer_ids[k]);
+                fputs("],\"moe_frac\":[", log);
+                for (int k = 0; k < st.moe_layers; k++) {
+                    fputs(k ? ",[" : "[", log);
+                    for (int e = 0; e < st.moe_experts; e++)
+                        fprintf(log, "%s%.4g", e ? "," : "", st.moe_frac[(size_t)k * st.moe_experts + e]);
+                    fputc(']', log);
+                }
+                fputc(']', log);
+            }
+            fputs("}\n", log);
             fflush(log);
         }
         int stop = c->progress ? c->progress(c->user, &st) : 0;

@@ -60,6 +60,13 @@ typedef struct {
     double examples_per_s;/* queries per second since the start of this run */
     double elapsed_s;     /* seconds since the start of this run */
     long examples;        /* queries in this step */
+    /* mixture of experts (all 0 / NULL for a dense model) */
+    int moe_layers;       /* number of MoE layers */
+    int moe_experts;      /* E */
+    const int *moe_layer_ids;  /* [moe_layers] their layer indices */
+    const float *moe_frac;     /* [moe_layers, E]: fraction of the step's REAL tokens (every text group, every
+                                  micro-batch) routed to each expert; valid during the callback */
+    double moe_aux;       /* the step's balance-loss part of `loss` (mean over micro-batches, unscaled) */
 } et_train_stats;
 
 typedef struct {
@@ -98,6 +105,18 @@ typedef struct {
     const char *vocab_path; /* vocab.txt copied into every saved folder (required for saving) */
     int max_seq_length;   /* sentence_bert_config.json (0 = max_position) */
     int do_lower_case;    /* -1 = default */
+    /* mixture of experts (src/moe.h; the CLP paper's MoE FFN up-projection) */
+    int moe_experts;      /* E > 0: train an MoE model with E experts per MoE layer. A dense model is converted in
+                             place by et_trainer_init (et_bert_to_moe, router seed = seed); an MoE model must
+                             already have E experts (and, if moe_layer_mask != 0, those layers). The gate/aux/jitter
+                             settings below are then written into model->cfg (saved in config.json).
+                             0 (default): keep the model as it is (an MoE model keeps its own settings). */
+    uint64_t moe_layer_mask; /* bit l = layer l becomes MoE on conversion; 0 (default) = all layers */
+    int train_only_moe;   /* 1: only routers and experts are trained (the paper's --only_train intermediate);
+                             everything else is frozen. Needs an MoE model (or moe_experts > 0) */
+    int moe_gate_scale;   /* ET_MOE_GATE_*: 1 = Switch (default), 0 = the authors' unscaled routing, 2 = ste */
+    double moe_aux_weight; /* alpha of the Switch balance loss (default 0.01) */
+    double moe_jitter;    /* router input jitter eps while training with dropout (default 0) */
     /* called after every optimizer step; return non-zero to stop (a checkpoint is written) */
     int (*progress)(void *user, const et_train_stats *s);
     void *user;
@@ -160,6 +179,13 @@ typedef struct {
     int *perm; int perm_epoch;
     int32_t *tok_ids, *tok_mask;
     char canon[2048];        /* canonical settings string (resume check) */
+    /* MoE routing statistics (counts of real tokens per expert; NULL for a dense model) */
+    int moe_nl;              /* MoE layers */
+    int moe_ids[ET_MAX_LAYERS];
+    int64_t *moe_cnt_step;   /* [moe_nl, E] this optimizer step */
+    int64_t *moe_cnt_run;    /* [moe_nl, E] since et_trainer_init */
+    float *moe_frac;         /* [moe_nl, E] the last step's fractions (et_train_stats.moe_frac) */
+    double moe_aux_acc;
     size_t bytes_planned;
 } et_trainer;
 
@@ -194,5 +220,10 @@ et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err);
 
 /* Optimizer steps taken so far. */
 long et_trainer_step(const et_trainer *tr);
+
+/* MoE routing over every forward of this trainer so far (all steps of this run, all text groups):
+ * frac [n, E] = fraction of real tokens per expert, layer_ids [n] (either may be NULL; room for
+ * ET_MAX_LAYERS layers). Returns n, the number of MoE layers (0 for a dense model); *experts = E. */
+int et_trainer_moe_summary(const et_trainer *tr, float *frac, int *layer_ids, int *experts);
 
 #endif
