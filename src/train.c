@@ -253,8 +253,11 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
     const et_bert_config *mc = &tr->model->cfg;
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
+        uint64_t layers = 0; /* explicit (a loaded model lists its layers; a converted one may have 0 = all) */
+        for (int k = 0; k < mc->num_layers && k < 64; k++)
+            if (et_bert_layer_is_moe(mc, k)) layers |= (uint64_t)1 << k;
         snprintf(tr->canon + l, sizeof tr->canon - l, ";moe_experts=%d;moe_layers=%016llx;moe_gate=%s;moe_aux=%.9g;moe_jitter=%.9g;train_only_moe=%d",
-                 mc->moe_experts, (unsigned long long)mc->moe_layer_mask, et_moe_gate_name(mc->moe_gate_scale),
+                 mc->moe_experts, (unsigned long long)layers, et_moe_gate_name(mc->moe_gate_scale),
                  (double)mc->moe_aux_weight, (double)mc->moe_jitter, c->train_only_moe);
     }
 }
@@ -779,6 +782,20 @@ static const char *canon_diff(const char *a, const char *b, char *out, size_t ca
     return out;
 }
 
+/* field by field (no padding bytes); MoE layers compared as sets (a saved mask lists the layers, 0 = all) */
+static int same_config(const et_bert_config *a, const et_bert_config *b) {
+#define EQ(f) (a->f == b->f)
+    if (!(EQ(vocab_size) && EQ(hidden_size) && EQ(num_layers) && EQ(num_heads) && EQ(intermediate_size) &&
+          EQ(max_position) && EQ(type_vocab_size) && EQ(layer_norm_eps) && EQ(hidden_dropout) && EQ(attn_dropout) &&
+          EQ(pad_token_id) && EQ(has_pooler) && EQ(pooling) && EQ(normalize) && EQ(moe_experts) && EQ(moe_gate_scale) &&
+          EQ(moe_aux_weight) && EQ(moe_jitter)))
+        return 0;
+#undef EQ
+    for (int l = 0; l < a->num_layers; l++)
+        if (et_bert_layer_is_moe(a, l) != et_bert_layer_is_moe(b, l)) return 0;
+    return 1;
+}
+
 et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     if (!tr->cfg.out_dir) return et_fail(err, ET_ERR_ARG, "no output folder to resume from");
     char p[ET_PATH_MAX], dir[ET_PATH_MAX];
@@ -828,7 +845,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     /* parameters from the checkpoint's model folder */
     et_bert ck;
     if ((s = et_hf_load(dir, &ck, err))) goto out;
-    if (ck.n_params != tr->model->n_params || memcmp(&ck.cfg, &tr->model->cfg, sizeof ck.cfg)) {
+    if (ck.n_params != tr->model->n_params || !same_config(&ck.cfg, &tr->model->cfg)) {
         et_bert_free(&ck);
         s = et_fail(err, ET_ERR_MISMATCH, "%s: the checkpoint's model differs in shape or configuration from the one given", dir);
         goto out;

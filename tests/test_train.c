@@ -4,7 +4,9 @@
  * clip norms and lrs, and the parameters after 3 steps (warm-up/decay schedule, clipping, no-decay groups).
  * Then, on a tiny HF model and a committed JSONL: exact resume (6 steps straight == 3 + checkpoint + fresh
  * trainer resume + 3, bit for bit), refusal to resume with other settings, NaN handling (the last checkpoint
- * is kept), data errors with file:line, and the memory budget. */
+ * is kept), data errors with file:line, and the memory budget. MoE: a dense model converted by the trainer (2 experts,
+ * ste gate, balance loss, jitter, only MoE trained, accumulation 2) resumes bit for bit; the non-MoE tensors stay
+ * bit-identical; per-step routing fractions sum to 1; mismatching expert counts / layers / gate modes are refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "fileio.h"
 #include "hf.h"
+#include "moe.h"
 #include "tokenizer.h"
 #include "train.h"
 
@@ -372,9 +375,156 @@ static void test_resume(void) {
     if (system(cmd)) fprintf(stderr, "warning: could not remove temp folders\n");
 }
 
+/* ---------------------------------------------------------------- MoE (src/moe.h) in the trainer */
+
+typedef struct { double loss[64]; int n; int frac_ok; int layers; } moe_rec;
+static int moe_record(void *u, const et_train_stats *s) {
+    moe_rec *r = u;
+    if (r->n < 64) r->loss[r->n++] = s->loss;
+    r->layers = s->moe_layers;
+    for (int k = 0; k < s->moe_layers; k++) {
+        double sum = 0;
+        for (int e = 0; e < s->moe_experts; e++) sum += s->moe_frac[k * s->moe_experts + e];
+        if (fabs(sum - 1) > 1e-5 || !(s->moe_aux > 0)) r->frac_ok = 0;
+    }
+    return 0;
+}
+
+static void moe_cfg(et_train_cfg *c, const char *out, moe_rec *r) {
+    et_train_cfg_default(c);
+    c->batch = 4; c->epochs = 2; c->lr = 1e-3; c->warmup_steps = 2; c->dropout = 1; c->threads = 2;
+    c->max_len_q = 12; c->max_len_d = 16; c->seed = 11; c->grad_accum = 2;
+    c->out_dir = out; c->vocab_path = MODEL_DIR "/vocab.txt";
+    c->moe_experts = 2; c->train_only_moe = 1; c->moe_gate_scale = ET_MOE_GATE_STE; c->moe_aux_weight = 0.02;
+    c->moe_jitter = 0.05; /* exercised with dropout on */
+    c->progress = moe_record; c->user = r;
+    r->frac_ok = 1;
+}
+
+static et_status moe_once(et_train_cfg *c, int resume, et_bert *m, const et_train_data *d, const et_tokenizer *tok,
+                          et_error *err) {
+    et_status s = et_hf_load(MODEL_DIR, m, err);
+    if (s) return s;
+    et_trainer tr;
+    if ((s = et_trainer_init(&tr, c, m, NULL, d, err))) return s;
+    if (resume && (s = et_trainer_resume(&tr, err))) { et_trainer_free(&tr); return s; }
+    s = et_trainer_run(&tr, tok, err);
+    et_trainer_free(&tr);
+    return s;
+}
+
+static void test_moe(void) {
+    et_error err = {0};
+    et_tokenizer *tok = et_tokenizer_load_vocab(MODEL_DIR "/vocab.txt", &err);
+    et_train_data d;
+    et_status s = et_train_data_read(PAIRS, &d, &err);
+    CHECK(tok && !s, "setup: %s", err.msg);
+    if (!tok || s) return;
+    char dir_a[] = "/tmp/et_train_moe_a_XXXXXX", dir_b[] = "/tmp/et_train_moe_b_XXXXXX";
+    CHECK(mkdtemp(dir_a) && mkdtemp(dir_b), "mkdtemp");
+    et_bert dense, ma, mb;
+    CHECK(!et_hf_load(MODEL_DIR, &dense, &err), "load: %s", err.msg);
+
+    /* straight: 12 examples / batch 4 / accum 2 = 2 steps per epoch, 2 epochs = 4 steps */
+    moe_rec ra = {0}, rb = {0};
+    et_train_cfg ca, cb;
+    moe_cfg(&ca, dir_a, &ra);
+    s = moe_once(&ca, 0, &ma, &d, tok, &err);
+    CHECK(!s, "MoE run A: %s", err.msg);
+    CHECK(ra.n == 4 && ra.layers == ma.cfg.num_layers && ra.frac_ok, "MoE run A: %d steps, %d MoE layers, fractions ok %d",
+          ra.n, ra.layers, ra.frac_ok);
+    CHECK(ma.cfg.moe_experts == 2 && ma.cfg.moe_gate_scale == ET_MOE_GATE_STE && ma.cfg.moe_aux_weight == 0.02f,
+          "converted config: E %d gate %d aux %g", ma.cfg.moe_experts, ma.cfg.moe_gate_scale, ma.cfg.moe_aux_weight);
+    /* stop after 1 step, resume on a fresh dense model (converted again by init, then the checkpoint) */
+    moe_cfg(&cb, dir_b, &rb);
+    cb.stop_after = 1;
+    s = moe_once(&cb, 0, &mb, &d, tok, &err);
+    CHECK(!s && rb.n == 1, "MoE run B1: %s (%d steps)", err.msg, rb.n);
+    et_bert_free(&mb);
+    cb.stop_after = 0;
+    s = moe_once(&cb, 1, &mb, &d, tok, &err);
+    CHECK(!s && rb.n == 4, "MoE run B2 (resume): %s (%d steps)", err.msg, rb.n);
+    for (int i = 0; i < 4 && i < ra.n && i < rb.n; i++)
+        CHECK(ra.loss[i] == rb.loss[i], "MoE step %d: loss %.17g (straight) vs %.17g (resumed)", i + 1, ra.loss[i], rb.loss[i]);
+    CHECK(!s && ma.n_params == mb.n_params && !memcmp(ma.params, mb.params, ma.n_params * 4), "MoE final params differ after resume");
+    /* only the MoE tensors moved; every other tensor is bit-identical to the dense model's */
+    int moved = 0, kept = 0, bad = 0;
+    for (int i = 0; i < ma.n_tensors; i++) {
+        const et_tensor_view *v = &ma.tensors[i];
+        if (et_bert_is_moe_tensor(v->name)) continue; /* checked below */
+        const et_tensor_view *dv = et_bert_find(&dense, v->name);
+        if (!dv || memcmp(ma.params + v->offset, dense.params + dv->offset, v->numel * 4)) { bad++; CHECK(0, "frozen tensor %s changed", v->name); }
+        else kept++;
+    }
+    for (int l = 0; l < ma.cfg.num_layers; l++) { /* experts differ from the dense up-projection they were copied from */
+        char nm[ET_NAME_MAX];
+        snprintf(nm, sizeof nm, "encoder.layer.%d.intermediate.dense.weight", l);
+        const et_tensor_view *dv = et_bert_find(&dense, nm);
+        for (int e = 0; e < 2 && dv; e++) {
+            snprintf(nm, sizeof nm, "encoder.layer.%d.intermediate.dense.experts.%d.weight", l, e);
+            const et_tensor_view *v = et_bert_find(&ma, nm);
+            moved += v && memcmp(ma.params + v->offset, dense.params + dv->offset, v->numel * 4) != 0;
+        }
+    }
+    CHECK(moved == 2 * ma.cfg.num_layers && !bad, "train_only_moe: %d experts moved (want %d), %d frozen tensors changed", moved,
+          2 * ma.cfg.num_layers, bad);
+    printf("MoE: losses %.6f %.6f %.6f %.6f straight == resumed, final params bit-identical; %d non-MoE tensors unchanged, %d experts trained\n",
+           ra.loss[0], ra.loss[1], ra.loss[2], ra.loss[3], kept, moved);
+    /* the saved folder records the mode and loads with the trained parameters */
+    et_bert mf;
+    s = et_hf_load(dir_a, &mf, &err);
+    CHECK(!s, "load MoE final: %s", err.msg);
+    if (!s) {
+        CHECK(mf.cfg.moe_gate_scale == ET_MOE_GATE_STE && mf.n_params == ma.n_params && !memcmp(mf.params, ma.params, ma.n_params * 4),
+              "saved MoE model differs");
+        et_bert_free(&mf);
+    }
+    /* resume with another gate mode is refused, naming it */
+    {
+        moe_rec rc = {0};
+        et_train_cfg cc;
+        moe_cfg(&cc, dir_b, &rc);
+        cc.moe_gate_scale = ET_MOE_GATE_SWITCH;
+        et_bert mc;
+        s = moe_once(&cc, 1, &mc, &d, tok, &err);
+        CHECK(s == ET_ERR_MISMATCH && strstr(err.msg, "moe_gate="), "resume with other gate: %d %s", s, err.msg);
+        et_bert_free(&mc);
+    }
+    /* an MoE model with 2 experts is refused for 3; train_only_moe on a dense model without experts is refused */
+    {
+        moe_rec rc = {0};
+        et_train_cfg cc;
+        moe_cfg(&cc, dir_b, &rc);
+        cc.moe_experts = 3;
+        et_trainer tr;
+        s = et_trainer_init(&tr, &cc, &ma, NULL, &d, &err);
+        CHECK(s == ET_ERR_MISMATCH && strstr(err.msg, "already a mixture of experts with 2") && strstr(err.msg, "3 were asked"),
+              "expert count mismatch: %d %s", s, err.msg);
+        cc.moe_experts = 2; cc.moe_layer_mask = (uint64_t)1 << 5;
+        s = et_trainer_init(&tr, &cc, &ma, NULL, &d, &err);
+        CHECK(s == ET_ERR_ARG && strstr(err.msg, "layer"), "bad layer mask: %d %s", s, err.msg);
+        cc.moe_experts = 0; cc.moe_layer_mask = 0;
+        s = et_trainer_init(&tr, &cc, &dense, NULL, &d, &err);
+        CHECK(s == ET_ERR_ARG && strstr(err.msg, "dense"), "train_only_moe on a dense model: %d %s", s, err.msg);
+        CHECK(dense.cfg.moe_experts == 0, "a refused init converted the model");
+        /* moe_experts = 0 keeps an MoE model as it is (its own settings) */
+        cc.train_only_moe = 0; cc.moe_gate_scale = ET_MOE_GATE_UNSCALED;
+        s = et_trainer_init(&tr, &cc, &ma, NULL, &d, &err);
+        CHECK(!s && ma.cfg.moe_gate_scale == ET_MOE_GATE_STE && tr.moe_nl == ma.cfg.num_layers, "keep MoE model: %s", err.msg);
+        if (!s) et_trainer_free(&tr);
+    }
+    et_bert_free(&ma); et_bert_free(&mb); et_bert_free(&dense);
+    et_train_data_free(&d);
+    et_tokenizer_free(tok);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir_a, dir_b);
+    if (system(cmd)) fprintf(stderr, "warning: could not remove temp folders\n");
+}
+
 int main(void) {
     test_parity();
     test_resume();
+    test_moe();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("test_train: all passed\n");
     return 0;
