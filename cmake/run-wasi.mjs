@@ -1,6 +1,9 @@
 // run-wasi.mjs - run a WASI preview1 command module under node:wasi (the CTest emulator of build-wasi).
-//   node --no-warnings cmake/run-wasi.mjs module.wasm [args...]
+//   node --no-warnings --single-threaded cmake/run-wasi.mjs module.wasm [args...]
+// (--single-threaded: see cmake/wasi-toolchain.cmake; without it node 20 crashes intermittently)
 // The exit code of the module is passed through. stdin/stdout/stderr are the process's.
+// Known node 20.20 problem: after some long runs (embedtune train with checkpoints) node itself
+// crashes (SIGSEGV/SIGBUS/TypeError) AFTER the module has finished; see wasm/README.md.
 //
 // Files: the host directory ET_WASI_ROOT (default "/", the whole host filesystem) is preopened as
 // "/", and the module starts in the host's current directory (ET_WASI_CWD, passed to the module's

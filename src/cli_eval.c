@@ -19,6 +19,7 @@
  * score: adds expert scores to each pair ("experts": {name: score}), see experts.h.
  * mine : ANCE hard negatives for a pairs file with a model (see mine.h), written as training records. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -687,7 +688,7 @@ static int run_score(et_opt *o, int n) {
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     int nneg = (int)et_cli_int(o, n, "--negatives", 0, 0, 100000, &ok);
-    long seed = et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffffffffffL, &ok);
+    long seed = et_cli_int(o, n, "--seed", 42, 0, LONG_MAX, &ok);
     double k1 = et_cli_float(o, n, "--bm25-k1", 0.9, 0, 100, &ok), bb = et_cli_float(o, n, "--bm25-b", 0.4, 0, 1, &ok);
     double ratio = et_cli_float(o, n, "--neg-ratio", 1.0, 0, 1, &ok);
     if (!ok) return 2;
@@ -854,7 +855,7 @@ static int run_mine(et_opt *o, int n) {
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     int nneg = (int)et_cli_int(o, n, "--negatives", 15, 1, 100000, &ok);
-    long seed = et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffffffffffL, &ok);
+    long seed = et_cli_int(o, n, "--seed", 42, 0, LONG_MAX, &ok);
     double margin = et_cli_float(o, n, "--fn-margin", 0, 0, 100, &ok);
     if (!ok) return 2;
     int lo = 2, hi = 200;

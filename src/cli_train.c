@@ -1,4 +1,5 @@
 /* cli_train.c - `embedtune train`: fine-tune a model folder on a JSONL file of training pairs. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,9 +183,12 @@ static int run_train(et_opt *o, int n) {
     c.lambda = et_cli_float(o, n, "--lambda", 0.1, 0, 1, &ok);
     c.alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
     c.negatives = (int)et_cli_int(o, n, "--negatives", -1, 0, 4096, &ok);
-    c.save_every = et_cli_int(o, n, "--save-every", 0, 0, 1L << 40, &ok);
+    c.save_every = et_cli_int(o, n, "--save-every", 0, 0, (long)((1LL << 40) > LONG_MAX ? LONG_MAX : (1LL << 40)), &ok);
     c.keep_checkpoints = (int)et_cli_int(o, n, "--keep", 2, 1, 1000000, &ok);
-    c.mem_budget = (size_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+    { /* MiB -> bytes in 64 bits, clamped for 32-bit size_t (wasm32) */
+        uint64_t mb = (uint64_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+        c.mem_budget = mb > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)mb;
+    }
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long ml = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     long mlq = et_cli_int(o, n, "--max-len-query", ml ? ml : 64, 2, 1 << 20, &ok);

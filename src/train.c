@@ -21,6 +21,9 @@
 
 /* ------------------------------------------------------------------ small helpers */
 
+/* a byte count clamped to what size_t can hold (wasm32: (size_t)1 << 34 would wrap to 0) */
+static size_t size_cap(uint64_t v) { return v > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)v; }
+
 static const char *loss_names[] = {"infonce", "mse", "soft1", "soft2", "soft3", "clp"};
 
 et_status et_train_loss_parse(const char *s, et_train_loss *out, et_error *err) {
@@ -78,7 +81,7 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->seed = 42;
     c->dropout = 1;
     c->keep_checkpoints = 2;
-    c->mem_budget = (size_t)8 << 30;
+    c->mem_budget = size_cap((uint64_t)8 << 30);
     c->do_lower_case = -1;
     c->moe_gate_scale = ET_MOE_GATE_SWITCH;
     c->moe_aux_weight = 0.01;
@@ -171,7 +174,7 @@ et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) 
     snprintf(d->path, sizeof d->path, "%s", path);
     char *buf;
     size_t len;
-    et_status st = et_read_file(path, (size_t)1 << 34, &buf, &len, err);
+    et_status st = et_read_file(path, size_cap((uint64_t)1 << 34), &buf, &len, err);
     if (st) return st;
     d->hash = fnv1a(FNV0, buf, len);
     int cap = 0, line = 0;
@@ -810,7 +813,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     s = et_path_join(dir, sizeof dir, tr->cfg.out_dir, buf, err);
     free(buf);
     if (s || (s = et_path_join(p, sizeof p, dir, "trainer_state.bin", err))) return s;
-    if ((s = et_read_file(p, (size_t)1 << 40, &buf, &len, err))) return s;
+    if ((s = et_read_file(p, size_cap((uint64_t)1 << 40), &buf, &len, err))) return s;
     const char *q = buf, *end = buf + len;
     uint32_t ver, clen;
     int64_t hdr[2], t;
