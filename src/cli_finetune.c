@@ -1,0 +1,253 @@
+/* cli_finetune.c - `embedtune finetune`: one command from a model + data to a tuned model and a
+ * before/after table on held-out data (src/finetune.h does the work). */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cJSON.h"
+#include "cli.h"
+#include "fileio.h"
+#include "finetune.h"
+
+static et_opt ft_opts[] = {
+    {"--model", NULL, "DIR", "starting model folder (Hugging Face / sentence-transformers)", NULL},
+    {"--data", NULL, "PATH", "BEIR folder, pairs file (.jsonl/.csv/.tsv) or STS JSONL (s1, s2, score)", NULL},
+    {"--out", NULL, "DIR", "where the tuned model is written (a Hugging Face folder)", NULL},
+    {"--loss", NULL, "NAME", "infonce | mse | soft1 | soft2 | soft3 | clp", NULL},
+    {"--json", NULL, "FILE", "also write the before/after results as JSON (- = stdout)", NULL},
+    {"--eval", NULL, "PATH", "evaluate on this set instead of the held-out split (then all of --data is trained on)", NULL},
+    {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined) or per positive row (mse/soft) (default 7)", NULL},
+    {"--mine-range", NULL, "A:B", "ANCE rank window of the starting model's ranking, positives counted (default 2:100)", NULL},
+    {"--neg-mode", NULL, "M", "mse/soft: hard (ranked by the first expert, default) | random", NULL},
+    {"--refresh-every", NULL, "N", "infonce/clp: re-encode and re-mine negatives with the current model every N steps", NULL},
+    {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
+    {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
+    {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax (default) | rank", NULL},
+    {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
+    {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
+    {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
+    {"--epochs", NULL, "N", "passes over the training examples (default 1)", NULL},
+    {"--lr", NULL, "X", "peak learning rate (default 2e-5)", NULL},
+    {"--batch", NULL, "N", "queries (or rows) per micro-batch (default 16)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256; queries 64)", NULL},
+    {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 (default 0.1)", NULL},
+    {"--tau", NULL, "X", "infonce/clp temperature (default 0.05)", NULL},
+    {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
+    {"--weight-decay", NULL, "X", "AdamW weight decay (default 0.01)", NULL},
+    {"--no-dropout", NULL, NULL, "train without dropout", NULL},
+    {"--moe-experts", NULL, "E", "convert the FFN up-projections to E experts before training (CLP paper MoE)", NULL},
+    {"--moe-layers", NULL, "LIST", "MoE layers, comma-separated indices (default: all)", NULL},
+    {"--moe-gate", NULL, "G", "switch (router output scales the expert, default) | none (the authors' unscaled top-1)", NULL},
+    {"--train-only", NULL, "WHAT", "moe: train only the routers and experts (needs --moe-experts)", NULL},
+    {"--seed", NULL, "N", "data order, dropout, negative sampling (default 42)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--mem-budget", NULL, "MB", "refuse to train above this much memory (default 8192)", NULL},
+    {"--quiet", "-q", NULL, "no progress on stderr", NULL},
+};
+
+static double r7(double x) {
+    if (!isfinite(x)) return x;
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", x);
+    return strtod(b, NULL);
+}
+static void jnum(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, r7(v)); else cJSON_AddNullToObject(o, k);
+}
+
+typedef struct { const char *name; double b, a, bm; } row;
+
+static int rows_of(const et_finetune_result *r, row *out) {
+    int n = 0;
+    if (r->kind == ET_FT_EVAL_IR) {
+        const et_ir_eval *b = &r->before, *a = &r->after, *m = &r->bm25;
+        out[n++] = (row){"ndcg@10", b->ndcg10, a->ndcg10, m->ndcg10};
+        out[n++] = (row){"map@10", b->map10, a->map10, m->map10};
+        out[n++] = (row){"mrr@10", b->mrr10, a->mrr10, m->mrr10};
+        out[n++] = (row){"recall@100", b->recall100, a->recall100, m->recall100};
+        out[n++] = (row){"auprc", b->auprc, a->auprc, m->auprc};
+        out[n++] = (row){"anisotropy", b->anisotropy, a->anisotropy, NAN};
+        out[n++] = (row){"mean_pos_cosine", b->mean_pos_cosine, a->mean_pos_cosine, NAN};
+    } else {
+        const et_pair_eval *b = &r->pbefore, *a = &r->pafter;
+        out[n++] = (row){"spearman", b->spearman, a->spearman, NAN};
+        out[n++] = (row){"pearson", b->pearson, a->pearson, NAN};
+        out[n++] = (row){"auprc", b->auprc, a->auprc, NAN};
+        out[n++] = (row){"anisotropy", b->anisotropy, a->anisotropy, NAN};
+        out[n++] = (row){"mean_pos_cosine", b->mean_pos_cosine, a->mean_pos_cosine, NAN};
+    }
+    return n;
+}
+
+static void cell(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, " %10.4f", v); else fprintf(f, " %10s", "-");
+}
+
+static int run_finetune(et_opt *o, int n) {
+    if (!et_cli_need(o, n, "finetune", "--model") || !et_cli_need(o, n, "finetune", "--data") ||
+        !et_cli_need(o, n, "finetune", "--out") || !et_cli_need(o, n, "finetune", "--loss"))
+        return 2;
+    et_error err = {0};
+    et_finetune_cfg c;
+    et_finetune_cfg_default(&c);
+    et_train_cfg *t = &c.train;
+    int ok = 1;
+    if (et_train_loss_parse(et_cli_get(o, n, "--loss"), &t->loss, &err)) { fprintf(stderr, "embedtune finetune: --loss: %s\n", err.msg); return 2; }
+    t->soft_norm = ET_SNORM_MINMAX;
+    if (et_cli_get(o, n, "--soft-norm") && et_soft_norm_parse(et_cli_get(o, n, "--soft-norm"), &t->soft_norm, &err)) {
+        fprintf(stderr, "embedtune finetune: --soft-norm: %s\n", err.msg);
+        return 2;
+    }
+    c.model_dir = et_cli_get(o, n, "--model");
+    c.data = et_cli_get(o, n, "--data");
+    c.out_dir = et_cli_get(o, n, "--out");
+    c.eval_path = et_cli_get(o, n, "--eval");
+    c.negatives = (int)et_cli_int(o, n, "--negatives", 7, 0, 4096, &ok);
+    c.refresh_every = (int)et_cli_int(o, n, "--refresh-every", 0, 0, INT_MAX, &ok);
+    c.pos_threshold = et_cli_float(o, n, "--pos-threshold", 0.5, 0, 1, &ok);
+    c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
+    c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
+    c.n_expert_models = et_cli_get_all(o, n, "--expert-model", c.expert_models, ET_FT_MAX_EXPERT_MODELS);
+    c.threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    c.quiet = et_cli_get(o, n, "--quiet") != NULL;
+    c.seed = (uint64_t)et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffL, &ok);
+    t->seed = c.seed;
+    t->epochs = (int)et_cli_int(o, n, "--epochs", 1, 1, 100000, &ok);
+    t->lr = et_cli_float(o, n, "--lr", 2e-5, 0, 10, &ok);
+    t->batch = (int)et_cli_int(o, n, "--batch", 16, 1, 65536, &ok);
+    t->tau = et_cli_float(o, n, "--tau", 0.05, 1e-6, 1e6, &ok);
+    t->lambda = et_cli_float(o, n, "--lambda", 0.1, 0, 1, &ok);
+    t->alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
+    t->weight_decay = et_cli_float(o, n, "--weight-decay", 0.01, 0, 10, &ok);
+    t->dropout = et_cli_get(o, n, "--no-dropout") == NULL;
+    t->threads = c.threads;
+    t->mem_budget = (size_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+    long ml = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    c.max_len = (int)ml;
+    t->max_len_q = ml && ml < 64 ? (int)ml : 64;
+    t->max_len_d = (int)ml; /* 0: the model's length (finetune.c) */
+    const char *rg = et_cli_get(o, n, "--mine-range");
+    if (rg && (sscanf(rg, "%d:%d", &c.mine_lo, &c.mine_hi) != 2 || c.mine_lo < 0 || c.mine_hi <= c.mine_lo)) {
+        fprintf(stderr, "embedtune finetune: --mine-range must be A:B with 0 <= A < B (got '%s')\n", rg);
+        ok = 0;
+    }
+    const char *nm = et_cli_get(o, n, "--neg-mode");
+    if (nm && strcmp(nm, "hard") && strcmp(nm, "random")) { fprintf(stderr, "embedtune finetune: --neg-mode must be hard or random (got '%s')\n", nm); ok = 0; }
+    c.neg_hard = !nm || !strcmp(nm, "hard");
+    const char *wu = et_cli_get(o, n, "--warmup");
+    if (wu) {
+        char *end;
+        double w = strtod(wu, &end);
+        if (end == wu || *end || !(w >= 0)) { fprintf(stderr, "embedtune finetune: --warmup: expected steps or a ratio < 1, got '%s'\n", wu); ok = 0; }
+        else if (strchr(wu, '.') || strchr(wu, 'e')) {
+            if (w >= 1) { fprintf(stderr, "embedtune finetune: --warmup %s: a ratio must be below 1\n", wu); ok = 0; }
+            t->warmup_ratio = w;
+            t->warmup_steps = -1;
+        } else t->warmup_steps = (long)w;
+    }
+    c.moe_experts = (int)et_cli_int(o, n, "--moe-experts", 0, 0, 64, &ok);
+    const char *ly = et_cli_get(o, n, "--moe-layers");
+    if (ly) {
+        const char *p = ly;
+        while (*p && ok) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p || v < 0 || v > 63 || (*end && *end != ',')) { fprintf(stderr, "embedtune finetune: --moe-layers: expected comma-separated layer indices 0..63, got '%s'\n", ly); ok = 0; break; }
+            c.moe_layer_mask |= 1ull << v;
+            p = *end ? end + 1 : end;
+        }
+    }
+    const char *gt = et_cli_get(o, n, "--moe-gate");
+    if (gt && strcmp(gt, "switch") && strcmp(gt, "none")) { fprintf(stderr, "embedtune finetune: --moe-gate must be switch or none (got '%s')\n", gt); ok = 0; }
+    c.moe_gate_scale = !gt || !strcmp(gt, "switch");
+    const char *to = et_cli_get(o, n, "--train-only");
+    if (to && strcmp(to, "moe")) { fprintf(stderr, "embedtune finetune: --train-only: only 'moe' is supported (got '%s')\n", to); ok = 0; }
+    c.moe_only = to != NULL;
+    if (ok && c.moe_only && !c.moe_experts) { fprintf(stderr, "embedtune finetune: --train-only moe needs --moe-experts E\n"); ok = 0; }
+    if (ok && (ly || gt) && !c.moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
+    if (!ok) return 2;
+
+    et_finetune_result r;
+    if (et_finetune_run(&c, &r, &err)) {
+        if (!c.quiet) fputc('\n', stderr);
+        return et_cli_fail("finetune", &err);
+    }
+    const char *jout = et_cli_get(o, n, "--json");
+    FILE *f = jout && !strcmp(jout, "-") ? stderr : stdout;
+    row rw[8];
+    int nr = rows_of(&r, rw);
+    fprintf(f, "\n%s  [%s, loss %s, %lld train %s, %lld held-out %s%s]\n", c.data, r.data_kind, et_train_loss_name(t->loss),
+            (long long)r.train_queries, r.kind == ET_FT_EVAL_IR ? "queries" : "rows", (long long)r.test_queries,
+            r.kind == ET_FT_EVAL_IR ? "queries" : "pairs", c.eval_path ? ", eval on --eval" : "");
+    fprintf(f, "  %-16s %10s %10s %10s %10s\n", "metric", "before", "after", "delta", r.kind == ET_FT_EVAL_IR ? "bm25" : "");
+    for (int i = 0; i < nr; i++) {
+        fprintf(f, "  %-16s", rw[i].name);
+        cell(f, rw[i].b); cell(f, rw[i].a); cell(f, rw[i].a - rw[i].b);
+        if (r.kind == ET_FT_EVAL_IR) cell(f, rw[i].bm);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %ld steps, %lld examples, %.1f s training; model -> %s\n", r.steps, (long long)r.train_examples, r.seconds_train, c.out_dir);
+    int rc = 0;
+    if (jout) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "data", c.data);
+        cJSON_AddStringToObject(root, "kind", r.data_kind);
+        if (c.eval_path) cJSON_AddStringToObject(root, "eval", c.eval_path); else cJSON_AddStringToObject(root, "eval", "held-out split");
+        cJSON_AddStringToObject(root, "model", c.model_dir);
+        cJSON_AddStringToObject(root, "out", c.out_dir);
+        cJSON_AddStringToObject(root, "loss", et_train_loss_name(t->loss));
+        cJSON_AddStringToObject(root, "eval_kind", r.kind == ET_FT_EVAL_IR ? "retrieval" : "pairs");
+        cJSON *st = cJSON_AddObjectToObject(root, "settings");
+        cJSON_AddNumberToObject(st, "epochs", t->epochs);
+        cJSON_AddNumberToObject(st, "lr", t->lr);
+        cJSON_AddNumberToObject(st, "batch", t->batch);
+        cJSON_AddNumberToObject(st, "negatives", c.negatives);
+        cJSON_AddNumberToObject(st, "tau", t->tau);
+        cJSON_AddNumberToObject(st, "lambda", t->lambda);
+        cJSON_AddNumberToObject(st, "alpha", t->alpha);
+        cJSON_AddStringToObject(st, "soft_norm", et_soft_norm_name(t->soft_norm));
+        cJSON_AddNumberToObject(st, "seed", (double)c.seed);
+        cJSON_AddNumberToObject(st, "refresh_every", c.refresh_every);
+        cJSON_AddNumberToObject(st, "moe_experts", c.moe_experts);
+        cJSON *ex = cJSON_AddArrayToObject(st, "experts");
+        for (int i = 0; i < r.n_experts; i++) cJSON_AddItemToArray(ex, cJSON_CreateString(r.expert_names[i]));
+        cJSON *cnt = cJSON_AddObjectToObject(root, "counts");
+        cJSON_AddNumberToObject(cnt, "train", (double)r.train_queries);
+        cJSON_AddNumberToObject(cnt, "test", (double)r.test_queries);
+        cJSON_AddNumberToObject(cnt, "examples", (double)r.train_examples);
+        cJSON_AddNumberToObject(cnt, "steps", (double)r.steps);
+        cJSON_AddNumberToObject(cnt, "refreshes", r.refreshes);
+        cJSON_AddNumberToObject(cnt, "mined_negatives", (double)r.mine.n_found);
+        cJSON_AddNumberToObject(cnt, "negatives_with_query", (double)r.mine.n_with_query);
+        cJSON *b = cJSON_AddObjectToObject(root, "before"), *a = cJSON_AddObjectToObject(root, "after");
+        cJSON *bm = r.kind == ET_FT_EVAL_IR ? cJSON_AddObjectToObject(root, "bm25") : NULL;
+        for (int i = 0; i < nr; i++) {
+            jnum(b, rw[i].name, rw[i].b);
+            jnum(a, rw[i].name, rw[i].a);
+            if (bm && isfinite(rw[i].bm)) jnum(bm, rw[i].name, rw[i].bm);
+        }
+        cJSON *sec = cJSON_AddObjectToObject(root, "seconds");
+        jnum(sec, "prepare", r.seconds_prepare);
+        jnum(sec, "train", r.seconds_train);
+        jnum(sec, "eval", r.seconds_eval);
+        jnum(root, "final_loss", r.final_loss);
+        char *s = cJSON_Print(root);
+        cJSON_Delete(root);
+        if (!s) { fprintf(stderr, "embedtune finetune: out of memory\n"); return 1; }
+        if (!strcmp(jout, "-")) { fputs(s, stdout); fputc('\n', stdout); }
+        else {
+            size_t l = strlen(s);
+            s[l] = '\n';
+            if (et_write_file_atomic(jout, s, l + 1, &err)) rc = et_cli_fail("finetune", &err);
+        }
+        free(s);
+    }
+    return rc;
+}
+
+et_command et_cmd_finetune = {"finetune", "Split, mine negatives, score with experts, train, and compare before/after on held-out data.",
+     "finetune --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl --out DIR --loss infonce|mse|soft1|soft2|soft3|clp [--json FILE] "
+     "[--eval PATH] [--negatives N] [--mine-range A:B] [--refresh-every N] [--expert-model DIR ...] [--epochs N] [--lr X] ...",
+     run_finetune, ft_opts, ET_NOPTS(ft_opts)};

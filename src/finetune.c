@@ -1,0 +1,757 @@
+/* finetune.c - `embedtune finetune` as a library call (see finetune.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cJSON.h"
+#include "cli.h"
+#include "data.h"
+#include "experts.h"
+#include "fileio.h"
+#include "finetune.h"
+#include "kernels.h"
+#include "moe.h"
+#include "rng.h"
+
+void et_finetune_cfg_default(et_finetune_cfg *c) {
+    memset(c, 0, sizeof *c);
+    et_train_cfg_default(&c->train);
+    c->negatives = 7;
+    c->mine_lo = 2;
+    c->mine_hi = 100;
+    c->neg_hard = 1;
+    c->use_bm25 = 1;
+    c->sts_max = 5;
+    c->pos_threshold = 0.5;
+    c->moe_gate_scale = 1;
+    c->enc_batch = 32;
+    c->seed = 42;
+}
+
+int et_finetune_is_test(const char *id, long row) {
+    char b[32];
+    if (!id) { snprintf(b, sizeof b, "%ld", row); id = b; }
+    return et_split_is_test(id);
+}
+
+static void say(const et_finetune_cfg *c, const char *fmt, ...) {
+    if (c->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("finetune: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void l2norm(float *x, int64_t n, int32_t d) {
+    for (int64_t i = 0; i < n; i++) {
+        float *r = x + i * d;
+        float s = sqrtf(et_dot(r, r, d));
+        if (s > 1e-12f) for (int32_t j = 0; j < d; j++) r[j] /= s;
+    }
+}
+
+/* ------------------------------------------------------------------ sources */
+
+typedef struct {
+    char **a, **b, **id;
+    float *score;
+    int64_t n, cap;
+} sts_rows;
+
+static void sts_free(sts_rows *S) {
+    for (int64_t i = 0; i < S->n; i++) { free(S->a[i]); free(S->b[i]); free(S->id[i]); }
+    free(S->a); free(S->b); free(S->id); free(S->score);
+    memset(S, 0, sizeof *S);
+}
+
+static int sniff_sts(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int r = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        if (len <= 1) continue;
+        cJSON *j = cJSON_Parse(line);
+        r = j && cJSON_GetObjectItemCaseSensitive(j, "s1") && cJSON_GetObjectItemCaseSensitive(j, "s2");
+        cJSON_Delete(j);
+        break;
+    }
+    free(line);
+    fclose(f);
+    return r;
+}
+
+/* JSONL {"s1","s2","score"[,"id"]} */
+static et_status sts_read(const char *path, sts_rows *S, et_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long ln = 0;
+    et_status st = ET_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        ln++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (!len) continue;
+        size_t at;
+        if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, ln); break; }
+        if (!et_utf8_valid(line, (size_t)len, &at)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: invalid UTF-8 at byte %zu", path, ln, at + 1); break; }
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+        cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "s1") : NULL, *b = j ? cJSON_GetObjectItemCaseSensitive(j, "s2") : NULL;
+        cJSON *sc = j ? cJSON_GetObjectItemCaseSensitive(j, "score") : NULL, *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+        if (!j || !cJSON_IsObject(j)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object", path, ln);
+        else if (!cJSON_IsString(a) || !cJSON_IsString(b)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: fields \"s1\" and \"s2\" must be strings", path, ln);
+        else if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"score\" must be a finite number", path, ln);
+        if (st) { cJSON_Delete(j); break; }
+        if (S->n == S->cap) {
+            int64_t nc = S->cap ? S->cap * 2 : 1024;
+            char **n1 = realloc(S->a, sizeof(char *) * nc); if (n1) S->a = n1;
+            char **n2 = realloc(S->b, sizeof(char *) * nc); if (n2) S->b = n2;
+            char **n3 = realloc(S->id, sizeof(char *) * nc); if (n3) S->id = n3;
+            float *ns = realloc(S->score, sizeof(float) * nc); if (ns) S->score = ns;
+            if (!n1 || !n2 || !n3 || !ns) { cJSON_Delete(j); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
+            S->cap = nc;
+        }
+        char idb[64];
+        const char *key = cJSON_IsString(id) ? id->valuestring : NULL;
+        if (cJSON_IsNumber(id)) { snprintf(idb, sizeof idb, "%.17g", id->valuedouble); key = idb; }
+        S->a[S->n] = strdup(a->valuestring);
+        S->b[S->n] = strdup(b->valuestring);
+        S->id[S->n] = key ? strdup(key) : NULL;
+        S->score[S->n] = (float)sc->valuedouble;
+        cJSON_Delete(j);
+        S->n++;
+        if (!S->a[S->n - 1] || !S->b[S->n - 1] || (key && !S->id[S->n - 1])) { st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
+    }
+    free(line);
+    fclose(f);
+    if (!st && S->n < 2) st = et_fail(err, ET_ERR_FORMAT, "%s: need at least 2 STS rows (found %lld)", path, (long long)S->n);
+    return st;
+}
+
+enum { SRC_BEIR = 0, SRC_PAIRS = 1, SRC_STS = 2 };
+static const char *src_names[] = {"beir", "pairs", "sts"};
+
+typedef struct {
+    int kind;
+    et_beir B;
+    et_pairs P;
+    sts_rows S;
+    int loaded;
+} source;
+
+static et_status source_load(const char *path, source *s, et_error *err) {
+    memset(s, 0, sizeof *s);
+    if (et_dir_exists(path)) {
+        s->kind = SRC_BEIR;
+        et_status st = et_beir_read(path, NULL, &s->B, NULL, err);
+        if (!st) s->loaded = 1;
+        return st;
+    }
+    if (!et_file_exists(path)) return et_fail(err, ET_ERR_IO, "%s: no such file or folder", path);
+    if (sniff_sts(path)) {
+        s->kind = SRC_STS;
+        et_status st = sts_read(path, &s->S, err);
+        s->loaded = 1;
+        return st;
+    }
+    s->kind = SRC_PAIRS;
+    et_status st = et_pairs_read(path, NULL, &s->P, NULL, err);
+    s->loaded = 1;
+    return st;
+}
+
+static void source_free(source *s) {
+    if (!s->loaded) return;
+    if (s->kind == SRC_BEIR) et_beir_free(&s->B);
+    else if (s->kind == SRC_PAIRS) et_pairs_free(&s->P);
+    else sts_free(&s->S);
+    s->loaded = 0;
+}
+
+/* rows of a pairs/STS source as (a, b, label, id) */
+static int64_t src_rows(const source *s) { return s->kind == SRC_PAIRS ? s->P.n : s->S.n; }
+static const char *src_a(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.query[i] : s->S.a[i]; }
+static const char *src_b(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.passage[i] : s->S.b[i]; }
+static const char *src_id(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.id[i] : s->S.id[i]; }
+static int src_labelled(const source *s) { return s->kind == SRC_STS || s->P.has_label; }
+static float src_label(const source *s, int64_t i, double smax) {
+    if (s->kind == SRC_STS) { double v = s->S.score[i] / smax; return (float)(v < 0 ? 0 : v > 1 ? 1 : v); }
+    return s->P.label[i];
+}
+
+/* which = 0 all, 1 test, 2 train */
+static int keep_row(const source *s, int64_t i, int which) {
+    if (!which) return 1;
+    return et_finetune_is_test(src_id(s, i), (long)i + 1) == (which == 1);
+}
+
+/* ------------------------------------------------------------------ the evaluation set */
+
+typedef struct {
+    et_ft_eval_kind kind;
+    /* IR */
+    const char **docs; int32_t nd;
+    const char **qs; int32_t nq;
+    et_qrel *qrels; int64_t *qoff;
+    et_pair_index ix; int has_ix;
+    /* pairs */
+    const char **a, **b; float *lab; int64_t n;
+} evalset;
+
+static void evalset_free(evalset *e) {
+    free(e->qs); free(e->qrels); free(e->qoff); free(e->a); free(e->b); free(e->lab);
+    if (e->has_ix) et_pair_index_free(&e->ix);
+    memset(e, 0, sizeof *e);
+}
+
+typedef struct { int32_t q, d, g; } qdg;
+static int cmp_qdg(const void *x, const void *y) {
+    const qdg *a = x, *b = y;
+    if (a->q != b->q) return a->q < b->q ? -1 : 1;
+    return (a->d > b->d) - (a->d < b->d);
+}
+
+static et_status evalset_make(const source *s, int which, double smax, const char *path, evalset *e, et_error *err) {
+    memset(e, 0, sizeof *e);
+    if (s->kind == SRC_BEIR) {
+        const et_beir *B = &s->B;
+        e->kind = ET_FT_EVAL_IR;
+        e->docs = B->doc_text; e->nd = B->ndocs;
+        e->qs = malloc(sizeof(char *) * (size_t)(B->nqueries + 1));
+        e->qoff = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
+        e->qrels = malloc(sizeof(et_qrel) * (size_t)(B->nqrels + 1));
+        if (!e->qs || !e->qoff || !e->qrels) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        int64_t m = 0;
+        for (int32_t q = 0; q < B->nqueries; q++) {
+            if (B->qrel_off[q + 1] == B->qrel_off[q]) continue;
+            if (which && et_split_is_test(B->query_id[q]) != (which == 1)) continue;
+            e->qoff[e->nq] = m;
+            for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) { e->qrels[m] = B->qrels[u]; e->qrels[m++].q = e->nq; }
+            e->qs[e->nq++] = B->query_text[q];
+        }
+        e->qoff[e->nq] = m;
+        if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no judged query in the %s split", path, which == 1 ? "held-out" : "chosen");
+        return ET_OK;
+    }
+    int64_t n = src_rows(s);
+    if (src_labelled(s)) {
+        e->kind = ET_FT_EVAL_PAIRS;
+        e->a = malloc(sizeof(char *) * (size_t)(n + 1));
+        e->b = malloc(sizeof(char *) * (size_t)(n + 1));
+        e->lab = malloc(sizeof(float) * (size_t)(n + 1));
+        if (!e->a || !e->b || !e->lab) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; i < n; i++) {
+            if (!keep_row(s, i, which)) continue;
+            e->a[e->n] = src_a(s, i); e->b[e->n] = src_b(s, i); e->lab[e->n++] = src_label(s, i, smax);
+        }
+        if (e->n < 2) return et_fail(err, ET_ERR_FORMAT, "%s: fewer than 2 rows in the held-out split (%lld)", path, (long long)e->n);
+        return ET_OK;
+    }
+    /* positive pairs: every distinct passage is the corpus; the held-out rows' queries are searched */
+    e->kind = ET_FT_EVAL_IR;
+    et_status st = et_pair_index_build(&s->P, &e->ix, err);
+    if (st) return st;
+    e->has_ix = 1;
+    e->docs = e->ix.ptext; e->nd = e->ix.np;
+    qdg *v = malloc(sizeof(qdg) * (size_t)(n + 1));
+    int32_t *qmap = malloc(sizeof(int32_t) * (size_t)(e->ix.nq + 1));
+    e->qs = malloc(sizeof(char *) * (size_t)(e->ix.nq + 1));
+    e->qoff = malloc(sizeof(int64_t) * ((size_t)e->ix.nq + 1));
+    e->qrels = malloc(sizeof(et_qrel) * (size_t)(n + 1));
+    if (!v || !qmap || !e->qs || !e->qoff || !e->qrels) { free(v); free(qmap); return et_fail(err, ET_ERR_NOMEM, "out of memory"); }
+    for (int32_t q = 0; q < e->ix.nq; q++) qmap[q] = -1;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!keep_row(s, i, which)) continue;
+        int32_t q = e->ix.row_q[i];
+        if (qmap[q] < 0) { qmap[q] = e->nq; e->qs[e->nq++] = e->ix.qtext[q]; }
+        v[m++] = (qdg){qmap[q], e->ix.row_p[i], 1};
+    }
+    qsort(v, (size_t)m, sizeof *v, cmp_qdg);
+    int64_t w = 0;
+    int32_t cq = 0;
+    e->qoff[0] = 0;
+    for (int64_t i = 0; i < m; i++) {
+        if (i && v[i].q == v[i - 1].q && v[i].d == v[i - 1].d) continue;
+        while (cq < v[i].q) e->qoff[++cq] = w;
+        e->qrels[w++] = (et_qrel){v[i].q, v[i].d, 1};
+    }
+    while (cq < e->nq) e->qoff[++cq] = w;
+    free(v); free(qmap);
+    if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no rows in the held-out split", path);
+    return ET_OK;
+}
+
+/* ------------------------------------------------------------------ training examples */
+
+static char *xstrdup(const char *s) { return strdup(s ? s : ""); }
+
+typedef struct {
+    /* mining universe */
+    const char **corpus; int32_t nd;
+    const char **mq; int32_t nmq;      /* mining queries */
+    int64_t *mq_off; int32_t *mq_pos;  /* positives (corpus indices), CSR */
+    /* examples -> mining query */
+    int32_t *ex_q;
+} mining;
+
+static void ex_free(et_train_example *e) {
+    free(e->query); free(e->positive);
+    for (int i = 0; i < e->n_neg; i++) free(e->negatives[i]);
+    for (int i = 0; i < e->n_negq; i++) free(e->neg_queries[i]);
+    free(e->negatives); free(e->neg_queries); free(e->scores);
+}
+
+static int is_pos(const mining *M, int32_t q, int32_t d) {
+    for (int64_t u = M->mq_off[q]; u < M->mq_off[q + 1]; u++) if (M->mq_pos[u] == d) return 1;
+    return 0;
+}
+
+/* encode with `m`, mine, and (re)write every example's negatives */
+static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool,
+                                 int mlen, const mining *M, et_train_data *D, int clp, et_mine_stats *stats,
+                                 uint64_t round, et_error *err) {
+    int32_t d = m->cfg.hidden_size, G = c->negatives;
+    float *Q = malloc(sizeof(float) * (size_t)M->nmq * d), *Dm = malloc(sizeof(float) * (size_t)M->nd * d);
+    int32_t *neg = malloc(sizeof(int32_t) * (size_t)M->nmq * G), *negq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
+    et_status s = ET_OK;
+    if (!Q || !Dm || !neg || !negq) { s = et_fail(err, ET_ERR_NOMEM, "mining: out of memory"); goto done; }
+    et_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &ps};
+    if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
+    eo.progress = NULL;
+    if ((s = et_encode_texts(m, tok, pool, M->mq, (size_t)M->nmq, &eo, Q, err))) goto done;
+    l2norm(Q, M->nmq, d);
+    l2norm(Dm, M->nd, d);
+    et_mine_cfg mc = {c->mine_lo, c->mine_hi, G, 0.f, 0, c->seed, 0, 0};
+    if ((s = et_mine_negatives(&mc, pool, Q, Dm, M->nmq, M->nd, d, M->mq_off, M->mq_pos, neg, NULL, negq, stats, err))) goto done;
+    /* fill empty slots with random non-positives (seeded per query and round) */
+    et_rng base;
+    et_rng_seed(&base, c->seed ^ 0x9e3779b97f4a7c15ull);
+    int64_t filled = 0;
+    for (int32_t q = 0; q < M->nmq; q++) {
+        et_rng r;
+        et_rng_fork(&base, (uint64_t)q * 1000003u + round, &r);
+        for (int g = 0; g < G; g++) {
+            int32_t *x = &neg[(int64_t)q * G + g];
+            if (*x >= 0) continue;
+            for (int t = 0; t < 1000 && *x < 0; t++) {
+                int32_t cand = (int32_t)et_rng_below(&r, (uint64_t)M->nd);
+                if (!is_pos(M, q, cand)) *x = cand;
+            }
+            if (*x < 0) { s = et_fail(err, ET_ERR_ARG, "mining: query '%.60s' has no non-positive document to use as a negative", M->mq[q]); goto done; }
+            negq[(int64_t)q * G + g] = -1;
+            filled++;
+        }
+    }
+    if (filled) say(c, "%lld negative slot(s) without a candidate in ranks [%d, %d) were filled with random documents", (long long)filled, c->mine_lo, c->mine_hi);
+    for (int i = 0; i < D->n; i++) {
+        et_train_example *e = &D->ex[i];
+        int32_t q = M->ex_q[i];
+        for (int g = 0; g < e->n_neg; g++) free(e->negatives[g]);
+        for (int g = 0; g < e->n_negq; g++) free(e->neg_queries[g]);
+        if (!e->negatives) e->negatives = calloc((size_t)G, sizeof(char *));
+        if (clp && !e->neg_queries) e->neg_queries = calloc((size_t)G, sizeof(char *));
+        if (!e->negatives || (clp && !e->neg_queries)) { e->n_neg = e->n_negq = 0; s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        e->n_neg = G;
+        e->n_negq = clp ? G : 0;
+        for (int g = 0; g < G; g++) {
+            e->negatives[g] = xstrdup(M->corpus[neg[(int64_t)q * G + g]]);
+            if (clp) {
+                int32_t oq = negq[(int64_t)q * G + g];
+                e->neg_queries[g] = oq >= 0 ? xstrdup(M->mq[oq]) : NULL;
+            }
+        }
+    }
+done:
+    free(Q); free(Dm); free(neg); free(negq);
+    return s;
+}
+
+/* ------------------------------------------------------------------ progress and refresh */
+
+typedef struct {
+    const et_finetune_cfg *c;
+    double t0, last, ema;
+    int n;
+    double loss;
+} step_prog;
+
+static int on_step(void *user, const et_train_stats *s) {
+    step_prog *p = user;
+    p->n++;
+    p->ema = 0.9 * p->ema + 0.1 * s->loss;
+    p->loss = p->ema / (1 - pow(0.9, p->n));
+    int refresh = p->c->refresh_every > 0 && s->step % p->c->refresh_every == 0 && s->step < s->total_steps;
+    if (p->c->quiet) return refresh;
+    double t = et_now_s();
+    if (s->step < s->total_steps && !refresh && t - p->last < 0.2) return refresh;
+    p->last = t;
+    double per = (t - p->t0) / p->n, eta = per * (double)(s->total_steps - s->step);
+    fprintf(stderr, "\rtrain: step %ld/%ld  epoch %d  loss %.4f  lr %.2e  |g| %.3f  %.1f ex/s  ETA %.0fs   ", s->step,
+            s->total_steps, s->epoch + 1, p->loss, s->lr, s->grad_norm, s->examples_per_s, eta);
+    if (s->step == s->total_steps || refresh) fputc('\n', stderr);
+    return refresh;
+}
+
+/* remove out_dir/checkpoint-* and out_dir/latest (the final model stays) */
+static void rm_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    char p[ET_PATH_MAX];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (snprintf(p, sizeof p, "%s/%s", path, e->d_name) >= (int)sizeof p) continue;
+        struct stat st;
+        if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p); else unlink(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static void clean_checkpoints(const char *out) {
+    DIR *d = opendir(out);
+    if (!d) return;
+    struct dirent *e;
+    char p[ET_PATH_MAX];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "checkpoint-", 11)) continue;
+        if (snprintf(p, sizeof p, "%s/%s", out, e->d_name) < (int)sizeof p) rm_tree(p);
+    }
+    closedir(d);
+    if (snprintf(p, sizeof p, "%s/latest", out) < (int)sizeof p) unlink(p);
+}
+
+/* ------------------------------------------------------------------ the run */
+
+et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
+    memset(res, 0, sizeof *res);
+    const et_finetune_cfg *c = cfg;
+    et_train_loss loss = c->train.loss;
+    int pairwise = loss == ET_TRAIN_MSE || loss == ET_TRAIN_SOFT1 || loss == ET_TRAIN_SOFT2 || loss == ET_TRAIN_SOFT3;
+    int soft = pairwise && loss != ET_TRAIN_MSE, clp = loss == ET_TRAIN_CLP;
+    if (!c->model_dir || !c->data || !c->out_dir) return et_fail(err, ET_ERR_ARG, "finetune: model, data and out are required");
+    if (c->negatives < 1 && !pairwise) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 1 for loss %s", et_train_loss_name(loss));
+    if (c->negatives < 0) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 0");
+    if (c->mine_lo < 0 || c->mine_hi <= c->mine_lo) return et_fail(err, ET_ERR_ARG, "finetune: mining range must be A:B with 0 <= A < B");
+    if (c->refresh_every < 0) return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every must be >= 0");
+    if (c->refresh_every && pairwise)
+        return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every re-mines ANCE negatives, which only infonce and clp use (loss %s)", et_train_loss_name(loss));
+    if (soft && !c->use_bm25 && !c->n_expert_models) { /* the file's own columns may still supply experts: checked below */ }
+    if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
+
+    double t_start = et_now_s();
+    et_status s = ET_OK;
+    et_cli_model L;
+    memset(&L, 0, sizeof L);
+    source src, esrc;
+    memset(&src, 0, sizeof src);
+    memset(&esrc, 0, sizeof esrc);
+    evalset ev;
+    memset(&ev, 0, sizeof ev);
+    et_pairs TP;
+    memset(&TP, 0, sizeof TP);
+    et_pair_index ix;
+    memset(&ix, 0, sizeof ix);
+    int has_ix = 0;
+    mining M;
+    memset(&M, 0, sizeof M);
+    et_train_data D;
+    memset(&D, 0, sizeof D);
+    et_trainer tr;
+    memset(&tr, 0, sizeof tr);
+    int has_tr = 0;
+    et_expert ex[ET_FT_MAX_EXPERT_MODELS + 1];
+    memset(ex, 0, sizeof ex);
+    int nex = 0;
+    et_score_table T = {0};
+    int32_t *negs = NULL, *rq = NULL, *rp = NULL;
+    float *rl = NULL, *cols = NULL;
+    int64_t *rsrc = NULL;
+    char *freeze = NULL;
+
+    /* model */
+    say(c, "loading %s", c->model_dir);
+    if ((s = et_cli_load(c->model_dir, c->threads, &L, err))) goto done;
+    int mlen = c->max_len ? c->max_len : et_cli_default_max_len(&L);
+    if (mlen > L.model.cfg.max_position) mlen = L.model.cfg.max_position;
+
+    /* data */
+    if ((s = source_load(c->data, &src, err))) goto done;
+    res->data_kind = src_names[src.kind];
+    int split = c->eval_path ? 0 : 2; /* rows used for training: all, or the train split */
+    if (c->eval_path) {
+        if ((s = source_load(c->eval_path, &esrc, err))) goto done;
+        if ((s = evalset_make(&esrc, 0, c->sts_max, c->eval_path, &ev, err))) goto done;
+    } else if ((s = evalset_make(&src, 1, c->sts_max, c->data, &ev, err))) goto done;
+    res->kind = ev.kind;
+    res->test_queries = ev.kind == ET_FT_EVAL_IR ? ev.nq : ev.n;
+
+    /* training rows: TP (borrowed strings) */
+    if (src.kind == SRC_BEIR) {
+        const et_beir *B = &src.B;
+        int64_t cap = B->nqrels + 1;
+        TP.query = malloc(sizeof(char *) * (size_t)cap);
+        TP.passage = malloc(sizeof(char *) * (size_t)cap);
+        TP.id = calloc((size_t)cap, sizeof(char *));
+        TP.label = malloc(sizeof(float) * (size_t)cap);
+        M.mq = malloc(sizeof(char *) * (size_t)(B->nqueries + 1));
+        M.mq_off = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
+        M.mq_pos = malloc(sizeof(int32_t) * (size_t)cap);
+        if (!TP.query || !TP.passage || !TP.id || !TP.label || !M.mq || !M.mq_off || !M.mq_pos) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        int64_t m = 0;
+        for (int32_t q = 0; q < B->nqueries; q++) {
+            if (split && et_split_is_test(B->query_id[q])) continue;
+            int64_t m0 = m;
+            for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) {
+                if (B->qrels[u].grade <= 0) continue;
+                TP.query[TP.n] = B->query_text[q]; TP.passage[TP.n] = B->doc_text[B->qrels[u].d];
+                TP.id[TP.n] = B->query_id[q]; TP.label[TP.n++] = 1;
+                M.mq_pos[m++] = B->qrels[u].d;
+            }
+            if (m == m0) continue;
+            M.mq_off[M.nmq] = m0;
+            M.mq[M.nmq++] = B->query_text[q];
+        }
+        M.mq_off[M.nmq] = m;
+        M.corpus = B->doc_text; M.nd = B->ndocs;
+        res->train_queries = M.nmq;
+    } else {
+        int64_t n = src_rows(&src);
+        int lab = src_labelled(&src), keep_lab = lab && pairwise;
+        TP.query = malloc(sizeof(char *) * (size_t)(n + 1));
+        TP.passage = malloc(sizeof(char *) * (size_t)(n + 1));
+        TP.id = calloc((size_t)n + 1, sizeof(char *));
+        TP.label = malloc(sizeof(float) * (size_t)(n + 1));
+        int K = src.kind == SRC_PAIRS ? src.P.K : 0;
+        if (K && pairwise) TP.scores = malloc(sizeof(float) * (size_t)(n + 1) * K);
+        if (!TP.query || !TP.passage || !TP.id || !TP.label || (K && pairwise && !TP.scores)) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        for (int64_t i = 0; i < n; i++) {
+            if (!keep_row(&src, i, split)) continue;
+            float y = lab ? src_label(&src, i, c->sts_max) : 1.f;
+            if (!pairwise && y < c->pos_threshold) continue; /* infonce/clp: positive rows only */
+            TP.query[TP.n] = src_a(&src, i); TP.passage[TP.n] = src_b(&src, i); TP.id[TP.n] = src_id(&src, i);
+            TP.label[TP.n] = keep_lab ? y : 1.f;
+            if (TP.scores) memcpy(TP.scores + TP.n * K, src.P.scores + i * K, sizeof(float) * K);
+            TP.n++;
+        }
+        TP.has_label = keep_lab;
+        if (TP.scores) { TP.K = K; TP.expert_names = src.P.expert_names; }
+        if ((s = et_pair_index_build(&TP, &ix, err))) goto done;
+        has_ix = 1;
+        M.corpus = ix.ptext; M.nd = ix.np; M.mq = ix.qtext; M.nmq = ix.nq; M.mq_off = NULL; M.mq_pos = NULL;
+        res->train_queries = pairwise ? TP.n : ix.nq;
+    }
+    if (!TP.n) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
+
+    /* before */
+    double te = et_now_s();
+    say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
+    et_progress ps = {et_now_s(), "encode eval corpus", 0};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &ps};
+    if (ev.kind == ET_FT_EVAL_IR) {
+        if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
+        if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
+    } else if ((s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pbefore, err))) goto done;
+    res->seconds_eval = et_now_s() - te;
+
+    /* examples */
+    double tp0 = et_now_s();
+    if (!pairwise) {
+        if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
+        int64_t nex_ = M.mq_off[M.nmq];
+        D.ex = calloc((size_t)nex_ + 1, sizeof(et_train_example));
+        M.ex_q = malloc(sizeof(int32_t) * (size_t)(nex_ + 1));
+        if (!D.ex || !M.ex_q) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        for (int32_t q = 0; q < M.nmq; q++)
+            for (int64_t u = M.mq_off[q]; u < M.mq_off[q + 1]; u++) {
+                et_train_example *e = &D.ex[D.n];
+                e->query = xstrdup(M.mq[q]);
+                e->positive = xstrdup(M.corpus[M.mq_pos[u]]);
+                e->line = D.n + 1;
+                M.ex_q[D.n++] = q;
+                if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+            }
+        say(c, "ANCE mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each (starting model)", M.nmq, M.nd,
+            c->mine_lo, c->mine_hi, c->negatives);
+        if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &res->mine, 0, err))) goto done;
+        say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
+            (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
+    } else {
+        /* experts over the training rows */
+        if (!has_ix) { if ((s = et_pair_index_build(&TP, &ix, err))) goto done; has_ix = 1; }
+        if ((s = et_score_table_from_pairs(&T, &TP, err))) goto done;
+        if (c->use_bm25) {
+            if ((s = et_expert_bm25_init(&ex[nex], &ix, NULL, err))) goto done;
+            nex++;
+        }
+        for (int i = 0; i < c->n_expert_models; i++) {
+            et_cli_model E;
+            if ((s = et_cli_load(c->expert_models[i], c->threads, &E, err))) { et_cli_free(&E); goto done; }
+            char nm[128];
+            const char *p = c->expert_models[i];
+            size_t l = strlen(p);
+            while (l > 1 && p[l - 1] == '/') l--;
+            size_t a = l;
+            while (a > 0 && p[a - 1] != '/') a--;
+            snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
+            for (int j = 0; j < nex; j++) if (!strcmp(ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
+            et_progress pe = {et_now_s(), "expert: encode passages", 0};
+            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &pe};
+            s = et_expert_dense_init(&ex[nex], &ix, nm, &E.model, E.tok, E.pool, &e2, err);
+            et_cli_free(&E);
+            if (s) goto done;
+            nex++;
+        }
+        /* rows: the labelled rows as they are, or positives + sampled negatives */
+        int add = !TP.has_label && c->negatives > 0;
+        int64_t nr = TP.n + (add ? TP.n * (int64_t)c->negatives : 0), r = 0;
+        rq = malloc(sizeof(int32_t) * (size_t)nr); rp = malloc(sizeof(int32_t) * (size_t)nr);
+        rl = malloc(sizeof(float) * (size_t)nr); rsrc = malloc(sizeof(int64_t) * (size_t)nr);
+        if (!rq || !rp || !rl || !rsrc) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        if (add) {
+            negs = malloc(sizeof(int32_t) * (size_t)TP.n * c->negatives);
+            if (!negs) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+            if (c->neg_hard && !nex) { s = et_fail(err, ET_ERR_ARG, "finetune: hard negatives need an expert to rank (BM25 or --expert-model)"); goto done; }
+            et_neg_cfg nc = {c->negatives, c->neg_hard ? ET_NEG_HARD : ET_NEG_RANDOM, 1.0, c->seed};
+            if ((s = et_experts_sample_negatives(&ix, TP.label, nex ? &ex[0] : NULL, &nc, L.pool, negs, err))) goto done;
+        }
+        for (int64_t i = 0; i < TP.n; i++) {
+            rq[r] = ix.row_q[i]; rp[r] = ix.row_p[i]; rl[r] = TP.label[i]; rsrc[r++] = i;
+            for (int g = 0; add && g < c->negatives; g++)
+                if (negs[i * c->negatives + g] >= 0) { rq[r] = ix.row_q[i]; rp[r] = negs[i * c->negatives + g]; rl[r] = 0; rsrc[r++] = -1; }
+        }
+        nr = r;
+        int Ku = add ? 0 : T.K; /* the file's own columns exist for its rows only */
+        if (add && T.K) say(c, "note: the file's own score columns are not used (the added negative rows have none)");
+        int K = Ku + nex;
+        if (soft && !K) { s = et_fail(err, ET_ERR_ARG, "finetune: loss %s needs expert scores: keep BM25 on, add --expert-model, or give scored pairs", et_train_loss_name(loss)); goto done; }
+        cols = malloc(sizeof(float) * (size_t)(nr ? nr : 1) * (nex ? nex : 1));
+        if (!cols) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        for (int e = 0; e < nex; e++)
+            if ((s = et_expert_score_qp(&ex[e], &ix, rq, rp, nr, cols + (int64_t)e * nr, err))) goto done;
+        for (int k = 0; k < Ku && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; k++) snprintf(res->expert_names[res->n_experts++], 64, "%s", T.names[k]);
+        for (int e = 0; e < nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++) snprintf(res->expert_names[res->n_experts++], 64, "%s", ex[e].name);
+        D.ex = calloc((size_t)nr + 1, sizeof(et_train_example));
+        if (!D.ex) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        for (int64_t i = 0; i < nr; i++) {
+            et_train_example *e = &D.ex[D.n++];
+            e->query = xstrdup(ix.qtext[rq[i]]);
+            e->positive = xstrdup(ix.ptext[rp[i]]);
+            e->label = rl[i];
+            e->has_label = 1;
+            e->line = (int)i + 1;
+            if (K) {
+                e->scores = malloc(sizeof(float) * K);
+                if (!e->scores) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+                e->n_scores = K;
+                for (int k = 0; k < Ku; k++) e->scores[k] = T.scores[rsrc[i] * T.K + k];
+                for (int k = 0; k < nex; k++) e->scores[Ku + k] = cols[(int64_t)k * nr + i];
+            }
+            if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        }
+        say(c, "%lld pairwise rows (%lld positive-labelled input rows, %lld negatives added%s), %d expert column(s)", (long long)nr,
+            (long long)TP.n, (long long)(nr - TP.n), add ? (c->neg_hard ? " by the first expert's ranking" : ", random") : "", K);
+    }
+    res->train_examples = D.n;
+    snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
+    D.hash = 0x6674ull ^ (uint64_t)D.n;
+    res->seconds_prepare = et_now_s() - tp0;
+
+    /* MoE */
+    if (c->moe_experts > 0) {
+        if ((s = et_bert_to_moe(&L.model, c->moe_experts, c->moe_layer_mask, c->seed, err))) goto done;
+        L.model.cfg.moe_gate_scale = c->moe_gate_scale;
+        say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), %s routing%s", c->moe_experts,
+            (unsigned long long)c->moe_layer_mask, c->moe_gate_scale ? "Switch-scaled" : "unscaled (authors')",
+            c->moe_only ? ", training the routers and experts only" : "");
+    }
+    et_train_cfg tc = c->train;
+    if (c->moe_only) {
+        if (c->moe_experts <= 0) { s = et_fail(err, ET_ERR_ARG, "finetune: --train-only moe needs --moe-experts N"); goto done; }
+        size_t cap = 16, len = 0;
+        for (int i = 0; i < L.model.n_tensors; i++) cap += strlen(L.model.tensors[i].name) + 1;
+        if (c->train.freeze) cap += strlen(c->train.freeze) + 1;
+        if (!(freeze = malloc(cap))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        freeze[0] = 0;
+        if (c->train.freeze) len += (size_t)sprintf(freeze, "%s,", c->train.freeze);
+        for (int i = 0; i < L.model.n_tensors; i++)
+            if (!et_bert_is_moe_tensor(L.model.tensors[i].name)) len += (size_t)sprintf(freeze + len, "%s,", L.model.tensors[i].name);
+        if (len) freeze[len - 1] = 0;
+        tc.freeze = freeze;
+    }
+
+    /* train */
+    char td[ET_PATH_MAX], vocab[ET_PATH_MAX];
+    if ((s = et_path_join(td, sizeof td, c->model_dir, L.info.transformer_dir[0] ? L.info.transformer_dir : ".", err)) ||
+        (s = et_path_join(vocab, sizeof vocab, td, "vocab.txt", err)))
+        goto done;
+    step_prog sp = {c, et_now_s(), 0, 0, 0, NAN};
+    tc.out_dir = c->out_dir;
+    tc.vocab_path = vocab;
+    tc.max_seq_length = L.info.max_seq_length;
+    tc.do_lower_case = L.info.do_lower_case;
+    if (tc.max_len_d <= 0) tc.max_len_d = mlen;
+    tc.negatives = pairwise ? -1 : c->negatives;
+    tc.progress = on_step;
+    tc.user = &sp;
+    tc.save_every = 0;
+    tc.keep_checkpoints = 1;
+    if ((s = et_mkdir_p(c->out_dir, err))) goto done;
+    if ((s = et_trainer_init(&tr, &tc, &L.model, L.pool, &D, err))) goto done;
+    has_tr = 1;
+    say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
+        tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
+    double tt = et_now_s();
+    for (;;) {
+        if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
+        if (et_trainer_step(&tr) >= tr.total_steps) break;
+        /* stopped for an ANCE refresh */
+        res->refreshes++;
+        say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", et_trainer_step(&tr), res->refreshes);
+        et_mine_stats ms;
+        if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
+    }
+    res->seconds_train = et_now_s() - tt;
+    res->steps = et_trainer_step(&tr);
+    res->final_loss = sp.loss;
+    clean_checkpoints(c->out_dir);
+
+    /* after */
+    te = et_now_s();
+    say(c, "evaluating the tuned model");
+    ps = (et_progress){et_now_s(), "encode eval corpus", 0};
+    if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
+    else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
+    res->seconds_eval += et_now_s() - te;
+    (void)t_start;
+done:
+    if (has_tr) et_trainer_free(&tr);
+    for (int e = 0; e < nex; e++) et_expert_free(&ex[e]);
+    et_score_table_free(&T);
+    for (int i = 0; i < D.n; i++) ex_free(&D.ex[i]);
+    free(D.ex);
+    free(M.ex_q);
+    if (src.kind == SRC_BEIR) { free((void *)M.mq); free(M.mq_off); free(M.mq_pos); }
+    if (has_ix) et_pair_index_free(&ix);
+    free((void *)TP.query); free((void *)TP.passage); free((void *)TP.id); free(TP.label); free(TP.scores);
+    free(negs); free(rq); free(rp); free(rl); free(rsrc); free(cols); free(freeze);
+    evalset_free(&ev);
+    source_free(&src);
+    source_free(&esrc);
+    et_cli_free(&L);
+    return s;
+}

@@ -1,0 +1,92 @@
+/* finetune.h - `embedtune finetune`: split -> expert scores -> negatives -> train -> before/after evaluation.
+ *
+ * Data (cfg.data):
+ *   - a BEIR folder: the judged queries are split with the data.md rule (et_split_is_test on the query
+ *     id); training examples are the train queries' (query, doc) pairs with grade > 0; the held-out
+ *     queries are searched against the FULL corpus.
+ *   - a pairs file (JSONL/CSV/TSV, data.h): rows are split by the same rule on their "id" (else the
+ *     1-based line number as a string); the held-out rows' queries are searched against all distinct
+ *     passages of the file (positive pairs) or, with labels, scored pairwise (AUPRC/Spearman).
+ *   - an STS file (JSONL {"s1","s2","score"[,"id"]}): rows become (s1, s2, label = score / sts_max);
+ *     split by id (else the line number); held-out: Spearman/Pearson of the cosine vs the score.
+ *   With cfg.eval_path the whole of cfg.data is trained on and cfg.eval_path (any of the three kinds)
+ *   is the evaluation set instead (e.g. STS-B train.jsonl -> test.jsonl).
+ *
+ * Negatives:
+ *   - infonce / clp: ANCE with the starting model (mine.h): the train queries and the corpus (BEIR: the
+ *     whole corpus; pairs: the train rows' distinct passages) are encoded, ranks [mine_lo, mine_hi) minus
+ *     the query's positives, `negatives` per query (slots left empty are filled with random
+ *     non-positives, seeded). CLP: each negative gets its own query (the train query it is a positive
+ *     of, else none = masked). refresh_every N > 0 re-encodes with the model being trained and re-mines
+ *     every N optimizer steps (the trainer stops at the step, negatives are replaced, training resumes).
+ *   - mse / soft1..3: pairwise rows. A labelled file is used as it is; otherwise each positive row gets
+ *     `negatives` label-0 rows sampled by experts.h (neg_mode hard: ranked by the first expert, BM25 by
+ *     default; random: uniform). Every row gets the expert scores (BM25 over the rows' distinct
+ *     passages, then each expert model's cosine), after the file's own score columns (kept only when no
+ *     rows were added). mse trains on the label, soft1..3 on et_soft_targets of the scores.
+ * MoE (moe_experts > 0): the starting model is converted (et_bert_to_moe) after the "before" evaluation;
+ * moe_only freezes everything but the routers and experts (the CLP paper's --only_train intermediate).
+ * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed). */
+#ifndef ET_FINETUNE_H
+#define ET_FINETUNE_H
+
+#include <stdint.h>
+#include "error.h"
+#include "evaluate.h"
+#include "mine.h"
+#include "train.h"
+
+#define ET_FT_MAX_EXPERT_MODELS 8
+
+typedef struct {
+    const char *model_dir, *data, *out_dir;
+    const char *eval_path;   /* NULL: the held-out split of data */
+    et_train_cfg train;      /* loss and hyper-parameters (et_train_cfg_default + changes); out_dir, vocab_path,
+                                max_seq_length, do_lower_case, progress are set by et_finetune_run */
+    int negatives;           /* per query / per positive row (default 7) */
+    int mine_lo, mine_hi;    /* ANCE rank window (default 2:100) */
+    int neg_hard;            /* mse/soft: 1 = hard negatives by the first expert (default), 0 = random */
+    int use_bm25;            /* BM25 expert (default 1) */
+    const char *expert_models[ET_FT_MAX_EXPERT_MODELS];
+    int n_expert_models;
+    int refresh_every;       /* infonce/clp: re-mine every N steps (0 = never) */
+    double sts_max;          /* STS score scale (default 5) */
+    double pos_threshold;    /* infonce/clp on labelled rows: rows with label >= this are the positives (default 0.5) */
+    int moe_experts;         /* 0 = dense */
+    uint64_t moe_layer_mask; /* 0 = all layers */
+    int moe_only;            /* train only routers + experts */
+    int moe_gate_scale;      /* 1 Switch scaling (default), 0 the authors' unscaled routing */
+    int enc_batch;           /* texts per forward pass when encoding (default 32) */
+    int max_len;             /* encode max length (0 = the model's max_seq_length or 256) */
+    int threads;
+    int quiet;
+    uint64_t seed;           /* split-independent: negatives sampling and the MoE router (default 42) */
+} et_finetune_cfg;
+
+void et_finetune_cfg_default(et_finetune_cfg *c);
+
+typedef enum { ET_FT_EVAL_IR = 1, ET_FT_EVAL_PAIRS = 2 } et_ft_eval_kind;
+
+typedef struct {
+    et_ft_eval_kind kind;
+    et_ir_eval before, after, bm25;   /* IR */
+    et_pair_eval pbefore, pafter;     /* pairs / STS */
+    const char *data_kind;            /* "beir" | "pairs" | "sts" */
+    int64_t train_queries, test_queries; /* BEIR / positive pairs: queries; pairwise: rows */
+    int64_t train_examples;           /* examples given to the trainer */
+    int n_experts;
+    char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];
+    et_mine_stats mine;               /* first mining (infonce/clp) */
+    int refreshes;
+    long steps;
+    double final_loss;
+    double seconds_prepare, seconds_train, seconds_eval;
+} et_finetune_result;
+
+/* Runs everything; progress on stderr unless cfg->quiet. */
+et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err);
+
+/* The held-out rule for a row/query key (data.md): et_split_is_test(id), or of the decimal line number. */
+int et_finetune_is_test(const char *id, long line);
+
+#endif
