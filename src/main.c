@@ -5,9 +5,11 @@
 #include "cli.h"
 #include "kernels.h"
 
-extern et_command et_cmd_encode, et_cmd_search, et_cmd_train, et_cmd_eval, et_cmd_score, et_cmd_mine;
+extern et_command et_cmd_encode, et_cmd_search, et_cmd_train, et_cmd_eval, et_cmd_score, et_cmd_mine,
+    et_cmd_finetune;
 
-static et_command *commands[] = {&et_cmd_encode, &et_cmd_search, &et_cmd_train, &et_cmd_eval, &et_cmd_score, &et_cmd_mine};
+static et_command *commands[] = {&et_cmd_encode, &et_cmd_search, &et_cmd_train, &et_cmd_eval, &et_cmd_score, &et_cmd_mine,
+                               &et_cmd_finetune};
 #define NCMD (int)(sizeof commands / sizeof commands[0])
 
 static void main_help(FILE *f) {
