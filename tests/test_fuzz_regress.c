@@ -73,6 +73,15 @@ int main(void) {
         printf("%-18s %3d regression inputs, %4d corpus inputs: ok\n", H[i].name, r, c);
         total += r + c;
     }
+    /* the harnesses' scratch folder (data readers take paths) */
+    static const char *scratch[] = {"p.jsonl", "p.csv", "p.tsv", "p.txt", "corpus.jsonl", "queries.jsonl", "qrels.tsv",
+                                    "qrels/test.tsv", "qrels", "train.jsonl"};
+    char path[512];
+    for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", et_fuzz_tmpdir(), scratch[i]);
+        remove(path);
+    }
+    remove(et_fuzz_tmpdir());
     if (total == 0) { fprintf(stderr, "no inputs found: run from the repo root\n"); return 1; }
     printf("test_fuzz_regress: %d inputs replayed, all passed\n", total);
     return 0;
