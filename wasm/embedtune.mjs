@@ -1,0 +1,365 @@
+// embedtune.mjs - the embedtune ES module: load a sentence-transformers model from its files,
+// encode texts, search a corpus, export the model. Works in a page, a Web Worker and node 20.
+// Documented in wasm/README.md. Two ways to use it:
+//   * Embedtune (this file): runs the engine on the calling thread. Fine in node and inside a Worker;
+//     on a page's main thread it blocks while encoding.
+//   * EmbedtuneWorker: the same API, running in wasm/worker.mjs (a Web Worker, or a node
+//     worker_threads Worker), so a page never freezes. Every method returns a Promise.
+// Files next to this one: embedtune-core.{mjs,wasm,worker.js} (threads; needs SharedArrayBuffer,
+// i.e. a cross-origin isolated page or node) and embedtune-core-st.{mjs,wasm} (one thread).
+
+const isNode = typeof process !== 'undefined' && !!(process.versions && process.versions.node) &&
+  typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined';
+
+/** Threads to use: navigator.hardwareConcurrency (node: os.availableParallelism) capped at 8, or 1
+ * when SharedArrayBuffer is unavailable (page not cross-origin isolated). */
+export async function defaultThreads() {
+  if (!canUseThreads()) return 1;
+  let n = 1;
+  if (isNode) {
+    const os = await import('node:os');
+    n = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  } else if (typeof navigator !== 'undefined' && navigator.hardwareConcurrency) {
+    n = navigator.hardwareConcurrency;
+  }
+  return Math.max(1, Math.min(8, n | 0));
+}
+
+/** true when the threaded core can run: SharedArrayBuffer exists and (in browsers) the page is
+ * cross-origin isolated. */
+export function canUseThreads() {
+  if (typeof SharedArrayBuffer === 'undefined') return false;
+  if (!isNode && typeof crossOriginIsolated !== 'undefined' && !crossOriginIsolated) return false;
+  return true;
+}
+
+const cores = new Map(); // "variant:threads" -> Promise<Module>
+
+/** Instantiate the Emscripten core. opts: {threads, baseUrl}. threads > 1 needs canUseThreads(). */
+export async function loadCore(opts = {}) {
+  let threads = opts.threads ?? await defaultThreads();
+  if (!canUseThreads()) threads = 1;
+  threads = Math.max(1, Math.min(64, threads | 0));
+  const variant = threads > 1 ? 'embedtune-core' : 'embedtune-core-st';
+  const key = `${variant}:${threads}`;
+  if (!cores.has(key)) cores.set(key, instantiate(variant, threads, opts.baseUrl));
+  const M = await cores.get(key);
+  return { M, threads };
+}
+
+async function instantiate(variant, threads, baseUrl) {
+  const base = baseUrl ? new URL(baseUrl, import.meta.url) : new URL('.', import.meta.url);
+  const moduleArg = { etPoolSize: threads - 1 };
+  if (isNode) {
+    // Emscripten 3.1.6's ES6 glue is not node-ESM clean (docs/toolchain.md §5): it calls require()
+    // and reads __dirname, and would fetch() the .wasm by a plain path.
+    const { createRequire } = await import('node:module');
+    const { fileURLToPath } = await import('node:url');
+    const path = await import('node:path');
+    const { readFileSync } = await import('node:fs');
+    const dir = fileURLToPath(base);
+    globalThis.require ??= createRequire(import.meta.url);
+    globalThis.__dirname ??= dir;
+    moduleArg.wasmBinary = readFileSync(path.join(dir, `${variant}.wasm`));
+    moduleArg.locateFile = (p) => path.join(dir, p);
+  } else {
+    moduleArg.locateFile = (p) => new URL(p, base).href;
+  }
+  const { default: create } = await import(new URL(`${variant}.mjs`, base).href);
+  return create(moduleArg);
+}
+
+const DTYPES = { f32: 0, f16: 1, bf16: 2 };
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function bytesOf(x, name) {
+  if (x == null) return null;
+  if (typeof x === 'string') return enc.encode(x);
+  if (x instanceof Uint8Array) return x;
+  if (x instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && x instanceof SharedArrayBuffer)) return new Uint8Array(x);
+  if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  throw new TypeError(`${name}: expected an ArrayBuffer, a typed array or a string`);
+}
+
+/** Map a file listing {relativePath: bytes} (e.g. from a folder picker) to load() files. */
+export function filesFromFolder(listing) {
+  const get = (n) => {
+    for (const [k, v] of Object.entries(listing)) {
+      const p = k.replace(/\\/g, '/').replace(/^\.?\//, '');
+      if (p === n || p.endsWith('/' + n) && !p.slice(0, -n.length - 1).includes('/')) return v;
+    }
+    return undefined;
+  };
+  return {
+    config: get('config.json'), vocab: get('vocab.txt'), safetensors: get('model.safetensors'),
+    modules: get('modules.json'), pooling: get('1_Pooling/config.json'),
+    sbertConfig: get('sentence_bert_config.json'), tokenizerConfig: get('tokenizer_config.json'),
+  };
+}
+
+export class Embedtune {
+  /**
+   * Load a model from its files' bytes.
+   * files: {config, vocab, safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?}
+   *   (config.json, vocab.txt, model.safetensors, modules.json, 1_Pooling/config.json,
+   *    sentence_bert_config.json, tokenizer_config.json) as ArrayBuffer / typed array / string.
+   * opts: {threads, baseUrl}. Rejects with an Error naming the file and field on bad input.
+   */
+  static async load(files, opts = {}) {
+    const { M, threads } = await loadCore(opts);
+    const self = new Embedtune(M, threads);
+    self._load(files || {});
+    return self;
+  }
+
+  constructor(M, threads) {
+    this.M = M;
+    this.err = M._et_wasm_error_new();
+    this.h = 0;
+    this.requestedThreads = threads;
+    this.corpusTexts = null;
+  }
+
+  heap8() { return new Uint8Array(this.M.wasmMemory ? this.M.wasmMemory.buffer : this.M.HEAPU8.buffer); }
+  heapF32(ptr, n) { return new Float32Array(this.heap8().buffer, ptr, n); }
+  heapI32(ptr, n) { return new Int32Array(this.heap8().buffer, ptr, n); }
+
+  fail(what) {
+    const msg = this.M.UTF8ToString(this.M._et_wasm_error_msg(this.err));
+    const e = new Error(msg || `${what} failed`);
+    e.code = this.M._et_wasm_error_code(this.err);
+    return e;
+  }
+
+  copyIn(bytes) { // -> [ptr, len]; ptr 0 for null
+    if (!bytes) return [0, 0];
+    const p = this.M._malloc(Math.max(1, bytes.length));
+    if (!p) throw new Error('out of wasm memory');
+    this.heap8().set(bytes, p);
+    return [p, bytes.length];
+  }
+
+  _load(files) {
+    for (const [k, n] of [['config', 'config.json'], ['vocab', 'vocab.txt'], ['safetensors', 'model.safetensors']])
+      if (files[k] == null) throw new Error(`${n}: missing (files.${k} is required)`);
+    const order = ['config', 'vocab', 'safetensors', 'modules', 'pooling', 'sbertConfig', 'tokenizerConfig'];
+    const bufs = order.map((k) => this.copyIn(bytesOf(files[k], k)));
+    try {
+      const h = this.M._et_wasm_load(...bufs.flat(), this.requestedThreads, this.err);
+      if (!h) throw this.fail('load');
+      this.h = h;
+    } finally {
+      for (const [p] of bufs) if (p) this.M._free(p);
+    }
+    this.dim = this.M._et_wasm_dim(this.h);
+    this.maxLength = this.M._et_wasm_max_len(this.h);
+    this.threads = this.M._et_wasm_threads(this.h);
+    this.info = {
+      dim: this.dim, maxLength: this.maxLength, threads: this.threads, vocabSize: this.M._et_wasm_vocab_size(this.h),
+      layers: this.M._et_wasm_num_layers(this.h), pooling: this.M._et_wasm_pooling(this.h) ? 'cls' : 'mean',
+      normalize: !!this.M._et_wasm_normalize(this.h), simd: this.M.UTF8ToString(this.M._et_wasm_simd_name()),
+    };
+  }
+
+  check() { if (!this.h) throw new Error('this model was disposed'); }
+
+  /** texts: string[] -> Float32Array [texts.length * dim] (row i = text i).
+   * opts: {batch=32, maxLength, onProgress(done, total) -> true to cancel}. */
+  encode(texts, opts = {}) {
+    this.check();
+    if (!Array.isArray(texts)) throw new TypeError('encode: texts must be an array of strings');
+    const parts = texts.map((t, i) => {
+      if (typeof t !== 'string') throw new TypeError(`encode: text ${i} is not a string`);
+      return enc.encode(t.includes('\0') ? t.replace(/\0/g, '') : t);
+    });
+    const total = parts.reduce((s, b) => s + b.length + 1, 0);
+    const blob = new Uint8Array(Math.max(1, total));
+    let off = 0;
+    for (const b of parts) { blob.set(b, off); off += b.length + 1; }
+    const n = texts.length, d = this.dim;
+    const [bp] = this.copyIn(blob);
+    const op = this.M._malloc(Math.max(4, n * d * 4));
+    const prev = this.M.etProgress;
+    this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
+    try {
+      const s = this.M._et_wasm_encode(this.h, bp, total, n, opts.batch | 0, opts.maxLength | 0, op, this.err);
+      if (s) throw this.fail('encode');
+      return this.heapF32(op, n * d).slice();
+    } finally {
+      this.M.etProgress = prev;
+      this.M._free(bp);
+      this.M._free(op);
+    }
+  }
+
+  /** The corpus to search: texts (encoded here, opts as encode) or embeddings (Float32Array [n*dim]). */
+  setCorpus(corpus, opts = {}) {
+    this.check();
+    let emb = corpus;
+    if (Array.isArray(corpus)) { emb = this.encode(corpus, opts); this.corpusTexts = corpus.slice(); }
+    else this.corpusTexts = null;
+    if (!(emb instanceof Float32Array) || emb.length % this.dim) throw new TypeError(`setCorpus: expected texts or a Float32Array of n*${this.dim} floats`);
+    const n = emb.length / this.dim;
+    const p = this.M._malloc(Math.max(4, emb.length * 4));
+    try {
+      this.heapF32(p, emb.length).set(emb);
+      if (this.M._et_wasm_set_corpus(this.h, p, n, this.err)) throw this.fail('setCorpus');
+    } finally { this.M._free(p); }
+    return n;
+  }
+
+  /** query: string or Float32Array [dim] -> [{index, score, text?}] best first (top k). */
+  search(query, k = 10) {
+    this.check();
+    const q = typeof query === 'string' ? this.encode([query]) : query;
+    if (!(q instanceof Float32Array) || q.length !== this.dim) throw new TypeError(`search: query must be a string or a Float32Array of ${this.dim} floats`);
+    k = Math.max(1, k | 0);
+    const qp = this.M._malloc(this.dim * 4), ip = this.M._malloc(k * 4), sp = this.M._malloc(k * 4);
+    try {
+      this.heapF32(qp, this.dim).set(q);
+      if (this.M._et_wasm_search(this.h, qp, 1, k, ip, sp, this.err)) throw this.fail('search');
+      const idx = this.heapI32(ip, k).slice(), sc = this.heapF32(sp, k).slice();
+      const out = [];
+      for (let i = 0; i < k; i++) {
+        if (idx[i] < 0) break;
+        const r = { index: idx[i], score: sc[i] };
+        if (this.corpusTexts) r.text = this.corpusTexts[idx[i]];
+        out.push(r);
+      }
+      return out;
+    } finally { this.M._free(qp); this.M._free(ip); this.M._free(sp); }
+  }
+
+  /** The model as a sentence-transformers folder: {relativePath: Uint8Array}. opts: {dtype: 'f32'|'f16'|'bf16'}. */
+  exportFiles(opts = {}) {
+    this.check();
+    const dt = DTYPES[(opts.dtype || 'f32').toLowerCase()];
+    if (dt === undefined) throw new Error(`exportFiles: dtype must be f32, f16 or bf16, got ${opts.dtype}`);
+    const FS = this.M.FS;
+    const dir = `/et_export_${Date.now()}_${Math.floor(Math.random() * 1e9)}`;
+    const dp = this.copyIn(enc.encode(dir + '\0'))[0];
+    try {
+      if (this.M._et_wasm_save(this.h, dp, dt, this.err)) throw this.fail('exportFiles');
+    } finally { this.M._free(dp); }
+    const out = {};
+    const walk = (abs, rel) => {
+      for (const name of FS.readdir(abs)) {
+        if (name === '.' || name === '..') continue;
+        const a = `${abs}/${name}`, r = rel ? `${rel}/${name}` : name;
+        if (FS.isDir(FS.stat(a).mode)) { walk(a, r); out[r + '/'] = new Uint8Array(0); FS.rmdir(a); }
+        else { out[r] = FS.readFile(a); FS.unlink(a); }
+      }
+    };
+    walk(dir, '');
+    FS.rmdir(dir);
+    for (const k of Object.keys(out)) if (k.endsWith('/') && Object.keys(out).some((o) => o !== k && o.startsWith(k))) delete out[k];
+    return out;
+  }
+
+  /** Token strings of a text (WordPiece, without [CLS]/[SEP]); handy for debugging. */
+  tokenize(text) {
+    this.check();
+    const [tp] = this.copyIn(enc.encode(text.replace(/\0/g, '') + '\0'));
+    try {
+      let max = 256, n;
+      for (;;) {
+        const ip = this.M._malloc(max * 4);
+        n = this.M._et_wasm_tokenize(this.h, tp, ip, max);
+        if (n <= max) {
+          const ids = this.heapI32(ip, Math.max(0, n)).slice();
+          this.M._free(ip);
+          return Array.from(ids, (id) => this.M.UTF8ToString(this.M._et_wasm_token(this.h, id)));
+        }
+        this.M._free(ip);
+        max = n;
+      }
+    } finally { this.M._free(tp); }
+  }
+
+  // ---------------------------------------------------------------- TRAINING (src/train.h)
+  // Not wired yet: train(pairs, cfg, {onProgress, signal}) will call a et_wasm_train* C entry point
+  // (wasm/et_wasm.c, TRAINING section) once the trainer's in-memory API is settled. See README.
+
+  /** Free the model (the core module stays cached for the next load). */
+  dispose() {
+    if (this.h) this.M._et_wasm_free(this.h);
+    this.h = 0;
+    if (this.err) this.M._et_wasm_error_free(this.err);
+    this.err = 0;
+  }
+}
+
+/** Stop the core's pthread pool workers (node: lets the process exit). */
+export async function shutdown() {
+  for (const p of cores.values()) {
+    try { const M = await p; if (M.PThread) M.PThread.terminateAllThreads(); } catch { /* ignore */ }
+  }
+  cores.clear();
+}
+
+// ------------------------------------------------------------------ worker client
+
+/** The same API in a Worker (wasm/worker.mjs); all methods return Promises. In node it uses
+ * worker_threads. opts: {threads, baseUrl, workerUrl}. */
+export class EmbedtuneWorker {
+  static async load(files, opts = {}) {
+    const w = new EmbedtuneWorker(opts);
+    await w._ready;
+    const transfer = [];
+    w.info = await w._call('load', { files, opts: { threads: opts.threads, baseUrl: opts.baseUrl } }, transfer);
+    w.dim = w.info.dim;
+    return w;
+  }
+
+  constructor(opts = {}) {
+    this.seq = 0;
+    this.pending = new Map();
+    const url = opts.workerUrl ? new URL(opts.workerUrl, import.meta.url) : new URL('./worker.mjs', import.meta.url);
+    this._ready = (async () => {
+      if (isNode) {
+        const { Worker } = await import('node:worker_threads');
+        this.w = new Worker(url);
+        this.w.on('message', (m) => this._onMessage(m));
+        this.w.on('error', (e) => this._failAll(e));
+      } else {
+        this.w = new Worker(url, { type: 'module' });
+        this.w.onmessage = (ev) => this._onMessage(ev.data);
+        this.w.onerror = (ev) => this._failAll(new Error(ev.message || 'worker error'));
+      }
+    })();
+  }
+
+  _onMessage(m) {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.progress) { if (p.onProgress) p.onProgress(m.done, m.total); return; }
+    this.pending.delete(m.id);
+    if (m.error) { const e = new Error(m.error); e.code = m.code; p.reject(e); } else p.resolve(m.result);
+  }
+
+  _failAll(e) { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); }
+
+  _call(op, args, transfer = [], onProgress) {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.w.postMessage({ id, op, args, progress: !!onProgress }, transfer);
+    });
+  }
+
+  encode(texts, opts = {}) {
+    const { onProgress, ...o } = opts;
+    return this._call('encode', { texts, opts: o }, [], onProgress);
+  }
+  setCorpus(corpus, opts = {}) { const { onProgress, ...o } = opts; return this._call('setCorpus', { corpus, opts: o }, [], onProgress); }
+  search(query, k = 10) { return this._call('search', { query, k }); }
+  exportFiles(opts = {}) { return this._call('exportFiles', { opts }); }
+  tokenize(text) { return this._call('tokenize', { text }); }
+
+  /** Stop the worker at once (cancels whatever runs in it; the model is gone). */
+  async terminate() {
+    this._failAll(new Error('cancelled: the worker was terminated'));
+    if (this.w) await this.w.terminate();
+  }
+}

@@ -1,0 +1,52 @@
+// worker.mjs - runs Embedtune (wasm/embedtune.mjs) off the page's thread. Messages:
+//   {id, op, args, progress}  ->  {id, result} | {id, error, code} | {id, progress: true, done, total}
+// ops: load {files, opts} -> info; encode {texts, opts} -> Float32Array; setCorpus {corpus, opts} -> n;
+//      search {query, k} -> hits; exportFiles {opts} -> {path: Uint8Array}; tokenize {text} -> string[].
+// Works as a module Web Worker and as a node worker_threads Worker.
+import { Embedtune, shutdown } from './embedtune.mjs';
+
+let post, model = null;
+if (typeof self !== 'undefined' && typeof self.postMessage === 'function' && typeof WorkerGlobalScope !== 'undefined') {
+  post = (m, t) => self.postMessage(m, t || []);
+  self.onmessage = (ev) => handle(ev.data);
+} else {
+  const { parentPort } = await import('node:worker_threads');
+  post = (m, t) => parentPort.postMessage(m, t || []);
+  parentPort.on('message', handle);
+}
+
+async function handle(msg) {
+  const { id, op, args = {} } = msg;
+  const onProgress = msg.progress ? (done, total) => { post({ id, progress: true, done, total }); return false; } : undefined;
+  try {
+    let result, transfer = [];
+    switch (op) {
+      case 'load':
+        if (model) model.dispose();
+        model = null;
+        model = await Embedtune.load(args.files, args.opts || {});
+        result = model.info;
+        break;
+      case 'encode':
+        need();
+        result = model.encode(args.texts, { ...(args.opts || {}), onProgress });
+        transfer = [result.buffer];
+        break;
+      case 'setCorpus': need(); result = model.setCorpus(args.corpus, { ...(args.opts || {}), onProgress }); break;
+      case 'search': need(); result = model.search(args.query, args.k); break;
+      case 'exportFiles':
+        need();
+        result = model.exportFiles(args.opts || {});
+        transfer = Object.values(result).map((b) => b.buffer);
+        break;
+      case 'tokenize': need(); result = model.tokenize(args.text); break;
+      case 'shutdown': if (model) model.dispose(); model = null; await shutdown(); result = true; break;
+      default: throw new Error(`worker: unknown op '${op}'`);
+    }
+    post({ id, result }, transfer);
+  } catch (e) {
+    post({ id, error: e && e.message ? e.message : String(e), code: e && e.code });
+  }
+}
+
+function need() { if (!model) throw new Error('no model loaded (call load first)'); }
