@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cJSON.h"
-#include "cli.h"
 #include "data.h"
 #include "experts.h"
 #include "fileio.h"
 #include "finetune.h"
+#include "hf.h"
 #include "kernels.h"
 #include "moe.h"
 #include "rng.h"
@@ -56,6 +57,60 @@ static void l2norm(float *x, int64_t n, int32_t d) {
         float s = sqrtf(et_dot(r, r, d));
         if (s > 1e-12f) for (int32_t j = 0; j < d; j++) r[j] /= s;
     }
+}
+
+
+/* ------------------------------------------------------------------ model loading, time, progress */
+
+typedef struct {
+    et_bert model;
+    et_tokenizer *tok;
+    et_hf_info info;
+    et_pool *pool;
+} ft_model;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void ft_model_free(ft_model *L) {
+    et_bert_free(&L->model);
+    et_tokenizer_free(L->tok);
+    et_pool_destroy(L->pool);
+    memset(L, 0, sizeof *L);
+}
+
+static et_status ft_model_load(const char *dir, int threads, ft_model *L, char *vocab, size_t vcap, et_error *err) {
+    memset(L, 0, sizeof *L);
+    et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
+    if (s) return s;
+    char td[ET_PATH_MAX];
+    if ((s = et_path_join(td, sizeof td, dir, L->info.transformer_dir[0] ? L->info.transformer_dir : ".", err)) ||
+        (s = et_path_join(vocab, vcap, td, "vocab.txt", err)))
+        return s;
+    if (!(L->tok = et_tokenizer_load_vocab(vocab, err))) return err && err->code ? err->code : ET_ERR_IO;
+    if (!(L->pool = et_pool_create(threads, err))) return err && err->code ? err->code : ET_ERR_NOMEM;
+    return ET_OK;
+}
+
+static int default_max_len(const ft_model *L) {
+    int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
+    return m > L->model.cfg.max_position ? L->model.cfg.max_position : m;
+}
+
+typedef struct { double t0; const char *what; double last; } ft_progress;
+
+static int enc_progress(void *user, size_t done, size_t total) {
+    ft_progress *p = user;
+    double t = now_s(), el = t - p->t0;
+    if (done < total && t - p->last < 0.25) return 0;
+    p->last = t;
+    double rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, rate > 0 ? (total - done) / rate : 0);
+    if (done == total) fputc('\n', stderr);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ sources */
@@ -328,8 +383,8 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
     int32_t *neg = malloc(sizeof(int32_t) * (size_t)M->nmq * G), *negq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
     et_status s = ET_OK;
     if (!Q || !Dm || !neg || !negq) { s = et_fail(err, ET_ERR_NOMEM, "mining: out of memory"); goto done; }
-    et_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0};
-    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &ps};
+    ft_progress ps = {now_s(), round ? "re-encode corpus" : "encode corpus", 0};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
     if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
     eo.progress = NULL;
     if ((s = et_encode_texts(m, tok, pool, M->mq, (size_t)M->nmq, &eo, Q, err))) goto done;
@@ -396,7 +451,7 @@ static int on_step(void *user, const et_train_stats *s) {
     p->loss = p->ema / (1 - pow(0.9, p->n));
     int refresh = p->c->refresh_every > 0 && s->step % p->c->refresh_every == 0 && s->step < s->total_steps;
     if (p->c->quiet) return refresh;
-    double t = et_now_s();
+    double t = now_s();
     if (s->step < s->total_steps && !refresh && t - p->last < 0.2) return refresh;
     p->last = t;
     double per = (t - p->t0) / p->n, eta = per * (double)(s->total_steps - s->step);
@@ -453,9 +508,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (soft && !c->use_bm25 && !c->n_expert_models) { /* the file's own columns may still supply experts: checked below */ }
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
 
-    double t_start = et_now_s();
+    double t_start = now_s();
     et_status s = ET_OK;
-    et_cli_model L;
+    ft_model L;
     memset(&L, 0, sizeof L);
     source src, esrc;
     memset(&src, 0, sizeof src);
@@ -484,9 +539,10 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     char *freeze = NULL;
 
     /* model */
+    char vocab[ET_PATH_MAX];
     say(c, "loading %s", c->model_dir);
-    if ((s = et_cli_load(c->model_dir, c->threads, &L, err))) goto done;
-    int mlen = c->max_len ? c->max_len : et_cli_default_max_len(&L);
+    if ((s = ft_model_load(c->model_dir, c->threads, &L, vocab, sizeof vocab, err))) goto done;
+    int mlen = c->max_len ? c->max_len : default_max_len(&L);
     if (mlen > L.model.cfg.max_position) mlen = L.model.cfg.max_position;
 
     /* data */
@@ -558,18 +614,18 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (!TP.n) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
 
     /* before */
-    double te = et_now_s();
+    double te = now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
-    et_progress ps = {et_now_s(), "encode eval corpus", 0};
-    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &ps};
+    ft_progress ps = {now_s(), "encode eval corpus", 0};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
     if (ev.kind == ET_FT_EVAL_IR) {
         if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
         if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
     } else if ((s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pbefore, err))) goto done;
-    res->seconds_eval = et_now_s() - te;
+    res->seconds_eval = now_s() - te;
 
     /* examples */
-    double tp0 = et_now_s();
+    double tp0 = now_s();
     if (!pairwise) {
         if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
         int64_t nex_ = M.mq_off[M.nmq];
@@ -599,8 +655,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             nex++;
         }
         for (int i = 0; i < c->n_expert_models; i++) {
-            et_cli_model E;
-            if ((s = et_cli_load(c->expert_models[i], c->threads, &E, err))) { et_cli_free(&E); goto done; }
+            ft_model E;
+            char evoc[ET_PATH_MAX];
+            if ((s = ft_model_load(c->expert_models[i], c->threads, &E, evoc, sizeof evoc, err))) { ft_model_free(&E); goto done; }
             char nm[128];
             const char *p = c->expert_models[i];
             size_t l = strlen(p);
@@ -609,10 +666,10 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             while (a > 0 && p[a - 1] != '/') a--;
             snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
             for (int j = 0; j < nex; j++) if (!strcmp(ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
-            et_progress pe = {et_now_s(), "expert: encode passages", 0};
-            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : et_cli_progress, &pe};
+            ft_progress pe = {now_s(), "expert: encode passages", 0};
+            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &pe};
             s = et_expert_dense_init(&ex[nex], &ix, nm, &E.model, E.tok, E.pool, &e2, err);
-            et_cli_free(&E);
+            ft_model_free(&E);
             if (s) goto done;
             nex++;
         }
@@ -669,7 +726,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     res->train_examples = D.n;
     snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
     D.hash = 0x6674ull ^ (uint64_t)D.n;
-    res->seconds_prepare = et_now_s() - tp0;
+    res->seconds_prepare = now_s() - tp0;
 
     /* MoE */
     if (c->moe_experts > 0) {
@@ -695,11 +752,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     }
 
     /* train */
-    char td[ET_PATH_MAX], vocab[ET_PATH_MAX];
-    if ((s = et_path_join(td, sizeof td, c->model_dir, L.info.transformer_dir[0] ? L.info.transformer_dir : ".", err)) ||
-        (s = et_path_join(vocab, sizeof vocab, td, "vocab.txt", err)))
-        goto done;
-    step_prog sp = {c, et_now_s(), 0, 0, 0, NAN};
+    step_prog sp = {c, now_s(), 0, 0, 0, NAN};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -715,7 +768,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     has_tr = 1;
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
         tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
-    double tt = et_now_s();
+    double tt = now_s();
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
         if (et_trainer_step(&tr) >= tr.total_steps) break;
@@ -725,18 +778,18 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         et_mine_stats ms;
         if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
     }
-    res->seconds_train = et_now_s() - tt;
+    res->seconds_train = now_s() - tt;
     res->steps = et_trainer_step(&tr);
     res->final_loss = sp.loss;
     clean_checkpoints(c->out_dir);
 
     /* after */
-    te = et_now_s();
+    te = now_s();
     say(c, "evaluating the tuned model");
-    ps = (et_progress){et_now_s(), "encode eval corpus", 0};
+    ps = (ft_progress){now_s(), "encode eval corpus", 0};
     if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
-    res->seconds_eval += et_now_s() - te;
+    res->seconds_eval += now_s() - te;
     (void)t_start;
 done:
     if (has_tr) et_trainer_free(&tr);
@@ -752,6 +805,6 @@ done:
     evalset_free(&ev);
     source_free(&src);
     source_free(&esrc);
-    et_cli_free(&L);
+    ft_model_free(&L);
     return s;
 }

@@ -1,0 +1,229 @@
+/* test_finetune.c - et_finetune_run end to end on tiny data (tests/fixtures/finetune, made by
+ * tools/gen_finetune_fixture.py; model tests/fixtures/e2e/model, 32-dim, 2 layers):
+ *   - the split rule against hashlib's (split.txt): query ids, and row numbers for rows without an id;
+ *   - BEIR + infonce: 63 train / 9 held-out queries as split.txt says; training on the train topics raises
+ *     the held-out nDCG@10 (+0.05 at least; measured +0.14) and AUPRC; every metric finite and in range;
+ *     the saved folder loads and re-evaluates to the in-memory "after" numbers; no checkpoint left behind;
+ *   - pairs file + mse: rows split by "id", held-out queries searched over all distinct passages;
+ *   - STS rows + --eval: Spearman before/after, label = score / 5;
+ *   - ANCE refresh happens (refreshes counted) and CLP gets negatives with their own queries;
+ *   - MoE + train-only moe: the saved model has 2 experts and untouched embeddings;
+ *   - bad input: missing data, refresh with a pairwise loss, soft loss without experts. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer.h"
+#include "finetune.h"
+#include "hf.h"
+
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+
+#define FX "tests/fixtures/finetune"
+#define MODEL "tests/fixtures/e2e/model"
+
+static void base_cfg(et_finetune_cfg *c, const char *data, const char *out, et_train_loss loss) {
+    et_finetune_cfg_default(c);
+    c->model_dir = MODEL;
+    c->data = data;
+    c->out_dir = out;
+    c->train.loss = loss;
+    c->train.lr = 1e-3;
+    c->train.epochs = 5;
+    c->train.dropout = 0;
+    c->train.max_len_q = 32;
+    c->train.max_len_d = 32;
+    c->train.soft_norm = ET_SNORM_MINMAX;
+    c->negatives = 3;
+    c->threads = 2;
+    c->quiet = 1;
+}
+
+static int in01(double x) { return isfinite(x) && x >= 0 && x <= 1; }
+
+static int count_checkpoints(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) n += !strncmp(e->d_name, "checkpoint-", 11) || !strcmp(e->d_name, "latest");
+    if (d) closedir(d);
+    return n;
+}
+
+int main(void) {
+    et_error err = {0};
+    char tmpl[] = "/tmp/et_test_finetune_XXXXXX";
+    const char *tmp = mkdtemp(tmpl);
+    if (!tmp) { fprintf(stderr, "mkdtemp failed\n"); return 1; }
+    char out[512];
+
+    /* 1. the split rule against hashlib */
+    FILE *f = fopen(FX "/split.txt", "r");
+    CHECK(f, "cannot open " FX "/split.txt");
+    char id[64], which[16];
+    int ntest_q = 0, nq = 0, nrows = 0;
+    while (f && fscanf(f, "%63s %15s", id, which) == 2) {
+        int exp = !strcmp(which, "test");
+        if (id[0] == 'q') {
+            nq++;
+            ntest_q += exp;
+            CHECK(et_finetune_is_test(id, 999) == exp, "split of id %s", id);
+        } else {
+            nrows++;
+            CHECK(et_finetune_is_test(NULL, atol(id)) == exp, "split of row %s (no id)", id);
+        }
+    }
+    if (f) fclose(f);
+    CHECK(nq == 72 && nrows == 30 && ntest_q == 9, "split.txt: %d queries (%d test), %d rows", nq, ntest_q, nrows);
+
+    /* 2. BEIR + infonce */
+    et_finetune_cfg c;
+    et_finetune_result r;
+    snprintf(out, sizeof out, "%s/beir-infonce", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    et_status s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "beir infonce: %s", err.msg);
+    if (!s) {
+        CHECK(r.kind == ET_FT_EVAL_IR && !strcmp(r.data_kind, "beir"), "kind");
+        CHECK(r.train_queries == 63 && r.test_queries == 9, "train %lld / test %lld queries", (long long)r.train_queries, (long long)r.test_queries);
+        CHECK(r.train_examples == 63 * 3, "examples %lld (3 relevant docs per train query)", (long long)r.train_examples);
+        CHECK(r.before.nqueries == 9 && r.before.ndocs == 36, "eval sizes %d queries %d docs", r.before.nqueries, r.before.ndocs);
+        const et_ir_eval *e[3] = {&r.before, &r.after, &r.bm25};
+        for (int i = 0; i < 3; i++)
+            CHECK(in01(e[i]->ndcg10) && in01(e[i]->map10) && in01(e[i]->mrr10) && in01(e[i]->recall100) && in01(e[i]->auprc),
+                  "metrics %d in [0,1]", i);
+        CHECK(isfinite(r.before.anisotropy) && isfinite(r.after.anisotropy) && isnan(r.bm25.anisotropy), "anisotropy");
+        CHECK(r.before.recall100 == 1 && r.after.recall100 == 1, "36 docs: recall@100 is 1");
+        CHECK(r.after.ndcg10 > r.before.ndcg10 + 0.05, "held-out nDCG@10 %.4f -> %.4f should improve", r.before.ndcg10, r.after.ndcg10);
+        CHECK(r.after.auprc > r.before.auprc, "held-out AUPRC %.4f -> %.4f should improve", r.before.auprc, r.after.auprc);
+        CHECK(r.bm25.ndcg10 > 0.8, "BM25 finds the one shared topic word (%.4f)", r.bm25.ndcg10);
+        CHECK(r.mine.n_found == 63 * 3, "mined %lld", (long long)r.mine.n_found);
+        CHECK(r.steps == 5 * ((189 + 15) / 16), "steps %ld", r.steps);
+        CHECK(count_checkpoints(out) == 0, "checkpoints left in %s", out);
+        /* the saved folder is the trained model */
+        et_bert lm;
+        char vp[600];
+        snprintf(vp, sizeof vp, "%s/vocab.txt", out);
+        s = et_hf_load(out, &lm, &err);
+        CHECK(!s, "load %s: %s", out, err.msg);
+        et_tokenizer *tok = s ? NULL : et_tokenizer_load_vocab(vp, &err);
+        et_pool *pool = et_pool_create(2, &err);
+        CHECK(s || tok, "vocab %s: %s", vp, err.msg);
+        if (!s && tok && pool) {
+            /* held-out queries of the fixture, re-evaluated independently of et_finetune_run's own bookkeeping */
+            et_beir B;
+            CHECK(!et_beir_read(FX "/beir", NULL, &B, NULL, &err), "beir: %s", err.msg);
+            const char *qs[16];
+            et_qrel qr[64];
+            int64_t off[17];
+            int n = 0, m = 0;
+            for (int q = 0; q < B.nqueries; q++) {
+                if (!et_split_is_test(B.query_id[q])) continue;
+                off[n] = m;
+                for (int64_t u = B.qrel_off[q]; u < B.qrel_off[q + 1]; u++) { qr[m] = B.qrels[u]; qr[m++].q = n; }
+                qs[n++] = B.query_text[q];
+            }
+            off[n] = m;
+            et_encode_opts eo = {32, 256, NULL, NULL};
+            et_ir_eval a;
+            CHECK(!et_eval_ir_dense(&lm, tok, pool, &eo, B.doc_text, B.ndocs, qs, n, qr, off, &a, &err), "eval: %s", err.msg);
+            CHECK(fabs(a.ndcg10 - r.after.ndcg10) < 1e-6 && fabs(a.auprc - r.after.auprc) < 1e-6,
+                  "saved model re-evaluates to %.6f / %.6f, in memory %.6f / %.6f", a.ndcg10, a.auprc, r.after.ndcg10, r.after.auprc);
+            et_beir_free(&B);
+        }
+        if (!s) et_bert_free(&lm);
+        et_tokenizer_free(tok);
+        et_pool_destroy(pool);
+    }
+
+    /* 3. pairs file + mse (split by id, eval over all distinct passages) */
+    snprintf(out, sizeof out, "%s/pairs-mse", tmp);
+    base_cfg(&c, FX "/pairs.jsonl", out, ET_TRAIN_MSE);
+    c.train.epochs = 1;
+    c.negatives = 2;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "pairs mse: %s", err.msg);
+    if (!s) {
+        CHECK(!strcmp(r.data_kind, "pairs") && r.kind == ET_FT_EVAL_IR, "pairs kind");
+        CHECK(r.test_queries == 9 && r.before.ndocs == 12, "pairs: %lld held-out queries over %d passages", (long long)r.test_queries, r.before.ndocs);
+        CHECK(r.train_queries == 63 && r.train_examples == 63 * 3, "pairs: %lld train rows, %lld examples (1 + 2 negatives each)",
+              (long long)r.train_queries, (long long)r.train_examples);
+        CHECK(r.n_experts == 1 && !strcmp(r.expert_names[0], "bm25"), "experts");
+        CHECK(in01(r.after.ndcg10) && in01(r.after.auprc), "pairs metrics");
+    }
+
+    /* 4. STS rows, trained on one file and evaluated on --eval */
+    snprintf(out, sizeof out, "%s/sts", tmp);
+    base_cfg(&c, "tests/fixtures/eval/sts.jsonl", out, ET_TRAIN_MSE);
+    c.eval_path = "tests/fixtures/eval/sts.jsonl";
+    c.train.epochs = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "sts: %s", err.msg);
+    if (!s) {
+        CHECK(!strcmp(r.data_kind, "sts") && r.kind == ET_FT_EVAL_PAIRS && r.pbefore.n == 4 && r.train_examples == 4, "sts sizes");
+        CHECK(isfinite(r.pbefore.spearman) && isfinite(r.pafter.spearman) && fabs(r.pafter.spearman) <= 100, "spearman");
+    }
+
+    /* 5. ANCE refresh + CLP own queries */
+    snprintf(out, sizeof out, "%s/clp-refresh", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_CLP);
+    c.train.epochs = 1;
+    c.refresh_every = 4;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "clp refresh: %s", err.msg);
+    if (!s) {
+        CHECK(r.steps == 12 && r.refreshes == 2, "steps %ld refreshes %d (every 4 of 12)", r.steps, r.refreshes);
+        CHECK(r.mine.n_with_query > 0, "CLP: some negatives are other train queries' positives (%lld)", (long long)r.mine.n_with_query);
+        CHECK(count_checkpoints(out) == 0, "checkpoints left after refreshes");
+    }
+
+    /* 6. MoE, train only the experts and routers */
+    snprintf(out, sizeof out, "%s/moe", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    c.train.epochs = 1;
+    c.moe_experts = 2;
+    c.moe_only = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "moe: %s", err.msg);
+    if (!s) {
+        et_bert a, b;
+        CHECK(!et_hf_load(out, &a, &err), "load moe: %s", err.msg);
+        CHECK(!et_hf_load(MODEL, &b, &err), "load start: %s", err.msg);
+        CHECK(a.cfg.moe_experts == 2, "saved experts %d", a.cfg.moe_experts);
+        const et_tensor_view *wa = et_bert_find(&a, "embeddings.word_embeddings.weight"), *wb = et_bert_find(&b, "embeddings.word_embeddings.weight");
+        const et_tensor_view *qa = et_bert_find(&a, "encoder.layer.0.attention.self.query.weight"), *qb = et_bert_find(&b, "encoder.layer.0.attention.self.query.weight");
+        const et_tensor_view *xa = et_bert_find(&a, "encoder.layer.0.intermediate.dense.experts.0.weight"), *ib = et_bert_find(&b, "encoder.layer.0.intermediate.dense.weight");
+        CHECK(wa && wb && qa && qb && xa && ib, "tensors present");
+        if (wa && wb && qa && qb && xa && ib) {
+            CHECK(!memcmp(a.params + wa->offset, b.params + wb->offset, wa->numel * sizeof(float)), "word embeddings frozen");
+            CHECK(!memcmp(a.params + qa->offset, b.params + qb->offset, qa->numel * sizeof(float)), "attention frozen");
+            CHECK(memcmp(a.params + xa->offset, b.params + ib->offset, xa->numel * sizeof(float)) != 0, "expert 0 trained");
+        }
+        et_bert_free(&a);
+        et_bert_free(&b);
+    }
+
+    /* 7. errors */
+    snprintf(out, sizeof out, "%s/err", tmp);
+    base_cfg(&c, FX "/nope", out, ET_TRAIN_INFONCE);
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(s == ET_ERR_IO && strstr(err.msg, "nope"), "missing data: %d %s", s, err.msg);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_MSE);
+    c.refresh_every = 2;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(s == ET_ERR_ARG && strstr(err.msg, "refresh"), "refresh + mse: %d %s", s, err.msg);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_SOFT1);
+    c.use_bm25 = 0;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(s == ET_ERR_ARG && strstr(err.msg, "expert"), "soft1 without experts: %d %s", s, err.msg);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", tmp);
+    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
+    printf("test_finetune: ok\n");
+    return 0;
+}
