@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# cli_finetune.sh - `embedtune finetune` end to end with the 32-dim e2e model on tests/fixtures/finetune
+# (tools/gen_finetune_fixture.py: 12 topics, 72 queries of which 9 are held out by the SHA-1 rule):
+#   - the before/after table and JSON (before/after for every metric, bm25 for the retrieval ones);
+#   - training on the train topics improves held-out nDCG@10 by > 0.05;
+#   - the numbers agree with `embedtune eval --split test` of the starting model, the tuned model and BM25,
+#     so finetune's split and metrics are eval's;
+#   - the output is a loadable Hugging Face folder with no checkpoints left;
+#   - a pairs file and an STS file with --eval; bad input gives clear errors.
+set -u
+ET=${ET_EMBEDTUNE:-build/embedtune}
+M=tests/fixtures/e2e/model
+F=tests/fixtures/finetune
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok()   { echo "ok   $1"; passes=$((passes+1)); }
+bad()  { echo "FAIL $1"; fails=$((fails+1)); }
+expect_err() {
+  local name=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc -ne 0 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
+}
+# block FILE NAME: the lines of the JSON object "NAME": { ... } (cJSON prints one key per line)
+block() { sed -n "/\"$2\":[[:space:]]*{/,/}/p" "$1"; }
+# bnum FILE BLOCK KEY
+bnum() { block "$1" "$2" | grep -oE "\"$3\":[[:space:]]*-?[0-9.eE+-]+" | head -1 | sed -E 's/.*:[[:space:]]*//'; }
+jnum() { grep -oE "\"$2\":[[:space:]]*-?[0-9.eE+-]+" "$1" | head -1 | sed -E 's/.*:[[:space:]]*//'; }
+near() {
+  if [ -n "$2" ] && awk -v g="$2" -v w="$3" -v t="$4" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= t) }'; then ok "$1 = $2"
+  else bad "$1 = '$2', expected '$3' (tol $4)"; fi
+}
+FT=(--lr 1e-3 --epochs 5 --negatives 3 --no-dropout --max-len 32 --threads 2)
+
+# 1. BEIR + infonce
+"$ET" finetune --model $M --data $F/beir --out "$T/m" --loss infonce "${FT[@]}" --json "$T/r.json" >"$T/table" 2>"$T/log"
+rc=$?
+[ $rc -eq 0 ] && ok "finetune beir infonce" || { bad "finetune beir infonce rc=$rc: $(tail -3 "$T/log")"; }
+grep -qE "^  ndcg@10 +[0-9.]+ +[0-9.]+ +-?[0-9.]+ +[0-9.]+" "$T/table" && ok "table row ndcg@10" || bad "table: $(cat "$T/table")"
+grep -q "train: step 60/60" "$T/log" && ok "progress line" || bad "no progress line in stderr"
+for k in ndcg@10 map@10 mrr@10 recall@100 auprc anisotropy mean_pos_cosine; do
+  b=$(bnum "$T/r.json" before "$k"); a=$(bnum "$T/r.json" after "$k")
+  [ -n "$b" ] && [ -n "$a" ] && ok "before/after $k ($b -> $a)" || bad "before/after $k missing"
+done
+for k in ndcg@10 map@10 mrr@10 recall@100 auprc; do
+  [ -n "$(bnum "$T/r.json" bm25 "$k")" ] && ok "bm25 $k" || bad "bm25 $k missing"
+done
+near "held-out queries" "$(bnum "$T/r.json" counts test)" 9 0
+near "train queries" "$(bnum "$T/r.json" counts train)" 63 0
+b=$(bnum "$T/r.json" before ndcg@10); a=$(bnum "$T/r.json" after ndcg@10)
+awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > b + 0.05) }' && ok "nDCG@10 improves ($b -> $a)" || bad "nDCG@10 did not improve by 0.05 ($b -> $a)"
+for f in config.json model.safetensors vocab.txt modules.json 1_Pooling/config.json; do
+  [ -f "$T/m/$f" ] && ok "output has $f" || bad "output lacks $f"
+done
+ls -d "$T"/m/checkpoint-* "$T/m/latest" >/dev/null 2>&1 && bad "checkpoints left in the output" || ok "no checkpoints left"
+
+# 2. the same numbers as `embedtune eval --split test`
+"$ET" eval --model "$T/m" --data $F/beir --split test --json "$T/ea.json" -q >/dev/null 2>"$T/err" || bad "eval tuned: $(cat "$T/err")"
+"$ET" eval --model $M --data $F/beir --split test --json "$T/eb.json" -q >/dev/null 2>"$T/err" || bad "eval start: $(cat "$T/err")"
+"$ET" eval --bm25 --data $F/beir --split test --json "$T/em.json" -q >/dev/null 2>"$T/err" || bad "eval bm25: $(cat "$T/err")"
+for k in ndcg@10 map@10 mrr@10 recall@100 auprc anisotropy; do
+  near "after $k = eval of the output" "$(bnum "$T/r.json" after "$k")" "$(jnum "$T/ea.json" "$k")" 2e-5
+  near "before $k = eval of the start" "$(bnum "$T/r.json" before "$k")" "$(jnum "$T/eb.json" "$k")" 2e-5
+done
+for k in ndcg@10 map@10 mrr@10 recall@100 auprc; do
+  near "bm25 $k = eval --bm25" "$(bnum "$T/r.json" bm25 "$k")" "$(jnum "$T/em.json" "$k")" 2e-5
+done
+
+# 3. pairs file (split by "id") and STS with --eval; JSON to stdout
+"$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/p" --loss soft1 --epochs 1 --negatives 2 --threads 2 -q --json - >"$T/p.json" 2>"$T/err"
+[ $? -eq 0 ] && ok "pairs soft1" || bad "pairs soft1: $(cat "$T/err")"
+near "pairs held-out queries" "$(bnum "$T/p.json" counts test)" 9 0
+grep -q '"bm25"' "$T/p.json" && ok "soft1 expert bm25 listed" || bad "no bm25 expert in settings"
+"$ET" finetune --model $M --data tests/fixtures/eval/sts.jsonl --eval tests/fixtures/eval/sts.jsonl --out "$T/s" --loss mse --threads 2 -q --json "$T/s.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "sts mse" || bad "sts mse: $(cat "$T/err")"
+[ -n "$(bnum "$T/s.json" before spearman)" ] && [ -n "$(bnum "$T/s.json" after spearman)" ] && ok "sts spearman before/after" || bad "sts spearman missing"
+
+# 4. bad input
+expect_err "missing --loss" "--loss" "$ET" finetune --model $M --data $F/beir --out "$T/x"
+expect_err "unknown loss" "unknown loss 'bogus'" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss bogus
+expect_err "missing data" "nope: no such file" "$ET" finetune --model $M --data $F/nope --out "$T/x" --loss infonce -q
+expect_err "bad mine range" "mine-range" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --mine-range 5:2
+expect_err "train-only without experts" "needs --moe-experts" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --train-only moe
+expect_err "refresh with mse" "refresh-every" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss mse --refresh-every 2 -q
+expect_err "bad STS line" "sts_bad.jsonl:[0-9]+" "$ET" finetune --model $M --data tests/fixtures/eval/sts_bad.jsonl --out "$T/x" --loss mse -q
+expect_err "bad model" "config.json" "$ET" finetune --model $F --data $F/beir --out "$T/x" --loss infonce -q
+
+echo "cli_finetune: $passes passed, $fails failed"
+[ $fails -eq 0 ]
