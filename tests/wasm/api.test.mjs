@@ -1,0 +1,131 @@
+// api.test.mjs - the embedtune ES module (wasm/embedtune.mjs, Emscripten build) under node's test runner:
+//   ET_WASM_BUILD=build-wasm node --test tests/wasm/      (tools/test_wasm.sh runs it)
+// Reference: tests/fixtures/e2e (PyTorch float64 embeddings of 14 texts, tools/gen_e2e_fixture.py).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const build = path.resolve(root, process.env.ET_WASM_BUILD || 'build-wasm');
+const modPath = path.join(build, 'embedtune.mjs');
+if (!existsSync(modPath)) throw new Error(`${modPath} not found: build it (tools/test_wasm.sh)`);
+const { Embedtune, EmbedtuneWorker, shutdown, filesFromFolder } = await import(modPath);
+
+const dir = path.join(root, 'tests/fixtures/e2e/model');
+const rd = (f) => readFileSync(path.join(dir, f));
+const files = () => ({
+  config: rd('config.json'), vocab: rd('vocab.txt'), safetensors: rd('model.safetensors'), modules: rd('modules.json'),
+  pooling: rd('1_Pooling/config.json'), sbertConfig: rd('sentence_bert_config.json'),
+});
+
+// expected.txt: hex(text) n_ids ids... embedding...
+const expected = readFileSync(path.join(root, 'tests/fixtures/e2e/expected.txt'), 'utf8').trim().split('\n').map((l) => {
+  const f = l.split(' ');
+  const text = f[0] === '-' ? '' : Buffer.from(f[0], 'hex').toString('utf8');
+  const n = +f[1];
+  return { text, emb: Float32Array.from(f.slice(2 + n).map(Number)) };
+});
+const texts = expected.map((e) => e.text);
+
+function maxDiff(a, b) { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; }
+
+after(async () => { await shutdown(); });
+
+for (const threads of [1, 2]) {
+  test(`encode matches PyTorch (threads ${threads})`, async () => {
+    const m = await Embedtune.load(files(), { threads });
+    assert.equal(m.info.threads, threads);
+    assert.equal(m.dim, 32);
+    assert.equal(m.maxLength, 24);
+    const d = m.dim;
+    const out = m.encode(texts, { batch: 5 });
+    assert.equal(out.length, texts.length * d);
+    let worst = 0;
+    expected.forEach((e, i) => { worst = Math.max(worst, maxDiff(out.subarray(i * d, i * d + d), e.emb)); });
+    assert.ok(worst <= 1e-4, `max abs error vs PyTorch ${worst}`);
+    m.dispose();
+  });
+}
+
+test('search returns the right top hit', async () => {
+  const m = await Embedtune.load(files(), { threads: 2 });
+  const n = m.setCorpus(texts);
+  assert.equal(n, texts.length);
+  for (const i of [0, 3, 7]) {
+    if (!texts[i]) continue;
+    const hits = m.search(texts[i], 3);
+    assert.equal(hits.length, 3);
+    assert.equal(hits[0].index, i, `query "${texts[i]}" top hit ${hits[0].index}`);
+    assert.ok(Math.abs(hits[0].score - 1) < 1e-4, `self-similarity ${hits[0].score}`);
+    assert.ok(hits[0].score >= hits[1].score && hits[1].score >= hits[2].score);
+    assert.equal(hits[0].text, texts[i]);
+  }
+  // embeddings as the corpus, k larger than the corpus
+  m.setCorpus(m.encode(texts.slice(0, 2)));
+  const hits = m.search(m.encode([texts[1]]), 10);
+  assert.equal(hits.length, 2);
+  assert.equal(hits[0].index, 1);
+  m.dispose();
+});
+
+test('export -> re-load gives identical embeddings (f32), close ones (f16)', async () => {
+  const m = await Embedtune.load(files(), { threads: 1 });
+  const a = m.encode(texts);
+  const out = m.exportFiles();
+  for (const f of ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json'])
+    assert.ok(out[f] && out[f].length > 0, `export has ${f}`);
+  const m2 = await Embedtune.load(filesFromFolder(out), { threads: 1 });
+  assert.deepEqual(m2.info, m.info);
+  const b = m2.encode(texts);
+  assert.equal(maxDiff(a, b), 0, 'f32 round trip must be exact');
+  const m3 = await Embedtune.load(filesFromFolder(m.exportFiles({ dtype: 'f16' })), { threads: 1 });
+  // the fixture's weights are F16 already, so even F16 export is exact
+  assert.ok(maxDiff(a, m3.encode(texts)) <= 1e-3);
+  m.dispose(); m2.dispose(); m3.dispose();
+});
+
+test('bad inputs reject with errors naming the file and field', async () => {
+  const f = files();
+  const trunc = { ...f, safetensors: f.safetensors.subarray(0, f.safetensors.length - 100) };
+  await assert.rejects(Embedtune.load(trunc), (e) => /model\.safetensors/.test(e.message) && e instanceof Error);
+  const cfg = JSON.parse(f.config.toString());
+  delete cfg.hidden_size;
+  await assert.rejects(Embedtune.load({ ...f, config: JSON.stringify(cfg) }), (e) => /config\.json/.test(e.message) && /hidden_size/.test(e.message));
+  await assert.rejects(Embedtune.load({ ...f, config: '{"model_type": "bert",' }), /config\.json/);
+  await assert.rejects(Embedtune.load({ ...f, vocab: 'a\nb\n' }), /vocab/);
+  await assert.rejects(Embedtune.load({ ...f, safetensors: undefined }), /model\.safetensors/);
+  const m = await Embedtune.load(f, { threads: 1 });
+  assert.throws(() => m.search('x', 1), /corpus/);
+  assert.throws(() => m.encode('not an array'), TypeError);
+  assert.throws(() => m.exportFiles({ dtype: 'f8' }), /dtype/);
+  m.dispose();
+  assert.throws(() => m.encode(['x']), /disposed/);
+});
+
+test('progress callback and cancel', async () => {
+  const m = await Embedtune.load(files(), { threads: 2 });
+  const seen = [];
+  m.encode(texts, { batch: 4, onProgress: (done, total) => { seen.push([done, total]); return false; } });
+  assert.ok(seen.length >= 3 && seen.at(-1)[0] === texts.length && seen.at(-1)[1] === texts.length, JSON.stringify(seen));
+  assert.throws(() => m.encode(texts, { batch: 4, onProgress: () => true }), (e) => e.code === 8); // ET_ERR_CANCELLED
+  m.dispose();
+});
+
+test('worker: same results off-thread', async () => {
+  const w = await EmbedtuneWorker.load(files(), { threads: 2 });
+  assert.equal(w.dim, 32);
+  const ticks = [];
+  const out = await w.encode(texts, { batch: 5, onProgress: (d, t) => ticks.push(d) });
+  const d = w.dim;
+  let worst = 0;
+  expected.forEach((e, i) => { worst = Math.max(worst, maxDiff(out.subarray(i * d, i * d + d), e.emb)); });
+  assert.ok(worst <= 1e-4, `worker max abs error ${worst}`);
+  assert.ok(ticks.length > 0);
+  await w.setCorpus(texts);
+  const hits = await w.search(texts[3], 1);
+  assert.equal(hits[0].index, 3);
+  await assert.rejects(w.search('x', 0).then(() => w.encode('bad')), /texts must be an array/);
+  await w.terminate();
+});
