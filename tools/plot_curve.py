@@ -3,6 +3,7 @@
 
 Raw per-step loss (light) + a moving average (dark) on the left axis, learning rate on the right axis. Several logs can
 be overlaid (e.g. the GloVe-init vs random-init ablation): --log A.jsonl --label glove --log B.jsonl --label random.
+Records may carry "phase" (default 1); a dotted vertical line marks where the phase changes.
 
 Needs matplotlib (Debian: apt-get install -y python3-matplotlib; run with /usr/bin/python3).
 Usage: tools/plot_curve.py --log models/compact/train_log.jsonl --out models/compact/training_curve.png
@@ -19,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def read_log(path):
-    steps, loss, lr = [], [], []
+    steps, loss, lr, phases = [], [], [], []
     with open(path, encoding="utf-8") as f:
         for ln, line in enumerate(f, 1):
             line = line.strip()
@@ -34,9 +35,10 @@ def read_log(path):
             steps.append(r["step"])
             loss.append(r["loss"])
             lr.append(r.get("lr", float("nan")))
+            phases.append(r.get("phase", 1))
     if not steps:
         sys.exit(f"plot_curve: {path}: no step records")
-    return steps, loss, lr
+    return steps, loss, lr, phases
 
 
 def moving_average(x, w):
@@ -61,12 +63,16 @@ def main():
     ax2 = ax.twinx()
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     for i, path in enumerate(a.log):
-        steps, loss, lr = read_log(path)
+        steps, loss, lr, phases = read_log(path)
         lab = a.label[i] if i < len(a.label) else path
         c = colors[i % len(colors)]
         ax.plot(steps, loss, color=c, alpha=0.25, linewidth=0.8)
         ax.plot(steps, moving_average(loss, a.smooth), color=c, linewidth=1.8,
                 label=f"{lab} (moving avg {a.smooth})")
+        for j in range(1, len(steps)):
+            if phases[j] != phases[j - 1]:  # phase boundary (a record with "phase": 2 starts phase 2)
+                ax.axvline(steps[j], color=c, linestyle=":", linewidth=1.0)
+                ax.text(steps[j], ax.get_ylim()[1], f" phase {phases[j]}", va="top", fontsize=8, color=c)
         if i == 0:
             ax2.plot(steps, lr, color="gray", linestyle="--", linewidth=1.0, label="learning rate")
     ax.set_xlabel("optimizer step")

@@ -14,7 +14,10 @@
 #   EVAL      BEIR eval-data folder                         (../shared/eval-data)
 #   LAYERS HIDDEN HEADS INTER   architecture                (3 128 4 512)
 #   STEPS BATCH LR WARMUP TAU LQ LD SEED THREADS                (1000 64 1e-3 0.05 0.05 32 128 42 2)
-# The first STEPS*BATCH lines of the (already shuffled) pairs.jsonl are used: one epoch, each pair seen once.
+#   P2_STEPS P2_LR            phase 2 (BM25 hard negatives); P2_STEPS=0 skips it      (160 3e-4)
+# Phase 1 uses the first STEPS*BATCH lines of the (already shuffled) pairs.jsonl: one epoch, each pair seen once.
+# Phase 2 continues from phase 1 on the next P2_STEPS*BATCH lines, each with one BM25-mined hard negative
+# (`embedtune score --bm25 --negatives 1 --neg-mode hard`: the best BM25 passage of the chunk that is not the positive).
 # Needs: python3 (stdlib) for the data, /usr/bin/python3 with numpy for init/export, matplotlib for the curve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,7 @@ WORK=${WORK:-/work/compact}
 OUT=${OUT:-models/compact}
 EVAL=${EVAL:-../shared/eval-data}
 LAYERS=${LAYERS:-3} HIDDEN=${HIDDEN:-128} HEADS=${HEADS:-4} INTER=${INTER:-512}
+P2_STEPS=${P2_STEPS:-160} P2_LR=${P2_LR:-3e-4}
 STEPS=${STEPS:-1000} BATCH=${BATCH:-64} LR=${LR:-1e-3} WARMUP=${WARMUP:-0.05} TAU=${TAU:-0.05}
 LQ=${LQ:-32} LD=${LD:-128} SEED=${SEED:-42} THREADS=${THREADS:-2}
 PY=/usr/bin/python3
@@ -57,15 +61,54 @@ if [ "${ABLATION:-0}" = 1 ]; then
     "$ET" train --model "$WORK/init-rand" --out "$WORK/run-rand" --log "$WORK/train_log_rand.jsonl" "${TRAIN_ARGS[@]}"
 fi
 
+# 3b. phase 2: BM25 hard negatives on the next chunk of pairs, lower learning rate
+FINAL="$WORK/run"
+cp "$WORK/train_log.jsonl" "$WORK/train_log_all.jsonl"
+if [ "$P2_STEPS" -gt 0 ]; then
+    sed -n "$((N + 1)),$((N + P2_STEPS * BATCH))p" "$PRETRAIN/pairs.jsonl" > "$WORK/p2.jsonl"
+    "$ET" score --in "$WORK/p2.jsonl" --out "$WORK/p2-scored.jsonl" --bm25 --negatives 1 --neg-mode hard --threads 1 -q
+    $PY - "$WORK/p2-scored.jsonl" "$WORK/p2-neg.jsonl" <<'EOF'
+import json, sys
+out, cur = [], None
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    if r["label"] == 1:
+        cur = {"query": r["query"], "positive": r["passage"], "negatives": []}
+        out.append(cur)
+    else:
+        cur["negatives"].append(r["passage"])
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    for o in out:
+        if len(o["negatives"]) == 1:
+            f.write(json.dumps(o) + "\n")
+EOF
+    RESUME=()
+    [ -e "$WORK/run2/latest" ] && RESUME=(--resume)
+    "$ET" train --model "$WORK/run" --out "$WORK/run2" --log "$WORK/train_log_p2.jsonl" --train "$WORK/p2-neg.jsonl" \
+        --loss infonce --negatives 1 --batch "$BATCH" --lr "$P2_LR" --warmup 0.1 --tau "$TAU" --max-len-query "$LQ" \
+        --max-len-doc "$LD" --seed "$SEED" --save-every 50 --keep 20 --threads "$THREADS" "${RESUME[@]}"
+    # one log for both phases: phase-2 steps continue the step count and carry "phase": 2
+    $PY - "$WORK/train_log_p2.jsonl" "$STEPS" >> "$WORK/train_log_all.jsonl" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "step" in r:
+        r["step"] += int(sys.argv[2])
+    r["phase"] = 2
+    print(json.dumps(r))
+EOF
+    FINAL="$WORK/run2"
+fi
+
 # 4. export: F16 safetensors + sentence-transformers files (<= 12 MB), then check it loads and encodes
-$PY tools/init_compact_model.py --export-from "$WORK/run" --out "$OUT" --max-seq-length 128
-cp "$WORK/train_log.jsonl" "$OUT/train_log.jsonl"
+$PY tools/init_compact_model.py --export-from "$FINAL" --out "$OUT" --max-seq-length 128
+cp "$WORK/train_log_all.jsonl" "$OUT/train_log.jsonl"
 echo "hello world" | "$ET" encode --model "$OUT" -q > /dev/null
 size=$(stat -c %s "$OUT/model.safetensors")
 [ "$size" -le 12000000 ] || { echo "train_compact.sh: $OUT/model.safetensors is $size bytes (> 12 MB)" >&2; exit 1; }
 
 # 5. curve
-$PY tools/plot_curve.py --log "$OUT/train_log.jsonl" --label "glove init" --out "$OUT/training_curve.png"
+$PY tools/plot_curve.py --log "$OUT/train_log.jsonl" --label "InfoNCE (phase 2 from step $((STEPS + 1)): + BM25 hard negative)" --out "$OUT/training_curve.png"
 
 # 6. evaluation (BEIR sets + STS-B test), beside BM25
 if [ -d "$EVAL" ]; then
