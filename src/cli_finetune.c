@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "fileio.h"
 #include "finetune.h"
+#include "moe.h"
 
 static et_opt ft_opts[] = {
     {"--model", NULL, "DIR", "starting model folder (Hugging Face / sentence-transformers)", NULL},
@@ -39,7 +40,9 @@ static et_opt ft_opts[] = {
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
     {"--moe-experts", NULL, "E", "convert the FFN up-projections to E experts before training (CLP paper MoE)", NULL},
     {"--moe-layers", NULL, "LIST", "MoE layers, comma-separated indices (default: all)", NULL},
-    {"--moe-gate", NULL, "G", "switch (router output scales the expert, default) | none (the authors' unscaled top-1)", NULL},
+    {"--moe-gate", NULL, "G", "switch (router output scales the expert, default) | unscaled (the authors' top-1) | ste", NULL},
+    {"--moe-aux", NULL, "X", "Switch load-balancing loss weight (default 0.01)", NULL},
+    {"--moe-jitter", NULL, "X", "router input jitter while training (default 0)", NULL},
     {"--train-only", NULL, "WHAT", "moe: train only the routers and experts (needs --moe-experts)", NULL},
     {"--seed", NULL, "N", "data order, dropout, negative sampling (default 42)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
@@ -147,7 +150,9 @@ static int run_finetune(et_opt *o, int n) {
             t->warmup_steps = -1;
         } else t->warmup_steps = (long)w;
     }
-    c.moe_experts = (int)et_cli_int(o, n, "--moe-experts", 0, 0, 64, &ok);
+    t->moe_experts = (int)et_cli_int(o, n, "--moe-experts", 0, 0, 64, &ok);
+    t->moe_aux_weight = et_cli_float(o, n, "--moe-aux", 0.01, 0, 100, &ok);
+    t->moe_jitter = et_cli_float(o, n, "--moe-jitter", 0, 0, 1, &ok);
     const char *ly = et_cli_get(o, n, "--moe-layers");
     if (ly) {
         const char *p = ly;
@@ -155,18 +160,17 @@ static int run_finetune(et_opt *o, int n) {
             char *end;
             long v = strtol(p, &end, 10);
             if (end == p || v < 0 || v > 63 || (*end && *end != ',')) { fprintf(stderr, "embedtune finetune: --moe-layers: expected comma-separated layer indices 0..63, got '%s'\n", ly); ok = 0; break; }
-            c.moe_layer_mask |= 1ull << v;
+            t->moe_layer_mask |= 1ull << v;
             p = *end ? end + 1 : end;
         }
     }
     const char *gt = et_cli_get(o, n, "--moe-gate");
-    if (gt && strcmp(gt, "switch") && strcmp(gt, "none")) { fprintf(stderr, "embedtune finetune: --moe-gate must be switch or none (got '%s')\n", gt); ok = 0; }
-    c.moe_gate_scale = !gt || !strcmp(gt, "switch");
+    if (gt && et_moe_gate_parse(gt, &t->moe_gate_scale, &err)) { fprintf(stderr, "embedtune finetune: --moe-gate: %s\n", err.msg); ok = 0; }
     const char *to = et_cli_get(o, n, "--train-only");
     if (to && strcmp(to, "moe")) { fprintf(stderr, "embedtune finetune: --train-only: only 'moe' is supported (got '%s')\n", to); ok = 0; }
-    c.moe_only = to != NULL;
-    if (ok && c.moe_only && !c.moe_experts) { fprintf(stderr, "embedtune finetune: --train-only moe needs --moe-experts E\n"); ok = 0; }
-    if (ok && (ly || gt) && !c.moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
+    t->train_only_moe = to != NULL;
+    if (ok && t->train_only_moe && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --train-only moe needs --moe-experts E\n"); ok = 0; }
+    if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
 
     et_finetune_result r;
@@ -210,7 +214,8 @@ static int run_finetune(et_opt *o, int n) {
         cJSON_AddStringToObject(st, "soft_norm", et_soft_norm_name(t->soft_norm));
         cJSON_AddNumberToObject(st, "seed", (double)c.seed);
         cJSON_AddNumberToObject(st, "refresh_every", c.refresh_every);
-        cJSON_AddNumberToObject(st, "moe_experts", c.moe_experts);
+        cJSON_AddNumberToObject(st, "moe_experts", t->moe_experts);
+        if (t->moe_experts) { cJSON_AddStringToObject(st, "moe_gate", et_moe_gate_name(t->moe_gate_scale)); cJSON_AddBoolToObject(st, "train_only_moe", t->train_only_moe); }
         cJSON *ex = cJSON_AddArrayToObject(st, "experts");
         for (int i = 0; i < r.n_experts; i++) cJSON_AddItemToArray(ex, cJSON_CreateString(r.expert_names[i]));
         cJSON *cnt = cJSON_AddObjectToObject(root, "counts");

@@ -30,7 +30,6 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->use_bm25 = 1;
     c->sts_max = 5;
     c->pos_threshold = 0.5;
-    c->moe_gate_scale = 1;
     c->enc_batch = 32;
     c->seed = 42;
 }
@@ -536,7 +535,6 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     int32_t *negs = NULL, *rq = NULL, *rp = NULL;
     float *rl = NULL, *cols = NULL;
     int64_t *rsrc = NULL;
-    char *freeze = NULL;
 
     /* model */
     char vocab[ET_PATH_MAX];
@@ -728,28 +726,11 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     D.hash = 0x6674ull ^ (uint64_t)D.n;
     res->seconds_prepare = now_s() - tp0;
 
-    /* MoE */
-    if (c->moe_experts > 0) {
-        if ((s = et_bert_to_moe(&L.model, c->moe_experts, c->moe_layer_mask, c->seed, err))) goto done;
-        L.model.cfg.moe_gate_scale = c->moe_gate_scale;
-        say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), %s routing%s", c->moe_experts,
-            (unsigned long long)c->moe_layer_mask, c->moe_gate_scale ? "Switch-scaled" : "unscaled (authors')",
-            c->moe_only ? ", training the routers and experts only" : "");
-    }
     et_train_cfg tc = c->train;
-    if (c->moe_only) {
-        if (c->moe_experts <= 0) { s = et_fail(err, ET_ERR_ARG, "finetune: --train-only moe needs --moe-experts N"); goto done; }
-        size_t cap = 16, len = 0;
-        for (int i = 0; i < L.model.n_tensors; i++) cap += strlen(L.model.tensors[i].name) + 1;
-        if (c->train.freeze) cap += strlen(c->train.freeze) + 1;
-        if (!(freeze = malloc(cap))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        freeze[0] = 0;
-        if (c->train.freeze) len += (size_t)sprintf(freeze, "%s,", c->train.freeze);
-        for (int i = 0; i < L.model.n_tensors; i++)
-            if (!et_bert_is_moe_tensor(L.model.tensors[i].name)) len += (size_t)sprintf(freeze + len, "%s,", L.model.tensors[i].name);
-        if (len) freeze[len - 1] = 0;
-        tc.freeze = freeze;
-    }
+    if (tc.moe_experts > 0)
+        say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), gate %s%s", tc.moe_experts,
+            (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
+            tc.train_only_moe ? ", training the routers and experts only" : "");
 
     /* train */
     step_prog sp = {c, now_s(), 0, 0, 0, NAN};
@@ -801,7 +782,7 @@ done:
     if (src.kind == SRC_BEIR) { free((void *)M.mq); free(M.mq_off); free(M.mq_pos); }
     if (has_ix) et_pair_index_free(&ix);
     free((void *)TP.query); free((void *)TP.passage); free((void *)TP.id); free(TP.label); free(TP.scores);
-    free(negs); free(rq); free(rp); free(rl); free(rsrc); free(cols); free(freeze);
+    free(negs); free(rq); free(rp); free(rl); free(rsrc); free(cols);
     evalset_free(&ev);
     source_free(&src);
     source_free(&esrc);

@@ -24,8 +24,8 @@
  *     default; random: uniform). Every row gets the expert scores (BM25 over the rows' distinct
  *     passages, then each expert model's cosine), after the file's own score columns (kept only when no
  *     rows were added). mse trains on the label, soft1..3 on et_soft_targets of the scores.
- * MoE (moe_experts > 0): the starting model is converted (et_bert_to_moe) after the "before" evaluation;
- * moe_only freezes everything but the routers and experts (the CLP paper's --only_train intermediate).
+ * MoE: set train.moe_experts / moe_layer_mask / train_only_moe / moe_gate_scale / moe_aux_weight / moe_jitter
+ * (train.h); the trainer converts the model after the "before" evaluation (the CLP paper's MoE FFN).
  * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed). */
 #ifndef ET_FINETUNE_H
 #define ET_FINETUNE_H
@@ -52,15 +52,11 @@ typedef struct {
     int refresh_every;       /* infonce/clp: re-mine every N steps (0 = never) */
     double sts_max;          /* STS score scale (default 5) */
     double pos_threshold;    /* infonce/clp on labelled rows: rows with label >= this are the positives (default 0.5) */
-    int moe_experts;         /* 0 = dense */
-    uint64_t moe_layer_mask; /* 0 = all layers */
-    int moe_only;            /* train only routers + experts */
-    int moe_gate_scale;      /* 1 Switch scaling (default), 0 the authors' unscaled routing */
     int enc_batch;           /* texts per forward pass when encoding (default 32) */
     int max_len;             /* encode max length (0 = the model's max_seq_length or 256) */
     int threads;
     int quiet;
-    uint64_t seed;           /* split-independent: negatives sampling and the MoE router (default 42) */
+    uint64_t seed;           /* negative sampling (default 42); train.seed is the data order / dropout / router */
 } et_finetune_cfg;
 
 void et_finetune_cfg_default(et_finetune_cfg *c);

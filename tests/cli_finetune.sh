@@ -74,6 +74,12 @@ grep -q '"bm25"' "$T/p.json" && ok "soft1 expert bm25 listed" || bad "no bm25 ex
 [ $? -eq 0 ] && ok "sts mse" || bad "sts mse: $(cat "$T/err")"
 [ -n "$(bnum "$T/s.json" before spearman)" ] && [ -n "$(bnum "$T/s.json" after spearman)" ] && ok "sts spearman before/after" || bad "sts spearman missing"
 
+# MoE (CLP paper): 2 experts, train only routers + experts; the saved config carries the experts
+"$ET" finetune --model $M --data $F/beir --out "$T/moe" --loss clp --moe-experts 2 --train-only moe --moe-gate unscaled --epochs 1 --threads 2 -q --json "$T/moe.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "moe clp" || bad "moe clp: $(cat "$T/err")"
+grep -qE '"num_experts":[[:space:]]*2' "$T/moe/config.json" && ok "saved config has num_experts 2" || bad "num_experts missing in $T/moe/config.json"
+"$ET" eval --model "$T/moe" --data $F/beir --split test -q >/dev/null 2>"$T/err" && ok "MoE output loads in eval" || bad "MoE output: $(cat "$T/err")"
+
 # 4. bad input
 expect_err "missing --loss" "--loss" "$ET" finetune --model $M --data $F/beir --out "$T/x"
 expect_err "unknown loss" "unknown loss 'bogus'" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss bogus

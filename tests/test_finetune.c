@@ -184,8 +184,8 @@ int main(void) {
     snprintf(out, sizeof out, "%s/moe", tmp);
     base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
     c.train.epochs = 1;
-    c.moe_experts = 2;
-    c.moe_only = 1;
+    c.train.moe_experts = 2;
+    c.train.train_only_moe = 1;
     s = et_finetune_run(&c, &r, &err);
     CHECK(!s, "moe: %s", err.msg);
     if (!s) {
