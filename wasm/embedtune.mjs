@@ -278,11 +278,111 @@ export class Embedtune {
   }
 
   // ---------------------------------------------------------------- TRAINING (src/train.h)
-  // Not wired yet: train(pairs, cfg, {onProgress, signal}) will call a et_wasm_train* C entry point
-  // (wasm/et_wasm.c, TRAINING section) once the trainer's in-memory API is settled. See README.
+  // A session trains THIS model in place, in chunks (so a Worker can take messages in between):
+  //   trainBegin(jsonl, cfg) -> {step, totalSteps, examples, negatives}
+  //   trainResume(checkpointFiles)  (optional, right after trainBegin with the same jsonl + cfg)
+  //   trainRun(steps, onStep) -> {step, totalSteps, done}   (repeat until done)
+  //   trainCheckpoint() -> {relativePath: Uint8Array} (out_dir/latest + its checkpoint folder)
+  //   trainEnd()
+  // jsonl: the training file (et_train_data_read format: {"query","positive","negatives","negative_queries",
+  // "label","scores"} per line) as a string or bytes. cfg: {loss: 'infonce'|'mse'|'soft1'|'soft2'|'soft3'|'clp',
+  // epochs, batch, lr, maxLenQ, maxLenD, moeExperts (0 = dense), warmupRatio, seed}.
+  // onStep({step, totalSteps, loss, lr, epoch, gradNorm, examplesPerS}) -> true to stop after that step.
+
+  trainBegin(jsonl, cfg = {}) {
+    this.check();
+    if (this.tr) this.trainEnd();
+    const LOSSES = { infonce: 0, mse: 1, soft1: 2, soft2: 3, soft3: 4, clp: 5 };
+    const loss = LOSSES[String(cfg.loss || 'infonce').toLowerCase()];
+    if (loss === undefined) throw new Error(`trainBegin: loss must be one of ${Object.keys(LOSSES).join(', ')}, got ${cfg.loss}`);
+    const FS = this.M.FS;
+    this.trDir = `/et_train_${Math.floor(Math.random() * 1e9)}`;
+    FS.mkdir(this.trDir);
+    const dataPath = `${this.trDir}/train.jsonl`, outDir = `${this.trDir}/out`;
+    FS.writeFile(dataPath, bytesOf(jsonl, 'jsonl'));
+    const [dp] = this.copyIn(enc.encode(dataPath + '\0')), [op] = this.copyIn(enc.encode(outDir + '\0'));
+    try {
+      const t = this.M._et_wasm_train_begin(this.h, dp, op, loss, cfg.epochs | 0, cfg.batch | 0, +cfg.lr || 0,
+        cfg.maxLenQ | 0, cfg.maxLenD | 0, cfg.moeExperts | 0, cfg.warmupRatio ?? -1, Number(cfg.seed ?? 42), this.err);
+      if (!t) throw this.fail('trainBegin');
+      this.tr = t;
+    } finally { this.M._free(dp); this.M._free(op); }
+    this.trOut = outDir;
+    return this.trainInfo();
+  }
+
+  trainInfo() {
+    if (!this.tr) throw new Error('no training session (call trainBegin first)');
+    const M = this.M, t = this.tr;
+    return { step: M._et_wasm_train_step(t), totalSteps: M._et_wasm_train_total(t), examples: M._et_wasm_train_examples(t),
+      negatives: M._et_wasm_train_negatives(t) };
+  }
+
+  /** Restore a checkpoint from trainCheckpoint() files into this session (same data and settings). */
+  trainResume(files) {
+    this.trainInfo();
+    const FS = this.M.FS;
+    for (const [rel, bytes] of Object.entries(files)) {
+      if (rel.includes('..') || rel.startsWith('/')) throw new Error(`trainResume: bad path ${rel}`);
+      const parts = rel.split('/');
+      let d = this.trOut;
+      for (const p of [null, ...parts.slice(0, -1)]) { if (p) d += '/' + p; try { FS.mkdir(d); } catch { /* exists */ } }
+      FS.writeFile(`${this.trOut}/${rel}`, bytesOf(bytes, rel));
+    }
+    if (this.M._et_wasm_train_resume(this.tr, this.err)) throw this.fail('trainResume');
+    return this.trainInfo();
+  }
+
+  trainRun(steps, onStep) {
+    this.trainInfo();
+    const prev = this.M.etTrainProgress;
+    this.M.etTrainProgress = onStep ? (step, totalSteps, loss, lr, epoch, gradNorm, examplesPerS) =>
+      onStep({ step, totalSteps, loss, lr, epoch, gradNorm, examplesPerS }) : null;
+    try {
+      if (this.M._et_wasm_train_run(this.tr, steps | 0, this.err)) throw this.fail('trainRun');
+    } finally { this.M.etTrainProgress = prev; }
+    const info = this.trainInfo();
+    info.done = info.step >= info.totalSteps;
+    return info;
+  }
+
+  trainCheckpoint() {
+    this.trainInfo();
+    const FS = this.M.FS, out = {};
+    let latest;
+    try { latest = dec.decode(FS.readFile(`${this.trOut}/latest`)).trim(); } catch { return null; }
+    out.latest = enc.encode(latest + '\n');
+    const walk = (abs, rel) => {
+      for (const name of FS.readdir(abs)) {
+        if (name === '.' || name === '..') continue;
+        const a = `${abs}/${name}`, r = `${rel}/${name}`;
+        if (FS.isDir(FS.stat(a).mode)) walk(a, r); else out[r] = FS.readFile(a);
+      }
+    };
+    walk(`${this.trOut}/${latest}`, latest);
+    return out;
+  }
+
+  trainEnd() {
+    if (this.tr) this.M._et_wasm_train_end(this.tr);
+    this.tr = 0;
+    if (this.trDir) {
+      const FS = this.M.FS;
+      const rm = (p) => {
+        const st = FS.stat(p);
+        if (FS.isDir(st.mode)) { for (const n of FS.readdir(p)) if (n !== '.' && n !== '..') rm(`${p}/${n}`); FS.rmdir(p); }
+        else FS.unlink(p);
+      };
+      try { rm(this.trDir); } catch { /* ignore */ }
+      this.trDir = null;
+    }
+    this.info.layers = this.M._et_wasm_num_layers(this.h);
+    return true;
+  }
 
   /** Free the model (the core module stays cached for the next load). */
   dispose() {
+    if (this.tr) this.trainEnd();
     if (this.h) this.M._et_wasm_free(this.h);
     this.h = 0;
     if (this.err) this.M._et_wasm_error_free(this.err);
@@ -333,7 +433,7 @@ export class EmbedtuneWorker {
   _onMessage(m) {
     const p = this.pending.get(m.id);
     if (!p) return;
-    if (m.progress) { if (p.onProgress) p.onProgress(m.done, m.total); return; }
+    if (m.progress) { if (p.onProgress) { if (m.stats) p.onProgress(m.stats); else p.onProgress(m.done, m.total); } return; }
     this.pending.delete(m.id);
     if (m.error) { const e = new Error(m.error); e.code = m.code; p.reject(e); } else p.resolve(m.result);
   }
@@ -356,6 +456,12 @@ export class EmbedtuneWorker {
   search(query, k = 10) { return this._call('search', { query, k }); }
   exportFiles(opts = {}) { return this._call('exportFiles', { opts }); }
   tokenize(text) { return this._call('tokenize', { text }); }
+  trainBegin(jsonl, cfg = {}) { return this._call('trainBegin', { jsonl, cfg }); }
+  trainResume(files) { return this._call('trainResume', { files }); }
+  /** onStep(stats) is called per step (it cannot stop the chunk; call with small `steps` to stay responsive). */
+  trainRun(steps, onStep) { return this._call('trainRun', { steps }, [], onStep ? (s) => onStep(s) : undefined); }
+  trainCheckpoint() { return this._call('trainCheckpoint', {}); }
+  trainEnd() { return this._call('trainEnd', {}); }
 
   /** Stop the worker at once (cancels whatever runs in it; the model is gone). */
   async terminate() {

@@ -181,3 +181,109 @@ ET_EXPORT et_status et_wasm_save(const et_wasm_model *w, const char *dir, int dt
 
 /* ------------------------------------------------------------------ training (src/train.h) */
 /* TRAINING: see the section at the end of this file (present when src/train.h is available). */
+
+/* ------------------------------------------------------------------ TRAINING (added for the page, web/) */
+/* A training session trains the handle's model IN PLACE with src/train.h's et_trainer_run, in chunks:
+ * et_wasm_train_run(t, steps) runs at most `steps` optimizer steps and returns, so the JS worker gets
+ * its event loop back between chunks (cancel, checkpoint upload). The data is a JSONL file in the
+ * module's file system (et_train_data_read format); checkpoints go to out_dir (MEMFS), one kept.
+ * Per step, Module.etTrainProgress(step, total, loss, lr, epoch, grad_norm, examples_per_s) is called if
+ * set (a truthy return stops after that step, with a checkpoint). */
+#include "train.h"
+#include "fileio.h"
+
+#ifdef __EMSCRIPTEN__
+EM_JS(int, et_wasm_js_train_progress, (double step, double total, double loss, double lr, int epoch, double gnorm,
+                                       double eps), {
+    var f = Module['etTrainProgress'];
+    if (!f) return 0;
+    return f(step, total, loss, lr, epoch, gnorm, eps) ? 1 : 0;
+});
+#else
+static int et_wasm_js_train_progress(double step, double total, double loss, double lr, int epoch, double gnorm,
+                                     double eps) {
+    (void)step; (void)total; (void)loss; (void)lr; (void)epoch; (void)gnorm; (void)eps;
+    return 0;
+}
+#endif
+
+typedef struct {
+    et_wasm_model *w;
+    et_train_data data;
+    et_trainer tr;
+    char out_dir[256], vocab_path[300];
+} et_wasm_train;
+
+static int train_progress(void *user, const et_train_stats *s) {
+    (void)user;
+    return et_wasm_js_train_progress((double)s->step, (double)s->total_steps, s->loss, s->lr, s->epoch, s->grad_norm,
+                                     s->examples_per_s);
+}
+
+/* Start a session on w's model. loss: et_train_loss; moe_experts 0 = dense; warmup_ratio < 0: default.
+ * data_path / out_dir: paths in the module's file system. Returns NULL on error (err says why, with
+ * data_path:line for bad data). */
+ET_EXPORT et_wasm_train *et_wasm_train_begin(et_wasm_model *w, const char *data_path, const char *out_dir, int loss,
+                                             int epochs, int batch, double lr, int max_len_q, int max_len_d,
+                                             int moe_experts, double warmup_ratio, double seed, et_error *err) {
+    et_wasm_train *t = et_calloc(1, sizeof *t, "training session", err);
+    if (!t) return NULL;
+    t->w = w;
+    snprintf(t->out_dir, sizeof t->out_dir, "%s", out_dir);
+    snprintf(t->vocab_path, sizeof t->vocab_path, "%s.vocab.txt", out_dir);
+    FILE *f = fopen(t->vocab_path, "wb");
+    if (!f || fwrite(w->vocab, 1, w->vocab_len, f) != w->vocab_len) {
+        if (f) fclose(f);
+        free(t);
+        return et_fail(err, ET_ERR_IO, "%s: cannot write the vocabulary copy", t->vocab_path), NULL;
+    }
+    fclose(f);
+    if (et_train_data_read(data_path, &t->data, err)) { free(t); return NULL; }
+    et_train_cfg c;
+    et_train_cfg_default(&c);
+    c.loss = (et_train_loss)loss;
+    if (epochs > 0) c.epochs = epochs;
+    if (batch > 0) c.batch = batch;
+    if (lr > 0) c.lr = lr;
+    if (max_len_q > 0) c.max_len_q = max_len_q;
+    if (max_len_d > 0) c.max_len_d = max_len_d;
+    if (warmup_ratio >= 0) c.warmup_ratio = warmup_ratio;
+    c.seed = (uint64_t)seed;
+    c.moe_experts = moe_experts > 0 ? moe_experts : 0;
+    c.keep_checkpoints = 1;
+    c.out_dir = t->out_dir;
+    c.vocab_path = t->vocab_path;
+    c.max_seq_length = w->info.max_seq_length;
+    c.do_lower_case = w->info.do_lower_case;
+    c.mem_budget = (size_t)1536 << 20; /* wasm32: keep well under the 2 GB heap */
+    c.progress = train_progress;
+    if (et_trainer_init(&t->tr, &c, &w->model, w->pool, &t->data, err)) {
+        et_train_data_free(&t->data);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Load out_dir/latest (written by an earlier session with the same settings and data). */
+ET_EXPORT et_status et_wasm_train_resume(et_wasm_train *t, et_error *err) { return et_trainer_resume(&t->tr, err); }
+
+/* Run up to `steps` optimizer steps (<= 0: to the end). A checkpoint is written when it stops early;
+ * at the end the final model is saved to out_dir too. */
+ET_EXPORT et_status et_wasm_train_run(et_wasm_train *t, int steps, et_error *err) {
+    t->tr.cfg.stop_after = steps > 0 ? steps : 0;
+    return et_trainer_run(&t->tr, t->w->tok, err);
+}
+
+ET_EXPORT double et_wasm_train_step(const et_wasm_train *t) { return (double)et_trainer_step(&t->tr); }
+ET_EXPORT double et_wasm_train_total(const et_wasm_train *t) { return (double)t->tr.total_steps; }
+ET_EXPORT int et_wasm_train_negatives(const et_wasm_train *t) { return t->tr.G; }
+ET_EXPORT int et_wasm_train_examples(const et_wasm_train *t) { return t->data.n; }
+
+/* End the session (the model keeps its trained weights; MoE-converted models stay MoE). */
+ET_EXPORT void et_wasm_train_end(et_wasm_train *t) {
+    if (!t) return;
+    et_trainer_free(&t->tr);
+    et_train_data_free(&t->data);
+    free(t);
+}

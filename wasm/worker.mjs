@@ -40,6 +40,18 @@ async function handle(msg) {
         transfer = Object.values(result).map((b) => b.buffer);
         break;
       case 'tokenize': need(); result = model.tokenize(args.text); break;
+      case 'trainBegin': need(); result = model.trainBegin(args.jsonl, args.cfg || {}); break;
+      case 'trainResume': need(); result = model.trainResume(args.files || {}); break;
+      case 'trainRun':
+        need();
+        result = model.trainRun(args.steps, msg.progress ? (stats) => { post({ id, progress: true, stats }); return false; } : undefined);
+        break;
+      case 'trainCheckpoint':
+        need();
+        result = model.trainCheckpoint();
+        if (result) transfer = Object.values(result).map((b) => b.buffer);
+        break;
+      case 'trainEnd': need(); result = model.trainEnd(); break;
       case 'shutdown': if (model) model.dispose(); model = null; await shutdown(); result = true; break;
       default: throw new Error(`worker: unknown op '${op}'`);
     }
