@@ -23,7 +23,13 @@
  *
  * Losses: infonce (MNRL, in-batch + hard negatives; symmetric option), mse (cosine MSE on the hard
  * label), soft1/soft2/soft3 (cosine MSE on et_soft_targets computed ONCE over the whole training set),
- * clp (InfoNCE + penalty pulling each negative toward its own query; missing negative queries masked). */
+ * clp (InfoNCE + penalty pulling each negative toward its own query; missing negative queries masked).
+ *
+ * Mixture of experts (src/moe.h): cfg.moe_experts > 0 converts a dense model in et_trainer_init (or checks an MoE
+ * one) and applies the gate mode / balance-loss weight / jitter; cfg.train_only_moe freezes all but routers and
+ * experts. The balance loss is part of the reported loss (its gradient is scaled like the task loss), and every
+ * step reports the share of real tokens routed to each expert per MoE layer (et_train_stats.moe_frac, the log's
+ * "moe_frac"). */
 #ifndef ET_TRAIN_H
 #define ET_TRAIN_H
 
