@@ -1,11 +1,13 @@
 /* fuzz_train_data.c - the trainer's JSONL reader (et_train_data_read, src/train.h) on arbitrary
- * bytes written to a temp file. A successful read must give non-NULL strings and finite labels. */
+ * bytes written to a temp file. A successful read must give non-NULL UTF-8 strings and labels and
+ * scores that are finite as floats. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/data.h"
 #include "../src/train.h"
 #include "fuzz_common.h"
 
@@ -20,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < d.n; i++) {
             const et_train_example *e = &d.ex[i];
             if (!e->query || !e->positive) abort();
-            (void)strlen(e->query); (void)strlen(e->positive);
+            if (!et_utf8_valid(e->query, strlen(e->query), NULL) || !et_utf8_valid(e->positive, strlen(e->positive), NULL))
+                abort(); /* the reader rejects non-UTF-8 lines (a Latin-1 file) */
             for (int j = 0; j < e->n_neg; j++) if (!e->negatives[j]) abort(); else (void)strlen(e->negatives[j]);
             for (int j = 0; j < e->n_negq; j++) if (e->neg_queries[j]) (void)strlen(e->neg_queries[j]);
             if (e->has_label && !isfinite(e->label)) abort();
