@@ -126,7 +126,10 @@ static int run_finetune(et_opt *o, int n) {
     t->weight_decay = et_cli_float(o, n, "--weight-decay", 0.01, 0, 10, &ok);
     t->dropout = et_cli_get(o, n, "--no-dropout") == NULL;
     t->threads = c.threads;
-    t->mem_budget = (size_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+    { /* MiB -> bytes in 64 bits, clamped for 32-bit size_t (wasm32) */
+        uint64_t mb = (uint64_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
+        t->mem_budget = mb > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)mb;
+    }
     long ml = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     c.max_len = (int)ml;
     t->max_len_q = ml && ml < 64 ? (int)ml : 64;
