@@ -513,7 +513,7 @@ function drawChart() {
   let lo = Infinity, hi = -Infinity;
   for (const p of h) { lo = Math.min(lo, p.loss); hi = Math.max(hi, p.loss); }
   if (hi - lo < 1e-6) { hi += 0.5; lo -= 0.5; }
-  const pad = (hi - lo) * 0.05; lo -= pad; hi += pad;
+  const pad = (hi - lo) * 0.05; lo = lo >= 0 ? Math.max(0, lo - pad) : lo - pad; hi += pad;
   const x = (s) => L + (W - L - R) * (s - 1) / (total - 1), y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
   g.strokeStyle = '#d9dee7'; g.lineWidth = 1;
   for (let i = 0; i <= 4; i++) {
@@ -523,7 +523,7 @@ function drawChart() {
   }
   g.fillText('step 1', L, H - 10);
   const lbl = `${total}`; g.fillText(lbl, W - R - g.measureText(lbl).width, H - 10);
-  g.fillText('loss', L + (W - L - R) / 2 - 10, H - 10);
+  g.fillText('optimizer step (light: loss, dark: moving average)', L + (W - L - R) / 2 - 120, H - 10);
   g.strokeStyle = '#9fb5e8'; g.beginPath();
   h.forEach((p, i) => (i ? g.lineTo(x(p.step), y(p.loss)) : g.moveTo(x(p.step), y(p.loss)))); g.stroke();
   g.strokeStyle = '#2456c7'; g.lineWidth = 2; g.beginPath();
