@@ -132,6 +132,12 @@ static void test_parity(et_bert *m, const fixture *x, et_pool *pool, int nthread
             if (strstr(tv->name, "key.bias"))
                 printf("  [t%d] %s: max|ref| %.3g max|mine| %.3g abs err %.3g (true gradient is 0)\n", nthreads, tv->name,
                        max_abs(ref, tv->numel), max_abs(grads + tv->offset, tv->numel), ad);
+            if (strstr(tv->name, "key.bias")) {
+                /* true gradient 0: both sides are float rounding noise, whose size depends on the SIMD
+                 * path (wasm128 has no FMA); require noise-sized values, as test_train does */
+                CHECK(ad <= 1e-5 * gscale, "grad %s (%s pooling) is not noise-sized: %.3g", tv->name, v ? "cls" : "mean", ad);
+                continue;
+            }
             if (rel > worst) { worst = rel; wn = tv->name; }
             if (rel > 1e-4) CHECK(0, "grad %s (%s pooling) rel err %.3g", tv->name, v ? "cls" : "mean", rel);
         }
