@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
 # Install what embedtune needs on a fresh Debian 12 machine (as root), then build it natively.
-# Idempotent: packages already present are not fetched again.  Usage: tools/setup.sh [--no-build]
+# Idempotent: packages already present are not fetched again.
+# Usage: tools/setup.sh [--no-build] [--minimal]
+#   --minimal  only the native toolchain (C compiler, CMake, cJSON): enough for `embedtune` itself
+#   default    also Emscripten + WASI (the WebAssembly builds), clang (fuzzing), node + Chromium (the page
+#              and its browser tests)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+build=1 minimal=0
+for a in "$@"; do
+  case $a in
+    --no-build) build=0 ;;
+    --minimal) minimal=1 ;;
+    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
 PKGS=(build-essential cmake pkgconf libcjson-dev)
+if [ $minimal -eq 0 ]; then
+  PKGS+=(dpkg-dev clang-14 lld-14 llvm-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32
+         emscripten binaryen chromium)
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,9 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "${1:-}" != "--no-build" ]; then
+if [ $build -eq 1 ]; then
   cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release > /dev/null
   cmake --build "$ROOT/build" -j"$(nproc)"
 fi
