@@ -3,7 +3,9 @@
 # usage: tools/run_experiments.sh [EMBEDTUNE] [MODEL_DIR] [OUT_ROOT]
 #   EMBEDTUNE default build/embedtune, MODEL_DIR default models/glove-bert-starter, OUT_ROOT /work/experiments
 # Env: SETS (default "cranfield cacm cisi stsb"), LOSSES (default "infonce mse soft1 soft2 soft3 clp"),
-#      EVAL_DATA (default /work/shared/eval-data), EXTRA (more finetune options for every run).
+#      EVAL_DATA (default /work/shared/eval-data), EXTRA (more finetune options for every run),
+#      EPOCHS, LR, NEG_ANCE, NEG_PAIRWISE override the defaults below;
+#      TAG (results go to OUT_ROOT/<model>-TAG instead, for a variant of the settings).
 # Each run writes OUT_ROOT/<model>/<set>-<loss>.json (+ .log); tuned models go to a scratch folder and are
 # deleted (KEEP_MODELS=1 keeps them). Then a summary table of every run is printed (tools: python3).
 set -u
@@ -16,13 +18,13 @@ LOSSES=${LOSSES:-"infonce mse soft1 soft2 soft3 clp"}
 EXTRA=${EXTRA:-}
 # short runs (the machine is shared): 1 epoch, 128 tokens, 3 ANCE negatives (2 sampled per positive for
 # the pairwise losses), lr 5e-5, batch 16
-COMMON="--epochs 1 --max-len 128 --batch 16 --lr 5e-5 --seed 42"
+COMMON="--epochs ${EPOCHS:-1} --max-len 128 --batch 16 --lr ${LR:-5e-5} --seed 42"
 name=$(basename "$MODEL")
-OUT="$ROOT/$name"
+OUT="$ROOT/$name${TAG:+-$TAG}"
 mkdir -p "$OUT"
 for set in $SETS; do
   for loss in $LOSSES; do
-    case $loss in mse|soft*) neg=2 ;; *) neg=3 ;; esac
+    case $loss in mse|soft*) neg=${NEG_PAIRWISE:-2} ;; *) neg=${NEG_ANCE:-3} ;; esac
     if [ "$set" = stsb ]; then
       data=(--data "$EVAL_DATA/stsb/train.jsonl" --eval "$EVAL_DATA/stsb/test.jsonl" --pos-threshold 0.8)
     else
