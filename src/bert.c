@@ -312,8 +312,15 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     return ET_OK;
 }
 
+void et_bert_acts_drop_packed(et_bert_acts *a) {
+    if (!a) return;
+    a->wpack_key = 0;
+    for (int l = 0; l < ET_MAX_LAYERS; l++) memset(a->layer[l].wpack, 0, sizeof a->layer[l].wpack);
+}
+
 void et_bert_acts_free(et_bert_acts *a) {
     if (!a) return;
+    free(a->wpack);
     free(a->mem);
     memset(a, 0, sizeof *a);
 }
@@ -344,6 +351,85 @@ static void dropout_add(et_pool *pool, float *x, const float *res, int64_t n, fl
 }
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+
+/* out = inp @ W^T + b, with W's prepacked copy Wp when there is one */
+static void lin(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp, const float *b,
+                int N, int IC, int OC) {
+    if (Wp) et_linear_forward_packed(pool, out, inp, W, Wp, b, N, IC, OC);
+    else et_linear_forward(pool, out, inp, W, b, N, IC, OC);
+}
+
+/* ---------------------------------------------------------------- prepacked weights (inference) */
+/* the six Linear weights of a layer (q, k, v, ao, i, o) with their [OC, IC]; i is NULL in MoE layers */
+static void layer_linears(const et_bert_config *c, const et_bert_layer_params *w, const float *W[6], int OC[6],
+                          int IC[6]) {
+    int C = c->hidden_size, I = c->intermediate_size;
+    const float *ws[6] = {w->q_w, w->k_w, w->v_w, w->ao_w, w->i_w, w->o_w};
+    int oc[6] = {C, C, C, C, I, C}, ic[6] = {C, C, C, C, C, I};
+    for (int j = 0; j < 6; j++) { W[j] = ws[j]; OC[j] = oc[j]; IC[j] = ic[j]; }
+}
+
+/* what was packed: the params pointer, the SIMD path and 17 sampled values of every weight */
+static uint64_t wpack_fingerprint(const et_bert *m) {
+    uint64_t h = et_hash64((uint64_t)(uintptr_t)m->params ^ et_hash64((uint64_t)(uintptr_t)et_simd_name()));
+    for (int l = 0; l < m->cfg.num_layers; l++) {
+        const float *W[6];
+        int OC[6], IC[6];
+        layer_linears(&m->cfg, &m->w.layer[l], W, OC, IC);
+        for (int j = 0; j < 6; j++) {
+            if (!W[j]) continue;
+            size_t n = (size_t)OC[j] * IC[j], step = n / 16 ? n / 16 : 1;
+            for (size_t i = 0; i < n; i += step) {
+                uint32_t u;
+                memcpy(&u, &W[j][i], sizeof u);
+                h = et_hash64(h ^ u);
+            }
+            uint32_t u;
+            memcpy(&u, &W[j][n - 1], sizeof u);
+            h = et_hash64(h ^ u ^ ((uint64_t)l << 40) ^ ((uint64_t)j << 48));
+        }
+    }
+    return h ? h : 1;
+}
+
+/* (re)pack the model's Linear weights into a->wpack when what is there is not them; on allocation
+ * failure leave every layer's wpack NULL (per-call packing) */
+static void wpack_update(const et_bert *m, et_bert_acts *a, et_pool *pool) {
+    uint64_t key = wpack_fingerprint(m);
+    if (a->wpack && a->wpack_key == key) return;
+    et_bert_acts_drop_packed(a);
+    const int L = m->cfg.num_layers;
+    size_t need = 0;
+    for (int l = 0; l < L; l++) {
+        const float *W[6];
+        int OC[6], IC[6];
+        layer_linears(&m->cfg, &m->w.layer[l], W, OC, IC);
+        for (int j = 0; j < 6; j++)
+            if (W[j]) need += (et_linear_packed_floats(IC[j], OC[j]) + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
+    }
+    if (need > a->wpack_floats) {
+        free(a->wpack);
+        a->wpack_floats = 0;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, need * sizeof(float)) != 0) p = NULL;
+        a->wpack = p;
+        if (!p) return;
+        a->wpack_floats = need;
+    }
+    float *q = a->wpack;
+    for (int l = 0; l < L; l++) {
+        const float *W[6];
+        int OC[6], IC[6];
+        layer_linears(&m->cfg, &m->w.layer[l], W, OC, IC);
+        for (int j = 0; j < 6; j++) {
+            if (!W[j]) continue;
+            et_linear_pack(pool, q, W[j], IC[j], OC[j]);
+            a->layer[l].wpack[j] = q;
+            q += (et_linear_packed_floats(IC[j], OC[j]) + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
+        }
+    }
+    a->wpack_key = key;
+}
 
 /* ---------------------------------------------------------------- embeddings */
 void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
@@ -376,12 +462,12 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
                                 int B, int T, float hdrop, float adrop, uint64_t seed) {
     int C = cfg->hidden_size, NH = cfg->num_heads, BT = B * T;
     size_t BTC = (size_t)BT * C;
-    et_linear_forward(pool, a->q, a->inp, w->q_w, w->q_b, BT, C, C);
-    et_linear_forward(pool, a->k, a->inp, w->k_w, w->k_b, BT, C, C);
-    et_linear_forward(pool, a->v, a->inp, w->v_w, w->v_b, BT, C, C);
+    lin(pool, a->q, a->inp, w->q_w, a->wpack[0], w->q_b, BT, C, C);
+    lin(pool, a->k, a->inp, w->k_w, a->wpack[1], w->k_b, BT, C, C);
+    lin(pool, a->v, a->inp, w->v_w, a->wpack[2], w->v_b, BT, C, C);
     et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                          adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
-    et_linear_forward(pool, a->ln1_in, a->atty, w->ao_w, w->ao_b, BT, C, C);
+    lin(pool, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
                          cfg->layer_norm_eps);
@@ -421,9 +507,9 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
         et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
                        cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
     else
-        et_linear_forward(pool, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
+        lin(pool, a->fch, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
     et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
-    et_linear_forward(pool, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
+    lin(pool, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     et_layernorm_forward(pool, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
                          cfg->layer_norm_eps);
@@ -565,6 +651,7 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
     a->pooling = c->pooling;
     a->normalize = c->normalize;
     float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
+    if (!a->training) wpack_update(m, a, pool);
 
     et_bert_embeddings_forward(pool, c, &m->w, a->layer[0].inp, a->emb_ln_in, a->emb_mean, a->emb_rstd,
                                a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(seed, -1, 0));

@@ -142,6 +142,10 @@ typedef struct {
     float *ln2_mean, *ln2_rstd; /* [B,T]; NULL at inference */
     float *out;                 /* [B,T,C] output.LayerNorm output = layer output */
     et_moe_acts moe;            /* MoE layers only; fch is the (gate-scaled) expert output */
+    /* inference only: q, k, v, ao, i (dense layers), o weights prepacked for the GEMM (kernels.h
+     * et_linear_pack), set by et_bert_forward; NULL = pack per call (training, or set to NULL yourself
+     * when calling the block functions directly) */
+    const float *wpack[6];
 } et_bert_layer_acts;
 
 /* Backward scratch (training only); every buffer is overwritten as needed. */
@@ -176,6 +180,16 @@ typedef struct {
     int32_t *ids, *mask, *type_ids; /* [B_max*T_max] copies (type_ids all 0 if NULL was given) */
     float moe_aux_scale;      /* MoE: the aux-loss gradient is scaled by this (set 1 by acts_alloc; a trainer
                                  sets its loss grad_scale, e.g. 1/grad_accum) */
+    /* Inference acts only: the model's Linear weights packed for the GEMM once (at the first forward,
+     * a separate allocation of about the size of the encoder's Linear weights, freed by
+     * et_bert_acts_free) and reused by every later forward, so a small batch does not repack
+     * ~10 M weights per call. Repacked when the model (params pointer) or a fingerprint of sampled
+     * weights changes; after editing a few weights in place between forwards on the SAME
+     * inference acts, call et_bert_acts_drop_packed(). If the allocation fails, weights are
+     * packed per call as before. */
+    float *wpack;
+    size_t wpack_floats;      /* capacity of wpack */
+    uint64_t wpack_key;       /* fingerprint of what was packed (0 = nothing) */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
@@ -184,6 +198,8 @@ size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training,
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
                              int nthreads, et_error *err);
 void et_bert_acts_free(et_bert_acts *a);
+/* Forget the packed weights of inference acts (the next forward repacks). */
+void et_bert_acts_drop_packed(et_bert_acts *a);
 
 /* Full forward: ids/mask/type_ids [B,T] (mask NULL = all real; type_ids NULL = all 0).
  * embeddings -> LN -> dropout -> L x (attention block, FFN block) -> a->hidden [B,T,C]

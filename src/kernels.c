@@ -160,7 +160,9 @@ typedef struct {
     float alpha, beta;
     const float *A, *B;
     float *C;
-    float *Bp;       /* shared packed op(B) block, KC x round_up(NC, NR) */
+    float *Bp;       /* shared packed op(B) block, KC x round_up(NC, NR) (or a block of a prepacked B) */
+    const float *Bpre; /* prepacked op(B) (et_linear_pack data), NULL = pack per block */
+    const float *bias; /* [N] added in the first k block's epilogue (beta then ignored), NULL = none */
     float **Aws;     /* [threads] MC x KC packed op(A) buffers */
     int jc, nc, pc, kc;
     float b;         /* beta for this k block */
@@ -199,9 +201,18 @@ static void gemm_compute_task(void *vctx, int task, int thread) {
             int n = c1 - jr < NR ? c1 - jr : NR;
             const float *bp = g->Bp + (size_t)jr * kc;
             float *Cc = g->C + (size_t)ic * g->ldc + g->jc + jr;
+            const float *bias = g->bias && g->pc == 0 ? g->bias + g->jc + jr : NULL;
             for (int ir = 0; ir < mc; ir += MR) {
                 int m = mc - ir < MR ? mc - ir : MR;
-                I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, Cc + (size_t)ir * g->ldc, g->ldc, g->alpha, g->b);
+                float *ct = Cc + (size_t)ir * g->ldc;
+                if (!bias) {
+                    I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, g->b);
+                } else if (I->ukr_bias) {
+                    I->ukr_bias(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, bias);
+                } else { /* C = bias, then C += alpha Ap Bp */
+                    for (int r = 0; r < m; r++) memcpy(ct + (size_t)r * g->ldc, bias, sizeof(float) * (size_t)n);
+                    I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, 1.0f);
+                }
             }
         }
     }
@@ -232,13 +243,18 @@ static void gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size_
 
 static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
                      int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc);
+                     const float *B, int ldb, float beta, float *C, int ldc, const float *Bpre,
+                     const float *bias);
 
-void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* et_sgemm, plus: Bpre = op(B) already packed (et_linear_pack layout for this path), bias [N] added
+ * to every row (then C is write-only: beta must be 0) */
+static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                     const float *Bpre, const float *bias) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         gemm_naive(transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
+        if (bias) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = bias[j];
         return;
     }
     const et_kern_isa *I = isa();
@@ -261,20 +277,32 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
         Bp = own = aligned_alloc(64, round_up(sizeof(float) * (bfl + afl), 64));
         Aws[0] = Bp ? Bp + bfl : NULL;
     }
-    if (!Bp) /* out of memory: slow but correct */
+    if (!Bp) { /* out of memory: slow but correct */
+        if (bias) {
+            for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
+            beta = 1.0f;
+        }
         gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else
-        gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    } else {
+        gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, bias);
+    }
     free(own);
+}
+
+void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_ex(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
 }
 
 /* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks) */
 static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
                      int transB, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+                     const float *B, int ldb, float beta, float *C, int ldc, const float *Bpre,
+                     const float *bias) {
     const int MR = I->MR, NR = I->NR;
-    gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, Aws,
+    gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, Bpre, bias, Aws,
                   0, 0, 0, 0, beta, 0, M, 0, 1};
+    size_t pre_off = 0; /* floats into Bpre of the current (jc, k) block */
     /* compute grid: rows first (no redundant packing), columns too when M is short */
     int units_m = (M + MR - 1) / MR;
     int target = nt == 1 ? 1 : nt * 3;
@@ -299,7 +327,12 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
             g.pc = pc;
             g.kc = kc;
             g.b = pc == 0 ? beta : 1.0f;
-            et_pool_run(pool, gemm_packb_task, &g, pbt);
+            if (Bpre) {
+                g.Bp = (float *)Bpre + pre_off;
+                pre_off += (size_t)kc * round_up((size_t)g.nc, (size_t)NR);
+            } else {
+                et_pool_run(pool, gemm_packb_task, &g, pbt);
+            }
             et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
             pc += kc;
         }
@@ -308,12 +341,70 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
 
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
                        const float *bias, int N, int IC, int OC) {
-    if (bias) {
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * (size_t)OC);
-        et_sgemm(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 1.0f, out, OC);
-    } else {
-        et_sgemm(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC);
+    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias);
+}
+
+/* Prepacked Linear weights: a 16-float header {magic, path, IC, OC} then op(B) = W^T packed block
+ * after block in gemm_run's order (jc blocks of NC columns, then balanced k blocks), each block
+ * kc x round_up(nc, NR) as the path's pack_b writes it. */
+#define ET_PACK_MAGIC 0x4B435045u /* "EPCK" */
+#define ET_PACK_HDR 16
+
+static int path_index(const et_kern_isa *I) {
+    for (int i = 0; i < 4; i++) if (path_table(i) == I) return i;
+    return -1;
+}
+
+static size_t packed_body_floats(const et_kern_isa *I, int IC, int OC) {
+    size_t n = 0;
+    for (int jc = 0; jc < OC; jc += I->NC) {
+        int nc = OC - jc < I->NC ? OC - jc : I->NC;
+        n += (size_t)IC * round_up((size_t)nc, (size_t)I->NR); /* the k blocks sum to IC */
     }
+    return n;
+}
+
+size_t et_linear_packed_floats(int IC, int OC) {
+    if (IC <= 0 || OC <= 0) return 0;
+    return ET_PACK_HDR + packed_body_floats(isa(), IC, OC);
+}
+
+void et_linear_pack(et_pool *pool, float *Wp, const float *W, int IC, int OC) {
+    if (IC <= 0 || OC <= 0) return;
+    const et_kern_isa *I = isa();
+    uint32_t hdr[ET_PACK_HDR] = {ET_PACK_MAGIC, (uint32_t)path_index(I), (uint32_t)IC, (uint32_t)OC};
+    memcpy(Wp, hdr, sizeof hdr);
+    const int NR = I->NR;
+    gemm_job g = {0};
+    g.I = I; g.tb = 1; g.B = W; g.ldb = IC;
+    size_t off = ET_PACK_HDR;
+    int nt = et_pool_size(pool);
+    for (int jc = 0; jc < OC; jc += I->NC) {
+        g.jc = jc;
+        g.nc = OC - jc < I->NC ? OC - jc : I->NC;
+        int units_n = (g.nc + NR - 1) / NR;
+        int pbt = nt == 1 ? 1 : (units_n < 2 * nt ? units_n : 2 * nt);
+        g.pb_per_task = (units_n + pbt - 1) / pbt;
+        pbt = (units_n + g.pb_per_task - 1) / g.pb_per_task;
+        int nkb = (IC + I->KC - 1) / I->KC;
+        for (int kb = 0, pc = 0; kb < nkb; kb++) {
+            int kc = (IC - pc) / (nkb - kb);
+            g.pc = pc; g.kc = kc;
+            g.Bp = Wp + off;
+            et_pool_run(pool, gemm_packb_task, &g, pbt);
+            off += (size_t)kc * round_up((size_t)g.nc, (size_t)NR);
+            pc += kc;
+        }
+    }
+}
+
+void et_linear_forward_packed(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
+                              const float *bias, int N, int IC, int OC) {
+    uint32_t hdr[4] = {0};
+    if (Wp) memcpy(hdr, Wp, sizeof hdr);
+    int ok = Wp && hdr[0] == ET_PACK_MAGIC && hdr[1] == (uint32_t)path_index(isa()) && hdr[2] == (uint32_t)IC &&
+             hdr[3] == (uint32_t)OC;
+    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias);
 }
 
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
@@ -666,7 +757,7 @@ static void attn_bwd_ref_task(void *vctx, int task, int thread) {
 static void head_gemm(const attn_ctx *a, float *ws, int ta, int tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     float *Aws[1] = {ws + a->ws_bfl};
-    gemm_run(a->I, NULL, 1, ws, Aws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_run(a->I, NULL, 1, ws, Aws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
 }
 
 static void attn_fwd_task(void *vctx, int task, int thread) {

@@ -9,6 +9,7 @@
 #ifndef ET_KERNELS_H
 #define ET_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "threads.h"
 
@@ -24,6 +25,16 @@ void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float 
  * out[N,OC] = inp[N,IC] @ W^T + bias */
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
                        const float *bias, int N, int IC, int OC);
+/* Prepacked Linear weights (inference: pack once, use for every batch). et_linear_packed_floats
+ * = floats of the packed buffer for the SIMD path in use (0 if IC or OC <= 0); et_linear_pack fills
+ * Wp (64-byte aligned) from W [OC,IC]; et_linear_forward_packed then computes exactly what
+ * et_linear_forward computes (bit-identical) without packing W again. Wp records the path and the
+ * shape: if they do not match (another path was forced since, or Wp is NULL), W is used as usual.
+ * Wp is a snapshot: pack again after W changes. */
+size_t et_linear_packed_floats(int IC, int OC);
+void et_linear_pack(et_pool *pool, float *Wp, const float *W, int IC, int OC);
+void et_linear_forward_packed(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
+                              const float *bias, int N, int IC, int OC);
 /* dinp[N,IC] += dout[N,OC] @ W ; dW[OC,IC] += dout^T @ inp ; dbias[OC] += sum_n dout */
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
                         const float *inp, const float *W, int N, int IC, int OC);

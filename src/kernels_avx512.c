@@ -9,6 +9,7 @@
 #endif
 #include <immintrin.h>
 #include <math.h>
+#include <stddef.h>
 #include "kernels_impl.h"
 
 #define MR 14
@@ -22,7 +23,7 @@
 
 /* R rows (compile-time after inlining) of a 14x32 tile; n <= 32 valid columns. */
 static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap, const float *Bp,
-                                      float *C, int ldc, float alpha, float beta) {
+                                      float *C, int ldc, float alpha, float beta, const float *bias) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
@@ -40,7 +41,15 @@ static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap
     __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (beta == 0.0f) {
+    if (bias) { /* C = alpha * acc + bias (write-only): the fused Linear bias */
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, bias), b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            float *c = C + (long)r * ldc;
+            _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, c0[r], b0));
+            _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, c1[r], b1));
+        }
+    } else if (beta == 0.0f) {
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
             float *c = C + (long)r * ldc;
@@ -60,17 +69,23 @@ static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap
 
 #define UKR(R)                                                                                      \
     static void ukr_##R(int n, int K, const float *Ap, const float *Bp, float *C, int ldc,         \
-                        float alpha, float beta) {                                                  \
-        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta);                                             \
+                        float alpha, float beta, const float *bias) {                               \
+        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta, bias);                                       \
     }
 UKR(1) UKR(2) UKR(3) UKR(4) UKR(5) UKR(6) UKR(7) UKR(8) UKR(9) UKR(10) UKR(11) UKR(12) UKR(13) UKR(14)
 
+typedef void (*ukr_fn_r)(int, int, const float *, const float *, float *, int, float, float, const float *);
+static const ukr_fn_r tab_ukr[MR + 1] = {0, ukr_1, ukr_2, ukr_3, ukr_4, ukr_5, ukr_6, ukr_7,
+                                         ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14};
+
 static void ukr(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
                 float beta) {
-    typedef void (*fn)(int, int, const float *, const float *, float *, int, float, float);
-    static const fn tab[MR + 1] = {0, ukr_1, ukr_2, ukr_3, ukr_4, ukr_5, ukr_6, ukr_7,
-                                   ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14};
-    tab[m](n, K, Ap, Bp, C, ldc, alpha, beta);
+    tab_ukr[m](n, K, Ap, Bp, C, ldc, alpha, beta, NULL);
+}
+
+static void ukr_bias(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
+                     const float *bias) {
+    tab_ukr[m](n, K, Ap, Bp, C, ldc, alpha, 0.0f, bias);
 }
 
 
@@ -412,7 +427,7 @@ static void scale(float *x, float s, int64_t n) {
 }
 
 const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 8, 384, 1024, ukr, pack_a, pack_b, dot, axpy, expsum,
-                                        gelu_fwd, gelu_bwd, ln_fwd_row, ln_bwd_row, maxv, scale};
+                                        gelu_fwd, gelu_bwd, ln_fwd_row, ln_bwd_row, maxv, scale, ukr_bias};
 
 #if defined(__clang__)
 #pragma clang attribute pop

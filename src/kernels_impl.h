@@ -41,6 +41,10 @@ typedef struct et_kern_isa {
     float (*maxv)(const float *x, int64_t n);
     /* x[i] *= s */
     void (*scale)(float *x, float s, int64_t n);
+    /* (optional, NULL = copy bias into C then ukr with beta 1) C[m,n] = alpha * Ap Bp + bias[0..n)
+     * (bias broadcast over the rows; C write-only): the Linear layer's bias fused into the epilogue */
+    void (*ukr_bias)(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
+                     const float *bias);
 } et_kern_isa;
 
 #if defined(__x86_64__) || defined(__i386__)
