@@ -246,7 +246,8 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
             et_bert_layer_acts *y = &a->layer[l];
             y->inp = inp;
             y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
-            y->att = take(&p, (size_t)B * NH * T * T);
+            y->att = NULL; /* recomputed in backward from q, k and the row stats */
+            y->att_rs = take(&p, (size_t)B * NH * T * 2);
             y->atty = take(&p, BTC);
             y->ln1_in = take(&p, BTC); y->ln1_mean = take(&p, BT); y->ln1_rstd = take(&p, BT);
             y->h1 = take(&p, BTC);
@@ -465,8 +466,13 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     lin(pool, a->q, a->inp, w->q_w, a->wpack[0], w->q_b, BT, C, C);
     lin(pool, a->k, a->inp, w->k_w, a->wpack[1], w->k_b, BT, C, C);
     lin(pool, a->v, a->inp, w->v_w, a->wpack[2], w->v_b, BT, C, C);
-    et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
-                         adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    a->att_mask = mask;
+    if (a->att_rs && !a->att)
+        et_attention_forward_rs(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
+                                adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    else
+        et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
+                             adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     lin(pool, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
@@ -491,8 +497,12 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     et_linear_backward(pool, need_qkv ? s->datty : NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
     if (!need_qkv) return;
     zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
-    et_attention_backward(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att, a->q, a->k, a->v,
-                          B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    if (a->att_rs && !a->att)
+        et_attention_backward_rs(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att_rs, a->att_mask, a->q, a->k,
+                                 a->v, B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
+    else
+        et_attention_backward(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att, a->q, a->k, a->v,
+                              B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     et_linear_backward(pool, dinp, g->q_w, g->q_b, s->dq, a->inp, w->q_w, BT, C, C);
     et_linear_backward(pool, dinp, g->k_w, g->k_b, s->dk, a->inp, w->k_w, BT, C, C);
     et_linear_backward(pool, dinp, g->v_w, g->v_b, s->dv, a->inp, w->v_w, BT, C, C);

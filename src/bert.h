@@ -131,7 +131,11 @@ typedef struct {
 typedef struct {
     float *inp;                 /* [B,T,C] layer input (= previous layer's out / embeddings out) */
     float *q, *k, *v;           /* [B,T,C] */
-    float *att;                 /* [B,NH,T,T] softmax probabilities before dropout; NULL at inference */
+    float *att;                 /* [B,NH,T,T] softmax probabilities before dropout; NULL at inference and
+                                   in et_bert_acts_alloc's training acts (they keep att_rs instead) */
+    float *att_rs;              /* [B,NH,T,2] softmax row stats (kernels.h et_attention_forward_rs): when set
+                                   (and att is NULL) backward recomputes the probabilities from q, k */
+    const int32_t *att_mask;    /* the key mask the attention forward saw (set by the block forward) */
     float *atty;                /* [B,T,C] attention output before attention.output.dense */
     float *ln1_in;              /* [B,T,C] inp + dropout(atty @ ao_w^T + ao_b) */
     float *ln1_mean, *ln1_rstd; /* [B,T]; NULL at inference */

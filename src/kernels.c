@@ -667,9 +667,14 @@ typedef struct {
     et_pool *pool;
     float *own;     /* NULL pool: the workspace */
     size_t ws_bfl, ws_afl; /* gemm workspace parts (floats) */
+    float *rs;        /* forward: [B,NH,T,2] row max and 1/sum of the softmax (NULL = not wanted) */
+    const float *rsc; /* backward: those row stats; P is recomputed from q, k (then attc is NULL) */
 } attn_ctx;
 
-static size_t attn_ws_floats(const attn_ctx *a) { return a->ws_bfl + a->ws_afl + (size_t)a->T * a->T; }
+/* per thread: gemm workspace, a [T,T] dropout buffer, and (recomputing P) a [T,T] P buffer */
+static size_t attn_ws_floats(const attn_ctx *a) {
+    return a->ws_bfl + a->ws_afl + (size_t)a->T * a->T * (a->rsc ? 2 : 1);
+}
 
 static float *attn_ws(attn_ctx *a, int thread) {
     if (a->own) return a->own;
@@ -694,10 +699,20 @@ static void attn_fwd_ref_task(void *vctx, int task, int thread) {
         for (int j = 0; j < T; j++) if (row[j] > mx) mx = row[j];
         if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
+            if (a->rs) {
+                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                r[0] = -INFINITY;
+                r[1] = 0.0f;
+            }
         } else {
             float sum = 0;
             for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
             for (int j = 0; j < T; j++) row[j] /= sum;
+            if (a->rs) {
+                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                r[0] = mx;
+                r[1] = 1.0f / sum;
+            }
         }
         float *o = a->out + ((size_t)b * T + i) * C + h * hd;
         memset(o, 0, sizeof(float) * hd);
@@ -714,11 +729,60 @@ static void attn_fwd_ref_task(void *vctx, int task, int thread) {
 
 /* backward for one (b, h): dP = dout v^T (then dropout), dv += P'^T dout, dS = softmax' (dP),
  * dq += dS k * scale, dk += dS^T q * scale. Tasks own a (b,h) column block, so no races. */
+/* the reference backward when P is not stored (row stats): per row, P is rebuilt in the row of dS,
+ * and dP is computed twice (dot products) so no second [T] buffer is needed */
+static void attn_bwd_ref_rs(attn_ctx *a, int b, int h, int thread) {
+    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *dS = a->scratch + (size_t)thread * T * T;
+    float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
+    for (int i = 0; i < T; i++) {
+        const float *doi = a->dout + ((size_t)b * T + i) * C + h * hd;
+        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
+        const float *r = a->rsc + ((((size_t)b * NH + h) * T + i) << 1);
+        float *row = dS + (size_t)i * T;
+        for (int j = 0; j < T; j++) {
+            if (r[0] == -INFINITY) { row[j] = 1.0f / T; continue; }
+            if (a->mask && !a->mask[(size_t)b * T + j]) { row[j] = 0.0f; continue; }
+            row[j] = expf(et_dot(qi, a->k + ((size_t)b * T + j) * C + h * hd, hd) * scale - r[0]) * r[1];
+        }
+        float dot = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int j = 0; j < T; j++) {
+                const float *vj = a->v + ((size_t)b * T + j) * C + h * hd;
+                float m = keep_scale;
+                if (a->drop_p > 0) {
+                    uint64_t idx = (((uint64_t)b * NH + h) * T + i) * T + j;
+                    if (!et_dropout_keep(a->seed, idx, a->drop_p)) m = 0.0f;
+                }
+                float dp = et_dot(doi, vj, hd) * m, p = row[j];
+                if (pass == 0) {
+                    dot += dp * p;
+                    if (a->dv && m != 0.0f) et_axpy(a->dv + ((size_t)b * T + j) * C + h * hd, p * m, doi, hd);
+                } else {
+                    row[j] = p * (dp - dot) * scale;
+                }
+            }
+    }
+    for (int i = 0; i < T; i++) {
+        const float *drow = dS + (size_t)i * T;
+        float *dqi = a->dq ? a->dq + ((size_t)b * T + i) * C + h * hd : NULL;
+        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
+        for (int j = 0; j < T; j++) {
+            float g = drow[j];
+            if (g == 0.0f) continue;
+            if (dqi) et_axpy(dqi, g, a->k + ((size_t)b * T + j) * C + h * hd, hd);
+            if (a->dk) et_axpy(a->dk + ((size_t)b * T + j) * C + h * hd, g, qi, hd);
+        }
+    }
+}
+
 static void attn_bwd_ref_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
     float scale = 1.0f / sqrtf((float)hd);
+    if (a->rsc) { attn_bwd_ref_rs(a, b, h, thread); return; }
     const float *P = a->attc + ((size_t)b * NH + h) * T * T;
     float *dS = a->scratch + (size_t)thread * T * T;
     float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
@@ -785,8 +849,19 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
         float mx = rowmax(a->I, row, T);
         if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
+            if (a->rs) {
+                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                r[0] = -INFINITY;
+                r[1] = 0.0f;
+            }
         } else {
-            rowscale(a->I, row, 1.0f / expsum(a->I, row, T, mx), T);
+            float inv = 1.0f / expsum(a->I, row, T, mx);
+            rowscale(a->I, row, inv, T);
+            if (a->rs) {
+                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                r[0] = mx;
+                r[1] = inv;
+            }
         }
         if (a->drop_p > 0) {
             float ks = 1.0f / (1.0f - a->drop_p);
@@ -799,12 +874,12 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
     head_gemm(a, ws, 0, 0, T, hd, T, 1.0f, a->drop_p > 0 ? Pd : P, T, vh, C, 0.0f, oh, C);
 }
 
-void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q,
-                          const float *k, const float *v, const int32_t *mask, int B, int T, int C,
-                          int NH, float drop_p, uint64_t drop_seed) {
+static void attention_forward(et_pool *pool, float *out, float *att, float *rs, float *scratch, const float *q,
+                              const float *k, const float *v, const int32_t *mask, int B, int T, int C,
+                              int NH, float drop_p, uint64_t drop_seed) {
     if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
     attn_ctx a = {out, att, 0, 0, 0, scratch, q, k, v, 0, 0, mask, B, T, C, NH, drop_p, drop_seed,
-                  isa(), pool, NULL, 0, 0};
+                  isa(), pool, NULL, 0, 0, rs, NULL};
     int mx = T > C / NH ? T : C / NH;
     gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
     if (!pool || B * NH == 1) {
@@ -820,19 +895,54 @@ void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch,
     et_pool_run(pool, attn_fwd_task, &a, B * NH);
 }
 
+void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q,
+                          const float *k, const float *v, const int32_t *mask, int B, int T, int C,
+                          int NH, float drop_p, uint64_t drop_seed) {
+    attention_forward(pool, out, att, NULL, scratch, q, k, v, mask, B, T, C, NH, drop_p, drop_seed);
+}
+
+void et_attention_forward_rs(et_pool *pool, float *out, float *rowstats, float *scratch, const float *q,
+                             const float *k, const float *v, const int32_t *mask, int B, int T, int C,
+                             int NH, float drop_p, uint64_t drop_seed) {
+    attention_forward(pool, out, NULL, rowstats, scratch, q, k, v, mask, B, T, C, NH, drop_p, drop_seed);
+}
+
 /* backward for one (b, h), with m = dropout multiplier (0 or 1/(1-p)) and P' = P * m:
  * dP = (dout v^T) * m, dv += P'^T dout, dS = P * (dP - rowsum(dP * P)) * scale,
  * dq += dS k, dk += dS^T q. Tasks own a (b,h) column block, so no races. */
+/* P[T,T] of (b, h) again, exactly as attn_fwd_task made it: S = scale q k^T (same GEMM), masked keys
+ * -inf, then exp(S - max) * (1/sum) with the forward's row stats a->rsc */
+static const float *recompute_probs(const attn_ctx *a, float *ws, float *P, int b, int h) {
+    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    float scale = 1.0f / sqrtf((float)hd);
+    const float *qh = a->q + (size_t)b * T * C + h * hd, *kh = a->k + (size_t)b * T * C + h * hd;
+    head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
+    const int32_t *mk = a->mask ? a->mask + (size_t)b * T : NULL;
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        const float *r = a->rsc + ((((size_t)b * NH + h) * T + i) << 1);
+        if (r[0] == -INFINITY) {
+            for (int j = 0; j < T; j++) row[j] = 1.0f / T;
+            continue;
+        }
+        if (mk) for (int j = 0; j < T; j++) if (!mk[j]) row[j] = -INFINITY;
+        expsum(a->I, row, T, r[0]);
+        rowscale(a->I, row, r[1], T);
+    }
+    return P;
+}
+
 static void attn_bwd_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
     float scale = 1.0f / sqrtf((float)hd);
-    const float *P = a->attc + ((size_t)b * NH + h) * T * T;
     float *dS = a->scratch + (size_t)thread * T * T;
     size_t off = (size_t)b * T * C + h * hd;
     float *ws = attn_ws(a, thread);
     float *Pd = ws + a->ws_bfl + a->ws_afl;
+    const float *P = a->rsc ? recompute_probs(a, ws, Pd + (size_t)T * T, b, h)
+                            : a->attc + ((size_t)b * NH + h) * T * T;
     /* dP[T,T] = dout_h v_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, 1.0f, a->dout + off, C, a->v + off, C, 0.0f, dS, T);
     float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
@@ -862,13 +972,13 @@ static void attn_bwd_task(void *vctx, int task, int thread) {
     if (a->dk) head_gemm(a, ws, 1, 0, T, hd, T, 1.0f, dS, T, a->q + off, C, 1.0f, a->dk + off, C);
 }
 
-void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
-                           const float *dout, const float *att, const float *q, const float *k,
-                           const float *v, int B, int T, int C, int NH, float drop_p,
-                           uint64_t drop_seed) {
+static void attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                               const float *dout, const float *att, const float *rs, const int32_t *mask,
+                               const float *q, const float *k, const float *v, int B, int T, int C, int NH,
+                               float drop_p, uint64_t drop_seed) {
     if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
-    attn_ctx a = {0, 0, dq, dk, dv, scratch, q, k, v, dout, att, 0, B, T, C, NH, drop_p, drop_seed,
-                  isa(), pool, NULL, 0, 0};
+    attn_ctx a = {0, 0, dq, dk, dv, scratch, q, k, v, dout, att, mask, B, T, C, NH, drop_p, drop_seed,
+                  isa(), pool, NULL, 0, 0, NULL, rs};
     int mx = T > C / NH ? T : C / NH;
     gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
     if (!pool || B * NH == 1) {
@@ -882,4 +992,19 @@ void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float
     for (int t = 0; t < et_pool_size(pool); t++)
         if (!attn_ws(&a, t)) { et_pool_run(pool, attn_bwd_ref_task, &a, B * NH); return; }
     et_pool_run(pool, attn_bwd_task, &a, B * NH);
+}
+
+void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                           const float *dout, const float *att, const float *q, const float *k,
+                           const float *v, int B, int T, int C, int NH, float drop_p,
+                           uint64_t drop_seed) {
+    attention_backward(pool, dq, dk, dv, scratch, dout, att, NULL, NULL, q, k, v, B, T, C, NH, drop_p, drop_seed);
+}
+
+void et_attention_backward_rs(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                              const float *dout, const float *rowstats, const int32_t *mask, const float *q,
+                              const float *k, const float *v, int B, int T, int C, int NH, float drop_p,
+                              uint64_t drop_seed) {
+    attention_backward(pool, dq, dk, dv, scratch, dout, NULL, rowstats, mask, q, k, v, B, T, C, NH, drop_p,
+                       drop_seed);
 }

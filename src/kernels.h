@@ -90,6 +90,20 @@ void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float
                            const float *v, int B, int T, int C, int NH, float drop_p,
                            uint64_t drop_seed);
 
+/* The same without the [B,NH,T,T] probabilities (training memory): the forward keeps per row only
+ * rowstats [B,NH,T,2] = (max of the masked scaled scores, 1/sum of exp(score - max)); (-inf, 0) for
+ * a row whose keys are all masked. The backward recomputes the probabilities of each (b, h) from
+ * q, k, mask and rowstats exactly as the forward made them (the same GEMM and exp, so the same
+ * bits), then proceeds as et_attention_backward. mask must be the forward's. The backward's
+ * per-thread pool scratch grows by T*T floats. */
+void et_attention_forward_rs(et_pool *pool, float *out, float *rowstats, float *scratch, const float *q,
+                             const float *k, const float *v, const int32_t *mask, int B, int T, int C,
+                             int NH, float drop_p, uint64_t drop_seed);
+void et_attention_backward_rs(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                              const float *dout, const float *rowstats, const int32_t *mask, const float *q,
+                              const float *k, const float *v, int B, int T, int C, int NH, float drop_p,
+                              uint64_t drop_seed);
+
 /* Counter-based RNG (splitmix64 of seed ^ index): deterministic, stateless, thread-safe. */
 static inline uint64_t et_hash64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
