@@ -232,7 +232,8 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
         s->dres_a = take(&p, BTC); s->dres_b = take(&p, BTC);
         s->dh1 = take(&p, BTC); s->dln = take(&p, BTC); s->datty = take(&p, BTC);
         s->dq = take(&p, BTC); s->dk = take(&p, BTC); s->dv = take(&p, BTC);
-        s->g = take(&p, BTI); s->dg = take(&p, BTI);
+        s->g = take(&p, BTI);
+        s->dg = E ? take(&p, BTI) : NULL; /* MoE backward's grouped scratch only */
         s->att = a->att_scratch;
         s->dpool = take(&p, (size_t)B * C);
         float *inp = take(&p, BTC); /* embeddings output */
@@ -538,15 +539,15 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
     /* ln2_in = h1 + dropout(o) */
     if (dh1) et_axpy(dh1, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
-    /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g */
+    /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g for dW_o, then s->g (one [B,T,I]
+     * buffer) becomes dL/d(gelu) and, in place, dL/dfch */
     et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
     int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b;
-    if (need_fch) zero(s->dg, BTI);
-    et_linear_backward(pool, need_fch ? s->dg : NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
+    et_linear_backward(pool, NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
     if (!need_fch) return;
-    /* fch -> gelu: s->g becomes dL/dfch */
     zero(s->g, BTI);
-    et_gelu_backward(pool, s->g, a->fch, s->dg, (int64_t)BTI);
+    et_linear_backward(pool, s->g, NULL, NULL, s->dln, NULL, w->o_w, BT, I, C);
+    et_gelu_backward_inplace(pool, s->g, a->fch, (int64_t)BTI);
     if (w->moe_w) /* s->g (dL/dfch) is clobbered; s->dg is grouped scratch */
         et_moe_backward(pool, dh1, g->moe_gate, g->moe_w, g->moe_b, s->g, s->dg, a->h1, a->fch, w->moe_gate,
                         w->moe_w, w->moe_b, BT, C, I, cfg->moe_experts, cfg->moe_gate_scale, &a->moe,

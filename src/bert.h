@@ -156,7 +156,8 @@ typedef struct {
 typedef struct {
     float *dres_a, *dres_b;            /* [B,T,C] ping-pong dL/d(residual stream) */
     float *dh1, *dln, *datty, *dq, *dk, *dv; /* [B,T,C] */
-    float *g, *dg;                     /* [B,T,I] recomputed GELU output; dL/d(GELU output) */
+    float *g;                          /* [B,T,I] recomputed GELU output, then dL/d(GELU output), then dL/dfch */
+    float *dg;                         /* [B,T,I] MoE models only: grouped scratch of et_moe_backward */
     float *att;                        /* [nthreads,T,T] attention kernel scratch */
     float *dpool;                      /* [B,C] dL/d(pooled before normalize) */
 } et_bert_bwd_scratch;
@@ -256,7 +257,7 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
  * ln2_in = h1 + dropout_hdrop(fch_gelu @ o_w^T + o_b); out = LN2(ln2_in). */
 void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
                                et_bert_layer_acts *a, int B, int T, float hdrop, uint64_t seed);
-/* dout [B,T,C] (read only) -> dh1 [B,T,C] += ; uses s->dln, g, dg (GELU recomputed into s->g). */
+/* dout [B,T,C] (read only) -> dh1 [B,T,C] += ; uses s->dln, g (GELU recomputed into s->g), dg (MoE). */
 void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
                                 const et_bert_layer_params *g, const et_bert_layer_acts *a,
                                 const et_bert_bwd_scratch *s, float *dh1, const float *dout,

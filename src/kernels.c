@@ -484,6 +484,34 @@ void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float 
     et_pool_run(pool, gelu_bwd_task, &e, e.ntasks);
 }
 
+static void gelu_bwd_inplace_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t i0, i1;
+    range_of(e->n, e->ntasks, task, &i0, &i1);
+    float tmp[256];
+    for (int64_t c = i0; c < i1; c += 256) { /* d = 0 + tmp * gelu'(x), chunk by chunk */
+        int64_t m = i1 - c < 256 ? i1 - c : 256;
+        memcpy(tmp, e->dinp + c, sizeof(float) * (size_t)m);
+        memset(e->dinp + c, 0, sizeof(float) * (size_t)m);
+        if (e->I->gelu_bwd) { e->I->gelu_bwd(e->dinp + c, e->inp + c, tmp, m); continue; }
+        for (int64_t i = 0; i < m; i++) {
+            float x = e->inp[c + i];
+            float cdf = 0.5f * (1.0f + erff(x * ET_INV_SQRT2));
+            float pdf = ET_INV_SQRT_2PI * expf(-0.5f * x * x);
+            e->dinp[c + i] += tmp[i] * (cdf + x * pdf);
+        }
+    }
+}
+
+void et_gelu_backward_inplace(et_pool *pool, float *d, const float *inp, int64_t n) {
+    elem_ctx e = {0};
+    e.I = isa();
+    e.dinp = d; e.inp = inp; e.n = n;
+    e.ntasks = elem_tasks(pool, n, 16384);
+    et_pool_run(pool, gelu_bwd_inplace_task, &e, e.ntasks);
+}
+
 static void ln_fwd_task(void *vctx, int task, int thread) {
     (void)thread;
     elem_ctx *e = vctx;

@@ -45,6 +45,10 @@ void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n);
 /* dinp[n] += dout * gelu'(inp) */
 void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float *dout, int64_t n);
 
+/* In place: d[n] *= gelu'(inp) (d = dL/d(GELU output) becomes dL/d(GELU input); the same values as
+ * et_gelu_backward into a zeroed buffer) */
+void et_gelu_backward_inplace(et_pool *pool, float *d, const float *inp, int64_t n);
+
 /* LayerNorm over the last dim: out[N,C] = (x - mean) * rstd * w + b.
  * mean[N], rstd[N] are saved for backward (may be NULL at inference). */
 void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
