@@ -237,6 +237,11 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
         s->att = a->att_scratch;
         s->dpool = take(&p, (size_t)B * C);
         float *inp = take(&p, BTC); /* embeddings output */
+        /* layer outputs are NOT kept: layer l keeps xhat of its LayerNorms (ln*_xhat) and backward
+         * recomputes out = xhat * w + b (et_layernorm_affine, the same bits) when it needs it as the next
+         * layer's input; outputs ping-pong in hbuf. The LayerNorm inputs and h1 are transient in the
+         * forward: they live in backward scratch (s->dln, s->datty), unused until backward. */
+        float *hbuf[2] = {take(&p, BTC), take(&p, BTC)};
         et_moe_acts ms = {0};
         if (E) { /* MoE scratch shared by all layers */
             ms.perm = (int32_t *)take(&p, BT);
@@ -250,12 +255,14 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
             y->att = NULL; /* recomputed in backward from q, k and the row stats */
             y->att_rs = take(&p, (size_t)B * NH * T * 2);
             y->atty = take(&p, BTC);
-            y->ln1_in = take(&p, BTC); y->ln1_mean = take(&p, BT); y->ln1_rstd = take(&p, BT);
-            y->h1 = take(&p, BTC);
+            y->ln1_in = s->dln; /* transient */
+            y->ln1_xhat = take(&p, BTC); y->ln1_mean = NULL; y->ln1_rstd = take(&p, BT);
+            y->h1 = s->datty;   /* transient; recomputed in backward from ln1_xhat */
             y->fch = take(&p, BTI);
             y->fch_gelu = s->g; /* transient; recomputed in backward */
-            y->ln2_in = take(&p, BTC); y->ln2_mean = take(&p, BT); y->ln2_rstd = take(&p, BT);
-            y->out = take(&p, BTC);
+            y->ln2_in = s->dln; /* transient */
+            y->ln2_xhat = take(&p, BTC); y->ln2_mean = NULL; y->ln2_rstd = take(&p, BT);
+            y->out = hbuf[l & 1]; /* transient; recomputed in backward from ln2_xhat */
             inp = y->out;
             memset(&y->moe, 0, sizeof y->moe);
             if (et_bert_layer_is_moe(c, (int)l)) {
@@ -476,8 +483,12 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
                              adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     lin(pool, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
-    et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
-                         cfg->layer_norm_eps);
+    if (a->ln1_xhat)
+        et_layernorm_forward_xhat(pool, a->h1, a->ln1_xhat, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
+                                  cfg->layer_norm_eps);
+    else
+        et_layernorm_forward(pool, a->h1, a->ln1_mean, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
+                             cfg->layer_norm_eps);
 }
 
 void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
@@ -488,8 +499,11 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     size_t BTC = (size_t)BT * C;
     /* h1 = LN1(ln1_in) */
     zero(s->dln, BTC);
-    et_layernorm_backward(pool, s->dln, g->ln1_w, g->ln1_b, dh1, a->ln1_in, w->ln1_w, a->ln1_mean,
-                          a->ln1_rstd, BT, C);
+    if (a->ln1_xhat)
+        et_layernorm_backward_xhat(pool, s->dln, g->ln1_w, g->ln1_b, dh1, a->ln1_xhat, w->ln1_w, a->ln1_rstd, BT, C);
+    else
+        et_layernorm_backward(pool, s->dln, g->ln1_w, g->ln1_b, dh1, a->ln1_in, w->ln1_w, a->ln1_mean,
+                              a->ln1_rstd, BT, C);
     /* ln1_in = inp + dropout(ao) */
     if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
@@ -522,8 +536,12 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
     lin(pool, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
-    et_layernorm_forward(pool, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
-                         cfg->layer_norm_eps);
+    if (a->ln2_xhat)
+        et_layernorm_forward_xhat(pool, a->out, a->ln2_xhat, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
+                                  cfg->layer_norm_eps);
+    else
+        et_layernorm_forward(pool, a->out, a->ln2_mean, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
+                             cfg->layer_norm_eps);
 }
 
 void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
@@ -534,8 +552,11 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
     size_t BTC = (size_t)BT * C, BTI = (size_t)BT * I;
     /* out = LN2(ln2_in) */
     zero(s->dln, BTC);
-    et_layernorm_backward(pool, s->dln, g->ln2_w, g->ln2_b, dout, a->ln2_in, w->ln2_w, a->ln2_mean,
-                          a->ln2_rstd, BT, C);
+    if (a->ln2_xhat)
+        et_layernorm_backward_xhat(pool, s->dln, g->ln2_w, g->ln2_b, dout, a->ln2_xhat, w->ln2_w, a->ln2_rstd, BT, C);
+    else
+        et_layernorm_backward(pool, s->dln, g->ln2_w, g->ln2_b, dout, a->ln2_in, w->ln2_w, a->ln2_mean,
+                              a->ln2_rstd, BT, C);
     /* ln2_in = h1 + dropout(o) */
     if (dh1) et_axpy(dh1, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
@@ -728,7 +749,12 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
         const et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
         zero(s->dh1, BTC);
+        if (y->ln1_xhat) /* h1 again (it lives in s->datty until the attention backward needs that) */
+            et_layernorm_affine(pool, y->h1, y->ln1_xhat, m->w.layer[l].ln1_w, m->w.layer[l].ln1_b, B * T, C);
         et_bert_ffn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s, s->dh1, dcur, B, T, hp, ls);
+        if (l > 0 && a->layer[l - 1].ln2_xhat) /* this layer's input = the previous layer's output, again */
+            et_layernorm_affine(pool, y->inp, a->layer[l - 1].ln2_xhat, m->w.layer[l - 1].ln2_w,
+                                m->w.layer[l - 1].ln2_b, B * T, C);
         int need_dinp = l > lowest;
         if (need_dinp) zero(dnext, BTC);
         et_bert_attn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s,

@@ -138,12 +138,19 @@ typedef struct {
     const int32_t *att_mask;    /* the key mask the attention forward saw (set by the block forward) */
     float *atty;                /* [B,T,C] attention output before attention.output.dense */
     float *ln1_in;              /* [B,T,C] inp + dropout(atty @ ao_w^T + ao_b) */
-    float *ln1_mean, *ln1_rstd; /* [B,T]; NULL at inference */
+    float *ln1_mean, *ln1_rstd; /* [B,T]; NULL at inference (training acts: ln1_mean NULL, see ln1_xhat) */
+    float *ln1_xhat;            /* [B,T,C] training: (ln1_in - mean) * rstd, kept INSTEAD of ln1_in and h1
+                                   (then ln1_in, h1 are transient: h1 is recomputed in backward as
+                                   ln1_xhat * ln1_w + ln1_b, kernels.h et_layernorm_affine); NULL otherwise */
     float *h1;                  /* [B,T,C] attention.output.LayerNorm output = FFN input */
     float *fch;                 /* [B,T,I] intermediate.dense output (pre-GELU) */
     float *fch_gelu;            /* [B,T,I] GELU output (training: transient scratch, recomputed) */
     float *ln2_in;              /* [B,T,C] h1 + dropout(fch_gelu @ o_w^T + o_b) */
-    float *ln2_mean, *ln2_rstd; /* [B,T]; NULL at inference */
+    float *ln2_mean, *ln2_rstd; /* [B,T]; NULL at inference (training acts: ln2_mean NULL, see ln2_xhat) */
+    float *ln2_xhat;            /* [B,T,C] training: as ln1_xhat for output.LayerNorm; out is then transient
+                                   (two buffers ping-pong between layers; the backward recomputes the input
+                                   of layer l from layer l-1's ln2_xhat, so after et_bert_backward `hidden`
+                                   and the layer outputs are no longer the last forward's) */
     float *out;                 /* [B,T,C] output.LayerNorm output = layer output */
     et_moe_acts moe;            /* MoE layers only; fch is the (gate-scaled) expert output */
     /* inference only: q, k, v, ao, i (dense layers), o weights prepacked for the GEMM (kernels.h

@@ -436,6 +436,7 @@ typedef struct {
     float eps;
     float **part; /* layernorm backward: per-thread [2*C] partial dw, db */
     const et_kern_isa *I;
+    float *xhat;        /* layernorm *_xhat: the normalized input (forward writes, backward reads) */
 } elem_ctx;
 
 static void range_of(int64_t n, int ntasks, int task, int64_t *i0, int64_t *i1) {
@@ -594,9 +595,126 @@ static void ln_bwd_task(void *vctx, int task, int thread) {
     }
 }
 
+/* ---- LayerNorm keeping xhat = (x - mean) * rstd instead of x (training memory) ---- */
+/* out = xhat * w + b: ONE function for the forward and for the recomputation, so the bits agree */
+static void ln_affine_row(float *out, const float *xh, const float *w, const float *b, int C) {
+    for (int i = 0; i < C; i++) out[i] = xh[i] * w[i] + b[i];
+}
+
+static void ln_fwd_xhat_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t r0, r1;
+    range_of(e->N, e->ntasks, task, &r0, &r1);
+    const int C = e->C;
+    for (int64_t n = r0; n < r1; n++) {
+        const float *x = e->inp + (size_t)n * C;
+        float *o = e->out + (size_t)n * C, *xh = e->xhat + (size_t)n * C;
+        float mf, s;
+        if (e->I->ln_fwd_row) { /* the path's statistics (its out row is overwritten below) */
+            e->I->ln_fwd_row(o, &mf, &s, x, e->w, e->b, C, e->eps);
+        } else {
+            double m = 0, v = 0;
+            for (int i = 0; i < C; i++) m += x[i];
+            m /= C;
+            for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
+            v /= C;
+            s = (float)(1.0 / sqrt(v + e->eps));
+            mf = (float)m;
+        }
+        for (int i = 0; i < C; i++) xh[i] = (x[i] - mf) * s;
+        ln_affine_row(o, xh, e->w, e->b, C);
+        if (e->rstd) e->rstd[n] = s;
+    }
+}
+
+void et_layernorm_forward_xhat(et_pool *pool, float *out, float *xhat, float *rstd, const float *inp,
+                               const float *w, const float *b, int N, int C, float eps) {
+    elem_ctx e = {0};
+    e.I = isa();
+    e.out = out; e.xhat = xhat; e.rstd = rstd; e.inp = inp; e.w = w; e.b = b;
+    e.N = N; e.C = C; e.eps = eps;
+    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
+    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
+    et_pool_run(pool, ln_fwd_xhat_task, &e, e.ntasks);
+}
+
+static void ln_affine_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t r0, r1;
+    range_of(e->N, e->ntasks, task, &r0, &r1);
+    for (int64_t n = r0; n < r1; n++)
+        ln_affine_row(e->out + (size_t)n * e->C, e->inp + (size_t)n * e->C, e->w, e->b, e->C);
+}
+
+void et_layernorm_affine(et_pool *pool, float *out, const float *xhat, const float *w, const float *b, int N,
+                         int C) {
+    elem_ctx e = {0};
+    e.I = isa();
+    e.out = out; e.inp = xhat; e.w = w; e.b = b; e.N = N; e.C = C;
+    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
+    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
+    et_pool_run(pool, ln_affine_task, &e, e.ntasks);
+}
+
+static void ln_bwd_xhat_task(void *vctx, int task, int thread) {
+    elem_ctx *e = vctx;
+    int64_t r0, r1;
+    range_of(e->N, e->ntasks, task, &r0, &r1);
+    const int C = e->C;
+    float *dw = e->dw, *db = e->db;
+    if (e->part) {
+        dw = e->dw ? e->part[thread] : NULL;
+        db = e->db ? e->part[thread] + C : NULL;
+    }
+    for (int64_t n = r0; n < r1; n++) {
+        const float *xh = e->inp + (size_t)n * C, *dy = e->dout + (size_t)n * C;
+        float s = e->crstd[n];
+        float a0[8] = {0}, a1[8] = {0}; /* 8 partial sums (vectorizable, fixed order) */
+        int i = 0;
+        for (; i + 8 <= C; i += 8)
+            for (int l = 0; l < 8; l++) {
+                float dn = e->w[i + l] * dy[i + l];
+                a0[l] += dn;
+                a1[l] += dn * xh[i + l];
+            }
+        for (; i < C; i++) {
+            float dn = e->w[i] * dy[i];
+            a0[0] += dn;
+            a1[0] += dn * xh[i];
+        }
+        float dm = 0, dnm = 0;
+        for (int l = 0; l < 8; l++) { dm += a0[l]; dnm += a1[l]; }
+        dm /= C;
+        dnm /= C;
+        if (db) for (i = 0; i < C; i++) db[i] += dy[i];
+        if (dw) for (i = 0; i < C; i++) dw[i] += xh[i] * dy[i];
+        if (e->dinp) {
+            float *di = e->dinp + (size_t)n * C;
+            for (i = 0; i < C; i++) di[i] += (e->w[i] * dy[i] - dm - xh[i] * dnm) * s;
+        }
+    }
+}
+
+static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
+                                   const float *inp, const float *w, const float *mean, const float *rstd,
+                                   int N, int C, int xhat_mode);
+
+void et_layernorm_backward_xhat(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
+                                const float *xhat, const float *w, const float *rstd, int N, int C) {
+    layernorm_backward_any(pool, dinp, dw, db, dout, xhat, w, NULL, rstd, N, C, 1);
+}
+
 void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean, const float *rstd,
                            int N, int C) {
+    layernorm_backward_any(pool, dinp, dw, db, dout, inp, w, mean, rstd, N, C, 0);
+}
+
+static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
+                                   const float *inp, const float *w, const float *mean, const float *rstd,
+                                   int N, int C, int xhat_mode) {
     elem_ctx e = {0};
     e.I = isa();
     e.dinp = dinp; e.dw = dw; e.db = db; e.dout = dout; e.inp = inp; e.w = w;
@@ -616,7 +734,7 @@ void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, con
     } else if (nt > 256) {
         e.ntasks = 1;
     }
-    et_pool_run(pool, ln_bwd_task, &e, e.ntasks);
+    et_pool_run(pool, xhat_mode ? ln_bwd_xhat_task : ln_bwd_task, &e, e.ntasks);
     if (e.part)
         for (int t = 0; t < nt; t++)
             for (int i = 0; i < C; i++) {

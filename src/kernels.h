@@ -58,6 +58,19 @@ void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, con
                            const float *inp, const float *w, const float *mean, const float *rstd,
                            int N, int C);
 
+/* The same LayerNorm keeping xhat [N,C] = (x - mean) * rstd instead of the input x (training
+ * memory: the input need not be stored; the output is recomputable from xhat). out = xhat * w + b,
+ * computed by the same code as et_layernorm_affine, so a recomputed output has the same bits.
+ * rstd [N] may be NULL. */
+void et_layernorm_forward_xhat(et_pool *pool, float *out, float *xhat, float *rstd, const float *inp,
+                               const float *w, const float *b, int N, int C, float eps);
+/* out[N,C] = xhat * w + b (the output of et_layernorm_forward_xhat again) */
+void et_layernorm_affine(et_pool *pool, float *out, const float *xhat, const float *w, const float *b, int N,
+                         int C);
+/* et_layernorm_backward from xhat and rstd: dinp[N,C] += ..., dw[C] += ..., db[C] += ... */
+void et_layernorm_backward_xhat(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
+                                const float *xhat, const float *w, const float *rstd, int N, int C);
+
 /* In-place softmax over each row of x[N,C] (numerically stable: max subtracted). */
 void et_softmax_rows(float *x, int N, int C);
 
