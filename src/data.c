@@ -325,7 +325,11 @@ static et_status pairs_alloc_rows(et_pairs *p, int64_t need, et_error *err) {
     c = c0; if (!grow((void **)&p->passage, &c, need, sizeof(char *))) goto nomem;
     c = c0; if (!grow((void **)&p->id, &c, need, sizeof(char *))) goto nomem;
     c = c0; if (!grow((void **)&p->label, &c, need, sizeof(float))) goto nomem;
-    c = c0; if (!grow((void **)&p->neg_off, &c, need + 1, sizeof(int64_t))) goto nomem;
+    { /* neg_off has one more entry than rows: cap + 1, whatever cap became */
+        int64_t *no = realloc(p->neg_off, (size_t)(c + 1) * sizeof(int64_t));
+        if (!no) goto nomem;
+        p->neg_off = no;
+    }
     if (p->K > 0) {
         int64_t cs = c0 * p->K;
         if (!grow((void **)&p->scores, &cs, c * p->K, sizeof(float))) goto nomem;

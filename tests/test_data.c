@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data.h"
 
@@ -219,7 +220,36 @@ static void beir_cases(void) {
     CHECK(et_beir_read(FX "nope", NULL, &b, NULL, &err) == ET_ERR_IO, "missing dir: %s", err.msg);
 }
 
+/* growth boundaries: 1..200 rows, each with negatives, so every capacity doubling (64, 128) is
+ * crossed; neg_off has rows + 1 entries (a heap overflow at exactly 64 rows was found by ASan) */
+static void growth_cases(void) {
+    char path[] = "/tmp/et_test_data_growXXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    for (int rows = 63; rows <= 200; rows += (rows == 66 ? 60 : 1)) { /* 63..66, 126..129 */
+        FILE *g = fopen(path, "w");
+        for (int i = 0; i < rows; i++)
+            fprintf(g, "{\"query\":\"q%d\",\"positive\":\"p%d\",\"negatives\":[\"n%d\",\"m%d\"]}\n", i, i, i, i);
+        fclose(g);
+        et_pairs p;
+        et_error err = {0};
+        et_status st = et_pairs_read(path, NULL, &p, NULL, &err);
+        CHECK(st == ET_OK, "%d rows: %s", rows, err.msg);
+        if (st) continue;
+        CHECK(p.n == rows, "%d rows read as %lld", rows, (long long)p.n);
+        CHECK(p.neg_off[p.n] == 2 * (int64_t)rows, "%d rows: neg_off[n] = %lld", rows, (long long)p.neg_off[p.n]);
+        char want[32];
+        snprintf(want, sizeof want, "m%d", rows - 1);
+        STREQ(p.neg[p.neg_off[p.n - 1] + 1], want);
+        et_pairs_free(&p);
+    }
+    remove(path);
+}
+
 int main(void) {
+    growth_cases();
     sha1_cases();
     utf8_cases();
     pairs_cases();
