@@ -150,6 +150,10 @@ static void pack_b_portable(float *Bp, const float *B, int ldb, int tb, int kc, 
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
+#ifndef ET_SHORT_M_TILES
+#define ET_SHORT_M_TILES 4 /* row tiles (MR each) at or below which gemm_run splits columns only */
+#endif
+
 /* GotoBLAS loop nest: for each NC block of columns and KC block of k, op(B) is packed ONCE into a
  * shared buffer (in parallel over NR panels), then tasks take a grid of (row chunk x column chunk)
  * of C; each packs its rows of op(A) into its own MC x KC buffer and runs the micro-kernel with the
@@ -307,6 +311,9 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
     int units_m = (M + MR - 1) / MR;
     int target = nt == 1 ? 1 : nt * 3;
     int ntm = units_m < target ? units_m : target;
+    /* short M (a few row tiles): split the columns only, so each B panel is streamed once (by the
+     * one task that owns it) and reused from L1 for all the row tiles, instead of once per row chunk */
+    if (units_m <= ET_SHORT_M_TILES && N >= 2 * NR * nt) ntm = 1;
     g.mchunk = (units_m + ntm - 1) / ntm * MR;
     ntm = (M + g.mchunk - 1) / g.mchunk;
     int want_n = nt == 1 ? 1 : (target + ntm - 1) / ntm;
