@@ -184,23 +184,24 @@ uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site) {
 
 /* The plan: walks every buffer in a fixed order, counting floats; when `a` is given (and a->mem
  * is set) it also points the fields into a->mem. One source of truth for size and layout. */
-typedef struct { float *base; size_t off; } plan_b;
+/* sizes are counted in 64 bits, so an absurd batch cannot wrap around on 32-bit targets (wasm32) */
+typedef struct { float *base; uint64_t off; } plan_b;
 
-static float *take(plan_b *p, size_t n) {
+static float *take(plan_b *p, uint64_t n) {
     float *r = p->base ? p->base + p->off : NULL;
     p->off += (n + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
     return r;
 }
 
-static size_t plan(const et_bert_config *c, int B, int T, int training, int nthreads, et_bert_acts *a) {
+static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nthreads, et_bert_acts *a) {
     plan_b p = {a ? a->mem : NULL, 0};
-    size_t BT = (size_t)B * T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
-    size_t BTC = BT * C, BTI = BT * I, NH = (size_t)c->num_heads, L = (size_t)c->num_layers;
-    size_t E = (size_t)(c->moe_experts > 0 ? c->moe_experts : 0);
+    uint64_t BT = (uint64_t)B * T, C = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
+    uint64_t BTC = BT * C, BTI = BT * I, NH = (uint64_t)c->num_heads, L = (uint64_t)c->num_layers;
+    uint64_t E = (uint64_t)(c->moe_experts > 0 ? c->moe_experts : 0);
     et_bert_acts tmp;
     if (!a) { memset(&tmp, 0, sizeof tmp); a = &tmp; }
     a->emb_ln_in = take(&p, BTC);
-    a->att_scratch = take(&p, (size_t)nthreads * T * T);
+    a->att_scratch = take(&p, (uint64_t)nthreads * T * T);
     a->pooled_raw = take(&p, (size_t)B * C);
     a->pool_norm = take(&p, (size_t)B);
     a->pooled = take(&p, (size_t)B * C);
@@ -253,7 +254,7 @@ static size_t plan(const et_bert_config *c, int B, int T, int training, int nthr
             y->inp = inp;
             y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
             y->att = NULL; /* recomputed in backward from q, k and the row stats */
-            y->att_rs = take(&p, (size_t)B * NH * T * 2);
+            y->att_rs = take(&p, (uint64_t)B * NH * T * 2);
             y->atty = take(&p, BTC);
             y->ln1_in = s->dln; /* transient */
             y->ln1_xhat = take(&p, BTC); y->ln1_mean = NULL; y->ln1_rstd = take(&p, BT);
@@ -292,7 +293,8 @@ static int resolve_threads(int nthreads) {
 
 size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training, int nthreads) {
     if (B <= 0 || T <= 0) return 0;
-    return plan(cfg, B, T, training, resolve_threads(nthreads), NULL) * sizeof(float);
+    uint64_t n = plan(cfg, B, T, training, resolve_threads(nthreads), NULL);
+    return n > (uint64_t)(SIZE_MAX / sizeof(float)) ? SIZE_MAX : (size_t)n * sizeof(float);
 }
 
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
@@ -308,11 +310,12 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     double approx = (double)B * T * (double)cfg->hidden_size * (training ? 12.0 * cfg->num_layers : 8.0);
     if (approx > 1e11)
         return et_fail(err, ET_ERR_NOMEM, "activation buffer for batch %d x %d tokens is too large", B, T);
-    size_t n = plan(cfg, B, T, training, nthreads, NULL);
+    uint64_t n64 = plan(cfg, B, T, training, nthreads, NULL);
     void *mem = NULL;
-    if (posix_memalign(&mem, 64, n * sizeof(float)) != 0 || !mem)
+    if (n64 > (uint64_t)(SIZE_MAX / sizeof(float)) || posix_memalign(&mem, 64, (size_t)n64 * sizeof(float)) != 0 || !mem)
         return et_fail(err, ET_ERR_NOMEM, "cannot allocate %.1f MiB of activations for batch %d x %d tokens%s",
-                       (double)n * sizeof(float) / (1 << 20), B, T, training ? " (training)" : "");
+                       (double)n64 * sizeof(float) / (1 << 20), B, T, training ? " (training)" : "");
+    size_t n = (size_t)n64;
     a->mem = mem;
     a->bytes = n * sizeof(float);
     a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;

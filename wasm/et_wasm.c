@@ -123,7 +123,10 @@ ET_EXPORT et_status et_wasm_encode(et_wasm_model *w, const char *blob, size_t bl
                                    float *out, et_error *err) {
     const char **t = split_texts(blob, blob_len, n, err);
     if (!t) return err ? err->code : ET_ERR_ARG;
-    et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL};
+    /* wasm32: one heap of at most 2 GB (-sMAXIMUM_MEMORY), and a single buffer must stay well under it
+     * (toolchain.md E8): refuse a batch whose activations would not fit, before allocating */
+    et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL,
+                        (size_t)1024 << 20};
     et_status s = et_encode_texts(&w->model, w->tok, w->pool, t, (size_t)n, &o, out, err);
     free(t);
     return s;

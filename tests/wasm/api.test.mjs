@@ -104,6 +104,15 @@ test('bad inputs reject with errors naming the file and field', async () => {
   assert.throws(() => m.encode(['x']), /disposed/);
 });
 
+test('a batch whose activations exceed the wasm memory budget is refused before allocating', async () => {
+  const m = await Embedtune.load(files(), { threads: 1 });
+  const many = new Array(200000).fill('a');
+  assert.throws(() => m.encode(many, { batch: 200000, maxLength: 64 }), (e) => /memory budget/.test(e.message));
+  // the model still works afterwards
+  assert.equal(m.encode(['hello']).length, m.dim);
+  m.dispose();
+});
+
 test('progress callback and cancel', async () => {
   const m = await Embedtune.load(files(), { threads: 2 });
   const seen = [];
