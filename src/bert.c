@@ -534,9 +534,11 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     if (w->moe_w) /* MoE: fch_gelu serves as the grouped expert-output scratch before GELU fills it */
         et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
                        cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
+    else if (!a->ln2_rstd) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
+        et_linear_forward_gelu(pool, a->fch_gelu, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
     else
         lin(pool, a->fch, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
-    et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
+    if (w->moe_w || a->ln2_rstd) et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
     lin(pool, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     if (a->ln2_xhat)

@@ -172,6 +172,7 @@ typedef struct {
     float b;         /* beta for this k block */
     int pb_per_task; /* B panels per packing task */
     int mchunk, nchunk, ntn; /* compute grid: rows in mchunk (multiple of MR), cols in nchunk (of NR) */
+    int gelu;        /* GELU applied in the last k block's epilogue (I->ukr_gelu) */
 } gemm_job;
 
 static void gemm_packb_task(void *vctx, int task, int thread) {
@@ -206,10 +207,13 @@ static void gemm_compute_task(void *vctx, int task, int thread) {
             const float *bp = g->Bp + (size_t)jr * kc;
             float *Cc = g->C + (size_t)ic * g->ldc + g->jc + jr;
             const float *bias = g->bias && g->pc == 0 ? g->bias + g->jc + jr : NULL;
+            const int act = g->gelu && g->pc + kc == g->K;
             for (int ir = 0; ir < mc; ir += MR) {
                 int m = mc - ir < MR ? mc - ir : MR;
                 float *ct = Cc + (size_t)ir * g->ldc;
-                if (!bias) {
+                if (act) {
+                    I->ukr_gelu(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, g->b, bias);
+                } else if (!bias) {
                     I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, g->b);
                 } else if (I->ukr_bias) {
                     I->ukr_bias(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, bias);
@@ -248,13 +252,13 @@ static void gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size_
 static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
                      int transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc, const float *Bpre,
-                     const float *bias);
+                     const float *bias, int gelu);
 
 /* et_sgemm, plus: Bpre = op(B) already packed (et_linear_pack layout for this path), bias [N] added
  * to every row (then C is write-only: beta must be 0) */
 static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
-                     const float *Bpre, const float *bias) {
+                     const float *Bpre, const float *bias, int gelu) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         gemm_naive(transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
@@ -287,26 +291,30 @@ static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K,
             beta = 1.0f;
         }
         gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (gelu && I->ukr_gelu) /* the fused GELU the caller counted on */
+            for (int i = 0; i < M; i++) et_gelu_forward(NULL, C + (size_t)i * ldc, C + (size_t)i * ldc, N);
     } else {
-        gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, bias);
+        gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, bias,
+                 gelu);
     }
     free(own);
 }
 
 void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_ex(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
+    sgemm_ex(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 /* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks) */
 static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA,
                      int transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc, const float *Bpre,
-                     const float *bias) {
+                     const float *bias, int gelu) {
     const int MR = I->MR, NR = I->NR;
     gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, Bpre, bias, Aws,
                   0, 0, 0, 0, beta, 0, M, 0, 1};
     size_t pre_off = 0; /* floats into Bpre of the current (jc, k) block */
+    g.gelu = gelu && I->ukr_gelu;
     /* compute grid: rows first (no redundant packing), columns too when M is short */
     int units_m = (M + MR - 1) / MR;
     int target = nt == 1 ? 1 : nt * 3;
@@ -348,7 +356,7 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
 
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
                        const float *bias, int N, int IC, int OC) {
-    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias);
+    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias, 0);
 }
 
 /* Prepacked Linear weights: a 16-float header {magic, path, IC, OC} then op(B) = W^T packed block
@@ -411,7 +419,20 @@ void et_linear_forward_packed(et_pool *pool, float *out, const float *inp, const
     if (Wp) memcpy(hdr, Wp, sizeof hdr);
     int ok = Wp && hdr[0] == ET_PACK_MAGIC && hdr[1] == (uint32_t)path_index(isa()) && hdr[2] == (uint32_t)IC &&
              hdr[3] == (uint32_t)OC;
-    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias);
+    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, 0);
+}
+
+void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
+                            const float *bias, int N, int IC, int OC) {
+    const et_kern_isa *I = isa();
+    uint32_t hdr[4] = {0};
+    if (Wp) memcpy(hdr, Wp, sizeof hdr);
+    int ok = Wp && hdr[0] == ET_PACK_MAGIC && hdr[1] == (uint32_t)path_index(I) && hdr[2] == (uint32_t)IC &&
+             hdr[3] == (uint32_t)OC;
+    /* fused only on the blocked path (IC > 0) of a path with ukr_gelu; else GELU as a second pass */
+    int fused = I->ukr_gelu && IC > 0 && N > 0 && OC > 0;
+    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, fused);
+    if (!fused) et_gelu_forward(pool, out, out, (int64_t)N * OC);
 }
 
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
@@ -974,7 +995,7 @@ static void attn_bwd_ref_task(void *vctx, int task, int thread) {
 static void head_gemm(const attn_ctx *a, float *ws, int ta, int tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     float *Aws[1] = {ws + a->ws_bfl};
-    gemm_run(a->I, NULL, 1, ws, Aws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL);
+    gemm_run(a->I, NULL, 1, ws, Aws, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 static void attn_fwd_task(void *vctx, int task, int thread) {

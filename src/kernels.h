@@ -35,6 +35,11 @@ size_t et_linear_packed_floats(int IC, int OC);
 void et_linear_pack(et_pool *pool, float *Wp, const float *W, int IC, int OC);
 void et_linear_forward_packed(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
                               const float *bias, int N, int IC, int OC);
+/* out[N,OC] = GELU(inp @ W^T + bias) (Wp as et_linear_forward_packed, may be NULL): the same values
+ * as et_linear_forward_packed then et_gelu_forward, with the GELU fused into the GEMM epilogue where
+ * the path has it (no pre-GELU pass over memory; inference, where the pre-GELU values are not kept) */
+void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
+                            const float *bias, int N, int IC, int OC);
 /* dinp[N,IC] += dout[N,OC] @ W ; dW[OC,IC] += dout^T @ inp ; dbias[OC] += sum_n dout */
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
                         const float *inp, const float *W, int N, int IC, int OC);

@@ -21,9 +21,12 @@
 #define ET_ALWAYS_INLINE inline
 #endif
 
+static ET_ALWAYS_INLINE __m512 gelu16(__m512 v); /* below, with the GELU code */
+
 /* R rows (compile-time after inlining) of a 14x32 tile; n <= 32 valid columns. */
 static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap, const float *Bp,
-                                      float *C, int ldc, float alpha, float beta, const float *bias) {
+                                      float *C, int ldc, float alpha, float beta, const float *bias,
+                                      const int gelu) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
@@ -41,42 +44,52 @@ static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap
     __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    if (bias) { /* C = alpha * acc + bias (write-only): the fused Linear bias */
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, bias), b1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    if (bias) { b0 = _mm512_maskz_loadu_ps(m0, bias); b1 = _mm512_maskz_loadu_ps(m1, bias + 16); }
 #pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            float *c = C + (long)r * ldc;
-            _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, c0[r], b0));
-            _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, c1[r], b1));
+    for (int r = 0; r < R; r++) {
+        float *c = C + (long)r * ldc;
+        __m512 o0, o1;
+        if (bias) { /* C = alpha * acc + bias (write-only): the fused Linear bias */
+            o0 = _mm512_fmadd_ps(va, c0[r], b0);
+            o1 = _mm512_fmadd_ps(va, c1[r], b1);
+        } else if (beta == 0.0f) {
+            o0 = _mm512_mul_ps(va, c0[r]);
+            o1 = _mm512_mul_ps(va, c1[r]);
+        } else {
+            __m512 x0 = _mm512_maskz_loadu_ps(m0, c), x1 = _mm512_maskz_loadu_ps(m1, c + 16);
+            o0 = _mm512_fmadd_ps(va, c0[r], _mm512_mul_ps(vb, x0));
+            o1 = _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, x1));
         }
-    } else if (beta == 0.0f) {
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            float *c = C + (long)r * ldc;
-            _mm512_mask_storeu_ps(c, m0, _mm512_mul_ps(va, c0[r]));
-            _mm512_mask_storeu_ps(c + 16, m1, _mm512_mul_ps(va, c1[r]));
-        }
-    } else {
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            float *c = C + (long)r * ldc;
-            __m512 o0 = _mm512_maskz_loadu_ps(m0, c), o1 = _mm512_maskz_loadu_ps(m1, c + 16);
-            _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(va, c0[r], _mm512_mul_ps(vb, o0)));
-            _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, o1)));
-        }
+        if (gelu) { o0 = gelu16(o0); o1 = gelu16(o1); }
+        _mm512_mask_storeu_ps(c, m0, o0);
+        _mm512_mask_storeu_ps(c + 16, m1, o1);
     }
 }
 
 #define UKR(R)                                                                                      \
     static void ukr_##R(int n, int K, const float *Ap, const float *Bp, float *C, int ldc,         \
                         float alpha, float beta, const float *bias) {                               \
-        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta, bias);                                       \
+        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta, bias, 0);                                    \
+    }                                                                                               \
+    static void ukrg_##R(int n, int K, const float *Ap, const float *Bp, float *C, int ldc,        \
+                         float alpha, float beta, const float *bias) {                              \
+        ukr_rows(R, n, K, Ap, Bp, C, ldc, alpha, beta, bias, 1);                                    \
     }
 UKR(1) UKR(2) UKR(3) UKR(4) UKR(5) UKR(6) UKR(7) UKR(8) UKR(9) UKR(10) UKR(11) UKR(12) UKR(13) UKR(14)
 
 typedef void (*ukr_fn_r)(int, int, const float *, const float *, float *, int, float, float, const float *);
 static const ukr_fn_r tab_ukr[MR + 1] = {0, ukr_1, ukr_2, ukr_3, ukr_4, ukr_5, ukr_6, ukr_7,
                                          ukr_8, ukr_9, ukr_10, ukr_11, ukr_12, ukr_13, ukr_14};
+
+static const ukr_fn_r tab_ukrg[MR + 1] = {0, ukrg_1, ukrg_2, ukrg_3, ukrg_4, ukrg_5, ukrg_6, ukrg_7,
+                                          ukrg_8, ukrg_9, ukrg_10, ukrg_11, ukrg_12, ukrg_13, ukrg_14};
+
+/* C = gelu(alpha * acc + (bias ? bias : beta * C)) */
+static void ukr_gelu(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
+                     float beta, const float *bias) {
+    tab_ukrg[m](n, K, Ap, Bp, C, ldc, alpha, beta, bias);
+}
 
 static void ukr(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
                 float beta) {
@@ -358,6 +371,11 @@ static ET_ALWAYS_INLINE __m512 phi16(__m512 x, __m512 *g, int want_g) {
     return cdf;
 }
 
+static ET_ALWAYS_INLINE __m512 gelu16(__m512 v) {
+    __m512 g;
+    return _mm512_mul_ps(v, phi16(v, &g, 0));
+}
+
 static void gelu_fwd(float *out, const float *x, int64_t n) {
     int64_t i = 0;
     __m512 g;
@@ -467,7 +485,8 @@ static void scale(float *x, float s, int64_t n) {
 }
 
 const et_kern_isa et_kern_isa_avx512 = {"avx512", MR, NR, 14 * 8, 384, 1024, ukr, pack_a, pack_b, dot, axpy, expsum,
-                                        gelu_fwd, gelu_bwd, ln_fwd_row, ln_bwd_row, maxv, scale, ukr_bias};
+                                        gelu_fwd, gelu_bwd, ln_fwd_row, ln_bwd_row, maxv, scale, ukr_bias,
+                                        ukr_gelu};
 
 #if defined(__clang__)
 #pragma clang attribute pop

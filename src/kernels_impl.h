@@ -45,6 +45,10 @@ typedef struct et_kern_isa {
      * (bias broadcast over the rows; C write-only): the Linear layer's bias fused into the epilogue */
     void (*ukr_bias)(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
                      const float *bias);
+    /* (optional) C[m,n] = gelu(alpha * Ap Bp + (bias ? bias : beta * C)) with the path's gelu_fwd
+     * arithmetic (the same bits as ukr / ukr_bias then gelu_fwd): the GELU fused into the epilogue */
+    void (*ukr_gelu)(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
+                     float beta, const float *bias);
 } et_kern_isa;
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -3,7 +3,8 @@
  * weight cache (bert.h): on every SIMD path available, 1 and 2 threads, odd shapes.
  *   1. et_linear_forward (bias fused into the GEMM epilogue) vs a double-precision reference.
  *   2. et_linear_forward_packed is bit-identical to et_linear_forward; a buffer packed for another
- *      path (or NULL) falls back to W and is still right.
+ *      path (or NULL) falls back to W and is still right; et_linear_forward_gelu (GELU fused into the
+ *      GEMM epilogue) is bit-identical to et_linear_forward then et_gelu_forward.
  *   3. et_bert_forward on inference acts (packed cache) == on training acts (no cache) to 1e-6, and
  *      stays right after the weights change on the same acts (the fingerprint repacks), also after
  *      et_bert_acts_drop_packed. */
@@ -71,6 +72,20 @@ static void test_linear(et_pool *pool, const char *path, int N, int IC, int OC, 
     if (foreign_pack && foreign_IC == IC && foreign_OC == OC) { /* packed on another path: ignored */
         et_linear_forward_packed(pool, yp, x, W, foreign_pack, b, N, IC, OC);
         CHECK(!memcmp(y, yp, sizeof(float) * (size_t)N * OC), "%s foreign pack not ignored", path);
+    }
+    /* GELU fused into the epilogue == linear then et_gelu_forward, bit for bit (packed and not) */
+    {
+        float *g1 = malloc(sizeof(float) * (size_t)N * OC), *g2 = malloc(sizeof(float) * (size_t)N * OC);
+        float *Wp2 = packed_for(pool, W, IC, OC);
+        et_linear_forward(pool, g1, x, W, b, N, IC, OC);
+        et_gelu_forward(pool, g1, g1, (int64_t)N * OC);
+        for (int pk = 0; pk < 2; pk++) {
+            for (size_t i = 0; i < (size_t)N * OC; i++) g2[i] = NAN;
+            et_linear_forward_gelu(pool, g2, x, W, pk ? Wp2 : NULL, b, N, IC, OC);
+            CHECK(!memcmp(g1, g2, sizeof(float) * (size_t)N * OC), "%s fused GELU (packed %d) != linear + gelu N=%d IC=%d OC=%d",
+                  path, pk, N, IC, OC);
+        }
+        free(g1); free(g2); free(Wp2);
     }
     /* no bias */
     et_linear_forward(pool, y, x, W, NULL, N, IC, OC);
