@@ -3,7 +3,8 @@
  * usage: bench_gemm [reps=5] [path=auto] [filter] [maxthreads=2]
  *   path: scalar | avx2 | avx512 | auto;  filter: only cases whose name contains it
  * Best of `reps` timings per case (the machine is shared: best-of filters out the noise); with 1
- * thread the clock is the process CPU time, so time stolen by other jobs does not count.
+ * thread the clock is the process CPU time, so time stolen by other jobs does not count (wall time under
+ * Emscripten, whose CPU clock does not advance in node).
  * OpenBLAS gets the same thread count as et_pool (openblas_set_num_threads). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,12 @@
 static int g_cpu_clock = 0;
 static double now(void) {
     struct timespec ts;
+#ifdef __EMSCRIPTEN__
+    /* Emscripten's process CPU clock is clock(), which stays 0 in node: wall time there */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
     clock_gettime(g_cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+#endif
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
