@@ -173,6 +173,7 @@ typedef struct {
     int pb_per_task; /* B panels per packing task */
     int mchunk, nchunk, ntn; /* compute grid: rows in mchunk (multiple of MR), cols in nchunk (of NR) */
     int gelu;        /* GELU applied in the last k block's epilogue (I->ukr_gelu) */
+    int allk;        /* prepacked B: each compute task runs all k blocks (Bp = the jc block's start) */
 } gemm_job;
 
 static void gemm_packb_task(void *vctx, int task, int thread) {
@@ -189,32 +190,31 @@ static void gemm_packb_task(void *vctx, int task, int thread) {
     else pack_b_portable(dst, Bs, g->ldb, g->tb, g->kc, w, I->NR);
 }
 
-static void gemm_compute_task(void *vctx, int task, int thread) {
-    gemm_job *g = vctx;
+/* one (rows [r0,r1) x columns [c0,c1) of the jc block) region of C for the k block [pc, pc+kc),
+ * B panels at Bp, beta b */
+static void compute_region(const gemm_job *g, int thread, int r0, int r1, int c0, int c1, int pc, int kc,
+                           const float *Bp, float b) {
     const et_kern_isa *I = g->I;
-    const int MR = I->MR, NR = I->NR, MC = I->MC, kc = g->kc;
-    int tm = task / g->ntn, tn = task % g->ntn;
-    int r0 = tm * g->mchunk, r1 = r0 + g->mchunk < g->M ? r0 + g->mchunk : g->M;
-    int c0 = tn * g->nchunk, c1 = c0 + g->nchunk < g->nc ? c0 + g->nchunk : g->nc;
+    const int MR = I->MR, NR = I->NR, MC = I->MC;
     float *Ap = g->Aws[thread];
     for (int ic = r0; ic < r1; ic += MC) {
         int mc = r1 - ic < MC ? r1 - ic : MC;
-        const float *As = g->ta ? g->A + (size_t)g->pc * g->lda + ic : g->A + (size_t)ic * g->lda + g->pc;
+        const float *As = g->ta ? g->A + (size_t)pc * g->lda + ic : g->A + (size_t)ic * g->lda + pc;
         if (I->pack_a) I->pack_a(Ap, As, g->lda, g->ta, mc, kc, MR);
         else pack_a(Ap, As, g->lda, g->ta, mc, kc, MR);
         for (int jr = c0; jr < c1; jr += NR) {
             int n = c1 - jr < NR ? c1 - jr : NR;
-            const float *bp = g->Bp + (size_t)jr * kc;
+            const float *bp = Bp + (size_t)jr * kc;
             float *Cc = g->C + (size_t)ic * g->ldc + g->jc + jr;
-            const float *bias = g->bias && g->pc == 0 ? g->bias + g->jc + jr : NULL;
-            const int act = g->gelu && g->pc + kc == g->K;
+            const float *bias = g->bias && pc == 0 ? g->bias + g->jc + jr : NULL;
+            const int act = g->gelu && pc + kc == g->K;
             for (int ir = 0; ir < mc; ir += MR) {
                 int m = mc - ir < MR ? mc - ir : MR;
                 float *ct = Cc + (size_t)ir * g->ldc;
                 if (act) {
-                    I->ukr_gelu(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, g->b, bias);
+                    I->ukr_gelu(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, b, bias);
                 } else if (!bias) {
-                    I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, g->b);
+                    I->ukr(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, b);
                 } else if (I->ukr_bias) {
                     I->ukr_bias(m, n, kc, Ap + (size_t)ir * kc, bp, ct, g->ldc, g->alpha, bias);
                 } else { /* C = bias, then C += alpha Ap Bp */
@@ -223,6 +223,26 @@ static void gemm_compute_task(void *vctx, int task, int thread) {
                 }
             }
         }
+    }
+}
+
+static void gemm_compute_task(void *vctx, int task, int thread) {
+    gemm_job *g = vctx;
+    int tm = task / g->ntn, tn = task % g->ntn;
+    int r0 = tm * g->mchunk, r1 = r0 + g->mchunk < g->M ? r0 + g->mchunk : g->M;
+    int c0 = tn * g->nchunk, c1 = c0 + g->nchunk < g->nc ? c0 + g->nchunk : g->nc;
+    if (!g->allk) {
+        compute_region(g, thread, r0, r1, c0, c1, g->pc, g->kc, g->Bp, g->b);
+        return;
+    }
+    /* prepacked B: this task walks every k block of its region itself (no barrier between k blocks;
+     * each C element still sees the k blocks in the same order, so the same bits) */
+    const int KC = g->I->KC, nkb = (g->K + KC - 1) / KC;
+    const size_t ncp = round_up((size_t)g->nc, (size_t)g->I->NR);
+    for (int kb = 0, pc = 0; kb < nkb; kb++) {
+        int kc = (g->K - pc) / (nkb - kb);
+        compute_region(g, thread, r0, r1, c0, c1, pc, kc, g->Bp + (size_t)pc * ncp, pc == 0 ? g->beta : 1.0f);
+        pc += kc;
     }
 }
 
@@ -336,18 +356,20 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
         g.pb_per_task = (units_n + pbt - 1) / pbt;
         pbt = (units_n + g.pb_per_task - 1) / g.pb_per_task;
         /* balanced k blocks: K = 384 with KC = 256 becomes 192 + 192, not 256 + 128 */
+        if (Bpre) { /* one pass over the grid; the tasks walk the k blocks */
+            g.allk = 1;
+            g.Bp = (float *)Bpre + pre_off;
+            pre_off += (size_t)K * round_up((size_t)g.nc, (size_t)NR);
+            et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
+            continue;
+        }
         int nkb = (K + I->KC - 1) / I->KC;
         for (int kb = 0, pc = 0; kb < nkb; kb++) {
             int kc = (K - pc) / (nkb - kb);
             g.pc = pc;
             g.kc = kc;
             g.b = pc == 0 ? beta : 1.0f;
-            if (Bpre) {
-                g.Bp = (float *)Bpre + pre_off;
-                pre_off += (size_t)kc * round_up((size_t)g.nc, (size_t)NR);
-            } else {
-                et_pool_run(pool, gemm_packb_task, &g, pbt);
-            }
+            et_pool_run(pool, gemm_packb_task, &g, pbt);
             et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
             pc += kc;
         }
