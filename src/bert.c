@@ -511,8 +511,8 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b;
-    if (need_qkv) zero(s->datty, BTC);
-    et_linear_backward(pool, need_qkv ? s->datty : NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
+    et_linear_backward(pool, NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
+    if (need_qkv) et_sgemm(pool, 0, 0, BT, C, C, 1.0f, s->dln, C, w->ao_w, C, 0.0f, s->datty, C); /* datty = dln @ ao_w */
     if (!need_qkv) return;
     zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
     if (a->att_rs && !a->att)
@@ -571,8 +571,7 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
     int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b;
     et_linear_backward(pool, NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
     if (!need_fch) return;
-    zero(s->g, BTI);
-    et_linear_backward(pool, s->g, NULL, NULL, s->dln, NULL, w->o_w, BT, I, C);
+    et_sgemm(pool, 0, 0, BT, I, C, 1.0f, s->dln, C, w->o_w, I, 0.0f, s->g, I); /* g = dln @ o_w (no zeroing pass) */
     et_gelu_backward_inplace(pool, s->g, a->fch, (int64_t)BTI);
     if (w->moe_w) /* s->g (dL/dfch) is clobbered; s->dg is grouped scratch */
         et_moe_backward(pool, dh1, g->moe_gate, g->moe_w, g->moe_b, s->g, s->dg, a->h1, a->fch, w->moe_gate,
