@@ -108,10 +108,15 @@ const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
 
 /* ==== Activations (llm.c style): ONE buffer sized up front for (B_max, T_max) ================
  * Inference keeps two ping-pong hidden buffers + per-layer scratch shared by all layers.
- * Training keeps, per layer, what backward needs; the GELU output is NOT kept (it is recomputed
- * in backward from the pre-GELU values: one erf pass, saves B*T*I floats per layer), dropout masks
- * are NOT kept (counter-based, et_dropout_keep, recomputed in backward from the step seed).
- * Nothing is allocated inside forward/backward. */
+ * Training keeps, per layer, what backward needs: q, k, v, the attention output, the softmax row
+ * stats [B,NH,T,2] (not the [B,NH,T,T] probabilities: backward recomputes them from q, k), the two
+ * LayerNorms' xhat and rstd (not their inputs, nor h1 and the layer output: backward recomputes
+ * those as xhat * w + b with the forward's own arithmetic), and the pre-GELU values (the GELU
+ * output is recomputed: one erf pass). Dropout masks are NOT kept (counter-based, et_dropout_keep,
+ * recomputed in backward from the step seed). Backward scratch: 8 [B,T,C] + 1 [B,T,I] buffers.
+ * Per layer that is 7 [B,T,C] + 1 [B,T,I] + 2 NH*T [B,T] floats (MiniLM-L6 at 32 x 128: 481 MB of
+ * activations for the documents' side of a train step, was 718 MB).
+ * Nothing is allocated inside forward/backward (inference acts: see wpack below). */
 /* Per-layer MoE state (src/moe.h). All NULL/0 in dense layers. */
 typedef struct {
     float *probs;        /* [B,T,E] router softmax of the last forward */
