@@ -13,6 +13,9 @@
 #include "kernels_impl.h"
 
 #define MR 14
+#ifndef ET_BPF
+#define ET_BPF 256 /* floats ahead (8 k steps) that the micro-kernel prefetches its B panel */
+#endif
 #define NR 32
 
 #if defined(__GNUC__)
@@ -31,6 +34,8 @@ static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
     for (int k = 0; k < K; k++) {
+        _mm_prefetch((const char *)(Bp + ET_BPF), _MM_HINT_T0);
+        _mm_prefetch((const char *)(Bp + ET_BPF + 16), _MM_HINT_T0);
         __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
