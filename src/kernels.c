@@ -457,12 +457,32 @@ void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const f
     if (!fused) et_gelu_forward(pool, out, out, (int64_t)N * OC);
 }
 
+/* dbias[c0,c1) += sum over the rows of dout[:, c0..c1) (rows in order: the same sums as serial) */
+typedef struct { float *dbias; const float *dout; int N, OC, chunk; } dbias_ctx;
+
+static void dbias_task(void *vctx, int task, int thread) {
+    (void)thread;
+    const dbias_ctx *d = vctx;
+    int c0 = task * d->chunk, c1 = c0 + d->chunk < d->OC ? c0 + d->chunk : d->OC;
+    if (c0 >= c1) return;
+    for (int n = 0; n < d->N; n++) et_axpy(d->dbias + c0, 1.0f, d->dout + (size_t)n * d->OC + c0, c1 - c0);
+}
+
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
                         const float *inp, const float *W, int N, int IC, int OC) {
     if (dinp) et_sgemm(pool, 0, 0, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, dinp, IC);
     if (dW) et_sgemm(pool, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
-    if (dbias)
-        for (int n = 0; n < N; n++) et_axpy(dbias, 1.0f, dout + (size_t)n * OC, OC);
+    if (dbias) {
+        dbias_ctx d = {dbias, dout, N, OC, 64};
+        int nt = et_pool_size(pool), cols = (OC + d.chunk - 1) / d.chunk;
+        if (nt > 1 && (int64_t)N * OC >= 65536 && cols > 1) { /* column blocks in parallel, rows in order */
+            d.chunk = (OC + 2 * nt - 1) / (2 * nt);
+            d.chunk = (d.chunk + 15) / 16 * 16;
+            et_pool_run(pool, dbias_task, &d, (OC + d.chunk - 1) / d.chunk);
+        } else {
+            for (int n = 0; n < N; n++) et_axpy(dbias, 1.0f, dout + (size_t)n * OC, OC);
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- elementwise */
