@@ -404,6 +404,26 @@ static uint64_t wpack_fingerprint(const et_bert *m) {
     return h ? h : 1;
 }
 
+static size_t wpack_need(const et_bert_config *c, const et_bert_params *w) {
+    size_t need = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        const float *W[6];
+        int OC[6], IC[6];
+        layer_linears(c, &w->layer[l], W, OC, IC);
+        int by_cfg = !w->layer[l].q_w; /* no parameters given: what the config has (MoE layers: no i_w) */
+        for (int j = 0; j < 6; j++)
+            if (by_cfg ? j != 4 || !et_bert_layer_is_moe(c, l) : W[j] != NULL)
+                need += (et_linear_packed_floats(IC[j], OC[j]) + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
+    }
+    return need;
+}
+
+size_t et_bert_acts_packed_bytes(const et_bert_config *cfg) {
+    et_bert_params none;
+    memset(&none, 0, sizeof none);
+    return wpack_need(cfg, &none) * sizeof(float);
+}
+
 /* (re)pack the model's Linear weights into a->wpack when what is there is not them; on allocation
  * failure leave every layer's wpack NULL (per-call packing) */
 static void wpack_update(const et_bert *m, et_bert_acts *a, et_pool *pool) {
@@ -411,14 +431,7 @@ static void wpack_update(const et_bert *m, et_bert_acts *a, et_pool *pool) {
     if (a->wpack && a->wpack_key == key) return;
     et_bert_acts_drop_packed(a);
     const int L = m->cfg.num_layers;
-    size_t need = 0;
-    for (int l = 0; l < L; l++) {
-        const float *W[6];
-        int OC[6], IC[6];
-        layer_linears(&m->cfg, &m->w.layer[l], W, OC, IC);
-        for (int j = 0; j < 6; j++)
-            if (W[j]) need += (et_linear_packed_floats(IC[j], OC[j]) + ET_ALIGN_FLOATS - 1) / ET_ALIGN_FLOATS * ET_ALIGN_FLOATS;
-    }
+    size_t need = wpack_need(&m->cfg, &m->w);
     if (need > a->wpack_floats) {
         free(a->wpack);
         a->wpack_floats = 0;

@@ -215,6 +215,9 @@ size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training,
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
                              int nthreads, et_error *err);
 void et_bert_acts_free(et_bert_acts *a);
+/* Bytes of the packed weights inference acts add at their first forward (on top of
+ * et_bert_acts_bytes; for the current SIMD path). */
+size_t et_bert_acts_packed_bytes(const et_bert_config *cfg);
 /* Forget the packed weights of inference acts (the next forward repacks). */
 void et_bert_acts_drop_packed(et_bert_acts *a);
 

@@ -125,6 +125,8 @@ static void test_model(et_pool *pool) {
             CHECK(d < 1e-6, "round %d rep %d: inference (packed) vs training acts differ by %g", round, rep, d);
         }
         CHECK(ai.wpack_key != 0 || ai.wpack == NULL, "the cache was not used");
+        CHECK(ai.wpack_floats * sizeof(float) == et_bert_acts_packed_bytes(&c), "packed bytes %zu != et_bert_acts_packed_bytes %zu",
+              ai.wpack_floats * sizeof(float), et_bert_acts_packed_bytes(&c));
         /* change every weight (as a training step does): the next forward must repack */
         for (size_t i = 0; i < m.n_params; i++) m.params[i] *= (round == 1 ? -1.0f : 1.01f);
     }
