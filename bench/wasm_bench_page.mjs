@@ -158,7 +158,12 @@ async function taskTrain(task, env) {
   const get = (f) => env.bytes(`${mdl}/${f}`);
   const files = { config: await get('config.json'), vocab: await get('vocab.txt'), safetensors: await get('model.safetensors'),
     modules: await get('modules.json'), pooling: await get('1_Pooling/config.json'), tokenizerConfig: await get('tokenizer_config.json') };
-  const jsonl = await env.bytes(task.data || 'pairs1000.jsonl');
+  let jsonl;
+  if (task.synthetic) { // MiniLM train-step shape: every query >= maxLenQ tokens, every document >= maxLenD tokens
+    const voc = new TextDecoder().decode(files.vocab);
+    const n = task.synthetic.pairs, q = benchTexts(voc, n, (task.maxLenQ || 32) + 8, 777), d = benchTexts(voc, n, (task.maxLenD || 128) + 8, 999);
+    jsonl = q.map((x, i) => JSON.stringify({ query: x, positive: d[i] })).join('\n') + '\n';
+  } else jsonl = await env.bytes(task.data || 'pairs1000.jsonl');
   const m = await Embedtune.load(files, { threads: task.threads });
   const cfg = { loss: task.loss || 'infonce', epochs: task.epochs || 1, batch: task.batch || 16, lr: task.lr || 1e-4,
     maxLenQ: task.maxLenQ || 64, maxLenD: task.maxLenD || 128, seed: 42 };
