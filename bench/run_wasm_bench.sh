@@ -42,7 +42,7 @@ fi
 
 echo "== build: native ($NATIVE)" >&2
 [ -f "$NATIVE/CMakeCache.txt" ] || cmake -S . -B "$NATIVE" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$NATIVE" -j2 --target bench_encode bench_gemm >/dev/null || echo "WARNING: native build failed; using the existing binaries" >&2
+cmake --build "$NATIVE" -j2 --target bench_encode bench_gemm bench_train >/dev/null || echo "WARNING: native build failed; using the existing binaries" >&2
 
 if [ ! -f bench/node_modules/onnxruntime-web/package.json ]; then
   echo "== npm: onnxruntime-web 1.30.0 into bench/node_modules" >&2

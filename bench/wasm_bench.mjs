@@ -230,7 +230,8 @@ async function main() {
           await run(rt, { kind: 'train', threads: t, round, model: 'minilm', synthetic: { pairs: 160 }, batch: 32, maxLenQ: 32,
             maxLenD: 128, maxSteps: 4 });
         const bin = path.join(a.nativeBuild, 'bench_train');
-        if (existsSync(bin)) {
+        if (!existsSync(bin)) console.error(`no ${bin}: native train step skipped`);
+        else {
           const r = spawnSync(bin, ['--model', path.join(a.data, 'minilm'), '--threads', String(t), '--reps', '3'], { encoding: 'utf8', timeout: 600e3 });
           try {
             const j = JSON.parse(r.stdout.trim().split('\n').pop());
