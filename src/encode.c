@@ -27,10 +27,11 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     int C = m->cfg.hidden_size, nth = et_pool_size(pool);
     if (opts && opts->mem_budget) { /* what the allocations below would take, checked before any of them */
         double need = (double)et_bert_acts_bytes(&m->cfg, batch, max_len, 0, nth) +
+                      (double)et_bert_acts_packed_bytes(&m->cfg) + /* the prepacked weights of inference */
                       (double)batch * max_len * 2 * sizeof(int32_t) + (double)batch * (C * sizeof(float) + sizeof(char *)) +
                       (double)n * (sizeof(len_idx));
         if (need > (double)opts->mem_budget)
-            return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations, over the memory budget of %.1f MiB "
+            return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations and packed weights, over the memory budget of %.1f MiB "
                            "(lower the batch size or max_len, or raise the budget)", batch, max_len, need / 1048576.0,
                            (double)opts->mem_budget / 1048576.0);
     }
