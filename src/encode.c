@@ -12,6 +12,12 @@ static int cmp_len(const void *a, const void *b) {
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
+void et_encode_cache_free(et_encode_cache *c) {
+    if (!c) return;
+    et_bert_acts_free(&c->acts);
+    c->model = NULL;
+}
+
 et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,
                           const char *const *texts, size_t n, const et_encode_opts *opts,
                           float *out, et_error *err) {
@@ -25,19 +31,33 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d",
                        et_tokenizer_vocab_size(tok), m->cfg.vocab_size);
     int C = m->cfg.hidden_size, nth = et_pool_size(pool);
-    if (opts && opts->mem_budget) { /* what the allocations below would take, checked before any of them */
-        double need = (double)et_bert_acts_bytes(&m->cfg, batch, max_len, 0, nth) +
+    et_encode_cache *cache = opts ? opts->cache : NULL;
+    /* the cached acts are this model's (same handle, same plan) */
+    int same = cache && cache->acts.mem && cache->model == m && !cache->acts.training &&
+               et_bert_acts_bytes(&m->cfg, cache->acts.B_max, cache->acts.T_max, 0, cache->acts.nthreads) == cache->acts.bytes;
+    int reuse = same && cache->acts.B_max >= batch && cache->acts.T_max >= max_len && cache->acts.nthreads >= nth;
+    int aB = batch, aT = max_len; /* the activations to allocate: grown to the largest seen when cached */
+    if (same && !reuse) {
+        if (cache->acts.B_max > aB) aB = cache->acts.B_max;
+        if (cache->acts.T_max > aT) aT = cache->acts.T_max;
+    }
+    if (opts && opts->mem_budget && !reuse) { /* what the allocations below would take, checked before any of them */
+        double need = (double)et_bert_acts_bytes(&m->cfg, aB, aT, 0, nth) +
                       (double)et_bert_acts_packed_bytes(&m->cfg) + /* the prepacked weights of inference */
                       (double)batch * max_len * 2 * sizeof(int32_t) + (double)batch * (C * sizeof(float) + sizeof(char *)) +
                       (double)n * (sizeof(len_idx));
         if (need > (double)opts->mem_budget)
             return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations and packed weights, over the memory budget of %.1f MiB "
-                           "(lower the batch size or max_len, or raise the budget)", batch, max_len, need / 1048576.0,
+                           "(lower the batch size or max_len, or raise the budget)", aB, aT, need / 1048576.0,
                            (double)opts->mem_budget / 1048576.0);
     }
-    et_bert_acts acts;
-    et_status s = et_bert_acts_alloc(&acts, &m->cfg, batch, max_len, 0, nth, err);
-    if (s) return s;
+    et_bert_acts local, *acts = cache ? &cache->acts : &local;
+    et_status s = ET_OK;
+    if (!reuse) {
+        if (cache) et_encode_cache_free(cache);
+        if ((s = et_bert_acts_alloc(acts, &m->cfg, aB, aT, 0, nth, err))) return s;
+        if (cache) cache->model = m;
+    }
     len_idx *order = et_malloc(n * sizeof *order, "text order", err);
     int32_t *ids = et_malloc((size_t)batch * max_len * sizeof(int32_t), "token ids", err);
     int32_t *mask = et_malloc((size_t)batch * max_len * sizeof(int32_t), "attention mask", err);
@@ -56,7 +76,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         int B = (int)((n - b0) < (size_t)batch ? (n - b0) : (size_t)batch), T;
         for (int b = 0; b < B; b++) bt[b] = texts[order[b0 + b].idx];
         if ((s = et_tokenize_batch(tok, bt, B, max_len, 0, ids, mask, &T, err))) goto done;
-        if ((s = et_bert_forward(m, &acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, err))) goto done;
+        if ((s = et_bert_forward(m, acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, err))) goto done;
         for (int b = 0; b < B; b++)
             memcpy(out + order[b0 + b].idx * (size_t)C, pooled + (size_t)b * C, sizeof(float) * C);
         if (opts && opts->progress && opts->progress(opts->user, b0 + B, n)) {
@@ -66,6 +86,6 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     }
 done:
     free(order); free(ids); free(mask); free(bt); free(pooled);
-    et_bert_acts_free(&acts);
+    if (!cache) et_bert_acts_free(&local);
     return s;
 }

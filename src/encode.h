@@ -9,6 +9,19 @@
 #include "threads.h"
 #include "tokenizer.h"
 
+/* Reusable state of et_encode_texts across calls: the inference activations, which also hold the
+ * prepacked Linear weights. Without one, every call allocates its activations and repacks every
+ * weight (for MiniLM ~40 MB of packing: most of the time of a one-query call). With one, the
+ * activations are grown as needed (to the largest batch x max_len seen) and the packed weights are
+ * kept until the weights change (et_bert_forward re-checks them). A cache belongs to one model
+ * (another model reallocates it). Zero-initialise it; et_encode_cache_free releases it. */
+typedef struct {
+    et_bert_acts acts;
+    const et_bert *model; /* the model the acts were planned for */
+} et_encode_cache;
+
+void et_encode_cache_free(et_encode_cache *c);
+
 typedef struct {
     int batch;    /* texts per forward pass (default 32) */
     int max_len;  /* tokens per text including [CLS]/[SEP]; clamped to the model's max_position */
@@ -17,6 +30,7 @@ typedef struct {
     void *user;
     size_t mem_budget; /* bytes: refuse (ET_ERR_NOMEM, before allocating) if the activations and batch
                           buffers for (batch, max_len) would need more; 0 = no limit */
+    et_encode_cache *cache; /* optional: keep activations + packed weights across calls (NULL = none) */
 } et_encode_opts;
 
 /* out[n, hidden] receives the pooled (and, if the model says so, L2-normalised) embedding of

@@ -101,8 +101,10 @@ et_status et_eval_ir_dense(const et_bert *m, const et_tokenizer *tok, et_pool *p
     float *D = malloc(sizeof(float) * (size_t)(nd ? nd : 1) * d), *Q = malloc(sizeof(float) * (size_t)(nq ? nq : 1) * d);
     int32_t *rank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * DEPTH);
     et_status s = ET_OK;
+    et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
     if (!D || !Q || !rank) { s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%d docs, %d queries)", nd, nq); goto done; }
     et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
+    if (!e2.cache) e2.cache = &ec;
     if ((s = et_encode_texts(m, tok, pool, docs, (size_t)nd, &e2, D, err))) goto done;
     e2.progress = NULL;
     if ((s = et_encode_texts(m, tok, pool, qs, (size_t)nq, &e2, Q, err))) goto done;
@@ -115,6 +117,7 @@ et_status et_eval_ir_dense(const et_bert *m, const et_tokenizer *tok, et_pool *p
     out->ndocs = nd;
 done:
     free(D); free(Q); free(rank);
+    et_encode_cache_free(&ec);
     return s;
 }
 
@@ -157,8 +160,10 @@ et_status et_eval_pairs_dense(const et_bert *m, const et_tokenizer *tok, et_pool
     float *sf = malloc(sizeof(float) * (size_t)(n ? n : 1));
     double *cs = malloc(sizeof(double) * (size_t)(n ? n : 1)), *lab = malloc(sizeof(double) * (size_t)(n ? n : 1));
     et_status s = ET_OK;
+    et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
     if (!A || !Bm || !sf || !cs || !lab) { s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%lld pairs)", (long long)n); goto done; }
     et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
+    if (!e2.cache) e2.cache = &ec;
     if ((s = et_encode_texts(m, tok, pool, a, (size_t)n, &e2, A, err))) goto done;
     if ((s = et_encode_texts(m, tok, pool, b, (size_t)n, &e2, Bm, err))) goto done;
     l2norm(A, n, d);
@@ -178,5 +183,6 @@ et_status et_eval_pairs_dense(const et_bert *m, const et_tokenizer *tok, et_pool
     out->anisotropy = et_mean_random_cosine(Bm, n, d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED);
 done:
     free(A); free(Bm); free(sf); free(cs); free(lab);
+    et_encode_cache_free(&ec);
     return s;
 }

@@ -83,6 +83,39 @@ int main(void) {
     double d = 0;
     for (int i = 0; i < n * C; i++) d = fmax(d, fabs(out[i] - out1[i]));
     CHECK(d <= 1e-5, "batch 1 vs batch 5 differ by %.3g", d);
+    /* an encode cache (activations + packed weights kept across calls) gives the same embeddings, grows
+     * to the largest call, is reused without reallocating, and repacks when the weights change */
+    {
+        et_pool *pool = et_pool_create(2, &err);
+        et_encode_cache ec = {0};
+        float *o2 = malloc(sizeof(float) * n * C), *o3 = malloc(sizeof(float) * n * C);
+        et_encode_opts small = {1, 8, NULL, NULL, 0, &ec}, full = {5, info.max_seq_length, NULL, NULL, 0, &ec};
+        et_encode_opts fresh = {5, info.max_seq_length, NULL, NULL};
+        CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, 1, &small, o2, &err), "cached encode: %s", err.msg);
+        CHECK(ec.acts.B_max == 1 && ec.acts.T_max == 8, "cache sized for the first call (%d x %d)", ec.acts.B_max, ec.acts.T_max);
+        CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &full, o2, &err), "cached encode: %s", err.msg);
+        const void *mem = ec.acts.mem;
+        double dc = 0;
+        for (int i = 0; i < n * C; i++) dc = fmax(dc, fabs(o2[i] - out1[i]));
+        CHECK(dc <= 1e-6, "cached encode differs from uncached by %.3g", dc);
+        CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, 2, &small, o3, &err), "cached encode: %s", err.msg);
+        CHECK(ec.acts.mem == mem && ec.acts.B_max == 5, "a smaller call reuses the cache without reallocating");
+        /* weights change (as after a training step): the cached path must not use the stale packed copy */
+        float *wq = m.w.layer[0].q_w;
+        for (int i = 0; i < C * C; i += 7) wq[i] += 0.25f;
+        CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &full, o2, &err), "cached encode: %s", err.msg);
+        CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &fresh, o3, &err), "encode: %s", err.msg);
+        double dw = 0, moved = 0;
+        for (int i = 0; i < n * C; i++) { dw = fmax(dw, fabs(o2[i] - o3[i])); moved = fmax(moved, fabs(o3[i] - out1[i])); }
+        CHECK(moved > 1e-3, "the weight change moved the embeddings (%.3g)", moved);
+        CHECK(dw <= 1e-6, "after a weight change the cached encode differs from a fresh one by %.3g (stale packed weights?)", dw);
+        for (int i = 0; i < C * C; i += 7) wq[i] -= 0.25f;
+        printf("encode cache: vs uncached %.3g, after a weight change %.3g\n", dc, dw);
+        et_encode_cache_free(&ec);
+        CHECK(ec.acts.mem == NULL, "cache freed");
+        free(o2); free(o3);
+        et_pool_destroy(pool);
+    }
     /* a tokenizer whose vocab does not fit the model is refused */
     et_tokenizer *big = et_tokenizer_load_vocab("tests/fixtures/tokenizer/vocab.txt", &err);
     if (big) {

@@ -44,6 +44,7 @@ typedef struct {
     size_t vocab_len;
     float *corpus;        /* [n_corpus, dim] embeddings for search (NULL = none) */
     size_t n_corpus;
+    et_encode_cache enc;  /* encode's activations + packed weights, kept across calls */
 } et_wasm_model;
 
 /* ------------------------------------------------------------------ errors */
@@ -85,6 +86,7 @@ ET_EXPORT void et_wasm_free(et_wasm_model *w) {
     et_bert_free(&w->model);
     free(w->vocab);
     free(w->corpus);
+    et_encode_cache_free(&w->enc);
     free(w);
 }
 
@@ -126,7 +128,7 @@ ET_EXPORT et_status et_wasm_encode(et_wasm_model *w, const char *blob, size_t bl
     /* wasm32: one heap of at most 2 GB (-sMAXIMUM_MEMORY), and a single buffer must stay well under it
      * (toolchain.md E8): refuse a batch whose activations would not fit, before allocating */
     et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL,
-                        (size_t)1024 << 20};
+                        (size_t)1024 << 20, &w->enc};
     et_status s = et_encode_texts(&w->model, w->tok, w->pool, t, (size_t)n, &o, out, err);
     free(t);
     return s;
@@ -232,6 +234,7 @@ ET_EXPORT et_wasm_train *et_wasm_train_begin(et_wasm_model *w, const char *data_
     et_wasm_train *t = et_calloc(1, sizeof *t, "training session", err);
     if (!t) return NULL;
     t->w = w;
+    et_encode_cache_free(&w->enc); /* give training the memory (the model may also become MoE) */
     snprintf(t->out_dir, sizeof t->out_dir, "%s", out_dir);
     snprintf(t->vocab_path, sizeof t->vocab_path, "%s.vocab.txt", out_dir);
     FILE *f = fopen(t->vocab_path, "wb");
