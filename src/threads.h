@@ -19,7 +19,7 @@ void et_pool_destroy(et_pool *pool);
 int et_pool_size(const et_pool *pool); /* 1 for a NULL pool */
 void et_pool_run(et_pool *pool, et_task_fn fn, void *ctx, int ntasks);
 /* Microseconds a thread spins waiting for the next job (workers) or for the job's end (caller)
- * before sleeping; 0 (the default, or $ET_SPIN_US at creation) = sleep at once. Call while idle. */
+ * before sleeping (default 50, or $ET_SPIN_US at creation); 0 = sleep at once. Call while idle. */
 void et_pool_set_spin(et_pool *pool, int usec);
 int et_cpu_count(void);
 
