@@ -1,6 +1,7 @@
 /* fileio.c - see fileio.h */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -95,6 +96,35 @@ et_status et_path_join(char *out, size_t cap, const char *a, const char *b, et_e
         return et_fail(err, ET_ERR_ARG, "path too long: '%.200s' + '%.200s'", a ? a : "", b);
     }
     return ET_OK;
+}
+
+static int is_tmp_name(const char *n) {
+    const char *t = strstr(n, ".tmp-"), *last = NULL;
+    while (t) { last = t; t = strstr(t + 1, ".tmp-"); }
+    if (!last || last == n || !last[5]) return 0;
+    for (const char *c = last + 5; *c; c++) if (*c < '0' || *c > '9') return 0;
+    return 1;
+}
+
+et_status et_remove_stale_tmp(const char *dir, int depth, et_error *err) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT || errno == ENOTDIR ? ET_OK : et_fail(err, ET_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    et_status s = ET_OK;
+    struct dirent *de;
+    while (!s && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[ET_PATH_MAX];
+        if ((s = et_path_join(p, sizeof p, dir, de->d_name, err))) break;
+        struct stat sb;
+        if (lstat(p, &sb)) continue;
+        if (S_ISDIR(sb.st_mode)) {
+            if (depth > 0) s = et_remove_stale_tmp(p, depth - 1, err);
+        } else if (S_ISREG(sb.st_mode) && is_tmp_name(de->d_name) && unlink(p) && errno != ENOENT) {
+            s = et_fail(err, ET_ERR_IO, "%s: cannot remove a stale temporary file: %s", p, strerror(errno));
+        }
+    }
+    closedir(d);
+    return s;
 }
 
 et_status et_atomic_open(et_atomic_file *af, const char *path, et_error *err) {

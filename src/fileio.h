@@ -42,6 +42,11 @@ et_status et_atomic_commit(et_atomic_file *af, et_error *err);
 /* close and remove the temp file (safe to call after a failed write or twice). */
 void et_atomic_abort(et_atomic_file *af);
 
+/* Remove the temp files a killed writer left behind ("NAME.tmp-N", N digits, as et_atomic_open makes)
+ * in `dir` and, for depth > 0, in its subfolders. Call before writing into a folder that may hold
+ * a killed run's half-written output (checkpoints, saved models). A missing dir is not an error. */
+et_status et_remove_stale_tmp(const char *dir, int depth, et_error *err);
+
 /* One-shot atomic write of a buffer. */
 et_status et_write_file_atomic(const char *path, const void *data, size_t len, et_error *err);
 

@@ -584,7 +584,8 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     int max_len = o.max_seq_length > 0 && o.max_seq_length <= c->max_position ? o.max_seq_length : c->max_position;
     int lower = o.do_lower_case != 0;
 
-    if ((s = et_mkdir_p(dir, err))) { free(vocab_owned); return s; }
+    /* a killed earlier save into this folder may have left NAME.tmp-N files: clear them first */
+    if ((s = et_mkdir_p(dir, err)) || (s = et_remove_stale_tmp(dir, 1, err))) { free(vocab_owned); return s; }
     char path[ET_PATH_MAX];
     if (!(s = et_path_join(path, sizeof path, dir, "vocab.txt", err))) s = et_write_file_atomic(path, vocab, vlen, err);
     free(vocab_owned);

@@ -888,7 +888,7 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
     if (!d) return et_fail(err, ET_ERR_ARG, "et_trainer_run needs the trainer to be made with data");
     if (!c->out_dir) return et_fail(err, ET_ERR_ARG, "no output folder");
     et_status s;
-    if ((s = et_mkdir_p(c->out_dir, err))) return s;
+    if ((s = et_mkdir_p(c->out_dir, err)) || (s = et_remove_stale_tmp(c->out_dir, 0, err))) return s;
     int B = tr->B, G = tr->G, Tq = c->max_len_q, Td = c->max_len_d;
     long nb = (d->n + B - 1) / B, spe = tr->total_steps / c->epochs;
     size_t ntext = (size_t)B * (G > 1 ? G : 1);

@@ -282,8 +282,17 @@ static void test_roundtrip(const char *name, const char *tmp) {
     for (int d = 0; d < 3; d++) {
         snprintf(dst, sizeof dst, "%s/%s_%s/sub", tmp, name, et_st_dtype_name((et_st_dtype)dts[d]));
         et_hf_save_opts o = {.dtype = dts[d], .vocab_path = vocab, .max_seq_length = ia.max_seq_length, .do_lower_case = ia.do_lower_case};
+        char stale[700] = "";
+        if (d == 0) { /* a killed earlier save left a temp file in the folder: saving again clears it */
+            char pool[600];
+            snprintf(pool, sizeof pool, "%s/1_Pooling", dst);
+            et_mkdir_p(pool, &err);
+            snprintf(stale, sizeof stale, "%s/config.json.tmp-0", pool);
+            et_write_file_atomic(stale, "{", 1, &err);
+        }
         et_status s = et_hf_save(dst, &a, &o, &err);
         CHECK(s == ET_OK, "save %s: %s", dst, err.msg);
+        if (stale[0]) CHECK(!et_file_exists(stale), "save left the stale temp file %s", stale);
         if (s) continue;
         et_bert b;
         et_hf_info ib;
@@ -412,6 +421,24 @@ static void test_fileio(const char *tmp) {
     snprintf(r, sizeof r, "%s/nodir/y.txt", tmp);
     CHECK(et_write_file_atomic(r, "x", 1, &err) == ET_ERR_IO && strstr(err.msg, "y.txt"), "write into missing dir: %s", err.msg);
     remove(q);
+    /* stale temp files of a killed writer: NAME.tmp-N removed (also one folder down with depth 1), others kept */
+    {
+        const char *stale[] = {"m.safetensors.tmp-0", "x.json.tmp-17"}, *keep[] = {"notes.tmp-x", "a.tmp-", "plain.txt", "v.tmp-1.bak"};
+        char f[700];
+        for (int i = 0; i < 2; i++) { snprintf(f, sizeof f, "%s/%s", p, stale[i]); et_write_file_atomic(f, "x", 1, &err); }
+        for (int i = 0; i < 4; i++) { snprintf(f, sizeof f, "%s/%s", p, keep[i]); et_write_file_atomic(f, "x", 1, &err); }
+        snprintf(f, sizeof f, "%s/a/b/deep.json.tmp-3", tmp);
+        et_write_file_atomic(f, "x", 1, &err);
+        snprintf(r, sizeof r, "%s/a/b", tmp);
+        CHECK(et_remove_stale_tmp(r, 0, &err) == ET_OK && !et_file_exists(f), "remove stale tmp: %s", err.msg);
+        snprintf(f, sizeof f, "%s/%s", p, stale[0]);
+        CHECK(et_file_exists(f), "depth 0 leaves subfolders alone");
+        CHECK(et_remove_stale_tmp(r, 1, &err) == ET_OK, "remove stale tmp, depth 1: %s", err.msg);
+        for (int i = 0; i < 2; i++) { snprintf(f, sizeof f, "%s/%s", p, stale[i]); CHECK(!et_file_exists(f), "stale %s removed", stale[i]); }
+        for (int i = 0; i < 4; i++) { snprintf(f, sizeof f, "%s/%s", p, keep[i]); CHECK(et_file_exists(f), "%s kept", keep[i]); remove(f); }
+        snprintf(f, sizeof f, "%s/missing", tmp);
+        CHECK(et_remove_stale_tmp(f, 1, &err) == ET_OK, "a missing folder is not an error");
+    }
     snprintf(p, sizeof p, "%s/a/b/c", tmp); rmdir(p);
     snprintf(p, sizeof p, "%s/a/b", tmp); rmdir(p);
     snprintf(p, sizeof p, "%s/a", tmp); rmdir(p);
