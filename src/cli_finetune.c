@@ -22,7 +22,7 @@ static et_opt ft_opts[] = {
     {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined) or per positive row (mse/soft) (default 7)", NULL},
     {"--mine-range", NULL, "A:B", "ANCE rank window of the starting model's ranking, positives counted (default 2:100)", NULL},
     {"--neg-mode", NULL, "M", "mse/soft: hard (ranked by the first expert, default) | random", NULL},
-    {"--refresh-every", NULL, "N", "infonce/clp: re-encode and re-mine negatives with the current model every N steps", NULL},
+    {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
     {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
     {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax (default) | rank", NULL},
@@ -108,7 +108,9 @@ static int run_finetune(et_opt *o, int n) {
     c.out_dir = et_cli_get(o, n, "--out");
     c.eval_path = et_cli_get(o, n, "--eval");
     c.negatives = (int)et_cli_int(o, n, "--negatives", 7, 0, 4096, &ok);
-    c.refresh_every = (int)et_cli_int(o, n, "--refresh-every", 0, 0, INT_MAX, &ok);
+    const char *rf = et_cli_get(o, n, "--refresh-every");
+    c.refresh_every = rf && !strcmp(rf, "auto") ? ET_FT_REFRESH_AUTO : rf ? (int)et_cli_int(o, n, "--refresh-every", 0, 0, INT_MAX, &ok)
+                                                                          : ET_FT_REFRESH_AUTO;
     c.pos_threshold = et_cli_float(o, n, "--pos-threshold", 0.5, 0, 1, &ok);
     c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
@@ -216,7 +218,7 @@ static int run_finetune(et_opt *o, int n) {
         cJSON_AddNumberToObject(st, "alpha", t->alpha);
         cJSON_AddStringToObject(st, "soft_norm", et_soft_norm_name(t->soft_norm));
         cJSON_AddNumberToObject(st, "seed", (double)c.seed);
-        cJSON_AddNumberToObject(st, "refresh_every", c.refresh_every);
+        cJSON_AddNumberToObject(st, "refresh_every", r.refresh_every);
         cJSON_AddNumberToObject(st, "moe_experts", t->moe_experts);
         if (t->moe_experts) { cJSON_AddStringToObject(st, "moe_gate", et_moe_gate_name(t->moe_gate_scale)); cJSON_AddBoolToObject(st, "train_only_moe", t->train_only_moe); }
         cJSON *ex = cJSON_AddArrayToObject(st, "experts");
@@ -257,5 +259,5 @@ static int run_finetune(et_opt *o, int n) {
 
 et_command et_cmd_finetune = {"finetune", "Split, mine negatives, score with experts, train, and compare before/after on held-out data.",
      "finetune --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl --out DIR --loss infonce|mse|soft1|soft2|soft3|clp [--json FILE] "
-     "[--eval PATH] [--negatives N] [--mine-range A:B] [--refresh-every N] [--expert-model DIR ...] [--epochs N] [--lr X] ...",
+     "[--eval PATH] [--negatives N] [--mine-range A:B] [--refresh-every N|auto] [--expert-model DIR ...] [--epochs N] [--lr X] ...",
      run_finetune, ft_opts, ET_NOPTS(ft_opts)};

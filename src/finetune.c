@@ -438,6 +438,7 @@ done:
 
 typedef struct {
     const et_finetune_cfg *c;
+    int refresh_every; /* resolved: 0 = never */
     double t0, last, ema;
     int n;
     double loss;
@@ -448,7 +449,7 @@ static int on_step(void *user, const et_train_stats *s) {
     p->n++;
     p->ema = 0.9 * p->ema + 0.1 * s->loss;
     p->loss = p->ema / (1 - pow(0.9, p->n));
-    int refresh = p->c->refresh_every > 0 && s->step % p->c->refresh_every == 0 && s->step < s->total_steps;
+    int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && s->step < s->total_steps;
     if (p->c->quiet) return refresh;
     double t = now_s();
     if (s->step < s->total_steps && !refresh && t - p->last < 0.2) return refresh;
@@ -501,8 +502,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (c->negatives < 1 && !pairwise) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 1 for loss %s", et_train_loss_name(loss));
     if (c->negatives < 0) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 0");
     if (c->mine_lo < 0 || c->mine_hi <= c->mine_lo) return et_fail(err, ET_ERR_ARG, "finetune: mining range must be A:B with 0 <= A < B");
-    if (c->refresh_every < 0) return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every must be >= 0");
-    if (c->refresh_every && pairwise)
+    if (c->refresh_every < 0 && c->refresh_every != ET_FT_REFRESH_AUTO)
+        return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every must be >= 0 or auto");
+    if (c->refresh_every > 0 && pairwise)
         return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every re-mines ANCE negatives, which only infonce and clp use (loss %s)", et_train_loss_name(loss));
     if (soft && !c->use_bm25 && !c->n_expert_models) { /* the file's own columns may still supply experts: checked below */ }
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
@@ -733,7 +735,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             tc.train_only_moe ? ", training the routers and experts only" : "");
 
     /* train */
-    step_prog sp = {c, now_s(), 0, 0, 0, NAN};
+    step_prog sp = {c, pairwise ? 0 : c->refresh_every, now_s(), 0, 0, 0, NAN};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -747,8 +749,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if ((s = et_mkdir_p(c->out_dir, err))) goto done;
     if ((s = et_trainer_init(&tr, &tc, &L.model, L.pool, &D, err))) goto done;
     has_tr = 1;
+    if (sp.refresh_every == ET_FT_REFRESH_AUTO) { /* re-mine 4 times per epoch (not for tiny runs) */
+        long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+        sp.refresh_every = spe >= 8 ? (int)((spe + 3) / 4) : 0;
+    }
+    res->refresh_every = sp.refresh_every;
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
         tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
+    if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
     double tt = now_s();
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;

@@ -49,7 +49,8 @@ typedef struct {
     int use_bm25;            /* BM25 expert (default 1) */
     const char *expert_models[ET_FT_MAX_EXPERT_MODELS];
     int n_expert_models;
-    int refresh_every;       /* infonce/clp: re-mine every N steps (0 = never) */
+    int refresh_every;       /* infonce/clp: re-mine every N steps (0 = never; ET_FT_REFRESH_AUTO = 4 times per
+                                epoch when an epoch has at least 8 steps, else never; ignored by pairwise losses) */
     double sts_max;          /* STS score scale (default 5) */
     double pos_threshold;    /* infonce/clp on labelled rows: rows with label >= this are the positives (default 0.5) */
     int enc_batch;           /* texts per forward pass when encoding (default 32) */
@@ -58,6 +59,8 @@ typedef struct {
     int quiet;
     uint64_t seed;           /* negative sampling (default 42); train.seed is the data order / dropout / router */
 } et_finetune_cfg;
+
+#define ET_FT_REFRESH_AUTO (-1)
 
 void et_finetune_cfg_default(et_finetune_cfg *c);
 
@@ -74,6 +77,7 @@ typedef struct {
     char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];
     et_mine_stats mine;               /* first mining (infonce/clp) */
     int refreshes;
+    int refresh_every;                /* what was used (ET_FT_REFRESH_AUTO resolved; 0 = none) */
     long steps;
     double final_loss;
     double seconds_prepare, seconds_train, seconds_eval;

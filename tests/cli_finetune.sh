@@ -46,6 +46,10 @@ for k in ndcg@10 map@10 mrr@10 recall@100 auprc; do
 done
 near "held-out queries" "$(bnum "$T/r.json" counts test)" 9 0
 near "train queries" "$(bnum "$T/r.json" counts train)" 63 0
+# default --refresh-every auto: 12 steps per epoch -> re-mine every 3 steps -> steps 3, 6, ..., 57 of 60
+near "auto refresh interval" "$(bnum "$T/r.json" settings refresh_every)" 3 0
+near "auto refreshes" "$(bnum "$T/r.json" counts refreshes)" 19 0
+grep -q "ANCE refresh 19" "$T/log" && ok "refreshes logged" || bad "no 'ANCE refresh 19' in the log"
 b=$(bnum "$T/r.json" before ndcg@10); a=$(bnum "$T/r.json" after ndcg@10)
 awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > b + 0.05) }' && ok "nDCG@10 improves ($b -> $a)" || bad "nDCG@10 did not improve by 0.05 ($b -> $a)"
 for f in config.json model.safetensors vocab.txt modules.json 1_Pooling/config.json; do
@@ -75,8 +79,9 @@ grep -q '"bm25"' "$T/p.json" && ok "soft1 expert bm25 listed" || bad "no bm25 ex
 [ -n "$(bnum "$T/s.json" before spearman)" ] && [ -n "$(bnum "$T/s.json" after spearman)" ] && ok "sts spearman before/after" || bad "sts spearman missing"
 
 # MoE (CLP paper): 2 experts, train only routers + experts; the saved config carries the experts
-"$ET" finetune --model $M --data $F/beir --out "$T/moe" --loss clp --moe-experts 2 --train-only moe --moe-gate unscaled --epochs 1 --threads 2 -q --json "$T/moe.json" >/dev/null 2>"$T/err"
+"$ET" finetune --model $M --data $F/beir --out "$T/moe" --loss clp --moe-experts 2 --train-only moe --moe-gate unscaled --epochs 1 --refresh-every 0 --threads 2 -q --json "$T/moe.json" >/dev/null 2>"$T/err"
 [ $? -eq 0 ] && ok "moe clp" || bad "moe clp: $(cat "$T/err")"
+near "--refresh-every 0: no refresh" "$(bnum "$T/moe.json" counts refreshes)" 0 0
 grep -qE '"num_experts":[[:space:]]*2' "$T/moe/config.json" && ok "saved config has num_experts 2" || bad "num_experts missing in $T/moe/config.json"
 "$ET" eval --model "$T/moe" --data $F/beir --split test -q >/dev/null 2>"$T/err" && ok "MoE output loads in eval" || bad "MoE output: $(cat "$T/err")"
 
@@ -87,6 +92,7 @@ expect_err "missing data" "nope: no such file" "$ET" finetune --model $M --data 
 expect_err "bad mine range" "mine-range" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --mine-range 5:2
 expect_err "train-only without experts" "needs --moe-experts" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --train-only moe
 expect_err "refresh with mse" "refresh-every" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss mse --refresh-every 2 -q
+expect_err "bad refresh value" "refresh-every" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --refresh-every often -q
 expect_err "bad STS line" "sts_bad.jsonl:[0-9]+" "$ET" finetune --model $M --data tests/fixtures/eval/sts_bad.jsonl --out "$T/x" --loss mse -q
 expect_err "bad model" "config.json" "$ET" finetune --model $F --data $F/beir --out "$T/x" --loss infonce -q
 
