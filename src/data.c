@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,9 @@
 
 #include "cJSON.h"
 #include "fileio.h"
+
+/* a score stored as float: finite and within float range (2e89 parses as a finite double but is inf as float) */
+static int float_ok(double v) { return isfinite(v) && fabs(v) <= FLT_MAX; }
 
 /* 4 GiB; on 32-bit size_t (wasm32) (size_t)4 << 30 wraps to 0, so cap at SIZE_MAX / 2 there */
 #define ET_DATA_DEFAULT_MAX ((size_t)(SIZE_MAX / 2 < ((uint64_t)4 << 30) ? SIZE_MAX / 2 : ((uint64_t)4 << 30)))
@@ -478,7 +482,7 @@ static int pairs_json_row(et_pairs *p, const cJSON *o, float *sc, int sc_cap, in
         const cJSON *it;
         cJSON_ArrayForEach(it, sv) {
             if (!cJSON_IsNumber(it)) { snprintf(why, cap, "scores[%d]: expected a number", k); goto fail; }
-            if (!isfinite(it->valuedouble)) { snprintf(why, cap, "scores[%d]: not finite (%g)", k, it->valuedouble); *code = ET_ERR_NUMERIC; goto fail; }
+            if (!float_ok(it->valuedouble)) { snprintf(why, cap, "scores[%d]: not a finite float (%g)", k, it->valuedouble); *code = ET_ERR_NUMERIC; goto fail; }
             sc[k++] = (float)it->valuedouble;
         }
     } else if (ev) {
@@ -489,7 +493,7 @@ static int pairs_json_row(et_pairs *p, const cJSON *o, float *sc, int sc_cap, in
             const cJSON *it = cJSON_GetObjectItemCaseSensitive(ev, p->expert_names[k]);
             if (!it) { snprintf(why, cap, "expert '%s' missing", p->expert_names[k]); *code = ET_ERR_MISMATCH; goto fail; }
             if (!cJSON_IsNumber(it)) { snprintf(why, cap, "expert '%s': expected a number", p->expert_names[k]); goto fail; }
-            if (!isfinite(it->valuedouble)) { snprintf(why, cap, "expert '%s': not finite (%g)", p->expert_names[k], it->valuedouble); *code = ET_ERR_NUMERIC; goto fail; }
+            if (!float_ok(it->valuedouble)) { snprintf(why, cap, "expert '%s': not a finite float (%g)", p->expert_names[k], it->valuedouble); *code = ET_ERR_NUMERIC; goto fail; }
             sc[k] = (float)it->valuedouble;
         }
         if (K != p->K) {
@@ -787,7 +791,7 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
                 else if (col_exp[j] >= 0) {
                     double v;
                     if (!parse_float_field(f[j], &v)) snprintf(why, sizeof why, "expert '%s': '%.40s' is not a number", hdr_names[j], f[j]);
-                    else if (!isfinite(v)) { snprintf(why, sizeof why, "expert '%s': not finite (%s)", hdr_names[j], f[j]); code = ET_ERR_NUMERIC; }
+                    else if (!float_ok(v)) { snprintf(why, sizeof why, "expert '%s': not a finite float (%.40s)", hdr_names[j], f[j]); code = ET_ERR_NUMERIC; }
                     else sc[col_exp[j]] = (float)v;
                 }
             }
