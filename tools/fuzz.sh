@@ -8,6 +8,9 @@
 # Needs clang-14 and its fuzzer runtime (Debian: apt-get install -y clang-14 libclang-rt-14-dev).
 # Environment: JOBS, FUZZ_OUT, BUILD (build dir), CC (default clang-14), KEEP_CORPUS=1 to merge
 # new interesting inputs back into... nothing: committed corpora stay small and hand-curated.
+# FUZZ_SEED=N and FUZZ_RUNS=N make a run reproducible (libFuzzer -seed / -runs; SECONDS stays an upper
+# bound): tools/test.sh (CI) uses them, so CI replays the same inputs as a local run of the same commit
+# instead of failing at random on a bug a random seed happens to hit; leave them unset for campaigns.
 set -u
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
@@ -35,6 +38,7 @@ run_one() {
   local t0=$(date +%s)
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   TMPDIR="$w" "$BUILD/$h" "$w/corpus" -max_total_time="$SECS" -max_len=$(maxlen $h) -rss_limit_mb=2048 \
+    ${FUZZ_SEED:+-seed=$FUZZ_SEED} ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} \
     -timeout=10 -print_final_stats=1 -artifact_prefix="$w/artifacts/" > "$w/log.txt" 2>&1
   local rc=$?
   local execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$w/log.txt" | tail -1)
@@ -58,5 +62,5 @@ for h in $LIST; do
   cat "$OUT/$h/summary.txt"
   grep -q ' ok$' "$OUT/$h/summary.txt" || { fail=1; grep -m3 -E 'ERROR|runtime error|Deadly|deadly|crash' "$OUT/$h/log.txt"; }
 done
-[ $fail -eq 0 ] && echo "fuzz.sh: all harnesses ran ${SECS}s without a crash" || echo "fuzz.sh: CRASH FOUND"
+[ $fail -eq 0 ] && echo "fuzz.sh: all harnesses ran (${FUZZ_RUNS:-unlimited} inputs each, at most ${SECS}s) without a crash" || echo "fuzz.sh: CRASH FOUND"
 exit $fail

@@ -2,7 +2,7 @@
 # Run the whole embedtune test suite (the README's test command; CI runs it through .ci/run):
 #   native   Release build + CTest (unit tests, PyTorch parity fixtures, CLI tests, kill-and-resume)
 #   asan     the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer (tools/test_asan.sh)
-#   fuzz     every libFuzzer harness for a short, bounded time (tools/fuzz.sh; FUZZ_SECONDS, default 10)
+#   fuzz     every libFuzzer harness, 20,000 inputs from a fixed seed (tools/fuzz.sh; FUZZ_SEED, FUZZ_RUNS, FUZZ_SECONDS cap 30)
 #   wasm     Emscripten (SIMD + pthreads) and WASI builds, their C tests under node, the JS API tests
 #   web      the page in headless Chromium via Playwright (tools/test_web.sh)
 # Usage: tools/test.sh [stage ...]   (default: all stages; e.g. `tools/test.sh native` for a quick run)
@@ -20,7 +20,9 @@ native() {
     ctest --test-dir build --output-on-failure -j"$JOBS" --timeout 300
 }
 asan() { bash tools/test_asan.sh --timeout 600; }
-fuzz() { JOBS=$JOBS bash tools/fuzz.sh "${FUZZ_SECONDS:-10}"; }
+# fixed seed and run count (FUZZ_SEED/FUZZ_RUNS): the same inputs as a local run of this commit, so CI is
+# reproducible; random-seed campaigns: tools/fuzz.sh SECONDS without them
+fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_RUNS=${FUZZ_RUNS:-20000} JOBS=$JOBS bash tools/fuzz.sh "${FUZZ_SECONDS:-30}"; }
 wasm() {
   ET_NATIVE_EMBEDTUNE="$ROOT/build/embedtune" \
   ET_WASM_TESTS="test_kernels test_tokenizer test_hf test_e2e test_bert test_loss test_optim test_metrics test_train test_moe" \
