@@ -583,6 +583,29 @@ void et_gelu_backward_inplace(et_pool *pool, float *d, const float *inp, int64_t
     et_pool_run(pool, gelu_bwd_inplace_task, &e, e.ntasks);
 }
 
+/* the portable path's statistics of one row: mean and 1 / sqrt(var + eps), accumulated in double */
+static void ln_row_stats(const float *x, int C, float eps, float *mean, float *rstd) {
+    double m = 0, v = 0;
+    for (int i = 0; i < C; i++) m += x[i];
+    m /= C;
+    for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
+    v /= C;
+    *rstd = (float)(1.0 / sqrt(v + eps));
+    *mean = (float)m;
+}
+
+/* LayerNorm rows split over the pool: tasks of >= 8K elements, at most one per row (sets e->I, e->ntasks) */
+static void ln_tasks(et_pool *pool, elem_ctx *e) {
+    e->I = isa();
+    e->ntasks = elem_tasks(pool, (int64_t)e->N * e->C, 8192);
+    if (e->ntasks > e->N) e->ntasks = e->N > 0 ? e->N : 1;
+}
+
+static void ln_run(et_pool *pool, et_task_fn fn, elem_ctx *e) {
+    ln_tasks(pool, e);
+    et_pool_run(pool, fn, e, e->ntasks);
+}
+
 static void ln_fwd_task(void *vctx, int task, int thread) {
     (void)thread;
     elem_ctx *e = vctx;
@@ -601,14 +624,8 @@ static void ln_fwd_task(void *vctx, int task, int thread) {
     for (int64_t n = r0; n < r1; n++) {
         const float *x = e->inp + (size_t)n * C;
         float *o = e->out + (size_t)n * C;
-        double m = 0;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= C;
-        double v = 0;
-        for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
-        v /= C;
-        float s = (float)(1.0 / sqrt(v + e->eps));
-        float mf = (float)m;
+        float mf, s;
+        ln_row_stats(x, C, e->eps, &mf, &s);
         for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * s * e->w[i] + e->b[i];
         if (e->mean) e->mean[n] = mf;
         if (e->rstd) e->rstd[n] = s;
@@ -618,12 +635,9 @@ static void ln_fwd_task(void *vctx, int task, int thread) {
 void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int N, int C, float eps) {
     elem_ctx e = {0};
-    e.I = isa();
     e.out = out; e.mean = mean; e.rstd = rstd; e.inp = inp; e.w = w; e.b = b;
     e.N = N; e.C = C; e.eps = eps;
-    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
-    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
-    et_pool_run(pool, ln_fwd_task, &e, e.ntasks);
+    ln_run(pool, ln_fwd_task, &e);
 }
 
 static void ln_bwd_task(void *vctx, int task, int thread) {
@@ -684,13 +698,7 @@ static void ln_fwd_xhat_task(void *vctx, int task, int thread) {
         if (e->I->ln_fwd_row) { /* the path's statistics (its out row is overwritten below) */
             e->I->ln_fwd_row(o, &mf, &s, x, e->w, e->b, C, e->eps);
         } else {
-            double m = 0, v = 0;
-            for (int i = 0; i < C; i++) m += x[i];
-            m /= C;
-            for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
-            v /= C;
-            s = (float)(1.0 / sqrt(v + e->eps));
-            mf = (float)m;
+            ln_row_stats(x, C, e->eps, &mf, &s);
         }
         for (int i = 0; i < C; i++) xh[i] = (x[i] - mf) * s;
         ln_affine_row(o, xh, e->w, e->b, C);
@@ -701,12 +709,9 @@ static void ln_fwd_xhat_task(void *vctx, int task, int thread) {
 void et_layernorm_forward_xhat(et_pool *pool, float *out, float *xhat, float *rstd, const float *inp,
                                const float *w, const float *b, int N, int C, float eps) {
     elem_ctx e = {0};
-    e.I = isa();
     e.out = out; e.xhat = xhat; e.rstd = rstd; e.inp = inp; e.w = w; e.b = b;
     e.N = N; e.C = C; e.eps = eps;
-    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
-    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
-    et_pool_run(pool, ln_fwd_xhat_task, &e, e.ntasks);
+    ln_run(pool, ln_fwd_xhat_task, &e);
 }
 
 static void ln_affine_task(void *vctx, int task, int thread) {
@@ -721,11 +726,8 @@ static void ln_affine_task(void *vctx, int task, int thread) {
 void et_layernorm_affine(et_pool *pool, float *out, const float *xhat, const float *w, const float *b, int N,
                          int C) {
     elem_ctx e = {0};
-    e.I = isa();
     e.out = out; e.inp = xhat; e.w = w; e.b = b; e.N = N; e.C = C;
-    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
-    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
-    et_pool_run(pool, ln_affine_task, &e, e.ntasks);
+    ln_run(pool, ln_affine_task, &e);
 }
 
 static void ln_bwd_xhat_task(void *vctx, int task, int thread) {
@@ -786,11 +788,9 @@ static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float 
                                    const float *inp, const float *w, const float *mean, const float *rstd,
                                    int N, int C, int xhat_mode) {
     elem_ctx e = {0};
-    e.I = isa();
     e.dinp = dinp; e.dw = dw; e.db = db; e.dout = dout; e.inp = inp; e.w = w;
     e.cmean = mean; e.crstd = rstd; e.N = N; e.C = C;
-    e.ntasks = elem_tasks(pool, (int64_t)N * C, 8192);
-    if (e.ntasks > N) e.ntasks = N > 0 ? N : 1;
+    ln_tasks(pool, &e);
     int nt = et_pool_size(pool);
     float *part[256];
     if (e.ntasks > 1 && (dw || db) && nt <= 256) {
