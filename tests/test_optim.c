@@ -19,54 +19,7 @@ static int g_fail = 0;
         }                                                                                                             \
     } while (0)
 
-/* ---------------- fixture reader (same format as test_loss.c) ---------------- */
-typedef struct {
-    char name[128];
-    int n;
-    double *v;
-} fx_entry;
-typedef struct {
-    fx_entry e[128];
-    int n;
-} fx_file;
-
-static int fx_load(fx_file *f, const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        fprintf(stderr, "cannot open %s (run from the repo root)\n", path);
-        return 0;
-    }
-    f->n = 0;
-    char tok[128];
-    while (fscanf(fp, "%127s", tok) == 1) {
-        if (tok[0] == '#') {
-            int c;
-            while ((c = fgetc(fp)) != EOF && c != '\n') {}
-            continue;
-        }
-        fx_entry *e = &f->e[f->n++];
-        snprintf(e->name, sizeof e->name, "%s", tok);
-        if (fscanf(fp, "%d", &e->n) != 1) return 0;
-        e->v = malloc(sizeof(double) * (size_t)(e->n > 0 ? e->n : 1));
-        for (int i = 0; i < e->n; i++)
-            if (fscanf(fp, "%lf", &e->v[i]) != 1) return 0;
-    }
-    fclose(fp);
-    return 1;
-}
-
-static const double *fx_get(const fx_file *f, const char *name, int n) {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->e[i].name, name)) {
-            if (n >= 0 && f->e[i].n != n) {
-                fprintf(stderr, "fixture %s: %d values, expected %d\n", name, f->e[i].n, n);
-                exit(1);
-            }
-            return f->e[i].v;
-        }
-    fprintf(stderr, "fixture: missing %s\n", name);
-    exit(1);
-}
+#include "fx_text.h"
 
 static void test_adamw_fixture(void) {
     fx_file f;
@@ -162,7 +115,7 @@ static void test_adamw_fixture(void) {
     et_adamw_free(&opt);
     et_adamw_free(&opt2);
     free(p); free(g); free(pc); free(msave); free(vsave); free(psave);
-    for (int i = 0; i < f.n; i++) free(f.e[i].v);
+    fx_free(&f);
 }
 
 static void test_schedule_and_misc(void) {
