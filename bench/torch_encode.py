@@ -18,26 +18,11 @@ import sys
 import time
 
 
-def _opt_from_argv(argv, name):
-    for i, a in enumerate(argv):
-        if a == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith(name + "="):
-            return a.split("=", 1)[1]
-    return None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_threads  # noqa: E402  (caps the BLAS/OpenMP pools before torch loads: see that file)
 
-
-# Debian's torch does its matmuls in the system BLAS (OpenBLAS, pthread build), whose own thread
-# pool ignores torch.set_num_threads and defaults to all cores. To give torch exactly `--threads`
-# cores, cap the BLAS pool too (--blas-threads, default = --threads); this must happen before the
-# library is loaded (import torch). torch's own OpenMP pool (--intra-op, default = --threads)
-# spins between ops and fights the BLAS pool for the cores, so with 2 cores the fastest torch is
-# often --intra-op 1 (elementwise ops on one thread, matmuls on 2 BLAS threads): the runner times
-# both and keeps the faster, so the baseline is torch at its best on `--threads` cores.
 if __name__ == "__main__":
-    _t = _opt_from_argv(sys.argv[1:], "--threads") or "1"
-    os.environ["OPENBLAS_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--blas-threads") or _t
-    os.environ["OMP_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--intra-op") or _t
+    torch_threads.cap_from_argv()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

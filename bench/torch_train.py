@@ -27,20 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
-def _opt_from_argv(argv, name):
-    for i, a in enumerate(argv):
-        if a == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith(name + "="):
-            return a.split("=", 1)[1]
-    return None
+import torch_threads  # noqa: E402  (caps the BLAS/OpenMP pools before torch loads)
 
-
-# Thread pools: see torch_encode.py (OpenBLAS ignores torch.set_num_threads; cap it before import).
 if __name__ == "__main__":
-    _t = _opt_from_argv(sys.argv[1:], "--threads") or "1"
-    os.environ["OPENBLAS_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--blas-threads") or _t
-    os.environ["OMP_NUM_THREADS"] = _opt_from_argv(sys.argv[1:], "--intra-op") or _t
+    torch_threads.cap_from_argv()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
