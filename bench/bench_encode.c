@@ -21,28 +21,7 @@
 #include "fileio.h"
 #include "hf.h"
 #include "threads.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* xorshift32 ids in [1000, V), identical to torch_encode.py bench_ids() */
-static void bench_ids(int32_t *ids, int n, int vocab, uint32_t seed) {
-    uint32_t x = seed;
-    for (int i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        ids[i] = (int32_t)(1000u + x % (uint32_t)(vocab - 1000));
-    }
-}
+#include "bench_common.h"
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_encode [--model DIR] [--threads N] [--batch B] [--seq T] [--warmup N] [--reps N]\n"
@@ -167,23 +146,22 @@ int main(int argc, char **argv) {
     int cap = reps > 64 ? reps : 64, n = 0;
     times = malloc(sizeof(double) * (size_t)cap);
     if (!times) { et_fail(&err, ET_ERR_NOMEM, "times"); goto fail; }
-    double t_start = now_s();
-    while (n < reps || now_s() - t_start < min_time) {
+    double t_start = bench_now_s();
+    while (n < reps || bench_now_s() - t_start < min_time) {
         if (n == cap) {
             double *nt = realloc(times, sizeof(double) * (size_t)(cap *= 2));
             if (!nt) { et_fail(&err, ET_ERR_NOMEM, "times"); goto fail; }
             times = nt;
         }
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if ((st = et_bert_forward(&m, &acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, &err)) != ET_OK) goto fail;
-        times[n++] = now_s() - t0;
+        times[n++] = bench_now_s() - t0;
     }
     double checksum = 0.0;
     for (int i = 0; i < B * C; i++) checksum += pooled[i];
     printf("{\"engine\":\"embedtune\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"times_s\":[", threads, B, T);
     for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", times[i]);
-    qsort(times, (size_t)n, sizeof(double), cmp_double);
-    double best = times[0], med = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+    double med = bench_median(times, n), best = times[0]; /* sorted by bench_median */
     printf("],\"best_s\":%.6f,\"median_s\":%.6f,\"sps_best\":%.3f,\"sps_median\":%.3f,\"checksum\":%.6f}\n", best, med,
            B / best, B / med, checksum);
     rc = 0;

@@ -39,38 +39,12 @@
 #include "loss.h"
 #include "optim.h"
 #include "threads.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_common.h"
 
 static double cpu_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) { /* sorts v */
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* xorshift32 ids in [1000, V), identical to torch_encode.py bench_ids() */
-static void bench_ids(int32_t *ids, int n, int vocab, uint32_t seed) {
-    uint32_t x = seed;
-    for (int i = 0; i < n; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        ids[i] = (int32_t)(1000u + x % (uint32_t)(vocab - 1000));
-    }
 }
 
 static void usage(void) {
@@ -98,8 +72,8 @@ typedef struct {
 /* One train step; returns the loss (before the update) in *loss; ph[] += phase seconds if ph. */
 static et_status train_step(step_ctx *s, double *loss, double *ph, et_error *err) {
     et_status st;
-    double t0 = now_s(), t1;
-#define MARK(p) do { if (ph) { t1 = now_s(); ph[p] += t1 - t0; t0 = t1; } } while (0)
+    double t0 = bench_now_s(), t1;
+#define MARK(p) do { if (ph) { t1 = bench_now_s(); ph[p] += t1 - t0; t0 = t1; } } while (0)
     if ((st = et_bert_forward(s->m, s->aq, s->pool, s->ids_q, s->mask_q, NULL, s->Bq, s->Tq, NULL, 0, 0, err)) != ET_OK)
         return st;
     MARK(PH_FWD_Q);
@@ -173,10 +147,10 @@ static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
         double best = 1e30;
         int use_cpu = att || threads == 1; /* 1 thread: CPU time, robust against other jobs */
         for (int r = 0; r < reps + 1; r++) {
-            double t0 = use_cpu ? cpu_s() : now_s();
+            double t0 = use_cpu ? cpu_s() : bench_now_s();
             for (int j = 0; j < inner; j++)
                 et_sgemm(p, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, lda, Bm, ldb, 1.0f, Cm, g.N);
-            double t = ((use_cpu ? cpu_s() : now_s()) - t0) / inner;
+            double t = ((use_cpu ? cpu_s() : bench_now_s()) - t0) / inner;
             if (r > 0 && t < best) best = t;
         }
         double gf = 2.0 * g.M * g.N * g.K / best * 1e-9;
@@ -207,9 +181,9 @@ static void elem_line(const char *what, int n_per_step, double best, double byte
     do {                                                                         \
         best = 1e30;                                                             \
         for (int r_ = 0; r_ < (reps) + 1; r_++) {                                \
-            double t0_ = use_cpu ? cpu_s() : now_s();                            \
+            double t0_ = use_cpu ? cpu_s() : bench_now_s();                            \
             stmt;                                                                \
-            double t_ = (use_cpu ? cpu_s() : now_s()) - t0_;                     \
+            double t_ = (use_cpu ? cpu_s() : bench_now_s()) - t0_;                     \
             if (r_ > 0 && t_ < best) best = t_;                                  \
         }                                                                        \
     } while (0)
@@ -386,8 +360,8 @@ int main(int argc, char **argv) {
     int nl = 0;
     for (int i = 0; i < warmup; i++)
         if ((st = train_step(&s, &losses[nl++], NULL, &err)) != ET_OK) goto fail;
-    double t_start = now_s();
-    while (n < reps || now_s() - t_start < min_time) {
+    double t_start = bench_now_s();
+    while (n < reps || bench_now_s() - t_start < min_time) {
         if (n == cap) {
             cap *= 2;
             double *a = realloc(times, sizeof(double) * (size_t)cap);
@@ -398,10 +372,10 @@ int main(int argc, char **argv) {
             if (c) losses = c;
             if (!a || !b || !c) { et_fail(&err, ET_ERR_NOMEM, "times"); goto fail; }
         }
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = bench_now_s(), c0 = cpu_s();
         if ((st = train_step(&s, &losses[nl++], profile ? ph : NULL, &err)) != ET_OK) goto fail;
         ctimes[n] = cpu_s() - c0;
-        times[n++] = now_s() - t0;
+        times[n++] = bench_now_s() - t0;
     }
 
     struct rusage ru;
@@ -419,7 +393,7 @@ int main(int argc, char **argv) {
         double *tmp = malloc(sizeof(double) * (size_t)n);
         if (tmp) {
             memcpy(tmp, times, sizeof(double) * (size_t)n);
-            med = median(tmp, n);
+            med = bench_median(tmp, n);
             best = tmp[0];
             free(tmp);
         }
