@@ -8,22 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (g_fail < 30) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-                fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); }                            \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "et_test.h"
 
 static uint64_t g_rng = 4242;
-static float frand(void) {
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((g_rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
+static float frand(void) { return et_test_frand(&g_rng); }
 
 static void run_case(et_pool *pool, const char *path, int B, int T, int C, int NH, float p, int with_mask) {
     size_t n = (size_t)B * T * C;
@@ -72,7 +60,5 @@ int main(void) {
         et_kernels_force_path(NULL);
         et_pool_destroy(pool);
     }
-    if (g_fail) { fprintf(stderr, "test_attn_rs: %d failure(s)\n", g_fail); return 1; }
-    printf("test_attn_rs: OK\n");
-    return 0;
+    return et_test_report("test_attn_rs");
 }

@@ -8,9 +8,7 @@
 #include <string.h>
 #include "bert.h"
 #include "kernels.h"
-
-static int failures = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+#include "et_test.h"
 
 /* ---------------------------------------------------------------- fixture */
 typedef struct {
@@ -23,36 +21,28 @@ typedef struct {
     float *pooled[2], loss[2], *grads[2];
 } fixture;
 
-static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
-
-static float *rdf(FILE *f, size_t n, int *ok) {
-    float *p = malloc(n * sizeof(float));
-    if (!p || !rd(f, p, n * sizeof(float))) *ok = 0;
-    return p;
-}
-
 static int load_fixture(const char *path, fixture *x) {
     FILE *f = fopen(path, "rb");
     if (!f) { fprintf(stderr, "cannot open %s\n", path); return 0; }
     int32_t h[16];
-    int ok = rd(f, h, sizeof h) && h[0] == 0x46425445 && h[1] == 1;
+    int ok = et_test_read(f, h, sizeof h) && h[0] == 0x46425445 && h[1] == 1;
     if (!ok) { fprintf(stderr, "%s: bad header\n", path); fclose(f); return 0; }
     x->V = h[2]; x->C = h[3]; x->L = h[4]; x->NH = h[5]; x->I = h[6]; x->P = h[7]; x->TV = h[8];
     x->B = h[9]; x->T = h[10]; x->n_params = h[11]; x->n_variants = h[12];
-    ok = rd(f, &x->eps, 4) && x->n_variants == 2;
+    ok = et_test_read(f, &x->eps, 4) && x->n_variants == 2;
     size_t BT = (size_t)x->B * x->T, BC = (size_t)x->B * x->C;
-    x->params = rdf(f, (size_t)x->n_params, &ok);
+    x->params = et_test_read_f32(f, (size_t)x->n_params, &ok);
     x->ids = malloc(BT * 4); x->mask = malloc(BT * 4); x->type_ids = malloc(BT * 4);
-    ok = ok && rd(f, x->ids, BT * 4) && rd(f, x->mask, BT * 4) && rd(f, x->type_ids, BT * 4);
-    x->R = rdf(f, BC, &ok);
-    x->hs = rdf(f, (size_t)(x->L + 1) * BT * x->C, &ok);
+    ok = ok && et_test_read(f, x->ids, BT * 4) && et_test_read(f, x->mask, BT * 4) && et_test_read(f, x->type_ids, BT * 4);
+    x->R = et_test_read_f32(f, BC, &ok);
+    x->hs = et_test_read_f32(f, (size_t)(x->L + 1) * BT * x->C, &ok);
     for (int v = 0; v < 2 && ok; v++) {
         int32_t pn[2];
-        ok = rd(f, pn, 8);
+        ok = et_test_read(f, pn, 8);
         x->pooling[v] = pn[0]; x->normalize[v] = pn[1];
-        x->pooled[v] = rdf(f, BC, &ok);
-        ok = ok && rd(f, &x->loss[v], 4);
-        x->grads[v] = rdf(f, (size_t)x->n_params, &ok);
+        x->pooled[v] = et_test_read_f32(f, BC, &ok);
+        ok = ok && et_test_read(f, &x->loss[v], 4);
+        x->grads[v] = et_test_read_f32(f, (size_t)x->n_params, &ok);
     }
     fclose(f);
     if (!ok) fprintf(stderr, "%s: truncated\n", path);
@@ -373,7 +363,5 @@ int main(void) {
     et_bert_free(&m);
     for (int v = 0; v < 2; v++) { free(g1[v]); free(g2[v]); free(p1[v]); free(p2[v]); free(x.pooled[v]); free(x.grads[v]); }
     free(x.params); free(x.ids); free(x.mask); free(x.type_ids); free(x.R); free(x.hs);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("ok bert\n");
-    return 0;
+    return et_test_report("test_bert");
 }

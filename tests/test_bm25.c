@@ -10,10 +10,7 @@
 #include "data.h"
 #include "fileio.h"
 #include "metrics.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
-#define NEAR(a, b, tol) CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.10g, expected %.10g", #a, (double)(a), (double)(b))
+#include "et_test.h"
 
 /* Hand-computed BM25, k1 = 0.9, b = 0.4.
  * Corpus (tokens after lowercasing / splitting on non-[a-z0-9]):
@@ -40,37 +37,37 @@ static void hand_case(void) {
     CHECK(bm, "%s", err.msg);
     if (!bm) return;
     CHECK(et_bm25_nterms(bm) == 7, "nterms %d (the cat sat a dogs cats 2)", et_bm25_nterms(bm));
-    NEAR(et_bm25_avgdl(bm), 2.5, 1e-12);
-    NEAR(et_bm25_idf(bm, "cat"), log(2.0), 1e-12);
-    NEAR(et_bm25_idf(bm, "dogs"), log(10.0 / 3.0), 1e-12);
-    NEAR(et_bm25_idf(bm, "zebra"), 0.0, 0);
+    CHECK_NEAR(et_bm25_avgdl(bm), 2.5, 1e-12);
+    CHECK_NEAR(et_bm25_idf(bm, "cat"), log(2.0), 1e-12);
+    CHECK_NEAR(et_bm25_idf(bm, "dogs"), log(10.0 / 3.0), 1e-12);
+    CHECK_NEAR(et_bm25_idf(bm, "zebra"), 0.0, 0);
     double s[4];
     CHECK(!et_bm25_score_all(bm, "cat", s, &err), "%s", err.msg);
-    NEAR(s[0], log(2.0) * 1.9 / 1.972, 1e-12);
-    NEAR(s[1], log(2.0) * 3.8 / 3.116, 1e-12);
-    NEAR(s[2], 0.0, 0);
-    NEAR(s[3], 0.0, 0);
+    CHECK_NEAR(s[0], log(2.0) * 1.9 / 1.972, 1e-12);
+    CHECK_NEAR(s[1], log(2.0) * 3.8 / 3.116, 1e-12);
+    CHECK_NEAR(s[2], 0.0, 0);
+    CHECK_NEAR(s[3], 0.0, 0);
     int32_t idx[6];
     double sc[6];
     CHECK(!et_bm25_search(bm, "CAT", 6, idx, sc, &err), "%s", err.msg);
     CHECK(idx[0] == 1 && idx[1] == 0 && idx[2] == 2 && idx[3] == 3 && idx[4] == -1 && idx[5] == -1,
           "ranking %d %d %d %d %d %d", idx[0], idx[1], idx[2], idx[3], idx[4], idx[5]);
-    NEAR(sc[0], 0.8453014, 1e-7);
-    NEAR(sc[1], 0.6678396, 1e-7);
+    CHECK_NEAR(sc[0], 0.8453014, 1e-7);
+    CHECK_NEAR(sc[1], 0.6678396, 1e-7);
     CHECK(isinf(sc[5]) && sc[5] < 0, "padding score %g", sc[5]);
     CHECK(!et_bm25_search(bm, "Dogs cat cat", 3, idx, sc, &err), "%s", err.msg);
     CHECK(idx[0] == 2 && idx[1] == 1 && idx[2] == 0, "ranking2 %d %d %d", idx[0], idx[1], idx[2]);
-    NEAR(sc[0], 1.1600144, 1e-7);
-    NEAR(sc[1], 0.8453014, 1e-7);
+    CHECK_NEAR(sc[0], 1.1600144, 1e-7);
+    CHECK_NEAR(sc[1], 0.8453014, 1e-7);
     {
         et_bm25_opts o = {0.9, 0.4, 1};
         et_bm25 *b2 = et_bm25_build(docs, 4, &o, &err);
         CHECK(b2 && !et_bm25_search(b2, "Dogs cat cat", 3, idx, sc, &err), "%s", err.msg);
         CHECK(idx[0] == 1 && idx[1] == 0 && idx[2] == 2, "ranking3 %d %d %d", idx[0], idx[1], idx[2]);
-        NEAR(sc[0], 1.6906029, 1e-7);
-        NEAR(sc[1], 1.3356792, 1e-7);
-        NEAR(sc[2], 1.1600144, 1e-7);
-        NEAR(et_bm25_score_text(b2, "dogs cat CAT", "A cat, a CAT!"), 1.6906029, 1e-7);
+        CHECK_NEAR(sc[0], 1.6906029, 1e-7);
+        CHECK_NEAR(sc[1], 1.3356792, 1e-7);
+        CHECK_NEAR(sc[2], 1.1600144, 1e-7);
+        CHECK_NEAR(et_bm25_score_text(b2, "dogs cat CAT", "A cat, a CAT!"), 1.6906029, 1e-7);
         et_bm25_free(b2);
     }
     /* pairs and free text agree with the index */
@@ -78,11 +75,11 @@ static void hand_case(void) {
     int32_t di[] = {1, 2, 0};
     double ps[3];
     CHECK(!et_bm25_score_pairs(bm, qs, di, 3, ps, &err), "%s", err.msg);
-    NEAR(ps[0], log(2.0) * 3.8 / 3.116, 1e-12);
-    NEAR(ps[1], log(10.0 / 3.0) * 1.9 / 1.972, 1e-12); /* d2 has "dogs" only ("cats" != "cat") */
-    NEAR(ps[2], 0.0, 0);
-    NEAR(et_bm25_score_text(bm, "cat", "A cat, a CAT!"), ps[0], 1e-12);
-    NEAR(et_bm25_score_text(bm, "dogs cat cat", "dogs & cats-2"), ps[1], 1e-12);
+    CHECK_NEAR(ps[0], log(2.0) * 3.8 / 3.116, 1e-12);
+    CHECK_NEAR(ps[1], log(10.0 / 3.0) * 1.9 / 1.972, 1e-12); /* d2 has "dogs" only ("cats" != "cat") */
+    CHECK_NEAR(ps[2], 0.0, 0);
+    CHECK_NEAR(et_bm25_score_text(bm, "cat", "A cat, a CAT!"), ps[0], 1e-12);
+    CHECK_NEAR(et_bm25_score_text(bm, "dogs cat cat", "dogs & cats-2"), ps[1], 1e-12);
     /* tie: two identical docs -> corpus order */
     const char *tdocs[] = {"x y", "y z", "x y"};
     et_bm25 *tb = et_bm25_build(tdocs, 3, NULL, &err);
@@ -134,10 +131,10 @@ static void eval_sets(void) {
                BASE[s].name, b.ndocs, b.nqueries, m.nqueries, m.ndcg10, m.map10, m.mrr10, m.recall100, BASE[s].ndcg10,
                BASE[s].map10, BASE[s].mrr10, BASE[s].r100, secs);
         /* 4 decimals: the rounded values agree */
-        NEAR(round(m.ndcg10 * 1e4), round(BASE[s].ndcg10 * 1e4), 0);
-        NEAR(round(m.map10 * 1e4), round(BASE[s].map10 * 1e4), 0);
-        NEAR(round(m.mrr10 * 1e4), round(BASE[s].mrr10 * 1e4), 0);
-        NEAR(round(m.recall100 * 1e4), round(BASE[s].r100 * 1e4), 0);
+        CHECK_NEAR(round(m.ndcg10 * 1e4), round(BASE[s].ndcg10 * 1e4), 0);
+        CHECK_NEAR(round(m.map10 * 1e4), round(BASE[s].map10 * 1e4), 0);
+        CHECK_NEAR(round(m.mrr10 * 1e4), round(BASE[s].mrr10 * 1e4), 0);
+        CHECK_NEAR(round(m.recall100 * 1e4), round(BASE[s].r100 * 1e4), 0);
         free(rk);
         et_bm25_free(bm);
         et_beir_free(&b);
@@ -204,7 +201,5 @@ int main(void) {
     hand_case();
     scale_case();
     eval_sets();
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("ok bm25\n");
-    return 0;
+    return et_test_report("test_bm25");
 }

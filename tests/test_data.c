@@ -8,11 +8,8 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "et_test.h"
 
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
-static int streq(const char *a, const char *b) { return a && !strcmp(a, b); }
-#define STREQ(a, b) CHECK(streq((a), (b)), "%s = '%s', expected '%s'", #a, streq((a), (a)) ? (a) : "(null)", (b))
 #define FX "tests/fixtures/data/"
 
 static int has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
@@ -20,20 +17,20 @@ static int has(const char *s, const char *sub) { return s && strstr(s, sub) != N
 static void sha1_cases(void) {
     char h[41];
     et_sha1_hex("abc", 3, h);
-    STREQ(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    CHECK_STREQ(h, "a9993e364706816aba3e25717850c26c9cd0d89d");
     et_sha1_hex("", 0, h);
-    STREQ(h, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    CHECK_STREQ(h, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"; /* 56 bytes: padding spills a block */
     et_sha1_hex(m, strlen(m), h);
-    STREQ(h, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    CHECK_STREQ(h, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
     char *a = malloc(1000000);
     memset(a, 'a', 1000000);
     et_sha1_hex(a, 1000000, h);
-    STREQ(h, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+    CHECK_STREQ(h, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
     free(a);
     /* 64-byte input: exactly one block of data, the padding takes a second block */
     et_sha1_hex("0123456701234567012345670123456701234567012345670123456701234567", 64, h);
-    STREQ(h, "e0c094e867ef46c350ef54a7f59dd60bed92ae83");
+    CHECK_STREQ(h, "e0c094e867ef46c350ef54a7f59dd60bed92ae83");
     /* split: int(sha1(id)[:8], 16) % 100 >= 80 (prefixes from Python hashlib):
      *   "1" 356a192b -> 896145707 % 100 = 7 train;  "995" 42405d7b -> % 100 = 91 test;
      *   "471" 5e5ad0b7 -> % 100 = 75 train;  "abc" a9993e36 -> train */
@@ -67,18 +64,18 @@ static void pairs_cases(void) {
     if (!err.code) {
         CHECK(p.n == 3 && rep.nread == 3 && rep.nbad == 0, "n %lld", (long long)p.n);
         CHECK(!p.has_label && p.K == 0 && p.label[0] == 1.0f, "plain pairs have no labels/experts");
-        STREQ(p.query[0], "what is bm25");
-        STREQ(p.passage[0], "BM25 is a ranking function.");
-        STREQ(p.id[0], "p1");
-        STREQ(p.id[1], "7"); /* numeric id */
+        CHECK_STREQ(p.query[0], "what is bm25");
+        CHECK_STREQ(p.passage[0], "BM25 is a ranking function.");
+        CHECK_STREQ(p.id[0], "p1");
+        CHECK_STREQ(p.id[1], "7"); /* numeric id */
         CHECK(p.id[2] == NULL, "row 3 has no id");
-        STREQ(p.query[1], "caf\xc3\xa9 \xe2\x98\x95");
-        STREQ(p.passage[1], "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"quoted\"\\n"); /* JSON "\\n": a literal backslash-n */
+        CHECK_STREQ(p.query[1], "caf\xc3\xa9 \xe2\x98\x95");
+        CHECK_STREQ(p.passage[1], "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"quoted\"\\n"); /* JSON "\\n": a literal backslash-n */
         CHECK(p.neg_off[0] == 0 && p.neg_off[1] == 2 && p.neg_off[2] == 2 && p.neg_off[3] == 2, "neg_off");
-        STREQ(p.neg[0], "Cats purr.");
-        STREQ(p.neg[1], "Dogs bark.");
+        CHECK_STREQ(p.neg[0], "Cats purr.");
+        CHECK_STREQ(p.neg[1], "Dogs bark.");
         CHECK(p.neg_query && p.neg_query[0] == NULL, "negative_queries[0] is null");
-        if (p.neg_query) STREQ(p.neg_query[1], "why do dogs bark");
+        if (p.neg_query) CHECK_STREQ(p.neg_query[1], "why do dogs bark");
         et_pairs_free(&p);
     }
     /* pairwise rows with positional scores */
@@ -89,7 +86,7 @@ static void pairs_cases(void) {
         float want[] = {0.5f, 1.25f, -0.5f, 2, 0, 0};
         for (int i = 0; i < 6; i++) CHECK(p.scores[i] == want[i], "scores[%d] %g", i, p.scores[i]);
         CHECK(p.label[0] == 1 && p.label[1] == 0 && p.label[2] == 0.75f, "labels");
-        STREQ(p.passage[2], "p3"); /* "positive" accepted as the passage */
+        CHECK_STREQ(p.passage[2], "p3"); /* "positive" accepted as the passage */
         CHECK(p.neg_query == NULL && p.neg_off[3] == 0, "no negatives");
         et_pairs_free(&p);
     }
@@ -98,8 +95,8 @@ static void pairs_cases(void) {
     CHECK(!et_pairs_read(FX "pairwise_named.jsonl", NULL, &p, NULL, &err), "%s", err.msg);
     if (!err.code) {
         CHECK(p.K == 2 && p.expert_names, "named: K %d", p.K);
-        STREQ(p.expert_names[0], "bm25");
-        STREQ(p.expert_names[1], "minilm");
+        CHECK_STREQ(p.expert_names[0], "bm25");
+        CHECK_STREQ(p.expert_names[1], "minilm");
         CHECK(p.scores[0] == 3.5f && p.scores[1] == 0.8f && p.scores[2] == 0.25f && p.scores[3] == 0.1f, "named scores");
         et_pairs_free(&p);
     }
@@ -111,7 +108,7 @@ static void pairs_cases(void) {
     CHECK(!et_pairs_read(FX "bad.jsonl", &skip, &p, &rep, &err), "%s", err.msg);
     if (!err.code) {
         CHECK(p.n == 2 && rep.nbad == 8 && rep.nmsgs == 8, "skip_bad: n %lld bad %lld", (long long)p.n, (long long)rep.nbad);
-        STREQ(p.query[1], "last");
+        CHECK_STREQ(p.query[1], "last");
         CHECK(p.scores[2] == 2.0f && p.scores[3] == -0.5f, "row 10 scores");
         const char *want[] = {"bad.jsonl:2:", "bad.jsonl:3:", "bad.jsonl:4:", "bad.jsonl:5:",
                               "bad.jsonl:6:", "bad.jsonl:7:", "bad.jsonl:8:", "bad.jsonl:9:"};
@@ -143,13 +140,13 @@ static void csv_cases(void) {
     CHECK(!et_pairs_read(FX "pairs.csv", NULL, &p, &rep, &err), "%s", err.msg);
     if (!err.code) {
         CHECK(p.n == 4 && p.has_label && p.K == 2, "csv n %lld K %d", (long long)p.n, p.K);
-        STREQ(p.expert_names[0], "bm25");
-        STREQ(p.expert_names[1], "minilm");
-        STREQ(p.query[0], "plain");
-        STREQ(p.query[1], "with, comma");
-        STREQ(p.passage[1], "and \"quotes\"");
-        STREQ(p.query[2], "multi\nline query");
-        STREQ(p.query[3], "last");
+        CHECK_STREQ(p.expert_names[0], "bm25");
+        CHECK_STREQ(p.expert_names[1], "minilm");
+        CHECK_STREQ(p.query[0], "plain");
+        CHECK_STREQ(p.query[1], "with, comma");
+        CHECK_STREQ(p.passage[1], "and \"quotes\"");
+        CHECK_STREQ(p.query[2], "multi\nline query");
+        CHECK_STREQ(p.query[3], "last");
         CHECK(p.scores[2] == 1e-3f && p.scores[3] == -2.0f && p.label[3] == 0.5f, "csv values");
         et_pairs_free(&p);
     }
@@ -157,9 +154,9 @@ static void csv_cases(void) {
     CHECK(!et_pairs_read(FX "pairs.tsv", NULL, &p, NULL, &err), "%s", err.msg);
     if (!err.code) {
         CHECK(p.n == 2 && p.K == 1, "tsv n %lld", (long long)p.n);
-        STREQ(p.query[0], "a \"quoted\" query"); /* TSV: quotes are literal */
-        STREQ(p.passage[0], "passage, with comma");
-        STREQ(p.expert_names[0], "exp1");
+        CHECK_STREQ(p.query[0], "a \"quoted\" query"); /* TSV: quotes are literal */
+        CHECK_STREQ(p.passage[0], "passage, with comma");
+        CHECK_STREQ(p.expert_names[0], "exp1");
         CHECK(p.scores[0] == 2.5f && p.scores[1] == -1.0f, "tsv scores");
         et_pairs_free(&p);
     }
@@ -186,11 +183,11 @@ static void beir_cases(void) {
     if (!err.code) {
         CHECK(b.ndocs == 4 && b.nqueries == 3 && b.nqrels == 4 && b.njudged == 2, "beir sizes %d %d %lld %d", b.ndocs,
               b.nqueries, (long long)b.nqrels, b.njudged);
-        STREQ(b.doc_text[0], "Wing lift of a wing");
+        CHECK_STREQ(b.doc_text[0], "Wing lift of a wing");
         CHECK(b.doc_title_len[0] == 4, "title len");
-        STREQ(b.doc_text[1], "drag only");
-        STREQ(b.doc_text[2], "Title only");
-        STREQ(b.query_text[2], "unjudged");
+        CHECK_STREQ(b.doc_text[1], "drag only");
+        CHECK_STREQ(b.doc_text[2], "Title only");
+        CHECK_STREQ(b.query_text[2], "unjudged");
         CHECK(et_beir_doc_index(&b, "d4") == 3 && et_beir_doc_index(&b, "zz") == -1, "doc map");
         CHECK(et_beir_query_index(&b, "q2") == 1, "query map");
         /* sorted by (q, d): q1: d1 g3, d3 g0, d4 g2; q2: d2 g1 */
@@ -242,7 +239,7 @@ static void growth_cases(void) {
         CHECK(p.neg_off[p.n] == 2 * (int64_t)rows, "%d rows: neg_off[n] = %lld", rows, (long long)p.neg_off[p.n]);
         char want[32];
         snprintf(want, sizeof want, "m%d", rows - 1);
-        STREQ(p.neg[p.neg_off[p.n - 1] + 1], want);
+        CHECK_STREQ(p.neg[p.neg_off[p.n - 1] + 1], want);
         et_pairs_free(&p);
     }
     remove(path);
@@ -255,7 +252,5 @@ int main(void) {
     pairs_cases();
     csv_cases();
     beir_cases();
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("ok data\n");
-    return 0;
+    return et_test_report("test_data");
 }

@@ -10,12 +10,10 @@
 #include "encode.h"
 #include "hf.h"
 #include "tokenizer.h"
+#include "et_test.h"
 
 #define DIR "tests/fixtures/e2e"
 #define MAXT 64
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); fails++; } } while (0)
 
 static int unhex(const char *h, char *out) {
     int n = 0;
@@ -127,7 +125,5 @@ int main(void) {
     free(out); free(out1); free(expect);
     et_tokenizer_free(tok);
     et_bert_free(&m);
-    if (fails) { fprintf(stderr, "%d checks failed\n", fails); return 1; }
-    printf("ok e2e\n");
-    return 0;
+    return et_test_report("test_e2e");
 }

@@ -15,9 +15,7 @@
 #include "experts.h"
 #include "hf.h"
 #include "kernels.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+#include "et_test.h"
 
 static const char *PASS[8] = {
     "lift on the wing lets airplanes fly", "the wing shape creates lift", "cats sleep most of the day",
@@ -189,7 +187,5 @@ int main(void) {
     et_pair_index_free(&ix);
     et_pairs_free(&P);
     et_pool_destroy(pool);
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("test_experts: all passed\n");
-    return 0;
+    return et_test_report("test_experts");
 }

@@ -18,9 +18,7 @@
 #include "tokenizer.h"
 #include "finetune.h"
 #include "hf.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+#include "et_test.h"
 
 #define FX "tests/fixtures/finetune"
 #define MODEL "tests/fixtures/e2e/model"
@@ -223,7 +221,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", tmp);
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("test_finetune: ok\n");
-    return 0;
+    return et_test_report("test_finetune");
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "et_test.h"
 
 #define LLVMFuzzerTestOneInput fuzz_safetensors_one
 #include "../fuzz/fuzz_safetensors.c"
@@ -56,8 +57,10 @@ static int replay_dir(const harness *h, const char *root) {
         long len = ftell(f);
         fseek(f, 0, SEEK_SET);
         uint8_t *buf = malloc(len > 0 ? (size_t)len : 1);
-        if (!buf || (len > 0 && fread(buf, 1, (size_t)len, f) != (size_t)len)) { fprintf(stderr, "cannot read %s\n", path); exit(1); }
+        int ok = buf && (len == 0 || fread(buf, 1, (size_t)len, f) == (size_t)len);
         fclose(f);
+        CHECK(ok, "cannot read %s", path);
+        if (!ok) { free(buf); continue; }
         h->fn(buf, (size_t)len); /* aborts on a violated invariant */
         free(buf);
         n++;
@@ -82,7 +85,7 @@ int main(void) {
         remove(path);
     }
     remove(et_fuzz_tmpdir());
-    if (total == 0) { fprintf(stderr, "no inputs found: run from the repo root\n"); return 1; }
-    printf("test_fuzz_regress: %d inputs replayed, all passed\n", total);
-    return 0;
+    CHECK(total > 0, "no inputs found: run from the repo root");
+    printf("test_fuzz_regress: %d inputs replayed\n", total);
+    return et_test_report("test_fuzz_regress");
 }

@@ -12,18 +12,7 @@
 #include "fileio.h"
 #include "hf.h"
 #include "safetensors.h"
-
-static int fails = 0, checks = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        checks++;                                                          \
-        if (!(cond)) {                                                     \
-            fails++;                                                       \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-        }                                                                  \
-    } while (0)
+#include "et_test.h"
 
 #define FX "tests/fixtures/hf"
 
@@ -545,7 +534,5 @@ int main(void) {
     test_fileio(tmp);
     if (getenv("ET_HF_SAVE_DIR")) save_for_python(getenv("ET_HF_SAVE_DIR"));
     rmdir(tmp);
-    if (fails) { fprintf(stderr, "test_hf: %d of %d checks failed\n", fails, checks); return 1; }
-    printf("ok test_hf (%d checks)\n", checks);
-    return 0;
+    return et_test_report("test_hf");
 }

@@ -11,22 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (g_fail < 30) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-                fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); }                            \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "et_test.h"
 
 static uint64_t g_rng = 12345;
-static float frand(void) { /* uniform [-1, 1) */
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((g_rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
+static float frand(void) { return et_test_frand(&g_rng); } /* uniform [-1, 1) */
 static void fill(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = frand(); }
 
 /* ------------------------------------------------------------------------------------ GEMM */
@@ -345,11 +333,10 @@ int main(void) {
             test_layernorm(pl, paths[p], 300, 384);
             test_attention_all(pl, paths[p]);
         }
-        printf("path %-8s done (%d failures so far)\n", paths[p], g_fail);
+        printf("path %-8s done (%d failures so far)\n", paths[p], et_test_fails);
     }
     et_kernels_force_path(NULL);
     et_pool_destroy(pool);
-    if (g_fail) { fprintf(stderr, "%d failures\n", g_fail); return 1; }
-    printf("ok kernels (%d paths)\n", tested);
-    return 0;
+    printf("%d SIMD paths tested\n", tested);
+    return et_test_report("test_kernels");
 }

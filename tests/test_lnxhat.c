@@ -10,22 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (g_fail < 30) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-                fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); }                            \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "et_test.h"
 
 static uint64_t g_rng = 99;
-static float frand(void) {
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((g_rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
+static float frand(void) { return et_test_frand(&g_rng); }
 
 static double rel(double a, double b) { return fabs(a - b) / (1.0 + fabs(b)); }
 
@@ -100,7 +88,5 @@ int main(void) {
         et_kernels_force_path(NULL);
         et_pool_destroy(pool);
     }
-    if (g_fail) { fprintf(stderr, "test_lnxhat: %d failure(s)\n", g_fail); return 1; }
-    printf("test_lnxhat: OK\n");
-    return 0;
+    return et_test_report("test_lnxhat");
 }

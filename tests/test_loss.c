@@ -6,19 +6,7 @@
 #include <string.h>
 
 #include "loss.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                                             \
-            fprintf(stderr, "\n");                                                                                    \
-            g_fail++;                                                                                                 \
-        }                                                                                                             \
-    } while (0)
-
-#include "fx_text.h"
+#include "et_test.h"
 
 /* max |a-b| / max(max|b|, floor) over a matrix */
 static double rel_err(const float *a, const double *b, int n) {
@@ -95,7 +83,7 @@ static double fd_check(problem *pb, const char *label) {
 static void test_fixture(void) {
     fx_file f;
     if (!fx_load(&f, "tests/fixtures/loss/loss.txt")) {
-        g_fail++;
+        et_test_fails++;
         return;
     }
     int B = (int)fx_get(&f, "B", 1)[0], G = (int)fx_get(&f, "G", 1)[0], C = (int)fx_get(&f, "C", 1)[0];
@@ -390,10 +378,5 @@ int main(void) {
     test_soft_hand();
     test_loss_hand();
     test_fixture();
-    if (g_fail) {
-        fprintf(stderr, "test_loss: %d failure(s)\n", g_fail);
-        return 1;
-    }
-    printf("ok loss\n");
-    return 0;
+    return et_test_report("test_loss");
 }

@@ -9,10 +9,7 @@
 #include "kernels.h"
 #include "metrics.h"
 #include "rng.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
-#define NEAR(a, b, tol) CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.12g, expected %.12g", #a, (double)(a), (double)(b))
+#include "et_test.h"
 
 static void ir_cases(void) {
     /* Query 0 (binary): relevant {2, 5, 7}, doc 9 judged non-relevant (grade 0). R = 3.
@@ -44,40 +41,40 @@ static void ir_cases(void) {
     const et_qrel *j0 = qr, *j1 = qr + 4;
     double n0 = (1 + 1 / log2(4) + 1 / log2(7)) / (1 + 1 / log2(3) + 0.5);
     double n1 = (1 + 3 / log2(3) + 2 / log2(5)) / (3 + 2 / log2(3) + 0.5);
-    NEAR(n0, 0.8710785440, 1e-9);
-    NEAR(n1, 0.7883773915, 1e-9);
-    NEAR(et_ndcg_at_k(rk[0], 10, j0, 4, 10), n0, 1e-12);
-    NEAR(et_ndcg_at_k(rk[0], 10, j0, 4, 3), 1.5 / (1 + 1 / log2(3) + 0.5), 1e-12);
-    NEAR(et_ap_at_k(rk[0], 10, j0, 4, 10), (1 + 2.0 / 3 + 3.0 / 6) / 3, 1e-12);
-    NEAR(et_ap_at_k(rk[0], 10, j0, 4, 5), (1 + 2.0 / 3) / 3, 1e-12);
-    NEAR(et_rr_at_k(rk[0], 10, j0, 4, 10), 1.0, 0);
-    NEAR(et_precision_at_k(rk[0], 10, j0, 4, 5), 0.4, 1e-15);
-    NEAR(et_recall_at_k(rk[0], 10, j0, 4, 5), 2.0 / 3, 1e-15);
-    NEAR(et_recall_at_k(rk[0], 10, j0, 4, 10), 1.0, 0);
+    CHECK_NEAR(n0, 0.8710785440, 1e-9);
+    CHECK_NEAR(n1, 0.7883773915, 1e-9);
+    CHECK_NEAR(et_ndcg_at_k(rk[0], 10, j0, 4, 10), n0, 1e-12);
+    CHECK_NEAR(et_ndcg_at_k(rk[0], 10, j0, 4, 3), 1.5 / (1 + 1 / log2(3) + 0.5), 1e-12);
+    CHECK_NEAR(et_ap_at_k(rk[0], 10, j0, 4, 10), (1 + 2.0 / 3 + 3.0 / 6) / 3, 1e-12);
+    CHECK_NEAR(et_ap_at_k(rk[0], 10, j0, 4, 5), (1 + 2.0 / 3) / 3, 1e-12);
+    CHECK_NEAR(et_rr_at_k(rk[0], 10, j0, 4, 10), 1.0, 0);
+    CHECK_NEAR(et_precision_at_k(rk[0], 10, j0, 4, 5), 0.4, 1e-15);
+    CHECK_NEAR(et_recall_at_k(rk[0], 10, j0, 4, 5), 2.0 / 3, 1e-15);
+    CHECK_NEAR(et_recall_at_k(rk[0], 10, j0, 4, 10), 1.0, 0);
     /* a later first hit: ranking 1 9 2 ... -> RR = 1/3; RR@2 = 0 */
     int32_t late[] = {1, 9, 2, 5};
-    NEAR(et_rr_at_k(late, 4, j0, 4, 10), 1.0 / 3, 1e-15);
-    NEAR(et_rr_at_k(late, 4, j0, 4, 2), 0.0, 0);
-    NEAR(et_ndcg_at_k(rk[1], 5, j1, 4, 5), n1, 1e-12);
-    NEAR(et_ndcg_at_k(rk[1], 5, j1, 4, 100), n1, 1e-12);
-    NEAR(et_ap_at_k(rk[1], 5, j1, 4, 5), 2.75 / 3, 1e-12);
-    NEAR(et_precision_at_k(rk[1], 5, j1, 4, 100), 0.03, 1e-15);
-    NEAR(et_recall_at_k(rk[1], 5, j1, 4, 100), 1.0, 0);
+    CHECK_NEAR(et_rr_at_k(late, 4, j0, 4, 10), 1.0 / 3, 1e-15);
+    CHECK_NEAR(et_rr_at_k(late, 4, j0, 4, 2), 0.0, 0);
+    CHECK_NEAR(et_ndcg_at_k(rk[1], 5, j1, 4, 5), n1, 1e-12);
+    CHECK_NEAR(et_ndcg_at_k(rk[1], 5, j1, 4, 100), n1, 1e-12);
+    CHECK_NEAR(et_ap_at_k(rk[1], 5, j1, 4, 5), 2.75 / 3, 1e-12);
+    CHECK_NEAR(et_precision_at_k(rk[1], 5, j1, 4, 100), 0.03, 1e-15);
+    CHECK_NEAR(et_recall_at_k(rk[1], 5, j1, 4, 100), 1.0, 0);
     /* grade-0-only query */
-    NEAR(et_ndcg_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
-    NEAR(et_ap_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
-    NEAR(et_recall_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
+    CHECK_NEAR(et_ndcg_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
+    CHECK_NEAR(et_ap_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
+    CHECK_NEAR(et_recall_at_k(rk[2], 10, qr + 8, 1, 10), 0.0, 0);
     /* averages over the 3 judged queries (query 3 skipped, query 2 counts as 0) */
     et_ir_summary m;
     double per[4];
     et_error err = {0};
     CHECK(!et_ir_evaluate(&rk[0][0], 4, 10, qr, off, &m, per, &err), "%s", err.msg);
     CHECK(m.nqueries == 3, "nqueries %d", m.nqueries);
-    NEAR(m.ndcg10, (n0 + n1 + 0) / 3, 1e-12);
-    NEAR(m.map10, ((1 + 2.0 / 3 + 0.5) / 3 + 2.75 / 3) / 3, 1e-12);
-    NEAR(m.mrr10, 2.0 / 3, 1e-12);
-    NEAR(m.p10, (0.3 + 0.3 + 0) / 3, 1e-12);
-    NEAR(m.recall100, 2.0 / 3, 1e-12);
+    CHECK_NEAR(m.ndcg10, (n0 + n1 + 0) / 3, 1e-12);
+    CHECK_NEAR(m.map10, ((1 + 2.0 / 3 + 0.5) / 3 + 2.75 / 3) / 3, 1e-12);
+    CHECK_NEAR(m.mrr10, 2.0 / 3, 1e-12);
+    CHECK_NEAR(m.p10, (0.3 + 0.3 + 0) / 3, 1e-12);
+    CHECK_NEAR(m.recall100, 2.0 / 3, 1e-12);
     CHECK(isnan(per[3]) && fabs(per[1] - n1) < 1e-12, "per-query nDCG");
     /* unsorted qrels are refused */
     et_qrel badq[] = {{0, 5, 1}, {0, 2, 1}};
@@ -103,34 +100,34 @@ static void pair_cases(void) {
      *   AP = 0.6845238 (= sklearn average_precision_score) */
     float sc[] = {0.9f, 0.8f, 0.8f, 0.7f, 0.7f, 0.7f, 0.1f};
     float lb[] = {1, 0, 1, 1, 0, 0, 1};
-    NEAR(et_auprc(sc, lb, 7), 0.25 + 0.25 * 2 / 3.0 + 0.125 + 0.25 * 4 / 7.0, 1e-12);
-    NEAR(et_auprc(sc, lb, 7), 0.6845238095238095, 1e-12);
+    CHECK_NEAR(et_auprc(sc, lb, 7), 0.25 + 0.25 * 2 / 3.0 + 0.125 + 0.25 * 4 / 7.0, 1e-12);
+    CHECK_NEAR(et_auprc(sc, lb, 7), 0.6845238095238095, 1e-12);
     float none[] = {0, 0, 0};
     CHECK(isnan(et_auprc(sc, none, 3)), "AUPRC without positives should be NaN");
     /* all scores tied: one threshold, AP = P/n = 4/7 */
     float flat[] = {1, 1, 1, 1, 1, 1, 1};
-    NEAR(et_auprc(flat, lb, 7), 4.0 / 7, 1e-12);
+    CHECK_NEAR(et_auprc(flat, lb, 7), 4.0 / 7, 1e-12);
 
     /* Spearman with ties: x = 1 2 2 3 -> ranks 1 2.5 2.5 4; y = 1 3 2 4 -> ranks 1 3 2 4.
      * centred: dx = -1.5 0 0 1.5, dy = -1.5 .5 -.5 1.5; Sxy = 4.5, Sxx = 4.5, Syy = 5
      * rho = 4.5 / sqrt(22.5) = 0.9486833 (= scipy.stats.spearmanr) */
     double x[] = {1, 2, 2, 3}, y[] = {1, 3, 2, 4};
-    NEAR(et_spearman(x, y, 4), 4.5 / sqrt(22.5), 1e-12);
+    CHECK_NEAR(et_spearman(x, y, 4), 4.5 / sqrt(22.5), 1e-12);
     double c[] = {2, 2, 2, 2};
     CHECK(isnan(et_spearman(x, c, 4)), "constant input should give NaN");
     /* Pearson: x = 1 2 3, y = 2 4 7: dx = -1 0 1, dy = -2.333 -.333 2.667; Sxy = 5, Sxx = 2,
      * Syy = 5.444+.111+7.111 = 12.6667; r = 5 / sqrt(25.3333) = 0.9933993 */
     double px[] = {1, 2, 3}, py[] = {2, 4, 7};
-    NEAR(et_pearson(px, py, 3), 5 / sqrt(2 * (38.0 / 3)), 1e-12);
+    CHECK_NEAR(et_pearson(px, py, 3), 5 / sqrt(2 * (38.0 / 3)), 1e-12);
 
     /* anisotropy: E = (1,0) (0,2) (1,1): cos01 = 0, cos02 = 1/sqrt2, cos12 = 2/(2 sqrt2) = 1/sqrt2
      * mean over the 3 pairs = sqrt2/3 = 0.4714045 (exact path: 3 pairs <= max_pairs) */
     float E[] = {1, 0, 0, 2, 1, 1};
-    NEAR(et_mean_random_cosine(E, 3, 2, 1000, 1), sqrt(2.0) / 3, 1e-6);
+    CHECK_NEAR(et_mean_random_cosine(E, 3, 2, 1000, 1), sqrt(2.0) / 3, 1e-6);
     /* random path on parallel rows: every pair has cosine 1 */
     float P[40];
     for (int i = 0; i < 20; i++) { P[2 * i] = (float)(i + 1); P[2 * i + 1] = (float)(2 * (i + 1)); }
-    NEAR(et_mean_random_cosine(P, 20, 2, 50, 7), 1.0, 1e-6);
+    CHECK_NEAR(et_mean_random_cosine(P, 20, 2, 50, 7), 1.0, 1e-6);
     CHECK(isnan(et_mean_random_cosine(E, 1, 2, 10, 1)), "n < 2 should be NaN");
     /* sampled vs exact mean on random vectors */
     {
@@ -141,13 +138,13 @@ static void pair_cases(void) {
         for (int i = 0; i < N * D; i++) R[i] = (float)et_rng_normal(&g) + 1.0f; /* shared offset: E cos ~ 1/(1+1) */
         double exact = et_mean_random_cosine(R, N, D, 1000000, 0);
         double samp = et_mean_random_cosine(R, N, D, 20000, 5);
-        NEAR(samp, exact, 0.01);
+        CHECK_NEAR(samp, exact, 0.01);
         CHECK(exact > 0.4 && exact < 0.6, "offset vectors should be anisotropic, mean cos %g", exact);
-        NEAR(et_mean_random_cosine(R, N, D, 20000, 5), samp, 0); /* deterministic in the seed */
+        CHECK_NEAR(et_mean_random_cosine(R, N, D, 20000, 5), samp, 0); /* deterministic in the seed */
     }
     /* query-positive cosine: (1,0)·(1,1) -> 1/sqrt2; (3,4)·(3,4) -> 1; mean = 0.8535534 */
     float A[] = {1, 0, 3, 4}, B[] = {1, 1, 3, 4};
-    NEAR(et_mean_pair_cosine(A, B, 2, 2), (1 / sqrt(2.0) + 1) / 2, 1e-6);
+    CHECK_NEAR(et_mean_pair_cosine(A, B, 2, 2), (1 / sqrt(2.0) + 1) / 2, 1e-6);
 
     /* fusion. RRF (k = 60) of rankings [2 0 1] and [0 3 -]:
      *   doc0 = 1/62 + 1/61, doc1 = 1/63, doc2 = 1/61, doc3 = 1/62 */
@@ -156,18 +153,18 @@ static void pair_cases(void) {
     double fo[4];
     et_error err = {0};
     CHECK(!et_fuse_rrf(rr, 2, 3, 4, 60, fo, &err), "%s", err.msg);
-    NEAR(fo[0], 1.0 / 62 + 1.0 / 61, 1e-15);
-    NEAR(fo[1], 1.0 / 63, 1e-15);
-    NEAR(fo[2], 1.0 / 61, 1e-15);
-    NEAR(fo[3], 1.0 / 62, 1e-15);
+    CHECK_NEAR(fo[0], 1.0 / 62 + 1.0 / 61, 1e-15);
+    CHECK_NEAR(fo[1], 1.0 / 63, 1e-15);
+    CHECK_NEAR(fo[2], 1.0 / 61, 1e-15);
+    CHECK_NEAR(fo[3], 1.0 / 62, 1e-15);
     /* min-max: s1 = 1 2 3 -> 0 .5 1 (w 1); s2 = 10 10 10 constant -> 0 (w 5); s3 = 0 4 2 -> 0 1 .5 (w 2)
      *   out = 0, .5 + 2, 1 + 1 = 0, 2.5, 2 */
     double s1[] = {1, 2, 3}, s2[] = {10, 10, 10}, s3[] = {0, 4, 2}, w[] = {1, 5, 2};
     const double *ss[] = {s1, s2, s3};
     CHECK(!et_fuse_minmax(ss, w, 3, 3, fo, &err), "%s", err.msg);
-    NEAR(fo[0], 0, 1e-15);
-    NEAR(fo[1], 2.5, 1e-15);
-    NEAR(fo[2], 2.0, 1e-15);
+    CHECK_NEAR(fo[0], 0, 1e-15);
+    CHECK_NEAR(fo[1], 2.5, 1e-15);
+    CHECK_NEAR(fo[2], 2.0, 1e-15);
     double s4[] = {1, NAN, 2};
     const double *ss4[] = {s4};
     CHECK(et_fuse_minmax(ss4, NULL, 1, 3, fo, &err) == ET_ERR_NUMERIC, "NaN accepted in fusion");
@@ -258,7 +255,5 @@ int main(void) {
     pair_cases();
     golden();
     topk_cases();
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("ok metrics\n");
-    return 0;
+    return et_test_report("test_metrics");
 }

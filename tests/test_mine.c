@@ -10,9 +10,7 @@
 #include "metrics.h"
 #include "mine.h"
 #include "rng.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+#include "et_test.h"
 
 /* brute force: score desc, ties by lower index */
 static void brute_topk(const float *Q, const float *D, int nd, int d, int k, int32_t *oi, float *os) {
@@ -201,7 +199,5 @@ int main(void) {
     mine_cases(pool);
     sample_cases(pool);
     et_pool_destroy(pool);
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("test_mine: all passed\n");
-    return 0;
+    return et_test_report("test_mine");
 }

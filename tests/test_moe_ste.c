@@ -19,9 +19,7 @@
 #include "hf.h"
 #include "moe.h"
 #include "rng.h"
-
-static int failures = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
+#include "et_test.h"
 
 typedef struct {
     float *probs, *xs, *dxs, *dlogits, *aux;
@@ -262,7 +260,5 @@ int main(void) {
     test_layer(pool, 5, 8, 6, 3, 3);
     test_model(pool);
     et_pool_destroy(pool);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("test_moe_ste: all passed\n");
-    return 0;
+    return et_test_report("test_moe_ste");
 }

@@ -7,24 +7,12 @@
 
 #include "optim.h"
 #include "rng.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                                             \
-            fprintf(stderr, "\n");                                                                                    \
-            g_fail++;                                                                                                 \
-        }                                                                                                             \
-    } while (0)
-
-#include "fx_text.h"
+#include "et_test.h"
 
 static void test_adamw_fixture(void) {
     fx_file f;
     if (!fx_load(&f, "tests/fixtures/loss/adamw.txt")) {
-        g_fail++;
+        et_test_fails++;
         return;
     }
     int n = (int)fx_get(&f, "n", 1)[0], steps = (int)fx_get(&f, "steps", 1)[0];
@@ -223,10 +211,5 @@ int main(void) {
     test_rng();
     test_schedule_and_misc();
     test_adamw_fixture();
-    if (g_fail) {
-        fprintf(stderr, "test_optim: %d failure(s)\n", g_fail);
-        return 1;
-    }
-    printf("ok optim\n");
-    return 0;
+    return et_test_report("test_optim");
 }

@@ -14,22 +14,10 @@
 #include <string.h>
 #include "bert.h"
 #include "kernels.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (g_fail < 30) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-                fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); }                            \
-            g_fail++;                                                                              \
-        }                                                                                          \
-    } while (0)
+#include "et_test.h"
 
 static uint64_t g_rng = 777;
-static float frand(void) { /* uniform [-1, 1) */
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((g_rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
+static float frand(void) { return et_test_frand(&g_rng); } /* uniform [-1, 1) */
 static void fill(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = frand(); }
 
 static float *packed_for(et_pool *pool, const float *W, int IC, int OC) {
@@ -163,7 +151,5 @@ int main(void) {
         et_pool_destroy(pool);
     }
     free(foreign);
-    if (g_fail) { fprintf(stderr, "test_prepack: %d failure(s)\n", g_fail); return 1; }
-    printf("test_prepack: OK\n");
-    return 0;
+    return et_test_report("test_prepack");
 }

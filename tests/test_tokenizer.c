@@ -10,20 +10,10 @@
 #include <time.h>
 
 #include "tokenizer.h"
+#include "et_test.h"
 
 #define VOCAB "tests/fixtures/tokenizer/vocab.txt"
 #define CASES "tests/fixtures/tokenizer/cases.txt"
-
-static int failures = 0;
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond)) {                                     \
-            failures++;                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fprintf(stderr, "\n");                         \
-        }                                                  \
-    } while (0)
 
 static double now_s(void) {
     struct timespec ts;
@@ -211,7 +201,7 @@ int main(void) {
             int same = n == c->n;
             for (int i = 0; same && i < n; i++) same = got[i] == c->ids[i];
             if (same) ok++;
-            else if (failures < 20) {
+            else if (et_test_fails < 20) {
                 CHECK(0, "case %d: got %d ids, want %d; text '%.120s'", ncases - 1, n, c->n, c->text);
                 for (int i = 0; i < n && i < c->n; i++)
                     if (got[i] != c->ids[i]) {
@@ -219,7 +209,7 @@ int main(void) {
                                 et_tokenizer_token(tok, got[i]), c->ids[i], et_tokenizer_token(tok, c->ids[i]));
                         break;
                     }
-            } else failures++;
+            } else et_test_fails++;
             /* truncated output: same prefix, same total */
             if (c->n > 3) {
                 int32_t small[3];
@@ -292,10 +282,5 @@ int main(void) {
     free(got);
     free(data);
     et_tokenizer_free(tok);
-    if (failures) {
-        fprintf(stderr, "%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_tokenizer: OK\n");
-    return 0;
+    return et_test_report("test_tokenizer");
 }

@@ -18,11 +18,7 @@
 #include "moe.h"
 #include "tokenizer.h"
 #include "train.h"
-
-static int failures = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
-
-static int rd(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n; }
+#include "et_test.h"
 
 /* robust relative error: max|a-b| / max(max|b|, floor) */
 static double rel_err(const float *a, const float *b, size_t n, double floor) {
@@ -40,17 +36,6 @@ typedef struct {
     float *labels, *scores;
 } fx_micro;
 
-static int32_t *rdi(FILE *f, size_t n, int *ok) {
-    int32_t *p = malloc(n * 4);
-    if (!p || !rd(f, p, n * 4)) *ok = 0;
-    return p;
-}
-static float *rdf(FILE *f, size_t n, int *ok) {
-    float *p = malloc(n * 4);
-    if (!p || !rd(f, p, n * 4)) *ok = 0;
-    return p;
-}
-
 static void test_parity(void) {
     const char *path = "tests/fixtures/train/steps.bin";
     FILE *f = fopen(path, "rb");
@@ -58,7 +43,7 @@ static void test_parity(void) {
     if (!f) return;
     int32_t h[20];
     double hp[8];
-    int ok = rd(f, h, sizeof h) && h[0] == 0x46545445 && h[1] == 1 && rd(f, hp, sizeof hp);
+    int ok = et_test_read(f, h, sizeof h) && h[0] == 0x46545445 && h[1] == 1 && et_test_read(f, hp, sizeof hp);
     CHECK(ok, "%s: bad header", path);
     if (!ok) { fclose(f); return; }
     int n_params = h[9], B = h[10], G = h[11], Tq = h[12], Td = h[13], NM = h[14], NS = h[15], K = h[16], NC = h[17];
@@ -71,16 +56,16 @@ static void test_parity(void) {
     et_error err = {0};
     CHECK(!et_bert_alloc(&m, &cfg, &err), "alloc: %s", err.msg);
     CHECK(m.n_params == (size_t)n_params, "n_params %zu vs fixture %d", m.n_params, n_params);
-    float *p0 = rdf(f, (size_t)n_params, &ok);
+    float *p0 = et_test_read_f32(f, (size_t)n_params, &ok);
     fx_micro mb[4];
     CHECK(NM <= 4, "n_micro");
     for (int i = 0; i < NM; i++) {
-        mb[i].q_ids = rdi(f, (size_t)B * Tq, &ok); mb[i].q_mask = rdi(f, (size_t)B * Tq, &ok);
-        mb[i].p_ids = rdi(f, (size_t)B * Td, &ok); mb[i].p_mask = rdi(f, (size_t)B * Td, &ok);
-        mb[i].n_ids = rdi(f, (size_t)B * G * Td, &ok); mb[i].n_mask = rdi(f, (size_t)B * G * Td, &ok);
-        mb[i].nq_ids = rdi(f, (size_t)B * G * Tq, &ok); mb[i].nq_mask = rdi(f, (size_t)B * G * Tq, &ok);
-        mb[i].avail = rdi(f, (size_t)B * G, &ok);
-        mb[i].labels = rdf(f, (size_t)B, &ok); mb[i].scores = rdf(f, (size_t)B * K, &ok);
+        mb[i].q_ids = et_test_read_i32(f, (size_t)B * Tq, &ok); mb[i].q_mask = et_test_read_i32(f, (size_t)B * Tq, &ok);
+        mb[i].p_ids = et_test_read_i32(f, (size_t)B * Td, &ok); mb[i].p_mask = et_test_read_i32(f, (size_t)B * Td, &ok);
+        mb[i].n_ids = et_test_read_i32(f, (size_t)B * G * Td, &ok); mb[i].n_mask = et_test_read_i32(f, (size_t)B * G * Td, &ok);
+        mb[i].nq_ids = et_test_read_i32(f, (size_t)B * G * Tq, &ok); mb[i].nq_mask = et_test_read_i32(f, (size_t)B * G * Tq, &ok);
+        mb[i].avail = et_test_read_i32(f, (size_t)B * G, &ok);
+        mb[i].labels = et_test_read_f32(f, (size_t)B, &ok); mb[i].scores = et_test_read_f32(f, (size_t)B * K, &ok);
     }
     float *y_all = malloc((size_t)NM * B * 4), *S_all = malloc((size_t)NM * B * K * 4), *yh = malloc((size_t)NM * B * 4);
     for (int i = 0; i < NM; i++) {
@@ -93,12 +78,12 @@ static void test_parity(void) {
     double worst_g = 0, worst_p = 0, worst_l = 0;
     for (int c = 0; c < NC && ok; c++) {
         int32_t ch[4];
-        ok = rd(f, ch, sizeof ch);
+        ok = et_test_read(f, ch, sizeof ch);
         double *tg = malloc(sizeof(double) * NM * B), *losses = malloc(sizeof(double) * NS * NM);
         double *norms = malloc(sizeof(double) * NS), *lrs = malloc(sizeof(double) * NS);
-        ok = ok && rd(f, tg, sizeof(double) * NM * B) && rd(f, losses, sizeof(double) * NS * NM) &&
-             rd(f, norms, sizeof(double) * NS) && rd(f, lrs, sizeof(double) * NS);
-        float *g0 = rdf(f, (size_t)n_params, &ok), *pa = rdf(f, (size_t)n_params, &ok);
+        ok = ok && et_test_read(f, tg, sizeof(double) * NM * B) && et_test_read(f, losses, sizeof(double) * NS * NM) &&
+             et_test_read(f, norms, sizeof(double) * NS) && et_test_read(f, lrs, sizeof(double) * NS);
+        float *g0 = et_test_read_f32(f, (size_t)n_params, &ok), *pa = et_test_read_f32(f, (size_t)n_params, &ok);
         CHECK(ok, "%s: truncated", path);
         if (!ok) { free(tg); free(losses); free(norms); free(lrs); free(g0); free(pa); break; }
         et_train_cfg tc;
@@ -525,7 +510,5 @@ int main(void) {
     test_parity();
     test_resume();
     test_moe();
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("test_train: all passed\n");
-    return 0;
+    return et_test_report("test_train");
 }
