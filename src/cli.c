@@ -150,13 +150,6 @@ static int bad_utf8(const char *line, size_t len, const char *label, long lineno
     return 1;
 }
 
-typedef struct { const char *id; long line; } id_line;
-static int cmp_id_line(const void *a, const void *b) {
-    const id_line *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c ? c : (x->line > y->line) - (x->line < y->line);
-}
-
 /* Read texts: one per line, or JSONL objects with a "text" field (detected from the first
  * non-empty line starting with '{', or a .jsonl name). Blank lines are skipped in JSONL mode and
  * kept (as empty texts) in plain mode, so output lines match input lines. */
@@ -206,70 +199,6 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
     return st;
 }
 
-/* BEIR corpus.jsonl: {"_id", "title"?, "text"}; document text = title + " " + text. */
-et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long lineno = 0, *lines = NULL;
-    size_t lcap = 0;
-    et_status st = ET_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
-        if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, lineno); break; }
-        if (bad_utf8(line, (size_t)len, path, lineno, &st, err)) break;
-        if (texts->n == lcap) { /* line of each document, for the duplicate-id message */
-            long *nl = realloc(lines, (lcap = lcap ? 2 * lcap : 256) * sizeof *nl);
-            if (!nl) { st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, lineno); break; }
-            lines = nl;
-        }
-        lines[texts->n] = lineno;
-        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
-        cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "_id") : NULL;
-        cJSON *ti = j ? cJSON_GetObjectItemCaseSensitive(j, "title") : NULL;
-        cJSON *tx = j ? cJSON_GetObjectItemCaseSensitive(j, "text") : NULL;
-        if (!j || !cJSON_IsObject(j)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object", path, lineno);
-        else if (!cJSON_IsString(id) && !cJSON_IsNumber(id)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"_id\" is missing (need a string)", path, lineno);
-        else if (!cJSON_IsString(tx)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"text\" is missing or not a string", path, lineno);
-        else if (ti && !cJSON_IsString(ti) && !cJSON_IsNull(ti)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"title\" is not a string", path, lineno);
-        if (st) { cJSON_Delete(j); break; }
-        char idbuf[64];
-        if (cJSON_IsNumber(id)) snprintf(idbuf, sizeof idbuf, "%.17g", id->valuedouble);
-        const char *title = cJSON_IsString(ti) ? ti->valuestring : "";
-        size_t n = strlen(title) + strlen(tx->valuestring) + 2;
-        char *doc = malloc(n);
-        char *ids_s = strdup(cJSON_IsString(id) ? id->valuestring : idbuf);
-        if (doc) snprintf(doc, n, "%s%s%s", title, title[0] ? " " : "", tx->valuestring);
-        cJSON_Delete(j);
-        if (!doc || !ids_s || et_sv_push(ids, ids_s) || et_sv_push(texts, doc)) {
-            free(doc); free(ids_s);
-            st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, lineno);
-            break;
-        }
-    }
-    free(line);
-    fclose(f);
-    if (!st && texts->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: the corpus has no documents", path);
-    if (!st) { /* duplicate _id: results would be ambiguous */
-        id_line *v = malloc(ids->n * sizeof *v);
-        if (!v) st = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
-        for (size_t i = 0; v && i < ids->n; i++) v[i] = (id_line){ids->v[i], lines[i]};
-        if (v) qsort(v, ids->n, sizeof *v, cmp_id_line);
-        for (size_t i = 1; v && i < ids->n; i++)
-            if (!strcmp(v[i].id, v[i - 1].id)) {
-                st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: duplicate _id '%s' (first on line %ld)", path, v[i].line, v[i].id, v[i - 1].line);
-                break;
-            }
-        free(v);
-    }
-    free(lines);
-    return st;
-}
-
 /* ------------------------------------------------------------------ model */
 
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err) {
@@ -294,11 +223,6 @@ void et_cli_free(et_cli_model *L) {
 }
 
 
-double et_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int et_cli_progress(void *user, size_t done, size_t total) {
     et_progress *p = user;

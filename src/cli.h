@@ -10,6 +10,7 @@
 #include "hf.h"
 #include "threads.h"
 #include "tokenizer.h"
+#include "util.h"
 
 #define ET_VERSION "0.1.0"
 
@@ -65,8 +66,7 @@ int et_sv_push(et_strvec *s, char *x);
 void et_sv_free(et_strvec *s);
 /* Texts: one per line, or JSONL objects with a "text" field (NULL path = stdin). */
 et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err);
-/* BEIR corpus.jsonl: ids and "title text" documents. */
-et_status et_cli_read_corpus(const char *path, et_strvec *ids, et_strvec *texts, et_error *err);
+/* (corpus.jsonl: et_corpus_read in data.h) */
 
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);
 void et_cli_free(et_cli_model *L);
@@ -74,7 +74,6 @@ int et_cli_default_max_len(const et_cli_model *L);
 /* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */
 long et_cli_default_mem_budget_mb(void);
 
-double et_now_s(void);
 /* et_encode_opts progress callback printing a throttled "what: done/total  rate  ETA" line. */
 int et_cli_progress(void *user, size_t done, size_t total);
 

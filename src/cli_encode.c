@@ -13,6 +13,7 @@
 #include "encode.h"
 #include "fileio.h"
 #include "bm25.h"
+#include "data.h"
 #include "kernels.h"
 #include "metrics.h"
 
@@ -187,62 +188,63 @@ static int run_search(et_opt *o, int n) {
     int32_t *rk[2] = {NULL, NULL};
     et_cli_model L;
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
-    et_strvec ids = {0}, docs = {0}, qs = {0};
+    et_corpus C = {0};
+    et_strvec qs = {0};
     int rc = 0;
     float *de = NULL, *qe = NULL;
     scored *sc = NULL;
-    if (et_cli_read_corpus(et_cli_get(o, n, "--corpus"), &ids, &docs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("search", &err); goto done; }
     if (et_cli_get(o, n, "--query")) {
         char *q = strdup(et_cli_get(o, n, "--query"));
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
     int d = L.model.cfg.hidden_size;
-    de = malloc(docs.n * (size_t)d * sizeof(float));
+    de = malloc((size_t)C.n * (size_t)d * sizeof(float));
     qe = malloc((qs.n ? qs.n : 1) * (size_t)d * sizeof(float));
-    sc = malloc(docs.n * sizeof *sc);
+    sc = malloc((size_t)C.n * sizeof *sc);
     if (!de || !qe || !sc) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
-    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)docs.v, docs.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_encode_texts(&L.model, L.tok, L.pool, C.text, (size_t)C.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, qs.n, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    l2norm_rows(de, docs.n, d); /* cosine similarity */
+    l2norm_rows(de, (size_t)C.n, d); /* cosine similarity */
     l2norm_rows(qe, qs.n, d);
-    if (k > (int)docs.n) k = (int)docs.n;
+    if (k > (int)(size_t)C.n) k = (int)(size_t)C.n;
     if (hyb) { /* BM25 over the same documents (title + text), fused per query */
-        bm = et_bm25_build((const char *const *)docs.v, (int32_t)docs.n, NULL, &err);
-        fs = malloc(docs.n * sizeof *fs); bs = malloc(docs.n * sizeof *bs); ds = malloc(docs.n * sizeof *ds);
-        rk[0] = malloc(docs.n * sizeof(int32_t)); rk[1] = malloc(docs.n * sizeof(int32_t));
+        bm = et_bm25_build(C.text, (int32_t)(size_t)C.n, NULL, &err);
+        fs = malloc((size_t)C.n * sizeof *fs); bs = malloc((size_t)C.n * sizeof *bs); ds = malloc((size_t)C.n * sizeof *ds);
+        rk[0] = malloc((size_t)C.n * sizeof(int32_t)); rk[1] = malloc((size_t)C.n * sizeof(int32_t));
         if (!bm) { rc = et_cli_fail("search", &err); goto done; }
         if (!fs || !bs || !ds || !rk[0] || !rk[1]) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
     }
     for (size_t q = 0; q < qs.n; q++) {
-        for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){et_dot(qe + q * d, de + i * d, d), (int)i};
+        for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){et_dot(qe + q * d, de + i * d, d), (int)i};
         if (hyb) {
-            for (size_t i = 0; i < docs.n; i++) ds[i] = sc[i].s;
+            for (size_t i = 0; i < (size_t)C.n; i++) ds[i] = sc[i].s;
             if (et_bm25_score_all(bm, qs.v[q], bs, &err)) { rc = et_cli_fail("search", &err); goto done; }
             if (!strcmp(hyb, "rrf")) {
-                qsort(sc, docs.n, sizeof *sc, cmp_scored);
-                for (size_t i = 0; i < docs.n; i++) rk[0][i] = sc[i].i;
-                for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){(float)bs[i], (int)i};
-                qsort(sc, docs.n, sizeof *sc, cmp_scored);
-                for (size_t i = 0; i < docs.n; i++) rk[1][i] = sc[i].i;
-                if (et_fuse_rrf((const int32_t *const *)rk, 2, (int32_t)docs.n, (int32_t)docs.n, 60.0, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+                qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
+                for (size_t i = 0; i < (size_t)C.n; i++) rk[0][i] = sc[i].i;
+                for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){(float)bs[i], (int)i};
+                qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
+                for (size_t i = 0; i < (size_t)C.n; i++) rk[1][i] = sc[i].i;
+                if (et_fuse_rrf((const int32_t *const *)rk, 2, (int32_t)(size_t)C.n, (int32_t)(size_t)C.n, 60.0, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
             } else {
                 const double *sys[2] = {ds, bs};
                 double w[2] = {alpha, 1.0 - alpha};
-                if (et_fuse_minmax(sys, w, 2, (int64_t)docs.n, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
+                if (et_fuse_minmax(sys, w, 2, (int64_t)(size_t)C.n, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
             }
-            for (size_t i = 0; i < docs.n; i++) sc[i] = (scored){(float)fs[i], (int)i};
+            for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){(float)fs[i], (int)i};
         }
-        qsort(sc, docs.n, sizeof *sc, cmp_scored);
+        qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
         if (et_cli_get(o, n, "--json")) {
             cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "results");
             cJSON_AddStringToObject(r, "query", qs.v[q]);
             for (int j = 0; j < k; j++) {
                 cJSON *h = cJSON_CreateObject();
                 cJSON_AddNumberToObject(h, "rank", j + 1);
-                cJSON_AddStringToObject(h, "id", ids.v[sc[j].i]);
+                cJSON_AddStringToObject(h, "id", C.id[sc[j].i]);
                 cJSON_AddNumberToObject(h, "score", sc[j].s);
                 cJSON_AddItemToArray(arr, h);
             }
@@ -253,8 +255,8 @@ static int run_search(et_opt *o, int n) {
         } else {
             printf("query: %s\n%4s  %7s  %-24s %s\n", qs.v[q], "rank", "score", "id", "text");
             for (int j = 0; j < k; j++) {
-                printf("%4d  %7.4f  %-24s ", j + 1, sc[j].s, ids.v[sc[j].i]);
-                print_snippet(docs.v[sc[j].i], 70);
+                printf("%4d  %7.4f  %-24s ", j + 1, sc[j].s, C.id[sc[j].i]);
+                print_snippet(C.text[sc[j].i], 70);
                 putchar('\n');
             }
             if (q + 1 < qs.n) putchar('\n');
@@ -264,7 +266,8 @@ done:
     et_bm25_free(bm);
     free(fs); free(bs); free(ds); free(rk[0]); free(rk[1]);
     free(de); free(qe); free(sc);
-    et_sv_free(&ids); et_sv_free(&docs); et_sv_free(&qs);
+    et_corpus_free(&C);
+    et_sv_free(&qs);
     et_cli_free(&L);
     return rc;
 }

@@ -31,6 +31,7 @@
 #include "cli.h"
 #include "data.h"
 #include "encode.h"
+#include "evaluate.h"
 #include "experts.h"
 #include "fileio.h"
 #include "kernels.h"
@@ -38,18 +39,7 @@
 #include "mine.h"
 #include "rng.h"
 
-#define EVAL_ANISO_PAIRS 100000
-#define EVAL_SEED 20240917ull
-
 /* ------------------------------------------------------------------ shared helpers */
-
-static void l2norm(float *x, int64_t n, int32_t d) {
-    for (int64_t i = 0; i < n; i++) {
-        float *r = x + i * d;
-        float s = sqrtf(et_dot(r, r, d));
-        if (s > 1e-12f) for (int32_t j = 0; j < d; j++) r[j] /= s;
-    }
-}
 
 static const char *basename_of(const char *path, char *buf, size_t cap) {
     size_t n = strlen(path);
@@ -106,288 +96,52 @@ static et_encode_opts enc_opts(int batch, int max_len, prog *p) {
 
 /* ------------------------------------------------------------------ eval: retrieval */
 
+/* the evaluation itself is evaluate.h's (the one protocol); this only names and prints the numbers */
 typedef struct {
-    /* inputs */
-    const char *const *docs;
-    int32_t nd;
-    const char *const *qs;
-    int32_t nq;
-    const et_qrel *qrels; /* q in [0, nq) */
-    const int64_t *qoff;
-    /* setup */
     et_cli_model *L;      /* NULL for --bm25 */
     et_pool *pool;
-    int use_bm25, use_model; /* hybrid = both */
-    int hybrid_weighted;
-    double alpha, k1, b;
-    int k, batch, max_len, quiet;
-    /* outputs */
+    et_ir_eval_opts eo;
+    et_bm25_opts bm25;
+    int batch, max_len, quiet;
     cJSON *metrics, *info;
     double t_encode, t_search;
 } ir_job;
 
-typedef struct {
-    const float *Qe, *De;
-    int32_t d, nd, depth;
-    const et_bm25 *bm;
-    const char *const *qs;
-    const int32_t *mrank, *brank; /* [nq, F] (RRF) */
-    int32_t F;
-    double alpha;
-    int weighted;
-    int32_t *out;                 /* [nq, depth] */
-    double *dbuf;                 /* [nthreads, 3 * nd] */
-    float *fbuf;                  /* [nthreads, nd] */
-    int nq, ntasks;
-} fuse_ctx;
-
-static void fuse_task(void *vctx, int task, int thread) {
-    fuse_ctx *c = vctx;
-    int a = (int)((int64_t)c->nq * task / c->ntasks), b = (int)((int64_t)c->nq * (task + 1) / c->ntasks);
-    double *m = c->dbuf + (int64_t)thread * 3 * c->nd, *bs = m + c->nd, *f = bs + c->nd;
-    float *fs = c->fbuf + (int64_t)thread * c->nd;
-    for (int q = a; q < b; q++) {
-        if (c->weighted) {
-            for (int32_t i = 0; i < c->nd; i++) m[i] = et_dot(c->Qe + (int64_t)q * c->d, c->De + (int64_t)i * c->d, c->d);
-            if (et_bm25_score_all(c->bm, c->qs[q], bs, NULL)) memset(bs, 0, sizeof(double) * (size_t)c->nd);
-            const double *sys[2] = {m, bs};
-            double w[2] = {c->alpha, 1 - c->alpha};
-            if (et_fuse_minmax(sys, w, 2, c->nd, f, NULL)) memcpy(f, m, sizeof(double) * (size_t)c->nd);
-        } else {
-            const int32_t *rk[2] = {c->mrank + (int64_t)q * c->F, c->brank + (int64_t)q * c->F};
-            et_fuse_rrf(rk, 2, c->F, c->nd, 60.0, f, NULL);
-        }
-        for (int32_t i = 0; i < c->nd; i++) fs[i] = (float)f[i];
-        int32_t *o = c->out + (int64_t)q * c->depth;
-        int32_t kk = c->depth < c->nd ? c->depth : c->nd;
-        et_rank_scores(fs, c->nd, kk, o);
-        for (int32_t j = kk; j < c->depth; j++) o[j] = -1;
+static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
+                  const et_qrel *qrels, const int64_t *qoff, et_error *err) {
+    prog pc = {"encode corpus", J->quiet, {0}}, pq = {"encode queries", J->quiet, {0}};
+    et_encode_opts ec = {0}, eq = {0};
+    if (J->L) {
+        ec = enc_opts(J->batch, J->max_len, &pc);
+        eq = enc_opts(J->batch, J->max_len, &pq);
+        if (nq < 1000) eq.progress = NULL; /* a progress line for big query sets only */
     }
-}
-
-static int grade_of(const et_qrel *j, int64_t nj, int32_t doc) {
-    int64_t a = 0, b = nj;
-    while (a < b) {
-        int64_t m = (a + b) / 2;
-        if (j[m].d == doc) return j[m].grade;
-        if (j[m].d < doc) a = m + 1; else b = m;
-    }
-    return 0;
-}
-
-static int run_ir(ir_job *J, et_error *err) {
-    int32_t nd = J->nd, nq = J->nq, depth = J->k > 100 ? J->k : 100;
-    int d = J->L ? J->L->model.cfg.hidden_size : 0;
-    float *De = NULL, *Qe = NULL, *msc = NULL, *auprc_s = NULL, *auprc_l = NULL;
-    int32_t *rank = NULL, *mrank = NULL, *brank = NULL, *pq = NULL, *pd = NULL;
-    double *bsc = NULL, *dbuf = NULL, *pair_d = NULL;
-    float *fbuf = NULL;
-    const char **pair_q = NULL;
-    et_bm25 *bm = NULL;
-    int rc = 0;
-    double t0 = et_now_s();
-    rank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * depth);
-    if (!rank) goto nomem;
-    if (J->use_model) {
-        De = malloc(sizeof(float) * (size_t)nd * d);
-        Qe = malloc(sizeof(float) * (size_t)(nq ? nq : 1) * d);
-        if (!De || !Qe) goto nomem;
-        prog pc = {"encode corpus", J->quiet, {0}}, pq_ = {"encode queries", J->quiet, {0}};
-        et_encode_opts eo = enc_opts(J->batch, J->max_len, &pc);
-        if (et_encode_texts(&J->L->model, J->L->tok, J->pool, J->docs, (size_t)nd, &eo, De, err)) { rc = et_cli_fail("eval", err); goto done; }
-        eo = enc_opts(J->batch, J->max_len, &pq_);
-        if (nq < 1000) eo.progress = NULL; /* a progress line for big query sets only */
-        if (et_encode_texts(&J->L->model, J->L->tok, J->pool, J->qs, (size_t)nq, &eo, Qe, err)) { rc = et_cli_fail("eval", err); goto done; }
-        l2norm(De, nd, d);
-        l2norm(Qe, nq, d);
-    }
-    J->t_encode = et_now_s() - t0;
-    t0 = et_now_s();
-    if (J->use_bm25) {
-        et_bm25_opts bo = {J->k1, J->b, 0};
-        if (!(bm = et_bm25_build(J->docs, nd, &bo, err))) { rc = et_cli_fail("eval", err); goto done; }
-    }
-    int32_t F = depth > 1000 ? depth : 1000;
-    if (F > nd) F = nd;
-    if (J->use_model && !J->use_bm25) {
-        msc = malloc(sizeof(float) * (size_t)(nq ? nq : 1) * depth);
-        if (!msc) goto nomem;
-        if (et_mine_topk(J->pool, Qe, De, nq, nd, d, depth, 0, 0, rank, msc, err)) { rc = et_cli_fail("eval", err); goto done; }
-    } else if (J->use_bm25 && !J->use_model) {
-        bsc = malloc(sizeof(double) * (size_t)(nq ? nq : 1) * depth);
-        if (!bsc) goto nomem;
-        if (et_bm25_search_batch(J->pool, bm, J->qs, nq, depth, rank, bsc, err)) { rc = et_cli_fail("eval", err); goto done; }
-    } else { /* hybrid */
-        int nth = et_pool_size(J->pool);
-        dbuf = malloc(sizeof(double) * (size_t)nth * 3 * nd);
-        fbuf = malloc(sizeof(float) * (size_t)nth * nd);
-        if (!dbuf || !fbuf) goto nomem;
-        fuse_ctx c = {Qe, De, d, nd, depth, bm, J->qs, NULL, NULL, F, J->alpha, J->hybrid_weighted, rank, dbuf, fbuf, nq, 0};
-        if (!J->hybrid_weighted) {
-            mrank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * F);
-            brank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * F);
-            if (!mrank || !brank) goto nomem;
-            if (et_mine_topk(J->pool, Qe, De, nq, nd, d, F, 0, 0, mrank, NULL, err) ||
-                et_bm25_search_batch(J->pool, bm, J->qs, nq, F, brank, NULL, err)) { rc = et_cli_fail("eval", err); goto done; }
-            c.mrank = mrank;
-            c.brank = brank;
-        }
-        c.ntasks = nq < nth * 8 ? nq : nth * 8;
-        if (c.ntasks) et_pool_run(J->pool, fuse_task, &c, c.ntasks);
-    }
-    J->t_search = et_now_s() - t0;
-
-    /* IR metrics at k, averaged over the queries (all of them are judged) */
-    double s_ndcg = 0, s_map = 0, s_mrr = 0, s_p = 0, s_r10 = 0, s_r100 = 0;
-    for (int32_t q = 0; q < nq; q++) {
-        const int32_t *r = rank + (int64_t)q * depth;
-        const et_qrel *j = J->qrels + J->qoff[q];
-        int64_t nj = J->qoff[q + 1] - J->qoff[q];
-        s_ndcg += et_ndcg_at_k(r, depth, j, nj, J->k);
-        s_map += et_ap_at_k(r, depth, j, nj, J->k);
-        s_mrr += et_rr_at_k(r, depth, j, nj, J->k);
-        s_p += et_precision_at_k(r, depth, j, nj, J->k);
-        s_r10 += et_recall_at_k(r, depth, j, nj, 10);
-        s_r100 += et_recall_at_k(r, depth, j, nj, 100);
-    }
+    J->eo.bm25 = &J->bm25;
+    J->eo.eo_queries = J->L ? &eq : NULL;
+    et_ir_eval r;
+    if (et_eval_ir(J->L ? &J->L->model : NULL, J->L ? J->L->tok : NULL, J->pool, J->L ? &ec : NULL, &J->eo, docs, nd, qs,
+                   nq, qrels, qoff, &r, err))
+        return et_cli_fail("eval", err);
+    J->t_encode = r.seconds_encode;
+    J->t_search = r.seconds_search;
     char key[32];
-    double nqd = nq ? nq : NAN;
-    snprintf(key, sizeof key, "ndcg@%d", J->k); json_num(J->metrics, key, s_ndcg / nqd);
-    snprintf(key, sizeof key, "map@%d", J->k); json_num(J->metrics, key, s_map / nqd);
-    snprintf(key, sizeof key, "mrr@%d", J->k); json_num(J->metrics, key, s_mrr / nqd);
-    snprintf(key, sizeof key, "p@%d", J->k); json_num(J->metrics, key, s_p / nqd);
-    json_num(J->metrics, "recall@10", s_r10 / nqd);
-    json_num(J->metrics, "recall@100", s_r100 / nqd);
-
-    /* AUPRC pairs: positives (grade > 0) + sampled hard negatives from the top 100 */
-    int64_t npairs = 0, npos = 0;
-    for (int64_t i = 0; i < J->qoff[nq]; i++) npos += J->qrels[i].grade > 0;
-    int64_t cap = 2 * npos + 1;
-    pq = malloc(sizeof(int32_t) * (size_t)cap);
-    pd = malloc(sizeof(int32_t) * (size_t)cap);
-    auprc_s = malloc(sizeof(float) * (size_t)cap);
-    auprc_l = malloc(sizeof(float) * (size_t)cap);
-    int32_t *cand = malloc(sizeof(int32_t) * 100);
-    if (!pq || !pd || !auprc_s || !auprc_l || !cand) { free(cand); goto nomem; }
-    et_rng base;
-    et_rng_seed(&base, EVAL_SEED);
-    int64_t nneg = 0;
-    double cos_sum = 0;
-    for (int32_t q = 0; q < nq; q++) {
-        const et_qrel *j = J->qrels + J->qoff[q];
-        int64_t nj = J->qoff[q + 1] - J->qoff[q], qp = 0;
-        for (int64_t u = 0; u < nj; u++)
-            if (j[u].grade > 0) { pq[npairs] = q; pd[npairs] = j[u].d; auprc_l[npairs++] = 1; qp++; }
-        int32_t nc = 0, top = depth < 100 ? depth : 100;
-        for (int32_t r = 0; r < top; r++) {
-            int32_t doc = rank[(int64_t)q * depth + r];
-            if (doc >= 0 && grade_of(j, nj, doc) <= 0) cand[nc++] = doc;
-        }
-        int32_t take = (int32_t)(qp < nc ? qp : nc);
-        et_rng rng;
-        et_rng_fork(&base, (uint64_t)q, &rng);
-        for (int32_t u = 0; u < take; u++) {
-            int32_t v = u + (int32_t)et_rng_below(&rng, (uint64_t)(nc - u));
-            int32_t t = cand[u]; cand[u] = cand[v]; cand[v] = t;
-            pq[npairs] = q; pd[npairs] = cand[u]; auprc_l[npairs++] = 0;
-            nneg++;
-        }
-    }
-    free(cand);
-    if (J->use_model) {
-        for (int64_t i = 0; i < npairs; i++) {
-            auprc_s[i] = et_dot(Qe + (int64_t)pq[i] * d, De + (int64_t)pd[i] * d, d);
-            if (auprc_l[i] > 0) cos_sum += auprc_s[i];
-        }
-    } else {
-        pair_q = malloc(sizeof(char *) * (size_t)(npairs ? npairs : 1));
-        pair_d = malloc(sizeof(double) * (size_t)(npairs ? npairs : 1));
-        if (!pair_q || !pair_d) goto nomem;
-        for (int64_t i = 0; i < npairs; i++) pair_q[i] = J->qs[pq[i]];
-        if (et_bm25_score_pairs(bm, pair_q, pd, npairs, pair_d, err)) { rc = et_cli_fail("eval", err); goto done; }
-        for (int64_t i = 0; i < npairs; i++) auprc_s[i] = (float)pair_d[i];
-    }
-    json_num(J->metrics, "auprc", npos ? et_auprc(auprc_s, auprc_l, npairs) : NAN);
-    if (J->use_model) {
-        json_num(J->metrics, "anisotropy", et_mean_random_cosine(De, nd, d, EVAL_ANISO_PAIRS, EVAL_SEED));
-        json_num(J->metrics, "mean_pos_cosine", npos ? cos_sum / npos : NAN);
+    snprintf(key, sizeof key, "ndcg@%d", r.k); json_num(J->metrics, key, r.ndcg_k);
+    snprintf(key, sizeof key, "map@%d", r.k); json_num(J->metrics, key, r.map_k);
+    snprintf(key, sizeof key, "mrr@%d", r.k); json_num(J->metrics, key, r.mrr_k);
+    snprintf(key, sizeof key, "p@%d", r.k); json_num(J->metrics, key, r.p_k);
+    json_num(J->metrics, "recall@10", r.recall10);
+    json_num(J->metrics, "recall@100", r.recall100);
+    json_num(J->metrics, "auprc", r.auprc);
+    if (J->L) {
+        json_num(J->metrics, "anisotropy", r.anisotropy);
+        json_num(J->metrics, "mean_pos_cosine", r.mean_pos_cosine);
     }
     cJSON *ap = cJSON_AddObjectToObject(J->info, "auprc_pairs");
-    cJSON_AddNumberToObject(ap, "positives", (double)npos);
-    cJSON_AddNumberToObject(ap, "negatives", (double)nneg);
+    cJSON_AddNumberToObject(ap, "positives", (double)r.auprc_pos);
+    cJSON_AddNumberToObject(ap, "negatives", (double)r.auprc_neg);
     cJSON_AddStringToObject(ap, "negatives_from", "non-relevant docs of the evaluated top 100, as many as positives per query, seeded");
-    cJSON_AddStringToObject(ap, "scored_by", J->use_model ? "model cosine" : "bm25");
-    goto done;
-nomem:
-    fprintf(stderr, "embedtune eval: out of memory (%d docs, %d queries)\n", nd, nq);
-    rc = 1;
-done:
-    free(De); free(Qe); free(msc); free(rank); free(mrank); free(brank); free(bsc); free(dbuf); free(fbuf);
-    free(pq); free(pd); free(auprc_s); free(auprc_l); free(pair_q); free(pair_d);
-    et_bm25_free(bm);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ eval: STS */
-
-typedef struct {
-    char **s1, **s2;
-    double *score;
-    int64_t n, cap;
-} sts_set;
-
-static void sts_free(sts_set *s) {
-    for (int64_t i = 0; i < s->n; i++) { free(s->s1[i]); free(s->s2[i]); }
-    free(s->s1); free(s->s2); free(s->score);
-    memset(s, 0, sizeof *s);
-}
-
-/* JSONL {"s1","s2","score"[,"id"]}; keeps the rows of the split */
-static et_status sts_read(const char *path, int split, sts_set *S, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long ln = 0;
-    et_status st = ET_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        ln++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
-        cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "s1") : NULL, *b = j ? cJSON_GetObjectItemCaseSensitive(j, "s2") : NULL;
-        cJSON *sc = j ? cJSON_GetObjectItemCaseSensitive(j, "score") : NULL, *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-        if (!j || !cJSON_IsObject(j)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object", path, ln);
-        else if (!cJSON_IsString(a) || !cJSON_IsString(b)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: fields \"s1\" and \"s2\" must be strings", path, ln);
-        else if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"score\" must be a finite number", path, ln);
-        if (st) { cJSON_Delete(j); break; }
-        char idb[64];
-        const char *key = cJSON_IsString(id) ? id->valuestring : a->valuestring;
-        if (cJSON_IsNumber(id)) { snprintf(idb, sizeof idb, "%.17g", id->valuedouble); key = idb; }
-        if (split && et_split_is_test(key) != (split == 1)) { cJSON_Delete(j); continue; }
-        if (S->n == S->cap) {
-            int64_t nc = S->cap ? S->cap * 2 : 1024;
-            char **n1 = realloc(S->s1, sizeof(char *) * nc);
-            if (n1) S->s1 = n1;
-            char **n2 = realloc(S->s2, sizeof(char *) * nc);
-            if (n2) S->s2 = n2;
-            double *ns = realloc(S->score, sizeof(double) * nc);
-            if (ns) S->score = ns;
-            if (!n1 || !n2 || !ns) { cJSON_Delete(j); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
-            S->cap = nc;
-        }
-        S->s1[S->n] = strdup(a->valuestring);
-        S->s2[S->n] = strdup(b->valuestring);
-        S->score[S->n] = sc->valuedouble;
-        cJSON_Delete(j);
-        if (!S->s1[S->n] || !S->s2[S->n]) { free(S->s1[S->n]); free(S->s2[S->n]); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
-        S->n++;
-    }
-    free(line);
-    fclose(f);
-    if (!st && S->n < 2) st = et_fail(err, ET_ERR_FORMAT, "%s: need at least 2 STS rows in the split (found %lld)", path, (long long)S->n);
-    return st;
+    cJSON_AddStringToObject(ap, "scored_by", J->L ? "model cosine" : "bm25");
+    return 0;
 }
 
 /* ------------------------------------------------------------------ eval command */
@@ -435,32 +189,16 @@ static int run_eval(et_opt *o, int n) {
     const char *data = et_cli_get(o, n, "--data"), *hyb = et_cli_get(o, n, "--hybrid"), *sp = et_cli_get(o, n, "--split");
     const char *model = et_cli_get(o, n, "--model"), *jout = et_cli_get(o, n, "--json");
     int use_bm25 = et_cli_get(o, n, "--bm25") != NULL, quiet = et_cli_get(o, n, "--quiet") != NULL;
-    int split = 0; /* 0 all, 1 test, 2 train */
-    if (sp && !strcmp(sp, "test")) split = 1;
-    else if (sp && !strcmp(sp, "train")) split = 2;
+    et_split split = ET_SPLIT_ALL;
+    if (sp && !strcmp(sp, "test")) split = ET_SPLIT_TEST;
+    else if (sp && !strcmp(sp, "train")) split = ET_SPLIT_TRAIN;
     else if (sp && strcmp(sp, "all")) { fprintf(stderr, "embedtune eval: --split must be test, train or all (got '%s')\n", sp); return 2; }
     if (hyb && strcmp(hyb, "rrf") && strcmp(hyb, "weighted")) { fprintf(stderr, "embedtune eval: --hybrid must be rrf or weighted (got '%s')\n", hyb); return 2; }
     if (hyb && use_bm25) { fprintf(stderr, "embedtune eval: give --bm25 or --hybrid, not both\n"); return 2; }
     if (!use_bm25 && !model) { fprintf(stderr, "embedtune eval: missing --model DIR (or --bm25 for the BM25 baseline)\n"); return 2; }
     int is_dir = et_dir_exists(data);
     if (!is_dir && !et_file_exists(data)) { fprintf(stderr, "embedtune eval: --data %s: no such file or folder\n", data); return 2; }
-    /* sniff STS: the first non-blank line has "s1" and "s2" */
-    int is_sts = 0;
-    if (!is_dir) {
-        FILE *f = fopen(data, "rb");
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        while (f && (len = getline(&line, &cap, f)) >= 0) {
-            if (len <= 1) continue;
-            cJSON *j = cJSON_Parse(line);
-            is_sts = j && cJSON_GetObjectItemCaseSensitive(j, "s1") && cJSON_GetObjectItemCaseSensitive(j, "s2");
-            cJSON_Delete(j);
-            break;
-        }
-        free(line);
-        if (f) fclose(f);
-    }
+    int is_sts = !is_dir && et_sts_sniff(data);
     if (is_sts && (use_bm25 || hyb)) { fprintf(stderr, "embedtune eval: STS data is scored by the model only (no --bm25/--hybrid)\n"); return 2; }
 
     double t_start = et_now_s();
@@ -480,7 +218,7 @@ static int run_eval(et_opt *o, int n) {
     cJSON_AddStringToObject(root, "kind", is_dir ? "beir" : is_sts ? "sts" : "pairs");
     cJSON_AddStringToObject(root, "mode", use_bm25 ? "bm25" : !hyb ? "dense" : !strcmp(hyb, "rrf") ? "hybrid-rrf" : "hybrid-weighted");
     if (model && have_model) cJSON_AddStringToObject(root, "model", model); else cJSON_AddNullToObject(root, "model");
-    cJSON_AddStringToObject(root, "split", split == 1 ? "test" : split == 2 ? "train" : "all");
+    cJSON_AddStringToObject(root, "split", split == ET_SPLIT_TEST ? "test" : split == ET_SPLIT_TRAIN ? "train" : "all");
     cJSON_AddNumberToObject(root, "k", k);
     if (use_bm25 || hyb) {
         cJSON *bp = cJSON_AddObjectToObject(root, "bm25");
@@ -498,10 +236,11 @@ static int run_eval(et_opt *o, int n) {
     ir_job J = {0};
     J.L = have_model ? &L : NULL;
     J.pool = pool;
-    J.use_bm25 = use_bm25 || hyb;
-    J.use_model = have_model;
-    J.hybrid_weighted = hyb && !strcmp(hyb, "weighted");
-    J.alpha = alpha; J.k1 = k1; J.b = bb; J.k = k; J.batch = batch; J.max_len = mlen; J.quiet = quiet;
+    J.eo.mode = use_bm25 ? ET_EVAL_BM25 : !hyb ? ET_EVAL_DENSE : !strcmp(hyb, "rrf") ? ET_EVAL_HYBRID_RRF : ET_EVAL_HYBRID_WEIGHTED;
+    J.eo.k = k;
+    J.eo.alpha = alpha;
+    J.bm25 = (et_bm25_opts){k1, bb, 0};
+    J.batch = batch; J.max_len = mlen; J.quiet = quiet;
     J.metrics = metrics;
     J.info = info;
 
@@ -518,7 +257,7 @@ static int run_eval(et_opt *o, int n) {
         int64_t m = 0;
         for (int32_t q = 0; !rc && q < B.nqueries; q++) {
             if (B.qrel_off[q + 1] == B.qrel_off[q]) continue;
-            if (split && et_split_is_test(B.query_id[q]) != (split == 1)) continue;
+            if (!et_split_keep(split, B.query_id[q], B.query_text[q])) continue;
             off[ns] = m;
             for (int64_t u = B.qrel_off[q]; u < B.qrel_off[q + 1]; u++) { qr[m] = B.qrels[u]; qr[m++].q = ns; }
             qs[ns] = B.query_text[q];
@@ -531,45 +270,46 @@ static int run_eval(et_opt *o, int n) {
             cJSON_AddNumberToObject(info, "nqrels", (double)m);
             if (!ns) { fprintf(stderr, "embedtune eval: %s: no judged query in split '%s'\n", data, sp ? sp : "all"); rc = 1; }
         }
-        if (!rc) {
-            J.docs = B.doc_text; J.nd = B.ndocs; J.qs = qs; J.nq = ns; J.qrels = qr; J.qoff = off;
-            rc = run_ir(&J, &err);
-        }
+        if (!rc) rc = run_ir(&J, B.doc_text, B.ndocs, qs, ns, qr, off, &err);
         free(sel); free(qs); free(off); free(qr);
         et_beir_free(&B);
     } else if (is_sts) {
-        sts_set S = {0};
-        if (sts_read(data, split, &S, &err)) { sts_free(&S); rc = et_cli_fail("eval", &err); goto out; }
-        int d = L.model.cfg.hidden_size;
-        float *a = malloc(sizeof(float) * (size_t)S.n * d), *b = malloc(sizeof(float) * (size_t)S.n * d);
-        double *cs = malloc(sizeof(double) * (size_t)S.n);
-        if (!a || !b || !cs) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; }
-        prog p1 = {"encode s1", quiet, {0}}, p2 = {"encode s2", quiet, {0}};
-        double t0 = et_now_s();
-        et_encode_opts e1 = enc_opts(batch, mlen, &p1), e2 = enc_opts(batch, mlen, &p2);
-        if (!rc && (et_encode_texts(&L.model, L.tok, pool, (const char *const *)S.s1, (size_t)S.n, &e1, a, &err) ||
-                    et_encode_texts(&L.model, L.tok, pool, (const char *const *)S.s2, (size_t)S.n, &e2, b, &err)))
-            rc = et_cli_fail("eval", &err);
-        J.t_encode = et_now_s() - t0;
-        if (!rc) {
-            l2norm(a, S.n, d);
-            l2norm(b, S.n, d);
-            for (int64_t i = 0; i < S.n; i++) cs[i] = et_dot(a + i * d, b + i * d, d);
-            cJSON_AddNumberToObject(info, "nqueries", (double)S.n);
-            json_num(metrics, "spearman", 100 * et_spearman(cs, S.score, S.n));
-            json_num(metrics, "pearson", 100 * et_pearson(cs, S.score, S.n));
-            json_num(metrics, "anisotropy", et_mean_random_cosine(b, S.n, d, EVAL_ANISO_PAIRS, EVAL_SEED));
+        et_sts S = {0};
+        if (et_sts_read(data, &ro, &S, &rep, &err)) { rc = et_cli_fail("eval", &err); goto out; }
+        /* the split, by compacting the rows */
+        int64_t w = 0;
+        for (int64_t i = 0; i < S.n; i++) {
+            if (!et_split_keep(split, S.id[i], S.s1[i])) continue;
+            S.s1[w] = S.s1[i]; S.s2[w] = S.s2[i]; S.id[w] = S.id[i]; S.score[w++] = S.score[i];
         }
-        free(a); free(b); free(cs);
-        sts_free(&S);
+        S.n = w;
+        float *lab = malloc(sizeof(float) * (size_t)(w ? w : 1));
+        prog p1 = {"encode pairs", quiet, {0}};
+        et_encode_opts e1 = enc_opts(batch, mlen, &p1);
+        et_pair_eval pe;
+        if (w < 2) { fprintf(stderr, "embedtune eval: %s: need at least 2 STS rows in split '%s' (found %lld)\n", data, sp ? sp : "all", (long long)w); rc = 1; }
+        else if (!lab) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; }
+        else {
+            for (int64_t i = 0; i < w; i++) lab[i] = (float)S.score[i];
+            double t0 = et_now_s();
+            if (et_eval_pairs_dense(&L.model, L.tok, pool, &e1, S.s1, S.s2, lab, w, &pe, &err)) rc = et_cli_fail("eval", &err);
+            J.t_encode = et_now_s() - t0;
+        }
+        if (!rc) {
+            cJSON_AddNumberToObject(info, "nqueries", (double)w);
+            json_num(metrics, "spearman", pe.spearman);
+            json_num(metrics, "pearson", pe.pearson);
+            json_num(metrics, "anisotropy", pe.anisotropy);
+        }
+        free(lab);
+        et_sts_free(&S);
     } else {
         et_pairs P = {0};
         if (et_pairs_read(data, &ro, &P, &rep, &err)) { et_pairs_free(&P); rc = et_cli_fail("eval", &err); goto out; }
         /* the split: keep rows by id (or query text) - done by compacting the row arrays */
         int64_t w = 0;
         for (int64_t i = 0; i < P.n; i++) {
-            const char *key = P.id[i] ? P.id[i] : P.query[i];
-            if (split && et_split_is_test(key) != (split == 1)) continue;
+            if (!et_split_keep(split, P.id[i], P.query[i])) continue;
             P.query[w] = P.query[i]; P.passage[w] = P.passage[i]; P.id[w] = P.id[i]; P.label[w] = P.label[i];
             w++;
         }
@@ -606,7 +346,7 @@ static int run_eval(et_opt *o, int n) {
                     json_num(metrics, "auprc", np ? et_auprc(sc, P.label, w) : NAN);
                     if (!use_bm25) {
                         json_num(metrics, "mean_pos_cosine", np ? cs / np : NAN);
-                        json_num(metrics, "anisotropy", et_mean_random_cosine(e.pemb, ix.np, e.d, EVAL_ANISO_PAIRS, EVAL_SEED));
+                        json_num(metrics, "anisotropy", et_mean_random_cosine(e.pemb, ix.np, e.d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED));
                     }
                 }
                 free(sc);
@@ -620,8 +360,7 @@ static int run_eval(et_opt *o, int n) {
                 if (!rc) {
                     cJSON_AddNumberToObject(info, "nqueries", ix.nq);
                     cJSON_AddNumberToObject(info, "ndocs", ix.np);
-                    J.docs = ix.ptext; J.nd = ix.np; J.qs = ix.qtext; J.nq = ix.nq; J.qrels = qr; J.qoff = ix.pos_off;
-                    rc = run_ir(&J, &err);
+                    rc = run_ir(&J, ix.ptext, ix.np, ix.qtext, ix.nq, qr, ix.pos_off, &err);
                 }
                 free(qr);
             }
@@ -842,12 +581,6 @@ static et_opt mine_opts[] = {
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
 
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int run_mine(et_opt *o, int n) {
     int ok = 1;
     if (!et_cli_need(o, n, "mine", "--model") || !et_cli_need(o, n, "mine", "--in") || !et_cli_need(o, n, "mine", "--out")) return 2;
@@ -871,36 +604,36 @@ static int run_mine(et_opt *o, int n) {
     memset(&ix, 0, sizeof ix);
     et_cli_model L;
     memset(&L, 0, sizeof L);
-    et_strvec cids = {0}, ctexts = {0};
+    et_corpus C = {0};
     const char **docs = NULL;
     float *Q = NULL, *D = NULL, *nsc = NULL;
     int32_t *neg = NULL, *negq = NULL;
     uint64_t *hset = NULL;
     if (et_pairs_read(et_cli_get(o, n, "--in"), NULL, &P, NULL, &err) || et_pair_index_build(&P, &ix, &err)) { rc = et_cli_fail("mine", &err); goto done; }
-    if (et_cli_get(o, n, "--corpus") && et_cli_read_corpus(et_cli_get(o, n, "--corpus"), &cids, &ctexts, &err)) { rc = et_cli_fail("mine", &err); goto done; }
+    if (et_cli_get(o, n, "--corpus") && et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("mine", &err); goto done; }
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { rc = et_cli_fail("mine", &err); goto done; }
     /* corpus = the distinct passages, then the --corpus docs whose text is not one of them */
     int64_t nd = ix.np, hcap = 16;
     while (hcap < 2 * (int64_t)ix.np) hcap <<= 1;
-    docs = malloc(sizeof(char *) * (size_t)(ix.np + ctexts.n + 1));
+    docs = malloc(sizeof(char *) * (size_t)(ix.np + C.n + 1));
     hset = calloc((size_t)hcap, sizeof(uint64_t)); /* hashes of the passages (0 = empty slot) */
     if (!docs || !hset) { fprintf(stderr, "embedtune mine: out of memory\n"); rc = 1; goto done; }
     for (int32_t p = 0; p < ix.np; p++) {
         docs[p] = ix.ptext[p];
-        uint64_t h = fnv(ix.ptext[p]) | 1, u = h & (hcap - 1);
+        uint64_t h = et_fnv1a64_str(ix.ptext[p]) | 1, u = h & (hcap - 1);
         while (hset[u] && hset[u] != h) u = (u + 1) & (hcap - 1);
         hset[u] = h;
     }
     int64_t ndup = 0;
-    for (size_t i = 0; i < ctexts.n; i++) {
-        uint64_t h = fnv(ctexts.v[i]) | 1, u = h & (hcap - 1);
+    for (int32_t i = 0; i < C.n; i++) {
+        uint64_t h = et_fnv1a64_str(C.text[i]) | 1, u = h & (hcap - 1);
         int dup = 0;
         while (hset[u] && !dup) {
             if (hset[u] == h) /* hash hit: confirm by text */
-                for (int32_t p = 0; p < ix.np && !dup; p++) dup = !strcmp(ix.ptext[p], ctexts.v[i]);
+                for (int32_t p = 0; p < ix.np && !dup; p++) dup = !strcmp(ix.ptext[p], C.text[i]);
             u = (u + 1) & (hcap - 1);
         }
-        if (dup) ndup++; else docs[nd++] = ctexts.v[i];
+        if (dup) ndup++; else docs[nd++] = C.text[i];
     }
     int d = L.model.cfg.hidden_size;
     Q = malloc(sizeof(float) * (size_t)(ix.nq ? ix.nq : 1) * d);
@@ -914,8 +647,8 @@ static int run_mine(et_opt *o, int n) {
     if (et_encode_texts(&L.model, L.tok, L.pool, docs, (size_t)nd, &eo, D, &err)) { rc = et_cli_fail("mine", &err); goto done; }
     eo.progress = NULL;
     if (et_encode_texts(&L.model, L.tok, L.pool, ix.qtext, (size_t)ix.nq, &eo, Q, &err)) { rc = et_cli_fail("mine", &err); goto done; }
-    l2norm(D, nd, d);
-    l2norm(Q, ix.nq, d);
+    et_l2norm_rows(D, nd, d);
+    et_l2norm_rows(Q, ix.nq, d);
     et_mine_cfg mc = {lo, hi, nneg, (float)margin, et_cli_get(o, n, "--sample") != NULL, (uint64_t)seed, 0, 0};
     et_mine_stats st;
     double t0 = et_now_s();
@@ -956,7 +689,7 @@ static int run_mine(et_opt *o, int n) {
                 (long long)st.n_fn_dropped, st.n_short, tm, (long long)nrec, et_cli_get(o, n, "--out"));
 done:
     free(docs); free(hset); free(Q); free(D); free(neg); free(negq); free(nsc);
-    et_sv_free(&cids); et_sv_free(&ctexts);
+    et_corpus_free(&C);
     et_cli_free(&L);
     et_pair_index_free(&ix);
     et_pairs_free(&P);

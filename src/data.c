@@ -100,12 +100,21 @@ void et_sha1_hex(const void *data, size_t n, char out[41]) {
     out[40] = 0;
 }
 
-int et_split_is_test(const char *id) {
+int et_split_is_test(const char *key) {
     uint8_t d[20];
-    et_sha1(id, strlen(id), d);
+    et_sha1(key, strlen(key), d);
     /* int(hex[0:8], 16) = the first 4 bytes, big-endian */
     uint32_t v = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
     return v % 100 >= 80;
+}
+
+const char *et_split_key(const char *id, const char *query) { return id && id[0] ? id : query; }
+
+int et_split_row_is_test(const char *id, const char *query) { return et_split_is_test(et_split_key(id, query)); }
+
+int et_split_keep(et_split which, const char *id, const char *query) {
+    if (which == ET_SPLIT_ALL) return 1;
+    return et_split_row_is_test(id, query) == (which == ET_SPLIT_TEST);
 }
 
 /* ================================ bad-line reporting ===================================== */
@@ -1097,5 +1106,158 @@ et_status et_beir_read(const char *dir, const et_read_opts *opts, et_beir *out, 
     return ET_OK;
 fail:
     et_beir_free(out);
+    return st;
+}
+
+/* ================================ corpus.jsonl on its own ================================== */
+void et_corpus_free(et_corpus *c) {
+    if (!c) return;
+    free(c->id); free(c->text); free(c->title_len); free(c->arena);
+    strmap_free(c->map);
+    memset(c, 0, sizeof *c);
+}
+
+et_status et_corpus_read(const char *path, const et_read_opts *opts, et_corpus *out, et_read_report *report,
+                         et_error *err) {
+    et_read_report local;
+    if (!report) report = &local;
+    report_init(report);
+    memset(out, 0, sizeof *out);
+    strmap *m = NULL;
+    et_status st = beir_jsonl(path, 1, opts, report, &out->arena, &out->id, &out->text, &out->title_len, &out->n, &m, err);
+    out->map = m;
+    if (st) et_corpus_free(out);
+    return st;
+}
+
+/* ================================ STS ====================================================== */
+void et_sts_free(et_sts *s) {
+    if (!s) return;
+    free(s->s1); free(s->s2); free(s->id); free(s->score); free(s->arena);
+    memset(s, 0, sizeof *s);
+}
+
+static const char *sts_str(et_sts *S, const cJSON *v, const char *field, char *why, size_t cap) {
+    if (!cJSON_IsString(v) || !v->valuestring) {
+        snprintf(why, cap, "field '%s': %s", field, v ? "expected a string" : "missing");
+        return NULL;
+    }
+    size_t n = strlen(v->valuestring), at;
+    if (!et_utf8_valid(v->valuestring, n, &at)) {
+        snprintf(why, cap, "field '%s': invalid UTF-8 (escaped surrogate?) at byte %zu", field, at + 1);
+        return NULL;
+    }
+    if (S->arena_used + n + 1 > S->arena_cap) { snprintf(why, cap, "field '%s': internal arena overflow", field); return NULL; }
+    char *d = S->arena + S->arena_used;
+    memcpy(d, v->valuestring, n + 1);
+    S->arena_used += n + 1;
+    return d;
+}
+
+int et_sts_sniff(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int r = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        if (is_blank(line, (size_t)len)) continue;
+        size_t b = bom(line, (size_t)len);
+        cJSON *j = cJSON_ParseWithLength(line + b, (size_t)len - b);
+        r = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "s1") && cJSON_GetObjectItemCaseSensitive(j, "s2");
+        cJSON_Delete(j);
+        break;
+    }
+    free(line);
+    fclose(f);
+    return r;
+}
+
+et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, et_read_report *report,
+                      et_error *err) {
+    et_read_report local;
+    if (!report) report = &local;
+    report_init(report);
+    memset(out, 0, sizeof *out);
+    char *buf;
+    size_t len;
+    et_status st = load(path, opts, &buf, &len, err);
+    if (st) return st;
+    out->arena = et_malloc(len + 64, "STS text arena", err);
+    if (!out->arena) { free(buf); return ET_ERR_NOMEM; }
+    out->arena_cap = len + 64;
+    rctx c = {path, opts ? opts->skip_bad : 0, report, err};
+    lines L = {buf, len, bom(buf, len), 0};
+    const char *s;
+    size_t n;
+    char why[ET_DATA_MSG_LEN], tmp[96];
+    while (next_line(&L, &s, &n)) {
+        if (is_blank(s, n)) continue;
+        const char *r = check_raw(s, n, tmp, sizeof tmp);
+        if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
+        cJSON *o = cJSON_ParseWithLength(s, n);
+        size_t mark = out->arena_used;
+        const char *a = NULL, *b = NULL, *id = NULL;
+        et_status code = ET_ERR_FORMAT;
+        why[0] = 0;
+        if (!cJSON_IsObject(o)) {
+            if (o) snprintf(why, sizeof why, "expected a JSON object");
+            else explain_json_error(s, n, why, sizeof why);
+        } else {
+            const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "score"), *iv = cJSON_GetObjectItemCaseSensitive(o, "id");
+            if (!(a = sts_str(out, cJSON_GetObjectItemCaseSensitive(o, "s1"), "s1", why, sizeof why)) ||
+                !(b = sts_str(out, cJSON_GetObjectItemCaseSensitive(o, "s2"), "s2", why, sizeof why))) {
+            } else if (!cJSON_IsNumber(sc)) {
+                snprintf(why, sizeof why, "field 'score': %s", sc ? "expected a number" : "missing");
+            } else if (!isfinite(sc->valuedouble)) {
+                snprintf(why, sizeof why, "field 'score': not a finite number");
+                code = ET_ERR_NUMERIC;
+            } else if (iv && !cJSON_IsNull(iv)) {
+                if (cJSON_IsNumber(iv)) {
+                    char nb[64];
+                    snprintf(nb, sizeof nb, "%.17g", iv->valuedouble);
+                    cJSON *t = cJSON_CreateString(nb);
+                    id = t ? sts_str(out, t, "id", why, sizeof why) : NULL;
+                    if (!t) snprintf(why, sizeof why, "out of memory");
+                    cJSON_Delete(t);
+                } else id = sts_str(out, iv, "id", why, sizeof why);
+            }
+            if (!why[0] && (int64_t)out->n + 1 > out->cap) {
+                int64_t c0 = out->cap, c1 = c0;
+                if (!grow((void **)&out->s1, &c1, out->n + 1, sizeof(char *)) ||
+                    !(c1 = c0, grow((void **)&out->s2, &c1, out->n + 1, sizeof(char *))) ||
+                    !(c1 = c0, grow((void **)&out->id, &c1, out->n + 1, sizeof(char *))) ||
+                    !(c1 = c0, grow((void **)&out->score, &c1, out->n + 1, sizeof(double)))) {
+                    cJSON_Delete(o);
+                    st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory", path, (long long)L.lineno);
+                    goto done;
+                }
+                out->cap = c1;
+            }
+            if (!why[0]) {
+                out->s1[out->n] = a;
+                out->s2[out->n] = b;
+                out->id[out->n] = id;
+                out->score[out->n++] = sc->valuedouble;
+            }
+        }
+        cJSON_Delete(o);
+        if (why[0]) {
+            out->arena_used = mark;
+            if ((st = bad_line(&c, L.lineno, code, "%s", why))) goto done;
+        }
+    }
+    report->nread = out->n;
+    if (out->n < 2) {
+        if (report->nbad)
+            st = et_fail(err, ET_ERR_FORMAT, "%s: fewer than 2 good STS rows (%lld; %lld bad, first: %s)", path,
+                         (long long)out->n, (long long)report->nbad, report->msgs[0]);
+        else
+            st = et_fail(err, ET_ERR_FORMAT, "%s: need at least 2 STS rows (found %lld)", path, (long long)out->n);
+    }
+done:
+    free(buf);
+    if (st) et_sts_free(out);
     return st;
 }

@@ -11,6 +11,9 @@
  *                     (.csv / .tsv), else sniffed from the header line (a tab present => TSV).
  *   - BEIR folder   : corpus.jsonl {"_id","title","text"}, queries.jsonl {"_id","text"},
  *                     qrels.tsv (or qrels/test.tsv) with header "query-id corpus-id score".
+ *   - corpus.jsonl  : on its own (search, mine --corpus), the same reader as the BEIR folder's.
+ *   - STS JSONL     : {"s1", "s2", "score"[, "id"]} (score any finite number, e.g. 0..5).
+ * docs/data-formats.md describes every format and the held-out split for users.
  *
  * Every bad line is reported as "file:line: reason". With opts.skip_bad the reader skips the line,
  * counts it and keeps the first ET_DATA_MAX_MSGS messages in the report; otherwise it stops at the
@@ -110,6 +113,44 @@ void et_beir_free(et_beir *b);
 int32_t et_beir_doc_index(const et_beir *b, const char *id);
 int32_t et_beir_query_index(const et_beir *b, const char *id);
 
+/* ---- corpus.jsonl ------------------------------------------------------------------------- */
+typedef struct {
+    int32_t n;
+    const char **id;           /* [n] ("_id": a string, or an integer written in decimal) */
+    const char **text;         /* [n] title + " " + text (just the one of them if the other is empty) */
+    int32_t *title_len;        /* [n] the title is text[i][0 .. title_len[i]) */
+    /* internal */
+    char *arena;
+    void *map;
+} et_corpus;
+
+/* corpus.jsonl {"_id", "title"?, "text"}: the reader et_beir_read uses for its corpus. Duplicate ids are
+ * an error (always, also with skip_bad); no document at all is an error. */
+et_status et_corpus_read(const char *path, const et_read_opts *opts, et_corpus *out, et_read_report *report,
+                         et_error *err);
+void et_corpus_free(et_corpus *c);
+
+/* ---- STS ------------------------------------------------------------------------------------ */
+typedef struct {
+    int64_t n;
+    const char **s1, **s2;     /* [n] */
+    const char **id;           /* [n] "id" (a string, or a number written "%.17g"); NULL entries when absent */
+    double *score;             /* [n] finite */
+    /* internal */
+    char *arena;
+    size_t arena_cap, arena_used;
+    int64_t cap;
+} et_sts;
+
+/* STS JSONL {"s1": str, "s2": str, "score": number[, "id": str|number]}, other fields ignored; validated
+ * like the pairs reader (strict UTF-8 of the line and of the decoded strings, file:line messages,
+ * skip_bad). Fewer than 2 good rows is an error. */
+et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, et_read_report *report,
+                      et_error *err);
+void et_sts_free(et_sts *s);
+/* 1 if path is a file whose first non-blank line is a JSON object with "s1" and "s2" (an STS file). */
+int et_sts_sniff(const char *path);
+
 /* ---- UTF-8, SHA-1, split ------------------------------------------------------------------- */
 /* 1 if s[0..n) is valid UTF-8 (strict: RFC 3629). If invalid and bad_at != NULL, *bad_at = offset
  * of the first bad byte. */
@@ -118,7 +159,22 @@ int et_utf8_valid(const char *s, size_t n, size_t *bad_at);
 void et_sha1(const void *data, size_t n, uint8_t out[20]);
 /* 40 lowercase hex chars + NUL */
 void et_sha1_hex(const void *data, size_t n, char out[41]);
-/* data.md split: test iff int(sha1_hex(id)[0:8], 16) % 100 >= 80 */
-int et_split_is_test(const char *id);
+/* The held-out split (docs/data-formats.md), ONE rule for eval, finetune and the web page:
+ *   a row is held out iff int(sha1_hex(KEY)[0:8], 16) % 100 >= 80 (SHA-1 of KEY's UTF-8 bytes), where KEY is
+ *   - BEIR: the query id;
+ *   - pairs / STS rows: the row's "id" when it has a non-empty one, else its query text ("query"; STS: "s1").
+ * Keying on the query text keeps every row of one question on the same side (a question asked in several rows
+ * is never both trained on and tested on), and the key does not move when rows are added, removed, filtered or
+ * reordered (a line number or row index would). */
+typedef enum { ET_SPLIT_ALL = 0, ET_SPLIT_TEST = 1, ET_SPLIT_TRAIN = 2 } et_split;
+
+/* the rule on a key: test iff int(sha1_hex(key)[0:8], 16) % 100 >= 80 */
+int et_split_is_test(const char *key);
+/* the key of a row: id if id && *id, else query (both borrowed; query must not be NULL) */
+const char *et_split_key(const char *id, const char *query);
+/* et_split_is_test(et_split_key(id, query)) */
+int et_split_row_is_test(const char *id, const char *query);
+/* 1 if the row belongs to `which` (always for ET_SPLIT_ALL) */
+int et_split_keep(et_split which, const char *id, const char *query);
 
 #endif

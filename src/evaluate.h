@@ -1,12 +1,18 @@
-/* evaluate.h - held-out evaluation of a model (or BM25): retrieval metrics and pair metrics.
+/* evaluate.h - held-out evaluation of a model, BM25 or a hybrid: retrieval metrics and pair metrics.
  *
- * The definitions are those of `embedtune eval` (src/cli_eval.c) so both commands print the same numbers:
- *   retrieval : exact top-100 search (cosine of L2-normalised embeddings, et_mine_topk; or BM25), nDCG@10,
- *               MAP@10, MRR@10, Recall@100 (metrics.h), averaged over the given (judged) queries;
+ * The ONE evaluation protocol: `embedtune eval` (src/cli_eval.c), `embedtune finetune` (finetune.c) and the
+ * benchmarks call these functions, so every face prints the same numbers for the same data.
+ *   retrieval : exact top-depth search, depth = max(k, 100) (cosine of L2-normalised embeddings, et_mine_topk;
+ *               BM25; or a hybrid: reciprocal-rank fusion (k = 60) of the model's and BM25's top max(depth, 1000),
+ *               or alpha x min-max(cosine) + (1 - alpha) x min-max(BM25) over the whole corpus), then nDCG@k,
+ *               MAP@k, MRR@k, P@k, Recall@10, Recall@100 and the same at k = 10 (metrics.h definitions),
+ *               averaged over the given (judged) queries;
  *   AUPRC     : the judged pairs with grade > 0 are the positives; per query as many negatives as it has
  *               positives (fewer if not available) are drawn, seeded (20240917, forked per query), from
- *               the non-relevant docs of the evaluated ranking's top 100; scored by the system's score;
- *   anisotropy: mean cosine of random corpus-embedding pairs (100k pairs max, same seed);
+ *               the non-relevant docs of the evaluated ranking's top 100; scored by the system's score
+ *               (the model cosine for dense and hybrid, BM25 for bm25);
+ *   anisotropy: mean cosine of random corpus-embedding pairs (100k pairs max, same seed); NaN for BM25;
+ *   mean_pos_cosine: mean model cosine of the positive pairs; NaN for BM25;
  *   pairs     : Spearman / Pearson (x100) of cos(a_i, b_i) against label_i, AUPRC (label >= 0.5 is
  *               positive), anisotropy over the b side, mean cosine of the positive pairs. */
 #ifndef ET_EVALUATE_H
@@ -24,27 +30,53 @@
 #define ET_EVAL_SEED 20240917ull
 #define ET_EVAL_ANISO_PAIRS 100000
 
+typedef enum {
+    ET_EVAL_DENSE = 0,           /* the model's cosine */
+    ET_EVAL_BM25 = 1,
+    ET_EVAL_HYBRID_RRF = 2,      /* reciprocal-rank fusion of the model and BM25 */
+    ET_EVAL_HYBRID_WEIGHTED = 3  /* alpha x min-max(cosine) + (1 - alpha) x min-max(BM25) */
+} et_eval_mode;
+
 typedef struct {
-    double ndcg10, map10, mrr10, recall100;
+    et_eval_mode mode;                 /* default (0) dense */
+    int32_t k;                         /* cut-off of the @k metrics; 0 = 10 */
+    const et_bm25_opts *bm25;          /* NULL = k1 0.9, b 0.4 */
+    double alpha;                      /* weighted hybrid: the model's weight (the CLI's default is 0.5) */
+    const et_encode_opts *eo_queries;  /* encoding of the queries; NULL = the corpus options without progress */
+} et_ir_eval_opts;
+
+typedef struct {
+    double ndcg10, map10, mrr10, recall100;   /* at 10 (and 100), whatever k is */
+    int32_t k;                                /* the cut-off of the next four */
+    double ndcg_k, map_k, mrr_k, p_k;
+    double recall10;
     double auprc;
     double anisotropy;       /* NaN for BM25 */
     double mean_pos_cosine;  /* NaN for BM25 */
     int32_t nqueries, ndocs;
     int64_t auprc_pos, auprc_neg;
+    double seconds_encode, seconds_search;    /* encoding (model modes); BM25 index + search + fusion */
 } et_ir_eval;
 
-/* qrels[qoff[q] .. qoff[q+1]) are query q's judgments (q in [0, nq), doc in [0, nd)). eo may be NULL. */
+/* qrels[qoff[q] .. qoff[q+1]) are query q's judgments (q in [0, nq), doc in [0, nd)); every query is
+ * evaluated. m, tok and eo are not used by (and may be NULL for) ET_EVAL_BM25; eo NULL = batch 32, 256
+ * tokens, no progress. o NULL = dense, k 10. */
+et_status et_eval_ir(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                     const et_ir_eval_opts *o, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
+                     const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err);
+/* et_eval_ir with mode dense, k 10. */
 et_status et_eval_ir_dense(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                            const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                            const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err);
-/* Same with BM25 over docs (opts NULL = k1 0.9, b 0.4). */
+/* et_eval_ir with mode bm25 (opts NULL = k1 0.9, b 0.4), k 10. */
 et_status et_eval_ir_bm25(et_pool *pool, const et_bm25_opts *opts, const char *const *docs, int32_t nd,
                           const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                           et_ir_eval *out, et_error *err);
-/* The metric part on its own: rank [nq, depth] (depth >= 100 for Recall@100), pair_score(ctx, q, d). */
-et_status et_eval_ir_rankings(const int32_t *rank, int32_t depth, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
-                              float (*pair_score)(void *ctx, int32_t q, int32_t d), void *ctx, et_ir_eval *out,
-                              et_error *err);
+/* The metric part on its own: rank [nq, depth] (depth >= max(k, 100)), cut-off k (0 = 10),
+ * pair_score(ctx, q, d) for the AUPRC pairs; fills the metric fields of out (not ndocs, anisotropy, seconds). */
+et_status et_eval_ir_rankings(const int32_t *rank, int32_t depth, int32_t k, int32_t nq, const et_qrel *qrels,
+                              const int64_t *qoff, float (*pair_score)(void *ctx, int32_t q, int32_t d), void *ctx,
+                              et_ir_eval *out, et_error *err);
 
 typedef struct {
     double spearman, pearson; /* x100; NaN if the labels are constant */

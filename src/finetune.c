@@ -19,6 +19,7 @@
 #include "kernels.h"
 #include "moe.h"
 #include "rng.h"
+#include "util.h"
 
 void et_finetune_cfg_default(et_finetune_cfg *c) {
     memset(c, 0, sizeof *c);
@@ -34,12 +35,6 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->seed = 42;
 }
 
-int et_finetune_is_test(const char *id, long row) {
-    char b[32];
-    if (!id) { snprintf(b, sizeof b, "%ld", row); id = b; }
-    return et_split_is_test(id);
-}
-
 static void say(const et_finetune_cfg *c, const char *fmt, ...) {
     if (c->quiet) return;
     va_list ap;
@@ -50,13 +45,6 @@ static void say(const et_finetune_cfg *c, const char *fmt, ...) {
     va_end(ap);
 }
 
-static void l2norm(float *x, int64_t n, int32_t d) {
-    for (int64_t i = 0; i < n; i++) {
-        float *r = x + i * d;
-        float s = sqrtf(et_dot(r, r, d));
-        if (s > 1e-12f) for (int32_t j = 0; j < d; j++) r[j] /= s;
-    }
-}
 
 
 /* ------------------------------------------------------------------ model loading, time, progress */
@@ -67,12 +55,6 @@ typedef struct {
     et_hf_info info;
     et_pool *pool;
 } ft_model;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void ft_model_free(ft_model *L) {
     et_bert_free(&L->model);
@@ -103,7 +85,7 @@ typedef struct { double t0; const char *what; double last; } ft_progress;
 
 static int enc_progress(void *user, size_t done, size_t total) {
     ft_progress *p = user;
-    double t = now_s(), el = t - p->t0;
+    double t = et_now_s(), el = t - p->t0;
     if (done < total && t - p->last < 0.25) return 0;
     p->last = t;
     double rate = el > 0 ? done / el : 0;
@@ -114,86 +96,6 @@ static int enc_progress(void *user, size_t done, size_t total) {
 
 /* ------------------------------------------------------------------ sources */
 
-typedef struct {
-    char **a, **b, **id;
-    float *score;
-    int64_t n, cap;
-} sts_rows;
-
-static void sts_free(sts_rows *S) {
-    for (int64_t i = 0; i < S->n; i++) { free(S->a[i]); free(S->b[i]); free(S->id[i]); }
-    free(S->a); free(S->b); free(S->id); free(S->score);
-    memset(S, 0, sizeof *S);
-}
-
-static int sniff_sts(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int r = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        if (len <= 1) continue;
-        cJSON *j = cJSON_Parse(line);
-        r = j && cJSON_GetObjectItemCaseSensitive(j, "s1") && cJSON_GetObjectItemCaseSensitive(j, "s2");
-        cJSON_Delete(j);
-        break;
-    }
-    free(line);
-    fclose(f);
-    return r;
-}
-
-/* JSONL {"s1","s2","score"[,"id"]} */
-static et_status sts_read(const char *path, sts_rows *S, et_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    long ln = 0;
-    et_status st = ET_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        ln++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (!len) continue;
-        size_t at;
-        if ((size_t)len != strlen(line)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: line contains a NUL byte", path, ln); break; }
-        if (!et_utf8_valid(line, (size_t)len, &at)) { st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: invalid UTF-8 at byte %zu", path, ln, at + 1); break; }
-        cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
-        cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "s1") : NULL, *b = j ? cJSON_GetObjectItemCaseSensitive(j, "s2") : NULL;
-        cJSON *sc = j ? cJSON_GetObjectItemCaseSensitive(j, "score") : NULL, *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
-        if (!j || !cJSON_IsObject(j)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object", path, ln);
-        else if (!cJSON_IsString(a) || !cJSON_IsString(b)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: fields \"s1\" and \"s2\" must be strings", path, ln);
-        else if (!cJSON_IsNumber(sc) || !isfinite(sc->valuedouble)) st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: field \"score\" must be a finite number", path, ln);
-        if (st) { cJSON_Delete(j); break; }
-        if (S->n == S->cap) {
-            int64_t nc = S->cap ? S->cap * 2 : 1024;
-            char **n1 = realloc(S->a, sizeof(char *) * nc); if (n1) S->a = n1;
-            char **n2 = realloc(S->b, sizeof(char *) * nc); if (n2) S->b = n2;
-            char **n3 = realloc(S->id, sizeof(char *) * nc); if (n3) S->id = n3;
-            float *ns = realloc(S->score, sizeof(float) * nc); if (ns) S->score = ns;
-            if (!n1 || !n2 || !n3 || !ns) { cJSON_Delete(j); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
-            S->cap = nc;
-        }
-        char idb[64];
-        const char *key = cJSON_IsString(id) ? id->valuestring : NULL;
-        if (cJSON_IsNumber(id)) { snprintf(idb, sizeof idb, "%.17g", id->valuedouble); key = idb; }
-        S->a[S->n] = strdup(a->valuestring);
-        S->b[S->n] = strdup(b->valuestring);
-        S->id[S->n] = key ? strdup(key) : NULL;
-        S->score[S->n] = (float)sc->valuedouble;
-        cJSON_Delete(j);
-        S->n++;
-        if (!S->a[S->n - 1] || !S->b[S->n - 1] || (key && !S->id[S->n - 1])) { st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", path, ln); break; }
-    }
-    free(line);
-    fclose(f);
-    if (!st && S->n < 2) st = et_fail(err, ET_ERR_FORMAT, "%s: need at least 2 STS rows (found %lld)", path, (long long)S->n);
-    return st;
-}
-
 enum { SRC_BEIR = 0, SRC_PAIRS = 1, SRC_STS = 2 };
 static const char *src_names[] = {"beir", "pairs", "sts"};
 
@@ -201,7 +103,7 @@ typedef struct {
     int kind;
     et_beir B;
     et_pairs P;
-    sts_rows S;
+    et_sts S;
     int loaded;
 } source;
 
@@ -214,9 +116,9 @@ static et_status source_load(const char *path, source *s, et_error *err) {
         return st;
     }
     if (!et_file_exists(path)) return et_fail(err, ET_ERR_IO, "%s: no such file or folder", path);
-    if (sniff_sts(path)) {
+    if (et_sts_sniff(path)) {
         s->kind = SRC_STS;
-        et_status st = sts_read(path, &s->S, err);
+        et_status st = et_sts_read(path, NULL, &s->S, NULL, err);
         s->loaded = 1;
         return st;
     }
@@ -230,14 +132,14 @@ static void source_free(source *s) {
     if (!s->loaded) return;
     if (s->kind == SRC_BEIR) et_beir_free(&s->B);
     else if (s->kind == SRC_PAIRS) et_pairs_free(&s->P);
-    else sts_free(&s->S);
+    else et_sts_free(&s->S);
     s->loaded = 0;
 }
 
 /* rows of a pairs/STS source as (a, b, label, id) */
 static int64_t src_rows(const source *s) { return s->kind == SRC_PAIRS ? s->P.n : s->S.n; }
-static const char *src_a(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.query[i] : s->S.a[i]; }
-static const char *src_b(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.passage[i] : s->S.b[i]; }
+static const char *src_a(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.query[i] : s->S.s1[i]; }
+static const char *src_b(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.passage[i] : s->S.s2[i]; }
 static const char *src_id(const source *s, int64_t i) { return s->kind == SRC_PAIRS ? s->P.id[i] : s->S.id[i]; }
 static int src_labelled(const source *s) { return s->kind == SRC_STS || s->P.has_label; }
 static float src_label(const source *s, int64_t i, double smax) {
@@ -245,11 +147,8 @@ static float src_label(const source *s, int64_t i, double smax) {
     return s->P.label[i];
 }
 
-/* which = 0 all, 1 test, 2 train */
-static int keep_row(const source *s, int64_t i, int which) {
-    if (!which) return 1;
-    return et_finetune_is_test(src_id(s, i), (long)i + 1) == (which == 1);
-}
+/* the split rule of data.h (id, else the query text / s1) */
+static int keep_row(const source *s, int64_t i, et_split which) { return et_split_keep(which, src_id(s, i), src_a(s, i)); }
 
 /* ------------------------------------------------------------------ the evaluation set */
 
@@ -277,7 +176,7 @@ static int cmp_qdg(const void *x, const void *y) {
     return (a->d > b->d) - (a->d < b->d);
 }
 
-static et_status evalset_make(const source *s, int which, double smax, const char *path, evalset *e, et_error *err) {
+static et_status evalset_make(const source *s, et_split which, double smax, const char *path, evalset *e, et_error *err) {
     memset(e, 0, sizeof *e);
     if (s->kind == SRC_BEIR) {
         const et_beir *B = &s->B;
@@ -290,13 +189,13 @@ static et_status evalset_make(const source *s, int which, double smax, const cha
         int64_t m = 0;
         for (int32_t q = 0; q < B->nqueries; q++) {
             if (B->qrel_off[q + 1] == B->qrel_off[q]) continue;
-            if (which && et_split_is_test(B->query_id[q]) != (which == 1)) continue;
+            if (!et_split_keep(which, B->query_id[q], B->query_text[q])) continue;
             e->qoff[e->nq] = m;
             for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) { e->qrels[m] = B->qrels[u]; e->qrels[m++].q = e->nq; }
             e->qs[e->nq++] = B->query_text[q];
         }
         e->qoff[e->nq] = m;
-        if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no judged query in the %s split", path, which == 1 ? "held-out" : "chosen");
+        if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no judged query in the %s split", path, which == ET_SPLIT_TEST ? "held-out" : "chosen");
         return ET_OK;
     }
     int64_t n = src_rows(s);
@@ -382,13 +281,13 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
     int32_t *neg = malloc(sizeof(int32_t) * (size_t)M->nmq * G), *negq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
     et_status s = ET_OK;
     if (!Q || !Dm || !neg || !negq) { s = et_fail(err, ET_ERR_NOMEM, "mining: out of memory"); goto done; }
-    ft_progress ps = {now_s(), round ? "re-encode corpus" : "encode corpus", 0};
+    ft_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0};
     et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
     if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
     eo.progress = NULL;
     if ((s = et_encode_texts(m, tok, pool, M->mq, (size_t)M->nmq, &eo, Q, err))) goto done;
-    l2norm(Q, M->nmq, d);
-    l2norm(Dm, M->nd, d);
+    et_l2norm_rows(Q, M->nmq, d);
+    et_l2norm_rows(Dm, M->nd, d);
     et_mine_cfg mc = {c->mine_lo, c->mine_hi, G, 0.f, 0, c->seed, 0, 0};
     if ((s = et_mine_negatives(&mc, pool, Q, Dm, M->nmq, M->nd, d, M->mq_off, M->mq_pos, neg, NULL, negq, stats, err))) goto done;
     /* fill empty slots with random non-positives (seeded per query and round) */
@@ -451,7 +350,7 @@ static int on_step(void *user, const et_train_stats *s) {
     p->loss = p->ema / (1 - pow(0.9, p->n));
     int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && s->step < s->total_steps;
     if (p->c->quiet) return refresh;
-    double t = now_s();
+    double t = et_now_s();
     if (s->step < s->total_steps && !refresh && t - p->last < 0.2) return refresh;
     p->last = t;
     double per = (t - p->t0) / p->n, eta = per * (double)(s->total_steps - s->step);
@@ -506,10 +405,8 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every must be >= 0 or auto");
     if (c->refresh_every > 0 && pairwise)
         return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every re-mines ANCE negatives, which only infonce and clp use (loss %s)", et_train_loss_name(loss));
-    if (soft && !c->use_bm25 && !c->n_expert_models) { /* the file's own columns may still supply experts: checked below */ }
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
 
-    double t_start = now_s();
     et_status s = ET_OK;
     ft_model L;
     memset(&L, 0, sizeof L);
@@ -548,11 +445,11 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     /* data */
     if ((s = source_load(c->data, &src, err))) goto done;
     res->data_kind = src_names[src.kind];
-    int split = c->eval_path ? 0 : 2; /* rows used for training: all, or the train split */
+    et_split split = c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN; /* rows used for training */
     if (c->eval_path) {
         if ((s = source_load(c->eval_path, &esrc, err))) goto done;
-        if ((s = evalset_make(&esrc, 0, c->sts_max, c->eval_path, &ev, err))) goto done;
-    } else if ((s = evalset_make(&src, 1, c->sts_max, c->data, &ev, err))) goto done;
+        if ((s = evalset_make(&esrc, ET_SPLIT_ALL, c->sts_max, c->eval_path, &ev, err))) goto done;
+    } else if ((s = evalset_make(&src, ET_SPLIT_TEST, c->sts_max, c->data, &ev, err))) goto done;
     res->kind = ev.kind;
     res->test_queries = ev.kind == ET_FT_EVAL_IR ? ev.nq : ev.n;
 
@@ -570,7 +467,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (!TP.query || !TP.passage || !TP.id || !TP.label || !M.mq || !M.mq_off || !M.mq_pos) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         int64_t m = 0;
         for (int32_t q = 0; q < B->nqueries; q++) {
-            if (split && et_split_is_test(B->query_id[q])) continue;
+            if (!et_split_keep(split, B->query_id[q], B->query_text[q])) continue;
             int64_t m0 = m;
             for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) {
                 if (B->qrels[u].grade <= 0) continue;
@@ -614,18 +511,18 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (!TP.n) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
 
     /* before */
-    double te = now_s();
+    double te = et_now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
-    ft_progress ps = {now_s(), "encode eval corpus", 0};
+    ft_progress ps = {et_now_s(), "encode eval corpus", 0};
     et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
     if (ev.kind == ET_FT_EVAL_IR) {
         if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
         if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
     } else if ((s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pbefore, err))) goto done;
-    res->seconds_eval = now_s() - te;
+    res->seconds_eval = et_now_s() - te;
 
     /* examples */
-    double tp0 = now_s();
+    double tp0 = et_now_s();
     if (!pairwise) {
         if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
         int64_t nex_ = M.mq_off[M.nmq];
@@ -666,7 +563,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             while (a > 0 && p[a - 1] != '/') a--;
             snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
             for (int j = 0; j < nex; j++) if (!strcmp(ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
-            ft_progress pe = {now_s(), "expert: encode passages", 0};
+            ft_progress pe = {et_now_s(), "expert: encode passages", 0};
             et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &pe};
             s = et_expert_dense_init(&ex[nex], &ix, nm, &E.model, E.tok, E.pool, &e2, err);
             ft_model_free(&E);
@@ -725,8 +622,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     }
     res->train_examples = D.n;
     snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
-    D.hash = 0x6674ull ^ (uint64_t)D.n;
-    res->seconds_prepare = now_s() - tp0;
+    D.hash = et_train_data_hash(&D); /* the resume check refuses other data */
+    res->data_hash = D.hash;
+    res->seconds_prepare = et_now_s() - tp0;
 
     et_train_cfg tc = c->train;
     if (tc.moe_experts > 0)
@@ -735,7 +633,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             tc.train_only_moe ? ", training the routers and experts only" : "");
 
     /* train */
-    step_prog sp = {c, pairwise ? 0 : c->refresh_every, now_s(), 0, 0, 0, NAN};
+    step_prog sp = {c, pairwise ? 0 : c->refresh_every, et_now_s(), 0, 0, 0, NAN};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -757,7 +655,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
         tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
     if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
-    double tt = now_s();
+    double tt = et_now_s();
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
         if (et_trainer_step(&tr) >= tr.total_steps) break;
@@ -767,19 +665,18 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         et_mine_stats ms;
         if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
     }
-    res->seconds_train = now_s() - tt;
+    res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&tr);
     res->final_loss = sp.loss;
     clean_checkpoints(c->out_dir);
 
     /* after */
-    te = now_s();
+    te = et_now_s();
     say(c, "evaluating the tuned model");
-    ps = (ft_progress){now_s(), "encode eval corpus", 0};
+    ps = (ft_progress){et_now_s(), "encode eval corpus", 0};
     if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
-    res->seconds_eval += now_s() - te;
-    (void)t_start;
+    res->seconds_eval += et_now_s() - te;
 done:
     if (has_tr) et_trainer_free(&tr);
     for (int e = 0; e < nex; e++) et_expert_free(&ex[e]);

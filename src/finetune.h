@@ -4,11 +4,11 @@
  *   - a BEIR folder: the judged queries are split with the data.md rule (et_split_is_test on the query
  *     id); training examples are the train queries' (query, doc) pairs with grade > 0; the held-out
  *     queries are searched against the FULL corpus.
- *   - a pairs file (JSONL/CSV/TSV, data.h): rows are split by the same rule on their "id" (else the
- *     1-based line number as a string); the held-out rows' queries are searched against all distinct
+ *   - a pairs file (JSONL/CSV/TSV, data.h): rows are split by the same rule on their "id", else on their
+ *     query text (et_split_keep, data.h); the held-out rows' queries are searched against all distinct
  *     passages of the file (positive pairs) or, with labels, scored pairwise (AUPRC/Spearman).
- *   - an STS file (JSONL {"s1","s2","score"[,"id"]}): rows become (s1, s2, label = score / sts_max);
- *     split by id (else the line number); held-out: Spearman/Pearson of the cosine vs the score.
+ *   - an STS file (JSONL {"s1","s2","score"[,"id"]}, et_sts_read): rows become (s1, s2, label = score /
+ *     sts_max); split by id, else s1; held-out: Spearman/Pearson of the cosine vs the score.
  *   With cfg.eval_path the whole of cfg.data is trained on and cfg.eval_path (any of the three kinds)
  *   is the evaluation set instead (e.g. STS-B train.jsonl -> test.jsonl).
  *
@@ -79,14 +79,12 @@ typedef struct {
     int refreshes;
     int refresh_every;                /* what was used (ET_FT_REFRESH_AUTO resolved; 0 = none) */
     long steps;
+    uint64_t data_hash;               /* et_train_data_hash of the examples given to the trainer (resume check) */
     double final_loss;
     double seconds_prepare, seconds_train, seconds_eval;
 } et_finetune_result;
 
 /* Runs everything; progress on stderr unless cfg->quiet. */
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err);
-
-/* The held-out rule for a row/query key (data.md): et_split_is_test(id), or of the decimal line number. */
-int et_finetune_is_test(const char *id, long line);
 
 #endif

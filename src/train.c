@@ -18,6 +18,7 @@
 #include "hf.h"
 #include "moe.h"
 #include "rng.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ small helpers */
 
@@ -37,18 +38,7 @@ const char *et_train_loss_name(et_train_loss l) { return (unsigned)l < 6 ? loss_
 static int is_soft(et_train_loss l) { return l == ET_TRAIN_SOFT1 || l == ET_TRAIN_SOFT2 || l == ET_TRAIN_SOFT3; }
 static int is_pairwise(et_train_loss l) { return l == ET_TRAIN_MSE || is_soft(l); }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ULL; }
-    return h;
-}
-#define FNV0 0xcbf29ce484222325ULL
+#define FNV0 ET_FNV1A64_INIT
 
 static uint64_t mix64(uint64_t x) { /* splitmix64 finaliser */
     x += 0x9e3779b97f4a7c15ULL;
@@ -94,6 +84,29 @@ static void ex_free(et_train_example *e) {
     for (int i = 0; i < e->n_neg; i++) free(e->negatives[i]);
     for (int i = 0; i < e->n_negq; i++) free(e->neg_queries[i]);
     free(e->negatives); free(e->neg_queries); free(e->scores);
+}
+
+static uint64_t hash_str(uint64_t h, const char *s) {
+    if (!s) return et_fnv1a64(h, "\xff", 1); /* never a byte of UTF-8 text: NULL differs from "" */
+    return et_fnv1a64(h, s, strlen(s) + 1);
+}
+
+uint64_t et_train_data_hash(const et_train_data *d) {
+    uint64_t h = FNV0;
+    int32_t n = d->n;
+    h = et_fnv1a64(h, &n, sizeof n);
+    for (int i = 0; i < d->n; i++) {
+        const et_train_example *e = &d->ex[i];
+        int32_t k[4] = {e->n_neg, e->n_negq, e->has_label, e->n_scores};
+        h = et_fnv1a64(h, k, sizeof k);
+        h = hash_str(h, e->query);
+        h = hash_str(h, e->positive);
+        for (int j = 0; j < e->n_neg; j++) h = hash_str(h, e->negatives[j]);
+        for (int j = 0; j < e->n_negq; j++) h = hash_str(h, e->neg_queries[j]);
+        if (e->has_label) h = et_fnv1a64(h, &e->label, sizeof e->label);
+        if (e->n_scores) h = et_fnv1a64(h, e->scores, sizeof(float) * (size_t)e->n_scores);
+    }
+    return h;
 }
 
 void et_train_data_free(et_train_data *d) {
@@ -176,7 +189,6 @@ et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) 
     size_t len;
     et_status st = et_read_file(path, size_cap((uint64_t)1 << 34), &buf, &len, err);
     if (st) return st;
-    d->hash = fnv1a(FNV0, buf, len);
     int cap = 0, line = 0;
     for (size_t pos = 0; pos < len && !st;) {
         size_t end = pos;
@@ -206,6 +218,7 @@ et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) 
     free(buf);
     if (!st && d->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: no training examples", path);
     if (st) et_train_data_free(d);
+    else d->hash = et_train_data_hash(d);
     return st;
 }
 
@@ -692,7 +705,7 @@ et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) 
 typedef struct { et_atomic_file af; uint64_t h; } hashed_file;
 
 static et_status hw(hashed_file *f, const void *p, size_t n, et_error *err) {
-    f->h = fnv1a(f->h, p, n);
+    f->h = et_fnv1a64(f->h, p, n);
     return et_atomic_write(&f->af, p, n, err);
 }
 
@@ -837,7 +850,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     }
     if ((size_t)(end - q) != n * 8 + 8) goto trunc;
     memcpy(&h, end - 8, 8);
-    if (fnv1a(FNV0, buf, len - 8) != h) { s = et_fail(err, ET_ERR_FORMAT, "%s: checksum mismatch (damaged file)", p); goto out; }
+    if (et_fnv1a64(FNV0, buf, len - 8) != h) { s = et_fail(err, ET_ERR_FORMAT, "%s: checksum mismatch (damaged file)", p); goto out; }
     if (clen != strlen(tr->canon) || memcmp(canon, tr->canon, clen)) {
         char tmp[8192], d[1024];
         snprintf(tmp, sizeof tmp, "%.*s", (int)clen, canon);
@@ -905,7 +918,7 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
     int32_t *pi = qi + (size_t)B * Tq, *pm = qm + (size_t)B * Tq;
     int32_t *ni = pi + (size_t)B * Td, *nm = pm + (size_t)B * Td;
     int32_t *nqi = ni + (size_t)B * G * Td, *nqm = nm + (size_t)B * G * Td;
-    double t0 = now_s();
+    double t0 = et_now_s();
     long start = (long)tr->opt.t, examples = 0;
     et_rng base;
     et_rng_seed(&base, c->seed);
@@ -967,7 +980,7 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
         }
         examples += step_ex;
         st.epoch = epoch;
-        st.elapsed_s = now_s() - t0;
+        st.elapsed_s = et_now_s() - t0;
         st.examples = step_ex;
         st.examples_per_s = st.elapsed_s > 0 ? examples / st.elapsed_s : 0;
         if (log) {

@@ -143,9 +143,14 @@ typedef struct {
 typedef struct {
     et_train_example *ex;
     int n;
-    uint64_t hash;        /* FNV-1a of the file's bytes (part of the resume check) */
+    uint64_t hash;        /* et_train_data_hash(this) (part of the resume check); set it when filling ex yourself */
     char path[512];
 } et_train_data;
+
+/* FNV-1a (util.h) over every example in order: query, positive, the negatives and negative queries (a NULL
+ * negative query hashes differently from ""), the label (if any) and the scores. Two sets that train
+ * differently hash differently (up to 64-bit collisions); the file's formatting does not matter. */
+uint64_t et_train_data_hash(const et_train_data *d);
 
 /* JSONL: {"query": str, "positive": str, "negatives": [str], "negative_queries": [str|null],
  * "label": number, "scores": [number]} per line (blank lines skipped). Errors name file:line and field. */

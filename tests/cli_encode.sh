@@ -67,7 +67,7 @@ expect_err "jsonl field type" "bad.jsonl:2: field \"text\"" "$ET" encode --model
 printf '{"text":"a"}\n{not json\n' > "$T/bad2.jsonl"
 expect_err "jsonl syntax" "bad2.jsonl:2: not a JSON object" "$ET" encode --model "$M" --in "$T/bad2.jsonl"
 printf '{"_id":"d1","text":"x"}\n{"title":"no id","text":"y"}\n' > "$T/badc.jsonl"
-expect_err "corpus without _id" "badc.jsonl:2: field \"_id\"" "$ET" search --model "$M" --corpus "$T/badc.jsonl" --query q
+expect_err "corpus without _id" "badc.jsonl:2: field ._id.: missing" "$ET" search --model "$M" --corpus "$T/badc.jsonl" --query q
 expect_err "search needs a query" "exactly one of --query" "$ET" search --model "$M" --corpus "$T/corpus.jsonl"
 : > "$T/empty.jsonl"
 expect_err "empty corpus" "no documents" "$ET" search --model "$M" --corpus "$T/empty.jsonl" --query q

@@ -116,6 +116,9 @@ expect_err "mine: bad --range" 'range must be' "$ET" mine --model $M --in $F/pai
 # ---- errors
 expect_err "bad corpus line -> file:line" 'corpus\.jsonl:2' "$ET" eval --bm25 --data $F/beir_bad -q
 expect_err "bad STS line -> file:line" 'sts_bad\.jsonl:2: .*score' "$ET" eval --model $M --data $F/sts_bad.jsonl -q
+# STS text is strict UTF-8 for every command (one reader, data.h; eval once took Latin-1 bytes)
+expect_err "STS Latin-1 byte (eval) -> file:line" 'sts_latin1\.jsonl:2: .*UTF-8' "$ET" eval --model $M --data $F/sts_latin1.jsonl -q
+expect_err "STS Latin-1 byte (finetune) -> file:line" 'sts_latin1\.jsonl:2: .*UTF-8' "$ET" finetune --model $M --data $F/sts.jsonl --eval $F/sts_latin1.jsonl --out "$T/ft" --loss mse -q
 expect_err "bad pairs line (eval) -> file:line" 'pairs_bad\.jsonl:3' "$ET" eval --model $M --data $F/pairs_bad.jsonl -q
 expect_err "bad pairs line (score) -> file:line" 'pairs_bad\.jsonl:3' "$ET" score --in $F/pairs_bad.jsonl --out "$T/x" --bm25
 "$ET" score --in $F/pairs_bad.jsonl --out "$T/x.jsonl" --bm25 --skip-bad 2>"$T/e" >/dev/null && [ "$(wc -l < "$T/x.jsonl")" -eq 2 ] &&

@@ -1,6 +1,7 @@
 /* test_data.c - readers (pairs JSONL, pairwise with experts, CSV/TSV, BEIR) on the committed
  * fixtures in tests/fixtures/data/, their file:line errors and skip_bad reports, strict UTF-8,
- * SHA-1 against the FIPS 180 vectors, and the data.md split. */
+ * SHA-1 against the FIPS 180 vectors, the split key (id, else the query text), the STS and corpus.jsonl
+ * readers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,8 +246,84 @@ static void growth_cases(void) {
     remove(path);
 }
 
+/* the split key: the id when non-empty, else the query text (SHA-1 of its UTF-8 bytes; hashlib values:
+ * "café ☕ how do I order" a5a0a5e5 -> 69 train, "what is bm25" 822dd7f6 -> 86 test, "q10" 0bfb18e2 -> 82 test) */
+static void split_key_cases(void) {
+    const char *cafe = "caf\xc3\xa9 \xe2\x98\x95 how do I order";
+    CHECK(!et_split_row_is_test(NULL, cafe), "UTF-8 query text -> train");
+    CHECK(et_split_row_is_test(NULL, "what is bm25"), "query text -> test");
+    CHECK(et_split_row_is_test("", "what is bm25"), "an empty id counts as none");
+    CHECK(!et_split_row_is_test("1", "what is bm25"), "the id wins over the query text");
+    CHECK(et_split_row_is_test("q10", cafe), "id q10 -> test");
+    CHECK(et_split_key(NULL, "x") && !strcmp(et_split_key(NULL, "x"), "x") && !strcmp(et_split_key("i", "x"), "i"), "et_split_key");
+    CHECK(et_split_keep(ET_SPLIT_ALL, NULL, cafe) && et_split_keep(ET_SPLIT_TRAIN, NULL, cafe) && !et_split_keep(ET_SPLIT_TEST, NULL, cafe) &&
+          et_split_keep(ET_SPLIT_TEST, "q10", cafe) && !et_split_keep(ET_SPLIT_TRAIN, "q10", cafe), "et_split_keep");
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+static void sts_corpus_cases(void) {
+    et_error err = {0};
+    et_read_report rep;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/et_test_sts_%d.jsonl", (int)getpid());
+    write_text(path, "\xef\xbb\xbf{\"s1\": \"a \\u00e9\", \"s2\": \"b\", \"score\": 4.5, \"id\": 7, \"genre\": \"x\"}\n\n"
+                     "{\"s1\": \"c\", \"s2\": \"d\", \"score\": 0, \"id\": \"r2\"}\r\n{\"s1\": \"e\", \"s2\": \"f\", \"score\": -1}\n");
+    CHECK(et_sts_sniff(path), "sniffed as STS");
+    et_sts S;
+    CHECK(!et_sts_read(path, NULL, &S, &rep, &err), "sts: %s", err.msg);
+    if (!err.code) {
+        CHECK(S.n == 3 && rep.nread == 3, "3 rows");
+        CHECK_STREQ(S.s1[0], "a \xc3\xa9");
+        CHECK_STREQ(S.id[0], "7");
+        CHECK_STREQ(S.id[1], "r2");
+        CHECK(S.id[2] == NULL && S.score[0] == 4.5 && S.score[1] == 0 && S.score[2] == -1, "ids and scores");
+        et_sts_free(&S);
+    }
+    /* bad lines: file:line and the field; skip_bad skips and counts */
+    write_text(path, "{\"s1\": \"a\", \"s2\": \"b\", \"score\": 1}\n{\"s1\": \"caf\xe9\", \"s2\": \"b\", \"score\": 1}\n"
+                     "{\"s1\": \"a\", \"s2\": 3, \"score\": 1}\n{\"s1\": \"a\", \"s2\": \"b\", \"score\": \"high\"}\n"
+                     "{\"s1\": \"x\", \"s2\": \"y\", \"score\": 2}\n");
+    memset(&err, 0, sizeof err);
+    CHECK(et_sts_read(path, NULL, &S, NULL, &err) == ET_ERR_FORMAT && has(err.msg, ":2: invalid UTF-8"), "Latin-1 byte: %s", err.msg);
+    et_read_opts skip = {1, 0};
+    memset(&err, 0, sizeof err);
+    CHECK(!et_sts_read(path, &skip, &S, &rep, &err), "skip_bad: %s", err.msg);
+    if (!err.code) {
+        CHECK(S.n == 2 && rep.nbad == 3 && has(rep.msgs[1], ":3: field 's2'") && has(rep.msgs[2], ":4: field 'score'"),
+              "skipped 3 (%lld): %s | %s", (long long)rep.nbad, rep.msgs[1], rep.msgs[2]);
+        et_sts_free(&S);
+    }
+    write_text(path, "{\"s1\": \"a\", \"s2\": \"b\", \"score\": 1}\n");
+    memset(&err, 0, sizeof err);
+    CHECK(et_sts_read(path, NULL, &S, NULL, &err) == ET_ERR_FORMAT && has(err.msg, "at least 2"), "one row: %s", err.msg);
+    write_text(path, "{\"query\": \"a\", \"positive\": \"b\"}\n");
+    CHECK(!et_sts_sniff(path), "a pairs file is not STS");
+    /* corpus.jsonl on its own: the BEIR corpus reader */
+    write_text(path, "{\"_id\": \"d1\", \"title\": \"T\", \"text\": \"x y\"}\n{\"_id\": 2, \"text\": \"z\"}\n");
+    et_corpus C;
+    memset(&err, 0, sizeof err);
+    CHECK(!et_corpus_read(path, NULL, &C, NULL, &err), "corpus: %s", err.msg);
+    if (!err.code) {
+        CHECK(C.n == 2 && C.title_len[0] == 1 && C.title_len[1] == 0, "corpus rows");
+        CHECK_STREQ(C.text[0], "T x y");
+        CHECK_STREQ(C.id[1], "2");
+        et_corpus_free(&C);
+    }
+    write_text(path, "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d1\", \"text\": \"z\"}\n");
+    memset(&err, 0, sizeof err);
+    CHECK(et_corpus_read(path, NULL, &C, NULL, &err) == ET_ERR_FORMAT && has(err.msg, ":2: duplicate _id 'd1'"), "dup id: %s", err.msg);
+    remove(path);
+}
+
 int main(void) {
     growth_cases();
+    split_key_cases();
+    sts_corpus_cases();
     sha1_cases();
     utf8_cases();
     pairs_cases();

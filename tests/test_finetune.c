@@ -58,24 +58,35 @@ int main(void) {
     if (!tmp) { fprintf(stderr, "mkdtemp failed\n"); return 1; }
     char out[512];
 
-    /* 1. the split rule against hashlib */
+    /* 1. the split rule against hashlib: ids, and query texts for rows without an id */
     FILE *f = fopen(FX "/split.txt", "r");
     CHECK(f, "cannot open " FX "/split.txt");
     char id[64], which[16];
-    int ntest_q = 0, nq = 0, nrows = 0;
+    int ntest_q = 0, nq = 0;
     while (f && fscanf(f, "%63s %15s", id, which) == 2) {
         int exp = !strcmp(which, "test");
-        if (id[0] == 'q') {
-            nq++;
-            ntest_q += exp;
-            CHECK(et_finetune_is_test(id, 999) == exp, "split of id %s", id);
-        } else {
-            nrows++;
-            CHECK(et_finetune_is_test(NULL, atol(id)) == exp, "split of row %s (no id)", id);
-        }
+        nq++;
+        ntest_q += exp;
+        CHECK(et_split_row_is_test(id, "some query text") == exp, "split of id %s", id);
     }
     if (f) fclose(f);
-    CHECK(nq == 72 && nrows == 30 && ntest_q == 9, "split.txt: %d queries (%d test), %d rows", nq, ntest_q, nrows);
+    CHECK(nq == 72 && ntest_q == 9, "split.txt: %d queries (%d test)", nq, ntest_q);
+    f = fopen(FX "/split_query.tsv", "r");
+    CHECK(f, "cannot open " FX "/split_query.tsv");
+    char line[512];
+    int ntext = 0, ntest_text = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
+        if (!tab) continue;
+        *tab = 0;
+        if (nl) *nl = 0;
+        int exp = !strcmp(line, "test");
+        ntext++;
+        ntest_text += exp;
+        CHECK(et_split_row_is_test(NULL, tab + 1) == exp && et_split_row_is_test("", tab + 1) == exp, "split of query '%s'", tab + 1);
+    }
+    if (f) fclose(f);
+    CHECK(ntext == 72 && ntest_text == 20, "split_query.tsv: %d queries (%d test)", ntext, ntest_text);
 
     /* 2. BEIR + infonce */
     et_finetune_cfg c;
@@ -151,6 +162,40 @@ int main(void) {
               (long long)r.train_queries, (long long)r.train_examples);
         CHECK(r.n_experts == 1 && !strcmp(r.expert_names[0], "bm25"), "experts");
         CHECK(in01(r.after.ndcg10) && in01(r.after.auprc), "pairs metrics");
+    }
+
+    /* 3b. a pairs file without ids: the split key is the query text (each query has two rows; both land on the
+     * same side, and the counts are those of split_query.tsv: 20 held-out queries, 52 x 2 train rows). The
+     * row number (the old key) would hold out 31 rows instead. */
+    snprintf(out, sizeof out, "%s/pairs-noid", tmp);
+    base_cfg(&c, FX "/pairs_noid.jsonl", out, ET_TRAIN_MSE);
+    c.train.epochs = 1;
+    c.negatives = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "pairs without id: %s", err.msg);
+    if (!s)
+        CHECK(r.test_queries == 20 && r.train_queries == 104, "pairs without id: %lld held-out queries (want 20), %lld train rows (want 104)",
+              (long long)r.test_queries, (long long)r.train_queries);
+    /* the resume check's data hash is a hash of the examples: the same file gives the same hash, a file of the
+     * same size with other texts gives another (finetune once used 0x6674 ^ n, the same for both) */
+    uint64_t h1 = r.data_hash;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s && r.data_hash == h1, "the same data hashes the same (%016llx, %016llx)", (unsigned long long)h1, (unsigned long long)r.data_hash);
+    {
+        char alt[600];
+        snprintf(alt, sizeof alt, "%s/pairs_noid_alt.jsonl", tmp);
+        FILE *in = fopen(FX "/pairs_noid.jsonl", "r"), *o2 = fopen(alt, "w");
+        CHECK(in && o2, "copy %s", alt);
+        while (in && o2 && fgets(line, sizeof line, in)) { /* every row with one letter of its positive changed */
+            char *w = strstr(line, "\"positive\": \"");
+            if (w) w[14] = w[14] == 'a' ? 'b' : 'a';
+            fputs(line, o2);
+        }
+        if (in) fclose(in);
+        if (o2) fclose(o2);
+        c.data = alt;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(!s && r.data_hash != h1 && r.train_queries == 104, "other data of the same size hashes differently (%016llx)", (unsigned long long)r.data_hash);
     }
 
     /* 4. STS rows, trained on one file and evaluated on --eval */

@@ -8,6 +8,11 @@ tests/fixtures/finetune/beir/  : 12 topics x 6 queries x 3 docs, texts from the 
 tests/fixtures/finetune/pairs.jsonl : one (query, positive, id) row per BEIR judgment of the first doc.
 tests/fixtures/finetune/split.txt   : "<id> test|train" by the data.md rule, computed here with hashlib
                                       (the independent reference for et_split_is_test / the finetune split).
+tests/fixtures/finetune/pairs_noid.jsonl : the same queries WITHOUT "id", each in two rows (positives doc 0 and
+                                      doc 1 of its topic): the split key is then the query text, so both rows of
+                                      a query fall on the same side (docs/data-formats.md).
+tests/fixtures/finetune/split_query.tsv  : "test|train<TAB><query text>" for each distinct query of pairs_noid.jsonl,
+                                      by the same rule on the query text (hashlib).
 """
 import hashlib, json, os, random
 
@@ -50,5 +55,15 @@ with open(os.path.join(root, "pairs.jsonl"), "w") as f:
         f.write(json.dumps({"query": q["text"], "positive": doc_text[f"d{t}_0"], "id": q["_id"]}) + "\n")
 with open(os.path.join(root, "split.txt"), "w") as f:
     for q in queries: f.write(f"{q['_id']} {'test' if is_test(q['_id']) else 'train'}\n")
-    for i in range(1, 31): f.write(f"{i} {'test' if is_test(str(i)) else 'train'}\n")
-print(sum(is_test(q["_id"]) for q in queries), "test queries of", len(queries))
+with open(os.path.join(root, "pairs_noid.jsonl"), "w") as f:
+    for q in queries:
+        t = q["_id"][1:].split("_")[0]
+        for j in (0, 1):
+            f.write(json.dumps({"query": q["text"], "positive": doc_text[f"d{t}_{j}"]}) + "\n")
+texts = sorted({q["text"] for q in queries})
+with open(os.path.join(root, "split_query.tsv"), "w") as f:
+    for t in texts: f.write(f"{'test' if is_test(t) else 'train'}\t{t}\n")
+# the rule on the 1-based row number (what finetune used before) splits differently: the test checks that
+rows_test = sum(is_test(str(i + 1)) for i in range(2 * len(queries)))
+print(sum(is_test(q["_id"]) for q in queries), "test queries of", len(queries), "by id;",
+      sum(is_test(t) for t in texts), "of", len(texts), "distinct texts by text;", rows_test, "rows by row number")
