@@ -28,7 +28,7 @@ for a in "$@"; do
 done
 
 echo "== build: wasm ($WASM)" >&2
-[ -f "$WASM/CMakeCache.txt" ] || { ./tools/fetch-cjson.sh >&2; emcmake cmake -S . -B "$WASM" -DCMAKE_BUILD_TYPE=Release \
+[ -f "$WASM/CMakeCache.txt" ] || { emcmake cmake -S . -B "$WASM" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR="node;--no-experimental-fetch" >/dev/null; }
 cmake --build "$WASM" -j2 --target et_web et_web_st bench_gemm >/dev/null || { echo "WARNING: wasm build failed (someone else's half-finished change?); using the existing outputs" >&2; }
 # the SIMD peak microbenchmark: emcc directly (not a CMake target); -st = no threads, as embedtune-core-st

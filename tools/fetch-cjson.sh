@@ -1,14 +1,11 @@
 #!/bin/sh
-# Fetch Debian's (security-patched) cJSON source for the wasm builds into third_party/cjson.
+# Refresh the vendored cJSON (third_party/cjson, committed; every build compiles it) from Debian's current
+# (security-patched) source package: a maintainer's tool, no build or test runs it. Commit the result.
 # Uses a private apt state directory: the system apt configuration is not changed.
-# Needs dpkg-dev (dpkg-source). Skips the download if the files are already there (FORCE=1 to refetch).
+# Needs dpkg-dev (dpkg-source) and the network.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEST="$ROOT/third_party/cjson"
-if [ -z "${FORCE:-}" ] && [ -f "$DEST/cJSON.c" ] && [ -f "$DEST/cJSON.h" ] && [ -f "$DEST/SOURCE" ]; then
-  echo "cJSON source already in $DEST ($(cat "$DEST/SOURCE"))"
-  exit 0
-fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/parts" "$WORK/lists/partial"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install what embedtune needs on a fresh Debian 12 machine (as root), then build it natively.
-# Idempotent: packages already present are not fetched again.
+# The only script that installs anything (tools/quickstart.sh and .ci/run call it; tools/test.sh does not).
+# Idempotent: packages already present are not fetched again. cJSON is vendored (third_party/cjson).
 # Usage: tools/setup.sh [--no-build] [--minimal]
-#   --minimal  only the native toolchain (C compiler, CMake, cJSON): enough for `embedtune` itself
-#   default    also Emscripten + WASI (the WebAssembly builds), clang (fuzzing), node + Chromium (the page
-#              and its browser tests)
+#   --minimal  only the native toolchain (C compiler, CMake): enough for `embedtune` itself
+#   default    also Emscripten + WASI (the WebAssembly builds), clang (fuzzing), node + Chromium and
+#              playwright-core in web/node_modules (the page and its browser tests)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 build=1 minimal=0
@@ -16,9 +17,9 @@ for a in "$@"; do
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
-PKGS=(build-essential cmake pkgconf libcjson-dev)
+PKGS=(build-essential cmake)
 if [ $minimal -eq 0 ]; then
-  PKGS+=(dpkg-dev clang-14 lld-14 llvm-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32
+  PKGS+=(clang-14 lld-14 llvm-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32
          emscripten binaryen chromium)
   command -v node >/dev/null || PKGS+=(nodejs)
   command -v npm >/dev/null || PKGS+=(npm)
@@ -32,6 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ $minimal -eq 0 ] && [ ! -d "$ROOT/web/node_modules/playwright-core" ]; then
+  echo "setup: npm install (web/package.json: playwright-core, for the browser tests)"
+  npm install --prefix "$ROOT/web" --no-audit --no-fund >/dev/null
 fi
 if [ $build -eq 1 ]; then
   cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release > /dev/null

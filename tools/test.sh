@@ -7,11 +7,12 @@
 #   web      the page in headless Chromium via Playwright (tools/test_web.sh)
 # Usage: tools/test.sh [stage ...]   (default: all stages; e.g. `tools/test.sh native` for a quick run)
 # Every stage runs even if an earlier one failed; the last line says how many passed and failed.
+# Installs nothing: tools/setup.sh does (.ci/run calls it first); a stage whose tools are missing fails saying which.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 STAGES=${*:-native asan fuzz wasm web}
-bash tools/setup.sh --no-build || { echo "setup failed"; exit 1; }
+command -v cmake >/dev/null && command -v cc >/dev/null || { echo "test.sh: cmake or a C compiler missing: run tools/setup.sh"; exit 1; }
 export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
 JOBS=$(nproc)
 pass=0 fail=0 failed=() times=()

@@ -1,9 +1,8 @@
 #!/bin/bash
 # Build embedtune for WebAssembly and run its tests under node:
-#   1. third_party/cjson (tools/fetch-cjson.sh; skipped when present)
-#   2. Emscripten build (SIMD + pthreads) in build-wasm, its CTest suite (NODERAWFS executables)
-#   3. WASI build in build-wasi, its CTest suite (cmake/run-wasi.mjs under node:wasi)
-#   4. node --test tests/wasm/ (the ES module API, the worker, and the WASI CLI vs native)
+#   1. Emscripten build (SIMD + pthreads) in build-wasm, its CTest suite (NODERAWFS executables)
+#   2. WASI build in build-wasi, its CTest suite (cmake/run-wasi.mjs under node:wasi)
+#   3. node --test tests/wasm/ (the ES module API, the worker, and the WASI CLI vs native)
 # Every stage runs even if an earlier one failed; the exit status is non-zero if any failed.
 # Env: JOBS (default nproc), ET_WASM_BUILD / ET_WASI_BUILD (build dirs), ET_NATIVE_EMBEDTUNE,
 #      ET_WASM_TESTS: a list of CTest names to build and run in both targets (default: all of them;
@@ -29,7 +28,6 @@ need() { command -v "$1" >/dev/null || { echo "missing $1 (apt-get install -y $2
 need node nodejs; need emcc emscripten; need clang-14 clang-14; need wasm-ld-14 lld-14
 [ -f /usr/lib/wasm32-wasi/libc.a ] || { echo "missing wasi-libc (apt-get install -y wasi-libc libclang-rt-14-dev-wasm32)"; exit 1; }
 
-stage "fetch cJSON" ./tools/fetch-cjson.sh
 TESTS=${ET_WASM_TESTS:-}
 TARGETS=() CTEST_SEL=()
 if [ -n "$TESTS" ]; then
