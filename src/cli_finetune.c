@@ -22,10 +22,15 @@ static et_opt ft_opts[] = {
     {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined) or per positive row (mse/soft) (default 7)", NULL},
     {"--mine-range", NULL, "A:B", "ANCE rank window of the starting model's ranking, positives counted (default 2:100)", NULL},
     {"--neg-mode", NULL, "M", "mse/soft: hard (ranked by the first expert, default) | random", NULL},
+    {"--hard-ratio", NULL, "X", "mse/soft, --neg-mode hard: share of each positive's negatives that are the first expert's top non-answers; the rest are random (default 0.5)", NULL},
     {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
     {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
-    {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax (default) | rank", NULL},
+    {"--no-start-expert", NULL, NULL, "soft losses: do not use the starting model's cosine as an expert (it is one by default)", NULL},
+    {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax | rank (default: the rank of each expert's score among the training rows, scaled to [0,1])", NULL},
+    {"--soft-range", NULL, "auto|none|LO:HI", "soft1-3: map each target t in [0,1] to LO + t*(HI-LO); auto (default) = LO the starting model's mean cosine of random pairs, HI its mean cosine of the positives", NULL},
+    {"--force", NULL, NULL, "soft losses: train even when the target guards refuse (targets mostly clamped or not separating positives from negatives)", NULL},
+    {"--watch-every", NULL, "N|auto|0", "collapse watch: measure anisotropy and the positives' margin on a sample every N steps and stop a collapsing run without writing the model (default auto: 4 times per epoch and before the last step; 0 = off)", NULL},
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
     {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
@@ -98,7 +103,6 @@ static int run_finetune(et_opt *o, int n) {
     et_train_cfg *t = &c.train;
     int ok = 1;
     if (et_train_loss_parse(et_cli_get(o, n, "--loss"), &t->loss, &err)) { fprintf(stderr, "embedtune finetune: --loss: %s\n", err.msg); return 2; }
-    t->soft_norm = ET_SNORM_MINMAX;
     if (et_cli_get(o, n, "--soft-norm") && et_soft_norm_parse(et_cli_get(o, n, "--soft-norm"), &t->soft_norm, &err)) {
         fprintf(stderr, "embedtune finetune: --soft-norm: %s\n", err.msg);
         return 2;
@@ -114,6 +118,24 @@ static int run_finetune(et_opt *o, int n) {
     c.pos_threshold = et_cli_float(o, n, "--pos-threshold", 0.5, 0, 1, &ok);
     c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
+    c.start_expert = et_cli_get(o, n, "--no-start-expert") == NULL;
+    c.soft_force = et_cli_get(o, n, "--force") != NULL;
+    c.hard_ratio = et_cli_float(o, n, "--hard-ratio", ET_FT_HARD_RATIO, 0, 1, &ok);
+    const char *sr = et_cli_get(o, n, "--soft-range");
+    if (sr && !strcmp(sr, "auto")) c.soft_range = ET_FT_RANGE_AUTO;
+    else if (sr && !strcmp(sr, "none")) c.soft_range = ET_FT_RANGE_NONE;
+    else if (sr) {
+        char *e1, *e2;
+        t->soft_lo = strtod(sr, &e1);
+        t->soft_hi = *e1 == ':' ? strtod(e1 + 1, &e2) : NAN;
+        if (e1 == sr || *e1 != ':' || e2 == e1 + 1 || *e2 || !(t->soft_lo >= -1 && t->soft_hi <= 1 && t->soft_lo < t->soft_hi)) {
+            fprintf(stderr, "embedtune finetune: --soft-range must be auto, none or LO:HI with -1 <= LO < HI <= 1 (got '%s')\n", sr);
+            ok = 0;
+        }
+        c.soft_range = ET_FT_RANGE_FIXED;
+    }
+    const char *we = et_cli_get(o, n, "--watch-every");
+    c.watch_every = we && !strcmp(we, "auto") ? ET_FT_WATCH_AUTO : we ? (int)et_cli_int(o, n, "--watch-every", 0, 0, INT_MAX, &ok) : ET_FT_WATCH_AUTO;
     c.n_expert_models = et_cli_get_all(o, n, "--expert-model", c.expert_models, ET_FT_MAX_EXPERT_MODELS);
     c.threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     c.quiet = et_cli_get(o, n, "--quiet") != NULL;
@@ -217,6 +239,12 @@ static int run_finetune(et_opt *o, int n) {
         cJSON_AddNumberToObject(st, "lambda", t->lambda);
         cJSON_AddNumberToObject(st, "alpha", t->alpha);
         cJSON_AddStringToObject(st, "soft_norm", et_soft_norm_name(t->soft_norm));
+        cJSON_AddNumberToObject(st, "hard_ratio", c.hard_ratio);
+        if (r.has_soft) {
+            cJSON *sr2 = cJSON_AddArrayToObject(st, "soft_range");
+            cJSON_AddItemToArray(sr2, cJSON_CreateNumber(r7(r.soft_lo)));
+            cJSON_AddItemToArray(sr2, cJSON_CreateNumber(r7(r.soft_hi)));
+        }
         cJSON_AddNumberToObject(st, "seed", (double)c.seed);
         cJSON_AddNumberToObject(st, "refresh_every", r.refresh_every);
         cJSON_AddNumberToObject(st, "moe_experts", t->moe_experts);
@@ -243,6 +271,23 @@ static int run_finetune(et_opt *o, int n) {
         jnum(sec, "train", r.seconds_train);
         jnum(sec, "eval", r.seconds_eval);
         jnum(root, "final_loss", r.final_loss);
+        if (r.has_soft) { /* the target report of the guards (before calibration) */
+            cJSON *tg = cJSON_AddObjectToObject(root, "soft_targets");
+            jnum(tg, "share_clamped", r.soft.share_clamped);
+            jnum(tg, "mean_pos", r.soft.mean_pos);
+            jnum(tg, "mean_neg", r.soft.mean_neg);
+            jnum(tg, "auc", r.soft.auc);
+            cJSON *ec = cJSON_AddObjectToObject(tg, "expert_label_corr");
+            for (int i = 0; i < r.n_experts; i++) jnum(ec, r.expert_names[i], r.expert_corr[i]);
+        }
+        if (r.watches) {
+            cJSON *w = cJSON_AddObjectToObject(root, "collapse_watch");
+            cJSON_AddNumberToObject(w, "checks", r.watches);
+            jnum(w, "anisotropy_start", r.watch_aniso0);
+            jnum(w, "anisotropy_last", r.watch_aniso);
+            jnum(w, "margin_start", r.watch_margin0);
+            jnum(w, "margin_last", r.watch_margin);
+        }
         char *s = cJSON_Print(root);
         cJSON_Delete(root);
         if (!s) { fprintf(stderr, "embedtune finetune: out of memory\n"); return 1; }

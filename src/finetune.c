@@ -17,6 +17,7 @@
 #include "finetune.h"
 #include "hf.h"
 #include "kernels.h"
+#include "metrics.h"
 #include "moe.h"
 #include "rng.h"
 #include "util.h"
@@ -29,6 +30,13 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->mine_hi = 100;
     c->neg_hard = 1;
     c->use_bm25 = 1;
+    c->start_expert = 1;
+    c->hard_ratio = ET_FT_HARD_RATIO;
+    c->train.soft_norm = ET_SNORM_RANK;
+    c->soft_range = ET_FT_RANGE_AUTO;
+    c->watch_every = ET_FT_WATCH_AUTO;
+    c->collapse_aniso = 0.10;
+    c->collapse_margin = 0.5;
     c->sts_max = 5;
     c->pos_threshold = 0.5;
     c->enc_batch = 32;
@@ -338,10 +346,16 @@ done:
 typedef struct {
     const et_finetune_cfg *c;
     int refresh_every; /* resolved: 0 = never */
+    int watch_every;   /* resolved: 0 = never */
+    long watch_last;   /* the step before the last (0 = none) */
     double t0, last, ema;
     int n;
     double loss;
 } step_prog;
+
+static int watch_due(const step_prog *p, long step, long total) {
+    return step < total && ((p->watch_every > 0 && step % p->watch_every == 0) || (p->watch_last && step == p->watch_last));
+}
 
 static int on_step(void *user, const et_train_stats *s) {
     step_prog *p = user;
@@ -349,6 +363,7 @@ static int on_step(void *user, const et_train_stats *s) {
     p->ema = 0.9 * p->ema + 0.1 * s->loss;
     p->loss = p->ema / (1 - pow(0.9, p->n));
     int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && s->step < s->total_steps;
+    refresh |= watch_due(p, s->step, s->total_steps);
     if (p->c->quiet) return refresh;
     double t = et_now_s();
     if (s->step < s->total_steps && !refresh && t - p->last < 0.2) return refresh;
@@ -389,6 +404,159 @@ static void clean_checkpoints(const char *out) {
     if (snprintf(p, sizeof p, "%s/latest", out) < (int)sizeof p) unlink(p);
 }
 
+/* ------------------------------------------------------------------ soft targets: calibration, report, guards */
+
+/* Before training a soft loss: the targets the trainer will compute (et_soft_targets_ex, same rule and normalisation),
+ * reported (share at the clamp, mean for positives vs negatives, P(pos > neg), each expert's correlation with the
+ * label), refused when mostly clamped or not separating (et_soft_targets_check; c->soft_force only reports), and a
+ * warning when another soft rule gives the same targets. */
+static et_status soft_guard(const et_finetune_cfg *c, const et_train_data *D, const et_train_cfg *tc,
+                            const float *start_cos, et_finetune_result *res, et_error *err) {
+    int N = D->n, K = N ? D->ex[0].n_scores : 0;
+    if (!N || !K) return ET_OK;
+    float *y = malloc(sizeof(float) * (size_t)N), *S = malloc(sizeof(float) * (size_t)N * K);
+    float *t = malloc(sizeof(float) * (size_t)N * 3);
+    double *corr = malloc(sizeof(double) * (size_t)K);
+    et_status s = ET_OK;
+    if (!y || !S || !t || !corr) { s = et_fail(err, ET_ERR_NOMEM, "soft targets: out of memory"); goto done; }
+    for (int i = 0; i < N; i++) {
+        y[i] = D->ex[i].label;
+        memcpy(S + (size_t)i * K, D->ex[i].scores, sizeof(float) * K);
+    }
+    static const et_soft_rule rules[3] = {ET_SOFT_MEAN, ET_SOFT_BLEND, ET_SOFT_GATED};
+    int me = tc->loss == ET_TRAIN_SOFT1 ? 0 : tc->loss == ET_TRAIN_SOFT2 ? 1 : 2, ncl = 0;
+    for (int r = 0; r < 3; r++) {
+        int cl = 0;
+        if ((s = et_soft_targets_ex(rules[r], tc->soft_norm, tc->alpha, y, S, N, K, t + (size_t)r * N, &cl, err))) goto done;
+        if (r == me) ncl = cl;
+    }
+    if (start_cos && c->soft_range == ET_FT_RANGE_AUTO) et_soft_range_match(t + (size_t)me * N, start_cos, N, &res->soft_lo, &res->soft_hi);
+    if (res->soft_lo != 0 || res->soft_hi != 1)
+        say(c, "soft targets calibrated to the starting model's cosines of the training rows: t -> %.4f + %.4f t", res->soft_lo,
+            res->soft_hi - res->soft_lo);
+    et_soft_target_stats(y, t + (size_t)me * N, N, ncl, &res->soft);
+    res->has_soft = 1;
+    et_soft_expert_corr(y, S, N, K, corr);
+    for (int k = 0; k < K && k < ET_FT_MAX_EXPERT_MODELS + 8; k++) res->expert_corr[k] = corr[k];
+    const et_soft_stats *st = &res->soft;
+    say(c, "soft targets (%s, --soft-norm %s, %d expert(s)): %.1f%% at the clamp; positives %.3f +- %.3f (%d rows), "
+           "negatives %.3f +- %.3f (%d rows); P(positive > negative) %.3f", et_soft_rule_name(rules[me]),
+        et_soft_norm_name(tc->soft_norm), K, 100 * st->share_clamped, st->mean_pos, st->sd_pos, st->n_pos, st->mean_neg,
+        st->sd_neg, st->n_neg, st->auc);
+    for (int k = 0; k < K; k++)
+        say(c, "  expert %-16s correlation with the label %+.3f%s", k < res->n_experts ? res->expert_names[k] : "?", corr[k],
+            corr[k] <= 0 ? "  (does not favour the answers)" : "");
+    for (int r = 0; r < 3; r++) {
+        if (r == me) continue;
+        float md = 0;
+        for (int i = 0; i < N; i++) md = fmaxf(md, fabsf(t[(size_t)r * N + i] - t[(size_t)me * N + i]));
+        if (md < 1e-6f)
+            say(c, "warning: %s and %s give the same targets here%s: comparing them compares nothing", et_soft_rule_name(rules[me]),
+                et_soft_rule_name(rules[r]),
+                K == 1 ? " (one expert: its max and min are its score); add experts (keep BM25 and the starting model, "
+                         "--expert-model DIR) for the rules to differ" : "");
+    }
+    if ((s = et_soft_targets_check(st, rules[me], tc->soft_norm, err)) && c->soft_force) {
+        say(c, "warning (--force): %s", err->msg);
+        s = ET_OK;
+    }
+done:
+    free(y); free(S); free(t); free(corr);
+    return s;
+}
+
+/* ------------------------------------------------------------------ collapse watch (finetune.h) */
+
+typedef struct {
+    int n;                       /* sample pairs */
+    const char **q, **p, **r;    /* [n] queries, their positives, random passages (borrowed) */
+    double aniso0, margin0;      /* at the start */
+    int checks;
+} ft_watch;
+
+static void watch_free(ft_watch *w) {
+    free(w->q); free(w->p); free(w->r);
+    memset(w, 0, sizeof *w);
+}
+
+/* sample: up to ET_FT_WATCH_PAIRS of the examples with label >= 0.5 (all examples when unlabelled), and as many
+ * random passages of `corpus` */
+static et_status watch_init(ft_watch *w, const et_train_data *D, const char *const *corpus, int32_t nd, uint64_t seed,
+                            et_error *err) {
+    memset(w, 0, sizeof *w);
+    int npos = 0;
+    for (int i = 0; i < D->n; i++) npos += !D->ex[i].has_label || D->ex[i].label >= 0.5f;
+    int n = npos < ET_FT_WATCH_PAIRS ? npos : ET_FT_WATCH_PAIRS;
+    if (n < 2 || nd < 2) return ET_OK; /* too small to watch */
+    w->q = malloc(sizeof(char *) * (size_t)n); w->p = malloc(sizeof(char *) * (size_t)n); w->r = malloc(sizeof(char *) * (size_t)n);
+    if (!w->q || !w->p || !w->r) { watch_free(w); return et_fail(err, ET_ERR_NOMEM, "collapse watch: out of memory"); }
+    et_rng rg;
+    et_rng_seed(&rg, seed ^ 0xc011a95eull);
+    int *idx = malloc(sizeof(int) * (size_t)npos);
+    if (!idx) { watch_free(w); return et_fail(err, ET_ERR_NOMEM, "collapse watch: out of memory"); }
+    for (int i = 0, k = 0; i < D->n; i++)
+        if (!D->ex[i].has_label || D->ex[i].label >= 0.5f) idx[k++] = i;
+    for (int j = 0; j < n; j++) { /* partial Fisher-Yates */
+        int v = j + (int)et_rng_below(&rg, (uint64_t)(npos - j)), t = idx[j];
+        idx[j] = idx[v]; idx[v] = t;
+        w->q[j] = D->ex[idx[j]].query; w->p[j] = D->ex[idx[j]].positive;
+    }
+    free(idx);
+    for (int i = 0; i < n; i++) w->r[i] = corpus[et_rng_below(&rg, (uint64_t)nd)];
+    w->n = n;
+    return ET_OK;
+}
+
+static et_status watch_measure(const ft_watch *w, const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok,
+                               et_pool *pool, int mlen, double *aniso, double *margin, et_error *err) {
+    int32_t d = m->cfg.hidden_size;
+    float *E = malloc(sizeof(float) * (size_t)w->n * 3 * d);
+    if (!E) return et_fail(err, ET_ERR_NOMEM, "collapse watch: out of memory");
+    float *Q = E, *P = E + (size_t)w->n * d, *R = E + (size_t)2 * w->n * d;
+    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
+    et_status s = et_encode_texts(m, tok, pool, w->q, (size_t)w->n, &eo, Q, err);
+    if (!s) s = et_encode_texts(m, tok, pool, w->p, (size_t)w->n, &eo, P, err);
+    if (!s) s = et_encode_texts(m, tok, pool, w->r, (size_t)w->n, &eo, R, err);
+    if (!s) {
+        *aniso = et_mean_random_cosine(R, w->n, d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED);
+        *margin = et_mean_pair_cosine(Q, P, w->n, d) - et_mean_pair_cosine(Q, R, w->n, d);
+    }
+    free(E);
+    return s;
+}
+
+/* The collapse check (one function, for any evaluation point): measures the sample with the model being trained and
+ * returns ET_ERR_NUMERIC with the figures, the cause and the fix when the embeddings are collapsing (finetune.h).
+ * The first call (checks == 0) records the start. */
+static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok,
+                             et_pool *pool, int mlen, long step, long total, et_finetune_result *res, et_error *err) {
+    if (!w->n) return ET_OK;
+    double a = NAN, g = NAN;
+    et_status s = watch_measure(w, c, m, tok, pool, mlen, &a, &g, err);
+    if (s) return et_error_prefix(err, "collapse watch");
+    if (!w->checks++) {
+        w->aniso0 = a; w->margin0 = g;
+        res->watch_aniso0 = res->watch_aniso = a; res->watch_margin0 = res->watch_margin = g;
+        return ET_OK;
+    }
+    res->watches = w->checks - 1;
+    res->watch_aniso = a; res->watch_margin = g;
+    int up = a - w->aniso0 > c->collapse_aniso;
+    int gone = w->margin0 > 0 && g < c->collapse_margin * w->margin0 && w->margin0 - g > ET_FT_WATCH_MIN_DROP;
+    if (!up && !gone) {
+        say(c, "step %ld: collapse watch: anisotropy %.3f (start %.3f), positive margin %.3f (start %.3f) on %d training pairs",
+            step, a, w->aniso0, g, w->margin0, w->n);
+        return ET_OK;
+    }
+    return et_fail(err, ET_ERR_NUMERIC,
+                   "step %ld/%ld: the embeddings are collapsing, so training stopped and the tuned model was NOT written: "
+                   "on %d training pairs the anisotropy went %.3f -> %.3f (limit +%.2f) and the margin of the positives over "
+                   "random passages %.3f -> %.3f (limit %.0f%% of the start). The targets pull answers and non-answers "
+                   "together. Fix: a lower --lr or fewer --epochs; for soft losses more experts (the starting model, "
+                   "--expert-model DIR), --soft-norm rank and random negatives (--hard-ratio 0.5)",
+                   step, total, w->n, w->aniso0, a, c->collapse_aniso, w->margin0, g, 100 * c->collapse_margin);
+}
+
 /* ------------------------------------------------------------------ the run */
 
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
@@ -427,9 +595,11 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     et_trainer tr;
     memset(&tr, 0, sizeof tr);
     int has_tr = 0;
-    et_expert ex[ET_FT_MAX_EXPERT_MODELS + 1];
+    et_expert ex[ET_FT_MAX_EXPERT_MODELS + 2];
+    ft_watch W;
+    memset(&W, 0, sizeof W);
     memset(ex, 0, sizeof ex);
-    int nex = 0;
+    int nex = 0, istart = -1;
     et_score_table T = {0};
     int32_t *negs = NULL, *rq = NULL, *rp = NULL;
     float *rl = NULL, *cols = NULL;
@@ -551,6 +721,12 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             if ((s = et_expert_bm25_init(&ex[nex], &ix, NULL, err))) goto done;
             nex++;
         }
+        if (soft && (c->start_expert || c->soft_range == ET_FT_RANGE_AUTO)) { /* the starting model (issue 20) */
+            ft_progress pe = {et_now_s(), "expert start: encode passages", 0};
+            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &pe};
+            if ((s = et_expert_dense_init(&ex[nex], &ix, "start", &L.model, L.tok, L.pool, &e2, err))) goto done;
+            istart = nex++;
+        }
         for (int i = 0; i < c->n_expert_models; i++) {
             ft_model E;
             char evoc[ET_PATH_MAX];
@@ -580,7 +756,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             negs = malloc(sizeof(int32_t) * (size_t)TP.n * c->negatives);
             if (!negs) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
             if (c->neg_hard && !nex) { s = et_fail(err, ET_ERR_ARG, "finetune: hard negatives need an expert to rank (BM25 or --expert-model)"); goto done; }
-            et_neg_cfg nc = {c->negatives, c->neg_hard ? ET_NEG_HARD : ET_NEG_RANDOM, 1.0, c->seed};
+            et_neg_cfg nc = {c->negatives, c->neg_hard ? ET_NEG_HARD : ET_NEG_RANDOM, c->hard_ratio, c->seed};
             if ((s = et_experts_sample_negatives(&ix, TP.label, nex ? &ex[0] : NULL, &nc, L.pool, negs, err))) goto done;
         }
         for (int64_t i = 0; i < TP.n; i++) {
@@ -591,14 +767,18 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         nr = r;
         int Ku = add ? 0 : T.K; /* the file's own columns exist for its rows only */
         if (add && T.K) say(c, "note: the file's own score columns are not used (the added negative rows have none)");
-        int K = Ku + nex;
+        int nexc = istart >= 0 && !c->start_expert ? nex - 1 : nex; /* expert columns (start only for calibration) */
+        int K = Ku + nexc;
         if (soft && !K) { s = et_fail(err, ET_ERR_ARG, "finetune: loss %s needs expert scores: keep BM25 on, add --expert-model, or give scored pairs", et_train_loss_name(loss)); goto done; }
         cols = malloc(sizeof(float) * (size_t)(nr ? nr : 1) * (nex ? nex : 1));
         if (!cols) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         for (int e = 0; e < nex; e++)
             if ((s = et_expert_score_qp(&ex[e], &ix, rq, rp, nr, cols + (int64_t)e * nr, err))) goto done;
         for (int k = 0; k < Ku && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; k++) snprintf(res->expert_names[res->n_experts++], 64, "%s", T.names[k]);
-        for (int e = 0; e < nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++) snprintf(res->expert_names[res->n_experts++], 64, "%s", ex[e].name);
+        for (int e = 0; e < nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++)
+            if (e != istart || c->start_expert) snprintf(res->expert_names[res->n_experts++], 64, "%s", ex[e].name);
+        if (soft && c->soft_range == ET_FT_RANGE_FIXED) { res->soft_lo = c->train.soft_lo; res->soft_hi = c->train.soft_hi; }
+        else { res->soft_lo = 0; res->soft_hi = 1; } /* ET_FT_RANGE_AUTO: set by soft_guard */
         D.ex = calloc((size_t)nr + 1, sizeof(et_train_example));
         if (!D.ex) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         for (int64_t i = 0; i < nr; i++) {
@@ -613,12 +793,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
                 if (!e->scores) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
                 e->n_scores = K;
                 for (int k = 0; k < Ku; k++) e->scores[k] = T.scores[rsrc[i] * T.K + k];
-                for (int k = 0; k < nex; k++) e->scores[Ku + k] = cols[(int64_t)k * nr + i];
+                for (int k = 0, u = Ku; k < nex; k++)
+                    if (k != istart || c->start_expert) e->scores[u++] = cols[(int64_t)k * nr + i];
             }
             if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         }
         say(c, "%lld pairwise rows (%lld positive-labelled input rows, %lld negatives added%s), %d expert column(s)", (long long)nr,
-            (long long)TP.n, (long long)(nr - TP.n), add ? (c->neg_hard ? " by the first expert's ranking" : ", random") : "", K);
+            (long long)TP.n, (long long)(nr - TP.n), add ? (c->neg_hard ? " (hard: the first expert's top non-answers, share --hard-ratio; rest random)" : ", random") : "", K);
+        if (soft && (s = soft_guard(c, &D, &c->train, istart >= 0 ? cols + (int64_t)istart * nr : NULL, res, err))) goto done;
     }
     res->train_examples = D.n;
     snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
@@ -627,13 +809,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     res->seconds_prepare = et_now_s() - tp0;
 
     et_train_cfg tc = c->train;
+    if (soft) { tc.soft_lo = res->soft_lo; tc.soft_hi = res->soft_hi; }
     if (tc.moe_experts > 0)
         say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), gate %s%s", tc.moe_experts,
             (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
             tc.train_only_moe ? ", training the routers and experts only" : "");
 
     /* train */
-    step_prog sp = {c, pairwise ? 0 : c->refresh_every, et_now_s(), 0, 0, 0, NAN};
+    step_prog sp = {c, pairwise ? 0 : c->refresh_every, 0, 0, et_now_s(), 0, 0, 0, NAN};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -645,8 +828,17 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     tc.save_every = 0;
     tc.keep_checkpoints = 1;
     if ((s = et_mkdir_p(c->out_dir, err))) goto done;
+    if (c->watch_every > 0 || (c->watch_every == ET_FT_WATCH_AUTO && pairwise)) { /* the collapse watch's start */
+        if ((s = watch_init(&W, &D, M.corpus, M.nd, c->seed, err))) goto done;
+        if ((s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, 0, 0, res, err))) goto done;
+    }
     if ((s = et_trainer_init(&tr, &tc, &L.model, L.pool, &D, err))) goto done;
     has_tr = 1;
+    if (W.n) {
+        long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+        sp.watch_every = c->watch_every > 0 ? c->watch_every : spe >= 8 ? (int)((spe + 3) / 4) : 0;
+        sp.watch_last = tr.total_steps >= 2 ? tr.total_steps - 1 : 0;
+    }
     if (sp.refresh_every == ET_FT_REFRESH_AUTO) { /* re-mine 4 times per epoch (not for tiny runs) */
         long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
         sp.refresh_every = spe >= 8 ? (int)((spe + 3) / 4) : 0;
@@ -658,7 +850,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     double tt = et_now_s();
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
-        if (et_trainer_step(&tr) >= tr.total_steps) break;
+        long at = et_trainer_step(&tr);
+        if (at >= tr.total_steps) break;
+        if (watch_due(&sp, at, tr.total_steps) &&
+            (s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, at, tr.total_steps, res, err))) {
+            clean_checkpoints(c->out_dir);
+            goto done;
+        }
+        if (!(sp.refresh_every > 0 && at % sp.refresh_every == 0)) continue;
         /* stopped for an ANCE refresh */
         res->refreshes++;
         say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", et_trainer_step(&tr), res->refreshes);
@@ -679,6 +878,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     res->seconds_eval += et_now_s() - te;
 done:
     if (has_tr) et_trainer_free(&tr);
+    watch_free(&W);
     for (int e = 0; e < nex; e++) et_expert_free(&ex[e]);
     et_score_table_free(&T);
     for (int i = 0; i < D.n; i++) ex_free(&D.ex[i]);

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include "error.h"
 #include "evaluate.h"
+#include "loss.h"
 #include "mine.h"
 #include "train.h"
 
@@ -46,7 +47,10 @@ typedef struct {
     int negatives;           /* per query / per positive row (default 7) */
     int mine_lo, mine_hi;    /* ANCE rank window (default 2:100) */
     int neg_hard;            /* mse/soft: 1 = hard negatives by the first expert (default), 0 = random */
+    double hard_ratio;       /* mse/soft with neg_hard: share of each positive's negatives that are the first expert's
+                                top-ranked non-answers; the rest are random (default ET_FT_HARD_RATIO) */
     int use_bm25;            /* BM25 expert (default 1) */
+    int start_expert;        /* the starting model's cosine as an expert (default 1; named "start") */
     const char *expert_models[ET_FT_MAX_EXPERT_MODELS];
     int n_expert_models;
     int refresh_every;       /* infonce/clp: re-mine every N steps (0 = never; ET_FT_REFRESH_AUTO = 4 times per
@@ -58,9 +62,40 @@ typedef struct {
     int threads;
     int quiet;
     uint64_t seed;           /* negative sampling (default 42); train.seed is the data order / dropout / router */
+    int soft_range;          /* soft1..3 target calibration: ET_FT_RANGE_AUTO (default: from the starting model, see
+                                below), ET_FT_RANGE_NONE (targets as the rule gives them), ET_FT_RANGE_FIXED
+                                (train.soft_lo / soft_hi as given) */
+    int soft_force;          /* 1: train even when the target guards refuse (they still report) */
+    int watch_every;         /* collapse watch every N optimizer steps (ET_FT_WATCH_AUTO: for mse/soft1..3, 4 times
+                                per epoch and before the last step; off for infonce/clp, whose in-batch negatives
+                                push texts apart by construction; 0 = off) */
+    double collapse_aniso;   /* stop when the sample's anisotropy rose by more than this (default 0.10) */
+    double collapse_margin;  /* ... or its positive margin fell below this share of its start value (default 0.5) */
 } et_finetune_cfg;
 
 #define ET_FT_REFRESH_AUTO (-1)
+#define ET_FT_WATCH_AUTO (-1)
+#define ET_FT_HARD_RATIO 0.5
+enum { ET_FT_RANGE_AUTO = 0, ET_FT_RANGE_NONE = 1, ET_FT_RANGE_FIXED = 2 };
+
+/* Soft-target calibration (ET_FT_RANGE_AUTO): the rules give targets t on the experts' scale ([0,1] after rank/minmax
+ * normalisation), while the model's cosines of the same training rows have their own level and spread (unrelated
+ * texts already at its anisotropy, answers a little higher). The targets are mapped affinely,
+ *     target = lo + t (hi - lo),   hi - lo = sd(c) / sd(t),   lo = mean(c) - mean(t) (hi - lo),
+ * where c are the starting model's cosines of the training rows (query, passage) and t the rule's targets of the same
+ * rows: the targets get the mean and spread of the cosines the model already produces, and their ORDER from the rule
+ * (experts, and the labels for soft2/soft3). Training then re-orders pairs instead of moving every cosine toward the
+ * experts' scale, which is what lifted the anisotropy. Clamped to [-1,1] (et_soft_calibrate). */
+
+/* Collapse watch: a fixed sample of up to ET_FT_WATCH_PAIRS training (query, positive) pairs and as many random
+ * training passages, encoded with the model being trained:
+ *   anisotropy = mean cosine of the random passages' pairs (et_mean_random_cosine, as evaluate.h);
+ *   margin     = mean cos(query, its positive) - mean cos(query, a random passage).
+ * Collapsed when anisotropy - anisotropy_start > collapse_aniso, or margin < collapse_margin * margin_start and
+ * margin_start - margin > ET_FT_WATCH_MIN_DROP (when margin_start > 0). The run then stops with ET_ERR_NUMERIC and a message naming the figures; the tuned model is
+ * not written (the last check is one step before the end, before the trainer saves). */
+#define ET_FT_WATCH_PAIRS 128
+#define ET_FT_WATCH_MIN_DROP 0.05
 
 void et_finetune_cfg_default(et_finetune_cfg *c);
 
@@ -77,6 +112,14 @@ typedef struct {
     char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];
     et_mine_stats mine;               /* first mining (infonce/clp) */
     int refreshes;
+    /* soft1..3: the target report (finetune's guards; before calibration) */
+    int has_soft;
+    et_soft_stats soft;
+    double soft_lo, soft_hi;          /* calibration used (0, 1 = none) */
+    double expert_corr[ET_FT_MAX_EXPERT_MODELS + 8]; /* per expert (expert_names order): Pearson r with the label */
+    /* collapse watch */
+    int watches;                      /* checks made */
+    double watch_aniso0, watch_margin0, watch_aniso, watch_margin; /* at the start / at the last check */
     int refresh_every;                /* what was used (ET_FT_REFRESH_AUTO resolved; 0 = none) */
     long steps;
     uint64_t data_hash;               /* et_train_data_hash of the examples given to the trainer (resume check) */

@@ -405,6 +405,12 @@ static int cmp_vi(const void *a, const void *b) {
 
 et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
                           int K, float *yhat, et_error *err) {
+    return et_soft_targets_ex(rule, norm, alpha, y, S, N, K, yhat, NULL, err);
+}
+
+et_status et_soft_targets_ex(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
+                             int K, float *yhat, int *n_clamped, et_error *err) {
+    if (n_clamped) *n_clamped = 0;
     if (N <= 0) return et_fail(err, ET_ERR_ARG, "soft targets: need N > 0 pairs (got %d)", N);
     if (!y || !yhat) return et_fail(err, ET_ERR_ARG, "soft targets: labels and output must not be NULL");
     if ((int)rule < ET_SOFT_HARD || (int)rule > ET_SOFT_NEGSOFT)
@@ -429,7 +435,10 @@ et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, co
     if (rule == ET_SOFT_BLEND && !(alpha >= 0 && alpha <= 1))
         return et_fail(err, ET_ERR_ARG, "soft targets: blend alpha must be in [0,1] (got %g)", alpha);
     if (rule == ET_SOFT_HARD) {
-        for (int i = 0; i < N; i++) yhat[i] = y[i] < -1.0f ? -1.0f : (y[i] > 1.0f ? 1.0f : y[i]);
+        for (int i = 0; i < N; i++) {
+            if (n_clamped && (y[i] < -1.0f || y[i] > 1.0f)) ++*n_clamped;
+            yhat[i] = y[i] < -1.0f ? -1.0f : (y[i] > 1.0f ? 1.0f : y[i]);
+        }
         return ET_OK;
     }
     /* normalised scores, column by column: Sn [N,K] (double) */
@@ -488,11 +497,100 @@ et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, co
         case ET_SOFT_NEGSOFT: v = yi == 1.0 ? 1.0 : mean; break;
         default: v = yi; break;
         }
+        if (n_clamped && (v < -1.0 || v > 1.0)) ++*n_clamped;
         if (v < -1.0) v = -1.0;
         if (v > 1.0) v = 1.0;
         yhat[i] = (float)v;
     }
     free(tmp);
     free(Sn);
+    return ET_OK;
+}
+
+void et_soft_calibrate(float *yhat, int N, double lo, double hi) {
+    for (int i = 0; i < N; i++) {
+        double v = lo + (double)yhat[i] * (hi - lo);
+        yhat[i] = (float)(v < -1.0 ? -1.0 : v > 1.0 ? 1.0 : v);
+    }
+}
+
+void et_soft_range_match(const float *t, const float *c, int N, double *lo, double *hi) {
+    double mt = 0, mc = 0, vt = 0, vc = 0;
+    for (int i = 0; i < N; i++) { mt += t[i]; mc += c[i]; }
+    mt /= N > 0 ? N : 1;
+    mc /= N > 0 ? N : 1;
+    for (int i = 0; i < N; i++) { vt += (t[i] - mt) * (t[i] - mt); vc += (c[i] - mc) * (c[i] - mc); }
+    double st = sqrt(vt / (N > 0 ? N : 1)), sc = sqrt(vc / (N > 0 ? N : 1)), k = st > 1e-9 ? sc / st : 0.0;
+    *lo = mc - mt * k;
+    *hi = *lo + k;
+}
+
+void et_soft_target_stats(const float *y, const float *yhat, int N, int n_clamped, et_soft_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->n = N > 0 ? N : 0;
+    st->share_clamped = n_clamped > 0 && N > 0 ? (double)n_clamped / N : 0.0;
+    double sp = 0, sn = 0, qp = 0, qn = 0;
+    for (int i = 0; i < N; i++) {
+        double t = yhat[i];
+        if (y[i] >= 0.5f) { st->n_pos++; sp += t; qp += t * t; }
+        else { st->n_neg++; sn += t; qn += t * t; }
+    }
+    st->mean_pos = st->n_pos ? sp / st->n_pos : NAN;
+    st->mean_neg = st->n_neg ? sn / st->n_neg : NAN;
+    st->sd_pos = st->n_pos ? sqrt(fmax(0.0, qp / st->n_pos - st->mean_pos * st->mean_pos)) : NAN;
+    st->sd_neg = st->n_neg ? sqrt(fmax(0.0, qn / st->n_neg - st->mean_neg * st->mean_neg)) : NAN;
+    st->auc = NAN;
+    if (!st->n_pos || !st->n_neg) return;
+    /* Mann-Whitney: sum of the positives' average ranks (1-based, ties averaged) */
+    vi_t *t = malloc(sizeof *t * (size_t)N);
+    if (!t) return; /* stays NaN: reported as "unknown" */
+    for (int i = 0; i < N; i++) { t[i].v = yhat[i]; t[i].i = i; }
+    qsort(t, (size_t)N, sizeof *t, cmp_vi);
+    double rs = 0;
+    for (int a = 0; a < N;) {
+        int b = a;
+        while (b + 1 < N && t[b + 1].v == t[a].v) b++;
+        double r = 0.5 * (a + b) + 1.0;
+        for (int c = a; c <= b; c++) if (y[t[c].i] >= 0.5f) rs += r;
+        a = b + 1;
+    }
+    free(t);
+    double np = st->n_pos, nn = st->n_neg;
+    st->auc = (rs - np * (np + 1) / 2) / (np * nn);
+}
+
+void et_soft_expert_corr(const float *y, const float *S, int N, int K, double *corr) {
+    for (int k = 0; k < K; k++) {
+        double my = 0, ms = 0;
+        for (int i = 0; i < N; i++) { my += y[i]; ms += S[(size_t)i * K + k]; }
+        my /= N > 0 ? N : 1;
+        ms /= N > 0 ? N : 1;
+        double sxy = 0, sxx = 0, syy = 0;
+        for (int i = 0; i < N; i++) {
+            double a = y[i] - my, b = S[(size_t)i * K + k] - ms;
+            sxy += a * b; syy += a * a; sxx += b * b;
+        }
+        corr[k] = sxx > 0 && syy > 0 ? sxy / sqrt(sxx * syy) : NAN;
+    }
+}
+
+et_status et_soft_targets_check(const et_soft_stats *st, et_soft_rule rule, et_soft_norm norm, et_error *err) {
+    if (st->share_clamped > ET_SOFT_MAX_CLAMPED)
+        return et_fail(err, ET_ERR_ARG,
+                       "soft targets: %.0f%% of the %s targets are clamped at +-1, so the loss sees almost one value: the "
+                       "expert scores are not on a cosine scale (an unbounded score such as raw BM25 with --soft-norm %s). "
+                       "Fix: --soft-norm rank (or minmax), or give the experts' scores on a [0,1] / cosine scale",
+                       100 * st->share_clamped, et_soft_rule_name(rule), et_soft_norm_name(norm));
+    if (!st->n_pos || !st->n_neg) return ET_OK;
+    if (!(st->auc >= ET_SOFT_MIN_AUC) || !(st->mean_pos - st->mean_neg >= ET_SOFT_MIN_GAP))
+        return et_fail(err, ET_ERR_ARG,
+                       "soft targets: the %s targets do not separate positives from negatives (mean %.3f for the %d "
+                       "positive rows vs %.3f for the %d negative rows; P(positive > negative) = %.2f, needs >= %.2f and "
+                       "a gap >= %.2f): training on them teaches the model that answers and non-answers are about equally "
+                       "related, which collapses the embeddings. Fix: add experts that know the answers (--expert-model "
+                       "DIR, keep the starting model as an expert), use random negatives (--hard-ratio 0.5 or --neg-mode "
+                       "random) rather than only the experts' own look-alikes, or a label-aware rule (soft2/soft3)",
+                       et_soft_rule_name(rule), st->mean_pos, st->n_pos, st->mean_neg, st->n_neg, st->auc,
+                       ET_SOFT_MIN_AUC, ET_SOFT_MIN_GAP);
     return ET_OK;
 }

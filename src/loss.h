@@ -112,5 +112,48 @@ const char *et_soft_norm_name(et_soft_norm n);
  * temporarily for the rank normalisation (fallible: ET_ERR_NOMEM). */
 et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
                           int K, float *yhat, et_error *err);
+/* The same, also counting the targets the clamp to [-1,1] changed (n_clamped may be NULL): raw, unbounded expert
+ * scores (BM25 without normalisation) show up here as a large share at the clamp. */
+et_status et_soft_targets_ex(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,
+                             int K, float *yhat, int *n_clamped, et_error *err);
+
+/* Calibration of soft targets to the model's cosine range. The rules give targets on the experts' scale ([0,1]
+ * after minmax/rank normalisation), but a model does not use the cosine range [0,1]: unrelated texts already sit at
+ * its anisotropy (e.g. 0.4-0.6) and its positives higher. Training toward 0 for "unrelated" makes it reshape the whole
+ * space. The mapping is affine:  yhat' = lo + yhat * (hi - lo),  then clamped to [-1,1]
+ * (lo = 0, hi = 1 is the identity). finetune sets lo and hi from the starting model (finetune.h). */
+void et_soft_calibrate(float *yhat, int N, double lo, double hi);
+/* lo, hi that give targets t [N] the mean and (population) standard deviation of reference cosines c [N] (the
+ * starting model's cosines of the same rows): hi - lo = sd(c) / sd(t), lo = mean(c) - mean(t) (hi - lo). Constant
+ * targets (sd(t) = 0) give lo = hi = mean(c). */
+void et_soft_range_match(const float *t, const float *c, int N, double *lo, double *hi);
+
+/* ---- target guards ---- */
+typedef struct {
+    int n, n_pos, n_neg;        /* rows; label >= 0.5; label < 0.5 */
+    double share_clamped;       /* n_clamped / n (0 when n_clamped < 0 was given) */
+    double mean_pos, mean_neg;  /* mean target of the positive / negative rows (NaN if there are none) */
+    double sd_pos, sd_neg;      /* standard deviations (population) */
+    double auc;                 /* P(target of a random positive row > that of a random negative row), ties count
+                                   1/2 (Mann-Whitney); NaN without both kinds of rows */
+} et_soft_stats;
+
+/* Statistics of targets yhat [N] against labels y [N] (n_clamped from et_soft_targets_ex, or -1). */
+void et_soft_target_stats(const float *y, const float *yhat, int N, int n_clamped, et_soft_stats *st);
+
+/* Pearson correlation of each expert's raw score with the label (point-biserial for 0/1 labels): corr [K]
+ * (NaN for a constant column). S [N,K] as for et_soft_targets. */
+void et_soft_expert_corr(const float *y, const float *S, int N, int K, double *corr);
+
+/* Refusal thresholds: more than ET_SOFT_MAX_CLAMPED of the targets clamped, or positives not separated from
+ * negatives (auc < ET_SOFT_MIN_AUC, or mean_pos - mean_neg < ET_SOFT_MIN_GAP on the [0,1] target scale). */
+#define ET_SOFT_MAX_CLAMPED 0.5
+#define ET_SOFT_MIN_AUC 0.6
+#define ET_SOFT_MIN_GAP 0.05
+
+/* ET_OK, or ET_ERR_ARG with a message that names the cause (the figures) and the fix. Rows without both labels
+ * (all positive or all negative) are not judged on separation. rule/norm: what produced the targets (for the
+ * message). */
+et_status et_soft_targets_check(const et_soft_stats *st, et_soft_rule rule, et_soft_norm norm, et_error *err);
 
 #endif

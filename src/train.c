@@ -56,6 +56,7 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->pen = ET_CLP_PEN_MEAN;
     c->soft_norm = ET_SNORM_NONE;
     c->alpha = 0.5;
+    c->soft_hi = 1.0;
     c->lr = 2e-5;
     c->weight_decay = 0.01;
     c->adam_eps = 1e-8;
@@ -266,6 +267,10 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
              c->batch, c->grad_accum, c->max_grad_norm, c->max_len_q, c->max_len_d, tr->G,
              (unsigned long long)c->seed, c->dropout, c->freeze ? c->freeze : "", tr->total_steps,
              (unsigned long long)data_hash, tr->model->n_params);
+    if (is_soft(c->loss) && (c->soft_lo != 0.0 || c->soft_hi != 1.0)) { /* appended only when calibrated */
+        size_t l = strlen(tr->canon);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";soft_lo=%.17g;soft_hi=%.17g", c->soft_lo, c->soft_hi);
+    }
     const et_bert_config *mc = &tr->model->cfg;
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
@@ -385,6 +390,7 @@ static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *
             et_status s = et_soft_targets(rule, c->soft_norm, c->alpha, y, S, d->n, K, tr->targets, err);
             free(y); free(S);
             if (s) return et_error_prefix(err, "%s", path);
+            if (c->soft_lo != 0.0 || c->soft_hi != 1.0) et_soft_calibrate(tr->targets, d->n, c->soft_lo, c->soft_hi);
         }
     }
     long nb = (d->n + c->batch - 1) / c->batch;

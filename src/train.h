@@ -84,6 +84,8 @@ typedef struct {
     et_clp_pen pen;       /* CLP penalty form (default mean) */
     et_soft_norm soft_norm; /* soft1..3: per-expert normalisation over the training set (default none) */
     double alpha;         /* soft2 blend weight (default 0.5) */
+    double soft_lo, soft_hi; /* soft1..3: targets calibrated to lo + t*(hi - lo) (et_soft_calibrate); default 0, 1 =
+                             the targets as the rule gives them */
     double lr;            /* peak learning rate (default 2e-5) */
     double weight_decay;  /* AdamW (default 0.01, sentence-transformers fit); biases and LayerNorm get 0 */
     double adam_eps;      /* default 1e-8 */

@@ -85,6 +85,26 @@ near "--refresh-every 0: no refresh" "$(bnum "$T/moe.json" counts refreshes)" 0 
 grep -qE '"num_experts":[[:space:]]*2' "$T/moe/config.json" && ok "saved config has num_experts 2" || bad "num_experts missing in $T/moe/config.json"
 "$ET" eval --model "$T/moe" --data $F/beir --split test -q >/dev/null 2>"$T/err" && ok "MoE output loads in eval" || bad "MoE output: $(cat "$T/err")"
 
+# 3b. soft-label guards (issue 20): a labelled file whose only expert is raw, unbounded BM25 (made by `score`)
+"$ET" score --in $F/pairs.jsonl --out "$T/bm.jsonl" --bm25 --negatives 3 --neg-mode random -q 2>"$T/err" || bad "score: $(cat "$T/err")"
+# without normalisation most soft1 targets sit at the clamp: refused, naming the cause and the fix; nothing written
+expect_err "raw BM25 refused" "clamped at \+-1.*--soft-norm rank" "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/raw" --loss soft1 --no-bm25 --no-start-expert --soft-norm none --threads 2 -q
+[ -f "$T/raw/model.safetensors" ] && bad "a model was written after the refusal" || ok "no model after the refusal"
+# at the defaults the same file gets the rank normalisation: nothing clamped, positives above negatives, and training
+# does not lift the held-out anisotropy by more than 0.05
+"$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/rk" --loss soft1 --no-bm25 --no-start-expert --threads 2 --json "$T/rk.json" >/dev/null 2>"$T/log"
+[ $? -eq 0 ] && ok "raw BM25 file trains at the defaults" || bad "raw BM25 defaults: $(tail -3 "$T/log")"
+grep -q "soft targets (soft1, --soft-norm rank, 1 expert(s)): 0.0% at the clamp" "$T/log" && ok "target report in the log" || bad "no target report: $(grep 'soft targets' "$T/log")"
+near "share clamped" "$(bnum "$T/rk.json" soft_targets share_clamped)" 0 0
+awk -v p="$(bnum "$T/rk.json" soft_targets mean_pos)" -v n="$(bnum "$T/rk.json" soft_targets mean_neg)" 'BEGIN { exit !(p > n + 0.05) }' \
+  && ok "positives' targets above negatives'" || bad "targets do not separate: $(block "$T/rk.json" soft_targets)"
+ab=$(bnum "$T/rk.json" before anisotropy); aa=$(bnum "$T/rk.json" after anisotropy)
+awk -v a="$aa" -v b="$ab" 'BEGIN { exit !(a <= b + 0.05) }' && ok "anisotropy $ab -> $aa" || bad "anisotropy rose $ab -> $aa"
+# one expert: soft1 and soft3 give the same targets -> a warning
+"$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/s3" --loss soft3 --no-bm25 --no-start-expert --threads 2 >/dev/null 2>"$T/log"
+grep -q "warning: soft3 and soft1 give the same targets here (one expert" "$T/log" && ok "one-expert warning" || bad "no one-expert warning: $(grep -i warn "$T/log")"
+expect_err "bad --soft-range" "soft-range" "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/x" --loss soft1 --soft-range 0.9:0.1
+
 # 4. bad input
 expect_err "missing --loss" "--loss" "$ET" finetune --model $M --data $F/beir --out "$T/x"
 expect_err "unknown loss" "unknown loss 'bogus'" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss bogus

@@ -19,6 +19,7 @@
 #include "finetune.h"
 #include "hf.h"
 #include "et_test.h"
+#include "data.h"
 
 #define FX "tests/fixtures/finetune"
 #define MODEL "tests/fixtures/e2e/model"
@@ -260,8 +261,65 @@ int main(void) {
     CHECK(s == ET_ERR_ARG && strstr(err.msg, "refresh"), "refresh + mse: %d %s", s, err.msg);
     base_cfg(&c, FX "/beir", out, ET_TRAIN_SOFT1);
     c.use_bm25 = 0;
+    c.start_expert = 0;
     s = et_finetune_run(&c, &r, &err);
     CHECK(s == ET_ERR_ARG && strstr(err.msg, "expert"), "soft1 without experts: %d %s", s, err.msg);
+
+    /* 8. soft defaults: BM25 + the starting model as experts, rank-normalised, calibrated, watched */
+    snprintf(out, sizeof out, "%s/soft3", tmp);
+    base_cfg(&c, FX "/pairs.jsonl", out, ET_TRAIN_SOFT3);
+    et_finetune_cfg dflt;
+    et_finetune_cfg_default(&dflt);
+    c.train.soft_norm = dflt.train.soft_norm;
+    c.train.lr = dflt.train.lr;
+    c.train.epochs = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "soft3 defaults: %s", err.msg);
+    if (!s) {
+        CHECK(dflt.train.soft_norm == ET_SNORM_RANK && dflt.start_expert && dflt.use_bm25 && dflt.soft_range == ET_FT_RANGE_AUTO,
+              "defaults: rank, BM25 + start, auto range");
+        CHECK(r.n_experts == 2 && !strcmp(r.expert_names[0], "bm25") && !strcmp(r.expert_names[1], "start"), "experts %d", r.n_experts);
+        CHECK(r.has_soft && r.soft.share_clamped == 0 && r.soft.mean_pos > r.soft.mean_neg && r.soft.auc > 0.6,
+              "target report: clamped %g pos %g neg %g auc %g", r.soft.share_clamped, r.soft.mean_pos, r.soft.mean_neg, r.soft.auc);
+        CHECK(r.soft_hi > r.soft_lo && r.soft_lo > -1 && r.soft_hi < 2, "calibration %g %g", r.soft_lo, r.soft_hi);
+        CHECK(r.watches >= 1 && isfinite(r.watch_aniso0) && isfinite(r.watch_aniso), "collapse watch ran (%d checks)", r.watches);
+    }
+
+    /* 9. collapse watch: every row labelled 1, also query i with the passage of another topic, trained with mse at a
+     *    high rate: all pairs are pulled to cosine 1, the embeddings collapse; the run must stop with a message and
+     *    leave no model behind */
+    {
+        char path[600];
+        snprintf(path, sizeof path, "%s/all-ones.jsonl", tmp);
+        et_pairs P;
+        CHECK(!et_pairs_read(FX "/pairs.jsonl", NULL, &P, NULL, &err), "pairs: %s", err.msg);
+        FILE *w = fopen(path, "w");
+        CHECK(w != NULL, "write %s", path);
+        for (int64_t i = 0; w && i < P.n; i++)
+            for (int k = 0; k < 3; k++)
+                fprintf(w, "{\"query\": \"%s\", \"passage\": \"%s\", \"label\": 1, \"id\": \"%s\"}\n", P.query[i],
+                        P.passage[(i + 7 * k) % P.n], P.id[i]);
+        if (w) fclose(w);
+        et_pairs_free(&P);
+        snprintf(out, sizeof out, "%s/collapse", tmp);
+        base_cfg(&c, path, out, ET_TRAIN_MSE);
+        c.train.lr = 5e-3;
+        c.train.epochs = 3;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(s == ET_ERR_NUMERIC && strstr(err.msg, "collapsing") && strstr(err.msg, "NOT written") && strstr(err.msg, "anisotropy"),
+              "collapse: %d %s", s, err.msg);
+        char mp[700];
+        snprintf(mp, sizeof mp, "%s/model.safetensors", out);
+        FILE *m = fopen(mp, "rb");
+        CHECK(!m, "a collapsed model was written to %s", mp);
+        if (m) fclose(m);
+        CHECK(count_checkpoints(out) == 0, "checkpoints left after the collapse stop");
+        /* the same run with the watch off trains to the end and writes the (collapsed) model */
+        c.watch_every = 0;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(!s && r.pafter.anisotropy > r.pbefore.anisotropy + 0.1, "unwatched: %d %s, anisotropy %g -> %g", s, err.msg,
+              r.pbefore.anisotropy, r.pafter.anisotropy);
+    }
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -318,6 +318,92 @@ static void test_soft_hand(void) {
     }
 }
 
+/* Guards and calibration, by hand.
+ * Calibration lo = 0.4, hi = 0.7: t -> 0.4 + 0.3 t: [0, 0.5, 1, -1, 2] -> [0.4, 0.55, 0.7, 0.1, 1 (1.0 clamped)].
+ * Raw BM25-like scores (one expert, norm none): [12.3, 0.4, 7.5, 0.9] -> soft1 clamps 2 of 4 (12.3, 7.5; 0.4 and
+ * 0.9 stay) -> share 0.5 (not refused: the limit is "more than half"); [12.3, 3.1, 7.5, 0.9] -> 3 of 4 -> refused,
+ * naming the clamp and the fix (--soft-norm rank). With rank normalisation the same scores give [1, 1/3, 2/3, 0]:
+ * nothing clamped.
+ * Stats, labels [1, 0, 1, 0, 0], targets [0.9, 0.2, 0.4, 0.4, 0.1]: positives mean 0.65 (sd 0.25), negatives
+ * 0.7/3 = 0.2333 (sd sqrt((0.04+0.16+0.01)/3 - 0.2333^2) = 0.12472); pairs (pos, neg): 0.9 beats all 3, 0.4 beats
+ * 0.2 and 0.1 and ties 0.4 -> (3 + 2.5) / 6 = 0.916667.
+ * Correlation of expert [3, 1, 2, 1, 1] with the labels [1, 0, 1, 0, 0]: means 1.6 and 0.4; deviations
+ * (1.4, -.6, .4, -.6, -.6) and (.6, -.4, .6, -.4, -.4): sxy = .84+.24+.24+.24+.24 = 1.8, sxx = 1.96+.36+.16+.36+.36 =
+ * 3.2, syy = 1.2 -> r = 1.8 / sqrt(3.84) = 0.918559. */
+static void test_soft_guards(void) {
+    float t[5] = {0, 0.5f, 1, -1, 2};
+    et_soft_calibrate(t, 5, 0.4, 0.7);
+    const float tw[5] = {0.4f, 0.55f, 0.7f, 0.1f, 1.0f};
+    for (int i = 0; i < 5; i++) CHECK(fabsf(t[i] - tw[i]) < 1e-6f, "calibrate %d: %g want %g", i, t[i], tw[i]);
+
+    /* range matching: t = [0, .5, 1] (mean .5, sd sqrt(1/6) = .408248), c = [.4, .5, .9] (mean .6, sd sqrt(.14/3) =
+     * .216025): k = .529150, lo = .6 - .5 k = .335425, hi = .864575; calibrated t = [.335425, .6, .864575] has
+     * c's mean and sd */
+    {
+        const float t3[3] = {0, 0.5f, 1}, c3[3] = {0.4f, 0.5f, 0.9f};
+        double lo, hi;
+        et_soft_range_match(t3, c3, 3, &lo, &hi);
+        CHECK(fabs(lo - 0.335425) < 1e-5 && fabs(hi - 0.864575) < 1e-5, "range match %g %g", lo, hi);
+        float u[3] = {0, 0.5f, 1};
+        et_soft_calibrate(u, 3, lo, hi);
+        double m = (u[0] + u[1] + u[2]) / 3, v = ((u[0] - m) * (u[0] - m) + (u[1] - m) * (u[1] - m) + (u[2] - m) * (u[2] - m)) / 3;
+        CHECK(fabs(m - 0.6) < 1e-6 && fabs(sqrt(v) - 0.216025) < 1e-5, "calibrated mean %g sd %g", m, sqrt(v));
+        const float tc[3] = {0.3f, 0.3f, 0.3f};
+        et_soft_range_match(tc, c3, 3, &lo, &hi);
+        CHECK(fabs(lo - 0.6) < 1e-6 && fabs(hi - 0.6) < 1e-6, "constant targets -> mean %g %g", lo, hi);
+    }
+    et_error err = {0};
+    const float y4[4] = {1, 0, 1, 0};
+    const float bm_a[4] = {12.3f, 0.4f, 7.5f, 0.9f}, bm_b[4] = {12.3f, 3.1f, 7.5f, 0.9f};
+    float o[4];
+    int ncl = -1;
+    et_soft_stats st;
+    CHECK(et_soft_targets_ex(ET_SOFT_MEAN, ET_SNORM_NONE, 0.5, y4, bm_a, 4, 1, o, &ncl, &err) == ET_OK && ncl == 2,
+          "clamped count %d", ncl);
+    et_soft_target_stats(y4, o, 4, ncl, &st);
+    CHECK(st.share_clamped == 0.5 && et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_NONE, &err) == ET_OK,
+          "half clamped is allowed: %g %s", st.share_clamped, err.msg);
+    CHECK(et_soft_targets_ex(ET_SOFT_MEAN, ET_SNORM_NONE, 0.5, y4, bm_b, 4, 1, o, &ncl, &err) == ET_OK && ncl == 3,
+          "clamped count %d", ncl);
+    et_soft_target_stats(y4, o, 4, ncl, &st);
+    CHECK(st.share_clamped == 0.75, "share %g", st.share_clamped);
+    err.msg[0] = 0;
+    CHECK(et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_NONE, &err) == ET_ERR_ARG && strstr(err.msg, "75%") &&
+              strstr(err.msg, "clamped") && strstr(err.msg, "--soft-norm rank"),
+          "raw BM25 refused: %s", err.msg);
+    CHECK(et_soft_targets_ex(ET_SOFT_MEAN, ET_SNORM_RANK, 0.5, y4, bm_b, 4, 1, o, &ncl, &err) == ET_OK && ncl == 0 &&
+              fabsf(o[0] - 1) < 1e-6f && fabsf(o[1] - 1 / 3.f) < 1e-6f && fabsf(o[2] - 2 / 3.f) < 1e-6f && o[3] == 0,
+          "rank-normalised BM25: %d clamped, %g %g %g %g", ncl, o[0], o[1], o[2], o[3]);
+    et_soft_target_stats(y4, o, 4, ncl, &st);
+    CHECK(et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_RANK, &err) == ET_OK, "rank passes: %s", err.msg);
+
+    const float y5[5] = {1, 0, 1, 0, 0}, t5[5] = {0.9f, 0.2f, 0.4f, 0.4f, 0.1f};
+    et_soft_target_stats(y5, t5, 5, -1, &st);
+    CHECK(st.n == 5 && st.n_pos == 2 && st.n_neg == 3 && st.share_clamped == 0, "counts");
+    CHECK(fabs(st.mean_pos - 0.65) < 1e-6 && fabs(st.sd_pos - 0.25) < 1e-6, "pos %g %g", st.mean_pos, st.sd_pos);
+    CHECK(fabs(st.mean_neg - 0.7 / 3) < 1e-6 && fabs(st.sd_neg - 0.124722) < 1e-5, "neg %g %g", st.mean_neg, st.sd_neg);
+    CHECK(fabs(st.auc - 5.5 / 6) < 1e-9, "auc %g", st.auc);
+    CHECK(et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_RANK, &err) == ET_OK, "separating: %s", err.msg);
+    /* not separating: the negatives' targets as high as the positives' (BM25's own look-alikes) */
+    const float t5b[5] = {0.5f, 0.6f, 0.4f, 0.45f, 0.5f};
+    et_soft_target_stats(y5, t5b, 5, -1, &st);
+    CHECK(et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_MINMAX, &err) == ET_ERR_ARG &&
+              strstr(err.msg, "do not separate") && strstr(err.msg, "Fix"), "not separating: %s", err.msg);
+    /* only positives: separation is not judged */
+    const float y1[2] = {1, 1};
+    et_soft_target_stats(y1, t5b, 2, -1, &st);
+    CHECK(isnan(st.auc) && isnan(st.mean_neg) && et_soft_targets_check(&st, ET_SOFT_MEAN, ET_SNORM_RANK, &err) == ET_OK,
+          "positives only");
+
+    const float e5[5] = {3, 1, 2, 1, 1};
+    double r[1];
+    et_soft_expert_corr(y5, e5, 5, 1, r);
+    CHECK(fabs(r[0] - 1.8 / sqrt(3.84)) < 1e-9, "corr %g", r[0]);
+    const float c5[5] = {2, 2, 2, 2, 2};
+    et_soft_expert_corr(y5, c5, 5, 1, r);
+    CHECK(isnan(r[0]), "constant expert corr %g", r[0]);
+}
+
 /* Hand-computed losses on tiny inputs. */
 static void test_loss_hand(void) {
     double scratch[256], L;
@@ -376,6 +462,7 @@ static void test_loss_hand(void) {
 
 int main(void) {
     test_soft_hand();
+    test_soft_guards();
     test_loss_hand();
     test_fixture();
     return et_test_report("test_loss");
