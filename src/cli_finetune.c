@@ -277,6 +277,7 @@ static int run_finetune(et_opt *o, int n) {
             jnum(tg, "mean_pos", r.soft.mean_pos);
             jnum(tg, "mean_neg", r.soft.mean_neg);
             jnum(tg, "auc", r.soft.auc);
+            cJSON_AddNumberToObject(tg, "negatives_replaced", (double)r.soft_neg_replaced);
             cJSON *ec = cJSON_AddObjectToObject(tg, "expert_label_corr");
             for (int i = 0; i < r.n_experts; i++) jnum(ec, r.expert_names[i], r.expert_corr[i]);
         }

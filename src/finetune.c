@@ -406,6 +406,55 @@ static void clean_checkpoints(const char *out) {
 
 /* ------------------------------------------------------------------ soft targets: calibration, report, guards */
 
+/* Soft losses with sampled negatives: a negative row whose target (the run's rule and normalisation over the expert
+ * columns) is at least that of its own positive row contradicts its label. The experts call it as related as the
+ * answer: one of the first expert's look-alikes, or an answer the file does not list. Each such negative is
+ * replaced, once, by a random passage that is not a positive of the query nor already among the row's negatives, and
+ * re-scored. Rows: each positive row is followed by its negatives (rsrc = -1); cols [nex][nr]; the expert columns
+ * are those the trainer gets (all but `skip`). */
+static et_status soft_fix_negatives(const et_finetune_cfg *c, const et_pair_index *ix, const et_expert *ex, int nex,
+                                    int skip, const int32_t *rq, int32_t *rp, const float *rl, const int64_t *rsrc,
+                                    int64_t nr, float *cols, int64_t *n_replaced, et_error *err) {
+    const et_train_cfg *tc = &c->train;
+    int K = 0;
+    for (int e = 0; e < nex; e++) K += e != skip;
+    *n_replaced = 0;
+    if (!K || nr < 2 || nr > INT32_MAX) return ET_OK;
+    float *S = malloc(sizeof(float) * (size_t)nr * K), *t = malloc(sizeof(float) * (size_t)nr);
+    et_status s = ET_OK;
+    if (!S || !t) { s = et_fail(err, ET_ERR_NOMEM, "soft negatives: out of memory"); goto done; }
+    for (int64_t i = 0; i < nr; i++)
+        for (int e = 0, k = 0; e < nex; e++)
+            if (e != skip) S[i * K + k++] = cols[(int64_t)e * nr + i];
+    et_soft_rule rule = tc->loss == ET_TRAIN_SOFT1 ? ET_SOFT_MEAN : tc->loss == ET_TRAIN_SOFT2 ? ET_SOFT_BLEND : ET_SOFT_GATED;
+    if ((s = et_soft_targets(rule, tc->soft_norm, tc->alpha, rl, S, (int)nr, K, t, err))) goto done;
+    et_rng base;
+    et_rng_seed(&base, c->seed ^ 0x5eed0f1ee7ull);
+    for (int64_t r0 = 0, r; r0 < nr; r0 = r) {
+        for (r = r0 + 1; r < nr && rsrc[r] < 0; r++) {
+            if (t[r] < t[r0]) continue;
+            int32_t q = rq[r];
+            et_rng g;
+            et_rng_fork(&base, (uint64_t)r, &g);
+            for (int tries = 0; tries < 200; tries++) {
+                int32_t p = (int32_t)et_rng_below(&g, (uint64_t)ix->np), bad = 0;
+                for (int64_t u = ix->pos_off[q]; u < ix->pos_off[q + 1] && !bad; u++) bad = ix->pos[u] == p;
+                for (int64_t u = r0 + 1; u < r && !bad; u++) bad = rp[u] == p;
+                for (int64_t u = r + 1; u < nr && rsrc[u] < 0 && !bad; u++) bad = rp[u] == p;
+                if (bad) continue;
+                rp[r] = p;
+                for (int e = 0; e < nex && !s; e++) s = et_expert_score_qp(&ex[e], ix, &q, &p, 1, cols + (int64_t)e * nr + r, err);
+                if (s) goto done;
+                ++*n_replaced;
+                break;
+            }
+        }
+    }
+done:
+    free(S); free(t);
+    return s;
+}
+
 /* Before training a soft loss: the targets the trainer will compute (et_soft_targets_ex, same rule and normalisation),
  * reported (share at the clamp, mean for positives vs negatives, P(pos > neg), each expert's correlation with the
  * label), refused when mostly clamped or not separating (et_soft_targets_check; c->soft_force only reports), and a
@@ -774,6 +823,13 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (!cols) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         for (int e = 0; e < nex; e++)
             if ((s = et_expert_score_qp(&ex[e], &ix, rq, rp, nr, cols + (int64_t)e * nr, err))) goto done;
+        if (soft && add && c->neg_hard && c->hard_ratio > 0) {
+            if ((s = soft_fix_negatives(c, &ix, ex, nex, c->start_expert ? -1 : istart, rq, rp, rl, rsrc, nr, cols,
+                                        &res->soft_neg_replaced, err))) goto done;
+            say(c, "%lld of %lld negatives had a %s target at least their positive's (the experts call them as related as "
+                   "the answer): replaced by random passages", (long long)res->soft_neg_replaced, (long long)(nr - TP.n),
+                et_train_loss_name(loss));
+        }
         for (int k = 0; k < Ku && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; k++) snprintf(res->expert_names[res->n_experts++], 64, "%s", T.names[k]);
         for (int e = 0; e < nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++)
             if (e != istart || c->start_expert) snprintf(res->expert_names[res->n_experts++], 64, "%s", ex[e].name);

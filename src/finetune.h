@@ -116,6 +116,7 @@ typedef struct {
     int has_soft;
     et_soft_stats soft;
     double soft_lo, soft_hi;          /* calibration used (0, 1 = none) */
+    int64_t soft_neg_replaced;        /* hard negatives replaced because their target was >= their positive's */
     double expert_corr[ET_FT_MAX_EXPERT_MODELS + 8]; /* per expert (expert_names order): Pearson r with the label */
     /* collapse watch */
     int watches;                      /* checks made */
