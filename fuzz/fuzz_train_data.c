@@ -1,6 +1,6 @@
-/* fuzz_train_data.c - the trainer's JSONL reader (et_train_data_read, src/train.h) on arbitrary
- * bytes written to a temp file. A successful read must give non-NULL UTF-8 strings and labels and
- * scores that are finite as floats. */
+/* fuzz_train_data.c - the trainer's reader (et_train_data_read, src/train.h: the rows of the one pairs
+ * reader, data.h, as examples) on arbitrary bytes written to a temp .jsonl file. A successful read must
+ * give non-NULL UTF-8 strings, labels in [0,1] and scores that are finite as floats. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort(); /* the reader rejects non-UTF-8 lines (a Latin-1 file) */
             for (int j = 0; j < e->n_neg; j++) if (!e->negatives[j]) abort(); else (void)strlen(e->negatives[j]);
             for (int j = 0; j < e->n_negq; j++) if (e->neg_queries[j]) (void)strlen(e->neg_queries[j]);
-            if (e->has_label && !isfinite(e->label)) abort();
+            if (e->has_label && !(e->label >= 0 && e->label <= 1)) abort();
             for (int j = 0; j < e->n_scores; j++) if (!isfinite(e->scores[j])) abort();
         }
         et_train_data_free(&d);

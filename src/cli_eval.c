@@ -310,7 +310,7 @@ static int run_eval(et_opt *o, int n) {
         int64_t w = 0;
         for (int64_t i = 0; i < P.n; i++) {
             if (!et_split_keep(split, P.id[i], P.query[i])) continue;
-            P.query[w] = P.query[i]; P.passage[w] = P.passage[i]; P.id[w] = P.id[i]; P.label[w] = P.label[i];
+            P.query[w] = P.query[i]; P.passage[w] = P.passage[i]; P.id[w] = P.id[i]; P.label[w] = P.label[i]; P.line[w] = P.line[i];
             w++;
         }
         int64_t nneg_lists = P.neg_off ? P.neg_off[P.n] : 0;

@@ -305,7 +305,7 @@ static int grow(void **p, int64_t *cap, int64_t need, size_t elem) {
 /* ================================ pairs ==================================================== */
 void et_pairs_free(et_pairs *p) {
     if (!p) return;
-    free(p->query); free(p->passage); free(p->id); free(p->label);
+    free(p->query); free(p->passage); free(p->id); free(p->label); free(p->line);
     free(p->neg_off); free(p->neg); free(p->neg_query); free(p->scores);
     if (p->expert_names) for (int k = 0; k < p->K; k++) free(p->expert_names[k]);
     free(p->expert_names);
@@ -338,6 +338,7 @@ static et_status pairs_alloc_rows(et_pairs *p, int64_t need, et_error *err) {
     c = c0; if (!grow((void **)&p->passage, &c, need, sizeof(char *))) goto nomem;
     c = c0; if (!grow((void **)&p->id, &c, need, sizeof(char *))) goto nomem;
     c = c0; if (!grow((void **)&p->label, &c, need, sizeof(float))) goto nomem;
+    c = c0; if (!grow((void **)&p->line, &c, need, sizeof(int64_t))) goto nomem;
     { /* neg_off has one more entry than rows: cap + 1, whatever cap became */
         int64_t *no = realloc(p->neg_off, (size_t)(c + 1) * sizeof(int64_t));
         if (!no) goto nomem;
@@ -445,6 +446,10 @@ static int pairs_json_row(et_pairs *p, const cJSON *o, float *sc, int sc_cap, in
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(o, "scores");
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "experts");
     if (sv && ev) { snprintf(why, cap, "both 'scores' and 'experts' given; use one"); goto fail; }
+    if ((sv && cJSON_IsArray(sv) && !cJSON_GetArraySize(sv)) || (ev && cJSON_IsObject(ev) && !cJSON_GetArraySize(ev))) {
+        snprintf(why, cap, "field '%s' is empty (one score per expert)", sv ? "scores" : "experts");
+        goto fail;
+    }
     if (p->K < 0) { /* the first good row fixes the experts */
         if (sv) {
             if (!cJSON_IsArray(sv)) { snprintf(why, cap, "field 'scores': expected an array of numbers"); goto fail; }
@@ -608,12 +613,14 @@ et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pai
         }
         et_status code;
         int rc = pairs_json_row(out, o, sc, sc_cap, &any_negq, why, sizeof why, &code, err);
+        if (rc == 1) out->line[out->n - 1] = L.lineno;
         if (rc == -3) { /* the first row fixed K: grow the staging scores and redo the row */
             free(sc);
             sc = et_malloc(sizeof(float) * (size_t)out->K, "scores row", err);
             if (!sc) { cJSON_Delete(o); st = ET_ERR_NOMEM; goto done; }
             sc_cap = out->K;
             rc = pairs_json_row(out, o, sc, sc_cap, &any_negq, why, sizeof why, &code, err);
+            if (rc == 1) out->line[out->n - 1] = L.lineno;
         }
         cJSON_Delete(o);
         if (rc == -1) { st = err ? err->code : ET_ERR_NOMEM; if (!st) st = ET_ERR_NOMEM; goto done; }
@@ -818,6 +825,7 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
                 out->label[out->n] = (float)lab;
                 if (out->K) memcpy(out->scores + out->n * out->K, sc, sizeof(float) * (size_t)out->K);
                 out->neg_off[out->n + 1] = 0;
+                out->line[out->n] = rl;
                 out->n++;
                 continue;
             }

@@ -52,6 +52,7 @@ typedef struct {
     const char **query;      /* [n] */
     const char **passage;    /* [n] "positive" or "passage" */
     const char **id;         /* [n] NULL entries when a row has no id */
+    int64_t *line;           /* [n] the row's 1-based line in the file (CSV/TSV: the record's first line) */
     int has_label;           /* rows carry "label" (else label[] is all 1: positive pairs) */
     float *label;            /* [n] in [0,1] */
     /* negatives, CSR: row i owns neg[neg_off[i] .. neg_off[i+1]) */

@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cJSON.h"
 #include "data.h"
 #include "fileio.h"
 #include "hf.h"
@@ -117,107 +115,43 @@ void et_train_data_free(et_train_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-static et_status str_array(cJSON *a, const char *field, int allow_null, char ***out, int *n, const char *path,
-                           int line, et_error *err) {
-    if (!cJSON_IsArray(a)) return et_fail(err, ET_ERR_FORMAT, "%s:%d: field '%s' must be an array of strings", path, line, field);
-    int k = cJSON_GetArraySize(a);
-    *out = calloc(k ? (size_t)k : 1, sizeof(char *));
-    if (!*out) return et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
-    *n = k;
-    int i = 0;
-    for (cJSON *x = a->child; x; x = x->next, i++) {
-        if (cJSON_IsString(x) && (!allow_null || x->valuestring[0])) {
-            if (!((*out)[i] = strdup(x->valuestring))) return et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
-        } else if (!(allow_null && (cJSON_IsNull(x) || cJSON_IsString(x)))) {
-            return et_fail(err, ET_ERR_FORMAT, "%s:%d: field '%s' item %d: expected a string%s", path, line, field, i,
-                           allow_null ? " or null" : "");
-        }
-    }
-    return ET_OK;
-}
-
-static et_status parse_example(const char *s, size_t len, const char *path, int line, et_train_example *e, et_error *err) {
-    memset(e, 0, sizeof *e);
-    e->line = line;
-    cJSON *j = cJSON_ParseWithLength(s, len);
-    if (!j || !cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return et_fail(err, ET_ERR_FORMAT, "%s:%d: not a JSON object", path, line);
-    }
-    et_status st = ET_OK;
-    cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "query"), *p = cJSON_GetObjectItemCaseSensitive(j, "positive");
-    cJSON *ng = cJSON_GetObjectItemCaseSensitive(j, "negatives"), *nq = cJSON_GetObjectItemCaseSensitive(j, "negative_queries");
-    cJSON *lb = cJSON_GetObjectItemCaseSensitive(j, "label"), *sc = cJSON_GetObjectItemCaseSensitive(j, "scores");
-    if (!cJSON_IsString(q)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'query' is missing or not a string", path, line);
-    else if (!cJSON_IsString(p)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'positive' is missing or not a string", path, line);
-    else if (!(e->query = strdup(q->valuestring)) || !(e->positive = strdup(p->valuestring)))
-        st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
-    if (!st && ng && !cJSON_IsNull(ng)) st = str_array(ng, "negatives", 0, &e->negatives, &e->n_neg, path, line, err);
-    if (!st && nq && !cJSON_IsNull(nq)) {
-        st = str_array(nq, "negative_queries", 1, &e->neg_queries, &e->n_negq, path, line, err);
-        if (!st && e->n_negq != e->n_neg)
-            st = et_fail(err, ET_ERR_FORMAT, "%s:%d: 'negative_queries' has %d items but 'negatives' has %d (they are aligned)",
-                         path, line, e->n_negq, e->n_neg);
-    }
-    if (!st && lb && !cJSON_IsNull(lb)) {
-        if (cJSON_IsBool(lb)) e->label = cJSON_IsTrue(lb) ? 1.f : 0.f;
-        else if (cJSON_IsNumber(lb) && fabs(lb->valuedouble) <= FLT_MAX) e->label = (float)lb->valuedouble; /* finite as a float too */
-        else st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'label' must be a number", path, line);
-        e->has_label = !st;
-    }
-    if (!st && sc && !cJSON_IsNull(sc)) {
-        int k = cJSON_IsArray(sc) ? cJSON_GetArraySize(sc) : -1;
-        if (k < 1) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' must be a non-empty array of numbers", path, line);
-        else if (!(e->scores = malloc((size_t)k * sizeof(float)))) st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line);
-        else {
-            e->n_scores = k;
-            int i = 0;
-            for (cJSON *x = sc->child; x && !st; x = x->next, i++) {
-                if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) <= FLT_MAX)) /* NaN, Inf, or Inf once a float */
-                    st = et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' item %d is not a finite number", path, line, i);
-                else e->scores[i] = (float)x->valuedouble;
-            }
-        }
-    }
-    cJSON_Delete(j);
-    return st;
-}
-
+/* The rows of the ONE pairs reader (data.h: JSONL, CSV or TSV, strict UTF-8, file:line errors) as examples. */
 et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) {
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", path);
-    char *buf;
-    size_t len;
-    et_status st = et_read_file(path, size_cap((uint64_t)1 << 34), &buf, &len, err);
+    et_pairs P;
+    et_status st = et_pairs_read(path, NULL, &P, NULL, err);
     if (st) return st;
-    int cap = 0, line = 0;
-    for (size_t pos = 0; pos < len && !st;) {
-        size_t end = pos;
-        while (end < len && buf[end] != '\n') end++;
-        line++;
-        size_t l = end - pos;
-        if (memchr(buf + pos, 0, l)) st = et_fail(err, ET_ERR_FORMAT, "%s:%d: line contains a NUL byte", path, line);
-        size_t bad_at;
-        if (!st && !et_utf8_valid(buf + pos, l, &bad_at)) /* e.g. a Latin-1 file: the tokenizer would silently drop bytes */
-            st = et_fail(err, ET_ERR_FORMAT, "%s:%d: invalid UTF-8 at byte %zu of the line (convert the file to UTF-8)", path, line, bad_at + 1);
-        while (l > 0 && (buf[pos + l - 1] == '\r' || buf[pos + l - 1] == ' ' || buf[pos + l - 1] == '\t')) l--;
-        size_t b = 0;
-        while (b < l && (buf[pos + b] == ' ' || buf[pos + b] == '\t')) b++;
-        if (!st && l > b) {
-            if (d->n == cap) {
-                int nc = cap ? cap * 2 : 256;
-                et_train_example *nx = realloc(d->ex, (size_t)nc * sizeof *nx);
-                if (!nx) { st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, line); break; }
-                d->ex = nx;
-                cap = nc;
+    if (P.n > INT32_MAX / 2) { et_pairs_free(&P); return et_fail(err, ET_ERR_UNSUPPORTED, "%s: more than 2^30 training examples", path); }
+    d->ex = calloc((size_t)P.n, sizeof *d->ex);
+    if (!d->ex) { et_pairs_free(&P); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for %lld examples", path, (long long)P.n); }
+    for (int64_t i = 0; i < P.n && !st; i++) {
+        et_train_example *e = &d->ex[d->n++]; /* freed by et_train_data_free even when partially filled */
+        int64_t n0 = P.neg_off[i], nn = P.neg_off[i + 1] - n0;
+        e->line = (int)(P.line[i] < INT32_MAX ? P.line[i] : INT32_MAX);
+        e->has_label = P.has_label;
+        e->label = P.label[i];
+        int ok = (e->query = strdup(P.query[i])) && (e->positive = strdup(P.passage[i]));
+        if (ok && nn) {
+            ok = (e->negatives = calloc((size_t)nn, sizeof(char *))) != NULL;
+            if (ok) e->n_neg = (int)nn;
+            for (int64_t j = 0; ok && j < nn; j++) ok = (e->negatives[j] = strdup(P.neg[n0 + j])) != NULL;
+            if (ok && P.neg_query) { /* aligned with negatives; null or "" = no own query */
+                ok = (e->neg_queries = calloc((size_t)nn, sizeof(char *))) != NULL;
+                if (ok) e->n_negq = (int)nn;
+                for (int64_t j = 0; ok && j < nn; j++) {
+                    const char *q = P.neg_query[n0 + j];
+                    if (q && q[0]) ok = (e->neg_queries[j] = strdup(q)) != NULL;
+                }
             }
-            st = parse_example(buf + pos + b, l - b, path, line, &d->ex[d->n], err);
-            d->n++; /* freed by et_train_data_free even when partially filled */
         }
-        pos = end + 1;
+        if (ok && P.K) {
+            ok = (e->scores = malloc(sizeof(float) * (size_t)P.K)) != NULL;
+            if (ok) { e->n_scores = P.K; memcpy(e->scores, P.scores + i * P.K, sizeof(float) * (size_t)P.K); }
+        }
+        if (!ok) st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, e->line);
     }
-    free(buf);
-    if (!st && d->n == 0) st = et_fail(err, ET_ERR_FORMAT, "%s: no training examples", path);
+    et_pairs_free(&P);
     if (st) et_train_data_free(d);
     else d->hash = et_train_data_hash(d);
     return st;

@@ -154,8 +154,11 @@ typedef struct {
  * differently hash differently (up to 64-bit collisions); the file's formatting does not matter. */
 uint64_t et_train_data_hash(const et_train_data *d);
 
-/* JSONL: {"query": str, "positive": str, "negatives": [str], "negative_queries": [str|null],
- * "label": number, "scores": [number]} per line (blank lines skipped). Errors name file:line and field. */
+/* Training examples from a pairs file, read by THE pairs reader (et_pairs_read, data.h): JSONL rows
+ * {"query", "positive"|"passage", "negatives": [str], "negative_queries": [str|null] (null or "" = none),
+ * "label": 0/1, true/false or a number in [0,1], "scores": [number] | "experts": {name: number}, "id"},
+ * or CSV/TSV with a header (query, passage|positive, label, id, expert columns). Every row has a label or
+ * none does; expert scores likewise. Errors name file:line and field. */
 et_status et_train_data_read(const char *path, et_train_data *d, et_error *err);
 void et_train_data_free(et_train_data *d);
 

@@ -116,23 +116,23 @@ case_ srch-no-query      'exactly one of --query'                       search -
 # ---- train: data files
 tr() { case_ "$1" "$2" train --model $M --out "$OUT-$1" -q "${@:3}"; }
 tr tr-data-missing     'nope\.jsonl'                                  --train "$T/nope.jsonl"
-tr tr-data-empty       'empty\.jsonl.*no training examples'           --train $B/empty.jsonl
+tr tr-data-empty       'empty\.jsonl.*no data rows'           --train $B/empty.jsonl
 tr tr-data-utf16       'utf16\.jsonl:1:.*(NUL|UTF-16)'                --train $B/utf16.jsonl
 tr tr-data-latin1      'latin1\.jsonl:1:.*UTF-8'                      --train $B/latin1.jsonl
-tr tr-data-not-json    'not_json\.jsonl:2: not a JSON object'         --train $B/not_json.jsonl
-tr tr-data-array       'array_line\.jsonl:1: not a JSON object'       --train $B/array_line.jsonl
+tr tr-data-not-json    'not_json\.jsonl:2: invalid JSON'         --train $B/not_json.jsonl
+tr tr-data-array       'array_line\.jsonl:1: expected a JSON object'       --train $B/array_line.jsonl
 tr tr-data-truncated   'truncated\.jsonl:2:'                          --train $B/truncated.jsonl
-tr tr-data-no-positive "missing_positive\.jsonl:2: field 'positive'"  --train $B/missing_positive.jsonl
+tr tr-data-no-positive "missing_positive\.jsonl:2: missing field 'positive'"  --train $B/missing_positive.jsonl
 tr tr-data-pos-number  "positive_number\.jsonl:1: field 'positive'"   --train $B/positive_number.jsonl
 tr tr-data-label-str   "label_string\.jsonl:1: field 'label'"         --train $B/label_string.jsonl --loss mse
 tr tr-data-label-inf   "label_inf\.jsonl:1: field 'label'"            --train $B/label_inf.jsonl --loss mse
 tr tr-data-label-huge  "label_huge\.jsonl:1: field 'label'"           --train $B/label_huge.jsonl --loss mse
-tr tr-data-scores-inf  "scores_inf\.jsonl:1: field 'scores' item 1"   --train $B/scores_inf.jsonl --loss soft1
-tr tr-data-scores-empty "scores_empty\.jsonl:1: field 'scores'"       --train $B/scores_empty.jsonl --loss soft1
-tr tr-data-negq        "negq_mismatch\.jsonl:1: 'negative_queries'"   --train $B/negq_mismatch.jsonl
+tr tr-data-scores-inf  "scores_inf\.jsonl:1: scores\[1\]: not a finite"   --train $B/scores_inf.jsonl --loss soft1
+tr tr-data-scores-empty "scores_empty\.jsonl:1: field 'scores' is empty"       --train $B/scores_empty.jsonl --loss soft1
+tr tr-data-negq        "negq_mismatch\.jsonl:1: field 'negative_queries'"   --train $B/negq_mismatch.jsonl
 tr tr-data-neg-type    "negatives_not_array\.jsonl:1: field 'negatives'" --train $B/negatives_not_array.jsonl
-tr tr-data-nul         'nul_byte\.jsonl:2: line contains a NUL byte'  --train $B/nul_byte.jsonl
-tr tr-data-huge-line   'huge_line\.jsonl:1: not a JSON object'        --train "$T/huge_line.jsonl"
+tr tr-data-nul         'nul_byte\.jsonl:2: NUL byte'  --train $B/nul_byte.jsonl
+tr tr-data-huge-line   'huge_line\.jsonl:1: invalid JSON'        --train "$T/huge_line.jsonl"
 tr tr-mse-no-label     "tiny_pairs\.jsonl:1: field 'label' is missing" --train $P --loss mse
 # ---- train: options
 tr tr-lr-neg           -- '--lr.*-1'                                  --train $P --lr -1

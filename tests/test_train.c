@@ -321,11 +321,13 @@ static void test_resume(void) {
     char bad[600];
     snprintf(bad, sizeof bad, "%s/bad.jsonl", dir_b);
     const char *cases[][2] = {
-        {"{\"query\": \"a\", \"positive\": \"b\"}\n\n{\"query\": \"a\"}\n", ":3: field 'positive'"},
-        {"{\"query\": \"a\", \"positive\": \"b\"}\nnot json\n", ":2: not a JSON object"},
-        {"{\"query\": \"a\", \"positive\": \"b\", \"negatives\": [\"x\"], \"negative_queries\": []}\n", ":1: 'negative_queries' has 0"},
-        {"{\"query\": \"a\", \"positive\": \"b\", \"scores\": [1, \"x\"]}\n", ":1: field 'scores' item 1"},
-        {"", "no training examples"},
+        {"{\"query\": \"a\", \"positive\": \"b\"}\n\n{\"query\": \"a\"}\n", ":3: missing field 'positive'"},
+        {"{\"query\": \"a\", \"positive\": \"b\"}\nnot json\n", ":2: invalid JSON"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"negatives\": [\"x\"], \"negative_queries\": []}\n", ":1: field 'negative_queries' has 0 entries"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"scores\": [1, \"x\"]}\n", ":1: scores[1]: expected a number"},
+        {"", "no data rows"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"label\": 1}\n{\"query\": \"a\", \"positive\": \"b\"}\n", ":2: missing field 'label'"},
+        {"{\"query\": \"a\", \"positive\": \"b\", \"label\": 2}\n", ":1: field 'label': 2 is not in [0,1]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_text(bad, cases[i][0]);
@@ -334,7 +336,7 @@ static void test_resume(void) {
         CHECK(s && strstr(err.msg, cases[i][1]), "bad data %zu: want '%s', got '%s'", i, cases[i][1], err.msg);
     }
     /* loss/data fit: mse needs labels (file:line), clp needs negatives */
-    write_text(bad, "{\"query\": \"a\", \"positive\": \"b\", \"label\": 1}\n{\"query\": \"a\", \"positive\": \"b\"}\n");
+    write_text(bad, "\n{\"query\": \"a\", \"positive\": \"b\"}\n{\"query\": \"a\", \"positive\": \"b\"}\n");
     et_train_data bd;
     s = et_train_data_read(bad, &bd, &err);
     CHECK(!s, "read: %s", err.msg);
@@ -349,7 +351,7 @@ static void test_resume(void) {
         CHECK(s && strstr(err.msg, ":2: field 'label' is missing"), "mse without label: %s", err.msg);
         cx.loss = ET_TRAIN_CLP;
         s = et_trainer_init(&tr, &cx, &mc, NULL, &bd, &err);
-        CHECK(s && strstr(err.msg, ":1: loss clp needs"), "clp without negatives: %s", err.msg);
+        CHECK(s && strstr(err.msg, ":2: loss clp needs"), "clp without negatives: %s", err.msg);
         et_bert_free(&mc);
         et_train_data_free(&bd);
     }
