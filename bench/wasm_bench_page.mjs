@@ -61,7 +61,7 @@ async function timeLoop(fn, { warmup = 2, reps = 3, minTime = 2, maxTime = 60 } 
   return { times_s: times, best_s: Math.min(...times), median_s: median(times) };
 }
 
-async function nodeShim(dir) { // Emscripten 3.1.6 ES6 glue in node (toolchain.md §5)
+async function nodeShim(dir) { // Emscripten 3.1.6 ES6 glue in node (docs/wasm-build.md)
   const { createRequire } = await import('node:module');
   globalThis.require ??= createRequire(import.meta.url);
   globalThis.__dirname ??= dir;

@@ -1,7 +1,7 @@
 # CMake toolchain for WASI preview1 with Debian's clang + wasi-libc (no sysroot needed).
 #   cmake -S . -B build-wasi -DCMAKE_TOOLCHAIN_FILE=cmake/wasi-toolchain.cmake [-DCMAKE_C_COMPILER=clang-19]
 # Executables get a .wasm suffix (Platform/WASI.cmake) and run under node:wasi (run-wasi.mjs),
-# which CTest uses as the cross-compiling emulator. See docs/toolchain.md §4 and quirks W1-W4.
+# which CTest uses as the cross-compiling emulator. See docs/wasm-build.md, quirks W1-W4.
 set(CMAKE_SYSTEM_NAME WASI)
 set(CMAKE_SYSTEM_VERSION 1)
 set(CMAKE_SYSTEM_PROCESSOR wasm32)

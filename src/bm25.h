@@ -6,7 +6,7 @@
  * Tokens: maximal runs of ASCII [A-Za-z0-9], lowercased; every other byte (punctuation, spaces,
  * non-ASCII UTF-8 bytes) separates tokens. No stemming, no stopwords. |d| = number of tokens.
  * A term repeated in the query counts ONCE by default (the query is a set of terms, as in the
- * baselines of docs/data.md, which this reproduces to 4 decimals; counting repeats instead gives
+ * reference numbers of docs/evaluation.md, which this reproduces to 4 decimals; counting repeats instead gives
  * e.g. cisi nDCG@10 0.2955 rather than 0.2304). opts.query_tf = 1 counts every occurrence
  * (rank_bm25 style). Terms absent from the corpus contribute nothing.
  *

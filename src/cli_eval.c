@@ -13,8 +13,8 @@
  *   - a pairs file with labels (query, passage, label): AUPRC of the score over its rows;
  *     without labels (query, positive): retrieval of the distinct passages for the distinct queries.
  *   - an STS file (JSONL with "s1", "s2", "score"): Spearman and Pearson (x100) of cos(s1, s2) vs score.
- * --split test|train uses the data.md SHA-1 rule on the query id (BEIR), the row "id" (pairs and STS;
- * the query text / s1 when a row has no id).
+ * --split test|train uses the held-out split of docs/data-formats.md (et_split_keep, data.h): the query id
+ * (BEIR), the row "id" (pairs and STS), else the query text / s1.
  *
  * score: adds expert scores to each pair ("experts": {name: score}), see experts.h.
  * mine : ANCE hard negatives for a pairs file with a model (see mine.h), written as training records. */
@@ -151,7 +151,7 @@ static et_opt eval_opts[] = {
     {"--data", NULL, "PATH", "BEIR folder, labelled pairs file (.jsonl/.csv/.tsv), or STS JSONL (s1, s2, score)", NULL},
     {"--k", "-k", "N", "cut-off for nDCG/MAP/MRR/P (default 10); Recall is @10 and @100", NULL},
     {"--json", NULL, "FILE", "also write the results as JSON to FILE (- = stdout; the table then goes to stderr)", NULL},
-    {"--split", NULL, "S", "test | train | all (default all): data.md SHA-1 split on query ids / row ids", NULL},
+    {"--split", NULL, "S", "test | train | all (default all): the SHA-1 held-out split on the query id / row id / query text (docs/data-formats.md)", NULL},
     {"--bm25", NULL, NULL, "evaluate BM25 instead of the model", NULL},
     {"--hybrid", NULL, "M", "fuse BM25 with the model: rrf (k = 60) or weighted (min-max normalised scores)", NULL},
     {"--alpha", NULL, "A", "weighted hybrid: weight of the model, BM25 gets 1 - A (default 0.5)", NULL},

@@ -1,7 +1,7 @@
 /* finetune.h - `embedtune finetune`: split -> expert scores -> negatives -> train -> before/after evaluation.
  *
  * Data (cfg.data):
- *   - a BEIR folder: the judged queries are split with the data.md rule (et_split_is_test on the query
+ *   - a BEIR folder: the judged queries are split with the rule of docs/data-formats.md (et_split_keep on the query
  *     id); training examples are the train queries' (query, doc) pairs with grade > 0; the held-out
  *     queries are searched against the FULL corpus.
  *   - a pairs file (JSONL/CSV/TSV, data.h): rows are split by the same rule on their "id", else on their

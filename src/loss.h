@@ -107,7 +107,7 @@ const char *et_soft_norm_name(et_soft_norm n);
 
 /* Build targets yhat [N] from labels y [N] and expert scores S [N,K] (row-major: S[i*K+k] = expert k on pair i).
  * Normalisation is applied per expert over these N pairs first, then the rule, then yhat is clamped to [-1,1].
- * S may be NULL (and K 0) only for ET_SOFT_HARD. alpha is used by ET_SOFT_BLEND (paper-notes default 0.5).
+ * S may be NULL (and K 0) only for ET_SOFT_HARD. alpha is used by ET_SOFT_BLEND (default 0.5; docs/soft-labels.md).
  * NaN/Inf in y or S -> ET_ERR_NUMERIC naming the pair index (and expert index). Allocates N*(8+4) bytes
  * temporarily for the rank normalisation (fallible: ET_ERR_NOMEM). */
 et_status et_soft_targets(et_soft_rule rule, et_soft_norm norm, double alpha, const float *y, const float *S, int N,

@@ -1,6 +1,6 @@
 /* metrics.h - retrieval and classification metrics, exact top-k search, score fusion.
  *
- * IR metrics follow trec_eval / pytrec_eval / BEIR (see docs/paper-soft-labels.md §6.2):
+ * IR metrics follow trec_eval / pytrec_eval / BEIR (see docs/evaluation.md):
  *   ranking  : doc indices, best first (score desc, ties by corpus order); -1 entries = padding.
  *   judgments: one query's qrels, sorted by doc (et_qrel from data.h). A doc that is not judged
  *              has grade 0. "Relevant" = grade >= 1. Negative grades count as 0.

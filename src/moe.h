@@ -1,4 +1,4 @@
-/* moe.h - the mixture-of-experts FFN up-projection of the CLP paper (shared/docs/paper-clp.md section 3;
+/* moe.h - the mixture-of-experts FFN up-projection of the CLP paper (docs/moe.md;
  * the authors' MoeLayer in CreaLabs/Enhanced-BGE-M3-with-CLP-and-MoE).
  *
  * In every MoE layer (et_bert_config.moe_layer_mask; all layers by default) intermediate.dense
@@ -8,7 +8,7 @@
  *     probs  = softmax(logits); e* = argmax (ties: lowest index); p = probs[e*]
  *     h      = Expert_e*(x) * (moe_gate_scale == 1 ? p : 1)   (2 = straight-through, see the gate modes below)
  * then GELU and output.dense as in the dense layer. moe_gate_scale = 0 is the authors' code: the top-1
- * weight is softmax over one value = 1, so the router never gets a gradient (paper notes 3.6).
+ * weight is softmax over one value = 1, so the router never gets a gradient (docs/moe.md: "the router never learns").
  * moe_gate_scale = 1 is Switch Transformer: dL/dlogits = dL/dp * p * (onehot(e*) - probs).
  *
  * Load balancing (Switch, optional): aux = alpha * E * sum_e f_e * P_e per MoE layer, f_e = fraction of

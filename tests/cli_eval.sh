@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cli_eval.sh - `embedtune eval` and `embedtune score`: exact BM25 metrics on a hand-made BEIR folder,
 # JSON fields and ranges with the 32-dim e2e model, STS and pairs inputs, expert scores, negatives,
-# clear file:line errors; and (if the eval data is there) the cranfield BM25 baseline of data.md.
+# clear file:line errors; and (if the eval data is there) the cranfield BM25 reference number of docs/evaluation.md.
 #
 # tests/fixtures/eval/beir (BM25 k1 0.9, b 0.4; avgdl = 7/4; idf(apple) = idf(cherry) = ln 2):
 #   d1 "apple banana" (2 tokens), d2 "apple" (1), d3 "cherry" (1), d4 "banana banana cherry" (3)
@@ -131,13 +131,13 @@ expect_err "score without experts" 'at least one expert' "$ET" score --in $F/pai
 expect_err "score: negatives with user scores" 'own expert scores' "$ET" score --in tests/fixtures/data/pairwise_named.jsonl --out "$T/x" --bm25 --negatives 1
 expect_err "score: bad model folder" 'config\.json' "$ET" score --in $F/pairs.jsonl --out "$T/x" --model $T
 
-# ---- the data.md baseline (skipped without the data)
+# ---- the docs/evaluation.md reference numbers (skipped without the data)
 ED=${ET_EVAL_DATA:-../shared/eval-data}
 if [ -f "$ED/cranfield/qrels.tsv" ]; then
   "$ET" eval --bm25 --data "$ED/cranfield" -q --json "$T/c.json" >/dev/null
-  near "cranfield BM25 nDCG@10 (data.md 0.3104)" "$(jnum "$T/c.json" 'ndcg@10')" 0.3104 5e-5
-  near "cranfield BM25 MAP@10 (data.md 0.1965)" "$(jnum "$T/c.json" 'map@10')" 0.1965 5e-5
-  near "cranfield BM25 R@100 (data.md 0.6795)" "$(jnum "$T/c.json" 'recall@100')" 0.6795 5e-5
+  near "cranfield BM25 nDCG@10 (docs/evaluation.md 0.3104)" "$(jnum "$T/c.json" 'ndcg@10')" 0.3104 5e-5
+  near "cranfield BM25 MAP@10 (docs/evaluation.md 0.1965)" "$(jnum "$T/c.json" 'map@10')" 0.1965 5e-5
+  near "cranfield BM25 R@100 (docs/evaluation.md 0.6795)" "$(jnum "$T/c.json" 'recall@100')" 0.6795 5e-5
 else
   echo "skip: cranfield baseline (no eval data at $ED; set ET_EVAL_DATA)"
 fi

@@ -1,5 +1,5 @@
 /* test_bm25.c - BM25 against a hand-computed case, plus (if ../shared/eval-data or $ET_EVAL_DATA
- * exists) a reproduction of the BM25 baselines table of docs/data.md to 4 decimals. */
+ * exists) a reproduction of the BM25 reference table of docs/evaluation.md to 4 decimals. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +92,7 @@ static void hand_case(void) {
     et_bm25_free(bm);
 }
 
-/* docs/data.md baselines */
+/* docs/evaluation.md reference numbers */
 typedef struct { const char *name; double ndcg10, map10, mrr10, r100; } baseline;
 static const baseline BASE[] = {
     {"cranfield", 0.3104, 0.1965, 0.4763, 0.6795},

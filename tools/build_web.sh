@@ -11,7 +11,7 @@ cd "$ROOT"
 WASM=${ET_WASM_BUILD:-build-wasm}
 DIST=${DIST:-$WASM/web-dist}
 JOBS=${JOBS:-$(nproc)}
-export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}   # Debian's acorn for emcc (docs/toolchain.md E1)
+export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}   # Debian's acorn for emcc (docs/wasm-build.md, E1)
 command -v emcc >/dev/null || { echo "build_web.sh: emcc missing (apt-get install -y emscripten)"; exit 1; }
 [ -f "$WASM/CMakeCache.txt" ] || emcmake cmake -S . -B "$WASM" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR="node;--no-experimental-fetch" >/dev/null

@@ -6,7 +6,7 @@ tests/fixtures/finetune/beir/  : 12 topics x 6 queries x 3 docs, texts from the 
                                  everything else is shared filler, so the untrained model ranks poorly and
                                  any training on the train queries (same topics) helps the held-out ones.
 tests/fixtures/finetune/pairs.jsonl : one (query, positive, id) row per BEIR judgment of the first doc.
-tests/fixtures/finetune/split.txt   : "<id> test|train" by the data.md rule, computed here with hashlib
+tests/fixtures/finetune/split.txt   : "<id> test|train" by the split rule of docs/data-formats.md, computed here with hashlib
                                       (the independent reference for et_split_is_test / the finetune split).
 tests/fixtures/finetune/pairs_noid.jsonl : the same queries WITHOUT "id", each in two rows (positives doc 0 and
                                       doc 1 of its topic): the split key is then the query text, so both rows of

@@ -14,7 +14,7 @@ Losses are the reference formulations, written the way the libraries write them:
     CE over cat(P, N)); MultipleNegativesSymmetricRankingLoss ((fwd + bwd)/2, bwd over anchor-positive block);
     per-query grouping (in_batch off) as the CLP authors' B=1 code.
   - cosine MSE: CosineSimilarityLoss (F.cosine_similarity, MSELoss mean).
-  - soft targets: numpy, from the formulas in docs/paper-soft-labels.md §10.1 (rank via scipy-style average rank).
+  - soft targets: numpy, from the formulas in docs/soft-labels.md (rank via scipy-style average rank).
   - CLP: the authors' BGEM3Model forward, looped per query (B=1 each) and averaged, with a per-negative mask.
 Computed in float64 from the float32 inputs. AdamW: float32 torch.optim.AdamW + clip_grad_norm_ + LambdaLR with
 transformers' get_linear_schedule_with_warmup lambda (copied, transformers is not installed).

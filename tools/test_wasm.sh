@@ -14,7 +14,7 @@ cd "$ROOT"
 JOBS=${JOBS:-$(nproc)}
 WASM=${ET_WASM_BUILD:-build-wasm}
 WASI=${ET_WASI_BUILD:-build-wasi}
-export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}   # Debian's acorn for emcc (toolchain.md E1)
+export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}   # Debian's acorn for emcc (docs/wasm-build.md, E1)
 export ET_WASM_BUILD=$WASM ET_WASI_BUILD=$WASI
 failed=()
 T0=$(date +%s)

@@ -121,7 +121,7 @@ if [ -d "$EVAL" ]; then
     echo "train_compact.sh: evaluation JSON in $WORK/eval-*.json and $WORK/bm25-*.json"
 fi
 
-# 7. optional (FINETUNE=1): in-domain gain. Fine-tune on each set's train queries (data.md SHA-1 split: a query is
+# 7. optional (FINETUNE=1): in-domain gain. Fine-tune on each set's train queries (the SHA-1 split of docs/data-formats.md: a query is
 #    test iff int(sha1(id)[:8], 16) % 100 >= 80), one pair per judged (query, relevant doc), 2 epochs, lr 1e-4;
 #    evaluate base and fine-tuned models on the held-out test queries against the full corpus.
 if [ "${FINETUNE:-0}" = 1 ] && [ -d "$EVAL" ]; then

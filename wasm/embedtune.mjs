@@ -51,7 +51,7 @@ async function instantiate(variant, threads, baseUrl) {
   const base = baseUrl ? new URL(baseUrl, import.meta.url) : new URL('.', import.meta.url);
   const moduleArg = { etPoolSize: threads - 1 };
   if (isNode) {
-    // Emscripten 3.1.6's ES6 glue is not node-ESM clean (docs/toolchain.md §5): it calls require()
+    // Emscripten 3.1.6's ES6 glue is not node-ESM clean (docs/wasm-build.md): it calls require()
     // and reads __dirname, and would fetch() the .wasm by a plain path.
     const { createRequire } = await import('node:module');
     const { fileURLToPath } = await import('node:url');

@@ -1,6 +1,6 @@
 // helpers.mjs - shared setup of the browser tests: the static server (web/server.mjs) on a free port and
 // headless Chromium (playwright-core, /usr/bin/chromium) with the closed-network flags of
-// docs/toolchain.md's addendum and a fresh --user-data-dir. Every request the page or its workers make
+// docs/wasm-build.md ("Headless Chromium on a closed network") and a fresh --user-data-dir. Every request the page or its workers make
 // is recorded so the tests can assert that nothing left the origin.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
