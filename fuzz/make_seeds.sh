@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -52,4 +52,13 @@ done
 cp tests/fixtures/train/tiny_pairs.jsonl "$C/fuzz_train_data/tiny.jsonl"
 head -5 tests/fixtures/train/debian_pairs.jsonl > "$C/fuzz_train_data/debian5.jsonl"
 for f in tests/fixtures/data/pairwise_scores.jsonl tests/fixtures/data/bad.jsonl tests/fixtures/eval/pairs.jsonl; do cp "$f" "$C/fuzz_train_data/"; done
+# json: the fixtures' JSON files and hand-made edge cases (surrogates, BOM, trailing bytes, leading zero, nesting)
+cp tests/fixtures/e2e/model/config.json "$C/fuzz_json/config.json"
+cp tests/fixtures/e2e/model/modules.json "$C/fuzz_json/modules.json"
+printf '{"a": [1, -2.5e+3, true, false, null], "b": {"c": "\\u00e9\\ud83d\\ude00"}}' > "$C/fuzz_json/object.json"
+printf '[[[[[]]]], {}, "x\\n\\t\\"", 0, -0.0, 1E9]' > "$C/fuzz_json/nested.json"
+printf '"\\udc00"' > "$C/fuzz_json/lone_low_surrogate.json"
+printf '{"a" 1}' > "$C/fuzz_json/missing_colon.json"
+printf '\xef\xbb\xbf {"bom": 1} trailing' > "$C/fuzz_json/bom_trailing.json"
+printf '01' > "$C/fuzz_json/leading_zero.json"
 du -sh "$C"; for d in "$C"/*; do echo "$(basename $d): $(ls $d | wc -l)"; done

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cJSON.h"
+#include "json.h"
 #include "fileio.h"
 #include "safetensors.h"
 
@@ -70,8 +70,9 @@ static et_status jbool(const cJSON *o, const char *key, const char *label, int d
 
 static et_status jparse(const char *buf, size_t len, const char *label, cJSON **out, et_error *err) {
     const char *end = NULL;
-    *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!*out) {
+    et_status st = et_json_parse(buf, len, out, &end);
+    if (st == ET_ERR_NOMEM) return et_fail(err, st, "%s: out of memory parsing the JSON (%zu bytes)", label, len);
+    if (st) {
         /* report a line number */
         int line = 1;
         if (end && end >= buf && end <= buf + len)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cJSON.h"
+#include "json.h"
 #include "fileio.h"
 
 #if !defined(__wasi__) && !defined(__EMSCRIPTEN__)
@@ -140,8 +140,11 @@ et_status et_st_parse(et_st_file *f, const void *buf, size_t len, const char *la
     if (n < 2 || hdr[0] != '{')
         return et_fail(err, ET_ERR_FORMAT, "%s: header is not a JSON object (it must start with '{')", L);
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)n, &end, 0);
-    if (!root) {
+    cJSON *root = NULL;
+    et_status jst = et_json_parse(hdr, (size_t)n, &root, &end);
+    if (jst == ET_ERR_NOMEM)
+        return et_fail(err, jst, "%s: out of memory parsing the %llu-byte JSON header", L, (unsigned long long)n);
+    if (jst) {
         size_t at = end && end >= hdr && end <= hdr + n ? (size_t)(end - hdr) : 0;
         return et_fail(err, ET_ERR_FORMAT, "%s: header is not valid JSON (error near header byte %zu)", L, at);
     }

@@ -31,13 +31,16 @@
 #define LLVMFuzzerTestOneInput fuzz_train_data_one
 #include "../fuzz/fuzz_train_data.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_json_one
+#include "../fuzz/fuzz_json.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef struct { const char *name; int (*fn)(const uint8_t *, size_t); } harness;
 static const harness H[] = {
     {"fuzz_safetensors", fuzz_safetensors_one}, {"fuzz_hf", fuzz_hf_one},
     {"fuzz_vocab", fuzz_vocab_one},             {"fuzz_tokenize", fuzz_tokenize_one},
     {"fuzz_pairs", fuzz_pairs_one},             {"fuzz_beir", fuzz_beir_one},
-    {"fuzz_train_data", fuzz_train_data_one},
+    {"fuzz_train_data", fuzz_train_data_one},   {"fuzz_json", fuzz_json_one},
 };
 
 static int replay_dir(const harness *h, const char *root) {
