@@ -651,16 +651,25 @@ static et_status hw(hashed_file *f, const void *p, size_t n, et_error *err) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static void prune_checkpoints(et_trainer *tr, const char *keep_name) {
+/* delete all but the newest keep_checkpoints checkpoint folders (best effort: a folder that cannot be
+ * removed stays); out of memory listing them is reported */
+static et_status prune_checkpoints(et_trainer *tr, const char *keep_name, et_error *err) {
     int keep = tr->cfg.keep_checkpoints;
-    if (keep < 1) return;
+    if (keep < 1) return ET_OK;
     DIR *d = opendir(tr->cfg.out_dir);
-    if (!d) return;
+    if (!d) return ET_OK;
     char *names[4096];
     int n = 0;
     struct dirent *de;
     while ((de = readdir(d)) && n < 4096)
-        if (!strncmp(de->d_name, "checkpoint-", 11) && !strchr(de->d_name, '.')) names[n++] = strdup(de->d_name);
+        if (!strncmp(de->d_name, "checkpoint-", 11) && !strchr(de->d_name, '.')) {
+            if (!(names[n] = strdup(de->d_name))) {
+                closedir(d);
+                while (n > 0) free(names[--n]);
+                return et_fail(err, ET_ERR_NOMEM, "%s: out of memory listing the checkpoints to prune", tr->cfg.out_dir);
+            }
+            n++;
+        }
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, cmp_str); /* zero-padded step numbers: sorted by step */
     for (int i = 0; i < n; i++) {
@@ -670,6 +679,7 @@ static void prune_checkpoints(et_trainer *tr, const char *keep_name) {
         }
         free(names[i]);
     }
+    return ET_OK;
 }
 
 #define STATE_MAGIC "ETTRNST1"
@@ -718,8 +728,7 @@ et_status et_trainer_save_checkpoint(et_trainer *tr, et_error *err) {
     int ll = snprintf(line, sizeof line, "%s\n", name);
     if ((s = et_path_join(p, sizeof p, tr->cfg.out_dir, "latest", err)) || (s = et_write_file_atomic(p, line, (size_t)ll, err)))
         return s;
-    prune_checkpoints(tr, name);
-    return ET_OK;
+    return prune_checkpoints(tr, name, err);
 }
 
 static const char *canon_diff(const char *a, const char *b, char *out, size_t cap) {
