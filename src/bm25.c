@@ -272,7 +272,7 @@ static int32_t *query_terms(const et_bm25 *bm, const char *query, int32_t *n) {
     size_t cap = strlen(p) / 2 + 1; /* a token takes >= 1 byte plus a separator */
     int32_t *ids = malloc(sizeof(int32_t) * cap);
     *n = 0;
-    if (!ids) return NULL;
+    if (!ids) { *n = -1; return NULL; } /* out of memory: the callers report it */
     int64_t len;
     const char *t;
     while ((t = next_tok(&p, &len))) {
@@ -286,10 +286,12 @@ static int32_t *query_terms(const et_bm25 *bm, const char *query, int32_t *n) {
     return ids;
 }
 
-/* accumulate one query into acc (dense, zero on entry); touched gets each doc once. Returns #touched. */
+/* accumulate one query into acc (dense, zero on entry); touched gets each doc once. Returns #touched, or -1
+ * when out of memory (acc untouched). */
 static int32_t accumulate(const et_bm25 *bm, const char *query, double *acc, int32_t *touched) {
     int32_t nq, nt = 0;
     int32_t *ids = query_terms(bm, query, &nq);
+    if (nq < 0) return -1;
     double k1p1 = bm->k1 + 1.0;
     for (int32_t qi = 0; qi < nq; qi++) {
         int32_t id = ids[qi];
@@ -309,9 +311,9 @@ et_status et_bm25_score_all(const et_bm25 *bm, const char *query, double *out, e
     int32_t *touched = et_malloc(sizeof(int32_t) * (size_t)(bm->ndocs ? bm->ndocs : 1), "bm25 scratch", err);
     if (!touched) return ET_ERR_NOMEM;
     memset(out, 0, sizeof(double) * (size_t)bm->ndocs);
-    accumulate(bm, query, out, touched);
+    int32_t nt = accumulate(bm, query, out, touched);
     free(touched);
-    return ET_OK;
+    return nt < 0 ? et_fail(err, ET_ERR_NOMEM, "bm25: out of memory for the terms of the query") : ET_OK;
 }
 
 /* "a ranks below b": lower score, or equal score and later in the corpus */
@@ -366,10 +368,11 @@ static void heap_drain(double *hs, int32_t *hi, int32_t n) {
     }
 }
 
-/* one query with caller scratch: acc [ndocs] zeroed, touched [ndocs], hs/hi [k] */
-static void search_one(const et_bm25 *bm, const char *query, int32_t k, int32_t *out_idx, double *out_score,
+/* one query with caller scratch: acc [ndocs] zeroed, touched [ndocs], hs/hi [k]. -1: out of memory */
+static int search_one(const et_bm25 *bm, const char *query, int32_t k, int32_t *out_idx, double *out_score,
                        double *acc, int32_t *touched, double *hs, int32_t *hi) {
     int32_t nt = accumulate(bm, query, acc, touched);
+    if (nt < 0) return -1;
     int32_t kk = k < bm->ndocs ? k : bm->ndocs, n = 0;
     for (int32_t i = 0; i < nt; i++) heap_push(hs, hi, &n, kk, acc[touched[i]], touched[i]);
     /* fill with non-matching docs (score 0) in corpus order */
@@ -382,6 +385,7 @@ static void search_one(const et_bm25 *bm, const char *query, int32_t k, int32_t 
         if (out_score) out_score[i] = ok ? hs[i] : -INFINITY;
     }
     for (int32_t i = 0; i < nt; i++) acc[touched[i]] = 0.0;
+    return 0;
 }
 
 et_status et_bm25_search(const et_bm25 *bm, const char *query, int32_t k, int32_t *out_idx, double *out_score,
@@ -399,27 +403,30 @@ typedef struct {
     int32_t **touched;
     double **hs;
     int32_t **hi;
+    int *nomem; /* [threads] a query of this thread ran out of memory */
 } batch_ctx;
 
 static void batch_task(void *vctx, int task, int thread) {
     batch_ctx *c = vctx;
-    search_one(c->bm, c->queries[task], c->k, c->out_idx + (int64_t)task * c->k,
-               c->out_score ? c->out_score + (int64_t)task * c->k : NULL, c->acc[thread], c->touched[thread],
-               c->hs[thread], c->hi[thread]);
+    if (search_one(c->bm, c->queries[task], c->k, c->out_idx + (int64_t)task * c->k,
+                   c->out_score ? c->out_score + (int64_t)task * c->k : NULL, c->acc[thread], c->touched[thread],
+                   c->hs[thread], c->hi[thread]))
+        c->nomem[thread] = 1;
 }
 
 et_status et_bm25_search_batch(et_pool *pool, const et_bm25 *bm, const char *const *queries, int32_t nq, int32_t k,
                                int32_t *out_idx, double *out_score, et_error *err) {
     if (k <= 0 || nq < 0 || !out_idx) return et_fail(err, ET_ERR_ARG, "bm25 search: k = %d, nq = %d", k, nq);
     int nth = et_pool_size(pool);
-    batch_ctx c = {bm, queries, k, out_idx, out_score, NULL, NULL, NULL, NULL};
+    batch_ctx c = {bm, queries, k, out_idx, out_score, NULL, NULL, NULL, NULL, NULL};
+    c.nomem = calloc((size_t)nth, sizeof(int));
     c.acc = calloc((size_t)nth, sizeof(double *));
     c.touched = calloc((size_t)nth, sizeof(int32_t *));
     c.hs = calloc((size_t)nth, sizeof(double *));
     c.hi = calloc((size_t)nth, sizeof(int32_t *));
     et_status st = ET_OK;
     size_t nd = (size_t)(bm->ndocs ? bm->ndocs : 1);
-    if (!c.acc || !c.touched || !c.hs || !c.hi) { st = et_fail(err, ET_ERR_NOMEM, "bm25 search: out of memory"); goto done; }
+    if (!c.nomem || !c.acc || !c.touched || !c.hs || !c.hi) { st = et_fail(err, ET_ERR_NOMEM, "bm25 search: out of memory for the per-thread tables"); goto done; }
     for (int t = 0; t < nth; t++) {
         c.acc[t] = calloc(nd, sizeof(double));
         c.touched[t] = malloc(nd * sizeof(int32_t));
@@ -431,6 +438,8 @@ et_status et_bm25_search_batch(et_pool *pool, const et_bm25 *bm, const char *con
         }
     }
     et_pool_run(pool, batch_task, &c, nq);
+    for (int t = 0; t < nth && !st; t++)
+        if (c.nomem[t]) st = et_fail(err, ET_ERR_NOMEM, "bm25 search: out of memory for the terms of a query");
 done:
     for (int t = 0; t < nth; t++) {
         if (c.acc) free(c.acc[t]);
@@ -438,7 +447,7 @@ done:
         if (c.hs) free(c.hs[t]);
         if (c.hi) free(c.hi[t]);
     }
-    free(c.acc); free(c.touched); free(c.hs); free(c.hi);
+    free(c.acc); free(c.touched); free(c.hs); free(c.hi); free(c.nomem);
     return st;
 }
 
@@ -460,6 +469,8 @@ et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, con
             return et_fail(err, ET_ERR_ARG, "bm25 score_pairs: pair %lld: doc index %d out of [0, %d)", (long long)i, d, bm->ndocs);
         int32_t nq;
         int32_t *ids = query_terms(bm, queries[i], &nq);
+        if (nq < 0)
+            return et_fail(err, ET_ERR_NOMEM, "bm25 score_pairs: pair %lld: out of memory for the query's terms", (long long)i);
         double s = 0;
         for (int32_t qi = 0; qi < nq; qi++) {
             int32_t id = ids[qi];
@@ -475,6 +486,7 @@ et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, con
 double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text) {
     int32_t nq;
     int32_t *qid = query_terms(bm, query, &nq);
+    if (nq < 0) return NAN; /* out of memory */
     if (nq == 0) { free(qid); return 0.0; }
     uint32_t *tf = calloc((size_t)nq, sizeof(uint32_t));
     if (!tf) { free(qid); return NAN; }

@@ -53,7 +53,8 @@ et_status et_bm25_search_batch(et_pool *pool, const et_bm25 *bm, const char *con
 /* Score given (query, corpus doc) pairs: out[n] = score(queries[i], doc_idx[i]) (the "expert" score). */
 et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, const int32_t *doc_idx, int64_t n,
                               double *out, et_error *err);
-/* Score a query against an arbitrary text with the corpus statistics (N, df, avgdl) of bm. */
+/* Score a query against an arbitrary text with the corpus statistics (N, df, avgdl) of bm. NaN when out of
+ * memory. */
 double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text);
 
 /* Number of BM25 tokens in text (the document length BM25 uses). */
