@@ -336,7 +336,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
                      et_st_find(st, "pooler.dense.bias") || et_st_find(st, "bert.pooler.dense.bias");
     if ((s = et_bert_alloc(m, &cfg, err))) return et_error_prefix(err, "%s", P->config.label);
     unsigned char *used = calloc((size_t)st->n + 1, 1);
-    if (!used) { et_bert_free(m); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory", L); }
+    if (!used) { et_bert_free(m); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the table of %d tensors", L, st->n); }
     char nm[ET_NAME_MAX + 8], want[96], got[96];
     int n_pref = 0;
     for (int i = 0; i < m->n_tensors && !s; i++) {
@@ -462,7 +462,7 @@ et_status et_hf_load_ex(const char *dir, et_bert *model, et_hf_info *info, et_er
     if (!et_dir_exists(dir)) return et_fail(err, ET_ERR_IO, "%s: model folder not found", dir);
     enum { N = ET_PATH_MAX };
     char *lab = calloc(8, N); /* labels: config vocab modules pooling sbert tokcfg st tmp */
-    if (!lab) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    if (!lab) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the file names", dir);
     hf_parts P;
     memset(&P, 0, sizeof P);
     hf_modules mods = {0};
@@ -551,7 +551,7 @@ static void fmt_float(char *out, size_t cap, float v) {
 static et_status write_text(const char *dir, const char *name, sbuf *sb, et_error *err) {
     char path[ET_PATH_MAX];
     et_status s = et_path_join(path, sizeof path, dir, name, err);
-    if (!s && sb->oom) s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
+    if (!s && sb->oom) s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory building the file", path);
     if (!s) s = et_write_file_atomic(path, sb->p, sb->n, err);
     free(sb->p);
     memset(sb, 0, sizeof *sb);
@@ -594,7 +594,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
 
     /* model.safetensors */
     et_st_out *outs = calloc((size_t)m->n_tensors + 1, sizeof *outs);
-    if (!outs) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    if (!outs) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the list of %d tensors", dir, m->n_tensors);
     for (int i = 0; i < m->n_tensors; i++) {
         const et_tensor_view *v = &m->tensors[i];
         outs[i].name = v->name;

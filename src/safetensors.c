@@ -174,7 +174,7 @@ et_status et_st_parse(et_st_file *f, const void *buf, size_t len, const char *la
         et_st_tensor *t = &f->t[f->n];
         if (!cJSON_IsObject(c)) { s = et_fail(err, ET_ERR_FORMAT, "%s: tensor '%s': entry is not an object", L, name); break; }
         t->name = malloc(strlen(name) + 1);
-        if (!t->name) { s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", L); break; }
+        if (!t->name) { s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the name of tensor %d", L, f->n); break; }
         strcpy(t->name, name);
         f->n++;
         const cJSON *dt = cJSON_GetObjectItemCaseSensitive(c, "dtype");
@@ -240,7 +240,7 @@ et_status et_st_parse(et_st_file *f, const void *buf, size_t len, const char *la
         }
     /* overlapping data */
     span *sp = malloc(((size_t)f->n + 1) * sizeof *sp);
-    if (!sp) { free_tensors(f); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory", L); }
+    if (!sp) { free_tensors(f); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory checking the data offsets of %d tensors", L, f->n); }
     int ns = 0;
     for (int i = 0; i < f->n; i++)
         if (f->t[i].end > f->t[i].begin) sp[ns++] = (span){f->t[i].begin, f->t[i].end, i};
@@ -381,7 +381,7 @@ et_status et_st_write(const char *path, const et_st_out *tensors, int n, et_st_d
         return et_fail(err, ET_ERR_ARG, "%s: cannot write dtype %s (F32, F16 or BF16 only)", path, et_st_dtype_name(dtype));
     size_t es = DT[dtype].size;
     wt *order = calloc((size_t)n + 1, sizeof *order);
-    if (!order) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
+    if (!order) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory ordering %d tensors", path, n);
     for (int i = 0; i < n; i++) {
         order[i].t = &tensors[i];
         size_t ne = 1;

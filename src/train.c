@@ -149,7 +149,7 @@ et_status et_train_data_read(const char *path, et_train_data *d, et_error *err) 
             ok = (e->scores = malloc(sizeof(float) * (size_t)P.K)) != NULL;
             if (ok) { e->n_scores = P.K; memcpy(e->scores, P.scores + i * P.K, sizeof(float) * (size_t)P.K); }
         }
-        if (!ok) st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory", path, e->line);
+        if (!ok) st = et_fail(err, ET_ERR_NOMEM, "%s:%d: out of memory copying the example", path, e->line);
     }
     et_pairs_free(&P);
     if (st) et_train_data_free(d);
@@ -818,7 +818,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     memcpy(tr->model->params, ck.params, ck.n_params * sizeof(float));
     et_bert_free(&ck);
     float *mv = malloc(n * 2 * sizeof(float));
-    if (!mv) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto out; }
+    if (!mv) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the optimizer state of the checkpoint (%zu floats)", (size_t)(n * 2)); goto out; }
     memcpy(mv, q, n * 2 * sizeof(float));
     s = et_adamw_set_state(&tr->opt, mv, mv + n, n, t, err);
     free(mv);
@@ -858,7 +858,7 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
     unsigned char *avail = malloc(ntext);
     float *tg = malloc((size_t)B * sizeof(float));
     FILE *log = NULL;
-    if (!texts || !avail || !tg) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+    if (!texts || !avail || !tg) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the batch tables (%zu texts)", ntext); goto done; }
     if (c->log_path && !(log = fopen(c->log_path, tr->opt.t > 0 ? "a" : "w"))) {
         s = et_fail(err, ET_ERR_IO, "%s: cannot open the log: %s", c->log_path, strerror(errno));
         goto done;
