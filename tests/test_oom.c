@@ -1,0 +1,333 @@
+/* test_oom.c - out of memory, tested as SQLite does: the allocator fails the N-th allocation, for every N.
+ *
+ * This executable is linked with -Wl,--wrap=malloc,... (CMakeLists.txt), so every allocation of the library,
+ * of cJSON (vendored, compiled in) and of this file goes through the __wrap_* functions below. A scenario
+ * (load a small model, the safetensors reader, the tokenizer, BM25) first runs once without failures: that run
+ * gives the reference result and A, its number of allocations. Then, for N = 1 .. A, it runs again with the
+ * N-th allocation failing (one-shot: later ones succeed), and
+ *   - either it succeeds, and its result must equal the reference byte for byte (a failure handled by a
+ *     fallback must not change the result),
+ *   - or it fails with ET_ERR_NOMEM and a message saying what could not be allocated ("out of memory ..." then
+ *     what; no other code: "not valid JSON" for a valid file is a defect),
+ *   - and in both cases every block allocated during the run has been freed (leaks are counted here, so the
+ *     plain build checks them too; the ASan build adds LSan and use-after-free detection),
+ *   - and nothing crashes (a crash fails the test).
+ * With persistent failures (every allocation from the N-th on fails) the same holds; that mode is run for the
+ * readers (short scenarios), where error paths that allocate would show.
+ *
+ * Allocations made inside libc (fopen's buffer, getline's line) are not seen: they cannot be made to fail.
+ * Everything runs on one thread (pool NULL / threads = 1) so the allocation order is deterministic.
+ * ET_OOM_VERBOSE=1 prints every distinct failure message; ET_OOM_ONLY=name runs one scenario; ET_OOM_N=n runs
+ * only the n-th failure (debugging: `gdb -ex 'break oom_hit'` stops where the allocation fails). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "bm25.h"
+#include "data.h"
+#include "encode.h"
+#include "hf.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+#include "train.h"
+#include "et_test.h"
+
+#define MODEL "tests/fixtures/e2e/model"
+
+/* ---------------------------------------------------------------- the failing allocator */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t c, size_t n);
+void *__real_realloc(void *p, size_t n);
+void __real_free(void *p);
+int __real_posix_memalign(void **pp, size_t a, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+
+enum { TRACK_SLOTS = 1 << 18 };
+#define TOMB ((void *)1)
+static struct {
+    pthread_mutex_t mu;
+    int armed;       /* counting, failing and tracking */
+    int persistent;  /* fail every allocation from fail_at on */
+    long fail_at;    /* 1-based; 0 = never */
+    long count;      /* allocations seen while armed */
+    long failed;     /* allocations failed */
+    long live;       /* tracked blocks not yet freed */
+    void *slot[TRACK_SLOTS];
+} g = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, 0, {0}};
+
+static size_t slot_of(void *p) {
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 46) & (TRACK_SLOTS - 1);
+}
+static void track_add(void *p) {
+    for (size_t i = slot_of(p);; i = (i + 1) & (TRACK_SLOTS - 1))
+        if (!g.slot[i] || g.slot[i] == TOMB) { g.slot[i] = p; g.live++; return; }
+}
+static void track_del(void *p) {
+    for (size_t i = slot_of(p); g.slot[i]; i = (i + 1) & (TRACK_SLOTS - 1))
+        if (g.slot[i] == p) { g.slot[i] = TOMB; g.live--; return; }
+}
+/* a breakpoint for gdb: the allocation that fails */
+__attribute__((noinline)) void oom_hit(long k);
+__attribute__((noinline)) void oom_hit(long k) { __asm__ volatile("" ::"r"(k)); }
+/* called under the lock: 1 if this allocation must fail */
+static int should_fail(void) {
+    if (!g.armed) return 0;
+    long k = ++g.count;
+    int f = g.fail_at > 0 && (k == g.fail_at || (g.persistent && k > g.fail_at));
+    g.failed += f;
+    if (f) oom_hit(k);
+    return f;
+}
+
+void *__wrap_malloc(size_t n) {
+    pthread_mutex_lock(&g.mu);
+    void *p = should_fail() ? NULL : __real_malloc(n);
+    if (p && g.armed) track_add(p);
+    pthread_mutex_unlock(&g.mu);
+    return p;
+}
+void *__wrap_calloc(size_t c, size_t n) {
+    pthread_mutex_lock(&g.mu);
+    void *p = should_fail() ? NULL : __real_calloc(c, n);
+    if (p && g.armed) track_add(p);
+    pthread_mutex_unlock(&g.mu);
+    return p;
+}
+void *__wrap_realloc(void *p, size_t n) {
+    pthread_mutex_lock(&g.mu);
+    void *q = NULL;
+    if (!should_fail()) {
+        q = __real_realloc(p, n);
+        if (q && p) track_del(p);
+        if (q && g.armed) track_add(q);
+    }
+    pthread_mutex_unlock(&g.mu);
+    return q;
+}
+void __wrap_free(void *p) {
+    if (!p) return;
+    pthread_mutex_lock(&g.mu);
+    track_del(p); /* a block allocated before arming (or inside libc) is simply not in the table */
+    __real_free(p);
+    pthread_mutex_unlock(&g.mu);
+}
+char *__wrap_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = __wrap_malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+int __wrap_posix_memalign(void **pp, size_t a, size_t n) {
+    pthread_mutex_lock(&g.mu);
+    int r = should_fail() ? ENOMEM : __real_posix_memalign(pp, a, n);
+    if (!r && g.armed) track_add(*pp);
+    pthread_mutex_unlock(&g.mu);
+    return r;
+}
+void *__wrap_aligned_alloc(size_t a, size_t n) {
+    pthread_mutex_lock(&g.mu);
+    void *p = should_fail() ? NULL : __real_aligned_alloc(a, n);
+    if (p && g.armed) track_add(p);
+    pthread_mutex_unlock(&g.mu);
+    return p;
+}
+
+static void oom_begin(long fail_at, int persistent) {
+    pthread_mutex_lock(&g.mu);
+    memset(g.slot, 0, sizeof g.slot);
+    g.count = g.failed = g.live = 0;
+    g.fail_at = fail_at;
+    g.persistent = persistent;
+    g.armed = 1;
+    pthread_mutex_unlock(&g.mu);
+}
+/* pause/resume: the scenario's own bookkeeping (serialising the result) is neither counted nor failed */
+static void oom_pause(void) { pthread_mutex_lock(&g.mu); g.armed = 0; pthread_mutex_unlock(&g.mu); }
+static void oom_resume(void) { pthread_mutex_lock(&g.mu); g.armed = 1; pthread_mutex_unlock(&g.mu); }
+static void oom_end(void) { oom_pause(); }
+
+/* ---------------------------------------------------------------- results, serialised for comparison */
+typedef struct {
+    unsigned char *p;
+    size_t n, cap;
+} sbuf;
+static void sb_put(sbuf *b, const void *data, size_t n) {
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q) { fprintf(stderr, "test_oom: out of memory in the test itself\n"); exit(1); }
+        b->p = q;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+static inline void sb_str(sbuf *b, const char *s) { sb_put(b, s ? s : "\1(null)", (s ? strlen(s) : 7) + 1); }
+static void sb_i64(sbuf *b, int64_t v) { sb_put(b, &v, sizeof v); }
+
+/* ---------------------------------------------------------------- scenarios */
+static et_status sc_load(et_error *err, sbuf *out) {
+    et_bert m;
+    et_hf_info info;
+    et_status st = et_hf_load_ex(MODEL, &m, &info, err);
+    if (st) return st;
+    et_tokenizer *tok = et_tokenizer_load_vocab(MODEL "/vocab.txt", err);
+    if (!tok) { et_bert_free(&m); return err->code ? err->code : ET_ERR_NOMEM; }
+    oom_pause();
+    sb_put(out, m.params, m.n_params * sizeof(float));
+    sb_i64(out, info.max_seq_length);
+    sb_i64(out, et_tokenizer_vocab_size(tok));
+    oom_resume();
+    et_tokenizer_free(tok);
+    et_bert_free(&m);
+    return ET_OK;
+}
+
+static const char *TEXTS[] = {"how do i reset my password", "the lazy dog sleeps", "", "a much longer text about "
+                              "water boiling at one hundred degrees and ice melting at zero", "dog"};
+enum { NTEXTS = sizeof TEXTS / sizeof TEXTS[0] };
+
+static et_status sc_vocab(et_error *err, sbuf *out) {
+    et_tokenizer *t = et_tokenizer_load_vocab(MODEL "/vocab.txt", err);
+    if (!t) return err->code ? err->code : ET_ERR_NOMEM;
+    int32_t ids[32];
+    int n = et_tokenize(t, "Hello, unaffable world!", 23, ids, 32);
+    oom_pause();
+    sb_i64(out, et_tokenizer_vocab_size(t));
+    sb_put(out, ids, sizeof(int32_t) * (size_t)(n > 0 ? n : 0));
+    oom_resume();
+    et_tokenizer_free(t);
+    return ET_OK;
+}
+
+static et_status sc_safetensors(et_error *err, sbuf *out) {
+    et_st_file f;
+    et_status st = et_st_open(&f, MODEL "/model.safetensors", 0, err);
+    if (st) return st;
+    const et_st_tensor *t = et_st_find(&f, "embeddings.word_embeddings.weight");
+    if (!t) t = et_st_find(&f, "bert.embeddings.word_embeddings.weight");
+    if (!t) { fprintf(stderr, "test_oom: no word embeddings in the fixture\n"); exit(1); }
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
+    oom_pause();
+    float *v = malloc(n * sizeof(float));
+    oom_resume();
+    st = et_st_read_f32(&f, t, v, err);
+    if (!st) { oom_pause(); sb_put(out, v, n * sizeof(float)); oom_resume(); }
+    oom_pause();
+    free(v);
+    oom_resume();
+    et_st_close(&f);
+    return st;
+}
+
+static et_status sc_bm25(et_error *err, sbuf *out) {
+    et_bm25 *bm = et_bm25_build(TEXTS, NTEXTS, NULL, err);
+    if (!bm) return err->code ? err->code : ET_ERR_NOMEM;
+    int32_t idx[3], pd[2] = {1, 3};
+    double sc[3], all[NTEXTS], pairs[2], text;
+    const char *pq[2] = {"lazy dog", "water zero"};
+    et_status st = et_bm25_search(bm, "dog water", 3, idx, sc, err);
+    if (!st) st = et_bm25_score_all(bm, "dog password", all, err);
+    if (!st) st = et_bm25_score_pairs(bm, pq, pd, 2, pairs, err);
+    if (!st) {
+        text = et_bm25_score_text(bm, "dog water", "the dog drinks water");
+        if (text != text) st = et_fail(err, ET_ERR_NOMEM, "out of memory in et_bm25_score_text (it returned NaN)");
+    }
+    if (!st) {
+        oom_pause();
+        sb_put(out, idx, sizeof idx); sb_put(out, sc, sizeof sc); sb_put(out, all, sizeof all);
+        sb_put(out, pairs, sizeof pairs); sb_put(out, &text, sizeof text);
+        oom_resume();
+    }
+    et_bm25_free(bm);
+    return st;
+}
+
+typedef struct {
+    const char *name;
+    et_status (*fn)(et_error *, sbuf *);
+    int persistent_too;
+} scenario;
+static const scenario SC[] = {
+    {"load", sc_load, 1},   {"vocab", sc_vocab, 1},
+    {"safetensors", sc_safetensors, 1}, {"bm25", sc_bm25, 1},
+};
+
+static int verbose;
+static long only_n;
+
+static void run_mode(const scenario *s, const sbuf *ref, long A, int persistent) {
+    char seen[16][ET_ERRMSG_MAX];
+    int nseen = 0;
+    long ok_runs = 0, nomem_runs = 0, other_runs = 0;
+    for (long N = only_n ? only_n : 1; N <= (only_n ? only_n : A); N++) {
+        et_error err = {0};
+        sbuf got = {0};
+        if (verbose > 1) fprintf(stderr, "%s N=%ld\n", s->name, N);
+        oom_begin(N, persistent);
+        et_status st = s->fn(&err, &got);
+        oom_end();
+        long failed = g.failed, live = g.live;
+        CHECK(failed > 0, "%s: run %ld of %ld allocations failed none (allocation order not deterministic?)", s->name,
+              N, A);
+        CHECK(live == 0, "%s%s: with allocation %ld failing, %ld block(s) leaked (status %s: %s)", s->name,
+              persistent ? " (persistent)" : "", N, live, et_status_name(st), err.msg);
+        if (st == ET_OK) {
+            ok_runs++;
+            CHECK(got.n == ref->n && !memcmp(got.p, ref->p, ref->n),
+                  "%s%s: allocation %ld failed, the call succeeded but its result differs from the reference "
+                  "(a silent fallback)", s->name, persistent ? " (persistent)" : "", N);
+        } else {
+            if (st == ET_ERR_NOMEM) nomem_runs++;
+            else other_runs++;
+            CHECK(st == ET_ERR_NOMEM && err.code == ET_ERR_NOMEM && err.msg[0],
+                  "%s%s: allocation %ld failed, got %s (%d): '%s' (want out of memory, naming what)", s->name,
+                  persistent ? " (persistent)" : "", N, et_status_name(st), (int)st, err.msg);
+            /* the message says what could not be allocated: "out of memory" followed by what ("allocating N
+             * bytes for X", "for the tensor list", "parsing the JSON", ...) */
+            const char *oom = strstr(err.msg, "out of memory");
+            CHECK(oom && oom[13] == ' ' && oom[14], "%s%s: allocation %ld failed: the message does not say what: '%s'",
+                  s->name, persistent ? " (persistent)" : "", N, err.msg);
+            int dup = 0;
+            for (int i = 0; i < nseen && !dup; i++) dup = !strcmp(seen[i], err.msg);
+            if (!dup && nseen < 16) {
+                snprintf(seen[nseen++], ET_ERRMSG_MAX, "%s", err.msg);
+                if (verbose) fprintf(stderr, "  %s: N=%ld: %s\n", s->name, N, err.msg);
+            }
+        }
+        free(got.p);
+    }
+    printf("%-14s %-10s %5ld allocations: %5ld runs failed with ET_ERR_NOMEM, %4ld with another code, %4ld "
+           "recovered\n", s->name, persistent ? "persistent" : "one-shot", A, nomem_runs, other_runs, ok_runs);
+}
+
+static void run_scenario(const scenario *s) {
+    et_error err = {0};
+    sbuf ref = {0};
+    oom_begin(0, 0);
+    et_status st = s->fn(&err, &ref);
+    oom_end();
+    long A = g.count, live = g.live;
+    CHECK(st == ET_OK, "%s: the reference run failed: %s", s->name, err.msg);
+    CHECK(live == 0, "%s: the reference run leaked %ld block(s)", s->name, live);
+    CHECK(st != ET_OK || A > 0, "%s: no allocation seen (is the test linked with --wrap?)", s->name);
+    if (st != ET_OK || A == 0) { free(ref.p); return; }
+    run_mode(s, &ref, A, 0);
+    if (s->persistent_too) run_mode(s, &ref, A, 1);
+    free(ref.p);
+}
+
+int main(void) {
+    const char *v = getenv("ET_OOM_VERBOSE"), *only = getenv("ET_OOM_ONLY");
+    verbose = v ? atoi(v) : 0;
+    only_n = getenv("ET_OOM_N") ? atol(getenv("ET_OOM_N")) : 0;
+    for (size_t i = 0; i < sizeof SC / sizeof SC[0]; i++)
+        if (!only || !strcmp(only, SC[i].name)) run_scenario(&SC[i]);
+    return et_test_report("test_oom");
+}
