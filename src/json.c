@@ -78,7 +78,7 @@ static int literal(jcur *c, const char *w) {
 
 int et_json_valid_prefix(const char *buf, size_t len) {
     jcur c = {(const unsigned char *)buf, (const unsigned char *)buf + len};
-    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) c.p += 3;
+    if (len >= 5 && !memcmp(buf, "\xEF\xBB\xBF", 3)) c.p += 3; /* cJSON skips a BOM only with 2+ bytes after it */
     /* containers open: bit i of the stack = 1 for an object; cJSON refuses nesting deeper than the limit */
     enum { MAXD = CJSON_NESTING_LIMIT };
     uint8_t obj[(MAXD + 7) / 8];

@@ -5,7 +5,8 @@
  * cJSON fails, the text is checked against the JSON grammar (RFC 8259, plus cJSON's own limits: nesting
  * depth CJSON_NESTING_LIMIT, well-formed \u surrogate pairs) without allocating; valid text means cJSON ran
  * out of memory. Content after the first complete value is not looked at (as cJSON_ParseWithLengthOpts
- * with require_null_terminated = 0): callers that refuse trailing bytes check *end themselves. */
+ * with require_null_terminated = 0): callers that refuse trailing bytes check *end themselves. A UTF-8 BOM is
+ * skipped as cJSON skips it (only when at least two bytes follow it). */
 #ifndef ET_JSON_H
 #define ET_JSON_H
 

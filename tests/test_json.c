@@ -44,6 +44,8 @@ int main(void) {
     V("null");
     V("12345678901234567890123456789012345678901234567890123456789012345678901234567890");
     V("\xef\xbb\xbf{\"bom\": 1}");       /* a UTF-8 BOM is skipped, as cJSON does */
+    V("\xef\xbb\xbf" "12");
+    X("\xef\xbb\xbf" "1");                   /* ... but cJSON skips it only with 2+ bytes after it (fuzz_json) */
     V("{\"a\": 1} trailing bytes");        /* only the first value counts (callers check the rest) */
     V("[\"caf\xc3\xa9\"]");                /* raw UTF-8 in strings */
     X("");
