@@ -503,8 +503,9 @@ typedef struct {
     const float *inp, *w, *b, *dout, *cmean, *crstd;
     int64_t n;
     int N, C, ntasks;
+    int cols;           /* layernorm backward: rows per chunk */
+    float *part;        /* layernorm backward: [chunks, 2C] partial dw, db */
     float eps;
-    float **part; /* layernorm backward: per-thread [2*C] partial dw, db */
     const et_kern_isa *I;
     float *xhat;        /* layernorm *_xhat: the normalized input (forward writes, backward reads) */
 } elem_ctx;
@@ -640,16 +641,10 @@ void et_layernorm_forward(et_pool *pool, float *out, float *mean, float *rstd, c
     ln_run(pool, ln_fwd_task, &e);
 }
 
-static void ln_bwd_task(void *vctx, int task, int thread) {
-    elem_ctx *e = vctx;
-    int64_t r0, r1;
-    range_of(e->N, e->ntasks, task, &r0, &r1);
+/* LayerNorm backward over rows [r0, r1), in order: dinp rows += ... (when e->dinp), dw += xhat * dy and
+ * db += dy (either may be NULL) */
+static void ln_bwd_rows_x(const elem_ctx *e, int64_t r0, int64_t r1, float *dw, float *db) {
     const int C = e->C;
-    float *dw = e->dw, *db = e->db;
-    if (e->part) { /* threaded: accumulate into this thread's partials, summed by the caller */
-        dw = e->dw ? e->part[thread] : NULL;
-        db = e->db ? e->part[thread] + C : NULL;
-    }
     if (e->I->ln_bwd_row) {
         for (int64_t n = r0; n < r1; n++)
             e->I->ln_bwd_row(e->dinp ? e->dinp + (size_t)n * C : NULL, dw, db, e->dout + (size_t)n * C,
@@ -730,19 +725,15 @@ void et_layernorm_affine(et_pool *pool, float *out, const float *xhat, const flo
     ln_run(pool, ln_affine_task, &e);
 }
 
-static void ln_bwd_xhat_task(void *vctx, int task, int thread) {
-    elem_ctx *e = vctx;
-    int64_t r0, r1;
-    range_of(e->N, e->ntasks, task, &r0, &r1);
+/* ln_bwd_rows_x from xhat (e->inp) and rstd */
+static void ln_bwd_rows_xhat(const elem_ctx *e, int64_t r0, int64_t r1, float *dw, float *db) {
     const int C = e->C;
-    float *dw = e->dw, *db = e->db;
-    if (e->part) {
-        dw = e->dw ? e->part[thread] : NULL;
-        db = e->db ? e->part[thread] + C : NULL;
-    }
     for (int64_t n = r0; n < r1; n++) {
         const float *xh = e->inp + (size_t)n * C, *dy = e->dout + (size_t)n * C;
         float s = e->crstd[n];
+        if (db) for (int i = 0; i < C; i++) db[i] += dy[i];
+        if (dw) for (int i = 0; i < C; i++) dw[i] += xh[i] * dy[i];
+        if (!e->dinp) continue;
         float a0[8] = {0}, a1[8] = {0}; /* 8 partial sums (vectorizable, fixed order) */
         int i = 0;
         for (; i + 8 <= C; i += 8)
@@ -760,13 +751,34 @@ static void ln_bwd_xhat_task(void *vctx, int task, int thread) {
         for (int l = 0; l < 8; l++) { dm += a0[l]; dnm += a1[l]; }
         dm /= C;
         dnm /= C;
-        if (db) for (i = 0; i < C; i++) db[i] += dy[i];
-        if (dw) for (i = 0; i < C; i++) dw[i] += xh[i] * dy[i];
-        if (e->dinp) {
-            float *di = e->dinp + (size_t)n * C;
-            for (i = 0; i < C; i++) di[i] += (e->w[i] * dy[i] - dm - xh[i] * dnm) * s;
-        }
+        float *di = e->dinp + (size_t)n * C;
+        for (i = 0; i < C; i++) di[i] += (e->w[i] * dy[i] - dm - xh[i] * dnm) * s;
     }
+}
+
+static void ln_bwd_rows(const elem_ctx *e, int64_t r0, int64_t r1, float *dw, float *db) {
+    if (e->xhat) ln_bwd_rows_xhat(e, r0, r1, dw, db);
+    else ln_bwd_rows_x(e, r0, r1, dw, db);
+}
+
+/* The weight/bias gradients are sums over all N rows. The rows are cut into at most ET_LN_CHUNKS
+ * chunks by a rule of N alone; each chunk's sums go to its own partial (task = chunk, so not per
+ * THREAD), and dw, db then add the partials in chunk order. The serial run does the same chunk by
+ * chunk, so every thread count gives the same bits. */
+#define ET_LN_CHUNKS 16
+
+static void ln_bwd_chunk_task(void *vctx, int task, int thread) {
+    (void)thread;
+    elem_ctx *e = vctx;
+    int64_t r0 = (int64_t)task * e->cols, r1 = r0 + e->cols < e->N ? r0 + e->cols : e->N;
+    float *p = e->part ? e->part + (size_t)task * 2 * e->C : NULL;
+    if (p) memset(p, 0, sizeof(float) * 2 * (size_t)e->C);
+    ln_bwd_rows(e, r0, r1, p && e->dw ? p : NULL, p && e->db ? p + e->C : NULL);
+}
+
+static void ln_add_partial(float *dw, float *db, const float *p, int C) {
+    if (dw) for (int i = 0; i < C; i++) dw[i] += p[i];
+    if (db) for (int i = 0; i < C; i++) db[i] += p[C + i];
 }
 
 static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
@@ -787,30 +799,35 @@ void et_layernorm_backward(et_pool *pool, float *dinp, float *dw, float *db, con
 static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
                                    const float *inp, const float *w, const float *mean, const float *rstd,
                                    int N, int C, int xhat_mode) {
+    if (N <= 0 || C <= 0) return;
     elem_ctx e = {0};
     e.dinp = dinp; e.dw = dw; e.db = db; e.dout = dout; e.inp = inp; e.w = w;
     e.cmean = mean; e.crstd = rstd; e.N = N; e.C = C;
-    ln_tasks(pool, &e);
-    int nt = et_pool_size(pool);
-    float *part[256];
-    if (e.ntasks > 1 && (dw || db) && nt <= 256) {
-        /* per-thread partial sums of dw/db (pool scratch, sized while the workers are idle) */
-        for (int t = 0; t < nt; t++) {
-            part[t] = et_pool_scratch(pool, t, sizeof(float) * 2 * (size_t)C);
-            if (!part[t]) { e.ntasks = 1; break; }
-            memset(part[t], 0, sizeof(float) * 2 * (size_t)C);
-        }
-        if (e.ntasks > 1) e.part = part;
-    } else if (nt > 256) {
-        e.ntasks = 1;
+    e.xhat = xhat_mode ? (float *)inp : NULL;
+    e.I = isa();
+    if (!dw && !db) { /* dinp only: rows split over the pool */
+        ln_tasks(pool, &e);
+        e.cols = (N + e.ntasks - 1) / e.ntasks;
+        et_pool_run(pool, ln_bwd_chunk_task, &e, (N + e.cols - 1) / e.cols);
+        return;
     }
-    et_pool_run(pool, xhat_mode ? ln_bwd_xhat_task : ln_bwd_task, &e, e.ntasks);
-    if (e.part)
-        for (int t = 0; t < nt; t++)
-            for (int i = 0; i < C; i++) {
-                if (dw) dw[i] += part[t][i];
-                if (db) db[i] += part[t][C + i];
-            }
+    e.cols = (N + ET_LN_CHUNKS - 1) / ET_LN_CHUNKS; /* rows per chunk */
+    int nch = (N + e.cols - 1) / e.cols;
+    if (elem_tasks(pool, (int64_t)N * C, 8192) > 1)
+        e.part = et_pool_scratch(pool, 0, sizeof(float) * 2 * (size_t)C * nch); /* reserved: no allocation */
+    if (e.part) {
+        et_pool_run(pool, ln_bwd_chunk_task, &e, nch);
+        for (int k = 0; k < nch; k++) ln_add_partial(dw, db, e.part + (size_t)k * 2 * C, C);
+        return;
+    }
+    /* serial (small, or no pool scratch): the same chunks one after the other through one partial */
+    float p[2 * C];
+    for (int k = 0; k < nch; k++) {
+        int64_t r0 = (int64_t)k * e.cols, r1 = r0 + e.cols < N ? r0 + e.cols : N;
+        memset(p, 0, sizeof p);
+        ln_bwd_rows(&e, r0, r1, dw ? p : NULL, db ? p + C : NULL);
+        ln_add_partial(dw, db, p, C);
+    }
 }
 
 /* x[i] = exp(x[i] - sub), returns the sum: the path's vector exp when it has one */

@@ -5,7 +5,14 @@
  * Conventions: row-major f32. Shapes are given in comments as [rows, cols].
  * B = batch, T = sequence length, C = channels (hidden size), NH = heads, hd = C / NH.
  * Every backward ACCUMULATES (+=) into its gradient outputs, llm.c style; any gradient pointer
- * may be NULL when that gradient is not wanted. `pool` may be NULL (serial). */
+ * may be NULL when that gradient is not wanted. `pool` may be NULL (serial).
+ *
+ * Determinism: for a given SIMD path every kernel returns the same bits with any pool (NULL, or any
+ * number of threads) and any scheduling. Each output element is computed by exactly one task, and
+ * the order of every sum is fixed by the shapes alone: the GEMM's k blocks (KC) and micro-kernel,
+ * the LayerNorm weight/bias gradients and the Linear bias gradient summed over the rows in row order
+ * by column blocks (no per-thread partial sums), attention per (batch, head). Different SIMD paths
+ * (et_kernels_force_path) give different bits (FMA or not, vector exp / erf). */
 #ifndef ET_KERNELS_H
 #define ET_KERNELS_H
 

@@ -7,6 +7,7 @@
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #endif
 #include <immintrin.h>
+#include <math.h>
 #include "kernels_impl.h"
 
 #define MR 6
@@ -103,7 +104,8 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += alpha * x[i];
+    /* the tail fused too: an element's value must not depend on where a range split puts it */
+    for (; i < n; i++) y[i] = fmaf(alpha, x[i], y[i]);
 }
 
 const et_kern_isa et_kern_isa_avx2 = {"avx2", MR, NR, 6 * 24, 256, 2048, ukr, 0, 0, dot, axpy, 0};

@@ -3,7 +3,13 @@
  * et_pool_run(pool, fn, ctx, ntasks) calls fn(ctx, task, thread) for task = 0..ntasks-1 and
  * returns when all are done. The caller's thread takes part (thread index 0). Tasks are handed
  * out with an atomic counter: no lock in the hot loop. `thread` is in [0, et_pool_size(pool))
- * and lets a task use per-thread scratch. A NULL pool runs everything serially on the caller. */
+ * and lets a task use per-thread scratch. A NULL pool runs everything serially on the caller.
+ *
+ * Determinism: which thread claims which task is a matter of timing. A task must therefore write
+ * results that depend on `task` only (never sum into per-THREAD partials: use per-task outputs
+ * combined in task order, or give each task its own outputs), and a job should split its work by
+ * the data's shape, not by the pool size, so that results are the same for any thread count
+ * (kernels.h, README "Reproducibility"). */
 #ifndef ET_THREADS_H
 #define ET_THREADS_H
 

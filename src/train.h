@@ -12,7 +12,9 @@
  * Data order: epoch e uses the permutation et_rng_permutation(fork(seed, e + 1)); micro-batch k of the
  * epoch holds perm[k*B .. k*B+B) (the last one may be smaller). The step number alone fixes the
  * position in the data, and dropout seeds are a hash of (seed, micro-batch index, group), so a run
- * resumed from a checkpoint repeats the uninterrupted run bit for bit (same thread count).
+ * resumed from a checkpoint repeats the uninterrupted run bit for bit. The kernels' sums do not depend
+ * on the thread count (kernels.h "Determinism"), so neither does the result: any cfg.threads, the
+ * same bits (for one SIMD path and build; README "Reproducibility").
  *
  * Checkpoints (out_dir/checkpoint-NNNNNNN/): the model as a sentence-transformers folder (et_hf_save,
  * F32) + trainer_state.bin (optimizer m, v, t, step, the canonical config string, a checksum) +
