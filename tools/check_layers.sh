@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# tools/check_layers.sh - the include-order check of docs/architecture.md (the CTest test `layers`).
+# Reads the layer table of docs/architecture.md (rows "| N | name | `module`, ... | ... |"), maps every file of src/
+# and wasm/et_wasm.c to its module (kernels_*.c/h -> kernels, cli_*.c -> cli), and fails when
+#   - a file includes "x.h" of a module in a HIGHER layer than its own (a lower layer may not know a higher one),
+#   - a file belongs to no module of the table (place new modules in docs/architecture.md),
+#   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h).
+# Usage: tools/check_layers.sh [ROOT]   (default: the repository of this script). Prints every violation.
+set -u
+ROOT=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+DOC="$ROOT/docs/architecture.md"
+[ -f "$DOC" ] || { echo "check_layers: $DOC missing"; exit 2; }
+declare -A LAYER NAME
+while IFS='|' read -r _ num name mods _; do
+  num=${num// /}
+  [[ $num =~ ^[0-9]+$ ]] || continue
+  NAME[$num]=$(echo "$name" | sed 's/^ *//; s/ *$//')
+  for m in $(echo "$mods" | grep -o '`[a-z0-9_]*`' | tr -d '`'); do
+    [ -n "${LAYER[$m]:-}" ] && { echo "check_layers: module '$m' is in two layers of $DOC"; exit 2; }
+    LAYER[$m]=$num
+  done
+done < "$DOC"
+[ ${#LAYER[@]} -gt 0 ] || { echo "check_layers: no layer table found in $DOC"; exit 2; }
+THIRD_PARTY=" cJSON.h "
+module_of() { # file name -> module
+  local b=${1##*/}
+  b=${b%.*}
+  case $b in
+    kernels_*) echo kernels ;;
+    cli_*) echo cli ;;
+    *) echo "$b" ;;
+  esac
+}
+bad=0 nfiles=0 nincl=0
+for f in "$ROOT"/src/*.c "$ROOT"/src/*.h "$ROOT"/wasm/et_wasm.c; do
+  [ -f "$f" ] || continue
+  rel=${f#"$ROOT"/}
+  m=$(module_of "$f")
+  lf=${LAYER[$m]:-}
+  if [ -z "$lf" ]; then
+    echo "$rel: module '$m' is in no layer of docs/architecture.md"
+    bad=$((bad + 1)); continue
+  fi
+  nfiles=$((nfiles + 1))
+  while IFS=: read -r line inc; do
+    nincl=$((nincl + 1))
+    case $THIRD_PARTY in *" $inc "*) continue ;; esac
+    mi=$(module_of "$inc")
+    li=${LAYER[$mi]:-}
+    if [ -z "$li" ]; then
+      echo "$rel:$line: includes \"$inc\", which is no module of docs/architecture.md"
+      bad=$((bad + 1))
+    elif [ "$li" -gt "$lf" ]; then
+      echo "$rel:$line: $m (layer $lf, ${NAME[$lf]}) includes \"$inc\" of $mi (layer $li, ${NAME[$li]}): a lower layer may not include a higher one"
+      bad=$((bad + 1))
+    fi
+  done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/')
+done
+if [ $bad -gt 0 ]; then echo "check_layers: $bad violation(s)"; exit 1; fi
+echo "check_layers: $nfiles files, $nincl includes, ${#LAYER[@]} modules in ${#NAME[@]} layers: ok"
