@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cJSON.h"
+#include "json.h"
 #include "fileio.h"
 
 /* a score stored as float: finite and within float range (2e89 parses as a finite double but is inf as float) */
@@ -463,7 +463,7 @@ static int pairs_json_row(et_pairs *p, const cJSON *o, float *sc, int sc_cap, in
             const cJSON *it;
             cJSON_ArrayForEach(it, ev) {
                 p->expert_names[k] = strdup(it->string ? it->string : "");
-                if (!p->expert_names[k]) { p->K = k + 1; et_fail(err, ET_ERR_NOMEM, "out of memory"); return -1; }
+                if (!p->expert_names[k]) { p->K = k + 1; et_fail(err, ET_ERR_NOMEM, "out of memory copying the expert names"); return -1; }
                 for (int j = 0; j < k; j++)
                     if (!strcmp(p->expert_names[j], p->expert_names[k])) {
                         p->K = k + 1;
@@ -540,9 +540,9 @@ static int pairs_json_row(et_pairs *p, const cJSON *o, float *sc, int sc_cap, in
     } else nq = NULL;
     if (nneg) {
         int64_t c2 = p->neg_cap;
-        if (!grow((void **)&p->neg, &c2, neg0 + nneg, sizeof(char *))) { et_fail(err, ET_ERR_NOMEM, "out of memory"); return -1; }
+        if (!grow((void **)&p->neg, &c2, neg0 + nneg, sizeof(char *))) { et_fail(err, ET_ERR_NOMEM, "out of memory growing the negatives to %lld", (long long)(neg0 + nneg)); return -1; }
         c2 = p->neg_cap;
-        if (!grow((void **)&p->neg_query, &c2, neg0 + nneg, sizeof(char *))) { et_fail(err, ET_ERR_NOMEM, "out of memory"); return -1; }
+        if (!grow((void **)&p->neg_query, &c2, neg0 + nneg, sizeof(char *))) { et_fail(err, ET_ERR_NOMEM, "out of memory growing the negative queries to %lld", (long long)(neg0 + nneg)); return -1; }
         p->neg_cap = c2;
         int64_t j = 0;
         const cJSON *it;
@@ -605,7 +605,11 @@ et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pai
         if (is_blank(s, n)) continue;
         const char *r = check_raw(s, n, tmp, sizeof tmp);
         if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = cJSON_ParseWithLength(s, n);
+        cJSON *o = NULL;
+        if (et_json_parse(s, n, &o, NULL) == ET_ERR_NOMEM) {
+            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
+            goto done;
+        }
         if (!o) {
             explain_json_error(s, n, why, sizeof why);
             if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", why))) goto done;
@@ -641,14 +645,14 @@ done:
 /* ---- CSV / TSV ----------------------------------------------------------------------------- */
 /* Parse one record starting at *pos. Fields are decoded into the arena (NUL-terminated) and their
  * pointers appended to fields (cap nf_cap). Returns the number of fields, 0 at EOF, -1 on a format
- * error (why filled). *line advances by the newlines consumed; rec_line = the record's first line. */
+ * error, -2 out of memory (why filled). *line advances by the newlines consumed; rec_line = the record's first line. */
 static int csv_record(const char *b, size_t len, size_t *pos, int64_t *line, int delim, et_pairs *p,
                       const char ***fields, int64_t *nf_cap, char *why, size_t cap) {
     size_t i = *pos;
     if (i >= len) return 0;
     int nf = 0;
     for (;;) {
-        if (!grow((void **)fields, nf_cap, nf + 1, sizeof(char *))) { snprintf(why, cap, "out of memory"); return -1; }
+        if (!grow((void **)fields, nf_cap, nf + 1, sizeof(char *))) { snprintf(why, cap, "out of memory for the list of %d fields", nf + 1); return -2; }
         char *dst = p->arena + p->arena_used;
         size_t w = 0;
         if (delim == ',' && i < len && b[i] == '"') { /* quoted field */
@@ -740,7 +744,7 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
     for (;;) {
         hline = line;
         nh = csv_record(buf, len, &pos, &line, delim, out, &f, &fcap, why, sizeof why);
-        if (nh < 0) { st = et_fail(err, ET_ERR_FORMAT, "%s:%lld: header: %s", path, (long long)hline, why); goto done; }
+        if (nh < 0) { st = et_fail(err, nh == -2 ? ET_ERR_NOMEM : ET_ERR_FORMAT, "%s:%lld: header: %s", path, (long long)hline, why); goto done; }
         if (nh == 0) { st = et_fail(err, ET_ERR_FORMAT, "%s: empty file (expected a header row)", path); goto done; }
         if (!(nh == 1 && f[0][0] == 0)) break;
     }
@@ -775,7 +779,7 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
         sc = et_malloc(sizeof(float) * (size_t)out->K, "scores row", err);
         if (!out->expert_names || !sc) { st = ET_ERR_NOMEM; goto done; }
         for (int j = 0; j < nh; j++)
-            if (col_exp[j] >= 0 && !(out->expert_names[col_exp[j]] = strdup(f[j]))) { st = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+            if (col_exp[j] >= 0 && !(out->expert_names[col_exp[j]] = strdup(f[j]))) { st = et_fail(err, ET_ERR_NOMEM, "%s: out of memory copying the expert names", path); goto done; }
     }
     const char *hdr_names[4096];
     int nhn = nh < 4096 ? nh : 4096;
@@ -785,6 +789,7 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
         size_t mark = out->arena_used;
         int nf = csv_record(buf, len, &pos, &line, delim, out, &f, &fcap, why, sizeof why);
         if (nf == 0) break;
+        if (nf == -2) { st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: %s", path, (long long)rl, why); goto done; }
         if (nf < 0) {
             /* resync: skip to the end of this physical line */
             out->arena_used = mark;
@@ -908,7 +913,11 @@ static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *o
         if (is_blank(s, ln)) continue;
         const char *r = check_raw(s, ln, tmp, sizeof tmp);
         if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = cJSON_ParseWithLength(s, ln);
+        cJSON *o = NULL;
+        if (et_json_parse(s, ln, &o, NULL) == ET_ERR_NOMEM) {
+            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
+            goto done;
+        }
         why[0] = 0;
         const char *id = NULL, *title = "", *text = NULL;
         char nb[40];
@@ -944,10 +953,12 @@ static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *o
         }
         if (n + 1 > cap) {
             int64_t c0 = cap, c1 = cap;
-            if (!grow((void **)&ids, &c1, n + 1, sizeof(char *))) goto nomem;
-            c1 = c0; if (!grow((void **)&texts, &c1, n + 1, sizeof(char *))) goto nomem;
-            c1 = c0; if (!grow((void **)&tl, &c1, n + 1, sizeof(int32_t))) goto nomem;
-            c1 = c0; if (!grow((void **)&lineof, &c1, n + 1, sizeof(int64_t))) goto nomem;
+            if (!grow((void **)&ids, &c1, n + 1, sizeof(char *)) || !(c1 = c0, grow((void **)&texts, &c1, n + 1, sizeof(char *))) ||
+                !(c1 = c0, grow((void **)&tl, &c1, n + 1, sizeof(int32_t))) ||
+                !(c1 = c0, grow((void **)&lineof, &c1, n + 1, sizeof(int64_t)))) {
+                cJSON_Delete(o); /* was leaked */
+                goto nomem;
+            }
             cap = c1;
         }
         char *d = arena + aused;
@@ -986,7 +997,7 @@ static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *o
     free(buf);
     return ET_OK;
 nomem:
-    st = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path);
+    st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory growing the lists to %lld rows", path, (long long)L.lineno, (long long)n + 1);
 done:
     free(arena); free(ids); free(texts); free(tl); free(lineof); free(buf);
     strmap_free(map);
@@ -1050,7 +1061,7 @@ static et_status beir_qrels(const char *path, const et_read_opts *opts, et_read_
                                qi < 0 ? qid : did, qi < 0 ? "queries.jsonl" : "corpus.jsonl"))) goto done;
             continue;
         }
-        if (!grow((void **)&v, &cap, n + 1, sizeof *v)) { st = et_fail(err, ET_ERR_NOMEM, "%s: out of memory", path); goto done; }
+        if (!grow((void **)&v, &cap, n + 1, sizeof *v)) { st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory growing the judgments to %lld", path, (long long)L.lineno, (long long)n + 1); goto done; }
         v[n].q = qi; v[n].d = di; v[n].grade = (int32_t)g; v[n].pad = 0; v[n].line = L.lineno;
         n++;
     }
@@ -1172,7 +1183,8 @@ int et_sts_sniff(const char *path) {
     while ((len = getline(&line, &cap, f)) >= 0) {
         if (is_blank(line, (size_t)len)) continue;
         size_t b = bom(line, (size_t)len);
-        cJSON *j = cJSON_ParseWithLength(line + b, (size_t)len - b);
+        cJSON *j = NULL;
+        et_json_parse(line + b, (size_t)len - b, &j, NULL); /* out of memory: not sniffed as STS (the reader reports it) */
         r = cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "s1") && cJSON_GetObjectItemCaseSensitive(j, "s2");
         cJSON_Delete(j);
         break;
@@ -1204,7 +1216,11 @@ et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, e
         if (is_blank(s, n)) continue;
         const char *r = check_raw(s, n, tmp, sizeof tmp);
         if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = cJSON_ParseWithLength(s, n);
+        cJSON *o = NULL;
+        if (et_json_parse(s, n, &o, NULL) == ET_ERR_NOMEM) {
+            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
+            goto done;
+        }
         size_t mark = out->arena_used;
         const char *a = NULL, *b = NULL, *id = NULL;
         et_status code = ET_ERR_FORMAT;
@@ -1226,8 +1242,12 @@ et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, e
                     char nb[64];
                     snprintf(nb, sizeof nb, "%.17g", iv->valuedouble);
                     cJSON *t = cJSON_CreateString(nb);
-                    id = t ? sts_str(out, t, "id", why, sizeof why) : NULL;
-                    if (!t) snprintf(why, sizeof why, "out of memory");
+                    if (!t) {
+                        cJSON_Delete(o);
+                        st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory for the id", path, (long long)L.lineno);
+                        goto done;
+                    }
+                    id = sts_str(out, t, "id", why, sizeof why);
                     cJSON_Delete(t);
                 } else id = sts_str(out, iv, "id", why, sizeof why);
             }
@@ -1238,7 +1258,7 @@ et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, e
                     !(c1 = c0, grow((void **)&out->id, &c1, out->n + 1, sizeof(char *))) ||
                     !(c1 = c0, grow((void **)&out->score, &c1, out->n + 1, sizeof(double)))) {
                     cJSON_Delete(o);
-                    st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory", path, (long long)L.lineno);
+                    st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory growing the rows to %lld", path, (long long)L.lineno, (long long)out->n + 1);
                     goto done;
                 }
                 out->cap = c1;
