@@ -2,7 +2,7 @@
  *
  * This executable is linked with -Wl,--wrap=malloc,... (CMakeLists.txt), so every allocation of the library,
  * of cJSON (vendored, compiled in) and of this file goes through the __wrap_* functions below. A scenario
- * (load a small model, the safetensors reader, the tokenizer, BM25) first runs once without failures: that run
+ * (load a small model, each reader, the tokenizer, BM25) first runs once without failures: that run
  * gives the reference result and A, its number of allocations. Then, for N = 1 .. A, it runs again with the
  * N-th allocation failing (one-shot: later ones succeed), and
  *   - either it succeeds, and its result must equal the reference byte for byte (a failure handled by a
@@ -167,7 +167,7 @@ static void sb_put(sbuf *b, const void *data, size_t n) {
     if (n) memcpy(b->p + b->n, data, n);
     b->n += n;
 }
-static inline void sb_str(sbuf *b, const char *s) { sb_put(b, s ? s : "\1(null)", (s ? strlen(s) : 7) + 1); }
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s ? s : "\1(null)", (s ? strlen(s) : 7) + 1); }
 static void sb_i64(sbuf *b, int64_t v) { sb_put(b, &v, sizeof v); }
 
 /* ---------------------------------------------------------------- scenarios */
@@ -191,6 +191,116 @@ static et_status sc_load(et_error *err, sbuf *out) {
 static const char *TEXTS[] = {"how do i reset my password", "the lazy dog sleeps", "", "a much longer text about "
                               "water boiling at one hundred degrees and ice melting at zero", "dog"};
 enum { NTEXTS = sizeof TEXTS / sizeof TEXTS[0] };
+
+static void ser_pairs(sbuf *b, const et_pairs *p) {
+    sb_i64(b, p->n);
+    sb_i64(b, p->K);
+    sb_i64(b, p->has_label);
+    for (int64_t i = 0; i < p->n; i++) {
+        sb_str(b, p->query[i]);
+        sb_str(b, p->passage[i]);
+        sb_str(b, p->id[i]);
+        sb_put(b, &p->label[i], sizeof(float));
+        for (int64_t j = p->neg_off[i]; j < p->neg_off[i + 1]; j++) {
+            sb_str(b, p->neg[j]);
+            sb_str(b, p->neg_query ? p->neg_query[j] : NULL);
+        }
+        sb_i64(b, -1);
+    }
+    if (p->K) sb_put(b, p->scores, sizeof(float) * (size_t)p->n * (size_t)p->K);
+    for (int k = 0; k < p->K && p->expert_names; k++) sb_str(b, p->expert_names[k]);
+}
+static et_status rd_pairs(const char *path, et_error *err, sbuf *out) {
+    et_pairs p;
+    memset(&p, 0, sizeof p);
+    et_read_opts o = {0};
+    et_status st = et_pairs_read(path, &o, &p, NULL, err);
+    if (!st) {
+        oom_pause();
+        ser_pairs(out, &p);
+        oom_resume();
+    }
+    et_pairs_free(&p);
+    return st;
+}
+static et_status sc_pairs_jsonl(et_error *err, sbuf *out) { return rd_pairs("tests/fixtures/data/pairs.jsonl", err, out); }
+static et_status sc_pairs_named(et_error *err, sbuf *out) {
+    return rd_pairs("tests/fixtures/data/pairwise_named.jsonl", err, out);
+}
+static et_status sc_pairs_csv(et_error *err, sbuf *out) { return rd_pairs("tests/fixtures/data/pairs.csv", err, out); }
+static et_status sc_pairs_tsv(et_error *err, sbuf *out) { return rd_pairs("tests/fixtures/data/pairs.tsv", err, out); }
+
+static et_status sc_beir(et_error *err, sbuf *out) {
+    et_beir b;
+    memset(&b, 0, sizeof b);
+    et_read_opts o = {0};
+    et_status st = et_beir_read("tests/fixtures/data/beir", &o, &b, NULL, err);
+    if (!st) {
+        oom_pause();
+        sb_i64(out, b.ndocs);
+        for (int i = 0; i < b.ndocs; i++) { sb_str(out, b.doc_id[i]); sb_str(out, b.doc_text[i]); sb_i64(out, b.doc_title_len[i]); }
+        for (int i = 0; i < b.nqueries; i++) { sb_str(out, b.query_id[i]); sb_str(out, b.query_text[i]); }
+        sb_put(out, b.qrels, sizeof(et_qrel) * (size_t)b.nqrels);
+        sb_put(out, b.qrel_off, sizeof(int64_t) * (size_t)(b.nqueries + 1));
+        sb_i64(out, et_beir_doc_index(&b, b.ndocs ? b.doc_id[b.ndocs - 1] : "x"));
+        oom_resume();
+    }
+    et_beir_free(&b);
+    return st;
+}
+
+static et_status sc_train_data(et_error *err, sbuf *out) {
+    et_train_data d;
+    memset(&d, 0, sizeof d);
+    et_status st = et_train_data_read("tests/fixtures/train/tiny_pairs.jsonl", &d, err);
+    if (!st) {
+        oom_pause();
+        sb_i64(out, d.n);
+        for (int i = 0; i < d.n; i++) {
+            sb_str(out, d.ex[i].query);
+            sb_str(out, d.ex[i].positive);
+            for (int j = 0; j < d.ex[i].n_neg; j++) sb_str(out, d.ex[i].negatives[j]);
+        }
+        oom_resume();
+    }
+    et_train_data_free(&d);
+    return st;
+}
+
+static et_status sc_corpus(et_error *err, sbuf *out) {
+    et_corpus c;
+    memset(&c, 0, sizeof c);
+    et_read_opts o = {0};
+    et_status st = et_corpus_read("tests/fixtures/data/beir/corpus.jsonl", &o, &c, NULL, err);
+    if (!st) {
+        oom_pause();
+        sb_i64(out, c.n);
+        for (int64_t i = 0; i < c.n; i++) { sb_str(out, c.id[i]); sb_str(out, c.text[i]); }
+        oom_resume();
+    }
+    et_corpus_free(&c);
+    return st;
+}
+
+static et_status sc_sts(et_error *err, sbuf *out) {
+    et_sts t;
+    memset(&t, 0, sizeof t);
+    et_read_opts o = {0};
+    et_status st = et_sts_read("tests/fixtures/eval/sts.jsonl", &o, &t, NULL, err);
+    if (!st) {
+        oom_pause();
+        sb_i64(out, t.n);
+        for (int64_t i = 0; i < t.n; i++) {
+            sb_str(out, t.s1[i]);
+            sb_str(out, t.s2[i]);
+            sb_str(out, t.id[i]);
+            sb_put(out, &t.score[i], sizeof(double));
+        }
+        oom_resume();
+    }
+    et_sts_free(&t);
+    return st;
+}
 
 static et_status sc_vocab(et_error *err, sbuf *out) {
     et_tokenizer *t = et_tokenizer_load_vocab(MODEL "/vocab.txt", err);
@@ -255,7 +365,10 @@ typedef struct {
     int persistent_too;
 } scenario;
 static const scenario SC[] = {
-    {"load", sc_load, 1},   {"vocab", sc_vocab, 1},
+    {"load", sc_load, 1},           {"pairs_jsonl", sc_pairs_jsonl, 1}, {"pairs_named", sc_pairs_named, 1},
+    {"pairs_csv", sc_pairs_csv, 1}, {"pairs_tsv", sc_pairs_tsv, 1},     {"beir", sc_beir, 1},
+    {"corpus", sc_corpus, 1},       {"sts", sc_sts, 1},                 {"train_data", sc_train_data, 1},
+    {"vocab", sc_vocab, 1},
     {"safetensors", sc_safetensors, 1}, {"bm25", sc_bm25, 1},
 };
 
