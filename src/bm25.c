@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 struct et_bm25 {
     int32_t ndocs, nterms;
     double k1, b, avgdl;
@@ -42,8 +44,8 @@ static inline const char *next_tok(const char **p, int64_t *len) {
 }
 
 static inline uint64_t tok_hash(const char *t, int64_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (int64_t i = 0; i < n; i++) { h ^= lc((unsigned char)t[i]); h *= 1099511628211ull; }
+    uint64_t h = ET_FNV1A64_INIT; /* FNV-1a of the lowercased bytes */
+    for (int64_t i = 0; i < n; i++) h = et_fnv1a64_byte(h, lc((unsigned char)t[i]));
     return h ^ (h >> 31);
 }
 

@@ -146,14 +146,6 @@ static int cmp_scored(const void *a, const void *b) {
     return x->i - y->i; /* ties: corpus order */
 }
 
-static void l2norm_rows(float *x, size_t n, int d) {
-    for (size_t i = 0; i < n; i++) {
-        float *r = x + i * d;
-        float s = sqrtf(et_dot(r, r, d));
-        if (s > 1e-12f) for (int j = 0; j < d; j++) r[j] /= s;
-    }
-}
-
 static void print_snippet(const char *s, int width) {
     int w = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p && w < width; p++) {
@@ -208,8 +200,8 @@ static int run_search(et_opt *o, int n) {
     if (et_encode_texts(&L.model, L.tok, L.pool, C.text, (size_t)C.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, qs.n, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    l2norm_rows(de, (size_t)C.n, d); /* cosine similarity */
-    l2norm_rows(qe, qs.n, d);
+    et_l2norm_rows(de, (size_t)C.n, d); /* cosine similarity */
+    et_l2norm_rows(qe, qs.n, d);
     if (k > (int)(size_t)C.n) k = (int)(size_t)C.n;
     if (hyb) { /* BM25 over the same documents (title + text), fused per query */
         bm = et_bm25_build(C.text, (int32_t)(size_t)C.n, NULL, &err);

@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "fileio.h"
+#include "util.h"
 
 /* a score stored as float: finite and within float range (2e89 parses as a finite double but is inf as float) */
 static int float_ok(double v) { return isfinite(v) && fabs(v) <= FLT_MAX; }
@@ -252,8 +253,7 @@ typedef struct {
 } strmap;
 
 static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
+    uint64_t h = et_fnv1a64_str(s);
     return h ^ (h >> 29);
 }
 

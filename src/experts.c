@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "metrics.h"
 #include "rng.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ string interning */
 typedef struct {
@@ -15,12 +16,6 @@ typedef struct {
     int32_t *val;
     uint64_t cap;      /* power of two */
 } strmap;
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 static int strmap_init(strmap *m, int64_t n) {
     m->cap = 16;
@@ -35,7 +30,7 @@ static void strmap_free(strmap *m) { free(m->keys); free(m->val); }
 /* index of s, inserting it with value *next (then ++*next) if new; items[] receives new keys */
 static int32_t strmap_intern(strmap *m, const char *s, int32_t *next, const char **items) {
     if (!s) s = "";
-    for (uint64_t h = fnv1a(s) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
+    for (uint64_t h = et_fnv1a64_str(s) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
         if (!m->keys[h]) {
             m->keys[h] = s;
             m->val[h] = *next;
@@ -123,14 +118,6 @@ et_status et_expert_bm25_init(et_expert *e, const et_pair_index *ix, const et_bm
     return e->bm ? ET_OK : (err && err->code ? err->code : ET_ERR_NOMEM);
 }
 
-static void l2norm_rows(float *x, int64_t n, int32_t d) {
-    for (int64_t i = 0; i < n; i++) {
-        float *r = x + i * d;
-        float s = sqrtf(et_dot(r, r, d));
-        if (s > 1e-12f) for (int32_t j = 0; j < d; j++) r[j] /= s;
-    }
-}
-
 et_status et_expert_dense_init(et_expert *e, const et_pair_index *ix, const char *name, const et_bert *m,
                                const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo, et_error *err) {
     memset(e, 0, sizeof *e);
@@ -145,8 +132,8 @@ et_status et_expert_dense_init(et_expert *e, const et_pair_index *ix, const char
     o.progress = NULL;
     if (!s) s = et_encode_texts(m, tok, pool, ix->qtext, (size_t)ix->nq, &o, e->qemb, err);
     if (s) { et_error_prefix(err, "expert %s", e->name); et_expert_free(e); return s; }
-    l2norm_rows(e->qemb, ix->nq, e->d);
-    l2norm_rows(e->pemb, ix->np, e->d);
+    et_l2norm_rows(e->qemb, ix->nq, e->d);
+    et_l2norm_rows(e->pemb, ix->np, e->d);
     return ET_OK;
 }
 

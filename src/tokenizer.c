@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "unicode_tables.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------------------------------------
  * Unicode helpers (tables generated from Python's unicodedata, see tools/gen_unicode_tables.py) */
@@ -126,11 +127,6 @@ struct et_tokenizer {
     int32_t unk, cls, sep, pad, mask;
 };
 
-#define FNV_INIT 2166136261u
-static inline uint32_t fnv_step(uint32_t h, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
-    return h;
-}
 static inline uint32_t fmix(uint32_t h) { /* spread FNV's low bits before masking */
     h ^= h >> 16;
     h *= 0x85ebca6bu;
@@ -140,9 +136,9 @@ static inline uint32_t fmix(uint32_t h) { /* spread FNV's low bits before maskin
 
 /* Find "##"(if cont) + p[0..n) in the vocab; -1 if absent. */
 static int32_t vocab_find(const et_tokenizer *t, const char *p, size_t n, int cont) {
-    uint32_t h = FNV_INIT;
-    if (cont) h = fnv_step(h, (const uint8_t *)"##", 2);
-    h = fnv_step(h, (const uint8_t *)p, n);
+    uint64_t h64 = ET_FNV1A64_INIT; /* the vocab's hashes: the low 32 bits of FNV-1a 64 (util.h) of the token */
+    if (cont) h64 = et_fnv1a64(h64, "##", 2);
+    uint32_t h = (uint32_t)et_fnv1a64(h64, p, n);
     size_t total = n + (cont ? 2 : 0);
     uint32_t mask = t->cap - 1;
     for (uint32_t s = fmix(h) & mask;; s = (s + 1) & mask) {
@@ -267,7 +263,7 @@ et_tokenizer *et_tokenizer_from_buffer(const char *data, size_t len, const char 
         t->pool[w + (b - a)] = 0;
         t->off[id] = (uint32_t)w;
         t->len[id] = (uint32_t)(b - a);
-        t->hash[id] = fnv_step(FNV_INIT, (const uint8_t *)data + a, b - a);
+        t->hash[id] = (uint32_t)et_fnv1a64(ET_FNV1A64_INIT, data + a, b - a);
         w += b - a + 1;
         const char *s = t->pool + t->off[id];
         /* insert, rejecting duplicates */

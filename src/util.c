@@ -6,18 +6,6 @@
 
 #include "kernels.h"
 
-uint64_t et_fnv1a64(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
-    return h;
-}
-
-uint64_t et_fnv1a64_str(const char *s) {
-    uint64_t h = ET_FNV1A64_INIT;
-    for (; *s; s++) { h ^= (unsigned char)*s; h *= 0x100000001b3ull; }
-    return h;
-}
-
 double et_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -1,19 +1,32 @@
-/* util.h - small helpers that several modules need, kept here once: FNV-1a hashing, a monotonic clock,
- * row-wise L2 normalisation. No state, no allocation. */
+/* util.h - small helpers that several modules need, kept here once: FNV-1a hashing (inline: the tokenizer and
+ * BM25 hash every token with it), a monotonic clock, row-wise L2 normalisation. No state, no allocation. */
 #ifndef ET_UTIL_H
 #define ET_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) */
+/* 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Hash tables that mask the low bits
+ * should mix the result first (FNV's low bits are weak for short keys). */
 #define ET_FNV1A64_INIT 0xcbf29ce484222325ull
+
+/* one byte into hash h */
+static inline uint64_t et_fnv1a64_byte(uint64_t h, unsigned char b) { return (h ^ b) * 0x100000001b3ull; }
 
 /* continue hash h over p[0..n): et_fnv1a64(ET_FNV1A64_INIT, p, n) is FNV-1a of the bytes; chaining calls
  * hashes the concatenation */
-uint64_t et_fnv1a64(uint64_t h, const void *p, size_t n);
+static inline uint64_t et_fnv1a64(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++) h = et_fnv1a64_byte(h, b[i]);
+    return h;
+}
+
 /* FNV-1a of a NUL-terminated string (its bytes without the NUL) */
-uint64_t et_fnv1a64_str(const char *s);
+static inline uint64_t et_fnv1a64_str(const char *s) {
+    uint64_t h = ET_FNV1A64_INIT;
+    for (; *s; s++) h = et_fnv1a64_byte(h, (unsigned char)*s);
+    return h;
+}
 
 /* seconds on a monotonic clock (differences only) */
 double et_now_s(void);
