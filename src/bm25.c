@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "topk.h"
 #include "util.h"
 
 struct et_bm25 {
@@ -318,74 +319,18 @@ et_status et_bm25_score_all(const et_bm25 *bm, const char *query, double *out, e
     return nt < 0 ? et_fail(err, ET_ERR_NOMEM, "bm25: out of memory for the terms of the query") : ET_OK;
 }
 
-/* "a ranks below b": lower score, or equal score and later in the corpus */
-static inline int worse(double sa, int32_t ia, double sb, int32_t ib) { return sa < sb || (sa == sb && ia > ib); }
-
-/* min-heap of the k best (root = worst kept) */
-static void heap_push(double *hs, int32_t *hi, int32_t *n, int32_t k, double s, int32_t idx) {
-    if (*n < k) {
-        int32_t c = (*n)++;
-        while (c > 0) {
-            int32_t p = (c - 1) / 2;
-            if (!worse(s, idx, hs[p], hi[p])) break;
-            hs[c] = hs[p]; hi[c] = hi[p];
-            c = p;
-        }
-        hs[c] = s; hi[c] = idx;
-        return;
-    }
-    if (!worse(hs[0], hi[0], s, idx)) return;
-    int32_t c = 0;
-    for (;;) {
-        int32_t l = 2 * c + 1, r = l + 1, m = c;
-        double ms = s;
-        int32_t mi = idx;
-        if (l < *n && worse(hs[l], hi[l], ms, mi)) { m = l; ms = hs[l]; mi = hi[l]; }
-        if (r < *n && worse(hs[r], hi[r], ms, mi)) { m = r; }
-        if (m == c) break;
-        hs[c] = hs[m]; hi[c] = hi[m];
-        c = m;
-    }
-    hs[c] = s; hi[c] = idx;
-}
-
-/* heap sort in place: afterwards hs/hi[0..n) are best-first */
-static void heap_drain(double *hs, int32_t *hi, int32_t n) {
-    for (int32_t end = n - 1; end > 0; end--) {
-        double s = hs[0], ls = hs[end];
-        int32_t i = hi[0], li = hi[end];
-        int32_t c = 0;
-        for (;;) { /* sift ls down within [0, end) */
-            int32_t l = 2 * c + 1, r = l + 1, b = c;
-            double bs = ls;
-            int32_t bi = li;
-            if (l < end && worse(hs[l], hi[l], bs, bi)) { b = l; bs = hs[l]; bi = hi[l]; }
-            if (r < end && worse(hs[r], hi[r], bs, bi)) { b = r; }
-            if (b == c) break;
-            hs[c] = hs[b]; hi[c] = hi[b];
-            c = b;
-        }
-        hs[c] = ls; hi[c] = li;
-        hs[end] = s; hi[end] = i; /* the worst goes to the back */
-    }
-}
-
 /* one query with caller scratch: acc [ndocs] zeroed, touched [ndocs], hs/hi [k]. -1: out of memory */
 static int search_one(const et_bm25 *bm, const char *query, int32_t k, int32_t *out_idx, double *out_score,
                        double *acc, int32_t *touched, double *hs, int32_t *hi) {
     int32_t nt = accumulate(bm, query, acc, touched);
     if (nt < 0) return -1;
-    int32_t kk = k < bm->ndocs ? k : bm->ndocs, n = 0;
-    for (int32_t i = 0; i < nt; i++) heap_push(hs, hi, &n, kk, acc[touched[i]], touched[i]);
+    et_topk h;
+    et_topk_init(&h, hs, hi, k < bm->ndocs ? k : bm->ndocs);
+    for (int32_t i = 0; i < nt; i++) et_topk_push(&h, acc[touched[i]], touched[i]);
     /* fill with non-matching docs (score 0) in corpus order */
-    for (int32_t d = 0; n < kk && d < bm->ndocs; d++)
-        if (acc[d] == 0.0) heap_push(hs, hi, &n, kk, 0.0, d);
-    heap_drain(hs, hi, n);
-    for (int32_t i = 0; i < k; i++) {
-        int ok = i < n;
-        if (out_idx) out_idx[i] = ok ? hi[i] : -1;
-        if (out_score) out_score[i] = ok ? hs[i] : -INFINITY;
-    }
+    for (int32_t d = 0; h.n < h.k && d < bm->ndocs; d++)
+        if (acc[d] == 0.0) et_topk_push(&h, 0.0, d);
+    et_topk_take(&h, k, out_idx, NULL, out_score);
     for (int32_t i = 0; i < nt; i++) acc[touched[i]] = 0.0;
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "data.h"
 #include "kernels.h"
 #include "metrics.h"
+#include "topk.h"
 
 /* ------------------------------------------------------------------ encode */
 static et_opt encode_opts[] = {
@@ -138,12 +139,49 @@ static et_opt search_opts[] = {
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
 
-typedef struct { float s; int i; } scored;
+/* hybrid ranking, one query per task (the pool runs queries in parallel): the model's cosines and BM25 over the
+ * whole corpus, fused (RRF over the two full rankings, or min-max weighted), then the top k by the bounded heap of
+ * topk.h. Scores are ranked as floats, ties by corpus order. */
+typedef struct {
+    const float *qe, *de;
+    int d;
+    int32_t nd, k;
+    const et_bm25 *bm;
+    const char *const *qs;
+    int rrf;
+    double alpha;
+    double *dbuf;            /* [nthreads, 4 * nd]: cosine, BM25, fused, heap scores */
+    int32_t *ibuf;           /* [nthreads, 2 * nd]: the two rankings (RRF) */
+    int32_t *out_idx;        /* [nq, k] */
+    float *out_score;        /* [nq, k] */
+    et_status *st;           /* [nq] */
+} hybrid_ctx;
 
-static int cmp_scored(const void *a, const void *b) {
-    const scored *x = a, *y = b;
-    if (x->s != y->s) return x->s < y->s ? 1 : -1;
-    return x->i - y->i; /* ties: corpus order */
+/* the first k of scores[nd] ranked as floats (best first, ties by index) into idx[k] (and score[k]) */
+static void rank_f32(const double *scores, int32_t nd, int32_t k, double *hs, int32_t *idx, float *score) {
+    et_topk h;
+    et_topk_init(&h, hs, idx, k);
+    for (int32_t i = 0; i < nd; i++) et_topk_push(&h, (float)scores[i], i);
+    et_topk_take(&h, k, idx, score, NULL);
+}
+
+static void hybrid_task(void *vctx, int q, int thread) {
+    hybrid_ctx *c = vctx;
+    int32_t nd = c->nd;
+    double *ds = c->dbuf + (int64_t)thread * 4 * nd, *bs = ds + nd, *fs = bs + nd, *hs = fs + nd;
+    for (int32_t i = 0; i < nd; i++) ds[i] = et_dot(c->qe + (int64_t)q * c->d, c->de + (int64_t)i * c->d, c->d);
+    if ((c->st[q] = et_bm25_score_all(c->bm, c->qs[q], bs, NULL))) return;
+    if (c->rrf) {
+        int32_t *rk[2] = {c->ibuf + (int64_t)thread * 2 * nd, c->ibuf + (int64_t)thread * 2 * nd + nd};
+        rank_f32(ds, nd, nd, hs, rk[0], NULL);
+        rank_f32(bs, nd, nd, hs, rk[1], NULL);
+        c->st[q] = et_fuse_rrf((const int32_t *const *)rk, 2, nd, nd, 60.0, fs, NULL);
+    } else {
+        const double *sys[2] = {ds, bs};
+        double w[2] = {c->alpha, 1.0 - c->alpha};
+        c->st[q] = et_fuse_minmax(sys, w, 2, nd, fs, NULL);
+    }
+    if (!c->st[q]) rank_f32(fs, nd, c->k, hs, c->out_idx + (int64_t)q * c->k, c->out_score + (int64_t)q * c->k);
 }
 
 static void print_snippet(const char *s, int width) {
@@ -176,68 +214,60 @@ static int run_search(et_opt *o, int n) {
     if (!ok) return 2;
     et_error err = {0};
     et_bm25 *bm = NULL;
-    double *fs = NULL, *bs = NULL, *ds = NULL;
-    int32_t *rk[2] = {NULL, NULL};
+    double *dbuf = NULL;
+    int32_t *ibuf = NULL, *top = NULL;
+    et_status *qst = NULL;
     et_cli_model L;
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
     et_corpus C = {0};
     et_strvec qs = {0};
     int rc = 0;
-    float *de = NULL, *qe = NULL;
-    scored *sc = NULL;
+    float *de = NULL, *qe = NULL, *tops = NULL;
     if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("search", &err); goto done; }
     if (et_cli_get(o, n, "--query")) {
         char *q = strdup(et_cli_get(o, n, "--query"));
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
     int d = L.model.cfg.hidden_size;
+    if (k > C.n) k = C.n;
+    size_t nq = qs.n;
     de = malloc((size_t)C.n * (size_t)d * sizeof(float));
-    qe = malloc((qs.n ? qs.n : 1) * (size_t)d * sizeof(float));
-    sc = malloc((size_t)C.n * sizeof *sc);
-    if (!de || !qe || !sc) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+    qe = malloc((nq ? nq : 1) * (size_t)d * sizeof(float));
+    top = malloc((nq ? nq : 1) * (size_t)k * sizeof(int32_t));
+    tops = malloc((nq ? nq : 1) * (size_t)k * sizeof(float));
+    if (!de || !qe || !top || !tops) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
     if (et_encode_texts(&L.model, L.tok, L.pool, C.text, (size_t)C.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
-    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, qs.n, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    et_l2norm_rows(de, (size_t)C.n, d); /* cosine similarity */
-    et_l2norm_rows(qe, qs.n, d);
-    if (k > (int)(size_t)C.n) k = (int)(size_t)C.n;
-    if (hyb) { /* BM25 over the same documents (title + text), fused per query */
-        bm = et_bm25_build(C.text, (int32_t)(size_t)C.n, NULL, &err);
-        fs = malloc((size_t)C.n * sizeof *fs); bs = malloc((size_t)C.n * sizeof *bs); ds = malloc((size_t)C.n * sizeof *ds);
-        rk[0] = malloc((size_t)C.n * sizeof(int32_t)); rk[1] = malloc((size_t)C.n * sizeof(int32_t));
-        if (!bm) { rc = et_cli_fail("search", &err); goto done; }
-        if (!fs || !bs || !ds || !rk[0] || !rk[1]) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, nq, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    et_l2norm_rows(de, C.n, d); /* cosine similarity */
+    et_l2norm_rows(qe, (int64_t)nq, d);
+    if (!hyb) { /* the exact top k of every query, threaded (metrics.h) */
+        if (nq && et_topk_search(L.pool, qe, de, (int64_t)nq, C.n, d, k, top, tops, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    } else { /* BM25 over the same documents (title + text), fused per query */
+        if (!(bm = et_bm25_build(C.text, C.n, NULL, &err))) { rc = et_cli_fail("search", &err); goto done; }
+        int nth = et_pool_size(L.pool);
+        dbuf = malloc((size_t)nth * 4 * (size_t)C.n * sizeof(double));
+        ibuf = malloc((size_t)nth * 2 * (size_t)C.n * sizeof(int32_t));
+        qst = calloc(nq ? nq : 1, sizeof(et_status));
+        if (!dbuf || !ibuf || !qst) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+        hybrid_ctx hc = {qe, de, d, C.n, k, bm, (const char *const *)qs.v, !strcmp(hyb, "rrf"), alpha, dbuf, ibuf, top, tops, qst};
+        if (nq) et_pool_run(L.pool, hybrid_task, &hc, (int)nq);
+        for (size_t q = 0; q < nq; q++)
+            if (qst[q]) { et_fail(&err, qst[q], "query %zu: out of memory (BM25 scoring or fusion)", q + 1); rc = et_cli_fail("search", &err); goto done; }
     }
-    for (size_t q = 0; q < qs.n; q++) {
-        for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){et_dot(qe + q * d, de + i * d, d), (int)i};
-        if (hyb) {
-            for (size_t i = 0; i < (size_t)C.n; i++) ds[i] = sc[i].s;
-            if (et_bm25_score_all(bm, qs.v[q], bs, &err)) { rc = et_cli_fail("search", &err); goto done; }
-            if (!strcmp(hyb, "rrf")) {
-                qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
-                for (size_t i = 0; i < (size_t)C.n; i++) rk[0][i] = sc[i].i;
-                for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){(float)bs[i], (int)i};
-                qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
-                for (size_t i = 0; i < (size_t)C.n; i++) rk[1][i] = sc[i].i;
-                if (et_fuse_rrf((const int32_t *const *)rk, 2, (int32_t)(size_t)C.n, (int32_t)(size_t)C.n, 60.0, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
-            } else {
-                const double *sys[2] = {ds, bs};
-                double w[2] = {alpha, 1.0 - alpha};
-                if (et_fuse_minmax(sys, w, 2, (int64_t)(size_t)C.n, fs, &err)) { rc = et_cli_fail("search", &err); goto done; }
-            }
-            for (size_t i = 0; i < (size_t)C.n; i++) sc[i] = (scored){(float)fs[i], (int)i};
-        }
-        qsort(sc, (size_t)C.n, sizeof *sc, cmp_scored);
+    for (size_t q = 0; q < nq; q++) {
+        const int32_t *ti = top + q * (size_t)k;
+        const float *ts = tops + q * (size_t)k;
         if (et_cli_get(o, n, "--json")) {
             cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "results");
             cJSON_AddStringToObject(r, "query", qs.v[q]);
             for (int j = 0; j < k; j++) {
                 cJSON *h = cJSON_CreateObject();
                 cJSON_AddNumberToObject(h, "rank", j + 1);
-                cJSON_AddStringToObject(h, "id", C.id[sc[j].i]);
-                cJSON_AddNumberToObject(h, "score", sc[j].s);
+                cJSON_AddStringToObject(h, "id", C.id[ti[j]]);
+                cJSON_AddNumberToObject(h, "score", ts[j]);
                 cJSON_AddItemToArray(arr, h);
             }
             char *s = cJSON_PrintUnformatted(r);
@@ -247,17 +277,17 @@ static int run_search(et_opt *o, int n) {
         } else {
             printf("query: %s\n%4s  %7s  %-24s %s\n", qs.v[q], "rank", "score", "id", "text");
             for (int j = 0; j < k; j++) {
-                printf("%4d  %7.4f  %-24s ", j + 1, sc[j].s, C.id[sc[j].i]);
-                print_snippet(C.text[sc[j].i], 70);
+                printf("%4d  %7.4f  %-24s ", j + 1, ts[j], C.id[ti[j]]);
+                print_snippet(C.text[ti[j]], 70);
                 putchar('\n');
             }
-            if (q + 1 < qs.n) putchar('\n');
+            if (q + 1 < nq) putchar('\n');
         }
     }
 done:
     et_bm25_free(bm);
-    free(fs); free(bs); free(ds); free(rk[0]); free(rk[1]);
-    free(de); free(qe); free(sc);
+    free(dbuf); free(ibuf); free(qst); free(top); free(tops);
+    free(de); free(qe);
     et_corpus_free(&C);
     et_sv_free(&qs);
     et_cli_free(&L);

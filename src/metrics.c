@@ -1,5 +1,6 @@
 /* metrics.c - see metrics.h */
 #include "metrics.h"
+#include "topk.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -128,25 +129,16 @@ et_status et_ir_evaluate(const int32_t *rankings, int32_t nq, int32_t depth, con
 }
 
 /* ================================ ranking helpers ========================================== */
-typedef struct { float s; int32_t i; } fs_pair;
-
-/* best first: higher score, then lower index; NaN last */
-static int fs_cmp(const void *a, const void *b) {
-    const fs_pair *x = a, *y = b;
-    int xn = x->s != x->s, yn = y->s != y->s;
-    if (xn != yn) return xn - yn;
-    if (!xn && x->s != y->s) return x->s > y->s ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 void et_rank_scores(const float *scores, int32_t n, int32_t k, int32_t *out_idx) {
     if (k > n) k = n;
-    fs_pair *v = malloc(sizeof(fs_pair) * (size_t)(n ? n : 1));
-    if (!v) { for (int32_t i = 0; i < k; i++) out_idx[i] = -1; return; }
-    for (int32_t i = 0; i < n; i++) { v[i].s = scores[i]; v[i].i = i; }
-    qsort(v, (size_t)n, sizeof *v, fs_cmp);
-    for (int32_t i = 0; i < k; i++) out_idx[i] = v[i].i;
-    free(v);
+    if (k <= 0) return;
+    double *hs = malloc(sizeof(double) * (size_t)k);
+    if (!hs) { for (int32_t i = 0; i < k; i++) out_idx[i] = -1; return; }
+    et_topk h;
+    et_topk_init(&h, hs, out_idx, k);
+    for (int32_t i = 0; i < n; i++) et_topk_push(&h, scores[i], i);
+    et_topk_take(&h, k, out_idx, NULL, NULL);
+    free(hs);
 }
 
 /* ================================ AUPRC, Spearman ========================================== */
@@ -276,54 +268,6 @@ double et_mean_pair_cosine(const float *A, const float *B, int64_t n, int32_t d)
 }
 
 /* ================================ exact top-k search ====================================== */
-static inline int fworse(float sa, int32_t ia, float sb, int32_t ib) { return sa < sb || (sa == sb && ia > ib); }
-
-static void fheap_push(float *hs, int32_t *hi, int32_t *n, int32_t k, float s, int32_t idx) {
-    if (*n < k) {
-        int32_t c = (*n)++;
-        while (c > 0) {
-            int32_t p = (c - 1) / 2;
-            if (!fworse(s, idx, hs[p], hi[p])) break;
-            hs[c] = hs[p]; hi[c] = hi[p];
-            c = p;
-        }
-        hs[c] = s; hi[c] = idx;
-        return;
-    }
-    if (!fworse(hs[0], hi[0], s, idx)) return;
-    int32_t c = 0;
-    for (;;) {
-        int32_t l = 2 * c + 1, r = l + 1, m = c;
-        float ms = s;
-        int32_t mi = idx;
-        if (l < *n && fworse(hs[l], hi[l], ms, mi)) { m = l; ms = hs[l]; mi = hi[l]; }
-        if (r < *n && fworse(hs[r], hi[r], ms, mi)) m = r;
-        if (m == c) break;
-        hs[c] = hs[m]; hi[c] = hi[m];
-        c = m;
-    }
-    hs[c] = s; hi[c] = idx;
-}
-
-static void fheap_drain(float *hs, int32_t *hi, int32_t n) {
-    for (int32_t end = n - 1; end > 0; end--) {
-        float s = hs[0], ls = hs[end];
-        int32_t i = hi[0], li = hi[end], c = 0;
-        for (;;) {
-            int32_t l = 2 * c + 1, r = l + 1, b = c;
-            float bs = ls;
-            int32_t bi = li;
-            if (l < end && fworse(hs[l], hi[l], bs, bi)) { b = l; bs = hs[l]; bi = hi[l]; }
-            if (r < end && fworse(hs[r], hi[r], bs, bi)) b = r;
-            if (b == c) break;
-            hs[c] = hs[b]; hi[c] = hi[b];
-            c = b;
-        }
-        hs[c] = ls; hi[c] = li;
-        hs[end] = s; hi[end] = i;
-    }
-}
-
 #define TOPK_QB 8      /* queries per task block */
 #define TOPK_DCHUNK 256 /* docs per inner chunk (kept hot in cache across the query block) */
 
@@ -332,7 +276,7 @@ typedef struct {
     int64_t nq, nd;
     int32_t d, k, kk, nshards, nqb;
     int64_t shard_len;
-    float *hs;     /* [nshards, nq, kk] */
+    double *hs;    /* [nshards, nq, kk] */
     int32_t *hi;   /* [nshards, nq, kk] */
     int32_t *cnt;  /* [nshards, nq] */
     int32_t *out_idx;
@@ -349,15 +293,11 @@ static void topk_task(void *vctx, int task, int thread) {
         for (int64_t q = q0; q < q1; q++) {
             const float *qv = c->Q + q * c->d;
             int64_t slot = sh * c->nq + q;
-            float *hs = c->hs + slot * c->kk;
-            int32_t *hi = c->hi + slot * c->kk;
-            int32_t n = c->cnt[slot];
-            for (int64_t j = c0; j < c1; j++) {
-                float s = et_dot(qv, c->D + j * c->d, c->d);
-                if (s != s) s = -INFINITY;
-                fheap_push(hs, hi, &n, c->kk, s, (int32_t)j);
-            }
-            c->cnt[slot] = n;
+            et_topk h;
+            et_topk_init(&h, c->hs + slot * c->kk, c->hi + slot * c->kk, c->kk);
+            h.n = c->cnt[slot];
+            for (int64_t j = c0; j < c1; j++) et_topk_push(&h, et_dot(qv, c->D + j * c->d, c->d), (int32_t)j);
+            c->cnt[slot] = h.n;
         }
     }
 }
@@ -365,17 +305,17 @@ static void topk_task(void *vctx, int task, int thread) {
 static void merge_task(void *vctx, int task, int thread) {
     topk_ctx *c = vctx;
     int64_t q = task;
-    float *os = c->out_score + q * c->k;
-    int32_t *oi = c->out_idx + q * c->k;
-    int32_t n = 0;
-    for (int32_t sh = 0; sh < c->nshards; sh++) {
+    /* shard 0's heap takes the other shards' kept pairs, then is read out best-first */
+    et_topk h;
+    et_topk_init(&h, c->hs + q * c->kk, c->hi + q * c->kk, c->kk);
+    h.n = c->cnt[q];
+    for (int32_t sh = 1; sh < c->nshards; sh++) {
         int64_t slot = (int64_t)sh * c->nq + q;
-        const float *hs = c->hs + slot * c->kk;
+        const double *hs = c->hs + slot * c->kk;
         const int32_t *hi = c->hi + slot * c->kk;
-        for (int32_t i = 0; i < c->cnt[slot]; i++) fheap_push(os, oi, &n, c->kk, hs[i], hi[i]);
+        for (int32_t i = 0; i < c->cnt[slot]; i++) et_topk_push(&h, hs[i], hi[i]);
     }
-    fheap_drain(os, oi, n);
-    for (int32_t i = n; i < c->k; i++) { os[i] = -INFINITY; oi[i] = -1; }
+    et_topk_take(&h, c->k, c->out_idx + q * c->k, c->out_score ? c->out_score + q * c->k : NULL, NULL);
 }
 
 et_status et_topk_search(et_pool *pool, const float *Q, const float *D, int64_t nq, int64_t nd, int32_t d,
@@ -401,16 +341,11 @@ et_status et_topk_search(et_pool *pool, const float *Q, const float *D, int64_t 
     }
     c.shard_len = (nd + c.nshards - 1) / c.nshards;
     if (c.shard_len < 1) c.shard_len = 1;
-    float *tmp_score = NULL;
-    if (!out_score) {
-        tmp_score = et_malloc(sizeof(float) * (size_t)(nq * k), "topk scores", err);
-        if (!tmp_score) return ET_ERR_NOMEM;
-    }
     c.out_idx = out_idx;
-    c.out_score = out_score ? out_score : tmp_score;
+    c.out_score = out_score;
     size_t nslots = (size_t)c.nshards * (size_t)nq;
     size_t kk = (size_t)(c.kk ? c.kk : 1);
-    c.hs = et_malloc(sizeof(float) * nslots * kk, "topk heaps", err);
+    c.hs = et_malloc(sizeof(double) * nslots * kk, "topk heaps", err);
     c.hi = et_malloc(sizeof(int32_t) * nslots * kk, "topk heaps", err);
     c.cnt = et_calloc(nslots, sizeof(int32_t), "topk heaps", err);
     et_status st = ET_OK;
@@ -418,7 +353,7 @@ et_status et_topk_search(et_pool *pool, const float *Q, const float *D, int64_t 
     if (c.kk > 0) et_pool_run(pool, topk_task, &c, c.nqb * c.nshards);
     et_pool_run(pool, merge_task, &c, (int)nq);
 done:
-    free(c.hs); free(c.hi); free(c.cnt); free(tmp_score);
+    free(c.hs); free(c.hi); free(c.cnt);
     return st;
 }
 

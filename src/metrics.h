@@ -47,7 +47,8 @@ typedef struct {
 et_status et_ir_evaluate(const int32_t *rankings, int32_t nq, int32_t depth, const et_qrel *qrels,
                          const int64_t *qrel_off, et_ir_summary *out, double *per_query_ndcg10, et_error *err);
 
-/* Rank scores[n] best-first: out_idx[k] (k <= n; ties by lower index; NaN ranks last). */
+/* Rank scores[n] best-first: out_idx[k] (k <= n; ties by lower index; NaN ranks as -inf, so after every finite
+ * score). The bounded heap of topk.h: O(n log k), allocates k doubles. */
 void et_rank_scores(const float *scores, int32_t n, int32_t k, int32_t *out_idx);
 
 /* ---- pairwise metrics ------------------------------------------------------------------------ */
@@ -68,7 +69,7 @@ double et_mean_pair_cosine(const float *A, const float *B, int64_t n, int32_t d)
 /* For each query row of Q [nq, d], the k rows of D [nd, d] with the largest dot product (cosine if
  * both are L2-normalised): out_idx [nq, k], out_score [nq, k] (out_score may be NULL), best first,
  * ties by lower doc index. k > nd pads with idx -1 / score -INFINITY. Docs are streamed in chunks
- * with one heap per query, so extra memory is O(nq * k * shards + chunk), never nq * nd.
+ * with one heap (topk.h) per query, so extra memory is O(nq * k * shards + chunk), never nq * nd.
  * SIMD through et_dot, threads through pool (NULL = serial). */
 et_status et_topk_search(et_pool *pool, const float *Q, const float *D, int64_t nq, int64_t nd, int32_t d,
                          int32_t k, int32_t *out_idx, float *out_score, et_error *err);

@@ -6,39 +6,15 @@
 #include "kernels.h"
 #include "mine.h"
 #include "rng.h"
+#include "topk.h"
 
 /* ------------------------------------------------------------------ blocked top-k */
-
-/* a is worse than b: lower score, or the same score and a later doc */
-static inline int worse(float sa, int32_t ia, float sb, int32_t ib) { return sa < sb || (sa == sb && ia > ib); }
-
-static void heap_down(float *hs, int32_t *hi, int32_t n, int32_t i) {
-    for (;;) {
-        int32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(hs[l], hi[l], hs[m], hi[m])) m = l;
-        if (r < n && worse(hs[r], hi[r], hs[m], hi[m])) m = r;
-        if (m == i) return;
-        float ts = hs[i]; hs[i] = hs[m]; hs[m] = ts;
-        int32_t ti = hi[i]; hi[i] = hi[m]; hi[m] = ti;
-        i = m;
-    }
-}
-
-static void heap_up(float *hs, int32_t *hi, int32_t i) {
-    while (i > 0) {
-        int32_t p = (i - 1) / 2;
-        if (!worse(hs[i], hi[i], hs[p], hi[p])) return;
-        float ts = hs[i]; hs[i] = hs[p]; hs[p] = ts;
-        int32_t ti = hi[i]; hi[i] = hi[p]; hi[p] = ti;
-        i = p;
-    }
-}
 
 typedef struct {
     const float *S;     /* [qb, c] */
     int32_t c, c0, qb, k;
     int64_t q0;
-    float *hs;          /* [nq, k] heaps */
+    double *hs;         /* [nq, k] heaps (topk.h) */
     int32_t *hi;
     int32_t *hn;        /* [nq] heap sizes */
     int ntasks;
@@ -49,24 +25,12 @@ static void topk_merge_task(void *vctx, int task, int thread) {
     int32_t a = (int32_t)((int64_t)t->qb * task / t->ntasks), b = (int32_t)((int64_t)t->qb * (task + 1) / t->ntasks);
     for (int32_t r = a; r < b; r++) {
         int64_t q = t->q0 + r;
-        float *hs = t->hs + q * t->k;
-        int32_t *hi = t->hi + q * t->k;
-        int32_t n = t->hn[q];
+        et_topk h;
+        et_topk_init(&h, t->hs + q * t->k, t->hi + q * t->k, t->k);
+        h.n = t->hn[q];
         const float *row = t->S + (int64_t)r * t->c;
-        for (int32_t j = 0; j < t->c; j++) {
-            float s = row[j];
-            if (s != s) s = -INFINITY; /* NaN ranks last */
-            int32_t id = t->c0 + j;
-            if (n < t->k) {
-                hs[n] = s; hi[n] = id;
-                heap_up(hs, hi, n);
-                n++;
-            } else if (worse(hs[0], hi[0], s, id)) {
-                hs[0] = s; hi[0] = id;
-                heap_down(hs, hi, n, 0);
-            }
-        }
-        t->hn[q] = n;
+        for (int32_t j = 0; j < t->c; j++) et_topk_push(&h, row[j], t->c0 + j); /* NaN ranks as -inf */
+        t->hn[q] = h.n;
     }
 }
 
@@ -83,7 +47,7 @@ et_status et_mine_topk(et_pool *pool, const float *Q, const float *D, int64_t nq
     int32_t c_max = nd < chunk ? (int32_t)(nd ? nd : 1) : chunk;
     int64_t qb_max = nq < qblock ? nq : qblock;
     float *S = et_malloc(sizeof(float) * (size_t)qb_max * (size_t)c_max, "top-k score block", err);
-    float *hs = kk ? et_malloc(sizeof(float) * (size_t)nq * (size_t)kk, "top-k heaps", err) : NULL;
+    double *hs = kk ? et_malloc(sizeof(double) * (size_t)nq * (size_t)kk, "top-k heaps", err) : NULL;
     int32_t *hi = kk ? et_malloc(sizeof(int32_t) * (size_t)nq * (size_t)kk, "top-k heaps", err) : NULL;
     int32_t *hn = et_calloc((size_t)nq, sizeof(int32_t), "top-k heap sizes", err);
     if (!S || (kk && (!hs || !hi)) || !hn) { free(S); free(hs); free(hi); free(hn); return ET_ERR_NOMEM; }
@@ -101,23 +65,10 @@ et_status et_mine_topk(et_pool *pool, const float *Q, const float *D, int64_t nq
     }
     /* heaps -> best-first lists (pop the worst to the back) */
     for (int64_t q = 0; q < nq; q++) {
-        int32_t *oi = out_idx + q * k;
-        float *os = out_score ? out_score + q * k : NULL;
-        if (kk) {
-            float *h = hs + q * kk;
-            int32_t *hx = hi + q * kk;
-            int32_t n = hn[q];
-            for (int32_t m = n; m > 0; m--) {
-                oi[m - 1] = hx[0];
-                if (os) os[m - 1] = h[0];
-                h[0] = h[m - 1]; hx[0] = hx[m - 1];
-                heap_down(h, hx, m - 1, 0);
-            }
-        }
-        for (int32_t j = kk; j < k; j++) {
-            oi[j] = -1;
-            if (os) os[j] = -INFINITY;
-        }
+        et_topk h;
+        et_topk_init(&h, kk ? hs + q * kk : NULL, kk ? hi + q * kk : NULL, kk);
+        h.n = kk ? hn[q] : 0;
+        et_topk_take(&h, k, out_idx + q * k, out_score ? out_score + q * k : NULL, NULL);
     }
     free(S); free(hs); free(hi); free(hn);
     return ET_OK;

@@ -5,7 +5,7 @@
  * padded with idx -1 / score -INFINITY, NaN scores rank last - but computed with GEMM:
  *     for each block of ≤ qblock queries and each chunk of ≤ chunk docs:
  *         S[qb, c] = Qblock[qb, d] · Dchunk[c, d]^T        (et_sgemm, pool-threaded)
- *         per query: merge S's row into a size-k min-heap    (et_pool_run over queries)
+ *         per query: merge S's row into its size-k heap      (topk.h; et_pool_run over queries)
  * Extra memory: O(nq·k) heaps + O(qblock·chunk) scores, never nq·nd. GEMM sums in a different order
  * than et_dot, so scores agree with et_topk_search to ~1e-6 relative, and near-ties may swap.
  *

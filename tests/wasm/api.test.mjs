@@ -138,3 +138,30 @@ test('worker: same results off-thread', async () => {
   await assert.rejects(w.search('x', 0).then(() => w.encode('bad')), /texts must be an array/);
   await w.terminate();
 });
+
+// the held-out split through the C export (et_wasm_split = et_split_row_is_test, docs/data-formats.md): the key is the
+// id, else the query text; references from Python's hashlib: "995" test, "1" train, "what is bm25" test,
+// "café ☕ how do I order" train, "q10" test
+test('held-out split: the C rule through wasm', async () => {
+  const m = await Embedtune.load(files(), { threads: 1 });
+  const M = m.M;
+  const rows = [['995', 'x'], ['1', 'what is bm25'], ['', 'what is bm25'], ['', 'café ☕ how do I order'], ['q10', 'café ☕ how do I order']];
+  const blob = (strs) => {
+    const parts = strs.map((t) => new TextEncoder().encode(t));
+    const b = new Uint8Array(parts.reduce((s, p) => s + p.length + 1, 0));
+    let off = 0;
+    for (const p of parts) { b.set(p, off); off += p.length + 1; }
+    return b;
+  };
+  const [ip, il] = m.copyIn(blob(rows.map((r) => r[0])));
+  const [qp, ql] = m.copyIn(blob(rows.map((r) => r[1])));
+  const op = M._malloc(rows.length);
+  try {
+    assert.equal(M._et_wasm_split(ip, il, qp, ql, rows.length, op, m.err), 0);
+    assert.deepEqual([...m.heap8().subarray(op, op + rows.length)], [1, 0, 1, 0, 1]);
+    assert.notEqual(M._et_wasm_split(ip, il, qp, ql, rows.length + 1, op, m.err), 0, 'a missing string is an error');
+  } finally {
+    M._free(ip); M._free(qp); M._free(op);
+    m.dispose();
+  }
+});
