@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "encode.h"
 #include "error.h"
 #include "hf.h"
@@ -107,17 +108,34 @@ static int encode_progress(void *user, size_t done, size_t total) {
 
 /* Split a blob of n NUL-terminated texts into pointers (caller frees). */
 static const char **split_texts(const char *blob, size_t blob_len, int n, et_error *err) {
-    if (n < 0) return et_fail(err, ET_ERR_ARG, "encode: negative text count %d", n), NULL;
+    if (n < 0) return et_fail(err, ET_ERR_ARG, "negative text count %d", n), NULL;
     const char **t = et_malloc(sizeof(char *) * (size_t)(n ? n : 1), "text pointers", err);
     if (!t) return NULL;
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         const char *z = off < blob_len ? memchr(blob + off, 0, blob_len - off) : NULL;
-        if (!z) { free(t); return et_fail(err, ET_ERR_ARG, "encode: text %d is not NUL-terminated in the blob", i), NULL; }
+        if (!z) { free(t); return et_fail(err, ET_ERR_ARG, "text %d is not NUL-terminated in the blob", i), NULL; }
         t[i] = blob + off;
         off = (size_t)(z - blob) + 1;
     }
     return t;
+}
+
+/* ------------------------------------------------------------------ the held-out split */
+
+/* The held-out split of docs/data-formats.md, THE rule of eval and finetune (et_split_row_is_test, data.h), for n
+ * rows: ids and queries are blobs of n NUL-terminated UTF-8 strings each (an empty id = the row has none, so its
+ * query text is the key; STS rows pass s1 as the query). out[i] = 1 if row i is held out, else 0. No model needed. */
+ET_EXPORT et_status et_wasm_split(const char *ids, size_t ids_len, const char *queries, size_t queries_len, int n,
+                                  unsigned char *out, et_error *err) {
+    const char **id = split_texts(ids, ids_len, n, err);
+    if (!id) return err ? err->code : ET_ERR_ARG;
+    const char **q = split_texts(queries, queries_len, n, err);
+    if (!q) { free(id); return err ? err->code : ET_ERR_ARG; }
+    for (int i = 0; i < n; i++) out[i] = (unsigned char)et_split_row_is_test(id[i], q[i]);
+    free(id);
+    free(q);
+    return ET_OK;
 }
 
 /* out[n, dim]. max_len <= 0: the model's max_seq_length. batch <= 0: 32. */
@@ -126,7 +144,7 @@ ET_EXPORT et_status et_wasm_encode(et_wasm_model *w, const char *blob, size_t bl
     const char **t = split_texts(blob, blob_len, n, err);
     if (!t) return err ? err->code : ET_ERR_ARG;
     /* wasm32: one heap of at most 2 GB (-sMAXIMUM_MEMORY), and a single buffer must stay well under it
-     * (toolchain.md E8): refuse a batch whose activations would not fit, before allocating */
+     * (docs/wasm-build.md, E8): refuse a batch whose activations would not fit, before allocating */
     et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL,
                         (size_t)1024 << 20, &w->enc};
     et_status s = et_encode_texts(&w->model, w->tok, w->pool, t, (size_t)n, &o, out, err);
