@@ -1,0 +1,308 @@
+/* test_fusion.c - the fusion rules on hand-computed pools, the candidate builder against brute force,
+ * fusion learning on hand-made query sets whose best weight is known (worked out in the comments),
+ * and retrieval.json write / read / validation errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "et_test.h"
+#include "fileio.h"
+#include "fusion.h"
+#include "kernels.h"
+
+/* a pool of queries built by hand: each query gets n candidates (dense, bm25) */
+typedef struct { double d, b; } dbp;
+
+static void cands_make(et_fusion_cands *c, int nq, const int *nper, const dbp *const *pts) {
+    memset(c, 0, sizeof *c);
+    int64_t tot = 0;
+    for (int q = 0; q < nq; q++) tot += nper[q];
+    c->nq = nq;
+    c->depth = ET_FUSION_DEPTH;
+    c->off = malloc(sizeof(int64_t) * (size_t)(nq + 1));
+    c->doc = malloc(sizeof(int32_t) * (size_t)tot);
+    c->dense = malloc(sizeof(double) * (size_t)tot);
+    c->bm25 = malloc(sizeof(double) * (size_t)tot);
+    c->drank = malloc(sizeof(int32_t) * (size_t)tot);
+    c->brank = malloc(sizeof(int32_t) * (size_t)tot);
+    int64_t m = 0;
+    for (int q = 0; q < nq; q++) {
+        c->off[q] = m;
+        for (int i = 0; i < nper[q]; i++, m++) {
+            c->doc[m] = i;
+            c->dense[m] = pts[q][i].d;
+            c->bm25[m] = pts[q][i].b;
+        }
+        /* ranks within the pool (ties by doc index); BM25 lists only docs with score > 0 */
+        for (int64_t u = c->off[q]; u < m; u++) {
+            int rd = 1, rb = 1;
+            for (int64_t v = c->off[q]; v < m; v++) {
+                if (c->dense[v] > c->dense[u] || (c->dense[v] == c->dense[u] && v < u)) rd++;
+                if (c->bm25[v] > c->bm25[u] || (c->bm25[v] == c->bm25[u] && v < u)) rb++;
+            }
+            c->drank[u] = rd;
+            c->brank[u] = c->bm25[u] > 0 ? rb : 0;
+        }
+    }
+    c->off[nq] = m;
+}
+
+static void rules(void) {
+    /* one query, 4 docs: (dense, bm25) = d0 (0.9, 0), d1 (0.5, 4), d2 (0.1, 2), d3 (0.3, 1)
+     * minmax: dense (x - 0.1) / 0.8 -> 1, 0.5, 0, 0.25;  bm25 x / 4 -> 0, 1, 0.5, 0.25
+     * convex alpha 0.5: 0.5, 0.75, 0.25, 0.25 -> order d1 d0 d2 d3 (d2, d3 tie: lower index first)
+     * convex alpha 0.9: 0.9, 0.55, 0.05, 0.25 -> d0 d1 d3 d2
+     * zscore dense: mean 0.45, pop. sd sqrt(0.0875) = 0.295804; bm25: mean 1.75, sd sqrt(2.1875) = 1.479020
+     *   d0: 1.521278, -1.183216; d1: 0.169031, 1.521278; d2: -1.183216, 0.169031; d3: -0.507093, -0.507093
+     *   alpha 0.5 -> d0 0.169031, d1 0.845154, d2 -0.507093, d3 -0.507093 -> d1 d0 d2 d3
+     * tmm (dense min -1, bm25 min 0): dense (x + 1) / 1.9 -> 1, 0.789474, 0.578947, 0.684211; bm25 /4
+     *   alpha 0.8 -> 0.8, 0.831579, 0.563158, 0.597368 -> d1 d0 d3 d2
+     * dense ranks: d0 1, d1 2, d3 3, d2 4; bm25 ranks (score > 0): d1 1, d2 2, d3 3, d0 none
+     * rrf k 1 alpha 0.5: d0 0.5/2 = 0.25; d1 0.5/3 + 0.5/2 = 0.416667; d2 0.5/5 + 0.5/3 = 0.266667;
+     *   d3 0.5/4 + 0.5/4 = 0.25 -> d1 d2 d0 d3 (d0, d3 tie at 0.25: lower index first)
+     * rerank top 2 (d1, d2), alpha 1 (by the model): d1 (0.5) above d2 (0.1); then d3 (bm25 1), then d0
+     *   (bm25 0, by cosine) -> d1 d2 d3 d0; alpha 0 -> the same order */
+    dbp q0[] = {{0.9, 0}, {0.5, 4}, {0.1, 2}, {0.3, 1}};
+    const dbp *pts[] = {q0};
+    int nper[] = {4};
+    et_fusion_cands c;
+    cands_make(&c, 1, nper, pts);
+    et_error err = {0};
+    struct { et_fusion f; int order[4]; double top; } cs[] = {
+        {{ET_FUSION_DENSE, ET_FUSION_MINMAX, 0, 60, 50, 100}, {0, 1, 3, 2}, 0.9},
+        {{ET_FUSION_BM25, ET_FUSION_MINMAX, 0, 60, 50, 100}, {1, 2, 3, 0}, 4},
+        {{ET_FUSION_CONVEX, ET_FUSION_MINMAX, 0.5, 60, 50, 100}, {1, 0, 2, 3}, 0.75},
+        {{ET_FUSION_CONVEX, ET_FUSION_MINMAX, 0.9, 60, 50, 100}, {0, 1, 3, 2}, 0.9},
+        {{ET_FUSION_CONVEX, ET_FUSION_ZSCORE, 0.5, 60, 50, 100}, {1, 0, 2, 3}, 0.845154},
+        {{ET_FUSION_CONVEX, ET_FUSION_TMM, 0.8, 60, 50, 100}, {1, 0, 3, 2}, 0.831579},
+        {{ET_FUSION_RRF, ET_FUSION_MINMAX, 0.5, 1, 50, 100}, {1, 2, 0, 3}, 0.416667},
+        {{ET_FUSION_RERANK, ET_FUSION_MINMAX, 1.0, 60, 2, 100}, {1, 2, 3, 0}, 1.0},
+        {{ET_FUSION_RERANK, ET_FUSION_MINMAX, 0.0, 60, 2, 100}, {1, 2, 3, 0}, 1.0},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        int32_t out[6];
+        double sc[6];
+        CHECK(et_fusion_rank(&cs[i].f, &c, 0, 6, out, sc, &err) == ET_OK, "case %zu: %s", i, err.msg);
+        for (int j = 0; j < 4; j++) CHECK(out[j] == cs[i].order[j], "case %zu rank %d: doc %d, expected %d", i, j, out[j], cs[i].order[j]);
+        CHECK(out[4] == -1 && out[5] == -1 && sc[5] == -INFINITY, "case %zu: padding", i);
+        CHECK_NEAR(sc[0], cs[i].top, 1e-6);
+    }
+    /* bad parameters are refused, naming the field */
+    et_fusion bad = {ET_FUSION_CONVEX, ET_FUSION_MINMAX, 1.5, 60, 50, 100};
+    int32_t o1[1];
+    CHECK(et_fusion_rank(&bad, &c, 0, 1, o1, NULL, &err) == ET_ERR_ARG && strstr(err.msg, "alpha"), "%s", err.msg);
+    bad = (et_fusion){ET_FUSION_RERANK, ET_FUSION_MINMAX, 0.5, 60, 200, 100};
+    CHECK(et_fusion_check(&bad, &err) == ET_ERR_ARG && strstr(err.msg, "top_n"), "%s", err.msg);
+    bad = (et_fusion){ET_FUSION_RRF, ET_FUSION_MINMAX, 0.5, 0, 50, 100};
+    CHECK(et_fusion_check(&bad, &err) == ET_ERR_ARG && strstr(err.msg, "'k'"), "%s", err.msg);
+    et_fusion_cands_free(&c);
+}
+
+/* The candidate builder against brute force: random unit embeddings, a tiny BM25 corpus. */
+static void builder(void) {
+    const char *docs[] = {"the cat sat on the mat", "dogs chase cats", "a mat for the dog", "quantum physics",
+                          "cat and dog and mat", "nothing here", "physics of cats", "the the the"};
+    const char *qs[] = {"cat mat", "physics", "zebra"};
+    int nd = 8, nq = 3, dim = 5, depth = 3;
+    float D[8 * 5], Q[3 * 5];
+    uint64_t st = 7;
+    for (int i = 0; i < nd * dim; i++) D[i] = (float)et_test_frand(&st);
+    for (int i = 0; i < nq * dim; i++) Q[i] = (float)et_test_frand(&st);
+    for (int i = 0; i < nd; i++) { float s = sqrtf(et_dot(D + i * dim, D + i * dim, dim)); for (int j = 0; j < dim; j++) D[i * dim + j] /= s; }
+    for (int i = 0; i < nq; i++) { float s = sqrtf(et_dot(Q + i * dim, Q + i * dim, dim)); for (int j = 0; j < dim; j++) Q[i * dim + j] /= s; }
+    et_error err = {0};
+    et_bm25 *bm = et_bm25_build(docs, nd, NULL, &err);
+    CHECK(bm != NULL, "%s", err.msg);
+    et_fusion_cands c;
+    CHECK(et_fusion_cands_build(NULL, Q, D, nq, nd, dim, bm, qs, depth, &c, &err) == ET_OK, "%s", err.msg);
+    for (int q = 0; q < nq; q++) {
+        double bs[8], ds[8];
+        et_bm25_score_all(bm, qs[q], bs, NULL);
+        for (int i = 0; i < nd; i++) ds[i] = et_dot(Q + q * dim, D + i * dim, dim);
+        /* expected pool: dense top 3, then BM25's top 3 with score > 0 not already in */
+        int in[8] = {0}, n = 0, brk[8] = {0}, drk[8] = {0};
+        for (int r = 0; r < depth; r++) {
+            int best = -1;
+            for (int i = 0; i < nd; i++) if (!drk[i] && (best < 0 || ds[i] > ds[best])) best = i;
+            drk[best] = r + 1; in[best] = 1; n++;
+        }
+        for (int r = 0; r < depth; r++) {
+            int best = -1;
+            for (int i = 0; i < nd; i++) if (!brk[i] && bs[i] > 0 && (best < 0 || bs[i] > bs[best])) best = i;
+            if (best < 0) break;
+            brk[best] = r + 1;
+            if (!in[best]) { in[best] = 1; n++; }
+        }
+        CHECK(c.off[q + 1] - c.off[q] == n, "query %d: pool of %lld, expected %d", q, (long long)(c.off[q + 1] - c.off[q]), n);
+        for (int64_t u = c.off[q]; u < c.off[q + 1]; u++) {
+            int doc = c.doc[u];
+            CHECK(in[doc], "query %d: doc %d should not be in the pool", q, doc);
+            CHECK_NEAR(c.dense[u], ds[doc], 1e-5);
+            CHECK_NEAR(c.bm25[u], bs[doc], 1e-9);
+            CHECK(c.drank[u] == drk[doc] && c.brank[u] == brk[doc], "query %d doc %d: ranks %d/%d, expected %d/%d", q, doc,
+                  c.drank[u], c.brank[u], drk[doc], brk[doc]);
+        }
+    }
+    /* "zebra" matches nothing: the pool is the dense top 3 only */
+    CHECK(c.off[3] - c.off[2] == 3, "zebra pool %lld", (long long)(c.off[3] - c.off[2]));
+    /* the dense rule reproduces the dense top-depth exactly */
+    int32_t r[3];
+    et_fusion fd = {ET_FUSION_DENSE, ET_FUSION_MINMAX, 1, 60, 50, depth};
+    et_fusion_rank(&fd, &c, 0, 3, r, NULL, &err);
+    for (int j = 0; j < 3; j++) CHECK(c.drank[c.off[0] + j] == j + 1 && r[j] == c.doc[c.off[0] + j], "dense rule rank %d", j);
+    et_fusion_cands_free(&c);
+    et_bm25_free(bm);
+}
+
+/* qrels: doc 0 of every query is the one relevant doc */
+static void qrels_first(int nq, et_qrel *qr, int64_t *off) {
+    for (int q = 0; q < nq; q++) { qr[q] = (et_qrel){q, 0, 1}; off[q] = q; }
+    off[nq] = nq;
+}
+
+/* Learning where the answer is known. Each query's pool: R (relevant, doc 0), a rival, and F = (0, 0)
+ * so that minmax is x / max on both sides.
+ *   type L: R = (1, 0), B = (0.26087, 1): R first iff alpha > 1 / (2 - 0.26087) = 0.575
+ *   type H: R = (0.4, 1), C = (1, 0):     R first iff alpha < 1 / (2 - 0.4) = 0.625
+ * Half of each: convex-minmax is perfect (nDCG 1) only at alpha 0.6 of the 0.05 grid; 0.55 and 0.65
+ * lose half the queries (R second: nDCG 1/log2(3)). Other families can be perfect too (e.g. RRF), so
+ * the family rule must prefer the simplest, convex-minmax, on a tie. */
+static void learn_known(void) {
+    enum { NQ = 40 };
+    dbp L[] = {{1, 0}, {0.26087, 1}, {0, 0}}, H[] = {{0.4, 1}, {1, 0}, {0, 0}};
+    const dbp *pts[NQ];
+    int nper[NQ];
+    for (int q = 0; q < NQ; q++) { pts[q] = q % 2 ? H : L; nper[q] = 3; }
+    et_fusion_cands c;
+    cands_make(&c, NQ, nper, pts);
+    et_qrel qr[NQ];
+    int64_t off[NQ + 1];
+    qrels_first(NQ, qr, off);
+    et_error err = {0};
+    et_fusion f;
+    et_fusion_fit_report R;
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(R.learned && f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX, "chose %s/%s", et_fusion_kind_name(f.kind), et_fusion_norm_name(f.norm));
+    CHECK_NEAR(f.alpha, 0.6, 1e-9);
+    CHECK_NEAR(R.train_ndcg10, 1.0, 1e-12);
+    CHECK_NEAR(R.cv_ndcg10, 1.0, 1e-12);
+    CHECK_NEAR(R.bm25_ndcg10, 0.5 + 0.5 / log2(3.0), 1e-9); /* BM25: L has R second, H has R first */
+    CHECK_NEAR(R.dense_ndcg10, 0.5 + 0.5 / log2(3.0), 1e-9);
+    et_fusion_cands_free(&c);
+
+    /* Only the model is right: R = (1, 0), B = (0.98, 1): R first iff alpha > 1 / 1.02 = 0.980 -> alpha 1. */
+    dbp M[] = {{1, 0}, {0.98, 1}, {0, 0}};
+    for (int q = 0; q < NQ; q++) pts[q] = M;
+    cands_make(&c, NQ, nper, pts);
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX && fabs(f.alpha - 1.0) < 1e-9, "chose %s %g",
+          et_fusion_kind_name(f.kind), f.alpha);
+    et_fusion_cands_free(&c);
+
+    /* Only BM25 is right: R = (0, 1), B = (1, 0.98): R first iff alpha < 0.02 / 1.02 -> alpha 0. */
+    dbp Bq[] = {{0, 1}, {1, 0.98}, {0, 0}};
+    for (int q = 0; q < NQ; q++) pts[q] = Bq;
+    cands_make(&c, NQ, nper, pts);
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX && fabs(f.alpha) < 1e-9, "chose %s %g", et_fusion_kind_name(f.kind), f.alpha);
+    et_fusion_cands_free(&c);
+
+    /* A flat optimum: type L alone is perfect for every alpha > 0.575. The data cannot tell 0.6 from 1,
+     * so the prior decides: the point nearest the default weight, 0.6. */
+    for (int q = 0; q < NQ; q++) pts[q] = L;
+    cands_make(&c, NQ, nper, pts);
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX && fabs(f.alpha - 0.6) < 1e-9, "chose %s %g", et_fusion_kind_name(f.kind), f.alpha);
+    et_fusion_cands_free(&c);
+
+    /* Too few queries: the prior is kept and the report says it was not learned. */
+    int few = ET_FUSION_MIN_QUERIES - 1;
+    for (int q = 0; q < few; q++) pts[q] = M;
+    cands_make(&c, few, nper, pts);
+    qrels_first(few, qr, off);
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
+    et_fusion dflt = et_fusion_default();
+    CHECK(!R.learned && f.kind == dflt.kind && f.norm == dflt.norm && f.alpha == dflt.alpha, "few queries: %s %g learned %d",
+          et_fusion_kind_name(f.kind), f.alpha, R.learned);
+    CHECK(isnan(R.cv_ndcg10), "cv of an unlearned fit is NaN");
+    et_fusion_cands_free(&c);
+}
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    fputs(s, f);
+    fclose(f);
+}
+
+static void retrieval_json(void) {
+    char dir[] = "/tmp/et_test_fusion_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    char path[256];
+    snprintf(path, sizeof path, "%s/retrieval.json", dir);
+    et_error err = {0};
+    et_retrieval_cfg r, back;
+    int found = 1;
+    /* no file: defaults, dense, not an error */
+    CHECK(et_retrieval_load(dir, &r, &found, &err) == ET_OK && !found && r.mode == ET_MODE_DENSE, "missing file: %s", err.msg);
+    /* round trip of every kind */
+    et_fusion fs[] = {{ET_FUSION_CONVEX, ET_FUSION_ZSCORE, 0.35, 60, 50, 100}, {ET_FUSION_RRF, ET_FUSION_MINMAX, 0.2, 40, 50, 100},
+                      {ET_FUSION_RERANK, ET_FUSION_MINMAX, 0.7, 60, 20, 100}, {ET_FUSION_CONVEX, ET_FUSION_TMM, 0.65, 60, 50, 100}};
+    for (int i = 0; i < 4; i++) {
+        et_retrieval_cfg_default(&r);
+        r.mode = ET_MODE_HYBRID;
+        r.bm25 = (et_bm25_opts){1.2, 0.75, 1};
+        r.fusion = fs[i];
+        CHECK(et_retrieval_save(dir, &r, NULL, "test", &err) == ET_OK, "%s", err.msg);
+        CHECK(et_retrieval_load(dir, &back, &found, &err) == ET_OK && found, "%s", err.msg);
+        CHECK(back.mode == ET_MODE_HYBRID && back.bm25.k1 == 1.2 && back.bm25.b == 0.75 && back.bm25.query_tf == 1, "bm25 back");
+        CHECK(back.fusion.kind == fs[i].kind && back.fusion.alpha == fs[i].alpha && back.fusion.depth == 100, "kind %d back", i);
+        if (fs[i].kind == ET_FUSION_CONVEX) CHECK(back.fusion.norm == fs[i].norm, "norm back");
+        if (fs[i].kind == ET_FUSION_RRF) CHECK(back.fusion.rrf_k == 40, "k back");
+        if (fs[i].kind == ET_FUSION_RERANK) CHECK(back.fusion.top_n == 20, "top_n back");
+    }
+    /* validation: each bad file is refused with the file name and the field in the message */
+    struct { const char *text, *field; } bad[] = {
+        {"not json", "not valid JSON"},
+        {"[1, 2]", "expected a JSON object"},
+        {"{\"version\": 1, \"mode\": \"dense\"}", "'format'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 2, \"mode\": \"dense\"}", "'version'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1}", "'mode'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"fancy\"}", "'mode'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"fusion\": {\"kind\": \"convex\", \"norm\": \"minmax\", \"alpha\": 0.3}}", "'bm25'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}}", "'fusion'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"bm25\", \"bm25\": {\"k1\": -1, \"b\": 0.4}}", "'bm25.k1'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"bm25\", \"bm25\": {\"k1\": 0.9, \"b\": 2}}", "'bm25.b'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"bm25\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4, \"tokens\": \"stemmed\"}}", "'bm25.tokens'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"magic\"}}", "'fusion.kind'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"convex\", \"norm\": \"minmax\", \"alpha\": 1.5}}", "'fusion.alpha'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"convex\", \"alpha\": 0.5}}", "'fusion.norm'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"rrf\", \"alpha\": 0.5}}", "'fusion.k'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"rerank\", \"alpha\": 0.5, \"top_n\": 500, \"depth\": 100}}", "'fusion.top_n'"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"hybrid\", \"bm25\": {\"k1\": 0.9, \"b\": 0.4}, \"fusion\": {\"kind\": \"convex\", \"norm\": \"minmax\", \"alpha\": \"high\"}}", "'fusion.alpha'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(path, bad[i].text);
+        err.msg[0] = 0;
+        et_status s = et_retrieval_load(dir, &r, &found, &err);
+        CHECK(s == ET_ERR_FORMAT && strstr(err.msg, path) && strstr(err.msg, bad[i].field), "case %zu: status %d, message '%s' (want %s)", i, s,
+              err.msg, bad[i].field);
+    }
+    /* invalid UTF-8 */
+    write_text(path, "{\"format\": \"embedtune-retrieval\xff\"}");
+    CHECK(et_retrieval_load(dir, &r, &found, &err) == ET_ERR_FORMAT && strstr(err.msg, "UTF-8"), "%s", err.msg);
+    /* unknown fields are ignored; dense mode needs neither bm25 nor fusion */
+    write_text(path, "{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"dense\", \"future\": [1]}");
+    CHECK(et_retrieval_load(dir, &r, &found, &err) == ET_OK && found && r.mode == ET_MODE_DENSE, "%s", err.msg);
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void) {
+    rules();
+    builder();
+    learn_known();
+    retrieval_json();
+    return et_test_report("test_fusion");
+}
