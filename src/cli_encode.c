@@ -13,6 +13,8 @@
 #include "encode.h"
 #include "fileio.h"
 #include "bm25.h"
+#include "fusion.h"
+#include "hybrid.h"
 #include "data.h"
 #include "kernels.h"
 #include "metrics.h"
@@ -133,56 +135,12 @@ static et_opt search_opts[] = {
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
-    {"--hybrid", NULL, "M", "fuse with BM25: rrf (reciprocal rank fusion, k = 60) or weighted (min-max normalised scores)", NULL},
-    {"--alpha", NULL, "A", "weighted hybrid: weight of the model, BM25 gets 1 - A (default 0.5)", NULL},
+    {"--mode", NULL, "M", "dense | bm25 | hybrid (default: the model folder's retrieval.json, else dense)", NULL},
+    {"--fusion", NULL, "SPEC", "hybrid rule instead of the saved one, e.g. convex:alpha=0.3, rrf:k=60,alpha=0.5, "
+                               "rerank:top_n=50,alpha=0.5 (implies --mode hybrid; default: retrieval.json, else convex:alpha=0.2)", NULL},
     {"--json", NULL, NULL, "print results as JSONL instead of a table", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
-
-/* hybrid ranking, one query per task (the pool runs queries in parallel): the model's cosines and BM25 over the
- * whole corpus, fused (RRF over the two full rankings, or min-max weighted), then the top k by the bounded heap of
- * topk.h. Scores are ranked as floats, ties by corpus order. */
-typedef struct {
-    const float *qe, *de;
-    int d;
-    int32_t nd, k;
-    const et_bm25 *bm;
-    const char *const *qs;
-    int rrf;
-    double alpha;
-    double *dbuf;            /* [nthreads, 4 * nd]: cosine, BM25, fused, heap scores */
-    int32_t *ibuf;           /* [nthreads, 2 * nd]: the two rankings (RRF) */
-    int32_t *out_idx;        /* [nq, k] */
-    float *out_score;        /* [nq, k] */
-    et_status *st;           /* [nq] */
-} hybrid_ctx;
-
-/* the first k of scores[nd] ranked as floats (best first, ties by index) into idx[k] (and score[k]) */
-static void rank_f32(const double *scores, int32_t nd, int32_t k, double *hs, int32_t *idx, float *score) {
-    et_topk h;
-    et_topk_init(&h, hs, idx, k);
-    for (int32_t i = 0; i < nd; i++) et_topk_push(&h, (float)scores[i], i);
-    et_topk_take(&h, k, idx, score, NULL);
-}
-
-static void hybrid_task(void *vctx, int q, int thread) {
-    hybrid_ctx *c = vctx;
-    int32_t nd = c->nd;
-    double *ds = c->dbuf + (int64_t)thread * 4 * nd, *bs = ds + nd, *fs = bs + nd, *hs = fs + nd;
-    for (int32_t i = 0; i < nd; i++) ds[i] = et_dot(c->qe + (int64_t)q * c->d, c->de + (int64_t)i * c->d, c->d);
-    if ((c->st[q] = et_bm25_score_all(c->bm, c->qs[q], bs, NULL))) return;
-    if (c->rrf) {
-        int32_t *rk[2] = {c->ibuf + (int64_t)thread * 2 * nd, c->ibuf + (int64_t)thread * 2 * nd + nd};
-        rank_f32(ds, nd, nd, hs, rk[0], NULL);
-        rank_f32(bs, nd, nd, hs, rk[1], NULL);
-        c->st[q] = et_fuse_rrf((const int32_t *const *)rk, 2, nd, nd, 60.0, fs, NULL);
-    } else {
-        const double *sys[2] = {ds, bs};
-        double w[2] = {c->alpha, 1.0 - c->alpha};
-        c->st[q] = et_fuse_minmax(sys, w, 2, nd, fs, NULL);
-    }
-    if (!c->st[q]) rank_f32(fs, nd, c->k, hs, c->out_idx + (int64_t)q * c->k, c->out_score + (int64_t)q * c->k);
-}
 
 static void print_snippet(const char *s, int width) {
     int w = 0;
@@ -205,95 +163,89 @@ static int run_search(et_opt *o, int n) {
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     size_t budget = mem_budget_opt(o, n, &ok);
-    double alpha = et_cli_float(o, n, "--alpha", 0.5, 0.0, 1.0, &ok);
-    const char *hyb = et_cli_get(o, n, "--hybrid");
-    if (hyb && strcmp(hyb, "rrf") && strcmp(hyb, "weighted")) {
-        fprintf(stderr, "embedtune search: --hybrid must be rrf or weighted (got '%s')\n", hyb);
-        return 2;
-    }
     if (!ok) return 2;
     et_error err = {0};
-    et_bm25 *bm = NULL;
-    double *dbuf = NULL;
-    int32_t *ibuf = NULL, *top = NULL;
-    et_status *qst = NULL;
+    const char *ms = et_cli_get(o, n, "--mode"), *fspec = et_cli_get(o, n, "--fusion"), *mdir = et_cli_get(o, n, "--model");
+    et_retrieval_mode mode = ET_MODE_DENSE;
+    et_fusion fusion;
+    if (ms && et_retrieval_mode_parse(ms, &mode, &err)) { fprintf(stderr, "embedtune search: --mode: %s\n", err.msg); return 2; }
+    if (fspec && et_fusion_parse(fspec, &fusion, &err)) { fprintf(stderr, "embedtune search: --fusion: %s\n", err.msg); return 2; }
+    et_retrieval_cfg rcfg;
+    int have_rcfg = 0;
+    if (et_retrieval_load(mdir, &rcfg, &have_rcfg, &err)) return et_cli_fail("search", &err);
+    if (!ms) mode = fspec ? ET_MODE_HYBRID : rcfg.mode;
+    if (!fspec) fusion = rcfg.fusion;
     et_cli_model L;
-    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
+    if (et_cli_load(mdir, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
     et_corpus C = {0};
     et_strvec qs = {0};
+    et_hybrid_index ix;
+    et_hybrid_queries Y;
+    memset(&ix, 0, sizeof ix);
+    memset(&Y, 0, sizeof Y);
+    int32_t *idx = NULL;
+    double *score = NULL;
     int rc = 0;
-    float *de = NULL, *qe = NULL, *tops = NULL;
     if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("search", &err); goto done; }
     if (et_cli_get(o, n, "--query")) {
         char *q = strdup(et_cli_get(o, n, "--query"));
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    int d = L.model.cfg.hidden_size;
     if (k > C.n) k = C.n;
-    size_t nq = qs.n;
-    de = malloc((size_t)C.n * (size_t)d * sizeof(float));
-    qe = malloc((nq ? nq : 1) * (size_t)d * sizeof(float));
-    top = malloc((nq ? nq : 1) * (size_t)k * sizeof(int32_t));
-    tops = malloc((nq ? nq : 1) * (size_t)k * sizeof(float));
-    if (!de || !qe || !top || !tops) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
-    if (et_encode_texts(&L.model, L.tok, L.pool, C.text, (size_t)C.n, &eo, de, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
+    if (et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
+                              C.n, &ix, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
-    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)qs.v, nq, &eo, qe, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    et_l2norm_rows(de, C.n, d); /* cosine similarity */
-    et_l2norm_rows(qe, (int64_t)nq, d);
-    if (!hyb) { /* the exact top k of every query, threaded (metrics.h) */
-        if (nq && et_topk_search(L.pool, qe, de, (int64_t)nq, C.n, d, k, top, tops, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    } else { /* BM25 over the same documents (title + text), fused per query */
-        if (!(bm = et_bm25_build(C.text, C.n, NULL, &err))) { rc = et_cli_fail("search", &err); goto done; }
-        int nth = et_pool_size(L.pool);
-        dbuf = malloc((size_t)nth * 4 * (size_t)C.n * sizeof(double));
-        ibuf = malloc((size_t)nth * 2 * (size_t)C.n * sizeof(int32_t));
-        qst = calloc(nq ? nq : 1, sizeof(et_status));
-        if (!dbuf || !ibuf || !qst) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
-        hybrid_ctx hc = {qe, de, d, C.n, k, bm, (const char *const *)qs.v, !strcmp(hyb, "rrf"), alpha, dbuf, ibuf, top, tops, qst};
-        if (nq) et_pool_run(L.pool, hybrid_task, &hc, (int)nq);
-        for (size_t q = 0; q < nq; q++)
-            if (qst[q]) { et_fail(&err, qst[q], "query %zu: out of memory (BM25 scoring or fusion)", q + 1); rc = et_cli_fail("search", &err); goto done; }
-    }
-    for (size_t q = 0; q < nq; q++) {
-        const int32_t *ti = top + q * (size_t)k;
-        const float *ts = tops + q * (size_t)k;
+    int32_t depth = k > fusion.depth ? k : fusion.depth;
+    if (et_hybrid_queries_build(&ix, L.pool, &eo, (const char *const *)qs.v, (int32_t)qs.n, depth, &Y, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    idx = malloc(sizeof(int32_t) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
+    score = malloc(sizeof(double) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
+    if (!idx || !score) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
+    if (et_hybrid_rank(L.pool, &Y, mode, &fusion, k, idx, score, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    for (size_t q = 0; q < qs.n; q++) {
+        const int32_t *r = idx + q * (size_t)k;
+        const double *sc = score + q * (size_t)k;
         if (et_cli_get(o, n, "--json")) {
-            cJSON *r = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(r, "results");
-            cJSON_AddStringToObject(r, "query", qs.v[q]);
-            for (int j = 0; j < k; j++) {
+            cJSON *rj = cJSON_CreateObject(), *arr;
+            cJSON_AddStringToObject(rj, "query", qs.v[q]);
+            cJSON_AddStringToObject(rj, "mode", et_retrieval_mode_name(mode));
+            arr = cJSON_AddArrayToObject(rj, "results");
+            for (int j = 0; j < k && r[j] >= 0; j++) {
                 cJSON *h = cJSON_CreateObject();
                 cJSON_AddNumberToObject(h, "rank", j + 1);
-                cJSON_AddStringToObject(h, "id", C.id[ti[j]]);
-                cJSON_AddNumberToObject(h, "score", ts[j]);
+                cJSON_AddStringToObject(h, "id", C.id[r[j]]);
+                cJSON_AddNumberToObject(h, "score", (float)sc[j]);
                 cJSON_AddItemToArray(arr, h);
             }
-            char *s = cJSON_PrintUnformatted(r);
+            char *s = cJSON_PrintUnformatted(rj);
             puts(s);
             free(s);
-            cJSON_Delete(r);
+            cJSON_Delete(rj);
         } else {
+            char fd[128];
+            if (q == 0) printf("mode: %s%s%s\n", et_retrieval_mode_name(mode), mode == ET_MODE_HYBRID ? ", " : "",
+                               mode == ET_MODE_HYBRID ? et_fusion_describe(&fusion, fd, sizeof fd) : "");
             printf("query: %s\n%4s  %7s  %-24s %s\n", qs.v[q], "rank", "score", "id", "text");
-            for (int j = 0; j < k; j++) {
-                printf("%4d  %7.4f  %-24s ", j + 1, ts[j], C.id[ti[j]]);
-                print_snippet(C.text[ti[j]], 70);
+            for (int j = 0; j < k && r[j] >= 0; j++) {
+                printf("%4d  %7.4f  %-24s ", j + 1, sc[j], C.id[r[j]]);
+                print_snippet(C.text[r[j]], 70);
                 putchar('\n');
             }
-            if (q + 1 < nq) putchar('\n');
+            if (q + 1 < qs.n) putchar('\n');
         }
     }
 done:
-    et_bm25_free(bm);
-    free(dbuf); free(ibuf); free(qst); free(top); free(tops);
-    free(de); free(qe);
+    free(idx); free(score);
+    et_hybrid_queries_free(&Y);
+    et_hybrid_index_free(&ix);
     et_corpus_free(&C);
     et_sv_free(&qs);
     et_cli_free(&L);
     return rc;
 }
 
-et_command et_cmd_search = {"search", "Encode a BEIR corpus.jsonl and rank its documents by cosine similarity to a query.",
-     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--hybrid rrf|weighted [--alpha A]]",
+et_command et_cmd_search = {"search", "Rank a BEIR corpus.jsonl for a query: by the model's cosine, BM25, or their fusion (the model folder's retrieval.json).",
+     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--mode dense|bm25|hybrid] [--fusion SPEC]",
      run_search, search_opts, ET_NOPTS(search_opts)};

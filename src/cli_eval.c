@@ -34,6 +34,7 @@
 #include "evaluate.h"
 #include "experts.h"
 #include "fileio.h"
+#include "fusion.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "mine.h"
@@ -98,14 +99,32 @@ static et_encode_opts enc_opts(int batch, int max_len, prog *p) {
 
 /* the evaluation itself is evaluate.h's (the one protocol); this only names and prints the numbers */
 typedef struct {
-    et_cli_model *L;      /* NULL for --bm25 */
+    et_cli_model *L;      /* NULL without a model (--mode bm25) */
     et_pool *pool;
-    et_ir_eval_opts eo;
+    et_ir_eval_opts eo;   /* eo.mode: the mode reported as "metrics" */
     et_bm25_opts bm25;
+    et_fusion fusion;
     int batch, max_len, quiet;
-    cJSON *metrics, *info;
+    cJSON *metrics, *by_mode, *info;
     double t_encode, t_search;
 } ir_job;
+
+static void ir_metrics(cJSON *o, const et_ir_eval *r, int model) {
+    char key[32];
+    snprintf(key, sizeof key, "ndcg@%d", r->k); json_num(o, key, r->ndcg_k);
+    snprintf(key, sizeof key, "map@%d", r->k); json_num(o, key, r->map_k);
+    snprintf(key, sizeof key, "mrr@%d", r->k); json_num(o, key, r->mrr_k);
+    snprintf(key, sizeof key, "p@%d", r->k); json_num(o, key, r->p_k);
+    json_num(o, "recall@10", r->recall10);
+    json_num(o, "recall@100", r->recall100);
+    json_num(o, "auprc", r->auprc);
+    if (model) {
+        json_num(o, "anisotropy", r->anisotropy);
+        json_num(o, "mean_pos_cosine", r->mean_pos_cosine);
+    }
+}
+
+static const char *mode_name(et_eval_mode m) { return m == ET_EVAL_BM25 ? "bm25" : m == ET_EVAL_HYBRID ? "hybrid" : "dense"; }
 
 static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                   const et_qrel *qrels, const int64_t *qoff, et_error *err) {
@@ -117,30 +136,27 @@ static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *co
         if (nq < 1000) eq.progress = NULL; /* a progress line for big query sets only */
     }
     J->eo.bm25 = &J->bm25;
+    J->eo.fusion = &J->fusion;
     J->eo.eo_queries = J->L ? &eq : NULL;
-    et_ir_eval r;
-    if (et_eval_ir(J->L ? &J->L->model : NULL, J->L ? J->L->tok : NULL, J->pool, J->L ? &ec : NULL, &J->eo, docs, nd, qs,
-                   nq, qrels, qoff, &r, err))
+    /* with a model: dense, BM25 and hybrid side by side (one encoding); without: BM25 */
+    et_eval_mode modes[3] = {ET_EVAL_DENSE, ET_EVAL_BM25, ET_EVAL_HYBRID};
+    int nm = J->L ? 3 : 1;
+    if (!J->L) modes[0] = ET_EVAL_BM25;
+    et_ir_eval r[3];
+    if (et_eval_ir_modes(J->L ? &J->L->model : NULL, J->L ? J->L->tok : NULL, J->pool, J->L ? &ec : NULL, &J->eo, modes, nm,
+                         docs, nd, qs, nq, qrels, qoff, r, err))
         return et_cli_fail("eval", err);
-    J->t_encode = r.seconds_encode;
-    J->t_search = r.seconds_search;
-    char key[32];
-    snprintf(key, sizeof key, "ndcg@%d", r.k); json_num(J->metrics, key, r.ndcg_k);
-    snprintf(key, sizeof key, "map@%d", r.k); json_num(J->metrics, key, r.map_k);
-    snprintf(key, sizeof key, "mrr@%d", r.k); json_num(J->metrics, key, r.mrr_k);
-    snprintf(key, sizeof key, "p@%d", r.k); json_num(J->metrics, key, r.p_k);
-    json_num(J->metrics, "recall@10", r.recall10);
-    json_num(J->metrics, "recall@100", r.recall100);
-    json_num(J->metrics, "auprc", r.auprc);
-    if (J->L) {
-        json_num(J->metrics, "anisotropy", r.anisotropy);
-        json_num(J->metrics, "mean_pos_cosine", r.mean_pos_cosine);
-    }
+    int sel = 0;
+    for (int i = 0; i < nm; i++) if (modes[i] == J->eo.mode) sel = i;
+    J->t_encode = r[0].seconds_encode;
+    J->t_search = r[sel].seconds_search;
+    ir_metrics(J->metrics, &r[sel], modes[sel] != ET_EVAL_BM25);
+    for (int i = 0; i < nm && J->by_mode; i++) ir_metrics(cJSON_AddObjectToObject(J->by_mode, mode_name(modes[i])), &r[i], modes[i] != ET_EVAL_BM25);
     cJSON *ap = cJSON_AddObjectToObject(J->info, "auprc_pairs");
-    cJSON_AddNumberToObject(ap, "positives", (double)r.auprc_pos);
-    cJSON_AddNumberToObject(ap, "negatives", (double)r.auprc_neg);
+    cJSON_AddNumberToObject(ap, "positives", (double)r[sel].auprc_pos);
+    cJSON_AddNumberToObject(ap, "negatives", (double)r[sel].auprc_neg);
     cJSON_AddStringToObject(ap, "negatives_from", "non-relevant docs of the evaluated top 100, as many as positives per query, seeded");
-    cJSON_AddStringToObject(ap, "scored_by", J->L ? "model cosine" : "bm25");
+    cJSON_AddStringToObject(ap, "scored_by", modes[sel] != ET_EVAL_BM25 ? "model cosine" : "bm25");
     return 0;
 }
 
@@ -152,11 +168,13 @@ static et_opt eval_opts[] = {
     {"--k", "-k", "N", "cut-off for nDCG/MAP/MRR/P (default 10); Recall is @10 and @100", NULL},
     {"--json", NULL, "FILE", "also write the results as JSON to FILE (- = stdout; the table then goes to stderr)", NULL},
     {"--split", NULL, "S", "test | train | all (default all): the SHA-1 held-out split on the query id / row id / query text (docs/data-formats.md)", NULL},
-    {"--bm25", NULL, NULL, "evaluate BM25 instead of the model", NULL},
-    {"--hybrid", NULL, "M", "fuse BM25 with the model: rrf (k = 60) or weighted (min-max normalised scores)", NULL},
-    {"--alpha", NULL, "A", "weighted hybrid: weight of the model, BM25 gets 1 - A (default 0.5)", NULL},
-    {"--bm25-k1", NULL, "X", "BM25 k1 (default 0.9)", NULL},
-    {"--bm25-b", NULL, "X", "BM25 b (default 0.4)", NULL},
+    {"--mode", NULL, "M", "dense | bm25 | hybrid: the ranking reported as \"metrics\" (default: the model folder's "
+                          "retrieval.json, else dense); with a model the table shows all three side by side", NULL},
+    {"--bm25", NULL, NULL, "evaluate BM25 alone, no model needed (= --mode bm25)", NULL},
+    {"--fusion", NULL, "SPEC", "hybrid rule instead of the saved one, e.g. convex:alpha=0.3, convex:norm=zscore,alpha=0.4, "
+                               "rrf:k=60,alpha=0.5, rerank:top_n=50,alpha=0.5 (default: retrieval.json, else convex:alpha=0.2)", NULL},
+    {"--bm25-k1", NULL, "X", "BM25 k1 (default: retrieval.json, else 0.9)", NULL},
+    {"--bm25-b", NULL, "X", "BM25 b (default: retrieval.json, else 0.4)", NULL},
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
@@ -170,6 +188,23 @@ static void print_table(FILE *f, cJSON *root) {
     fprintf(f, "%s  [%s, %s, split %s, %d queries]\n", cJSON_GetStringValue(cJSON_GetObjectItem(root, "data")),
             cJSON_GetStringValue(cJSON_GetObjectItem(root, "kind")), cJSON_GetStringValue(cJSON_GetObjectItem(root, "mode")),
             cJSON_GetStringValue(cJSON_GetObjectItem(root, "split")), (int)cJSON_GetNumberValue(cJSON_GetObjectItem(info, "nqueries")));
+    cJSON *bm = cJSON_GetObjectItem(root, "by_mode");
+    if (bm && cJSON_GetArraySize(bm) > 1) { /* dense, bm25, hybrid side by side */
+        cJSON *mo;
+        fprintf(f, "  %-16s", "");
+        cJSON_ArrayForEach(mo, bm) fprintf(f, " %10s", mo->string);
+        fputc('\n', f);
+        cJSON_ArrayForEach(it, cJSON_GetArrayItem(bm, 0)) {
+            fprintf(f, "  %-16s", it->string);
+            cJSON_ArrayForEach(mo, bm) {
+                cJSON *v = cJSON_GetObjectItem(mo, it->string);
+                if (!v || cJSON_IsNull(v)) fprintf(f, " %10s", "-"); else fprintf(f, " %10.4f", v->valuedouble);
+            }
+            fputc('\n', f);
+        }
+        if (cJSON_GetObjectItem(root, "fusion")) fprintf(f, "  hybrid: %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(root, "fusion")));
+        return;
+    }
     cJSON_ArrayForEach(it, m) {
         if (cJSON_IsNull(it)) fprintf(f, "  %-16s %10s\n", it->string, "n/a");
         else fprintf(f, "  %-16s %10.4f\n", it->string, it->valuedouble);
@@ -183,51 +218,67 @@ static int run_eval(et_opt *o, int n) {
     int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
-    double alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
     double k1 = et_cli_float(o, n, "--bm25-k1", 0.9, 0, 100, &ok), bb = et_cli_float(o, n, "--bm25-b", 0.4, 0, 1, &ok);
     if (!ok) return 2;
-    const char *data = et_cli_get(o, n, "--data"), *hyb = et_cli_get(o, n, "--hybrid"), *sp = et_cli_get(o, n, "--split");
-    const char *model = et_cli_get(o, n, "--model"), *jout = et_cli_get(o, n, "--json");
-    int use_bm25 = et_cli_get(o, n, "--bm25") != NULL, quiet = et_cli_get(o, n, "--quiet") != NULL;
+    const char *data = et_cli_get(o, n, "--data"), *sp = et_cli_get(o, n, "--split"), *ms = et_cli_get(o, n, "--mode");
+    const char *model = et_cli_get(o, n, "--model"), *jout = et_cli_get(o, n, "--json"), *fspec = et_cli_get(o, n, "--fusion");
+    int bm25_flag = et_cli_get(o, n, "--bm25") != NULL, quiet = et_cli_get(o, n, "--quiet") != NULL;
     et_split split = ET_SPLIT_ALL;
     if (sp && !strcmp(sp, "test")) split = ET_SPLIT_TEST;
     else if (sp && !strcmp(sp, "train")) split = ET_SPLIT_TRAIN;
     else if (sp && strcmp(sp, "all")) { fprintf(stderr, "embedtune eval: --split must be test, train or all (got '%s')\n", sp); return 2; }
-    if (hyb && strcmp(hyb, "rrf") && strcmp(hyb, "weighted")) { fprintf(stderr, "embedtune eval: --hybrid must be rrf or weighted (got '%s')\n", hyb); return 2; }
-    if (hyb && use_bm25) { fprintf(stderr, "embedtune eval: give --bm25 or --hybrid, not both\n"); return 2; }
-    if (!use_bm25 && !model) { fprintf(stderr, "embedtune eval: missing --model DIR (or --bm25 for the BM25 baseline)\n"); return 2; }
+    et_error err = {0};
+    et_retrieval_mode mode = ET_MODE_DENSE;
+    if (ms && et_retrieval_mode_parse(ms, &mode, &err)) { fprintf(stderr, "embedtune eval: --mode: %s\n", err.msg); return 2; }
+    if (bm25_flag && ms && mode != ET_MODE_BM25) { fprintf(stderr, "embedtune eval: --bm25 means --mode bm25 (got --mode %s)\n", ms); return 2; }
+    et_fusion fusion = et_fusion_default();
+    if (fspec && et_fusion_parse(fspec, &fusion, &err)) { fprintf(stderr, "embedtune eval: --fusion: %s\n", err.msg); return 2; }
+    if (bm25_flag) mode = ET_MODE_BM25;
+    int have_model = model && !bm25_flag;
+    if (!have_model && !bm25_flag && !(ms && mode == ET_MODE_BM25)) { fprintf(stderr, "embedtune eval: missing --model DIR (or --bm25 for the BM25 baseline)\n"); return 2; }
     int is_dir = et_dir_exists(data);
     if (!is_dir && !et_file_exists(data)) { fprintf(stderr, "embedtune eval: --data %s: no such file or folder\n", data); return 2; }
     int is_sts = !is_dir && et_sts_sniff(data);
-    if (is_sts && (use_bm25 || hyb)) { fprintf(stderr, "embedtune eval: STS data is scored by the model only (no --bm25/--hybrid)\n"); return 2; }
+    if (is_sts && (bm25_flag || (ms && mode != ET_MODE_DENSE) || fspec)) { fprintf(stderr, "embedtune eval: STS data is scored by the model only (no --bm25/--mode/--fusion)\n"); return 2; }
 
     double t_start = et_now_s();
-    et_error err = {0};
     et_cli_model L;
     memset(&L, 0, sizeof L);
     et_pool *pool = NULL;
-    int have_model = !use_bm25;
+    et_retrieval_cfg rcfg;
+    et_retrieval_cfg_default(&rcfg);
+    int have_rcfg = 0;
     if (have_model) {
-        if (et_cli_load(model, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
+        if (et_cli_load(model, threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
         pool = L.pool;
     } else if (!(pool = et_pool_create(threads, &err))) return et_cli_fail("eval", &err);
+    /* the saved retrieval settings are the defaults; options override them */
+    if (!ms && !bm25_flag) mode = fspec ? ET_MODE_HYBRID : is_sts ? ET_MODE_DENSE : rcfg.mode;
+    if (!fspec) fusion = rcfg.fusion;
+    if (!et_cli_get(o, n, "--bm25-k1")) k1 = rcfg.bm25.k1;
+    if (!et_cli_get(o, n, "--bm25-b")) bb = rcfg.bm25.b;
     int mlen = have_model ? (max_len ? (int)max_len : et_cli_default_max_len(&L)) : 0;
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "data", data);
     cJSON_AddStringToObject(root, "kind", is_dir ? "beir" : is_sts ? "sts" : "pairs");
-    cJSON_AddStringToObject(root, "mode", use_bm25 ? "bm25" : !hyb ? "dense" : !strcmp(hyb, "rrf") ? "hybrid-rrf" : "hybrid-weighted");
+    cJSON_AddStringToObject(root, "mode", et_retrieval_mode_name(mode));
     if (model && have_model) cJSON_AddStringToObject(root, "model", model); else cJSON_AddNullToObject(root, "model");
     cJSON_AddStringToObject(root, "split", split == ET_SPLIT_TEST ? "test" : split == ET_SPLIT_TRAIN ? "train" : "all");
     cJSON_AddNumberToObject(root, "k", k);
-    if (use_bm25 || hyb) {
+    char fdesc[128];
+    if (!is_sts) {
         cJSON *bp = cJSON_AddObjectToObject(root, "bm25");
         cJSON_AddNumberToObject(bp, "k1", k1);
         cJSON_AddNumberToObject(bp, "b", bb);
-        if (hyb && !strcmp(hyb, "weighted")) cJSON_AddNumberToObject(root, "alpha", alpha);
+        if (have_model) {
+            cJSON_AddStringToObject(root, "fusion", et_fusion_describe(&fusion, fdesc, sizeof fdesc));
+            cJSON_AddStringToObject(root, "fusion_from", fspec ? "--fusion" : have_rcfg ? "retrieval.json" : "default");
+        }
     }
     cJSON *info = cJSON_AddObjectToObject(root, "info");
     cJSON *metrics = cJSON_AddObjectToObject(root, "metrics");
+    cJSON *by_mode = have_model && !is_sts ? cJSON_AddObjectToObject(root, "by_mode") : NULL;
     cJSON *secs = cJSON_CreateObject();
     int rc = 0;
     et_read_opts ro = {et_cli_get(o, n, "--skip-bad") != NULL, 0};
@@ -236,42 +287,29 @@ static int run_eval(et_opt *o, int n) {
     ir_job J = {0};
     J.L = have_model ? &L : NULL;
     J.pool = pool;
-    J.eo.mode = use_bm25 ? ET_EVAL_BM25 : !hyb ? ET_EVAL_DENSE : !strcmp(hyb, "rrf") ? ET_EVAL_HYBRID_RRF : ET_EVAL_HYBRID_WEIGHTED;
+    J.eo.mode = mode == ET_MODE_BM25 ? ET_EVAL_BM25 : mode == ET_MODE_HYBRID ? ET_EVAL_HYBRID : ET_EVAL_DENSE;
     J.eo.k = k;
-    J.eo.alpha = alpha;
-    J.bm25 = (et_bm25_opts){k1, bb, 0};
+    J.bm25 = (et_bm25_opts){k1, bb, rcfg.bm25.query_tf};
+    J.fusion = fusion;
     J.batch = batch; J.max_len = mlen; J.quiet = quiet;
     J.metrics = metrics;
+    J.by_mode = by_mode;
     J.info = info;
+    int use_bm25 = mode == ET_MODE_BM25;
 
     if (is_dir) {
         et_beir B;
         if (et_beir_read(data, &ro, &B, &rep, &err)) { rc = et_cli_fail("eval", &err); goto out; }
-        /* judged queries of the split, qrels remapped */
-        int32_t *sel = malloc(sizeof(int32_t) * (size_t)(B.nqueries ? B.nqueries : 1));
-        const char **qs = malloc(sizeof(char *) * (size_t)(B.nqueries ? B.nqueries : 1));
-        int64_t *off = malloc(sizeof(int64_t) * ((size_t)B.nqueries + 1));
-        et_qrel *qr = malloc(sizeof(et_qrel) * (size_t)(B.nqrels ? B.nqrels : 1));
-        if (!sel || !qs || !off || !qr) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; }
-        int32_t ns = 0;
-        int64_t m = 0;
-        for (int32_t q = 0; !rc && q < B.nqueries; q++) {
-            if (B.qrel_off[q + 1] == B.qrel_off[q]) continue;
-            if (!et_split_keep(split, B.query_id[q], B.query_text[q])) continue;
-            off[ns] = m;
-            for (int64_t u = B.qrel_off[q]; u < B.qrel_off[q + 1]; u++) { qr[m] = B.qrels[u]; qr[m++].q = ns; }
-            qs[ns] = B.query_text[q];
-            sel[ns++] = q;
-        }
+        et_beir_split S;
+        if (et_beir_split_make(&B, split, &S, &err)) rc = et_cli_fail("eval", &err);
         if (!rc) {
-            off[ns] = m;
-            cJSON_AddNumberToObject(info, "nqueries", ns);
+            cJSON_AddNumberToObject(info, "nqueries", S.nq);
             cJSON_AddNumberToObject(info, "ndocs", B.ndocs);
-            cJSON_AddNumberToObject(info, "nqrels", (double)m);
-            if (!ns) { fprintf(stderr, "embedtune eval: %s: no judged query in split '%s'\n", data, sp ? sp : "all"); rc = 1; }
+            cJSON_AddNumberToObject(info, "nqrels", (double)S.qoff[S.nq]);
+            if (!S.nq) { fprintf(stderr, "embedtune eval: %s: no judged query in split '%s'\n", data, sp ? sp : "all"); rc = 1; }
         }
-        if (!rc) rc = run_ir(&J, B.doc_text, B.ndocs, qs, ns, qr, off, &err);
-        free(sel); free(qs); free(off); free(qr);
+        if (!rc) rc = run_ir(&J, B.doc_text, B.ndocs, S.qs, S.nq, S.qrels, S.qoff, &err);
+        et_beir_split_free(&S);
         et_beir_free(&B);
     } else if (is_sts) {
         et_sts S = {0};
@@ -323,7 +361,10 @@ static int run_eval(et_opt *o, int n) {
         else {
             cJSON_AddNumberToObject(info, "nrows", (double)w);
             if (P.has_label) {
-                if (hyb) { fprintf(stderr, "embedtune eval: --hybrid needs retrieval data (a BEIR folder or a positive-pairs file)\n"); rc = 2; }
+                /* pairwise AUPRC: no ranking, so no hybrid; a saved hybrid default falls back to the model */
+                if (mode == ET_MODE_HYBRID && !ms && !fspec) { mode = ET_MODE_DENSE; cJSON_ReplaceItemInObject(root, "mode", cJSON_CreateString("dense")); }
+                if (mode == ET_MODE_HYBRID) { fprintf(stderr, "embedtune eval: the hybrid mode needs retrieval data (a BEIR folder or a positive-pairs file); use --mode dense or bm25\n"); rc = 2; }
+                cJSON_Delete(cJSON_DetachItemFromObject(root, "by_mode"));
                 et_expert e;
                 memset(&e, 0, sizeof e);
                 float *sc = malloc(sizeof(float) * (size_t)w);
@@ -389,7 +430,7 @@ out:
 
 et_command et_cmd_eval = {"eval", "Evaluate a model (or BM25, or a hybrid) on a BEIR folder, a labelled pairs file or STS data.",
      "eval --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl [--k 10] [--json FILE|-] [--split test|train|all] [--bm25] "
-     "[--hybrid rrf|weighted] [--alpha 0.5]",
+     "[--mode dense|bm25|hybrid] [--fusion SPEC]",
      run_eval, eval_opts, ET_NOPTS(eval_opts)};
 
 /* ------------------------------------------------------------------ score */

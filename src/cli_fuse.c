@@ -11,6 +11,7 @@
 #include "data.h"
 #include "fileio.h"
 #include "fusion.h"
+#include "evaluate.h"
 #include "hybrid.h"
 
 static et_opt fuse_opts[] = {
@@ -28,33 +29,6 @@ static et_opt fuse_opts[] = {
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
-
-typedef struct {
-    const char **qs;
-    et_qrel *qrels;
-    int64_t *qoff;
-    int32_t nq;
-} qsplit;
-
-static void qsplit_free(qsplit *s) { free(s->qs); free(s->qrels); free(s->qoff); memset(s, 0, sizeof *s); }
-
-/* the judged queries of one side of the data.md split (test = 1: held out) */
-static et_status beir_side(const et_beir *B, int test, qsplit *o, et_error *err) {
-    memset(o, 0, sizeof *o);
-    o->qs = malloc(sizeof(char *) * ((size_t)B->nqueries + 1));
-    o->qoff = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
-    o->qrels = malloc(sizeof(et_qrel) * ((size_t)B->nqrels + 1));
-    if (!o->qs || !o->qoff || !o->qrels) return et_fail(err, ET_ERR_NOMEM, "out of memory");
-    int64_t m = 0;
-    for (int32_t q = 0; q < B->nqueries; q++) {
-        if (B->qrel_off[q + 1] == B->qrel_off[q] || et_split_is_test(B->query_id[q]) != test) continue;
-        o->qoff[o->nq] = m;
-        for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) { o->qrels[m] = B->qrels[u]; o->qrels[m++].q = o->nq; }
-        o->qs[o->nq++] = B->query_text[q];
-    }
-    o->qoff[o->nq] = m;
-    return ET_OK;
-}
 
 static void jnum(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, round(v * 1e6) / 1e6); else cJSON_AddNullToObject(o, k);
@@ -79,19 +53,23 @@ static int run_fuse(et_opt *o, int n) {
     memset(&L, 0, sizeof L);
     et_beir B;
     memset(&B, 0, sizeof B);
-    qsplit tr = {0}, te = {0};
+    et_beir_split tr, te;
+    memset(&tr, 0, sizeof tr);
+    memset(&te, 0, sizeof te);
     et_hybrid_index ix;
     memset(&ix, 0, sizeof ix);
     et_hybrid_queries Ytr, Yte;
     memset(&Ytr, 0, sizeof Ytr);
     memset(&Yte, 0, sizeof Yte);
     if (!et_dir_exists(data)) { fprintf(stderr, "embedtune fuse: --data %s: not a BEIR folder\n", data); return 2; }
-    if (et_beir_read(data, NULL, &B, NULL, &err) || beir_side(&B, 0, &tr, &err) || beir_side(&B, 1, &te, &err) ||
+    if (et_beir_read(data, NULL, &B, NULL, &err) || et_beir_split_make(&B, ET_SPLIT_TRAIN, &tr, &err) ||
+        et_beir_split_make(&B, ET_SPLIT_TEST, &te, &err) ||
         et_cli_load(mdir, threads, &L, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), quiet ? NULL : et_cli_progress, &ps};
-    if (et_hybrid_index_build(&L.model, L.tok, L.pool, &eo, &bo, B.doc_text, B.ndocs, &ix, &err) ||
-        et_hybrid_queries_build(&ix, L.pool, &eo, tr.qs, tr.nq, 0, &Ytr, &err) ||
+    if (et_hybrid_index_build(&L.model, L.tok, L.pool, &eo, 1, &bo, B.doc_text, B.ndocs, &ix, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
+    eo.progress = NULL;
+    if (et_hybrid_queries_build(&ix, L.pool, &eo, tr.qs, tr.nq, 0, &Ytr, &err) ||
         et_hybrid_queries_build(&ix, L.pool, &eo, te.qs, te.nq, 0, &Yte, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     et_fusion chosen;
     et_fusion_fit_report R;
@@ -124,7 +102,8 @@ static int run_fuse(et_opt *o, int n) {
                R.learned ? "learned" : "too few: default kept", R.folds, te.nq, "rule", "parameters", "train", "train-CV", "held-out");
     for (int i = 0; i < nr && !rc; i++) {
         et_ir_eval ev;
-        if (et_hybrid_eval(L.pool, &ix, &Yte, &rules[i], te.qrels, te.qoff, &ev, &err)) { rc = et_cli_fail("fuse", &err); break; }
+        et_eval_mode em = rules[i].kind == ET_FUSION_DENSE ? ET_EVAL_DENSE : rules[i].kind == ET_FUSION_BM25 ? ET_EVAL_BM25 : ET_EVAL_HYBRID;
+        if (et_eval_ir_ranked(L.pool, &ix, &Yte, em, &rules[i], 10, te.qrels, te.qoff, &ev, &err)) { rc = et_cli_fail("fuse", &err); break; }
         char d[128];
         et_fusion_describe(&rules[i], d, sizeof d);
         char cvs[16] = "-";
@@ -147,8 +126,8 @@ static int run_fuse(et_opt *o, int n) {
         cJSON *jg = cJSON_AddArrayToObject(J, "grid");
         for (int i = 0; i < ng && !rc; i++) {
             et_ir_eval a, b;
-            if (et_hybrid_eval(L.pool, &ix, &Ytr, &G[i], tr.qrels, tr.qoff, &a, &err) ||
-                et_hybrid_eval(L.pool, &ix, &Yte, &G[i], te.qrels, te.qoff, &b, &err)) { rc = et_cli_fail("fuse", &err); break; }
+            if (et_eval_ir_ranked(L.pool, &ix, &Ytr, ET_EVAL_HYBRID, &G[i], 10, tr.qrels, tr.qoff, &a, &err) ||
+                et_eval_ir_ranked(L.pool, &ix, &Yte, ET_EVAL_HYBRID, &G[i], 10, te.qrels, te.qoff, &b, &err)) { rc = et_cli_fail("fuse", &err); break; }
             char d[128];
             et_fusion_describe(&G[i], d, sizeof d);
             if (!quiet || !et_cli_get(o, n, "--json")) printf("grid %-44s %9.4f %9.4f\n", d, a.ndcg10, b.ndcg10);
@@ -187,8 +166,8 @@ done:
     et_hybrid_queries_free(&Ytr);
     et_hybrid_queries_free(&Yte);
     et_hybrid_index_free(&ix);
-    qsplit_free(&tr);
-    qsplit_free(&te);
+    et_beir_split_free(&tr);
+    et_beir_split_free(&te);
     if (B.ndocs || B.nqueries) et_beir_free(&B);
     et_cli_free(&L);
     return rc;

@@ -118,6 +118,33 @@ int et_split_keep(et_split which, const char *id, const char *query) {
     return et_split_row_is_test(id, query) == (which == ET_SPLIT_TEST);
 }
 
+void et_beir_split_free(et_beir_split *s) {
+    free(s->qs); free(s->orig); free(s->qrels); free(s->qoff);
+    memset(s, 0, sizeof *s);
+}
+
+et_status et_beir_split_make(const et_beir *B, et_split which, et_beir_split *o, et_error *err) {
+    memset(o, 0, sizeof *o);
+    o->qs = malloc(sizeof(char *) * ((size_t)B->nqueries + 1));
+    o->orig = malloc(sizeof(int32_t) * ((size_t)B->nqueries + 1));
+    o->qoff = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
+    o->qrels = malloc(sizeof(et_qrel) * ((size_t)B->nqrels + 1));
+    if (!o->qs || !o->orig || !o->qoff || !o->qrels) {
+        et_beir_split_free(o);
+        return et_fail(err, ET_ERR_NOMEM, "out of memory for the %d queries' split", B->nqueries);
+    }
+    int64_t m = 0;
+    for (int32_t q = 0; q < B->nqueries; q++) {
+        if (B->qrel_off[q + 1] == B->qrel_off[q] || !et_split_keep(which, B->query_id[q], B->query_text[q])) continue;
+        o->qoff[o->nq] = m;
+        for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) { o->qrels[m] = B->qrels[u]; o->qrels[m++].q = o->nq; }
+        o->orig[o->nq] = q;
+        o->qs[o->nq++] = B->query_text[q];
+    }
+    o->qoff[o->nq] = m;
+    return ET_OK;
+}
+
 /* ================================ bad-line reporting ===================================== */
 typedef struct {
     const char *path;

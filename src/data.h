@@ -178,4 +178,17 @@ int et_split_row_is_test(const char *id, const char *query);
 /* 1 if the row belongs to `which` (always for ET_SPLIT_ALL) */
 int et_split_keep(et_split which, const char *id, const char *query);
 
+/* The judged queries (at least one qrels row) of a BEIR set on one side of the split, in query order,
+ * their qrels re-indexed to 0..nq-1: qs[q] = B->query_text[orig[q]] (borrowed from B), qrels[qoff[q] ..
+ * qoff[q+1]). nq may be 0. */
+typedef struct {
+    const char **qs;
+    int32_t *orig;
+    et_qrel *qrels;
+    int64_t *qoff;
+    int32_t nq;
+} et_beir_split;
+et_status et_beir_split_make(const et_beir *B, et_split which, et_beir_split *out, et_error *err);
+void et_beir_split_free(et_beir_split *s);
+
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "evaluate.h"
+#include "hybrid.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "mine.h"
@@ -12,8 +13,6 @@
 #include "util.h"
 
 #define DEPTH 100      /* AUPRC negatives come from the top 100; Recall@100 */
-#define RRF_K 60.0
-#define RRF_DEPTH 1000 /* RRF fuses the top max(depth, 1000) of each system */
 
 static int grade_of(const et_qrel *j, int64_t nj, int32_t doc) {
     int64_t a = 0, b = nj;
@@ -95,153 +94,103 @@ et_status et_eval_ir_rankings(const int32_t *rank, int32_t depth, int32_t k, int
     return ET_OK;
 }
 
-typedef struct { const float *Q, *D; int32_t d; } dense_ctx;
-static float dense_score(void *c, int32_t q, int32_t d) {
-    dense_ctx *x = c;
-    return et_dot(x->Q + (int64_t)q * x->d, x->D + (int64_t)d * x->d, x->d);
-}
+typedef struct { const et_hybrid_index *ix; const et_hybrid_queries *Y; int bm25; } pair_ctx;
 
-typedef struct { const et_bm25 *bm; const char *const *qs; } bm_ctx;
-static float bm_score(void *c, int32_t q, int32_t d) {
-    bm_ctx *x = c;
-    double v = 0;
-    if (et_bm25_score_pairs(x->bm, &x->qs[q], &d, 1, &v, NULL)) return 0;
-    return (float)v;
-}
-
-/* hybrid ranking of queries [a, b) per task: min-max weighted scores over the corpus, or RRF of the two
- * systems' top-F lists; then the top depth of the fused scores */
-typedef struct {
-    const float *Q, *D;
-    int32_t d, nd, depth;
-    const et_bm25 *bm;
-    const char *const *qs;
-    const int32_t *mrank, *brank; /* [nq, F] (RRF) */
-    int32_t F;
-    double alpha;
-    int weighted;
-    int32_t *out;                 /* [nq, depth] */
-    double *dbuf;                 /* [nthreads, 3 * nd] */
-    float *fbuf;                  /* [nthreads, nd] */
-    int nq, ntasks;
-} fuse_ctx;
-
-static void fuse_task(void *vctx, int task, int thread) {
-    fuse_ctx *c = vctx;
-    int a = (int)((int64_t)c->nq * task / c->ntasks), b = (int)((int64_t)c->nq * (task + 1) / c->ntasks);
-    double *m = c->dbuf + (int64_t)thread * 3 * c->nd, *bs = m + c->nd, *f = bs + c->nd;
-    float *fs = c->fbuf + (int64_t)thread * c->nd;
-    for (int q = a; q < b; q++) {
-        if (c->weighted) {
-            for (int32_t i = 0; i < c->nd; i++) m[i] = et_dot(c->Q + (int64_t)q * c->d, c->D + (int64_t)i * c->d, c->d);
-            if (et_bm25_score_all(c->bm, c->qs[q], bs, NULL)) memset(bs, 0, sizeof(double) * (size_t)c->nd);
-            const double *sys[2] = {m, bs};
-            double w[2] = {c->alpha, 1 - c->alpha};
-            if (et_fuse_minmax(sys, w, 2, c->nd, f, NULL)) memcpy(f, m, sizeof(double) * (size_t)c->nd);
-        } else {
-            const int32_t *rk[2] = {c->mrank + (int64_t)q * c->F, c->brank + (int64_t)q * c->F};
-            et_fuse_rrf(rk, 2, c->F, c->nd, RRF_K, f, NULL);
-        }
-        for (int32_t i = 0; i < c->nd; i++) fs[i] = (float)f[i];
-        int32_t *o = c->out + (int64_t)q * c->depth;
-        int32_t kk = c->depth < c->nd ? c->depth : c->nd;
-        et_rank_scores(fs, c->nd, kk, o);
-        for (int32_t j = kk; j < c->depth; j++) o[j] = -1;
+/* AUPRC pair score: the cosine (dense and hybrid: a fused score only exists inside a query's pool), BM25 */
+static float pair_score(void *vc, int32_t q, int32_t d) {
+    pair_ctx *c = vc;
+    if (c->bm25) {
+        double v = 0;
+        if (et_bm25_score_pairs(c->ix->bm, &c->Y->qs[q], &d, 1, &v, NULL)) return 0;
+        return (float)v;
     }
+    return et_dot(c->Y->Q + (int64_t)q * c->ix->dim, c->ix->D + (int64_t)d * c->ix->dim, c->ix->dim);
+}
+
+static et_retrieval_mode rmode(et_eval_mode m) {
+    return m == ET_EVAL_BM25 ? ET_MODE_BM25 : m == ET_EVAL_HYBRID ? ET_MODE_HYBRID : ET_MODE_DENSE;
+}
+
+et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,
+                            const et_fusion *fusion, int32_t k, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                            et_error *err) {
+    memset(out, 0, sizeof *out);
+    if ((unsigned)mode > ET_EVAL_HYBRID) return et_fail(err, ET_ERR_ARG, "evaluation: unknown mode %d", (int)mode);
+    if (k <= 0) k = 10;
+    int32_t depth = k > DEPTH ? k : DEPTH;
+    if (Y->cands.depth < depth)
+        return et_fail(err, ET_ERR_ARG, "evaluation: the query set's candidates go %d deep, %d needed", Y->cands.depth, depth);
+    double t0 = et_now_s();
+    int32_t *rank = malloc(sizeof(int32_t) * (size_t)(Y->nq ? Y->nq : 1) * (size_t)depth);
+    if (!rank) return et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%d queries)", Y->nq);
+    et_status s = et_hybrid_rank(pool, Y, rmode(mode), fusion, depth, rank, NULL, err);
+    out->seconds_search = et_now_s() - t0;
+    pair_ctx c = {ix, Y, mode == ET_EVAL_BM25};
+    if (!s) s = et_eval_ir_rankings(rank, depth, k, Y->nq, qrels, qoff, pair_score, &c, out, err);
+    free(rank);
+    if (s) return s;
+    out->ndocs = ix->nd;
+    if (mode == ET_EVAL_BM25) out->anisotropy = out->mean_pos_cosine = NAN;
+    else out->anisotropy = et_mean_random_cosine(ix->D, ix->nd, ix->dim, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED);
+    return ET_OK;
+}
+
+et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                           const et_ir_eval_opts *o, const et_eval_mode *modes, int nmodes, const char *const *docs,
+                           int32_t nd, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
+                           et_ir_eval *out, et_error *err) {
+    et_ir_eval_opts op = o ? *o : (et_ir_eval_opts){ET_EVAL_DENSE, 10, NULL, NULL, NULL};
+    int32_t k = op.k > 0 ? op.k : 10, depth = k > DEPTH ? k : DEPTH;
+    int use_model = 0, use_bm25 = 0;
+    for (int i = 0; i < nmodes; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        if ((unsigned)modes[i] > ET_EVAL_HYBRID) return et_fail(err, ET_ERR_ARG, "evaluation: unknown mode %d", (int)modes[i]);
+        use_model |= modes[i] != ET_EVAL_BM25;
+        use_bm25 |= modes[i] != ET_EVAL_DENSE;
+    }
+    if (use_model && (!m || !tok)) return et_fail(err, ET_ERR_ARG, "evaluation: this mode needs a model");
+    et_hybrid_index ix;
+    et_hybrid_queries Y;
+    memset(&ix, 0, sizeof ix);
+    memset(&Y, 0, sizeof Y);
+    et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
+    et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
+    if (!e2.cache) e2.cache = &ec;
+    et_encode_opts e3 = e2;
+    if (op.eo_queries) { e3 = *op.eo_queries; if (!e3.cache) e3.cache = e2.cache; }
+    else e3.progress = NULL;
+    double t0 = et_now_s();
+    et_status s = et_hybrid_index_build(use_model ? m : NULL, tok, pool, &e2, use_bm25, op.bm25, docs, nd, &ix, err);
+    if (!s) s = et_hybrid_queries_build(&ix, pool, &e3, qs, nq, depth, &Y, err);
+    double t_prep = et_now_s() - t0;
+    for (int i = 0; !s && i < nmodes; i++) {
+        s = et_eval_ir_ranked(pool, &ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], err);
+        out[i].seconds_encode = t_prep; /* corpus + queries encoded, BM25 built, candidates gathered */
+    }
+    et_hybrid_queries_free(&Y);
+    et_hybrid_index_free(&ix);
+    et_encode_cache_free(&ec);
+    return s;
 }
 
 et_status et_eval_ir(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                      const et_ir_eval_opts *o, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                      const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err) {
-    memset(out, 0, sizeof *out);
-    et_ir_eval_opts op = o ? *o : (et_ir_eval_opts){ET_EVAL_DENSE, 10, NULL, 0, NULL};
-    int32_t k = op.k > 0 ? op.k : 10, depth = k > DEPTH ? k : DEPTH;
-    int use_model = op.mode != ET_EVAL_BM25, use_bm25 = op.mode != ET_EVAL_DENSE;
-    if ((unsigned)op.mode > ET_EVAL_HYBRID_WEIGHTED) return et_fail(err, ET_ERR_ARG, "evaluation: unknown mode %d", (int)op.mode);
-    if (use_model && (!m || !tok)) return et_fail(err, ET_ERR_ARG, "evaluation: this mode needs a model");
-    int32_t d = use_model ? m->cfg.hidden_size : 0;
-    float *D = NULL, *Q = NULL, *fbuf = NULL;
-    int32_t *rank = NULL, *mrank = NULL, *brank = NULL;
-    double *dbuf = NULL;
-    et_bm25 *bm = NULL;
-    et_status s = ET_OK;
-    et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
-    double t0 = et_now_s();
-    rank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * depth);
-    if (!rank) goto nomem;
-    if (use_model) {
-        D = malloc(sizeof(float) * (size_t)(nd ? nd : 1) * d);
-        Q = malloc(sizeof(float) * (size_t)(nq ? nq : 1) * d);
-        if (!D || !Q) goto nomem;
-        et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
-        if (!e2.cache) e2.cache = &ec;
-        if ((s = et_encode_texts(m, tok, pool, docs, (size_t)nd, &e2, D, err))) goto done;
-        et_encode_opts e3 = e2;
-        if (op.eo_queries) { e3 = *op.eo_queries; if (!e3.cache) e3.cache = e2.cache; }
-        else e3.progress = NULL;
-        if ((s = et_encode_texts(m, tok, pool, qs, (size_t)nq, &e3, Q, err))) goto done;
-        et_l2norm_rows(D, nd, d);
-        et_l2norm_rows(Q, nq, d);
-    }
-    out->seconds_encode = et_now_s() - t0;
-    t0 = et_now_s();
-    if (use_bm25) {
-        et_bm25_opts bo = op.bm25 ? *op.bm25 : (et_bm25_opts){0.9, 0.4, 0};
-        if (!(bm = et_bm25_build(docs, nd, &bo, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto done; }
-    }
-    if (op.mode == ET_EVAL_DENSE) {
-        if ((s = et_mine_topk(pool, Q, D, nq, nd, d, depth, 0, 0, rank, NULL, err))) goto done;
-    } else if (op.mode == ET_EVAL_BM25) {
-        if ((s = et_bm25_search_batch(pool, bm, qs, nq, depth, rank, NULL, err))) goto done;
-    } else {
-        int32_t F = depth > RRF_DEPTH ? depth : RRF_DEPTH;
-        if (F > nd) F = nd;
-        int nth = et_pool_size(pool);
-        dbuf = malloc(sizeof(double) * (size_t)nth * 3 * (size_t)(nd ? nd : 1));
-        fbuf = malloc(sizeof(float) * (size_t)nth * (size_t)(nd ? nd : 1));
-        if (!dbuf || !fbuf) goto nomem;
-        fuse_ctx c = {Q, D, d, nd, depth, bm, qs, NULL, NULL, F, op.alpha, op.mode == ET_EVAL_HYBRID_WEIGHTED, rank, dbuf, fbuf, nq, 0};
-        if (!c.weighted) {
-            mrank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * F);
-            brank = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * F);
-            if (!mrank || !brank) goto nomem;
-            if ((s = et_mine_topk(pool, Q, D, nq, nd, d, F, 0, 0, mrank, NULL, err)) ||
-                (s = et_bm25_search_batch(pool, bm, qs, nq, F, brank, NULL, err))) goto done;
-            c.mrank = mrank;
-            c.brank = brank;
-        }
-        c.ntasks = nq < nth * 8 ? nq : nth * 8;
-        if (c.ntasks) et_pool_run(pool, fuse_task, &c, c.ntasks);
-    }
-    out->seconds_search = et_now_s() - t0;
-    dense_ctx dc = {Q, D, d};
-    bm_ctx bc = {bm, qs};
-    if ((s = et_eval_ir_rankings(rank, depth, k, nq, qrels, qoff, use_model ? dense_score : bm_score,
-                                 use_model ? (void *)&dc : (void *)&bc, out, err))) goto done;
-    out->anisotropy = use_model ? et_mean_random_cosine(D, nd, d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED) : NAN;
-    if (!use_model) out->mean_pos_cosine = NAN;
-    out->ndocs = nd;
-    goto done;
-nomem:
-    s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%d docs, %d queries)", nd, nq);
-done:
-    free(D); free(Q); free(rank); free(mrank); free(brank); free(dbuf); free(fbuf);
-    et_bm25_free(bm);
-    et_encode_cache_free(&ec);
-    return s;
+    et_eval_mode mode = o ? o->mode : ET_EVAL_DENSE;
+    return et_eval_ir_modes(m, tok, pool, eo, o, &mode, 1, docs, nd, qs, nq, qrels, qoff, out, err);
 }
 
 et_status et_eval_ir_dense(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                            const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                            const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err) {
-    et_ir_eval_opts o = {ET_EVAL_DENSE, 10, NULL, 0, NULL};
+    et_ir_eval_opts o = {ET_EVAL_DENSE, 10, NULL, NULL, NULL};
     return et_eval_ir(m, tok, pool, eo, &o, docs, nd, qs, nq, qrels, qoff, out, err);
 }
 
 et_status et_eval_ir_bm25(et_pool *pool, const et_bm25_opts *opts, const char *const *docs, int32_t nd,
                           const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                           et_ir_eval *out, et_error *err) {
-    et_ir_eval_opts o = {ET_EVAL_BM25, 10, opts, 0, NULL};
+    et_ir_eval_opts o = {ET_EVAL_BM25, 10, opts, NULL, NULL};
     return et_eval_ir(NULL, NULL, pool, NULL, &o, docs, nd, qs, nq, qrels, qoff, out, err);
 }
 

@@ -2,9 +2,8 @@
  *
  * The ONE evaluation protocol: `embedtune eval` (src/cli_eval.c), `embedtune finetune` (finetune.c) and the
  * benchmarks call these functions, so every face prints the same numbers for the same data.
- *   retrieval : exact top-depth search, depth = max(k, 100) (cosine of L2-normalised embeddings, et_mine_topk;
- *               BM25; or a hybrid: reciprocal-rank fusion (k = 60) of the model's and BM25's top max(depth, 1000),
- *               or alpha x min-max(cosine) + (1 - alpha) x min-max(BM25) over the whole corpus), then nDCG@k,
+ *   retrieval : the ranking of hybrid.h (the model's exact top-depth by cosine of L2-normalised embeddings,
+ *               BM25's top-depth, or the fusion of both, fusion.h), depth = max(k, 100), then nDCG@k,
  *               MAP@k, MRR@k, P@k, Recall@10, Recall@100 and the same at k = 10 (metrics.h definitions),
  *               averaged over the given (judged) queries;
  *   AUPRC     : the judged pairs with grade > 0 are the positives; per query as many negatives as it has
@@ -24,6 +23,8 @@
 #include "data.h"
 #include "encode.h"
 #include "error.h"
+#include "fusion.h"
+#include "hybrid.h"
 #include "threads.h"
 #include "tokenizer.h"
 
@@ -31,17 +32,16 @@
 #define ET_EVAL_ANISO_PAIRS 100000
 
 typedef enum {
-    ET_EVAL_DENSE = 0,           /* the model's cosine */
+    ET_EVAL_DENSE = 0,  /* the model's cosine */
     ET_EVAL_BM25 = 1,
-    ET_EVAL_HYBRID_RRF = 2,      /* reciprocal-rank fusion of the model and BM25 */
-    ET_EVAL_HYBRID_WEIGHTED = 3  /* alpha x min-max(cosine) + (1 - alpha) x min-max(BM25) */
+    ET_EVAL_HYBRID = 2  /* the fusion of both (et_ir_eval_opts.fusion) */
 } et_eval_mode;
 
 typedef struct {
     et_eval_mode mode;                 /* default (0) dense */
     int32_t k;                         /* cut-off of the @k metrics; 0 = 10 */
     const et_bm25_opts *bm25;          /* NULL = k1 0.9, b 0.4 */
-    double alpha;                      /* weighted hybrid: the model's weight (the CLI's default is 0.5) */
+    const et_fusion *fusion;           /* hybrid: NULL = et_fusion_default() */
     const et_encode_opts *eo_queries;  /* encoding of the queries; NULL = the corpus options without progress */
 } et_ir_eval_opts;
 
@@ -64,6 +64,17 @@ typedef struct {
 et_status et_eval_ir(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                      const et_ir_eval_opts *o, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                      const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err);
+/* Several modes from one encoding of the corpus and the queries (o->mode is ignored): out[i] for modes[i],
+ * e.g. dense, bm25 and hybrid side by side. */
+et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                           const et_ir_eval_opts *o, const et_eval_mode *modes, int nmodes, const char *const *docs,
+                           int32_t nd, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
+                           et_ir_eval *out, et_error *err);
+/* The same over an index and a query set built already (hybrid.h; candidates >= max(k, 100) deep): the
+ * metrics of one mode. seconds_encode is left 0, seconds_search is the ranking. */
+et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,
+                            const et_fusion *fusion, int32_t k, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                            et_error *err);
 /* et_eval_ir with mode dense, k 10. */
 et_status et_eval_ir_dense(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                            const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,

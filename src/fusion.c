@@ -51,6 +51,45 @@ et_status et_fusion_check(const et_fusion *f, et_error *err) {
     return ET_OK;
 }
 
+et_status et_fusion_parse(const char *spec, et_fusion *out, et_error *err) {
+    et_fusion f = et_fusion_default();
+    char buf[256];
+    if (!spec || strlen(spec) >= sizeof buf) return et_fail(err, ET_ERR_ARG, "fusion '%.40s': expected KIND[:NAME=VALUE,...]", spec ? spec : "");
+    strcpy(buf, spec);
+    char *colon = strchr(buf, ':');
+    if (colon) *colon = 0;
+    int found = 0;
+    for (int k = ET_FUSION_DENSE; k <= ET_FUSION_RERANK; k++)
+        if (!strcmp(buf, et_fusion_kind_name((et_fusion_kind)k))) { f.kind = (et_fusion_kind)k; found = 1; }
+    if (!found) return et_fail(err, ET_ERR_ARG, "fusion '%s': unknown kind '%s' (dense, bm25, convex, rrf, rerank)", spec, buf);
+    for (char *p = colon ? colon + 1 : NULL, *next; p && *p; p = next) {
+        next = strchr(p, ',');
+        if (next) *next++ = 0;
+        char *eq = strchr(p, '=');
+        if (!eq) return et_fail(err, ET_ERR_ARG, "fusion '%s': '%s' is not NAME=VALUE", spec, p);
+        *eq = 0;
+        const char *v = eq + 1;
+        char *end;
+        double x = strtod(v, &end);
+        int num = *v && !*end;
+        if (!strcmp(p, "norm")) {
+            if (!strcmp(v, "minmax")) f.norm = ET_FUSION_MINMAX;
+            else if (!strcmp(v, "zscore")) f.norm = ET_FUSION_ZSCORE;
+            else if (!strcmp(v, "tmm")) f.norm = ET_FUSION_TMM;
+            else return et_fail(err, ET_ERR_ARG, "fusion '%s': norm must be minmax, zscore or tmm (got '%s')", spec, v);
+        } else if (!num) return et_fail(err, ET_ERR_ARG, "fusion '%s': %s: expected a number (got '%s')", spec, p, v);
+        else if (!strcmp(p, "alpha")) f.alpha = x;
+        else if (!strcmp(p, "k")) f.rrf_k = x;
+        else if (!strcmp(p, "top_n") && x == floor(x) && fabs(x) < 1e9) f.top_n = (int32_t)x;
+        else if (!strcmp(p, "depth") && x == floor(x) && fabs(x) < 1e9) f.depth = (int32_t)x;
+        else return et_fail(err, ET_ERR_ARG, "fusion '%s': unknown field or non-integer value '%s=%s' (alpha, norm, k, top_n, depth)", spec, p, v);
+    }
+    et_status s = et_fusion_check(&f, err);
+    if (s) return s;
+    *out = f;
+    return ET_OK;
+}
+
 /* ------------------------------------------------------------------ candidates */
 
 void et_fusion_cands_free(et_fusion_cands *c) {
@@ -135,7 +174,7 @@ done:
 
 /* ------------------------------------------------------------------ ranking */
 
-typedef struct { int group; double score; int32_t doc; } fkey;
+typedef struct { int group; double score; int32_t doc; double show; } fkey; /* show: the score reported */
 
 static int cmp_fkey(const void *a, const void *b) {
     const fkey *x = a, *y = b;
@@ -175,21 +214,22 @@ static int64_t fuse_keys(const et_fusion *f, const et_fusion_cands *c, int32_t q
     const int32_t *dr = c->drank + a, *br = c->brank + a, *doc = c->doc + a;
     double al = f->alpha;
     switch (f->kind) {
-    case ET_FUSION_DENSE:
-        for (int64_t i = 0; i < n; i++) key[i] = (fkey){0, dn[i], doc[i]};
+    case ET_FUSION_DENSE: /* the system's own list order first (exactly et_mine_topk's), then by cosine */
+        for (int64_t i = 0; i < n; i++) key[i] = dr[i] > 0 ? (fkey){0, -dr[i], doc[i], dn[i]} : (fkey){1, dn[i], doc[i], dn[i]};
         break;
-    case ET_FUSION_BM25:
-        for (int64_t i = 0; i < n; i++) key[i] = bs[i] > 0 ? (fkey){0, bs[i], doc[i]} : (fkey){1, dn[i], doc[i]};
+    case ET_FUSION_BM25: /* BM25's list (et_bm25_search order), then other matching docs, then by cosine */
+        for (int64_t i = 0; i < n; i++)
+            key[i] = br[i] > 0 ? (fkey){0, -br[i], doc[i], bs[i]} : bs[i] > 0 ? (fkey){1, bs[i], doc[i], bs[i]} : (fkey){2, dn[i], doc[i], bs[i]};
         break;
     case ET_FUSION_CONVEX:
         normalise(dn, NULL, n, f->norm, -1.0, nd_);
         normalise(bs, NULL, n, f->norm, 0.0, nb_);
-        for (int64_t i = 0; i < n; i++) key[i] = (fkey){0, al * nd_[i] + (1 - al) * nb_[i], doc[i]};
+        for (int64_t i = 0; i < n; i++) key[i] = (fkey){0, al * nd_[i] + (1 - al) * nb_[i], doc[i], 0};
         break;
     case ET_FUSION_RRF:
         for (int64_t i = 0; i < n; i++) {
             double s = (dr[i] > 0 ? al / (f->rrf_k + dr[i]) : 0) + (br[i] > 0 ? (1 - al) / (f->rrf_k + br[i]) : 0);
-            key[i] = (fkey){0, s, doc[i]};
+            key[i] = (fkey){0, s, doc[i], 0};
         }
         break;
     case ET_FUSION_RERANK:
@@ -197,11 +237,14 @@ static int64_t fuse_keys(const et_fusion *f, const et_fusion_cands *c, int32_t q
         normalise(dn, sel, n, f->norm, -1.0, nd_);
         normalise(bs, sel, n, f->norm, 0.0, nb_);
         for (int64_t i = 0; i < n; i++)
-            key[i] = sel[i] ? (fkey){0, al * nd_[i] + (1 - al) * nb_[i], doc[i]}
-                   : bs[i] > 0 ? (fkey){1, bs[i], doc[i]} : (fkey){2, dn[i], doc[i]};
+            key[i] = sel[i] ? (fkey){0, al * nd_[i] + (1 - al) * nb_[i], doc[i], 0}
+                   : bs[i] > 0 ? (fkey){1, bs[i], doc[i], 0} : (fkey){2, dn[i], doc[i], 0};
         break;
     }
-    for (int64_t i = 0; i < n; i++) if (isnan(key[i].score)) key[i].score = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(key[i].score)) key[i].score = -INFINITY;
+        if (f->kind >= ET_FUSION_CONVEX) key[i].show = key[i].score;
+    }
     qsort(key, (size_t)n, sizeof *key, cmp_fkey);
     return n;
 }
@@ -227,7 +270,7 @@ static int64_t max_pool(const et_fusion_cands *c) {
 static void emit(const fkey *key, int64_t n, int32_t k, int32_t *out_idx, double *out_score) {
     for (int32_t j = 0; j < k; j++) {
         out_idx[j] = j < n ? key[j].doc : -1;
-        if (out_score) out_score[j] = j < n ? key[j].score : -INFINITY;
+        if (out_score) out_score[j] = j < n ? key[j].show : -INFINITY;
     }
 }
 

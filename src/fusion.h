@@ -76,6 +76,10 @@ et_fusion et_fusion_default(void);
 const char *et_fusion_kind_name(et_fusion_kind k);
 const char *et_fusion_norm_name(et_fusion_norm n);
 const char *et_fusion_describe(const et_fusion *f, char *buf, size_t cap);
+/* Parse a fusion written as KIND[:NAME=VALUE,...] (the fields of retrieval.json's "fusion"): e.g.
+ * "convex:alpha=0.3", "convex:norm=zscore,alpha=0.4", "rrf:k=60,alpha=0.5", "rerank:top_n=50,alpha=0.5".
+ * Fields not given keep the default fusion's values. ET_ERR_ARG naming the bad part. */
+et_status et_fusion_parse(const char *spec, et_fusion *out, et_error *err);
 /* ET_ERR_ARG naming the bad field ("alpha", "k", "top_n", "depth") when f is out of range. */
 et_status et_fusion_check(const et_fusion *f, et_error *err);
 

@@ -1,11 +1,9 @@
-/* hybrid.h - BM25 + dense retrieval over one corpus with a model: the index (document embeddings
- * and BM25), query sets with their fusion candidates, evaluation of the dense, BM25 and fused
- * rankings side by side, and learning the fusion from judged training queries (fusion.h).
- *
- * Metrics are those of evaluate.h (et_eval_ir_rankings: nDCG@10, MAP@10, MRR@10, Recall@100, AUPRC)
- * over the fused top ET_FUSION_DEPTH; the dense and BM25 rankings are exactly those of
- * et_eval_ir_dense / et_eval_ir_bm25. AUPRC pairs are scored by the cosine for dense and hybrid
- * (a fused score is only defined inside a query's candidate pool) and by BM25 for bm25. */
+/* hybrid.h - retrieval over one corpus with a model and/or BM25: the index (L2-normalised document
+ * embeddings and the BM25 index), query sets (embeddings and their fusion candidates, fusion.h), and
+ * the ranking of a query set in one mode: dense (the model's exact top-depth by cosine, ties by lower
+ * doc index, as et_mine_topk), bm25 (et_bm25_search itself: matching docs by score, then the others
+ * in corpus order) or hybrid (a fusion over the candidates).
+ * `search`, `eval` (evaluate.h), `fuse` and `finetune` all rank through here. */
 #ifndef ET_HYBRID_H
 #define ET_HYBRID_H
 
@@ -14,7 +12,6 @@
 #include "bm25.h"
 #include "encode.h"
 #include "error.h"
-#include "evaluate.h"
 #include "fusion.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -29,26 +26,32 @@ typedef struct {
 } et_hybrid_index;
 
 typedef struct {
+    const et_hybrid_index *ix; /* borrowed: the index the set was built on */
     const char *const *qs;   /* borrowed [nq] */
     int32_t nq;
     float *Q;                /* [nq, dim] L2-normalised (owned; NULL without a model) */
+    int has_bm25;            /* the index had BM25 */
     et_fusion_cands cands;
 } et_hybrid_queries;
 
-/* Encode docs with m (eo may be NULL; m NULL = BM25 only) and build BM25 (bo NULL = defaults). */
+/* Encode docs with m (eo may be NULL: batch 32, 256 tokens; m NULL = no embeddings) and, if with_bm25,
+ * build BM25 (bo NULL = k1 0.9, b 0.4). At least one of the two. */
 et_status et_hybrid_index_build(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
-                                 const et_bm25_opts *bo, const char *const *docs, int32_t nd, et_hybrid_index *out,
-                                 et_error *err);
+                                 int with_bm25, const et_bm25_opts *bo, const char *const *docs, int32_t nd,
+                                 et_hybrid_index *out, et_error *err);
 void et_hybrid_index_free(et_hybrid_index *ix);
 
-/* Encode the queries and build their candidates (depth per system; 0 = ET_FUSION_DEPTH). */
+/* Encode the queries (eo as is: no progress line is forced off) and build their candidates, depth per
+ * system (0 = ET_FUSION_DEPTH); rankings of this set can be asked up to that depth exactly. */
 et_status et_hybrid_queries_build(const et_hybrid_index *ix, et_pool *pool, const et_encode_opts *eo,
                                   const char *const *qs, int32_t nq, int32_t depth, et_hybrid_queries *out,
                                   et_error *err);
 void et_hybrid_queries_free(et_hybrid_queries *q);
 
-/* Metrics of one rule (kind dense, bm25 or a fusion) over judged queries Y (qrels/qoff indexed like Y). */
-et_status et_hybrid_eval(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, const et_fusion *f,
-                         const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out, et_error *err);
+/* Rank every query of Y: out_idx [nq, k] best first (-1 padding), out_score [nq, k] (may be NULL: the
+ * cosine for dense, the BM25 score for bm25, the fused score for hybrid). f: the fusion of the hybrid
+ * mode (NULL = et_fusion_default()). ET_ERR_ARG when the mode needs what the index lacks. */
+et_status et_hybrid_rank(et_pool *pool, const et_hybrid_queries *Y, et_retrieval_mode mode, const et_fusion *f,
+                         int32_t k, int32_t *out_idx, double *out_score, et_error *err);
 
 #endif

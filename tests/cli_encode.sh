@@ -47,11 +47,22 @@ printf '{"_id":"d1","title":"Fox","text":"the quick brown fox"}\n{"_id":"d2","ti
 grep -q '"rank":1,"id":"d2"' "$T/s.json" && ok "search finds the identical text first" || bad "search: $(cat "$T/s.json")"
 [ $(grep -o '"rank"' "$T/s.json" | wc -l) -eq 2 ] && ok "search -k 2" || bad "search -k"
 "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 50 -q | grep -q "^   3 " && ok "k larger than corpus" || bad "k larger than corpus"
-# hybrid: alpha 0 is pure BM25 (only d1 contains "fox"); rrf ranks every doc
-"$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 1 --json -q --hybrid weighted --alpha 0 | grep -q '"id":"d1","score":1' && ok "hybrid weighted alpha 0 = BM25" || bad "hybrid weighted"
-[ $("$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 3 --json -q --hybrid rrf | grep -o '"rank"' | wc -l) -eq 3 ] && ok "hybrid rrf" || bad "hybrid rrf"
-expect_err "bad --hybrid" "--hybrid must be rrf or weighted" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --hybrid max
-expect_err "bad --alpha" "--alpha: expected a number" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --hybrid weighted --alpha 2
+# modes: a convex fusion with model weight 0 is BM25's order (only d1 contains "fox"); rrf ranks every doc
+"$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 1 --json -q --fusion convex:alpha=0 | grep -q '"mode":"hybrid","results":\[{"rank":1,"id":"d1","score":1' && ok "fusion alpha 0 = BM25" || bad "fusion alpha 0"
+[ $("$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 3 --json -q --fusion rrf:k=60,alpha=0.5 | grep -o '"rank"' | wc -l) -eq 3 ] && ok "hybrid rrf ranks all" || bad "hybrid rrf"
+# bm25 mode: the document with the query term first, then the others (score 0) in corpus order
+"$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query "fox" -k 3 --json -q --mode bm25 > "$T/b.json"
+grep -q '"mode":"bm25","results":\[{"rank":1,"id":"d1","score":[0-9.]*},{"rank":2,"id":"d2","score":0},{"rank":3,"id":"d3","score":0}' "$T/b.json" && ok "--mode bm25" || bad "--mode bm25: $(cat "$T/b.json")"
+expect_err "bad --mode" "mode must be dense, bm25 or hybrid" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --mode max
+expect_err "bad --fusion weight" "'alpha': must be in \[0, 1\]" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --fusion convex:alpha=2
+expect_err "bad --fusion kind" "unknown kind 'magic'" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --query q --fusion magic
+# the model folder's retrieval.json sets the default mode and fusion; --mode overrides it
+mkdir -p "$T/m2" && for f in "$M"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$T/m2/"; done
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4},\n "fusion": {"kind": "convex", "norm": "minmax", "alpha": 0}}\n' > "$T/m2/retrieval.json"
+"$ET" search --model "$T/m2" --corpus "$T/corpus.jsonl" --query "fox" -k 1 --json -q | grep -q '"mode":"hybrid","results":\[{"rank":1,"id":"d1","score":1' && ok "retrieval.json: hybrid by default" || bad "retrieval.json default"
+"$ET" search --model "$T/m2" --corpus "$T/corpus.jsonl" --query "fox" -k 1 --json -q --mode dense | grep -q '"mode":"dense"' && ok "--mode overrides retrieval.json" || bad "--mode override"
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4},\n "fusion": {"kind": "convex", "norm": "minmax", "alpha": 7}}\n' > "$T/m2/retrieval.json"
+expect_err "bad retrieval.json names file and field" "m2/retrieval.json: field 'fusion.alpha'" "$ET" search --model "$T/m2" --corpus "$T/corpus.jsonl" --query q
 # errors: each names what is wrong
 expect_err "unknown command" "unknown command 'frobnicate'" "$ET" frobnicate
 expect_err "missing --model" "missing required option --model" "$ET" encode --in "$T/in.txt"

@@ -63,13 +63,26 @@ head -c1 "$T/j" | grep -q '{' && grep -q 'ndcg@10' "$T/e" && ok "--json - (JSON 
 in01 "$T/m.json" 'ndcg@10' 'map@10' 'mrr@10' 'p@10' 'recall@10' 'recall@100' auprc
 for k in anisotropy mean_pos_cosine; do v=$(jnum "$T/m.json" $k); [ -n "$v" ] && awk -v v="$v" 'BEGIN{exit !(v>=-1&&v<=1)}' && ok "$k in [-1,1] ($v)" || bad "$k ('$v')"; done
 grep -q '"mode":[[:space:]]*"dense"' "$T/m.json" && ok "mode dense" || bad "mode dense"
-for h in rrf weighted; do
-  "$ET" eval --model $M --data $F/beir -q --hybrid $h --alpha 0.7 --json "$T/h.json" >/dev/null && grep -q "\"hybrid-$h\"" "$T/h.json" &&
-    in01 "$T/h.json" 'ndcg@10' auprc || bad "hybrid $h"
+# the three modes side by side; --mode picks the one reported as "metrics"
+grep -q '"by_mode"' "$T/m.json" && for mo in dense bm25 hybrid; do grep -q "\"$mo\":[[:space:]]*{" "$T/m.json" || bad "by_mode lacks $mo"; done && ok "by_mode: dense, bm25, hybrid" || bad "by_mode"
+for spec in "convex:alpha=0.7" "convex:norm=zscore,alpha=0.4" "rrf:k=60,alpha=0.7" "rerank:top_n=5,alpha=0.5"; do
+  "$ET" eval --model $M --data $F/beir -q --fusion "$spec" --json "$T/h.json" >/dev/null && grep -q '"mode":[[:space:]]*"hybrid"' "$T/h.json" &&
+    in01 "$T/h.json" 'ndcg@10' auprc && ok "hybrid $spec" || bad "hybrid $spec"
 done
-# weighted with alpha 0 is pure BM25 (min-max keeps the order): same nDCG as --bm25
-"$ET" eval --model $M --data $F/beir -q --hybrid weighted --alpha 0 --json "$T/h0.json" >/dev/null
-near "hybrid weighted alpha 0 == bm25" "$(jnum "$T/h0.json" 'ndcg@10')" 0.650301 2e-6
+"$ET" eval --model $M --data $F/beir -q --mode hybrid --json "$T/hd.json" >/dev/null && grep -q '"fusion_from":[[:space:]]*"default"' "$T/hd.json" && ok "--mode hybrid: the default fusion" || bad "--mode hybrid default"
+# a convex fusion with model weight 0 is BM25's order: same nDCG as --bm25
+"$ET" eval --model $M --data $F/beir -q --fusion convex:alpha=0 --json "$T/h0.json" >/dev/null
+near "hybrid alpha 0 == bm25" "$(jnum "$T/h0.json" 'ndcg@10')" 0.650301 2e-6
+# the model folder's retrieval.json is the default; --mode overrides it
+mkdir -p "$T/m2" && for f in "$M"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$T/m2/"; done
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4},\n "fusion": {"kind": "convex", "norm": "minmax", "alpha": 0}}\n' > "$T/m2/retrieval.json"
+"$ET" eval --model "$T/m2" --data $F/beir -q --json "$T/r.json" >/dev/null && grep -q '"mode":[[:space:]]*"hybrid"' "$T/r.json" &&
+  grep -q '"fusion_from":[[:space:]]*"retrieval.json"' "$T/r.json" && ok "retrieval.json: hybrid by default" || bad "retrieval.json default"
+near "retrieval.json alpha 0 == bm25" "$(jnum "$T/r.json" 'ndcg@10')" 0.650301 2e-6
+"$ET" eval --model "$T/m2" --data $F/beir -q --mode dense --json "$T/r2.json" >/dev/null && grep -q '"mode":[[:space:]]*"dense"' "$T/r2.json" && ok "--mode dense overrides" || bad "--mode override"
+"$ET" eval --model "$T/m2" --data $F/pairs.jsonl -q --json "$T/r3.json" >/dev/null && grep -q '"mode":[[:space:]]*"dense"' "$T/r3.json" && ok "labelled pairs: saved hybrid falls back to dense" || bad "labelled pairs with retrieval.json"
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4}}\n' > "$T/m2/retrieval.json"
+expect_err "bad retrieval.json names file and field" "m2/retrieval.json: field 'fusion' is missing" "$ET" eval --model "$T/m2" --data $F/beir -q
 # STS and pairs inputs
 "$ET" eval --model $M --data $F/sts.jsonl -q --json "$T/s.json" >/dev/null && v=$(jnum "$T/s.json" spearman) &&
   awk -v v="$v" 'BEGIN{exit !(v>=-100&&v<=100)}' && ok "sts spearman ($v)" || bad "sts"
@@ -125,7 +138,9 @@ expect_err "bad pairs line (score) -> file:line" 'pairs_bad\.jsonl:3' "$ET" scor
   grep -q 'pairs_bad.jsonl:3' "$T/e" && ok "--skip-bad reports and skips" || bad "--skip-bad"
 expect_err "eval without --model or --bm25" 'missing --model' "$ET" eval --data $F/beir
 expect_err "bad --split" 'split must be' "$ET" eval --bm25 --data $F/beir --split dev
-expect_err "bad --hybrid" 'hybrid must be' "$ET" eval --model $M --data $F/beir --hybrid max
+expect_err "bad --mode" 'mode must be dense, bm25 or hybrid' "$ET" eval --model $M --data $F/beir --mode max
+expect_err "bad --fusion" "field 'k': must be in" "$ET" eval --model $M --data $F/beir --fusion rrf:k=0
+expect_err "hybrid on STS" 'scored by the model only' "$ET" eval --model $M --data $F/sts.jsonl --mode hybrid
 expect_err "missing data" 'no such file' "$ET" eval --bm25 --data $T/nope
 expect_err "score without experts" 'at least one expert' "$ET" score --in $F/pairs.jsonl --out "$T/x"
 expect_err "score: negatives with user scores" 'own expert scores' "$ET" score --in tests/fixtures/data/pairwise_named.jsonl --out "$T/x" --bm25 --negatives 1
