@@ -112,7 +112,7 @@ static void mine_task(void *vctx, int task, int thread) {
     for (int64_t q = a; q < b; q++) {
         int64_t p0 = m->pos_off ? m->pos_off[q] : 0, p1 = m->pos_off ? m->pos_off[q + 1] : 0;
         float thr = INFINITY;
-        if (m->cfg->fn_margin > 0 && p1 > p0) {
+        if (m->cfg->fn_margin > 0 && p1 > p0 && m->Q) {
             float mn = INFINITY;
             for (int64_t p = p0; p < p1; p++) {
                 float s = et_dot(m->Q + q * m->d, m->D + (int64_t)m->pos[p] * m->d, m->d);
@@ -166,14 +166,17 @@ static void mine_task(void *vctx, int task, int thread) {
     }
 }
 
-et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *Q, const float *D, int64_t nq,
-                            int64_t nd, int32_t d, const int64_t *pos_off, const int32_t *pos, int32_t *out_neg,
-                            float *out_score, int32_t *out_negq, et_mine_stats *stats, et_error *err) {
+/* the shared part: check, inverse positive index, then the window selection over a ranking that is either
+ * given (top_idx/top_sc [nq, kk_given]) or computed from Q, D */
+static et_status mine_core(const et_mine_cfg *cfg, et_pool *pool, const float *Q, const float *D, const int32_t *g_idx,
+                           const float *g_sc, int32_t g_k, int64_t nq, int64_t nd, int32_t d, const int64_t *pos_off,
+                           const int32_t *pos, int32_t *out_neg, float *out_score, int32_t *out_negq, et_mine_stats *stats,
+                           et_error *err) {
     if (stats) memset(stats, 0, sizeof *stats);
     if (!cfg || cfg->rank_lo < 0 || cfg->rank_hi <= cfg->rank_lo || cfg->n_neg <= 0 || !(cfg->fn_margin >= 0))
         return et_fail(err, ET_ERR_ARG, "et_mine_negatives: need 0 <= rank_lo < rank_hi, n_neg > 0, fn_margin >= 0 (got %d, %d, %d, %g)",
                        cfg ? cfg->rank_lo : 0, cfg ? cfg->rank_hi : 0, cfg ? cfg->n_neg : 0, cfg ? cfg->fn_margin : 0.0);
-    if (nq < 0 || nd < 0 || d <= 0 || nd > INT32_MAX || nq > INT32_MAX)
+    if (nq < 0 || nd < 0 || (!g_idx && d <= 0) || nd > INT32_MAX || nq > INT32_MAX)
         return et_fail(err, ET_ERR_ARG, "et_mine_negatives: bad shape (nq %lld, nd %lld, d %d)", (long long)nq, (long long)nd, d);
     if (pos_off) {
         if (pos_off[0] != 0) return et_fail(err, ET_ERR_ARG, "et_mine_negatives: pos_off[0] must be 0");
@@ -187,11 +190,12 @@ et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *
     }
     if (nq == 0) return ET_OK;
     int32_t kk = cfg->rank_hi < nd ? cfg->rank_hi : (int32_t)nd;
+    if (g_idx && kk > g_k) kk = g_k;
     int32_t lo = cfg->rank_lo < kk ? cfg->rank_lo : kk, W = kk - lo;
     int nth = et_pool_size(pool);
     et_status s = ET_OK;
-    int32_t *top_idx = et_malloc(sizeof(int32_t) * (size_t)nq * (size_t)(kk ? kk : 1), "mining top-k", err);
-    float *top_sc = et_malloc(sizeof(float) * (size_t)nq * (size_t)(kk ? kk : 1), "mining top-k", err);
+    int32_t *top_idx = g_idx ? NULL : et_malloc(sizeof(int32_t) * (size_t)nq * (size_t)(kk ? kk : 1), "mining top-k", err);
+    float *top_sc = g_idx ? NULL : et_malloc(sizeof(float) * (size_t)nq * (size_t)(kk ? kk : 1), "mining top-k", err);
     int32_t *ci = et_malloc(sizeof(int32_t) * (size_t)nth * (size_t)(W ? W : 1), "mining candidates", err);
     int32_t *pm = et_malloc(sizeof(int32_t) * (size_t)nth * (size_t)(W ? W : 1), "mining candidates", err);
     float *cs = et_malloc(sizeof(float) * (size_t)nth * (size_t)(W ? W : 1), "mining candidates", err);
@@ -199,7 +203,7 @@ et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *
     int64_t *inv_off = et_calloc((size_t)nd + 1, sizeof(int64_t), "positive inverse index", err);
     int64_t npos = pos_off ? pos_off[nq] : 0;
     int32_t *inv = et_malloc(sizeof(int32_t) * (size_t)(npos ? npos : 1), "positive inverse index", err);
-    if (!top_idx || !top_sc || !ci || !pm || !cs || !tst || !inv_off || !inv) { s = ET_ERR_NOMEM; goto done; }
+    if ((!g_idx && (!top_idx || !top_sc)) || !ci || !pm || !cs || !tst || !inv_off || !inv) { s = ET_ERR_NOMEM; goto done; }
     /* inverse CSR: doc -> queries (ascending) */
     for (int64_t p = 0; p < npos; p++) inv_off[pos[p] + 1]++;
     for (int64_t i = 0; i < nd; i++) inv_off[i + 1] += inv_off[i];
@@ -224,9 +228,9 @@ et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *
         inv_off[nd] = w;
         free(fill);
     }
-    if (kk && (s = et_mine_topk(pool, Q, D, nq, nd, d, kk, cfg->chunk, cfg->qblock, top_idx, top_sc, err))) goto done;
-    mine_ctx m = {cfg, Q, D, d, kk, cfg->n_neg, lo, kk, pos_off, pos, inv_off, inv, top_idx, top_sc, out_neg,
-                  out_negq, out_score, {{0}}, ci, cs, pm, tst, nq, 0};
+    if (!g_idx && kk && (s = et_mine_topk(pool, Q, D, nq, nd, d, kk, cfg->chunk, cfg->qblock, top_idx, top_sc, err))) goto done;
+    mine_ctx m = {cfg, Q, D, d, g_idx ? g_k : kk, cfg->n_neg, lo, kk, pos_off, pos, inv_off, inv, g_idx ? g_idx : top_idx,
+                  g_idx ? g_sc : top_sc, out_neg, out_negq, out_score, {{0}}, ci, cs, pm, tst, nq, 0};
     et_rng_seed(&m.base, cfg->seed);
     m.ntasks = nq < nth * 8 ? (int)nq : nth * 8;
     et_pool_run(pool, mine_task, &m, m.ntasks);
@@ -241,4 +245,18 @@ et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *
 done:
     free(top_idx); free(top_sc); free(ci); free(pm); free(cs); free(tst); free(inv_off); free(inv);
     return s;
+}
+
+et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *Q, const float *D, int64_t nq,
+                            int64_t nd, int32_t d, const int64_t *pos_off, const int32_t *pos, int32_t *out_neg,
+                            float *out_score, int32_t *out_negq, et_mine_stats *stats, et_error *err) {
+    return mine_core(cfg, pool, Q, D, NULL, NULL, 0, nq, nd, d, pos_off, pos, out_neg, out_score, out_negq, stats, err);
+}
+
+et_status et_mine_from_ranking(const et_mine_cfg *cfg, et_pool *pool, const int32_t *rank, const float *score, int32_t k,
+                               int64_t nq, int64_t nd, const int64_t *pos_off, const int32_t *pos, int32_t *out_neg,
+                               float *out_score, int32_t *out_negq, et_mine_stats *stats, et_error *err) {
+    if (!rank || !score || k < 0) return et_fail(err, ET_ERR_ARG, "et_mine_from_ranking: need a ranking and its scores");
+    if (cfg && cfg->fn_margin > 0) return et_fail(err, ET_ERR_ARG, "et_mine_from_ranking: the false-negative margin needs embeddings (use et_mine_negatives)");
+    return mine_core(cfg, pool, NULL, NULL, rank, score, k, nq, nd, 0, pos_off, pos, out_neg, out_score, out_negq, stats, err);
 }

@@ -60,4 +60,11 @@ et_status et_mine_negatives(const et_mine_cfg *cfg, et_pool *pool, const float *
                             int64_t nd, int32_t d, const int64_t *pos_off, const int32_t *pos, int32_t *out_neg,
                             float *out_score, int32_t *out_negq, et_mine_stats *stats, et_error *err);
 
+/* The same selection over a ranking computed elsewhere (e.g. BM25's, for lexical hard negatives):
+ * rank [nq, k] doc indices best first (-1 ends a row), score [nq, k] their scores; the window is clipped
+ * to k. No false-negative filter (cfg->fn_margin must be 0). Same outputs and own-query rule. */
+et_status et_mine_from_ranking(const et_mine_cfg *cfg, et_pool *pool, const int32_t *rank, const float *score, int32_t k,
+                               int64_t nq, int64_t nd, const int64_t *pos_off, const int32_t *pos, int32_t *out_neg,
+                               float *out_score, int32_t *out_negq, et_mine_stats *stats, et_error *err);
+
 #endif
