@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -61,4 +61,14 @@ printf '"\\udc00"' > "$C/fuzz_json/lone_low_surrogate.json"
 printf '{"a" 1}' > "$C/fuzz_json/missing_colon.json"
 printf '\xef\xbb\xbf {"bom": 1} trailing' > "$C/fuzz_json/bom_trailing.json"
 printf '01' > "$C/fuzz_json/leading_zero.json"
+# retrieval.json (each kind, a dense-only file, an out-of-range weight) and --fusion SPEC strings
+R=$C/fuzz_retrieval
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4, "tokens": "ascii-alnum-lowercase", "query_terms": "distinct"}, "fusion": {"kind": "convex", "norm": "minmax", "alpha": 0.3, "depth": 100}}\n' > $R/convex.json
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 1.2, "b": 0.75}, "fusion": {"kind": "rrf", "k": 60, "alpha": 0.5}}\n' > $R/rrf.json
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "bm25", "bm25": {"k1": 0.9, "b": 0.4, "query_terms": "all"}, "fusion": {"kind": "rerank", "top_n": 20, "alpha": 0.6, "norm": "minmax", "depth": 50}}\n' > $R/rerank.json
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "dense"}\n' > $R/dense.json
+printf '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4}, "fusion": {"kind": "convex", "norm": "zscore", "alpha": 1.5}}\n' > $R/bad_alpha.json
+printf 'convex:norm=tmm,alpha=0.65' > $R/spec_convex
+printf 'rrf:k=40,alpha=0.2' > $R/spec_rrf
+printf 'rerank:top_n=50,alpha=0.5,depth=60' > $R/spec_rerank
 du -sh "$C"; for d in "$C"/*; do echo "$(basename $d): $(ls $d | wc -l)"; done

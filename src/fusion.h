@@ -9,10 +9,13 @@
  * BM25-only docs in BM25 order.
  *
  * Rules (alpha = the dense model's weight, in [0, 1]; BM25 gets 1 - alpha):
- *   dense  : the cosine. bm25: the BM25 score (docs with no query term rank after, by cosine).
+ *   dense  : the dense list's order (exactly et_mine_topk's), then the other candidates by cosine.
+ *   bm25   : BM25's list order, then other matching candidates by score, then the rest by cosine.
  *   convex : alpha * N(cos) + (1 - alpha) * N(bm25), N the per-query normalisation over the pool:
- *            minmax (x - min) / (max - min), or zscore (x - mean) / std (population std);
- *            a constant system normalises to 0.
+ *            minmax (x - min) / (max - min); tmm (x - tmin) / (max - tmin) with the theoretical minimum
+ *            tmin = -1 for the cosine and 0 for BM25 (Bruch et al. 2023), so a model whose cosines are all
+ *            alike moves the ranking less; zscore (x - mean) / std (population std). A constant system
+ *            normalises to 0.
  *   rrf    : alpha / (k + rank_dense) + (1 - alpha) / (k + rank_bm25), a system's term is 0 for a
  *            doc outside its list (reciprocal rank fusion, Cormack et al. 2009, with weights).
  *   rerank : BM25's top top_n re-ordered by alpha * N(cos) + (1 - alpha) * N(bm25) with N over those
@@ -20,14 +23,16 @@
  * The fused ranking is score descending, ties by lower doc index; it holds every pool doc, so the
  * first `depth` entries of the dense / bm25 rules are exactly that system's top `depth`.
  *
- * Learning (et_fusion_fit). Per family (convex-minmax, convex-zscore, rrf, rerank) a flat grid:
+ * Learning (et_fusion_fit). Per family, in preference order (convex-minmax, convex-tmm, convex-zscore,
+ * rrf, rerank), a flat grid:
  *   convex : alpha in {0, 0.05, ..., 1} (alpha 0 = BM25's order, 1 = the model's);
  *   rrf    : k in {5, 10, 20, 40, 60, 100} x alpha in {0, 0.1, ..., 1};
- *   rerank : top_n in {10, 20, 50, 100} x alpha in {0, 0.1, ..., 1} (minmax).
+ *   rerank : top_n in {10, 20, 50, 100} (<= depth) x alpha in {0, 0.1, ..., 1} (minmax).
  * Selection on a set S of queries: the grid point with the best mean nDCG@10 over S, then the
  * "se rule": among the points whose mean is within se_rule standard errors (of the per-query paired
  * difference with the best point) of the best, the one nearest the prior - the default fusion's
- * alpha for convex-minmax, else the most BM25-leaning (smallest alpha, then larger k / smaller top_n).
+ * alpha for convex-minmax (ties: the smaller alpha), else the most BM25-leaning (smallest alpha, then
+ * larger k / smaller top_n).
  * Cross-validation: the training queries are dealt into `folds` folds (seeded shuffle); each family's
  * selection is run on all folds but one and scored on the held fold, giving a cross-validated
  * nDCG@10 per query and family. The family with the best CV mean wins, except that an earlier
@@ -39,7 +44,7 @@
  *   {"format": "embedtune-retrieval", "version": 1,
  *    "mode": "hybrid" | "dense" | "bm25",                  the default of search / eval
  *    "bm25": {"k1": 0.9, "b": 0.4, "tokens": "ascii-alnum-lowercase", "query_terms": "distinct" | "all"},
- *    "fusion": {"kind": "convex", "norm": "minmax" | "zscore", "alpha": 0.3, "depth": 100}
+ *    "fusion": {"kind": "convex", "norm": "minmax" | "tmm" | "zscore", "alpha": 0.3, "depth": 100}
  *            | {"kind": "rrf", "k": 60, "alpha": 0.5, "depth": 100}
  *            | {"kind": "rerank", "top_n": 50, "alpha": 0.5, "norm": "minmax", "depth": 100},
  *    "chosen_by": {...}}                                     how it was chosen (informative, not read back)
@@ -129,11 +134,12 @@ typedef struct {
     double train_ndcg10;  /* the chosen fusion on all the training queries */
     double dense_ndcg10, bm25_ndcg10, prior_ndcg10; /* the same queries, fixed rules (no selection) */
     struct { et_fusion best; double cv_ndcg10, train_ndcg10; } family[ET_FUSION_NFAMILIES]; /* convex-minmax,
-                             convex-zscore, rrf, rerank: the point selected on all queries, its CV and train nDCG@10 */
+                             convex-tmm, convex-zscore, rrf, rerank: the point selected on all queries, its CV and
+                             train nDCG@10 */
 } et_fusion_fit_report;
 
 /* The grid of et_fusion_fit (for reports): fills out[0..cap) and family[0..cap) (0 convex-minmax,
- * 1 convex-zscore, 2 rrf, 3 rerank; either may be NULL) and returns the grid's size. */
+ * 1 convex-tmm, 2 convex-zscore, 3 rrf, 4 rerank; either may be NULL) and returns the grid's size. */
 #define ET_FUSION_GRID_MAX 173
 int et_fusion_grid(int32_t depth, et_fusion *out, int *family, int cap);
 

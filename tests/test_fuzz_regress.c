@@ -34,6 +34,9 @@
 #define LLVMFuzzerTestOneInput fuzz_json_one
 #include "../fuzz/fuzz_json.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_retrieval_one
+#include "../fuzz/fuzz_retrieval.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef struct { const char *name; int (*fn)(const uint8_t *, size_t); } harness;
 static const harness H[] = {
@@ -41,6 +44,7 @@ static const harness H[] = {
     {"fuzz_vocab", fuzz_vocab_one},             {"fuzz_tokenize", fuzz_tokenize_one},
     {"fuzz_pairs", fuzz_pairs_one},             {"fuzz_beir", fuzz_beir_one},
     {"fuzz_train_data", fuzz_train_data_one},   {"fuzz_json", fuzz_json_one},
+    {"fuzz_retrieval", fuzz_retrieval_one},
 };
 
 static int replay_dir(const harness *h, const char *root) {
