@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cJSON.h"
 #include "fileio.h"
 #include "fusion.h"
+#include "json.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "mine.h"
@@ -597,8 +597,13 @@ et_status et_retrieval_parse(const char *text, size_t len, const char *name, et_
     et_retrieval_cfg_default(&r);
     size_t bad;
     if (!et_utf8_valid(text, len, &bad)) return et_fail(err, ET_ERR_FORMAT, "%s: invalid UTF-8 at byte %zu", name, bad + 1);
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    if (!j) return et_fail(err, ET_ERR_FORMAT, "%s: not valid JSON", name);
+    cJSON *j = NULL;
+    const char *end = NULL;
+    et_status ps = et_json_parse(text, len, &j, &end);
+    if (ps == ET_ERR_NOMEM) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory parsing the JSON", name);
+    if (ps) return et_fail(err, ET_ERR_FORMAT, "%s: not valid JSON", name);
+    for (const char *e = end; e && e < text + len; e++)
+        if (*e != ' ' && *e != '\n' && *e != '\r' && *e != '\t') { cJSON_Delete(j); return et_fail(err, ET_ERR_FORMAT, "%s: bytes after the JSON object", name); }
     et_status s = ET_OK;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "format"), *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
     const cJSON *bm = cJSON_GetObjectItemCaseSensitive(j, "bm25"), *fu = cJSON_GetObjectItemCaseSensitive(j, "fusion");

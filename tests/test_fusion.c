@@ -265,6 +265,7 @@ static void retrieval_json(void) {
     /* validation: each bad file is refused with the file name and the field in the message */
     struct { const char *text, *field; } bad[] = {
         {"not json", "not valid JSON"},
+        {"{\"format\": \"embedtune-retrieval\", \"version\": 1, \"mode\": \"dense\"} {}", "bytes after the JSON"},
         {"[1, 2]", "expected a JSON object"},
         {"{\"version\": 1, \"mode\": \"dense\"}", "'format'"},
         {"{\"format\": \"embedtune-retrieval\", \"version\": 2, \"mode\": \"dense\"}", "'version'"},
