@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
             int Bn = 32, T = 128, Cc = 384, NH = 12;
             size_t n = (size_t)Bn * T * Cc;
             float *att = malloc(sizeof(float) * (size_t)Bn * NH * T * T);
-            float *scr = malloc(sizeof(float) * (size_t)threads * T * T);
+            float *scr = malloc(sizeof(float) * (size_t)threads * et_attention_scratch_floats(T, Cc, NH));
             float *dq = calloc(3 * n, sizeof(float));
             if (!att || !scr || !dq) { fprintf(stderr, "bench_gemm: out of memory\n"); return 1; }
             double bf = 1e30, bb = 1e30;

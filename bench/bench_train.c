@@ -199,7 +199,7 @@ static int elem_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
     float *q = malloc(BTImax / 4 * 4), *k = malloc(BTImax / 4 * 4), *v = malloc(BTImax / 4 * 4);
     float *w = malloc(C * 4), *b = malloc(C * 4), *dw = calloc(C, 4), *db = calloc(C, 4);
     float *mean = malloc((size_t)Bd * Td * 4), *rstd = malloc((size_t)Bd * Td * 4);
-    float *scr = malloc((size_t)threads * Td * Td * 4);
+    float *scr = malloc((size_t)threads * et_attention_scratch_floats(Td > Tq ? Td : Tq, C, NH) * 4);
     int32_t *mask = malloc(sizeof(int32_t) * (size_t)Bd * Td);
     if (!x || !y || !z || !att || !q || !k || !v || !w || !b || !dw || !db || !mean || !rstd || !scr || !mask) {
         et_fail(err, ET_ERR_NOMEM, "elem buffers");

@@ -201,7 +201,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
     et_bert_acts tmp;
     if (!a) { memset(&tmp, 0, sizeof tmp); a = &tmp; }
     a->emb_ln_in = take(&p, BTC);
-    a->att_scratch = take(&p, (uint64_t)nthreads * T * T);
+    a->att_scratch = take(&p, (uint64_t)nthreads * et_attention_scratch_floats(T, c->hidden_size, c->num_heads));
     a->pooled_raw = take(&p, (size_t)B * C);
     a->pool_norm = take(&p, (size_t)B);
     a->pooled = take(&p, (size_t)B * C);
@@ -321,6 +321,11 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;
     a->moe_aux_scale = 1.0f;
     plan(cfg, B, T, training, nthreads, a);
+    if (!(a->serial = et_pool_create(1, err))) {
+        free(a->mem);
+        memset(a, 0, sizeof *a);
+        return err && err->code ? err->code : ET_ERR_NOMEM;
+    }
     return ET_OK;
 }
 
@@ -334,6 +339,7 @@ void et_bert_acts_free(et_bert_acts *a) {
     if (!a) return;
     free(a->wpack);
     free(a->mem);
+    et_pool_destroy(a->serial);
     memset(a, 0, sizeof *a);
 }
 
@@ -664,6 +670,21 @@ void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, con
 }
 
 /* ---------------------------------------------------------------- full forward / backward */
+/* The kernels' workspace, before any kernel runs: the attention's is in the activations (planned);
+ * the GEMMs' is the pool's per-thread scratch, reserved here (an allocation only the first time a
+ * pool is seen; out of memory is an error, never another algorithm). A NULL pool runs on the
+ * activations' own one-thread pool, so the GEMMs need not allocate per call either. */
+et_status et_bert_reserve(et_pool *pool, et_error *err) {
+    size_t first, each;
+    et_gemm_pool_bytes(&first, &each);
+    return et_pool_reserve(pool, first, each, err);
+}
+
+static et_status kernel_workspace(et_bert_acts *a, et_pool **pool, et_error *err) {
+    if (!*pool) *pool = a->serial;
+    return et_bert_reserve(*pool, err);
+}
+
 et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
                           const int32_t *mask, const int32_t *type_ids, int B, int T,
                           float *pooled_out, int dropout, uint64_t seed, et_error *err) {
@@ -677,6 +698,8 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
         return et_fail(err, ET_ERR_ARG, "bert forward: batch %d x %d exceeds the activation buffer's %d x %d", B, T, a->B_max, a->T_max);
     if (et_pool_size(pool) > a->nthreads)
         return et_fail(err, ET_ERR_ARG, "bert forward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
+    et_status st = kernel_workspace(a, &pool, err);
+    if (st) return st;
     size_t BT = (size_t)B * T;
     for (size_t i = 0; i < BT; i++) {
         if (ids[i] < 0 || ids[i] >= c->vocab_size)
@@ -741,6 +764,8 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     if (!a->have_forward) return et_fail(err, ET_ERR_ARG, "bert backward: no successful forward pass on these activations");
     if (et_pool_size(pool) > a->nthreads)
         return et_fail(err, ET_ERR_ARG, "bert backward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
+    et_status st = kernel_workspace(a, &pool, err);
+    if (st) return st;
     int B = a->B, T = a->T, C = c->hidden_size, L = c->num_layers;
     size_t BTC = (size_t)B * T * C, BC = (size_t)B * C;
     const et_bert_bwd_scratch *s = &a->bwd;

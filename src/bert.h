@@ -116,7 +116,13 @@ const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
  * recomputed in backward from the step seed). Backward scratch: 8 [B,T,C] + 1 [B,T,I] buffers.
  * Per layer that is 7 [B,T,C] + 1 [B,T,I] + 2 NH*T [B,T] floats (MiniLM-L6 at 32 x 128: 481 MB of
  * activations for the documents' side of a train step, was 718 MB).
- * Nothing is allocated inside forward/backward (inference acts: see wpack below). */
+ * Kernel workspace: the attention kernels' is part of this buffer (att_scratch); the GEMMs' is the
+ * pool's per-thread scratch, which et_bert_forward / et_bert_backward reserve before running any
+ * kernel (et_pool_reserve: an allocation the first time a pool is used, out of memory returned as
+ * ET_ERR_NOMEM; call it yourself after et_bert_acts_alloc to fail even earlier). With a NULL pool they
+ * run on the activations' own one-thread pool (`serial`). Nothing else is allocated inside
+ * forward/backward (inference acts: see wpack below), and no kernel changes algorithm for lack of
+ * memory (kernels.h). */
 /* Per-layer MoE state (src/moe.h). All NULL/0 in dense layers. */
 typedef struct {
     float *probs;        /* [B,T,E] router softmax of the last forward */
@@ -170,7 +176,7 @@ typedef struct {
     float *dh1, *dln, *datty, *dq, *dk, *dv; /* [B,T,C] */
     float *g;                          /* [B,T,I] recomputed GELU output, then dL/d(GELU output), then dL/dfch */
     float *dg;                         /* [B,T,I] MoE models only: grouped scratch of et_moe_backward */
-    float *att;                        /* [nthreads,T,T] attention kernel scratch */
+    float *att;                        /* attention kernel scratch (= et_bert_acts.att_scratch) */
     float *dpool;                      /* [B,C] dL/d(pooled before normalize) */
 } et_bert_bwd_scratch;
 
@@ -182,7 +188,8 @@ typedef struct {
     float *emb_ln_in;         /* [B,T,C] word+position+type sum (LayerNorm input) */
     float *emb_mean, *emb_rstd; /* [B,T]; NULL at inference */
     et_bert_layer_acts layer[ET_MAX_LAYERS]; /* layer[0].inp = embeddings output */
-    float *att_scratch;       /* [nthreads,T,T] (inference attention / backward) */
+    float *att_scratch;       /* [nthreads * et_attention_scratch_floats(T, C, NH)]: the attention kernels'
+                                 whole workspace (kernels.h), planned with the activations */
     et_bert_bwd_scratch bwd;  /* zeroed pointers unless training */
     /* outputs of the last forward */
     float *hidden;            /* [B,T,C] last hidden state (= layer[L-1].out) */
@@ -207,6 +214,7 @@ typedef struct {
     float *wpack;
     size_t wpack_floats;      /* capacity of wpack */
     uint64_t wpack_key;       /* fingerprint of what was packed (0 = nothing) */
+    et_pool *serial;          /* one-thread pool used when forward/backward get a NULL pool (owned) */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
@@ -220,6 +228,11 @@ void et_bert_acts_free(et_bert_acts *a);
 size_t et_bert_acts_packed_bytes(const et_bert_config *cfg);
 /* Forget the packed weights of inference acts (the next forward repacks). */
 void et_bert_acts_drop_packed(et_bert_acts *a);
+
+/* Reserve the pool scratch the kernels need (the GEMMs' packing buffers, kernels.h), for any batch:
+ * an allocation the first time, then nothing. et_bert_forward / et_bert_backward call it; call it
+ * yourself after allocating activations to report out of memory before the first step. */
+et_status et_bert_reserve(et_pool *pool, et_error *err);
 
 /* Full forward: ids/mask/type_ids [B,T] (mask NULL = all real; type_ids NULL = all 0).
  * embeddings -> LN -> dropout -> L x (attention block, FFN block) -> a->hidden [B,T,C]
@@ -257,7 +270,8 @@ void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const
 
 /* Self-attention block: a->inp -> q,k,v -> (masked softmax, attention dropout adrop) -> atty ->
  * ln1_in = inp + dropout_hdrop(atty @ ao_w^T + ao_b) -> h1 = LN1(ln1_in).
- * att_scratch [nthreads,T,T] is used when a->att == NULL. mask [B,T] (NULL = all real).
+ * att_scratch: [et_pool_size(pool) * et_attention_scratch_floats(T, C, NH)] floats (kernels.h).
+ * mask [B,T] (NULL = all real).
  * seed: the layer's dropout seed (sites are derived from it). */
 void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_layer_params *w,
                                 et_bert_layer_acts *a, float *att_scratch, const int32_t *mask,

@@ -191,7 +191,7 @@ static void gemm_packb_task(void *vctx, int task, int thread) {
 }
 
 /* one (rows [r0,r1) x columns [c0,c1) of the jc block) region of C for the k block [pc, pc+kc),
- * B panels at Bp, beta b */
+ * the B panels of columns c0.. at Bp, beta b */
 static void compute_region(const gemm_job *g, int thread, int r0, int r1, int c0, int c1, int pc, int kc,
                            const float *Bp, float b) {
     const et_kern_isa *I = g->I;
@@ -204,7 +204,7 @@ static void compute_region(const gemm_job *g, int thread, int r0, int r1, int c0
         else pack_a(Ap, As, g->lda, g->ta, mc, kc, MR);
         for (int jr = c0; jr < c1; jr += NR) {
             int n = c1 - jr < NR ? c1 - jr : NR;
-            const float *bp = Bp + (size_t)jr * kc;
+            const float *bp = Bp + (size_t)(jr - c0) * kc;
             float *Cc = g->C + (size_t)ic * g->ldc + g->jc + jr;
             const float *bias = g->bias && pc == 0 ? g->bias + g->jc + jr : NULL;
             const int act = g->gelu && pc + kc == g->K;
@@ -232,7 +232,7 @@ static void gemm_compute_task(void *vctx, int task, int thread) {
     int r0 = tm * g->mchunk, r1 = r0 + g->mchunk < g->M ? r0 + g->mchunk : g->M;
     int c0 = tn * g->nchunk, c1 = c0 + g->nchunk < g->nc ? c0 + g->nchunk : g->nc;
     if (!g->allk) {
-        compute_region(g, thread, r0, r1, c0, c1, g->pc, g->kc, g->Bp, g->b);
+        compute_region(g, thread, r0, r1, c0, c1, g->pc, g->kc, g->Bp + (size_t)c0 * g->kc, g->b);
         return;
     }
     /* prepacked B: this task walks every k block of its region itself (no barrier between k blocks;
@@ -241,24 +241,18 @@ static void gemm_compute_task(void *vctx, int task, int thread) {
     const size_t ncp = round_up((size_t)g->nc, (size_t)g->I->NR);
     for (int kb = 0, pc = 0; kb < nkb; kb++) {
         int kc = (g->K - pc) / (nkb - kb);
-        compute_region(g, thread, r0, r1, c0, c1, pc, kc, g->Bp + (size_t)pc * ncp, pc == 0 ? g->beta : 1.0f);
+        compute_region(g, thread, r0, r1, c0, c1, pc, kc, g->Bp + (size_t)pc * ncp + (size_t)c0 * kc,
+                       pc == 0 ? g->beta : 1.0f);
         pc += kc;
     }
 }
 
-/* naive fallback (only when workspace cannot be allocated) and the K == 0 / alpha == 0 cases */
-static void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
+/* the K == 0 / alpha == 0 cases: C = beta * C (beta == 0: C is write-only) */
+static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
         if (beta == 0.0f) memset(c, 0, sizeof(float) * (size_t)N);
         else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
-        if (alpha == 0.0f) continue;
-        for (int p = 0; p < K; p++) {
-            float a = alpha * (ta ? A[(size_t)p * lda + i] : A[(size_t)i * lda + p]);
-            if (!tb) { const float *b = B + (size_t)p * ldb; for (int j = 0; j < N; j++) c[j] += a * b[j]; }
-            else for (int j = 0; j < N; j++) c[j] += a * B[(size_t)j * ldb + p];
-        }
     }
 }
 
@@ -274,6 +268,52 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
                      const float *B, int ldb, float beta, float *C, int ldc, const float *Bpre,
                      const float *bias, int gelu);
 
+/* Out of memory for the packing workspace: gemm_run's k blocks, packers and micro-kernel epilogues
+ * (compute_region), one NR-column panel x MR-row tile at a time, with the two panels on the stack.
+ * Each element of C sees the same operations in the same order as in gemm_run, so the result has
+ * the same bits; only slower (A is repacked for every column panel). A prepacked B is not needed. */
+static void gemm_stack(const et_kern_isa *I, int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                       const float *bias, int gelu) {
+    const int MR = I->MR, NR = I->NR, KC = I->KC;
+    const size_t afl = round_up((size_t)MR * KC, 16), bfl = round_up((size_t)KC * NR, 16);
+    float buf[afl + bfl + 16]; /* at most 384 x (14 + 32) floats (AVX-512) */
+    float *Ap = (float *)(((uintptr_t)buf + 63) & ~(uintptr_t)63), *Bp = Ap + afl;
+    float *Aws[1] = {Ap};
+    gemm_job g = {I, transA, transB, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, Bp, NULL, bias, Aws,
+                  0, 0, 0, 0, beta, 0, M, 0, 1};
+    g.gelu = gelu && I->ukr_gelu;
+    const int nkb = (K + KC - 1) / KC;
+    for (int jc = 0; jc < N; jc += NR) {
+        int w = N - jc < NR ? N - jc : NR;
+        g.jc = jc;
+        g.nc = w;
+        for (int kb = 0, pc = 0; kb < nkb; kb++) {
+            int kc = (K - pc) / (nkb - kb);
+            const float *Bs = transB ? B + (size_t)jc * ldb + pc : B + (size_t)pc * ldb + jc;
+            if (I->pack_b) I->pack_b(Bp, Bs, ldb, transB, kc, w, NR);
+            else pack_b_portable(Bp, Bs, ldb, transB, kc, w, NR);
+            for (int r0 = 0; r0 < M; r0 += MR)
+                compute_region(&g, 0, r0, r0 + MR < M ? r0 + MR : M, 0, w, pc, kc, Bp, pc == 0 ? beta : 1.0f);
+            pc += kc;
+        }
+    }
+}
+
+void et_gemm_pool_bytes(size_t *first, size_t *each) {
+    size_t f = 0, e = 0;
+    for (int i = 0; i < 4; i++) {
+        const et_kern_isa *I = path_table(i);
+        size_t bfl, afl;
+        if (!I) continue;
+        gemm_ws_sizes(I, I->NC, I->KC, &bfl, &afl); /* the largest blocks */
+        if (bfl + afl > f) f = bfl + afl;
+        if (afl > e) e = afl;
+    }
+    *first = f * sizeof(float);
+    *each = e * sizeof(float);
+}
+
 /* et_sgemm, plus: Bpre = op(B) already packed (et_linear_pack layout for this path), bias [N] added
  * to every row (then C is write-only: beta must be 0) */
 static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
@@ -281,7 +321,7 @@ static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K,
                      const float *Bpre, const float *bias, int gelu) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
-        gemm_naive(transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
+        gemm_scale(M, N, beta, C, ldc);
         if (bias) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = bias[j];
         return;
     }
@@ -305,18 +345,11 @@ static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K,
         Bp = own = aligned_alloc(64, round_up(sizeof(float) * (bfl + afl), 64));
         Aws[0] = Bp ? Bp + bfl : NULL;
     }
-    if (!Bp) { /* out of memory: slow but correct */
-        if (bias) {
-            for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, sizeof(float) * (size_t)N);
-            beta = 1.0f;
-        }
-        gemm_naive(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        if (gelu && I->ukr_gelu) /* the fused GELU the caller counted on */
-            for (int i = 0; i < M; i++) et_gelu_forward(NULL, C + (size_t)i * ldc, C + (size_t)i * ldc, N);
-    } else {
+    if (!Bp) /* out of memory: the same arithmetic one tile at a time (slow, the same bits) */
+        gemm_stack(I, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, gelu);
+    else
         gemm_run(I, run_pool, nt, Bp, Aws, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, Bpre, bias,
                  gelu);
-    }
     free(own);
 }
 
@@ -887,8 +920,9 @@ void et_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *d
 }
 
 /* ---------------------------------------------------------------- attention
- * One task per (b, h). The T x T products run on the GEMM micro-kernels (serial gemm_run with a
- * per-thread workspace: pool scratch, or one buffer allocated per call for a NULL pool). */
+ * One task per (b, h). The T x T products run on the GEMM micro-kernels (serial gemm_run). Every
+ * buffer a task needs is in the caller's scratch (et_attention_scratch_floats per thread): nothing
+ * is allocated, so there is no fallback that could change the result. */
 typedef struct {
     float *out, *att, *dq, *dk, *dv, *scratch;
     const float *q, *k, *v, *dout, *attc;
@@ -897,157 +931,47 @@ typedef struct {
     float drop_p;
     uint64_t seed;
     const et_kern_isa *I;
-    et_pool *pool;
-    float *own;     /* NULL pool: the workspace */
     size_t ws_bfl, ws_afl; /* gemm workspace parts (floats) */
+    size_t tt;        /* T*T rounded up to 16 floats */
+    size_t sf;        /* scratch floats per thread (et_attention_scratch_floats) */
     float *rs;        /* forward: [B,NH,T,2] row max and 1/sum of the softmax (NULL = not wanted) */
     const float *rsc; /* backward: those row stats; P is recomputed from q, k (then attc is NULL) */
 } attn_ctx;
 
-/* per thread: gemm workspace, a [T,T] dropout buffer, and (recomputing P) a [T,T] P buffer */
-static size_t attn_ws_floats(const attn_ctx *a) {
-    return a->ws_bfl + a->ws_afl + (size_t)a->T * a->T * (a->rsc ? 2 : 1);
+/* Per thread, 64-byte aligned inside a slot of sf floats: [tt] probabilities (forward without att) or
+ * dS (backward) | gemm workspace (bfl + afl) for the path in use | [tt] dropped-out probabilities |
+ * [tt] recomputed probabilities (backward from row stats). Sized for the largest path's gemm
+ * workspace, so a path forced after the caller sized its buffer still fits. */
+static size_t attn_slot_floats(int T, int C, int NH, size_t *tt) {
+    int hd = NH > 0 ? C / NH : 0, mx = T > hd ? T : hd;
+    size_t ws = 0;
+    for (int i = 0; i < 4; i++) {
+        const et_kern_isa *I = path_table(i);
+        size_t bfl, afl;
+        if (!I) continue;
+        gemm_ws_sizes(I, mx, mx, &bfl, &afl);
+        if (bfl + afl > ws) ws = bfl + afl;
+    }
+    *tt = round_up((size_t)T * T, 16);
+    return 3 * *tt + ws + 16; /* + 16: room to align the slot to 64 bytes */
 }
 
-static float *attn_ws(attn_ctx *a, int thread) {
-    if (a->own) return a->own;
-    return et_pool_scratch(a->pool, thread, sizeof(float) * attn_ws_floats(a));
+size_t et_attention_scratch_floats(int T, int C, int NH) {
+    if (T <= 0 || C <= 0 || NH <= 0) return 0;
+    size_t tt;
+    return attn_slot_floats(T, C, NH, &tt);
 }
 
-/* dot-product reference tasks: the fallback when no workspace can be had */
-static void attn_fwd_ref_task(void *vctx, int task, int thread) {
-    attn_ctx *a = vctx;
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
-    int b = task / NH, h = task % NH;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *P = a->att ? a->att + ((size_t)b * NH + h) * T * T : a->scratch + (size_t)thread * T * T;
-    for (int i = 0; i < T; i++) {
-        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
-        float *row = P + (size_t)i * T;
-        for (int j = 0; j < T; j++) {
-            const float *kj = a->k + ((size_t)b * T + j) * C + h * hd;
-            row[j] = a->mask && !a->mask[(size_t)b * T + j] ? -INFINITY : et_dot(qi, kj, hd) * scale;
-        }
-        float mx = -INFINITY;
-        for (int j = 0; j < T; j++) if (row[j] > mx) mx = row[j];
-        if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
-            for (int j = 0; j < T; j++) row[j] = 1.0f / T;
-            if (a->rs) {
-                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
-                r[0] = -INFINITY;
-                r[1] = 0.0f;
-            }
-        } else {
-            float sum = 0;
-            for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
-            for (int j = 0; j < T; j++) row[j] /= sum;
-            if (a->rs) {
-                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
-                r[0] = mx;
-                r[1] = 1.0f / sum;
-            }
-        }
-        float *o = a->out + ((size_t)b * T + i) * C + h * hd;
-        memset(o, 0, sizeof(float) * hd);
-        for (int j = 0; j < T; j++) {
-            float p = row[j];
-            if (a->drop_p > 0) {
-                uint64_t idx = (((uint64_t)b * NH + h) * T + i) * T + j;
-                p = et_dropout_keep(a->seed, idx, a->drop_p) ? p / (1.0f - a->drop_p) : 0.0f;
-            }
-            et_axpy(o, p, a->v + ((size_t)b * T + j) * C + h * hd, hd);
-        }
-    }
+/* this thread's slot: [tt] P / dS, then the gemm workspace */
+static float *attn_slot(const attn_ctx *a, int thread) {
+    uintptr_t p = (uintptr_t)(a->scratch + (size_t)thread * a->sf);
+    return (float *)((p + 63) & ~(uintptr_t)63);
 }
 
-/* backward for one (b, h): dP = dout v^T (then dropout), dv += P'^T dout, dS = softmax' (dP),
- * dq += dS k * scale, dk += dS^T q * scale. Tasks own a (b,h) column block, so no races. */
-/* the reference backward when P is not stored (row stats): per row, P is rebuilt in the row of dS,
- * and dP is computed twice (dot products) so no second [T] buffer is needed */
-static void attn_bwd_ref_rs(attn_ctx *a, int b, int h, int thread) {
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
-    float scale = 1.0f / sqrtf((float)hd);
-    float *dS = a->scratch + (size_t)thread * T * T;
-    float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
-    for (int i = 0; i < T; i++) {
-        const float *doi = a->dout + ((size_t)b * T + i) * C + h * hd;
-        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
-        const float *r = a->rsc + ((((size_t)b * NH + h) * T + i) << 1);
-        float *row = dS + (size_t)i * T;
-        for (int j = 0; j < T; j++) {
-            if (r[0] == -INFINITY) { row[j] = 1.0f / T; continue; }
-            if (a->mask && !a->mask[(size_t)b * T + j]) { row[j] = 0.0f; continue; }
-            row[j] = expf(et_dot(qi, a->k + ((size_t)b * T + j) * C + h * hd, hd) * scale - r[0]) * r[1];
-        }
-        float dot = 0;
-        for (int pass = 0; pass < 2; pass++)
-            for (int j = 0; j < T; j++) {
-                const float *vj = a->v + ((size_t)b * T + j) * C + h * hd;
-                float m = keep_scale;
-                if (a->drop_p > 0) {
-                    uint64_t idx = (((uint64_t)b * NH + h) * T + i) * T + j;
-                    if (!et_dropout_keep(a->seed, idx, a->drop_p)) m = 0.0f;
-                }
-                float dp = et_dot(doi, vj, hd) * m, p = row[j];
-                if (pass == 0) {
-                    dot += dp * p;
-                    if (a->dv && m != 0.0f) et_axpy(a->dv + ((size_t)b * T + j) * C + h * hd, p * m, doi, hd);
-                } else {
-                    row[j] = p * (dp - dot) * scale;
-                }
-            }
-    }
-    for (int i = 0; i < T; i++) {
-        const float *drow = dS + (size_t)i * T;
-        float *dqi = a->dq ? a->dq + ((size_t)b * T + i) * C + h * hd : NULL;
-        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
-        for (int j = 0; j < T; j++) {
-            float g = drow[j];
-            if (g == 0.0f) continue;
-            if (dqi) et_axpy(dqi, g, a->k + ((size_t)b * T + j) * C + h * hd, hd);
-            if (a->dk) et_axpy(a->dk + ((size_t)b * T + j) * C + h * hd, g, qi, hd);
-        }
-    }
-}
-
-static void attn_bwd_ref_task(void *vctx, int task, int thread) {
-    attn_ctx *a = vctx;
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
-    int b = task / NH, h = task % NH;
-    float scale = 1.0f / sqrtf((float)hd);
-    if (a->rsc) { attn_bwd_ref_rs(a, b, h, thread); return; }
-    const float *P = a->attc + ((size_t)b * NH + h) * T * T;
-    float *dS = a->scratch + (size_t)thread * T * T;
-    float keep_scale = a->drop_p > 0 ? 1.0f / (1.0f - a->drop_p) : 1.0f;
-    for (int i = 0; i < T; i++) {
-        const float *doi = a->dout + ((size_t)b * T + i) * C + h * hd;
-        const float *prow = P + (size_t)i * T;
-        float *drow = dS + (size_t)i * T;
-        for (int j = 0; j < T; j++) {
-            const float *vj = a->v + ((size_t)b * T + j) * C + h * hd;
-            float m = keep_scale;
-            if (a->drop_p > 0) {
-                uint64_t idx = (((uint64_t)b * NH + h) * T + i) * T + j;
-                if (!et_dropout_keep(a->seed, idx, a->drop_p)) m = 0.0f;
-            }
-            drow[j] = et_dot(doi, vj, hd) * m; /* dL/dP (pre-dropout) */
-            if (a->dv && m != 0.0f) et_axpy(a->dv + ((size_t)b * T + j) * C + h * hd, prow[j] * m, doi, hd);
-        }
-        float dot = 0;
-        for (int j = 0; j < T; j++) dot += drow[j] * prow[j];
-        for (int j = 0; j < T; j++) drow[j] = prow[j] * (drow[j] - dot) * scale;
-    }
-    for (int i = 0; i < T; i++) {
-        const float *drow = dS + (size_t)i * T;
-        float *dqi = a->dq ? a->dq + ((size_t)b * T + i) * C + h * hd : NULL;
-        const float *qi = a->q + ((size_t)b * T + i) * C + h * hd;
-        for (int j = 0; j < T; j++) {
-            float g = drow[j];
-            if (g == 0.0f) continue;
-            if (dqi) et_axpy(dqi, g, a->k + ((size_t)b * T + j) * C + h * hd, hd);
-            if (a->dk) et_axpy(a->dk + ((size_t)b * T + j) * C + h * hd, g, qi, hd);
-        }
-    }
+static void attn_setup(attn_ctx *a) {
+    int mx = a->T > a->C / a->NH ? a->T : a->C / a->NH;
+    gemm_ws_sizes(a->I, mx, mx, &a->ws_bfl, &a->ws_afl);
+    a->sf = attn_slot_floats(a->T, a->C, a->NH, &a->tt);
 }
 
 /* serial C = alpha op(A) op(B) + beta C for one head, using the path's micro-kernels */
@@ -1062,11 +986,11 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
     float scale = 1.0f / sqrtf((float)hd);
-    float *P = a->att ? a->att + ((size_t)b * NH + h) * T * T : a->scratch + (size_t)thread * T * T;
+    float *slot = attn_slot(a, thread), *ws = slot + a->tt;
+    float *P = a->att ? a->att + ((size_t)b * NH + h) * T * T : slot;
     const float *qh = a->q + (size_t)b * T * C + h * hd, *kh = a->k + (size_t)b * T * C + h * hd;
     const float *vh = a->v + (size_t)b * T * C + h * hd;
     float *oh = a->out + (size_t)b * T * C + h * hd;
-    float *ws = attn_ws(a, thread);
     float *Pd = ws + a->ws_bfl + a->ws_afl; /* dropped-out probabilities [T, T] */
     /* S[T,T] = scale * q_h k_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
@@ -1111,20 +1035,9 @@ static void attention_forward(et_pool *pool, float *out, float *att, float *rs, 
                               const float *k, const float *v, const int32_t *mask, int B, int T, int C,
                               int NH, float drop_p, uint64_t drop_seed) {
     if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
-    attn_ctx a = {out, att, 0, 0, 0, scratch, q, k, v, 0, 0, mask, B, T, C, NH, drop_p, drop_seed,
-                  isa(), pool, NULL, 0, 0, rs, NULL};
-    int mx = T > C / NH ? T : C / NH;
-    gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
-    if (!pool || B * NH == 1) {
-        a.own = aligned_alloc(64, round_up(sizeof(float) * attn_ws_floats(&a), 64));
-        if (a.own) for (int t = 0; t < B * NH; t++) attn_fwd_task(&a, t, 0);
-        else et_pool_run(NULL, attn_fwd_ref_task, &a, B * NH);
-        free(a.own);
-        return;
-    }
-    /* size every thread's workspace up front (workers idle), so no task can fail half-way */
-    for (int t = 0; t < et_pool_size(pool); t++)
-        if (!attn_ws(&a, t)) { et_pool_run(pool, attn_fwd_ref_task, &a, B * NH); return; }
+    attn_ctx a = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v, .mask = mask, .B = B, .T = T,
+                  .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rs = rs};
+    attn_setup(&a);
     et_pool_run(pool, attn_fwd_task, &a, B * NH);
 }
 
@@ -1170,11 +1083,10 @@ static void attn_bwd_task(void *vctx, int task, int thread) {
     int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
     float scale = 1.0f / sqrtf((float)hd);
-    float *dS = a->scratch + (size_t)thread * T * T;
+    float *dS = attn_slot(a, thread), *ws = dS + a->tt;
     size_t off = (size_t)b * T * C + h * hd;
-    float *ws = attn_ws(a, thread);
     float *Pd = ws + a->ws_bfl + a->ws_afl;
-    const float *P = a->rsc ? recompute_probs(a, ws, Pd + (size_t)T * T, b, h)
+    const float *P = a->rsc ? recompute_probs(a, ws, Pd + a->tt, b, h)
                             : a->attc + ((size_t)b * NH + h) * T * T;
     /* dP[T,T] = dout_h v_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, 1.0f, a->dout + off, C, a->v + off, C, 0.0f, dS, T);
@@ -1210,20 +1122,10 @@ static void attention_backward(et_pool *pool, float *dq, float *dk, float *dv, f
                                const float *q, const float *k, const float *v, int B, int T, int C, int NH,
                                float drop_p, uint64_t drop_seed) {
     if (B <= 0 || T <= 0 || NH <= 0 || C <= 0) return;
-    attn_ctx a = {0, 0, dq, dk, dv, scratch, q, k, v, dout, att, mask, B, T, C, NH, drop_p, drop_seed,
-                  isa(), pool, NULL, 0, 0, NULL, rs};
-    int mx = T > C / NH ? T : C / NH;
-    gemm_ws_sizes(a.I, mx, mx, &a.ws_bfl, &a.ws_afl);
-    if (!pool || B * NH == 1) {
-        a.own = aligned_alloc(64, round_up(sizeof(float) * attn_ws_floats(&a), 64));
-        if (a.own) for (int t = 0; t < B * NH; t++) attn_bwd_task(&a, t, 0);
-        else et_pool_run(NULL, attn_bwd_ref_task, &a, B * NH);
-        free(a.own);
-        return;
-    }
-    /* size every thread's workspace up front (workers idle), so no task can fail half-way */
-    for (int t = 0; t < et_pool_size(pool); t++)
-        if (!attn_ws(&a, t)) { et_pool_run(pool, attn_bwd_ref_task, &a, B * NH); return; }
+    attn_ctx a = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .q = q, .k = k, .v = v, .dout = dout, .attc = att,
+                  .mask = mask, .B = B, .T = T, .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(),
+                  .rsc = rs};
+    attn_setup(&a);
     et_pool_run(pool, attn_bwd_task, &a, B * NH);
 }
 

@@ -24,9 +24,17 @@
  * C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C      (BLAS sgemm semantics, row-major)
  * op(A) = A (transA = 0, A is [M,K], lda >= K) or A^T (transA = 1, A is [K,M], lda >= M).
  * op(B) = B (transB = 0, B is [K,N], ldb >= N) or B^T (transB = 1, B is [N,K], ldb >= K).
- * beta == 0 means C is write-only (NaNs in C are ignored), as in BLAS. Blocked + packed. */
+ * beta == 0 means C is write-only (NaNs in C are ignored), as in BLAS. Blocked + packed.
+ * Workspace: the packing buffers are the pool's per-thread scratch (et_pool_scratch; a NULL pool:
+ * one buffer allocated per call). Reserve it up front with et_gemm_pool_bytes + et_pool_reserve
+ * (et_bert_forward / et_bert_backward do) and no GEMM allocates. If a buffer cannot be had, the GEMM
+ * runs the same arithmetic one tile at a time with its panels on the stack: slower, the same bits. */
 void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Pool scratch the GEMMs use per thread, for any shape on any SIMD path: `first` bytes for thread 0
+ * (the shared packed B block and its A block), `each` for the others (et_pool_reserve). */
+void et_gemm_pool_bytes(size_t *first, size_t *each);
 
 /* Linear layer in the HF/PyTorch layout: W is [OC, IC], bias [OC] (may be NULL).
  * out[N,OC] = inp[N,IC] @ W^T + bias */
@@ -105,15 +113,18 @@ void et_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *d
  * scores = q k^T / sqrt(hd) + (mask ? 0 : -inf-ish), probs = softmax(scores), out = probs v.
  * q, k, v, out: [B, T, C] with head h in columns [h*hd, (h+1)*hd).  mask: [B, T], 1 = real token,
  * 0 = padding (keys only; padded query rows are still computed, as in HF).
- * att: [B, NH, T, T] receives the probabilities (needed by backward); NULL at inference, and
- * then scratch ([et_pool_size(pool) * T * T] floats) is used instead. */
+ * att: [B, NH, T, T] receives the probabilities (needed by backward); NULL at inference.
+ * scratch: [et_pool_size(pool) * et_attention_scratch_floats(T, C, NH)] floats, any alignment: every
+ * buffer the kernel needs (the probabilities when att is NULL, the GEMM workspace, dropout and
+ * recomputation buffers). The attention kernels allocate nothing. */
+size_t et_attention_scratch_floats(int T, int C, int NH);
 void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q, const float *k,
                           const float *v, const int32_t *mask, int B, int T, int C, int NH,
                           float drop_p, uint64_t drop_seed);
 /* Attention dropout (drop_p > 0, training only) is counter-based: the keep/drop decision for
  * element (b,h,i,j) is et_dropout_keep(drop_seed, index, drop_p), so backward recomputes the
  * mask instead of storing it; att stores the probabilities BEFORE dropout.
- * dq, dk, dv [B,T,C] += ...; scratch: [et_pool_size(pool) * T * T] floats. */
+ * dq, dk, dv [B,T,C] += ...; scratch: as the forward's. */
 void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
                            const float *dout, const float *att, const float *q, const float *k,
                            const float *v, int B, int T, int C, int NH, float drop_p,
@@ -123,8 +134,7 @@ void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float
  * rowstats [B,NH,T,2] = (max of the masked scaled scores, 1/sum of exp(score - max)); (-inf, 0) for
  * a row whose keys are all masked. The backward recomputes the probabilities of each (b, h) from
  * q, k, mask and rowstats exactly as the forward made them (the same GEMM and exp, so the same
- * bits), then proceeds as et_attention_backward. mask must be the forward's. The backward's
- * per-thread pool scratch grows by T*T floats. */
+ * bits), then proceeds as et_attention_backward. mask must be the forward's. scratch: as above. */
 void et_attention_forward_rs(et_pool *pool, float *out, float *rowstats, float *scratch, const float *q,
                              const float *k, const float *v, const int32_t *mask, int B, int T, int C,
                              int NH, float drop_p, uint64_t drop_seed);

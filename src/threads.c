@@ -240,13 +240,26 @@ void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
 void *et_pool_scratch(et_pool *p, int thread, size_t bytes) {
     if (!p || thread < 0 || thread >= p->n) return NULL;
     if (bytes == 0) bytes = 64;
-    if (p->scratch_size[thread] < bytes) {
-        free(p->scratch[thread]);
+    if (p->scratch_size[thread] < bytes) { /* grow; on failure keep what is there */
         size_t sz = (bytes + 63) & ~(size_t)63;
-        p->scratch[thread] = aligned_alloc(64, sz);
-        p->scratch_size[thread] = p->scratch[thread] ? sz : 0;
+        void *q = aligned_alloc(64, sz);
+        if (!q) return NULL;
+        free(p->scratch[thread]);
+        p->scratch[thread] = q;
+        p->scratch_size[thread] = sz;
     }
     return p->scratch[thread];
+}
+
+et_status et_pool_reserve(et_pool *p, size_t first, size_t each, et_error *err) {
+    if (!p) return ET_OK;
+    for (int t = 0; t < p->n; t++) {
+        size_t want = t ? each : first;
+        if (want && !et_pool_scratch(p, t, want))
+            return et_fail(err, ET_ERR_NOMEM, "cannot allocate %.1f MiB of kernel workspace for thread %d of %d",
+                           (double)want / (1 << 20), t, p->n);
+    }
+    return ET_OK;
 }
 
 int et_cpu_count(void) {

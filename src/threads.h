@@ -30,9 +30,15 @@ void et_pool_set_spin(et_pool *pool, int usec);
 int et_cpu_count(void);
 
 /* Per-thread scratch owned by the pool: a 64-byte aligned buffer of at least `bytes` for thread
- * `thread` (as passed to a task), grown on demand and kept until et_pool_destroy. Only the owning
- * thread may call it for its index, so no locking. Returns NULL for a NULL pool (the caller then
- * allocates per call) or when out of memory. Contents are not preserved across calls. */
+ * `thread` (as passed to a task), kept until et_pool_destroy. Only the owning thread may call it for
+ * its index, so no locking. A buffer smaller than `bytes` is grown here (an allocation) unless it was
+ * reserved: see et_pool_reserve. Returns NULL for a NULL pool (the caller then allocates per call)
+ * or when out of memory. Contents are not preserved across calls. */
 void *et_pool_scratch(et_pool *pool, int thread, size_t bytes);
+/* Size the scratch up front (as ggml sizes its work buffer), while the pool is idle: thread 0's
+ * buffer to at least `first` bytes, every other thread's to at least `each`. Then et_pool_scratch
+ * calls within those sizes allocate nothing. Out of memory: ET_ERR_NOMEM naming the size (buffers
+ * already there are kept). A NULL pool: nothing to do. */
+et_status et_pool_reserve(et_pool *pool, size_t first, size_t each, et_error *err);
 
 #endif

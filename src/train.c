@@ -403,6 +403,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     }
     for (int g = 0; g < 4; g++)
         if (gB[g] > 0 && (s = et_bert_acts_alloc(&tr->acts[g], mc, gB[g], gT[g], 1, nt, err))) goto fail;
+    if ((s = et_bert_reserve(tr->pool, err))) goto fail; /* the kernels' workspace, up front */
 
     /* gradients, frozen tensors, optimizer segments */
     if (!(tr->grads = et_calloc(n, sizeof(float), "gradients", err))) { s = ET_ERR_NOMEM; goto fail; }

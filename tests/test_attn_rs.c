@@ -17,7 +17,7 @@ static void run_case(et_pool *pool, const char *path, int B, int T, int C, int N
     size_t n = (size_t)B * T * C;
     float *q = malloc(n * 4), *k = malloc(n * 4), *v = malloc(n * 4), *dout = malloc(n * 4);
     float *o1 = malloc(n * 4), *o2 = malloc(n * 4), *att = malloc((size_t)B * NH * T * T * 4);
-    float *rs = malloc((size_t)B * NH * T * 2 * 4), *scr = malloc((size_t)et_pool_size(pool) * T * T * 4);
+    float *rs = malloc((size_t)B * NH * T * 2 * 4), *scr = malloc((size_t)et_pool_size(pool) * et_attention_scratch_floats(T, C, NH) * 4);
     float *g1[3], *g2[3];
     int32_t *mask = malloc((size_t)B * T * 4);
     for (int i = 0; i < 3; i++) { g1[i] = malloc(n * 4); g2[i] = malloc(n * 4); }

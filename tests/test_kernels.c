@@ -242,7 +242,7 @@ static void test_attention(et_pool *pool, const char *path, attn_shape s, int fd
     int nt = et_pool_size(pool);
     float *q = malloc(sizeof(float) * n * 10), *k = q + n, *v = k + n, *out = v + n, *G = out + n;
     float *dq = G + n, *dk = dq + n, *dv = dk + n, *d0 = dv + n, *out2 = d0 + n;
-    float *att = malloc(sizeof(float) * na), *scratch = malloc(sizeof(float) * (size_t)nt * T * T);
+    float *att = malloc(sizeof(float) * na), *scratch = malloc(sizeof(float) * (size_t)nt * et_attention_scratch_floats(T, C, NH));
     double *qd = malloc(sizeof(double) * n * 4), *kd = qd + n, *vd = kd + n, *od = vd + n;
     fill(q, n); fill(k, n); fill(v, n); fill(G, n); fill(d0, n);
     for (size_t i = 0; i < n; i++) { q[i] *= 2; qd[i] = q[i]; kd[i] = k[i]; vd[i] = v[i]; }
