@@ -98,10 +98,17 @@ typedef struct {
     et_tensor_view *tensors;
     int n_tensors;
     et_bert_params w;  /* views into params */
+    uint64_t version;  /* changes whenever params are written (et_bert_params_changed): caches of derived
+                          data (the inference acts' packed weights) key on it; unique per et_bert_alloc */
 } et_bert;
 
 /* Allocate a model with zeroed parameters for `cfg`. */
 et_status et_bert_alloc(et_bert *m, const et_bert_config *cfg, et_error *err);
+/* Every writer of m->params calls this after (or before) writing, before the next forward: it bumps
+ * m->version, so no cache built from the old values is used (the loaders, the trainer's optimizer
+ * step and resume, the MoE conversion do). Writing without it leaves stale packed weights in
+ * inference acts that already ran a forward. */
+void et_bert_params_changed(et_bert *m);
 void et_bert_free(et_bert *m);
 /* Find a tensor by HF name (with or without "bert."); NULL if absent. */
 const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
@@ -207,13 +214,12 @@ typedef struct {
     /* Inference acts only: the model's Linear weights packed for the GEMM once (at the first forward,
      * a separate allocation of about the size of the encoder's Linear weights, freed by
      * et_bert_acts_free) and reused by every later forward, so a small batch does not repack
-     * ~10 M weights per call. Repacked when the model (params pointer) or a fingerprint of sampled
-     * weights changes; after editing a few weights in place between forwards on the SAME
-     * inference acts, call et_bert_acts_drop_packed(). If the allocation fails, weights are
-     * packed per call as before. */
+     * ~10 M weights per call. Repacked when the model (params pointer), the SIMD path or the
+     * parameters' version (et_bert.version: every writer calls et_bert_params_changed) changes. If the
+     * allocation fails, weights are packed per call (the same bits: kernels.h). */
     float *wpack;
     size_t wpack_floats;      /* capacity of wpack */
-    uint64_t wpack_key;       /* fingerprint of what was packed (0 = nothing) */
+    uint64_t wpack_key;       /* key of what was packed: params pointer, path, version (0 = nothing) */
     et_pool *serial;          /* one-thread pool used when forward/backward get a NULL pool (owned) */
 } et_bert_acts;
 

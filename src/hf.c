@@ -375,6 +375,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
             break;
         }
         float *dst = m->params + v->offset;
+        et_bert_params_changed(m);
         if ((s = et_st_read_f32(st, t, dst, err))) break;
         for (size_t k = 0; k < v->numel; k++)
             if (!isfinite(dst[k])) {

@@ -296,6 +296,7 @@ et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t 
         if (!g) continue;
         for (size_t i = 0; i < (size_t)experts * C; i++) g[i] = bound * (2.0f * et_rng_uniformf(&r) - 1.0f);
     }
+    et_bert_params_changed(&n);
     et_bert_free(m);
     *m = n;
     et_bert_params_view(&m->cfg, m->params, &m->w); /* views point into the moved buffer (unchanged) */

@@ -579,6 +579,7 @@ et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
     double lr = et_lr_linear_warmup(tr->cfg.lr, tr->opt.t, tr->warmup, tr->total_steps), norm = 0;
     et_status s = et_clip_grad_norm(tr->grads, tr->segs, tr->nsegs, tr->cfg.max_grad_norm, &norm, err);
     if (!s) s = et_adamw_step(&tr->opt, tr->model->params, tr->grads, lr, err);
+    et_bert_params_changed(tr->model);
     if (s) return et_error_prefix(err, "step %ld", (long)tr->opt.t + 1);
     memset(tr->grads, 0, tr->model->n_params * sizeof(float));
     if (st) {
@@ -817,6 +818,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
         goto out;
     }
     memcpy(tr->model->params, ck.params, ck.n_params * sizeof(float));
+    et_bert_params_changed(tr->model);
     et_bert_free(&ck);
     float *mv = malloc(n * 2 * sizeof(float));
     if (!mv) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the optimizer state of the checkpoint (%zu floats)", (size_t)(n * 2)); goto out; }

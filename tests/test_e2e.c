@@ -101,6 +101,7 @@ int main(void) {
         /* weights change (as after a training step): the cached path must not use the stale packed copy */
         float *wq = m.w.layer[0].q_w;
         for (int i = 0; i < C * C; i += 7) wq[i] += 0.25f;
+        et_bert_params_changed(&m); /* every writer of the parameters says so (bert.h) */
         CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &full, o2, &err), "cached encode: %s", err.msg);
         CHECK(!et_encode_texts(&m, tok, pool, (const char *const *)texts, (size_t)n, &fresh, o3, &err), "encode: %s", err.msg);
         double dw = 0, moved = 0;
@@ -108,6 +109,7 @@ int main(void) {
         CHECK(moved > 1e-3, "the weight change moved the embeddings (%.3g)", moved);
         CHECK(dw <= 1e-6, "after a weight change the cached encode differs from a fresh one by %.3g (stale packed weights?)", dw);
         for (int i = 0; i < C * C; i += 7) wq[i] -= 0.25f;
+        et_bert_params_changed(&m);
         printf("encode cache: vs uncached %.3g, after a weight change %.3g\n", dc, dw);
         et_encode_cache_free(&ec);
         CHECK(ec.acts.mem == NULL, "cache freed");

@@ -6,8 +6,8 @@
  *      path (or NULL) falls back to W and is still right; et_linear_forward_gelu (GELU fused into the
  *      GEMM epilogue) is bit-identical to et_linear_forward then et_gelu_forward.
  *   3. et_bert_forward on inference acts (packed cache) == on training acts (no cache) to 1e-6, and
- *      stays right after the weights change on the same acts (the fingerprint repacks), also after
- *      et_bert_acts_drop_packed. */
+ *      stays right after the weights change on the same acts (the parameters' version repacks), for
+ *      an in-place edit of one weight too, also after et_bert_acts_drop_packed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +115,14 @@ static void test_model(et_pool *pool) {
         CHECK(ai.wpack_key != 0 || ai.wpack == NULL, "the cache was not used");
         CHECK(ai.wpack_floats * sizeof(float) == et_bert_acts_packed_bytes(&c), "packed bytes %zu != et_bert_acts_packed_bytes %zu",
               ai.wpack_floats * sizeof(float), et_bert_acts_packed_bytes(&c));
-        /* change every weight (as a training step does): the next forward must repack */
-        for (size_t i = 0; i < m.n_params; i++) m.params[i] *= (round == 1 ? -1.0f : 1.01f);
+        /* write the weights, then tell the model (et_bert_params_changed): the next forward must repack.
+         * Round 0 edits ONE weight in place (one the old 17-sample fingerprint never looked at): the
+         * cache must still see it; rounds 1 and 2 change every weight, as a training step does. */
+        if (round == 0) m.w.layer[1].o_w[1] += 0.5f;
+        else for (size_t i = 0; i < m.n_params; i++) m.params[i] *= (round == 1 ? -1.0f : 1.01f);
+        uint64_t v = m.version;
+        et_bert_params_changed(&m);
+        CHECK(m.version != v, "et_bert_params_changed did not change the version");
     }
     et_bert_acts_free(&ai);
     et_bert_acts_free(&at);
