@@ -49,4 +49,15 @@ static inline const char *et_fuzz_tmpdir(void) {
     return dir;
 }
 
+/* Single-file harnesses with a flags byte: writes data[1..size) to <tmpdir>/name and returns its path (a static
+ * buffer), *flags = data[0]; NULL for an empty input. */
+static inline const char *et_fuzz_flagged_file(const uint8_t *data, size_t size, const char *name, int *flags) {
+    static char path[320];
+    if (size < 1) return NULL;
+    snprintf(path, sizeof path, "%s/%s", et_fuzz_tmpdir(), name);
+    et_fuzz_write(path, data + 1, size - 1);
+    *flags = data[0];
+    return path;
+}
+
 #endif

@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -52,6 +52,15 @@ done
 cp tests/fixtures/train/tiny_pairs.jsonl "$C/fuzz_train_data/tiny.jsonl"
 head -5 tests/fixtures/train/debian_pairs.jsonl > "$C/fuzz_train_data/debian5.jsonl"
 for f in tests/fixtures/data/pairwise_scores.jsonl tests/fixtures/data/bad.jsonl tests/fixtures/eval/pairs.jsonl; do cp "$f" "$C/fuzz_train_data/"; done
+# sts / corpus: flags byte (bit 0 skip_bad) + the file
+for f in tests/fixtures/eval/sts.jsonl tests/fixtures/eval/sts_bad.jsonl; do
+  b=$(basename "$f" .jsonl)
+  { printf '\x00'; cat "$f"; } > "$C/fuzz_sts/$b"; { printf '\x01'; cat "$f"; } > "$C/fuzz_sts/${b}_skip"
+done
+for d in tests/fixtures/data/beir tests/fixtures/data/beir_bad tests/fixtures/data/beir_dup; do
+  b=$(basename "$d")
+  { printf '\x00'; cat "$d/corpus.jsonl"; } > "$C/fuzz_corpus/$b"; { printf '\x01'; cat "$d/corpus.jsonl"; } > "$C/fuzz_corpus/${b}_skip"
+done
 # json: the fixtures' JSON files and hand-made edge cases (surrogates, BOM, trailing bytes, leading zero, nesting)
 cp tests/fixtures/e2e/model/config.json "$C/fuzz_json/config.json"
 cp tests/fixtures/e2e/model/modules.json "$C/fuzz_json/modules.json"

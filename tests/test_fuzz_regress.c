@@ -37,6 +37,12 @@
 #define LLVMFuzzerTestOneInput fuzz_retrieval_one
 #include "../fuzz/fuzz_retrieval.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_sts_one
+#include "../fuzz/fuzz_sts.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_corpus_one
+#include "../fuzz/fuzz_corpus.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef struct { const char *name; int (*fn)(const uint8_t *, size_t); } harness;
 static const harness H[] = {
@@ -45,6 +51,7 @@ static const harness H[] = {
     {"fuzz_pairs", fuzz_pairs_one},             {"fuzz_beir", fuzz_beir_one},
     {"fuzz_train_data", fuzz_train_data_one},   {"fuzz_json", fuzz_json_one},
     {"fuzz_retrieval", fuzz_retrieval_one},
+    {"fuzz_sts", fuzz_sts_one},                 {"fuzz_corpus", fuzz_corpus_one},
 };
 
 static int replay_dir(const harness *h, const char *root) {
