@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sentencepiece.h"
 #include "unicode_tables.h"
 #include "util.h"
 
@@ -68,9 +69,7 @@ static int uc_mc_ccc(uint32_t cp) {
     return 0;
 }
 
-/* Decode one code point at s[i] (i < n). Invalid input yields U+FFFD and consumes the maximal
- * subpart of an ill-formed sequence (WHATWG "UTF-8 decode", = Python errors='replace'). */
-static size_t utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
+size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
     uint32_t b = s[i], c;
     int need;
     uint8_t lo = 0x80, hi = 0xBF;
@@ -125,6 +124,7 @@ struct et_tokenizer {
     int max_first;    /* longest token in code points */
     int max_cont;     /* longest "##" token in code points, without the "##" */
     int32_t unk, cls, sep, pad, mask;
+    et_spm *spm;      /* non-NULL: a SentencePiece Unigram tokenizer; everything dispatches to it */
 };
 
 static inline uint32_t fmix(uint32_t h) { /* spread FNV's low bits before masking */
@@ -155,14 +155,36 @@ static int32_t vocab_find(const et_tokenizer *t, const char *p, size_t n, int co
     }
 }
 
-int et_tokenizer_vocab_size(const et_tokenizer *t) { return t ? t->n : 0; }
+int et_tokenizer_vocab_size(const et_tokenizer *t) { return !t ? 0 : t->spm ? et_spm_vocab_size(t->spm) : t->n; }
 int32_t et_tokenizer_token_id(const et_tokenizer *t, const char *token) {
     if (!t || !token) return -1;
+    if (t->spm) return et_spm_token_id(t->spm, token);
     return vocab_find(t, token, strlen(token), 0);
 }
 const char *et_tokenizer_token(const et_tokenizer *t, int32_t id) {
+    if (t && t->spm) return et_spm_token(t->spm, id);
     if (!t || id < 0 || id >= t->n) return NULL;
     return t->pool + t->off[id];
+}
+int et_tokenizer_is_sentencepiece(const et_tokenizer *t) { return t && t->spm; }
+
+et_tokenizer *et_tokenizer_from_spm(et_spm *s, et_error *err) {
+    if (!s) {
+        et_fail(err, ET_ERR_ARG, "et_tokenizer_from_spm: NULL");
+        return NULL;
+    }
+    et_tokenizer *t = et_calloc(1, sizeof *t, "tokenizer", err);
+    if (!t) {
+        et_spm_free(s);
+        return NULL;
+    }
+    t->spm = s;
+    t->unk = et_spm_unk_id(s);
+    t->cls = et_spm_cls_id(s);
+    t->sep = et_spm_sep_id(s);
+    t->pad = et_spm_pad_id(s);
+    t->mask = et_spm_mask_id(s);
+    return t;
 }
 int32_t et_tokenizer_pad_id(const et_tokenizer *t) { return t ? t->pad : -1; }
 int32_t et_tokenizer_unk_id(const et_tokenizer *t) { return t ? t->unk : -1; }
@@ -172,6 +194,7 @@ int32_t et_tokenizer_mask_id(const et_tokenizer *t) { return t ? t->mask : -1; }
 
 void et_tokenizer_free(et_tokenizer *t) {
     if (!t) return;
+    et_spm_free(t->spm);
     free(t->pool);
     free(t->off);
     free(t->len);
@@ -188,7 +211,7 @@ static size_t utf8_check(const char *p, size_t n, int *ncp) {
     int k = 0;
     while (i < n) {
         uint32_t cp;
-        size_t j = utf8_next(s, n, i, &cp);
+        size_t j = et_utf8_next(s, n, i, &cp);
         if (cp == 0xFFFD && !(j - i == 3 && s[i] == 0xEF && s[i + 1] == 0xBF && s[i + 2] == 0xBD)) return i + 1;
         i = j;
         k++;
@@ -502,7 +525,7 @@ static void tokenize_run(tok_state *st, const char *text, size_t len) {
             continue;
         }
         uint32_t cp;
-        i = utf8_next(s, len, i, &cp);
+        i = et_utf8_next(s, len, i, &cp);
         push_input(st, cp);
     }
     if (st->count < st->stop) flush_piece(st);
@@ -510,6 +533,7 @@ static void tokenize_run(tok_state *st, const char *text, size_t len) {
 
 int et_tokenize(const et_tokenizer *t, const char *text, size_t len, int32_t *ids, int max) {
     if (!t || (!text && len) || max < 0 || (!ids && max > 0)) return -1;
+    if (t->spm) return et_spm_encode(t->spm, text, len, ids, max);
     tok_state st;
     st.t = t;
     st.ids = ids;
@@ -537,14 +561,21 @@ et_status et_tokenize_batch(const et_tokenizer *t, const char *const *texts, int
     for (int b = 0; b < B; b++) {
         int32_t *row = ids + (size_t)b * max_len;
         row[0] = t->cls;
-        st.ids = row + 1;
-        st.max = max_len - 2;
-        st.stop = max_len - 2;
-        st.count = 0;
-        st.pn = 0;
-        st.run_start = 0;
-        tokenize_run(&st, texts[b], strlen(texts[b]));
-        int n = st.count < max_len - 2 ? st.count : max_len - 2;
+        int n;
+        if (t->spm) {
+            n = et_spm_encode(t->spm, texts[b], strlen(texts[b]), row + 1, max_len - 2);
+            if (n < 0) return et_fail(err, ET_ERR_NOMEM, "et_tokenize_batch: out of memory tokenizing text %d", b);
+        } else {
+            st.ids = row + 1;
+            st.max = max_len - 2;
+            st.stop = max_len - 2;
+            st.count = 0;
+            st.pn = 0;
+            st.run_start = 0;
+            tokenize_run(&st, texts[b], strlen(texts[b]));
+            n = st.count;
+        }
+        if (n > max_len - 2) n = max_len - 2;
         row[n + 1] = t->sep;
         mask[(size_t)b * max_len] = n + 2; /* row length, parked in mask until pass 2 */
         if (n + 2 > T) T = n + 2;

@@ -32,6 +32,20 @@
 #include "error.h"
 
 typedef struct et_tokenizer et_tokenizer;
+struct et_spm;
+
+/* A SentencePiece Unigram tokenizer (sentencepiece.h) behind this interface: every call below
+ * dispatches to it ([CLS]/[SEP]/[PAD] are its cls/sep/pad tokens, e.g. <s> </s> <pad>). Takes
+ * ownership of `s` (freed on failure too). et_tokenize / et_tokenize_batch then allocate
+ * O(text length) scratch per text and return -1 / ET_ERR_NOMEM if that fails. */
+et_tokenizer *et_tokenizer_from_spm(struct et_spm *s, et_error *err);
+/* 1 if `tok` is a SentencePiece tokenizer, 0 for WordPiece. */
+int et_tokenizer_is_sentencepiece(const et_tokenizer *tok);
+
+/* Decode one code point at s[i] (i < n). Invalid input yields U+FFFD and consumes the maximal
+ * subpart of an ill-formed sequence (WHATWG "UTF-8 decode", = Python errors='replace'). Returns
+ * the index after the sequence. */
+size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
 /* Longest word (in code points, after normalisation) WordPiece will try; longer -> [UNK]. */
 #define ET_TOK_MAX_WORD_CHARS 100

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fx_tok.h"
 #include "tokenizer.h"
 #include "et_test.h"
 
@@ -19,36 +20,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* unescape "\xHH" sequences in place; returns the byte length */
-static size_t unescape(char *s) {
-    size_t w = 0;
-    for (size_t r = 0; s[r];) {
-        if (s[r] == '\\' && s[r + 1] == 'x') {
-            unsigned v;
-            sscanf(s + r + 2, "%2x", &v);
-            s[w++] = (char)v;
-            r += 4;
-        } else {
-            s[w++] = s[r++];
-        }
-    }
-    s[w] = 0;
-    return w;
-}
-
-static int parse_ints(const char *s, int32_t *out, int max) {
-    int n = 0;
-    char *end;
-    for (;;) {
-        long v = strtol(s, &end, 10);
-        if (end == s) break;
-        if (n < max) out[n] = (int32_t)v;
-        n++;
-        s = end;
-    }
-    return n;
 }
 
 typedef struct {
@@ -193,9 +164,9 @@ int main(void) {
             *bar = 0;
             tcase *c = &cases[ncases++];
             c->text = line + 2;
-            c->len = unescape(c->text);
+            c->len = fx_unescape(c->text, 0);
             c->ids = malloc(65536 * sizeof *c->ids);
-            c->n = parse_ints(bar + 3, c->ids, 65536);
+            c->n = fx_parse_ints(bar + 3, c->ids, 65536);
             int n = et_tokenize(tok, c->text, c->len, got, 65536);
             total_tokens += c->n;
             int same = n == c->n;
@@ -224,10 +195,10 @@ int main(void) {
             for (int b = 0; b < B; b++) {
                 char *l = next_line(&p);
                 texts[b] = l + 2;
-                unescape(texts[b]);
+                fx_unescape(texts[b], 0);
             }
-            for (int b = 0; b < B; b++) parse_ints(next_line(&p) + 2, want_ids + (size_t)b * T, T);
-            for (int b = 0; b < B; b++) parse_ints(next_line(&p) + 2, want_mask + (size_t)b * T, T);
+            for (int b = 0; b < B; b++) fx_parse_ints(next_line(&p) + 2, want_ids + (size_t)b * T, T);
+            for (int b = 0; b < B; b++) fx_parse_ints(next_line(&p) + 2, want_mask + (size_t)b * T, T);
             int32_t *ids = malloc((size_t)B * max_len * sizeof *ids), *mask = malloc((size_t)B * max_len * sizeof *mask);
             int T_out = -1;
             et_status st = et_tokenize_batch(tok, (const char *const *)texts, B, max_len, pad_to_max, ids, mask, &T_out, &err);
