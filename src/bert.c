@@ -27,6 +27,9 @@ et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
         return et_fail(err, ET_ERR_FORMAT, "config field 'hidden_dropout_prob' must be in [0, 1) (got %g)", c->hidden_dropout);
     if (!(c->attn_dropout >= 0 && c->attn_dropout < 1))
         return et_fail(err, ET_ERR_FORMAT, "config field 'attention_probs_dropout_prob' must be in [0, 1) (got %g)", c->attn_dropout);
+    if (c->position_offset < 0 || c->position_offset >= c->max_position)
+        return et_fail(err, ET_ERR_FORMAT, "position offset %d (RoBERTa: pad_token_id + 1) leaves no room in max_position_embeddings (%d)",
+                       c->position_offset, c->max_position);
     if (c->pad_token_id < 0 || c->pad_token_id >= c->vocab_size)
         return et_fail(err, ET_ERR_FORMAT, "config field 'pad_token_id' (%d) is outside the vocabulary (size %d)", c->pad_token_id, c->vocab_size);
     if (c->moe_experts < 0 || c->moe_experts > ET_MOE_MAX_EXPERTS)
@@ -312,8 +315,9 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     if (s) return s;
     if (B <= 0 || T <= 0)
         return et_fail(err, ET_ERR_ARG, "activation buffer: batch size (%d) and sequence length (%d) must be positive", B, T);
-    if (T > cfg->max_position)
-        return et_fail(err, ET_ERR_ARG, "activation buffer: sequence length %d exceeds the model's max_position_embeddings (%d)", T, cfg->max_position);
+    if (T > et_bert_max_tokens(cfg))
+        return et_fail(err, ET_ERR_ARG, "activation buffer: sequence length %d exceeds the model's max_position_embeddings (%d, offset %d)", T,
+                       cfg->max_position, cfg->position_offset);
     nthreads = resolve_threads(nthreads);
     double approx = (double)B * T * (double)cfg->hidden_size * (training ? 12.0 * cfg->num_layers : 8.0);
     if (approx > 1e11)
@@ -460,7 +464,7 @@ void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const 
                                 const int32_t *ids, const int32_t *type_ids, int B, int T,
                                 float drop_p, uint64_t seed) {
     int C = cfg->hidden_size, BT = B * T;
-    et_embedding_forward(pool, ln_in, ids, type_ids, w->wte, w->wpe, w->wtt, B, T, C);
+    et_embedding_forward(pool, ln_in, ids, type_ids, w->wte, w->wpe + (size_t)cfg->position_offset * C, w->wtt, B, T, C);
     et_layernorm_forward(pool, out, mean, rstd, ln_in, w->emb_ln_w, w->emb_ln_b, BT, C, cfg->layer_norm_eps);
     dropout_add(pool, out, NULL, (int64_t)BT * C, drop_p, seed);
 }
@@ -476,7 +480,8 @@ void et_bert_embeddings_backward(et_pool *pool, const et_bert_config *cfg, const
     if (need_emb) zero(dln, (size_t)BT * C);
     et_layernorm_backward(pool, need_emb ? dln : NULL, g->emb_ln_w, g->emb_ln_b, dout, ln_in,
                           w->emb_ln_w, mean, rstd, BT, C);
-    if (need_emb) et_embedding_backward(g->wte, g->wpe, g->wtt, dln, ids, type_ids, B, T, C);
+    if (need_emb)
+        et_embedding_backward(g->wte, g->wpe ? g->wpe + (size_t)cfg->position_offset * C : NULL, g->wtt, dln, ids, type_ids, B, T, C);
 }
 
 /* ---------------------------------------------------------------- attention block */
@@ -684,8 +689,9 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
     if (!a->mem) return et_fail(err, ET_ERR_ARG, "bert forward: activations are not allocated");
     a->have_forward = 0;
     if (B <= 0 || T <= 0) return et_fail(err, ET_ERR_ARG, "bert forward: batch size (%d) and sequence length (%d) must be positive", B, T);
-    if (T > c->max_position)
-        return et_fail(err, ET_ERR_ARG, "bert forward: sequence length %d exceeds max_position_embeddings (%d)", T, c->max_position);
+    if (T > et_bert_max_tokens(c))
+        return et_fail(err, ET_ERR_ARG, "bert forward: sequence length %d exceeds max_position_embeddings (%d, offset %d)", T, c->max_position,
+                       c->position_offset);
     if (B > a->B_max || T > a->T_max)
         return et_fail(err, ET_ERR_ARG, "bert forward: batch %d x %d exceeds the activation buffer's %d x %d", B, T, a->B_max, a->T_max);
     if (et_pool_size(pool) > a->nthreads)

@@ -28,6 +28,10 @@ typedef struct {
     float hidden_dropout;  /* hidden_dropout_prob */
     float attn_dropout;    /* attention_probs_dropout_prob */
     int pad_token_id;
+    int arch;              /* ET_ARCH_BERT (0), ET_ARCH_ROBERTA, ET_ARCH_XLMR: config.json model_type and the tensor prefix */
+    int position_offset;   /* token t uses position row t + position_offset: 0 for BERT; RoBERTa / XLM-R count
+                              positions from padding_idx + 1 (pad_token_id + 1), as create_position_ids_from_input_ids
+                              does for right-padded rows (padding rows use other positions there: masked, no effect) */
     int has_pooler;        /* pooler.dense present in the file (kept and saved back, unused) */
     et_pooling pooling;    /* from 1_Pooling/config.json; mean by default */
     int normalize;         /* L2-normalize the pooled output (sentence-transformers Normalize) */
@@ -43,6 +47,11 @@ typedef struct {
 } et_bert_config;
 
 #define ET_MOE_MAX_EXPERTS 64
+
+enum { ET_ARCH_BERT = 0, ET_ARCH_ROBERTA = 1, ET_ARCH_XLMR = 2 };
+
+/* The longest sequence (tokens, incl. [CLS]/[SEP]) the position table serves. */
+static inline int et_bert_max_tokens(const et_bert_config *c) { return c->max_position - c->position_offset; }
 
 /* 1 if layer l of cfg is a mixture-of-experts layer. */
 static inline int et_bert_layer_is_moe(const et_bert_config *c, int l) {

@@ -205,11 +205,7 @@ et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *e
     memset(L, 0, sizeof *L);
     et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
     if (s) return s;
-    char td[ET_PATH_MAX], vp[ET_PATH_MAX]; /* old sentence-transformers folders keep it in 0_Transformer/ */
-    if ((s = et_path_join(td, sizeof td, dir, L->info.transformer_dir[0] ? L->info.transformer_dir : ".", err)) ||
-        (s = et_path_join(vp, sizeof vp, td, "vocab.txt", err)))
-        return s;
-    L->tok = et_tokenizer_load_vocab(vp, err);
+    L->tok = et_hf_load_tokenizer(dir, &L->info, &L->model.cfg, L->tok_path, sizeof L->tok_path, err);
     if (!L->tok) return err->code ? err->code : ET_ERR_IO;
     L->pool = et_pool_create(threads, err);
     if (!L->pool) return ET_ERR_NOMEM;
@@ -238,7 +234,7 @@ int et_cli_progress(void *user, size_t done, size_t total) {
 
 int et_cli_default_max_len(const et_cli_model *L) {
     int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
-    return m > L->model.cfg.max_position ? L->model.cfg.max_position : m;
+    return m > et_bert_max_tokens(&L->model.cfg) ? et_bert_max_tokens(&L->model.cfg) : m;
 }
 
 long et_cli_default_mem_budget_mb(void) {

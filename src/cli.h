@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include "bert.h"
 #include "error.h"
+#include "fileio.h"
 #include "hf.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -42,6 +43,7 @@ typedef struct {
     et_tokenizer *tok;
     et_hf_info info;
     et_pool *pool;
+    char tok_path[ET_PATH_MAX]; /* the file the tokenizer came from (vocab.txt, tokenizer.json, a .model) */
 } et_cli_model;
 typedef struct { double t0; const char *what; double last; } et_progress;
 

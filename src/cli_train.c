@@ -228,11 +228,7 @@ static int run_train(et_opt *o, int n) {
 
     et_cli_model L;
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
-    char td[ET_PATH_MAX], vocab[ET_PATH_MAX];
-    const char *mdir = et_cli_get(o, n, "--model");
-    if (et_path_join(td, sizeof td, mdir, L.info.transformer_dir[0] ? L.info.transformer_dir : ".", &err) ||
-        et_path_join(vocab, sizeof vocab, td, "vocab.txt", &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
-    c.vocab_path = vocab;
+    c.vocab_path = L.tok_path; /* the tokenizer file the checkpoints copy */
     c.max_seq_length = L.info.max_seq_length;
     c.do_lower_case = L.info.do_lower_case;
     c.max_len_q = (int)mlq;

@@ -24,12 +24,14 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     if (n == 0) return ET_OK;
     int batch = opts && opts->batch > 0 ? opts->batch : 32;
     int max_len = opts && opts->max_len > 0 ? opts->max_len : 256;
-    if (max_len > m->cfg.max_position) max_len = m->cfg.max_position;
+    if (max_len > et_bert_max_tokens(&m->cfg)) max_len = et_bert_max_tokens(&m->cfg);
     if (max_len < 2) return et_fail(err, ET_ERR_ARG, "max_len must be at least 2 (got %d)", max_len);
     if ((size_t)batch > n) batch = (int)n;
-    if (et_tokenizer_vocab_size(tok) != m->cfg.vocab_size)
-        return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d",
-                       et_tokenizer_vocab_size(tok), m->cfg.vocab_size);
+    /* WordPiece: the same size; a SentencePiece model's table may be padded (multilingual-e5: 250,002
+     * tokens, vocab_size 250,037), never smaller */
+    int tv = et_tokenizer_vocab_size(tok);
+    if (et_tokenizer_is_sentencepiece(tok) ? tv > m->cfg.vocab_size : tv != m->cfg.vocab_size)
+        return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d", tv, m->cfg.vocab_size);
     int C = m->cfg.hidden_size, nth = et_pool_size(pool);
     et_encode_cache *cache = opts ? opts->cache : NULL;
     /* the cached acts are this model's (same handle, same plan) */

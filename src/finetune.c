@@ -75,18 +75,14 @@ static et_status ft_model_load(const char *dir, int threads, ft_model *L, char *
     memset(L, 0, sizeof *L);
     et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
     if (s) return s;
-    char td[ET_PATH_MAX];
-    if ((s = et_path_join(td, sizeof td, dir, L->info.transformer_dir[0] ? L->info.transformer_dir : ".", err)) ||
-        (s = et_path_join(vocab, vcap, td, "vocab.txt", err)))
-        return s;
-    if (!(L->tok = et_tokenizer_load_vocab(vocab, err))) return err && err->code ? err->code : ET_ERR_IO;
+    if (!(L->tok = et_hf_load_tokenizer(dir, &L->info, &L->model.cfg, vocab, vcap, err))) return err && err->code ? err->code : ET_ERR_IO;
     if (!(L->pool = et_pool_create(threads, err))) return err && err->code ? err->code : ET_ERR_NOMEM;
     return ET_OK;
 }
 
 static int default_max_len(const ft_model *L) {
     int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
-    return m > L->model.cfg.max_position ? L->model.cfg.max_position : m;
+    return m > et_bert_max_tokens(&L->model.cfg) ? et_bert_max_tokens(&L->model.cfg) : m;
 }
 
 typedef struct { double t0; const char *what; double last; } ft_progress;
@@ -659,7 +655,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     say(c, "loading %s", c->model_dir);
     if ((s = ft_model_load(c->model_dir, c->threads, &L, vocab, sizeof vocab, err))) goto done;
     int mlen = c->max_len ? c->max_len : default_max_len(&L);
-    if (mlen > L.model.cfg.max_position) mlen = L.model.cfg.max_position;
+    if (mlen > et_bert_max_tokens(&L.model.cfg)) mlen = et_bert_max_tokens(&L.model.cfg);
 
     /* data */
     if ((s = source_load(c->data, &src, err))) goto done;

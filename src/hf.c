@@ -11,6 +11,7 @@
 #include "json.h"
 #include "fileio.h"
 #include "safetensors.h"
+#include "sentencepiece.h"
 
 #define JSON_MAX ((size_t)16 << 20)   /* config-like JSON files */
 #define VOCAB_MAX ((size_t)64 << 20)
@@ -157,8 +158,12 @@ static et_status parse_config(const char *buf, size_t len, const char *label, et
         cJSON_Delete(o);
         return s;
     }
-    if (strcmp(mt, "bert") != 0)
-        s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'model_type' is \"%.64s\"; only \"bert\" is supported", label, mt);
+    c->arch = !strcmp(mt, "bert") ? ET_ARCH_BERT : !strcmp(mt, "roberta") ? ET_ARCH_ROBERTA : !strcmp(mt, "xlm-roberta") ? ET_ARCH_XLMR : -1;
+    /* RoBERTa / XLM-R: positions start at padding_idx + 1 */
+    c->position_offset = c->arch == ET_ARCH_BERT ? 0 : c->pad_token_id + 1;
+    if (c->arch < 0)
+        s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'model_type' is \"%.64s\"; only \"bert\", \"roberta\" and \"xlm-roberta\" are supported",
+                    label, mt);
     else if (strcmp(act, "gelu") != 0)
         s = et_fail(err, ET_ERR_UNSUPPORTED, "%s: field 'hidden_act' is \"%.64s\"; only \"gelu\" (erf GELU) is supported", label, act);
     else if (strcmp(pet, "absolute") != 0)
@@ -300,8 +305,8 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
     et_status s = parse_config(P->config.buf, P->config.len, P->config.label, &cfg, err);
     if (s) return s;
     const char *cfgname = base_name(P->config.label);
-    size_t nv = et_hf_vocab_count(P->vocab.buf, P->vocab.len);
-    if (nv != (size_t)cfg.vocab_size)
+    size_t nv = P->vocab.buf ? et_hf_vocab_count(P->vocab.buf, P->vocab.len) : 0; /* no vocab.txt: et_hf_load_tokenizer checks */
+    if (P->vocab.buf && nv != (size_t)cfg.vocab_size)
         return et_fail(err, ET_ERR_MISMATCH, "%s has %zu tokens but %s vocab_size is %d", P->vocab.label, nv, cfgname, cfg.vocab_size);
 
     memset(info, 0, sizeof *info);
@@ -315,7 +320,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
         if (sb_len) max_len = sb_len;
         if (sb_lower) info->do_lower_case = 1;
     }
-    if (max_len <= 0 || max_len > cfg.max_position) max_len = cfg.max_position;
+    if (max_len <= 0 || max_len > et_bert_max_tokens(&cfg)) max_len = et_bert_max_tokens(&cfg);
     info->max_seq_length = max_len;
 
     cfg.pooling = ET_POOL_MEAN;
@@ -337,13 +342,15 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
     if ((s = et_bert_alloc(m, &cfg, err))) return et_error_prefix(err, "%s", P->config.label);
     unsigned char *used = calloc((size_t)st->n + 1, 1);
     if (!used) { et_bert_free(m); return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the table of %d tensors", L, st->n); }
-    char nm[ET_NAME_MAX + 8], want[96], got[96];
+    char nm[ET_NAME_MAX + 16], want[96], got[96];
     int n_pref = 0;
+    const char *pfx = cfg.arch == ET_ARCH_BERT ? "bert." : "roberta."; /* BertModel / XLMRobertaModel inside a task model */
+    size_t npfx = strlen(pfx);
     for (int i = 0; i < m->n_tensors && !s; i++) {
         const et_tensor_view *v = &m->tensors[i];
-        snprintf(nm, sizeof nm, "bert.%s", v->name);
+        snprintf(nm, sizeof nm, "%s%s", pfx, v->name);
         const et_st_tensor *a = et_st_find(st, v->name), *b = et_st_find(st, nm), *t = a ? a : b;
-        if (a && b) { s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is present both with and without the 'bert.' prefix", L, v->name); break; }
+        if (a && b) { s = et_fail(err, ET_ERR_MISMATCH, "%s: tensor '%s' is present both with and without the '%s' prefix", L, v->name, pfx); break; }
         if (!t) {
             /* a dense config over an MoE checkpoint: say so */
             char moe_nm[ET_NAME_MAX + 32];
@@ -353,7 +360,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
                 const char *kind = strcmp(v->name + ln - 5, ".bias") == 0 ? "bias" : "weight";
                 snprintf(moe_nm, sizeof moe_nm, "%.*s.experts.0.%s", (int)(ln - strlen(kind) - 1), v->name, kind);
                 char pref[ET_NAME_MAX + 48];
-                snprintf(pref, sizeof pref, "bert.%s", moe_nm);
+                snprintf(pref, sizeof pref, "%s%s", pfx, moe_nm);
                 moe_file = et_st_find(st, moe_nm) || et_st_find(st, pref);
             }
             if (moe_file)
@@ -389,7 +396,7 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
     for (int i = 0; i < st->n && !s; i++) {
         if (used[i]) continue;
         const char *n = st->t[i].name;
-        const char *bare = strncmp(n, "bert.", 5) == 0 ? n + 5 : n;
+        const char *bare = strncmp(n, pfx, npfx) == 0 ? n + npfx : n;
         if ((strncmp(bare, "encoder.", 8) == 0 || strncmp(bare, "embeddings.", 11) == 0 || strncmp(bare, "pooler.", 7) == 0) &&
             strcmp(bare, "embeddings.position_ids") != 0) {
             if (strstr(bare, ".intermediate.dense.experts.") || strstr(bare, ".intermediate.dense.gate."))
@@ -437,6 +444,67 @@ et_status et_hf_load_buffers(const et_hf_buffers *b, et_bert *model, et_hf_info 
     return s;
 }
 
+/* The SentencePiece files a folder may hold, in the order they are tried after tokenizer.json. */
+static const char *const spm_files[] = {"sentencepiece.bpe.model", "spiece.model", "sentencepiece.model"};
+
+/* 1 if `base` holds tokenizer.json or a sentencepiece .model; the path of the first (tokenizer.json
+ * first) goes to out when out != NULL. */
+static int tokenizer_file(const char *base, char *out, size_t cap) {
+    char p[ET_PATH_MAX];
+    if (!et_path_join(p, sizeof p, base, "tokenizer.json", NULL) && et_file_exists(p)) {
+        if (out) snprintf(out, cap, "%s", p);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof spm_files / sizeof *spm_files; i++)
+        if (!et_path_join(p, sizeof p, base, spm_files[i], NULL) && et_file_exists(p)) {
+            if (out) snprintf(out, cap, "%s", p);
+            return 1;
+        }
+    return 0;
+}
+
+/* A tokenizer from one file: vocab.txt (WordPiece), tokenizer.json or a .model (SentencePiece; XLM-R ids
+ * for a RoBERTa-family model). Its size must fit the model's vocab_size (equal for WordPiece). */
+static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config *cfg, et_error *err) {
+    const char *bn = base_name(path);
+    et_tokenizer *t = NULL;
+    if (!strcmp(bn, "vocab.txt")) {
+        t = et_tokenizer_load_vocab(path, err);
+    } else {
+        char *buf = NULL;
+        size_t len = 0;
+        if (et_read_file(path, VOCAB_MAX, &buf, &len, err)) return NULL;
+        et_spm *s = !strcmp(bn, "tokenizer.json")
+                        ? et_spm_from_tokenizer_json(buf, len, path, err)
+                        : et_spm_from_model(buf, len, cfg->arch == ET_ARCH_BERT ? ET_SPM_IDS_PLAIN : ET_SPM_IDS_FAIRSEQ, path, err);
+        free(buf);
+        if (s) t = et_tokenizer_from_spm(s, err);
+    }
+    if (!t) return NULL;
+    int n = et_tokenizer_vocab_size(t);
+    if (et_tokenizer_is_sentencepiece(t) ? n > cfg->vocab_size : n != cfg->vocab_size) {
+        et_fail(err, ET_ERR_MISMATCH, "%s has %d tokens but config.json vocab_size is %d", path, n, cfg->vocab_size);
+        et_tokenizer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, const et_bert_config *cfg, char *path_out, size_t cap,
+                                   et_error *err) {
+    char base[ET_PATH_MAX], p[ET_PATH_MAX];
+    if (et_path_join(base, sizeof base, dir, info && info->transformer_dir[0] ? info->transformer_dir : ".", err) ||
+        et_path_join(p, sizeof p, base, "vocab.txt", err))
+        return NULL;
+    int vocab = et_file_exists(p);
+    if (!(vocab && cfg->arch == ET_ARCH_BERT) && !tokenizer_file(base, p, sizeof p) && !vocab) {
+        et_fail(err, ET_ERR_IO, "%s: no tokenizer (vocab.txt, tokenizer.json, sentencepiece.bpe.model, spiece.model or sentencepiece.model)", base);
+        return NULL;
+    }
+    if (path_out) snprintf(path_out, cap, "%s", p);
+    return tokenizer_from_file(p, cfg, err);
+}
+
 /* read dir/name if it exists (optional) or must exist (required) */
 static et_status read_part(const char *dir, const char *name, int required, size_t limit, char *label, size_t cap, hf_text *t, et_error *err) {
     t->buf = NULL;
@@ -474,7 +542,9 @@ et_status et_hf_load_ex(const char *dir, et_bert *model, et_hf_info *info, et_er
     if (!s && P.modules.buf) s = parse_modules(P.modules.buf, P.modules.len, P.modules.label, &mods, err);
     if (!s) s = et_path_join(base, N, dir, mods.transformer_path, err);
     if (!s) s = read_part(base, "config.json", 1, JSON_MAX, lab, N, &P.config, err);
-    if (!s) s = read_part(base, "vocab.txt", 1, VOCAB_MAX, lab + N, N, &P.vocab, err);
+    if (!s) s = read_part(base, "vocab.txt", 0, VOCAB_MAX, lab + N, N, &P.vocab, err);
+    if (!s && !P.vocab.buf && !tokenizer_file(base, NULL, 0)) /* the message names the files a tokenizer may come from */
+        s = et_fail(err, ET_ERR_IO, "%s: file not found (nor tokenizer.json, sentencepiece.bpe.model, spiece.model or sentencepiece.model)", P.vocab.label);
     if (!s && mods.present) {
         char sub[300];
         snprintf(sub, sizeof sub, "%s/config.json", mods.pooling_path);
@@ -577,7 +647,35 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
         vocab = vocab_owned;
     }
     if (!vocab) return et_fail(err, ET_ERR_ARG, "%s: no vocab given (vocab_path or vocab_buf)", dir);
-    size_t nv = et_hf_vocab_count(vocab, vlen);
+    const char *vname = o.vocab_path ? base_name(o.vocab_path) : "vocab.txt";
+    int wordpiece = !strcmp(vname, "vocab.txt");
+    /* a SentencePiece tokenizer: its file and the tokenizer files beside it are copied (read first: the
+     * source may be this folder) */
+    enum { NSIDE = 5 };
+    static const char *const side_names[NSIDE] = {"tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "sentencepiece.model",
+                                                  "tokenizer_config.json"};
+    char *side[NSIDE] = {0};
+    size_t side_len[NSIDE] = {0};
+    if (!wordpiece) {
+        et_tokenizer *t = tokenizer_from_file(o.vocab_path, c, err);
+        if (!t) {
+            free(vocab_owned);
+            return err && err->code ? err->code : ET_ERR_FORMAT;
+        }
+        et_tokenizer_free(t);
+        char sdir[ET_PATH_MAX], sp[ET_PATH_MAX];
+        snprintf(sdir, sizeof sdir, "%.*s", (int)(vname - o.vocab_path), o.vocab_path);
+        if (!sdir[0]) snprintf(sdir, sizeof sdir, ".");
+        for (int k = 0; k < NSIDE; k++) {
+            if (!strcmp(side_names[k], vname) || et_path_join(sp, sizeof sp, sdir, side_names[k], NULL) || !et_file_exists(sp)) continue;
+            if ((s = et_read_file(sp, VOCAB_MAX, &side[k], &side_len[k], err))) {
+                for (int q = 0; q < NSIDE; q++) free(side[q]);
+                free(vocab_owned);
+                return s;
+            }
+        }
+    }
+    size_t nv = wordpiece ? et_hf_vocab_count(vocab, vlen) : (size_t)c->vocab_size;
     if (nv != (size_t)c->vocab_size) {
         free(vocab_owned);
         return et_fail(err, ET_ERR_MISMATCH, "%s: the vocab has %zu tokens but the model's vocab_size is %d", o.vocab_path ? o.vocab_path : "vocab",
@@ -589,8 +687,13 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     /* a killed earlier save into this folder may have left NAME.tmp-N files: clear them first */
     if ((s = et_mkdir_p(dir, err)) || (s = et_remove_stale_tmp(dir, 1, err))) { free(vocab_owned); return s; }
     char path[ET_PATH_MAX];
-    if (!(s = et_path_join(path, sizeof path, dir, "vocab.txt", err))) s = et_write_file_atomic(path, vocab, vlen, err);
+    if (!(s = et_path_join(path, sizeof path, dir, vname, err))) s = et_write_file_atomic(path, vocab, vlen, err);
     free(vocab_owned);
+    for (int k = 0; k < NSIDE; k++) {
+        if (side[k] && !s && !(s = et_path_join(path, sizeof path, dir, side_names[k], err)))
+            s = et_write_file_atomic(path, side[k], side_len[k], err);
+        free(side[k]);
+    }
     if (s) return s;
 
     /* model.safetensors */
@@ -633,10 +736,12 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
         snprintf(moe_b, sizeof moe_b, "  \"num_experts\": %d,\n  \"num_experts_per_tok\": 1,\n", c->moe_experts);
     }
     sbuf sb = {0};
+    const char *arch_class = c->arch == ET_ARCH_XLMR ? "XLMRobertaModel" : c->arch == ET_ARCH_ROBERTA ? "RobertaModel" : "BertModel";
+    const char *arch_type = c->arch == ET_ARCH_XLMR ? "xlm-roberta" : c->arch == ET_ARCH_ROBERTA ? "roberta" : "bert";
     /* keys sorted, as transformers writes them */
     sb_printf(&sb,
               "{\n"
-              "  \"architectures\": [\n    \"BertModel\"\n  ],\n"
+              "  \"architectures\": [\n    \"%s\"\n  ],\n"
               "  \"attention_probs_dropout_prob\": %s,\n"
               "  \"classifier_dropout\": null,\n"
               "  \"hidden_act\": \"gelu\",\n"
@@ -646,7 +751,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
               "  \"intermediate_size\": %d,\n"
               "  \"layer_norm_eps\": %s,\n"
               "  \"max_position_embeddings\": %d,\n"
-              "  \"model_type\": \"bert\",\n"
+              "  \"model_type\": \"%s\",\n"
               "%s"
               "  \"num_attention_heads\": %d,\n"
               "%s"
@@ -659,10 +764,11 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
               "  \"use_cache\": true,\n"
               "  \"vocab_size\": %d\n"
               "}\n",
-              ad, hd, c->hidden_size, c->intermediate_size, eps, c->max_position, moe_a, c->num_heads, moe_b, c->num_layers, c->pad_token_id, tdt,
+              arch_class, ad, hd, c->hidden_size, c->intermediate_size, eps, c->max_position, arch_type, moe_a, c->num_heads, moe_b, c->num_layers, c->pad_token_id, tdt,
               c->type_vocab_size, c->vocab_size);
     if ((s = write_text(dir, "config.json", &sb, err))) return s;
 
+    if (!wordpiece) goto sbert; /* the SentencePiece tokenizer's own files were copied */
     sb_printf(&sb,
               "{\n"
               "  \"clean_up_tokenization_spaces\": true,\n"
@@ -686,6 +792,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
                    "  \"sep_token\": \"[SEP]\",\n  \"unk_token\": \"[UNK]\"\n}\n");
     if ((s = write_text(dir, "special_tokens_map.json", &sb, err))) return s;
 
+sbert:
     sb_printf(&sb, "{\n  \"max_seq_length\": %d,\n  \"do_lower_case\": false\n}\n", max_len);
     if ((s = write_text(dir, "sentence_bert_config.json", &sb, err))) return s;
 

@@ -1,9 +1,15 @@
 /* hf.h - load and save Hugging Face BertModel / sentence-transformers folders.
  *
  * A folder holds (the files sentence-transformers writes):
- *   config.json                      BertModel config (model_type "bert", hidden_act "gelu", absolute positions)
+ *   config.json                      BertModel config (model_type "bert", hidden_act "gelu", absolute positions),
+ *                                    or RobertaModel / XLMRobertaModel ("roberta" / "xlm-roberta": positions
+ *                                    start at pad_token_id + 1, usually one token type)
  *   vocab.txt                        one WordPiece token per line; the count must equal config vocab_size
+ *   tokenizer.json                   (instead of vocab.txt) a Hugging Face Unigram tokenizer (sentencepiece.h)
+ *   sentencepiece.bpe.model          (or spiece.model / sentencepiece.model) a sentencepiece Unigram model;
+ *                                    RoBERTa-family folders use the XLM-R (fairseq) ids
  *   model.safetensors                F32 / F16 / BF16 (F64 also read); names with or without "bert."
+ *                                    ("roberta." for the RoBERTa family)
  *   tokenizer_config.json            optional: do_lower_case, model_max_length
  *   special_tokens_map.json          written, not read
  *   modules.json                     optional: Transformer (+ Pooling) (+ Normalize) module list
@@ -24,6 +30,7 @@
 #include <stddef.h>
 #include "bert.h"
 #include "error.h"
+#include "tokenizer.h"
 
 typedef struct {
     int max_seq_length;  /* sentence_bert_config.json max_seq_length, else tokenizer_config.json
@@ -37,6 +44,18 @@ typedef struct {
     char transformer_dir[256]; /* modules.json's Transformer path: "" normally; old sentence-transformers
                                   folders keep config.json, vocab.txt and the weights in e.g. "0_Transformer" */
 } et_hf_info;
+
+/* The folder's tokenizer, chosen from its own files (in the Transformer folder):
+ *   a BERT model with vocab.txt              -> WordPiece (tokenizer.h)
+ *   else tokenizer.json                      -> SentencePiece Unigram, Hugging Face tokenizers semantics
+ *   else sentencepiece.bpe.model / spiece.model / sentencepiece.model
+ *                                            -> SentencePiece, sentencepiece semantics (XLM-R ids for RoBERTa-family models)
+ *   else vocab.txt                           -> WordPiece
+ * The tokenizer must not be larger than cfg->vocab_size (WordPiece: equal; a padded embedding table, as
+ * multilingual-e5's 250,037 rows for 250,002 tokens, is fine). The file used is written to path_out
+ * (cap bytes; may be NULL): pass it as et_hf_save_opts.vocab_path to save the folder with it. */
+et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, const et_bert_config *cfg, char *path_out, size_t cap,
+                                   et_error *err);
 
 /* Load a folder into `model` (allocated here; free with et_bert_free). */
 et_status et_hf_load(const char *dir, et_bert *model, et_error *err);
@@ -63,7 +82,9 @@ size_t et_hf_vocab_count(const char *buf, size_t len);
 
 typedef struct {
     int dtype;               /* et_st_dtype: ET_ST_F32 (default, 0), ET_ST_F16 or ET_ST_BF16 */
-    const char *vocab_path;  /* copy vocab.txt from this file, or ... */
+    const char *vocab_path;  /* copy vocab.txt from this file, or ... (a tokenizer.json or sentencepiece .model path:
+                                that file is copied under its own name, with the tokenizer files beside it,
+                                tokenizer_config.json included, instead of writing BERT's) */
     const char *vocab_buf;   /* ... from this buffer (vocab_len bytes) */
     size_t vocab_len;
     int max_seq_length;      /* sentence_bert_config.json; 0 = max_position_embeddings */

@@ -346,7 +346,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
                                         "lr >= 0, 0 <= lambda <= 1, weight_decay >= 0 and adam_eps > 0 are required");
     if (c->symmetric && (c->loss != ET_TRAIN_INFONCE || !c->in_batch))
         return et_fail(err, ET_ERR_ARG, "symmetric needs loss infonce with in-batch negatives");
-    int P = model->cfg.max_position;
+    int P = et_bert_max_tokens(&model->cfg);
     if (tr->cfg.max_len_q > P) tr->cfg.max_len_q = P;
     if (tr->cfg.max_len_d > P) tr->cfg.max_len_d = P;
     et_status s;
@@ -754,7 +754,7 @@ static int same_config(const et_bert_config *a, const et_bert_config *b) {
 #define EQ(f) (a->f == b->f)
     if (!(EQ(vocab_size) && EQ(hidden_size) && EQ(num_layers) && EQ(num_heads) && EQ(intermediate_size) &&
           EQ(max_position) && EQ(type_vocab_size) && EQ(layer_norm_eps) && EQ(hidden_dropout) && EQ(attn_dropout) &&
-          EQ(pad_token_id) && EQ(has_pooler) && EQ(pooling) && EQ(normalize) && EQ(moe_experts) && EQ(moe_gate_scale) &&
+          EQ(pad_token_id) && EQ(arch) && EQ(position_offset) && EQ(has_pooler) && EQ(pooling) && EQ(normalize) && EQ(moe_experts) && EQ(moe_gate_scale) &&
           EQ(moe_aux_weight) && EQ(moe_jitter)))
         return 0;
 #undef EQ

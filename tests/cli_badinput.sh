@@ -75,7 +75,7 @@ case_ cfg-heads          'config\.json.*(num_attention_heads|heads)'    encode -
 case_ cfg-hidden-string  'config\.json.*hidden_size'                    encode --model $H/config_hidden_string --in $X
 case_ cfg-negative       'config\.json.*num_hidden_layers'              encode --model "$T/cfg_neg" --in $X
 case_ cfg-relu           'config\.json.*hidden_act'                     encode --model $H/config_relu --in $X
-case_ cfg-roberta        'config\.json.*model_type'                     encode --model $H/config_roberta --in $X
+case_ cfg-distilbert     'config\.json.*model_type'                     encode --model $H/config_distilbert --in $X
 case_ vocab-missing      'vocab\.txt'                                   encode --model $H/missing_vocab --in $X
 case_ vocab-mismatch     'vocab\.txt.*vocab_size|vocab_size.*vocab\.txt' encode --model $H/vocab_mismatch --in $X
 case_ vocab-utf16        'vocab\.txt'                                   encode --model "$T/vocab_utf16" --in $X

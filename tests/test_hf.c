@@ -193,7 +193,7 @@ static const bad_case BAD[] = {
     {"config_missing_hidden", ET_ERR_FORMAT, {"config.json", "field 'hidden_size' is missing", NULL}},
     {"config_hidden_string", ET_ERR_FORMAT, {"config.json", "field 'hidden_size' must be an integer, got a string", NULL}},
     {"config_relu", ET_ERR_UNSUPPORTED, {"config.json", "'hidden_act'", "relu"}},
-    {"config_roberta", ET_ERR_UNSUPPORTED, {"config.json", "'model_type'", "roberta"}},
+    {"config_distilbert", ET_ERR_UNSUPPORTED, {"config.json", "'model_type'", "distilbert"}},
     {"config_bad_json", ET_ERR_FORMAT, {"config.json", "not valid JSON", "line 3"}},
     {"config_heads", ET_ERR_FORMAT, {"config.json", "'num_attention_heads'", NULL}},
     {"vocab_mismatch", ET_ERR_MISMATCH, {"vocab.txt has 9 tokens but config.json vocab_size is 10", NULL, NULL}},

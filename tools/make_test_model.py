@@ -331,7 +331,7 @@ def make_bad():
     micro("config_missing_hidden", cfg_drop=("hidden_size",))
     micro("config_hidden_string", cfg_over={"hidden_size": "4"})
     micro("config_relu", cfg_over={"hidden_act": "relu"})
-    micro("config_roberta", cfg_over={"model_type": "roberta"})
+    micro("config_distilbert", cfg_over={"model_type": "distilbert"})
     micro("config_bad_json", raw_config='{"vocab_size": 10,\n "hidden_size": 4\n "num_hidden_layers": 1}\n')
     micro("config_heads", cfg_over={"num_attention_heads": 3})
     micro("vocab_mismatch", vocab_n=9)
