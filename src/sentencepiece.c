@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cJSON.h"
 #include "grapheme_table.h"
+#include "json.h"
 #include "tokenizer.h"
 
 /* piece types (sentencepiece_model.proto) */
@@ -883,9 +883,10 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
         et_fail(err, ET_ERR_ARG, "%s: NULL data", name);
         return NULL;
     }
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) {
-        et_fail(err, ET_ERR_FORMAT, "%s: not valid JSON", name);
+    cJSON *root = NULL;
+    et_status js = et_json_parse(json, len, &root, NULL);
+    if (js) {
+        et_fail(err, js, js == ET_ERR_NOMEM ? "%s: out of memory parsing the JSON" : "%s: not valid JSON", name);
         return NULL;
     }
     et_spm *s = et_calloc(1, sizeof *s, "tokenizer", err);
