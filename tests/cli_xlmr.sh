@@ -4,7 +4,7 @@
 # plus the test vocabulary tests/fixtures/spm/xlmr (tokenizer.json + sentencepiece.bpe.model).
 #   - encode writes unit-norm 16-dim embeddings; a text longer than the position table (32 tokens after
 #     the offset of 2) is truncated, not refused
-#   - search and eval (model and hybrid) run on a multilingual BEIR folder made here
+#   - search and eval (dense and hybrid) run on a multilingual BEIR folder made here
 #   - train and finetune save folders that carry the tokenizer files (no vocab.txt), say xlm-roberta in
 #     config.json, and load back
 set -u
@@ -54,8 +54,8 @@ echo "$norms" | tr ' ' '\n' | grep -v '^$' | awk -F: '$1!=16 || $2<0.999 || $2>1
 [ $rc -eq 0 ] && [ "$(grep -c '"rank"\|"id"' "$T/search.jsonl")" -ge 1 ] && ok "search" || bad "search rc=$rc: $(head -c 300 "$T/err") $(head -c 300 "$T/search.jsonl")"
 "$ET" eval --model "$M" --data "$B" --json "$T/eval.json" -q > "$T/eval.txt" 2>"$T/err"; rc=$?
 [ $rc -eq 0 ] && grep -q '"ndcg@10"' "$T/eval.json" && ok "eval" || bad "eval rc=$rc: $(head -c 300 "$T/err")"
-"$ET" eval --model "$M" --data "$B" --hybrid rrf -q > "$T/hyb.txt" 2>"$T/err"; rc=$?
-[ $rc -eq 0 ] && ok "eval --hybrid rrf" || bad "hybrid rc=$rc: $(head -c 300 "$T/err")"
+"$ET" eval --model "$M" --data "$B" --mode hybrid -q > "$T/hyb.txt" 2>"$T/err"; rc=$?
+[ $rc -eq 0 ] && ok "eval --mode hybrid" || bad "hybrid rc=$rc: $(head -c 300 "$T/err")"
 
 # 3. train: the saved folder carries the tokenizer and loads back
 : > "$T/pairs.jsonl"
