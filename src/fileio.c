@@ -205,3 +205,24 @@ et_status et_write_file_atomic(const char *path, const void *data, size_t len, e
     if ((s = et_atomic_write(&af, data, len, err))) return s;
     return et_atomic_commit(&af, err);
 }
+
+et_status et_rm_tree(const char *path, et_error *err) {
+    struct stat sb;
+    if (lstat(path, &sb)) return ET_OK;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        struct dirent *de;
+        et_status s = ET_OK;
+        while (!s && (de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            char sub[ET_PATH_MAX];
+            if (!(s = et_path_join(sub, sizeof sub, path, de->d_name, err))) s = et_rm_tree(sub, err);
+        }
+        closedir(d);
+        if (!s && rmdir(path)) s = et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return s;
+    }
+    if (unlink(path)) return et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return ET_OK;
+}

@@ -47,6 +47,10 @@ void et_atomic_abort(et_atomic_file *af);
  * a killed run's half-written output (checkpoints, saved models). A missing dir is not an error. */
 et_status et_remove_stale_tmp(const char *dir, int depth, et_error *err);
 
+/* Remove a file, or a folder with everything in it (symbolic links are removed, not followed). A missing path is
+ * not an error; the first entry that cannot be removed stops it and is named in the error. */
+et_status et_rm_tree(const char *path, et_error *err);
+
 /* One-shot atomic write of a buffer. */
 et_status et_write_file_atomic(const char *path, const void *data, size_t len, et_error *err);
 

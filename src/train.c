@@ -615,27 +615,6 @@ et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
 
 /* ------------------------------------------------------------------ checkpoints */
 
-static et_status rm_tree(const char *path, et_error *err) {
-    struct stat sb;
-    if (lstat(path, &sb)) return ET_OK;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d) return et_fail(err, ET_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        struct dirent *de;
-        et_status s = ET_OK;
-        while (!s && (de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char sub[ET_PATH_MAX];
-            if (!(s = et_path_join(sub, sizeof sub, path, de->d_name, err))) s = rm_tree(sub, err);
-        }
-        closedir(d);
-        if (!s && rmdir(path)) s = et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-        return s;
-    }
-    if (unlink(path)) return et_fail(err, ET_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    return ET_OK;
-}
-
 et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) {
     et_hf_save_opts o = {0};
     o.vocab_path = tr->cfg.vocab_path;
@@ -677,7 +656,7 @@ static et_status prune_checkpoints(et_trainer *tr, const char *keep_name, et_err
     for (int i = 0; i < n; i++) {
         if (names[i] && i < n - keep && strcmp(names[i], keep_name)) {
             char p[ET_PATH_MAX];
-            if (!et_path_join(p, sizeof p, tr->cfg.out_dir, names[i], NULL)) rm_tree(p, NULL);
+            if (!et_path_join(p, sizeof p, tr->cfg.out_dir, names[i], NULL)) et_rm_tree(p, NULL);
         }
         free(names[i]);
     }
