@@ -2,13 +2,13 @@
  *
  * This executable is linked with -Wl,--wrap=malloc,... (CMakeLists.txt), so every allocation of the library,
  * of cJSON (vendored, compiled in) and of this file goes through the __wrap_* functions below. A scenario
- * (load a small model, each reader, the tokenizer, BM25) first runs once without failures: that run
+ * (load a small model, encode, two training steps with checkpoints, each reader, the tokenizer, BM25) first runs once without failures: that run
  * gives the reference result and A, its number of allocations. Then, for N = 1 .. A, it runs again with the
  * N-th allocation failing (one-shot: later ones succeed), and
  *   - either it succeeds, and its result must equal the reference byte for byte (a failure handled by a
  *     fallback must not change the result),
- *   - or it fails with ET_ERR_NOMEM and a message saying what could not be allocated ("out of memory ..." then
- *     what; no other code: "not valid JSON" for a valid file is a defect),
+ *   - or it fails with ET_ERR_NOMEM and a message saying what could not be allocated ("out of memory ..." or
+ *     "cannot allocate ..." then what; no other code: "not valid JSON" for a valid file is a defect),
  *   - and in both cases every block allocated during the run has been freed (leaks are counted here, so the
  *     plain build checks them too; the ASan build adds LSan and use-after-free detection),
  *   - and nothing crashes (a crash fails the test).
@@ -29,6 +29,7 @@
 #include "bm25.h"
 #include "data.h"
 #include "encode.h"
+#include "fileio.h"
 #include "hf.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -188,9 +189,91 @@ static et_status sc_load(et_error *err, sbuf *out) {
     return ET_OK;
 }
 
+static et_bert g_model;      /* loaded once, unarmed, for the encode and train scenarios */
+static et_tokenizer *g_tok;
+
 static const char *TEXTS[] = {"how do i reset my password", "the lazy dog sleeps", "", "a much longer text about "
                               "water boiling at one hundred degrees and ice melting at zero", "dog"};
 enum { NTEXTS = sizeof TEXTS / sizeof TEXTS[0] };
+
+static et_status sc_encode(et_error *err, sbuf *out, int with_cache) {
+    int C = g_model.cfg.hidden_size;
+    oom_pause();
+    float *emb = malloc(sizeof(float) * NTEXTS * (size_t)C);
+    oom_resume();
+    et_encode_cache cache = {0};
+    et_encode_opts o = {0};
+    o.batch = 2;
+    o.max_len = 24;
+    o.cache = with_cache ? &cache : NULL;
+    et_status st = et_encode_texts(&g_model, g_tok, NULL, TEXTS, NTEXTS, &o, emb, err);
+    if (!st && with_cache) st = et_encode_texts(&g_model, g_tok, NULL, TEXTS + 1, 2, &o, emb, err); /* reuse */
+    if (!st) {
+        oom_pause();
+        sb_put(out, emb, sizeof(float) * NTEXTS * (size_t)C);
+        oom_resume();
+    }
+    et_encode_cache_free(&cache);
+    oom_pause();
+    free(emb);
+    oom_resume();
+    return st;
+}
+static et_status sc_encode_plain(et_error *err, sbuf *out) { return sc_encode(err, out, 0); }
+static et_status sc_encode_cached(et_error *err, sbuf *out) { return sc_encode(err, out, 1); }
+
+static char g_tmp[64];
+static void rm_out(void) { /* the trainer's output folder of one run */
+    char dir[160];
+    snprintf(dir, sizeof dir, "%s/out", g_tmp);
+    et_error err = {0};
+    if (et_rm_tree(dir, &err)) fprintf(stderr, "warning: %s\n", err.msg);
+}
+
+static et_status sc_train(et_error *err, sbuf *out) {
+    et_bert m;
+    oom_pause();
+    rm_out();
+    et_status st = et_hf_load(MODEL, &m, err); /* fresh parameters each run, unarmed */
+    oom_resume();
+    if (st) { fprintf(stderr, "test_oom: cannot load %s: %s\n", MODEL, err->msg); exit(1); }
+    char outdir[128];
+    snprintf(outdir, sizeof outdir, "%s/out", g_tmp);
+    et_train_data d;
+    memset(&d, 0, sizeof d);
+    st = et_train_data_read("tests/fixtures/train/tiny_pairs.jsonl", &d, err);
+    if (!st) {
+        et_train_cfg cfg;
+        et_train_cfg_default(&cfg);
+        cfg.loss = ET_TRAIN_INFONCE;
+        cfg.batch = 4;
+        cfg.epochs = 1;
+        cfg.stop_after = 2;  /* two optimizer steps */
+        cfg.save_every = 1;  /* a checkpoint after each */
+        cfg.threads = 1;
+        cfg.max_len_q = 16;
+        cfg.max_len_d = 16;
+        cfg.lr = 1e-3;
+        cfg.out_dir = outdir;
+        cfg.vocab_path = MODEL "/vocab.txt";
+        et_trainer tr;
+        memset(&tr, 0, sizeof tr);
+        st = et_trainer_init(&tr, &cfg, &m, NULL, &d, err);
+        if (!st) st = et_trainer_run(&tr, g_tok, err);
+        if (!st) {
+            oom_pause();
+            sb_put(out, m.params, m.n_params * sizeof(float));
+            sb_i64(out, et_trainer_step(&tr));
+            oom_resume();
+        }
+        et_trainer_free(&tr);
+    }
+    et_train_data_free(&d);
+    oom_pause();
+    et_bert_free(&m);
+    oom_resume();
+    return st;
+}
 
 static void ser_pairs(sbuf *b, const et_pairs *p) {
     sb_i64(b, p->n);
@@ -368,7 +451,8 @@ static const scenario SC[] = {
     {"load", sc_load, 1},           {"pairs_jsonl", sc_pairs_jsonl, 1}, {"pairs_named", sc_pairs_named, 1},
     {"pairs_csv", sc_pairs_csv, 1}, {"pairs_tsv", sc_pairs_tsv, 1},     {"beir", sc_beir, 1},
     {"corpus", sc_corpus, 1},       {"sts", sc_sts, 1},                 {"train_data", sc_train_data, 1},
-    {"vocab", sc_vocab, 1},
+    {"vocab", sc_vocab, 1},         {"encode", sc_encode_plain, 0},     {"encode_cached", sc_encode_cached, 0},
+    {"train", sc_train, 0},
     {"safetensors", sc_safetensors, 1}, {"bm25", sc_bm25, 1},
 };
 
@@ -403,9 +487,10 @@ static void run_mode(const scenario *s, const sbuf *ref, long A, int persistent)
                   "%s%s: allocation %ld failed, got %s (%d): '%s' (want out of memory, naming what)", s->name,
                   persistent ? " (persistent)" : "", N, et_status_name(st), (int)st, err.msg);
             /* the message says what could not be allocated: "out of memory" followed by what ("allocating N
-             * bytes for X", "for the tensor list", "parsing the JSON", ...) */
-            const char *oom = strstr(err.msg, "out of memory");
-            CHECK(oom && oom[13] == ' ' && oom[14], "%s%s: allocation %ld failed: the message does not say what: '%s'",
+             * bytes for X", "for the tensor list", "parsing the JSON", ...), or "cannot allocate <what>" */
+            const char *oom = strstr(err.msg, "out of memory"), *cannot = strstr(err.msg, "cannot allocate ");
+            CHECK((oom && oom[13] == ' ' && oom[14]) || (cannot && cannot[16]),
+                  "%s%s: allocation %ld failed: the message does not say what: '%s'",
                   s->name, persistent ? " (persistent)" : "", N, err.msg);
             int dup = 0;
             for (int i = 0; i < nseen && !dup; i++) dup = !strcmp(seen[i], err.msg);
@@ -440,7 +525,17 @@ int main(void) {
     const char *v = getenv("ET_OOM_VERBOSE"), *only = getenv("ET_OOM_ONLY");
     verbose = v ? atoi(v) : 0;
     only_n = getenv("ET_OOM_N") ? atol(getenv("ET_OOM_N")) : 0;
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/et_oom_XXXXXX");
+    if (!mkdtemp(g_tmp)) { perror("mkdtemp"); return 1; }
+    et_error err = {0};
+    if (et_hf_load(MODEL, &g_model, &err)) { fprintf(stderr, "load %s: %s\n", MODEL, err.msg); return 1; }
+    g_tok = et_tokenizer_load_vocab(MODEL "/vocab.txt", &err);
+    if (!g_tok) { fprintf(stderr, "vocab: %s\n", err.msg); return 1; }
     for (size_t i = 0; i < sizeof SC / sizeof SC[0]; i++)
         if (!only || !strcmp(only, SC[i].name)) run_scenario(&SC[i]);
+    et_tokenizer_free(g_tok);
+    et_bert_free(&g_model);
+    rm_out();
+    rmdir(g_tmp);
     return et_test_report("test_oom");
 }
