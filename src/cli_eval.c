@@ -360,38 +360,30 @@ static int run_eval(et_opt *o, int n) {
         else if (et_pair_index_build(&P, &ix, &err)) rc = et_cli_fail("eval", &err);
         else {
             cJSON_AddNumberToObject(info, "nrows", (double)w);
-            if (P.has_label) {
-                /* pairwise AUPRC: no ranking, so no hybrid; a saved hybrid default falls back to the model */
+            if (P.has_label) { /* pairwise AUPRC (evaluate.h, as finetune) */
+                /* no ranking, so no hybrid; a saved hybrid default falls back to the model */
                 if (mode == ET_MODE_HYBRID && !ms && !fspec) { mode = ET_MODE_DENSE; cJSON_ReplaceItemInObject(root, "mode", cJSON_CreateString("dense")); }
                 if (mode == ET_MODE_HYBRID) { fprintf(stderr, "embedtune eval: the hybrid mode needs retrieval data (a BEIR folder or a positive-pairs file); use --mode dense or bm25\n"); rc = 2; }
                 cJSON_Delete(cJSON_DetachItemFromObject(root, "by_mode"));
-                et_expert e;
-                memset(&e, 0, sizeof e);
-                float *sc = malloc(sizeof(float) * (size_t)w);
-                prog pp = {"encode passages", quiet, {0}};
+                prog pp = {"encode pairs", quiet, {0}};
                 et_encode_opts eo = enc_opts(batch, mlen, &pp);
+                et_bm25_opts bo = {k1, bb, 0};
+                et_pair_eval pe;
                 double t0 = et_now_s();
-                if (!rc && !sc) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; }
-                if (!rc && (use_bm25 ? et_expert_bm25_init(&e, &ix, &(et_bm25_opts){k1, bb, 0}, &err)
-                                     : et_expert_dense_init(&e, &ix, "model", &L.model, L.tok, pool, &eo, &err)))
+                if (!rc && (use_bm25 ? et_eval_pairs_bm25(pool, &bo, P.query, P.passage, P.label, w, &pe, &err)
+                                     : et_eval_pairs_dense(&L.model, L.tok, pool, &eo, P.query, P.passage, P.label, w, &pe, &err)))
                     rc = et_cli_fail("eval", &err);
                 J.t_encode = et_now_s() - t0;
-                if (!rc && et_expert_score_rows(&e, &ix, pool, sc, &err)) rc = et_cli_fail("eval", &err);
                 if (!rc) {
-                    int64_t np = 0;
-                    double cs = 0;
-                    for (int64_t i = 0; i < w; i++) if (P.label[i] >= 0.5f) { np++; cs += sc[i]; }
                     cJSON_AddNumberToObject(info, "nqueries", ix.nq);
-                    cJSON_AddNumberToObject(info, "positives", (double)np);
-                    cJSON_AddNumberToObject(info, "negatives", (double)(w - np));
-                    json_num(metrics, "auprc", np ? et_auprc(sc, P.label, w) : NAN);
+                    cJSON_AddNumberToObject(info, "positives", (double)pe.npos);
+                    cJSON_AddNumberToObject(info, "negatives", (double)(w - pe.npos));
+                    json_num(metrics, "auprc", pe.auprc);
                     if (!use_bm25) {
-                        json_num(metrics, "mean_pos_cosine", np ? cs / np : NAN);
-                        json_num(metrics, "anisotropy", et_mean_random_cosine(e.pemb, ix.np, e.d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED));
+                        json_num(metrics, "mean_pos_cosine", pe.mean_pos_cosine);
+                        json_num(metrics, "anisotropy", pe.anisotropy);
                     }
                 }
-                free(sc);
-                et_expert_free(&e);
             } else {
                 /* positive pairs: the distinct passages are the corpus, each row a (query, doc) grade-1 judgment */
                 et_qrel *qr = malloc(sizeof(et_qrel) * (size_t)(ix.pos_off[ix.nq] ? ix.pos_off[ix.nq] : 1));

@@ -194,38 +194,102 @@ et_status et_eval_ir_bm25(et_pool *pool, const et_bm25_opts *opts, const char *c
     return et_eval_ir(NULL, NULL, pool, NULL, &o, docs, nd, qs, nq, qrels, qoff, out, err);
 }
 
+/* The distinct texts of t[n] in first-occurrence order: uniq[*nu] (borrowed pointers) and map[n] (row -> uniq index). */
+static et_status distinct_texts(const char *const *t, int64_t n, int32_t *map, const char **uniq, int64_t *nu, et_error *err) {
+    uint64_t cap = 16;
+    while (cap < 2 * (uint64_t)n) cap <<= 1;
+    int32_t *slot = malloc(sizeof(int32_t) * cap);
+    if (!slot) return et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory for a %llu-slot text table", (unsigned long long)cap);
+    memset(slot, 0xff, sizeof(int32_t) * cap);
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t h = et_fnv1a64_str(t[i]);
+        h ^= h >> 29;
+        for (h &= cap - 1;; h = (h + 1) & (cap - 1)) {
+            if (slot[h] < 0) { slot[h] = (int32_t)m; uniq[m] = t[i]; map[i] = (int32_t)m++; break; }
+            if (!strcmp(uniq[slot[h]], t[i])) { map[i] = slot[h]; break; }
+        }
+    }
+    free(slot);
+    *nu = m;
+    return ET_OK;
+}
+
+/* the pair metrics of scores s[n] (cosine or BM25) against label[n] */
+static void pair_metrics(const double *cs, const float *label, int64_t n, et_pair_eval *out, et_error *err) {
+    (void)err;
+    double *lab = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    float *sf = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    double pc = 0;
+    out->npos = 0;
+    for (int64_t i = 0; i < n; i++) if (label[i] >= 0.5f) { out->npos++; pc += cs[i]; }
+    out->n = n;
+    out->mean_pos_cosine = out->npos ? pc / out->npos : NAN;
+    if (!lab || !sf) { /* the rank statistics need the copies */
+        out->spearman = out->pearson = out->auprc = NAN;
+    } else {
+        for (int64_t i = 0; i < n; i++) { lab[i] = label[i]; sf[i] = (float)cs[i]; }
+        out->spearman = 100 * et_spearman(cs, lab, n);
+        out->pearson = 100 * et_pearson(cs, lab, n);
+        out->auprc = out->npos ? et_auprc(sf, label, n) : NAN;
+    }
+    free(lab); free(sf);
+}
+
 et_status et_eval_pairs_dense(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                               const char *const *a, const char *const *b, const float *label, int64_t n,
                               et_pair_eval *out, et_error *err) {
     memset(out, 0, sizeof *out);
+    if (n > INT32_MAX) return et_fail(err, ET_ERR_UNSUPPORTED, "evaluation: more than 2^31 pairs");
     int32_t d = m->cfg.hidden_size;
-    float *A = malloc(sizeof(float) * (size_t)(n ? n : 1) * d), *Bm = malloc(sizeof(float) * (size_t)(n ? n : 1) * d);
-    float *sf = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    double *cs = malloc(sizeof(double) * (size_t)(n ? n : 1)), *lab = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    size_t nn = (size_t)(n ? n : 1);
+    float *A = malloc(sizeof(float) * nn * d), *Bm = malloc(sizeof(float) * nn * d);
+    double *cs = malloc(sizeof(double) * nn);
+    int32_t *map = malloc(sizeof(int32_t) * nn);
+    const char **ub = malloc(sizeof(char *) * nn);
+    int64_t nb = 0;
     et_status s = ET_OK;
     et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
-    if (!A || !Bm || !sf || !cs || !lab) { s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%lld pairs)", (long long)n); goto done; }
+    if (!A || !Bm || !cs || !map || !ub) { s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%lld pairs)", (long long)n); goto done; }
+    if ((s = distinct_texts(b, n, map, ub, &nb, err))) goto done;
     et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
     if (!e2.cache) e2.cache = &ec;
     if ((s = et_encode_texts(m, tok, pool, a, (size_t)n, &e2, A, err))) goto done;
-    if ((s = et_encode_texts(m, tok, pool, b, (size_t)n, &e2, Bm, err))) goto done;
+    if ((s = et_encode_texts(m, tok, pool, ub, (size_t)nb, &e2, Bm, err))) goto done; /* each distinct b once */
     et_l2norm_rows(A, n, d);
-    et_l2norm_rows(Bm, n, d);
-    double pc = 0;
-    for (int64_t i = 0; i < n; i++) {
-        cs[i] = et_dot(A + i * d, Bm + i * d, d);
-        sf[i] = (float)cs[i];
-        lab[i] = label[i];
-        if (label[i] >= 0.5f) { out->npos++; pc += cs[i]; }
-    }
-    out->n = n;
-    out->spearman = 100 * et_spearman(cs, lab, n);
-    out->pearson = 100 * et_pearson(cs, lab, n);
-    out->auprc = out->npos ? et_auprc(sf, label, n) : NAN;
-    out->mean_pos_cosine = out->npos ? pc / out->npos : NAN;
-    out->anisotropy = et_mean_random_cosine(Bm, n, d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED);
+    et_l2norm_rows(Bm, nb, d);
+    for (int64_t i = 0; i < n; i++) cs[i] = et_dot(A + i * d, Bm + (int64_t)map[i] * d, d);
+    pair_metrics(cs, label, n, out, err);
+    out->anisotropy = et_mean_random_cosine(Bm, nb, d, ET_EVAL_ANISO_PAIRS, ET_EVAL_SEED);
 done:
-    free(A); free(Bm); free(sf); free(cs); free(lab);
+    free(A); free(Bm); free(cs); free(map); free(ub);
     et_encode_cache_free(&ec);
+    return s;
+}
+
+et_status et_eval_pairs_bm25(et_pool *pool, const et_bm25_opts *opts, const char *const *a, const char *const *b,
+                             const float *label, int64_t n, et_pair_eval *out, et_error *err) {
+    (void)pool;
+    memset(out, 0, sizeof *out);
+    if (n > INT32_MAX) return et_fail(err, ET_ERR_UNSUPPORTED, "evaluation: more than 2^31 pairs");
+    size_t nn = (size_t)(n ? n : 1);
+    double *cs = malloc(sizeof(double) * nn);
+    int32_t *map = malloc(sizeof(int32_t) * nn);
+    const char **ub = malloc(sizeof(char *) * nn);
+    int64_t nb = 0;
+    et_bm25 *bm = NULL;
+    et_status s = ET_OK;
+    if (!cs || !map || !ub) { s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory (%lld pairs)", (long long)n); goto done; }
+    if ((s = distinct_texts(b, n, map, ub, &nb, err))) goto done;
+    et_bm25_opts bo = opts ? *opts : (et_bm25_opts){0.9, 0.4, 0};
+    if (!(bm = et_bm25_build(ub, (int32_t)nb, &bo, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto done; }
+    if ((s = et_bm25_score_pairs(bm, a, map, n, cs, err))) goto done;
+    for (int64_t i = 0; i < n; i++) cs[i] = (float)cs[i]; /* ranked as floats, as the other systems' scores */
+    pair_metrics(cs, label, n, out, err);
+    out->anisotropy = NAN;
+    out->mean_pos_cosine = NAN;
+done:
+    free(cs); free(map); free(ub);
+    et_bm25_free(bm);
     return s;
 }

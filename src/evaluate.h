@@ -13,7 +13,7 @@
  *   anisotropy: mean cosine of random corpus-embedding pairs (100k pairs max, same seed); NaN for BM25;
  *   mean_pos_cosine: mean model cosine of the positive pairs; NaN for BM25;
  *   pairs     : Spearman / Pearson (x100) of cos(a_i, b_i) against label_i, AUPRC (label >= 0.5 is
- *               positive), anisotropy over the b side, mean cosine of the positive pairs. */
+ *               positive), anisotropy over the distinct b texts, mean cosine of the positive pairs (or BM25). */
 #ifndef ET_EVALUATE_H
 #define ET_EVALUATE_H
 
@@ -96,8 +96,14 @@ typedef struct {
     int64_t n, npos;
 } et_pair_eval;
 
+/* Rows (a_i, b_i, label_i): pairs with labels in [0,1], or STS (label = the gold score). The distinct b texts are
+ * encoded once each; anisotropy is over them (a passage repeated in many rows counts once). */
 et_status et_eval_pairs_dense(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                               const char *const *a, const char *const *b, const float *label, int64_t n,
                               et_pair_eval *out, et_error *err);
+/* The same with BM25 (opts NULL = k1 0.9, b 0.4) over the distinct b texts as the corpus; the BM25 score of
+ * (a_i, b_i) rounded to float replaces the cosine; anisotropy and mean_pos_cosine are NaN. */
+et_status et_eval_pairs_bm25(et_pool *pool, const et_bm25_opts *opts, const char *const *a, const char *const *b,
+                             const float *label, int64_t n, et_pair_eval *out, et_error *err);
 
 #endif

@@ -100,6 +100,12 @@ awk -v p="$(bnum "$T/rk.json" soft_targets mean_pos)" -v n="$(bnum "$T/rk.json" 
   && ok "positives' targets above negatives'" || bad "targets do not separate: $(block "$T/rk.json" soft_targets)"
 ab=$(bnum "$T/rk.json" before anisotropy); aa=$(bnum "$T/rk.json" after anisotropy)
 awk -v a="$aa" -v b="$ab" 'BEGIN { exit !(a <= b + 0.05) }' && ok "anisotropy $ab -> $aa" || bad "anisotropy rose $ab -> $aa"
+# the held-out numbers of a labelled file are eval's (one pairs protocol, evaluate.h): bm.jsonl repeats passages
+# across rows (every negative is another row's passage), which once made the anisotropies differ
+"$ET" eval --model $M --data "$T/bm.jsonl" --split test --json "$T/ebm.json" -q >/dev/null 2>"$T/err" || bad "eval bm.jsonl: $(cat "$T/err")"
+for k in auprc anisotropy; do
+  near "labelled pairs: before $k = eval --split test" "$(bnum "$T/rk.json" before "$k")" "$(jnum "$T/ebm.json" "$k")" 2e-5
+done
 # one expert: soft1 and soft3 give the same targets -> a warning
 "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/s3" --loss soft3 --no-bm25 --no-start-expert --threads 2 >/dev/null 2>"$T/log"
 grep -q "warning: soft3 and soft1 give the same targets here (one expert" "$T/log" && ok "one-expert warning" || bad "no one-expert warning: $(grep -i warn "$T/log")"
