@@ -1,11 +1,11 @@
 /* test_determinism.c - same inputs, same bits, whatever the thread count (README "Reproducibility").
  * On every SIMD path available, a small BERT (dense, and MoE with router jitter) runs a training
- * forward (dropout on) and backward, and an inference forward, with a NULL pool and with pools of
- * 1, 2, 3, 4 and 8 threads, twice each: every gradient, every pooled output and the loss inputs must
- * be byte-identical to the NULL-pool run (memcmp). The sizes are chosen so that every kernel splits
- * its work over the threads (GEMMs above the serial cut-off, LayerNorm rows and columns, bias
- * columns, attention heads); the kernels are also checked one by one (LayerNorm backward, Linear
- * backward) so a failure names the kernel. */
+ * forward (dropout on) and backward twice (accumulating), and an inference forward, with a NULL pool
+ * and with pools of 1, 2, 3, 4 and 8 threads (Emscripten: 1, 2, 3, 5), twice each: every gradient
+ * and every pooled output must be byte-identical to the NULL-pool run (memcmp). The sizes are chosen
+ * so that every kernel splits its work over the threads (GEMMs above the serial cut-off, LayerNorm
+ * row chunks, bias columns, attention heads); the kernels are also checked one by one (LayerNorm
+ * backward, Linear backward) so a failure names the kernel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +21,24 @@ static float *rnd(size_t n) {
     return x;
 }
 
+#if defined(__EMSCRIPTEN__)
+static const int g_threads[] = {0, 1, 2, 3, 5}; /* 0 = NULL pool; the build pre-starts 4 workers */
+#else
 static const int g_threads[] = {0, 1, 2, 3, 4, 8}; /* 0 = NULL pool */
+#endif
 #define NPOOLS (int)(sizeof g_threads / sizeof *g_threads)
 
+/* one pool at a time (Emscripten runs a thread only on a pre-started worker) */
+static et_pool *mkpool(int p) {
+    et_error err = {0};
+    if (!g_threads[p]) return NULL;
+    et_pool *pool = et_pool_create(g_threads[p], &err);
+    if (!pool) { fprintf(stderr, "pool of %d threads: %s\n", g_threads[p], err.msg); exit(1); }
+    return pool;
+}
+
 /* ---- kernels one by one ------------------------------------------------------------------------ */
-static void test_layernorm(et_pool *pools[], const char *path) {
+static void test_layernorm(const char *path) {
     const int N = 300, C = 200; /* C not a multiple of 16 */
     float *x = rnd((size_t)N * C), *dy = rnd((size_t)N * C), *w = rnd(C), *b = rnd(C);
     float *y = malloc(sizeof(float) * N * C), *xh = malloc(sizeof(float) * N * C);
@@ -35,36 +48,42 @@ static void test_layernorm(et_pool *pools[], const char *path) {
     size_t n = (size_t)N * C + 2 * (size_t)C;
     for (int mode = 0; mode < 2; mode++) {
         float *ref = NULL;
-        for (int p = 0; p < NPOOLS; p++)
+        for (int p = 0; p < NPOOLS; p++) {
+            et_pool *pool = mkpool(p);
             for (int rep = 0; rep < 2; rep++) {
                 float *g = calloc(n, sizeof(float)); /* dinp, dw, db */
                 for (size_t i = 0; i < n; i++) g[i] = 0.25f * (float)(i % 7);
-                if (mode) et_layernorm_backward_xhat(pools[p], g, g + (size_t)N * C, g + (size_t)N * C + C, dy, xh, w, rstd, N, C);
-                else et_layernorm_backward(pools[p], g, g + (size_t)N * C, g + (size_t)N * C + C, dy, x, w, mean, rstd, N, C);
+                if (mode) et_layernorm_backward_xhat(pool, g, g + (size_t)N * C, g + (size_t)N * C + C, dy, xh, w, rstd, N, C);
+                else et_layernorm_backward(pool, g, g + (size_t)N * C, g + (size_t)N * C + C, dy, x, w, mean, rstd, N, C);
                 if (!ref) { ref = g; continue; }
                 CHECK(!memcmp(ref, g, sizeof(float) * n), "%s layernorm backward%s: %d threads differ from serial", path,
                       mode ? "_xhat" : "", g_threads[p]);
                 free(g);
             }
+            et_pool_destroy(pool);
+        }
         free(ref);
     }
     free(x); free(dy); free(w); free(b); free(y); free(xh); free(mean); free(rstd);
 }
 
-static void test_linear_backward(et_pool *pools[], const char *path) {
+static void test_linear_backward(const char *path) {
     const int N = 333, IC = 150, OC = 260;
     float *x = rnd((size_t)N * IC), *W = rnd((size_t)OC * IC), *dy = rnd((size_t)N * OC);
     size_t n = (size_t)N * IC + (size_t)OC * IC + OC;
     float *ref = NULL;
-    for (int p = 0; p < NPOOLS; p++)
+    for (int p = 0; p < NPOOLS; p++) {
+        et_pool *pool = mkpool(p);
         for (int rep = 0; rep < 2; rep++) {
             float *g = malloc(sizeof(float) * n);
             for (size_t i = 0; i < n; i++) g[i] = 0.5f * (float)(i % 5);
-            et_linear_backward(pools[p], g, g + (size_t)N * IC, g + (size_t)N * IC + (size_t)OC * IC, dy, x, W, N, IC, OC);
+            et_linear_backward(pool, g, g + (size_t)N * IC, g + (size_t)N * IC + (size_t)OC * IC, dy, x, W, N, IC, OC);
             if (!ref) { ref = g; continue; }
             CHECK(!memcmp(ref, g, sizeof(float) * n), "%s linear backward: %d threads differ from serial", path, g_threads[p]);
             free(g);
         }
+        et_pool_destroy(pool);
+    }
     free(ref); free(x); free(W); free(dy);
 }
 
@@ -101,7 +120,7 @@ static void run_model(const et_bert *m, et_pool *pool, int nthreads, model_out *
     free(dp); free(ids); free(mask);
 }
 
-static void test_model(et_pool *pools[], const char *path, int experts) {
+static void test_model(const char *path, int experts) {
     et_error err = {0};
     et_bert_config c = {0};
     c.vocab_size = 60; c.hidden_size = 96; c.num_layers = 2; c.num_heads = 4; c.intermediate_size = 256;
@@ -115,10 +134,11 @@ static void test_model(et_pool *pools[], const char *path, int experts) {
         for (int i = 0; i < c.hidden_size; i++) { m.w.layer[l].ln1_w[i] += 1.0f; m.w.layer[l].ln2_w[i] += 1.0f; }
     const int B = 8, T = 40;
     model_out ref = {0};
-    for (int p = 0; p < NPOOLS; p++)
+    for (int p = 0; p < NPOOLS; p++) {
+        et_pool *pool = mkpool(p);
         for (int rep = 0; rep < (p ? 2 : 1); rep++) {
             model_out o = {0};
-            run_model(&m, pools[p], g_threads[p] ? g_threads[p] : 1, &o, B, T);
+            run_model(&m, pool, g_threads[p] ? g_threads[p] : 1, &o, B, T);
             if (!ref.grads) { ref = o; continue; }
             CHECK(!memcmp(ref.grads, o.grads, sizeof(float) * m.n_params), "%s %s: gradients at %d threads differ from serial",
                   path, experts ? "moe" : "dense", g_threads[p]);
@@ -128,6 +148,8 @@ static void test_model(et_pool *pools[], const char *path, int experts) {
                   "%s %s: inference forward at %d threads differs from serial", path, experts ? "moe" : "dense", g_threads[p]);
             free(o.grads); free(o.pooled_train); free(o.pooled_inf);
         }
+        et_pool_destroy(pool);
+    }
     int moved = 0;
     for (size_t i = 0; i < m.n_params && !moved; i++) moved = ref.grads[i] != 0.0f;
     CHECK(moved, "no gradient at all");
@@ -136,24 +158,17 @@ static void test_model(et_pool *pools[], const char *path, int experts) {
 }
 
 int main(void) {
-    et_error err = {0};
     static const char *paths[] = {"scalar", "avx2", "avx512", "wasm128"};
-    et_pool *pools[NPOOLS];
-    for (int p = 0; p < NPOOLS; p++) {
-        pools[p] = g_threads[p] ? et_pool_create(g_threads[p], &err) : NULL;
-        if (g_threads[p] && !pools[p]) { fprintf(stderr, "pool: %s\n", err.msg); return 1; }
-    }
     int tested = 0;
     for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
         if (et_kernels_force_path(paths[p])) continue;
         tested++;
-        test_layernorm(pools, paths[p]);
-        test_linear_backward(pools, paths[p]);
-        test_model(pools, paths[p], 0);
-        test_model(pools, paths[p], 2);
+        test_layernorm(paths[p]);
+        test_linear_backward(paths[p]);
+        test_model(paths[p], 0);
+        test_model(paths[p], 2);
     }
     et_kernels_force_path(NULL);
-    for (int p = 0; p < NPOOLS; p++) et_pool_destroy(pools[p]);
     CHECK(tested > 0, "no SIMD path available");
     return et_test_report("test_determinism");
 }
