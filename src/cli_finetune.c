@@ -23,6 +23,9 @@ static et_opt ft_opts[] = {
     {"--mine-range", NULL, "A:B", "ANCE rank window of the starting model's ranking, positives counted (default 2:100)", NULL},
     {"--neg-mode", NULL, "M", "mse/soft: hard (ranked by the first expert, default) | random", NULL},
     {"--hard-ratio", NULL, "X", "mse/soft, --neg-mode hard: share of each positive's negatives that are the first expert's top non-answers; the rest are random (default 0.5)", NULL},
+    {"--neg-source", NULL, "S", "infonce/clp hard negatives: ance (the model's own ranking, re-mined) | bm25 (BM25's ranking, "
+                                "the documents keyword search gets wrong) | mix (interleaved) (default ance)", NULL},
+    {"--no-fusion", NULL, NULL, "do not learn the BM25 + model fusion nor write OUT/retrieval.json (retrieval data)", NULL},
     {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
     {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
@@ -93,6 +96,46 @@ static void cell(FILE *f, double v) {
     if (isfinite(v)) fprintf(f, " %10.4f", v); else fprintf(f, " %10s", "-");
 }
 
+/* the retrieval modes side by side on the held-out queries: dense, BM25, the default and the learned fusion */
+static void print_hybrid(FILE *f, const et_finetune_result *r, const char *out) {
+    if (!r->has_hybrid) return;
+    const et_ft_hybrid *h[2] = {&r->hyb_before, &r->hyb_after};
+    fprintf(f, "  held-out nDCG@10   %10s %10s %10s %10s\n", "dense", "bm25", "hyb-dflt", "hyb-learn");
+    for (int i = 0; i < 2; i++) {
+        fprintf(f, "  %-18s", i ? "after" : "before");
+        cell(f, h[i]->dense.ndcg10); cell(f, h[i]->bm25.ndcg10); cell(f, h[i]->fused_default.ndcg10); cell(f, h[i]->fused_learned.ndcg10);
+        fputc('\n', f);
+    }
+    char d[128];
+    fprintf(f, "  learned fusion: %s (%s) -> %s/retrieval.json\n", et_fusion_describe(&h[1]->learned, d, sizeof d), h[1]->fit_note,
+            r->fusion_saved ? out : "(not saved)");
+}
+
+static void json_hybrid(cJSON *root, const et_finetune_result *r) {
+    if (!r->has_hybrid) return;
+    cJSON *hj = cJSON_AddObjectToObject(root, "hybrid");
+    const et_ft_hybrid *h[2] = {&r->hyb_before, &r->hyb_after};
+    for (int i = 0; i < 2; i++) {
+        cJSON *o = cJSON_AddObjectToObject(hj, i ? "after" : "before");
+        const et_ir_eval *e[4] = {&h[i]->dense, &h[i]->bm25, &h[i]->fused_default, &h[i]->fused_learned};
+        static const char *nm[4] = {"dense", "bm25", "hybrid_default", "hybrid_learned"};
+        for (int k = 0; k < 4; k++) {
+            cJSON *m = cJSON_AddObjectToObject(o, nm[k]);
+            jnum(m, "ndcg@10", e[k]->ndcg10);
+            jnum(m, "map@10", e[k]->map10);
+            jnum(m, "mrr@10", e[k]->mrr10);
+            jnum(m, "recall@100", e[k]->recall100);
+        }
+        char d[128];
+        cJSON_AddStringToObject(o, "learned_fusion", et_fusion_describe(&h[i]->learned, d, sizeof d));
+        cJSON_AddBoolToObject(o, "learned", h[i]->fit.learned);
+        cJSON_AddStringToObject(o, "how", h[i]->fit_note);
+        jnum(o, "train_queries", h[i]->fit.nqueries);
+        jnum(o, "cv_ndcg@10", h[i]->fit.cv_ndcg10);
+    }
+    cJSON_AddBoolToObject(hj, "retrieval_json_written", r->fusion_saved);
+}
+
 static int run_finetune(et_opt *o, int n) {
     if (!et_cli_need(o, n, "finetune", "--model") || !et_cli_need(o, n, "finetune", "--data") ||
         !et_cli_need(o, n, "finetune", "--out") || !et_cli_need(o, n, "finetune", "--loss"))
@@ -118,6 +161,14 @@ static int run_finetune(et_opt *o, int n) {
     c.pos_threshold = et_cli_float(o, n, "--pos-threshold", 0.5, 0, 1, &ok);
     c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
+    c.fusion = et_cli_get(o, n, "--no-fusion") == NULL;
+    const char *ns = et_cli_get(o, n, "--neg-source");
+    if (ns) {
+        if (!strcmp(ns, "ance")) c.neg_source = ET_FT_NEG_ANCE;
+        else if (!strcmp(ns, "bm25")) c.neg_source = ET_FT_NEG_BM25;
+        else if (!strcmp(ns, "mix")) c.neg_source = ET_FT_NEG_MIX;
+        else { fprintf(stderr, "embedtune finetune: --neg-source must be ance, bm25 or mix (got '%s')\n", ns); return 2; }
+    }
     c.start_expert = et_cli_get(o, n, "--no-start-expert") == NULL;
     c.soft_force = et_cli_get(o, n, "--force") != NULL;
     c.hard_ratio = et_cli_float(o, n, "--hard-ratio", ET_FT_HARD_RATIO, 0, 1, &ok);
@@ -219,6 +270,7 @@ static int run_finetune(et_opt *o, int n) {
         if (r.kind == ET_FT_EVAL_IR) cell(f, rw[i].bm);
         fputc('\n', f);
     }
+    print_hybrid(f, &r, c.out_dir);
     fprintf(f, "  %ld steps, %lld examples, %.1f s training; model -> %s\n", r.steps, (long long)r.train_examples, r.seconds_train, c.out_dir);
     int rc = 0;
     if (jout) {
@@ -247,6 +299,7 @@ static int run_finetune(et_opt *o, int n) {
         }
         cJSON_AddNumberToObject(st, "seed", (double)c.seed);
         cJSON_AddNumberToObject(st, "refresh_every", r.refresh_every);
+        cJSON_AddStringToObject(st, "neg_source", et_ft_neg_source_name(c.neg_source));
         cJSON_AddNumberToObject(st, "moe_experts", t->moe_experts);
         if (t->moe_experts) { cJSON_AddStringToObject(st, "moe_gate", et_moe_gate_name(t->moe_gate_scale)); cJSON_AddBoolToObject(st, "train_only_moe", t->train_only_moe); }
         cJSON *ex = cJSON_AddArrayToObject(st, "experts");
@@ -266,6 +319,7 @@ static int run_finetune(et_opt *o, int n) {
             jnum(a, rw[i].name, rw[i].a);
             if (bm && isfinite(rw[i].bm)) jnum(bm, rw[i].name, rw[i].bm);
         }
+        json_hybrid(root, &r);
         cJSON *sec = cJSON_AddObjectToObject(root, "seconds");
         jnum(sec, "prepare", r.seconds_prepare);
         jnum(sec, "train", r.seconds_train);

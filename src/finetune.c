@@ -16,6 +16,8 @@
 #include "fileio.h"
 #include "finetune.h"
 #include "hf.h"
+#include "hybrid.h"
+#include "bm25.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "moe.h"
@@ -29,6 +31,8 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->mine_lo = 2;
     c->mine_hi = 100;
     c->neg_hard = 1;
+    c->neg_source = ET_FT_NEG_DEFAULT;
+    c->fusion = 1;
     c->use_bm25 = 1;
     c->start_expert = 1;
     c->hard_ratio = ET_FT_HARD_RATIO;
@@ -276,6 +280,53 @@ static int is_pos(const mining *M, int32_t q, int32_t d) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ BM25 hard negatives (--neg-source bm25|mix) */
+
+/* BM25's ranking of the mining queries over the mining corpus, through the ANCE window rule (et_mine_from_ranking:
+ * ranks [mine_lo, mine_hi), positives skipped, own queries for CLP); the ranking ends where a query's terms do
+ * (score 0), so those slots stay -1 for the random fill */
+static et_status bm25_negatives(const et_finetune_cfg *c, et_pool *pool, const mining *M, int32_t G, int32_t *neg,
+                                int32_t *negq, et_mine_stats *stats, et_error *err) {
+    int32_t K = c->mine_hi < M->nd ? c->mine_hi : M->nd;
+    int32_t *rk = malloc(sizeof(int32_t) * (size_t)(M->nmq ? M->nmq : 1) * (size_t)(K ? K : 1));
+    double *sc = malloc(sizeof(double) * (size_t)(M->nmq ? M->nmq : 1) * (size_t)(K ? K : 1));
+    float *sf = malloc(sizeof(float) * (size_t)(M->nmq ? M->nmq : 1) * (size_t)(K ? K : 1));
+    et_bm25 *bm = NULL;
+    et_status s = ET_OK;
+    if (!rk || !sc || !sf) { s = et_fail(err, ET_ERR_NOMEM, "BM25 negatives: out of memory (%d queries x %d)", M->nmq, K); goto done; }
+    if (!(bm = et_bm25_build(M->corpus, M->nd, NULL, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto done; }
+    if ((s = et_bm25_search_batch(pool, bm, M->mq, M->nmq, K, rk, sc, err))) goto done;
+    for (int64_t i = 0; i < (int64_t)M->nmq * K; i++) {
+        if (!(sc[i] > 0)) rk[i] = -1;
+        sf[i] = (float)sc[i];
+    }
+    et_mine_cfg mc = {c->mine_lo, c->mine_hi, G, 0.f, 0, c->seed, 0, 0};
+    s = et_mine_from_ranking(&mc, pool, rk, sf, K, M->nmq, M->nd, M->mq_off, M->mq_pos, neg, NULL, negq, stats, err);
+done:
+    free(rk); free(sc); free(sf);
+    et_bm25_free(bm);
+    return s;
+}
+
+/* mix: a[0], b[0], a[1], b[1], ... per query (a = ANCE, b = BM25), duplicates and empty slots skipped, G kept */
+static void mix_negatives(int32_t nq, int32_t G, const int32_t *a, const int32_t *aq, const int32_t *b, const int32_t *bq,
+                          int32_t *out, int32_t *outq) {
+    for (int32_t q = 0; q < nq; q++) {
+        int32_t *o = out + (int64_t)q * G, *oq = outq + (int64_t)q * G, n = 0;
+        for (int32_t j = 0; j < 2 * G && n < G; j++) {
+            const int32_t *src = j % 2 ? b : a, *srq = j % 2 ? bq : aq;
+            int32_t doc = src[(int64_t)q * G + j / 2], dup = doc < 0;
+            for (int32_t u = 0; u < n && !dup; u++) dup = o[u] == doc;
+            if (dup) continue;
+            oq[n] = srq[(int64_t)q * G + j / 2];
+            o[n++] = doc;
+        }
+        for (; n < G; n++) { o[n] = -1; oq[n] = -1; }
+    }
+}
+
+const char *et_ft_neg_source_name(int s) { return s == ET_FT_NEG_BM25 ? "bm25" : s == ET_FT_NEG_MIX ? "mix" : "ance"; }
+
 /* encode with `m`, mine, and (re)write every example's negatives */
 static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool,
                                  int mlen, const mining *M, et_train_data *D, int clp, et_mine_stats *stats,
@@ -284,7 +335,12 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
     float *Q = malloc(sizeof(float) * (size_t)M->nmq * d), *Dm = malloc(sizeof(float) * (size_t)M->nd * d);
     int32_t *neg = malloc(sizeof(int32_t) * (size_t)M->nmq * G), *negq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
     et_status s = ET_OK;
+    int32_t *bneg = NULL, *bnegq = NULL;
     if (!Q || !Dm || !neg || !negq) { s = et_fail(err, ET_ERR_NOMEM, "mining: out of memory"); goto done; }
+    if (c->neg_source == ET_FT_NEG_BM25) { /* lexical negatives only: no encoding */
+        if ((s = bm25_negatives(c, pool, M, G, neg, negq, stats, err))) goto done;
+        goto fill;
+    }
     ft_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0};
     et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
     if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
@@ -294,6 +350,19 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
     et_l2norm_rows(Dm, M->nd, d);
     et_mine_cfg mc = {c->mine_lo, c->mine_hi, G, 0.f, 0, c->seed, 0, 0};
     if ((s = et_mine_negatives(&mc, pool, Q, Dm, M->nmq, M->nd, d, M->mq_off, M->mq_pos, neg, NULL, negq, stats, err))) goto done;
+    if (c->neg_source == ET_FT_NEG_MIX) {
+        bneg = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
+        bnegq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
+        int32_t *an = malloc(sizeof(int32_t) * (size_t)M->nmq * G), *anq = malloc(sizeof(int32_t) * (size_t)M->nmq * G);
+        if (!bneg || !bnegq || !an || !anq) { free(an); free(anq); s = et_fail(err, ET_ERR_NOMEM, "mining: out of memory"); goto done; }
+        memcpy(an, neg, sizeof(int32_t) * (size_t)M->nmq * G);
+        memcpy(anq, negq, sizeof(int32_t) * (size_t)M->nmq * G);
+        et_mine_stats bst;
+        if ((s = bm25_negatives(c, pool, M, G, bneg, bnegq, &bst, err))) { free(an); free(anq); goto done; }
+        mix_negatives(M->nmq, G, an, anq, bneg, bnegq, neg, negq);
+        free(an); free(anq);
+    }
+fill:;
     /* fill empty slots with random non-positives (seeded per query and round) */
     et_rng base;
     et_rng_seed(&base, c->seed ^ 0x9e3779b97f4a7c15ull);
@@ -333,7 +402,7 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
         }
     }
 done:
-    free(Q); free(Dm); free(neg); free(negq);
+    free(Q); free(Dm); free(neg); free(negq); free(bneg); free(bnegq);
     return s;
 }
 
@@ -602,6 +671,106 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
                    step, total, w->n, w->aniso0, a, c->collapse_aniso, w->margin0, g, 100 * c->collapse_margin);
 }
 
+/* ------------------------------------------------------------------ hybrid retrieval: report and retrieval.json */
+
+/* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10). */
+static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
+                                 const evalset *fit, et_fusion *out, et_fusion_fit_report *rep, et_error *err) {
+    et_hybrid_index ix;
+    et_hybrid_queries Y;
+    memset(&ix, 0, sizeof ix);
+    memset(&Y, 0, sizeof Y);
+    et_encode_cache ec = {0};
+    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
+    eo.cache = &ec;
+    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, fit->docs, fit->nd, &ix, err);
+    if (!s) s = et_hybrid_queries_build(&ix, pool, &eo, fit->qs, fit->nq, 0, &Y, err);
+    if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, NULL, out, rep, err);
+    et_hybrid_queries_free(&Y);
+    et_hybrid_index_free(&ix);
+    et_encode_cache_free(&ec);
+    return s;
+}
+
+/* The held-out queries (ev) ranked by model m: dense, BM25, the default fusion and o->learned (set by the caller). */
+static et_status ft_hybrid_eval(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
+                                const evalset *ev, et_ft_hybrid *o, et_error *err) {
+    et_hybrid_index ix;
+    et_hybrid_queries Y;
+    memset(&ix, 0, sizeof ix);
+    memset(&Y, 0, sizeof Y);
+    et_encode_cache ec = {0};
+    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
+    eo.cache = &ec;
+    et_fusion dflt = et_fusion_default();
+    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, ev->docs, ev->nd, &ix, err);
+    if (!s) s = et_hybrid_queries_build(&ix, pool, &eo, ev->qs, ev->nq, 0, &Y, err);
+    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_DENSE, NULL, 10, ev->qrels, ev->qoff, &o->dense, err);
+    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_BM25, NULL, 10, ev->qrels, ev->qoff, &o->bm25, err);
+    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &dflt, 10, ev->qrels, ev->qoff, &o->fused_default, err);
+    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &o->learned, 10, ev->qrels, ev->qoff, &o->fused_learned, err);
+    et_hybrid_queries_free(&Y);
+    et_hybrid_index_free(&ix);
+    et_encode_cache_free(&ec);
+    return s;
+}
+
+static void say_hybrid(const et_finetune_cfg *c, const char *when, const et_ft_hybrid *h) {
+    char d[128];
+    say(c, "%s: held-out nDCG@10 dense %.4f, BM25 %.4f, hybrid default %.4f, hybrid learned %.4f (%s; %s)", when,
+        h->dense.ndcg10, h->bm25.ndcg10, h->fused_default.ndcg10, h->fused_learned.ndcg10,
+        et_fusion_describe(&h->learned, d, sizeof d), h->fit_note);
+}
+
+/* The report's hybrid part and retrieval.json (retrieval data; no-op for pairwise data).
+ * Before training (after = 0): the fusion is learned on the training queries with the STARTING model, which has not
+ * seen them, then the held-out queries are ranked. After training: the tuned model has been trained on the training
+ * queries, so their ranking overstates it (on cacm its training nDCG@10 is 0.68 against 0.28 held out) and a fusion
+ * learned there over-weights it; the fusion is learned on `fit_after` (queries the tuned model did not train on: the
+ * dev split, when there is one with enough queries) and otherwise the one learned with the starting model is kept.
+ * Then out_dir/retrieval.json (mode hybrid) is written. */
+static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, const evalset *ev, const evalset *fit_after,
+                                const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen, int after,
+                                et_finetune_result *res, et_error *err) {
+    if (!c->fusion || ev->kind != ET_FT_EVAL_IR) return ET_OK;
+    et_ft_hybrid *h = after ? &res->hyb_after : &res->hyb_before;
+    memset(h, 0, sizeof *h);
+    et_status s = ET_OK;
+    if (!after) {
+        evalset tr;
+        if ((s = evalset_make(src, c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, c->sts_max, c->data, &tr, err))) return s;
+        if (tr.kind != ET_FT_EVAL_IR) { evalset_free(&tr); return ET_OK; } /* labelled pairs: nothing to rank */
+        s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &h->learned, &h->fit, err);
+        snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
+                 h->fit.learned ? "learned" : "too few to learn, the default", h->fit.nqueries);
+        evalset_free(&tr);
+    } else if (fit_after && fit_after->kind == ET_FT_EVAL_IR && fit_after->nq >= ET_FUSION_MIN_QUERIES) {
+        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &h->learned, &h->fit, err);
+        snprintf(h->fit_note, sizeof h->fit_note, "learned on %d dev queries with the tuned model", h->fit.nqueries);
+    } else {
+        if (!res->has_hybrid) return ET_OK;
+        h->learned = res->hyb_before.learned;
+        h->fit = res->hyb_before.fit;
+        snprintf(h->fit_note, sizeof h->fit_note, "the starting model's (no dev split of >= %d queries to learn on with the tuned model)",
+                 ET_FUSION_MIN_QUERIES);
+    }
+    if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, h, err);
+    if (s) return s;
+    res->has_hybrid = 1;
+    say_hybrid(c, after ? "tuned model" : "starting model", h);
+    if (!after) return ET_OK;
+    et_retrieval_cfg rc;
+    et_retrieval_cfg_default(&rc);
+    rc.mode = ET_MODE_HYBRID;
+    rc.fusion = h->learned;
+    char note[ET_PATH_MAX + 256];
+    snprintf(note, sizeof note, "embedtune finetune on %s: %s", c->data, h->fit_note);
+    if ((s = et_retrieval_save(c->out_dir, &rc, &h->fit, note, err))) return s;
+    res->fusion_saved = 1;
+    say(c, "wrote %s/%s: hybrid by default for search and eval", c->out_dir, ET_RETRIEVAL_FILE);
+    return ET_OK;
+}
+
 /* ------------------------------------------------------------------ the run */
 
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
@@ -619,6 +788,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (c->refresh_every > 0 && pairwise)
         return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every re-mines ANCE negatives, which only infonce and clp use (loss %s)", et_train_loss_name(loss));
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
+    if (c->neg_source < ET_FT_NEG_ANCE || c->neg_source > ET_FT_NEG_MIX) return et_fail(err, ET_ERR_ARG, "finetune: unknown negative source %d", c->neg_source);
 
     et_status s = ET_OK;
     ft_model L;
@@ -734,6 +904,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
         if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
     } else if ((s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pbefore, err))) goto done;
+    if ((s = ft_hybrid_step(c, &src, &ev, NULL, &L.model, L.tok, L.pool, mlen, 0, res, err))) goto done;
     res->seconds_eval = et_now_s() - te;
 
     /* examples */
@@ -753,8 +924,10 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
                 M.ex_q[D.n++] = q;
                 if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
             }
-        say(c, "ANCE mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each (starting model)", M.nmq, M.nd,
-            c->mine_lo, c->mine_hi, c->negatives);
+        res->neg_source = c->neg_source;
+        say(c, "%s mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each%s", c->neg_source == ET_FT_NEG_BM25 ? "BM25"
+            : c->neg_source == ET_FT_NEG_MIX ? "ANCE + BM25 (mix)" : "ANCE", M.nmq, M.nd, c->mine_lo, c->mine_hi, c->negatives,
+            c->neg_source == ET_FT_NEG_BM25 ? "" : " (starting model)");
         if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &res->mine, 0, err))) goto done;
         say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
             (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
@@ -895,6 +1068,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
         sp.refresh_every = spe >= 8 ? (int)((spe + 3) / 4) : 0;
     }
+    if (!pairwise && c->neg_source == ET_FT_NEG_BM25) sp.refresh_every = 0; /* BM25's negatives do not change */
     res->refresh_every = sp.refresh_every;
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
         tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
@@ -927,6 +1101,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     ps = (ft_progress){et_now_s(), "encode eval corpus", 0};
     if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
+    if (!s) s = ft_hybrid_step(c, &src, &ev, NULL, &L.model, L.tok, L.pool, mlen, 1, res, err);
     res->seconds_eval += et_now_s() - te;
 done:
     if (has_tr) et_trainer_free(&tr);

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include "error.h"
 #include "evaluate.h"
+#include "fusion.h"
 #include "loss.h"
 #include "mine.h"
 #include "train.h"
@@ -71,7 +72,34 @@ typedef struct {
                                 push texts apart by construction; 0 = off) */
     double collapse_aniso;   /* stop when the sample's anisotropy rose by more than this (default 0.10) */
     double collapse_margin;  /* ... or its positive margin fell below this share of its start value (default 0.5) */
+    int neg_source;          /* infonce/clp hard negatives (see below): ET_FT_NEG_ANCE, ET_FT_NEG_BM25, ET_FT_NEG_MIX
+                                (default ET_FT_NEG_DEFAULT) */
+    int fusion;              /* retrieval data: 1 (default) = learn the BM25 + model fusion on the training queries with
+                                the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
 } et_finetune_cfg;
+
+/* Hard negatives of infonce/clp (--neg-source):
+ *   ance: the model's own ranking (et_mine_negatives), re-mined with the model being trained (refresh_every);
+ *   bm25: BM25's ranking of the training queries over the same corpus, through the same window rule
+ *         (et_mine_from_ranking: ranks [mine_lo, mine_hi), positives skipped, own queries for CLP); fixed, so
+ *         never re-mined; slots past the query's matching documents get random documents;
+ *   mix : ANCE's and BM25's lists interleaved (ance[0], bm25[0], ance[1], ...), duplicates skipped; the ANCE half
+ *         is re-mined. The hybrid's mistakes are the documents BM25 ranks high that are wrong; bm25/mix put them in
+ *         the loss. */
+enum { ET_FT_NEG_ANCE = 0, ET_FT_NEG_BM25 = 1, ET_FT_NEG_MIX = 2 };
+#define ET_FT_NEG_DEFAULT ET_FT_NEG_ANCE
+const char *et_ft_neg_source_name(int s);
+
+/* Hybrid retrieval in the report (retrieval data only): the held-out queries ranked by the model, BM25, the default
+ * fusion and the learned fusion (et_fusion_fit on queries the model has not trained on: before training, the training
+ * queries with the starting model; after, the dev split with the tuned model when it has >= ET_FUSION_MIN_QUERIES
+ * queries, else the starting model's fusion is kept), all from one encoding of the corpus. */
+typedef struct {
+    et_ir_eval dense, bm25, fused_default, fused_learned;
+    et_fusion learned;
+    et_fusion_fit_report fit;
+    char fit_note[160];               /* how `learned` was obtained */
+} et_ft_hybrid;
 
 #define ET_FT_REFRESH_AUTO (-1)
 #define ET_FT_WATCH_AUTO (-1)
@@ -126,6 +154,11 @@ typedef struct {
     uint64_t data_hash;               /* et_train_data_hash of the examples given to the trainer (resume check) */
     double final_loss;
     double seconds_prepare, seconds_train, seconds_eval;
+    /* hybrid retrieval (cfg.fusion and retrieval data): the starting and the tuned model */
+    int has_hybrid;
+    et_ft_hybrid hyb_before, hyb_after;
+    int fusion_saved;                 /* out_dir/retrieval.json written (the learned fusion, mode hybrid) */
+    int neg_source;                   /* what was used (infonce/clp) */
 } et_finetune_result;
 
 /* Runs everything; progress on stderr unless cfg->quiet. */

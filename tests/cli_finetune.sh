@@ -58,7 +58,7 @@ done
 ls -d "$T"/m/checkpoint-* "$T/m/latest" >/dev/null 2>&1 && bad "checkpoints left in the output" || ok "no checkpoints left"
 
 # 2. the same numbers as `embedtune eval --split test`
-"$ET" eval --model "$T/m" --data $F/beir --split test --json "$T/ea.json" -q >/dev/null 2>"$T/err" || bad "eval tuned: $(cat "$T/err")"
+"$ET" eval --model "$T/m" --data $F/beir --split test --mode dense --json "$T/ea.json" -q >/dev/null 2>"$T/err" || bad "eval tuned: $(cat "$T/err")"
 "$ET" eval --model $M --data $F/beir --split test --json "$T/eb.json" -q >/dev/null 2>"$T/err" || bad "eval start: $(cat "$T/err")"
 "$ET" eval --bm25 --data $F/beir --split test --json "$T/em.json" -q >/dev/null 2>"$T/err" || bad "eval bm25: $(cat "$T/err")"
 for k in ndcg@10 map@10 mrr@10 recall@100 auprc anisotropy; do
@@ -68,6 +68,16 @@ done
 for k in ndcg@10 map@10 mrr@10 recall@100 auprc; do
   near "bm25 $k = eval --bm25" "$(bnum "$T/r.json" bm25 "$k")" "$(jnum "$T/em.json" "$k")" 2e-5
 done
+
+# 2b. the learned fusion: OUT/retrieval.json makes hybrid the default of eval, with the numbers finetune reported
+[ -f "$T/m/retrieval.json" ] && grep -q '"mode":[[:space:]]*"hybrid"' "$T/m/retrieval.json" && ok "retrieval.json written (hybrid)" || bad "no hybrid retrieval.json in the output"
+grep -q '"learned_fusion"' "$T/r.json" && ok "report has the hybrid part" || bad "no hybrid part in the report"
+"$ET" eval --model "$T/m" --data $F/beir --split test --json "$T/eh.json" -q >/dev/null 2>"$T/err" || bad "eval hybrid: $(cat "$T/err")"
+grep -q '"mode":[[:space:]]*"hybrid"' "$T/eh.json" && grep -q '"fusion_from":[[:space:]]*"retrieval.json"' "$T/eh.json" && ok "eval defaults to the saved fusion" || bad "eval did not use retrieval.json"
+hl=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['hybrid']['after']['hybrid_learned']['ndcg@10'])" "$T/r.json")
+near "hybrid after = eval of the output (saved fusion)" "$hl" "$(jnum "$T/eh.json" 'ndcg@10')" 2e-5
+hd=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['hybrid']['before']['dense']['ndcg@10'])" "$T/r.json")
+near "hybrid report: dense before = before" "$hd" "$(bnum "$T/r.json" before ndcg@10)" 2e-6
 
 # 3. pairs file (split by "id") and STS with --eval; JSON to stdout
 "$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/p" --loss soft1 --epochs 1 --negatives 2 --threads 2 -q --json - >"$T/p.json" 2>"$T/err"
@@ -79,11 +89,21 @@ grep -q '"bm25"' "$T/p.json" && ok "soft1 expert bm25 listed" || bad "no bm25 ex
 [ -n "$(bnum "$T/s.json" before spearman)" ] && [ -n "$(bnum "$T/s.json" after spearman)" ] && ok "sts spearman before/after" || bad "sts spearman missing"
 
 # MoE (CLP paper): 2 experts, train only routers + experts; the saved config carries the experts
-"$ET" finetune --model $M --data $F/beir --out "$T/moe" --loss clp --moe-experts 2 --train-only moe --moe-gate unscaled --epochs 1 --refresh-every 0 --threads 2 -q --json "$T/moe.json" >/dev/null 2>"$T/err"
+"$ET" finetune --model $M --data $F/beir --out "$T/moe" --loss clp --moe-experts 2 --train-only moe --moe-gate unscaled --epochs 1 --refresh-every 0 --no-fusion --threads 2 -q --json "$T/moe.json" >/dev/null 2>"$T/err"
 [ $? -eq 0 ] && ok "moe clp" || bad "moe clp: $(cat "$T/err")"
 near "--refresh-every 0: no refresh" "$(bnum "$T/moe.json" counts refreshes)" 0 0
 grep -qE '"num_experts":[[:space:]]*2' "$T/moe/config.json" && ok "saved config has num_experts 2" || bad "num_experts missing in $T/moe/config.json"
 "$ET" eval --model "$T/moe" --data $F/beir --split test -q >/dev/null 2>"$T/err" && ok "MoE output loads in eval" || bad "MoE output: $(cat "$T/err")"
+[ -f "$T/moe/retrieval.json" ] && bad "--no-fusion wrote retrieval.json" || ok "--no-fusion: no retrieval.json"
+# BM25 hard negatives: mined from BM25's ranking, never re-mined; clp gets own queries from them too
+"$ET" finetune --model $M --data $F/beir --out "$T/bn" --loss clp --neg-source bm25 --epochs 1 --threads 2 --json "$T/bn.json" >/dev/null 2>"$T/log"
+[ $? -eq 0 ] && ok "--neg-source bm25" || bad "--neg-source bm25: $(tail -3 "$T/log")"
+grep -q "BM25 mining: 63 train queries" "$T/log" && ok "BM25 mining logged" || bad "no BM25 mining in the log: $(grep -i mining "$T/log")"
+near "bm25 negatives: no refresh" "$(bnum "$T/bn.json" counts refreshes)" 0 0
+grep -q '"neg_source":[[:space:]]*"bm25"' "$T/bn.json" && ok "neg_source in the report" || bad "neg_source missing"
+"$ET" finetune --model $M --data $F/beir --out "$T/mx" --loss infonce --neg-source mix --epochs 1 --refresh-every 0 --threads 2 -q --json "$T/mx.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && [ "$(bnum "$T/mx.json" counts mined_negatives)" -gt 0 ] && ok "--neg-source mix" || bad "--neg-source mix: $(cat "$T/err")"
+expect_err "bad --neg-source" "neg-source must be ance, bm25 or mix" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --neg-source magic
 
 # 3b. soft-label guards (issue 20): a labelled file whose only expert is raw, unbounded BM25 (made by `score`)
 "$ET" score --in $F/pairs.jsonl --out "$T/bm.jsonl" --bm25 --negatives 3 --neg-mode random -q 2>"$T/err" || bad "score: $(cat "$T/err")"
