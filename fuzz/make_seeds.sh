@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus,fuzz_spm}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -81,3 +81,11 @@ printf 'convex:norm=tmm,alpha=0.65' > $R/spec_convex
 printf 'rrf:k=40,alpha=0.2' > $R/spec_rrf
 printf 'rerank:top_n=50,alpha=0.5,depth=60' > $R/spec_rerank
 du -sh "$C"; for d in "$C"/*; do echo "$(basename $d): $(ls $d | wc -l)"; done
+# spm: mode byte (0 tokenizer.json, 1 .model plain ids, 2 .model XLM-R ids, 3 text for the fixture tokenizers) + input
+{ printf '\x00'; cat tests/fixtures/spm/bytefb/tokenizer.json; } > "$C/fuzz_spm/bytefb_json"
+{ printf '\x01'; cat tests/fixtures/spm/bytefb/spm.model; } > "$C/fuzz_spm/bytefb_model"
+{ printf '\x02'; cat tests/fixtures/spm/bytefb/spm.model; } > "$C/fuzz_spm/bytefb_model_fairseq"
+printf '\x00{"model":{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0],["<s>",0],["</s>",0],["<pad>",0],["\xe2\x96\x81a",-1],["b",-2]]},"added_tokens":[{"id":1,"content":"<s>","special":true}],"normalizer":{"type":"Sequence","normalizers":[{"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "},{"type":"Strip","strip_left":true,"strip_right":true}]},"pre_tokenizer":{"type":"Metaspace","replacement":"\xe2\x96\x81","prepend_scheme":"first"},"post_processor":{"type":"RobertaProcessing","cls":["<s>",1],"sep":["</s>",2]}}' > "$C/fuzz_spm/tiny_json"
+n=0
+awk -F'\t' '$1=="t" && NR % 400 == 2 {print $3}' tests/fixtures/spm/cases.txt | while IFS= read -r line; do printf '\x03%s' "$line" > "$C/fuzz_spm/text$n"; n=$((n+1)); done
+printf '\x03ab\xffcd <s> x <mask> \xef\xbc\xa1\xcc\x81 \xe3\x80\x80 \xf0\x9f\x98\x80\xe2\x80\x8d\xf0\x9f\x98\x80' > "$C/fuzz_spm/mixed"

@@ -1,6 +1,7 @@
 /* sentencepiece.c - SentencePiece Unigram tokenizer (tokenizer.json and .model faces). See sentencepiece.h. */
 #include "sentencepiece.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -706,6 +707,12 @@ int et_spm_encode(const et_spm *s, const char *text, size_t len, int32_t *ids, i
  * tokenizer.json */
 
 static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+/* a JSON number as a token id: -1 unless an integer in [0, 2^31) */
+static int32_t jid(const cJSON *j) {
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= 0 && j->valuedouble < 2147483647.0) || j->valuedouble != (double)(int32_t)j->valuedouble)
+        return -1;
+    return (int32_t)j->valuedouble;
+}
 static int jbool(const cJSON *o, const char *k, int def) {
     const cJSON *j = jget(o, k);
     return cJSON_IsBool(j) ? cJSON_IsTrue(j) : def;
@@ -785,7 +792,10 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         } else if (cJSON_IsString(pr)) {
             /* only "c{n,}" (a single literal character, optionally backslash-escaped, repeated) */
             const char *r = pr->valuestring;
+            size_t rl = strlen(r);
             size_t cl = r[0] == '\\' ? 1 + (r[1] ? utf8_len((uint8_t)r[1]) : 0) : (r[0] ? utf8_len((uint8_t)r[0]) : 0);
+            if (!valid_utf8(r, rl) || cl > rl || cl < (r[0] == '\\' ? 2u : 1u))
+                return et_fail(err, ET_ERR_UNSUPPORTED, "%s: Replace regex \"%.40s\" is not supported (only \"c{n,}\")", name, r);
             const char *brace = r + cl;
             int minr = 0;
             char tail[8] = {0};
@@ -846,8 +856,7 @@ static int32_t special_id(const et_spm *s, const cJSON *post, const char *toknam
     const cJSON *m = jget(post, "special_tokens");
     const cJSON *e = m ? jget(m, tokname) : NULL;
     const cJSON *ids = e ? jget(e, "ids") : NULL;
-    if (cJSON_GetArraySize(ids) == 1 && cJSON_IsNumber(cJSON_GetArrayItem(ids, 0)))
-        return (int32_t)cJSON_GetArrayItem(ids, 0)->valuedouble;
+    if (cJSON_GetArraySize(ids) == 1) return jid(cJSON_GetArrayItem(ids, 0));
     return find_tok(s, tokname, strlen(tokname));
 }
 
@@ -867,8 +876,8 @@ static et_status set_post(et_spm *s, const cJSON *post, const char *name, et_err
         const cJSON *c = jget(post, "cls"), *p = jget(post, "sep");
         if (cJSON_GetArraySize(c) != 2 || cJSON_GetArraySize(p) != 2)
             return et_fail(err, ET_ERR_FORMAT, "%s: %s needs \"cls\" and \"sep\" pairs", name, ty->valuestring);
-        s->cls = (int32_t)cJSON_GetArrayItem(c, 1)->valuedouble;
-        s->sep = (int32_t)cJSON_GetArrayItem(p, 1)->valuedouble;
+        s->cls = jid(cJSON_GetArrayItem(c, 1));
+        s->sep = jid(cJSON_GetArrayItem(p, 1));
     } else {
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: post_processor \"%s\" is not supported", name, ty->valuestring);
     }
@@ -915,20 +924,26 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     int i = 0;
     cJSON_ArrayForEach(e, vocab) {
         const cJSON *p = cJSON_GetArrayItem(e, 0), *sc = cJSON_GetArrayItem(e, 1);
-        if (!cJSON_IsArray(e) || !cJSON_IsString(p) || !cJSON_IsNumber(sc)) {
-            et_fail(err, ET_ERR_FORMAT, "%s: model.vocab[%d] must be [\"piece\", score]", name, i);
+        if (!cJSON_IsArray(e) || !cJSON_IsString(p) || !cJSON_IsNumber(sc) || !isfinite(sc->valuedouble)) {
+            et_fail(err, ET_ERR_FORMAT, "%s: model.vocab[%d] must be [\"piece\", finite score]", name, i);
             goto fail;
         }
         pool += strlen(p->valuestring) + 1;
         i++;
     }
+    int na0 = cJSON_GetArraySize(added);
     cJSON_ArrayForEach(e, added) {
-        const cJSON *id = jget(e, "id"), *c = jget(e, "content");
-        if (!cJSON_IsNumber(id) || !cJSON_IsString(c) || id->valuedouble < 0 || id->valuedouble > 1e8) {
-            et_fail(err, ET_ERR_FORMAT, "%s: added_tokens entry needs \"id\" and \"content\"", name);
+        const cJSON *c = jget(e, "content");
+        int32_t id = jid(jget(e, "id"));
+        if (id < 0 || !cJSON_IsString(c)) {
+            et_fail(err, ET_ERR_FORMAT, "%s: added_tokens entry needs an integer \"id\" and a \"content\" string", name);
             goto fail;
         }
-        if ((int)id->valuedouble >= n) n = (int)id->valuedouble + 1;
+        if (id >= nv + na0) { /* ids are contiguous: an added token beyond the vocab extends it by one */
+            et_fail(err, ET_ERR_FORMAT, "%s: added token id %d leaves a gap after the %d vocabulary ids", name, id, nv);
+            goto fail;
+        }
+        if (id >= n) n = id + 1;
         pool += strlen(c->valuestring) + 1;
     }
     if (!alloc_vocab(s, n, pool, err)) goto fail;
@@ -956,19 +971,22 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     s->added = na ? et_calloc((size_t)na, sizeof *s->added, "added tokens", err) : NULL;
     if (na && !s->added) goto fail;
     cJSON_ArrayForEach(e, added) {
-        int id = (int)jget(e, "id")->valuedouble;
+        int id = jid(jget(e, "id"));
         const char *c = jget(e, "content")->valuestring;
         if (id < nv) {
             if (strcmp(s->tok[id], c)) {
                 et_fail(err, ET_ERR_MISMATCH, "%s: added token %d \"%s\" differs from model.vocab[%d] \"%s\"", name, id, c, id, s->tok[id]);
                 goto fail;
             }
-        } else {
+        } else if (!s->tok[id]) {
             size_t L = strlen(c);
             memcpy(s->pool + w, c, L + 1);
             s->tok[id] = s->pool + w;
             w += L + 1;
             put_tok(s, id, 1);
+        } else if (strcmp(s->tok[id], c)) {
+            et_fail(err, ET_ERR_FORMAT, "%s: added token id %d is given twice (\"%s\", \"%s\")", name, id, s->tok[id], c);
+            goto fail;
         }
         if (jbool(e, "single_word", 0)) {
             et_fail(err, ET_ERR_UNSUPPORTED, "%s: added token \"%s\": single_word is not supported", name, c);
@@ -995,12 +1013,12 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
             et_fail(err, ET_ERR_FORMAT, "%s: no token has id %d (ids must be contiguous)", name, i);
             goto fail;
         }
-    const cJSON *uk = jget(model, "unk_id");
-    if (!cJSON_IsNumber(uk) || uk->valuedouble < 0 || uk->valuedouble >= nv) {
+    int32_t uk = jid(jget(model, "unk_id"));
+    if (uk < 0 || uk >= nv) {
         et_fail(err, ET_ERR_UNSUPPORTED, "%s: model.unk_id must be a vocabulary id (Unigram without unk is not supported)", name);
         goto fail;
     }
-    s->unk = (int32_t)uk->valuedouble;
+    s->unk = uk;
     s->byte_fallback = jbool(model, "byte_fallback", 0);
     finish_vocab(s);
     const cJSON *nz = jget(root, "normalizer");
@@ -1008,7 +1026,7 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     if (set_metaspace(s, jget(root, "pre_tokenizer"), name, err)) goto fail;
     if (set_post(s, jget(root, "post_processor"), name, err)) goto fail;
     const cJSON *pad = jget(root, "padding");
-    if (cJSON_IsObject(pad) && cJSON_IsNumber(jget(pad, "pad_id"))) s->pad = (int32_t)jget(pad, "pad_id")->valuedouble;
+    if (cJSON_IsObject(pad) && cJSON_IsNumber(jget(pad, "pad_id"))) s->pad = jid(jget(pad, "pad_id"));
     else s->pad = find_tok(s, "<pad>", 5);
     if (s->pad < 0 || s->pad >= s->n) {
         et_fail(err, ET_ERR_MISMATCH, "%s: no padding token (\"padding.pad_id\" or \"<pad>\")", name);
@@ -1174,8 +1192,8 @@ et_spm *et_spm_from_model(const void *buf, size_t len, int layout, const char *n
                 type = (int)v;
             }
         }
-        if (!L || memchr(p, 0, L) || !valid_utf8(p, L)) {
-            et_fail(err, ET_ERR_FORMAT, "%s: piece %d is empty or not valid UTF-8", name, i);
+        if (!L || memchr(p, 0, L) || !valid_utf8(p, L) || !isfinite(sc)) {
+            et_fail(err, ET_ERR_FORMAT, "%s: piece %d is empty, not valid UTF-8 or has a non-finite score", name, i);
             goto fail;
         }
         if (type == PT_USER) {
