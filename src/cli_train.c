@@ -231,6 +231,7 @@ static int run_train(et_opt *o, int n) {
     c.vocab_path = L.tok_path; /* the tokenizer file the checkpoints copy */
     c.max_seq_length = L.info.max_seq_length;
     c.do_lower_case = L.info.do_lower_case;
+    c.strip_accents = L.info.strip_accents;
     c.max_len_q = (int)mlq;
     c.max_len_d = mld ? (int)mld : et_cli_default_max_len(&L);
     if (moe_options(o, n, &L.model.cfg, &c)) { et_cli_free(&L); return 2; }

@@ -1046,6 +1046,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
     tc.do_lower_case = L.info.do_lower_case;
+    tc.strip_accents = L.info.strip_accents;
     if (tc.max_len_d <= 0) tc.max_len_d = mlen;
     tc.negatives = pairwise ? -1 : c->negatives;
     tc.progress = on_step;

@@ -251,7 +251,8 @@ static et_status parse_pooling(const char *buf, size_t len, const char *label, i
 }
 
 /* sentence_bert_config.json / tokenizer_config.json */
-static et_status parse_small(const char *buf, size_t len, const char *label, const char *len_key, int *max_len, int *lower, et_error *err) {
+static et_status parse_small(const char *buf, size_t len, const char *label, const char *len_key, int *max_len, int *lower, int *strip,
+                             et_error *err) {
     cJSON *o;
     et_status s = jparse(buf, len, label, &o, err);
     if (s) return s;
@@ -264,6 +265,13 @@ static et_status parse_small(const char *buf, size_t len, const char *label, con
             *max_len = j->valuedouble > 2147483647.0 ? 2147483647 : (int)j->valuedouble;
     }
     if (!s) s = jbool(o, "do_lower_case", label, *lower, lower, err);
+    if (!s && strip) { /* tokenizer_config.json strip_accents: null (follow do_lower_case) or a boolean */
+        const cJSON *sa = cJSON_GetObjectItemCaseSensitive(o, "strip_accents");
+        if (sa && !cJSON_IsNull(sa)) {
+            if (!cJSON_IsBool(sa)) s = et_fail(err, ET_ERR_FORMAT, "%s: field 'strip_accents' must be null or a boolean, got %s", label, jtype(sa));
+            else *strip = cJSON_IsTrue(sa) ? ET_STRIP_TRUE : ET_STRIP_FALSE;
+        }
+    }
     cJSON_Delete(o);
     return s;
 }
@@ -312,11 +320,12 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
     memset(info, 0, sizeof *info);
     snprintf(info->transformer_dir, sizeof info->transformer_dir, "%s", mods->transformer_path);
     info->do_lower_case = 1;
+    info->strip_accents = ET_STRIP_NULL;
     int max_len = 0, sb_len = 0, sb_lower = 0;
-    if (P->tokcfg.buf && (s = parse_small(P->tokcfg.buf, P->tokcfg.len, P->tokcfg.label, "model_max_length", &max_len, &info->do_lower_case, err)))
+    if (P->tokcfg.buf && (s = parse_small(P->tokcfg.buf, P->tokcfg.len, P->tokcfg.label, "model_max_length", &max_len, &info->do_lower_case, &info->strip_accents, err)))
         return s;
     if (P->sbert.buf) {
-        if ((s = parse_small(P->sbert.buf, P->sbert.len, P->sbert.label, "max_seq_length", &sb_len, &sb_lower, err))) return s;
+        if ((s = parse_small(P->sbert.buf, P->sbert.len, P->sbert.label, "max_seq_length", &sb_len, &sb_lower, NULL, err))) return s;
         if (sb_len) max_len = sb_len;
         if (sb_lower) info->do_lower_case = 1;
     }
@@ -444,6 +453,10 @@ et_status et_hf_load_buffers(const et_hf_buffers *b, et_bert *model, et_hf_info 
     return s;
 }
 
+void et_hf_apply_case(et_tokenizer *t, const et_hf_info *info) {
+    et_tokenizer_set_case(t, info->do_lower_case, info->strip_accents == ET_STRIP_TRUE ? 1 : info->strip_accents == ET_STRIP_FALSE ? 0 : -1);
+}
+
 /* The SentencePiece files a folder may hold, in the order they are tried after tokenizer.json. */
 static const char *const spm_files[] = {"sentencepiece.bpe.model", "spiece.model", "sentencepiece.model"};
 
@@ -465,11 +478,12 @@ static int tokenizer_file(const char *base, char *out, size_t cap) {
 
 /* A tokenizer from one file: vocab.txt (WordPiece), tokenizer.json or a .model (SentencePiece; XLM-R ids
  * for a RoBERTa-family model). Its size must fit the model's vocab_size (equal for WordPiece). */
-static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config *cfg, et_error *err) {
+static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config *cfg, const et_hf_info *info, et_error *err) {
     const char *bn = base_name(path);
     et_tokenizer *t = NULL;
     if (!strcmp(bn, "vocab.txt")) {
         t = et_tokenizer_load_vocab(path, err);
+        if (t && info) et_hf_apply_case(t, info);
     } else {
         char *buf = NULL;
         size_t len = 0;
@@ -502,7 +516,7 @@ et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, cons
         return NULL;
     }
     if (path_out) snprintf(path_out, cap, "%s", p);
-    return tokenizer_from_file(p, cfg, err);
+    return tokenizer_from_file(p, cfg, info, err);
 }
 
 /* read dir/name if it exists (optional) or must exist (required) */
@@ -657,7 +671,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     char *side[NSIDE] = {0};
     size_t side_len[NSIDE] = {0};
     if (!wordpiece) {
-        et_tokenizer *t = tokenizer_from_file(o.vocab_path, c, err);
+        et_tokenizer *t = tokenizer_from_file(o.vocab_path, c, NULL, err);
         if (!t) {
             free(vocab_owned);
             return err && err->code ? err->code : ET_ERR_FORMAT;
@@ -780,12 +794,12 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
               "  \"never_split\": null,\n"
               "  \"pad_token\": \"[PAD]\",\n"
               "  \"sep_token\": \"[SEP]\",\n"
-              "  \"strip_accents\": null,\n"
+              "  \"strip_accents\": %s,\n"
               "  \"tokenize_chinese_chars\": true,\n"
               "  \"tokenizer_class\": \"BertTokenizer\",\n"
               "  \"unk_token\": \"[UNK]\"\n"
               "}\n",
-              lower ? "true" : "false", c->max_position);
+              lower ? "true" : "false", c->max_position, o.strip_accents == ET_STRIP_TRUE ? "true" : o.strip_accents == ET_STRIP_FALSE ? "false" : "null");
     if ((s = write_text(dir, "tokenizer_config.json", &sb, err))) return s;
 
     sb_printf(&sb, "{\n  \"cls_token\": \"[CLS]\",\n  \"mask_token\": \"[MASK]\",\n  \"pad_token\": \"[PAD]\",\n"

@@ -10,7 +10,7 @@
  *                                    RoBERTa-family folders use the XLM-R (fairseq) ids
  *   model.safetensors                F32 / F16 / BF16 (F64 also read); names with or without "bert."
  *                                    ("roberta." for the RoBERTa family)
- *   tokenizer_config.json            optional: do_lower_case, model_max_length
+ *   tokenizer_config.json            optional: do_lower_case, strip_accents, model_max_length
  *   special_tokens_map.json          written, not read
  *   modules.json                     optional: Transformer (+ Pooling) (+ Normalize) module list
  *   1_Pooling/config.json            pooling_mode_mean_tokens | pooling_mode_cls_token (others: unsupported)
@@ -32,10 +32,15 @@
 #include "error.h"
 #include "tokenizer.h"
 
+/* strip_accents as tokenizer_config.json says it (et_hf_info, et_hf_save_opts) */
+enum { ET_STRIP_NULL = 0, ET_STRIP_TRUE = 1, ET_STRIP_FALSE = 2 };
+
 typedef struct {
     int max_seq_length;  /* sentence_bert_config.json max_seq_length, else tokenizer_config.json
                             model_max_length, else max_position_embeddings; never above the latter */
     int do_lower_case;   /* tokenizer_config.json do_lower_case (default 1) OR sentence_bert_config's */
+    int strip_accents;   /* tokenizer_config.json strip_accents: ET_STRIP_NULL (follow do_lower_case), ET_STRIP_TRUE,
+                            ET_STRIP_FALSE; a vocab.txt tokenizer from et_hf_load_tokenizer gets both (et_tokenizer_set_case) */
     int has_modules;     /* modules.json was present (a sentence-transformers folder) */
     int src_dtype;       /* et_st_dtype of the word embeddings in the file */
     int bert_prefix;     /* tensor names carried the "bert." prefix */
@@ -56,6 +61,9 @@ typedef struct {
  * (cap bytes; may be NULL): pass it as et_hf_save_opts.vocab_path to save the folder with it. */
 et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, const et_bert_config *cfg, char *path_out, size_t cap,
                                    et_error *err);
+
+/* Give a WordPiece tokenizer the folder's casing (do_lower_case, strip_accents); et_hf_load_tokenizer does it. */
+void et_hf_apply_case(et_tokenizer *tok, const et_hf_info *info);
 
 /* Load a folder into `model` (allocated here; free with et_bert_free). */
 et_status et_hf_load(const char *dir, et_bert *model, et_error *err);
@@ -89,6 +97,7 @@ typedef struct {
     size_t vocab_len;
     int max_seq_length;      /* sentence_bert_config.json; 0 = max_position_embeddings */
     int do_lower_case;       /* tokenizer_config.json; -1 = default (true) */
+    int strip_accents;       /* tokenizer_config.json: ET_STRIP_NULL (0: a zeroed struct), ET_STRIP_TRUE, ET_STRIP_FALSE */
 } et_hf_save_opts;
 
 /* Write a complete sentence-transformers folder (creating `dir`), every file atomically.

@@ -30,13 +30,16 @@ static inline int uc_is_cjk(uint32_t cp) {
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-/* NFD(lower(cp)) for a code point flagged ET_UC_MAP; writes up to ET_UC_MAP_MAXLEN code points. */
-static int uc_map(uint32_t cp, uint32_t *out) {
-    if (cp < 128) { /* only A-Z are flagged in ASCII */
+/* The normalisation of one code point, by casing mode: MAP_LOWER_NFD = NFD(lower(cp)) (flag ET_UC_MAP),
+ * MAP_NFD = NFD(cp) (ET_UC_NFD), MAP_LOWER = lower(cp) (ET_UC_LOW). Writes up to ET_UC_MAP_MAXLEN code
+ * points; only called for a code point carrying the mode's flag. */
+enum { MAP_LOWER_NFD = 0, MAP_NFD = 1, MAP_LOWER = 2 };
+static int uc_map(uint32_t cp, int mode, uint32_t *out) {
+    if (cp < 128) { /* only A-Z are flagged in ASCII, and only for lowercasing */
         out[0] = cp + 32;
         return 1;
     }
-    if (cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable: algorithmic canonical decomposition */
+    if (mode != MAP_LOWER && cp >= 0xAC00 && cp <= 0xD7A3) { /* Hangul syllable: algorithmic canonical decomposition */
         uint32_t s = cp - 0xAC00, t = s % 28;
         out[0] = 0x1100 + s / (21 * 28);
         out[1] = 0x1161 + (s % (21 * 28)) / 28;
@@ -46,13 +49,16 @@ static int uc_map(uint32_t cp, uint32_t *out) {
         }
         return 2;
     }
-    int lo = 0, hi = ET_UC_MAP_COUNT - 1;
+    const uint32_t *keys = mode == MAP_NFD ? et_uc_nfd_keys : mode == MAP_LOWER ? et_uc_low_keys : et_uc_map_keys;
+    const uint16_t *offs = mode == MAP_NFD ? et_uc_nfd_offs : mode == MAP_LOWER ? et_uc_low_offs : et_uc_map_offs;
+    const uint32_t *pool = mode == MAP_NFD ? et_uc_nfd_pool : mode == MAP_LOWER ? et_uc_low_pool : et_uc_map_pool;
+    int lo = 0, hi = (mode == MAP_NFD ? ET_UC_NFD_COUNT : mode == MAP_LOWER ? ET_UC_LOW_COUNT : ET_UC_MAP_COUNT) - 1;
     while (lo <= hi) {
         int mid = (lo + hi) >> 1;
-        uint32_t k = et_uc_map_keys[mid];
+        uint32_t k = keys[mid];
         if (k == cp) {
-            int n = et_uc_map_offs[mid + 1] - et_uc_map_offs[mid];
-            memcpy(out, et_uc_map_pool + et_uc_map_offs[mid], (size_t)n * sizeof *out);
+            int n = offs[mid + 1] - offs[mid];
+            memcpy(out, pool + offs[mid], (size_t)n * sizeof *out);
             return n;
         }
         if (k < cp) lo = mid + 1;
@@ -124,6 +130,7 @@ struct et_tokenizer {
     int max_first;    /* longest token in code points */
     int max_cont;     /* longest "##" token in code points, without the "##" */
     int32_t unk, cls, sep, pad, mask;
+    int lower, strip; /* WordPiece casing (et_tokenizer_set_case); 1, 1 = uncased BERT */
     et_spm *spm;      /* non-NULL: a SentencePiece Unigram tokenizer; everything dispatches to it */
 };
 
@@ -167,6 +174,12 @@ const char *et_tokenizer_token(const et_tokenizer *t, int32_t id) {
     return t->pool + t->off[id];
 }
 int et_tokenizer_is_sentencepiece(const et_tokenizer *t) { return t && t->spm; }
+
+void et_tokenizer_set_case(et_tokenizer *t, int lowercase, int strip_accents) {
+    if (!t) return;
+    t->lower = lowercase != 0;
+    t->strip = strip_accents < 0 ? t->lower : strip_accents != 0;
+}
 
 et_tokenizer *et_tokenizer_from_spm(et_spm *s, et_error *err) {
     if (!s) {
@@ -255,6 +268,7 @@ et_tokenizer *et_tokenizer_from_buffer(const char *data, size_t len, const char 
     if (!t->pool || !t->off || !t->len || !t->hash || !t->slots) goto fail;
     memset(t->slots, 0xFF, t->cap * sizeof *t->slots);
     t->unk = t->cls = t->sep = t->pad = t->mask = -1;
+    t->lower = t->strip = 1;
 
     size_t w = 0, i = pos;
     for (int id = 0; id < t->n; id++) {
@@ -469,7 +483,19 @@ static inline void push_norm(tok_state *st, uint32_t x, unsigned f) {
     st->run_start = st->pn;
 }
 
-/* One code point of the (decoded) input text. */
+/* One code point of a tokenizer that keeps accents (no NFD, so no reordering and no dropped marks). */
+static inline void push_keep(tok_state *st, uint32_t x, unsigned f) {
+    if (f & ET_UC_PUNCT) {
+        flush_piece(st);
+        wordpiece(st, &x, 1);
+        return;
+    }
+    if (st->pn < PIECE_CAP) st->piece[st->pn] = x;
+    st->pn++;
+}
+
+/* One code point of the (decoded) input text. Casing as Hugging Face's BertNormalizer: strip accents
+ * (NFD, drop Mn) and/or lowercase, per code point. */
 static inline void push_input(tok_state *st, uint32_t cp) {
     unsigned f = uc_flags(cp);
     if (f & ET_UC_DROP) return;
@@ -479,12 +505,20 @@ static inline void push_input(tok_state *st, uint32_t cp) {
     }
     int cjk = uc_is_cjk(cp);
     if (cjk) flush_piece(st);
-    if (f & ET_UC_MAP) {
+    const et_tokenizer *t = st->t;
+    int mode = t->lower ? (t->strip ? MAP_LOWER_NFD : MAP_LOWER) : MAP_NFD;
+    unsigned flag = t->lower ? (t->strip ? ET_UC_MAP : ET_UC_LOW) : (t->strip ? ET_UC_NFD : 0);
+    if (f & flag) {
         uint32_t m[ET_UC_MAP_MAXLEN];
-        int k = uc_map(cp, m);
-        for (int i = 0; i < k; i++) push_norm(st, m[i], uc_flags(m[i]));
-    } else {
+        int k = uc_map(cp, mode, m);
+        for (int i = 0; i < k; i++) {
+            if (t->strip) push_norm(st, m[i], uc_flags(m[i]));
+            else push_keep(st, m[i], uc_flags(m[i]));
+        }
+    } else if (t->strip) {
         push_norm(st, cp, f);
+    } else {
+        push_keep(st, cp, f);
     }
     if (cjk) flush_piece(st);
 }
@@ -519,7 +553,7 @@ static void tokenize_run(tok_state *st, const char *text, size_t len) {
                     continue;
                 }
             }
-            if (b >= 'A' && b <= 'Z') b += 32;
+            if (b >= 'A' && b <= 'Z' && st->t->lower) b += 32;
             push_input(st, b);
             i++;
             continue;

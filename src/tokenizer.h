@@ -1,4 +1,5 @@
-/* tokenizer.h - BERT WordPiece tokenizer, identical to Hugging Face BertTokenizer (uncased):
+/* tokenizer.h - BERT WordPiece tokenizer, identical to Hugging Face BertTokenizer (uncased by default;
+ * cased and accent-keeping variants by et_tokenizer_set_case, steps 5 changing accordingly):
  * do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None (follows lowercase),
  * max_input_chars_per_word=100, special tokens [UNK] [SEP] [PAD] [CLS] [MASK].
  *
@@ -60,6 +61,12 @@ et_tokenizer *et_tokenizer_load_vocab(const char *vocab_path, et_error *err);
 et_tokenizer *et_tokenizer_from_buffer(const char *data, size_t len, const char *name, et_error *err);
 
 void et_tokenizer_free(et_tokenizer *tok);
+
+/* WordPiece casing, as Hugging Face's BertNormalizer / BasicTokenizer: `lowercase` (do_lower_case) and
+ * `strip_accents` (NFD + drop Mn; -1 = follow lowercase, HF's None). A loaded vocab is uncased (1, -1).
+ * Cased (0, -1): no lowercasing, accents kept (e.g. LaBSE, bert-base-multilingual-cased). Call right after
+ * loading, before the tokenizer is shared; no effect on a SentencePiece tokenizer. */
+void et_tokenizer_set_case(et_tokenizer *tok, int lowercase, int strip_accents);
 
 int et_tokenizer_vocab_size(const et_tokenizer *tok);
 /* Exact lookup of a vocab string (e.g. "##ing"); -1 if absent. */

@@ -620,6 +620,7 @@ et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) 
     o.vocab_path = tr->cfg.vocab_path;
     o.max_seq_length = tr->cfg.max_seq_length;
     o.do_lower_case = tr->cfg.do_lower_case;
+    o.strip_accents = tr->cfg.strip_accents;
     return et_hf_save(dir, tr->model, &o, err);
 }
 

@@ -115,6 +115,7 @@ typedef struct {
     const char *vocab_path; /* vocab.txt copied into every saved folder (required for saving) */
     int max_seq_length;   /* sentence_bert_config.json (0 = max_position) */
     int do_lower_case;    /* -1 = default */
+    int strip_accents;    /* saved tokenizer_config.json strip_accents: ET_STRIP_NULL (0), _TRUE, _FALSE (hf.h) */
     /* mixture of experts (src/moe.h; the CLP paper's MoE FFN up-projection) */
     int moe_experts;      /* E > 0: train an MoE model with E experts per MoE layer. A dense model is converted in
                              place by et_trainer_init (et_bert_to_moe, router seed = seed); an MoE model must

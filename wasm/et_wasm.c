@@ -71,6 +71,7 @@ ET_EXPORT et_wasm_model *et_wasm_load(const char *config, size_t config_len, con
     if (et_hf_load_buffers(&b, &w->model, &w->info, err)) { free(w); return NULL; }
     w->tok = et_tokenizer_from_buffer(vocab, vocab_len, "vocab.txt", err);
     if (!w->tok) { et_bert_free(&w->model); free(w); return NULL; }
+    et_hf_apply_case(w->tok, &w->info); /* cased vocabularies (do_lower_case false) */
     w->vocab = et_malloc(vocab_len + 1, "vocab copy", err);
     if (!w->vocab) { et_tokenizer_free(w->tok); et_bert_free(&w->model); free(w); return NULL; }
     memcpy(w->vocab, vocab, vocab_len);
@@ -199,6 +200,7 @@ ET_EXPORT et_status et_wasm_save(const et_wasm_model *w, const char *dir, int dt
     o.vocab_len = w->vocab_len;
     o.max_seq_length = w->info.max_seq_length;
     o.do_lower_case = w->info.do_lower_case;
+    o.strip_accents = w->info.strip_accents;
     return et_hf_save(dir, &w->model, &o, err);
 }
 
@@ -279,6 +281,7 @@ ET_EXPORT et_wasm_train *et_wasm_train_begin(et_wasm_model *w, const char *data_
     c.vocab_path = t->vocab_path;
     c.max_seq_length = w->info.max_seq_length;
     c.do_lower_case = w->info.do_lower_case;
+    c.strip_accents = w->info.strip_accents;
     c.mem_budget = (size_t)1536 << 20; /* wasm32: keep well under the 2 GB heap */
     c.progress = train_progress;
     if (et_trainer_init(&t->tr, &c, &w->model, w->pool, &t->data, err)) {
