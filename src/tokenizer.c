@@ -143,9 +143,9 @@ static inline uint32_t fmix(uint32_t h) { /* spread FNV's low bits before maskin
 
 /* Find "##"(if cont) + p[0..n) in the vocab; -1 if absent. */
 static int32_t vocab_find(const et_tokenizer *t, const char *p, size_t n, int cont) {
-    uint64_t h64 = ET_FNV1A64_INIT; /* the vocab's hashes: the low 32 bits of FNV-1a 64 (util.h) of the token */
-    if (cont) h64 = et_fnv1a64(h64, "##", 2);
-    uint32_t h = (uint32_t)et_fnv1a64(h64, p, n);
+    uint32_t h = ET_FNV1A32_INIT; /* the vocab's hashes: FNV-1a 32 (util.h) of the token */
+    if (cont) h = et_fnv1a32(h, "##", 2);
+    h = et_fnv1a32(h, p, n);
     size_t total = n + (cont ? 2 : 0);
     uint32_t mask = t->cap - 1;
     for (uint32_t s = fmix(h) & mask;; s = (s + 1) & mask) {
@@ -300,7 +300,7 @@ et_tokenizer *et_tokenizer_from_buffer(const char *data, size_t len, const char 
         t->pool[w + (b - a)] = 0;
         t->off[id] = (uint32_t)w;
         t->len[id] = (uint32_t)(b - a);
-        t->hash[id] = (uint32_t)et_fnv1a64(ET_FNV1A64_INIT, data + a, b - a);
+        t->hash[id] = et_fnv1a32(ET_FNV1A32_INIT, data + a, b - a);
         w += b - a + 1;
         const char *s = t->pool + t->off[id];
         /* insert, rejecting duplicates */
