@@ -675,7 +675,8 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
 
 /* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10). */
 static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                                 const evalset *fit, et_fusion *out, et_fusion_fit_report *rep, et_error *err) {
+                                 const evalset *fit, const et_fusion_fit_opts *fo, et_fusion *out, et_fusion_fit_report *rep,
+                                 et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
     memset(&ix, 0, sizeof ix);
@@ -685,7 +686,7 @@ static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, con
     eo.cache = &ec;
     et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, fit->docs, fit->nd, &ix, err);
     if (!s) s = et_hybrid_queries_build(&ix, pool, &eo, fit->qs, fit->nq, 0, &Y, err);
-    if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, NULL, out, rep, err);
+    if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, fo, out, rep, err);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
     et_encode_cache_free(&ec);
@@ -740,13 +741,19 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         evalset tr;
         if ((s = evalset_make(src, c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, c->sts_max, c->data, &tr, err))) return s;
         if (tr.kind != ET_FT_EVAL_IR) { evalset_free(&tr); return ET_OK; } /* labelled pairs: nothing to rank */
-        s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &h->learned, &h->fit, err);
+        s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, NULL, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
                  h->fit.learned ? "learned" : "too few to learn, the default", h->fit.nqueries);
         evalset_free(&tr);
-    } else if (fit_after && fit_after->kind == ET_FT_EVAL_IR && fit_after->nq >= ET_FUSION_MIN_QUERIES) {
-        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &h->learned, &h->fit, err);
-        snprintf(h->fit_note, sizeof h->fit_note, "learned on %d dev queries with the tuned model", h->fit.nqueries);
+    } else if (fit_after && fit_after->kind == ET_FT_EVAL_IR && fit_after->nq >= ET_FUSION_MIN_QUERIES && res->has_hybrid) {
+        /* a dev split is small: the starting model's fusion (learned on all training queries) is the prior, kept
+         * unless the dev queries tell otherwise beyond the se rule */
+        et_fusion_fit_opts fo;
+        et_fusion_fit_opts_default(&fo);
+        fo.prior = res->hyb_before.learned;
+        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &fo, &h->learned, &h->fit, err);
+        snprintf(h->fit_note, sizeof h->fit_note, "learned on %d dev queries with the tuned model, the starting model's as prior",
+                 h->fit.nqueries);
     } else {
         if (!res->has_hybrid) return ET_OK;
         h->learned = res->hyb_before.learned;

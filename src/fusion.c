@@ -367,11 +367,27 @@ int et_fusion_grid(int32_t depth, et_fusion *out, int *family, int cap) {
     return n;
 }
 
-/* lexicographic preference key: smaller = preferred when the data cannot tell */
+/* the family of a fusion (0 convex-minmax, 1 convex-tmm, 2 convex-zscore, 3 rrf, 4 rerank; dense/bm25 = convex-minmax) */
+static int family_of(const et_fusion *f) {
+    if (f->kind == ET_FUSION_RRF) return 3;
+    if (f->kind == ET_FUSION_RERANK) return 4;
+    if (f->kind == ET_FUSION_CONVEX) return f->norm == ET_FUSION_TMM ? 1 : f->norm == ET_FUSION_ZSCORE ? 2 : 0;
+    return 0;
+}
+
+/* lexicographic preference key: smaller = preferred when the data cannot tell. In the prior's family: the point nearest
+ * the prior (weight, then k / top_n); in convex-minmax otherwise: nearest the default weight; elsewhere the most
+ * BM25-leaning (smaller weight, then larger k / smaller top_n). */
 static void prior_key(const gpoint *p, const et_fusion *prior, double key[3]) {
     key[0] = key[1] = key[2] = 0;
-    if (p->family == 0 && prior->kind == ET_FUSION_CONVEX && prior->norm == ET_FUSION_MINMAX) {
-        key[0] = fabs(p->f.alpha - prior->alpha);
+    int pf = family_of(prior);
+    double pa = prior->kind == ET_FUSION_DENSE ? 1 : prior->kind == ET_FUSION_BM25 ? 0 : prior->alpha;
+    if (p->family == pf) {
+        key[0] = fabs(p->f.alpha - pa);
+        key[1] = p->family == 3 ? fabs(p->f.rrf_k - prior->rrf_k) : p->family == 4 ? fabs((double)(p->f.top_n - prior->top_n)) : 0;
+        key[2] = p->f.alpha;
+    } else if (p->family == 0) {
+        key[0] = fabs(p->f.alpha - ET_FUSION_DEFAULT_ALPHA);
         key[1] = p->f.alpha;
     } else if (p->family == 3) {
         key[0] = p->f.alpha;
@@ -515,8 +531,13 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
         int bf = 0;
         for (int fam = 1; fam < ET_FUSION_NFAMILIES; fam++)
             if (R.family[fam].cv_ndcg10 > R.family[bf].cv_ndcg10 + 1e-12) bf = fam;
-        int pick = bf;
-        for (int fam = 0; fam < bf; fam++) {
+        /* within se_rule standard errors of the best family: the prior's family first, then the simpler ones */
+        int pick = bf, pf = family_of(&fp), order[ET_FUSION_NFAMILIES + 1], no = 0;
+        order[no++] = pf;
+        for (int fam = 0; fam < ET_FUSION_NFAMILIES; fam++) if (fam != pf) order[no++] = fam;
+        for (int u = 0; u < no && order[u] != bf; u++) {
+            int fam = order[u];
+            if (fam > bf && fam != pf) continue; /* only simpler families, or the prior's */
             double d, se;
             paired(cv + (int64_t)fam * nq, cv + (int64_t)bf * nq, NULL, nq, &d, &se);
             if (d >= -(o->se_rule * se) - 1e-12) { pick = fam; break; }

@@ -30,14 +30,15 @@
  *   rerank : top_n in {10, 20, 50, 100} (<= depth) x alpha in {0, 0.1, ..., 1} (minmax).
  * Selection on a set S of queries: the grid point with the best mean nDCG@10 over S, then the
  * "se rule": among the points whose mean is within se_rule standard errors (of the per-query paired
- * difference with the best point) of the best, the one nearest the prior - the default fusion's
- * alpha for convex-minmax (ties: the smaller alpha), else the most BM25-leaning (smallest alpha, then
- * larger k / smaller top_n).
+ * difference with the best point) of the best, the one nearest the prior: in the prior's family the
+ * prior's own parameters; in convex-minmax otherwise the default weight (ties: the smaller); elsewhere
+ * the most BM25-leaning (smallest alpha, then larger k / smaller top_n).
  * Cross-validation: the training queries are dealt into `folds` folds (seeded shuffle); each family's
  * selection is run on all folds but one and scored on the held fold, giving a cross-validated
- * nDCG@10 per query and family. The family with the best CV mean wins, except that an earlier
- * (simpler) family within se_rule standard errors of it is preferred; its parameters are then
- * selected on all training queries. Fewer than ET_FUSION_MIN_QUERIES judged training queries: the
+ * nDCG@10 per query and family. The family with the best CV mean wins, except that the prior's family,
+ * else an earlier (simpler) family, within se_rule standard errors of it is preferred; its parameters
+ * are then selected on all training queries. The prior is the default fusion, or e.g. a fusion learned
+ * earlier on more queries (finetune: the starting model's, when refitting on a small dev split). Fewer than ET_FUSION_MIN_QUERIES judged training queries: the
  * default fusion is kept (CV cannot tell anything apart) and the report says so.
  *
  * retrieval.json (in a model folder, next to config.json; sentence-transformers ignores it):
@@ -120,7 +121,7 @@ typedef struct {
     int folds;        /* k-fold (default 5; capped at the number of queries) */
     uint64_t seed;    /* fold assignment (default 20240917) */
     double se_rule;   /* tolerance in standard errors (default 1.0; 0 = only exact ties go to the prior) */
-    et_fusion prior;  /* the default fusion (alpha prior of convex-minmax; kept when too few queries) */
+    et_fusion prior;  /* kept when too few queries, preferred when the data cannot tell (default: et_fusion_default()) */
 } et_fusion_fit_opts;
 
 void et_fusion_fit_opts_default(et_fusion_fit_opts *o);

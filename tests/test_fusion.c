@@ -215,6 +215,18 @@ static void learn_known(void) {
     cands_make(&c, NQ, nper, pts);
     CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg);
     CHECK(f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX && fabs(f.alpha - 0.6) < 1e-9, "chose %s %g", et_fusion_kind_name(f.kind), f.alpha);
+    /* ... with another prior (e.g. a fusion learned earlier on more queries), the data still cannot tell: the prior's
+     * weight 0.8 is kept. A prior in another family that can be perfect too keeps its family and moves to the nearest
+     * perfect point, by weight first: RRF puts R (dense rank 1, no BM25 match) above B (dense 2, BM25 1) iff
+     * a/(k+1) > a/(k+2) + (1-a)/(k+1), i.e. k + 2 < a/(1-a): at a = 0.9, k < 7, so k 5 of the grid. */
+    et_fusion_fit_opts fo;
+    et_fusion_fit_opts_default(&fo);
+    CHECK(et_fusion_parse("convex:alpha=0.8", &fo.prior, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_fusion_fit(&c, qr, off, &fo, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(f.kind == ET_FUSION_CONVEX && f.norm == ET_FUSION_MINMAX && fabs(f.alpha - 0.8) < 1e-9, "prior 0.8: chose %s %g", et_fusion_kind_name(f.kind), f.alpha);
+    CHECK(et_fusion_parse("rrf:k=60,alpha=0.9", &fo.prior, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_fusion_fit(&c, qr, off, &fo, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(f.kind == ET_FUSION_RRF && fabs(f.alpha - 0.9) < 1e-9 && f.rrf_k == 5, "prior rrf: chose %s k %g alpha %g", et_fusion_kind_name(f.kind), f.rrf_k, f.alpha);
     et_fusion_cands_free(&c);
 
     /* Too few queries: the prior is kept and the report says it was not learned. */
