@@ -8,7 +8,7 @@
 
 #include "grapheme_table.h"
 #include "json.h"
-#include "tokenizer.h"
+#include "util.h"
 
 /* piece types (sentencepiece_model.proto) */
 enum { PT_NORMAL = 1, PT_UNKNOWN = 2, PT_CONTROL = 3, PT_USER = 4, PT_UNUSED = 5, PT_BYTE = 6 };

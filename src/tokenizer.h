@@ -43,10 +43,6 @@ et_tokenizer *et_tokenizer_from_spm(struct et_spm *s, et_error *err);
 /* 1 if `tok` is a SentencePiece tokenizer, 0 for WordPiece. */
 int et_tokenizer_is_sentencepiece(const et_tokenizer *tok);
 
-/* Decode one code point at s[i] (i < n). Invalid input yields U+FFFD and consumes the maximal
- * subpart of an ill-formed sequence (WHATWG "UTF-8 decode", = Python errors='replace'). Returns
- * the index after the sequence. */
-size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
 /* Longest word (in code points, after normalisation) WordPiece will try; longer -> [UNK]. */
 #define ET_TOK_MAX_WORD_CHARS 100

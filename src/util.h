@@ -1,5 +1,5 @@
 /* util.h - small helpers that several modules need, kept here once: FNV-1a hashing (inline: the tokenizer and
- * BM25 hash every token with it), a monotonic clock, row-wise L2 normalisation. No state, no allocation. */
+ * BM25 hash every token with it), UTF-8 decoding, a monotonic clock, row-wise L2 normalisation. No state, no allocation. */
 #ifndef ET_UTIL_H
 #define ET_UTIL_H
 
@@ -36,6 +36,11 @@ static inline uint64_t et_fnv1a64_str(const char *s) {
     for (; *s; s++) h = et_fnv1a64_byte(h, (unsigned char)*s);
     return h;
 }
+
+/* Decode one code point at s[i] (i < n). Invalid input yields U+FFFD and consumes the maximal
+ * subpart of an ill-formed sequence (WHATWG "UTF-8 decode", = Python errors='replace'). Returns
+ * the index after the sequence. */
+size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
 /* seconds on a monotonic clock (differences only) */
 double et_now_s(void);
