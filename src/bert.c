@@ -1,7 +1,6 @@
 /* bert.c - the BERT encoder. Parameters live in one buffer; et_bert_tensor_table() is the single
  * source of truth for names, shapes and offsets (the loader and saver use it too). */
 #include "bert.h"
-#include "moe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include <math.h>
 #include "kernels.h"
+#include "rng.h"
 
 et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
 #define POS(f, key) if (c->f <= 0) return et_fail(err, ET_ERR_FORMAT, "config field '" key "' must be a positive integer (got %d)", c->f)
@@ -804,5 +804,92 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     if (lowest == -1)
         et_bert_embeddings_backward(pool, c, &m->w, grads, dcur, s->dln, a->emb_ln_in, a->emb_mean,
                                     a->emb_rstd, a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(a->seed, -1, 0));
+    return ET_OK;
+}
+
+/* ---------------------------------------------------------------- mixture of experts, model level */
+int et_bert_is_moe_tensor(const char *name) {
+    return strstr(name, ".intermediate.dense.experts.") != NULL || strstr(name, ".intermediate.dense.gate.") != NULL;
+}
+
+void et_bert_params_view_moe_only(const et_bert_config *c, float *base, et_bert_params *p) {
+    et_bert_params full;
+    et_bert_params_view(c, base, &full);
+    memset(p, 0, sizeof *p);
+    for (int l = 0; l < c->num_layers; l++) {
+        p->layer[l].moe_gate = full.layer[l].moe_gate;
+        p->layer[l].moe_w = full.layer[l].moe_w;
+        p->layer[l].moe_b = full.layer[l].moe_b;
+    }
+}
+
+int et_bert_moe_fractions(const et_bert *m, const et_bert_acts *a, int layer, float *frac) {
+    if (layer < 0 || layer >= m->cfg.num_layers || !et_bert_layer_is_moe(&m->cfg, layer)) return 0;
+    const et_moe_acts *ma = &a->layer[layer].moe;
+    int E = m->cfg.moe_experts;
+    if (!ma->counts) return 0;
+    long n = 0;
+    for (int e = 0; e < E; e++) n += ma->counts[e];
+    for (int e = 0; e < E; e++) frac[e] = n ? (float)ma->counts[e] / (float)n : 0.0f;
+    return E;
+}
+
+double et_bert_moe_aux_loss(const et_bert *m, const et_bert_acts *a) {
+    double s = 0;
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        if (et_bert_layer_is_moe(&m->cfg, l) && a->layer[l].moe.aux) s += a->layer[l].moe.aux[0];
+    return m->cfg.moe_aux_weight * s;
+}
+
+et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t seed, et_error *err) {
+    const et_bert_config *oc = &m->cfg;
+    if (!m->params) return et_fail(err, ET_ERR_ARG, "to MoE: the model has no parameters");
+    if (oc->moe_experts) return et_fail(err, ET_ERR_ARG, "to MoE: the model already has %d experts per MoE layer", oc->moe_experts);
+    if (experts < 1 || experts > ET_MOE_MAX_EXPERTS)
+        return et_fail(err, ET_ERR_ARG, "to MoE: number of experts must be in [1, %d] (got %d)", ET_MOE_MAX_EXPERTS, experts);
+    if (oc->num_layers < 64 && (layer_mask >> oc->num_layers))
+        return et_fail(err, ET_ERR_ARG, "to MoE: layer mask 0x%llx names a layer >= num_hidden_layers (%d)",
+                       (unsigned long long)layer_mask, oc->num_layers);
+    et_bert_config c = *oc;
+    c.moe_experts = experts;
+    c.moe_layer_mask = layer_mask;
+    c.moe_gate_scale = 1;
+    c.moe_aux_weight = 0.01f;
+    c.moe_jitter = 0.0f;
+    et_bert n;
+    et_status s = et_bert_alloc(&n, &c, err);
+    if (s) return s;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const et_tensor_view *v = &m->tensors[i];
+        const et_tensor_view *d = et_bert_find(&n, v->name);
+        if (d) { memcpy(n.params + d->offset, m->params + v->offset, v->numel * sizeof(float)); continue; }
+        /* intermediate.dense.{weight,bias} of an MoE layer: copy into every expert */
+        char nm[ET_NAME_MAX + 32];
+        size_t len = strlen(v->name);
+        const char *kind = len > 7 && strcmp(v->name + len - 7, ".weight") == 0 ? "weight" : "bias";
+        size_t stem = len - strlen(kind) - 1;
+        for (int j = 0; j < experts; j++) {
+            snprintf(nm, sizeof nm, "%.*s.experts.%d.%s", (int)stem, v->name, j, kind);
+            d = et_bert_find(&n, nm);
+            if (!d || d->numel != v->numel) {
+                et_bert_free(&n);
+                return et_fail(err, ET_ERR_ARG, "to MoE: no place for tensor '%s'", v->name);
+            }
+            memcpy(n.params + d->offset, m->params + v->offset, v->numel * sizeof(float));
+        }
+    }
+    et_rng r;
+    et_rng_seed(&r, seed);
+    int C = c.hidden_size;
+    float bound = 1.0f / sqrtf((float)C);
+    for (int l = 0; l < c.num_layers; l++) {
+        float *g = n.w.layer[l].moe_gate;
+        if (!g) continue;
+        for (size_t i = 0; i < (size_t)experts * C; i++) g[i] = bound * (2.0f * et_rng_uniformf(&r) - 1.0f);
+    }
+    et_bert_params_changed(&n);
+    et_bert_free(m);
+    *m = n;
+    et_bert_params_view(&m->cfg, m->params, &m->w); /* views point into the moved buffer (unchanged) */
     return ET_OK;
 }

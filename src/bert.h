@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "moe.h"
 #include "threads.h"
 
 #define ET_MAX_LAYERS 64
@@ -46,7 +47,6 @@ typedef struct {
     float moe_jitter;         /* eps: router input * U(1-eps, 1+eps) while training with dropout (0 = off) */
 } et_bert_config;
 
-#define ET_MOE_MAX_EXPERTS 64
 
 enum { ET_ARCH_BERT = 0, ET_ARCH_ROBERTA = 1, ET_ARCH_XLMR = 2 };
 
@@ -139,22 +139,6 @@ const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
  * run on the activations' own one-thread pool (`serial`). Nothing else is allocated inside
  * forward/backward (inference acts: see wpack below), and no kernel changes algorithm for lack of
  * memory (kernels.h). */
-/* Per-layer MoE state (src/moe.h). All NULL/0 in dense layers. */
-typedef struct {
-    float *probs;        /* [B,T,E] router softmax of the last forward */
-    int32_t *idx;        /* [B,T] chosen expert (top-1, ties to the lowest index) */
-    int32_t *counts;     /* [E] REAL tokens (mask 1) routed to each expert in the last forward */
-    float *aux;          /* [1] this layer's unweighted balance loss E * sum_e f_e * P_e (real tokens) */
-    int32_t *perm;       /* [B*T] scratch: token indices grouped by expert */
-    float *xs, *dxs;     /* [B*T,C] scratch (dxs: training only) */
-    float *dlogits;      /* [B*T,E] scratch (training only) */
-    /* set by et_bert_forward / et_bert_backward before each layer (set them yourself when calling
-     * the block functions directly) */
-    const int32_t *mask; /* [B,T] real tokens for counts and the aux loss (NULL = all real) */
-    float jitter;        /* router jitter eps in force in this forward (0 unless training with dropout) */
-    float aux_grad;      /* weight of the aux-loss gradient in backward (alpha * et_bert_acts.moe_aux_scale) */
-} et_moe_acts;
-
 typedef struct {
     float *inp;                 /* [B,T,C] layer input (= previous layer's out / embeddings out) */
     float *q, *k, *v;           /* [B,T,C] */
@@ -324,5 +308,27 @@ void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, con
  * inside a layer the sites use et_bert_dropout_seed(layer_seed, 0, site) with site 1 = attention
  * probabilities, 2 = attention output dense, 3 = FFN output dense, 4 = MoE router jitter. */
 uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site);
+
+/* ---- mixture of experts, model level (the MoE itself: moe.h) ------------------------------------- */
+/* Convert a dense model in place: in the layers of layer_mask (bit l = layer l; 0 = all layers) every
+ * expert becomes a copy of intermediate.dense, and the router is drawn from U(-1/sqrt(C), 1/sqrt(C))
+ * (PyTorch's nn.Linear default) with an et_rng seeded by `seed` (layers in order, row-major).
+ * Sets moe_gate_scale = 1, moe_aux_weight = 0.01, moe_jitter = 0 (change m->cfg afterwards if wanted:
+ * they are read at every forward/backward). With moe_gate_scale = 0 the converted model computes
+ * exactly what the dense one did; with 1 each FFN pre-activation is multiplied by p (>= 1/E).
+ * On error m is unchanged. */
+et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t seed, et_error *err);
+
+/* Fraction of the real tokens each expert received in layer `layer` in the last forward on `a`:
+ * frac[0..E-1] (sums to 1; all 0 if there was no real token). Returns E, or 0 for a dense layer. */
+int et_bert_moe_fractions(const et_bert *m, const et_bert_acts *a, int layer, float *frac);
+/* alpha * sum over MoE layers of E * sum_e f_e P_e for the last forward on `a` (0 for a dense model). */
+double et_bert_moe_aux_loss(const et_bert *m, const et_bert_acts *a);
+
+/* 1 if `name` (with or without "bert.") is a router or expert tensor. */
+int et_bert_is_moe_tensor(const char *name);
+/* et_bert_params_view, then NULL every pointer but the routers and experts: the gradient view for
+ * "train only the MoE parameters" (embeddings, attention, output.dense, LayerNorms, pooler frozen). */
+void et_bert_params_view_moe_only(const et_bert_config *c, float *base, et_bert_params *p);
 
 #endif

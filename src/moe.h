@@ -15,7 +15,11 @@
  * the REAL tokens (mask 1) routed to e (constant), P_e = mean router probability of e over the real
  * tokens. Padding is routed (and computed) but does not count in f, P or the logged fractions.
  * et_bert_backward adds d(aux)/d(router, x) * et_bert_acts.moe_aux_scale by itself; the caller's loss
- * gradient (dpooled) does not include it. et_bert_moe_aux_loss() gives the value for logging.
+ * gradient (dpooled) does not include it. et_bert_moe_aux_loss() (bert.h) gives the value for logging.
+ *
+ * This module is the MoE layer alone (it knows the kernels, not the encoder): its activations, forward and backward.
+ * What needs the whole model - conversion of a dense model, routing statistics, the aux loss, the MoE-only gradient
+ * view - is in bert.h / bert.c, which include this header.
  *
  * Tensors (names of the authors' code, so their loader reads our files and vice versa), per MoE layer i:
  *     encoder.layer.{i}.intermediate.dense.gate.weight          [E, C]
@@ -32,13 +36,12 @@
  * false (their unscaled routing), missing aux / jitter = 0.
  *
  * Training only the MoE parameters (the paper's --only_train intermediate): pass a gradient view made by
- * et_bert_params_view_moe_only() to et_bert_backward (NULL = frozen), or select tensors by name with
+ * et_bert_params_view_moe_only() (bert.h) to et_bert_backward (NULL = frozen), or select tensors by name with
  * et_bert_is_moe_tensor(). */
 #ifndef ET_MOE_H
 #define ET_MOE_H
 
 #include <stdint.h>
-#include "bert.h"
 #include "error.h"
 #include "threads.h"
 
@@ -58,6 +61,25 @@ et_status et_moe_gate_parse(const char *s, int *mode, et_error *err);
 /* mode -> "unscaled" | "switch" | "ste" ("?" if out of range) */
 const char *et_moe_gate_name(int mode);
 
+#define ET_MOE_MAX_EXPERTS 64
+
+/* Per-layer MoE state: the activations of one MoE layer (bert.h keeps one per layer in et_bert_acts).
+ * All NULL/0 in dense layers. */
+typedef struct {
+    float *probs;        /* [B,T,E] router softmax of the last forward */
+    int32_t *idx;        /* [B,T] chosen expert (top-1, ties to the lowest index) */
+    int32_t *counts;     /* [E] REAL tokens (mask 1) routed to each expert in the last forward */
+    float *aux;          /* [1] this layer's unweighted balance loss E * sum_e f_e * P_e (real tokens) */
+    int32_t *perm;       /* [B*T] scratch: token indices grouped by expert */
+    float *xs, *dxs;     /* [B*T,C] scratch (dxs: training only) */
+    float *dlogits;      /* [B*T,E] scratch (training only) */
+    /* set by et_bert_forward / et_bert_backward before each layer (set them yourself when calling
+     * the block functions directly) */
+    const int32_t *mask; /* [B,T] real tokens for counts and the aux loss (NULL = all real) */
+    float jitter;        /* router jitter eps in force in this forward (0 unless training with dropout) */
+    float aux_grad;      /* weight of the aux-loss gradient in backward (alpha * et_bert_acts.moe_aux_scale) */
+} et_moe_acts;
+
 /* ---- the layer (used by et_bert_ffn_block_*; exposed for tests) ------------------------------
  * x [N,C] (N = B*T tokens), gate [E,C], W [E,I,C], b [E,I]. out [N,I] = the (scaled) expert output.
  * tmp [N,I] scratch (grouped expert outputs). Fills a->probs, idx, counts, aux (a->mask, a->jitter read).
@@ -72,27 +94,5 @@ void et_moe_forward(et_pool *pool, float *out, float *tmp, const float *x, const
 void et_moe_backward(et_pool *pool, float *dx, float *dgate, float *dW, float *db, float *dout, float *tmp,
                      const float *x, const float *out, const float *gate, const float *W, const float *b,
                      int N, int C, int I, int E, int gate_scale, const et_moe_acts *a, uint64_t jitter_seed);
-
-/* ---- model level ------------------------------------------------------------------------------ */
-/* Convert a dense model in place: in the layers of layer_mask (bit l = layer l; 0 = all layers) every
- * expert becomes a copy of intermediate.dense, and the router is drawn from U(-1/sqrt(C), 1/sqrt(C))
- * (PyTorch's nn.Linear default) with an et_rng seeded by `seed` (layers in order, row-major).
- * Sets moe_gate_scale = 1, moe_aux_weight = 0.01, moe_jitter = 0 (change m->cfg afterwards if wanted:
- * they are read at every forward/backward). With moe_gate_scale = 0 the converted model computes
- * exactly what the dense one did; with 1 each FFN pre-activation is multiplied by p (>= 1/E).
- * On error m is unchanged. */
-et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t seed, et_error *err);
-
-/* Fraction of the real tokens each expert received in layer `layer` in the last forward on `a`:
- * frac[0..E-1] (sums to 1; all 0 if there was no real token). Returns E, or 0 for a dense layer. */
-int et_bert_moe_fractions(const et_bert *m, const et_bert_acts *a, int layer, float *frac);
-/* alpha * sum over MoE layers of E * sum_e f_e P_e for the last forward on `a` (0 for a dense model). */
-double et_bert_moe_aux_loss(const et_bert *m, const et_bert_acts *a);
-
-/* 1 if `name` (with or without "bert.") is a router or expert tensor. */
-int et_bert_is_moe_tensor(const char *name);
-/* et_bert_params_view, then NULL every pointer but the routers and experts: the gradient view for
- * "train only the MoE parameters" (embeddings, attention, output.dense, LayerNorms, pooler frozen). */
-void et_bert_params_view_moe_only(const et_bert_config *c, float *base, et_bert_params *p);
 
 #endif
