@@ -4,7 +4,8 @@
 # and wasm/et_wasm.c to its module (kernels_*.c/h -> kernels, cli_*.c -> cli), and fails when
 #   - a file includes "x.h" of a module in a HIGHER layer than its own (a lower layer may not know a higher one),
 #   - a file belongs to no module of the table (place new modules in docs/architecture.md),
-#   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h).
+#   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h),
+#   - modules include each other in a cycle (even within one layer; e.g. bert.h <-> moe.h), found by tsort.
 # Usage: tools/check_layers.sh [ROOT]   (default: the repository of this script). Prints every violation.
 set -u
 ROOT=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -32,6 +33,8 @@ module_of() { # file name -> module
   esac
 }
 bad=0 nfiles=0 nincl=0
+EDGES=$(mktemp)
+trap 'rm -f "$EDGES"' EXIT
 for f in "$ROOT"/src/*.c "$ROOT"/src/*.h "$ROOT"/wasm/et_wasm.c; do
   [ -f "$f" ] || continue
   rel=${f#"$ROOT"/}
@@ -47,6 +50,7 @@ for f in "$ROOT"/src/*.c "$ROOT"/src/*.h "$ROOT"/wasm/et_wasm.c; do
     case $THIRD_PARTY in *" $inc "*) continue ;; esac
     mi=$(module_of "$inc")
     li=${LAYER[$mi]:-}
+    [ "$mi" = "$m" ] || echo "$m $mi" >> "$EDGES"
     if [ -z "$li" ]; then
       echo "$rel:$line: includes \"$inc\", which is no module of docs/architecture.md"
       bad=$((bad + 1))
@@ -56,5 +60,12 @@ for f in "$ROOT"/src/*.c "$ROOT"/src/*.h "$ROOT"/wasm/et_wasm.c; do
     fi
   done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/')
 done
+# tsort reads "a b" pairs (a includes b) and reports every loop on stderr
+loops=$(sort -u "$EDGES" | tsort 2>&1 >/dev/null)
+if [ -n "$loops" ]; then
+  echo "include cycle between modules (tsort):"
+  echo "$loops" | sed 's/^/  /'
+  bad=$((bad + 1))
+fi
 if [ $bad -gt 0 ]; then echo "check_layers: $bad violation(s)"; exit 1; fi
 echo "check_layers: $nfiles files, $nincl includes, ${#LAYER[@]} modules in ${#NAME[@]} layers: ok"
