@@ -488,11 +488,13 @@ static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config 
         char *buf = NULL;
         size_t len = 0;
         if (et_read_file(path, VOCAB_MAX, &buf, &len, err)) return NULL;
-        et_spm *s = !strcmp(bn, "tokenizer.json")
-                        ? et_spm_from_tokenizer_json(buf, len, path, err)
-                        : et_spm_from_model(buf, len, cfg->arch == ET_ARCH_BERT ? ET_SPM_IDS_PLAIN : ET_SPM_IDS_FAIRSEQ, path, err);
+        if (!strcmp(bn, "tokenizer.json")) {
+            t = et_tokenizer_from_json(buf, len, path, err);
+        } else {
+            et_spm *s = et_spm_from_model(buf, len, cfg->arch == ET_ARCH_BERT ? ET_SPM_IDS_PLAIN : ET_SPM_IDS_FAIRSEQ, path, err);
+            if (s) t = et_tokenizer_from_spm(s, err);
+        }
         free(buf);
-        if (s) t = et_tokenizer_from_spm(s, err);
     }
     if (!t) return NULL;
     int n = et_tokenizer_vocab_size(t);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "sentencepiece.h"
 #include "unicode_tables.h"
 #include "util.h"
@@ -587,4 +588,106 @@ et_status et_tokenize_batch(const et_tokenizer *t, const char *const *texts, int
     }
     *T_out = T;
     return ET_OK;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * tokenizer.json: Unigram -> sentencepiece.h; WordPiece -> this file's tokenizer, built from the
+ * model's vocab map and the BertNormalizer's flags. */
+
+static et_tokenizer *wordpiece_from_json(const cJSON *root, const char *name, et_error *err) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab"), *e;
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
+    const cJSON *mx = cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word");
+    if (!cJSON_IsObject(vocab) || !vocab->child) {
+        et_fail(err, ET_ERR_FORMAT, "%s: model.vocab must be a non-empty object {token: id}", name);
+        return NULL;
+    }
+    if ((unk && !(cJSON_IsString(unk) && !strcmp(unk->valuestring, "[UNK]"))) ||
+        (pre && !(cJSON_IsString(pre) && !strcmp(pre->valuestring, "##"))) ||
+        (mx && !(cJSON_IsNumber(mx) && mx->valuedouble == ET_TOK_MAX_WORD_CHARS))) {
+        et_fail(err, ET_ERR_UNSUPPORTED, "%s: WordPiece with unk_token \"[UNK]\", prefix \"##\" and max_input_chars_per_word %d is supported",
+                name, ET_TOK_MAX_WORD_CHARS);
+        return NULL;
+    }
+    /* the normalizer: BertNormalizer (clean_text, handle_chinese_chars: on), its casing */
+    const cJSON *nz = cJSON_GetObjectItemCaseSensitive(root, "normalizer"), *ty = cJSON_GetObjectItemCaseSensitive(nz, "type");
+    if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "BertNormalizer")) {
+        et_fail(err, ET_ERR_UNSUPPORTED, "%s: a WordPiece tokenizer.json needs the BertNormalizer (got %s)", name,
+                cJSON_IsString(ty) ? ty->valuestring : "none");
+        return NULL;
+    }
+    const cJSON *lc = cJSON_GetObjectItemCaseSensitive(nz, "lowercase"), *sa = cJSON_GetObjectItemCaseSensitive(nz, "strip_accents");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(nz, "clean_text"), *cc = cJSON_GetObjectItemCaseSensitive(nz, "handle_chinese_chars");
+    if (cJSON_IsFalse(ct) || cJSON_IsFalse(cc)) {
+        et_fail(err, ET_ERR_UNSUPPORTED, "%s: BertNormalizer with clean_text or handle_chinese_chars false is not supported", name);
+        return NULL;
+    }
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), *ptt = cJSON_GetObjectItemCaseSensitive(pt, "type");
+    if (!cJSON_IsString(ptt) || strcmp(ptt->valuestring, "BertPreTokenizer")) {
+        et_fail(err, ET_ERR_UNSUPPORTED, "%s: a WordPiece tokenizer.json needs the BertPreTokenizer (got %s)", name,
+                cJSON_IsString(ptt) ? ptt->valuestring : "none");
+        return NULL;
+    }
+    /* vocab.txt text in id order (ids must be 0..n-1, each once) */
+    int n = cJSON_GetArraySize(vocab);
+    const char **by_id = calloc((size_t)n, sizeof *by_id);
+    size_t bytes = 0;
+    if (!by_id) {
+        et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the vocabulary", name);
+        return NULL;
+    }
+    cJSON_ArrayForEach(e, vocab) {
+        double d = cJSON_IsNumber(e) ? e->valuedouble : -1;
+        if (!(d >= 0 && d < n) || d != (double)(int)d || by_id[(int)d] || strchr(e->string, '\n')) {
+            et_fail(err, ET_ERR_FORMAT, "%s: model.vocab: token \"%.40s\" has id %s; ids must be 0..%d, each once", name, e->string,
+                    cJSON_IsNumber(e) ? "out of range or repeated" : "that is not a number", n - 1);
+            free(by_id);
+            return NULL;
+        }
+        by_id[(int)d] = e->string;
+        bytes += strlen(e->string) + 1;
+    }
+    char *txt = malloc(bytes + 1), *w = txt;
+    if (!txt) {
+        free(by_id);
+        et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the vocabulary", name);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t L = strlen(by_id[i]);
+        memcpy(w, by_id[i], L);
+        w[L] = '\n';
+        w += L + 1;
+    }
+    free(by_id);
+    et_tokenizer *t = et_tokenizer_from_buffer(txt, bytes, name, err);
+    free(txt);
+    if (t) et_tokenizer_set_case(t, cJSON_IsFalse(lc) ? 0 : 1, cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : -1);
+    return t;
+}
+
+et_tokenizer *et_tokenizer_from_json(const char *json, size_t len, const char *name, et_error *err) {
+    if (!name) name = "tokenizer.json";
+    if (!json) {
+        et_fail(err, ET_ERR_ARG, "%s: NULL data", name);
+        return NULL;
+    }
+    cJSON *root = NULL;
+    et_status js = et_json_parse(json, len, &root, NULL);
+    if (js) {
+        et_fail(err, js, js == ET_ERR_NOMEM ? "%s: out of memory parsing the JSON" : "%s: not valid JSON", name);
+        return NULL;
+    }
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "model"), "type");
+    et_tokenizer *t = NULL;
+    if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "WordPiece")) {
+        t = wordpiece_from_json(root, name, err);
+        cJSON_Delete(root);
+        return t;
+    }
+    cJSON_Delete(root);
+    et_spm *s = et_spm_from_tokenizer_json(json, len, name, err); /* Unigram, or its message naming the model type */
+    return s ? et_tokenizer_from_spm(s, err) : NULL;
 }

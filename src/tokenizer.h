@@ -40,6 +40,11 @@ struct et_spm;
  * ownership of `s` (freed on failure too). et_tokenize / et_tokenize_batch then allocate
  * O(text length) scratch per text and return -1 / ET_ERR_NOMEM if that fails. */
 et_tokenizer *et_tokenizer_from_spm(struct et_spm *s, et_error *err);
+/* A Hugging Face tokenizer.json: a "Unigram" model -> SentencePiece (sentencepiece.h); a "WordPiece" model
+ * (BertNormalizer + BertPreTokenizer, "[UNK]", "##", 100 chars) -> this WordPiece tokenizer with the
+ * normalizer's lowercase / strip_accents. Other models fail (ET_ERR_UNSUPPORTED naming them). */
+et_tokenizer *et_tokenizer_from_json(const char *json, size_t len, const char *name, et_error *err);
+
 /* 1 if `tok` is a SentencePiece tokenizer, 0 for WordPiece. */
 int et_tokenizer_is_sentencepiece(const et_tokenizer *tok);
 

@@ -127,6 +127,56 @@ int main(void) {
         CHECK(na == nb && na > 0 && !memcmp(a, b, sizeof(int32_t) * (size_t)(na < 8 ? na : 8)), "et_hf_apply_case");
         et_tokenizer_free(t);
     }
+    /* the same three tokenizers read from a tokenizer.json (WordPiece model + BertNormalizer, as the
+     * generator gives Rust tokenizers) give the same ids on every text */
+    {
+        char *vt = slurp(DIR "/vocab.txt");
+        size_t cap = strlen(vt) * 3 + 4096, w;
+        char *js = malloc(cap);
+        static const char *const sa[3] = {"null", "true", "false"}, *const lc[3] = {"false", "false", "true"};
+        for (int m = 0; vt && js && m < 3; m++) {
+            w = (size_t)snprintf(js, cap, "{\"normalizer\":{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":true,"
+                                           "\"strip_accents\":%s,\"lowercase\":%s},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},"
+                                           "\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\",\"continuing_subword_prefix\":\"##\","
+                                           "\"max_input_chars_per_word\":100,\"vocab\":{", sa[m], lc[m]);
+            int id = 0;
+            for (char *p = vt; *p; id++) {
+                char *nl = strchr(p, '\n');
+                size_t L = nl ? (size_t)(nl - p) : strlen(p);
+                js[w++] = id ? ',' : ' ';
+                js[w++] = '"';
+                for (size_t k = 0; k < L; k++) {
+                    if (p[k] == '"' || p[k] == '\\') js[w++] = '\\';
+                    js[w++] = p[k];
+                }
+                w += (size_t)snprintf(js + w, cap - w, "\":%d", id);
+                p += L + (nl ? 1 : 0);
+            }
+            w += (size_t)snprintf(js + w, cap - w, "}}}");
+            et_error err = {0};
+            et_tokenizer *t = et_tokenizer_from_json(js, w, "wp.json", &err);
+            CHECK(t && !et_tokenizer_is_sentencepiece(t) && et_tokenizer_vocab_size(t) == et_tokenizer_vocab_size(tok[m]), "%s json: %s",
+                  modes[m], t ? "size" : err.msg);
+            int same = 0;
+            for (int i = 0; t && i < nt; i++) {
+                int k1 = et_tokenize(t, text[i], tlen[i], got, 65536), k2 = et_tokenize(tok[m], text[i], tlen[i], want, 65536);
+                same += k1 == k2 && !memcmp(got, want, sizeof(int32_t) * (size_t)(k1 < 65536 ? k1 : 65536));
+            }
+            CHECK(same == nt, "%s: tokenizer.json and vocab.txt + casing agree on %d/%d texts", modes[m], same, nt);
+            printf("%s from tokenizer.json: %d/%d texts as from vocab.txt\n", modes[m], same, nt);
+            et_tokenizer_free(t);
+        }
+        const char *bad = "{\"normalizer\":{\"type\":\"BertNormalizer\"},\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},"
+                          "\"model\":{\"type\":\"WordPiece\",\"continuing_subword_prefix\":\"@@\",\"vocab\":{\"[UNK]\":0}}}";
+        et_error err = {0};
+        et_tokenizer *t = et_tokenizer_from_json(bad, strlen(bad), "bad.json", &err);
+        CHECK(!t && err.code == ET_ERR_UNSUPPORTED && strstr(err.msg, "bad.json"), "prefix @@: %s", err.msg);
+        const char *bpe = "{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}";
+        t = et_tokenizer_from_json(bpe, strlen(bpe), "bpe.json", &err);
+        CHECK(!t && err.code == ET_ERR_UNSUPPORTED && strstr(err.msg, "BPE"), "BPE: %s", err.msg);
+        free(js);
+        free(vt);
+    }
     for (int m = 0; m < 3; m++) et_tokenizer_free(tok[m]);
     free(spm);
     free(cases);
