@@ -46,6 +46,7 @@ static et_opt ft_opts[] = {
     {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
     {"--weight-decay", NULL, "X", "AdamW weight decay (default 0.01)", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
+    {"--dropout", NULL, NULL, "soft1-3: train with the model's dropout (off by default for them: dropout lowers the cosines the calibrated targets are compared with)", NULL},
     {"--moe-experts", NULL, "E", "convert the FFN up-projections to E experts before training (CLP paper MoE)", NULL},
     {"--moe-layers", NULL, "LIST", "MoE layers, comma-separated indices (default: all)", NULL},
     {"--moe-gate", NULL, "G", "switch (router output scales the expert, default) | unscaled (the authors' top-1) | ste", NULL},
@@ -171,6 +172,8 @@ static int run_finetune(et_opt *o, int n) {
     }
     c.start_expert = et_cli_get(o, n, "--no-start-expert") == NULL;
     c.soft_force = et_cli_get(o, n, "--force") != NULL;
+    c.soft_dropout = et_cli_get(o, n, "--dropout") != NULL;
+    if (c.soft_dropout && et_cli_get(o, n, "--no-dropout")) { fprintf(stderr, "embedtune finetune: give --dropout or --no-dropout, not both\n"); ok = 0; }
     c.hard_ratio = et_cli_float(o, n, "--hard-ratio", ET_FT_HARD_RATIO, 0, 1, &ok);
     const char *sr = et_cli_get(o, n, "--soft-range");
     if (sr && !strcmp(sr, "auto")) c.soft_range = ET_FT_RANGE_AUTO;

@@ -1042,6 +1042,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
 
     et_train_cfg tc = c->train;
     if (soft) { tc.soft_lo = res->soft_lo; tc.soft_hi = res->soft_hi; }
+    if (soft && !c->soft_dropout) tc.dropout = 0; /* finetune.h: soft_dropout */
     if (tc.moe_experts > 0)
         say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), gate %s%s", tc.moe_experts,
             (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
@@ -1079,7 +1080,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (!pairwise && c->neg_source == ET_FT_NEG_BM25) sp.refresh_every = 0; /* BM25's negatives do not change */
     res->refresh_every = sp.refresh_every;
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
-        tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, pairwise ? "" : "");
+        tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, tc.dropout ? "" : ", no dropout");
     if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
     double tt = et_now_s();
     for (;;) {

@@ -20,10 +20,18 @@
  *     of, else none = masked). refresh_every N > 0 re-encodes with the model being trained and re-mines
  *     every N optimizer steps (the trainer stops at the step, negatives are replaced, training resumes).
  *   - mse / soft1..3: pairwise rows. A labelled file is used as it is; otherwise each positive row gets
- *     `negatives` label-0 rows sampled by experts.h (neg_mode hard: ranked by the first expert, BM25 by
- *     default; random: uniform). Every row gets the expert scores (BM25 over the rows' distinct
- *     passages, then each expert model's cosine), after the file's own score columns (kept only when no
- *     rows were added). mse trains on the label, soft1..3 on et_soft_targets of the scores.
+ *     `negatives` label-0 rows sampled by experts.h (neg_mode hard: round(negatives * hard_ratio) of them
+ *     the first expert's top-ranked non-answers, BM25 by default, the rest random; random: uniform).
+ *     Every row gets the expert scores: the file's own score columns (kept only when no rows were added),
+ *     BM25 over the rows' distinct passages, the starting model's cosine ("start", soft losses, unless
+ *     start_expert = 0), then each expert model's cosine. mse trains on the label, soft1..3 on
+ *     et_soft_targets of the scores (train.soft_norm, rank by default), calibrated (soft_range, below).
+ *     Soft losses, before training (issue 20): sampled negatives whose target is at least their own
+ *     positive's are replaced by random passages (they contradict their label: look-alikes or unlisted
+ *     answers); the targets are reported (share at the clamp, mean for positives and negatives,
+ *     P(pos > neg), each expert's correlation with the label) and refused (ET_ERR_ARG, cause and fix) when
+ *     mostly clamped or not separating positives from negatives (et_soft_targets_check; soft_force only
+ *     warns); a warning names two soft rules that give the same targets (one expert).
  * MoE: set train.moe_experts / moe_layer_mask / train_only_moe / moe_gate_scale / moe_aux_weight / moe_jitter
  * (train.h); the trainer converts the model after the "before" evaluation (the CLP paper's MoE FFN).
  * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed). */
@@ -67,6 +75,11 @@ typedef struct {
                                 below), ET_FT_RANGE_NONE (targets as the rule gives them), ET_FT_RANGE_FIXED
                                 (train.soft_lo / soft_hi as given) */
     int soft_force;          /* 1: train even when the target guards refuse (they still report) */
+    int soft_dropout;        /* soft1..3: 1 = train with the model's dropout; 0 (default) = without. The targets are
+                                calibrated to the model's (dropout-free) cosines, while cosines under dropout noise are
+                                systematically lower, so with dropout the model lifts every similarity to reach them:
+                                measured on a dev split of cranfield (soft1, lr 1e-4), anisotropy +0.026 with dropout,
+                                -0.003 without */
     int watch_every;         /* collapse watch every N optimizer steps (ET_FT_WATCH_AUTO: for mse/soft1..3, 4 times
                                 per epoch and before the last step; off for infonce/clp, whose in-batch negatives
                                 push texts apart by construction; 0 = off) */
