@@ -726,10 +726,13 @@ static int b64val(int c) {
     if (c == '/') return 63;
     return -1;
 }
-static uint8_t *b64decode(const char *s, size_t *out_n) {
+/* NULL with *bad = 1 for text that is not base64, *bad = 0 when out of memory */
+static uint8_t *b64decode(const char *s, size_t *out_n, int *bad) {
     size_t n = strlen(s);
+    *bad = 0;
     uint8_t *o = malloc(n / 4 * 3 + 3);
     if (!o) return NULL;
+    *bad = 1;
     size_t k = 0;
     uint32_t acc = 0;
     int bits = 0;
@@ -772,8 +775,11 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         if (!cJSON_IsString(cm)) return et_fail(err, ET_ERR_FORMAT, "%s: Precompiled: \"precompiled_charsmap\" must be a base64 string", name);
         if (s->units) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: two Precompiled normalizers", name);
         size_t bn;
-        uint8_t *blob = b64decode(cm->valuestring, &bn);
-        if (!blob) return et_fail(err, ET_ERR_FORMAT, "%s: Precompiled: \"precompiled_charsmap\" is not valid base64", name);
+        int bad;
+        uint8_t *blob = b64decode(cm->valuestring, &bn, &bad);
+        if (!blob)
+            return bad ? et_fail(err, ET_ERR_FORMAT, "%s: Precompiled: \"precompiled_charsmap\" is not valid base64", name)
+                       : et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the precompiled charsmap", name);
         et_status r = load_charsmap(s, blob, bn, name, err);
         free(blob);
         if (r) return r;
@@ -809,7 +815,7 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         } else {
             return et_fail(err, ET_ERR_FORMAT, "%s: Replace pattern must be {\"String\": ...} or {\"Regex\": ...}", name);
         }
-        if (!st->rep || !st->pat) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory", name);
+        if (!st->rep || !st->pat) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for a Replace normalizer", name);
     } else if (!strcmp(ty->valuestring, "Strip")) {
         st->kind = NS_STRIP;
         st->left = jbool(nj, "strip_left", 1);
@@ -1004,7 +1010,7 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
         x->lstrip = jbool(e, "lstrip", 0);
         x->rstrip = jbool(e, "rstrip", 0);
         if (!x->s) {
-            et_fail(err, ET_ERR_NOMEM, "%s: out of memory", name);
+            et_fail(err, ET_ERR_NOMEM, "%s: out of memory for an added token", name);
             goto fail;
         }
     }

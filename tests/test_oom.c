@@ -32,6 +32,7 @@
 #include "fileio.h"
 #include "hf.h"
 #include "safetensors.h"
+#include "sentencepiece.h"
 #include "tokenizer.h"
 #include "train.h"
 #include "et_test.h"
@@ -186,6 +187,42 @@ static et_status sc_load(et_error *err, sbuf *out) {
     oom_resume();
     et_tokenizer_free(tok);
     et_bert_free(&m);
+    return ET_OK;
+}
+
+/* SentencePiece: the byte-fallback test vocabulary from tokenizer.json (cJSON tree, charsmap-free pipeline)
+ * and from its .model, the XLM-R test .model (charsmap, XLM-R ids), then ids of a few texts (normalizer
+ * buffers, lattice, byte fallback) */
+static et_status sc_spm(et_error *err, sbuf *out) {
+    static const char *const files[3] = {"tests/fixtures/spm/bytefb/tokenizer.json", "tests/fixtures/spm/bytefb/spm.model",
+                                         "tests/fixtures/spm/xlmr/sentencepiece.bpe.model"};
+    static const char *const texts[3] = {"Bibliothèque partagée  ", "古代戦争のリアルタイム 😀", "x <s> y"};
+    for (int f = 0; f < 3; f++) {
+        char *buf = NULL;
+        size_t len = 0;
+        oom_pause();
+        et_status st = et_read_file(files[f], (size_t)1 << 20, &buf, &len, err);
+        oom_resume();
+        if (st) return st;
+        et_spm *s = f == 0 ? et_spm_from_tokenizer_json(buf, len, files[f], err)
+                           : et_spm_from_model(buf, len, f == 1 ? ET_SPM_IDS_PLAIN : ET_SPM_IDS_FAIRSEQ, files[f], err);
+        oom_pause();
+        free(buf);
+        oom_resume();
+        if (!s) return err->code ? err->code : ET_ERR_NOMEM;
+        for (int i = 0; i < 3; i++) {
+            int32_t ids[256];
+            int n = et_spm_encode(s, texts[i], strlen(texts[i]), ids, 256);
+            if (n < 0) {
+                et_spm_free(s);
+                return et_fail(err, ET_ERR_NOMEM, "out of memory tokenizing text %d", i);
+            }
+            oom_pause();
+            sb_put(out, ids, sizeof(int32_t) * (size_t)(n < 256 ? n : 256));
+            oom_resume();
+        }
+        et_spm_free(s);
+    }
     return ET_OK;
 }
 
@@ -451,7 +488,7 @@ static const scenario SC[] = {
     {"load", sc_load, 1},           {"pairs_jsonl", sc_pairs_jsonl, 1}, {"pairs_named", sc_pairs_named, 1},
     {"pairs_csv", sc_pairs_csv, 1}, {"pairs_tsv", sc_pairs_tsv, 1},     {"beir", sc_beir, 1},
     {"corpus", sc_corpus, 1},       {"sts", sc_sts, 1},                 {"train_data", sc_train_data, 1},
-    {"vocab", sc_vocab, 1},         {"encode", sc_encode_plain, 0},     {"encode_cached", sc_encode_cached, 0},
+    {"vocab", sc_vocab, 1},         {"spm", sc_spm, 1},         {"encode", sc_encode_plain, 0},     {"encode_cached", sc_encode_cached, 0},
     {"train", sc_train, 0},
     {"safetensors", sc_safetensors, 1}, {"bm25", sc_bm25, 1},
 };
