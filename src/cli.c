@@ -31,7 +31,7 @@ void et_cli_help(FILE *f, const et_command *c) {
 
 /* returns 0 ok, 1 help shown, -1 error */
 int et_cli_parse(const et_command *c, int argc, char **argv) {
-    for (int j = 0; j < c->nopts; j++) { c->opts[j].argv = argv; c->opts[j].argc = argc; }
+    for (int j = 0; j < c->nopts; j++) { c->opts[j].argv = argv; c->opts[j].argc = argc; c->opts[j].value = NULL; }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { et_cli_help(stdout, c); return 1; }

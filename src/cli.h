@@ -8,6 +8,7 @@
 #include "bert.h"
 #include "error.h"
 #include "fileio.h"
+#include "finetune.h"
 #include "hf.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -76,6 +77,9 @@ int et_cli_default_max_len(const et_cli_model *L);
 /* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */
 long et_cli_default_mem_budget_mb(void);
 
+/* `embedtune finetune` on parsed options (et_cli_parse of et_cmd_finetune), with a progress / cancel
+ * callback (NULL: none); the web page runs the command through this (wasm/et_wasm.c). Exit status. */
+int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user);
 /* et_encode_opts progress callback printing a throttled "what: done/total  rate  ETA" line. */
 int et_cli_progress(void *user, size_t done, size_t total);
 

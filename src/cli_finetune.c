@@ -137,7 +137,9 @@ static void json_hybrid(cJSON *root, const et_finetune_result *r) {
     cJSON_AddBoolToObject(hj, "retrieval_json_written", r->fusion_saved);
 }
 
-static int run_finetune(et_opt *o, int n) {
+static int run_finetune(et_opt *o, int n) { return et_cli_finetune_run(o, n, NULL, NULL); }
+
+int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user) {
     if (!et_cli_need(o, n, "finetune", "--model") || !et_cli_need(o, n, "finetune", "--data") ||
         !et_cli_need(o, n, "finetune", "--out") || !et_cli_need(o, n, "finetune", "--loss"))
         return 2;
@@ -254,6 +256,8 @@ static int run_finetune(et_opt *o, int n) {
     if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
 
+    c.progress = progress;
+    c.progress_user = progress_user;
     et_finetune_result r;
     if (et_finetune_run(&c, &r, &err)) {
         if (!c.quiet) fputc('\n', stderr);

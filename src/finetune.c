@@ -89,10 +89,32 @@ static int default_max_len(const ft_model *L) {
     return m > et_bert_max_tokens(&L->model.cfg) ? et_bert_max_tokens(&L->model.cfg) : m;
 }
 
-typedef struct { double t0; const char *what; double last; } ft_progress;
+typedef struct { double t0; const char *what; double last; const et_finetune_cfg *c; et_ft_phase ph; } ft_progress;
 
+const char *et_ft_phase_name(et_ft_phase p) {
+    static const char *n[] = {"load", "parse", "eval_before", "mine", "experts", "train", "refresh", "eval_after", "done"};
+    return (unsigned)p <= ET_FT_PHASE_DONE ? n[p] : "?";
+}
+
+/* cfg->progress at a phase start (no count); non-zero = cancel */
+static int phase_start(const et_finetune_cfg *c, et_ft_phase ph) {
+    if (!c->progress) return 0;
+    et_ft_progress p = {ph, 0, 0, NULL};
+    return c->progress(c->progress_user, &p);
+}
+
+static et_status cancelled(et_error *err, et_ft_phase ph) {
+    return et_fail(err, ET_ERR_CANCELLED, "finetune: cancelled (%s)", et_ft_phase_name(ph));
+}
+
+/* the encode progress: cfg->progress (may cancel), and stderr unless quiet */
 static int enc_progress(void *user, size_t done, size_t total) {
     ft_progress *p = user;
+    if (p->c->progress) {
+        et_ft_progress q = {p->ph, (double)done, (double)total, NULL};
+        if (p->c->progress(p->c->progress_user, &q)) return 1;
+    }
+    if (p->c->quiet) return 0;
     double t = et_now_s(), el = t - p->t0;
     if (done < total && t - p->last < 0.25) return 0;
     p->last = t;
@@ -341,8 +363,8 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
         if ((s = bm25_negatives(c, pool, M, G, neg, negq, stats, err))) goto done;
         goto fill;
     }
-    ft_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0};
-    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
+    ft_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0, c, round ? ET_FT_PHASE_REFRESH : ET_FT_PHASE_MINE};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &ps};
     if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
     eo.progress = NULL;
     if ((s = et_encode_texts(m, tok, pool, M->mq, (size_t)M->nmq, &eo, Q, err))) goto done;
@@ -416,6 +438,7 @@ typedef struct {
     double t0, last, ema;
     int n;
     double loss;
+    int cancelled; /* cfg->progress asked to stop */
 } step_prog;
 
 static int watch_due(const step_prog *p, long step, long total) {
@@ -427,6 +450,10 @@ static int on_step(void *user, const et_train_stats *s) {
     p->n++;
     p->ema = 0.9 * p->ema + 0.1 * s->loss;
     p->loss = p->ema / (1 - pow(0.9, p->n));
+    if (p->c->progress) {
+        et_ft_progress q = {ET_FT_PHASE_TRAIN, (double)s->step, (double)s->total_steps, s};
+        if (p->c->progress(p->c->progress_user, &q)) { p->cancelled = 1; return 1; }
+    }
     int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && s->step < s->total_steps;
     refresh |= watch_due(p, s->step, s->total_steps);
     if (p->c->quiet) return refresh;
@@ -830,11 +857,13 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     /* model */
     char vocab[ET_PATH_MAX];
     say(c, "loading %s", c->model_dir);
+    if (phase_start(c, ET_FT_PHASE_LOAD)) { s = cancelled(err, ET_FT_PHASE_LOAD); goto done; }
     if ((s = ft_model_load(c->model_dir, c->threads, &L, vocab, sizeof vocab, err))) goto done;
     int mlen = c->max_len ? c->max_len : default_max_len(&L);
     if (mlen > et_bert_max_tokens(&L.model.cfg)) mlen = et_bert_max_tokens(&L.model.cfg);
 
     /* data */
+    if (phase_start(c, ET_FT_PHASE_PARSE)) { s = cancelled(err, ET_FT_PHASE_PARSE); goto done; }
     if ((s = source_load(c->data, &src, err))) goto done;
     res->data_kind = src_names[src.kind];
     et_split split = c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN; /* rows used for training */
@@ -905,8 +934,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     /* before */
     double te = et_now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
-    ft_progress ps = {et_now_s(), "encode eval corpus", 0};
-    et_encode_opts eo = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &ps};
+    if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) { s = cancelled(err, ET_FT_PHASE_EVAL_BEFORE); goto done; }
+    ft_progress ps = {et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_BEFORE};
+    et_encode_opts eo = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &ps};
     if (ev.kind == ET_FT_EVAL_IR) {
         if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
         if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
@@ -917,6 +947,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     /* examples */
     double tp0 = et_now_s();
     if (!pairwise) {
+        if (phase_start(c, ET_FT_PHASE_MINE)) { s = cancelled(err, ET_FT_PHASE_MINE); goto done; }
         if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
         int64_t nex_ = M.mq_off[M.nmq];
         D.ex = calloc((size_t)nex_ + 1, sizeof(et_train_example));
@@ -940,6 +971,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
     } else {
         /* experts over the training rows */
+        if (phase_start(c, ET_FT_PHASE_EXPERTS)) { s = cancelled(err, ET_FT_PHASE_EXPERTS); goto done; }
         if (!has_ix) { if ((s = et_pair_index_build(&TP, &ix, err))) goto done; has_ix = 1; }
         if ((s = et_score_table_from_pairs(&T, &TP, err))) goto done;
         if (c->use_bm25) {
@@ -947,8 +979,8 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             nex++;
         }
         if (soft && (c->start_expert || c->soft_range == ET_FT_RANGE_AUTO)) { /* the starting model (issue 20) */
-            ft_progress pe = {et_now_s(), "expert start: encode passages", 0};
-            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &pe};
+            ft_progress pe = {et_now_s(), "expert start: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
             if ((s = et_expert_dense_init(&ex[nex], &ix, "start", &L.model, L.tok, L.pool, &e2, err))) goto done;
             istart = nex++;
         }
@@ -964,8 +996,8 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             while (a > 0 && p[a - 1] != '/') a--;
             snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
             for (int j = 0; j < nex; j++) if (!strcmp(ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
-            ft_progress pe = {et_now_s(), "expert: encode passages", 0};
-            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet ? NULL : enc_progress, &pe};
+            ft_progress pe = {et_now_s(), "expert: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
             s = et_expert_dense_init(&ex[nex], &ix, nm, &E.model, E.tok, E.pool, &e2, err);
             ft_model_free(&E);
             if (s) goto done;
@@ -1049,7 +1081,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             tc.train_only_moe ? ", training the routers and experts only" : "");
 
     /* train */
-    step_prog sp = {c, pairwise ? 0 : c->refresh_every, 0, 0, et_now_s(), 0, 0, 0, NAN};
+    step_prog sp = {c, pairwise ? 0 : c->refresh_every, 0, 0, et_now_s(), 0, 0, 0, NAN, 0};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -1082,9 +1114,11 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
         tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, tc.dropout ? "" : ", no dropout");
     if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
+    if (phase_start(c, ET_FT_PHASE_TRAIN)) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
     double tt = et_now_s();
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
+        if (sp.cancelled) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
         long at = et_trainer_step(&tr);
         if (at >= tr.total_steps) break;
         if (watch_due(&sp, at, tr.total_steps) &&
@@ -1095,6 +1129,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (!(sp.refresh_every > 0 && at % sp.refresh_every == 0)) continue;
         /* stopped for an ANCE refresh */
         res->refreshes++;
+        if (phase_start(c, ET_FT_PHASE_REFRESH)) { s = cancelled(err, ET_FT_PHASE_REFRESH); goto done; }
         say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", et_trainer_step(&tr), res->refreshes);
         et_mine_stats ms;
         if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
@@ -1107,11 +1142,13 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     /* after */
     te = et_now_s();
     say(c, "evaluating the tuned model");
-    ps = (ft_progress){et_now_s(), "encode eval corpus", 0};
+    if (phase_start(c, ET_FT_PHASE_EVAL_AFTER)) { s = cancelled(err, ET_FT_PHASE_EVAL_AFTER); goto done; }
+    ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_AFTER};
     if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
     if (!s) s = ft_hybrid_step(c, &src, &ev, NULL, &L.model, L.tok, L.pool, mlen, 1, res, err);
     res->seconds_eval += et_now_s() - te;
+    if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
 done:
     if (has_tr) et_trainer_free(&tr);
     watch_free(&W);

@@ -48,6 +48,32 @@
 
 #define ET_FT_MAX_EXPERT_MODELS 8
 
+/* Progress of a run, for callers that show it (the web page through wasm/et_wasm.c). Phases in order;
+ * mine / refresh only for infonce / clp, experts only for the pairwise losses. */
+typedef enum {
+    ET_FT_PHASE_LOAD = 0,    /* loading the model */
+    ET_FT_PHASE_PARSE,       /* reading + validating the data, the split */
+    ET_FT_PHASE_EVAL_BEFORE, /* encoding the held-out set with the starting model, BM25 */
+    ET_FT_PHASE_MINE,        /* ANCE: encoding the training corpus and queries, mining */
+    ET_FT_PHASE_EXPERTS,     /* expert scores (BM25, expert models) and sampled negatives */
+    ET_FT_PHASE_TRAIN,       /* optimizer steps (train != NULL) */
+    ET_FT_PHASE_REFRESH,     /* ANCE refresh: re-encoding with the model being trained, re-mining */
+    ET_FT_PHASE_EVAL_AFTER,  /* encoding the held-out set with the tuned model */
+    ET_FT_PHASE_DONE
+} et_ft_phase;
+
+typedef struct {
+    et_ft_phase phase;
+    double done, total;          /* texts encoded, or steps (train); 0, 0 when a phase starts without a count */
+    const et_train_stats *train; /* ET_FT_PHASE_TRAIN: the step's statistics (valid during the call), else NULL */
+} et_ft_progress;
+
+/* Return non-zero to cancel the run: et_finetune_run then returns ET_ERR_CANCELLED (within one encode
+ * batch or one optimizer step). */
+typedef int (*et_ft_progress_fn)(void *user, const et_ft_progress *p);
+
+const char *et_ft_phase_name(et_ft_phase p);
+
 typedef struct {
     const char *model_dir, *data, *out_dir;
     const char *eval_path;   /* NULL: the held-out split of data */
@@ -89,6 +115,8 @@ typedef struct {
                                 (default ET_FT_NEG_DEFAULT) */
     int fusion;              /* retrieval data: 1 (default) = learn the BM25 + model fusion on the training queries with
                                 the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
+    et_ft_progress_fn progress; /* optional: called at every phase start, per encode batch and per step */
+    void *progress_user;
 } et_finetune_cfg;
 
 /* Hard negatives of infonce/clp (--neg-source):
@@ -174,7 +202,7 @@ typedef struct {
     int neg_source;                   /* what was used (infonce/clp) */
 } et_finetune_result;
 
-/* Runs everything; progress on stderr unless cfg->quiet. */
+/* Runs everything; progress on stderr unless cfg->quiet, and to cfg->progress if set. */
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err);
 
 #endif

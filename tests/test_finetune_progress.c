@@ -1,0 +1,143 @@
+/* test_finetune_progress.c - et_finetune_cfg.progress (what the web page shows and how it cancels):
+ *   - infonce on the pairs fixture with refresh: the phases arrive in order load, parse, eval_before,
+ *     mine, train, refresh, eval_after, done; encode counts rise to their totals; every step is reported
+ *     once with its statistics; the results equal those of the same run without a callback;
+ *   - mse: the experts phase replaces mine;
+ *   - returning non-zero cancels: in an encode (eval_before), at a step (train), at a phase start
+ *     (mine) -> ET_ERR_CANCELLED, and the callback is not called again. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "finetune.h"
+
+static int fails = 0;
+#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+
+#define FX "tests/fixtures/finetune"
+#define MODEL "tests/fixtures/e2e/model"
+
+typedef struct {
+    int seen[ET_FT_PHASE_DONE + 1];
+    int order[256], norder;       /* distinct phases in arrival order (consecutive repeats folded) */
+    long last_step, steps, bad_step;
+    int bad_count;
+    et_ft_phase cancel_phase;     /* cancel when this phase reports ... */
+    double cancel_at;             /* ... done >= this (phase start: done 0) */
+    int calls_after_cancel, cancelled;
+} rec;
+
+static int cb(void *user, const et_ft_progress *p) {
+    rec *r = user;
+    if (r->cancelled) { r->calls_after_cancel++; return 1; }
+    r->seen[p->phase]++;
+    if (!r->norder || r->order[r->norder - 1] != (int)p->phase) { if (r->norder < 256) r->order[r->norder++] = p->phase; }
+    if (p->total > 0 && (p->done < 0 || p->done > p->total)) r->bad_count++;
+    if (p->phase == ET_FT_PHASE_TRAIN && p->train) {
+        if (p->train->step != r->last_step + 1 || p->done != (double)p->train->step || !isfinite(p->train->loss)) r->bad_step++;
+        r->last_step = p->train->step;
+        r->steps++;
+    }
+    if ((int)r->cancel_phase >= 0 && p->phase == r->cancel_phase && p->done >= r->cancel_at) { r->cancelled = 1; return 1; }
+    return 0;
+}
+
+static void cfg(et_finetune_cfg *c, const char *out, et_train_loss loss) {
+    et_finetune_cfg_default(c);
+    c->model_dir = MODEL;
+    c->data = FX "/pairs.jsonl";
+    c->out_dir = out;
+    c->train.loss = loss;
+    c->train.lr = 1e-3;
+    c->train.epochs = 1;
+    c->train.dropout = 0;
+    c->train.max_len_q = 32;
+    c->train.max_len_d = 32;
+    c->train.soft_norm = ET_SNORM_MINMAX;
+    c->negatives = 3;
+    c->threads = 2;
+    c->quiet = 1;
+}
+
+int main(void) {
+    et_error err = {0};
+    char tmpl[] = "/tmp/et_test_ftprog_XXXXXX";
+    const char *tmp = mkdtemp(tmpl);
+    if (!tmp) { fprintf(stderr, "mkdtemp failed\n"); return 1; }
+    char out[512];
+    et_finetune_cfg c;
+    et_finetune_result plain, r;
+
+    /* 1. infonce + refresh: the phases, in order; same numbers as without the callback */
+    snprintf(out, sizeof out, "%s/plain", tmp);
+    cfg(&c, out, ET_TRAIN_INFONCE);
+    c.refresh_every = 2;
+    CHECK(!et_finetune_run(&c, &plain, &err), "plain run: %s", err.msg);
+    rec R;
+    memset(&R, 0, sizeof R);
+    R.cancel_phase = (et_ft_phase)-1;
+    snprintf(out, sizeof out, "%s/cb", tmp);
+    cfg(&c, out, ET_TRAIN_INFONCE);
+    c.refresh_every = 2;
+    c.progress = cb;
+    c.progress_user = &R;
+    et_status s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "run with progress: %s", err.msg);
+    int want[64], nw = 0;
+    want[nw++] = ET_FT_PHASE_LOAD; want[nw++] = ET_FT_PHASE_PARSE; want[nw++] = ET_FT_PHASE_EVAL_BEFORE;
+    want[nw++] = ET_FT_PHASE_MINE; want[nw++] = ET_FT_PHASE_TRAIN;
+    for (int i = 0; i < r.refreshes && nw < 60; i++) { want[nw++] = ET_FT_PHASE_REFRESH; want[nw++] = ET_FT_PHASE_TRAIN; }
+    want[nw++] = ET_FT_PHASE_EVAL_AFTER; want[nw++] = ET_FT_PHASE_DONE;
+    CHECK(r.refreshes == (int)((r.steps - 1) / 2), "refreshes %d (%ld steps, every 2)", r.refreshes, r.steps);
+    CHECK(r.refreshes >= 1, "at least one refresh");
+    CHECK(R.norder == nw, "phase count %d, want %d", R.norder, nw);
+    for (int i = 0; i < nw && i < R.norder; i++)
+        CHECK(R.order[i] == want[i], "phase %d: %s, want %s", i, et_ft_phase_name((et_ft_phase)R.order[i]), et_ft_phase_name((et_ft_phase)want[i]));
+    CHECK(R.steps == r.steps && R.last_step == r.steps && !R.bad_step, "steps reported %ld of %ld (bad %ld)", R.steps, r.steps, R.bad_step);
+    CHECK(!R.bad_count, "%d reports with done outside [0, total]", R.bad_count);
+    CHECK(R.seen[ET_FT_PHASE_EVAL_BEFORE] > 1 && R.seen[ET_FT_PHASE_EVAL_AFTER] > 1 && R.seen[ET_FT_PHASE_MINE] > 1,
+          "encode batches reported (eval_before %d, mine %d, eval_after %d)", R.seen[ET_FT_PHASE_EVAL_BEFORE],
+          R.seen[ET_FT_PHASE_MINE], R.seen[ET_FT_PHASE_EVAL_AFTER]);
+    CHECK(R.seen[ET_FT_PHASE_DONE] == 1, "done once");
+    CHECK(r.steps == plain.steps && r.before.ndcg10 == plain.before.ndcg10 && r.after.ndcg10 == plain.after.ndcg10 &&
+          r.after.auprc == plain.after.auprc && r.bm25.ndcg10 == plain.bm25.ndcg10,
+          "the callback changes nothing: nDCG@10 after %.6f vs %.6f", r.after.ndcg10, plain.after.ndcg10);
+
+    /* 2. mse: experts instead of mining */
+    memset(&R, 0, sizeof R);
+    R.cancel_phase = (et_ft_phase)-1;
+    snprintf(out, sizeof out, "%s/mse", tmp);
+    cfg(&c, out, ET_TRAIN_MSE);
+    c.negatives = 2;
+    c.progress = cb;
+    c.progress_user = &R;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "mse: %s", err.msg);
+    CHECK(R.seen[ET_FT_PHASE_EXPERTS] >= 1 && !R.seen[ET_FT_PHASE_MINE] && !R.seen[ET_FT_PHASE_REFRESH], "mse phases: experts %d mine %d",
+          R.seen[ET_FT_PHASE_EXPERTS], R.seen[ET_FT_PHASE_MINE]);
+
+    /* 3. cancel: in an encode, at a step, at a phase start */
+    struct { et_ft_phase ph; double at; } cases[] = {{ET_FT_PHASE_EVAL_BEFORE, 1}, {ET_FT_PHASE_TRAIN, 3}, {ET_FT_PHASE_MINE, 0}};
+    for (int k = 0; k < 3; k++) {
+        memset(&R, 0, sizeof R);
+        R.cancel_phase = cases[k].ph;
+        R.cancel_at = cases[k].at;
+        snprintf(out, sizeof out, "%s/cancel%d", tmp, k);
+        cfg(&c, out, ET_TRAIN_INFONCE);
+        c.progress = cb;
+        c.progress_user = &R;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(s == ET_ERR_CANCELLED && R.cancelled, "cancel in %s: status %d (%s)", et_ft_phase_name(cases[k].ph), (int)s, err.msg);
+        CHECK(R.calls_after_cancel == 0, "cancel in %s: %d calls after the cancel", et_ft_phase_name(cases[k].ph), R.calls_after_cancel);
+        CHECK(strstr(err.msg, "cancelled") != NULL, "message: %s", err.msg);
+        if (cases[k].ph == ET_FT_PHASE_TRAIN) CHECK(R.last_step == 3, "stopped at step %ld", R.last_step);
+    }
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp);
+    if (fails) { fprintf(stderr, "%d check(s) failed\n", fails); return 1; }
+    printf("test_finetune_progress: all checks passed\n");
+    return 0;
+}
