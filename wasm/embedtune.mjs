@@ -50,6 +50,10 @@ export async function loadCore(opts = {}) {
 async function instantiate(variant, threads, baseUrl) {
   const base = baseUrl ? new URL(baseUrl, import.meta.url) : new URL('.', import.meta.url);
   const moduleArg = { etPoolSize: threads - 1 };
+  // stdout / stderr of the C side (the finetune command prints its table and errors there): to a
+  // collector while a call runs (Module.etOut), else the console
+  moduleArg.print = (t) => { if (moduleArg.etOut) moduleArg.etOut('out', t); else console.log(t); };
+  moduleArg.printErr = (t) => { if (moduleArg.etOut) moduleArg.etOut('err', t); else console.warn(t); };
   if (isNode) {
     // Emscripten 3.1.6's ES6 glue is not node-ESM clean (docs/wasm-build.md): it calls require()
     // and reads __dirname, and would fetch() the .wasm by a plain path.
@@ -81,6 +85,24 @@ function bytesOf(x, name) {
   if (ArrayBuffer.isView(x)) return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   throw new TypeError(`${name}: expected an ArrayBuffer, a typed array or a string`);
 }
+
+/** texts -> one blob of NUL-terminated UTF-8 texts (NULs inside a text are dropped). */
+function textBlob(texts, what = 'texts') {
+  const parts = texts.map((t, i) => {
+    if (typeof t !== 'string') throw new TypeError(`${what}: text ${i} is not a string`);
+    return enc.encode(t.includes('\0') ? t.replace(/\0/g, '') : t);
+  });
+  const blob = new Uint8Array(parts.reduce((s, b) => s + b.length + 1, 0));
+  let off = 0;
+  for (const b of parts) { blob.set(b, off); off += b.length + 1; }
+  return blob;
+}
+
+/** load() file keys -> their paths in a model folder */
+const FILE_PATHS = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors', modules: 'modules.json',
+  pooling: '1_Pooling/config.json', sbertConfig: 'sentence_bert_config.json', tokenizerConfig: 'tokenizer_config.json' };
+/** The phases of a finetune run (src/finetune.h et_ft_phase), in order. */
+export const FINETUNE_PHASES = ['load', 'parse', 'eval_before', 'mine', 'experts', 'train', 'refresh', 'eval_after', 'done'];
 
 /** Map a file listing {relativePath: bytes} (e.g. from a folder picker) to load() files. */
 export function filesFromFolder(listing) {
@@ -141,6 +163,7 @@ export class Embedtune {
   }
 
   _load(files) {
+    this.files = files;
     for (const [k, n] of [['config', 'config.json'], ['vocab', 'vocab.txt'], ['safetensors', 'model.safetensors']])
       if (files[k] == null) throw new Error(`${n}: missing (files.${k} is required)`);
     const order = ['config', 'vocab', 'safetensors', 'modules', 'pooling', 'sbertConfig', 'tokenizerConfig'];
@@ -169,16 +192,9 @@ export class Embedtune {
   encode(texts, opts = {}) {
     this.check();
     if (!Array.isArray(texts)) throw new TypeError('encode: texts must be an array of strings');
-    const parts = texts.map((t, i) => {
-      if (typeof t !== 'string') throw new TypeError(`encode: text ${i} is not a string`);
-      return enc.encode(t.includes('\0') ? t.replace(/\0/g, '') : t);
-    });
-    const total = parts.reduce((s, b) => s + b.length + 1, 0);
-    const blob = new Uint8Array(Math.max(1, total));
-    let off = 0;
-    for (const b of parts) { blob.set(b, off); off += b.length + 1; }
+    const blob = textBlob(texts, 'encode'), total = blob.length;
     const n = texts.length, d = this.dim;
-    const [bp] = this.copyIn(blob);
+    const [bp] = this.copyIn(blob.length ? blob : new Uint8Array(1));
     const op = this.M._malloc(Math.max(4, n * d * 4));
     const prev = this.M.etProgress;
     this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
@@ -197,8 +213,12 @@ export class Embedtune {
   setCorpus(corpus, opts = {}) {
     this.check();
     let emb = corpus;
-    if (Array.isArray(corpus)) { emb = this.encode(corpus, opts); this.corpusTexts = corpus.slice(); }
-    else this.corpusTexts = null;
+    if (Array.isArray(corpus)) {
+      emb = opts.embeddings || this.encode(corpus, opts);
+      this.corpusTexts = corpus.slice();
+      const [bp, len] = this.copyIn(textBlob(corpus));
+      try { if (this.M._et_wasm_set_bm25(this.h, bp, len, corpus.length, this.err)) throw this.fail('setCorpus (BM25)'); } finally { this.M._free(bp); }
+    } else this.corpusTexts = null;
     if (!(emb instanceof Float32Array) || emb.length % this.dim) throw new TypeError(`setCorpus: expected texts or a Float32Array of n*${this.dim} floats`);
     const n = emb.length / this.dim;
     const p = this.M._malloc(Math.max(4, emb.length * 4));
@@ -209,9 +229,11 @@ export class Embedtune {
     return n;
   }
 
-  /** query: string or Float32Array [dim] -> [{index, score, text?}] best first (top k). */
-  search(query, k = 10) {
+  /** query: string or Float32Array [dim] -> [{index, score, text?}] best first (top k).
+   * mode: 'dense' (cosine, default) or 'bm25' (a string query; needs setCorpus with texts). */
+  search(query, k = 10, mode = 'dense') {
     this.check();
+    if (mode === 'bm25') return this.searchBm25(query, k);
     const q = typeof query === 'string' ? this.encode([query]) : query;
     if (!(q instanceof Float32Array) || q.length !== this.dim) throw new TypeError(`search: query must be a string or a Float32Array of ${this.dim} floats`);
     k = Math.max(1, k | 0);
@@ -227,6 +249,19 @@ export class Embedtune {
         if (this.corpusTexts) r.text = this.corpusTexts[idx[i]];
         out.push(r);
       }
+      return out;
+    } finally { this.M._free(qp); this.M._free(ip); this.M._free(sp); }
+  }
+
+  searchBm25(query, k = 10) {
+    if (typeof query !== 'string') throw new TypeError('search: a BM25 query must be a string');
+    k = Math.max(1, k | 0);
+    const [qp] = this.copyIn(enc.encode(query.replace(/\0/g, '') + '\0'));
+    const ip = this.M._malloc(k * 4), sp = this.M._malloc(k * 4);
+    try {
+      if (this.M._et_wasm_search_bm25(this.h, qp, k, ip, sp, this.err)) throw this.fail('search');
+      const idx = this.heapI32(ip, k).slice(), sc = this.heapF32(sp, k).slice(), out = [];
+      for (let i = 0; i < k && idx[i] >= 0; i++) out.push({ index: idx[i], score: sc[i], ...(this.corpusTexts ? { text: this.corpusTexts[idx[i]] } : {}) });
       return out;
     } finally { this.M._free(qp); this.M._free(ip); this.M._free(sp); }
   }
@@ -275,6 +310,135 @@ export class Embedtune {
         max = n;
       }
     } finally { this.M._free(tp); }
+  }
+
+  // ---------------------------------------------------------------- FINETUNE (the whole workflow, in C)
+  // Files go into the module's file system (MEMFS); C reads them exactly as the native command does.
+
+  _mkdirs(path) {
+    const FS = this.M.FS;
+    let d = '';
+    for (const p of path.split('/').filter(Boolean)) { d += '/' + p; try { FS.mkdir(d); } catch { /* exists */ } }
+  }
+
+  _rmTree(p) {
+    const FS = this.M.FS;
+    try {
+      if (FS.isDir(FS.stat(p).mode)) { for (const n of FS.readdir(p)) if (n !== '.' && n !== '..') this._rmTree(`${p}/${n}`); FS.rmdir(p); }
+      else FS.unlink(p);
+    } catch { /* gone */ }
+  }
+
+  _readTree(dir) {
+    const FS = this.M.FS, out = {};
+    const walk = (abs, rel) => {
+      for (const name of FS.readdir(abs)) {
+        if (name === '.' || name === '..') continue;
+        const a = `${abs}/${name}`, r = rel ? `${rel}/${name}` : name;
+        if (FS.isDir(FS.stat(a).mode)) walk(a, r); else out[r] = FS.readFile(a);
+      }
+    };
+    walk(dir, '');
+    return out;
+  }
+
+  /** A data file's name as it is written to MEMFS: the extension decides the reader (data.h). */
+  static dataFileName(name) {
+    const base = String(name || 'data').split(/[\\/]/).pop().replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '') || 'data';
+    return base.slice(-100);
+  }
+
+  /** The pairs file as `embedtune finetune` reads it: {rows, test, K, expert_names, has_label, negatives,
+   * bad, errors: ["file:line: reason"], preview: [{row, id, query, passage, label, scores, test}]} plus
+   * passages: the file's distinct passages (what the held-out evaluation and the search box search). */
+  previewPairs(bytes, name, maxRows = 50) {
+    this.check();
+    const dir = `/et_preview_${Math.floor(Math.random() * 1e9)}`, path = `${dir}/${Embedtune.dataFileName(name)}`;
+    this._mkdirs(dir);
+    this.M.FS.writeFile(path, bytesOf(bytes, 'data'));
+    const [pp] = this.copyIn(enc.encode(path + '\0'));
+    const np = this.M._malloc(8), lp = this.M._malloc(8);
+    try {
+      const local = (m) => m.split(path).join(String(name)); // messages name the user's file, not the MEMFS path
+      const sp = this.M._et_wasm_pairs_preview(pp, maxRows, this.err);
+      if (!sp) { const e = this.fail('previewPairs'); e.message = local(e.message); throw e; }
+      const out = JSON.parse(this.M.UTF8ToString(sp));
+      out.errors = out.errors.map(local);
+      this.M._free(sp);
+      const bp = this.M._et_wasm_pairs_passages(pp, np, lp, this.err);
+      if (!bp) throw this.fail('previewPairs');
+      const n = this.heapI32(np, 1)[0], len = this.heapI32(lp, 1)[0] >>> 0;
+      const blob = this.heap8().slice(bp, bp + len);
+      this.M._free(bp);
+      out.passages = [];
+      for (let i = 0, off = 0; i < n; i++) { const z = blob.indexOf(0, off); out.passages.push(dec.decode(blob.subarray(off, z))); off = z + 1; }
+      return out;
+    } finally { this.M._free(pp); this.M._free(np); this.M._free(lp); this._rmTree(dir); }
+  }
+
+  /**
+   * Run `embedtune finetune` on this model and a data file (the same command as natively: options,
+   * defaults, validation messages, split, mining, experts, training, evaluation, --json report).
+   * data: bytes of a pairs / STS file, name: its file name (the extension picks the reader).
+   * args: further finetune options, e.g. ['--loss', 'infonce', '--epochs', '1', '--seed', '42'] (not
+   * --model/--data/--out/--json/--threads, which this sets). opts.onProgress({phase, done, total, loss,
+   * lr, epoch, examplesPerS}) -> true cancels (rejects with code 8). On success this object holds the
+   * tuned model and the call returns {result (the --json report), files (the tuned folder), output
+   * (the command's printed table)}; on failure the starting model is loaded again.
+   */
+  finetune(data, name, args = [], opts = {}) {
+    this.check();
+    const FS = this.M.FS, M = this.M, start = this.files;
+    const root = `/et_ft_${Math.floor(Math.random() * 1e9)}`;
+    const dataPath = `${root}/data/${Embedtune.dataFileName(name)}`, modelDir = `${root}/model`, outDir = `${root}/out`;
+    this._mkdirs(`${root}/data`);
+    FS.writeFile(dataPath, bytesOf(data, 'data'));
+    for (const [k, rel] of Object.entries(FILE_PATHS)) {
+      if (start[k] == null) continue;
+      const p = `${modelDir}/${rel}`;
+      this._mkdirs(p.slice(0, p.lastIndexOf('/')));
+      FS.writeFile(p, bytesOf(start[k], k));
+    }
+    const argv = ['--model', modelDir, '--data', dataPath, '--out', outDir, '--json', `${root}/result.json`, '--quiet',
+      '--threads', String(this.threads), ...args.map(String)];
+    const blob = textBlob(argv, 'finetune');
+    const lines = [], out = [];
+    // the model's pool is released first: the run makes its own (the pthread pool has threads - 1 workers)
+    this._free();
+    const [bp, len] = this.copyIn(blob);
+    const prevP = M.etFinetuneProgress, prevO = M.etOut;
+    M.etFinetuneProgress = (phase, done, total, loss, lr, epoch, eps) => (opts.onProgress ? !!opts.onProgress({
+      phase: FINETUNE_PHASES[phase] || String(phase), done, total, loss, lr, epoch, examplesPerS: eps }) : false);
+    M.etOut = (kind, t) => (kind === 'err' ? lines : out).push(t);
+    let rc;
+    try { rc = M._et_wasm_finetune(bp, len, argv.length); } finally {
+      M.etFinetuneProgress = prevP; M.etOut = prevO; M._free(bp);
+    }
+    try {
+      if (rc !== 0) {
+        const msg = (lines.filter((l) => l.trim()).pop() || `finetune failed (exit status ${rc})`)
+          .replace(/^embedtune finetune: (error: )?/, '').split(dataPath).join(String(name)).split(`${root}/`).join('');
+        const e = new Error(msg);
+        e.code = /cancelled/.test(msg) ? 8 : rc === 2 ? 4 : 1;
+        throw e;
+      }
+      const result = JSON.parse(dec.decode(FS.readFile(`${root}/result.json`)));
+      const files = this._readTree(outDir);
+      const keyed = {};
+      for (const [k, rel] of Object.entries(FILE_PATHS)) if (files[rel]) keyed[k] = files[rel];
+      this._load(keyed);
+      return { result, files, output: out.join('\n') };
+    } catch (e) {
+      if (!this.h) this._load(start);
+      throw e;
+    } finally { this._rmTree(root); }
+  }
+
+  _free() {
+    if (this.tr) this.trainEnd();
+    if (this.h) this.M._et_wasm_free(this.h);
+    this.h = 0;
+    this.corpusTexts = null;
   }
 
   // ---------------------------------------------------------------- TRAINING (src/train.h)
@@ -382,9 +546,7 @@ export class Embedtune {
 
   /** Free the model (the core module stays cached for the next load). */
   dispose() {
-    if (this.tr) this.trainEnd();
-    if (this.h) this.M._et_wasm_free(this.h);
-    this.h = 0;
+    this._free();
     if (this.err) this.M._et_wasm_error_free(this.err);
     this.err = 0;
   }
@@ -416,6 +578,8 @@ export class EmbedtuneWorker {
     this.seq = 0;
     this.pending = new Map();
     const url = opts.workerUrl ? new URL(opts.workerUrl, import.meta.url) : new URL('./worker.mjs', import.meta.url);
+    // cancel: a shared flag the worker reads at every progress check (needs SharedArrayBuffer)
+    this.cancelFlag = typeof SharedArrayBuffer !== 'undefined' && canUseThreads() ? new Int32Array(new SharedArrayBuffer(4)) : null;
     this._ready = (async () => {
       if (isNode) {
         const { Worker } = await import('node:worker_threads');
@@ -427,6 +591,7 @@ export class EmbedtuneWorker {
         this.w.onmessage = (ev) => this._onMessage(ev.data);
         this.w.onerror = (ev) => this._failAll(new Error(ev.message || 'worker error'));
       }
+      if (this.cancelFlag) this._call('init', { flag: this.cancelFlag });
     })();
   }
 
@@ -453,7 +618,20 @@ export class EmbedtuneWorker {
     return this._call('encode', { texts, opts: o }, [], onProgress);
   }
   setCorpus(corpus, opts = {}) { const { onProgress, ...o } = opts; return this._call('setCorpus', { corpus, opts: o }, [], onProgress); }
-  search(query, k = 10) { return this._call('search', { query, k }); }
+  search(query, k = 10, mode = 'dense') { return this._call('search', { query, k, mode }); }
+  previewPairs(bytes, name, maxRows = 50) { return this._call('previewPairs', { bytes, name, maxRows }); }
+  /** Embedtune.finetune in the worker; onProgress(stats) gets every phase / batch / step. Cancel with cancel(). */
+  finetune(data, name, args = [], opts = {}) {
+    return this._call('finetune', { data, name, args }, [], opts.onProgress);
+  }
+  /** Cancel every call made so far (the running one stops at its next progress check and rejects with
+   * code 8; queued ones reject the same way as soon as they check). false when the page cannot share
+   * memory (not cross-origin isolated): use terminate(). */
+  cancel() {
+    if (!this.cancelFlag) return false;
+    Atomics.store(this.cancelFlag, 0, this.seq);
+    return true;
+  }
   exportFiles(opts = {}) { return this._call('exportFiles', { opts }); }
   tokenize(text) { return this._call('tokenize', { text }); }
   trainBegin(jsonl, cfg = {}) { return this._call('trainBegin', { jsonl, cfg }); }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bm25.h"
 #include "data.h"
 #include "encode.h"
 #include "error.h"
@@ -46,6 +47,7 @@ typedef struct {
     float *corpus;        /* [n_corpus, dim] embeddings for search (NULL = none) */
     size_t n_corpus;
     et_encode_cache enc;  /* encode's activations + packed weights, kept across calls */
+    et_bm25 *bm25;        /* BM25 index of the search corpus texts (NULL = none) */
 } et_wasm_model;
 
 /* ------------------------------------------------------------------ errors */
@@ -88,6 +90,7 @@ ET_EXPORT void et_wasm_free(et_wasm_model *w) {
     et_bert_free(&w->model);
     free(w->vocab);
     free(w->corpus);
+    et_bm25_free(w->bm25);
     et_encode_cache_free(&w->enc);
     free(w);
 }
@@ -187,6 +190,31 @@ ET_EXPORT et_status et_wasm_search(et_wasm_model *w, const float *q, int nq, int
     if (k < 1) return et_fail(err, ET_ERR_ARG, "search: k must be >= 1, got %d", k);
     return et_topk_search(w->pool, q, w->corpus, nq, (int64_t)w->n_corpus, w->model.cfg.hidden_size, k, idx, score,
                           err);
+}
+
+/* BM25 over the corpus texts (a blob of n NUL-terminated texts; row i = corpus row i of set_corpus),
+ * for et_wasm_search_bm25 (bm25.h defaults, as finetune's BM25 column). */
+ET_EXPORT et_status et_wasm_set_bm25(et_wasm_model *w, const char *blob, size_t blob_len, int n, et_error *err) {
+    const char **t = split_texts(blob, blob_len, n, err);
+    if (!t) return err ? err->code : ET_ERR_ARG;
+    et_bm25 *b = et_bm25_build(t, n, NULL, err);
+    free(t);
+    if (!b) return err && err->code ? err->code : ET_ERR_NOMEM;
+    et_bm25_free(w->bm25);
+    w->bm25 = b;
+    return ET_OK;
+}
+
+/* Top k corpus rows by BM25 for one query: idx[k], score[k] (padded with -1 / -inf). */
+ET_EXPORT et_status et_wasm_search_bm25(et_wasm_model *w, const char *query, int k, int32_t *idx, float *score, et_error *err) {
+    if (!w->bm25) return et_fail(err, ET_ERR_ARG, "search: no BM25 index (call setCorpus with texts first)");
+    if (k < 1) return et_fail(err, ET_ERR_ARG, "search: k must be >= 1, got %d", k);
+    double *sc = et_malloc(sizeof(double) * (size_t)k, "bm25 scores", err);
+    if (!sc) return ET_ERR_NOMEM;
+    et_status s = et_bm25_search(w->bm25, query, k, idx, sc, err);
+    for (int i = 0; i < k && !s; i++) score[i] = (float)sc[i];
+    free(sc);
+    return s;
 }
 
 /* ------------------------------------------------------------------ export */
@@ -313,4 +341,123 @@ ET_EXPORT void et_wasm_train_end(et_wasm_train *t) {
     et_trainer_free(&t->tr);
     et_train_data_free(&t->data);
     free(t);
+}
+
+/* ------------------------------------------------------------------ FINETUNE (the page's whole workflow) */
+/* The page runs `embedtune finetune` itself: the same option table, validation, defaults, data readers,
+ * split, mining, experts, trainer, evaluation and --json report as the native command (src/cli_finetune.c,
+ * src/finetune.c). The JS side writes the model folder and the user's data file into the module's file
+ * system (MEMFS), passes the command line, and reads the --out folder and the --json file back.
+ * Progress: Module.etFinetuneProgress(phase, done, total, loss, lr, epoch, examples_per_s) for every
+ * et_ft_progress (phase = et_ft_phase; loss.. are NaN outside the train phase); a truthy return cancels
+ * (et_finetune_run returns ET_ERR_CANCELLED within one encode batch or optimizer step). */
+#include "cli.h"
+#include "data.h"
+#include "experts.h"
+#include "cJSON.h"
+
+extern et_command et_cmd_finetune;
+
+#ifdef __EMSCRIPTEN__
+EM_JS(int, et_wasm_js_ft_progress, (int phase, double done, double total, double loss, double lr, int epoch, double eps), {
+    var f = Module['etFinetuneProgress'];
+    if (!f) return 0;
+    return f(phase, done, total, loss, lr, epoch, eps) ? 1 : 0;
+});
+#else
+static int et_wasm_js_ft_progress(int phase, double done, double total, double loss, double lr, int epoch, double eps) {
+    (void)phase; (void)done; (void)total; (void)loss; (void)lr; (void)epoch; (void)eps;
+    return 0;
+}
+#endif
+
+static int ft_progress_js(void *user, const et_ft_progress *p) {
+    (void)user;
+    const et_train_stats *t = p->train;
+    double nan = 0.0 / 0.0;
+    return et_wasm_js_ft_progress((int)p->phase, p->done, p->total, t ? t->loss : nan, t ? t->lr : nan, t ? t->epoch : -1,
+                                  t ? t->examples_per_s : nan);
+}
+
+/* argv: a blob of argc NUL-terminated arguments (after "finetune"). Returns the command's exit status
+ * (0 ok, 1 failed: the message is on stderr as "embedtune finetune: error: ...", 2 bad options). */
+ET_EXPORT int et_wasm_finetune(const char *blob, size_t blob_len, int argc) {
+    et_error err = {0};
+    const char **argv = split_texts(blob, blob_len, argc, &err);
+    if (!argv) { fprintf(stderr, "embedtune finetune: error: %s\n", err.msg); return 2; }
+    int r = et_cli_parse(&et_cmd_finetune, argc, (char **)argv);
+    if (!r) r = et_cli_finetune_run(et_cmd_finetune.opts, et_cmd_finetune.nopts, ft_progress_js, NULL);
+    else r = r > 0 ? 0 : 2;
+    free(argv);
+    return r;
+}
+
+/* The pairs file as the command reads it (data.h, bad lines skipped and counted here so the page can
+ * list them; `finetune` itself stops at the first one) and the held-out split of every row (data.h
+ * et_split_row_is_test, the one rule), as JSON:
+ * {"rows": n, "test": held-out rows, "K": experts, "expert_names": [..], "has_label": bool, "negatives": bool,
+ *  "bad": skipped lines, "errors": ["file:line: reason", ..] (first ET_DATA_MAX_MSGS),
+ *  "preview": [{"row", "id", "query", "passage", "label", "scores", "test"}] (first max_rows rows)}.
+ * Returns a malloc'ed string (free it with free), NULL on error (err says why). */
+ET_EXPORT char *et_wasm_pairs_preview(const char *path, int max_rows, et_error *err) {
+    et_pairs P;
+    et_read_report rep;
+    et_read_opts ro = {1, 0};
+    memset(&rep, 0, sizeof rep);
+    if (et_pairs_read(path, &ro, &P, &rep, err)) return NULL;
+    cJSON *o = cJSON_CreateObject(), *errs = cJSON_CreateArray(), *pv = cJSON_CreateArray(), *names = cJSON_CreateArray();
+    int64_t ntest = 0;
+    for (int64_t i = 0; i < P.n; i++) ntest += et_split_row_is_test(P.id[i], P.query[i]);
+    cJSON_AddNumberToObject(o, "rows", (double)P.n);
+    cJSON_AddNumberToObject(o, "test", (double)ntest);
+    cJSON_AddNumberToObject(o, "K", P.K);
+    for (int k = 0; k < P.K && P.expert_names; k++) cJSON_AddItemToArray(names, cJSON_CreateString(P.expert_names[k]));
+    cJSON_AddItemToObject(o, "expert_names", names);
+    cJSON_AddBoolToObject(o, "has_label", P.has_label);
+    cJSON_AddBoolToObject(o, "negatives", P.n && P.neg_off && P.neg_off[P.n] > 0);
+    cJSON_AddNumberToObject(o, "bad", (double)rep.nbad);
+    for (int i = 0; i < rep.nmsgs; i++) cJSON_AddItemToArray(errs, cJSON_CreateString(rep.msgs[i]));
+    cJSON_AddItemToObject(o, "errors", errs);
+    for (int64_t i = 0; i < P.n && i < max_rows; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "row", (double)(i + 1));
+        if (P.id[i]) cJSON_AddStringToObject(r, "id", P.id[i]);
+        cJSON_AddStringToObject(r, "query", P.query[i]);
+        cJSON_AddStringToObject(r, "passage", P.passage[i]);
+        if (P.has_label) cJSON_AddNumberToObject(r, "label", P.label[i]);
+        if (P.K) {
+            cJSON *sc = cJSON_CreateArray();
+            for (int k = 0; k < P.K; k++) cJSON_AddItemToArray(sc, cJSON_CreateNumber(P.scores[i * P.K + k]));
+            cJSON_AddItemToObject(r, "scores", sc);
+        }
+        cJSON_AddBoolToObject(r, "test", et_split_row_is_test(P.id[i], P.query[i]));
+        cJSON_AddItemToArray(pv, r);
+    }
+    cJSON_AddItemToObject(o, "preview", pv);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    et_pairs_free(&P);
+    if (!s) et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the preview", path);
+    return s;
+}
+
+/* The distinct passages of the pairs file, in first-seen order, as one blob of NUL-terminated texts
+ * (what finetune's held-out evaluation searches over and the page's search box searches). *n_out: count,
+ * *len_out: bytes. malloc'ed (free it), NULL on error. */
+ET_EXPORT char *et_wasm_pairs_passages(const char *path, int *n_out, size_t *len_out, et_error *err) {
+    et_pairs P;
+    et_read_opts ro = {1, 0};
+    if (et_pairs_read(path, &ro, &P, NULL, err)) return NULL;
+    et_pair_index ix;
+    if (et_pair_index_build(&P, &ix, err)) { et_pairs_free(&P); return NULL; }
+    size_t len = 0;
+    for (int32_t i = 0; i < ix.np; i++) len += strlen(ix.ptext[i]) + 1;
+    char *b = et_malloc(len ? len : 1, "passage blob", err), *q = b;
+    if (b)
+        for (int32_t i = 0; i < ix.np; i++) { size_t l = strlen(ix.ptext[i]) + 1; memcpy(q, ix.ptext[i], l); q += l; }
+    *n_out = ix.np;
+    *len_out = len;
+    et_pair_index_free(&ix);
+    et_pairs_free(&P);
+    return b;
 }

@@ -1,11 +1,15 @@
 // worker.mjs - runs Embedtune (wasm/embedtune.mjs) off the page's thread. Messages:
 //   {id, op, args, progress}  ->  {id, result} | {id, error, code} | {id, progress: true, done, total}
 // ops: load {files, opts} -> info; encode {texts, opts} -> Float32Array; setCorpus {corpus, opts} -> n;
-//      search {query, k} -> hits; exportFiles {opts} -> {path: Uint8Array}; tokenize {text} -> string[].
+//      search {query, k, mode} -> hits; exportFiles {opts} -> {path: Uint8Array}; tokenize {text} -> string[];
+//      previewPairs {bytes, name} -> preview; finetune {data, name, args} -> {result, files, output}
+//      (progress: {id, progress: true, stats: {phase, done, total, ...}});
+//      init {flag}: an Int32Array on a SharedArrayBuffer; a call whose id <= flag[0] is cancelled at its
+//      next progress check (encode batch, finetune step), so the page can stop a running call.
 // Works as a module Web Worker and as a node worker_threads Worker.
 import { Embedtune, shutdown } from './embedtune.mjs';
 
-let post, model = null;
+let post, model = null, cancelFlag = null;
 if (typeof self !== 'undefined' && typeof self.postMessage === 'function' && typeof WorkerGlobalScope !== 'undefined') {
   post = (m, t) => self.postMessage(m, t || []);
   self.onmessage = (ev) => handle(ev.data);
@@ -17,10 +21,21 @@ if (typeof self !== 'undefined' && typeof self.postMessage === 'function' && typ
 
 async function handle(msg) {
   const { id, op, args = {} } = msg;
-  const onProgress = msg.progress ? (done, total) => { post({ id, progress: true, done, total }); return false; } : undefined;
+  const cancelled = () => !!cancelFlag && Atomics.load(cancelFlag, 0) >= id;
+  const onProgress = (done, total) => { if (msg.progress) post({ id, progress: true, done, total }); return cancelled(); };
   try {
     let result, transfer = [];
     switch (op) {
+      case 'init': cancelFlag = args.flag || null; result = !!cancelFlag; break;
+      case 'previewPairs': need(); result = model.previewPairs(args.bytes, args.name, args.maxRows); break;
+      case 'finetune': {
+        need();
+        const onStats = (st) => { if (msg.progress) post({ id, progress: true, stats: st }); return cancelled(); };
+        result = model.finetune(args.data, args.name, args.args || [], { onProgress: onStats });
+        result.info = model.info;
+        transfer = Object.values(result.files).map((b) => b.buffer);
+        break;
+      }
       case 'load':
         if (model) model.dispose();
         model = null;
@@ -33,7 +48,7 @@ async function handle(msg) {
         transfer = [result.buffer];
         break;
       case 'setCorpus': need(); result = model.setCorpus(args.corpus, { ...(args.opts || {}), onProgress }); break;
-      case 'search': need(); result = model.search(args.query, args.k); break;
+      case 'search': need(); result = model.search(args.query, args.k, args.mode); break;
       case 'exportFiles':
         need();
         result = model.exportFiles(args.opts || {});

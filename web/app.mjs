@@ -1,17 +1,19 @@
-// app.mjs - the embedtune page. All heavy work runs in wasm/worker.mjs (EmbedtuneWorker); this file does the
-// UI, parsing and validation of the pairs file, the held-out split, metrics, the loss chart, the zip writer and
-// the IndexedDB checkpoints. User content is only ever put into the page with textContent (never as HTML).
+// app.mjs - the embedtune page. The work runs in wasm/worker.mjs (EmbedtuneWorker): reading and checking the
+// pairs file, the held-out split, mining, experts, training and the before/after evaluation are the C library's
+// `embedtune finetune` (the same command as natively), search is its dense / BM25 search. This file does the
+// UI: files in, progress, the before/after table from the command's --json report, the loss chart, search
+// snippets and the zip writer. User content is only ever put into the page with textContent (never as HTML).
 import { EmbedtuneWorker, canUseThreads } from './wasm/embedtune.mjs';
 
 const $ = (id) => document.getElementById(id);
-const MAX_FILE = 256 << 20, MAX_ROWS = 200000, PREVIEW_ROWS = 50;
-const CHECKPOINT_EVERY_MS = 20000;
+const MAX_FILE = 256 << 20, PREVIEW_ROWS = 50;
 
 const state = {
   worker: null, info: null, modelName: '', modelSource: null, baseFiles: null, trained: false,
-  data: null,              // {rows, errors, format, name, K, text}
-  corpus: null,            // {texts, emb (normalised Float32Array), dim}
-  training: false, stop: false, lossHistory: [], before: null, after: null,
+  data: null,              // {bytes, name, preview (et_wasm_pairs_preview + passages)}
+  corpus: null,            // {texts}: the passages the worker's search index holds
+  corpusJob: null,         // the running passage encoding {texts, promise}
+  training: false, lossHistory: [], phases: [], result: null, // result: the run's --json report
 };
 
 // ------------------------------------------------------------------ small DOM helpers (textContent only)
@@ -66,7 +68,7 @@ function modelFilesFromListing(listing) {
   return files;
 }
 
-async function loadModel(files, source, name) {
+async function loadModel(files, source, name, { corpus = true } = {}) {
   const missing = ['config', 'vocab', 'safetensors'].filter((k) => !files[k]);
   if (missing.length) {
     const names = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors' };
@@ -86,6 +88,7 @@ async function loadModel(files, source, name) {
   state.modelName = name;
   state.trained = false;
   state.corpus = null;
+  state.corpusJob = null;
   const i = w.info;
   const dl = $('model-info');
   dl.replaceChildren();
@@ -98,7 +101,10 @@ async function loadModel(files, source, name) {
   setStatus('model-status', `Loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s.`, 'good');
   document.body.dataset.model = 'ready';
   updateButtons();
-  if (state.data) await encodeCorpus().catch((e) => setStatus('eval-status', e.message, 'bad'));
+  if (state.data && corpus) {
+    if (!state.data.preview) await setData(state.data.bytes, state.data.name).catch((e) => setStatus('data-status', e.message, 'bad'));
+    else await encodeCorpus();
+  }
 }
 
 async function fetchBundled() {
@@ -174,330 +180,249 @@ async function droppedFiles(dt) {
   return out;
 }
 
-// ------------------------------------------------------------------ pairs parsing + validation
-function wellFormed(s) { return typeof s.isWellFormed === 'function' ? s.isWellFormed() : !/[\ud800-\udfff]/.test(s.replace(/[\ud800-\udbff][\udc00-\udfff]/g, '')); }
-
-function checkText(v, field, line, errors) {
-  if (typeof v !== 'string') { errors.push(`line ${line}: field "${field}" must be a string`); return null; }
-  if (!v.trim()) { errors.push(`line ${line}: field "${field}" is empty`); return null; }
-  if (!wellFormed(v)) { errors.push(`line ${line}: field "${field}" has an invalid Unicode escape (lone surrogate)`); return null; }
-  return v.replace(/\0/g, '');
-}
-
-function parseJsonl(text) {
-  const rows = [], errors = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = i + 1, s = lines[i];
-    if (!s.trim()) continue;
-    let o;
-    try { o = JSON.parse(s); } catch (e) { errors.push(`line ${line}: not valid JSON (${e.message.replace(/^JSON\.parse: /, '').slice(0, 80)})`); continue; }
-    if (!o || typeof o !== 'object' || Array.isArray(o)) { errors.push(`line ${line}: expected a JSON object`); continue; }
-    const r = { line };
-    if (!('query' in o)) { errors.push(`line ${line}: field "query" is missing`); continue; }
-    const pk = 'positive' in o ? 'positive' : 'passage' in o ? 'passage' : null;
-    if (!pk) { errors.push(`line ${line}: field "positive" (or "passage") is missing`); continue; }
-    r.query = checkText(o.query, 'query', line, errors);
-    r.positive = checkText(o[pk], pk, line, errors);
-    if (r.query == null || r.positive == null) continue;
-    if (o.id != null) {
-      if (typeof o.id !== 'string' && typeof o.id !== 'number') { errors.push(`line ${line}: field "id" must be a string or a number`); continue; }
-      r.id = String(o.id);
-    }
-    if (o.label != null) {
-      if (typeof o.label !== 'number' || !Number.isFinite(o.label) || o.label < 0 || o.label > 1) { errors.push(`line ${line}: field "label" must be a number from 0 to 1`); continue; }
-      r.label = o.label;
-    }
-    if (o.scores != null) {
-      if (!Array.isArray(o.scores) || !o.scores.length || o.scores.some((x) => typeof x !== 'number' || !Number.isFinite(x))) { errors.push(`line ${line}: field "scores" must be a non-empty array of numbers`); continue; }
-      r.scores = o.scores.slice();
-    } else if (o.experts != null) {
-      if (typeof o.experts !== 'object' || Array.isArray(o.experts)) { errors.push(`line ${line}: field "experts" must be an object {name: score}`); continue; }
-      const v = Object.keys(o.experts).sort().map((k) => o.experts[k]);
-      if (!v.length || v.some((x) => typeof x !== 'number' || !Number.isFinite(x))) { errors.push(`line ${line}: field "experts" must map names to numbers`); continue; }
-      r.scores = v;
-    }
-    if (o.negatives != null) {
-      if (!Array.isArray(o.negatives)) { errors.push(`line ${line}: field "negatives" must be an array of strings`); continue; }
-      const negs = [];
-      let bad = false;
-      for (const n of o.negatives) { const t = checkText(n, 'negatives', line, errors); if (t == null) { bad = true; break; } negs.push(t); }
-      if (bad) continue;
-      r.negatives = negs;
-    }
-    rows.push(r);
-  }
-  return { rows, errors };
-}
-
-/** RFC 4180 CSV (delim ',') or plain TSV (delim '\t'). -> [{fields, line}] */
-function splitDelimited(text, delim) {
-  const out = [];
-  if (delim === '\t') {
-    text.split(/\r?\n/).forEach((l, i) => { if (l.trim()) out.push({ fields: l.split('\t'), line: i + 1 }); });
-    return out;
-  }
-  let fields = [], cur = '', q = false, line = 1, start = 1, i = 0, quotedErr = null;
-  const push = () => { fields.push(cur); cur = ''; };
-  const endRow = () => { push(); if (fields.length > 1 || fields[0].trim()) out.push({ fields, line: start, err: quotedErr }); fields = []; quotedErr = null; start = line; };
-  for (; i < text.length; i++) {
-    const c = text[i];
-    if (q) {
-      if (c === '"') { if (text[i + 1] === '"') { cur += '"'; i++; } else q = false; }
-      else { if (c === '\n') line++; cur += c; }
-    } else if (c === '"') {
-      if (cur.length) quotedErr = 'a quote in the middle of an unquoted field';
-      q = true;
-    } else if (c === delim) push();
-    else if (c === '\r' && text[i + 1] === '\n') { /* skip */ }
-    else if (c === '\n') { line++; endRow(); }
-    else cur += c;
-  }
-  if (q) quotedErr = 'unterminated quoted field';
-  if (cur.length || fields.length) endRow();
-  return out;
-}
-
-function parseDelimited(text, delim) {
-  const rows = [], errors = [];
-  const recs = splitDelimited(text, delim);
-  if (!recs.length) return { rows, errors: ['the file is empty'] };
-  const head = recs[0].fields.map((h) => h.trim().toLowerCase());
-  const qi = head.indexOf('query');
-  let pi = head.indexOf('passage');
-  if (pi < 0) pi = head.indexOf('positive');
-  if (qi < 0 || pi < 0) return { rows, errors: [`line ${recs[0].line}: the header needs "query" and "passage" (or "positive") columns`] };
-  const li = head.indexOf('label'), ii = head.indexOf('id');
-  const si = head.map((_, k) => k).filter((k) => k !== qi && k !== pi && k !== li && k !== ii);
-  for (const rec of recs.slice(1)) {
-    const { fields: f, line } = rec;
-    if (rec.err) { errors.push(`line ${line}: ${rec.err}`); continue; }
-    if (f.length !== head.length) { errors.push(`line ${line}: ${f.length} columns but the header has ${head.length}`); continue; }
-    const r = { line, query: checkText(f[qi], 'query', line, errors), positive: checkText(f[pi], head[pi], line, errors) };
-    if (r.query == null || r.positive == null) continue;
-    if (ii >= 0 && f[ii].trim()) r.id = f[ii].trim();
-    if (li >= 0 && f[li].trim()) {
-      const v = Number(f[li]);
-      if (!Number.isFinite(v) || v < 0 || v > 1) { errors.push(`line ${line}: column "label" must be a number from 0 to 1`); continue; }
-      r.label = v;
-    }
-    if (si.length) {
-      const v = si.map((k) => Number(f[k]));
-      const bad = si.find((k, j) => !f[k].trim() || !Number.isFinite(v[j]));
-      if (bad !== undefined) { errors.push(`line ${line}: column "${head[bad]}" must be a number (expert score)`); continue; }
-      r.scores = v;
-    }
-    rows.push(r);
-  }
-  return { rows, errors };
-}
-
-async function sha1Hex(s) {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-1', new TextEncoder().encode(s)));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** data.md's rule: held out iff int(sha1_hex(key)[0:8], 16) % 100 >= 80; key = id, else the 1-based row number. */
-async function isHeldOut(key) { return parseInt((await sha1Hex(key)).slice(0, 8), 16) % 100 >= 80; }
-
-async function parsePairs(text, name) {
-  if (text.length > MAX_FILE) return { rows: [], errors: [`the file is larger than ${fmtBytes(MAX_FILE)}`] };
-  const first = text.trimStart()[0];
-  const ext = (name.match(/\.([a-z0-9]+)$/i) || [])[1]?.toLowerCase();
-  let format, res;
-  if (ext === 'jsonl' || ext === 'json' || (!ext || ext === 'txt') && first === '{') { format = 'JSONL'; res = parseJsonl(text); }
-  else {
-    const headLine = text.split(/\r?\n/, 1)[0];
-    const delim = ext === 'tsv' || (ext !== 'csv' && headLine.includes('\t')) ? '\t' : ',';
-    format = delim === '\t' ? 'TSV' : 'CSV';
-    res = parseDelimited(text, delim);
-  }
-  let { rows, errors } = res;
-  if (rows.length > MAX_ROWS) { errors.push(`only the first ${MAX_ROWS} rows are used`); rows = rows.slice(0, MAX_ROWS); }
-  const K = rows.find((r) => r.scores)?.scores.length || 0;
-  if (K) {
-    const keep = [];
-    for (const r of rows) {
-      if (!r.scores) errors.push(`line ${r.line}: expert scores are missing (earlier rows have ${K})`);
-      else if (r.scores.length !== K) errors.push(`line ${r.line}: ${r.scores.length} expert scores but earlier rows have ${K}`);
-      else keep.push(r);
-    }
-    rows = keep;
-  }
-  for (let i = 0; i < rows.length; i++) {
-    rows[i].row = i + 1;
-    rows[i].test = await isHeldOut(rows[i].id ?? String(i + 1));
-  }
-  return { rows, errors, format, name, K, text };
+// ------------------------------------------------------------------ the pairs file (read by the C library)
+// The bytes go to the worker as they are; `embedtune finetune`'s own reader (src/data.h) validates them,
+// names bad lines, and the data.md split marks the held-out rows (wasm/et_wasm.c et_wasm_pairs_preview).
+async function readFileBytes(f) {
+  if (f.size > MAX_FILE) throw new Error(`${f.name} is larger than ${fmtBytes(MAX_FILE)}`);
+  return new Uint8Array(await f.arrayBuffer());
 }
 
 function showData(d) {
-  const nTest = d.rows.filter((r) => r.test).length;
-  const hasLabel = d.rows.some((r) => r.label != null);
-  setStatus('data-status', `${d.name}: ${d.format}, ${d.rows.length} pairs (${d.rows.length - nTest} train, ${nTest} held out)` +
-    `${d.K ? `, ${d.K} expert score${d.K > 1 ? 's' : ''}` : ''}${hasLabel ? ', labels' : ''}` +
-    `${d.errors.length ? `, ${d.errors.length} problem${d.errors.length > 1 ? 's' : ''}` : ''}.`, d.rows.length ? (d.errors.length ? '' : 'good') : 'bad');
+  const p = d.preview;
+  const nTest = p.test, errs = p.errors.length ? p.errors : [];
+  setStatus('data-status', `${d.name}: ${p.rows} pairs (${p.rows - nTest} train, ${nTest} held out)` +
+    `${p.K ? `, ${p.K} expert score${p.K > 1 ? 's' : ''}` : ''}${p.has_label ? ', labels' : ''}` +
+    `${p.bad ? `, ${p.bad} bad line${p.bad > 1 ? 's' : ''}` : ''}.`, p.rows ? (p.bad ? '' : 'good') : 'bad');
   const ul = $('data-error-list');
-  ul.replaceChildren(...d.errors.slice(0, 200).map((e) => el('li', e)));
-  if (d.errors.length > 200) ul.append(el('li', `… and ${d.errors.length - 200} more`));
-  $('data-errors').hidden = !d.errors.length;
+  ul.replaceChildren(...errs.map((e) => el('li', e)));
+  if (p.bad > errs.length) ul.append(el('li', `… and ${p.bad - errs.length} more`));
+  if (p.bad) ul.append(el('li', 'Training stops at the first bad line (as embedtune finetune does): fix them first.', 'hint'));
+  $('data-errors').hidden = !p.bad;
   const tb = $('preview').tBodies[0];
   tb.replaceChildren();
-  for (const r of d.rows.slice(0, PREVIEW_ROWS)) {
+  for (const r of p.preview) {
     const tr = el('tr');
-    const q = el('td', r.query), p = el('td', r.positive);
-    q.title = r.query; p.title = r.positive;
-    tr.append(el('td', r.line), el('td', r.test ? 'held-out' : 'train', r.test ? 'split-test' : ''), q, p,
+    const q = el('td', r.query), ps = el('td', r.passage);
+    q.title = r.query; ps.title = r.passage;
+    tr.append(el('td', r.row), el('td', r.test ? 'held-out' : 'train', r.test ? 'split-test' : ''), q, ps,
       el('td', r.label ?? ''), el('td', r.scores ? r.scores.map((x) => fmt(x, 3)).join(', ') : ''));
     tb.append(tr);
   }
-  $('preview').hidden = !d.rows.length;
-  $('preview').caption.textContent = d.rows.length > PREVIEW_ROWS ? `Preview (first ${PREVIEW_ROWS} of ${d.rows.length} rows)` : 'Preview';
+  $('preview').hidden = !p.rows;
+  $('preview').caption.textContent = p.rows > p.preview.length ? `Preview (first ${p.preview.length} of ${p.rows} rows)` : 'Preview';
 }
 
-async function setData(text, name) {
-  const d = await parsePairs(text, name);
-  state.data = d;
-  showData(d);
-  document.body.dataset.data = d.rows.length ? 'ready' : 'empty';
-  state.before = state.after = null;
+async function setData(bytes, name) {
+  state.data = { bytes, name, preview: null };
+  state.result = null;
   renderEval();
+  if (!state.worker) { setStatus('data-status', `${name}: waiting for the model…`); updateButtons(); return; }
+  const preview = await state.worker.previewPairs(bytes, name, PREVIEW_ROWS);
+  if (state.data?.bytes !== bytes) return; // another file came meanwhile
+  state.data.preview = preview;
+  showData(state.data);
+  document.body.dataset.data = preview.rows ? 'ready' : 'empty';
   updateButtons();
   updateSettingsNote();
-  if (state.worker && d.rows.length) await encodeCorpus().catch((e) => setStatus('eval-status', e.message, 'bad'));
+  if (preview.rows) await encodeCorpus();
 }
 
-async function readTextFile(f) {
-  if (f.size > MAX_FILE) throw new Error(`${f.name} is larger than ${fmtBytes(MAX_FILE)}`);
-  const buf = await f.arrayBuffer();
-  try { return new TextDecoder('utf-8', { fatal: true }).decode(buf).replace(/^\ufeff/, ''); } catch {
-    throw new Error(`${f.name} is not UTF-8 text (save it as UTF-8)`);
+// ------------------------------------------------------------------ search corpus (the file's passages)
+// One encoding job at a time; Train cancels a running one (the worker checks a shared flag after every
+// batch) instead of queueing behind it.
+async function encodeCorpus() {
+  const d = state.data;
+  if (!d?.preview || !state.worker) return;
+  const texts = d.preview.passages, w = state.worker;
+  const job = { texts };
+  state.corpusJob = job;
+  state.corpus = null;
+  document.body.dataset.corpus = 'encoding';
+  setStatus('search-status', `Encoding ${texts.length} passages for search…`);
+  updateButtons();
+  try {
+    job.promise = w.setCorpus(texts, { maxLength: corpusMaxLen() });
+    await job.promise;
+    if (state.corpusJob !== job) return;
+    state.corpus = { texts };
+    document.body.dataset.corpus = 'ready';
+    setStatus('search-status', `${texts.length} passages ready for search (${state.trained ? 'tuned' : 'starting'} model).`);
+  } catch (e) {
+    if (state.corpusJob !== job) return;
+    document.body.dataset.corpus = e.code === 8 ? 'cancelled' : 'error';
+    setStatus('search-status', e.code === 8 ? 'Passage encoding stopped (training started).' : `Encoding failed: ${e.message}`, e.code === 8 ? '' : 'bad');
+  } finally {
+    if (state.corpusJob === job) state.corpusJob = null;
+    updateButtons();
+  }
+}
+const corpusMaxLen = () => +$('opt-maxlen').value || 0;
+
+// ------------------------------------------------------------------ settings -> finetune options
+// Empty fields are left to `embedtune finetune`'s own (automatic) defaults.
+const OPTS = [ // [input id, option, kind]
+  ['opt-epochs', '--epochs', 'int'], ['opt-lr', '--lr', 'num'], ['opt-batch', '--batch', 'int'], ['opt-maxlen', '--max-len', 'int'],
+  ['opt-seed', '--seed', 'int'], ['opt-negatives', '--negatives', 'int'], ['opt-refresh', '--refresh-every', 'str'],
+  ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'],
+];
+function settings() {
+  const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked };
+  for (const [id] of OPTS) s[id] = $(id).value.trim();
+  return s;
+}
+function finetuneArgs(s) {
+  const a = ['--loss', s.loss];
+  for (const [id, opt] of OPTS) if (s[id] !== '') a.push(opt, s[id]);
+  if (s.moe) a.push('--moe-experts', String(s.experts));
+  if (!s.bm25) a.push('--no-bm25');
+  return a;
+}
+function updateSettingsNote() {
+  const loss = $('opt-loss').value;
+  const notes = {
+    infonce: 'InfoNCE: each query must pick its passage among the batch and its ANCE-mined hard negatives (the starting model\'s ranks 2..100 minus its positives, re-mined with the model being trained 4 times per epoch).',
+    clp: 'CLP: InfoNCE with ANCE-mined negatives, each with the query it answers, plus a penalty that keeps those negatives close to their own query.',
+    mse: 'MSE trains the cosine toward the label; rows without labels get label 1 plus hard negatives (label 0) ranked by BM25.',
+  };
+  $('settings-note').textContent = notes[loss] || 'Soft labels come from the experts: BM25 and the file\'s own score columns; rows without labels get label 1 plus BM25-ranked negatives with label 0.';
+}
+
+// ------------------------------------------------------------------ the run (embedtune finetune in the worker)
+const PHASE_TEXT = { load: 'Loading the model', parse: 'Reading and checking the pairs, held-out split', eval_before: 'Evaluating the starting model (dense + BM25)',
+  mine: 'Mining hard negatives (ANCE)', experts: 'Scoring with the experts (BM25)', train: 'Training', refresh: 'Re-mining negatives with the current model',
+  eval_after: 'Evaluating the tuned model', done: 'Done' };
+
+function onRunProgress(st, run) {
+  const now = performance.now();
+  if (st.phase !== run.phase) { run.phase = st.phase; run.phaseT0 = now; run.phaseDone0 = st.done; state.phases.push(st.phase); }
+  document.body.dataset.phase = st.phase;
+  const li = $('phase-list');
+  for (const x of li.children) x.className = x.dataset.phase === st.phase ? 'current' : run.seen.has(x.dataset.phase) ? 'past' : '';
+  run.seen.add(st.phase);
+  let text = PHASE_TEXT[st.phase] || st.phase;
+  if (st.total > 0) {
+    $('train-progress').value = st.done / st.total;
+    const el_ = (now - run.phaseT0) / 1000, per = (st.done - run.phaseDone0) > 0 ? el_ / (st.done - run.phaseDone0) : NaN;
+    const unit = st.phase === 'train' ? 'step' : 'text';
+    text += `: ${st.done} / ${st.total} ${unit}s · ETA ${fmtTime(per * (st.total - st.done))}`;
+  } else $('train-progress').removeAttribute('value');
+  if (st.phase === 'train' && Number.isFinite(st.loss)) {
+    state.lossHistory.push({ step: st.done, loss: st.loss, epoch: st.epoch });
+    state.totalSteps = st.total;
+    text += ` · epoch ${st.epoch + 1} · loss ${fmt(st.loss)} · lr ${st.lr.toExponential(2)} · ${st.examplesPerS.toFixed(1)} queries/s`;
+    if (now - (run.lastDraw || 0) > 100 || st.done === st.total) { run.lastDraw = now; drawChart(); }
+  }
+  $('train-eta').textContent = `${text} · elapsed ${fmtTime((now - run.t0) / 1000)}`;
+}
+
+async function runTraining() {
+  const err = checkTrainable();
+  if (err) { setStatus('train-status', err, 'bad'); return; }
+  const d = state.data, s = settings(), w = state.worker;
+  state.training = true;
+  state.stopRequested = false;
+  state.result = null;
+  state.lossHistory = [];
+  state.phases = [];
+  document.body.dataset.train = 'running';
+  document.body.dataset.phase = 'starting';
+  renderEval();
+  drawChart();
+  updateButtons();
+  // a running passage encoding (the search box's) must not hold the run up: stop it
+  if (state.corpusJob) {
+    const job = state.corpusJob;
+    setStatus('train-status', w.cancel() ? 'Stopping the passage encoding to start training…' : 'Waiting for the passage encoding to finish…');
+    await job.promise?.catch(() => {});
+  } else setStatus('train-status', 'Starting…');
+  state.corpus = null; // the run replaces the worker's model (and with it the search index)
+  updateButtons();
+  const run = { t0: performance.now(), phase: null, seen: new Set() };
+  $('phase-list').replaceChildren(...Object.keys(PHASE_TEXT).filter((p) => p !== 'done').map((p) => { const li = el('li', PHASE_TEXT[p]); li.dataset.phase = p; return li; }));
+  try {
+    if (state.trained) { // start from the loaded (not the tuned) model
+      await loadModel(state.baseFiles, state.modelSource, state.modelName, { corpus: false });
+    }
+    setStatus('train-status', 'Running embedtune finetune in the worker…');
+    const args = finetuneArgs(s);
+    state.lastArgs = args;
+    const r = await state.worker.finetune(d.bytes, d.name, args, { onProgress: (st) => onRunProgress(st, run) });
+    state.result = r.result;
+    state.info = r.info;
+    state.trained = true;
+    state.output = r.output;
+    $('train-progress').value = 1;
+    document.body.dataset.phase = 'done';
+    setStatus('train-status', `Done: ${r.result.counts.steps} steps in ${fmtTime((performance.now() - run.t0) / 1000)} (training ${fmtTime(r.result.seconds.train)}).`, 'good');
+    renderEval();
+    document.body.dataset.train = 'done';
+    await encodeCorpus();
+  } catch (e) {
+    const stopped = e.code === 8;
+    setStatus('train-status', stopped ? 'Stopped. The starting model is loaded again.' : `Training failed: ${e.message}`, stopped ? '' : 'bad');
+    document.body.dataset.train = stopped ? 'stopped' : 'error';
+    if (state.worker && !state.corpus) encodeCorpus();
+  } finally {
+    state.training = false;
+    updateButtons();
+    showFiles();
   }
 }
 
-// ------------------------------------------------------------------ training data for the trainer
-function mulberry32(a) {
-  return () => { a |= 0; a = a + 0x6D2B79F5 | 0; let t = Math.imul(a ^ a >>> 15, 1 | a); t = t + Math.imul(t ^ t >>> 7, 61 | t) ^ t; return ((t ^ t >>> 14) >>> 0) / 4294967296; };
-}
-
-/** Rows for the chosen loss: contrastive rows (infonce/clp) or pairwise labelled rows (mse/soft*). */
-function trainRecords(rows, loss, seed) {
-  const rnd = mulberry32(seed >>> 0 || 1);
-  const pick = (i) => { if (rows.length < 2) return -1; let j; do { j = Math.floor(rnd() * rows.length); } while (j === i || rows[j].query === rows[i].query); return j; };
-  if (loss === 'infonce') {
-    const allNeg = rows.every((r) => r.negatives && r.negatives.length);
-    return rows.map((r) => (allNeg ? { query: r.query, positive: r.positive, negatives: r.negatives } : { query: r.query, positive: r.positive }));
+async function stopTraining() {
+  state.stopRequested = true;
+  setStatus('train-status', 'Stopping…');
+  if (!state.worker.cancel()) { // not isolated: no shared flag, stop the worker and load the model again
+    await loadModel(state.baseFiles, state.modelSource, state.modelName);
   }
-  if (loss === 'clp') { // one negative per query: another row's passage, with that row's query as its own query
-    return rows.map((r, i) => { const j = pick(i); return { query: r.query, positive: r.positive, negatives: [rows[j].positive], negative_queries: [rows[j].query] }; });
-  }
-  const labelled = rows.some((r) => r.label != null);
-  const out = [];
-  rows.forEach((r, i) => {
-    out.push({ query: r.query, positive: r.positive, label: r.label ?? 1, scores: r.scores });
-    if (!labelled) { const j = pick(i); out.push({ query: r.query, positive: rows[j].positive, label: 0 }); }
-  });
-  return out;
 }
 
 function checkTrainable() {
-  const d = state.data, loss = $('opt-loss').value;
-  if (!d || !d.rows.length) return 'load a pairs file first';
-  const train = d.rows.filter((r) => !r.test);
-  if (train.length < 2) return 'at least 2 training rows are needed (after the held-out split)';
-  if (loss === 'clp' && new Set(train.map((r) => r.query)).size < 2) return 'CLP needs at least 2 different queries';
+  const d = state.data;
+  if (!d || !d.preview || !d.preview.rows) return 'load a pairs file first';
+  if (d.preview.rows - d.preview.test < 2) return 'at least 2 training rows are needed (after the held-out split)';
   return null;
 }
 
-function updateSettingsNote() {
-  const loss = $('opt-loss').value, d = state.data;
-  const notes = {
-    infonce: 'InfoNCE uses the other passages of the batch as negatives (and the "negatives" of your file when every row has some).',
-    clp: 'CLP: each query gets one negative (another row\'s passage) together with that row\'s query.',
-    mse: 'MSE trains the cosine toward the label; rows without labels become label 1, plus one random passage with label 0 per row.',
-  };
-  let t = notes[loss] || '';
-  if (loss.startsWith('soft')) {
-    const lab = d && d.rows.some((r) => r.label != null);
-    t = 'Soft labels are made from expert scores' + (d && d.K && lab ? ` (your file has ${d.K}).` : d && d.K ? ': your file has no labels, so random label-0 pairs are added and the starting model\'s cosine is used as the expert.' : ': your data has none, so the starting model\'s cosine is used as the expert.');
-    if (loss !== 'soft1') t += ' Rows without labels become label 1, plus one random passage with label 0 per row.';
-  }
-  $('settings-note').textContent = t;
-}
+// ------------------------------------------------------------------ before / after (from the run's --json report)
+const METRIC_NAMES = { 'ndcg@10': 'nDCG@10', 'map@10': 'MAP@10', 'mrr@10': 'MRR@10', 'recall@100': 'Recall@100', auprc: 'AUPRC',
+  anisotropy: 'anisotropy', mean_pos_cosine: 'mean cosine (query, its passage)', spearman: 'Spearman ×100', pearson: 'Pearson ×100' };
 
-// ------------------------------------------------------------------ evaluation (JS, from embeddings)
-function normalizeRows(emb, dim) {
-  for (let i = 0; i < emb.length; i += dim) {
-    let s = 0;
-    for (let k = 0; k < dim; k++) s += emb[i + k] * emb[i + k];
-    s = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let k = 0; k < dim; k++) emb[i + k] *= s;
-  }
-  return emb;
-}
-
-async function encodeCorpus() {
-  const d = state.data;
-  const texts = [...new Set(d.rows.map((r) => r.positive))];
-  setStatus('eval-status', `Encoding ${texts.length} passages…`);
-  const emb = normalizeRows(await state.worker.encode(texts, { maxLength: +$('opt-maxlen').value || 0 }), state.info.dim);
-  state.corpus = { texts, emb, index: new Map(texts.map((t, i) => [t, i])) };
-  await state.worker.setCorpus(emb);
-  setStatus('eval-status', `${texts.length} passages ready for search.`);
-  updateButtons();
-}
-
-/** Held-out rows' queries against all distinct passages: nDCG@10, MRR@10, Recall@1/10, mean cosine. */
-async function evaluate() {
-  await encodeCorpus();
-  const d = state.data, C = state.corpus, dim = state.info.dim, nd = C.texts.length;
-  const qmap = new Map(); // query -> set of relevant passage indices
-  for (const r of d.rows) {
-    if (r.label != null && r.label < 0.5) continue;
-    if (!qmap.has(r.query)) qmap.set(r.query, { rel: new Set(), test: false });
-    qmap.get(r.query).rel.add(C.index.get(r.positive));
-    if (r.test) qmap.get(r.query).test = true;
-  }
-  const qs = [...qmap].filter(([, v]) => v.test);
-  if (!qs.length) return null;
-  const Q = normalizeRows(await state.worker.encode(qs.map(([q]) => q), { maxLength: 64 }), dim);
-  let ndcg = 0, mrr = 0, r1 = 0, r10 = 0, cosSum = 0, cosN = 0;
-  const sc = new Float32Array(nd), order = new Int32Array(nd);
-  qs.forEach(([, v], qi) => {
-    for (let j = 0; j < nd; j++) {
-      let s = 0;
-      for (let k = 0; k < dim; k++) s += Q[qi * dim + k] * C.emb[j * dim + k];
-      sc[j] = s;
-      order[j] = j;
-    }
-    const top = Array.from(order).sort((a, b) => sc[b] - sc[a] || a - b).slice(0, 10);
-    let dcg = 0, idcg = 0, first = 0, hits = 0;
-    top.forEach((j, r) => { if (v.rel.has(j)) { dcg += 1 / Math.log2(r + 2); hits++; if (!first) first = r + 1; } });
-    for (let r = 0; r < Math.min(10, v.rel.size); r++) idcg += 1 / Math.log2(r + 2);
-    ndcg += dcg / idcg;
-    mrr += first ? 1 / first : 0;
-    r1 += v.rel.has(top[0]) ? 1 / v.rel.size : 0;
-    r10 += hits / v.rel.size;
-    for (const j of v.rel) { cosSum += sc[j]; cosN++; }
-  });
-  const n = qs.length;
-  return { 'nDCG@10': ndcg / n, 'MRR@10': mrr / n, 'Recall@1': r1 / n, 'Recall@10': r10 / n, 'mean cosine (query, its passage)': cosSum / cosN, queries: n, passages: nd };
+/** Table rows of a finetune --json report: [{metric, bm25, before, after, change, hybrid?}] */
+export function evalRows(r) {
+  if (!r) return [];
+  return Object.keys(r.before).map((k) => ({ key: k, metric: METRIC_NAMES[k] || k, bm25: r.bm25?.[k] ?? null, before: r.before[k], after: r.after[k],
+    change: r.after[k] != null && r.before[k] != null ? r.after[k] - r.before[k] : null, hybrid: r.hybrid?.[k] ?? null }));
 }
 
 function renderEval() {
-  const t = $('eval-table'), b = state.before, a = state.after;
+  const t = $('eval-table'), r = state.result;
   t.tBodies[0].replaceChildren();
-  if (!b) { t.hidden = true; return; }
-  for (const k of Object.keys(b)) {
-    if (k === 'queries' || k === 'passages') continue;
+  if (!r) { t.hidden = true; setStatus('eval-status', ''); return; }
+  const hasHybrid = !!r.hybrid, hasBm25 = !!r.bm25;
+  const head = el('tr');
+  head.append(el('th', 'metric'));
+  if (hasBm25) head.append(el('th', 'BM25'));
+  head.append(el('th', 'dense before'), el('th', 'dense after'), el('th', 'change'));
+  if (hasHybrid) head.append(el('th', 'hybrid'));
+  t.tHead.replaceChildren(head);
+  for (const x of evalRows(r)) {
     const tr = el('tr');
-    const diff = a ? a[k] - b[k] : null;
-    tr.append(el('td', k), el('td', fmt(b[k])), el('td', a ? fmt(a[k]) : '…'),
-      el('td', diff == null ? '' : (diff >= 0 ? '+' : '') + fmt(diff), diff == null ? '' : diff > 0 ? 'up' : diff < 0 ? 'down' : ''));
+    tr.dataset.metric = x.key;
+    tr.append(el('td', x.metric));
+    if (hasBm25) tr.append(el('td', fmt(x.bm25)));
+    tr.append(el('td', fmt(x.before)), el('td', fmt(x.after)),
+      el('td', x.change == null ? '' : (x.change >= 0 ? '+' : '') + fmt(x.change), x.change == null ? '' : x.change > 0 ? 'up' : x.change < 0 ? 'down' : ''));
+    if (hasHybrid) tr.append(el('td', fmt(x.hybrid)));
     t.tBodies[0].append(tr);
   }
   t.hidden = false;
-  setStatus('eval-status', `${b.queries} held-out queries searched among ${b.passages} passages.`);
+  const c = r.counts;
+  setStatus('eval-status', `${c.test} held-out ${r.eval_kind === 'retrieval' ? 'queries searched among all passages of the file' : 'pairs'}; ` +
+    `trained on ${c.train} ${r.eval_kind === 'retrieval' ? 'queries' : 'rows'} (${c.examples} examples, ${c.steps} steps` +
+    `${c.mined_negatives ? `, ${c.mined_negatives} mined negatives, ${c.refreshes} refresh${c.refreshes === 1 ? '' : 'es'}` : ''}` +
+    `${r.settings.experts?.length ? `, experts: ${r.settings.experts.join(', ')}` : ''}).`);
 }
 
 // ------------------------------------------------------------------ loss chart (hand-drawn canvas)
@@ -532,191 +457,91 @@ function drawChart() {
   g.stroke();
 }
 
-// ------------------------------------------------------------------ IndexedDB checkpoints
-function idb() {
-  return new Promise((res, rej) => {
-    const r = indexedDB.open('embedtune', 1);
-    r.onupgradeneeded = () => r.result.createObjectStore('kv');
-    r.onsuccess = () => res(r.result);
-    r.onerror = () => rej(r.error);
-  });
-}
-async function kv(mode, fn) {
-  const db = await idb();
-  try {
-    return await new Promise((res, rej) => {
-      const tx = db.transaction('kv', mode), st = tx.objectStore('kv');
-      const req = fn(st);
-      tx.oncomplete = () => res(req && req.result);
-      tx.onerror = tx.onabort = () => rej(tx.error || new Error('IndexedDB transaction failed'));
-    });
-  } finally { db.close(); }
-}
-const kvGet = (k) => kv('readonly', (s) => s.get(k));
-const kvPut = (k, v) => kv('readwrite', (s) => s.put(v, k));
-const kvDel = (k) => kv('readwrite', (s) => s.delete(k));
+// ------------------------------------------------------------------ search (dense / BM25) with snippets
+// Display only: the query's terms are marked in a title line + a two-line snippet (the window of the
+// passage with the most of them); "show more" shows the whole passage. Terms are split like BM25's
+// tokens (src/bm25.h: runs of ASCII letters and digits, lowercased).
+const TITLE_MAX = 90, SNIPPET_CHARS = 220;
+const termsOf = (q) => [...new Set((q.toLowerCase().match(/[a-z0-9]+/g) || []).filter((t) => t.length > 1))];
 
-async function saveCheckpoint(run, done) {
-  const files = await state.worker.trainCheckpoint();
-  if (!files) return;
-  run.checkpoint = files;
-  run.step = state.lastStep;
-  run.lossHistory = state.lossHistory;
-  run.done = !!done;
-  run.savedAt = Date.now();
-  await kvPut('run', run);
-  state.lastSave = performance.now();
+/** [start, end) of every query-term token in text */
+function termHits(text, terms) {
+  const hits = [], re = /[A-Za-z0-9]+/g;
+  let m;
+  while ((m = re.exec(text))) if (terms.includes(m[0].toLowerCase())) hits.push([m.index, m.index + m[0].length]);
+  return hits;
 }
 
-async function offerResume() {
-  let run;
-  try { run = await kvGet('run'); } catch { return; }
-  if (!run || !run.checkpoint) return;
-  const box = $('resume-box');
-  box.hidden = false;
-  $('resume-text').textContent = run.done
-    ? `A finished run was saved (${run.totalSteps} steps, ${run.dataName}, ${new Date(run.savedAt).toLocaleString()}). Restore the tuned model? `
-    : `An interrupted run was found: step ${run.step} of ${run.totalSteps} (${run.dataName}, ${new Date(run.savedAt).toLocaleString()}). `;
-  $('btn-resume').textContent = run.done ? 'Restore' : 'Resume';
-  document.body.dataset.resume = 'offered';
-}
-
-// ------------------------------------------------------------------ the training run
-function settings() {
-  return {
-    loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0,
-    epochs: Math.max(1, +$('opt-epochs').value | 0), lr: +$('opt-lr').value, batch: Math.max(2, +$('opt-batch').value | 0),
-    maxLen: Math.max(16, +$('opt-maxlen').value | 0), seed: Math.max(0, +$('opt-seed').value | 0),
-  };
-}
-function applySettings(s) {
-  $('opt-loss').value = s.loss; $('opt-moe').checked = s.moe; $('opt-experts').value = s.experts; $('opt-experts').disabled = !s.moe;
-  $('opt-epochs').value = s.epochs; $('opt-lr').value = s.lr; $('opt-batch').value = s.batch; $('opt-maxlen').value = s.maxLen; $('opt-seed').value = s.seed;
-}
-
-async function buildJsonl(s) {
-  const train = state.data.rows.filter((r) => !r.test);
-  let recs = trainRecords(train, s.loss, s.seed);
-  const labelled = train.some((r) => r.label != null);
-  if (s.loss.startsWith('soft') && !(state.data.K && labelled)) { // the starting model's cosine is the expert
-    setStatus('train-status', 'Scoring the training rows with the starting model (the expert)…');
-    const dim = state.info.dim;
-    const A = normalizeRows(await state.worker.encode(recs.map((r) => r.query), { maxLength: 64 }), dim);
-    const P = normalizeRows(await state.worker.encode(recs.map((r) => r.positive), { maxLength: s.maxLen }), dim);
-    recs.forEach((r, i) => { let c = 0; for (let k = 0; k < dim; k++) c += A[i * dim + k] * P[i * dim + k]; r.scores = [Math.round(c * 1e6) / 1e6]; });
+/** {title, snippet, more}: title = the first line / sentence (cut at TITLE_MAX), snippet = the SNIPPET_CHARS
+ * window of the rest with the most term hits, cut at word boundaries, with "…" where text was left out. */
+export function snippetOf(text, terms) {
+  const t = text.replace(/\s+/g, ' ').trim();
+  let cut = t.search(/[.!?](\s|$)|\n/);
+  cut = cut < 0 ? t.length : cut + 1;
+  let title = t.slice(0, Math.min(cut, TITLE_MAX)), rest = t.slice(title.length).trim();
+  if (cut > TITLE_MAX) { const sp = title.lastIndexOf(' '); title = (sp > 40 ? title.slice(0, sp) : title) + ' …'; rest = t.slice(sp > 40 ? sp : TITLE_MAX).trim(); }
+  if (rest.length <= SNIPPET_CHARS) return { title, snippet: rest, more: false };
+  const hits = termHits(rest, terms);
+  let best = 0, bestN = -1;
+  for (let i = 0; i < hits.length; i++) { // windows that start at a hit (a little before it)
+    const s0 = Math.max(0, hits[i][0] - 30);
+    const n = hits.filter(([a, b]) => a >= s0 && b <= s0 + SNIPPET_CHARS).length;
+    if (n > bestN) { bestN = n; best = s0; }
   }
-  if (!s.loss.startsWith('soft')) recs.forEach((r) => delete r.scores);
-  recs = recs.map((r) => { const o = { ...r }; if (o.scores == null) delete o.scores; return o; });
-  return recs.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  let a = best, b = Math.min(rest.length, best + SNIPPET_CHARS);
+  if (a > 0) { const sp = rest.indexOf(' ', a); a = sp >= 0 && sp < a + 20 ? sp + 1 : a; }
+  if (b < rest.length) { const sp = rest.lastIndexOf(' ', b); b = sp > a + 40 ? sp : b; }
+  return { title, snippet: `${a > 0 ? '… ' : ''}${rest.slice(a, b)}${b < rest.length ? ' …' : ''}`, more: true };
 }
 
-async function runTraining(resumeRun) {
-  const err = checkTrainable();
-  if (err && !resumeRun) { setStatus('train-status', err, 'bad'); return; }
-  state.training = true; state.stop = false;
-  document.body.dataset.train = 'running';
-  updateButtons();
-  const s = resumeRun ? resumeRun.settings : settings();
-  try {
-    if (state.trained) await loadModel(state.baseFiles, state.modelSource, state.modelName); // start from the loaded model
-    let run;
-    if (resumeRun) {
-      run = resumeRun;
-      state.before = run.before;
-      state.lossHistory = run.lossHistory || [];
-    } else {
-      setStatus('train-status', 'Evaluating the starting model on the held-out rows…');
-      state.before = await evaluate();
-      state.after = null;
-      renderEval();
-      state.lossHistory = [];
-      const jsonl = await buildJsonl(s);
-      run = { settings: s, jsonl, dataText: state.data.text, dataName: state.data.name, before: state.before,
-        modelSource: state.modelSource, baseFiles: state.modelSource.kind === 'user' ? state.baseFiles : null, startedAt: Date.now() };
-    }
-    const cfg = { loss: s.loss, epochs: s.epochs, batch: s.batch, lr: s.lr, maxLenQ: 64, maxLenD: s.maxLen,
-      moeExperts: s.moe ? s.experts : 0, seed: s.seed };
-    let info = await state.worker.trainBegin(run.jsonl, cfg);
-    if (resumeRun) info = await state.worker.trainResume(run.checkpoint);
-    state.totalSteps = run.totalSteps = info.totalSteps;
-    state.lastStep = info.step;
-    setStatus('train-status', `Training: ${info.examples} examples, ${info.totalSteps} steps${info.negatives ? `, ${info.negatives} hard negative(s) per query` : ''}.`);
-    const t0 = performance.now(), step0 = info.step;
-    state.lastSave = performance.now();
-    let chunk = 1;
-    const onStep = (st) => {
-      state.lastStep = st.step;
-      state.lossHistory.push({ step: st.step, loss: st.loss, epoch: st.epoch });
-      $('train-progress').value = st.step / st.totalSteps;
-      const el_ = (performance.now() - t0) / 1000, per = el_ / (st.step - step0);
-      $('train-eta').textContent = `step ${st.step} / ${st.totalSteps} · epoch ${st.epoch + 1} · loss ${fmt(st.loss)} · lr ${st.lr.toExponential(2)} · ` +
-        `${st.examplesPerS.toFixed(1)} queries/s · elapsed ${fmtTime(el_)} · ETA ${fmtTime(per * (st.totalSteps - st.step))}`;
-      drawChart();
-    };
-    drawChart();
-    while (!info.done && info.step < info.totalSteps) {
-      const c0 = performance.now();
-      info = await state.worker.trainRun(chunk, onStep);
-      const per = (performance.now() - c0) / chunk;
-      chunk = Math.max(1, Math.min(50, Math.round(800 / Math.max(per, 1))));
-      if (state.stop && !info.done) {
-        await saveCheckpoint(run, false);
-        await state.worker.trainEnd();
-        state.trained = true;
-        setStatus('train-status', `Stopped at step ${info.step} of ${info.totalSteps}. The checkpoint is saved in this browser: reload or press Resume to continue.`);
-        document.body.dataset.train = 'stopped';
-        await offerResume();
-        return;
-      }
-      if (performance.now() - state.lastSave > (window.__embedtuneCheckpointMs ?? CHECKPOINT_EVERY_MS)) await saveCheckpoint(run, false);
-    }
-    await saveCheckpoint(run, true).catch(() => {});
-    await state.worker.trainEnd();
-    state.trained = true;
-    $('train-progress').value = 1;
-    if (resumeRun?.done) setStatus('train-status', 'Restored the tuned model from this browser\'s storage.', 'good');
-    else setStatus('train-status', `Done: ${info.totalSteps} steps in ${fmtTime((performance.now() - t0) / 1000)}.`, 'good');
-    setStatus('eval-status', 'Evaluating the tuned model…');
-    state.after = await evaluate();
-    renderEval();
-    document.body.dataset.train = 'done';
-  } catch (e) {
-    setStatus('train-status', `Training failed: ${e.message}`, 'bad');
-    document.body.dataset.train = 'error';
-    try { await state.worker.trainEnd(); } catch { /* ignore */ }
-  } finally {
-    state.training = false;
-    updateButtons();
-    showFiles();
+/** text -> DOM nodes with the terms in <mark> (text nodes only: user content never becomes HTML) */
+function marked(text, terms) {
+  const out = [];
+  let at = 0;
+  for (const [a, b] of termHits(text, terms)) {
+    if (a > at) out.push(document.createTextNode(text.slice(at, a)));
+    out.push(el('mark', text.slice(a, b)));
+    at = b;
   }
+  if (at < text.length) out.push(document.createTextNode(text.slice(at)));
+  return out;
 }
 
-async function resume() {
-  const run = await kvGet('run');
-  if (!run) return;
-  $('resume-box').hidden = true;
-  try {
-    if (run.modelSource.kind === 'user') await loadModel(run.baseFiles, run.modelSource, run.modelSource.name);
-    else {
-      const { files, name } = await fetchBundled();
-      if (name !== run.modelSource.name) throw new Error(`the run used the bundled model "${run.modelSource.name}", this server has "${name}"`);
-      if (state.modelSource?.kind !== 'bundled' || state.trained) await loadModel(files, { kind: 'bundled', name }, `${name} (bundled)`);
+function hitItem(h, text, terms, mode) {
+  const li = el('li'), sn = snippetOf(text, terms);
+  const head = el('div', null, 'hit-title');
+  head.append(el('span', `${mode === 'bm25' ? h.score.toFixed(2) : h.score.toFixed(3)}`, 'score'), ...marked(sn.title, terms));
+  li.append(head);
+  if (sn.snippet) {
+    const body = el('div', null, 'hit-snippet');
+    body.append(...marked(sn.snippet, terms));
+    li.append(body);
+    if (sn.more) {
+      const b = el('button', 'show more', 'more');
+      b.type = 'button';
+      b.setAttribute('aria-expanded', 'false');
+      b.addEventListener('click', () => {
+        const open = b.getAttribute('aria-expanded') !== 'true';
+        body.replaceChildren(...marked(open ? text : sn.snippet, terms));
+        body.classList.toggle('full', open);
+        b.textContent = open ? 'show less' : 'show more';
+        b.setAttribute('aria-expanded', String(open));
+      });
+      li.append(b);
     }
-    applySettings(run.settings);
-    await setData(run.dataText, run.dataName);
-    await runTraining(run);
-  } catch (e) {
-    setStatus('train-status', `Could not resume: ${e.message}`, 'bad');
   }
+  return li;
 }
 
-// ------------------------------------------------------------------ search
 async function search() {
   const q = $('search-q').value.trim();
   const ol = $('search-results');
   if (!q || !state.corpus) return;
-  const hits = await state.worker.search(q, 10);
-  ol.replaceChildren(...hits.map((h) => { const li = el('li'); li.append(el('span', h.score.toFixed(3), 'score'), document.createTextNode(state.corpus.texts[h.index])); return li; }));
+  const mode = $('search-mode').value;
+  const hits = await state.worker.search(q, 10, mode);
+  const terms = termsOf(q);
+  ol.replaceChildren(...hits.map((h) => hitItem(h, state.corpus.texts[h.index], terms, mode)));
+  setStatus('search-status', `${hits.length} best of ${state.corpus.texts.length} passages by ${mode === 'bm25' ? 'BM25' : `cosine (${state.trained ? 'tuned' : 'starting'} model)`}.`);
 }
 
 // ------------------------------------------------------------------ download (zip, STORE + CRC32)
@@ -796,13 +621,12 @@ async function showFiles() {
 // ------------------------------------------------------------------ wiring
 function updateButtons() {
   const ready = !!state.worker && !state.training;
-  $('btn-train').disabled = !ready || !state.data || !state.data.rows.length;
+  $('btn-train').disabled = !ready || !state.data?.preview?.rows;
   $('btn-stop').disabled = !state.training;
   $('btn-zip').disabled = !ready;
   $('search-q').disabled = $('btn-search').disabled = !ready || !state.corpus;
   $('btn-bundled').disabled = state.training;
   $('model-folder').disabled = state.training;
-  $('btn-resume').disabled = !state.worker || state.training;
 }
 
 function wire() {
@@ -815,27 +639,27 @@ function wire() {
   $('data-file').addEventListener('change', async (e) => {
     const f = e.target.files[0];
     if (!f) return;
-    try { await setData(await readTextFile(f), f.name); } catch (x) { setStatus('data-status', x.message, 'bad'); }
+    try { await setData(await readFileBytes(f), f.name); } catch (x) { setStatus('data-status', `${f.name}: ${x.message}`, 'bad'); document.body.dataset.data = 'error'; }
     e.target.value = '';
   });
-  $('btn-paste').addEventListener('click', () => setData($('data-text').value.replace(/^\ufeff/, ''), 'pasted text').catch((x) => setStatus('data-status', x.message, 'bad')));
+  $('btn-paste').addEventListener('click', () => setData(new TextEncoder().encode($('data-text').value.replace(/^\ufeff/, '')), 'pasted text')
+    .catch((x) => { setStatus('data-status', `pasted text: ${x.message}`, 'bad'); document.body.dataset.data = 'error'; }));
   $('opt-moe').addEventListener('change', () => { $('opt-experts').disabled = !$('opt-moe').checked; });
   $('opt-loss').addEventListener('change', updateSettingsNote);
-  $('btn-train').addEventListener('click', () => runTraining(null));
-  $('btn-stop').addEventListener('click', () => { state.stop = true; setStatus('train-status', 'Stopping after this step…'); });
-  $('btn-resume').addEventListener('click', resume);
-  $('btn-discard').addEventListener('click', async () => { await kvDel('run'); $('resume-box').hidden = true; delete document.body.dataset.resume; });
-  $('btn-search').addEventListener('click', search);
-  $('search-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') search(); });
+  $('btn-train').addEventListener('click', () => runTraining());
+  $('btn-stop').addEventListener('click', () => stopTraining());
+  $('btn-search').addEventListener('click', () => search().catch((x) => setStatus('search-status', x.message, 'bad')));
+  $('search-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') search().catch((x) => setStatus('search-status', x.message, 'bad')); });
+  $('search-mode').addEventListener('change', () => { if ($('search-q').value.trim()) search().catch(() => {}); });
   $('btn-zip').addEventListener('click', () => downloadZip().catch((x) => setStatus('train-status', `Download failed: ${x.message}`, 'bad')));
 }
 
-// test hook (the browser tests compare the page's embeddings with the native CLI's)
+// test hook (the browser tests compare the page with the native CLI)
 window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
-  state: () => ({ model: state.modelName, trained: state.trained, before: state.before, after: state.after,
-    steps: state.lossHistory.length, loss: state.lossHistory.map((p) => p.loss), epochs: state.lossHistory.map((p) => p.epoch), rows: state.data?.rows.length ?? 0,
-    errors: state.data?.errors ?? [], info: state.info }),
+  state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs,
+    steps: state.lossHistory.length, loss: state.lossHistory.map((p) => p.loss), epochs: state.lossHistory.map((p) => p.epoch),
+    phases: state.phases, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output }),
   zip: async () => { const f = await exportFiles(); const b = makeZip(f); return Array.from(new Uint8Array(await b.arrayBuffer())); },
 };
 
@@ -845,4 +669,3 @@ drawChart();
 updateSettingsNote();
 updateButtons();
 await loadBundled();
-await offerResume();

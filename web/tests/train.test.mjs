@@ -1,10 +1,15 @@
-// The main flow in a real browser: the bundled model loads, a 200-pair file is uploaded and previewed,
-// a short run trains (loss falls, before/after table appears), search works, the tuned model downloads as
-// a zip that the NATIVE CLI (build/embedtune encode) loads and encodes within 1e-4 of the page, and no
-// request leaves the origin. Also: a checkpoint survives a reload and the run resumes to the end.
+// The main flow in a real browser. The page runs `embedtune finetune` (the C command) in its worker:
+//   upload -> automatic settings (+ a few in "Advanced") -> train (phases reported: load, parse, eval_before,
+//   mine, train, refresh, eval_after, done) -> before/after table with BM25 beside -> search (dense and BM25)
+//   with title + snippet + highlighted terms + "show more" -> download; the NATIVE CLI on the same file, seed
+//   and settings gives the same before/after table (1e-4) and, loading the downloaded zip, the same embeddings;
+//   no request leaves the origin.
+// Also: Stop cancels a run inside the C code; Train clicked while the search passages are being encoded
+// starts at once (the encoding is cancelled, not queued in front of the run); bad lines are named exactly as
+// the CLI names them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,106 +17,157 @@ import { REPO, WEB, startServer, openBrowser, foreign, unzipStore } from './help
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
-let server, b;
+let server, b, work;
 
 before(async () => {
   server = await startServer();
   b = await openBrowser(server.origin);
+  work = mkdtempSync(path.join(tmpdir(), 'et-web-'));
 });
 after(async () => {
   if (b) await b.close();
   if (server) await server.close();
+  if (work) rmSync(work, { recursive: true, force: true });
   if (process.env.ET_WEB_LOG) console.log(b.logs.join('\n'));
 });
 
-async function setTrainSettings(page, { epochs = 1, batch = 16, lr = '0.00005', maxlen = 64 } = {}) {
-  await page.fill('#opt-epochs', String(epochs));
-  await page.fill('#opt-batch', String(batch));
-  await page.fill('#opt-lr', lr);
-  await page.fill('#opt-maxlen', String(maxlen));
+// the settings of the parity run (the rest: finetune's defaults, identical on both sides)
+const SETTINGS = { epochs: '2', lr: '0.0001', batch: '16', maxlen: '64', seed: '7', negatives: '3' };
+const CLI_ARGS = ['--loss', 'infonce', '--epochs', '2', '--lr', '0.0001', '--batch', '16', '--max-len', '64', '--seed', '7', '--negatives', '3'];
+
+async function setSettings(page, s) {
+  if (!(await page.getAttribute('#advanced', 'open') !== null)) await page.click('#advanced summary');
+  const ids = { epochs: '#opt-epochs', lr: '#opt-lr', batch: '#opt-batch', maxlen: '#opt-maxlen', seed: '#opt-seed', negatives: '#opt-negatives', refresh: '#opt-refresh' };
+  for (const [k, v] of Object.entries(s)) await page.fill(ids[k], v);
 }
 
-test('train in the page, evaluate, search, download; native CLI agrees; nothing leaves the origin', async () => {
-  const { page, requests } = b;
-  const t0 = Date.now();
+async function ready(page, file = PAIRS) {
   await page.goto(server.origin + '/');
   await page.waitForSelector('body[data-model="ready"]', { timeout: 60000 });
+  await page.setInputFiles('#data-file', file);
+  await page.waitForSelector('body[data-data="ready"]', { timeout: 60000 });
+}
+
+const texts = ['Plan 9 userland tools', 'partition editor for Acorn machines', 'a tool to resize images from the command line',
+  'Ünïcödé — naïve café', 'x'];
+const vec = (r) => r.embedding || r.vector || r.emb || (Array.isArray(r) ? r : Object.values(r).find(Array.isArray));
+function nativeEncode(model) {
+  writeFileSync(path.join(work, 'texts.txt'), texts.join('\n') + '\n');
+  const out = execFileSync(NATIVE, ['encode', '--model', model, '--in', path.join(work, 'texts.txt'), '-q'], { encoding: 'utf8' });
+  return out.trim().split('\n').map((l) => vec(JSON.parse(l)));
+}
+
+test('upload, train (embedtune finetune in the worker), before/after with BM25, search with snippets, download; native finetune agrees', async () => {
+  const { page, requests } = b;
+  const t0 = Date.now();
+  await ready(page);
   assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'the page is cross-origin isolated');
   const info = await page.evaluate(() => window.__embedtune.state().info);
   assert.ok(info.threads >= 2, `threads: ${info.threads}`);
-  assert.equal(await page.isHidden('#isolation'), true);
-  console.log(`# model ready in ${Date.now() - t0} ms (${info.threads} threads, ${info.simd})`);
-
-  await page.setInputFiles('#data-file', PAIRS);
-  await page.waitForSelector('body[data-data="ready"]');
+  console.log(`# model + data ready in ${Date.now() - t0} ms (${info.threads} threads, ${info.simd})`);
   const st = await page.evaluate(() => window.__embedtune.state());
   assert.equal(st.rows, 200);
   assert.deepEqual(st.errors, []);
-  assert.match(await page.textContent('#data-status'), /200 pairs \(\d+ train, \d+ held out\)/);
+  const split = (await page.textContent('#data-status')).match(/200 pairs \((\d+) train, (\d+) held out\)/);
+  assert.ok(split, await page.textContent('#data-status'));
   assert.equal(await page.locator('#preview tbody tr').count(), 50);
 
-  await setTrainSettings(page, { epochs: 4, lr: '0.0001' });
+  await setSettings(page, SETTINGS);
   const t1 = Date.now();
   await page.click('#btn-train');
-  await page.waitForSelector('body[data-train="done"]', { timeout: 120000 });
+  await page.waitForSelector('body[data-train="done"]', { timeout: 600000 });
   const s = await page.evaluate(() => window.__embedtune.state());
-  console.log(`# trained ${s.steps} steps in ${Date.now() - t1} ms; loss ${s.loss[0].toFixed(3)} -> ${s.loss.at(-1).toFixed(3)}`);
-  assert.ok(s.steps >= 20, `steps ${s.steps}`);
-  // mean loss of the first vs the last epoch (without each epoch's last, possibly tiny, batch)
-  const epochMean = (e) => { const v = s.loss.filter((_, i) => s.epochs[i] === e && s.epochs[i + 1] === e); return v.reduce((a, x) => a + x, 0) / v.length; };
-  const first = epochMean(0), last = epochMean(Math.max(...s.epochs));
-  console.log(`# mean loss: first epoch ${first.toFixed(3)}, last epoch ${last.toFixed(3)}`);
-  assert.ok(last < 0.8 * first, `loss fell: first epoch ${first}, last epoch ${last}`);
-  assert.ok(s.before && s.after, 'before/after metrics');
-  assert.equal(await page.isVisible('#eval-table'), true);
-  assert.equal(await page.locator('#eval-table tbody tr').count(), 5);
-  console.log(`# nDCG@10 ${s.before['nDCG@10'].toFixed(4)} -> ${s.after['nDCG@10'].toFixed(4)}, MRR@10 ${s.before['MRR@10'].toFixed(4)} -> ${s.after['MRR@10'].toFixed(4)}`);
-  for (const k of ['nDCG@10', 'MRR@10', 'Recall@1', 'Recall@10']) assert.ok(s.after[k] >= 0 && s.after[k] <= 1, k);
+  const r = s.result;
+  console.log(`# page: ${r.counts.steps} steps, ${r.counts.refreshes} refreshes in ${Date.now() - t1} ms; phases ${s.phases.join(' ')}`);
+  assert.deepEqual(s.args, CLI_ARGS, 'the page passed the settings as finetune options');
+  assert.deepEqual(s.phases, ['load', 'parse', 'eval_before', 'mine', 'train', ...Array(r.counts.refreshes).fill(['refresh', 'train']).flat(), 'eval_after', 'done']);
+  assert.ok(r.counts.mined_negatives > 0 && r.counts.refreshes > 0, 'ANCE mining with refresh');
+  assert.equal(s.steps, r.counts.steps, 'every step reached the loss chart');
+  // the table: BM25, dense before/after, change
+  assert.deepEqual(await page.locator('#eval-table thead th').allTextContents(), ['metric', 'BM25', 'dense before', 'dense after', 'change']);
+  assert.equal(await page.locator('#eval-table tbody tr').count(), 7);
+  const ndcgRow = await page.locator('#eval-table tbody tr[data-metric="ndcg@10"] td').allTextContents();
+  assert.deepEqual(ndcgRow.slice(1, 4), [r.bm25['ndcg@10'], r.before['ndcg@10'], r.after['ndcg@10']].map((x) => x.toFixed(4)));
 
-  // search
+  // parity: native `embedtune finetune`, same file, seed, settings and thread count
+  if (!existsSync(NATIVE)) assert.fail(`${NATIVE} not built`);
+  const model = path.join(REPO, 'models', s.model.split(' ')[0]);
+  const nout = path.join(work, 'native-out'), njson = path.join(work, 'native.json');
+  const t2 = Date.now();
+  const p = spawnSync(NATIVE, ['finetune', '--model', model, '--data', PAIRS, '--out', nout, '--json', njson, '-q', '--threads', String(info.threads), ...CLI_ARGS], { encoding: 'utf8' });
+  assert.equal(p.status, 0, p.stderr);
+  const n = JSON.parse(readFileSync(njson, 'utf8'));
+  console.log(`# native finetune: ${Date.now() - t2} ms`);
+  assert.deepEqual(r.counts, n.counts, 'same counts (train/test split, examples, steps, mined negatives, refreshes)');
+  assert.deepEqual([r.counts.train, r.counts.test], [+split[1], +split[2]], 'the preview\'s split is the run\'s (200 distinct queries)');
+  assert.deepEqual(r.settings, n.settings, 'same resolved settings');
+  let maxd = 0;
+  for (const part of ['before', 'after', 'bm25'])
+    for (const [k, v] of Object.entries(n[part])) {
+      const d = Math.abs(v - r[part][k]);
+      maxd = Math.max(maxd, d);
+      assert.ok(d <= 1e-4, `${part} ${k}: page ${r[part][k]}, native ${v}`);
+    }
+  console.log(`# page vs native before/after/bm25 table: max |diff| ${maxd.toExponential(2)}`);
+
+  // search: dense, title + two-line snippet with the query's terms marked, "show more"
   await page.fill('#search-q', 'partition editor');
   await page.press('#search-q', 'Enter');
   await page.waitForSelector('#search-results li');
-  assert.equal(await page.locator('#search-results li').count(), 10);
+  const items = page.locator('#search-results li');
+  assert.equal(await items.count(), 10);
+  assert.equal(await page.locator('#search-results li .hit-title').count(), 10);
+  const marks = (await page.locator('#search-results mark').allTextContents()).map((m) => m.toLowerCase());
+  assert.ok(marks.length > 0 && marks.every((m) => m === 'partition' || m === 'editor'), `marks: ${marks}`);
+  const passages = readFileSync(PAIRS, 'utf8').trim().split('\n').map((l) => JSON.parse(l).positive);
+  const longOne = page.locator('#search-results li:has(button.more)').first();
+  assert.ok(await longOne.count(), 'a long passage has "show more"');
+  const snip = await longOne.locator('.hit-snippet').textContent();
+  assert.ok(snip.length <= 240, `snippet is short: ${snip.length} chars`);
+  await longOne.locator('button.more').click();
+  const full = await longOne.locator('.hit-snippet').textContent();
+  assert.ok(passages.includes(full), 'show more shows the whole passage');
+  assert.equal(await longOne.locator('button.more').textContent(), 'show less');
+  // every result is at most a title line + 2 snippet lines tall (a 700-word answer cannot fill the screen)
+  const heights = await page.evaluate(() => [...document.querySelectorAll('#search-results li')].map((li) => {
+    const s = li.querySelector('.hit-snippet');
+    return s && !s.classList.contains('full') ? s.getBoundingClientRect().height / parseFloat(getComputedStyle(s).lineHeight) : 0;
+  }));
+  assert.ok(heights.every((h) => h < 2.5), `snippets are at most two lines: ${heights.map((h) => h.toFixed(1))}`);
+  // BM25 mode
+  await page.selectOption('#search-mode', 'bm25');
+  await page.waitForFunction(() => /by BM25/.test(document.getElementById('search-status').textContent));
+  const top = await page.locator('#search-results li').first().textContent();
+  assert.match(top.toLowerCase(), /partition|editor/);
 
-  // download the zip through the real download path
+  // download the zip; the native CLI loads it and encodes like the page; it is the model native finetune made
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#btn-zip')]);
-  const work = mkdtempSync(path.join(tmpdir(), 'et-web-'));
-  try {
-    const zipPath = path.join(work, 'model.zip');
-    await dl.saveAs(zipPath);
-    assert.match(dl.suggestedFilename(), /-tuned\.zip$/);
-    const files = unzipStore(readFileSync(zipPath));
-    const names = Object.keys(files);
-    for (const f of ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json'])
-      assert.ok(names.some((n) => n.endsWith('/' + f)), `zip has ${f}: ${names.join(', ')}`);
-    const top = names[0].split('/')[0];
-    for (const [n, data] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(work, n)), { recursive: true });
-      writeFileSync(path.join(work, n), data);
-    }
-    // the same texts encoded by the page and by the native CLI
-    const texts = ['Plan 9 userland tools', 'partition editor for Acorn machines', 'a tool to resize images from the command line',
-      'Ünïcödé — naïve café', 'x'];
-    const web = await page.evaluate((t) => window.__embedtune.encode(t), texts);
-    if (!existsSync(NATIVE)) { console.log(`# SKIP native comparison: ${NATIVE} not built (tools/setup.sh)`); return; }
-    writeFileSync(path.join(work, 'texts.txt'), texts.join('\n') + '\n');
-    const out = execFileSync(NATIVE, ['encode', '--model', path.join(work, top), '--in', path.join(work, 'texts.txt'), '-q'], { encoding: 'utf8' });
-    const rows = out.trim().split('\n').map((l) => JSON.parse(l));
-    const vec = (r) => r.embedding || r.vector || r.emb || (Array.isArray(r) ? r : Object.values(r).find(Array.isArray));
-    const dim = web.length / texts.length;
-    let maxd = 0;
-    rows.forEach((r, i) => { const v = vec(r); assert.equal(v.length, dim); v.forEach((x, k) => { maxd = Math.max(maxd, Math.abs(x - web[i * dim + k])); }); });
-    console.log(`# native vs browser: max |diff| ${maxd.toExponential(2)} over ${texts.length} x ${dim}`);
-    assert.ok(maxd < 1e-4, `max diff ${maxd}`);
-    // and the tuned model really differs from the bundled one
-    const base = execFileSync(NATIVE, ['encode', '--model', path.join(REPO, 'models', s.model.split(' ')[0]), '--in', path.join(work, 'texts.txt'), '-q'], { encoding: 'utf8' });
-    const b0 = vec(JSON.parse(base.trim().split('\n')[0]));
-    assert.ok(b0.some((x, k) => Math.abs(x - web[k]) > 1e-3), 'the downloaded model is the tuned one');
-  } finally { rmSync(work, { recursive: true, force: true }); }
+  const zipPath = path.join(work, 'model.zip');
+  await dl.saveAs(zipPath);
+  assert.match(dl.suggestedFilename(), /-tuned\.zip$/);
+  const files = unzipStore(readFileSync(zipPath));
+  const names = Object.keys(files);
+  for (const f of ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json'])
+    assert.ok(names.some((x) => x.endsWith('/' + f)), `zip has ${f}: ${names.join(', ')}`);
+  const top_ = names[0].split('/')[0];
+  for (const [x, data] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(work, x)), { recursive: true });
+    writeFileSync(path.join(work, x), data);
+  }
+  const web = await page.evaluate((t) => window.__embedtune.encode(t), texts);
+  const dim = web.length / texts.length;
+  const diff = (rows) => { let m = 0; rows.forEach((v, i) => { assert.equal(v.length, dim); v.forEach((x, k) => { m = Math.max(m, Math.abs(x - web[i * dim + k])); }); }); return m; };
+  const dZip = diff(nativeEncode(path.join(work, top_)));
+  const dNative = diff(nativeEncode(nout));
+  console.log(`# embeddings: page vs native encode of the zip ${dZip.toExponential(2)}; page model vs native finetune's model ${dNative.toExponential(2)}`);
+  assert.ok(dZip < 1e-4, `zip: max diff ${dZip}`);
+  assert.ok(dNative < 1e-4, `native finetune's model: max diff ${dNative}`);
+  const b0 = nativeEncode(model)[0];
+  assert.ok(b0.some((x, k) => Math.abs(x - web[k]) > 1e-3), 'the downloaded model is the tuned one');
 
-  // the committed web/screenshot.png is refreshed only on request (UPDATE_SCREENSHOT=1): a test run must not
-  // modify tracked files; otherwise the picture goes to the temp folder for inspection
+  // the committed web/screenshot.png is refreshed only on request (UPDATE_SCREENSHOT=1)
+  await page.selectOption('#search-mode', 'dense');
+  await page.waitForFunction(() => /by cosine/.test(document.getElementById('search-status').textContent));
   const shot = process.env.UPDATE_SCREENSHOT === '1' ? path.join(WEB, 'screenshot.png') : path.join(tmpdir(), 'embedtune-page-after-training.png');
   await page.screenshot({ path: shot, fullPage: true });
   const bad = foreign(requests, server.origin);
@@ -119,28 +175,70 @@ test('train in the page, evaluate, search, download; native CLI agrees; nothing 
   assert.ok(requests.some((u) => u.endsWith('/wasm/embedtune-core.worker.js')), 'pthread workers were seen by the request log');
 });
 
-test('a stopped run is kept in IndexedDB and resumes after a reload', async () => {
+test('Stop cancels the run inside the C code; the starting model stays usable', async () => {
   const { page, requests } = b;
-  await page.goto(server.origin + '/');
-  await page.waitForSelector('body[data-model="ready"]', { timeout: 60000 });
-  await page.setInputFiles('#data-file', PAIRS);
-  await page.waitForSelector('body[data-data="ready"]');
-  await setTrainSettings(page, { epochs: 3 });
-  await page.evaluate(() => { window.__embedtuneCheckpointMs = 0; });
+  await ready(page);
+  await page.waitForSelector('body[data-corpus="ready"]', { timeout: 60000 });
+  await setSettings(page, { epochs: '3', maxlen: '64', negatives: '3' });
   await page.click('#btn-train');
-  await page.waitForFunction(() => window.__embedtune.state().steps >= 4, null, { timeout: 60000 });
+  await page.waitForSelector('body[data-phase="train"]', { timeout: 120000 });
+  await page.waitForFunction(() => window.__embedtune.state().steps >= 2, null, { timeout: 120000 });
+  const t = Date.now();
   await page.click('#btn-stop');
   await page.waitForSelector('body[data-train="stopped"]', { timeout: 60000 });
-  const stopped = await page.evaluate(() => window.__embedtune.state().steps);
-  await page.reload();
-  await page.waitForSelector('body[data-resume="offered"]', { timeout: 60000 });
-  assert.match(await page.textContent('#resume-text'), /interrupted run was found: step \d+ of \d+/);
-  await page.waitForSelector('body[data-model="ready"]', { timeout: 60000 });
-  await page.click('#btn-resume');
-  await page.waitForSelector('body[data-train="done"]', { timeout: 120000 });
   const s = await page.evaluate(() => window.__embedtune.state());
-  assert.ok(s.after, 'after metrics');
-  assert.ok(s.steps > stopped, `history continued: ${stopped} -> ${s.steps}`);
-  console.log(`# stopped at ${stopped} steps, resumed to ${s.steps}`);
+  console.log(`# stopped after ${s.steps} steps, ${Date.now() - t} ms after the click`);
+  assert.equal(s.trained, false);
+  assert.equal(s.result, null);
+  assert.match(await page.textContent('#train-status'), /Stopped/);
+  await page.waitForSelector('body[data-corpus="ready"]', { timeout: 60000 });
+  await page.fill('#search-q', 'image');
+  await page.press('#search-q', 'Enter');
+  await page.waitForSelector('#search-results li');
   assert.deepEqual(foreign(requests, server.origin), []);
+});
+
+test('Train clicked while the passages are being encoded starts the run at once', async () => {
+  // 480 distinct long passages: encoding them for the search box takes a while
+  const rows = readFileSync(PAIRS, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const big = [];
+  for (let i = 0; i < 480; i++) {
+    const a = rows[i % rows.length], c = rows[(i * 7 + 3) % rows.length], d = rows[(i * 13 + 5) % rows.length];
+    big.push(JSON.stringify({ id: `r${i}`, query: `${a.query} (${i})`, positive: `${a.positive} ${c.positive} ${d.positive} [${i}]` }));
+  }
+  const f = path.join(work, 'long_passages.jsonl');
+  writeFileSync(f, big.join('\n') + '\n');
+  const { page } = b;
+  await ready(page, f);
+  await page.waitForSelector('body[data-corpus="encoding"]');
+  await setSettings(page, { epochs: '1', maxlen: '32', negatives: '1', batch: '32', refresh: '0' });
+  assert.match(await page.textContent('#search-status'), /Encoding 480 passages/);
+  const t = Date.now();
+  await page.click('#btn-train');
+  // the search encoding is cancelled and the run's own phases start, instead of waiting behind it
+  await page.waitForSelector('body[data-corpus="cancelled"]', { timeout: 5000 });
+  await page.waitForFunction(() => ['load', 'parse', 'eval_before'].includes(document.body.dataset.phase), null, { timeout: 5000 });
+  console.log(`# run started ${Date.now() - t} ms after the click`);
+  await page.waitForSelector('body[data-train="done"]', { timeout: 600000 });
+  await page.waitForSelector('body[data-corpus="ready"]', { timeout: 120000 });
+  assert.match(await page.textContent('#search-status'), /480 passages ready for search \(tuned model\)/);
+});
+
+test('bad lines are named as the CLI names them, and the run refuses the file with the CLI\'s message', async () => {
+  const f = path.join(work, 'with_bad_lines.jsonl');
+  const lines = readFileSync(PAIRS, 'utf8').trim().split('\n').slice(0, 20);
+  lines[4] = '{"query": "q", "positive": 5}';
+  lines[9] = 'not json at all';
+  writeFileSync(f, lines.join('\n') + '\n');
+  const { page } = b;
+  await ready(page, f);
+  const errs = await page.locator('#data-error-list li').allTextContents();
+  assert.equal(errs[0], "with_bad_lines.jsonl:5: field 'positive': expected a string");
+  assert.equal(errs[1], 'with_bad_lines.jsonl:10: invalid JSON');
+  assert.match(await page.textContent('#data-status'), /18 pairs .*2 bad lines/);
+  await page.click('#btn-train');
+  await page.waitForSelector('body[data-train="error"]', { timeout: 60000 });
+  const p = spawnSync(NATIVE, ['finetune', '--model', path.join(REPO, 'models/compact'), '--data', f, '--out', path.join(work, 'bad-out'), '--loss', 'infonce', '-q'], { encoding: 'utf8' });
+  const cli = p.stderr.trim().replace(/^embedtune finetune: error: /, '').split(f).join('with_bad_lines.jsonl');
+  assert.equal(await page.textContent('#train-status'), `Training failed: ${cli}`);
 });
