@@ -19,27 +19,8 @@
 #include "finetune.h"
 #include "hf.h"
 #include "et_test.h"
+#include "fx_finetune.h"
 #include "data.h"
-
-#define FX "tests/fixtures/finetune"
-#define MODEL "tests/fixtures/e2e/model"
-
-static void base_cfg(et_finetune_cfg *c, const char *data, const char *out, et_train_loss loss) {
-    et_finetune_cfg_default(c);
-    c->model_dir = MODEL;
-    c->data = data;
-    c->out_dir = out;
-    c->train.loss = loss;
-    c->train.lr = 1e-3;
-    c->train.epochs = 5;
-    c->train.dropout = 0;
-    c->train.max_len_q = 32;
-    c->train.max_len_d = 32;
-    c->train.soft_norm = ET_SNORM_MINMAX;
-    c->negatives = 3;
-    c->threads = 2;
-    c->quiet = 1;
-}
 
 static int in01(double x) { return isfinite(x) && x >= 0 && x <= 1; }
 

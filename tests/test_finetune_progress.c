@@ -10,13 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "finetune.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
-
-#define FX "tests/fixtures/finetune"
-#define MODEL "tests/fixtures/e2e/model"
+#include "et_test.h"
+#include "fx_finetune.h"
 
 typedef struct {
     int seen[ET_FT_PHASE_DONE + 1];
@@ -43,21 +38,16 @@ static int cb(void *user, const et_ft_progress *p) {
     return 0;
 }
 
+/* the fixture's pairs file, one epoch */
 static void cfg(et_finetune_cfg *c, const char *out, et_train_loss loss) {
-    et_finetune_cfg_default(c);
-    c->model_dir = MODEL;
-    c->data = FX "/pairs.jsonl";
-    c->out_dir = out;
-    c->train.loss = loss;
-    c->train.lr = 1e-3;
+    base_cfg(c, FX "/pairs.jsonl", out, loss);
     c->train.epochs = 1;
-    c->train.dropout = 0;
-    c->train.max_len_q = 32;
-    c->train.max_len_d = 32;
-    c->train.soft_norm = ET_SNORM_MINMAX;
-    c->negatives = 3;
-    c->threads = 2;
-    c->quiet = 1;
+}
+
+static void rec_init(rec *R, et_ft_phase cancel_phase, double cancel_at) {
+    memset(R, 0, sizeof *R);
+    R->cancel_phase = cancel_phase;
+    R->cancel_at = cancel_at;
 }
 
 int main(void) {
@@ -75,8 +65,7 @@ int main(void) {
     c.refresh_every = 2;
     CHECK(!et_finetune_run(&c, &plain, &err), "plain run: %s", err.msg);
     rec R;
-    memset(&R, 0, sizeof R);
-    R.cancel_phase = (et_ft_phase)-1;
+    rec_init(&R, (et_ft_phase)-1, 0);
     snprintf(out, sizeof out, "%s/cb", tmp);
     cfg(&c, out, ET_TRAIN_INFONCE);
     c.refresh_every = 2;
@@ -105,8 +94,7 @@ int main(void) {
           "the callback changes nothing: nDCG@10 after %.6f vs %.6f", r.after.ndcg10, plain.after.ndcg10);
 
     /* 2. mse: experts instead of mining */
-    memset(&R, 0, sizeof R);
-    R.cancel_phase = (et_ft_phase)-1;
+    rec_init(&R, (et_ft_phase)-1, 0);
     snprintf(out, sizeof out, "%s/mse", tmp);
     cfg(&c, out, ET_TRAIN_MSE);
     c.negatives = 2;
@@ -120,9 +108,7 @@ int main(void) {
     /* 3. cancel: in an encode, at a step, at a phase start */
     struct { et_ft_phase ph; double at; } cases[] = {{ET_FT_PHASE_EVAL_BEFORE, 1}, {ET_FT_PHASE_TRAIN, 3}, {ET_FT_PHASE_MINE, 0}};
     for (int k = 0; k < 3; k++) {
-        memset(&R, 0, sizeof R);
-        R.cancel_phase = cases[k].ph;
-        R.cancel_at = cases[k].at;
+        rec_init(&R, cases[k].ph, cases[k].at);
         snprintf(out, sizeof out, "%s/cancel%d", tmp, k);
         cfg(&c, out, ET_TRAIN_INFONCE);
         c.progress = cb;
@@ -137,7 +123,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", tmp);
-    if (fails) { fprintf(stderr, "%d check(s) failed\n", fails); return 1; }
-    printf("test_finetune_progress: all checks passed\n");
-    return 0;
+    return et_test_report("test_finetune_progress");
 }
