@@ -399,8 +399,10 @@ export class Embedtune {
       this._mkdirs(p.slice(0, p.lastIndexOf('/')));
       FS.writeFile(p, bytesOf(start[k], k));
     }
+    // wasm32: one heap of at most 2 GB; the trainer refuses (with the figure) a run planned above 1.5 GB
+    const budget = args.includes('--mem-budget') ? [] : ['--mem-budget', '1536'];
     const argv = ['--model', modelDir, '--data', dataPath, '--out', outDir, '--json', `${root}/result.json`, '--quiet',
-      '--threads', String(this.threads), ...args.map(String)];
+      '--threads', String(this.threads), ...budget, ...args.map(String)];
     const blob = textBlob(argv, 'finetune');
     const lines = [], out = [];
     // the model's pool is released first: the run makes its own (the pthread pool has threads - 1 workers)
