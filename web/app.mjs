@@ -389,23 +389,25 @@ function checkTrainable() {
 const METRIC_NAMES = { 'ndcg@10': 'nDCG@10', 'map@10': 'MAP@10', 'mrr@10': 'MRR@10', 'recall@100': 'Recall@100', auprc: 'AUPRC',
   anisotropy: 'anisotropy', mean_pos_cosine: 'mean cosine (query, its passage)', spearman: 'Spearman ×100', pearson: 'Pearson ×100' };
 
-/** Table rows of a finetune --json report: [{metric, bm25, before, after, change, hybrid?}] */
+/** Table rows of a finetune --json report: [{metric, bm25, before, after, change, hybridBefore, hybridAfter}];
+ * hybrid (retrieval data): the default fusion with the starting model, the learned fusion with the tuned one. */
 export function evalRows(r) {
   if (!r) return [];
+  const hb = r.hybrid?.before?.hybrid_default, ha = r.hybrid?.after?.hybrid_learned;
   return Object.keys(r.before).map((k) => ({ key: k, metric: METRIC_NAMES[k] || k, bm25: r.bm25?.[k] ?? null, before: r.before[k], after: r.after[k],
-    change: r.after[k] != null && r.before[k] != null ? r.after[k] - r.before[k] : null, hybrid: r.hybrid?.[k] ?? null }));
+    change: r.after[k] != null && r.before[k] != null ? r.after[k] - r.before[k] : null, hybridBefore: hb?.[k] ?? null, hybridAfter: ha?.[k] ?? null }));
 }
 
 function renderEval() {
   const t = $('eval-table'), r = state.result;
   t.tBodies[0].replaceChildren();
   if (!r) { t.hidden = true; setStatus('eval-status', ''); return; }
-  const hasHybrid = !!r.hybrid, hasBm25 = !!r.bm25;
+  const hasHybrid = !!r.hybrid?.after, hasBm25 = !!r.bm25;
   const head = el('tr');
   head.append(el('th', 'metric'));
   if (hasBm25) head.append(el('th', 'BM25'));
   head.append(el('th', 'dense before'), el('th', 'dense after'), el('th', 'change'));
-  if (hasHybrid) head.append(el('th', 'hybrid'));
+  if (hasHybrid) head.append(el('th', 'hybrid before'), el('th', 'hybrid after'));
   t.tHead.replaceChildren(head);
   for (const x of evalRows(r)) {
     const tr = el('tr');
@@ -414,7 +416,7 @@ function renderEval() {
     if (hasBm25) tr.append(el('td', fmt(x.bm25)));
     tr.append(el('td', fmt(x.before)), el('td', fmt(x.after)),
       el('td', x.change == null ? '' : (x.change >= 0 ? '+' : '') + fmt(x.change), x.change == null ? '' : x.change > 0 ? 'up' : x.change < 0 ? 'down' : ''));
-    if (hasHybrid) tr.append(el('td', fmt(x.hybrid)));
+    if (hasHybrid) tr.append(el('td', fmt(x.hybridBefore)), el('td', fmt(x.hybridAfter)));
     t.tBodies[0].append(tr);
   }
   t.hidden = false;
@@ -422,7 +424,8 @@ function renderEval() {
   setStatus('eval-status', `${c.test} held-out ${r.eval_kind === 'retrieval' ? 'queries searched among all passages of the file' : 'pairs'}; ` +
     `trained on ${c.train} ${r.eval_kind === 'retrieval' ? 'queries' : 'rows'} (${c.examples} examples, ${c.steps} steps` +
     `${c.mined_negatives ? `, ${c.mined_negatives} mined negatives, ${c.refreshes} refresh${c.refreshes === 1 ? '' : 'es'}` : ''}` +
-    `${r.settings.experts?.length ? `, experts: ${r.settings.experts.join(', ')}` : ''}).`);
+    `${r.settings.experts?.length ? `, experts: ${r.settings.experts.join(', ')}` : ''}).` +
+    (hasHybrid ? ` Hybrid: BM25 + the model fused (${r.hybrid.before.learned_fusion} before; after: ${r.hybrid.after.learned_fusion}, ${r.hybrid.after.how}).` : ''));
 }
 
 // ------------------------------------------------------------------ loss chart (hand-drawn canvas)

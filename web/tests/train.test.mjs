@@ -84,10 +84,11 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   assert.ok(r.counts.mined_negatives > 0 && r.counts.refreshes > 0, 'ANCE mining with refresh');
   assert.equal(s.steps, r.counts.steps, 'every step reached the loss chart');
   // the table: BM25, dense before/after, change
-  assert.deepEqual(await page.locator('#eval-table thead th').allTextContents(), ['metric', 'BM25', 'dense before', 'dense after', 'change']);
+  assert.deepEqual(await page.locator('#eval-table thead th').allTextContents(), ['metric', 'BM25', 'dense before', 'dense after', 'change', 'hybrid before', 'hybrid after']);
   assert.equal(await page.locator('#eval-table tbody tr').count(), 7);
   const ndcgRow = await page.locator('#eval-table tbody tr[data-metric="ndcg@10"] td').allTextContents();
   assert.deepEqual(ndcgRow.slice(1, 4), [r.bm25['ndcg@10'], r.before['ndcg@10'], r.after['ndcg@10']].map((x) => x.toFixed(4)));
+  assert.deepEqual(ndcgRow.slice(5, 7), [r.hybrid.before.hybrid_default['ndcg@10'], r.hybrid.after.hybrid_learned['ndcg@10']].map((x) => x.toFixed(4)));
 
   // parity: native `embedtune finetune`, same file, seed, settings and thread count
   if (!existsSync(NATIVE)) assert.fail(`${NATIVE} not built`);
@@ -108,7 +109,15 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
       maxd = Math.max(maxd, d);
       assert.ok(d <= 1e-4, `${part} ${k}: page ${r[part][k]}, native ${v}`);
     }
-  console.log(`# page vs native before/after/bm25 table: max |diff| ${maxd.toExponential(2)}`);
+  for (const w of ['before', 'after'])
+    for (const sys of ['dense', 'bm25', 'hybrid_default', 'hybrid_learned'])
+      for (const [k, v] of Object.entries(n.hybrid[w][sys])) {
+        const d = Math.abs(v - r.hybrid[w][sys][k]);
+        maxd = Math.max(maxd, d);
+        assert.ok(d <= 1e-4, `hybrid ${w} ${sys} ${k}: page ${r.hybrid[w][sys][k]}, native ${v}`);
+      }
+  assert.equal(r.hybrid.after.learned_fusion, n.hybrid.after.learned_fusion, 'same learned fusion');
+  console.log(`# page vs native before/after/bm25/hybrid table: max |diff| ${maxd.toExponential(2)}`);
 
   // search: dense, title + two-line snippet with the query's terms marked, "show more"
   await page.fill('#search-q', 'partition editor');
