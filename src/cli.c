@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cJSON.h"
+#include "json.h"
 #include "cli.h"
 #include "data.h"
 #include "fileio.h"
@@ -174,7 +174,11 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
         char *text = NULL;
         if (mode == 1) {
             if (len == 0) continue;
-            cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+            cJSON *j = NULL;
+            if (et_json_parse(line, (size_t)len, &j, NULL) == ET_ERR_NOMEM) {
+                st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory parsing the JSON", label, lineno);
+                break;
+            }
             if (!j || !cJSON_IsObject(j)) {
                 cJSON_Delete(j);
                 st = et_fail(err, ET_ERR_FORMAT, "%s:%ld: not a JSON object (JSONL input needs one object per line with a \"text\" field)", label, lineno);
@@ -191,7 +195,7 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
         } else {
             text = strdup(line);
         }
-        if (!text || et_sv_push(out, text)) { free(text); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory", label, lineno); break; }
+        if (!text || et_sv_push(out, text)) { free(text); st = et_fail(err, ET_ERR_NOMEM, "%s:%ld: out of memory storing the text", label, lineno); break; }
     }
     free(line);
     if (!st && ferror(f)) st = et_fail(err, ET_ERR_IO, "%s: read error", label);
