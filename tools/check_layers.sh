@@ -5,7 +5,9 @@
 #   - a file includes "x.h" of a module in a HIGHER layer than its own (a lower layer may not know a higher one),
 #   - a file belongs to no module of the table (place new modules in docs/architecture.md),
 #   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h),
-#   - modules include each other in a cycle (even within one layer; e.g. bert.h <-> moe.h), found by tsort.
+#   - modules include each other in a cycle (even within one layer; e.g. bert.h <-> moe.h), found by tsort,
+#   - JSON text is parsed with cJSON_Parse* anywhere but src/json.c (et_json_parse is the one entry: it tells
+#     out of memory from malformed text).
 # Usage: tools/check_layers.sh [ROOT]   (default: the repository of this script). Prints every violation.
 set -u
 ROOT=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -67,5 +69,10 @@ if [ -n "$loops" ]; then
   echo "$loops" | sed 's/^/  /'
   bad=$((bad + 1))
 fi
+while IFS= read -r hit; do
+  loc=${hit#"$ROOT"/}
+  echo "${loc%%:[^0-9]*}: parses JSON with cJSON directly; use et_json_parse (json.h)"
+  bad=$((bad + 1))
+done < <(grep -n 'cJSON_Parse' "$ROOT"/src/*.c "$ROOT"/wasm/et_wasm.c 2>/dev/null | grep -v "^$ROOT/src/json.c:")
 if [ $bad -gt 0 ]; then echo "check_layers: $bad violation(s)"; exit 1; fi
 echo "check_layers: $nfiles files, $nincl includes, ${#LAYER[@]} modules in ${#NAME[@]} layers: ok"
