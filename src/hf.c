@@ -478,10 +478,17 @@ static int tokenizer_file(const char *base, char *out, size_t cap) {
 
 /* A tokenizer from one file: vocab.txt (WordPiece), tokenizer.json or a .model (SentencePiece; XLM-R ids
  * for a RoBERTa-family model). Its size must fit the model's vocab_size (equal for WordPiece). */
+/* A WordPiece vocabulary is any *.txt file: vocab.txt, or a copy of it under another name (the trainer's
+ * out.vocab.txt); it is always saved as vocab.txt. Every other file is a tokenizer.json or a .model. */
+static int is_wordpiece_vocab_name(const char *bn) {
+    size_t n = strlen(bn);
+    return n >= 4 && !strcmp(bn + n - 4, ".txt");
+}
+
 static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config *cfg, const et_hf_info *info, et_error *err) {
     const char *bn = base_name(path);
     et_tokenizer *t = NULL;
-    if (!strcmp(bn, "vocab.txt")) {
+    if (is_wordpiece_vocab_name(bn)) {
         t = et_tokenizer_load_vocab(path, err);
         if (t && info) et_hf_apply_case(t, info);
     } else {
@@ -664,7 +671,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     }
     if (!vocab) return et_fail(err, ET_ERR_ARG, "%s: no vocab given (vocab_path or vocab_buf)", dir);
     const char *vname = o.vocab_path ? base_name(o.vocab_path) : "vocab.txt";
-    int wordpiece = !strcmp(vname, "vocab.txt");
+    int wordpiece = is_wordpiece_vocab_name(vname);
     /* a SentencePiece tokenizer: its file and the tokenizer files beside it are copied (read first: the
      * source may be this folder) */
     enum { NSIDE = 5 };
@@ -703,7 +710,7 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     /* a killed earlier save into this folder may have left NAME.tmp-N files: clear them first */
     if ((s = et_mkdir_p(dir, err)) || (s = et_remove_stale_tmp(dir, 1, err))) { free(vocab_owned); return s; }
     char path[ET_PATH_MAX];
-    if (!(s = et_path_join(path, sizeof path, dir, vname, err))) s = et_write_file_atomic(path, vocab, vlen, err);
+    if (!(s = et_path_join(path, sizeof path, dir, wordpiece ? "vocab.txt" : vname, err))) s = et_write_file_atomic(path, vocab, vlen, err);
     free(vocab_owned);
     for (int k = 0; k < NSIDE; k++) {
         if (side[k] && !s && !(s = et_path_join(path, sizeof path, dir, side_names[k], err)))

@@ -377,6 +377,34 @@ static void test_roundtrip(const char *name, const char *tmp) {
         rm_folder(dst);
         snprintf(p, sizeof p, "%s/old", tmp); rmdir(p);
     }
+    /* a WordPiece vocab copied under another name (the wasm trainer's OUT.vocab.txt) is a vocab.txt: it was
+     * taken for a SentencePiece model ('not a sentencepiece model') and would have been saved under its own name */
+    if (!strcmp(name, "good_f32")) {
+        char vc[700], p[720];
+        snprintf(vc, sizeof vc, "%s/out.vocab.txt", tmp);
+        char *vb = NULL;
+        size_t vl = 0;
+        CHECK(et_read_file(vocab, 1 << 24, &vb, &vl, &err) == ET_OK, "%s", err.msg);
+        CHECK(et_write_file_atomic(vc, vb, vl, &err) == ET_OK, "%s", err.msg);
+        free(vb);
+        snprintf(dst, sizeof dst, "%s/renamed", tmp);
+        et_hf_save_opts o = {.vocab_path = vc};
+        et_status s = et_hf_save(dst, &a, &o, &err);
+        CHECK(s == ET_OK, "save with a vocab named out.vocab.txt: %s", err.msg);
+        snprintf(p, sizeof p, "%s/vocab.txt", dst);
+        CHECK(et_file_exists(p), "saved as vocab.txt");
+        snprintf(p, sizeof p, "%s/out.vocab.txt", dst);
+        CHECK(!et_file_exists(p), "not saved under the copy's name");
+        et_bert b;
+        et_hf_info ib;
+        if (!s) {
+            s = et_hf_load_ex(dst, &b, &ib, &err);
+            CHECK(s == ET_OK, "reload: %s", err.msg);
+            if (!s) et_bert_free(&b);
+        }
+        remove(vc);
+        rm_folder(dst);
+    }
     /* a vocab that does not match is refused before anything is written */
     snprintf(dst, sizeof dst, "%s/badvocab", tmp);
     et_hf_save_opts o = {.vocab_buf = "[PAD]\n[UNK]\n", .vocab_len = 12};
