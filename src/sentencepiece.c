@@ -767,11 +767,14 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         return ET_OK;
     }
     if (s->nsteps == MAX_STEPS) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: more than %d normalizers", name, MAX_STEPS);
-    nstep *st = &s->steps[s->nsteps];
+    nstep *st = &s->steps[s->nsteps++]; /* counted at once: et_spm_free frees its strings on any failure below */
     memset(st, 0, sizeof *st);
     if (!strcmp(ty->valuestring, "Precompiled")) {
         const cJSON *cm = jget(nj, "precompiled_charsmap");
-        if (cJSON_IsNull(cm) || (cJSON_IsString(cm) && !cm->valuestring[0])) return ET_OK; /* empty: no-op */
+        if (cJSON_IsNull(cm) || (cJSON_IsString(cm) && !cm->valuestring[0])) { /* empty: no-op */
+            s->nsteps--;
+            return ET_OK;
+        }
         if (!cJSON_IsString(cm)) return et_fail(err, ET_ERR_FORMAT, "%s: Precompiled: \"precompiled_charsmap\" must be a base64 string", name);
         if (s->units) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: two Precompiled normalizers", name);
         size_t bn;
@@ -824,7 +827,6 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: normalizer \"%s\" is not supported with a Unigram model", name,
                        ty->valuestring);
     }
-    s->nsteps++;
     return ET_OK;
 }
 
