@@ -14,19 +14,10 @@
 #include "fx_tok.h"
 #include "sentencepiece.h"
 #include "tokenizer.h"
+#include "et_test.h"
 
 #define DIR "tests/fixtures/spm"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
 
 static char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -188,7 +179,7 @@ int main(void) {
                         for (int q = 0; q < nw && q < 24; q++) fprintf(stderr, "%d ", w[q]);
                         fprintf(stderr, "\n");
                     }
-                    if (!same) failures++;
+                    if (!same) et_test_fails++;
                     /* truncated output: same prefix, same total */
                     if (same && nw > 3) {
                         int32_t small[3];
@@ -250,10 +241,5 @@ int main(void) {
     free(want);
     free(got);
     free(swant);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("OK\n");
-    return 0;
+    return et_test_report("test_spm");
 }

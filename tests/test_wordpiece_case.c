@@ -11,19 +11,10 @@
 #include "fx_tok.h"
 #include "hf.h"
 #include "tokenizer.h"
+#include "et_test.h"
 
 #define DIR "tests/fixtures/wordpiece_case"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -94,13 +85,13 @@ int main(void) {
         n[m]++;
         ok[m] += same;
         ncn[m] += cn;
-        if (!same && failures < 20) {
+        if (!same && et_test_fails < 20) {
             int i = 0;
             while (i < k && i < nw && got[i] == want[i]) i++;
             CHECK(0, "%s text %d '%.60s': %d ids, want %d; first difference at %d: %s vs %s", mode, idx, text[idx], k, nw, i,
                   i < k ? et_tokenizer_token(tok[m], got[i]) : "(end)", i < nw ? et_tokenizer_token(tok[m], want[i]) : "(end)");
         } else if (!same) {
-            failures++;
+            et_test_fails++;
         }
     }
     printf("WordPiece casing vs HF tokenizers: ");
@@ -180,10 +171,5 @@ int main(void) {
     for (int m = 0; m < 3; m++) et_tokenizer_free(tok[m]);
     free(spm);
     free(cases);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("OK\n");
-    return 0;
+    return et_test_report("test_wordpiece_case");
 }

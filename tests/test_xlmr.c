@@ -14,20 +14,11 @@
 #include "encode.h"
 #include "fileio.h"
 #include "hf.h"
+#include "et_test.h"
 
 #define FX "tests/fixtures/xlmr"
 #define MAXT 16
 
-static int failures = 0;
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (!(cond)) {                                           \
-            failures++;                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fprintf(stderr, "\n");                               \
-        }                                                        \
-    } while (0)
 
 static int copy_file(const char *src, const char *dst) {
     char *b;
@@ -207,10 +198,5 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", root);
     for (int i = 0; i < x.n; i++) free(x.text[i]);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
-        return 1;
-    }
-    printf("OK\n");
-    return 0;
+    return et_test_report("test_xlmr");
 }
