@@ -16,7 +16,7 @@ static et_opt ft_opts[] = {
     {"--model", NULL, "DIR", "starting model folder (Hugging Face / sentence-transformers)", NULL},
     {"--data", NULL, "PATH", "BEIR folder, pairs file (.jsonl/.csv/.tsv) or STS JSONL (s1, s2, score)", NULL},
     {"--out", NULL, "DIR", "where the tuned model is written (a Hugging Face folder)", NULL},
-    {"--loss", NULL, "NAME", "infonce | mse | soft1 | soft2 | soft3 | clp", NULL},
+    {"--loss", NULL, "NAME", "infonce (default) | mse | soft1 | soft2 | soft3 | clp", NULL},
     {"--json", NULL, "FILE", "also write the before/after results as JSON (- = stdout)", NULL},
     {"--eval", NULL, "PATH", "evaluate on this set instead of the held-out split (then all of --data is trained on)", NULL},
     {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined) or per positive row (mse/soft) (default 7)", NULL},
@@ -37,9 +37,17 @@ static et_opt ft_opts[] = {
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
     {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
-    {"--epochs", NULL, "N", "passes over the training examples (default 1)", NULL},
-    {"--lr", NULL, "X", "peak learning rate (default 2e-5)", NULL},
-    {"--batch", NULL, "N", "queries (or rows) per micro-batch (default 16)", NULL},
+    {"--epochs", NULL, "N", "passes over the training examples; with a dev split an upper bound (default auto: about 300 steps with a dev split, 2..10 epochs; 120 steps, 1..3 epochs without)", NULL},
+    {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between)", NULL},
+    {"--batch", NULL, "N", "queries (or rows) per micro-batch (default auto: 16, or 8 below 128 examples)", NULL},
+    {"--dev", NULL, "auto|on|off", "early stopping on a dev split carved from the training queries (15 %, by a hash of the id); auto = when it holds >= 5 queries (20 rows) (default auto)", NULL},
+    {"--patience", NULL, "N", "dev evaluations without a new best before stopping (default 2)", NULL},
+    {"--dev-every", NULL, "N", "optimizer steps between dev evaluations (default auto: once per epoch, at most 50 steps apart)", NULL},
+    {"--time-budget", NULL, "SECONDS", "stop training so that the whole run (final evaluation included) fits in this many seconds (default none)", NULL},
+    {"--max-train-queries", NULL, "N", "use only N of the training queries (rows), chosen by a hash of the id (default all; 0 = none, with --adapt)", NULL},
+    {"--adapt", NULL, NULL, "infonce/clp: add self-supervised pairs (inverse cloze + random crops) from the data's own passages (BEIR corpus, or the pairs' passages)", NULL},
+    {"--corpus", NULL, "FILE", "passages for --adapt (implies it): BEIR folder or corpus.jsonl, JSONL with \"text\", or one passage per line", NULL},
+    {"--adapt-pairs", NULL, "N", "at most N adaptation pairs (default: as many as labelled examples, 500..2000)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256; queries 64)", NULL},
     {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 (default 0.1)", NULL},
     {"--tau", NULL, "X", "infonce/clp temperature (default 0.05)", NULL},
@@ -141,14 +149,15 @@ static int run_finetune(et_opt *o, int n) { return et_cli_finetune_run(o, n, NUL
 
 int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user) {
     if (!et_cli_need(o, n, "finetune", "--model") || !et_cli_need(o, n, "finetune", "--data") ||
-        !et_cli_need(o, n, "finetune", "--out") || !et_cli_need(o, n, "finetune", "--loss"))
+        !et_cli_need(o, n, "finetune", "--out"))
         return 2;
     et_error err = {0};
     et_finetune_cfg c;
     et_finetune_cfg_default(&c);
     et_train_cfg *t = &c.train;
     int ok = 1;
-    if (et_train_loss_parse(et_cli_get(o, n, "--loss"), &t->loss, &err)) { fprintf(stderr, "embedtune finetune: --loss: %s\n", err.msg); return 2; }
+    const char *ln = et_cli_get(o, n, "--loss");
+    if (et_train_loss_parse(ln ? ln : "infonce", &t->loss, &err)) { fprintf(stderr, "embedtune finetune: --loss: %s\n", err.msg); return 2; }
     if (et_cli_get(o, n, "--soft-norm") && et_soft_norm_parse(et_cli_get(o, n, "--soft-norm"), &t->soft_norm, &err)) {
         fprintf(stderr, "embedtune finetune: --soft-norm: %s\n", err.msg);
         return 2;
@@ -197,9 +206,18 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.quiet = et_cli_get(o, n, "--quiet") != NULL;
     c.seed = (uint64_t)et_cli_int(o, n, "--seed", 42, 0, 0x7fffffffL, &ok);
     t->seed = c.seed;
-    t->epochs = (int)et_cli_int(o, n, "--epochs", 1, 1, 100000, &ok);
-    t->lr = et_cli_float(o, n, "--lr", 2e-5, 0, 10, &ok);
-    t->batch = (int)et_cli_int(o, n, "--batch", 16, 1, 65536, &ok);
+    t->epochs = (int)et_cli_int(o, n, "--epochs", 0, 1, 100000, &ok);   /* 0: decided (et_finetune_plan) */
+    t->lr = et_cli_float(o, n, "--lr", 0, 1e-12, 10, &ok);
+    t->batch = (int)et_cli_int(o, n, "--batch", 0, 1, 65536, &ok);
+    const char *dv = et_cli_get(o, n, "--dev");
+    if (dv && strcmp(dv, "auto") && strcmp(dv, "on") && strcmp(dv, "off")) { fprintf(stderr, "embedtune finetune: --dev must be auto, on or off (got '%s')\n", dv); ok = 0; }
+    c.dev = !dv || !strcmp(dv, "auto") ? -1 : !strcmp(dv, "on");
+    c.patience = (int)et_cli_int(o, n, "--patience", 2, 1, 1000, &ok);
+    c.dev_every = (int)et_cli_int(o, n, "--dev-every", 0, 1, INT_MAX, &ok);
+    c.time_budget = et_cli_float(o, n, "--time-budget", 0, 1, 1e9, &ok);
+    c.max_train_queries = (int)et_cli_int(o, n, "--max-train-queries", -1, 0, INT_MAX, &ok);
+    c.adapt = et_cli_get(o, n, "--adapt") != NULL || et_cli_get(o, n, "--corpus") != NULL;
+    c.adapt_pairs = et_cli_int(o, n, "--adapt-pairs", 0, 1, 100000000, &ok);
     t->tau = et_cli_float(o, n, "--tau", 0.05, 1e-6, 1e6, &ok);
     t->lambda = et_cli_float(o, n, "--lambda", 0.1, 0, 1, &ok);
     t->alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
@@ -256,10 +274,30 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
 
+    et_strvec ctexts = {0};
+    et_corpus corp;
+    memset(&corp, 0, sizeof corp);
+    const char *cp = et_cli_get(o, n, "--corpus");
+    int beir = 0;
+    if (cp) { /* a BEIR folder / corpus.jsonl (title + text), else texts (JSONL "text" or lines) */
+        char pb[4096];
+        size_t l = strlen(cp);
+        beir = et_dir_exists(cp) || (l >= 12 && !strcmp(cp + l - 12, "corpus.jsonl"));
+        if (et_dir_exists(cp)) snprintf(pb, sizeof pb, "%s/corpus.jsonl", cp); else snprintf(pb, sizeof pb, "%s", cp);
+        et_status cs = beir ? et_corpus_read(pb, NULL, &corp, NULL, &err) : et_cli_read_texts(pb, &ctexts, &err);
+        if (!cs && !beir && ctexts.n > INT32_MAX) cs = et_fail(&err, ET_ERR_ARG, "%s: too many passages", pb);
+        if (cs) { if (beir) et_corpus_free(&corp); et_sv_free(&ctexts); return et_cli_fail("finetune", &err); }
+        c.corpus = beir ? corp.text : (const char *const *)ctexts.v;
+        c.corpus_title_len = beir ? corp.title_len : NULL;
+        c.n_corpus = beir ? corp.n : (int32_t)ctexts.n;
+    }
     c.progress = progress;
     c.progress_user = progress_user;
-    et_finetune_result r;
-    if (et_finetune_run(&c, &r, &err)) {
+    static et_finetune_result r; /* large (the dev curve) */
+    et_status fs = et_finetune_run(&c, &r, &err);
+    if (beir) et_corpus_free(&corp);
+    et_sv_free(&ctexts);
+    if (fs) {
         if (!c.quiet) fputc('\n', stderr);
         return et_cli_fail("finetune", &err);
     }
@@ -279,6 +317,15 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     }
     print_hybrid(f, &r, c.out_dir);
     fprintf(f, "  %ld steps, %lld examples, %.1f s training; model -> %s\n", r.steps, (long long)r.train_examples, r.seconds_train, c.out_dir);
+    const et_ft_plan *P = &r.plan;
+    fprintf(f, "  settings: lr %g (%s); batch %d (%s); epochs %d (%s); dev: %s\n", P->lr, P->why_lr, P->batch, P->why_batch, P->epochs,
+            P->why_epochs, P->why_dev);
+    if (r.best_dev >= 0)
+        fprintf(f, "  kept the model of step %ld (dev %.4f, starting model %.4f); %s\n", r.dev[r.best_dev].step, r.dev[r.best_dev].score,
+                r.dev[0].score, r.stop_reason);
+    else fprintf(f, "  %s\n", r.stop_reason);
+    if (r.adapt_pairs)
+        fprintf(f, "  corpus adaptation: %lld pairs (%lld inverse-cloze, %lld crops)\n", (long long)r.adapt_pairs, (long long)r.adapt_ict, (long long)r.adapt_crop);
     int rc = 0;
     if (jout) {
         cJSON *root = cJSON_CreateObject();
@@ -290,9 +337,21 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddStringToObject(root, "loss", et_train_loss_name(t->loss));
         cJSON_AddStringToObject(root, "eval_kind", r.kind == ET_FT_EVAL_IR ? "retrieval" : "pairs");
         cJSON *st = cJSON_AddObjectToObject(root, "settings");
-        cJSON_AddNumberToObject(st, "epochs", t->epochs);
-        cJSON_AddNumberToObject(st, "lr", t->lr);
-        cJSON_AddNumberToObject(st, "batch", t->batch);
+        cJSON_AddNumberToObject(st, "epochs", P->epochs);
+        cJSON_AddNumberToObject(st, "lr", P->lr);
+        cJSON_AddNumberToObject(st, "batch", P->batch);
+        cJSON *why = cJSON_AddObjectToObject(root, "why"); /* the reasons for the settings */
+        cJSON_AddStringToObject(why, "lr", P->why_lr);
+        cJSON_AddStringToObject(why, "batch", P->why_batch);
+        cJSON_AddStringToObject(why, "epochs", P->why_epochs);
+        cJSON_AddStringToObject(why, "dev", P->why_dev);
+        cJSON_AddBoolToObject(st, "dev", P->use_dev);
+        cJSON_AddNumberToObject(st, "dev_size", (double)P->dev_size);
+        cJSON_AddNumberToObject(st, "dev_every", P->dev_every);
+        cJSON_AddNumberToObject(st, "patience", P->patience);
+        if (c.time_budget > 0) cJSON_AddNumberToObject(st, "time_budget", c.time_budget);
+        if (c.max_train_queries >= 0) cJSON_AddNumberToObject(st, "max_train_queries", c.max_train_queries);
+        cJSON_AddBoolToObject(st, "adapt", c.adapt);
         cJSON_AddNumberToObject(st, "negatives", c.negatives);
         cJSON_AddNumberToObject(st, "tau", t->tau);
         cJSON_AddNumberToObject(st, "lambda", t->lambda);
@@ -327,6 +386,25 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
             if (bm && isfinite(rw[i].bm)) jnum(bm, rw[i].name, rw[i].bm);
         }
         json_hybrid(root, &r);
+        if (r.adapt_pairs) {
+            cJSON *ad = cJSON_AddObjectToObject(cnt, "adaptation");
+            cJSON_AddNumberToObject(ad, "pairs", (double)r.adapt_pairs);
+            cJSON_AddNumberToObject(ad, "ict", (double)r.adapt_ict);
+            cJSON_AddNumberToObject(ad, "crop", (double)r.adapt_crop);
+        }
+        cJSON *dc = cJSON_AddArrayToObject(root, "dev");
+        for (int i = 0; i < r.n_dev; i++) {
+            cJSON *pt = cJSON_CreateObject();
+            cJSON_AddNumberToObject(pt, "step", (double)r.dev[i].step);
+            cJSON_AddNumberToObject(pt, "epoch", r.dev[i].step ? r.dev[i].epoch + 1 : 0);
+            jnum(pt, "score", r.dev[i].score);
+            jnum(pt, "anisotropy", r.dev[i].anisotropy);
+            jnum(pt, "mean_pos_cosine", r.dev[i].mean_pos_cosine);
+            jnum(pt, "seconds", r.dev[i].seconds);
+            cJSON_AddItemToArray(dc, pt);
+        }
+        if (r.best_dev >= 0) cJSON_AddNumberToObject(root, "best_dev_step", (double)r.dev[r.best_dev].step);
+        cJSON_AddStringToObject(root, "stop_reason", r.stop_reason);
         cJSON *sec = cJSON_AddObjectToObject(root, "seconds");
         jnum(sec, "prepare", r.seconds_prepare);
         jnum(sec, "train", r.seconds_train);
@@ -365,6 +443,6 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
 }
 
 et_command et_cmd_finetune = {"finetune", "Split, mine negatives, score with experts, train, and compare before/after on held-out data.",
-     "finetune --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl --out DIR --loss infonce|mse|soft1|soft2|soft3|clp [--json FILE] "
+     "finetune --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl --out DIR [--loss infonce|mse|soft1|soft2|soft3|clp] [--json FILE] "
      "[--eval PATH] [--negatives N] [--mine-range A:B] [--refresh-every N|auto] [--expert-model DIR ...] [--epochs N] [--lr X] ...",
      run_finetune, ft_opts, ET_NOPTS(ft_opts)};

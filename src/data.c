@@ -145,6 +145,22 @@ et_status et_beir_split_make(const et_beir *B, et_split which, et_beir_split *o,
     return ET_OK;
 }
 
+static uint32_t salted_key(const char *salt, const char *id) {
+    size_t a = strlen(salt), b = strlen(id);
+    char sb[256], *buf = a + b <= sizeof sb ? sb : malloc(a + b);
+    uint8_t d[20];
+    if (!buf) return 0; /* out of memory: a fixed key (the split stays deterministic) */
+    memcpy(buf, salt, a);
+    memcpy(buf + a, id, b);
+    et_sha1(buf, a + b, d);
+    if (buf != sb) free(buf);
+    return (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+}
+
+int et_split_is_dev(const char *id) { return salted_key("dev:", id) % 100 < ET_DEV_PERCENT; }
+
+uint32_t et_split_subset_key(const char *id) { return salted_key("subset:", id); }
+
 /* ================================ bad-line reporting ===================================== */
 typedef struct {
     const char *path;

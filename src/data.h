@@ -177,6 +177,12 @@ const char *et_split_key(const char *id, const char *query);
 int et_split_row_is_test(const char *id, const char *query);
 /* 1 if the row belongs to `which` (always for ET_SPLIT_ALL) */
 int et_split_keep(et_split which, const char *id, const char *query);
+/* The dev split carved from the TRAINING ids (finetune's early stopping), independent of the test rule:
+ * dev iff int(sha1_hex("dev:" + id)[0:8], 16) % 100 < ET_DEV_PERCENT. Apply it to the split keys (et_split_key) of training rows. */
+#define ET_DEV_PERCENT 15
+int et_split_is_dev(const char *id);
+/* A deterministic rank key for subsetting training ids: int(sha1_hex("subset:" + id)[0:8], 16). */
+uint32_t et_split_subset_key(const char *id);
 
 /* The judged queries (at least one qrels row) of a BEIR set on one side of the split, in query order,
  * their qrels re-indexed to 0..nq-1: qs[q] = B->query_text[orig[q]] (borrowed from B), qrels[qoff[q] ..

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapt.h"
 #include "cJSON.h"
 #include "data.h"
 #include "experts.h"
@@ -45,6 +46,12 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->pos_threshold = 0.5;
     c->enc_batch = 32;
     c->seed = 42;
+    c->train.lr = 0;     /* decided by et_finetune_plan */
+    c->train.batch = 0;
+    c->train.epochs = 0;
+    c->dev = -1;
+    c->patience = 2;
+    c->max_train_queries = -1;
 }
 
 static void say(const et_finetune_cfg *c, const char *fmt, ...) {
@@ -177,8 +184,22 @@ static float src_label(const source *s, int64_t i, double smax) {
     return s->P.label[i];
 }
 
-/* the split rule of data.h (id, else the query text / s1) */
-static int keep_row(const source *s, int64_t i, et_split which) { return et_split_keep(which, src_id(s, i), src_a(s, i)); }
+/* A split of the rows/queries, on the key of data.h (et_split_key: the id, else the query text): which (the
+ * held-out rule, et_split_keep); dev = 0 ignore the dev rule, 1 dev only, 2 non-dev only (et_split_is_dev);
+ * keys above subset_max are left out (et_split_subset_key); none = 1: nothing is kept. */
+typedef struct { et_split which; int dev, none; uint32_t subset_max; } ft_split;
+
+static int in_split(const char *id, const char *query, const ft_split *sp) {
+    const char *key = et_split_key(id, query);
+    if (sp->none || !et_split_keep(sp->which, id, query)) return 0;
+    if (sp->dev && et_split_is_dev(key) != (sp->dev == 1)) return 0;
+    if (sp->subset_max != UINT32_MAX && et_split_subset_key(key) > sp->subset_max) return 0;
+    return 1;
+}
+
+static const ft_split SPLIT_ALL = {ET_SPLIT_ALL, 0, 0, UINT32_MAX}, SPLIT_TEST = {ET_SPLIT_TEST, 0, 0, UINT32_MAX};
+
+static int keep_row(const source *s, int64_t i, const ft_split *sp) { return in_split(src_id(s, i), src_a(s, i), sp); }
 
 /* ------------------------------------------------------------------ the evaluation set */
 
@@ -206,7 +227,7 @@ static int cmp_qdg(const void *x, const void *y) {
     return (a->d > b->d) - (a->d < b->d);
 }
 
-static et_status evalset_make(const source *s, et_split which, double smax, const char *path, evalset *e, et_error *err) {
+static et_status evalset_make(const source *s, const ft_split *sp, double smax, const char *path, evalset *e, et_error *err) {
     memset(e, 0, sizeof *e);
     if (s->kind == SRC_BEIR) {
         const et_beir *B = &s->B;
@@ -219,13 +240,13 @@ static et_status evalset_make(const source *s, et_split which, double smax, cons
         int64_t m = 0;
         for (int32_t q = 0; q < B->nqueries; q++) {
             if (B->qrel_off[q + 1] == B->qrel_off[q]) continue;
-            if (!et_split_keep(which, B->query_id[q], B->query_text[q])) continue;
+            if (!in_split(B->query_id[q], B->query_text[q], sp)) continue;
             e->qoff[e->nq] = m;
             for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) { e->qrels[m] = B->qrels[u]; e->qrels[m++].q = e->nq; }
             e->qs[e->nq++] = B->query_text[q];
         }
         e->qoff[e->nq] = m;
-        if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no judged query in the %s split", path, which == ET_SPLIT_TEST ? "held-out" : "chosen");
+        if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no judged query in the %s split", path, sp->which == ET_SPLIT_TEST ? "held-out" : sp->dev == 1 ? "dev" : "chosen");
         return ET_OK;
     }
     int64_t n = src_rows(s);
@@ -236,10 +257,10 @@ static et_status evalset_make(const source *s, et_split which, double smax, cons
         e->lab = malloc(sizeof(float) * (size_t)(n + 1));
         if (!e->a || !e->b || !e->lab) return et_fail(err, ET_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; i < n; i++) {
-            if (!keep_row(s, i, which)) continue;
+            if (!keep_row(s, i, sp)) continue;
             e->a[e->n] = src_a(s, i); e->b[e->n] = src_b(s, i); e->lab[e->n++] = src_label(s, i, smax);
         }
-        if (e->n < 2) return et_fail(err, ET_ERR_FORMAT, "%s: fewer than 2 rows in the held-out split (%lld)", path, (long long)e->n);
+        if (e->n < 2) return et_fail(err, ET_ERR_FORMAT, "%s: fewer than 2 rows in the %s split (%lld)", path, sp->which == ET_SPLIT_TEST ? "held-out" : sp->dev == 1 ? "dev" : "chosen", (long long)e->n);
         return ET_OK;
     }
     /* positive pairs: every distinct passage is the corpus; the held-out rows' queries are searched */
@@ -257,7 +278,7 @@ static et_status evalset_make(const source *s, et_split which, double smax, cons
     for (int32_t q = 0; q < e->ix.nq; q++) qmap[q] = -1;
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (!keep_row(s, i, which)) continue;
+        if (!keep_row(s, i, sp)) continue;
         int32_t q = e->ix.row_q[i];
         if (qmap[q] < 0) { qmap[q] = e->nq; e->qs[e->nq++] = e->ix.qtext[q]; }
         v[m++] = (qdg){qmap[q], e->ix.row_p[i], 1};
@@ -273,7 +294,7 @@ static et_status evalset_make(const source *s, et_split which, double smax, cons
     }
     while (cq < e->nq) e->qoff[++cq] = w;
     free(v); free(qmap);
-    if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no rows in the held-out split", path);
+    if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no rows in the %s split", path, sp->which == ET_SPLIT_TEST ? "held-out" : sp->dev == 1 ? "dev" : "chosen");
     return ET_OK;
 }
 
@@ -288,6 +309,7 @@ typedef struct {
     int64_t *mq_off; int32_t *mq_pos;  /* positives (corpus indices), CSR */
     /* examples -> mining query */
     int32_t *ex_q;
+    int n_ex;                          /* examples [0, n_ex) get mined negatives (the labelled ones) */
 } mining;
 
 static void ex_free(et_train_example *e) {
@@ -405,7 +427,7 @@ fill:;
         }
     }
     if (filled) say(c, "%lld negative slot(s) without a candidate in ranks [%d, %d) were filled with random documents", (long long)filled, c->mine_lo, c->mine_hi);
-    for (int i = 0; i < D->n; i++) {
+    for (int i = 0; i < M->n_ex; i++) {
         et_train_example *e = &D->ex[i];
         int32_t q = M->ex_q[i];
         for (int g = 0; g < e->n_neg; g++) free(e->negatives[g]);
@@ -428,6 +450,32 @@ done:
     return s;
 }
 
+/* append the adaptation pairs to D, each with `negatives` other pairs' positives (not from its own passage),
+ * drawn with a seeded stream; CLP: their negative queries are unknown (masked) */
+static et_status adapt_attach(const et_finetune_cfg *c, const et_adapt_pairs *A, et_train_data *D, int clp, et_error *err) {
+    int G = c->negatives;
+    et_rng r;
+    et_rng_seed(&r, c->seed ^ 0xada9700ull);
+    for (int64_t i = 0; i < A->n; i++) {
+        et_train_example *e = &D->ex[D->n];
+        e->line = D->n + 1;
+        D->n++;
+        e->query = xstrdup(A->query[i]);
+        e->positive = xstrdup(A->positive[i]);
+        e->negatives = calloc((size_t)G, sizeof(char *));
+        if (clp) e->neg_queries = calloc((size_t)G, sizeof(char *));
+        if (!e->query || !e->positive || !e->negatives || (clp && !e->neg_queries)) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        e->n_neg = G;
+        e->n_negq = clp ? G : 0;
+        for (int g = 0; g < G; g++) {
+            int64_t j = i;
+            for (int t = 0; t < 100 && A->doc[j] == A->doc[i]; t++) j = (int64_t)et_rng_below(&r, (uint64_t)A->n);
+            if (!(e->negatives[g] = xstrdup(A->positive[j]))) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        }
+    }
+    return ET_OK;
+}
+
 /* ------------------------------------------------------------------ progress and refresh */
 
 typedef struct {
@@ -439,6 +487,9 @@ typedef struct {
     int n;
     double loss;
     int cancelled; /* cfg->progress asked to stop */
+    int dev_every;     /* 0 = no dev evaluation */
+    double deadline;   /* et_now_s() past which training stops (0 = none) */
+    int timed_out;
 } step_prog;
 
 static int watch_due(const step_prog *p, long step, long total) {
@@ -454,7 +505,10 @@ static int on_step(void *user, const et_train_stats *s) {
         et_ft_progress q = {ET_FT_PHASE_TRAIN, (double)s->step, (double)s->total_steps, s};
         if (p->c->progress(p->c->progress_user, &q)) { p->cancelled = 1; return 1; }
     }
-    int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && s->step < s->total_steps;
+    int more = s->step < s->total_steps;
+    int refresh = p->refresh_every > 0 && s->step % p->refresh_every == 0 && more;
+    if (p->dev_every > 0 && s->step % p->dev_every == 0 && more) refresh = 1;
+    if (p->deadline > 0 && more && et_now_s() > p->deadline) { p->timed_out = 1; refresh = 1; }
     refresh |= watch_due(p, s->step, s->total_steps);
     if (p->c->quiet) return refresh;
     double t = et_now_s();
@@ -766,7 +820,8 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
     et_status s = ET_OK;
     if (!after) {
         evalset tr;
-        if ((s = evalset_make(src, c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, c->sts_max, c->data, &tr, err))) return s;
+        ft_split tsp = {c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, 0, 0, UINT32_MAX};
+        if ((s = evalset_make(src, &tsp, c->sts_max, c->data, &tr, err))) return s;
         if (tr.kind != ET_FT_EVAL_IR) { evalset_free(&tr); return ET_OK; } /* labelled pairs: nothing to rank */
         s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, NULL, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
@@ -805,6 +860,110 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
     return ET_OK;
 }
 
+/* ------------------------------------------------------------------ automatic settings, the dev evaluation */
+
+double et_finetune_auto_lr(double n_params) {
+    if (!(n_params > 0)) return 2e-5;
+    double x = (log(n_params) - log(4.6e6)) / (log(1.1e8) - log(4.6e6));
+    double lr = exp(log(2e-4) + x * (log(2e-5) - log(2e-4)));
+    return lr < 1e-5 ? 1e-5 : lr > 3e-4 ? 3e-4 : lr;
+}
+
+/* steps aimed at with a dev split (an upper bound: early stopping usually ends sooner), and without one */
+#define FT_DEV_TARGET_STEPS 300
+#define FT_FIXED_TARGET_STEPS 120
+
+void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, int64_t dev_size, int dev_is_ir,
+                      et_ft_plan *p) {
+    memset(p, 0, sizeof *p);
+    const et_train_cfg *t = &c->train;
+    int pairwise = t->loss == ET_TRAIN_MSE || t->loss == ET_TRAIN_SOFT1 || t->loss == ET_TRAIN_SOFT2 || t->loss == ET_TRAIN_SOFT3;
+    if (t->lr > 0) {
+        p->lr = t->lr;
+        snprintf(p->why_lr, sizeof p->why_lr, "given");
+    } else if (pairwise) { /* cosine regression: the size rule (measured for InfoNCE) collapses it on small models */
+        p->lr = 2e-5;
+        snprintf(p->why_lr, sizeof p->why_lr, "pairwise loss: 2e-5 (sentence-transformers' CosineSimilarityLoss); the size rule is for infonce/clp");
+    } else {
+        p->lr = et_finetune_auto_lr(n_params);
+        snprintf(p->why_lr, sizeof p->why_lr, "%.1f M parameters: log-linear in size between 2e-4 at 4.6 M and 2e-5 at 110 M",
+                 n_params / 1e6);
+    }
+    if (t->batch > 0) {
+        p->batch = t->batch;
+        snprintf(p->why_batch, sizeof p->why_batch, "given");
+    } else {
+        p->batch = n_ex < 128 ? 8 : 16;
+        snprintf(p->why_batch, sizeof p->why_batch, n_ex < 128 ? "%lld examples (< 128): smaller batches keep >= 16 steps per epoch"
+                                                             : "%lld examples: 16 queries per step (in-batch + hard negatives)", (long long)n_ex);
+    }
+    p->negatives = c->negatives;
+    int64_t spe = n_ex > 0 ? (n_ex + p->batch - 1) / p->batch : 1;
+    int64_t min_dev = dev_is_ir ? ET_FT_MIN_DEV_QUERIES : ET_FT_MIN_DEV_ROWS;
+    p->dev_size = dev_size;
+    p->use_dev = c->dev != 0 && dev_size >= min_dev;
+    if (p->use_dev)
+        snprintf(p->why_dev, sizeof p->why_dev, "%lld dev %s carved from the training data (et_split_is_dev, %d %%): %s every evaluation",
+                 (long long)dev_size, dev_is_ir ? "queries" : "rows", ET_DEV_PERCENT, dev_is_ir ? "nDCG@10" : "Spearman");
+    else if (c->dev == 0) snprintf(p->why_dev, sizeof p->why_dev, "off (given)");
+    else snprintf(p->why_dev, sizeof p->why_dev, "off: the dev split would hold %lld %s (< %lld)", (long long)dev_size,
+                  dev_is_ir ? "queries" : "rows", (long long)min_dev);
+    if (t->epochs > 0) {
+        p->epochs = t->epochs;
+        snprintf(p->why_epochs, sizeof p->why_epochs, p->use_dev ? "given (an upper bound: early stopping on dev)" : "given");
+    } else {
+        int64_t target = p->use_dev ? FT_DEV_TARGET_STEPS : FT_FIXED_TARGET_STEPS;
+        int64_t e = (target + spe - 1) / spe;
+        int lo = p->use_dev ? 2 : 1, hi = p->use_dev ? 10 : 3;
+        p->epochs = (int)(e < lo ? lo : e > hi ? hi : e);
+        snprintf(p->why_epochs, sizeof p->why_epochs, p->use_dev ? "at most %d (%lld steps per epoch, about %lld steps in all); stops when dev stops rising"
+                                                                 : "%d (%lld steps per epoch, about %lld steps; no dev split to stop on)",
+                 p->epochs, (long long)spe, (long long)target);
+    }
+    p->patience = c->patience > 0 ? c->patience : 2;
+    if (c->dev_every > 0) p->dev_every = c->dev_every;
+    else if (spe <= 50) p->dev_every = (int)spe;
+    else { int64_t k = (spe + 49) / 50; p->dev_every = (int)((spe + k - 1) / k); }
+    if (!p->use_dev) p->dev_every = 0;
+}
+
+int et_ft_stopper_add(et_ft_stopper *st, double score, int patience) {
+    int better = !isnan(score) && (!st->have || score > st->best_score); /* NaN never wins, ties do not count */
+    if (better) { st->best = st->n; st->best_score = score; st->bad = 0; st->have = 1; }
+    else st->bad++;
+    st->n++;
+    return st->bad >= (patience > 0 ? patience : 1);
+}
+
+/* The periodic evaluation of the model while it trains, on the dev split: the ONE place where training
+ * checks the model (early stopping compares .score; further checks, e.g. a collapse watch on the anisotropy
+ * and the mean positive cosine, belong here). */
+static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, const et_bert *m, const et_tokenizer *tok,
+                                 et_pool *pool, int mlen, long step, int epoch, double t0, et_ft_dev_point *pt, et_error *err) {
+    memset(pt, 0, sizeof *pt);
+    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
+    et_status s;
+    if (dv->kind == ET_FT_EVAL_IR) {
+        et_ir_eval r;
+        if ((s = et_eval_ir_dense(m, tok, pool, &eo, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, &r, err)))
+            return et_error_prefix(err, "dev evaluation at step %ld", step);
+        pt->score = r.ndcg10;
+        pt->anisotropy = r.anisotropy;
+        pt->mean_pos_cosine = r.mean_pos_cosine;
+    } else {
+        et_pair_eval r;
+        if ((s = et_eval_pairs_dense(m, tok, pool, &eo, dv->a, dv->b, dv->lab, dv->n, &r, err)))
+            return et_error_prefix(err, "dev evaluation at step %ld", step);
+        pt->score = r.spearman;
+        pt->anisotropy = r.anisotropy;
+        pt->mean_pos_cosine = r.mean_pos_cosine;
+    }
+    pt->step = step;
+    pt->epoch = epoch;
+    pt->seconds = et_now_s() - t0;
+    return ET_OK;
+}
+
 /* ------------------------------------------------------------------ the run */
 
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
@@ -824,6 +983,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
     if (c->neg_source < ET_FT_NEG_ANCE || c->neg_source > ET_FT_NEG_MIX) return et_fail(err, ET_ERR_ARG, "finetune: unknown negative source %d", c->neg_source);
 
+    double t_start = et_now_s();
     et_status s = ET_OK;
     ft_model L;
     memset(&L, 0, sizeof L);
@@ -853,6 +1013,15 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     int32_t *negs = NULL, *rq = NULL, *rp = NULL;
     float *rl = NULL, *cols = NULL;
     int64_t *rsrc = NULL;
+    evalset dv; /* the dev split (early stopping) */
+    memset(&dv, 0, sizeof dv);
+    int use_dev = 0;
+    int64_t dev_size = 0;
+    float *best = NULL;
+    uint32_t *keys = NULL;
+    et_adapt_pairs AP;
+    memset(&AP, 0, sizeof AP);
+    res->best_dev = -1;
 
     /* model */
     char vocab[ET_PATH_MAX];
@@ -866,13 +1035,59 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (phase_start(c, ET_FT_PHASE_PARSE)) { s = cancelled(err, ET_FT_PHASE_PARSE); goto done; }
     if ((s = source_load(c->data, &src, err))) goto done;
     res->data_kind = src_names[src.kind];
-    et_split split = c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN; /* rows used for training */
+    /* rows used for training: all, or the train split; then optionally a subset, minus the dev split */
+    ft_split trs = {c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, 0, 0, UINT32_MAX};
     if (c->eval_path) {
         if ((s = source_load(c->eval_path, &esrc, err))) goto done;
-        if ((s = evalset_make(&esrc, ET_SPLIT_ALL, c->sts_max, c->eval_path, &ev, err))) goto done;
-    } else if ((s = evalset_make(&src, ET_SPLIT_TEST, c->sts_max, c->data, &ev, err))) goto done;
+        if ((s = evalset_make(&esrc, &SPLIT_ALL, c->sts_max, c->eval_path, &ev, err))) goto done;
+    } else if ((s = evalset_make(&src, &SPLIT_TEST, c->sts_max, c->data, &ev, err))) goto done;
     res->kind = ev.kind;
     res->test_queries = ev.kind == ET_FT_EVAL_IR ? ev.nq : ev.n;
+    if (c->max_train_queries >= 0) { /* keep the first N training queries (rows) in et_split_subset_key order */
+        int64_t nk = 0, cap = src.kind == SRC_BEIR ? src.B.nqueries : src_rows(&src);
+        if (!(keys = malloc(sizeof(uint32_t) * (size_t)(cap + 1)))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        for (int64_t i = 0; i < cap; i++) {
+            if (src.kind == SRC_BEIR) {
+                const et_beir *B = &src.B;
+                int pos = 0;
+                for (int64_t u = B->qrel_off[i]; u < B->qrel_off[i + 1]; u++) pos |= B->qrels[u].grade > 0;
+                if (pos && in_split(B->query_id[i], B->query_text[i], &trs)) keys[nk++] = et_split_subset_key(B->query_id[i]);
+            } else if (keep_row(&src, i, &trs)) {
+                keys[nk++] = et_split_subset_key(et_split_key(src_id(&src, i), src_a(&src, i)));
+            }
+        }
+        if (c->max_train_queries == 0) trs.none = 1;
+        else if (c->max_train_queries < nk) {
+            for (int64_t i = 1; i < nk; i++) { /* insertion sort: small sets */
+                uint32_t v = keys[i];
+                int64_t j = i;
+                while (j > 0 && keys[j - 1] > v) { keys[j] = keys[j - 1]; j--; }
+                keys[j] = v;
+            }
+            trs.subset_max = keys[c->max_train_queries - 1];
+        }
+        say(c, "using %d of %lld training %s (--max-train-queries)", c->max_train_queries < nk ? c->max_train_queries : (int)nk,
+            (long long)nk, src.kind == SRC_BEIR ? "queries" : "rows");
+    }
+    if (c->dev != 0 && !trs.none) { /* the dev split: carved from the training rows by et_split_is_dev */
+        ft_split ds = trs;
+        ds.dev = 1;
+        et_error e2 = {0};
+        et_status s2 = evalset_make(&src, &ds, c->sts_max, c->data, &dv, &e2);
+        dev_size = s2 ? 0 : dv.kind == ET_FT_EVAL_IR ? dv.nq : dv.n;
+        int64_t need = (s2 ? ev.kind : dv.kind) == ET_FT_EVAL_IR ? ET_FT_MIN_DEV_QUERIES : ET_FT_MIN_DEV_ROWS;
+        if (!s2 && dev_size >= need) use_dev = 1;
+        else {
+            evalset_free(&dv);
+            memset(&dv, 0, sizeof dv);
+            if (c->dev == 1) {
+                s = et_fail(err, ET_ERR_FORMAT, "%s: the dev split holds %lld judged %s (need %lld)", c->data, (long long)dev_size,
+                            ev.kind == ET_FT_EVAL_IR ? "queries" : "rows", (long long)need);
+                goto done;
+            }
+        }
+        if (use_dev) trs.dev = 2;
+    }
 
     /* training rows: TP (borrowed strings) */
     if (src.kind == SRC_BEIR) {
@@ -888,7 +1103,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (!TP.query || !TP.passage || !TP.id || !TP.label || !M.mq || !M.mq_off || !M.mq_pos) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         int64_t m = 0;
         for (int32_t q = 0; q < B->nqueries; q++) {
-            if (!et_split_keep(split, B->query_id[q], B->query_text[q])) continue;
+            if (!in_split(B->query_id[q], B->query_text[q], &trs)) continue;
             int64_t m0 = m;
             for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) {
                 if (B->qrels[u].grade <= 0) continue;
@@ -914,7 +1129,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (K && pairwise) TP.scores = malloc(sizeof(float) * (size_t)(n + 1) * K);
         if (!TP.query || !TP.passage || !TP.id || !TP.label || (K && pairwise && !TP.scores)) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         for (int64_t i = 0; i < n; i++) {
-            if (!keep_row(&src, i, split)) continue;
+            if (!keep_row(&src, i, &trs)) continue;
             float y = lab ? src_label(&src, i, c->sts_max) : 1.f;
             if (!pairwise && y < c->pos_threshold) continue; /* infonce/clp: positive rows only */
             TP.query[TP.n] = src_a(&src, i); TP.passage[TP.n] = src_b(&src, i); TP.id[TP.n] = src_id(&src, i);
@@ -929,7 +1144,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         M.corpus = ix.ptext; M.nd = ix.np; M.mq = ix.qtext; M.nmq = ix.nq; M.mq_off = NULL; M.mq_pos = NULL;
         res->train_queries = pairwise ? TP.n : ix.nq;
     }
-    if (!TP.n) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
+    int adapting = c->adapt || c->corpus;
+    if (adapting && pairwise) { s = et_fail(err, ET_ERR_ARG, "finetune: corpus adaptation (--adapt / --corpus) works with the losses infonce and clp (not %s)", et_train_loss_name(loss)); goto done; }
+    if (!TP.n && !(adapting && src.kind == SRC_BEIR)) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
 
     /* before */
     double te = et_now_s();
@@ -950,7 +1167,23 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (phase_start(c, ET_FT_PHASE_MINE)) { s = cancelled(err, ET_FT_PHASE_MINE); goto done; }
         if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
         int64_t nex_ = M.mq_off[M.nmq];
-        D.ex = calloc((size_t)nex_ + 1, sizeof(et_train_example));
+        if (adapting) { /* self-supervised pairs from passages (adapt.h) */
+            const char *const *pas = c->corpus;
+            const int32_t *tl = c->corpus_title_len;
+            int32_t np = c->n_corpus;
+            if (!pas && src.kind == SRC_BEIR) { pas = src.B.doc_text; tl = src.B.doc_title_len; np = src.B.ndocs; }
+            else if (!pas) { pas = ix.ptext; np = ix.np; }
+            et_adapt_cfg ac;
+            et_adapt_cfg_default(&ac);
+            ac.seed = c->seed;
+            ac.max_pairs = c->adapt_pairs > 0 ? c->adapt_pairs : nex_ < 500 ? 500 : nex_ > 2000 ? 2000 : nex_;
+            if ((s = et_adapt_build(pas, tl, np, &ac, &AP, err))) goto done;
+            if (AP.n < 2) { s = et_fail(err, ET_ERR_FORMAT, "%s: corpus adaptation found %lld usable passage(s) (need 2; passages need >= %d words)", c->corpus ? "--corpus" : c->data, (long long)AP.n, ac.min_words); goto done; }
+            res->adapt_pairs = AP.n; res->adapt_ict = AP.n_ict; res->adapt_crop = AP.n_crop;
+            say(c, "corpus adaptation: %lld self-supervised pairs (%lld inverse-cloze, %lld crop) from %d passages of %s, mixed with %lld labelled examples",
+                (long long)AP.n, (long long)AP.n_ict, (long long)AP.n_crop, np, c->corpus ? "--corpus" : "the data's own corpus", (long long)nex_);
+        }
+        D.ex = calloc((size_t)(nex_ + AP.n) + 1, sizeof(et_train_example));
         M.ex_q = malloc(sizeof(int32_t) * (size_t)(nex_ + 1));
         if (!D.ex || !M.ex_q) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
         for (int32_t q = 0; q < M.nmq; q++)
@@ -962,13 +1195,17 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
                 M.ex_q[D.n++] = q;
                 if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
             }
-        res->neg_source = c->neg_source;
-        say(c, "%s mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each%s", c->neg_source == ET_FT_NEG_BM25 ? "BM25"
-            : c->neg_source == ET_FT_NEG_MIX ? "ANCE + BM25 (mix)" : "ANCE", M.nmq, M.nd, c->mine_lo, c->mine_hi, c->negatives,
-            c->neg_source == ET_FT_NEG_BM25 ? "" : " (starting model)");
-        if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &res->mine, 0, err))) goto done;
-        say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
-            (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
+        M.n_ex = D.n;
+        if (M.nmq > 0) {
+            res->neg_source = c->neg_source;
+            say(c, "%s mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each%s", c->neg_source == ET_FT_NEG_BM25 ? "BM25"
+                : c->neg_source == ET_FT_NEG_MIX ? "ANCE + BM25 (mix)" : "ANCE", M.nmq, M.nd, c->mine_lo, c->mine_hi, c->negatives,
+                c->neg_source == ET_FT_NEG_BM25 ? "" : " (starting model)");
+            if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &res->mine, 0, err))) goto done;
+            say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
+                (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
+        }
+        if (AP.n && (s = adapt_attach(c, &AP, &D, clp, err))) goto done;
     } else {
         /* experts over the training rows */
         if (phase_start(c, ET_FT_PHASE_EXPERTS)) { s = cancelled(err, ET_FT_PHASE_EXPERTS); goto done; }
@@ -1080,8 +1317,22 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
             tc.train_only_moe ? ", training the routers and experts only" : "");
 
+    /* settings: explicit ones win, the rest is decided from the model and the data */
+    et_ft_plan *P = &res->plan;
+    et_finetune_plan(c, (double)L.model.n_params, D.n, use_dev ? dev_size : 0, (use_dev ? dv.kind : ev.kind) == ET_FT_EVAL_IR, P);
+    tc.lr = P->lr;
+    tc.batch = P->batch;
+    tc.epochs = P->epochs;
+    say(c, "lr %g: %s", P->lr, P->why_lr);
+    say(c, "batch %d: %s", P->batch, P->why_batch);
+    say(c, "epochs %d: %s", P->epochs, P->why_epochs);
+    say(c, "dev split: %s%s", P->why_dev, P->use_dev ? "" : "; the last model is kept");
+    if (P->use_dev) say(c, "dev evaluation every %d steps, patience %d", P->dev_every, P->patience);
+    if (c->time_budget > 0) say(c, "time budget %.0f s for the whole run", c->time_budget);
+
     /* train */
-    step_prog sp = {c, pairwise ? 0 : c->refresh_every, 0, 0, et_now_s(), 0, 0, 0, NAN, 0};
+    step_prog sp = {.c = c, .refresh_every = pairwise || !M.nmq ? 0 : c->refresh_every, .t0 = et_now_s(), .loss = NAN,
+                    .dev_every = P->dev_every};
     tc.out_dir = c->out_dir;
     tc.vocab_path = vocab;
     tc.max_seq_length = L.info.max_seq_length;
@@ -1116,24 +1367,64 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
     if (phase_start(c, ET_FT_PHASE_TRAIN)) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
     double tt = et_now_s();
+    long spe_ = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+    if (spe_ < 1) spe_ = 1;
+    int stopped = 0;
+    et_ft_stopper stp = {0};
+    if (P->use_dev) { /* the starting model is the first candidate */
+        if (!(best = malloc(sizeof(float) * L.model.n_params))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)"); goto done; }
+        if ((s = ft_dev_evaluate(c, &dv, &L.model, L.tok, L.pool, mlen, 0, 0, t_start, &res->dev[0], err))) goto done;
+        res->n_dev = 1;
+        et_ft_stopper_add(&stp, res->dev[0].score, P->patience);
+        res->best_dev = 0;
+        memcpy(best, L.model.params, sizeof(float) * L.model.n_params);
+        say(c, "dev at step 0 (starting model): %.4f", res->dev[0].score);
+    }
+    if (c->time_budget > 0) { /* leave room for the final evaluation (as long as the first) and one dev evaluation */
+        double dev_cost = res->n_dev ? res->dev[0].seconds - (tt - t_start) : 0;
+        sp.deadline = t_start + c->time_budget - res->seconds_eval - (dev_cost > 0 ? dev_cost : 0) - 1.0;
+    }
+    snprintf(res->stop_reason, sizeof res->stop_reason, "completed %d epoch(s)", tc.epochs);
     for (;;) {
         if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
         if (sp.cancelled) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
-        long at = et_trainer_step(&tr);
-        if (at >= tr.total_steps) break;
-        if (watch_due(&sp, at, tr.total_steps) &&
-            (s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, at, tr.total_steps, res, err))) {
+        long step = et_trainer_step(&tr);
+        int end = step >= tr.total_steps;
+        if (!end && watch_due(&sp, step, tr.total_steps) &&
+            (s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, step, tr.total_steps, res, err))) {
             clean_checkpoints(c->out_dir);
             goto done;
         }
-        if (!(sp.refresh_every > 0 && at % sp.refresh_every == 0)) continue;
-        /* stopped for an ANCE refresh */
-        res->refreshes++;
-        if (phase_start(c, ET_FT_PHASE_REFRESH)) { s = cancelled(err, ET_FT_PHASE_REFRESH); goto done; }
-        say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", et_trainer_step(&tr), res->refreshes);
-        et_mine_stats ms;
-        if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
+        if (sp.timed_out && !end) { snprintf(res->stop_reason, sizeof res->stop_reason, "time budget (%.0f s) reached at step %ld", c->time_budget, step); stopped = 1; }
+        if (P->use_dev && (end || stopped || step % P->dev_every == 0) && res->n_dev < ET_FT_MAX_DEV_POINTS) {
+            et_ft_dev_point *pt = &res->dev[res->n_dev];
+            if ((s = ft_dev_evaluate(c, &dv, &L.model, L.tok, L.pool, mlen, step, (int)((step - 1) / spe_), t_start, pt, err))) goto done;
+            int halt = et_ft_stopper_add(&stp, pt->score, P->patience), better = stp.best == res->n_dev;
+            say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt->epoch + 1, pt->score, better ? " (best so far)" : "");
+            if (better) { res->best_dev = res->n_dev; memcpy(best, L.model.params, sizeof(float) * L.model.n_params); }
+            res->n_dev++;
+            if (!end && !stopped && halt) {
+                snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
+                stopped = 1;
+            }
+        }
+        if (end || stopped) break;
+        if (sp.refresh_every > 0 && step % sp.refresh_every == 0) { /* an ANCE refresh */
+            res->refreshes++;
+            if (phase_start(c, ET_FT_PHASE_REFRESH)) { s = cancelled(err, ET_FT_PHASE_REFRESH); goto done; }
+            say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", step, res->refreshes);
+            et_mine_stats ms;
+            if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
+        }
     }
+    if (P->use_dev && res->best_dev != res->n_dev - 1) {
+        memcpy(L.model.params, best, sizeof(float) * L.model.n_params);
+        et_bert_params_changed(&L.model); /* an in-place write: caches of packed weights must not be reused */
+        say(c, "keeping the model of step %ld (dev %.4f)%s", res->dev[res->best_dev].step, res->dev[res->best_dev].score,
+            res->best_dev == 0 ? ": training did not improve on the starting model on the dev split" : "");
+    }
+    if ((stopped || (P->use_dev && res->best_dev != res->n_dev - 1)) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
+    say(c, "training ended: %s", res->stop_reason);
     res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&tr);
     res->final_loss = sp.loss;
@@ -1146,10 +1437,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_AFTER};
     if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
-    if (!s) s = ft_hybrid_step(c, &src, &ev, NULL, &L.model, L.tok, L.pool, mlen, 1, res, err);
+    if (!s) s = ft_hybrid_step(c, &src, &ev, use_dev ? &dv : NULL, &L.model, L.tok, L.pool, mlen, 1, res, err);
     res->seconds_eval += et_now_s() - te;
     if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
 done:
+    free(best);
+    free(keys);
+    et_adapt_pairs_free(&AP);
+    evalset_free(&dv);
     if (has_tr) et_trainer_free(&tr);
     watch_free(&W);
     for (int e = 0; e < nex; e++) et_expert_free(&ex[e]);

@@ -32,6 +32,20 @@
  *     P(pos > neg), each expert's correlation with the label) and refused (ET_ERR_ARG, cause and fix) when
  *     mostly clamped or not separating positives from negatives (et_soft_targets_check; soft_force only
  *     warns); a warning names two soft rules that give the same targets (one expert).
+ * Automatic settings (et_finetune_plan): train.lr, train.batch, train.epochs and negatives left at 0 are chosen
+ * from the model and the data, and every choice is reported with its reason (et_finetune_result.plan):
+ *   - lr by the model's parameter count, log-linear between (4.6 M, 2e-4) and (110 M, 2e-5), clamped to
+ *     [1e-5, 3e-4] (et_finetune_auto_lr), for infonce/clp; the pairwise losses (mse, soft1..3) get 2e-5;
+ *   - batch 16 (8 when the train split has fewer than 128 examples, so an epoch still has >= 16 steps);
+ *   - epochs: an upper bound; a DEV split carved from the training queries (et_split_is_dev on the query id,
+ *     or the row key for pairs/STS) is evaluated every dev_every steps (dev nDCG@10, or Spearman for pairs)
+ *     by ft_dev_evaluate; the best evaluation (the starting model included) is kept and training stops
+ *     after `patience` evaluations without a new best. Without a usable dev split (fewer than
+ *     ET_FT_MIN_DEV_QUERIES dev queries / ET_FT_MIN_DEV_ROWS dev rows) the epochs are fixed;
+ *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included).
+ * Corpus adaptation (adapt.h; infonce/clp): with `adapt` the data's own passages (BEIR corpus / the pairs'
+ * passages), or `corpus` when given, yield self-supervised pairs mixed into the labelled ones; their negatives
+ * are other pairs' positives (same form), drawn at random and never re-mined.
  * MoE: set train.moe_experts / moe_layer_mask / train_only_moe / moe_gate_scale / moe_aux_weight / moe_jitter
  * (train.h); the trainer converts the model after the "before" evaluation (the CLP paper's MoE FFN).
  * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed). */
@@ -117,6 +131,17 @@ typedef struct {
                                 the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
     et_ft_progress_fn progress; /* optional: called at every phase start, per encode batch and per step */
     void *progress_user;
+    /* automatic settings (train.lr / train.batch / train.epochs = 0: decided, see above) */
+    int dev;                 /* -1 (default): a dev split when it is big enough; 0: none; 1: required */
+    int patience;            /* dev evaluations without a new best before stopping (default 2) */
+    int dev_every;           /* optimizer steps between dev evaluations (0 = auto: once per epoch, at most 50 steps) */
+    double time_budget;      /* seconds for the whole run (0 = none) */
+    int max_train_queries;   /* BEIR: use only the first N training queries by et_split_subset_key (-1 = all, default) */
+    /* corpus adaptation (infonce / clp) */
+    int adapt;               /* 1: self-supervised pairs from `corpus`, or else from the data's own passages */
+    const char *const *corpus; int32_t n_corpus; /* passages for adaptation (borrowed; NULL = the data's own) */
+    const int32_t *corpus_title_len; /* NULL, or [n_corpus]: corpus[i][0 .. len) is a title (a sentence of its own) */
+    int64_t adapt_pairs;     /* at most this many adaptation pairs (0 = auto: as many as labelled examples, 500..2000) */
 } et_finetune_cfg;
 
 /* Hard negatives of infonce/clp (--neg-source):
@@ -144,6 +169,38 @@ typedef struct {
     et_fusion_fit_report fit;
     char fit_note[160];               /* how `learned` was obtained */
 } et_ft_hybrid;
+
+#define ET_FT_MIN_DEV_QUERIES 5
+#define ET_FT_MIN_DEV_ROWS 20
+#define ET_FT_MAX_DEV_POINTS 256
+
+/* Settings decided by et_finetune_plan, each with the reason printed and put in --json. */
+typedef struct {
+    double lr; int batch, epochs, negatives, dev_every, patience;
+    int use_dev;             /* 1: early stopping on the dev split */
+    int64_t dev_size;        /* dev queries (IR) or rows (pairs) */
+    char why_lr[160], why_batch[160], why_epochs[200], why_dev[200];
+} et_ft_plan;
+
+/* The learning-rate rule alone (n_params: the model's parameter count). */
+double et_finetune_auto_lr(double n_params);
+/* Fill p from c (explicit settings win), the model size, the number of training examples and the dev size
+ * (0 = no dev split). */
+void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_examples, int64_t dev_size, int dev_is_ir,
+                      et_ft_plan *p);
+
+/* Early stopping on a sequence of dev scores: the best is the first maximum (ties and NaN never win);
+ * et_ft_stopper_add returns 1 once `patience` scores in a row were not a new best (zero-initialise st). */
+typedef struct { int n, best, bad, have; double best_score; } et_ft_stopper;
+int et_ft_stopper_add(et_ft_stopper *st, double score, int patience);
+
+/* One evaluation of the dev split during training (ft_dev_evaluate in finetune.c). */
+typedef struct {
+    long step; int epoch;
+    double score;            /* what early stopping compares: nDCG@10 (IR) or Spearman (pairs) */
+    double anisotropy, mean_pos_cosine;
+    double seconds;          /* run time when it was made */
+} et_ft_dev_point;
 
 #define ET_FT_REFRESH_AUTO (-1)
 #define ET_FT_WATCH_AUTO (-1)
@@ -203,6 +260,11 @@ typedef struct {
     et_ft_hybrid hyb_before, hyb_after;
     int fusion_saved;                 /* out_dir/retrieval.json written (the learned fusion, mode hybrid) */
     int neg_source;                   /* what was used (infonce/clp) */
+    et_ft_plan plan;                  /* the settings used and why */
+    et_ft_dev_point dev[ET_FT_MAX_DEV_POINTS]; int n_dev; /* dev curve (the first point is the starting model) */
+    int best_dev;                     /* index in dev of the kept model (-1: no dev split, the last model is kept) */
+    char stop_reason[160];            /* why training ended */
+    int64_t adapt_pairs, adapt_ict, adapt_crop; /* adaptation pairs added */
 } et_finetune_result;
 
 /* Runs everything; progress on stderr unless cfg->quiet, and to cfg->progress if set. */

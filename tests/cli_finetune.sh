@@ -29,7 +29,7 @@ near() {
   if [ -n "$2" ] && awk -v g="$2" -v w="$3" -v t="$4" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= t) }'; then ok "$1 = $2"
   else bad "$1 = '$2', expected '$3' (tol $4)"; fi
 }
-FT=(--lr 1e-3 --epochs 5 --negatives 3 --no-dropout --max-len 32 --threads 2)
+FT=(--lr 1e-3 --epochs 5 --negatives 3 --no-dropout --max-len 32 --threads 2 --dev off)
 
 # 1. BEIR + infonce
 "$ET" finetune --model $M --data $F/beir --out "$T/m" --loss infonce "${FT[@]}" --json "$T/r.json" >"$T/table" 2>"$T/log"
@@ -96,7 +96,7 @@ grep -qE '"num_experts":[[:space:]]*2' "$T/moe/config.json" && ok "saved config 
 "$ET" eval --model "$T/moe" --data $F/beir --split test -q >/dev/null 2>"$T/err" && ok "MoE output loads in eval" || bad "MoE output: $(cat "$T/err")"
 [ -f "$T/moe/retrieval.json" ] && bad "--no-fusion wrote retrieval.json" || ok "--no-fusion: no retrieval.json"
 # BM25 hard negatives: mined from BM25's ranking, never re-mined; clp gets own queries from them too
-"$ET" finetune --model $M --data $F/beir --out "$T/bn" --loss clp --neg-source bm25 --epochs 1 --threads 2 --json "$T/bn.json" >/dev/null 2>"$T/log"
+"$ET" finetune --model $M --data $F/beir --out "$T/bn" --loss clp --neg-source bm25 --epochs 1 --dev off --threads 2 --json "$T/bn.json" >/dev/null 2>"$T/log"
 [ $? -eq 0 ] && ok "--neg-source bm25" || bad "--neg-source bm25: $(tail -3 "$T/log")"
 grep -q "BM25 mining: 63 train queries" "$T/log" && ok "BM25 mining logged" || bad "no BM25 mining in the log: $(grep -i mining "$T/log")"
 near "bm25 negatives: no refresh" "$(bnum "$T/bn.json" counts refreshes)" 0 0
@@ -131,8 +131,32 @@ done
 grep -q "warning: soft3 and soft1 give the same targets here (one expert" "$T/log" && ok "one-expert warning" || bad "no one-expert warning: $(grep -i warn "$T/log")"
 expect_err "bad --soft-range" "soft-range" "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/x" --loss soft1 --soft-range 0.9:0.1
 
-# 4. bad input
-expect_err "missing --loss" "--loss" "$ET" finetune --model $M --data $F/beir --out "$T/x"
+# 4. automatic settings: no loss, lr, batch or epochs given -> infonce, lr by model size, early stopping on dev
+"$ET" finetune --model $M --data $F/beir --out "$T/auto" --max-len 32 --threads 2 --json "$T/auto.json" >"$T/auto.table" 2>"$T/auto.log"
+[ $? -eq 0 ] && ok "finetune with defaults" || bad "finetune with defaults: $(tail -3 "$T/auto.log")"
+grep -qE '"loss":[[:space:]]*"infonce"' "$T/auto.json" && ok "default loss infonce" || bad "default loss"
+grep -qE '"lr":[[:space:]]*"[0-9.]+ M parameters: log-linear' "$T/auto.json" && ok "lr reason" || bad "lr reason missing: $(grep -A2 '"why"' "$T/auto.json")"
+near "auto lr (tiny model: clamped to 3e-4)" "$(bnum "$T/auto.json" settings lr)" 0.0003 1e-9
+grep -qE '"dev":[[:space:]]*true' "$T/auto.json" && ok "dev split used" || bad "no dev split"
+near "dev queries (15 % of 63 by the dev rule)" "$(bnum "$T/auto.json" settings dev_size)" 11 0
+near "train queries without dev" "$(bnum "$T/auto.json" counts train)" 52 0
+grep -q "finetune: lr 0.0003: " "$T/auto.log" && grep -q "finetune: dev at step 0" "$T/auto.log" && ok "settings and dev curve printed" || bad "no settings lines: $(head -20 "$T/auto.log")"
+grep -q "settings: lr 0.0003" "$T/auto.table" && grep -q "kept the model of step" "$T/auto.table" && ok "table names the settings and the kept step" || bad "table: $(tail -4 "$T/auto.table")"
+grep -q '"best_dev_step"' "$T/auto.json" && grep -q '"stop_reason"' "$T/auto.json" && ok "dev curve in JSON" || bad "no dev curve in JSON"
+# corpus-only adaptation: no labelled query, the BEIR folder's own corpus (36 passages of 13 words: crops)
+"$ET" finetune --model $M --data $F/beir --out "$T/ad" --corpus $F/beir --max-train-queries 0 --epochs 1 --max-len 32 --threads 2 -q --json "$T/ad.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "corpus-only adaptation" || bad "corpus-only adaptation: $(cat "$T/err")"
+near "adaptation pairs" "$(bnum "$T/ad.json" adaptation pairs)" 36 0
+printf 'one two three four five six seven eight nine. ten eleven twelve thirteen fourteen.\nfifteen sixteen seventeen eighteen nineteen twenty twenty-one twenty-two\n' >"$T/pas.txt"
+"$ET" finetune --model $M --data $F/beir --out "$T/ad2" --corpus "$T/pas.txt" --max-train-queries 5 --epochs 1 --max-len 32 --threads 2 -q --json "$T/ad2.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "adaptation from a text file + 5 labelled queries" || bad "adaptation text file: $(cat "$T/err")"
+near "adaptation pairs from 2 lines" "$(bnum "$T/ad2.json" adaptation pairs)" 2 0
+
+# 5. bad input
+expect_err "bad --dev" "--dev must be auto, on or off" "$ET" finetune --model $M --data $F/beir --out "$T/x" --dev sometimes
+expect_err "missing --corpus" "nope.txt: cannot open" "$ET" finetune --model $M --data $F/beir --out "$T/x" --corpus $F/nope.txt -q
+expect_err "--dev on, too few queries" "dev split holds" "$ET" finetune --model $M --data $F/beir --out "$T/x" --dev on --max-train-queries 10 -q
+expect_err "adapt with mse" "adaptation" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss mse --adapt -q
 expect_err "unknown loss" "unknown loss 'bogus'" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss bogus
 expect_err "missing data" "nope: no such file" "$ET" finetune --model $M --data $F/nope --out "$T/x" --loss infonce -q
 expect_err "bad mine range" "mine-range" "$ET" finetune --model $M --data $F/beir --out "$T/x" --loss infonce --mine-range 5:2

@@ -1,6 +1,6 @@
 /* fx_finetune.h - the finetune tests' common setup: the fixture paths and a small, fast et_finetune_cfg
  * (tests/fixtures/e2e/model, 32-dim, 2 layers; lr 1e-3, 5 epochs, no dropout, 32 tokens, 3 negatives, 2 threads,
- * quiet). Static: one copy per test executable. */
+ * quiet, no dev split). Static: one copy per test executable. */
 #ifndef ET_TESTS_FX_FINETUNE_H
 #define ET_TESTS_FX_FINETUNE_H
 
@@ -24,6 +24,7 @@ static void base_cfg(et_finetune_cfg *c, const char *data, const char *out, et_t
     c->negatives = 3;
     c->threads = 2;
     c->quiet = 1;
+    c->dev = 0; /* whole train split, fixed epochs; the dev split has its own tests */
 }
 
 #endif

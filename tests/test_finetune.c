@@ -8,7 +8,14 @@
  *   - STS rows + --eval: Spearman before/after, label = score / 5;
  *   - ANCE refresh happens (refreshes counted) and CLP gets negatives with their own queries;
  *   - MoE + train-only moe: the saved model has 2 experts and untouched embeddings;
- *   - bad input: missing data, refresh with a pairwise loss, soft loss without experts. */
+ *   - bad input: missing data, refresh with a pairwise loss, soft loss without experts;
+ *   - automatic settings: the lr rule by model size, the plan (batch, epochs, dev interval), explicit settings win;
+ *   - early stopping: et_ft_stopper on hand-made score sequences; the dev split rule against hashlib; end to end
+ *     with a learning rate too small to change a float (every dev score equal: the best is the starting model,
+ *     training stops after `patience` evaluations, and the saved model is the starting model bit for bit), and
+ *     a normal run keeps the first maximum of its dev curve;
+ *   - corpus adaptation: zero labelled queries + the BEIR corpus trains on self-supervised pairs only; mixed
+ *     with a subset of the labelled queries (--max-train-queries). */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,10 +24,62 @@
 
 #include "tokenizer.h"
 #include "finetune.h"
+#include "data.h"
 #include "hf.h"
 #include "et_test.h"
 #include "fx_finetune.h"
 #include "data.h"
+
+static int same_params(const char *a_dir, const char *b_dir) {
+    et_bert a, b;
+    et_error err = {0};
+    if (et_hf_load(a_dir, &a, &err)) return -1;
+    if (et_hf_load(b_dir, &b, &err)) { et_bert_free(&a); return -1; }
+    int same = a.n_params == b.n_params && !memcmp(a.params, b.params, a.n_params * sizeof(float));
+    et_bert_free(&a);
+    et_bert_free(&b);
+    return same;
+}
+
+static void auto_settings(void) {
+    /* lr: log-linear between (4.6 M, 2e-4) and (110 M, 2e-5), clamped to [1e-5, 3e-4] (values from Python's math) */
+    CHECK(fabs(et_finetune_auto_lr(4.6e6) - 2e-4) < 1e-12 && fabs(et_finetune_auto_lr(1.1e8) - 2e-5) < 1e-12, "lr end points");
+    CHECK(fabs(et_finetune_auto_lr(22.7e6) - 6.282961640052466e-05) < 1e-12, "lr 22.7 M: %g", et_finetune_auto_lr(22.7e6));
+    CHECK(et_finetune_auto_lr(1e3) == 3e-4 && et_finetune_auto_lr(1e11) == 1e-5, "lr clamps");
+    et_finetune_cfg c;
+    et_finetune_cfg_default(&c);
+    et_ft_plan p;
+    et_finetune_plan(&c, 4.6e6, 1309, 27, 1, &p);
+    /* 1309 examples / 16 = 82 steps per epoch; 300 target steps -> 4 epochs; evaluate twice per epoch (<= 50 steps apart) */
+    CHECK(p.batch == 16 && p.epochs == 4 && p.use_dev && p.dev_every == 41 && p.patience == 2 && fabs(p.lr - 2e-4) < 1e-12,
+          "plan: batch %d epochs %d dev %d every %d patience %d lr %g", p.batch, p.epochs, p.use_dev, p.dev_every, p.patience, p.lr);
+    et_finetune_plan(&c, 4.6e6, 100, 3, 1, &p); /* tiny: batch 8, dev too small -> fixed epochs (120 steps / 13 -> 3 max) */
+    CHECK(p.batch == 8 && !p.use_dev && p.dev_every == 0 && p.epochs == 3 && strstr(p.why_dev, "3 queries"), "tiny plan: %d %d %d '%s'",
+          p.batch, p.use_dev, p.epochs, p.why_dev);
+    c.train.lr = 1e-3; c.train.batch = 4; c.train.epochs = 7; c.dev_every = 5; c.patience = 3;
+    et_finetune_plan(&c, 4.6e6, 1309, 27, 1, &p);
+    CHECK(p.lr == 1e-3 && p.batch == 4 && p.epochs == 7 && p.dev_every == 5 && p.patience == 3 && !strcmp(p.why_lr, "given"), "explicit settings win");
+    c.dev = 0;
+    et_finetune_plan(&c, 4.6e6, 1309, 27, 1, &p);
+    CHECK(!p.use_dev && p.dev_every == 0, "dev off");
+}
+
+static void stopper(void) {
+    et_ft_stopper st = {0};
+    const double v[] = {0.1, 0.3, 0.5, 0.4, 0.45, 0.2};
+    int stop_at = -1;
+    for (int i = 0; i < 6 && stop_at < 0; i++) if (et_ft_stopper_add(&st, v[i], 2)) stop_at = i;
+    CHECK(st.best == 2 && stop_at == 4 && st.best_score == 0.5, "best %d stop %d", st.best, stop_at);
+    et_ft_stopper t = {0};
+    CHECK(!et_ft_stopper_add(&t, NAN, 2) && !et_ft_stopper_add(&t, 0.2, 2) && t.best == 1, "NaN never wins (best %d)", t.best);
+    et_ft_stopper u = {0};
+    int r0 = et_ft_stopper_add(&u, 0.3, 2), r1 = et_ft_stopper_add(&u, 0.3, 2), r2 = et_ft_stopper_add(&u, 0.3, 2);
+    CHECK(!r0 && !r1 && r2 && u.best == 0, "ties do not count: stop after 2, best the first");
+    /* the dev and subset rules against hashlib: int(sha1("dev:" + id)[:8], 16) % 100 < 15 */
+    CHECK(et_split_is_dev("q16") && et_split_is_dev("q18") && !et_split_is_dev("q1") && !et_split_is_dev("q17") && !et_split_is_dev("42"),
+          "dev rule");
+    CHECK(et_split_subset_key("q10") == 22847228u && et_split_subset_key("abc") == 955472082u, "subset key");
+}
 
 static int in01(double x) { return isfinite(x) && x >= 0 && x <= 1; }
 
@@ -230,6 +289,74 @@ int main(void) {
         et_bert_free(&a);
         et_bert_free(&b);
     }
+
+    /* 8. automatic settings, early stopping */
+    auto_settings();
+    stopper();
+    /* a learning rate too small to change any float: every dev score equals the starting model's, so the first
+       (step 0) is the best, training stops after `patience` evaluations and the saved model is the starting one */
+    snprintf(out, sizeof out, "%s/dev-flat", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    c.dev = 1;
+    c.train.lr = 1e-30;
+    c.train.weight_decay = 0;
+    c.train.epochs = 6;
+    c.dev_every = 2;
+    c.patience = 2;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "dev flat: %s", err.msg);
+    if (!s) {
+        CHECK(r.plan.use_dev && r.plan.dev_size == 11 && r.train_queries == 52, "dev split: %lld dev, %lld train queries",
+              (long long)r.plan.dev_size, (long long)r.train_queries);
+        CHECK(r.n_dev == 3 && r.best_dev == 0 && r.steps == 4 && strstr(r.stop_reason, "early stop"),
+              "flat: %d evaluations, best %d, %ld steps, '%s'", r.n_dev, r.best_dev, r.steps, r.stop_reason);
+        CHECK(r.n_dev == 3 && r.dev[1].score == r.dev[0].score && r.dev[2].step == 4, "flat curve");
+        CHECK(same_params(out, MODEL) == 1, "the saved model is not the starting model");
+        CHECK(count_checkpoints(out) == 0, "checkpoints left after an early stop");
+    }
+    /* a normal run keeps the first maximum of its dev curve */
+    snprintf(out, sizeof out, "%s/dev-run", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    c.dev = 1;
+    c.train.epochs = 4;
+    c.patience = 100;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "dev run: %s", err.msg);
+    if (!s) {
+        int am = 0;
+        for (int i = 1; i < r.n_dev; i++) if (r.dev[i].score > r.dev[am].score) am = i;
+        CHECK(r.n_dev == 1 + 4 && r.best_dev == am, "dev run: %d evaluations, best %d, argmax %d", r.n_dev, r.best_dev, am);
+        CHECK(r.dev[am].score > r.dev[0].score, "training raised dev nDCG@10 (%.4f -> %.4f)", r.dev[0].score, r.dev[am].score);
+    }
+
+    /* 9. corpus adaptation */
+    snprintf(out, sizeof out, "%s/adapt0", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    c.train.epochs = 1;
+    c.max_train_queries = 0;
+    c.adapt = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "adapt only: %s", err.msg);
+    if (!s) {
+        CHECK(r.train_queries == 0 && r.adapt_pairs == 36 && r.adapt_crop == 36 && r.train_examples == 36,
+              "adapt only: %lld queries, %lld pairs (%lld crops), %lld examples", (long long)r.train_queries, (long long)r.adapt_pairs,
+              (long long)r.adapt_crop, (long long)r.train_examples);
+        CHECK(r.steps == 5 && same_params(out, MODEL) == 0, "adapt only trained (36 pairs, batch 8) (%ld steps)", r.steps);
+    }
+    snprintf(out, sizeof out, "%s/adapt10", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_CLP);
+    c.train.epochs = 1;
+    c.max_train_queries = 10;
+    c.adapt = 1;
+    c.adapt_pairs = 20;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "adapt + 10 queries: %s", err.msg);
+    if (!s) CHECK(r.train_queries == 10 && r.adapt_pairs == 20 && r.train_examples == 10 * 3 + 20, "adapt + 10: %lld queries, %lld examples",
+                  (long long)r.train_queries, (long long)r.train_examples);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_MSE);
+    c.adapt = 1;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(s == ET_ERR_ARG && strstr(err.msg, "adaptation"), "adapt + mse: %d %s", s, err.msg);
 
     /* 7. errors */
     snprintf(out, sizeof out, "%s/err", tmp);
