@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "adapt.h"
-
-static int fails = 0;
-#define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); fails++; } } while (0)
+#include "et_test.h"
 
 /* sentences of t as strings joined by '|' */
 static void sents(const char *t, size_t title_len, char *out, size_t cap) {
@@ -135,7 +133,5 @@ static void pair_cases(void) {
 int main(void) {
     sentence_cases();
     pair_cases();
-    if (fails) { fprintf(stderr, "%d failure(s)\n", fails); return 1; }
-    printf("test_adapt: ok\n");
-    return 0;
+    return et_test_report("test_adapt");
 }
