@@ -19,7 +19,7 @@ static et_opt ft_opts[] = {
     {"--loss", NULL, "NAME", "infonce (default) | mse | soft1 | soft2 | soft3 | clp", NULL},
     {"--json", NULL, "FILE", "also write the before/after results as JSON (- = stdout)", NULL},
     {"--eval", NULL, "PATH", "evaluate on this set instead of the held-out split (then all of --data is trained on)", NULL},
-    {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined) or per positive row (mse/soft) (default 7)", NULL},
+    {"--negatives", NULL, "N", "negatives per query (infonce/clp: ANCE-mined, default 3) or per positive row (mse/soft, default 7)", NULL},
     {"--mine-range", NULL, "A:B", "ANCE rank window of the starting model's ranking, positives counted (default 2:100)", NULL},
     {"--neg-mode", NULL, "M", "mse/soft: hard (ranked by the first expert, default) | random", NULL},
     {"--hard-ratio", NULL, "X", "mse/soft, --neg-mode hard: share of each positive's negatives that are the first expert's top non-answers; the rest are random (default 0.5)", NULL},
@@ -166,7 +166,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.data = et_cli_get(o, n, "--data");
     c.out_dir = et_cli_get(o, n, "--out");
     c.eval_path = et_cli_get(o, n, "--eval");
-    c.negatives = (int)et_cli_int(o, n, "--negatives", 7, 0, 4096, &ok);
+    c.negatives = (int)et_cli_int(o, n, "--negatives", -1, 0, 4096, &ok);
     const char *rf = et_cli_get(o, n, "--refresh-every");
     c.refresh_every = rf && !strcmp(rf, "auto") ? ET_FT_REFRESH_AUTO : rf ? (int)et_cli_int(o, n, "--refresh-every", 0, 0, INT_MAX, &ok)
                                                                           : ET_FT_REFRESH_AUTO;
@@ -345,6 +345,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddStringToObject(why, "batch", P->why_batch);
         cJSON_AddStringToObject(why, "epochs", P->why_epochs);
         cJSON_AddStringToObject(why, "dev", P->why_dev);
+        cJSON_AddStringToObject(why, "negatives", P->why_negatives);
         cJSON_AddBoolToObject(st, "dev", P->use_dev);
         cJSON_AddNumberToObject(st, "dev_size", (double)P->dev_size);
         cJSON_AddNumberToObject(st, "dev_every", P->dev_every);
@@ -352,7 +353,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         if (c.time_budget > 0) cJSON_AddNumberToObject(st, "time_budget", c.time_budget);
         if (c.max_train_queries >= 0) cJSON_AddNumberToObject(st, "max_train_queries", c.max_train_queries);
         cJSON_AddBoolToObject(st, "adapt", c.adapt);
-        cJSON_AddNumberToObject(st, "negatives", c.negatives);
+        cJSON_AddNumberToObject(st, "negatives", P->negatives);
         cJSON_AddNumberToObject(st, "tau", t->tau);
         cJSON_AddNumberToObject(st, "lambda", t->lambda);
         cJSON_AddNumberToObject(st, "alpha", t->alpha);

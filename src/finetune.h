@@ -93,7 +93,8 @@ typedef struct {
     const char *eval_path;   /* NULL: the held-out split of data */
     et_train_cfg train;      /* loss and hyper-parameters (et_train_cfg_default + changes); out_dir, vocab_path,
                                 max_seq_length, do_lower_case, progress are set by et_finetune_run */
-    int negatives;           /* per query / per positive row (default 7) */
+    int negatives;           /* per query / per positive row (-1, default: 3 ANCE negatives per query for infonce/clp,
+                                7 label-0 rows per positive for mse/soft) */
     int mine_lo, mine_hi;    /* ANCE rank window (default 2:100) */
     int neg_hard;            /* mse/soft: 1 = hard negatives by the first expert (default), 0 = random */
     double hard_ratio;       /* mse/soft with neg_hard: share of each positive's negatives that are the first expert's
@@ -179,7 +180,7 @@ typedef struct {
     double lr; int batch, epochs, negatives, dev_every, patience;
     int use_dev;             /* 1: early stopping on the dev split */
     int64_t dev_size;        /* dev queries (IR) or rows (pairs) */
-    char why_lr[160], why_batch[160], why_epochs[200], why_dev[200];
+    char why_lr[160], why_batch[160], why_epochs[200], why_dev[200], why_negatives[160];
 } et_ft_plan;
 
 /* The learning-rate rule alone (n_params: the model's parameter count). */

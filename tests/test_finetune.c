@@ -50,8 +50,8 @@ static void auto_settings(void) {
     et_finetune_cfg_default(&c);
     et_ft_plan p;
     et_finetune_plan(&c, 4.6e6, 1309, 27, 1, &p);
-    /* 1309 examples / 16 = 82 steps per epoch; 300 target steps -> 4 epochs; evaluate twice per epoch (<= 50 steps apart) */
-    CHECK(p.batch == 16 && p.epochs == 4 && p.use_dev && p.dev_every == 41 && p.patience == 2 && fabs(p.lr - 2e-4) < 1e-12,
+    /* 1309 examples / 16 = 82 steps per epoch; 200 target steps -> 3 epochs; evaluate twice per epoch (<= 50 steps apart) */
+    CHECK(p.batch == 16 && p.epochs == 3 && p.negatives == 3 && p.use_dev && p.dev_every == 41 && p.patience == 2 && fabs(p.lr - 2e-4) < 1e-12,
           "plan: batch %d epochs %d dev %d every %d patience %d lr %g", p.batch, p.epochs, p.use_dev, p.dev_every, p.patience, p.lr);
     et_finetune_plan(&c, 4.6e6, 100, 3, 1, &p); /* tiny: batch 8, dev too small -> fixed epochs (120 steps / 13 -> 3 max) */
     CHECK(p.batch == 8 && !p.use_dev && p.dev_every == 0 && p.epochs == 3 && strstr(p.why_dev, "3 queries"), "tiny plan: %d %d %d '%s'",
