@@ -521,30 +521,17 @@ static int on_step(void *user, const et_train_stats *s) {
     return refresh;
 }
 
-/* remove out_dir/checkpoint-* and out_dir/latest (the final model stays) */
-static void rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) { unlink(path); return; }
-    struct dirent *e;
-    char p[ET_PATH_MAX];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        if (snprintf(p, sizeof p, "%s/%s", path, e->d_name) >= (int)sizeof p) continue;
-        struct stat st;
-        if (!lstat(p, &st) && S_ISDIR(st.st_mode)) rm_tree(p); else unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static void clean_checkpoints(const char *out) {
+/* remove out_dir/checkpoint-* and out_dir/latest (the final model stays); what cannot be removed is said, not fatal */
+static void clean_checkpoints(const et_finetune_cfg *c, const char *out) {
     DIR *d = opendir(out);
     if (!d) return;
     struct dirent *e;
     char p[ET_PATH_MAX];
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, "checkpoint-", 11)) continue;
-        if (snprintf(p, sizeof p, "%s/%s", out, e->d_name) < (int)sizeof p) rm_tree(p);
+        et_error re = {0};
+        if (!et_path_join(p, sizeof p, out, e->d_name, &re)) et_rm_tree(p, &re);
+        if (re.code) say(c, "warning: a checkpoint was left behind: %s", re.msg);
     }
     closedir(d);
     if (snprintf(p, sizeof p, "%s/latest", out) < (int)sizeof p) unlink(p);
@@ -1403,7 +1390,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         int end = step >= tr.total_steps;
         if (!end && watch_due(&sp, step, tr.total_steps) &&
             (s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, step, tr.total_steps, res, err))) {
-            clean_checkpoints(c->out_dir);
+            clean_checkpoints(c, c->out_dir);
             goto done;
         }
         if (sp.timed_out && !end) { snprintf(res->stop_reason, sizeof res->stop_reason, "time budget (%.0f s) reached at step %ld", c->time_budget, step); stopped = 1; }
@@ -1439,7 +1426,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&tr);
     res->final_loss = sp.loss;
-    clean_checkpoints(c->out_dir);
+    clean_checkpoints(c, c->out_dir);
 
     /* after */
     te = et_now_s();
