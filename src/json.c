@@ -140,3 +140,11 @@ et_status et_json_parse(const char *buf, size_t len, cJSON **out, const char **e
     if (*out) return ET_OK;
     return et_json_valid_prefix(buf, len) ? ET_ERR_NOMEM : ET_ERR_FORMAT;
 }
+
+et_status et_json_parse_doc(const char *buf, size_t len, const char *name, cJSON **out, et_error *err) {
+    *out = NULL;
+    if (!buf) return et_fail(err, ET_ERR_ARG, "%s: NULL data", name);
+    et_status js = et_json_parse(buf, len, out, NULL);
+    if (js) return et_fail(err, js, js == ET_ERR_NOMEM ? "%s: out of memory parsing the JSON" : "%s: not valid JSON", name);
+    return ET_OK;
+}

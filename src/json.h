@@ -19,6 +19,10 @@
  * ET_ERR_FORMAT where cJSON stopped. Records nothing in an et_error: callers name the file and line. */
 et_status et_json_parse(const char *buf, size_t len, cJSON **out, const char **end);
 
+/* A whole JSON document named `name` (a file name, for messages): NULL data is ET_ERR_ARG, then et_json_parse,
+ * with the failure recorded in err as "NAME: not valid JSON" or "NAME: out of memory parsing the JSON". */
+et_status et_json_parse_doc(const char *buf, size_t len, const char *name, cJSON **out, et_error *err);
+
 /* 1 if buf[0..len) starts (after optional whitespace and a UTF-8 BOM) with one complete JSON value that
  * cJSON accepts when memory suffices; never allocates. */
 int et_json_valid_prefix(const char *buf, size_t len);

@@ -896,16 +896,8 @@ static et_status set_post(et_spm *s, const cJSON *post, const char *name, et_err
 
 et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *name, et_error *err) {
     if (!name) name = "tokenizer.json";
-    if (!json) {
-        et_fail(err, ET_ERR_ARG, "%s: NULL data", name);
-        return NULL;
-    }
     cJSON *root = NULL;
-    et_status js = et_json_parse(json, len, &root, NULL);
-    if (js) {
-        et_fail(err, js, js == ET_ERR_NOMEM ? "%s: out of memory parsing the JSON" : "%s: not valid JSON", name);
-        return NULL;
-    }
+    if (et_json_parse_doc(json, len, name, &root, err)) return NULL;
     et_spm *s = et_calloc(1, sizeof *s, "tokenizer", err);
     if (!s) {
         cJSON_Delete(root);

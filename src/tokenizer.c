@@ -670,16 +670,8 @@ static et_tokenizer *wordpiece_from_json(const cJSON *root, const char *name, et
 
 et_tokenizer *et_tokenizer_from_json(const char *json, size_t len, const char *name, et_error *err) {
     if (!name) name = "tokenizer.json";
-    if (!json) {
-        et_fail(err, ET_ERR_ARG, "%s: NULL data", name);
-        return NULL;
-    }
     cJSON *root = NULL;
-    et_status js = et_json_parse(json, len, &root, NULL);
-    if (js) {
-        et_fail(err, js, js == ET_ERR_NOMEM ? "%s: out of memory parsing the JSON" : "%s: not valid JSON", name);
-        return NULL;
-    }
+    if (et_json_parse_doc(json, len, name, &root, err)) return NULL;
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "model"), "type");
     et_tokenizer *t = NULL;
     if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "WordPiece")) {
