@@ -264,7 +264,7 @@ const corpusMaxLen = () => +$('opt-maxlen').value || 0;
 const OPTS = [ // [input id, option, kind]
   ['opt-epochs', '--epochs', 'int'], ['opt-lr', '--lr', 'num'], ['opt-batch', '--batch', 'int'], ['opt-maxlen', '--max-len', 'int'],
   ['opt-seed', '--seed', 'int'], ['opt-negatives', '--negatives', 'int'], ['opt-refresh', '--refresh-every', 'str'],
-  ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'],
+  ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'], ['opt-dev', '--dev', 'str'],
 ];
 function settings() {
   const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked };

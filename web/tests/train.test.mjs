@@ -32,13 +32,16 @@ after(async () => {
 });
 
 // the settings of the parity run (the rest: finetune's defaults, identical on both sides)
-const SETTINGS = { epochs: '2', lr: '0.0001', batch: '16', maxlen: '64', seed: '7', negatives: '3' };
-const CLI_ARGS = ['--loss', 'infonce', '--epochs', '2', '--lr', '0.0001', '--batch', '16', '--max-len', '64', '--seed', '7', '--negatives', '3'];
+// (--dev off: every epoch is trained and the last step kept, so the downloaded model must differ from the start)
+const SETTINGS = { epochs: '2', lr: '0.0001', batch: '16', maxlen: '64', seed: '7', negatives: '3', dev: 'off' };
+const CLI_ARGS = ['--loss', 'infonce', '--epochs', '2', '--lr', '0.0001', '--batch', '16', '--max-len', '64', '--seed', '7', '--negatives', '3', '--dev', 'off'];
 
 async function setSettings(page, s) {
   if (!(await page.getAttribute('#advanced', 'open') !== null)) await page.click('#advanced summary');
-  const ids = { epochs: '#opt-epochs', lr: '#opt-lr', batch: '#opt-batch', maxlen: '#opt-maxlen', seed: '#opt-seed', negatives: '#opt-negatives', refresh: '#opt-refresh' };
-  for (const [k, v] of Object.entries(s)) await page.fill(ids[k], v);
+  const ids = { epochs: '#opt-epochs', lr: '#opt-lr', batch: '#opt-batch', maxlen: '#opt-maxlen', seed: '#opt-seed', negatives: '#opt-negatives', refresh: '#opt-refresh', dev: '#opt-dev' };
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'dev') await page.selectOption(ids[k], v); else await page.fill(ids[k], v);
+  }
 }
 
 async function ready(page, file = PAIRS) {
@@ -100,7 +103,9 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   const n = JSON.parse(readFileSync(njson, 'utf8'));
   console.log(`# native finetune: ${Date.now() - t2} ms`);
   assert.deepEqual(r.counts, n.counts, 'same counts (train/test split, examples, steps, mined negatives, refreshes)');
-  assert.deepEqual([r.counts.train, r.counts.test], [+split[1], +split[2]], 'the preview\'s split is the run\'s (200 distinct queries)');
+  // finetune carves its dev split (early stopping) out of the training side: trained + dev = the preview's train count
+  const dev = r.settings.dev ? r.settings.dev_size : 0;
+  assert.deepEqual([r.counts.train + dev, r.counts.test], [+split[1], +split[2]], 'the preview\'s split is the run\'s (200 distinct queries; train includes the dev split)');
   assert.deepEqual(r.settings, n.settings, 'same resolved settings');
   let maxd = 0;
   for (const part of ['before', 'after', 'bm25'])
@@ -172,6 +177,7 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   assert.ok(dZip < 1e-4, `zip: max diff ${dZip}`);
   assert.ok(dNative < 1e-4, `native finetune's model: max diff ${dNative}`);
   const b0 = nativeEncode(model)[0];
+  assert.equal(r.settings.dev, false, '--dev off reached finetune');
   assert.ok(b0.some((x, k) => Math.abs(x - web[k]) > 1e-3), 'the downloaded model is the tuned one');
 
   // the committed web/screenshot.png is refreshed only on request (UPDATE_SCREENSHOT=1)
