@@ -742,18 +742,26 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
 /* ------------------------------------------------------------------ hybrid retrieval: report and retrieval.json */
 
 /* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10). */
+/* The index of set e's documents (model m + BM25) and its queries' candidates; the caller frees ix, Y and ec. */
+static et_status ft_rank_set(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
+                             const evalset *e, et_hybrid_index *ix, et_hybrid_queries *Y, et_encode_cache *ec, et_error *err) {
+    memset(ix, 0, sizeof *ix);
+    memset(Y, 0, sizeof *Y);
+    memset(ec, 0, sizeof *ec);
+    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
+    eo.cache = ec;
+    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, e->docs, e->nd, ix, err);
+    if (!s) s = et_hybrid_queries_build(ix, pool, &eo, e->qs, e->nq, 0, Y, err);
+    return s;
+}
+
 static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
                                  const evalset *fit, const et_fusion_fit_opts *fo, et_fusion *out, et_fusion_fit_report *rep,
                                  et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
-    memset(&ix, 0, sizeof ix);
-    memset(&Y, 0, sizeof Y);
-    et_encode_cache ec = {0};
-    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
-    eo.cache = &ec;
-    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, fit->docs, fit->nd, &ix, err);
-    if (!s) s = et_hybrid_queries_build(&ix, pool, &eo, fit->qs, fit->nq, 0, &Y, err);
+    et_encode_cache ec;
+    et_status s = ft_rank_set(c, m, tok, pool, mlen, fit, &ix, &Y, &ec, err);
     if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, fo, out, rep, err);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
@@ -766,14 +774,9 @@ static et_status ft_hybrid_eval(const et_finetune_cfg *c, const et_bert *m, cons
                                 const evalset *ev, et_ft_hybrid *o, et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
-    memset(&ix, 0, sizeof ix);
-    memset(&Y, 0, sizeof Y);
-    et_encode_cache ec = {0};
-    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
-    eo.cache = &ec;
+    et_encode_cache ec;
     et_fusion dflt = et_fusion_default();
-    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, ev->docs, ev->nd, &ix, err);
-    if (!s) s = et_hybrid_queries_build(&ix, pool, &eo, ev->qs, ev->nq, 0, &Y, err);
+    et_status s = ft_rank_set(c, m, tok, pool, mlen, ev, &ix, &Y, &ec, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_DENSE, NULL, 10, ev->qrels, ev->qoff, &o->dense, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_BM25, NULL, 10, ev->qrels, ev->qoff, &o->bm25, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &dflt, 10, ev->qrels, ev->qoff, &o->fused_default, err);
