@@ -83,8 +83,12 @@ if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/model.onnx" ] || [ ! -f
   "$PY" "$BENCH/make_minilm_random.py" --out "$MODEL"
 fi
 
+# 3b. the anchors' BLAS (bench/anchor_env.sh): OpenBLAS required, OPENBLAS_CORETYPE/L2_SIZE unset
+. "$BENCH/anchor_env.sh"
+if has torch; then et_anchor_setup "$PY" "$OUT"; fi
+
 # 4. same computation? embedtune (and ORT) against torch's pooled output on a padded batch
-if has ort; then node "$BENCH/ort_encode.mjs" --model "$MODEL" --check --tol 1e-4; fi
+if has ort; then "${ANCHOR_ENV[@]}" node "$BENCH/ort_encode.mjs" --model "$MODEL" --check --tol 1e-4; fi
 if has embedtune; then "$ET_BIN" --model "$MODEL" --check --tol 1e-3 >> "$OUT"; fi
 
 # 5. interleaved timing
@@ -93,9 +97,9 @@ run_one() { # engine threads batch seq
   local common=(--model "$MODEL" --threads "$t" --batch "$b" --seq "$s" --warmup 2 --reps 3 --min-time "$MIN_TIME")
   case "$e" in
     embedtune) "$ET_BIN" "${common[@]}" ;;
-    torch) "$PY" "$BENCH/torch_encode.py" "${common[@]}" ;;
-    torch1) "$PY" "$BENCH/torch_encode.py" "${common[@]}" --intra-op 1 ;;  # BLAS on t threads, rest on 1
-    ort) node "$BENCH/ort_encode.mjs" "${common[@]}" ;;
+    torch) "${ANCHOR_ENV[@]}" "$PY" "$BENCH/torch_encode.py" "${common[@]}" ;;
+    torch1) "${ANCHOR_ENV[@]}" "$PY" "$BENCH/torch_encode.py" "${common[@]}" --intra-op 1 ;;  # BLAS on t threads, rest on 1
+    ort) "${ANCHOR_ENV[@]}" node "$BENCH/ort_encode.mjs" "${common[@]}" ;;
   esac
 }
 read -r -a ENG <<< "$ENGINES"
@@ -137,6 +141,10 @@ for r in rows:
             e = "torch/intra1"
         times.setdefault((e, r["batch"], r["seq"], r["threads"]), []).extend(r["times_s"])
 STAT = {"median": statistics.median, "best": min}
+bad_blas = sorted({r.get("blas", "unrecorded") for r in rows if r.get("engine") == "torch" and "times_s" in r} - {"openblas"})
+if bad_blas:  # never a ratio against the reference BLAS (bench/anchor_env.sh)
+    print(f"REFUSED: PyTorch rows ran on BLAS {bad_blas}, not OpenBLAS: no torch column or ratio is reported")
+    times = {k: v for k, v in times.items() if not k[0].startswith("torch")}
 def sps(e, b, s, t, stat):
     v = times.get((e, b, s, t))
     return b / STAT[stat](v) if v else None
@@ -175,5 +183,10 @@ for c in chk:
 vers = {r["engine"]: r.get("version") for r in rows if r.get("version")}
 print(f"embedtune {commit} (-march=native {meta.get('native', '?')}), torch {vers.get('torch', '-')}, onnxruntime-node {vers.get('ort', '-')}; "
       f"load average when started: {load_start} (1/5/15 min; above ~0.3 on 2 cores, other work was running)")
+blas = next((r["blas"] for r in rows if isinstance(r.get("blas"), dict)), None)
+if blas:
+    print(f"PyTorch BLAS: {blas['kind']} ({', '.join(blas['libs']) or '?'}; torch BLAS_INFO={blas['torch_blas_info']}); "
+          "anchors ran with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (caller had "
+          f"{blas.get('openblas_coretype')!r} / {blas.get('openblas_l2_size')!r} after unsetting: must be None)")
 print(f"raw results: {path}")
 EOF

@@ -65,6 +65,10 @@ if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/config.json" ]; then
   "$PY" "$BENCH/make_minilm_random.py" --out "$MODEL" --no-ort-check
 fi
 
+# 2b. the anchor's BLAS (bench/anchor_env.sh): OpenBLAS required, OPENBLAS_CORETYPE/L2_SIZE unset
+. "$BENCH/anchor_env.sh"
+if has torch; then et_anchor_setup "$PY" "$OUT"; fi
+
 # 3. interleaved timing
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 run_one() { # engine threads
@@ -72,8 +76,8 @@ run_one() { # engine threads
   local common=(--model "$MODEL" --threads "$t" --warmup 1 --reps "$REPS")
   case "$e" in
     embedtune) "$BUILD/bench_train" "${common[@]}" ;;
-    torch) "$PY" "$BENCH/torch_train.py" "${common[@]}" ;;
-    torch1) "$PY" "$BENCH/torch_train.py" "${common[@]}" --intra-op 1 ;;
+    torch) "${ANCHOR_ENV[@]}" "$PY" "$BENCH/torch_train.py" "${common[@]}" ;;
+    torch1) "${ANCHOR_ENV[@]}" "$PY" "$BENCH/torch_train.py" "${common[@]}" --intra-op 1 ;;
   esac
 }
 read -r -a ENG <<< "$ENGINES"
@@ -102,7 +106,16 @@ path, threads = sys.argv[1], [int(t) for t in sys.argv[2].split()]
 load_start, load_end, commit = sys.argv[3:6]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 runs = {}
+bad_blas = sorted({r.get("blas", "unrecorded") for r in rows if r.get("engine") == "torch"} - {"openblas"})
+if bad_blas:  # never a ratio against the reference BLAS (bench/anchor_env.sh)
+    print(f"REFUSED: PyTorch rows ran on BLAS {bad_blas}, not OpenBLAS: no torch column or ratio is reported")
+blas = next((r["blas"] for r in rows if isinstance(r.get("blas"), dict)), None)
+if blas:
+    print(f"PyTorch BLAS: {blas['kind']} ({', '.join(blas['libs']) or '?'}; torch BLAS_INFO={blas['torch_blas_info']}); "
+          "torch ran with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
 for r in rows:
+    if "engine" not in r or (bad_blas and r["engine"] == "torch"):
+        continue
     e = r["engine"]
     if e == "torch" and r["intra_op"] != r["threads"]:
         e = "torch/intra1"

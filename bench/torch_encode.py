@@ -178,7 +178,7 @@ def main():
             times.append(time.perf_counter() - t0)
     best, med = min(times), statistics.median(times)
     print(json.dumps({
-        "engine": "torch", "version": torch.__version__, "threads": a.threads,
+        "engine": "torch", "version": torch.__version__, "threads": a.threads, "blas": torch_threads.blas_info()["kind"],
         "intra_op": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"), "batch": a.batch, "seq": a.seq,
         "times_s": times, "best_s": best, "median_s": med,
         "sps_best": a.batch / best, "sps_median": a.batch / med,

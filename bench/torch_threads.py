@@ -29,3 +29,44 @@ def cap_from_argv(argv=None):
     t = opt_from_argv(argv, "--threads") or "1"
     os.environ["OPENBLAS_NUM_THREADS"] = opt_from_argv(argv, "--blas-threads") or t
     os.environ["OMP_NUM_THREADS"] = opt_from_argv(argv, "--intra-op") or t
+
+
+def blas_info():
+    """Which BLAS this process (with torch imported) really uses: the shared objects mapped into it.
+
+    Debian's torch calls the system `libblas.so.3`, an alternative: with only `libblas3` installed it is
+    the netlib *reference* BLAS (/usr/lib/<triplet>/blas/libblas.so.3), ~30x slower than OpenBLAS for the
+    encode benchmark, and a ratio against it is meaningless. Returns a dict: kind ('openblas', 'reference'
+    or 'other'), the resolved .so paths, and torch's own BLAS_INFO build setting."""
+    import re
+    import torch  # noqa: F401  (loads the BLAS)
+    libs = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                p = line.split()[-1] if len(line.split()) >= 6 else ""
+                if re.search(r"lib(open)?blas[^/]*\.so|libmkl|libblis", p) and p not in libs:
+                    libs.append(p)
+    except OSError:
+        pass
+    real = [os.path.realpath(p) for p in libs]
+    if any("openblas" in p for p in real):
+        kind = "openblas"
+    elif any(re.search(r"/blas/libblas\.so", p) for p in real):
+        kind = "reference"
+    else:
+        kind = "other"
+    m = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return {"kind": kind, "libs": real, "torch_blas_info": m.group(1) if m else "?",
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE")}
+
+
+if __name__ == "__main__":
+    # python3 bench/torch_threads.py --blas [--require-openblas]: print blas_info() as JSON; with
+    # --require-openblas exit 3 unless torch runs on OpenBLAS
+    import json
+    info = blas_info()
+    print(json.dumps(info))
+    if "--require-openblas" in sys.argv and info["kind"] != "openblas":
+        sys.exit(3)

@@ -108,7 +108,7 @@ def main():
         times.append(time.perf_counter() - t0)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
-        "engine": "torch", "version": torch.__version__, "threads": a.threads,
+        "engine": "torch", "version": torch.__version__, "threads": a.threads, "blas": torch_threads.blas_info()["kind"],
         "intra_op": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "bq": a.bq, "tq": a.tq, "bd": a.bd, "td": a.td, "lr": a.lr,
         "times_s": times, "cpu_s": cpu, "losses": losses,
