@@ -300,10 +300,12 @@ static void gemm_stack(const et_kern_isa *I, int transA, int transB, int M, int 
     }
 }
 
+static const et_kern_isa *isa_bf16(void);
+
 void et_gemm_pool_bytes(size_t *first, size_t *each) {
     size_t f = 0, e = 0;
-    for (int i = 0; i < 4; i++) {
-        const et_kern_isa *I = path_table(i);
+    for (int i = 0; i < 6; i++) { /* the fp32 paths and the bf16 tables (et_sgemm_bf16) */
+        const et_kern_isa *I = i < 4 ? path_table(i) : i == 4 ? &et_kern_isa_bf16_ref : isa_bf16();
         size_t bfl, afl;
         if (!I) continue;
         gemm_ws_sizes(I, I->NC, I->KC, &bfl, &afl); /* the largest blocks */
@@ -316,7 +318,7 @@ void et_gemm_pool_bytes(size_t *first, size_t *each) {
 
 /* et_sgemm, plus: Bpre = op(B) already packed (et_linear_pack layout for this path), bias [N] added
  * to every row (then C is write-only: beta must be 0) */
-static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
+static void sgemm_ex(const et_kern_isa *I, et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                      const float *Bpre, const float *bias, int gelu) {
     if (M <= 0 || N <= 0) return;
@@ -325,7 +327,6 @@ static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K,
         if (bias) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = bias[j];
         return;
     }
-    const et_kern_isa *I = isa();
     int nt = et_pool_size(pool);
     if (nt > 256) nt = 256;
     if (nt > 1 && 2.0 * M * N * K < 2e6) nt = 1; /* too small to be worth waking threads */
@@ -355,7 +356,7 @@ static void sgemm_ex(et_pool *pool, int transA, int transB, int M, int N, int K,
 
 void et_sgemm(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_ex(pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
+    sgemm_ex(isa(), pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
 }
 
 /* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks) */
@@ -411,7 +412,7 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
 
 void et_linear_forward(et_pool *pool, float *out, const float *inp, const float *W,
                        const float *bias, int N, int IC, int OC) {
-    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias, 0);
+    sgemm_ex(isa(), pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias, 0);
 }
 
 /* Prepacked Linear weights: a 16-float header {magic, path, IC, OC} then op(B) = W^T packed block
@@ -474,7 +475,7 @@ void et_linear_forward_packed(et_pool *pool, float *out, const float *inp, const
     if (Wp) memcpy(hdr, Wp, sizeof hdr);
     int ok = Wp && hdr[0] == ET_PACK_MAGIC && hdr[1] == (uint32_t)path_index(isa()) && hdr[2] == (uint32_t)IC &&
              hdr[3] == (uint32_t)OC;
-    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, 0);
+    sgemm_ex(isa(), pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, 0);
 }
 
 void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp,
@@ -486,7 +487,7 @@ void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const f
              hdr[3] == (uint32_t)OC;
     /* fused only on the blocked path (IC > 0) of a path with ukr_gelu; else GELU as a second pass */
     int fused = I->ukr_gelu && IC > 0 && N > 0 && OC > 0;
-    sgemm_ex(pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, fused);
+    sgemm_ex(I, pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, ok ? Wp + ET_PACK_HDR : NULL, bias, fused);
     if (!fused) et_gelu_forward(pool, out, out, (int64_t)N * OC);
 }
 
@@ -501,10 +502,10 @@ static void dbias_task(void *vctx, int task, int thread) {
     for (int n = 0; n < d->N; n++) et_axpy(d->dbias + c0, 1.0f, d->dout + (size_t)n * d->OC + c0, c1 - c0);
 }
 
-void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
-                        const float *inp, const float *W, int N, int IC, int OC) {
-    if (dinp) et_sgemm(pool, 0, 0, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, dinp, IC);
-    if (dW) et_sgemm(pool, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC);
+static void linear_backward(const et_kern_isa *I, et_pool *pool, float *dinp, float *dW, float *dbias,
+                            const float *dout, const float *inp, const float *W, int N, int IC, int OC) {
+    if (dinp) sgemm_ex(I, pool, 0, 0, N, IC, OC, 1.0f, dout, OC, W, IC, 1.0f, dinp, IC, NULL, NULL, 0);
+    if (dW) sgemm_ex(I, pool, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dW, IC, NULL, NULL, 0);
     if (dbias) {
         dbias_ctx d = {dbias, dout, N, OC, 64};
         int nt = et_pool_size(pool), cols = (OC + d.chunk - 1) / d.chunk;
@@ -516,6 +517,42 @@ void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, con
             for (int n = 0; n < N; n++) et_axpy(dbias, 1.0f, dout + (size_t)n * OC, OC);
         }
     }
+}
+
+void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
+                        const float *inp, const float *W, int N, int IC, int OC) {
+    linear_backward(isa(), pool, dinp, dW, dbias, dout, inp, W, N, IC, OC);
+}
+
+/* ---------------------------------------------------------------- bf16 GEMMs (kernels_bf16.c) */
+/* The bf16 table: VDPBF16PS when the CPU has AVX512_BF16 (and the fp32 path is automatic or forced to
+ * avx512), else the scalar reference (the same bits, slowly). */
+static const et_kern_isa *isa_bf16(void) {
+#if ET_HAVE_X86_PATHS
+    if ((et_forced_path < 0 || et_forced_path == 2) && path_table(2) && __builtin_cpu_supports("avx512bf16") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return &et_kern_isa_avx512bf16;
+#endif
+    return &et_kern_isa_bf16_ref;
+}
+
+int et_bf16_native(void) { return isa_bf16() != &et_kern_isa_bf16_ref; }
+
+const char *et_bf16_name(void) { return isa_bf16()->name; }
+
+void et_sgemm_bf16(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_ex(isa_bf16(), pool, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL, NULL, 0);
+}
+
+void et_linear_forward_bf16(et_pool *pool, float *out, const float *inp, const float *W, const float *bias, int N,
+                            int IC, int OC) {
+    sgemm_ex(isa_bf16(), pool, 0, 1, N, OC, IC, 1.0f, inp, IC, W, IC, 0.0f, out, OC, NULL, bias, 0);
+}
+
+void et_linear_backward_bf16(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
+                             const float *inp, const float *W, int N, int IC, int OC) {
+    linear_backward(isa_bf16(), pool, dinp, dW, dbias, dout, inp, W, N, IC, OC);
 }
 
 /* ---------------------------------------------------------------- elementwise */

@@ -59,6 +59,34 @@ void et_linear_forward_gelu(et_pool *pool, float *out, const float *inp, const f
 void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
                         const float *inp, const float *W, int N, int IC, int OC);
 
+/* ---- bf16 mixed precision (training with --precision bf16) ----------------------------------
+ * The same GEMMs with their operands in bfloat16 (the top 16 bits of a float: 8 exponent bits, an 8-bit
+ * significand) and everything else in fp32: op(A) and op(B) are rounded to bf16 as they are packed
+ * (et_f32_to_bf16_daz); each product of two bf16 values is exact in fp32; the sums are fp32, as VDPBF16PS
+ * forms them: k in pairs from the start of each k block (ET_BF16_KC = 384, split evenly as et_sgemm's),
+ * acc = fma(a[k+1], b[k+1], acc) then fma(a[k], b[k], acc), subnormal sums flushed to zero (kernels_bf16.c
+ * writes it out); C, alpha, beta, the bias and the gradient buffers accumulated into are fp32. So a bf16
+ * GEMM's error is that of rounding its inputs (relative 2^-8 each at most), not that of a bf16 output.
+ * VDPBF16PS runs them when et_bf16_native(), else the scalar reference does, with the same bits (slowly:
+ * it serves the tests and builds without AVX512_BF16, WebAssembly included). Deterministic as the fp32
+ * GEMMs (any pool, the same bits). Workspace: as et_sgemm's (et_gemm_pool_bytes covers both). */
+/* the GEMMs' rounding, as VCVTNE2PS2BF16: to nearest even; zero and subnormal inputs give a zero of their
+ * sign (unlike safetensors.h et_f32_to_bf16, torch's rule for files, which keeps subnormals), inf stays inf,
+ * a NaN stays a NaN (truncated, quiet bit set); a finite value may round up to inf */
+uint16_t et_f32_to_bf16_daz(float x);
+/* 1 when this CPU and build run the bf16 GEMMs with AVX512_BF16 (VDPBF16PS); 0 on other CPUs, in
+ * WebAssembly, and while et_kernels_force_path has forced a path other than avx512 */
+int et_bf16_native(void);
+/* "avx512bf16" or "bf16-scalar" (the reference) */
+const char *et_bf16_name(void);
+/* et_sgemm / et_linear_forward / et_linear_backward with bf16 operands (dbias is the fp32 sum) */
+void et_sgemm_bf16(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+void et_linear_forward_bf16(et_pool *pool, float *out, const float *inp, const float *W, const float *bias, int N,
+                            int IC, int OC);
+void et_linear_backward_bf16(et_pool *pool, float *dinp, float *dW, float *dbias, const float *dout,
+                             const float *inp, const float *W, int N, int IC, int OC);
+
 /* ---- elementwise / rows -------------------------------------------------------------------- */
 /* GELU, exact erf form: 0.5 x (1 + erf(x / sqrt 2)).  out[n] */
 void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n);

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stddef.h>
 #include "kernels_impl.h"
+#include "kernels_avx512_tr.h"
 
 #define MR 14
 #ifndef ET_BPF
@@ -123,37 +124,6 @@ static ET_ALWAYS_INLINE void tr8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(s2, s6, 0x31); r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* 16x16 transpose of r[0..15] in place: afterwards r[j] holds column j of the input rows */
-static ET_ALWAYS_INLINE void tr16(__m512 r[16]) {
-    __m512 t[16];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; g++) { /* r[4g + c], lane L = column 4L + c of rows 4g..4g+3 */
-        r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-        r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-        r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-        r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
-        t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
-        t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
-        t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
-        r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xDD);
-    }
-}
-
 /* op(A) rows [0,mc) x k [0,kc) -> 14-row panels Ap[p][k][r], zero padded */
 static void pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, int mr) {
     (void)mr;
@@ -174,7 +144,7 @@ static void pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, i
             __m512 r16[16];
 #pragma GCC unroll 16
             for (int r = 0; r < 16; r++) r16[r] = r < h ? _mm512_loadu_ps(row[r] + k) : _mm512_setzero_ps();
-            tr16(r16);
+            et_tr16(r16);
             float *d = dst + (long)k * MR;
 #pragma GCC unroll 16
             for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(d + q * MR, 0x3FFF, r16[q]);

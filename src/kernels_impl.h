@@ -54,7 +54,17 @@ typedef struct et_kern_isa {
 #if defined(__x86_64__) || defined(__i386__)
 extern const et_kern_isa et_kern_isa_avx512;
 extern const et_kern_isa et_kern_isa_avx2;
+extern const et_kern_isa et_kern_isa_avx512bf16; /* kernels_avx512bf16.c: vdpbf16ps (AVX512_BF16) */
 #endif
+
+/* ---- the bf16 GEMM tables (kernels_bf16.c has the layout and the arithmetic) ----
+ * Their panels are bf16 pairs in the driver's float-sized slots. Both tables have the same KC (the k
+ * blocks decide the sums, so the bits) and the same epilogue, so they give the same bits. */
+#define ET_BF16_KC 384
+extern const et_kern_isa et_kern_isa_bf16_ref;    /* kernels_bf16.c: the scalar reference */
+/* the reference packers, for any MR / NR (the SIMD table's edge cases) */
+void et_bf16_pack_a_ref(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR);
+void et_bf16_pack_b_ref(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR);
 #if defined(__wasm_simd128__)
 extern const et_kern_isa et_kern_isa_wasm128;
 #endif
