@@ -8,11 +8,14 @@
  *   -> zero the gradients.
  *
  *   bench_train --model DIR --threads T [--bq 32 --tq 32 --bd 32 --td 128] [--warmup 1] [--reps 5]
- *               [--min-time S] [--lr 1e-4] [--profile]
+ *               [--min-time S] [--lr 1e-4] [--profile] [--precision fp32|bf16]
  *
  * Prints one JSON object: per-step wall seconds (and process CPU seconds), best/median, the loss
  * before each timed step (the same sequence torch_train.py prints: the runner compares them), the
  * peak RSS (getrusage ru_maxrss) and the bytes of each big buffer.
+ * --precision bf16: the Linear layers' GEMMs in bf16 (bert.h et_bert_acts_set_bf16; the engine is then
+ *   "embedtune-bf16" and "precision" says which table ran); refused where the CPU has no AVX512_BF16.
+ *   With --gemm: time et_sgemm_bf16 on the Linear shapes instead of et_sgemm (attention stays fp32).
  * --profile: also time each phase of the step (fwd q, fwd d, loss, bwd d, bwd q, adamw, zero).
  * --gemm: no training; time et_sgemm on every GEMM shape the step runs (the et_linear_forward /
  *   et_linear_backward calls of bert.c, and the per-(batch, head) attention GEMMs), best of --reps,
@@ -49,7 +52,8 @@ static double cpu_s(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] [--threads N] [--bq B] [--tq T] [--bd B] [--td T]\n"
-                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm] [--elem]\n");
+                    "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm] [--elem]\n"
+                    "                   [--precision fp32|bf16]\n");
 }
 
 enum { PH_FWD_Q, PH_FWD_D, PH_LOSS, PH_BWD_D, PH_BWD_Q, PH_ADAMW, PH_ZERO, PH_N };
@@ -102,7 +106,7 @@ static et_status train_step(step_ctx *s, double *loss, double *ph, et_error *err
 /* ---- --gemm: the step's GEMM shapes ---------------------------------------------------------- */
 typedef struct { const char *what; int ta, tb, M, N, K, count; } gemm_shape;
 
-static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_error *err) {
+static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, int bf16, et_error *err) {
     const int C = 384, I = 1536, L = 6, NH = 12, hd = C / NH;
     et_pool *pool = et_pool_create(threads, err);
     et_pool *pool1 = et_pool_create(1, err);
@@ -148,8 +152,10 @@ static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
         int use_cpu = att || threads == 1; /* 1 thread: CPU time, robust against other jobs */
         for (int r = 0; r < reps + 1; r++) {
             double t0 = use_cpu ? cpu_s() : bench_now_s();
-            for (int j = 0; j < inner; j++)
-                et_sgemm(p, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, lda, Bm, ldb, 1.0f, Cm, g.N);
+            for (int j = 0; j < inner; j++) {
+                if (bf16 && !att) et_sgemm_bf16(p, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, lda, Bm, ldb, 1.0f, Cm, g.N);
+                else et_sgemm(p, g.ta, g.tb, g.M, g.N, g.K, 1.0f, A, lda, Bm, ldb, 1.0f, Cm, g.N);
+            }
             double t = ((use_cpu ? cpu_s() : bench_now_s()) - t0) / inner;
             if (r > 0 && t < best) best = t;
         }
@@ -157,9 +163,9 @@ static int gemm_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
         /* attention GEMMs run one (b,h) per task, spread over the pool's threads */
         double step_ms = best * cnt * 1e3 / (att ? threads : 1);
         total_ms += step_ms;
-        printf("{\"gemm\":\"%s\",\"op\":\"%s%s\",\"M\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"per_step\":%d,"
+        printf("{\"gemm\":\"%s\",\"precision\":\"%s\",\"op\":\"%s%s\",\"M\":%d,\"N\":%d,\"K\":%d,\"threads\":%d,\"per_step\":%d,"
                "\"ms\":%.4f,\"gflops\":%.1f,\"ms_per_step\":%.1f}\n",
-               g.what, g.ta ? "T" : "N", g.tb ? "T" : "N", g.M, g.N, g.K, att ? 1 : threads, cnt, best * 1e3, gf,
+               g.what, bf16 && !att ? et_bf16_name() : "fp32", g.ta ? "T" : "N", g.tb ? "T" : "N", g.M, g.N, g.K, att ? 1 : threads, cnt, best * 1e3, gf,
                step_ms);
         fflush(stdout);
     }
@@ -261,7 +267,7 @@ static int elem_mode(int threads, int Bq, int Tq, int Bd, int Td, int reps, et_e
 
 int main(int argc, char **argv) {
     const char *model_dir = "/tmp/et-bench/minilm";
-    int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0, gemm = 0;
+    int threads = 1, Bq = 32, Tq = 32, Bd = 32, Td = 128, warmup = 1, reps = 5, profile = 0, gemm = 0, bf16 = 0;
     double min_time = 0.0, lr = 1e-4;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
@@ -281,6 +287,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--reps")) reps = atoi(v);
         else if (!strcmp(k, "--min-time")) min_time = atof(v);
         else if (!strcmp(k, "--lr")) lr = atof(v);
+        else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16"))) bf16 = !strcmp(v, "bf16");
         else { fprintf(stderr, "bench_train: unknown option %s\n", k); usage(); return 2; }
     }
     if (threads < 1 || Bq < 1 || Tq < 1 || Bd != Bq || Td < 1 || reps < 1 || warmup < 0) {
@@ -288,9 +295,13 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    if (bf16 && !et_bf16_native()) {
+        fprintf(stderr, "bench_train: --precision bf16: this CPU has no AVX512_BF16 (VDPBF16PS)\n");
+        return 2;
+    }
     et_error err = {0};
     if (gemm) {
-        int r = gemm == 1 ? gemm_mode(threads, Bq, Tq, Bd, Td, reps, &err)
+        int r = gemm == 1 ? gemm_mode(threads, Bq, Tq, Bd, Td, reps, bf16, &err)
                           : elem_mode(threads, Bq, Tq, Bd, Td, reps, &err);
         if (r) fprintf(stderr, "bench_train: --gemm: %s\n", err.msg[0] ? err.msg : "out of memory");
         return r;
@@ -328,6 +339,8 @@ int main(int argc, char **argv) {
 
     if ((st = et_bert_acts_alloc(&aq, &m.cfg, Bq, Tq, 1, threads, &err)) != ET_OK) goto fail;
     if ((st = et_bert_acts_alloc(&ad, &m.cfg, Bd, Td, 1, threads, &err)) != ET_OK) goto fail;
+    et_bert_acts_set_bf16(&aq, bf16);
+    et_bert_acts_set_bf16(&ad, bf16);
 
     s.m = &m; s.pool = pool; s.aq = &aq; s.ad = &ad;
     s.Bq = Bq; s.Tq = Tq; s.Bd = Bd; s.Td = Td; s.C = C;
@@ -381,8 +394,8 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     size_t acts_bytes = aq.bytes + ad.bytes, pbytes = m.n_params * sizeof(float);
-    printf("{\"engine\":\"embedtune\",\"threads\":%d,\"bq\":%d,\"tq\":%d,\"bd\":%d,\"td\":%d,\"lr\":%g,\"times_s\":[", threads,
-           Bq, Tq, Bd, Td, lr);
+    printf("{\"engine\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"bq\":%d,\"tq\":%d,\"bd\":%d,\"td\":%d,\"lr\":%g,"
+           "\"times_s\":[", bf16 ? "embedtune-bf16" : "embedtune", bf16 ? et_bf16_name() : "fp32", threads, Bq, Tq, Bd, Td, lr);
     for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", times[i]);
     printf("],\"cpu_s\":[");
     for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", ctimes[i]);

@@ -355,6 +355,10 @@ void et_bert_acts_free(et_bert_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+void et_bert_acts_set_bf16(et_bert_acts *a, int on) {
+    for (int l = 0; l < ET_MAX_LAYERS; l++) a->layer[l].bf16 = on != 0;
+}
+
 /* ---------------------------------------------------------------- small kernels (static) */
 /* Inverted dropout fused with the residual add, in place, split over the pool:
  *   x[i] = x[i] * keep(i) / (1 - p) + (res ? res[i] : 0)        (p <= 0: no dropout)
@@ -382,11 +386,25 @@ static void dropout_add(et_pool *pool, float *x, const float *res, int64_t n, fl
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
-/* out = inp @ W^T + b, with W's prepacked copy Wp when there is one */
-static void lin(et_pool *pool, float *out, const float *inp, const float *W, const float *Wp, const float *b,
-                int N, int IC, int OC) {
-    if (Wp) et_linear_forward_packed(pool, out, inp, W, Wp, b, N, IC, OC);
+/* out = inp @ W^T + b, with W's prepacked copy Wp when there is one; bf16: the bf16 GEMM (kernels.h) */
+static void lin(et_pool *pool, int bf16, float *out, const float *inp, const float *W, const float *Wp,
+                const float *b, int N, int IC, int OC) {
+    if (bf16) et_linear_forward_bf16(pool, out, inp, W, b, N, IC, OC);
+    else if (Wp) et_linear_forward_packed(pool, out, inp, W, Wp, b, N, IC, OC);
     else et_linear_forward(pool, out, inp, W, b, N, IC, OC);
+}
+
+/* et_linear_backward, in bf16 when asked */
+static void lin_bwd(et_pool *pool, int bf16, float *dinp, float *dW, float *dbias, const float *dout,
+                    const float *inp, const float *W, int N, int IC, int OC) {
+    if (bf16) et_linear_backward_bf16(pool, dinp, dW, dbias, dout, inp, W, N, IC, OC);
+    else et_linear_backward(pool, dinp, dW, dbias, dout, inp, W, N, IC, OC);
+}
+
+/* C[M,N] = A[M,K] @ B[K,N] (row-major, beta 0), in bf16 when asked */
+static void matmul(et_pool *pool, int bf16, int M, int N, int K, const float *A, const float *B, float *C) {
+    if (bf16) et_sgemm_bf16(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    else et_sgemm(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
 }
 
 /* ---------------------------------------------------------------- prepacked weights (inference) */
@@ -490,9 +508,9 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
                                 int B, int T, float hdrop, float adrop, uint64_t seed) {
     int C = cfg->hidden_size, NH = cfg->num_heads, BT = B * T;
     size_t BTC = (size_t)BT * C;
-    lin(pool, a->q, a->inp, w->q_w, a->wpack[0], w->q_b, BT, C, C);
-    lin(pool, a->k, a->inp, w->k_w, a->wpack[1], w->k_b, BT, C, C);
-    lin(pool, a->v, a->inp, w->v_w, a->wpack[2], w->v_b, BT, C, C);
+    lin(pool, a->bf16, a->q, a->inp, w->q_w, a->wpack[0], w->q_b, BT, C, C);
+    lin(pool, a->bf16, a->k, a->inp, w->k_w, a->wpack[1], w->k_b, BT, C, C);
+    lin(pool, a->bf16, a->v, a->inp, w->v_w, a->wpack[2], w->v_b, BT, C, C);
     a->att_mask = mask;
     if (a->att_rs && !a->att)
         et_attention_forward_rs(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
@@ -500,7 +518,7 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     else
         et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                              adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
-    lin(pool, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
+    lin(pool, a->bf16, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     if (a->ln1_xhat)
         et_layernorm_forward_xhat(pool, a->h1, a->ln1_xhat, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
@@ -527,8 +545,8 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b;
-    et_linear_backward(pool, NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
-    if (need_qkv) et_sgemm(pool, 0, 0, BT, C, C, 1.0f, s->dln, C, w->ao_w, C, 0.0f, s->datty, C); /* datty = dln @ ao_w */
+    lin_bwd(pool, a->bf16, NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
+    if (need_qkv) matmul(pool, a->bf16, BT, C, C, s->dln, w->ao_w, s->datty); /* datty = dln @ ao_w */
     if (!need_qkv) return;
     zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
     if (a->att_rs && !a->att)
@@ -537,9 +555,9 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     else
         et_attention_backward(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att, a->q, a->k, a->v,
                               B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
-    et_linear_backward(pool, dinp, g->q_w, g->q_b, s->dq, a->inp, w->q_w, BT, C, C);
-    et_linear_backward(pool, dinp, g->k_w, g->k_b, s->dk, a->inp, w->k_w, BT, C, C);
-    et_linear_backward(pool, dinp, g->v_w, g->v_b, s->dv, a->inp, w->v_w, BT, C, C);
+    lin_bwd(pool, a->bf16, dinp, g->q_w, g->q_b, s->dq, a->inp, w->q_w, BT, C, C);
+    lin_bwd(pool, a->bf16, dinp, g->k_w, g->k_b, s->dk, a->inp, w->k_w, BT, C, C);
+    lin_bwd(pool, a->bf16, dinp, g->v_w, g->v_b, s->dv, a->inp, w->v_w, BT, C, C);
 }
 
 /* ---------------------------------------------------------------- FFN block */
@@ -550,12 +568,12 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     if (w->moe_w) /* MoE: fch_gelu serves as the grouped expert-output scratch before GELU fills it */
         et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
                        cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
-    else if (!a->ln2_rstd) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
+    else if (!a->ln2_rstd && !a->bf16) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
         et_linear_forward_gelu(pool, a->fch_gelu, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
     else
-        lin(pool, a->fch, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
+        lin(pool, a->bf16, a->fch, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
     if (w->moe_w || a->ln2_rstd) et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
-    lin(pool, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
+    lin(pool, a->bf16, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     if (a->ln2_xhat)
         et_layernorm_forward_xhat(pool, a->out, a->ln2_xhat, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
@@ -585,16 +603,16 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
      * buffer) becomes dL/d(gelu) and, in place, dL/dfch */
     et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
     int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b;
-    et_linear_backward(pool, NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
+    lin_bwd(pool, a->bf16, NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
     if (!need_fch) return;
-    et_sgemm(pool, 0, 0, BT, I, C, 1.0f, s->dln, C, w->o_w, I, 0.0f, s->g, I); /* g = dln @ o_w (no zeroing pass) */
+    matmul(pool, a->bf16, BT, I, C, s->dln, w->o_w, s->g); /* g = dln @ o_w (no zeroing pass) */
     et_gelu_backward_inplace(pool, s->g, a->fch, (int64_t)BTI);
     if (w->moe_w) /* s->g (dL/dfch) is clobbered; s->dg is grouped scratch */
         et_moe_backward(pool, dh1, g->moe_gate, g->moe_w, g->moe_b, s->g, s->dg, a->h1, a->fch, w->moe_gate,
                         w->moe_w, w->moe_b, BT, C, I, cfg->moe_experts, cfg->moe_gate_scale, &a->moe,
                         et_bert_dropout_seed(seed, 0, 4));
     else
-        et_linear_backward(pool, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
+        lin_bwd(pool, a->bf16, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
 }
 
 /* ---------------------------------------------------------------- pooling, L2 normalize */

@@ -168,6 +168,9 @@ typedef struct {
      * et_linear_pack), set by et_bert_forward; NULL = pack per call (training, or set to NULL yourself
      * when calling the block functions directly) */
     const float *wpack[6];
+    int bf16;                   /* the six Linear layers' GEMMs (forward and backward) in bf16 (kernels.h
+                                   et_linear_forward_bf16 ...; MoE experts and attention stay fp32): set for
+                                   all layers by et_bert_acts_set_bf16; 0 = fp32 */
 } et_bert_layer_acts;
 
 /* Backward scratch (training only); every buffer is overwritten as needed. */
@@ -222,6 +225,11 @@ size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training,
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
                              int nthreads, et_error *err);
 void et_bert_acts_free(et_bert_acts *a);
+/* bf16 mixed precision (training --precision bf16): on = 1 runs the Linear layers' GEMMs of every later
+ * forward/backward on `a` with bf16 operands and fp32 accumulation (kernels.h); the parameters, their
+ * gradients, the activations, LayerNorm, softmax, GELU and the loss stay fp32. on = 0: fp32, bit for bit
+ * as acts that never had it. */
+void et_bert_acts_set_bf16(et_bert_acts *a, int on);
 /* Bytes of the packed weights inference acts add at their first forward (on top of
  * et_bert_acts_bytes; for the current SIMD path). */
 size_t et_bert_acts_packed_bytes(const et_bert_config *cfg);

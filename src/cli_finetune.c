@@ -63,6 +63,10 @@ static et_opt ft_opts[] = {
     {"--train-only", NULL, "WHAT", "moe: train only the routers and experts (needs --moe-experts)", NULL},
     {"--seed", NULL, "N", "data order, dropout, negative sampling (default 42)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--precision", NULL, "P", "fp32 (default) | bf16: training's Linear GEMMs with bf16 operands and fp32 "
+                               "accumulation (fp32 weights, LayerNorm, softmax, loss; mining and evaluation stay fp32); "
+                               "needs AVX512_BF16, refused elsewhere | auto: bf16 where the CPU has AVX512_BF16, "
+                               "else fp32", NULL},
     {"--mem-budget", NULL, "MB", "refuse to train above this much memory (default 8192)", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
@@ -160,6 +164,16 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (et_train_loss_parse(ln ? ln : "infonce", &t->loss, &err)) { fprintf(stderr, "embedtune finetune: --loss: %s\n", err.msg); return 2; }
     if (et_cli_get(o, n, "--soft-norm") && et_soft_norm_parse(et_cli_get(o, n, "--soft-norm"), &t->soft_norm, &err)) {
         fprintf(stderr, "embedtune finetune: --soft-norm: %s\n", err.msg);
+        return 2;
+    }
+    const char *prec_why = NULL;
+    et_precision prec_run;
+    if (et_cli_get(o, n, "--precision") && et_train_precision_parse(et_cli_get(o, n, "--precision"), &t->precision, &err)) {
+        fprintf(stderr, "embedtune finetune: --precision: %s\n", err.msg);
+        return 2;
+    }
+    if (et_train_precision_resolve(t->precision, &prec_run, &prec_why, &err)) {
+        fprintf(stderr, "embedtune finetune: %s\n", err.msg);
         return 2;
     }
     c.model_dir = et_cli_get(o, n, "--model");
@@ -320,6 +334,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     const et_ft_plan *P = &r.plan;
     fprintf(f, "  settings: lr %g (%s); batch %d (%s); epochs %d (%s); dev: %s\n", P->lr, P->why_lr, P->batch, P->why_batch, P->epochs,
             P->why_epochs, P->why_dev);
+    if (t->precision != ET_PREC_FP32) fprintf(f, "  precision: %s (%s)\n", et_train_precision_name(prec_run), prec_why);
     if (r.best_dev >= 0)
         fprintf(f, "  kept the model of step %ld (dev %.4f, starting model %.4f); %s\n", r.dev[r.best_dev].step, r.dev[r.best_dev].score,
                 r.dev[0].score, r.stop_reason);
@@ -346,6 +361,8 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddStringToObject(why, "epochs", P->why_epochs);
         cJSON_AddStringToObject(why, "dev", P->why_dev);
         cJSON_AddStringToObject(why, "negatives", P->why_negatives);
+        cJSON_AddStringToObject(why, "precision", prec_why);
+        cJSON_AddStringToObject(st, "precision", et_train_precision_name(prec_run));
         cJSON_AddBoolToObject(st, "dev", P->use_dev);
         cJSON_AddNumberToObject(st, "dev_size", (double)P->dev_size);
         cJSON_AddNumberToObject(st, "dev_every", P->dev_every);

@@ -51,6 +51,9 @@ static et_opt train_opts[] = {
     {"--resume", NULL, NULL, "continue from --out's latest checkpoint (same settings and data required)", NULL},
     {"--mem-budget", NULL, "MB", "refuse to start above this much memory (default 8192)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--precision", NULL, "P", "fp32 (default) | bf16: the Linear layers' GEMMs with bf16 operands and fp32 "
+                               "accumulation (fp32 weights, LayerNorm, softmax, loss); needs AVX512_BF16, refused "
+                               "elsewhere | auto: bf16 where the CPU has AVX512_BF16, else fp32", NULL},
     {"--log", NULL, "FILE", "per-step JSONL log: step, epoch, loss, lr, grad_norm, examples_per_s, elapsed "
                             "(MoE: moe_aux, moe_layers, moe_frac = share of real tokens per expert)", NULL},
     {"--quiet", "-q", NULL, "no progress line on stderr", NULL},
@@ -166,6 +169,16 @@ static int run_train(et_opt *o, int n) {
         fprintf(stderr, "embedtune train: --soft-norm: %s\n", err.msg);
         return 2;
     }
+    const char *prec_why = NULL;
+    et_precision prec_run;
+    if (et_cli_get(o, n, "--precision") && et_train_precision_parse(et_cli_get(o, n, "--precision"), &c.precision, &err)) {
+        fprintf(stderr, "embedtune train: --precision: %s\n", err.msg);
+        return 2;
+    }
+    if (et_train_precision_resolve(c.precision, &prec_run, &prec_why, &err)) {
+        fprintf(stderr, "embedtune train: %s\n", err.msg);
+        return 2;
+    }
     const char *pen = et_cli_get(o, n, "--clp-pen");
     if (pen) {
         if (!strcmp(pen, "mean")) c.pen = ET_CLP_PEN_MEAN;
@@ -253,6 +266,8 @@ static int run_train(et_opt *o, int n) {
                         "lr %g, %.0f MiB planned\n",
                 d.n, et_train_loss_name(c.loss), tr.total_steps, c.epochs, c.epochs > 1 ? "s" : "", c.batch, c.grad_accum,
                 tr.G, tr.warmup, c.lr, tr.bytes_planned / 1048576.0);
+    if (!tp.quiet && c.precision != ET_PREC_FP32)
+        fprintf(stderr, "train: precision %s (%s)\n", et_train_precision_name(prec_run), prec_why);
     if (!tp.quiet && L.model.cfg.moe_experts > 0) {
         const et_bert_config *mc = &L.model.cfg;
         size_t moe = 0;

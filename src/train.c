@@ -14,6 +14,7 @@
 #include "data.h"
 #include "fileio.h"
 #include "hf.h"
+#include "kernels.h"
 #include "moe.h"
 #include "rng.h"
 #include "util.h"
@@ -32,6 +33,50 @@ et_status et_train_loss_parse(const char *s, et_train_loss *out, et_error *err) 
 }
 
 const char *et_train_loss_name(et_train_loss l) { return (unsigned)l < 6 ? loss_names[l] : "?"; }
+
+static const char *const prec_names[3] = {"fp32", "bf16", "auto"};
+
+et_status et_train_precision_parse(const char *s, et_precision *out, et_error *err) {
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, prec_names[i])) { *out = (et_precision)i; return ET_OK; }
+    return et_fail(err, ET_ERR_ARG, "unknown precision '%s' (fp32, bf16, auto)", s ? s : "(null)");
+}
+
+const char *et_train_precision_name(et_precision p) { return (unsigned)p < 3 ? prec_names[p] : "?"; }
+
+et_status et_train_precision_resolve(et_precision asked, et_precision *out, const char **why, et_error *err) {
+#if defined(__wasm__)
+    static const char no_bf16[] = "WebAssembly has no bf16 instructions";
+#else
+    static const char no_bf16[] = "this CPU has no AVX512_BF16 (VDPBF16PS)";
+#endif
+    const char *w;
+    if (asked == ET_PREC_FP32) {
+        *out = ET_PREC_FP32;
+        w = "fp32 asked for";
+    } else if (asked == ET_PREC_BF16 || asked == ET_PREC_AUTO) {
+        if (et_bf16_native()) {
+            *out = ET_PREC_BF16;
+            w = asked == ET_PREC_BF16 ? "bf16 asked for (VDPBF16PS)"
+                                      : "auto: this CPU runs VDPBF16PS (AVX512_BF16): bf16 GEMMs, fp32 accumulation";
+        } else if (asked == ET_PREC_BF16) {
+            if (why) *why = no_bf16;
+            return et_fail(err, ET_ERR_ARG, "--precision bf16: %s; use --precision fp32 (or auto, which trains in "
+                                            "fp32 here)", no_bf16);
+        } else {
+            *out = ET_PREC_FP32;
+#if defined(__wasm__)
+            w = "auto: WebAssembly has no bf16 instructions, so fp32";
+#else
+            w = "auto: this CPU has no AVX512_BF16 (VDPBF16PS), so fp32";
+#endif
+        }
+    } else {
+        return et_fail(err, ET_ERR_ARG, "unknown precision %d", (int)asked);
+    }
+    if (why) *why = w;
+    return ET_OK;
+}
 
 static int is_soft(et_train_loss l) { return l == ET_TRAIN_SOFT1 || l == ET_TRAIN_SOFT2 || l == ET_TRAIN_SOFT3; }
 static int is_pairwise(et_train_loss l) { return l == ET_TRAIN_MSE || is_soft(l); }
@@ -205,6 +250,10 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
         size_t l = strlen(tr->canon);
         snprintf(tr->canon + l, sizeof tr->canon - l, ";soft_lo=%.17g;soft_hi=%.17g", c->soft_lo, c->soft_hi);
     }
+    if (tr->precision == ET_PREC_BF16) { /* appended only for bf16: fp32 runs keep the canon of older builds */
+        size_t l = strlen(tr->canon);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";precision=bf16");
+    }
     const et_bert_config *mc = &tr->model->cfg;
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
@@ -346,6 +395,8 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
                                         "lr >= 0, 0 <= lambda <= 1, weight_decay >= 0 and adam_eps > 0 are required");
     if (c->symmetric && (c->loss != ET_TRAIN_INFONCE || !c->in_batch))
         return et_fail(err, ET_ERR_ARG, "symmetric needs loss infonce with in-batch negatives");
+    et_status ps = et_train_precision_resolve(c->precision, &tr->precision, NULL, err);
+    if (ps) return ps;
     int P = et_bert_max_tokens(&model->cfg);
     if (tr->cfg.max_len_q > P) tr->cfg.max_len_q = P;
     if (tr->cfg.max_len_d > P) tr->cfg.max_len_d = P;
@@ -402,7 +453,10 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         goto fail;
     }
     for (int g = 0; g < 4; g++)
-        if (gB[g] > 0 && (s = et_bert_acts_alloc(&tr->acts[g], mc, gB[g], gT[g], 1, nt, err))) goto fail;
+        if (gB[g] > 0) {
+            if ((s = et_bert_acts_alloc(&tr->acts[g], mc, gB[g], gT[g], 1, nt, err))) goto fail;
+            et_bert_acts_set_bf16(&tr->acts[g], tr->precision == ET_PREC_BF16);
+        }
     if ((s = et_bert_reserve(tr->pool, err))) goto fail; /* the kernels' workspace, up front */
 
     /* gradients, frozen tensors, optimizer segments */

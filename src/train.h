@@ -57,6 +57,18 @@ typedef enum {
 et_status et_train_loss_parse(const char *s, et_train_loss *out, et_error *err);
 const char *et_train_loss_name(et_train_loss l);
 
+/* --precision: the arithmetic of the Linear layers' GEMMs while training (bert.h et_bert_acts_set_bf16).
+ * fp32 (the default): everything fp32, bit for bit as builds without this option. bf16: bf16 operands,
+ * fp32 accumulation, fp32 master weights, gradients, AdamW, LayerNorm, softmax, GELU and loss; it needs
+ * VDPBF16PS (AVX512_BF16) and is refused without it (WebAssembly has no bf16 instructions). auto: bf16 where
+ * VDPBF16PS runs, else fp32 (what was chosen, and why, is said by et_train_precision_resolve). */
+typedef enum { ET_PREC_FP32 = 0, ET_PREC_BF16 = 1, ET_PREC_AUTO = 2 } et_precision;
+et_status et_train_precision_parse(const char *s, et_precision *out, et_error *err);
+const char *et_train_precision_name(et_precision p);
+/* fp32 or bf16 for this CPU and build; *why (may be NULL) gets a static sentence saying why. ET_ERR_ARG
+ * with the reason when bf16 was asked for and cannot run here. */
+et_status et_train_precision_resolve(et_precision asked, et_precision *out, const char **why, et_error *err);
+
 /* Statistics of one optimizer step, given to the progress callback and written to the log. */
 typedef struct {
     long step;            /* 1-based optimizer step just completed */
@@ -128,6 +140,8 @@ typedef struct {
     int moe_gate_scale;   /* ET_MOE_GATE_*: 1 = Switch (default), 0 = the authors' unscaled routing, 2 = ste */
     double moe_aux_weight; /* alpha of the Switch balance loss (default 0.01) */
     double moe_jitter;    /* router input jitter eps while training with dropout (default 0) */
+    et_precision precision; /* ET_PREC_FP32 (default), _BF16 or _AUTO: see et_train_precision_parse; resolved by
+                             et_trainer_init (et_trainer.precision); bf16 is part of the resume check */
     /* called after every optimizer step; return non-zero to stop (a checkpoint is written) */
     int (*progress)(void *user, const et_train_stats *s);
     void *user;
@@ -206,6 +220,7 @@ typedef struct {
     float *moe_frac;         /* [moe_nl, E] the last step's fractions (et_train_stats.moe_frac) */
     double moe_aux_acc;
     size_t bytes_planned;
+    et_precision precision;  /* what runs: ET_PREC_FP32 or ET_PREC_BF16 (cfg.precision resolved) */
 } et_trainer;
 
 /* Plan and allocate everything for training `model` (borrowed). pool may be NULL (the trainer makes its
