@@ -347,8 +347,20 @@ void et_bert_acts_drop_packed(et_bert_acts *a) {
     for (int l = 0; l < ET_MAX_LAYERS; l++) memset(a->layer[l].wpack, 0, sizeof a->layer[l].wpack);
 }
 
+static void q8_drop(et_bert_acts *a) {
+    for (int i = 0; i < a->q8_count; i++) et_q8_free(&a->q8[i]);
+    free(a->q8);
+    free(a->q8work);
+    a->q8 = NULL; a->q8work = NULL; a->q8_count = 0; a->q8_key = 0;
+    for (int l = 0; l < ET_MAX_LAYERS; l++) {
+        memset(a->layer[l].q8, 0, sizeof a->layer[l].q8);
+        a->layer[l].q8work = NULL;
+    }
+}
+
 void et_bert_acts_free(et_bert_acts *a) {
     if (!a) return;
+    q8_drop(a);
     free(a->wpack);
     free(a->mem);
     et_pool_destroy(a->serial);
@@ -386,11 +398,13 @@ static void dropout_add(et_pool *pool, float *x, const float *res, int64_t n, fl
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
-/* out = inp @ W^T + b, with W's prepacked copy Wp when there is one; bf16: the bf16 GEMM (kernels.h) */
-static void lin(et_pool *pool, int bf16, float *out, const float *inp, const float *W, const float *Wp,
+/* out = inp @ W^T + b for the layer's Linear j (0..5 = q, k, v, ao, i, o): in int8 when the acts have its
+ * quantized weights, bf16 when the acts say so (kernels.h), else with W's prepacked copy when there is one */
+static void lin(et_pool *pool, const et_bert_layer_acts *a, int j, float *out, const float *inp, const float *W,
                 const float *b, int N, int IC, int OC) {
-    if (bf16) et_linear_forward_bf16(pool, out, inp, W, b, N, IC, OC);
-    else if (Wp) et_linear_forward_packed(pool, out, inp, W, Wp, b, N, IC, OC);
+    if (a->q8[j]) et_q8_linear_forward(pool, out, inp, a->q8[j], b, N, 0, a->q8work);
+    else if (a->bf16) et_linear_forward_bf16(pool, out, inp, W, b, N, IC, OC);
+    else if (a->wpack[j]) et_linear_forward_packed(pool, out, inp, W, a->wpack[j], b, N, IC, OC);
     else et_linear_forward(pool, out, inp, W, b, N, IC, OC);
 }
 
@@ -476,6 +490,47 @@ static void wpack_update(const et_bert *m, et_bert_acts *a, et_pool *pool) {
     a->wpack_key = key;
 }
 
+/* int8 inference (et_bert.int8): quantize the model's Linear weights into a->q8 when what is there is not
+ * them, and point the layers at them; fp32 (every layer's q8 NULL) when the model is not int8. */
+static et_status q8_update(const et_bert *m, et_bert_acts *a, et_error *err) {
+    const et_bert_config *c = &m->cfg;
+    if (!m->int8) {
+        for (int l = 0; l < c->num_layers; l++) memset(a->layer[l].q8, 0, sizeof a->layer[l].q8);
+        return ET_OK;
+    }
+    uint64_t key = wpack_fingerprint(m);
+    if (a->q8 && a->q8_key == key) goto point;
+    q8_drop(a);
+    int L = c->num_layers, IC_max = c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size;
+    a->q8 = calloc((size_t)L * 6, sizeof *a->q8);
+    size_t wb = et_q8_work_bytes(a->B_max * a->T_max, IC_max);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, wb) != 0) p = NULL;
+    a->q8work = p;
+    if (!a->q8 || !a->q8work) {
+        q8_drop(a);
+        return et_fail(err, ET_ERR_NOMEM, "int8: out of memory for the quantized weights");
+    }
+    a->q8_count = L * 6;
+    for (int l = 0; l < L; l++) {
+        const float *W[6];
+        int OC[6], IC[6];
+        layer_linears(c, &m->w.layer[l], W, OC, IC);
+        for (int j = 0; j < 6; j++) {
+            if (!W[j]) continue;
+            et_status st = et_q8_quantize(&a->q8[l * 6 + j], W[j], OC[j], IC[j], err);
+            if (st) { q8_drop(a); return st; }
+        }
+    }
+    a->q8_key = key;
+point:
+    for (int l = 0; l < c->num_layers; l++) {
+        for (int j = 0; j < 6; j++) a->layer[l].q8[j] = a->q8[l * 6 + j].w ? &a->q8[l * 6 + j] : NULL;
+        a->layer[l].q8work = a->q8work;
+    }
+    return ET_OK;
+}
+
 /* ---------------------------------------------------------------- embeddings */
 void et_bert_embeddings_forward(et_pool *pool, const et_bert_config *cfg, const et_bert_params *w,
                                 float *out, float *ln_in, float *mean, float *rstd,
@@ -508,9 +563,9 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
                                 int B, int T, float hdrop, float adrop, uint64_t seed) {
     int C = cfg->hidden_size, NH = cfg->num_heads, BT = B * T;
     size_t BTC = (size_t)BT * C;
-    lin(pool, a->bf16, a->q, a->inp, w->q_w, a->wpack[0], w->q_b, BT, C, C);
-    lin(pool, a->bf16, a->k, a->inp, w->k_w, a->wpack[1], w->k_b, BT, C, C);
-    lin(pool, a->bf16, a->v, a->inp, w->v_w, a->wpack[2], w->v_b, BT, C, C);
+    lin(pool, a, 0, a->q, a->inp, w->q_w, w->q_b, BT, C, C);
+    lin(pool, a, 1, a->k, a->inp, w->k_w, w->k_b, BT, C, C);
+    lin(pool, a, 2, a->v, a->inp, w->v_w, w->v_b, BT, C, C);
     a->att_mask = mask;
     if (a->att_rs && !a->att)
         et_attention_forward_rs(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
@@ -518,7 +573,7 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     else
         et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                              adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
-    lin(pool, a->bf16, a->ln1_in, a->atty, w->ao_w, a->wpack[3], w->ao_b, BT, C, C);
+    lin(pool, a, 3, a->ln1_in, a->atty, w->ao_w, w->ao_b, BT, C, C);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     if (a->ln1_xhat)
         et_layernorm_forward_xhat(pool, a->h1, a->ln1_xhat, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
@@ -568,12 +623,14 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     if (w->moe_w) /* MoE: fch_gelu serves as the grouped expert-output scratch before GELU fills it */
         et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
                        cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
+    else if (!a->ln2_rstd && a->q8[4]) /* int8 inference */
+        et_q8_linear_forward(pool, a->fch_gelu, a->h1, a->q8[4], w->i_b, BT, 1, a->q8work);
     else if (!a->ln2_rstd && !a->bf16) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
         et_linear_forward_gelu(pool, a->fch_gelu, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
     else
-        lin(pool, a->bf16, a->fch, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
+        lin(pool, a, 4, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
     if (w->moe_w || a->ln2_rstd) et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
-    lin(pool, a->bf16, a->ln2_in, a->fch_gelu, w->o_w, a->wpack[5], w->o_b, BT, I, C);
+    lin(pool, a, 5, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     if (a->ln2_xhat)
         et_layernorm_forward_xhat(pool, a->out, a->ln2_xhat, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
@@ -739,7 +796,11 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
     a->pooling = c->pooling;
     a->normalize = c->normalize;
     float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
-    if (!a->training) wpack_update(m, a, pool);
+    if (!a->training) {
+        if ((st = q8_update(m, a, err))) return st;
+        if (m->int8) et_bert_acts_drop_packed(a); /* no fp32 Linear runs */
+        else wpack_update(m, a, pool);
+    }
 
     et_bert_embeddings_forward(pool, c, &m->w, a->layer[0].inp, a->emb_ln_in, a->emb_mean, a->emb_rstd,
                                a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(seed, -1, 0));

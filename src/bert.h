@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "error.h"
 #include "moe.h"
+#include "kernels_int8.h"
 #include "threads.h"
 
 #define ET_MAX_LAYERS 64
@@ -107,6 +108,10 @@ typedef struct {
     et_tensor_view *tensors;
     int n_tensors;
     et_bert_params w;  /* views into params */
+    int int8;          /* inference in int8 (kernels_int8.h): the encoder's Linear layers run with per-channel int8
+                          weights and per-row int8 activations (embeddings, attention, LayerNorm, GELU stay
+                          fp32); training ignores it. Set by the caller (--int8) or by loading an int8
+                          export (hf.h). Inference acts quantize the weights at the first such forward. */
     uint64_t version;  /* changes whenever params are written (et_bert_params_changed): caches of derived
                           data (the inference acts' packed weights) key on it; unique per et_bert_alloc */
 } et_bert;
@@ -171,6 +176,10 @@ typedef struct {
     int bf16;                   /* the six Linear layers' GEMMs (forward and backward) in bf16 (kernels.h
                                    et_linear_forward_bf16 ...; MoE experts and attention stay fp32): set for
                                    all layers by et_bert_acts_set_bf16; 0 = fp32 */
+    /* inference in int8 (et_bert.int8): the same six weights quantized (kernels_int8.h), set by et_bert_forward;
+     * NULL = fp32 */
+    const et_q8_matrix *q8[6];
+    void *q8work;               /* et_q8_work_bytes(B_max * T_max, max(C, I)) bytes for those (NULL = fp32) */
 } et_bert_layer_acts;
 
 /* Backward scratch (training only); every buffer is overwritten as needed. */
@@ -216,6 +225,12 @@ typedef struct {
     float *wpack;
     size_t wpack_floats;      /* capacity of wpack */
     uint64_t wpack_key;       /* key of what was packed: params pointer, path, version (0 = nothing) */
+    /* Inference acts with et_bert.int8: the Linear weights quantized once (kernels_int8.h), keyed like wpack, with
+     * the activation work buffer; freed by et_bert_acts_free. */
+    et_q8_matrix *q8;         /* [L * 6] (unused slots zeroed) */
+    int q8_count;
+    uint64_t q8_key;
+    void *q8work;
     et_pool *serial;          /* one-thread pool used when forward/backward get a NULL pool (owned) */
 } et_bert_acts;
 

@@ -28,6 +28,7 @@ static et_opt encode_opts[] = {
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--int8", NULL, NULL, "int8 inference: Linear layers with per-channel int8 weights and per-row int8 activations (VNNI where the CPU has it); an int8 export (embedtune quantize) runs in int8 without it", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
@@ -90,6 +91,7 @@ static int run_encode(et_opt *o, int n) {
     et_error err = {0};
     et_cli_model L;
     if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("encode", &err); }
+    if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_strvec texts = {0};
     if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_cli_free(&L); return et_cli_fail("encode", &err); }
     int d = L.model.cfg.hidden_size;
@@ -134,6 +136,7 @@ static et_opt search_opts[] = {
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--int8", NULL, NULL, "int8 inference: Linear layers with per-channel int8 weights and per-row int8 activations (VNNI where the CPU has it); an int8 export (embedtune quantize) runs in int8 without it", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
     {"--mode", NULL, "M", "dense | bm25 | hybrid (default: the model folder's retrieval.json, else dense)", NULL},
     {"--fusion", NULL, "SPEC", "hybrid rule instead of the saved one, e.g. convex:alpha=0.3, rrf:k=60,alpha=0.5, "
@@ -177,6 +180,7 @@ static int run_search(et_opt *o, int n) {
     if (!fspec) fusion = rcfg.fusion;
     et_cli_model L;
     if (et_cli_load(mdir, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
+    if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_corpus C = {0};
     et_strvec qs = {0};
     et_hybrid_index ix;

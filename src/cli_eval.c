@@ -178,6 +178,7 @@ static et_opt eval_opts[] = {
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--int8", NULL, NULL, "int8 inference: Linear layers with per-channel int8 weights and per-row int8 activations (VNNI where the CPU has it); an int8 export (embedtune quantize) runs in int8 without it", NULL},
     {"--skip-bad", NULL, NULL, "skip malformed lines (reported) instead of stopping", NULL},
     {"--quiet", "-q", NULL, "no progress on stderr", NULL},
 };
@@ -250,6 +251,7 @@ static int run_eval(et_opt *o, int n) {
     int have_rcfg = 0;
     if (have_model) {
         if (et_cli_load(model, threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
+        if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
         pool = L.pool;
     } else if (!(pool = et_pool_create(threads, &err))) return et_cli_fail("eval", &err);
     /* the saved retrieval settings are the defaults; options override them */

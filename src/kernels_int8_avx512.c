@@ -1,0 +1,126 @@
+/* kernels_int8_avx512.c - the int8 path with AVX512_VNNI (vpdpbusd: u8 x s8, 4 products per int32 lane):
+ * 12 rows x 2 panels (32 channels) of int32 accumulators, the activations' 4-byte groups broadcast from
+ * memory. Activations are stored as code + 128 (u8); the kernel subtracts 128 * colsum (kernels_int8.h).
+ * Selected at run time by kernels_int8.c when the fp32 path is avx512 and the CPU has AVX512_VNNI. */
+#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma")
+#elif defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma"))), apply_to = function)
+#endif
+#include <immintrin.h>
+#include <string.h>
+#include "kernels_int8_impl.h"
+
+#define PANEL 16
+#define MR 12
+
+#if defined(__GNUC__)
+#define ET_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ET_ALWAYS_INLINE inline
+#endif
+
+/* rows: amax with vector max, codes with the default rounding (nearest even, as nearbyintf) and a
+ * saturating narrow (|x * inv| <= 127 up to rounding: the clamp of the scalar code), then + 128 */
+static void vnni_quant_rows(int8_t *qa, float *sa, const float *x, int n, int IC, int ICp) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * IC;
+        uint8_t *q = (uint8_t *)qa + (size_t)r * ICp;
+        __m512 m = _mm512_setzero_ps();
+        int k = 0;
+        for (; k + 16 <= IC; k += 16) m = _mm512_max_ps(m, _mm512_and_ps(absmask, _mm512_loadu_ps(xr + k)));
+        if (k < IC) {
+            __mmask16 mk = (__mmask16)((1u << (IC - k)) - 1u);
+            m = _mm512_max_ps(m, _mm512_and_ps(absmask, _mm512_maskz_loadu_ps(mk, xr + k)));
+        }
+        float inv;
+        et_q8_row_scale(_mm512_reduce_max_ps(m), &sa[r], &inv);
+        const __m512 vi = _mm512_set1_ps(inv);
+        const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(128);
+        for (k = 0; k < IC; k += 16) {
+            int left = IC - k;
+            __mmask16 mk = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1u);
+            __m512i c = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + k), vi));
+            c = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(c, lo), hi), off);
+            _mm_mask_storeu_epi8(q + k, mk, _mm512_cvtepi32_epi8(c));
+        }
+        for (k = IC; k < ICp; k++) q[k] = 128;
+    }
+}
+
+static ET_ALWAYS_INLINE void vnni_block(const int R, const int NP, int G, const uint8_t *a, int lda,
+                                        const int8_t *w0, const int8_t *w1, __m512i acc[MR][2]) {
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
+    for (int g = 0; g < G; g++) {
+        __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)g * 64));
+        __m512i b1 = NP > 1 ? _mm512_load_si512((const void *)(w1 + (size_t)g * 64)) : b0;
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) {
+            int32_t x;
+            memcpy(&x, a + (size_t)r * lda + 4 * g, 4);
+            __m512i av = _mm512_set1_epi32(x);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
+            if (NP > 1) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+        }
+    }
+}
+
+static ET_ALWAYS_INLINE void vnni_store(int R, int NP, __m512i acc[MR][2], const float *sa, const et_q8_matrix *W,
+                                        int p, const float *bias, float *out, int ldo) {
+    for (int h = 0; h < NP; h++) {
+        int o0 = (p + h) * PANEL, n = W->OC - o0;
+        if (n <= 0) break;
+        __mmask16 mk = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
+        __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(W->colsum + o0)), 7);
+        __m512 sw = _mm512_loadu_ps(W->scale + o0);
+        __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + o0) : _mm512_setzero_ps();
+        for (int r = 0; r < R; r++) {
+            __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa[r]), sw);
+            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][h], corr)), s);
+            if (bias) y = _mm512_add_ps(y, b);
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + o0, mk, y);
+        }
+    }
+}
+
+#define VNNI_RP(R, NP)                                                                                       \
+    static void vnni_##R##_##NP(int G, const uint8_t *a, int lda, const int8_t *w0, const int8_t *w1,        \
+                                __m512i acc[MR][2]) {                                                        \
+        vnni_block(R, NP, G, a, lda, w0, w1, acc);                                                           \
+    }
+#define VNNI_R(R) VNNI_RP(R, 1) VNNI_RP(R, 2)
+VNNI_R(1) VNNI_R(2) VNNI_R(3) VNNI_R(4) VNNI_R(5) VNNI_R(6) VNNI_R(7) VNNI_R(8) VNNI_R(9) VNNI_R(10) VNNI_R(11)
+VNNI_R(12)
+
+typedef void (*vnni_fn)(int, const uint8_t *, int, const int8_t *, const int8_t *, __m512i[MR][2]);
+static const vnni_fn vnni_fns[MR][2] = {
+    {vnni_1_1, vnni_1_2},   {vnni_2_1, vnni_2_2},   {vnni_3_1, vnni_3_2},   {vnni_4_1, vnni_4_2},
+    {vnni_5_1, vnni_5_2},   {vnni_6_1, vnni_6_2},   {vnni_7_1, vnni_7_2},   {vnni_8_1, vnni_8_2},
+    {vnni_9_1, vnni_9_2},   {vnni_10_1, vnni_10_2}, {vnni_11_1, vnni_11_2}, {vnni_12_1, vnni_12_2},
+};
+
+static void vnni_tile(int m, const int8_t *qa, const float *sa, const et_q8_matrix *W, int p0, int np,
+                      const float *bias, float *out, int ldo) {
+    const int G = W->ICp / 4;
+    const size_t pstride = (size_t)W->ICp * PANEL;
+    __m512i acc[MR][2];
+    for (int p = p0; p < p0 + np; p += 2) {
+        int NP = p + 1 < p0 + np ? 2 : 1;
+        const int8_t *w0 = W->w + (size_t)p * pstride, *w1 = w0 + pstride;
+        for (int r = 0; r < m; r += MR) {
+            int R = m - r < MR ? m - r : MR;
+            vnni_fns[R - 1][NP - 1](G, (const uint8_t *)qa + (size_t)r * W->ICp, W->ICp, w0, w1, acc);
+            vnni_store(R, NP, acc, sa + r, W, p, bias, out + (size_t)r * ldo, ldo);
+        }
+    }
+}
+
+const et_q8_isa et_q8_isa_vnni = {"vnni", vnni_quant_rows, vnni_tile};
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif
