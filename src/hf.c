@@ -289,6 +289,41 @@ typedef struct {
     et_st_file *st;
 } hf_parts;
 
+/* dst[r, k] = code[r, k] * scale[r] for an I8 tensor t [rows, cols] with its F32/F16/BF16 "NAME_scale" [rows] (the int8
+ * export, docs/int8.md); marks the scale tensor used. Codes must be in [-127, 127], scales finite and >= 0. */
+static et_status read_int8(const et_st_file *st, const et_st_tensor *t, float *dst, unsigned char *used, et_error *err) {
+    char sn[ET_NAME_MAX + 32];
+    snprintf(sn, sizeof sn, "%s_scale", t->name);
+    const et_st_tensor *sc = et_st_find(st, sn);
+    if (t->ndim != 2 || !sc)
+        return et_fail(err, ET_ERR_FORMAT, "%s: tensor '%s' is I8 but %s", st->label, t->name,
+                       t->ndim != 2 ? "not 2-D (int8 is for [out, in] Linear weights)" : "its per-row scale tensor is missing");
+    if (sc->ndim != 1 || sc->shape[0] != t->shape[0])
+        return et_fail(err, ET_ERR_FORMAT, "%s: tensor '%s' must have shape [%lld] (the rows of '%s')", st->label, sn,
+                       (long long)t->shape[0], t->name);
+    size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
+    int8_t *codes = malloc(t->numel + 1);
+    float *scale = malloc(sizeof(float) * (rows + 1));
+    et_status s = !codes || !scale ? et_fail(err, ET_ERR_NOMEM, "%s: out of memory reading '%s'", st->label, t->name) : ET_OK;
+    if (!s) s = et_st_read_i8(st, t, codes, err);
+    if (!s) s = et_st_read_f32(st, sc, scale, err);
+    for (size_t r = 0; r < rows && !s; r++) {
+        if (!isfinite(scale[r]) || scale[r] < 0)
+            s = et_fail(err, ET_ERR_FORMAT, "%s: tensor '%s' element %zu is %g (scales are finite and >= 0)", st->label, sn, r, scale[r]);
+        for (size_t k = 0; k < cols && !s; k++) {
+            int8_t c = codes[r * cols + k];
+            if (c == -128)
+                s = et_fail(err, ET_ERR_FORMAT, "%s: tensor '%s' element [%zu, %zu] is -128 (int8 codes are in [-127, 127])", st->label,
+                            t->name, r, k);
+            dst[r * cols + k] = (float)c * scale[r];
+        }
+    }
+    if (!s) used[sc - st->t] = 1;
+    free(codes);
+    free(scale);
+    return s;
+}
+
 static void fmt_shape(char *out, size_t cap, int ndim, const int64_t *shape) {
     size_t p = 0;
     out[0] = 0;
@@ -392,7 +427,10 @@ static et_status load_core(const hf_parts *P, const hf_modules *mods, et_bert *m
         }
         float *dst = m->params + v->offset;
         et_bert_params_changed(m);
-        if ((s = et_st_read_f32(st, t, dst, err))) break;
+        if (t->dtype == ET_ST_I8) { /* an int8 export (et_hf_save_opts.int8): codes and NAME_scale */
+            if ((s = read_int8(st, t, dst, used, err))) break;
+            m->int8 = 1;
+        } else if ((s = et_st_read_f32(st, t, dst, err))) break;
         for (size_t k = 0; k < v->numel; k++)
             if (!isfinite(dst[k])) {
                 s = et_fail(err, ET_ERR_NUMERIC, "%s: tensor '%s' element %zu is %s", L, t->name, k, isnan(dst[k]) ? "NaN" : "infinite");
@@ -720,8 +758,15 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     if (s) return s;
 
     /* model.safetensors */
-    et_st_out *outs = calloc((size_t)m->n_tensors + 1, sizeof *outs);
-    if (!outs) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the list of %d tensors", dir, m->n_tensors);
+    int nq = o.int8 ? 6 * c->num_layers : 0, nout = m->n_tensors;
+    et_st_out *outs = calloc((size_t)m->n_tensors + nq + 1, sizeof *outs);
+    char (*qnames)[ET_NAME_MAX + 8] = calloc((size_t)nq + 1, sizeof *qnames);
+    et_q8_matrix *qm = calloc((size_t)nq + 1, sizeof *qm);
+    int8_t **qcodes = calloc((size_t)nq + 1, sizeof *qcodes);
+    if (!outs || !qnames || !qm || !qcodes) {
+        free(outs); free(qnames); free(qm); free(qcodes);
+        return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for the list of %d tensors", dir, m->n_tensors);
+    }
     for (int i = 0; i < m->n_tensors; i++) {
         const et_tensor_view *v = &m->tensors[i];
         outs[i].name = v->name;
@@ -729,9 +774,30 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
         outs[i].ndim = v->ndim;
         outs[i].shape[0] = v->shape[0];
         outs[i].shape[1] = v->shape[1];
+        /* int8: the six Linear weights of every dense layer as I8 codes + NAME_scale (kernels_int8.h's quantization) */
+        for (int l = 0; o.int8 && !s && l < c->num_layers; l++) {
+            const et_bert_layer_params *w = &m->w.layer[l];
+            const float *lw[6] = {w->q_w, w->k_w, w->v_w, w->ao_w, w->i_w, w->o_w};
+            for (int j = 0; j < 6; j++) {
+                if (!lw[j] || lw[j] != outs[i].data || v->ndim != 2) continue;
+                int qi = l * 6 + j;
+                if ((s = et_q8_quantize(&qm[qi], outs[i].data, (int)v->shape[0], (int)v->shape[1], err))) break;
+                if (!(qcodes[qi] = malloc((size_t)v->numel + 1))) { s = et_fail(err, ET_ERR_NOMEM, "%s: out of memory quantizing", dir); break; }
+                et_q8_unpack(&qm[qi], qcodes[qi]);
+                outs[i].i8 = qcodes[qi];
+                snprintf(qnames[qi], sizeof qnames[qi], "%s_scale", v->name);
+                et_st_out *so = &outs[nout++];
+                so->name = qnames[qi];
+                so->data = qm[qi].scale;
+                so->ndim = 1;
+                so->f32 = 1;
+                so->shape[0] = v->shape[0];
+            }
+        }
     }
-    if (!(s = et_path_join(path, sizeof path, dir, "model.safetensors", err))) s = et_st_write(path, outs, m->n_tensors, (et_st_dtype)o.dtype, err);
-    free(outs);
+    if (!s && !(s = et_path_join(path, sizeof path, dir, "model.safetensors", err))) s = et_st_write(path, outs, nout, (et_st_dtype)o.dtype, err);
+    for (int q = 0; q < nq; q++) { et_q8_free(&qm[q]); free(qcodes[q]); }
+    free(outs); free(qnames); free(qm); free(qcodes);
     if (s) return s;
 
     const char *tdt = o.dtype == ET_ST_F16 ? "float16" : o.dtype == ET_ST_BF16 ? "bfloat16" : "float32";

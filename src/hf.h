@@ -98,6 +98,9 @@ typedef struct {
     int max_seq_length;      /* sentence_bert_config.json; 0 = max_position_embeddings */
     int do_lower_case;       /* tokenizer_config.json; -1 = default (true) */
     int strip_accents;       /* tokenizer_config.json: ET_STRIP_NULL (0: a zeroed struct), ET_STRIP_TRUE, ET_STRIP_FALSE */
+    int int8;                /* 1: the int8 export (docs/int8.md): each dense layer's six Linear weights are written as I8
+                                codes [out, in] plus "NAME_scale" [out] (per output channel, kernels_int8.h), the rest in
+                                dtype; et_hf_load reads such a file back (dequantized) with et_bert.int8 set */
 } et_hf_save_opts;
 
 /* Write a complete sentence-transformers folder (creating `dir`), every file atomically.

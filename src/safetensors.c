@@ -343,6 +343,13 @@ et_status et_st_read_f32(const et_st_file *f, const et_st_tensor *t, float *out,
     return ET_OK;
 }
 
+et_status et_st_read_i8(const et_st_file *f, const et_st_tensor *t, int8_t *out, et_error *err) {
+    if (t->dtype != ET_ST_I8)
+        return et_fail(err, ET_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, not I8", f->label, t->name, et_st_dtype_name(t->dtype));
+    memcpy(out, f->data + t->begin, t->numel);
+    return ET_OK;
+}
+
 /* ---------------------------------------------------------------- writer */
 
 typedef struct { char *p; size_t n, cap; int oom; } sbuf;
@@ -404,13 +411,13 @@ et_status et_st_write(const char *path, const et_st_out *tensors, int n, et_st_d
         sb_str(&h, ",");
         sb_json_string(&h, t->name);
         sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, DT[dtype].name);
+        sb_str(&h, DT[t->i8 ? ET_ST_I8 : t->f32 ? ET_ST_F32 : dtype].name);
         sb_str(&h, "\",\"shape\":[");
         for (int k = 0; k < t->ndim; k++) {
             snprintf(num, sizeof num, "%s%lld", k ? "," : "", (long long)t->shape[k]);
             sb_str(&h, num);
         }
-        size_t nb = order[i].numel * es;
+        size_t nb = order[i].numel * (t->i8 ? 1 : t->f32 ? 4 : es);
         snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
         sb_str(&h, num);
         off += nb;
@@ -433,7 +440,8 @@ et_status et_st_write(const char *path, const et_st_out *tensors, int n, et_st_d
     for (int i = 0; i < n && !s; i++) {
         const float *x = order[i].t->data;
         size_t ne = order[i].numel;
-        if (dtype == ET_ST_F32) { s = et_atomic_write(&af, x, ne * 4, err); continue; }
+        if (order[i].t->i8) { s = et_atomic_write(&af, order[i].t->i8, ne, err); continue; }
+        if (dtype == ET_ST_F32 || order[i].t->f32) { s = et_atomic_write(&af, x, ne * 4, err); continue; }
         for (size_t j = 0; j < ne && !s; j += CH) {
             size_t m = ne - j < CH ? ne - j : CH;
             if (dtype == ET_ST_F16) for (size_t q = 0; q < m; q++) stage[q] = et_f32_to_f16(x[j + q]);

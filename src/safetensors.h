@@ -67,6 +67,8 @@ void et_st_close(et_st_file *f);
 const et_st_tensor *et_st_find(const et_st_file *f, const char *name);
 /* Convert tensor `t` to f32 into out[0..numel). */
 et_status et_st_read_f32(const et_st_file *f, const et_st_tensor *t, float *out, et_error *err);
+/* Copy an I8 tensor's bytes into out[0..numel) (another dtype: ET_ERR_UNSUPPORTED naming the tensor). */
+et_status et_st_read_i8(const et_st_file *f, const et_st_tensor *t, int8_t *out, et_error *err);
 
 /* One tensor to write. */
 typedef struct {
@@ -74,9 +76,11 @@ typedef struct {
     const float *data;
     int ndim;
     int64_t shape[ET_ST_MAX_DIMS];
+    const int8_t *i8;   /* non-NULL: the tensor is written as I8 from these bytes (data unused) */
+    int f32;            /* 1: written as F32 whatever the file's dtype (the int8 export's scales) */
 } et_st_out;
 
-/* Write tensors (sorted by name in the file) as dtype F32, F16 or BF16, atomically. */
+/* Write tensors (sorted by name in the file) as dtype F32, F16 or BF16 (those with i8 set: I8, f32 set: F32), atomically. */
 et_status et_st_write(const char *path, const et_st_out *tensors, int n, et_st_dtype dtype, et_error *err);
 
 /* scalar conversions (round to nearest even; NaN stays NaN, overflow -> Inf) */
