@@ -166,16 +166,18 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         fprintf(stderr, "embedtune finetune: --soft-norm: %s\n", err.msg);
         return 2;
     }
-    const char *prec_why = NULL;
+    char prec_why[200] = "";
     et_precision prec_run;
     if (et_cli_get(o, n, "--precision") && et_train_precision_parse(et_cli_get(o, n, "--precision"), &t->precision, &err)) {
         fprintf(stderr, "embedtune finetune: --precision: %s\n", err.msg);
         return 2;
     }
-    if (et_train_precision_resolve(t->precision, &prec_run, &prec_why, &err)) {
+    if (et_train_precision_resolve(t->precision, &prec_run, prec_why, sizeof prec_why, &err)) {
         fprintf(stderr, "embedtune finetune: %s\n", err.msg);
         return 2;
     }
+    et_precision prec_asked = t->precision;
+    t->precision = prec_run; /* auto is decided once (it times the kernels): the trainer gets the choice */
     c.model_dir = et_cli_get(o, n, "--model");
     c.data = et_cli_get(o, n, "--data");
     c.out_dir = et_cli_get(o, n, "--out");
@@ -334,7 +336,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     const et_ft_plan *P = &r.plan;
     fprintf(f, "  settings: lr %g (%s); batch %d (%s); epochs %d (%s); dev: %s\n", P->lr, P->why_lr, P->batch, P->why_batch, P->epochs,
             P->why_epochs, P->why_dev);
-    if (t->precision != ET_PREC_FP32) fprintf(f, "  precision: %s (%s)\n", et_train_precision_name(prec_run), prec_why);
+    if (prec_asked != ET_PREC_FP32) fprintf(f, "  precision: %s (%s)\n", et_train_precision_name(prec_run), prec_why);
     if (r.best_dev >= 0)
         fprintf(f, "  kept the model of step %ld (dev %.4f, starting model %.4f); %s\n", r.dev[r.best_dev].step, r.dev[r.best_dev].score,
                 r.dev[0].score, r.stop_reason);

@@ -169,16 +169,18 @@ static int run_train(et_opt *o, int n) {
         fprintf(stderr, "embedtune train: --soft-norm: %s\n", err.msg);
         return 2;
     }
-    const char *prec_why = NULL;
+    char prec_why[200] = "";
     et_precision prec_run;
     if (et_cli_get(o, n, "--precision") && et_train_precision_parse(et_cli_get(o, n, "--precision"), &c.precision, &err)) {
         fprintf(stderr, "embedtune train: --precision: %s\n", err.msg);
         return 2;
     }
-    if (et_train_precision_resolve(c.precision, &prec_run, &prec_why, &err)) {
+    if (et_train_precision_resolve(c.precision, &prec_run, prec_why, sizeof prec_why, &err)) {
         fprintf(stderr, "embedtune train: %s\n", err.msg);
         return 2;
     }
+    et_precision prec_asked = c.precision;
+    c.precision = prec_run; /* auto is decided once (it times the kernels): the trainer gets the choice */
     const char *pen = et_cli_get(o, n, "--clp-pen");
     if (pen) {
         if (!strcmp(pen, "mean")) c.pen = ET_CLP_PEN_MEAN;
@@ -266,7 +268,7 @@ static int run_train(et_opt *o, int n) {
                         "lr %g, %.0f MiB planned\n",
                 d.n, et_train_loss_name(c.loss), tr.total_steps, c.epochs, c.epochs > 1 ? "s" : "", c.batch, c.grad_accum,
                 tr.G, tr.warmup, c.lr, tr.bytes_planned / 1048576.0);
-    if (!tp.quiet && c.precision != ET_PREC_FP32)
+    if (!tp.quiet && prec_asked != ET_PREC_FP32)
         fprintf(stderr, "train: precision %s (%s)\n", et_train_precision_name(prec_run), prec_why);
     if (!tp.quiet && L.model.cfg.moe_experts > 0) {
         const et_bert_config *mc = &L.model.cfg;

@@ -77,6 +77,11 @@ uint16_t et_f32_to_bf16_daz(float x);
 /* 1 when this CPU and build run the bf16 GEMMs with AVX512_BF16 (VDPBF16PS); 0 on other CPUs, in
  * WebAssembly, and while et_kernels_force_path has forced a path other than avx512 */
 int et_bf16_native(void);
+/* How much faster the bf16 GEMM's micro-kernel runs than the fp32 one on this CPU (their times on one
+ * L1-resident tile, the same flops; a few milliseconds of timing): > 1 where VDPBF16PS outpaces the fp32 FMA.
+ * 0 when bf16 is not native. (On the AVX-512 Xeon this was written on, VDPBF16PS issues once per 2 cycles
+ * and the fp32 FMA twice per cycle, so about 0.6: bf16 is slower there.) */
+double et_bf16_speedup(void);
 /* "avx512bf16" or "bf16-scalar" (the reference) */
 const char *et_bf16_name(void);
 /* et_sgemm / et_linear_forward / et_linear_backward with bf16 operands (dbias is the fp32 sum) */

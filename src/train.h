@@ -61,13 +61,15 @@ const char *et_train_loss_name(et_train_loss l);
  * fp32 (the default): everything fp32, bit for bit as builds without this option. bf16: bf16 operands,
  * fp32 accumulation, fp32 master weights, gradients, AdamW, LayerNorm, softmax, GELU and loss; it needs
  * VDPBF16PS (AVX512_BF16) and is refused without it (WebAssembly has no bf16 instructions). auto: bf16 where
- * VDPBF16PS runs, else fp32 (what was chosen, and why, is said by et_train_precision_resolve). */
+ * it is faster, i.e. VDPBF16PS runs and its GEMM kernel measures at least ET_BF16_AUTO_SPEEDUP times the fp32
+ * kernel's speed on this CPU (kernels.h et_bf16_speedup), else fp32. */
 typedef enum { ET_PREC_FP32 = 0, ET_PREC_BF16 = 1, ET_PREC_AUTO = 2 } et_precision;
+#define ET_BF16_AUTO_SPEEDUP 1.2
 et_status et_train_precision_parse(const char *s, et_precision *out, et_error *err);
 const char *et_train_precision_name(et_precision p);
-/* fp32 or bf16 for this CPU and build; *why (may be NULL) gets a static sentence saying why. ET_ERR_ARG
- * with the reason when bf16 was asked for and cannot run here. */
-et_status et_train_precision_resolve(et_precision asked, et_precision *out, const char **why, et_error *err);
+/* fp32 or bf16 for this CPU and build (auto: a few milliseconds of timing); why (may be NULL) gets a
+ * sentence saying why. ET_ERR_ARG with the reason when bf16 was asked for and cannot run here. */
+et_status et_train_precision_resolve(et_precision asked, et_precision *out, char *why, size_t cap, et_error *err);
 
 /* Statistics of one optimizer step, given to the progress callback and written to the log. */
 typedef struct {
