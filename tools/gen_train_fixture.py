@@ -32,6 +32,13 @@ Binary layout (little endian):
             freeze (0 none, 1 "embeddings.,encoder.layer.0.attention."), 0
             float64 targets[n_micro*B], losses[n_steps*n_micro], norms[n_steps], lrs[n_steps]
             float32 grads0[n_params], params_after[n_params]
+
+--bf16 (-> tests/fixtures/train/steps_bf16.bin, the same layout, cases infonce and clp): the same steps with
+the arithmetic of embedtune's --precision bf16 (src/kernels.h, "bf16 mixed precision"): every Linear layer's
+GEMM operands are rounded to bfloat16 (round to nearest even) in forward AND backward (y = r(x) r(W)^T + b,
+dx = r(dy) r(W), dW = r(dy)^T r(x), db = sum dy), everything else (attention, LayerNorm, GELU, softmax, loss,
+AdamW, the sums themselves) in float64. So the C trainer in bf16 must match it to float32 rounding, and the
+difference between this fixture and steps.bin is what bf16 operands cost (test_train.c states both bounds).
 """
 import math
 import os
@@ -82,6 +89,35 @@ for l in range(L):
         add(f"encoder.layer.{l}.{nm}", *shape, std=std, mean=mean)
 
 
+BF16 = "--bf16" in sys.argv[1:]
+
+
+def rb(x):
+    """x rounded to bfloat16 (float64 -> float32 -> bfloat16, each round to nearest even), back in float64"""
+    return x.to(torch.float32).to(torch.bfloat16).to(DT)
+
+
+class _LinearBF16(torch.autograd.Function):
+    """F.linear with bf16 GEMM operands in forward and backward (embedtune's et_linear_*_bf16)"""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        xr, wr = rb(x), rb(w)
+        ctx.save_for_backward(xr, wr)
+        return xr @ wr.transpose(0, 1) + b
+
+    @staticmethod
+    def backward(ctx, g):
+        xr, wr = ctx.saved_tensors
+        gr = rb(g)
+        x2, g2 = xr.reshape(-1, xr.shape[-1]), gr.reshape(-1, gr.shape[-1])
+        return gr @ wr, g2.transpose(0, 1) @ x2, g.reshape(-1, g.shape[-1]).sum(0)
+
+
+def linear(x, w, b):
+    return _LinearBF16.apply(x, w, b) if BF16 else F.linear(x, w, b)
+
+
 def encode(ps, ids, mask):
     """BertModel (eval maths) -> mean pooling -> F.normalize. ps: list in `names` order."""
     n, T = ids.shape
@@ -93,12 +129,12 @@ def encode(ps, ids, mask):
     for l in range(L):
         p = dict(zip([k[0] for k in LAYER_KEYS], ps[5 + 16 * l: 5 + 16 * (l + 1)]))
         heads = lambda t: t.view(n, T, NH, hd).permute(0, 2, 1, 3)
-        q, k, v = (heads(F.linear(x, p[a + "_w"], p[a + "_b"])) for a in ("q", "k", "v"))
+        q, k, v = (heads(linear(x, p[a + "_w"], p[a + "_b"])) for a in ("q", "k", "v"))
         a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + ext, dim=-1)
         y = (a @ v).permute(0, 2, 1, 3).reshape(n, T, C)
-        h1 = F.layer_norm(F.linear(y, p["ao_w"], p["ao_b"]) + x, (C,), p["ln1_w"], p["ln1_b"], EPS_LN)
-        f = F.gelu(F.linear(h1, p["i_w"], p["i_b"]))
-        x = F.layer_norm(F.linear(f, p["o_w"], p["o_b"]) + h1, (C,), p["ln2_w"], p["ln2_b"], EPS_LN)
+        h1 = F.layer_norm(linear(y, p["ao_w"], p["ao_b"]) + x, (C,), p["ln1_w"], p["ln1_b"], EPS_LN)
+        f = F.gelu(linear(h1, p["i_w"], p["i_b"]))
+        x = F.layer_norm(linear(f, p["o_w"], p["o_b"]) + h1, (C,), p["ln2_w"], p["ln2_b"], EPS_LN)
     m = mask[:, :, None].to(DT)
     e = (x * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
     return F.normalize(e, p=2, dim=1)
@@ -194,6 +230,8 @@ def run_case(case):
 
 
 CASES = [(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 1, 0), (4, 2, 0), (5, 0, 0), (0, 0, 1)]
+if BF16:
+    CASES = [(0, 0, 0), (5, 0, 0)]
 n_params = sum(t.numel() for t in init)
 out = bytearray()
 out += struct.pack("<20i", 0x46545445, 1, V, C, L, NH, I, P, TV, n_params, B, G, TQ, TD, NMICRO, NSTEPS, K, len(CASES), 0, 0)
@@ -217,7 +255,7 @@ for case in CASES:
         out += f32(p)
     print("case loss=%d norm=%d freeze=%d: losses %s  norms %s" % (case + (["%.5f" % x for x in losses],
                                                                         ["%.4f" % x for x in norms])))
-path = os.path.join(HERE, "..", "tests", "fixtures", "train", "steps.bin")
+path = os.path.join(HERE, "..", "tests", "fixtures", "train", "steps_bf16.bin" if BF16 else "steps.bin")
 os.makedirs(os.path.dirname(path), exist_ok=True)
 assert len(out) < 1_500_000, len(out)
 with open(path, "wb") as fh:
