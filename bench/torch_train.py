@@ -10,8 +10,12 @@ One train step, as sentence-transformers fit() does it with MultipleNegativesRan
   -> optimizer.zero_grad() (set_to_none=False, torch 1.13's default).
 The same ids as bench_train.c (xorshift32 of torch_encode.bench_ids, seeds 12345 / 54321), full masks.
 
+--bf16: PyTorch's mixed precision, torch.autocast("cpu", dtype=torch.bfloat16) around the two forward passes
+(bf16 matmuls and linears, fp32 weights, softmax/LayerNorm/loss in fp32 per autocast's op lists; the scores are
+cast to fp32 for the loss); the engine is then "torch-bf16".
+
 Run with Debian's torch:
-  /usr/bin/python3 bench/torch_train.py --model DIR --threads 2 [--intra-op 1] [--reps 3]
+  /usr/bin/python3 bench/torch_train.py --model DIR --threads 2 [--intra-op 1] [--reps 3] [--bf16]
 One process per configuration, so its peak RSS (getrusage ru_maxrss) is that configuration's.
 Prints one JSON object: per-step seconds, best/median, the loss before each step, peak RSS.
 """
@@ -57,6 +61,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.0)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast around the forward passes")
     a = ap.parse_args()
     if a.bq != a.bd:
         sys.exit("torch_train.py: --bd must equal --bq (MNRL pairs)")
@@ -89,8 +94,10 @@ def main():
     labels = torch.arange(a.bq)
 
     def step():
-        q = model(ids_q, mask_q)
-        d = model(ids_d, mask_d)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            q = model(ids_q, mask_q)
+            d = model(ids_d, mask_d)
+        q, d = q.float(), d.float()
         scores = F.normalize(q, p=2, dim=1) @ F.normalize(d, p=2, dim=1).t() * 20.0  # util.cos_sim * scale
         loss = F.cross_entropy(scores, labels)
         loss.backward()
@@ -108,7 +115,7 @@ def main():
         times.append(time.perf_counter() - t0)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
-        "engine": "torch", "version": torch.__version__, "threads": a.threads, "blas": torch_threads.blas_info()["kind"],
+        "engine": "torch-bf16" if a.bf16 else "torch", "version": torch.__version__, "threads": a.threads, "blas": torch_threads.blas_info()["kind"],
         "intra_op": torch.get_num_threads(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "bq": a.bq, "tq": a.tq, "bd": a.bd, "td": a.td, "lr": a.lr,
         "times_s": times, "cpu_s": cpu, "losses": losses,
