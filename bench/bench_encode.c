@@ -4,6 +4,7 @@
  *       loads the HF folder with et_hf_load, runs et_bert_forward (inference activations, an
  *       et_pool of `threads` threads) on the benchmark's fixed ids (xorshift32, identical to
  *       torch_encode.py and ort_encode.mjs) with a full attention mask, and prints one JSON object.
+ *       --int8: the encoder's Linear layers in int8 (docs/int8.md; engine "embedtune-int8").
  *   bench_encode --model DIR --check [--tol 1e-3]
  *       runs DIR/check.json's padded batch (written by make_minilm_random.py) and compares the
  *       pooled output with torch's; exit 1 if the max abs difference exceeds tol.
@@ -25,7 +26,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_encode [--model DIR] [--threads N] [--batch B] [--seq T] [--warmup N] [--reps N]\n"
-                    "                    [--min-time S] [--check [--tol X]]\n");
+                    "                    [--min-time S] [--int8] [--check [--tol X]]\n");
 }
 
 /* Reads DIR/check.json into malloc'd arrays. */
@@ -72,11 +73,12 @@ static et_status load_check(const char *dir, int *B, int *T, int *C, int32_t **i
 
 int main(int argc, char **argv) {
     const char *model_dir = "/tmp/et-bench/minilm";
-    int threads = 1, B = 32, T = 128, warmup = 2, reps = 5, check = 0;
+    int threads = 1, B = 32, T = 128, warmup = 2, reps = 5, check = 0, int8 = 0;
     double min_time = 0.0, tol = 1e-3;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--check")) { check = 1; continue; }
+        if (!strcmp(k, "--int8")) { int8 = 1; continue; }
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) { usage(); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "bench_encode: %s: missing value\n", k); usage(); return 2; }
         const char *v = argv[++i];
@@ -105,6 +107,7 @@ int main(int argc, char **argv) {
     int rc = 1;
     et_status st = et_hf_load(model_dir, &m, &err);
     if (st != ET_OK) goto fail;
+    if (int8) m.int8 = 1; /* int8 inference (docs/int8.md) */
     const int C = m.cfg.hidden_size;
     pool = et_pool_create(threads, &err);
     if (!pool) goto fail;
@@ -159,7 +162,8 @@ int main(int argc, char **argv) {
     }
     double checksum = 0.0;
     for (int i = 0; i < B * C; i++) checksum += pooled[i];
-    printf("{\"engine\":\"embedtune\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"times_s\":[", threads, B, T);
+    printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"times_s\":[", m.int8 ? "embedtune-int8" : "embedtune",
+           threads, B, T);
     for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", times[i]);
     double med = bench_median(times, n), best = times[0]; /* sorted by bench_median */
     printf("],\"best_s\":%.6f,\"median_s\":%.6f,\"sps_best\":%.3f,\"sps_median\":%.3f,\"checksum\":%.6f}\n", best, med,

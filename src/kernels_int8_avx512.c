@@ -50,10 +50,23 @@ static void vnni_quant_rows(int8_t *qa, float *sa, const float *x, int n, int IC
     }
 }
 
+/* the epilogue of one row's 16 channels o0.. (n valid): (acc - 128 colsum) * (sa * sw) + bias */
+static ET_ALWAYS_INLINE void vnni_store16(__m512i acc, float sa, const et_q8_matrix *W, int o0, int n, const float *bias,
+                                          float *out) {
+    __mmask16 mk = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
+    __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(W->colsum + o0)), 7);
+    __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa), _mm512_loadu_ps(W->scale + o0));
+    __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, corr)), s);
+    if (bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mk, bias + o0));
+    _mm512_mask_storeu_ps(out + o0, mk, y);
+}
+
 static ET_ALWAYS_INLINE void vnni_block(const int R, const int NP, int G, const uint8_t *a, int lda,
-                                        const int8_t *w0, const int8_t *w1, __m512i acc[MR][2]) {
+                                        const int8_t *w0, const int8_t *w1, const float *sa, const et_q8_matrix *W,
+                                        int p, const float *bias, float *out, int ldo) {
+    __m512i c0[MR], c1[MR]; /* R x NP <= 24 zmm accumulators, kept in registers */
 #pragma GCC unroll 12
-    for (int r = 0; r < R; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
+    for (int r = 0; r < R; r++) { c0[r] = _mm512_setzero_si512(); c1[r] = _mm512_setzero_si512(); }
     for (int g = 0; g < G; g++) {
         __m512i b0 = _mm512_load_si512((const void *)(w0 + (size_t)g * 64));
         __m512i b1 = NP > 1 ? _mm512_load_si512((const void *)(w1 + (size_t)g * 64)) : b0;
@@ -62,40 +75,30 @@ static ET_ALWAYS_INLINE void vnni_block(const int R, const int NP, int G, const 
             int32_t x;
             memcpy(&x, a + (size_t)r * lda + 4 * g, 4);
             __m512i av = _mm512_set1_epi32(x);
-            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], av, b0);
-            if (NP > 1) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], av, b1);
+            c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+            if (NP > 1) c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
         }
     }
-}
-
-static ET_ALWAYS_INLINE void vnni_store(int R, int NP, __m512i acc[MR][2], const float *sa, const et_q8_matrix *W,
-                                        int p, const float *bias, float *out, int ldo) {
-    for (int h = 0; h < NP; h++) {
-        int o0 = (p + h) * PANEL, n = W->OC - o0;
-        if (n <= 0) break;
-        __mmask16 mk = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
-        __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(W->colsum + o0)), 7);
-        __m512 sw = _mm512_loadu_ps(W->scale + o0);
-        __m512 b = bias ? _mm512_maskz_loadu_ps(mk, bias + o0) : _mm512_setzero_ps();
-        for (int r = 0; r < R; r++) {
-            __m512 s = _mm512_mul_ps(_mm512_set1_ps(sa[r]), sw);
-            __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][h], corr)), s);
-            if (bias) y = _mm512_add_ps(y, b);
-            _mm512_mask_storeu_ps(out + (size_t)r * ldo + o0, mk, y);
-        }
+    int o0 = p * PANEL, n0 = W->OC - o0, n1 = n0 - PANEL;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        vnni_store16(c0[r], sa[r], W, o0, n0, bias, out + (size_t)r * ldo);
+        if (NP > 1 && n1 > 0) vnni_store16(c1[r], sa[r], W, o0 + PANEL, n1, bias, out + (size_t)r * ldo);
     }
 }
 
 #define VNNI_RP(R, NP)                                                                                       \
     static void vnni_##R##_##NP(int G, const uint8_t *a, int lda, const int8_t *w0, const int8_t *w1,        \
-                                __m512i acc[MR][2]) {                                                        \
-        vnni_block(R, NP, G, a, lda, w0, w1, acc);                                                           \
+                                const float *sa, const et_q8_matrix *W, int p, const float *bias, float *out, \
+                                int ldo) {                                                                   \
+        vnni_block(R, NP, G, a, lda, w0, w1, sa, W, p, bias, out, ldo);                                      \
     }
 #define VNNI_R(R) VNNI_RP(R, 1) VNNI_RP(R, 2)
 VNNI_R(1) VNNI_R(2) VNNI_R(3) VNNI_R(4) VNNI_R(5) VNNI_R(6) VNNI_R(7) VNNI_R(8) VNNI_R(9) VNNI_R(10) VNNI_R(11)
 VNNI_R(12)
 
-typedef void (*vnni_fn)(int, const uint8_t *, int, const int8_t *, const int8_t *, __m512i[MR][2]);
+typedef void (*vnni_fn)(int, const uint8_t *, int, const int8_t *, const int8_t *, const float *, const et_q8_matrix *, int,
+                        const float *, float *, int);
 static const vnni_fn vnni_fns[MR][2] = {
     {vnni_1_1, vnni_1_2},   {vnni_2_1, vnni_2_2},   {vnni_3_1, vnni_3_2},   {vnni_4_1, vnni_4_2},
     {vnni_5_1, vnni_5_2},   {vnni_6_1, vnni_6_2},   {vnni_7_1, vnni_7_2},   {vnni_8_1, vnni_8_2},
@@ -106,14 +109,13 @@ static void vnni_tile(int m, const int8_t *qa, const float *sa, const et_q8_matr
                       const float *bias, float *out, int ldo) {
     const int G = W->ICp / 4;
     const size_t pstride = (size_t)W->ICp * PANEL;
-    __m512i acc[MR][2];
     for (int p = p0; p < p0 + np; p += 2) {
         int NP = p + 1 < p0 + np ? 2 : 1;
         const int8_t *w0 = W->w + (size_t)p * pstride, *w1 = w0 + pstride;
         for (int r = 0; r < m; r += MR) {
             int R = m - r < MR ? m - r : MR;
-            vnni_fns[R - 1][NP - 1](G, (const uint8_t *)qa + (size_t)r * W->ICp, W->ICp, w0, w1, acc);
-            vnni_store(R, NP, acc, sa + r, W, p, bias, out + (size_t)r * ldo, ldo);
+            vnni_fns[R - 1][NP - 1](G, (const uint8_t *)qa + (size_t)r * W->ICp, W->ICp, w0, w1, sa + r, W, p, bias,
+                                    out + (size_t)r * ldo, ldo);
         }
     }
 }
