@@ -294,6 +294,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
     a->ids = (int32_t *)take(&p, BT);
     a->mask = (int32_t *)take(&p, BT);
     a->type_ids = (int32_t *)take(&p, BT);
+    a->seq_off = (int32_t *)take(&p, (uint64_t)B + 1);
     return p.off;
 }
 
@@ -567,7 +568,11 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     lin(pool, a, 1, a->k, a->inp, w->k_w, w->k_b, BT, C, C);
     lin(pool, a, 2, a->v, a->inp, w->v_w, w->v_b, BT, C, C);
     a->att_mask = mask;
-    if (a->att_rs && !a->att)
+    if (a->seq_off)
+        et_attention_forward_packed(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v,
+                                    a->seq_off, a->seq_n, a->seq_T, C, NH, adrop > 0 ? adrop : 0.0f,
+                                    et_bert_dropout_seed(seed, 0, 1));
+    else if (a->att_rs && !a->att)
         et_attention_forward_rs(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                                 adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     else
@@ -604,7 +609,11 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     if (need_qkv) matmul(pool, a->bf16, BT, C, C, s->dln, w->ao_w, s->datty); /* datty = dln @ ao_w */
     if (!need_qkv) return;
     zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
-    if (a->att_rs && !a->att)
+    if (a->seq_off)
+        et_attention_backward_packed(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att_rs, a->q, a->k, a->v,
+                                     a->seq_off, a->seq_n, a->seq_T, C, NH, adrop > 0 ? adrop : 0.0f,
+                                     et_bert_dropout_seed(seed, 0, 1));
+    else if (a->att_rs && !a->att)
         et_attention_backward_rs(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att_rs, a->att_mask, a->q, a->k,
                                  a->v, B, T, C, NH, adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     else
@@ -757,6 +766,96 @@ static et_status kernel_workspace(et_bert_acts *a, et_pool **pool, et_error *err
     return et_bert_reserve(*pool, err);
 }
 
+/* pooled[B,C] from the packed hidden rows (et_bert_pool_forward's arithmetic per sequence) */
+static void pool_forward_packed(float *pooled, const float *hidden, const int32_t *off, int B, int C, et_pooling mode) {
+    for (int b = 0; b < B; b++) {
+        float *o = pooled + (size_t)b * C;
+        if (mode == ET_POOL_CLS) {
+            memcpy(o, hidden + (size_t)off[b] * C, sizeof(float) * (size_t)C);
+            continue;
+        }
+        zero(o, (size_t)C);
+        for (int r = off[b]; r < off[b + 1]; r++) et_axpy(o, 1.0f, hidden + (size_t)r * C, C);
+        int n = off[b + 1] - off[b];
+        float inv = n ? 1.0f / (float)n : 0.0f;
+        for (int i = 0; i < C; i++) o[i] *= inv;
+    }
+}
+
+static void pool_backward_packed(float *dhidden, const float *dpooled, const int32_t *off, int B, int C,
+                                 et_pooling mode) {
+    for (int b = 0; b < B; b++) {
+        const float *d = dpooled + (size_t)b * C;
+        if (mode == ET_POOL_CLS) {
+            et_axpy(dhidden + (size_t)off[b] * C, 1.0f, d, C);
+            continue;
+        }
+        int n = off[b + 1] - off[b];
+        if (!n) continue;
+        float inv = 1.0f / (float)n;
+        for (int r = off[b]; r < off[b + 1]; r++) et_axpy(dhidden + (size_t)r * C, inv, d, C);
+    }
+}
+
+/* the forward of et_bert_forward / et_bert_forward_packed once the inputs are in a (ids, mask or
+ * seq_off, B, T, packed, N) */
+static et_status run_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, int dropout, uint64_t seed,
+                             float *pooled_out, et_error *err) {
+    const et_bert_config *c = &m->cfg;
+    a->dropout = a->training && dropout;
+    a->seed = seed;
+    a->pooling = c->pooling;
+    a->normalize = c->normalize;
+    float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
+    if (!a->training) {
+        et_status st = q8_update(m, a, err);
+        if (st) return st;
+        if (m->int8) et_bert_acts_drop_packed(a); /* no fp32 Linear runs */
+        else wpack_update(m, a, pool);
+    }
+
+    const int B = a->B, rB = a->packed ? 1 : a->B, rT = a->packed ? a->N : a->T; /* rows as [rB, rT] */
+    if (!a->packed) {
+        et_bert_embeddings_forward(pool, c, &m->w, a->layer[0].inp, a->emb_ln_in, a->emb_mean, a->emb_rstd,
+                                   a->ids, a->type_ids, B, a->T, hp, et_bert_dropout_seed(seed, -1, 0));
+    } else { /* et_bert_embeddings_forward with positions per sequence */
+        int C = c->hidden_size;
+        et_embedding_forward_packed(pool, a->emb_ln_in, a->ids, a->type_ids, m->w.wte,
+                                    m->w.wpe + (size_t)c->position_offset * C, m->w.wtt, a->seq_off, B, C);
+        et_layernorm_forward(pool, a->layer[0].inp, a->emb_mean, a->emb_rstd, a->emb_ln_in, m->w.emb_ln_w,
+                             m->w.emb_ln_b, a->N, C, c->layer_norm_eps);
+        dropout_add(pool, a->layer[0].inp, NULL, (int64_t)a->N * C, hp, et_bert_dropout_seed(seed, -1, 0));
+    }
+    for (int l = 0; l < c->num_layers; l++) {
+        et_bert_layer_acts *y = &a->layer[l];
+        uint64_t ls = et_bert_dropout_seed(seed, l, 0);
+        y->seq_off = a->packed ? a->seq_off : NULL;
+        y->seq_n = a->packed ? B : 0;
+        y->seq_T = a->packed ? a->T : 0;
+        if (y->moe.counts) {
+            y->moe.mask = a->packed ? NULL : a->mask;
+            y->moe.jitter = a->dropout ? c->moe_jitter : 0.0f;
+            y->moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
+        }
+        et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->packed ? NULL : a->mask, rB, rT,
+                                   hp, ap, ls);
+        et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, rB, rT, hp, ls);
+    }
+    a->hidden = a->layer[c->num_layers - 1].out;
+    size_t BC = (size_t)B * c->hidden_size;
+    if (a->packed) pool_forward_packed(a->pooled_raw, a->hidden, a->seq_off, B, c->hidden_size, a->pooling);
+    else et_bert_pool_forward(a->pooled_raw, a->hidden, a->mask, B, a->T, c->hidden_size, a->pooling);
+    if (a->normalize) et_bert_l2norm_forward(a->pooled, a->pool_norm, a->pooled_raw, B, c->hidden_size);
+    else memcpy(a->pooled, a->pooled_raw, BC * sizeof(float));
+    for (size_t i = 0; i < BC; i++)
+        if (!isfinite(a->pooled[i]))
+            return et_fail(err, ET_ERR_NUMERIC, "bert forward: non-finite embedding value at batch %zu dim %zu", i / c->hidden_size, i % c->hidden_size);
+    if (pooled_out) memcpy(pooled_out, a->pooled, BC * sizeof(float));
+    a->have_forward = 1;
+    return ET_OK;
+}
+
+
 et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
                           const int32_t *mask, const int32_t *type_ids, int B, int T,
                           float *pooled_out, int dropout, uint64_t seed, et_error *err) {
@@ -791,41 +890,54 @@ et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, cons
         a->type_ids[i] = type_ids ? type_ids[i] : 0;
     }
     a->B = B; a->T = T;
-    a->dropout = a->training && dropout;
-    a->seed = seed;
-    a->pooling = c->pooling;
-    a->normalize = c->normalize;
-    float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
-    if (!a->training) {
-        if ((st = q8_update(m, a, err))) return st;
-        if (m->int8) et_bert_acts_drop_packed(a); /* no fp32 Linear runs */
-        else wpack_update(m, a, pool);
-    }
+    a->packed = 0;
+    a->N = B * T;
+    return run_forward(m, a, pool, dropout, seed, pooled_out, err);
+}
 
-    et_bert_embeddings_forward(pool, c, &m->w, a->layer[0].inp, a->emb_ln_in, a->emb_mean, a->emb_rstd,
-                               a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(seed, -1, 0));
-    for (int l = 0; l < c->num_layers; l++) {
-        et_bert_layer_acts *y = &a->layer[l];
-        uint64_t ls = et_bert_dropout_seed(seed, l, 0);
-        if (y->moe.counts) {
-            y->moe.mask = a->mask;
-            y->moe.jitter = a->dropout ? c->moe_jitter : 0.0f;
-            y->moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
-        }
-        et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->mask, B, T, hp, ap, ls);
-        et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, B, T, hp, ls);
+et_status et_bert_forward_packed(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
+                                 const int32_t *type_ids, const int32_t *lens, int B, float *pooled_out,
+                                 int dropout, uint64_t seed, et_error *err) {
+    const et_bert_config *c = &m->cfg;
+    if (!a->mem) return et_fail(err, ET_ERR_ARG, "bert forward: activations are not allocated");
+    a->have_forward = 0;
+    if (B <= 0) return et_fail(err, ET_ERR_ARG, "bert forward: batch size (%d) must be positive", B);
+    if (B > a->B_max) return et_fail(err, ET_ERR_ARG, "bert forward: %d sequences exceed the activation buffer's %d", B, a->B_max);
+    if (et_pool_size(pool) > a->nthreads)
+        return et_fail(err, ET_ERR_ARG, "bert forward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
+    int64_t N = 0;
+    int longest = 0;
+    for (int b = 0; b < B; b++) {
+        if (lens[b] < 1 || lens[b] > a->T_max || lens[b] > et_bert_max_tokens(c))
+            return et_fail(err, ET_ERR_ARG, "bert forward: sequence %d has %d tokens (must be 1..%d)", b, lens[b],
+                           a->T_max < et_bert_max_tokens(c) ? a->T_max : et_bert_max_tokens(c));
+        N += lens[b];
+        if (lens[b] > longest) longest = lens[b];
     }
-    a->hidden = a->layer[c->num_layers - 1].out;
-    size_t BC = (size_t)B * c->hidden_size;
-    et_bert_pool_forward(a->pooled_raw, a->hidden, a->mask, B, T, c->hidden_size, a->pooling);
-    if (a->normalize) et_bert_l2norm_forward(a->pooled, a->pool_norm, a->pooled_raw, B, c->hidden_size);
-    else memcpy(a->pooled, a->pooled_raw, BC * sizeof(float));
-    for (size_t i = 0; i < BC; i++)
-        if (!isfinite(a->pooled[i]))
-            return et_fail(err, ET_ERR_NUMERIC, "bert forward: non-finite embedding value at batch %zu dim %zu", i / c->hidden_size, i % c->hidden_size);
-    if (pooled_out) memcpy(pooled_out, a->pooled, BC * sizeof(float));
-    a->have_forward = 1;
-    return ET_OK;
+    if (N > (int64_t)a->B_max * a->T_max)
+        return et_fail(err, ET_ERR_ARG, "bert forward: %lld packed tokens exceed the activation buffer's %d x %d",
+                       (long long)N, a->B_max, a->T_max);
+    et_status st = kernel_workspace(a, &pool, err);
+    if (st) return st;
+    for (int64_t i = 0; i < N; i++) {
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return et_fail(err, ET_ERR_ARG, "bert forward: token id %d at packed position %lld is outside the vocabulary (size %d)",
+                           ids[i], (long long)i, c->vocab_size);
+        if (type_ids && (type_ids[i] < 0 || type_ids[i] >= c->type_vocab_size))
+            return et_fail(err, ET_ERR_ARG, "bert forward: token type %d at packed position %lld is outside [0, %d)",
+                           type_ids[i], (long long)i, c->type_vocab_size);
+    }
+    memcpy(a->ids, ids, (size_t)N * sizeof *ids);
+    for (int64_t i = 0; i < N; i++) {
+        a->mask[i] = 1;
+        a->type_ids[i] = type_ids ? type_ids[i] : 0;
+    }
+    a->seq_off[0] = 0;
+    for (int b = 0; b < B; b++) a->seq_off[b + 1] = a->seq_off[b] + lens[b];
+    a->B = B; a->T = longest;
+    a->packed = 1;
+    a->N = (int)N;
+    return run_forward(m, a, pool, dropout, seed, pooled_out, err);
 }
 
 static int layer_wants(const et_bert_layer_params *g) {
@@ -843,8 +955,9 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
         return et_fail(err, ET_ERR_ARG, "bert backward: pool has %d threads but activations were planned for %d", et_pool_size(pool), a->nthreads);
     et_status st = kernel_workspace(a, &pool, err);
     if (st) return st;
-    int B = a->B, T = a->T, C = c->hidden_size, L = c->num_layers;
-    size_t BTC = (size_t)B * T * C, BC = (size_t)B * C;
+    int B = a->B, C = c->hidden_size, L = c->num_layers;
+    int rB = a->packed ? 1 : a->B, rT = a->packed ? a->N : a->T; /* rows as [rB, rT] (packed: N rows) */
+    size_t BTC = (size_t)a->N * C, BC = (size_t)B * C;
     const et_bert_bwd_scratch *s = &a->bwd;
     float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
     /* lowest = index of the lowest "stage" wanting a gradient: -1 embeddings, l layers */
@@ -862,27 +975,39 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     }
     float *dcur = s->dres_a, *dnext = s->dres_b;
     zero(dcur, BTC);
-    et_bert_pool_backward(dcur, s->dpool, a->mask, B, T, C, a->pooling);
+    if (a->packed) pool_backward_packed(dcur, s->dpool, a->seq_off, B, C, a->pooling);
+    else et_bert_pool_backward(dcur, s->dpool, a->mask, B, a->T, C, a->pooling);
     for (int l = L - 1; l >= 0 && l >= lowest; l--) {
         if (a->layer[l].moe.counts) a->layer[l].moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
         const et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
         zero(s->dh1, BTC);
         if (y->ln1_xhat) /* h1 again (it lives in s->datty until the attention backward needs that) */
-            et_layernorm_affine(pool, y->h1, y->ln1_xhat, m->w.layer[l].ln1_w, m->w.layer[l].ln1_b, B * T, C);
-        et_bert_ffn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s, s->dh1, dcur, B, T, hp, ls);
+            et_layernorm_affine(pool, y->h1, y->ln1_xhat, m->w.layer[l].ln1_w, m->w.layer[l].ln1_b, a->N, C);
+        et_bert_ffn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s, s->dh1, dcur, rB, rT, hp, ls);
         if (l > 0 && a->layer[l - 1].ln2_xhat) /* this layer's input = the previous layer's output, again */
             et_layernorm_affine(pool, y->inp, a->layer[l - 1].ln2_xhat, m->w.layer[l - 1].ln2_w,
-                                m->w.layer[l - 1].ln2_b, B * T, C);
+                                m->w.layer[l - 1].ln2_b, a->N, C);
         int need_dinp = l > lowest;
         if (need_dinp) zero(dnext, BTC);
         et_bert_attn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s,
-                                    need_dinp ? dnext : NULL, s->dh1, B, T, hp, ap, ls);
+                                    need_dinp ? dnext : NULL, s->dh1, rB, rT, hp, ap, ls);
         float *t = dcur; dcur = dnext; dnext = t;
     }
-    if (lowest == -1)
+    if (lowest == -1 && !a->packed)
         et_bert_embeddings_backward(pool, c, &m->w, grads, dcur, s->dln, a->emb_ln_in, a->emb_mean,
-                                    a->emb_rstd, a->ids, a->type_ids, B, T, hp, et_bert_dropout_seed(a->seed, -1, 0));
+                                    a->emb_rstd, a->ids, a->type_ids, B, a->T, hp, et_bert_dropout_seed(a->seed, -1, 0));
+    if (lowest == -1 && a->packed) { /* et_bert_embeddings_backward with positions per sequence */
+        int N = a->N;
+        dropout_add(pool, dcur, NULL, (int64_t)N * C, hp, et_bert_dropout_seed(a->seed, -1, 0));
+        int need_emb = grads->wte || grads->wpe || grads->wtt;
+        if (need_emb) zero(s->dln, (size_t)N * C);
+        et_layernorm_backward(pool, need_emb ? s->dln : NULL, grads->emb_ln_w, grads->emb_ln_b, dcur, a->emb_ln_in,
+                              m->w.emb_ln_w, a->emb_mean, a->emb_rstd, N, C);
+        if (need_emb)
+            et_embedding_backward_packed(grads->wte, grads->wpe ? grads->wpe + (size_t)c->position_offset * C : NULL,
+                                         grads->wtt, s->dln, a->ids, a->type_ids, a->seq_off, B, C);
+    }
     return ET_OK;
 }
 

@@ -152,6 +152,11 @@ typedef struct {
     float *att_rs;              /* [B,NH,T,2] softmax row stats (kernels.h et_attention_forward_rs): when set
                                    (and att is NULL) backward recomputes the probabilities from q, k */
     const int32_t *att_mask;    /* the key mask the attention forward saw (set by the block forward) */
+    /* packed batches (et_bert_forward_packed sets them; NULL / 0 = padded [B,T]): the block functions,
+     * called with B = 1 and T = N rows, run attention per sequence: sequence b is rows
+     * [seq_off[b], seq_off[b+1]), seq_n sequences, seq_T the longest (kernels.h packed batches) */
+    const int32_t *seq_off;
+    int seq_n, seq_T;
     float *atty;                /* [B,T,C] attention output before attention.output.dense */
     float *ln1_in;              /* [B,T,C] inp + dropout(atty @ ao_w^T + ao_b) */
     float *ln1_mean, *ln1_rstd; /* [B,T]; NULL at inference (training acts: ln1_mean NULL, see ln1_xhat) */
@@ -210,6 +215,9 @@ typedef struct {
     float *pooled;            /* [B,C] final embedding (normalized if cfg.normalize) */
     /* what the last forward saw (copied; backward replays it) */
     int B, T, have_forward, dropout;
+    int packed;               /* the last forward was et_bert_forward_packed: B sequences, N rows */
+    int N;                    /* rows of the last forward: B*T padded, sum of lengths packed */
+    int32_t *seq_off;         /* [B_max+1] packed: sequence offsets of the last forward */
     uint64_t seed;
     et_pooling pooling;
     int normalize;
@@ -266,6 +274,17 @@ et_status et_bert_reserve(et_pool *pool, et_error *err);
 et_status et_bert_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
                           const int32_t *mask, const int32_t *type_ids, int B, int T,
                           float *pooled_out, int dropout, uint64_t seed, et_error *err);
+
+/* Packed forward: B sequences of lens[b] tokens (1 <= lens[b] <= T_max of the acts) concatenated
+ * WITHOUT padding: ids/type_ids [N] (N = sum of lens <= B_max * T_max; type_ids NULL = all 0), B <=
+ * B_max. Every Linear / LayerNorm / GELU runs on the N real rows only; attention per sequence
+ * (kernels.h packed batches); pooling per sequence. The same embeddings as et_bert_forward on the
+ * length-padded batch to float rounding (the softmax sums may round differently; the Linear rows are
+ * computed by the same code); with dropout the masks are other draws (counters of the packed layout).
+ * et_bert_backward then replays it (a->packed); a->hidden is [N,C]. */
+et_status et_bert_forward_packed(const et_bert *m, et_bert_acts *a, et_pool *pool, const int32_t *ids,
+                                 const int32_t *type_ids, const int32_t *lens, int B, float *pooled_out,
+                                 int dropout, uint64_t seed, et_error *err);
 
 /* Full backward of the last et_bert_forward on `a` (training acts), given dpooled [B,C] =
  * dL/d(a->pooled). ACCUMULATES (+=) into the gradient tensors of `grads` (a view made with

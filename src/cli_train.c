@@ -36,6 +36,7 @@ static et_opt train_opts[] = {
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--freeze", NULL, "PREFIXES", "comma-separated tensor-name prefixes to freeze, e.g. embeddings.", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
+    {"--packed", NULL, NULL, "run each group packed, without padded tokens (the same gradients to float rounding, other dropout draws; faster when lengths vary)", NULL},
     {"--moe-experts", NULL, "E", "mixture of experts (CLP paper): turn intermediate.dense into E experts + a top-1 router "
                                   "(a dense model is converted, every expert a copy; an MoE model must have E)", NULL},
     {"--moe-layers", NULL, "LIST", "layers made MoE on conversion, e.g. 0,2,5 (default all)", NULL},
@@ -223,6 +224,7 @@ static int run_train(et_opt *o, int n) {
     c.symmetric = et_cli_get(o, n, "--symmetric") != NULL;
     c.in_batch = et_cli_get(o, n, "--per-query") == NULL;
     c.dropout = et_cli_get(o, n, "--no-dropout") == NULL;
+    c.packed = et_cli_get(o, n, "--packed") != NULL;
     c.freeze = et_cli_get(o, n, "--freeze");
     c.out_dir = et_cli_get(o, n, "--out");
     c.log_path = et_cli_get(o, n, "--log");

@@ -46,7 +46,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     if (opts && opts->mem_budget && !reuse) { /* what the allocations below would take, checked before any of them */
         double need = (double)et_bert_acts_bytes(&m->cfg, aB, aT, 0, nth) +
                       (double)et_bert_acts_packed_bytes(&m->cfg) + /* the prepacked weights of inference */
-                      (double)batch * max_len * 2 * sizeof(int32_t) + (double)batch * (C * sizeof(float) + sizeof(char *)) +
+                      (double)batch * max_len * 2 * sizeof(int32_t) + (double)batch * (C * sizeof(float) + sizeof(char *) + sizeof(int32_t)) +
                       (double)n * (sizeof(len_idx));
         if (need > (double)opts->mem_budget)
             return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations and packed weights, over the memory budget of %.1f MiB "
@@ -65,7 +65,8 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     int32_t *mask = et_malloc((size_t)batch * max_len * sizeof(int32_t), "attention mask", err);
     const char **bt = et_malloc((size_t)batch * sizeof *bt, "batch texts", err);
     float *pooled = et_malloc((size_t)batch * C * sizeof(float), "pooled output", err);
-    if (!order || !ids || !mask || !bt || !pooled) { s = ET_ERR_NOMEM; goto done; }
+    int32_t *lens = et_malloc((size_t)batch * sizeof(int32_t), "sequence lengths", err);
+    if (!order || !ids || !mask || !bt || !pooled || !lens) { s = ET_ERR_NOMEM; goto done; }
     /* length-sorted batches: less padding, and results do not depend on batch composition
      * (padding is masked out), so the output equals one-by-one encoding. */
     for (size_t i = 0; i < n; i++) {
@@ -78,7 +79,19 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         int B = (int)((n - b0) < (size_t)batch ? (n - b0) : (size_t)batch), T;
         for (int b = 0; b < B; b++) bt[b] = texts[order[b0 + b].idx];
         if ((s = et_tokenize_batch(tok, bt, B, max_len, 0, ids, mask, &T, err))) goto done;
-        if ((s = et_bert_forward(m, acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, err))) goto done;
+        if (opts && opts->padded) {
+            if ((s = et_bert_forward(m, acts, pool, ids, mask, NULL, B, T, pooled, 0, 0, err))) goto done;
+        } else { /* packed: the real tokens of each row (right-padded: a prefix), in place */
+            int r = 0;
+            for (int b = 0; b < B; b++) {
+                int len = 0;
+                while (len < T && mask[(size_t)b * T + len]) len++;
+                memmove(ids + r, ids + (size_t)b * T, sizeof(int32_t) * (size_t)len);
+                r += len;
+                lens[b] = len;
+            }
+            if ((s = et_bert_forward_packed(m, acts, pool, ids, NULL, lens, B, pooled, 0, 0, err))) goto done;
+        }
         for (int b = 0; b < B; b++)
             memcpy(out + order[b0 + b].idx * (size_t)C, pooled + (size_t)b * C, sizeof(float) * C);
         if (opts && opts->progress && opts->progress(opts->user, b0 + B, n)) {
@@ -87,7 +100,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         }
     }
 done:
-    free(order); free(ids); free(mask); free(bt); free(pooled);
+    free(order); free(ids); free(mask); free(bt); free(pooled); free(lens);
     if (!cache) et_bert_acts_free(&local);
     return s;
 }

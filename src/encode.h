@@ -31,6 +31,9 @@ typedef struct {
     size_t mem_budget; /* bytes: refuse (ET_ERR_NOMEM, before allocating) if the activations and batch
                           buffers for (batch, max_len) would need more; 0 = no limit */
     et_encode_cache *cache; /* optional: keep activations + packed weights across calls (NULL = none) */
+    int padded;   /* 1: run each batch padded to its longest text with a mask (et_bert_forward); 0 (default):
+                     packed without padding (et_bert_forward_packed: no padded token in any GEMM), which gives
+                     the same embeddings (tests/test_packed.c: the same bits on the native paths) */
 } et_encode_opts;
 
 /* out[n, hidden] receives the pooled (and, if the model says so, L2-normalised) embedding of

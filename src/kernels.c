@@ -976,6 +976,30 @@ void et_embedding_forward(et_pool *pool, float *out, const int32_t *ids, const i
         }
 }
 
+void et_embedding_forward_packed(et_pool *pool, float *out, const int32_t *ids, const int32_t *type_ids,
+                                 const float *wte, const float *wpe, const float *wtt, const int32_t *off, int B,
+                                 int C) {
+    (void)pool;
+    for (int b = 0; b < B; b++)
+        for (int r = off[b]; r < off[b + 1]; r++) {
+            const float *e = wte + (size_t)ids[r] * C, *p = wpe + (size_t)(r - off[b]) * C;
+            const float *y = wtt + (size_t)(type_ids ? type_ids[r] : 0) * C;
+            float *o = out + (size_t)r * C;
+            for (int i = 0; i < C; i++) o[i] = (e[i] + y[i]) + p[i];
+        }
+}
+
+void et_embedding_backward_packed(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
+                                  const int32_t *type_ids, const int32_t *off, int B, int C) {
+    for (int b = 0; b < B; b++)
+        for (int r = off[b]; r < off[b + 1]; r++) {
+            const float *d = dout + (size_t)r * C;
+            if (dwte) et_axpy(dwte + (size_t)ids[r] * C, 1.0f, d, C);
+            if (dwpe) et_axpy(dwpe + (size_t)(r - off[b]) * C, 1.0f, d, C);
+            if (dwtt) et_axpy(dwtt + (size_t)(type_ids ? type_ids[r] : 0) * C, 1.0f, d, C);
+        }
+}
+
 void et_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
                            const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
     for (int b = 0; b < B; b++)
@@ -1005,7 +1029,31 @@ typedef struct {
     size_t sf;        /* scratch floats per thread (et_attention_scratch_floats) */
     float *rs;        /* forward: [B,NH,T,2] row max and 1/sum of the softmax (NULL = not wanted) */
     const float *rsc; /* backward: those row stats; P is recomputed from q, k (then attc is NULL) */
+    const int32_t *off; /* packed batches: [B+1] sequence b is rows [off[b], off[b+1]); T is then the
+                           longest; NULL = padded [B,T] */
 } attn_ctx;
+
+/* where (b, h) lives: its length T, first row, first row-stats row, and the dropout counter of
+ * element (i, j) = (d0 + i * dstride) * dT + j. Padded: exactly the indices of [B,NH,T,T]. Packed: rows
+ * of the concatenation, row stats [N,NH,2] with head h of sequence b at off[b]*NH + h*T, dropout
+ * counters ((off[b] + i) * NH + h) * T_longest + j. */
+typedef struct { int T; size_t row0, rs0; uint64_t d0, dstride, dT; } attn_seq;
+
+static attn_seq attn_seq_of(const attn_ctx *a, int b, int h) {
+    attn_seq s;
+    if (!a->off) {
+        s.T = a->T;
+        s.row0 = (size_t)b * a->T;
+        s.rs0 = ((size_t)b * a->NH + h) * a->T;
+        s.d0 = s.rs0; s.dstride = 1; s.dT = (uint64_t)a->T;
+    } else {
+        s.T = a->off[b + 1] - a->off[b];
+        s.row0 = (size_t)a->off[b];
+        s.rs0 = (size_t)a->off[b] * a->NH + (size_t)h * s.T;
+        s.d0 = (uint64_t)a->off[b] * a->NH + h; s.dstride = (uint64_t)a->NH; s.dT = (uint64_t)a->T;
+    }
+    return s;
+}
 
 /* Per thread, 64-byte aligned inside a slot of sf floats: [tt] probabilities (forward without att) or
  * dS (backward) | gemm workspace (bfl + afl) for the path in use | [tt] dropped-out probabilities |
@@ -1052,14 +1100,17 @@ static void head_gemm(const attn_ctx *a, float *ws, int ta, int tb, int M, int N
 
 static void attn_fwd_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    int C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
+    const attn_seq sq = attn_seq_of(a, b, h);
+    const int T = sq.T;
+    if (T <= 0) return;
     float scale = 1.0f / sqrtf((float)hd);
     float *slot = attn_slot(a, thread), *ws = slot + a->tt;
     float *P = a->att ? a->att + ((size_t)b * NH + h) * T * T : slot;
-    const float *qh = a->q + (size_t)b * T * C + h * hd, *kh = a->k + (size_t)b * T * C + h * hd;
-    const float *vh = a->v + (size_t)b * T * C + h * hd;
-    float *oh = a->out + (size_t)b * T * C + h * hd;
+    const float *qh = a->q + sq.row0 * C + h * hd, *kh = a->k + sq.row0 * C + h * hd;
+    const float *vh = a->v + sq.row0 * C + h * hd;
+    float *oh = a->out + sq.row0 * C + h * hd;
     float *Pd = ws + a->ws_bfl + a->ws_afl; /* dropped-out probabilities [T, T] */
     /* S[T,T] = scale * q_h k_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
@@ -1076,7 +1127,7 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
         if (mx == -INFINITY) { /* every key masked: HF gives a uniform distribution */
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
             if (a->rs) {
-                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                float *r = a->rs + ((sq.rs0 + i) << 1);
                 r[0] = -INFINITY;
                 r[1] = 0.0f;
             }
@@ -1084,14 +1135,14 @@ static void attn_fwd_task(void *vctx, int task, int thread) {
             float inv = 1.0f / expsum(a->I, row, T, mx);
             rowscale(a->I, row, inv, T);
             if (a->rs) {
-                float *r = a->rs + ((((size_t)b * NH + h) * T + i) << 1);
+                float *r = a->rs + ((sq.rs0 + i) << 1);
                 r[0] = mx;
                 r[1] = inv;
             }
         }
         if (a->drop_p > 0) {
             float ks = 1.0f / (1.0f - a->drop_p);
-            uint64_t base = (((uint64_t)b * NH + h) * T + i) * T;
+            uint64_t base = (sq.d0 + (uint64_t)i * sq.dstride) * sq.dT;
             for (int j = 0; j < T; j++)
                 Pd[(size_t)i * T + j] = et_dropout_keep(a->seed, base + j, a->drop_p) ? row[j] * ks : 0.0f;
         }
@@ -1127,15 +1178,15 @@ void et_attention_forward_rs(et_pool *pool, float *out, float *rowstats, float *
  * dq += dS k, dk += dS^T q. Tasks own a (b,h) column block, so no races. */
 /* P[T,T] of (b, h) again, exactly as attn_fwd_task made it: S = scale q k^T (same GEMM), masked keys
  * -inf, then exp(S - max) * (1/sum) with the forward's row stats a->rsc */
-static const float *recompute_probs(const attn_ctx *a, float *ws, float *P, int b, int h) {
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+static const float *recompute_probs(const attn_ctx *a, const attn_seq *sq, float *ws, float *P, int b, int h) {
+    int T = sq->T, C = a->C, NH = a->NH, hd = C / NH;
     float scale = 1.0f / sqrtf((float)hd);
-    const float *qh = a->q + (size_t)b * T * C + h * hd, *kh = a->k + (size_t)b * T * C + h * hd;
+    const float *qh = a->q + sq->row0 * C + h * hd, *kh = a->k + sq->row0 * C + h * hd;
     head_gemm(a, ws, 0, 1, T, T, hd, scale, qh, C, kh, C, 0.0f, P, T);
-    const int32_t *mk = a->mask ? a->mask + (size_t)b * T : NULL;
+    const int32_t *mk = a->mask && !a->off ? a->mask + (size_t)b * T : NULL;
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * T;
-        const float *r = a->rsc + ((((size_t)b * NH + h) * T + i) << 1);
+        const float *r = a->rsc + ((sq->rs0 + i) << 1);
         if (r[0] == -INFINITY) {
             for (int j = 0; j < T; j++) row[j] = 1.0f / T;
             continue;
@@ -1149,13 +1200,16 @@ static const float *recompute_probs(const attn_ctx *a, float *ws, float *P, int 
 
 static void attn_bwd_task(void *vctx, int task, int thread) {
     attn_ctx *a = vctx;
-    int T = a->T, C = a->C, NH = a->NH, hd = C / NH;
+    int C = a->C, NH = a->NH, hd = C / NH;
     int b = task / NH, h = task % NH;
+    const attn_seq sq = attn_seq_of(a, b, h);
+    const int T = sq.T;
+    if (T <= 0) return;
     float scale = 1.0f / sqrtf((float)hd);
     float *dS = attn_slot(a, thread), *ws = dS + a->tt;
-    size_t off = (size_t)b * T * C + h * hd;
+    size_t off = sq.row0 * C + h * hd;
     float *Pd = ws + a->ws_bfl + a->ws_afl;
-    const float *P = a->rsc ? recompute_probs(a, ws, Pd + a->tt, b, h)
+    const float *P = a->rsc ? recompute_probs(a, &sq, ws, Pd + a->tt, b, h)
                             : a->attc + ((size_t)b * NH + h) * T * T;
     /* dP[T,T] = dout_h v_h^T */
     head_gemm(a, ws, 0, 1, T, T, hd, 1.0f, a->dout + off, C, a->v + off, C, 0.0f, dS, T);
@@ -1164,7 +1218,7 @@ static void attn_bwd_task(void *vctx, int task, int thread) {
         float *drow = dS + (size_t)i * T;
         const float *prow = P + (size_t)i * T;
         if (a->drop_p > 0) {
-            uint64_t base = (((uint64_t)b * NH + h) * T + i) * T;
+            uint64_t base = (sq.d0 + (uint64_t)i * sq.dstride) * sq.dT;
             for (int j = 0; j < T; j++) {
                 float m = et_dropout_keep(a->seed, base + j, a->drop_p) ? keep_scale : 0.0f;
                 drow[j] *= m;
@@ -1194,6 +1248,29 @@ static void attention_backward(et_pool *pool, float *dq, float *dk, float *dv, f
     attn_ctx a = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .q = q, .k = k, .v = v, .dout = dout, .attc = att,
                   .mask = mask, .B = B, .T = T, .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(),
                   .rsc = rs};
+    attn_setup(&a);
+    et_pool_run(pool, attn_bwd_task, &a, B * NH);
+}
+
+/* packed batches (kernels.h): one task per (sequence, head), the same per-head code as the padded kernels */
+void et_attention_forward_packed(et_pool *pool, float *out, float *rowstats, float *scratch, const float *q,
+                                 const float *k, const float *v, const int32_t *off, int B, int Tmax, int C,
+                                 int NH, float drop_p, uint64_t drop_seed) {
+    if (B <= 0 || Tmax <= 0 || NH <= 0 || C <= 0) return;
+    attn_ctx a = {.out = out, .scratch = scratch, .q = q, .k = k, .v = v, .B = B, .T = Tmax, .C = C, .NH = NH,
+                  .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rs = rowstats, .off = off};
+    attn_setup(&a);
+    et_pool_run(pool, attn_fwd_task, &a, B * NH);
+}
+
+void et_attention_backward_packed(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                                  const float *dout, const float *rowstats, const float *q, const float *k,
+                                  const float *v, const int32_t *off, int B, int Tmax, int C, int NH, float drop_p,
+                                  uint64_t drop_seed) {
+    if (B <= 0 || Tmax <= 0 || NH <= 0 || C <= 0) return;
+    attn_ctx a = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .q = q, .k = k, .v = v, .dout = dout, .B = B,
+                  .T = Tmax, .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rsc = rowstats,
+                  .off = off};
     attn_setup(&a);
     et_pool_run(pool, attn_bwd_task, &a, B * NH);
 }

@@ -176,6 +176,30 @@ void et_attention_backward_rs(et_pool *pool, float *dq, float *dk, float *dv, fl
                               const float *k, const float *v, int B, int T, int C, int NH, float drop_p,
                               uint64_t drop_seed);
 
+/* ---- packed (variable-length) batches -------------------------------------------------------
+ * B sequences concatenated WITHOUT padding: sequence b is rows [off[b], off[b+1]) of a [N, C] array,
+ * off[0] = 0, N = off[B], lengths >= 1 (a zero length is skipped). Row-wise kernels (Linear, GELU,
+ * LayerNorm) run on the N rows as they are; these are the ones that must know the sequences.
+ * Attention is computed per sequence (no mask: every row is real), one task per (sequence, head), by
+ * the same per-head code as the padded kernels; Tmax = the longest sequence (scratch as
+ * et_attention_scratch_floats(Tmax, C, NH) per thread). rowstats [N, NH, 2]: head h of sequence b at
+ * rows off[b]*NH + h*len(b) (NULL at inference in the forward). Dropout counters of element (i, j) of
+ * (b, h): ((off[b] + i) * NH + h) * Tmax + j (the padded layout's counters cannot be had without the
+ * padding; without dropout the results equal the padded kernels' up to the softmax sum's rounding). */
+void et_attention_forward_packed(et_pool *pool, float *out, float *rowstats, float *scratch, const float *q,
+                                 const float *k, const float *v, const int32_t *off, int B, int Tmax, int C,
+                                 int NH, float drop_p, uint64_t drop_seed);
+void et_attention_backward_packed(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
+                                  const float *dout, const float *rowstats, const float *q, const float *k,
+                                  const float *v, const int32_t *off, int B, int Tmax, int C, int NH, float drop_p,
+                                  uint64_t drop_seed);
+/* out[N,C] = wte[ids] + wpe[position in its sequence] + wtt[type_ids] (the padded kernel's arithmetic) */
+void et_embedding_forward_packed(et_pool *pool, float *out, const int32_t *ids, const int32_t *type_ids,
+                                 const float *wte, const float *wpe, const float *wtt, const int32_t *off, int B,
+                                 int C);
+void et_embedding_backward_packed(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
+                                  const int32_t *type_ids, const int32_t *off, int B, int C);
+
 /* Counter-based RNG (splitmix64 of seed ^ index): deterministic, stateless, thread-safe. */
 static inline uint64_t et_hash64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;

@@ -547,6 +547,27 @@ int et_trainer_moe_summary(const et_trainer *tr, float *frac, int *layer_ids, in
 
 /* ------------------------------------------------------------------ one micro-batch / one update */
 
+/* one group's forward: padded [B,T] with its mask, or (cfg.packed) the real tokens of each right-padded row
+ * concatenated (et_bert_forward_packed; the acts keep their own copy, so the buffer is freed at once) */
+static et_status group_forward(et_trainer *tr, et_bert_acts *a, const int32_t *ids, const int32_t *mask, int B, int T,
+                               int drop, uint64_t seed, et_error *err) {
+    if (!tr->cfg.packed) return et_bert_forward(tr->model, a, tr->pool, ids, mask, NULL, B, T, NULL, drop, seed, err);
+    int32_t *pk = et_malloc(((size_t)B * T + (size_t)B) * sizeof(int32_t), "packed token ids", err);
+    if (!pk) return ET_ERR_NOMEM;
+    int32_t *lens = pk + (size_t)B * T;
+    size_t r = 0;
+    for (int b = 0; b < B; b++) {
+        int len = 0;
+        while (len < T && (!mask || mask[(size_t)b * T + len])) len++;
+        memcpy(pk + r, ids + (size_t)b * T, sizeof(int32_t) * (size_t)len);
+        r += (size_t)len;
+        lens[b] = len;
+    }
+    et_status s = et_bert_forward_packed(tr->model, a, tr->pool, pk, NULL, lens, B, NULL, drop, seed, err);
+    free(pk);
+    return s;
+}
+
 static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t seed, double scale, double *loss_out,
                               et_error *err) {
     const et_train_cfg *c = &tr->cfg;
@@ -560,14 +581,14 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
     et_status s;
     uint64_t sd[4];
     for (int g = 0; g < 4; g++) sd[g] = mix64(seed ^ mix64(0x7472616e + (uint64_t)g));
-    if ((s = et_bert_forward(m, &tr->acts[0], tr->pool, b->q_ids, b->q_mask, NULL, B, b->Tq, NULL, drop, sd[0], err)))
+    if ((s = group_forward(tr, &tr->acts[0], b->q_ids, b->q_mask, B, b->Tq, drop, sd[0], err)))
         return et_error_prefix(err, "queries");
-    if ((s = et_bert_forward(m, &tr->acts[1], tr->pool, b->p_ids, b->p_mask, NULL, B, b->Td, NULL, drop, sd[1], err)))
+    if ((s = group_forward(tr, &tr->acts[1], b->p_ids, b->p_mask, B, b->Td, drop, sd[1], err)))
         return et_error_prefix(err, "positives");
     int useN = !is_pairwise(c->loss) && G > 0, useNQ = c->loss == ET_TRAIN_CLP;
-    if (useN && (s = et_bert_forward(m, &tr->acts[2], tr->pool, b->n_ids, b->n_mask, NULL, B * G, b->Tn, NULL, drop, sd[2], err)))
+    if (useN && (s = group_forward(tr, &tr->acts[2], b->n_ids, b->n_mask, B * G, b->Tn, drop, sd[2], err)))
         return et_error_prefix(err, "negatives");
-    if (useNQ && (s = et_bert_forward(m, &tr->acts[3], tr->pool, b->nq_ids, b->nq_mask, NULL, B * G, b->Tnq, NULL, drop, sd[3], err)))
+    if (useNQ && (s = group_forward(tr, &tr->acts[3], b->nq_ids, b->nq_mask, B * G, b->Tnq, drop, sd[3], err)))
         return et_error_prefix(err, "negative queries");
     float *dQ = tr->emb_grad, *dP = dQ + (size_t)B * C, *dN = dP + (size_t)B * C, *dNQ = dN + (size_t)B * G * C;
     memset(tr->emb_grad, 0, ((size_t)2 * B + (size_t)2 * B * G) * C * sizeof(float));

@@ -116,6 +116,9 @@ typedef struct {
     int negatives;        /* hard negatives per query used (G); -1 (default): the fewest any example has */
     uint64_t seed;        /* data order and dropout (default 42) */
     int dropout;          /* 1 (default): the model's dropout is active while training */
+    int packed;           /* 1: every forward/backward runs packed, without padded tokens (bert.h
+                             et_bert_forward_packed): the same gradients to float rounding, other dropout
+                             draws; 0 (default): padded to each group's longest text with a mask */
     const char *freeze;   /* comma-separated tensor-name prefixes to freeze, e.g. "embeddings.,encoder.layer.0." */
     int threads;          /* pool size when the trainer makes its own pool (0 = all cores) */
     long save_every;      /* checkpoint every N optimizer steps (0 = only at the end) */
