@@ -172,10 +172,77 @@ typedef struct {
     int jc, nc, pc, kc;
     float b;         /* beta for this k block */
     int pb_per_task; /* B panels per packing task */
-    int mchunk, nchunk, ntn; /* compute grid: rows in mchunk (multiple of MR), cols in nchunk (of NR) */
+    int mchunk, nchunk, ntn; /* compute grid: ntm row chunks x ntn column chunks (gemm_grid): chunk i of the um
+                                row tiles (MR) is tiles [um*i/ntm, um*(i+1)/ntm), likewise for the un column
+                                panels (NR) of the jc block; mchunk, nchunk unused */
     int gelu;        /* GELU applied in the last k block's epilogue (I->ukr_gelu) */
     int allk;        /* prepacked B: each compute task runs all k blocks (Bp = the jc block's start) */
+    int ntm, um, un, used; /* grid rows, row tiles, column panels of the block, threads used */
 } gemm_job;
+
+/* ---------------------------------------------------------------- work split (kernels.h et_kernel_split)
+ * Every kernel splits its work by the shapes and the pool size so that the largest per-thread share is
+ * within ET_SPLIT_TOL of the mean, and runs on fewer threads (et_pool_run_n) where more would not finish
+ * sooner or would get too little work each. Which thread runs which task never changes any result. */
+#define ET_SPLIT_TOL 1.10
+#ifndef ET_GEMM_MIN_FLOP_THREAD
+#define ET_GEMM_MIN_FLOP_THREAD 1e6 /* below ~1 MFLOP (~10-30 us) per thread, waking one more costs what it saves */
+#endif
+
+/* start of part i of u units split in `parts` ranges */
+static int part_lo(int u, int parts, int i) { return (int)((int64_t)u * i / parts); }
+
+/* elements in part i of `total` elements in `unit`-element units (the last may be short) split in `parts` */
+static int part_len(int total, int unit, int parts, int i) {
+    int u = (total + unit - 1) / unit, lo = part_lo(u, parts, i) * unit, hi = part_lo(u, parts, i + 1) * unit;
+    if (hi > total) hi = total;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* (largest thread share) / (mean share) of an a x b grid of an M x nc block whose tasks are handed out in
+ * turn to t equally fast threads (t <= 256) */
+static double grid_ratio(int M, int nc, int MR, int NR, int a, int b, int t) {
+    double sh[256] = {0}, mx = 0;
+    for (int i = 0; i < a * b; i++) sh[i % t] += (double)part_len(M, MR, a, i / b) * part_len(nc, NR, b, i % b);
+    for (int j = 0; j < t; j++) if (sh[j] > mx) mx = sh[j];
+    return mx * t / ((double)M * nc);
+}
+
+/* the most threads <= nt that u equal tasks keep busy: the fewest threads with the makespan of nt */
+static int equal_tasks_threads(int u, int nt) {
+    if (u <= 1 || nt <= 1) return 1;
+    if (nt > u) nt = u;
+    int m = (u + nt - 1) / nt;
+    return (u + m - 1) / m;
+}
+
+/* the compute grid of one column block of a GEMM: ntm x ntn chunks, k = ntm*ntn / used tasks per thread
+ * (3 preferred: claims balance a busy machine), the largest used <= nt (at most one thread per
+ * ET_GEMM_MIN_FLOP_THREAD) whose split is within ET_SPLIT_TOL; rows are split first (each task packs only
+ * its A rows), columns only when M is a few row tiles (each B panel then streams once) */
+static void gemm_grid(int M, int nc, double flops, int nt, int MR, int NR, int *ntm, int *ntn, int *used) {
+    *ntm = *ntn = *used = 1;
+    int um = (M + MR - 1) / MR, un = (nc + NR - 1) / NR;
+    double cap = flops / ET_GEMM_MIN_FLOP_THREAD;
+    int tmax = cap < nt ? (int)cap : nt;
+    int short_m = um <= ET_SHORT_M_TILES;
+    for (int t = tmax; t >= 2; t--) {
+        double br = 1e30;
+        int ba = 0, bb = 0;
+        for (int k = 3; k >= 1; k--) {
+            int n = k * t, amax = n < um ? n : um;
+            for (int i = 0; i < amax; i++) {
+                int a = short_m ? i + 1 : amax - i; /* the order of preference on ties */
+                if (n % a || n / a > un) continue;
+                double r = grid_ratio(M, nc, MR, NR, a, n / a, t);
+                if (r < br - 1e-3) { br = r; ba = a; bb = n / a; }
+            }
+            if (br <= ET_SPLIT_TOL) break;
+        }
+        if (br <= ET_SPLIT_TOL) { *ntm = ba; *ntn = bb; *used = t; return; }
+    }
+}
+
 
 static void gemm_packb_task(void *vctx, int task, int thread) {
     (void)thread;
@@ -230,8 +297,12 @@ static void compute_region(const gemm_job *g, int thread, int r0, int r1, int c0
 static void gemm_compute_task(void *vctx, int task, int thread) {
     gemm_job *g = vctx;
     int tm = task / g->ntn, tn = task % g->ntn;
-    int r0 = tm * g->mchunk, r1 = r0 + g->mchunk < g->M ? r0 + g->mchunk : g->M;
-    int c0 = tn * g->nchunk, c1 = c0 + g->nchunk < g->nc ? c0 + g->nchunk : g->nc;
+    const int MR = g->I->MR, NR = g->I->NR;
+    int r0 = part_lo(g->um, g->ntm, tm) * MR, r1 = part_lo(g->um, g->ntm, tm + 1) * MR;
+    int c0 = part_lo(g->un, g->ntn, tn) * NR, c1 = part_lo(g->un, g->ntn, tn + 1) * NR;
+    if (r1 > g->M) r1 = g->M;
+    if (c1 > g->nc) c1 = g->nc;
+    if (r0 >= r1 || c0 >= c1) return;
     if (!g->allk) {
         compute_region(g, thread, r0, r1, c0, c1, g->pc, g->kc, g->Bp + (size_t)c0 * g->kc, g->b);
         return;
@@ -370,24 +441,16 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
                   0, 0, 0, 0, beta, 0, M, 0, 1};
     size_t pre_off = 0; /* floats into Bpre of the current (jc, k) block */
     g.gelu = gelu && I->ukr_gelu;
-    /* compute grid: rows first (no redundant packing), columns too when M is short */
-    int units_m = (M + MR - 1) / MR;
-    int target = nt == 1 ? 1 : nt * 3;
-    int ntm = units_m < target ? units_m : target;
-    /* short M (a few row tiles): split the columns only, so each B panel is streamed once (by the
-     * one task that owns it) and reused from L1 for all the row tiles, instead of once per row chunk */
-    if (units_m <= ET_SHORT_M_TILES && N >= 2 * NR * nt) ntm = 1;
-    g.mchunk = (units_m + ntm - 1) / ntm * MR;
-    ntm = (M + g.mchunk - 1) / g.mchunk;
-    int want_n = nt == 1 ? 1 : (target + ntm - 1) / ntm;
+    g.um = (M + MR - 1) / MR;
     for (int jc = 0; jc < N; jc += I->NC) {
         g.jc = jc;
         g.nc = N - jc < I->NC ? N - jc : I->NC;
         int units_n = (g.nc + NR - 1) / NR;
-        g.ntn = want_n < units_n ? want_n : units_n;
-        g.nchunk = (units_n + g.ntn - 1) / g.ntn * NR;
-        g.ntn = (g.nc + g.nchunk - 1) / g.nchunk;
-        int pbt = nt == 1 ? 1 : (units_n < 2 * nt ? units_n : 2 * nt);
+        g.un = units_n;
+        /* the compute grid of this block: balanced over the threads it uses (gemm_grid) */
+        gemm_grid(M, g.nc, 2.0 * M * g.nc * K, nt, MR, NR, &g.ntm, &g.ntn, &g.used);
+        const int ntm = g.ntm;
+        int pbt = g.used == 1 ? 1 : (units_n < 2 * g.used ? units_n : 2 * g.used);
         g.pb_per_task = (units_n + pbt - 1) / pbt;
         pbt = (units_n + g.pb_per_task - 1) / g.pb_per_task;
         /* balanced k blocks: K = 384 with KC = 256 becomes 192 + 192, not 256 + 128 */
@@ -395,7 +458,7 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
             g.allk = 1;
             g.Bp = (float *)Bpre + pre_off;
             pre_off += (size_t)K * round_up((size_t)g.nc, (size_t)NR);
-            et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
+            et_pool_run_n(pool, gemm_compute_task, &g, ntm * g.ntn, g.used);
             continue;
         }
         int nkb = (K + I->KC - 1) / I->KC;
@@ -404,8 +467,8 @@ static void gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, flo
             g.pc = pc;
             g.kc = kc;
             g.b = pc == 0 ? beta : 1.0f;
-            et_pool_run(pool, gemm_packb_task, &g, pbt);
-            et_pool_run(pool, gemm_compute_task, &g, ntm * g.ntn);
+            et_pool_run_n(pool, gemm_packb_task, &g, pbt, g.used);
+            et_pool_run_n(pool, gemm_compute_task, &g, ntm * g.ntn, g.used);
             pc += kc;
         }
     }
@@ -591,20 +654,27 @@ void et_linear_backward_bf16(et_pool *pool, float *dinp, float *dW, float *dbias
 #define ET_INV_SQRT2 0.70710678118654752440f
 #define ET_INV_SQRT_2PI 0.39894228040143267794f
 
-/* Row/range kernels are split into tasks of >= ~16K elements (below that threads don't pay). */
-static int elem_tasks(et_pool *pool, int64_t work, int64_t min_per_task) {
-    int nt = et_pool_size(pool);
-    if (nt == 1 || work < 2 * min_per_task) return 1;
+/* Row/range kernels are split into tasks of >= min_per_task elements (~16K: below that threads don't pay):
+ * `used` threads (each with at least one task's worth), tasks a multiple of used (up to 4 each), so every
+ * thread gets the same number of near-equal ranges. Returns the tasks; *used the threads to run them on. */
+static int elem_split(int nt, int64_t work, int64_t min_per_task, int *used) {
+    *used = 1;
+    if (nt <= 1 || work < 2 * min_per_task) return 1;
     int64_t t = work / min_per_task;
-    int64_t want = (int64_t)nt * 4;
-    return (int)(t < want ? t : want);
+    int u = t < nt ? (int)t : nt;
+    int64_t k = t / u < 4 ? t / u : 4;
+    *used = u;
+    return (int)(k * u);
+}
+static int elem_tasks(et_pool *pool, int64_t work, int64_t min_per_task, int *used) {
+    return elem_split(et_pool_size(pool), work, min_per_task, used);
 }
 
 typedef struct {
     float *out, *mean, *rstd, *dinp, *dw, *db;
     const float *inp, *w, *b, *dout, *cmean, *crstd;
     int64_t n;
-    int N, C, ntasks;
+    int N, C, ntasks, used; /* used: threads the tasks run on (elem_split) */
     int cols;           /* layernorm backward: rows per chunk */
     float *part;        /* layernorm backward: [chunks, 2C] partial dw, db */
     float eps;
@@ -632,8 +702,8 @@ void et_gelu_forward(et_pool *pool, float *out, const float *inp, int64_t n) {
     elem_ctx e = {0};
     e.I = isa();
     e.out = out; e.inp = inp; e.n = n;
-    e.ntasks = elem_tasks(pool, n, 16384);
-    et_pool_run(pool, gelu_fwd_task, &e, e.ntasks);
+    e.ntasks = elem_tasks(pool, n, 16384, &e.used);
+    et_pool_run_n(pool, gelu_fwd_task, &e, e.ntasks, e.used);
 }
 
 static void gelu_bwd_task(void *vctx, int task, int thread) {
@@ -654,8 +724,8 @@ void et_gelu_backward(et_pool *pool, float *dinp, const float *inp, const float 
     elem_ctx e = {0};
     e.I = isa();
     e.dinp = dinp; e.inp = inp; e.dout = dout; e.n = n;
-    e.ntasks = elem_tasks(pool, n, 16384);
-    et_pool_run(pool, gelu_bwd_task, &e, e.ntasks);
+    e.ntasks = elem_tasks(pool, n, 16384, &e.used);
+    et_pool_run_n(pool, gelu_bwd_task, &e, e.ntasks, e.used);
 }
 
 static void gelu_bwd_inplace_task(void *vctx, int task, int thread) {
@@ -682,8 +752,8 @@ void et_gelu_backward_inplace(et_pool *pool, float *d, const float *inp, int64_t
     elem_ctx e = {0};
     e.I = isa();
     e.dinp = d; e.inp = inp; e.n = n;
-    e.ntasks = elem_tasks(pool, n, 16384);
-    et_pool_run(pool, gelu_bwd_inplace_task, &e, e.ntasks);
+    e.ntasks = elem_tasks(pool, n, 16384, &e.used);
+    et_pool_run_n(pool, gelu_bwd_inplace_task, &e, e.ntasks, e.used);
 }
 
 /* the portable path's statistics of one row: mean and 1 / sqrt(var + eps), accumulated in double */
@@ -698,15 +768,22 @@ static void ln_row_stats(const float *x, int C, float eps, float *mean, float *r
 }
 
 /* LayerNorm rows split over the pool: tasks of >= 8K elements, at most one per row (sets e->I, e->ntasks) */
+static int ln_split(int nt, int N, int C, int *used) {
+    int ntasks = elem_split(nt, (int64_t)N * C, 8192, used);
+    if (ntasks > N) { /* rows wider than a task's minimum: one row per task */
+        ntasks = N > 0 ? N : 1;
+        *used = equal_tasks_threads(ntasks, *used);
+    }
+    return ntasks;
+}
 static void ln_tasks(et_pool *pool, elem_ctx *e) {
     e->I = isa();
-    e->ntasks = elem_tasks(pool, (int64_t)e->N * e->C, 8192);
-    if (e->ntasks > e->N) e->ntasks = e->N > 0 ? e->N : 1;
+    e->ntasks = ln_split(et_pool_size(pool), e->N, e->C, &e->used);
 }
 
 static void ln_run(et_pool *pool, et_task_fn fn, elem_ctx *e) {
     ln_tasks(pool, e);
-    et_pool_run(pool, fn, e, e->ntasks);
+    et_pool_run_n(pool, fn, e, e->ntasks, e->used);
 }
 
 static void ln_fwd_task(void *vctx, int task, int thread) {
@@ -873,6 +950,7 @@ static void ln_bwd_chunk_task(void *vctx, int task, int thread) {
     (void)thread;
     elem_ctx *e = vctx;
     int64_t r0 = (int64_t)task * e->cols, r1 = r0 + e->cols < e->N ? r0 + e->cols : e->N;
+    if (!e->cols) range_of(e->N, e->ntasks, task, &r0, &r1); /* dinp only: the forward's row ranges */
     float *p = e->part ? e->part + (size_t)task * 2 * e->C : NULL;
     if (p) memset(p, 0, sizeof(float) * 2 * (size_t)e->C);
     ln_bwd_rows(e, r0, r1, p && e->dw ? p : NULL, p && e->db ? p + e->C : NULL);
@@ -886,6 +964,16 @@ static void ln_add_partial(float *dw, float *db, const float *p, int C) {
 static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
                                    const float *inp, const float *w, const float *mean, const float *rstd,
                                    int N, int C, int xhat_mode);
+
+/* threads for the LayerNorm backward with dw/db: its ET_LN_CHUNKS row chunks (fixed by N alone) on the
+ * fewest threads with the makespan of the pool (5 threads would wait on one that takes a 4th chunk); 1 =
+ * serial (too small) */
+static int ln_bwd_threads(int nt, int N, int C) {
+    int used;
+    if (N <= 0 || C <= 0 || elem_split(nt, (int64_t)N * C, 8192, &used) <= 1) return 1;
+    int cols = (N + ET_LN_CHUNKS - 1) / ET_LN_CHUNKS, nch = (N + cols - 1) / cols;
+    return equal_tasks_threads(nch, nt);
+}
 
 void et_layernorm_backward_xhat(et_pool *pool, float *dinp, float *dw, float *db, const float *dout,
                                 const float *xhat, const float *w, const float *rstd, int N, int C) {
@@ -909,16 +997,17 @@ static void layernorm_backward_any(et_pool *pool, float *dinp, float *dw, float 
     e.I = isa();
     if (!dw && !db) { /* dinp only: rows split over the pool */
         ln_tasks(pool, &e);
-        e.cols = (N + e.ntasks - 1) / e.ntasks;
-        et_pool_run(pool, ln_bwd_chunk_task, &e, (N + e.cols - 1) / e.cols);
+        e.cols = 0;
+        et_pool_run_n(pool, ln_bwd_chunk_task, &e, e.ntasks, e.used);
         return;
     }
     e.cols = (N + ET_LN_CHUNKS - 1) / ET_LN_CHUNKS; /* rows per chunk */
     int nch = (N + e.cols - 1) / e.cols;
-    if (elem_tasks(pool, (int64_t)N * C, 8192) > 1)
+    int par = ln_bwd_threads(et_pool_size(pool), N, C);
+    if (par > 1)
         e.part = et_pool_scratch(pool, 0, sizeof(float) * 2 * (size_t)C * nch); /* reserved: no allocation */
     if (e.part) {
-        et_pool_run(pool, ln_bwd_chunk_task, &e, nch);
+        et_pool_run_n(pool, ln_bwd_chunk_task, &e, nch, par);
         for (int k = 0; k < nch; k++) ln_add_partial(dw, db, e.part + (size_t)k * 2 * C, C);
         return;
     }
@@ -1158,7 +1247,7 @@ static void attention_forward(et_pool *pool, float *out, float *att, float *rs, 
     attn_ctx a = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v, .mask = mask, .B = B, .T = T,
                   .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rs = rs};
     attn_setup(&a);
-    et_pool_run(pool, attn_fwd_task, &a, B * NH);
+    et_pool_run_n(pool, attn_fwd_task, &a, B * NH, equal_tasks_threads(B * NH, et_pool_size(pool)));
 }
 
 void et_attention_forward(et_pool *pool, float *out, float *att, float *scratch, const float *q,
@@ -1249,7 +1338,7 @@ static void attention_backward(et_pool *pool, float *dq, float *dk, float *dv, f
                   .mask = mask, .B = B, .T = T, .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(),
                   .rsc = rs};
     attn_setup(&a);
-    et_pool_run(pool, attn_bwd_task, &a, B * NH);
+    et_pool_run_n(pool, attn_bwd_task, &a, B * NH, equal_tasks_threads(B * NH, et_pool_size(pool)));
 }
 
 /* packed batches (kernels.h): one task per (sequence, head), the same per-head code as the padded kernels */
@@ -1260,7 +1349,7 @@ void et_attention_forward_packed(et_pool *pool, float *out, float *rowstats, flo
     attn_ctx a = {.out = out, .scratch = scratch, .q = q, .k = k, .v = v, .B = B, .T = Tmax, .C = C, .NH = NH,
                   .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rs = rowstats, .off = off};
     attn_setup(&a);
-    et_pool_run(pool, attn_fwd_task, &a, B * NH);
+    et_pool_run_n(pool, attn_fwd_task, &a, B * NH, equal_tasks_threads(B * NH, et_pool_size(pool)));
 }
 
 void et_attention_backward_packed(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
@@ -1272,7 +1361,7 @@ void et_attention_backward_packed(et_pool *pool, float *dq, float *dk, float *dv
                   .T = Tmax, .C = C, .NH = NH, .drop_p = drop_p, .seed = drop_seed, .I = isa(), .rsc = rowstats,
                   .off = off};
     attn_setup(&a);
-    et_pool_run(pool, attn_bwd_task, &a, B * NH);
+    et_pool_run_n(pool, attn_bwd_task, &a, B * NH, equal_tasks_threads(B * NH, et_pool_size(pool)));
 }
 
 void et_attention_backward(et_pool *pool, float *dq, float *dk, float *dv, float *scratch,
@@ -1288,4 +1377,60 @@ void et_attention_backward_rs(et_pool *pool, float *dq, float *dk, float *dv, fl
                               uint64_t drop_seed) {
     attention_backward(pool, dq, dk, dv, scratch, dout, NULL, rowstats, mask, q, k, v, B, T, C, NH, drop_p,
                        drop_seed);
+}
+
+/* ---------------------------------------------------------------- work split, for tests (kernels.h) */
+int et_kernel_split(et_split_kind kind, int a, int b, int c, int nt, int job, int *used, double *share) {
+    if (nt < 1) nt = 1;
+    if (nt > 256) nt = 256;
+    for (int t = 0; t < nt && share; t++) share[t] = 0;
+    *used = 1;
+    int tasks = 0;
+    if (kind == ET_SPLIT_GEMM) { /* M = a, N = b, K = c: as sgemm_ex and gemm_run split it; job = column block */
+        const et_kern_isa *I = isa();
+        if (a <= 0 || b <= 0 || c <= 0 || job < 0 || (int64_t)job * I->NC >= b) return 0;
+        if (nt > 1 && 2.0 * a * b * c < 2e6) nt = 1;
+        int jc = job * I->NC, nc = b - jc < I->NC ? b - jc : I->NC, ntm, ntn, u;
+        int um = (a + I->MR - 1) / I->MR, un = (nc + I->NR - 1) / I->NR;
+        if (nt == 1) { ntm = ntn = u = 1; }
+        else gemm_grid(a, nc, 2.0 * a * nc * c, nt, I->MR, I->NR, &ntm, &ntn, &u);
+        *used = u;
+        for (int i = 0; i < ntm * ntn; i++, tasks++) {
+            int tm = i / ntn, tn = i % ntn;
+            int r0 = part_lo(um, ntm, tm) * I->MR, r1 = part_lo(um, ntm, tm + 1) * I->MR;
+            int c0 = part_lo(un, ntn, tn) * I->NR, c1 = part_lo(un, ntn, tn + 1) * I->NR;
+            if (r1 > a) r1 = a;
+            if (c1 > nc) c1 = nc;
+            if (share && r1 > r0 && c1 > c0) share[i % u] += (double)(r1 - r0) * (c1 - c0) * c;
+        }
+        return tasks;
+    }
+    if (job != 0) return 0; /* the other kernels are one pool job */
+    if (kind == ET_SPLIT_ATTENTION) { /* B = a, T = b, NH = c: one task per (b, h) */
+        tasks = a * c;
+        *used = equal_tasks_threads(tasks, nt);
+        for (int i = 0; i < tasks && share; i++) share[i % *used] += (double)b * b;
+        return tasks;
+    }
+    if (kind == ET_SPLIT_LAYERNORM) { /* N = a rows of C = b */
+        tasks = ln_split(nt, a, b, used);
+        for (int i = 0; i < tasks && share; i++) {
+            int64_t r0, r1;
+            range_of(a, tasks, i, &r0, &r1);
+            share[i % *used] += (double)(r1 - r0);
+        }
+        return tasks;
+    }
+    if (kind == ET_SPLIT_LAYERNORM_BWD) { /* with dw/db: ET_LN_CHUNKS chunks of rows */
+        if (a <= 0) return 0;
+        *used = ln_bwd_threads(nt, a, b);
+        int cols = (a + ET_LN_CHUNKS - 1) / ET_LN_CHUNKS;
+        tasks = (a + cols - 1) / cols;
+        for (int i = 0; i < tasks && share; i++) {
+            int r0 = i * cols, r1 = r0 + cols < a ? r0 + cols : a;
+            share[i % *used] += (double)(r1 - r0);
+        }
+        return tasks;
+    }
+    return 0;
 }

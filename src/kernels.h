@@ -213,6 +213,20 @@ static inline int et_dropout_keep(uint64_t seed, uint64_t index, float p) {
     return (float)(h >> 40) * (1.0f / 16777216.0f) >= p;
 }
 
+/* ---- work split ------------------------------------------------------------------------------
+ * How a kernel splits its work for a pool of nt threads (the kernels run exactly these splits; used by
+ * tests/test_split.c), per pool job (`job` = 0, 1, ...: a GEMM runs one job per column block of NC
+ * columns, each ending in a barrier; the other kernels one job). Returns the number of tasks of that job
+ * (0: no such job); *used = the threads that get work (a kernel runs on
+ * fewer threads than the pool where more would not finish sooner or would get under ~1 MFLOP each);
+ * share[0..used-1] (nt entries, may be NULL) = the work each thread does when the tasks are handed out
+ * in turn to equally fast threads: multiply-adds for the GEMM (a = M, b = N, c = K, as et_sgemm on the
+ * SIMD path in use), T*T score elements per (batch, head) for attention (a = B, b = T, c = NH), rows for
+ * the LayerNorm forward and its dinp-only backward (a = N, b = C) and for the LayerNorm backward with
+ * weight gradients (ET_SPLIT_LAYERNORM_BWD: 16 row chunks fixed by N, for the same bits at any nt). */
+typedef enum { ET_SPLIT_GEMM = 0, ET_SPLIT_ATTENTION, ET_SPLIT_LAYERNORM, ET_SPLIT_LAYERNORM_BWD } et_split_kind;
+int et_kernel_split(et_split_kind kind, int a, int b, int c, int nt, int job, int *used, double *share);
+
 /* Name of the SIMD path in use, e.g. "avx512", "avx2", "wasm128", "scalar". */
 const char *et_simd_name(void);
 /* Test/bench hook: force a path by name ("scalar", "avx2", "avx512", "wasm128"; NULL or "auto"

@@ -43,7 +43,7 @@ struct et_pool {
     int sleepers;        /* workers blocked on cv_start (under mu) */
     int caller_sleeping; /* the caller is blocked on cv_done (under mu) */
     atomic_uint_fast64_t spin_ns; /* spin before sleeping (0: sleep at once) */
-    struct { et_task_fn fn; void *ctx; int ntasks; } job[2]; /* by generation & 1 */
+    struct { et_task_fn fn; void *ctx; int ntasks, maxth; } job[2]; /* by generation & 1 */
     void **scratch;       /* [n] per-thread buffers (et_pool_scratch) */
     size_t *scratch_size; /* [n] */
 };
@@ -64,6 +64,9 @@ static void run_tasks(et_pool *p, uint32_t gen, int thread) {
         if ((uint32_t)(t >> 32) != gen) return;
         uint32_t i = (uint32_t)t;
         int ntasks = p->job[gen & 1].ntasks;
+        /* a thread beyond the job's limit takes no task (a stale read can only make it skip: the caller,
+         * thread 0, always takes part and runs whatever is left) */
+        if (thread >= p->job[gen & 1].maxth) return;
         if ((int)i >= ntasks) return;
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel, memory_order_relaxed))
             continue;
@@ -185,9 +188,12 @@ void et_pool_set_spin(et_pool *p, int usec) {
     atomic_store_explicit(&p->spin_ns, (uint64_t)usec * 1000u, memory_order_relaxed);
 }
 
-void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
+void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) { et_pool_run_n(p, fn, ctx, ntasks, 0); }
+
+void et_pool_run_n(et_pool *p, et_task_fn fn, void *ctx, int ntasks, int maxth) {
     if (ntasks <= 0) return;
-    if (!p || p->n == 1 || ntasks == 1) {
+    if (maxth <= 0 || (p && maxth > p->n)) maxth = p ? p->n : 1;
+    if (!p || p->n == 1 || ntasks == 1 || maxth == 1) {
         for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
         return;
     }
@@ -196,6 +202,7 @@ void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
     p->job[gen & 1].fn = fn;
     p->job[gen & 1].ctx = ctx;
     p->job[gen & 1].ntasks = ntasks;
+    p->job[gen & 1].maxth = maxth;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->ticket, (uint64_t)gen << 32, memory_order_seq_cst); /* publishes the job */
     /* a worker that went to sleep checked the generation under mu after counting itself in
@@ -234,6 +241,10 @@ int et_pool_size(const et_pool *p) { (void)p; return 1; }
 void et_pool_run(et_pool *p, et_task_fn fn, void *ctx, int ntasks) {
     (void)p;
     for (int t = 0; t < ntasks; t++) fn(ctx, t, 0);
+}
+void et_pool_run_n(et_pool *p, et_task_fn fn, void *ctx, int ntasks, int maxth) {
+    (void)maxth;
+    et_pool_run(p, fn, ctx, ntasks);
 }
 #endif
 

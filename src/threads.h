@@ -24,6 +24,10 @@ et_pool *et_pool_create(int nthreads, et_error *err);
 void et_pool_destroy(et_pool *pool);
 int et_pool_size(const et_pool *pool); /* 1 for a NULL pool */
 void et_pool_run(et_pool *pool, et_task_fn fn, void *ctx, int ntasks);
+/* The same on at most `maxth` threads (the caller and workers 1..maxth-1; <= 0 = all): a job whose work
+ * splits evenly over fewer threads than the pool has runs on those (kernels.h et_kernel_split), so no
+ * thread waits on another's extra task and idle cores are not woken for nothing. */
+void et_pool_run_n(et_pool *pool, et_task_fn fn, void *ctx, int ntasks, int maxth);
 /* Microseconds a thread spins waiting for the next job (workers) or for the job's end (caller)
  * before sleeping (default 50, or $ET_SPIN_US at creation); 0 = sleep at once. Call while idle. */
 void et_pool_set_spin(et_pool *pool, int usec);
