@@ -12,7 +12,7 @@
 # those MiniLM sees).
 #
 # usage: bench/run_reallen_bench.sh [--rounds N] [--threads T] [--sample N] [--data "DIR ..."] [--model DIR]
-#                                   [--engines "packed padded torch ort"] [--out FILE.jsonl]
+#                                   [--engines "packed padded torch ort"] [--torch-both] [--out FILE.jsonl]
 #        bench/run_reallen_bench.sh --summarize FILE.jsonl
 # env:   ET_BENCH_BUILD (default <repo>/build-bench), PYTHON_TORCH (default /usr/bin/python3)
 #
@@ -35,6 +35,7 @@ SAMPLE=1000
 ENGINES="packed padded torch ort"
 OUT=""
 SUMMARIZE=""
+TORCH_BOTH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --engines) ENGINES=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --summarize) SUMMARIZE=$2; shift 2 ;;
+    --torch-both) TORCH_BOTH=1; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run_reallen_bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -97,7 +99,13 @@ run_one() { # engine round -> one JSON line; the first round also writes the emb
 }
 read -r -a ENG <<< "$ENGINES"
 VER=()
-for e in "${ENG[@]}"; do VER+=("$e"); if [ "$e" = torch ] && [ "$THREADS" -gt 1 ]; then VER+=(torch1); fi; done
+# torch: set_num_threads(1) + OpenBLAS on t threads (torch1), the faster setting on 2 cores in every encode run so
+# far (run_encode_bench.sh times both: set_num_threads(t) was 2-10x slower); --torch-both times both, keeps the faster
+for e in "${ENG[@]}"; do
+  if [ "$e" = torch ] && [ "$THREADS" -gt 1 ]; then
+    if [ "$TORCH_BOTH" = 1 ]; then VER+=(torch torch1); else VER+=(torch1); fi
+  else VER+=("$e"); fi
+done
 for ((r = 1; r <= ROUNDS; r++)); do
   rot=("${VER[@]:$(((r - 1) % ${#VER[@]}))}" "${VER[@]:0:$(((r - 1) % ${#VER[@]}))}")
   for e in "${rot[@]}"; do
@@ -140,6 +148,9 @@ bad_blas = sorted({r.get("blas", "unrecorded") for r in rows if r.get("engine") 
 if bad_blas:
     print(f"REFUSED: PyTorch ran on BLAS {bad_blas}, not OpenBLAS: no torch row or ratio is reported")
     runs = {k: v for k, v in runs.items() if not k.startswith("torch")}
+if "torch1" in runs and "torch" not in runs:
+    runs["torch"] = runs.pop("torch1")
+    print("torch: set_num_threads(1) + OpenBLAS on t threads (--torch-both also times set_num_threads(t))")
 if "torch" in runs and "torch1" in runs:  # torch at its best on these cores
     tb = min(("torch", "torch1"), key=lambda k: min(runs[k]["t"]))
     print(f"torch: set_num_threads(t) best {min(runs['torch']['t']):.2f} s, set_num_threads(1) + OpenBLAS t threads "
