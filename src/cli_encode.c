@@ -27,6 +27,7 @@ static et_opt encode_opts[] = {
     {"--out", NULL, "FILE", "output: X.npy (float32 [n, dim]) or X.jsonl (default: JSONL on stdout)", NULL},
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length or 256)", NULL},
+    {"--dim", NULL, "D", "cut each embedding (written as [n, D]) to its first D values and re-normalise (Matryoshka models: train/finetune --matryoshka; default: all)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
     {"--int8", NULL, NULL, "int8 inference: Linear layers with per-channel int8 weights and per-row int8 activations (VNNI where the CPU has it); an int8 export (embedtune quantize) runs in int8 without it", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
@@ -78,6 +79,7 @@ static int run_encode(et_opt *o, int n) {
     int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    int dim = (int)et_cli_int(o, n, "--dim", 0, 1, 1 << 20, &ok);
     size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     const char *outp = et_cli_get(o, n, "--out");
@@ -99,9 +101,17 @@ static int run_encode(et_opt *o, int n) {
     if (!emb) { fprintf(stderr, "embedtune encode: out of memory for %zu embeddings\n", texts.n); return 1; }
     et_progress ps = {et_now_s(), "encode", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    eo.dim = dim;
     int rc = 0;
-    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) rc = et_cli_fail("encode", &err);
-    else if (outp && strstr(outp, ".npy") == outp + strlen(outp) - 4) {
+    if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) {
+        rc = et_cli_fail("encode", &err);
+        goto out;
+    }
+    if (dim && dim < d) { /* the cut rows, [n, dim] */
+        for (size_t i = 0; i < texts.n; i++) memmove(emb + i * (size_t)dim, emb + i * (size_t)d, sizeof(float) * (size_t)dim);
+        d = dim;
+    }
+    if (outp && strstr(outp, ".npy") == outp + strlen(outp) - 4) {
         if (write_npy(outp, emb, texts.n, d, &err)) rc = et_cli_fail("encode", &err);
     } else if (outp) {
         et_atomic_file af;
@@ -116,6 +126,7 @@ static int run_encode(et_opt *o, int n) {
         fprintf(stderr, "embedtune encode: error writing to stdout\n");
         rc = 1;
     }
+out:
     free(emb);
     et_sv_free(&texts);
     et_cli_free(&L);
@@ -123,7 +134,7 @@ static int run_encode(et_opt *o, int n) {
 }
 
 et_command et_cmd_encode = {"encode", "Encode texts into sentence embeddings, written in input order.",
-     "encode --model DIR [--in FILE] [--out X.npy|X.jsonl] [--batch N] [--max-len L] [--threads T]",
+     "encode --model DIR [--in FILE] [--out X.npy|X.jsonl] [--dim D] [--batch N] [--max-len L] [--threads T]",
      run_encode, encode_opts, ET_NOPTS(encode_opts)};
 
 /* ------------------------------------------------------------------ search */
@@ -139,6 +150,7 @@ static et_opt search_opts[] = {
     {"--int8", NULL, NULL, "int8 inference: Linear layers with per-channel int8 weights and per-row int8 activations (VNNI where the CPU has it); an int8 export (embedtune quantize) runs in int8 without it", NULL},
     {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
     {"--mode", NULL, "M", "dense | bm25 | hybrid (default: the model folder's retrieval.json, else dense)", NULL},
+    {"--dim", NULL, "D", "cut each embedding to its first D values and re-normalise (Matryoshka models: train/finetune --matryoshka; default: all)", NULL},
     {"--fusion", NULL, "SPEC", "hybrid rule instead of the saved one, e.g. convex:alpha=0.3, rrf:k=60,alpha=0.5, "
                                "rerank:top_n=50,alpha=0.5 (implies --mode hybrid; default: retrieval.json, else convex:alpha=0.2)", NULL},
     {"--json", NULL, NULL, "print results as JSONL instead of a table", NULL},
@@ -165,6 +177,7 @@ static int run_search(et_opt *o, int n) {
     int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
     int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
     long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    int dim = (int)et_cli_int(o, n, "--dim", 0, 1, 1 << 20, &ok);
     size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     et_error err = {0};
@@ -198,6 +211,7 @@ static int run_search(et_opt *o, int n) {
     if (k > C.n) k = C.n;
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    eo.dim = dim;
     /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
     if (et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
                               C.n, &ix, &err)) { rc = et_cli_fail("search", &err); goto done; }
@@ -251,5 +265,5 @@ done:
 }
 
 et_command et_cmd_search = {"search", "Rank a BEIR corpus.jsonl for a query: by the model's cosine, BM25, or their fusion (the model folder's retrieval.json).",
-     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--mode dense|bm25|hybrid] [--fusion SPEC]",
+     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D]",
      run_search, search_opts, ET_NOPTS(search_opts)};

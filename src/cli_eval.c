@@ -104,7 +104,7 @@ typedef struct {
     et_ir_eval_opts eo;   /* eo.mode: the mode reported as "metrics" */
     et_bm25_opts bm25;
     et_fusion fusion;
-    int batch, max_len, quiet;
+    int batch, max_len, quiet, dim;
     cJSON *metrics, *by_mode, *info;
     double t_encode, t_search;
 } ir_job;
@@ -134,6 +134,7 @@ static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *co
         ec = enc_opts(J->batch, J->max_len, &pc);
         eq = enc_opts(J->batch, J->max_len, &pq);
         if (nq < 1000) eq.progress = NULL; /* a progress line for big query sets only */
+        ec.dim = eq.dim = J->dim;
     }
     J->eo.bm25 = &J->bm25;
     J->eo.fusion = &J->fusion;
@@ -175,6 +176,8 @@ static et_opt eval_opts[] = {
                                "rrf:k=60,alpha=0.5, rerank:top_n=50,alpha=0.5 (default: retrieval.json, else convex:alpha=0.2)", NULL},
     {"--bm25-k1", NULL, "X", "BM25 k1 (default: retrieval.json, else 0.9)", NULL},
     {"--bm25-b", NULL, "X", "BM25 b (default: retrieval.json, else 0.4)", NULL},
+    {"--dim", NULL, "D[,D...]", "embeddings cut to their first D values and re-normalised (Matryoshka); a list evaluates "
+                                "at each size in turn (JSON: by_dim) (default: all values)", NULL},
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
     {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
@@ -186,9 +189,12 @@ static et_opt eval_opts[] = {
 static void print_table(FILE *f, cJSON *root) {
     cJSON *info = cJSON_GetObjectItem(root, "info"), *m = cJSON_GetObjectItem(root, "metrics");
     cJSON *it;
-    fprintf(f, "%s  [%s, %s, split %s, %d queries]\n", cJSON_GetStringValue(cJSON_GetObjectItem(root, "data")),
+    cJSON *dj = cJSON_GetObjectItem(root, "dim");
+    char dtxt[32] = "";
+    if (dj && cJSON_IsNumber(dj)) snprintf(dtxt, sizeof dtxt, ", dim %d", (int)dj->valuedouble);
+    fprintf(f, "%s  [%s, %s, split %s, %d queries%s]\n", cJSON_GetStringValue(cJSON_GetObjectItem(root, "data")),
             cJSON_GetStringValue(cJSON_GetObjectItem(root, "kind")), cJSON_GetStringValue(cJSON_GetObjectItem(root, "mode")),
-            cJSON_GetStringValue(cJSON_GetObjectItem(root, "split")), (int)cJSON_GetNumberValue(cJSON_GetObjectItem(info, "nqueries")));
+            cJSON_GetStringValue(cJSON_GetObjectItem(root, "split")), (int)cJSON_GetNumberValue(cJSON_GetObjectItem(info, "nqueries")), dtxt);
     cJSON *bm = cJSON_GetObjectItem(root, "by_mode");
     if (bm && cJSON_GetArraySize(bm) > 1) { /* dense, bm25, hybrid side by side */
         cJSON *mo;
@@ -212,7 +218,9 @@ static void print_table(FILE *f, cJSON *root) {
     }
 }
 
-static int run_eval(et_opt *o, int n) {
+/* one evaluation at embedding size dim (0 = all values); collect == NULL: print the table and write --json;
+ * else print the table and add the result object to collect (keyed by the size) */
+static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
     int ok = 1;
     if (!et_cli_need(o, n, "eval", "--data")) return 2;
     int k = (int)et_cli_int(o, n, "--k", 10, 1, 100000, &ok);
@@ -268,6 +276,7 @@ static int run_eval(et_opt *o, int n) {
     if (model && have_model) cJSON_AddStringToObject(root, "model", model); else cJSON_AddNullToObject(root, "model");
     cJSON_AddStringToObject(root, "split", split == ET_SPLIT_TEST ? "test" : split == ET_SPLIT_TRAIN ? "train" : "all");
     cJSON_AddNumberToObject(root, "k", k);
+    if (dim) cJSON_AddNumberToObject(root, "dim", dim);
     char fdesc[128];
     if (!is_sts) {
         cJSON *bp = cJSON_AddObjectToObject(root, "bm25");
@@ -293,7 +302,7 @@ static int run_eval(et_opt *o, int n) {
     J.eo.k = k;
     J.bm25 = (et_bm25_opts){k1, bb, rcfg.bm25.query_tf};
     J.fusion = fusion;
-    J.batch = batch; J.max_len = mlen; J.quiet = quiet;
+    J.batch = batch; J.max_len = mlen; J.quiet = quiet; J.dim = dim;
     J.metrics = metrics;
     J.by_mode = by_mode;
     J.info = info;
@@ -326,6 +335,7 @@ static int run_eval(et_opt *o, int n) {
         float *lab = malloc(sizeof(float) * (size_t)(w ? w : 1));
         prog p1 = {"encode pairs", quiet, {0}};
         et_encode_opts e1 = enc_opts(batch, mlen, &p1);
+        e1.dim = dim;
         et_pair_eval pe;
         if (w < 2) { fprintf(stderr, "embedtune eval: %s: need at least 2 STS rows in split '%s' (found %lld)\n", data, sp ? sp : "all", (long long)w); rc = 1; }
         else if (!lab) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; }
@@ -369,6 +379,7 @@ static int run_eval(et_opt *o, int n) {
                 cJSON_Delete(cJSON_DetachItemFromObject(root, "by_mode"));
                 prog pp = {"encode pairs", quiet, {0}};
                 et_encode_opts eo = enc_opts(batch, mlen, &pp);
+                eo.dim = dim;
                 et_bm25_opts bo = {k1, bb, 0};
                 et_pair_eval pe;
                 double t0 = et_now_s();
@@ -415,16 +426,48 @@ out:
     cJSON_AddItemToObject(root, "seconds", secs);
     if (!rc) {
         print_table(jout && !strcmp(jout, "-") ? stderr : stdout, root);
-        if (jout) rc = write_json_out("eval", jout, root);
+        if (jout && !collect) rc = write_json_out("eval", jout, root);
     }
-    cJSON_Delete(root);
+    if (!rc && collect) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", dim);
+        cJSON_AddItemToObject(collect, key, root);
+    } else cJSON_Delete(root);
     if (have_model) et_cli_free(&L); else et_pool_destroy(pool);
+    return rc;
+}
+
+static int run_eval(et_opt *o, int n) {
+    const char *ds = et_cli_get(o, n, "--dim");
+    if (!ds) return eval_one(o, n, 0, NULL);
+    int dims[64], nd = 0;
+    for (const char *p = ds; *p;) { /* D[,D...], each a positive integer */
+        char *e;
+        long d = strtol(p, &e, 10);
+        if (e == p || d < 1 || d > (1 << 20) || (*e && *e != ',') || nd == 64) {
+            fprintf(stderr, "embedtune eval: --dim must be a size or a comma-separated list of sizes, e.g. 128,64,32 (got '%s')\n", ds);
+            return 2;
+        }
+        dims[nd++] = (int)d;
+        p = *e ? e + 1 : e;
+    }
+    if (nd == 1) return eval_one(o, n, dims[0], NULL);
+    if (!et_cli_get(o, n, "--model") || et_cli_get(o, n, "--bm25")) { fprintf(stderr, "embedtune eval: --dim needs a model\n"); return 2; }
+    cJSON *all = cJSON_CreateObject(), *by = cJSON_AddObjectToObject(all, "by_dim");
+    int rc = 0;
+    for (int i = 0; i < nd && !rc; i++) {
+        if (i) fputc('\n', stdout);
+        rc = eval_one(o, n, dims[i], by);
+    }
+    const char *jout = et_cli_get(o, n, "--json");
+    if (!rc && jout) rc = write_json_out("eval", jout, all);
+    cJSON_Delete(all);
     return rc;
 }
 
 et_command et_cmd_eval = {"eval", "Evaluate a model (or BM25, or a hybrid) on a BEIR folder, a labelled pairs file or STS data.",
      "eval --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl [--k 10] [--json FILE|-] [--split test|train|all] [--bm25] "
-     "[--mode dense|bm25|hybrid] [--fusion SPEC]",
+     "[--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D[,D...]]",
      run_eval, eval_opts, ET_NOPTS(eval_opts)};
 
 /* ------------------------------------------------------------------ score */

@@ -52,6 +52,8 @@ static et_opt ft_opts[] = {
     {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 (default 0.1)", NULL},
     {"--tau", NULL, "X", "infonce/clp temperature (default 0.05)", NULL},
     {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
+    {"--matryoshka", NULL, "DIMS", "Matryoshka loss over the embedding cut to each listed size, e.g. 128,64,32 or 128:1,64:1,32:0.5 "
+                                   "(default off; see train --help); the tuned vectors then work cut: encode/search/eval --dim", NULL},
     {"--weight-decay", NULL, "X", "AdamW weight decay (default 0.01)", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
     {"--dropout", NULL, NULL, "soft1-3: train with the model's dropout (off by default for them: dropout lowers the cosines the calibrated targets are compared with)", NULL},
@@ -178,6 +180,10 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     }
     et_precision prec_asked = t->precision;
     t->precision = prec_run; /* auto is decided once (it times the kernels): the trainer gets the choice */
+    if (et_cli_get(o, n, "--matryoshka") && et_matryoshka_parse(et_cli_get(o, n, "--matryoshka"), &t->matryoshka, &err)) {
+        fprintf(stderr, "embedtune finetune: --matryoshka: %s\n", err.msg);
+        return 2;
+    }
     c.model_dir = et_cli_get(o, n, "--model");
     c.data = et_cli_get(o, n, "--data");
     c.out_dir = et_cli_get(o, n, "--out");

@@ -34,6 +34,9 @@ static et_opt train_opts[] = {
     {"--clp-pen", NULL, "FORM", "clp penalty: mean (authors' code, default) | sum (paper formula)", NULL},
     {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none (default) | minmax | rank", NULL},
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
+    {"--matryoshka", NULL, "DIMS", "Matryoshka loss (sentence-transformers MatryoshkaLoss): the loss summed over the embedding cut to each "
+                                   "listed size, e.g. 384,128,64 or with weights 384:1,128:1,64:0.5 (default off); use the vectors "
+                                   "cut to a listed size with encode/search/eval --dim", NULL},
     {"--freeze", NULL, "PREFIXES", "comma-separated tensor-name prefixes to freeze, e.g. embeddings.", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
     {"--packed", NULL, NULL, "run each group packed, without padded tokens (the same gradients to float rounding, other dropout draws; faster when lengths vary)", NULL},
@@ -182,6 +185,10 @@ static int run_train(et_opt *o, int n) {
     }
     et_precision prec_asked = c.precision;
     c.precision = prec_run; /* auto is decided once (it times the kernels): the trainer gets the choice */
+    if (et_cli_get(o, n, "--matryoshka") && et_matryoshka_parse(et_cli_get(o, n, "--matryoshka"), &c.matryoshka, &err)) {
+        fprintf(stderr, "embedtune train: --matryoshka: %s\n", err.msg);
+        return 2;
+    }
     const char *pen = et_cli_get(o, n, "--clp-pen");
     if (pen) {
         if (!strcmp(pen, "mean")) c.pen = ET_CLP_PEN_MEAN;

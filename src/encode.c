@@ -1,5 +1,6 @@
 /* encode.c - see encode.h */
 #include "encode.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,15 @@ void et_encode_cache_free(et_encode_cache *c) {
     c->model = NULL;
 }
 
+void et_embed_truncate(float *x, size_t n, int C, int d) {
+    if (d <= 0 || d >= C) return;
+    for (size_t i = 0; i < n; i++) {
+        float *r = x + i * (size_t)C;
+        et_l2norm_rows(r, 1, d);
+        memset(r + d, 0, sizeof(float) * (size_t)(C - d));
+    }
+}
+
 et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,
                           const char *const *texts, size_t n, const et_encode_opts *opts,
                           float *out, et_error *err) {
@@ -26,6 +36,9 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     int max_len = opts && opts->max_len > 0 ? opts->max_len : 256;
     if (max_len > et_bert_max_tokens(&m->cfg)) max_len = et_bert_max_tokens(&m->cfg);
     if (max_len < 2) return et_fail(err, ET_ERR_ARG, "max_len must be at least 2 (got %d)", max_len);
+    if (opts && (opts->dim < 0 || opts->dim > m->cfg.hidden_size))
+        return et_fail(err, ET_ERR_ARG, "--dim %d: the model's embeddings have %d values (give 1..%d)", opts->dim,
+                       m->cfg.hidden_size, m->cfg.hidden_size);
     if ((size_t)batch > n) batch = (int)n;
     /* WordPiece: the same size; a SentencePiece model's table may be padded (multilingual-e5: 250,002
      * tokens, vocab_size 250,037), never smaller */
@@ -99,6 +112,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
             goto done;
         }
     }
+    if (opts) et_embed_truncate(out, n, C, opts->dim);
 done:
     free(order); free(ids); free(mask); free(bt); free(pooled); free(lens);
     if (!cache) et_bert_acts_free(&local);

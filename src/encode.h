@@ -34,10 +34,19 @@ typedef struct {
     int padded;   /* 1: run each batch padded to its longest text with a mask (et_bert_forward); 0 (default):
                      packed without padding (et_bert_forward_packed: no padded token in any GEMM), which gives
                      the same embeddings (tests/test_packed.c: the same bits on the native paths) */
+    int dim;      /* > 0 and < hidden: each embedding is cut to its first `dim` values and re-normalised
+                     (et_embed_truncate; Matryoshka models, matryoshka.h); 0 = the full embedding */
 } et_encode_opts;
 
+/* Matryoshka cut of x [n, C] in place: the first d values of each row are divided by their L2 norm and
+ * the other C - d are set to 0, so a dot product or cosine over the whole row is the one over the cut
+ * prefix (every caller keeps its [n, C] layout; a writer stores only the first d columns). d <= 0 or
+ * d >= C: x is left as it is. */
+void et_embed_truncate(float *x, size_t n, int C, int d);
+
 /* out[n, hidden] receives the pooled (and, if the model says so, L2-normalised) embedding of
- * each text, in input order. Texts are processed in length-sorted batches internally (less
+ * each text, in input order (cut by et_embed_truncate when opts->dim is set; ET_ERR_ARG if
+ * opts->dim < 0 or > hidden). Texts are processed in length-sorted batches internally (less
  * padding), which does not change the results. */
 et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,
                           const char *const *texts, size_t n, const et_encode_opts *opts,

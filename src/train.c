@@ -251,6 +251,12 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
         size_t l = strlen(tr->canon);
         snprintf(tr->canon + l, sizeof tr->canon - l, ";precision=bf16");
     }
+    if (c->matryoshka.n > 0) { /* appended only when on */
+        size_t l = strlen(tr->canon);
+        char md[512];
+        et_matryoshka_describe(&c->matryoshka, md, sizeof md);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";matryoshka=%s", md);
+    }
     const et_bert_config *mc = &tr->model->cfg;
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
@@ -394,6 +400,10 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         return et_fail(err, ET_ERR_ARG, "symmetric needs loss infonce with in-batch negatives");
     et_status ps = et_train_precision_resolve(c->precision, &tr->precision, NULL, 0, err);
     if (ps) return ps;
+    if (c->matryoshka.n > 0) {
+        et_status ms = et_matryoshka_check(&c->matryoshka, model->cfg.hidden_size, err);
+        if (ms) return ms;
+    }
     int P = et_bert_max_tokens(&model->cfg);
     if (tr->cfg.max_len_q > P) tr->cfg.max_len_q = P;
     if (tr->cfg.max_len_d > P) tr->cfg.max_len_d = P;
@@ -438,7 +448,8 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     size_t state = n * sizeof(float) * 4; /* params, grads, m, v */
     size_t rows = (size_t)2 * B + (size_t)2 * B * G;
     size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +
-                  (size_t)2 * ((size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq)) * sizeof(int32_t);
+                  (size_t)2 * ((size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq)) * sizeof(int32_t) +
+                  (c->matryoshka.n > 0 ? et_matryoshka_scratch_floats(B, G, C) * sizeof(float) : 0);
     tr->bytes_planned = total + state + misc;
     if (tr->bytes_planned > c->mem_budget) {
         s = et_fail(err, ET_ERR_NOMEM,
@@ -506,6 +517,11 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
 
     if (!(tr->scratch = et_malloc(et_loss_scratch_doubles(B, G, C) * sizeof(double), "loss scratch", err)) ||
         !(tr->emb_grad = et_malloc(rows * C * sizeof(float), "embedding gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
+    if (c->matryoshka.n > 0 &&
+        !(tr->mrl_scratch = et_malloc(et_matryoshka_scratch_floats(B, G, C) * sizeof(float), "matryoshka scratch", err))) {
+        s = ET_ERR_NOMEM;
+        goto fail;
+    }
     if (data) {
         size_t ntok = (size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq);
         if (!(tr->tok_ids = et_malloc(ntok * sizeof(int32_t), "token ids", err)) ||
@@ -523,7 +539,7 @@ void et_trainer_free(et_trainer *tr) {
     for (int g = 0; g < 4; g++) et_bert_acts_free(&tr->acts[g]);
     if (tr->own_pool) et_pool_destroy(tr->pool);
     et_adamw_free(&tr->opt);
-    free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad);
+    free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad); free(tr->mrl_scratch);
     free(tr->targets); free(tr->perm); free(tr->tok_ids); free(tr->tok_mask);
     free(tr->moe_cnt_step); free(tr->moe_cnt_run); free(tr->moe_frac);
     memset(tr, 0, sizeof *tr);
@@ -602,7 +618,12 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
     lc.grad_scale = scale;
     double loss = 0;
     const float *Q = tr->acts[0].pooled, *Pp = tr->acts[1].pooled, *N = useN ? tr->acts[2].pooled : NULL;
-    switch (c->loss) {
+    if (c->matryoshka.n > 0) {
+        et_mrl_args ma = {c->loss == ET_TRAIN_INFONCE ? ET_MRL_INFONCE : c->loss == ET_TRAIN_CLP ? ET_MRL_CLP : ET_MRL_COS_MSE,
+                          Q, Pp, N, useNQ ? tr->acts[3].pooled : NULL, b->nq_avail, b->target, B, useN ? G : 0, C};
+        s = et_loss_matryoshka(&lc, &c->matryoshka, &ma, dQ, dP, useN ? dN : NULL, useNQ ? dNQ : NULL, tr->scratch,
+                               tr->mrl_scratch, &loss, err);
+    } else switch (c->loss) {
     case ET_TRAIN_INFONCE:
         s = et_loss_infonce(&lc, Q, Pp, N, B, useN ? G : 0, C, dQ, dP, useN ? dN : NULL, tr->scratch, &loss, err);
         break;

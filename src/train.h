@@ -41,6 +41,7 @@
 #include "bert.h"
 #include "error.h"
 #include "loss.h"
+#include "matryoshka.h"
 #include "optim.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -100,6 +101,7 @@ typedef struct {
     et_clp_pen pen;       /* CLP penalty form (default mean) */
     et_soft_norm soft_norm; /* soft1..3: per-expert normalisation over the training set (default none) */
     double alpha;         /* soft2 blend weight (default 0.5) */
+    et_matryoshka matryoshka; /* n > 0: the loss is summed over these embedding prefixes (matryoshka.h); default off */
     double soft_lo, soft_hi; /* soft1..3: targets calibrated to lo + t*(hi - lo) (et_soft_calibrate); default 0, 1 =
                              the targets as the rule gives them */
     double lr;            /* peak learning rate (default 2e-5) */
@@ -206,6 +208,7 @@ typedef struct {
     et_bert_acts acts[4];    /* Q, P, N, NQ */
     int G, B;                /* planned negatives per query, queries per micro-batch */
     double *scratch;         /* loss scratch */
+    float *mrl_scratch;      /* Matryoshka cut copies (et_matryoshka_scratch_floats); NULL when off */
     float *emb_grad;         /* dQ | dP | dN | dNQ */
     long total_steps, warmup;
     long micro_in_step;      /* micro-batches accumulated since the last update */
