@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "data.h"
 #include "fileio.h"
+#include "lora.h"
 
 void et_cli_print_opts(FILE *f, const et_opt *o, int n) {
     for (int i = 0; i < n; i++) {
@@ -207,13 +208,31 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
 
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err) {
     memset(L, 0, sizeof *L);
-    et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
+    /* a PEFT adapter folder: its base (adapter_config.json base_model_name_or_path), then the adapter merged in */
+    et_lora_adapter ad;
+    char base[ET_PATH_MAX];
+    int is_adapter = et_lora_is_adapter_dir(dir);
+    if (is_adapter) {
+        et_status s = et_lora_read(dir, &ad, err);
+        if (!s) s = et_lora_base_dir(dir, &ad, base, sizeof base, err);
+        if (s) { et_lora_free(&ad); return s; }
+    }
+    const char *mdir = is_adapter ? base : dir;
+    et_status s = et_hf_load_ex(mdir, &L->model, &L->info, err);
+    if (!s && is_adapter) s = et_lora_merge(&L->model, &ad, err);
+    if (is_adapter) et_lora_free(&ad);
     if (s) return s;
-    L->tok = et_hf_load_tokenizer(dir, &L->info, &L->model.cfg, L->tok_path, sizeof L->tok_path, err);
+    L->tok = et_hf_load_tokenizer(mdir, &L->info, &L->model.cfg, L->tok_path, sizeof L->tok_path, err);
     if (!L->tok) return err->code ? err->code : ET_ERR_IO;
     L->pool = et_pool_create(threads, err);
     if (!L->pool) return ET_ERR_NOMEM;
     return ET_OK;
+}
+
+et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_cli_model *L, et_error *err) {
+    et_status s = et_cli_load(dir, threads, L, err);
+    if (!s && adapter && (s = et_lora_apply_dir(&L->model, adapter, err))) et_error_prefix(err, "--adapter %s", adapter);
+    return s;
 }
 
 void et_cli_free(et_cli_model *L) {

@@ -71,7 +71,10 @@ void et_sv_free(et_strvec *s);
 et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err);
 /* (corpus.jsonl: et_corpus_read in data.h) */
 
+/* Load a model folder, or a PEFT LoRA adapter folder (lora.h: its base, with the adapter merged in). */
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);
+/* et_cli_load, then the LoRA adapter folder `adapter` merged in (NULL: none): the --adapter option. */
+et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_cli_model *L, et_error *err);
 void et_cli_free(et_cli_model *L);
 int et_cli_default_max_len(const et_cli_model *L);
 /* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */

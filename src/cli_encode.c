@@ -23,6 +23,7 @@
 /* ------------------------------------------------------------------ encode */
 static et_opt encode_opts[] = {
     {"--model", NULL, "DIR", "Hugging Face model folder (config.json, vocab.txt, model.safetensors)", NULL},
+    {"--adapter", NULL, "DIR", "a PEFT LoRA adapter folder merged into --model (an adapter folder can also be given as --model: its base is adapter_config.json's base_model_name_or_path)", NULL},
     {"--in", NULL, "FILE", "input texts: one per line, or JSONL with a \"text\" field (default: stdin)", NULL},
     {"--out", NULL, "FILE", "output: X.npy (float32 [n, dim]) or X.jsonl (default: JSONL on stdout)", NULL},
     {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
@@ -92,7 +93,7 @@ static int run_encode(et_opt *o, int n) {
     }
     et_error err = {0};
     et_cli_model L;
-    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("encode", &err); }
+    if (et_cli_load_adapted(et_cli_get(o, n, "--model"), et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("encode", &err); }
     if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_strvec texts = {0};
     if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_cli_free(&L); return et_cli_fail("encode", &err); }
@@ -140,6 +141,7 @@ et_command et_cmd_encode = {"encode", "Encode texts into sentence embeddings, wr
 /* ------------------------------------------------------------------ search */
 static et_opt search_opts[] = {
     {"--model", NULL, "DIR", "Hugging Face model folder", NULL},
+    {"--adapter", NULL, "DIR", "a PEFT LoRA adapter folder merged into --model (an adapter folder can also be given as --model: its base is adapter_config.json's base_model_name_or_path)", NULL},
     {"--corpus", NULL, "FILE", "BEIR corpus.jsonl: one {\"_id\", \"title\", \"text\"} per line", NULL},
     {"--query", NULL, "TEXT", "the query (repeat the et_command, or use --queries, for more)", NULL},
     {"--queries", NULL, "FILE", "queries: one per line or JSONL with \"text\" (instead of --query)", NULL},
@@ -192,7 +194,7 @@ static int run_search(et_opt *o, int n) {
     if (!ms) mode = fspec ? ET_MODE_HYBRID : rcfg.mode;
     if (!fspec) fusion = rcfg.fusion;
     et_cli_model L;
-    if (et_cli_load(mdir, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
+    if (et_cli_load_adapted(mdir, et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
     if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_corpus C = {0};
     et_strvec qs = {0};

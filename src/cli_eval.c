@@ -164,7 +164,8 @@ static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *co
 /* ------------------------------------------------------------------ eval command */
 
 static et_opt eval_opts[] = {
-    {"--model", NULL, "DIR", "model folder (not needed with --bm25)", NULL},
+    {"--model", NULL, "DIR", "model folder (not needed with --bm25), or a PEFT LoRA adapter folder (its base merged with it)", NULL},
+    {"--adapter", NULL, "DIR", "a PEFT LoRA adapter folder merged into --model", NULL},
     {"--data", NULL, "PATH", "BEIR folder, labelled pairs file (.jsonl/.csv/.tsv), or STS JSONL (s1, s2, score)", NULL},
     {"--k", "-k", "N", "cut-off for nDCG/MAP/MRR/P (default 10); Recall is @10 and @100", NULL},
     {"--json", NULL, "FILE", "also write the results as JSON to FILE (- = stdout; the table then goes to stderr)", NULL},
@@ -258,7 +259,7 @@ static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
     et_retrieval_cfg_default(&rcfg);
     int have_rcfg = 0;
     if (have_model) {
-        if (et_cli_load(model, threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
+        if (et_cli_load_adapted(model, et_cli_get(o, n, "--adapter"), threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
         if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
         pool = L.pool;
     } else if (!(pool = et_pool_create(threads, &err))) return et_cli_fail("eval", &err);
