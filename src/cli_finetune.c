@@ -26,6 +26,7 @@ static et_opt ft_opts[] = {
     {"--neg-source", NULL, "S", "infonce/clp hard negatives: ance (the model's own ranking, re-mined) | bm25 (BM25's ranking, "
                                 "the documents keyword search gets wrong) | mix (interleaved; the default: the best hybrid in the README's runs)", NULL},
     {"--no-fusion", NULL, NULL, "do not learn the BM25 + model fusion nor write OUT/retrieval.json (retrieval data)", NULL},
+    {"--no-bm25-fit", NULL, NULL, "keep BM25 at k1 0.9, b 0.4 in the hybrid (default: k1 and b learned on the training queries, saved in retrieval.json)", NULL},
     {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
     {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
@@ -41,7 +42,7 @@ static et_opt ft_opts[] = {
     {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between)", NULL},
     {"--batch", NULL, "N", "queries (or rows) per micro-batch (default auto: 16, or 8 below 128 examples)", NULL},
     {"--dev", NULL, "auto|on|off", "early stopping on a dev split carved from the training queries (15 %, by a hash of the id); auto = when it holds >= 5 queries (20 rows) (default auto)", NULL},
-    {"--patience", NULL, "N", "dev evaluations without a new best before stopping (default 2)", NULL},
+    {"--patience", NULL, "N", "dev evaluations without a new best before stopping, never before one full epoch (default 2)", NULL},
     {"--dev-every", NULL, "N", "optimizer steps between dev evaluations (default auto: once per epoch, at most 50 steps apart)", NULL},
     {"--time-budget", NULL, "SECONDS", "stop training so that the whole run (final evaluation included) fits in this many seconds (default none)", NULL},
     {"--max-train-queries", NULL, "N", "use only N of the training queries (rows), chosen by a hash of the id (default all; 0 = none, with --adapt)", NULL},
@@ -115,6 +116,7 @@ static void cell(FILE *f, double v) {
 static void print_hybrid(FILE *f, const et_finetune_result *r, const char *out) {
     if (!r->has_hybrid) return;
     const et_ft_hybrid *h[2] = {&r->hyb_before, &r->hyb_after};
+    fprintf(f, "  BM25 k1 %g, b %g (%s)\n", r->bm25_opts.k1, r->bm25_opts.b, r->bm25_fit.learned ? "learned on the training queries" : "default");
     fprintf(f, "  held-out nDCG@10   %10s %10s %10s %10s\n", "dense", "bm25", "hyb-dflt", "hyb-learn");
     for (int i = 0; i < 2; i++) {
         fprintf(f, "  %-18s", i ? "after" : "before");
@@ -149,6 +151,13 @@ static void json_hybrid(cJSON *root, const et_finetune_result *r) {
         jnum(o, "cv_ndcg@10", h[i]->fit.cv_ndcg10);
     }
     cJSON_AddBoolToObject(hj, "retrieval_json_written", r->fusion_saved);
+    cJSON *bj = cJSON_AddObjectToObject(hj, "bm25_settings");
+    jnum(bj, "k1", r->bm25_opts.k1);
+    jnum(bj, "b", r->bm25_opts.b);
+    cJSON_AddBoolToObject(bj, "learned", r->bm25_fit.learned);
+    jnum(bj, "train_queries", r->bm25_fit.nqueries);
+    jnum(bj, "train_ndcg@10", r->bm25_fit.ndcg10);
+    jnum(bj, "train_ndcg@10_default", r->bm25_fit.default_ndcg10);
 }
 
 static int run_finetune(et_opt *o, int n) { return et_cli_finetune_run(o, n, NULL, NULL); }
@@ -196,6 +205,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
     c.fusion = et_cli_get(o, n, "--no-fusion") == NULL;
+    c.bm25_fit = et_cli_get(o, n, "--no-bm25-fit") == NULL;
     const char *ns = et_cli_get(o, n, "--neg-source");
     if (ns) {
         if (!strcmp(ns, "ance")) c.neg_source = ET_FT_NEG_ANCE;

@@ -34,6 +34,7 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->neg_hard = 1;
     c->neg_source = ET_FT_NEG_DEFAULT;
     c->fusion = 1;
+    c->bm25_fit = 1;
     c->use_bm25 = 1;
     c->start_expert = 1;
     c->hard_ratio = ET_FT_HARD_RATIO;
@@ -744,24 +745,25 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
 /* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10). */
 /* The index of set e's documents (model m + BM25) and its queries' candidates; the caller frees ix, Y and ec. */
 static et_status ft_rank_set(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                             const evalset *e, et_hybrid_index *ix, et_hybrid_queries *Y, et_encode_cache *ec, et_error *err) {
+                             const evalset *e, const et_bm25_opts *bo, et_hybrid_index *ix, et_hybrid_queries *Y,
+                             et_encode_cache *ec, et_error *err) {
     memset(ix, 0, sizeof *ix);
     memset(Y, 0, sizeof *Y);
     memset(ec, 0, sizeof *ec);
     et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
     eo.cache = ec;
-    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, NULL, e->docs, e->nd, ix, err);
+    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, bo, e->docs, e->nd, ix, err);
     if (!s) s = et_hybrid_queries_build(ix, pool, &eo, e->qs, e->nq, 0, Y, err);
     return s;
 }
 
 static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                                 const evalset *fit, const et_fusion_fit_opts *fo, et_fusion *out, et_fusion_fit_report *rep,
-                                 et_error *err) {
+                                 const evalset *fit, const et_bm25_opts *bo, const et_fusion_fit_opts *fo, et_fusion *out,
+                                 et_fusion_fit_report *rep, et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
     et_encode_cache ec;
-    et_status s = ft_rank_set(c, m, tok, pool, mlen, fit, &ix, &Y, &ec, err);
+    et_status s = ft_rank_set(c, m, tok, pool, mlen, fit, bo, &ix, &Y, &ec, err);
     if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, fo, out, rep, err);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
@@ -771,12 +773,12 @@ static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, con
 
 /* The held-out queries (ev) ranked by model m: dense, BM25, the default fusion and o->learned (set by the caller). */
 static et_status ft_hybrid_eval(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                                const evalset *ev, et_ft_hybrid *o, et_error *err) {
+                                const evalset *ev, const et_bm25_opts *bo, et_ft_hybrid *o, et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
     et_encode_cache ec;
     et_fusion dflt = et_fusion_default();
-    et_status s = ft_rank_set(c, m, tok, pool, mlen, ev, &ix, &Y, &ec, err);
+    et_status s = ft_rank_set(c, m, tok, pool, mlen, ev, bo, &ix, &Y, &ec, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_DENSE, NULL, 10, ev->qrels, ev->qoff, &o->dense, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_BM25, NULL, 10, ev->qrels, ev->qoff, &o->bm25, err);
     if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &dflt, 10, ev->qrels, ev->qoff, &o->fused_default, err);
@@ -789,7 +791,7 @@ static et_status ft_hybrid_eval(const et_finetune_cfg *c, const et_bert *m, cons
 
 static void say_hybrid(const et_finetune_cfg *c, const char *when, const et_ft_hybrid *h) {
     char d[128];
-    say(c, "%s: held-out nDCG@10 dense %.4f, BM25 %.4f, hybrid default %.4f, hybrid learned %.4f (%s; %s)", when,
+    say(c, "%s: held-out nDCG@10 dense %.4f, BM25 %.4f (learned k1/b), hybrid default %.4f, hybrid learned %.4f (%s; %s)", when,
         h->dense.ndcg10, h->bm25.ndcg10, h->fused_default.ndcg10, h->fused_learned.ndcg10,
         et_fusion_describe(&h->learned, d, sizeof d), h->fit_note);
 }
@@ -813,7 +815,20 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         ft_split tsp = {c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, 0, 0, UINT32_MAX};
         if ((s = evalset_make(src, &tsp, c->sts_max, c->data, &tr, err))) return s;
         if (tr.kind != ET_FT_EVAL_IR) { evalset_free(&tr); return ET_OK; } /* labelled pairs: nothing to rank */
-        s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, NULL, &h->learned, &h->fit, err);
+        et_bm25_opts dflt = {0.9, 0.4, 0};
+        res->bm25_opts = dflt;
+        if (c->bm25_fit) {
+            s = et_bm25_fit(pool, (const char *const *)tr.docs, tr.nd, (const char *const *)tr.qs, tr.nq, tr.qrels, tr.qoff, 1.0,
+                            &res->bm25_opts, &res->bm25_fit, err);
+            const et_bm25_fit_report *b = &res->bm25_fit;
+            if (!s) say(c, "BM25 k1 %g, b %g: %s (training queries' BM25 nDCG@10 %.4f; at k1 0.9, b 0.4: %.4f; grid best k1 %g, b %g: %.4f)",
+                        res->bm25_opts.k1, res->bm25_opts.b,
+                        b->learned ? "learned on the training queries"
+                        : b->nqueries < ET_FUSION_MIN_QUERIES ? "the default (too few training queries to learn)"
+                                                              : "the default (no grid point beats it by more than one standard error)",
+                        b->ndcg10, b->default_ndcg10, b->best.k1, b->best.b, b->best_ndcg10);
+        }
+        if (!s) s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &res->bm25_opts, NULL, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
                  h->fit.learned ? "learned" : "too few to learn, the default", h->fit.nqueries);
         evalset_free(&tr);
@@ -823,7 +838,7 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         et_fusion_fit_opts fo;
         et_fusion_fit_opts_default(&fo);
         fo.prior = res->hyb_before.learned;
-        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &fo, &h->learned, &h->fit, err);
+        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &res->bm25_opts, &fo, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "learned on %d dev queries with the tuned model, the starting model's as prior",
                  h->fit.nqueries);
     } else {
@@ -833,7 +848,7 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         snprintf(h->fit_note, sizeof h->fit_note, "the starting model's (no dev split of >= %d queries to learn on with the tuned model)",
                  ET_FUSION_MIN_QUERIES);
     }
-    if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, h, err);
+    if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, &res->bm25_opts, h, err);
     if (s) return s;
     res->has_hybrid = 1;
     say_hybrid(c, after ? "tuned model" : "starting model", h);
@@ -842,8 +857,11 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
     et_retrieval_cfg_default(&rc);
     rc.mode = ET_MODE_HYBRID;
     rc.fusion = h->learned;
-    char note[ET_PATH_MAX + 256];
-    snprintf(note, sizeof note, "embedtune finetune on %s: %s", c->data, h->fit_note);
+    rc.bm25.k1 = res->bm25_opts.k1;
+    rc.bm25.b = res->bm25_opts.b;
+    char note[ET_PATH_MAX + 512];
+    snprintf(note, sizeof note, "embedtune finetune on %s: %s; BM25 k1 %g, b %g %s", c->data, h->fit_note, res->bm25_opts.k1,
+             res->bm25_opts.b, res->bm25_fit.learned ? "learned on the training queries (et_bm25_fit)" : "(the default)");
     if ((s = et_retrieval_save(c->out_dir, &rc, &h->fit, note, err))) return s;
     res->fusion_saved = 1;
     say(c, "wrote %s/%s: hybrid by default for search and eval", c->out_dir, ET_RETRIEVAL_FILE);
@@ -1404,7 +1422,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt->epoch + 1, pt->score, better ? " (best so far)" : "");
             if (better) { res->best_dev = res->n_dev; memcpy(best, L.model.params, sizeof(float) * L.model.n_params); }
             res->n_dev++;
-            if (!end && !stopped && halt) {
+            if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */
                 snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
                 stopped = 1;
             }

@@ -40,7 +40,7 @@
  *   - epochs: an upper bound; a DEV split carved from the training queries (et_split_is_dev on the query id,
  *     or the row key for pairs/STS) is evaluated every dev_every steps (dev nDCG@10, or Spearman for pairs)
  *     by ft_dev_evaluate; the best evaluation (the starting model included) is kept and training stops
- *     after `patience` evaluations without a new best. Without a usable dev split (fewer than
+ *     after `patience` evaluations without a new best, but never before one full epoch. Without a usable dev split (fewer than
  *     ET_FT_MIN_DEV_QUERIES dev queries / ET_FT_MIN_DEV_ROWS dev rows) the epochs are fixed;
  *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included).
  * Corpus adaptation (adapt.h; infonce/clp): with `adapt` the data's own passages (BEIR corpus / the pairs'
@@ -130,11 +130,13 @@ typedef struct {
                                 (default ET_FT_NEG_DEFAULT) */
     int fusion;              /* retrieval data: 1 (default) = learn the BM25 + model fusion on the training queries with
                                 the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
+    int bm25_fit;            /* with fusion: 1 (default) = learn BM25's k1 and b on the training queries first
+                                (et_bm25_fit), used by the fusion and saved in retrieval.json; 0 = k1 0.9, b 0.4 */
     et_ft_progress_fn progress; /* optional: called at every phase start, per encode batch and per step */
     void *progress_user;
     /* automatic settings (train.lr / train.batch / train.epochs = 0: decided, see above) */
     int dev;                 /* -1 (default): a dev split when it is big enough; 0: none; 1: required */
-    int patience;            /* dev evaluations without a new best before stopping (default 2) */
+    int patience;            /* dev evaluations without a new best before stopping, never before one epoch (default 2) */
     int dev_every;           /* optimizer steps between dev evaluations (0 = auto: once per epoch, at most 50 steps) */
     double time_budget;      /* seconds for the whole run (0 = none) */
     int max_train_queries;   /* BEIR: use only the first N training queries by et_split_subset_key (-1 = all, default) */
@@ -165,7 +167,8 @@ const char *et_ft_neg_source_name(int s);
  * queries with the starting model; after, the dev split with the tuned model when it has >= ET_FUSION_MIN_QUERIES
  * queries, else the starting model's fusion is kept), all from one encoding of the corpus. */
 typedef struct {
-    et_ir_eval dense, bm25, fused_default, fused_learned;
+    et_ir_eval dense, bm25, fused_default, fused_learned; /* bm25 and the fusions use the learned k1/b (bm25_opts;
+                                         et_finetune_result.bm25 is BM25 at k1 0.9, b 0.4) */
     et_fusion learned;
     et_fusion_fit_report fit;
     char fit_note[160];               /* how `learned` was obtained */
@@ -260,6 +263,8 @@ typedef struct {
     int has_hybrid;
     et_ft_hybrid hyb_before, hyb_after;
     int fusion_saved;                 /* out_dir/retrieval.json written (the learned fusion, mode hybrid) */
+    et_bm25_opts bm25_opts;           /* BM25's k1/b for the hybrid (learned on the training queries, or the default) */
+    et_bm25_fit_report bm25_fit;      /* how (cfg.bm25_fit) */
     int neg_source;                   /* what was used (infonce/clp) */
     et_ft_plan plan;                  /* the settings used and why */
     et_ft_dev_point dev[ET_FT_MAX_DEV_POINTS]; int n_dev; /* dev curve (the first point is the starting model) */

@@ -690,6 +690,58 @@ done:
     return s;
 }
 
+et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
+                      const et_qrel *qrels, const int64_t *qoff, double se_rule, et_bm25_opts *chosen,
+                      et_bm25_fit_report *rep, et_error *err) {
+    static const double K1[ET_BM25_FIT_NK1] = {0.5, 0.9, 1.2, 1.6, 2.0, 3.0};
+    static const double B[ET_BM25_FIT_NB] = {0.2, 0.4, 0.6, 0.75, 0.9, 1.0};
+    enum { NG = ET_BM25_FIT_NK1 * ET_BM25_FIT_NB };
+    if (!(se_rule >= 0)) return et_fail(err, ET_ERR_ARG, "bm25 fit: se_rule must be >= 0 (got %g)", se_rule);
+    et_bm25_fit_report R;
+    memset(&R, 0, sizeof R);
+    const et_bm25_opts dflt = {0.9, 0.4, 0};
+    R.chosen = R.best = dflt;
+    R.nqueries = nq;
+    R.ndcg10 = R.default_ndcg10 = R.best_ndcg10 = NAN;
+    size_t n = (size_t)(nq > 0 ? nq : 1);
+    double *M = malloc(sizeof(double) * NG * n);
+    int32_t *top = malloc(sizeof(int32_t) * 10 * n);
+    if (!M || !top) { free(M); free(top); return et_fail(err, ET_ERR_NOMEM, "bm25 fit: out of memory (%d queries)", nq); }
+    et_status s = ET_OK;
+    int idef = -1, best = -1;
+    for (int i = 0; i < NG && !s && nq > 0; i++) {
+        et_bm25_opts o = {K1[i / ET_BM25_FIT_NB], B[i % ET_BM25_FIT_NB], 0};
+        if (o.k1 == dflt.k1 && o.b == dflt.b) idef = i;
+        et_bm25 *bm = et_bm25_build(docs, nd, &o, err);
+        if (!bm) { s = err && err->code ? err->code : ET_ERR_NOMEM; break; }
+        s = et_bm25_search_batch(pool, bm, qs, nq, 10, top, NULL, err);
+        et_bm25_free(bm);
+        for (int32_t q = 0; q < nq && !s; q++)
+            M[(int64_t)i * nq + q] = et_ndcg_at_k(top + (int64_t)q * 10, 10, qrels + qoff[q], qoff[q + 1] - qoff[q], 10);
+        if (!s && (best < 0 || mean_in(M + (int64_t)i * nq, NULL, nq) > mean_in(M + (int64_t)best * nq, NULL, nq) + 1e-12)) best = i;
+    }
+    if (!s && nq > 0 && idef >= 0 && best >= 0) {
+        R.default_ndcg10 = mean_in(M + (int64_t)idef * nq, NULL, nq);
+        R.best = (et_bm25_opts){K1[best / ET_BM25_FIT_NB], B[best % ET_BM25_FIT_NB], 0};
+        R.best_ndcg10 = mean_in(M + (int64_t)best * nq, NULL, nq);
+        R.ndcg10 = R.default_ndcg10;
+        double d, se;
+        paired(M + (int64_t)best * nq, M + (int64_t)idef * nq, NULL, nq, &d, &se);
+        if (nq >= ET_FUSION_MIN_QUERIES && best != idef && d > se_rule * se + 1e-12) {
+            R.chosen = R.best;
+            R.ndcg10 = R.best_ndcg10;
+            R.learned = 1;
+        }
+    }
+    free(M);
+    free(top);
+    if (!s) {
+        if (chosen) *chosen = R.chosen;
+        if (rep) *rep = R;
+    }
+    return s;
+}
+
 et_status et_retrieval_load(const char *model_dir, et_retrieval_cfg *out, int *found, et_error *err) {
     et_retrieval_cfg_default(out);
     *found = 0;

@@ -149,6 +149,32 @@ int et_fusion_grid(int32_t depth, et_fusion *out, int *family, int cap);
 et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const int64_t *qoff,
                         const et_fusion_fit_opts *o, et_fusion *chosen, et_fusion_fit_report *rep, et_error *err);
 
+/* ---- BM25's settings ---------------------------------------------------------------------------- */
+/* Learning k1 and b from judged training queries (et_bm25_fit): BM25 alone ranks the queries at every point of
+ * the grid k1 in {0.5, 0.9, 1.2, 1.6, 2, 3} x b in {0.2, 0.4, 0.6, 0.75, 0.9, 1} (the default k1 0.9, b 0.4
+ * included); the point with the best mean nDCG@10 is taken (ties: the first in that order) unless it beats the
+ * default by no more than se_rule standard errors of the per-query paired difference, in which case the default
+ * is kept. Fewer than ET_FUSION_MIN_QUERIES queries: the default is kept. Collections differ here (on the training
+ * queries of cranfield, cisi and cacm the best points are k1 2-3 with b 0.75-1, +0.04 to +0.07 nDCG@10 over the
+ * default), and the fusion learned afterwards sees the BM25 scores of the chosen setting. */
+#define ET_BM25_FIT_NK1 6
+#define ET_BM25_FIT_NB 6
+typedef struct {
+    et_bm25_opts chosen;
+    int learned;           /* 1: chosen from the grid; 0: the default was kept (too few queries, or within the se rule) */
+    int32_t nqueries;
+    double ndcg10;         /* the chosen setting on the queries */
+    double default_ndcg10; /* k1 0.9, b 0.4 on the same queries */
+    et_bm25_opts best;     /* the grid's best point (before the se rule) and its nDCG@10 */
+    double best_ndcg10;
+} et_bm25_fit_report;
+
+/* docs[nd], queries qs[nq] with qrels[qoff[q]..qoff[q+1]) (grade >= 1 relevant); se_rule >= 0 (1 in finetune).
+ * chosen and rep may be NULL. query_tf of the result is 0 (distinct query terms, the default). */
+et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
+                      const et_qrel *qrels, const int64_t *qoff, double se_rule, et_bm25_opts *chosen,
+                      et_bm25_fit_report *rep, et_error *err);
+
 /* ---- retrieval.json ---------------------------------------------------------------------------- */
 typedef enum { ET_MODE_DENSE = 0, ET_MODE_BM25 = 1, ET_MODE_HYBRID = 2 } et_retrieval_mode;
 

@@ -294,7 +294,8 @@ int main(void) {
     auto_settings();
     stopper();
     /* a learning rate too small to change any float: every dev score equals the starting model's, so the first
-       (step 0) is the best, training stops after `patience` evaluations and the saved model is the starting one */
+       (step 0) is the best; patience (2 evaluations, step 4) runs out before one epoch (10 steps), and early
+       stopping waits for the epoch's end (the evaluation at step 10); the saved model is the starting one */
     snprintf(out, sizeof out, "%s/dev-flat", tmp);
     base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
     c.dev = 1;
@@ -308,9 +309,11 @@ int main(void) {
     if (!s) {
         CHECK(r.plan.use_dev && r.plan.dev_size == 11 && r.train_queries == 52, "dev split: %lld dev, %lld train queries",
               (long long)r.plan.dev_size, (long long)r.train_queries);
-        CHECK(r.n_dev == 3 && r.best_dev == 0 && r.steps == 4 && strstr(r.stop_reason, "early stop"),
-              "flat: %d evaluations, best %d, %ld steps, '%s'", r.n_dev, r.best_dev, r.steps, r.stop_reason);
-        CHECK(r.n_dev == 3 && r.dev[1].score == r.dev[0].score && r.dev[2].step == 4, "flat curve");
+        CHECK(r.n_dev == 6 && r.best_dev == 0 && r.steps == 10 && strstr(r.stop_reason, "early stop at step 10"),
+              "flat: %d evaluations, best %d, %ld steps, '%s' (want: 6, 0, 10 = one epoch)", r.n_dev, r.best_dev, r.steps,
+              r.stop_reason);
+        CHECK(r.n_dev == 6 && r.dev[1].score == r.dev[0].score && r.dev[5].score == r.dev[0].score && r.dev[2].step == 4 &&
+              r.dev[5].step == 10, "flat curve");
         CHECK(same_params(out, MODEL) == 1, "the saved model is not the starting model");
         CHECK(count_checkpoints(out) == 0, "checkpoints left after an early stop");
     }

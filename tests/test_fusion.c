@@ -1,6 +1,7 @@
 /* test_fusion.c - the fusion rules on hand-computed pools, the candidate builder against brute force,
  * fusion learning on hand-made query sets whose best weight is known (worked out in the comments),
- * and retrieval.json write / read / validation errors. */
+ * BM25's k1/b learned on a hand-made corpus whose best setting is known, and retrieval.json write / read /
+ * validation errors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,10 +313,64 @@ static void retrieval_json(void) {
     rmdir(dir);
 }
 
+/* BM25's k1 and b learned where the answer is known. Query i is the one term "wi"; doc 2i (relevant) holds it twice
+ * among 98 filler tokens (length 100), doc 2i+1 holds it once among 2 (length 3); avgdl 51.5, the idf is the same for
+ * both. score = tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)); at k1 0.9, b 0.4: long 1.173 < short 1.217, so the
+ * relevant doc is second (nDCG@10 1/log2(3)). Only b 0.2 (any k1 of the grid) puts it first: the first such point in
+ * grid order is k1 0.5, b 0.2 (long 1.157 > short 1.067). With every query alike the paired standard error is 0, so
+ * the gain beats the se rule. With the short doc relevant instead the default is already perfect and must be kept,
+ * and below ET_FUSION_MIN_QUERIES queries nothing is learned. */
+static void bm25_fit_known(void) {
+    enum { NQ = 10 };
+    static char dtext[2 * NQ][1024], qtext[NQ][8];
+    const char *docs[2 * NQ], *qs[NQ];
+    for (int i = 0; i < NQ; i++) {
+        int n = snprintf(dtext[2 * i], sizeof dtext[0], "w%d w%d", i, i);
+        for (int k = 0; k < 98; k++) n += snprintf(dtext[2 * i] + n, sizeof dtext[0] - (size_t)n, " filler");
+        snprintf(dtext[2 * i + 1], sizeof dtext[0], "w%d short text", i);
+        snprintf(qtext[i], sizeof qtext[0], "w%d", i);
+        docs[2 * i] = dtext[2 * i];
+        docs[2 * i + 1] = dtext[2 * i + 1];
+        qs[i] = qtext[i];
+    }
+    et_qrel qr[NQ];
+    int64_t off[NQ + 1];
+    for (int q = 0; q < NQ; q++) { qr[q] = (et_qrel){q, 2 * q, 1}; off[q] = q; }
+    off[NQ] = NQ;
+    et_error err = {0};
+    et_bm25_opts o;
+    et_bm25_fit_report R;
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(R.learned && o.k1 == 0.5 && o.b == 0.2 && o.query_tf == 0, "learned %d: k1 %g b %g (want 0.5, 0.2)", R.learned, o.k1, o.b);
+    CHECK(fabs(R.ndcg10 - 1) < 1e-12 && fabs(R.default_ndcg10 - 1 / log2(3.0)) < 1e-9 && R.nqueries == NQ,
+          "nDCG@10 %.6f (default %.6f)", R.ndcg10, R.default_ndcg10);
+    /* independently: the chosen setting ranks every relevant doc first, the default none */
+    et_bm25 *bm = et_bm25_build(docs, 2 * NQ, &o, &err), *bd = et_bm25_build(docs, 2 * NQ, NULL, &err);
+    CHECK(bm && bd, "%s", err.msg);
+    for (int q = 0; bm && bd && q < NQ; q++) {
+        int32_t t1, t0;
+        et_bm25_search(bm, qs[q], 1, &t1, NULL, &err);
+        et_bm25_search(bd, qs[q], 1, &t0, NULL, &err);
+        CHECK(t1 == 2 * q && t0 == 2 * q + 1, "query %d: top %d with the chosen setting, %d with the default", q, t1, t0);
+    }
+    et_bm25_free(bm);
+    et_bm25_free(bd);
+    /* the short doc relevant: the default is perfect already and is kept */
+    for (int q = 0; q < NQ; q++) qr[q].d = 2 * q + 1;
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(!R.learned && o.k1 == 0.9 && o.b == 0.4 && fabs(R.default_ndcg10 - 1) < 1e-12, "default kept: learned %d k1 %g b %g", R.learned, o.k1, o.b);
+    /* too few queries: the default, even where another setting is better */
+    for (int q = 0; q < NQ; q++) qr[q].d = 2 * q;
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, ET_FUSION_MIN_QUERIES - 1, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(!R.learned && o.k1 == 0.9 && o.b == 0.4 && R.best.b == 0.2, "few queries: learned %d k1 %g b %g", R.learned, o.k1, o.b);
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, -1, &o, &R, &err) == ET_ERR_ARG && strstr(err.msg, "se_rule"), "%s", err.msg);
+}
+
 int main(void) {
     rules();
     builder();
     learn_known();
+    bm25_fit_known();
     retrieval_json();
     return et_test_report("test_fusion");
 }
