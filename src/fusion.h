@@ -155,7 +155,7 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
  * included); the point with the best mean nDCG@10 is taken (ties: the first in that order) unless it beats the
  * default by no more than se_rule standard errors of the per-query paired difference, in which case the default
  * is kept. Fewer than ET_FUSION_MIN_QUERIES queries: the default is kept. Collections differ here (on the training
- * queries of cranfield, cisi and cacm the best points are k1 2-3 with b 0.75-1, +0.04 to +0.07 nDCG@10 over the
+ * queries of cranfield, cisi and cacm the best points are k1 2-3 with b 0.75-0.9, +0.04 to +0.09 nDCG@10 over the
  * default), and the fusion learned afterwards sees the BM25 scores of the chosen setting. */
 #define ET_BM25_FIT_NK1 6
 #define ET_BM25_FIT_NB 6
