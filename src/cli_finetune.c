@@ -26,7 +26,7 @@ static et_opt ft_opts[] = {
     {"--neg-source", NULL, "S", "infonce/clp hard negatives: ance (the model's own ranking, re-mined) | bm25 (BM25's ranking, "
                                 "the documents keyword search gets wrong) | mix (interleaved; the default: the best hybrid in the README's runs)", NULL},
     {"--no-fusion", NULL, NULL, "do not learn the BM25 + model fusion nor write OUT/retrieval.json (retrieval data)", NULL},
-    {"--no-bm25-fit", NULL, NULL, "keep BM25 at k1 0.9, b 0.4 in the hybrid (default: k1 and b learned on the training queries, saved in retrieval.json)", NULL},
+    {"--bm25-fit", NULL, NULL, "learn BM25's k1 and b on the training queries for the hybrid and save them in retrieval.json (default: k1 0.9, b 0.4; see the README for why it is off)", NULL},
     {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
     {"--no-bm25", NULL, NULL, "do not use BM25 as an expert (soft losses then need --expert-model or scored pairs)", NULL},
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
@@ -205,7 +205,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.sts_max = et_cli_float(o, n, "--sts-max", 5, 1e-9, 1e9, &ok);
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
     c.fusion = et_cli_get(o, n, "--no-fusion") == NULL;
-    c.bm25_fit = et_cli_get(o, n, "--no-bm25-fit") == NULL;
+    c.bm25_fit = et_cli_get(o, n, "--bm25-fit") != NULL;
     const char *ns = et_cli_get(o, n, "--neg-source");
     if (ns) {
         if (!strcmp(ns, "ance")) c.neg_source = ET_FT_NEG_ANCE;

@@ -130,8 +130,8 @@ typedef struct {
                                 (default ET_FT_NEG_DEFAULT) */
     int fusion;              /* retrieval data: 1 (default) = learn the BM25 + model fusion on the training queries with
                                 the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
-    int bm25_fit;            /* with fusion: 1 (default) = learn BM25's k1 and b on the training queries first
-                                (et_bm25_fit), used by the fusion and saved in retrieval.json; 0 = k1 0.9, b 0.4 */
+    int bm25_fit;            /* with fusion: 1 = learn BM25's k1 and b on the training queries first (et_bm25_fit),
+                                used by the fusion and saved in retrieval.json; 0 (default) = k1 0.9, b 0.4 */
     et_ft_progress_fn progress; /* optional: called at every phase start, per encode batch and per step */
     void *progress_user;
     /* automatic settings (train.lr / train.batch / train.epochs = 0: decided, see above) */

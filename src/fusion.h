@@ -156,7 +156,8 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
  * default by no more than se_rule standard errors of the per-query paired difference, in which case the default
  * is kept. Fewer than ET_FUSION_MIN_QUERIES queries: the default is kept. Collections differ here (on the training
  * queries of cranfield, cisi and cacm the best points are k1 2-3 with b 0.75-0.9, +0.04 to +0.09 nDCG@10 over the
- * default), and the fusion learned afterwards sees the BM25 scores of the chosen setting. */
+ * default), yet on their held-out queries the learned setting was worse on cranfield and cacm (README), so
+ * finetune uses this only with --bm25-fit. The fusion learned afterwards sees the BM25 scores of the chosen setting. */
 #define ET_BM25_FIT_NK1 6
 #define ET_BM25_FIT_NB 6
 typedef struct {
