@@ -6,6 +6,7 @@
 // Tasks (all timings are wall clock, performance.now()):
 //   {kind:'peak', threads}                    f32x4 mul+add peak (bench/simd_peak.c), best of many short runs
 //   {kind:'et', threads, shapes:[[B,T],...]}  embedtune wasm: Embedtune.load(files) -> encode(texts, {batch B, maxLength T})
+//                                             (int8: true -> encode(..., {int8: true}): int8 inference, docs/int8.md)
 //   {kind:'ort', threads, shapes}             onnxruntime-web (wasm backend, numThreads t) on model.onnx, same shapes
 //   {kind:'train', threads, model, epochs, batch, maxLenQ, maxLenD, lr}  Embedtune trainBegin/trainRun, one epoch
 // env (what differs between node and the page): {urls: {embedtune, ort, ortWasmDir, peakDir}, bytes(rel) -> Uint8Array}
@@ -114,7 +115,7 @@ async function taskEt(task, env) {
     const toks = m.tokenize(texts[0]).length;
     if (toks < T - 2) throw new Error(`bench text has ${toks} tokens, wanted >= ${T - 2}`);
     let emb;
-    const r = await timeLoop(() => { emb = m.encode(texts, { batch: B, maxLength: T }); }, task.timing);
+    const r = await timeLoop(() => { emb = m.encode(texts, { batch: B, maxLength: T, int8: !!task.int8 }); }, task.timing);
     let checksum = 0;
     for (const v of emb) checksum += v;
     out.push({ batch: B, seq: T, ...r, sps_best: B / r.best_s, sps_median: B / r.median_s,
@@ -123,7 +124,8 @@ async function taskEt(task, env) {
   const info = m.info;
   m.dispose();
   await shutdown();
-  return { engine: 'embedtune', threads: task.threads, actualThreads: info.threads, simd: info.simd, shapes: out };
+  return { engine: task.int8 ? 'embedtune-int8' : 'embedtune', threads: task.threads, actualThreads: info.threads, simd: info.simd,
+    shapes: out };
 }
 
 async function taskOrt(task, env) {

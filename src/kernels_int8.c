@@ -173,40 +173,47 @@ static void wasm_tile(int m, const int8_t *qa, const float *sa, const et_q8_matr
     const int G = W->ICp / 4;
     for (int p = p0; p < p0 + np; p++) {
         const int8_t *wp = W->w + (size_t)p * W->ICp * PANEL;
-        int r = 0;
-        for (; r < m; r += 2) {
+        int nvalid = W->OC - p * PANEL < PANEL ? W->OC - p * PANEL : PANEL;
+        for (int r = 0; r < m; r += 2) {
             const int two = r + 1 < m;
             const int8_t *a0 = qa + (size_t)r * W->ICp, *a1 = two ? a0 + W->ICp : a0;
-            v128_t c0[8], c1[8];
-            for (int i = 0; i < 8; i++) { c0[i] = wasm_i32x4_splat(0); c1[i] = wasm_i32x4_splat(0); }
-            for (int g = 0; g < G; g++) {
-                const int8_t *wg = wp + (size_t)g * 64;
-                int32_t x0, x1;
-                memcpy(&x0, a0 + 4 * g, 4);
-                memcpy(&x1, a1 + 4 * g, 4);
-                v128_t av0 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(x0));
-                v128_t av1 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(x1));
-                for (int i = 0; i < 4; i++) {
-                    v128_t w = wasm_v128_load(wg + 16 * i);
-                    v128_t wl = wasm_i16x8_extend_low_i8x16(w), wh = wasm_i16x8_extend_high_i8x16(w);
-                    c0[2 * i] = wasm_i32x4_add(c0[2 * i], wasm_i32x4_dot_i16x8(wl, av0));
-                    c0[2 * i + 1] = wasm_i32x4_add(c0[2 * i + 1], wasm_i32x4_dot_i16x8(wh, av0));
-                    c1[2 * i] = wasm_i32x4_add(c1[2 * i], wasm_i32x4_dot_i16x8(wl, av1));
-                    c1[2 * i + 1] = wasm_i32x4_add(c1[2 * i + 1], wasm_i32x4_dot_i16x8(wh, av1));
+            int32_t acc0[PANEL], acc1[PANEL];
+            /* half a panel (8 channels) at a time: 8 accumulators + 4 widened weights + 2 activations fit the 16
+             * registers a wasm engine has on x86 (a whole panel spilled) */
+            for (int h = 0; h < 2; h++) {
+                v128_t c0[4], c1[4];
+                for (int i = 0; i < 4; i++) { c0[i] = wasm_i32x4_splat(0); c1[i] = wasm_i32x4_splat(0); }
+                const int8_t *wh = wp + 32 * h;
+                for (int g = 0; g < G; g++) {
+                    const int8_t *wg = wh + (size_t)g * 64;
+                    int32_t x0, x1;
+                    memcpy(&x0, a0 + 4 * g, 4);
+                    memcpy(&x1, a1 + 4 * g, 4);
+                    v128_t av0 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(x0));
+                    v128_t av1 = wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(x1));
+                    for (int i = 0; i < 2; i++) {
+                        v128_t w = wasm_v128_load(wg + 16 * i);
+                        v128_t wl = wasm_i16x8_extend_low_i8x16(w), whi = wasm_i16x8_extend_high_i8x16(w);
+                        c0[2 * i] = wasm_i32x4_add(c0[2 * i], wasm_i32x4_dot_i16x8(wl, av0));
+                        c0[2 * i + 1] = wasm_i32x4_add(c0[2 * i + 1], wasm_i32x4_dot_i16x8(whi, av0));
+                        c1[2 * i] = wasm_i32x4_add(c1[2 * i], wasm_i32x4_dot_i16x8(wl, av1));
+                        c1[2 * i + 1] = wasm_i32x4_add(c1[2 * i + 1], wasm_i32x4_dot_i16x8(whi, av1));
+                    }
+                }
+                for (int i = 0; i < 4; i++) { /* lanes (0+1) -> channel 2i, (2+3) -> channel 2i+1 of this half */
+                    v128_t s0 = wasm_i32x4_add(c0[i], wasm_i32x4_shuffle(c0[i], c0[i], 1, 0, 3, 2));
+                    v128_t s1 = wasm_i32x4_add(c1[i], wasm_i32x4_shuffle(c1[i], c1[i], 1, 0, 3, 2));
+                    acc0[8 * h + 2 * i] = wasm_i32x4_extract_lane(s0, 0);
+                    acc0[8 * h + 2 * i + 1] = wasm_i32x4_extract_lane(s0, 2);
+                    acc1[8 * h + 2 * i] = wasm_i32x4_extract_lane(s1, 0);
+                    acc1[8 * h + 2 * i + 1] = wasm_i32x4_extract_lane(s1, 2);
                 }
             }
             for (int rr = 0; rr < 1 + two; rr++) {
-                const v128_t *c = rr ? c1 : c0;
-                int32_t acc[PANEL];
-                for (int i = 0; i < 8; i++) { /* lanes (0+1) -> channel 2i, (2+3) -> channel 2i+1 */
-                    v128_t s = wasm_i32x4_add(c[i], wasm_i32x4_shuffle(c[i], c[i], 1, 0, 3, 2));
-                    acc[2 * i] = wasm_i32x4_extract_lane(s, 0);
-                    acc[2 * i + 1] = wasm_i32x4_extract_lane(s, 2);
-                }
-                int n = W->OC - p * PANEL < PANEL ? W->OC - p * PANEL : PANEL;
+                const int32_t *acc = rr ? acc1 : acc0;
                 float *o = out + (size_t)(r + rr) * ldo + p * PANEL;
                 float sr = sa[r + rr];
-                for (int j = 0; j < n; j++) o[j] = q8_epilogue(acc[j], sr, W->scale[p * PANEL + j], bias, p * PANEL + j);
+                for (int j = 0; j < nvalid; j++) o[j] = q8_epilogue(acc[j], sr, W->scale[p * PANEL + j], bias, p * PANEL + j);
             }
         }
     }

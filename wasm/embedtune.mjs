@@ -182,13 +182,15 @@ export class Embedtune {
       dim: this.dim, maxLength: this.maxLength, threads: this.threads, vocabSize: this.M._et_wasm_vocab_size(this.h),
       layers: this.M._et_wasm_num_layers(this.h), pooling: this.M._et_wasm_pooling(this.h) ? 'cls' : 'mean',
       normalize: !!this.M._et_wasm_normalize(this.h), simd: this.M.UTF8ToString(this.M._et_wasm_simd_name()),
+      int8: !!this.M._et_wasm_int8(this.h, -1), // an int8 export (docs/int8.md) encodes in int8 by default
     };
   }
 
   check() { if (!this.h) throw new Error('this model was disposed'); }
 
   /** texts: string[] -> Float32Array [texts.length * dim] (row i = text i).
-   * opts: {batch=32, maxLength, onProgress(done, total) -> true to cancel}. */
+   * opts: {batch=32, maxLength, onProgress(done, total) -> true to cancel, int8: true|false (int8 inference, docs/int8.md;
+   * default: the model's own, on for an int8 export)}. */
   encode(texts, opts = {}) {
     this.check();
     if (!Array.isArray(texts)) throw new TypeError('encode: texts must be an array of strings');
@@ -198,11 +200,13 @@ export class Embedtune {
     const op = this.M._malloc(Math.max(4, n * d * 4));
     const prev = this.M.etProgress;
     this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
+    const prevInt8 = opts.int8 === undefined ? -1 : this.M._et_wasm_int8(this.h, opts.int8 ? 1 : 0);
     try {
       const s = this.M._et_wasm_encode(this.h, bp, total, n, opts.batch | 0, opts.maxLength | 0, op, this.err);
       if (s) throw this.fail('encode');
       return this.heapF32(op, n * d).slice();
     } finally {
+      if (prevInt8 >= 0) this.M._et_wasm_int8(this.h, prevInt8);
       this.M.etProgress = prev;
       this.M._free(bp);
       this.M._free(op);

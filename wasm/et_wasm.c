@@ -102,6 +102,13 @@ ET_EXPORT int et_wasm_vocab_size(const et_wasm_model *w) { return w->model.cfg.v
 ET_EXPORT int et_wasm_num_layers(const et_wasm_model *w) { return w->model.cfg.num_layers; }
 ET_EXPORT int et_wasm_normalize(const et_wasm_model *w) { return w->model.cfg.normalize; }
 ET_EXPORT int et_wasm_pooling(const et_wasm_model *w) { return (int)w->model.cfg.pooling; }
+/* int8 inference (docs/int8.md): on != 0 runs the encoder's Linear layers in int8 (SIMD128 i32x4.dot_i16x8_s); -1 only
+ * reads. Returns the previous setting (1 after loading an int8 export). */
+ET_EXPORT int et_wasm_int8(et_wasm_model *w, int on) {
+    int prev = w->model.int8;
+    if (on >= 0) w->model.int8 = on != 0;
+    return prev;
+}
 
 /* ------------------------------------------------------------------ encode */
 

@@ -49,6 +49,23 @@ for (const threads of [1, 2]) {
   });
 }
 
+test('int8 encode (SIMD128 i32x4.dot_i16x8_s): cosine >= 0.995 to fp32, per call', async () => {
+  const cdir = path.join(root, 'models/compact'), rc = (f) => readFileSync(path.join(cdir, f));
+  const m = await Embedtune.load({ config: rc('config.json'), vocab: rc('vocab.txt'), safetensors: rc('model.safetensors'),
+    modules: rc('modules.json'), pooling: rc('1_Pooling/config.json'), sbertConfig: rc('sentence_bert_config.json') }, { threads: 2 });
+  assert.equal(m.info.int8, false);
+  const t = ['how do I list open files', 'kernel panic after upgrade', 'the quick brown fox jumps over the lazy dog'];
+  const f = m.encode(t), q = m.encode(t, { int8: true }), f2 = m.encode(t), d = m.dim;
+  assert.deepEqual(f2, f, 'the int8 option is per call');
+  assert.notDeepEqual(q, f);
+  for (let i = 0; i < t.length; i++) {
+    let dot = 0, na = 0, nb = 0;
+    for (let j = 0; j < d; j++) { const a = f[i * d + j], b = q[i * d + j]; dot += a * b; na += a * a; nb += b * b; }
+    assert.ok(dot / Math.sqrt(na * nb) >= 0.995, `text ${i}: cosine ${dot / Math.sqrt(na * nb)}`);
+  }
+  m.dispose();
+});
+
 test('search returns the right top hit', async () => {
   const m = await Embedtune.load(files(), { threads: 2 });
   const n = m.setCorpus(texts);
