@@ -131,6 +131,16 @@ void et_bm25_free(et_bm25 *bm) {
     free(bm);
 }
 
+/* idf and the length norms from the postings and dl (avgdl already set): shared by build and read */
+static void derive_stats(et_bm25 *bm) {
+    for (int32_t t = 0; t < bm->nterms; t++) {
+        double df = (double)(bm->post_off[t + 1] - bm->post_off[t]);
+        bm->idf[t] = log(1.0 + ((double)bm->ndocs - df + 0.5) / (df + 0.5));
+    }
+    for (int32_t d = 0; d < bm->ndocs; d++)
+        bm->knorm[d] = bm->k1 * (1.0 - bm->b + (bm->avgdl > 0 ? bm->b * bm->dl[d] / bm->avgdl : 0.0));
+}
+
 et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, et_error *err) {
     if (ndocs < 0) { et_fail(err, ET_ERR_ARG, "bm25: ndocs = %d", ndocs); return NULL; }
     double k1 = opts ? opts->k1 : 0.9, b = opts ? opts->b : 0.4;
@@ -241,12 +251,7 @@ et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_op
             }
         free(fill);
     }
-    for (int32_t t = 0; t < T; t++) {
-        double df = (double)(bm->post_off[t + 1] - bm->post_off[t]);
-        bm->idf[t] = log(1.0 + ((double)ndocs - df + 0.5) / (df + 0.5));
-    }
-    for (int32_t d = 0; d < ndocs; d++)
-        bm->knorm[d] = k1 * (1.0 - b + (bm->avgdl > 0 ? b * bm->dl[d] / bm->avgdl : 0.0));
+    derive_stats(bm);
     free(tmp_t); free(tmp_f); free(doc_off);
     return bm;
 nomem:
@@ -456,4 +461,125 @@ double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text
     free(tf);
     free(qid);
     return s;
+}
+
+/* ---- serialized form ------------------------------------------------------------------------ */
+static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static size_t ser_size(int32_t N, int32_t T, int64_t A, int64_t P) {
+    return 48 + pad8(4 * (size_t)N) + 8 * ((size_t)T + 1) + pad8((size_t)A) + 8 * ((size_t)T + 1) + 2 * pad8(4 * (size_t)P);
+}
+
+size_t et_bm25_serialized_size(const et_bm25 *bm) {
+    return ser_size(bm->ndocs, bm->nterms, bm->tarena_len, bm->post_off[bm->nterms]);
+}
+
+static unsigned char *put(unsigned char *o, const void *p, size_t n) {
+    memcpy(o, p, n);
+    memset(o + n, 0, pad8(n) - n);
+    return o + pad8(n);
+}
+
+void et_bm25_serialize(const et_bm25 *bm, unsigned char *out) {
+    int64_t P = bm->post_off[bm->nterms];
+    int32_t h[4] = {bm->ndocs, bm->nterms, bm->query_tf, 0};
+    double kb[2] = {bm->k1, bm->b};
+    int64_t n2[2] = {P, bm->tarena_len};
+    out = put(out, h, 16);
+    out = put(out, kb, 16);
+    out = put(out, n2, 16);
+    out = put(out, bm->dl, 4 * (size_t)bm->ndocs);
+    out = put(out, bm->term_off, 8 * ((size_t)bm->nterms + 1));
+    out = put(out, bm->tarena, (size_t)bm->tarena_len);
+    out = put(out, bm->post_off, 8 * ((size_t)bm->nterms + 1));
+    out = put(out, bm->post_doc, 4 * (size_t)P);
+    put(out, bm->post_tf, 4 * (size_t)P);
+}
+
+et_bm25 *et_bm25_deserialize(const unsigned char *buf, size_t len, const char *name, et_error *err) {
+    int32_t h[4];
+    double kb[2];
+    int64_t n2[2];
+    if (len < 48) { et_fail(err, ET_ERR_FORMAT, "%s: BM25 section truncated (%zu bytes)", name, len); return NULL; }
+    memcpy(h, buf, 16); memcpy(kb, buf + 16, 16); memcpy(n2, buf + 32, 16);
+    int32_t N = h[0], T = h[1];
+    int64_t P = n2[0], A = n2[1];
+    if (N < 0 || T < 0 || P < 0 || A < 0 || P > (int64_t)len || A > (int64_t)len || (int64_t)T > (int64_t)len || (int64_t)N > (int64_t)len || !(kb[0] >= 0) || !(kb[1] >= 0 && kb[1] <= 1) ||
+        (h[2] != 0 && h[2] != 1)) {
+        et_fail(err, ET_ERR_FORMAT, "%s: BM25 header out of range (docs %d, terms %d, postings %lld, k1 %g, b %g)", name, N, T,
+                (long long)P, kb[0], kb[1]);
+        return NULL;
+    }
+    if (ser_size(N, T, A, P) != len) {
+        et_fail(err, ET_ERR_FORMAT, "%s: BM25 section is %zu bytes, its counts need %zu", name, len, ser_size(N, T, A, P));
+        return NULL;
+    }
+    et_bm25 *bm = et_calloc(1, sizeof *bm, "bm25", err);
+    if (!bm) return NULL;
+    bm->ndocs = N; bm->nterms = T; bm->query_tf = h[2]; bm->k1 = kb[0]; bm->b = kb[1];
+    bm->tarena_len = bm->tarena_cap = A; bm->term_cap = (int64_t)T + 1;
+    bm->dl = malloc(sizeof(int32_t) * (size_t)(N ? N : 1));
+    bm->knorm = malloc(sizeof(double) * (size_t)(N ? N : 1));
+    bm->term_off = malloc(sizeof(int64_t) * ((size_t)T + 1));
+    bm->term_hash = malloc(sizeof(uint64_t) * (size_t)(T ? T : 1));
+    bm->tarena = malloc((size_t)(A ? A : 1));
+    bm->post_off = malloc(sizeof(int64_t) * ((size_t)T + 1));
+    bm->post_doc = malloc(sizeof(int32_t) * (size_t)(P ? P : 1));
+    bm->post_tf = malloc(sizeof(uint32_t) * (size_t)(P ? P : 1));
+    bm->idf = malloc(sizeof(double) * (size_t)(T ? T : 1));
+    uint32_t tcap = 1024;
+    while ((int64_t)tcap < 2 * (int64_t)T + 2) tcap *= 2;
+    bm->tslot = malloc(sizeof(int32_t) * tcap);
+    bm->tcap = tcap;
+    if (!bm->dl || !bm->knorm || !bm->term_off || !bm->term_hash || !bm->tarena || !bm->post_off || !bm->post_doc || !bm->post_tf ||
+        !bm->idf || !bm->tslot) {
+        et_fail(err, ET_ERR_NOMEM, "%s: out of memory reading BM25 (%d docs, %lld postings)", name, N, (long long)P);
+        et_bm25_free(bm);
+        return NULL;
+    }
+    const unsigned char *p = buf + 48;
+    memcpy(bm->dl, p, 4 * (size_t)N); p += pad8(4 * (size_t)N);
+    memcpy(bm->term_off, p, 8 * ((size_t)T + 1)); p += 8 * ((size_t)T + 1);
+    memcpy(bm->tarena, p, (size_t)A); p += pad8((size_t)A);
+    memcpy(bm->post_off, p, 8 * ((size_t)T + 1)); p += 8 * ((size_t)T + 1);
+    memcpy(bm->post_doc, p, 4 * (size_t)P); p += pad8(4 * (size_t)P);
+    memcpy(bm->post_tf, p, 4 * (size_t)P);
+    /* validate everything a search dereferences */
+    const char *bad = NULL;
+    if (bm->term_off[0] != 0 || bm->term_off[T] != A || bm->post_off[0] != 0 || bm->post_off[T] != P) bad = "offsets";
+    for (int32_t t = 0; t < T && !bad; t++) {
+        if (bm->term_off[t + 1] <= bm->term_off[t]) bad = "term_off";
+        else if (bm->post_off[t + 1] <= bm->post_off[t]) bad = "post_off";
+    }
+    for (int64_t i = 0; i < A && !bad; i++)
+        if (!is_tok((unsigned char)bm->tarena[i]) || lc((unsigned char)bm->tarena[i]) != (unsigned char)bm->tarena[i]) bad = "terms";
+    for (int32_t t = 0; t < T && !bad; t++)
+        for (int64_t i = bm->post_off[t]; i < bm->post_off[t + 1] && !bad; i++)
+            if (bm->post_doc[i] < 0 || bm->post_doc[i] >= N || (i > bm->post_off[t] && bm->post_doc[i] <= bm->post_doc[i - 1]) ||
+                bm->post_tf[i] == 0)
+                bad = "postings";
+    double total = 0;
+    for (int32_t d = 0; d < N && !bad; d++) {
+        if (bm->dl[d] < 0) bad = "doc lengths";
+        total += (double)bm->dl[d];
+    }
+    memset(bm->tslot, 0xff, sizeof(int32_t) * tcap);
+    for (int32_t t = 0; t < T && !bad; t++) {
+        const char *s = bm->tarena + bm->term_off[t];
+        int64_t n = bm->term_off[t + 1] - bm->term_off[t];
+        uint64_t hh = tok_hash(s, n);
+        if (term_find(bm, s, n, hh) >= 0) { bad = "terms (duplicate)"; break; }
+        bm->term_hash[t] = hh;
+        uint32_t i = (uint32_t)hh & (tcap - 1);
+        while (bm->tslot[i] >= 0) i = (i + 1) & (tcap - 1);
+        bm->tslot[i] = t;
+    }
+    if (bad) {
+        et_fail(err, ET_ERR_FORMAT, "%s: BM25 section: inconsistent %s", name, bad);
+        et_bm25_free(bm);
+        return NULL;
+    }
+    bm->avgdl = N ? total / N : 0;
+    derive_stats(bm);
+    return bm;
 }

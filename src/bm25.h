@@ -57,6 +57,18 @@ et_status et_bm25_score_pairs(const et_bm25 *bm, const char *const *queries, con
  * memory. */
 double et_bm25_score_text(const et_bm25 *bm, const char *query, const char *text);
 
+/* Serialized form (the BM25 section of an index file, index.h), little-endian, 8-byte aligned parts:
+ *   i32 ndocs, i32 nterms, i32 query_tf, i32 0, f64 k1, f64 b, i64 npost, i64 arena_bytes,
+ *   i32 dl[ndocs] (padded to 8), i64 term_off[nterms+1] (into the arena), arena (lowercase terms,
+ *   padded to 8), i64 post_off[nterms+1], i32 post_doc[npost] (padded), u32 post_tf[npost] (padded).
+ * idf, avgdl and the length norms are recomputed on read exactly as et_bm25_build computes them, so a
+ * read index scores bit-identically to the built one. */
+size_t et_bm25_serialized_size(const et_bm25 *bm);
+/* Write et_bm25_serialized_size(bm) bytes to out. */
+void et_bm25_serialize(const et_bm25 *bm, unsigned char *out);
+/* Read one from buf[0..len) (name for messages). ET_ERR_FORMAT naming the field when inconsistent. */
+et_bm25 *et_bm25_deserialize(const unsigned char *buf, size_t len, const char *name, et_error *err);
+
 /* Number of BM25 tokens in text (the document length BM25 uses). */
 int64_t et_bm25_count_tokens(const char *text);
 

@@ -15,6 +15,7 @@
 #include "bm25.h"
 #include "fusion.h"
 #include "hybrid.h"
+#include "index.h"
 #include "data.h"
 #include "kernels.h"
 #include "metrics.h"
@@ -143,6 +144,7 @@ static et_opt search_opts[] = {
     {"--model", NULL, "DIR", "Hugging Face model folder", NULL},
     {"--adapter", NULL, "DIR", "a PEFT LoRA adapter folder merged into --model (an adapter folder can also be given as --model: its base is adapter_config.json's base_model_name_or_path)", NULL},
     {"--corpus", NULL, "FILE", "BEIR corpus.jsonl: one {\"_id\", \"title\", \"text\"} per line", NULL},
+    {"--index", NULL, "FILE", "an index written by 'embedtune index' (instead of --corpus: nothing is re-encoded)", NULL},
     {"--query", NULL, "TEXT", "the query (repeat the et_command, or use --queries, for more)", NULL},
     {"--queries", NULL, "FILE", "queries: one per line or JSONL with \"text\" (instead of --query)", NULL},
     {"-k", "--top-k", "N", "results per query (default 10)", NULL},
@@ -170,7 +172,11 @@ static void print_snippet(const char *s, int width) {
 
 static int run_search(et_opt *o, int n) {
     int ok = 1;
-    if (!et_cli_need(o, n, "search", "--model") || !et_cli_need(o, n, "search", "--corpus")) return 2;
+    if (!et_cli_need(o, n, "search", "--model")) return 2;
+    if (!et_cli_get(o, n, "--corpus") == !et_cli_get(o, n, "--index")) {
+        fprintf(stderr, "embedtune search: give exactly one of --corpus FILE or --index FILE\n");
+        return 2;
+    }
     if (!et_cli_get(o, n, "--query") == !et_cli_get(o, n, "--queries")) {
         fprintf(stderr, "embedtune search: give exactly one of --query TEXT or --queries FILE\n");
         return 2;
@@ -200,26 +206,44 @@ static int run_search(et_opt *o, int n) {
     et_strvec qs = {0};
     et_hybrid_index ix;
     et_hybrid_queries Y;
+    et_index X;
+    const et_hybrid_index *use = &ix;
+    const char *const *ids, *const *texts;
+    memset(&X, 0, sizeof X);
     memset(&ix, 0, sizeof ix);
     memset(&Y, 0, sizeof Y);
     int32_t *idx = NULL;
     double *score = NULL;
     int rc = 0;
-    if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_cli_get(o, n, "--index")) {
+        if (dim) { fprintf(stderr, "embedtune search: --dim cannot be used with --index (the index holds the model's full embeddings)\n"); rc = 2; goto done; }
+        if (et_index_read(et_cli_get(o, n, "--index"), &X, &err) ||
+            et_index_attach(&X, mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, NULL, &err)) {
+            rc = et_cli_fail("search", &err);
+            goto done;
+        }
+        use = &X.ix;
+        ids = X.id;
+        texts = X.text;
+    } else {
+        if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("search", &err); goto done; }
+        ids = C.id;
+        texts = C.text;
+    }
     if (et_cli_get(o, n, "--query")) {
         char *q = strdup(et_cli_get(o, n, "--query"));
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
-    if (k > C.n) k = C.n;
+    if (k > (X.nd ? X.nd : C.n)) k = X.nd ? X.nd : C.n;
     et_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
     eo.dim = dim;
     /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
-    if (et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
+    if (!X.nd && et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
                               C.n, &ix, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
     int32_t depth = k > fusion.depth ? k : fusion.depth;
-    if (et_hybrid_queries_build(&ix, L.pool, &eo, (const char *const *)qs.v, (int32_t)qs.n, depth, &Y, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_hybrid_queries_build(use, L.pool, &eo, (const char *const *)qs.v, (int32_t)qs.n, depth, &Y, &err)) { rc = et_cli_fail("search", &err); goto done; }
     idx = malloc(sizeof(int32_t) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
     score = malloc(sizeof(double) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
     if (!idx || !score) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
@@ -235,7 +259,7 @@ static int run_search(et_opt *o, int n) {
             for (int j = 0; j < k && r[j] >= 0; j++) {
                 cJSON *h = cJSON_CreateObject();
                 cJSON_AddNumberToObject(h, "rank", j + 1);
-                cJSON_AddStringToObject(h, "id", C.id[r[j]]);
+                cJSON_AddStringToObject(h, "id", ids[r[j]]);
                 cJSON_AddNumberToObject(h, "score", (float)sc[j]);
                 cJSON_AddItemToArray(arr, h);
             }
@@ -249,8 +273,8 @@ static int run_search(et_opt *o, int n) {
                                mode == ET_MODE_HYBRID ? et_fusion_describe(&fusion, fd, sizeof fd) : "");
             printf("query: %s\n%4s  %7s  %-24s %s\n", qs.v[q], "rank", "score", "id", "text");
             for (int j = 0; j < k && r[j] >= 0; j++) {
-                printf("%4d  %7.4f  %-24s ", j + 1, sc[j], C.id[r[j]]);
-                print_snippet(C.text[r[j]], 70);
+                printf("%4d  %7.4f  %-24s ", j + 1, sc[j], ids[r[j]]);
+                print_snippet(texts ? texts[r[j]] : "", 70);
                 putchar('\n');
             }
             if (q + 1 < qs.n) putchar('\n');
@@ -260,6 +284,7 @@ done:
     free(idx); free(score);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
+    et_index_free(&X);
     et_corpus_free(&C);
     et_sv_free(&qs);
     et_cli_free(&L);
@@ -267,5 +292,80 @@ done:
 }
 
 et_command et_cmd_search = {"search", "Rank a BEIR corpus.jsonl for a query: by the model's cosine, BM25, or their fusion (the model folder's retrieval.json).",
-     "search --model DIR --corpus corpus.jsonl --query \"...\" [-k 10] [--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D]",
+     "search --model DIR (--corpus corpus.jsonl | --index X.etix) --query \"...\" [-k 10] [--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D]",
      run_search, search_opts, ET_NOPTS(search_opts)};
+
+/* ------------------------------------------------------------------ index */
+static et_opt index_opts[] = {
+    {"--model", NULL, "DIR", "Hugging Face model folder (its retrieval.json gives BM25's k1 and b)", NULL},
+    {"--corpus", NULL, "FILE", "BEIR corpus.jsonl: one {\"_id\", \"title\", \"text\"} per line", NULL},
+    {"--out", "-o", "FILE", "the index file to write (format: docs/data-formats.md, 'Search index')", NULL},
+    {"--dtype", NULL, "T", "document embeddings: int8 (default; 1 byte + 4/doc), f16, or none (BM25 only)", NULL},
+    {"--no-text", NULL, NULL, "do not store the document texts (results then carry ids only)", NULL},
+    {"--batch", NULL, "N", "texts per forward pass (default 32)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256)", NULL},
+    {"--threads", NULL, "T", "worker threads (default: all cores)", NULL},
+    {"--mem-budget", NULL, "MB", "refuse a --batch x --max-len whose activations exceed this (default: 75% of RAM)", NULL},
+    {"--quiet", "-q", NULL, "no progress on stderr", NULL},
+};
+
+static int run_index(et_opt *o, int n) {
+    int ok = 1;
+    if (!et_cli_need(o, n, "index", "--model") || !et_cli_need(o, n, "index", "--corpus") || !et_cli_need(o, n, "index", "--out")) return 2;
+    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
+    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    size_t budget = mem_budget_opt(o, n, &ok);
+    if (!ok) return 2;
+    et_error err = {0};
+    et_index_dtype dt = ET_INDEX_INT8;
+    if (et_cli_get(o, n, "--dtype") && et_index_dtype_parse(et_cli_get(o, n, "--dtype"), &dt, &err)) {
+        fprintf(stderr, "embedtune index: --dtype: %s\n", err.msg);
+        return 2;
+    }
+    const char *mdir = et_cli_get(o, n, "--model");
+    et_retrieval_cfg rcfg;
+    int have_rcfg = 0;
+    if (et_retrieval_load(mdir, &rcfg, &have_rcfg, &err)) return et_cli_fail("index", &err);
+    et_cli_model L;
+    if (et_cli_load(mdir, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("index", &err); }
+    et_corpus C = {0};
+    et_hybrid_index ix;
+    memset(&ix, 0, sizeof ix);
+    float *probe = NULL;
+    int rc = 0;
+    if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("index", &err); goto done; }
+    et_progress ps = {et_now_s(), "encode corpus", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    if (et_hybrid_index_build(dt != ET_INDEX_NONE ? &L.model : NULL, L.tok, L.pool, &eo, 1, &rcfg.bm25, C.text, C.n, &ix, &err)) {
+        rc = et_cli_fail("index", &err);
+        goto done;
+    }
+    if (dt != ET_INDEX_NONE) {
+        const char *pt = ET_INDEX_PROBE;
+        eo.progress = NULL;
+        probe = malloc(sizeof(float) * (size_t)ix.dim);
+        if (!probe) { fprintf(stderr, "embedtune index: out of memory\n"); rc = 1; goto done; }
+        et_encode_opts e1 = eo;
+        e1.batch = 1;
+        if (et_encode_texts(&L.model, L.tok, L.pool, &pt, 1, &e1, probe, &err)) { rc = et_cli_fail("index", &err); goto done; }
+        et_l2norm_rows(probe, 1, ix.dim);
+    }
+    if (et_index_write(et_cli_get(o, n, "--out"), &ix, C.id, et_cli_get(o, n, "--no-text") ? NULL : C.text, dt, eo.max_len, probe, &err)) {
+        rc = et_cli_fail("index", &err);
+        goto done;
+    }
+    if (!et_cli_get(o, n, "--quiet"))
+        fprintf(stderr, "index: %d docs, %s embeddings (dim %d), BM25 %d terms -> %s\n", C.n, et_index_dtype_name(dt), ix.dim,
+                et_bm25_nterms(ix.bm), et_cli_get(o, n, "--out"));
+done:
+    free(probe);
+    et_hybrid_index_free(&ix);
+    et_corpus_free(&C);
+    et_cli_free(&L);
+    return rc;
+}
+
+et_command et_cmd_index = {"index", "Write a search index of a corpus (document embeddings int8/f16 + BM25) for search --index, the Worker and the wasm package.",
+     "index --model DIR --corpus corpus.jsonl --out X.etix [--dtype int8|f16|none] [--no-text]",
+     run_index, index_opts, ET_NOPTS(index_opts)};

@@ -62,7 +62,7 @@ et_status et_hybrid_queries_build(const et_hybrid_index *ix, et_pool *pool, cons
         if ((s = et_encode_texts(ix->m, ix->tok, pool, qs, (size_t)nq, &e2, out->Q, err))) goto fail;
         et_l2norm_rows(out->Q, nq, ix->dim);
     }
-    if ((s = et_fusion_cands_build(pool, out->Q, ix->D, nq, ix->nd, ix->dim, ix->bm, qs, depth > 0 ? depth : ET_FUSION_DEPTH,
+    if ((s = et_fusion_cands_build(pool, out->Q, ix->m ? ix->D : NULL, nq, ix->nd, ix->dim, ix->bm, qs, depth > 0 ? depth : ET_FUSION_DEPTH,
                                    &out->cands, err)))
         goto fail;
     return ET_OK;

@@ -6,10 +6,10 @@
 #include "kernels.h"
 
 extern et_command et_cmd_encode, et_cmd_search, et_cmd_train, et_cmd_eval, et_cmd_score, et_cmd_mine,
-    et_cmd_finetune, et_cmd_fuse, et_cmd_quantize, et_cmd_merge;
+    et_cmd_finetune, et_cmd_fuse, et_cmd_quantize, et_cmd_merge, et_cmd_index;
 
 static et_command *commands[] = {&et_cmd_encode, &et_cmd_search, &et_cmd_train, &et_cmd_eval, &et_cmd_score, &et_cmd_mine,
-                               &et_cmd_finetune, &et_cmd_fuse, &et_cmd_quantize, &et_cmd_merge};
+                               &et_cmd_finetune, &et_cmd_fuse, &et_cmd_quantize, &et_cmd_merge, &et_cmd_index};
 #define NCMD (int)(sizeof commands / sizeof commands[0])
 
 static void main_help(FILE *f) {

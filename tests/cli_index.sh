@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# cli_index.sh - `embedtune index` and `search --index`: the index gives BM25 bit-identical to searching the corpus,
+# dense/hybrid within the quantisation (f16: same ranking here), and every damaged or mismatched index is refused
+# with a message naming the problem (no crash).
+set -u
+ET=${ET_EMBEDTUNE:-build/embedtune}
+M=tests/fixtures/e2e/model
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fails=0; passes=0
+ok()   { echo "ok   $1"; passes=$((passes+1)); }
+bad()  { echo "FAIL $1"; fails=$((fails+1)); }
+expect_err() {
+  local name=$1 pat=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
+}
+ids() { grep -o '"id":"[^"]*"' "$1" | tr '\n' ' '; }
+
+words=(boundary layer flow plate heat transfer wing shock wave pressure laminar turbulent supersonic jet nozzle
+       cylinder skin friction buckling shell panel flutter cone drag lift vortex wake mach number stress)
+for i in $(seq 0 39); do
+  t=""; for j in 0 1 2 3 4 5 6; do t="$t ${words[$(( (i * 7 + j * j * 3 + i / 3) % ${#words[@]} ))]}"; done
+  printf '{"_id":"d%d","title":"doc %d","text":"%s"}\n' "$i" "$i" "$t"
+done > "$T/corpus.jsonl"
+printf 'boundary layer heat transfer\nshock wave on a cone\nflutter of a panel at mach number 2\n' > "$T/q.txt"
+
+for dt in int8 f16 none; do
+  "$ET" index --model "$M" --corpus "$T/corpus.jsonl" --out "$T/$dt.etix" --dtype $dt -q && ok "index --dtype $dt" || bad "index --dtype $dt"
+done
+"$ET" index --model "$M" --corpus "$T/corpus.jsonl" --out "$T/nt.etix" --no-text -q && ok "index --no-text" || bad "index --no-text"
+[ -z "$(ls "$T" | grep -E '\.tmp')" ] && ok "no temp files left" || bad "temp files left"
+# sizes: header 64 + ids + texts + probe 32*4 + (int8: 40*4 scales + 40*32) | (f16: 40*32*2) + BM25
+s8=$(stat -c %s "$T/int8.etix"); s16=$(stat -c %s "$T/f16.etix"); sn=$(stat -c %s "$T/none.etix")
+[ $((s16 - s8)) -eq $((40*32*2 - 40*4 - 40*32)) ] && ok "int8 vs f16 size difference" || bad "sizes int8 $s8 f16 $s16"
+[ $((s8 - sn)) -eq $((32*4 + 40*4 + 40*32)) ] && ok "int8 vs none size difference" || bad "sizes int8 $s8 none $sn"
+[ "$(head -c 7 "$T/int8.etix")" = "ETINDEX" ] && ok "magic" || bad "magic"
+
+# BM25 from the index == BM25 over the corpus, byte for byte (scores included), for every dtype
+"$ET" search --model "$M" --corpus "$T/corpus.jsonl" --queries "$T/q.txt" --mode bm25 --json -k 40 -q > "$T/c.bm25"
+for dt in int8 f16 none; do
+  "$ET" search --model "$M" --index "$T/$dt.etix" --queries "$T/q.txt" --mode bm25 --json -k 40 -q > "$T/i.bm25"
+  [ -s "$T/c.bm25" ] && cmp -s "$T/c.bm25" "$T/i.bm25" && ok "bm25 via $dt index == via corpus" || bad "bm25 via $dt index differs"
+done
+# dense and hybrid: f16 keeps this ranking; int8 keeps the top result
+for mode in dense hybrid; do
+  "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --queries "$T/q.txt" --mode $mode --json -k 10 -q > "$T/c.$mode"
+  "$ET" search --model "$M" --index "$T/f16.etix" --queries "$T/q.txt" --mode $mode --json -k 10 -q > "$T/f.$mode"
+  "$ET" search --model "$M" --index "$T/int8.etix" --queries "$T/q.txt" --mode $mode --json -k 10 -q > "$T/i.$mode"
+  [ -n "$(ids "$T/c.$mode")" ] && [ "$(ids "$T/c.$mode")" = "$(ids "$T/f.$mode")" ] && ok "$mode via f16 index: same ranking" || bad "$mode via f16: $(ids "$T/f.$mode") vs $(ids "$T/c.$mode")"
+  a=$(grep -o '"rank":1,"id":"[^"]*"' "$T/c.$mode"); b=$(grep -o '"rank":1,"id":"[^"]*"' "$T/i.$mode")
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "$mode via int8 index: same top results" || bad "$mode via int8: $b vs $a"
+done
+# the table form shows the stored text; --no-text shows the id only
+"$ET" search --model "$M" --index "$T/int8.etix" --query "shock wave" -q | grep -q "doc [0-9]" && ok "table shows stored text" || bad "table text"
+"$ET" search --model "$M" --index "$T/nt.etix" --query "shock wave" -q > "$T/out" && ! grep -q "doc [0-9]" "$T/out" && ok "--no-text index searches" || bad "--no-text"
+
+# errors
+expect_err "index needs --out" "missing required option --out" "$ET" index --model "$M" --corpus "$T/corpus.jsonl"
+expect_err "bad --dtype" "unknown index dtype 'int4'" "$ET" index --model "$M" --corpus "$T/corpus.jsonl" --out "$T/x" --dtype int4
+expect_err "--corpus and --index together" "exactly one of --corpus FILE or --index FILE" "$ET" search --model "$M" --corpus "$T/corpus.jsonl" --index "$T/f16.etix" --query x
+expect_err "not an index" "not an embedtune index" "$ET" search --model "$M" --index "$T/corpus.jsonl" --query x
+head -c 1000 "$T/int8.etix" > "$T/trunc.etix"
+expect_err "truncated index" "truncated" "$ET" search --model "$M" --index "$T/trunc.etix" --query x
+expect_err "dense on a none index" "holds no embeddings" "$ET" search --model "$M" --index "$T/none.etix" --query x --mode dense
+expect_err "another model (dim)" "32-dimensional model, this one has 128" "$ET" search --model models/compact --index "$T/int8.etix" --query x --mode dense
+# the probe (after the header and the ids of a --no-text index) zeroed: the model no longer matches
+idb=$(od -An -tu8 -j32 -N8 "$T/nt.etix" | tr -d ' ')
+cp "$T/nt.etix" "$T/probe.etix"
+dd if=/dev/zero of="$T/probe.etix" bs=1 seek=$((64 + (idb + 7) / 8 * 8)) count=128 conv=notrunc 2>/dev/null
+expect_err "another model (probe)" "built with another model" "$ET" search --model "$M" --index "$T/probe.etix" --query x --mode dense
+"$ET" search --model "$M" --index "$T/probe.etix" --query x --mode bm25 -q >/dev/null && ok "bm25 needs no probe" || bad "bm25 with a zeroed probe"
+# damaged bytes anywhere: refused or searched, never a crash
+sz=$(stat -c %s "$T/int8.etix"); crash=0
+for off in 8 12 16 20 24 28 32 40 48 56 $((sz - 8)) $((sz - 100)) $((sz - 300)) $((sz / 2)) $((sz / 3)) $((sz - 1500)); do
+  cp "$T/int8.etix" "$T/bad.etix"
+  printf '\xff\x7f\x00\x80' | dd of="$T/bad.etix" bs=1 seek=$off conv=notrunc 2>/dev/null
+  "$ET" search --model "$M" --index "$T/bad.etix" --query "shock wave" --mode hybrid -q >/dev/null 2>"$T/err"; rc=$?
+  if [ $rc -ge 128 ] || { [ $rc -ne 0 ] && ! grep -q "bad.etix" "$T/err"; }; then crash=1; echo "  offset $off: rc $rc $(head -c 200 "$T/err")"; fi
+done
+[ $crash -eq 0 ] && ok "damaged indexes: clear errors, no crash" || bad "damaged indexes"
+"$ET" index --help | grep -q -- "--dtype" && ok "index --help" || bad "index --help"
+
+echo "cli_index: $passes passed, $fails failed"
+[ $fails -eq 0 ]
