@@ -135,6 +135,16 @@ export class Embedtune {
     return self;
   }
 
+  /**
+   * Load a model on a core instantiated by the caller (createEmbedtune() of embedtune-core-st.mjs with its own
+   * instantiateWasm, as a Cloudflare Worker must: no compiling wasm from bytes at run time). Synchronous.
+   */
+  static fromCore(M, files, threads = 1) {
+    const self = new Embedtune(M, threads);
+    self._load(files || {});
+    return self;
+  }
+
   constructor(M, threads) {
     this.M = M;
     this.err = M._et_wasm_error_new();
@@ -268,6 +278,20 @@ export class Embedtune {
       for (let i = 0; i < k && idx[i] >= 0; i++) out.push({ index: idx[i], score: sc[i], ...(this.corpusTexts ? { text: this.corpusTexts[idx[i]] } : {}) });
       return out;
     } finally { this.M._free(qp); this.M._free(ip); this.M._free(sp); }
+  }
+
+  /** Open a search index written by `embedtune index` (its bytes) for this model; retrieval: the model folder's
+   * retrieval.json (text or bytes; omitted = the defaults: dense, fusion convex alpha 0.2). Throws if the index
+   * was built with another model or is damaged (the message names the part). */
+  openIndex(bytes, retrieval) {
+    this.check();
+    const [bp, bl] = this.copyIn(bytesOf(bytes, 'index'));
+    const [rp, rl] = this.copyIn(retrieval == null ? null : bytesOf(retrieval, 'retrieval'));
+    try {
+      const h = this.M._et_wasm_index_open(this.h, bp, bl, rp, rl, this.err);
+      if (!h) throw this.fail('openIndex');
+      return new EmbedtuneIndex(this, h);
+    } finally { this.M._free(bp); if (rp) this.M._free(rp); }
   }
 
   /** The model as a sentence-transformers folder: {relativePath: Uint8Array}. opts: {dtype: 'f32'|'f16'|'bf16'}. */
@@ -556,6 +580,53 @@ export class Embedtune {
     if (this.err) this.M._et_wasm_error_free(this.err);
     this.err = 0;
   }
+}
+
+const MODES = { dense: 0, bm25: 1, hybrid: 2 };
+
+/** A search index (Embedtune.openIndex): dense, BM25 or hybrid ranking, the same C code as `embedtune search --index`. */
+export class EmbedtuneIndex {
+  constructor(et, h) {
+    this.et = et; this.h = h;
+    const M = et.M;
+    this.size = M._et_wasm_index_ndocs(h);
+    this.dim = M._et_wasm_index_dim(h);
+    this.dtype = M.UTF8ToString(M._et_wasm_index_dtype(h));
+    this.defaultMode = Object.keys(MODES)[M._et_wasm_index_mode(h)];
+  }
+
+  /** queries: string[] -> per query [{index, id, score, text?}] best first. opts: {k=10, mode ('dense' | 'bm25' |
+   * 'hybrid'; default: retrieval.json's), fusion (a spec as `search --fusion`, e.g. 'rrf:k=60,alpha=0.5')}. */
+  search(queries, opts = {}) {
+    if (!this.h) throw new Error('this index was disposed');
+    if (!Array.isArray(queries)) throw new TypeError('search: queries must be an array of strings');
+    const et = this.et, M = et.M, k = Math.max(1, (opts.k ?? 10) | 0), nq = queries.length;
+    const mode = opts.mode == null ? -1 : MODES[opts.mode];
+    if (mode === undefined) throw new Error(`search: mode must be dense, bm25 or hybrid, got ${opts.mode}`);
+    const blob = textBlob(queries, 'search');
+    const [bp] = et.copyIn(blob.length ? blob : new Uint8Array(1));
+    const [fp] = et.copyIn(opts.fusion ? enc.encode(String(opts.fusion).replace(/\0/g, '') + '\0') : null);
+    const ip = M._malloc(Math.max(4, nq * k * 4)), sp = M._malloc(Math.max(4, nq * k * 4));
+    try {
+      if (M._et_wasm_index_search(this.h, bp, blob.length, nq, k, mode, fp, ip, sp, et.err)) throw et.fail('search');
+      const idx = et.heapI32(ip, nq * k).slice(), sc = et.heapF32(sp, nq * k).slice(), out = [];
+      for (let q = 0; q < nq; q++) {
+        const r = [];
+        for (let j = 0; j < k; j++) {
+          const i = idx[q * k + j];
+          if (i < 0) break;
+          const hit = { index: i, id: M.UTF8ToString(M._et_wasm_index_id(this.h, i)), score: sc[q * k + j] };
+          const tp = M._et_wasm_index_text(this.h, i);
+          if (tp) hit.text = M.UTF8ToString(tp);
+          r.push(hit);
+        }
+        out.push(r);
+      }
+      return out;
+    } finally { M._free(bp); if (fp) M._free(fp); M._free(ip); M._free(sp); }
+  }
+
+  dispose() { if (this.h) this.et.M._et_wasm_index_free(this.h); this.h = 0; }
 }
 
 /** Stop the core's pthread pool workers (node: lets the process exit). */

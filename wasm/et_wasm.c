@@ -8,6 +8,7 @@
  *
  * Strings cross the boundary as one blob of n NUL-terminated UTF-8 texts (JS: TextEncoder +
  * a 0 byte after each). Buffers are owned by the caller (JS _malloc / _free). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@
 #include "data.h"
 #include "encode.h"
 #include "error.h"
+#include "fusion.h"
 #include "hf.h"
+#include "hybrid.h"
+#include "index.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "threads.h"
@@ -168,6 +172,90 @@ ET_EXPORT int et_wasm_tokenize(const et_wasm_model *w, const char *text, int32_t
     return et_tokenize(w->tok, text, strlen(text), ids, max);
 }
 ET_EXPORT const char *et_wasm_token(const et_wasm_model *w, int32_t id) { return et_tokenizer_token(w->tok, id); }
+
+/* ------------------------------------------------------------------ search index (`embedtune index`) */
+
+/* An index read from its file's bytes (index.h) with the retrieval settings of the model folder
+ * (retrieval.json text, or NULL/0 for the defaults), attached to model w (the probe must match). */
+typedef struct {
+    et_index x;
+    et_retrieval_cfg rc;
+    et_wasm_model *w;
+} et_wasm_index;
+
+ET_EXPORT void et_wasm_index_free(et_wasm_index *ix) {
+    if (!ix) return;
+    et_index_free(&ix->x);
+    free(ix);
+}
+
+ET_EXPORT et_wasm_index *et_wasm_index_open(et_wasm_model *w, const void *bytes, size_t len, const char *retrieval,
+                                            size_t retrieval_len, et_error *err) {
+    et_wasm_index *ix = et_calloc(1, sizeof *ix, "index handle", err);
+    if (!ix) return NULL;
+    ix->w = w;
+    et_retrieval_cfg_default(&ix->rc);
+    if ((retrieval && et_retrieval_parse(retrieval, retrieval_len, "retrieval.json", &ix->rc, err)) ||
+        et_index_read_mem(bytes, len, "index", &ix->x, err)) { free(ix); return NULL; }
+    et_encode_opts eo = {1, 0, NULL, NULL, (size_t)1024 << 20, &w->enc};
+    if (et_index_attach(&ix->x, ix->x.dtype != ET_INDEX_NONE ? &w->model : NULL, w->tok, w->pool, &eo, err)) {
+        et_wasm_index_free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+ET_EXPORT int et_wasm_index_ndocs(const et_wasm_index *ix) { return ix->x.nd; }
+ET_EXPORT int et_wasm_index_dim(const et_wasm_index *ix) { return ix->x.dim; }
+ET_EXPORT int et_wasm_index_mode(const et_wasm_index *ix) { return (int)ix->rc.mode; }
+ET_EXPORT const char *et_wasm_index_dtype(const et_wasm_index *ix) { return et_index_dtype_name(ix->x.dtype); }
+ET_EXPORT const char *et_wasm_index_id(const et_wasm_index *ix, int i) { return i >= 0 && i < ix->x.nd ? ix->x.id[i] : ""; }
+/* the stored text of doc i, or NULL (not stored / out of range) */
+ET_EXPORT const char *et_wasm_index_text(const et_wasm_index *ix, int i) {
+    return ix->x.text && i >= 0 && i < ix->x.nd ? ix->x.text[i] : NULL;
+}
+
+/* Rank the index for nq queries (blob of NUL-terminated texts): idx[nq, k], score[nq, k], best first (-1 / -inf
+ * padding). mode: 0 dense, 1 bm25, 2 hybrid, -1 the retrieval.json default. fusion: a spec as `search --fusion`
+ * (NULL or "" = retrieval.json's). The same code as `embedtune search --index` (hybrid.h). */
+ET_EXPORT et_status et_wasm_index_search(et_wasm_index *ix, const char *blob, size_t blob_len, int nq, int k, int mode,
+                                         const char *fusion, int32_t *idx, float *score, et_error *err) {
+    if (k < 1 || nq < 0) return et_fail(err, ET_ERR_ARG, "search: k = %d, queries = %d", k, nq);
+    et_retrieval_mode m = mode < 0 ? ix->rc.mode : (et_retrieval_mode)mode;
+    if (m != ET_MODE_DENSE && m != ET_MODE_BM25 && m != ET_MODE_HYBRID) return et_fail(err, ET_ERR_ARG, "search: mode %d", mode);
+    et_fusion f = ix->rc.fusion;
+    if (fusion && fusion[0] && et_fusion_parse(fusion, &f, err)) return ET_ERR_ARG;
+    if (m != ET_MODE_BM25 && !ix->x.ix.m)
+        return et_fail(err, ET_ERR_ARG, "search: mode %s needs embeddings; this index has none (dtype none)", et_retrieval_mode_name(m));
+    const char **t = split_texts(blob, blob_len, nq, err);
+    if (!t) return err ? err->code : ET_ERR_ARG;
+    int kk = k > ix->x.nd ? ix->x.nd : k;
+    int32_t *ii = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1) * (size_t)kk);
+    double *ss = malloc(sizeof(double) * (size_t)(nq ? nq : 1) * (size_t)kk);
+    et_hybrid_queries Y;
+    memset(&Y, 0, sizeof Y);
+    et_status s = ET_OK;
+    if (!ii || !ss) { s = et_fail(err, ET_ERR_NOMEM, "search: out of memory"); goto done; }
+    et_encode_opts eo = {32, ix->x.max_len > 0 ? ix->x.max_len : ix->w->info.max_seq_length, NULL, NULL, (size_t)1024 << 20, &ix->w->enc};
+    /* BM25 only: no query embeddings */
+    const et_bert *keep = ix->x.ix.m;
+    if (m == ET_MODE_BM25) ix->x.ix.m = NULL;
+    s = et_hybrid_queries_build(&ix->x.ix, ix->w->pool, &eo, t, nq, kk > f.depth ? kk : f.depth, &Y, err);
+    ix->x.ix.m = keep;
+    if (!s) s = et_hybrid_rank(ix->w->pool, &Y, m, &f, kk, ii, ss, err);
+    if (!s)
+        for (int q = 0; q < nq; q++)
+            for (int j = 0; j < k; j++) {
+                idx[(size_t)q * k + j] = j < kk ? ii[(size_t)q * kk + j] : -1;
+                score[(size_t)q * k + j] = j < kk && ii[(size_t)q * kk + j] >= 0 ? (float)ss[(size_t)q * kk + j] : -INFINITY;
+            }
+done:
+    et_hybrid_queries_free(&Y);
+    free(ii);
+    free(ss);
+    free(t);
+    return s;
+}
 
 /* ------------------------------------------------------------------ search */
 
