@@ -5,6 +5,11 @@
 const [dist, portArg] = Deno.args;
 if (!dist) { console.error('usage: deno run --allow-read --allow-net edge/deno.mjs DIST [PORT]'); Deno.exit(2); }
 const base = new URL(dist.endsWith('/') ? dist : dist + '/', `file://${Deno.cwd()}/`);
+// Deno has a node-style `process`, so Emscripten 3.1.6's glue takes its node branch: it calls require() and reads
+// __dirname (as in node, wasm/embedtune.mjs does the same)
+const { createRequire } = await import('node:module');
+globalThis.require ??= createRequire(import.meta.url);
+globalThis.__dirname ??= new URL('.', base).pathname;
 const { createApp } = await import(new URL('handler.mjs', base).href);
 const { default: createEmbedtune } = await import(new URL('embedtune-core-st.mjs', base).href);
 const { files } = JSON.parse(await Deno.readTextFile(new URL('assets.json', base)));

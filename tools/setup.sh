@@ -5,7 +5,8 @@
 # Usage: tools/setup.sh [--no-build] [--minimal]
 #   --minimal  only the native toolchain (C compiler, CMake): enough for `embedtune` itself
 #   default    also Emscripten + WASI (the WebAssembly builds), clang (fuzzing), node + Chromium and
-#              playwright-core in web/node_modules (the page and its browser tests)
+#              playwright-core in web/node_modules (the page and its browser tests), workerd and deno in
+#              edge/node_modules (the Worker's tests; pinned by edge/package-lock.json)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 build=1 minimal=0
@@ -37,6 +38,10 @@ fi
 if [ $minimal -eq 0 ] && [ ! -d "$ROOT/web/node_modules/playwright-core" ]; then
   echo "setup: npm install (web/package.json: playwright-core, for the browser tests)"
   npm install --prefix "$ROOT/web" --no-audit --no-fund >/dev/null
+fi
+if [ $minimal -eq 0 ] && { [ ! -x "$ROOT/edge/node_modules/.bin/workerd" ] || [ ! -x "$ROOT/edge/node_modules/.bin/deno" ]; }; then
+  echo "setup: npm ci (edge/package-lock.json: workerd and deno, for the edge tests)"
+  npm ci --prefix "$ROOT/edge" --no-audit --no-fund >/dev/null
 fi
 if [ $build -eq 1 ]; then
   cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release > /dev/null
