@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus,fuzz_spm}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus,fuzz_spm,fuzz_index}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -89,3 +89,10 @@ printf '\x00{"model":{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0],["<s>",0]
 n=0
 awk -F'\t' '$1=="t" && NR % 400 == 2 {print $3}' tests/fixtures/spm/cases.txt | while IFS= read -r line; do printf '\x03%s' "$line" > "$C/fuzz_spm/text$n"; n=$((n+1)); done
 printf '\x03ab\xffcd <s> x <mask> \xef\xbc\xa1\xcc\x81 \xe3\x80\x80 \xf0\x9f\x98\x80\xe2\x80\x8d\xf0\x9f\x98\x80' > "$C/fuzz_spm/mixed"
+# index files (`embedtune index`, needs build/embedtune) of the small eval fixture: int8, f16, none, without texts
+if [ -x build/embedtune ]; then
+  for dt in int8 f16 none; do
+    build/embedtune index --model tests/fixtures/e2e/model --corpus tests/fixtures/eval/beir/corpus.jsonl --out $C/fuzz_index/$dt.etix --dtype $dt -q
+  done
+  build/embedtune index --model tests/fixtures/e2e/model --corpus tests/fixtures/eval/beir/corpus.jsonl --out $C/fuzz_index/notext.etix --no-text -q
+fi

@@ -46,6 +46,9 @@
 #define LLVMFuzzerTestOneInput fuzz_spm_one
 #include "../fuzz/fuzz_spm.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_index_one
+#include "../fuzz/fuzz_index.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef struct { const char *name; int (*fn)(const uint8_t *, size_t); } harness;
 static const harness H[] = {
@@ -55,7 +58,7 @@ static const harness H[] = {
     {"fuzz_train_data", fuzz_train_data_one},   {"fuzz_json", fuzz_json_one},
     {"fuzz_retrieval", fuzz_retrieval_one},
     {"fuzz_sts", fuzz_sts_one},                 {"fuzz_corpus", fuzz_corpus_one},
-    {"fuzz_spm", fuzz_spm_one},
+    {"fuzz_spm", fuzz_spm_one},                 {"fuzz_index", fuzz_index_one},
 };
 
 static int replay_dir(const harness *h, const char *root) {
