@@ -5,7 +5,8 @@
 #   fuzz     every libFuzzer harness, 20,000 inputs from a fixed seed (tools/fuzz.sh; FUZZ_SEED, FUZZ_RUNS, FUZZ_SECONDS cap 30)
 #   wasm     Emscripten (SIMD + pthreads) and WASI builds, their C tests under node, the JS API tests
 #   web      the page in headless Chromium via Playwright (tools/test_web.sh)
-#   edge     the Worker under workerd and the same handler under Deno, checked against the native CLI (tools/test_edge.sh)
+#   edge     the Worker under workerd and the same handler under Deno, checked against the native CLI (tools/test_edge.sh);
+#            the npm package packed, installed offline and used from node and Deno (tools/test_package.sh)
 # Usage: tools/test.sh [stage ...]   (default: all stages; e.g. `tools/test.sh native` for a quick run)
 # Every stage runs even if an earlier one failed; the last line says how many passed and failed.
 # Installs nothing: tools/setup.sh does (.ci/run calls it first); a stage whose tools are missing fails saying which.
@@ -33,7 +34,7 @@ wasm() {
 web() {
   if [ -f tools/test_web.sh ]; then bash tools/test_web.sh; else echo "web: tools/test_web.sh not present"; return 1; fi
 }
-edge() { JOBS=$JOBS bash tools/test_edge.sh; }
+edge() { local r=0; JOBS=$JOBS bash tools/test_edge.sh || r=1; JOBS=$JOBS bash tools/test_package.sh || r=1; return $r; }
 T0=$(date +%s)
 for s in $STAGES; do
   case $s in native|asan|fuzz|wasm|web|edge) ;; *) echo "test.sh: unknown stage '$s'"; exit 2 ;; esac

@@ -62,3 +62,34 @@ test('WASI embedtune encode equals PyTorch and the native CLI', { skip: !existsS
     }
   } finally { rmSync(tmp, { recursive: true, force: true }); }
 });
+
+test('the WASI CLI is a standalone preview-1 command module (no Emscripten glue)', { skip: !existsSync(wasm) && `${wasm} not built` }, () => {
+  const mod = new WebAssembly.Module(readFileSync(wasm));
+  const imports = WebAssembly.Module.imports(mod);
+  assert.ok(imports.length > 0);
+  for (const i of imports) assert.equal(i.module, 'wasi_snapshot_preview1', `import ${i.module}.${i.name} is not WASI preview 1`);
+  const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
+  assert.ok(exports.includes('_start') && exports.includes('memory'), `exports: ${exports.join(', ')}`);
+});
+
+test('WASI embedtune index / search --index: the index of either build is read by the other with the same results',
+  { skip: (!existsSync(wasm) && `${wasm} not built`) || (!existsSync(native) && 'no native embedtune') }, () => {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'et_wasi_index_'));
+    try {
+      const wasiRun = ['node', '--no-warnings', '--single-threaded', path.join(root, 'cmake/run-wasi.mjs'), wasm];
+      const model = 'tests/fixtures/e2e/model', corpus = 'tests/fixtures/eval/beir/corpus.jsonl';
+      run(wasiRun, ['index', '--model', model, '--corpus', corpus, '--out', path.join(tmp, 'w.etix'), '--dtype', 'f16', '-q']);
+      run([native], ['index', '--model', model, '--corpus', corpus, '--out', path.join(tmp, 'n.etix'), '--dtype', 'f16', '-q']);
+      const q = ['what is bm25', 'neural ranking'];
+      writeFileSync(path.join(tmp, 'q.txt'), q.join('\n') + '\n');
+      for (const mode of ['bm25', 'dense', 'hybrid']) {
+        const args = (ix) => ['search', '--model', model, '--index', path.join(tmp, ix), '--queries', path.join(tmp, 'q.txt'), '--mode', mode, '--json', '-k', '5', '-q'];
+        const parse = (r) => r.stdout.trim().split('\n').map((l) => JSON.parse(l).results);
+        const a = parse(run(wasiRun, args('n.etix'))), b = parse(run([native], args('w.etix'))), c = parse(run([native], args('n.etix')));
+        for (const other of [a, b]) {
+          assert.deepEqual(other.map((r) => r.map((h) => h.id)), c.map((r) => r.map((h) => h.id)), `${mode}: ids differ`);
+          other.forEach((r, i) => r.forEach((h, j) => assert.ok(Math.abs(h.score - c[i][j].score) <= 1e-5, `${mode}: score ${h.score} vs ${c[i][j].score}`)));
+        }
+      }
+    } finally { rmSync(tmp, { recursive: true, force: true }); }
+  });

@@ -1,0 +1,31 @@
+#!/bin/bash
+# test_package.sh - part of the `edge` stage: `npm pack` wasm/ (tools/pack_wasm.sh), install the tarball into an empty
+# project offline, use it from node and from Deno (edge/pkgtest/use.mjs: embeddings vs the native CLI <= 1e-5, an
+# index search equal to `embedtune search --index`), and type-check a TypeScript consumer with `deno check`.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+NATIVE=${ET_BUILD:-build}/embedtune
+DENO="$ROOT/edge/node_modules/.bin/deno"
+[ -x "$NATIVE" ] && [ -x "$DENO" ] || { echo "test_package: $NATIVE or $DENO missing"; exit 1; }
+TGZ=$(bash tools/pack_wasm.sh | tail -1)
+[ -f "$TGZ" ] || { echo "test_package: npm pack failed"; exit 1; }
+echo "packed $TGZ ($(( $(stat -c %s "$TGZ") / 1024 )) KiB; $(tar tzf "$TGZ" | wc -l) files)"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+fails=0
+printf 'hello world\nA text editor for the terminal\ncafé crème\n' > "$T/texts.txt"
+"$NATIVE" encode --model models/compact --in "$T/texts.txt" -q > "$T/expected.jsonl" || fails=1
+"$NATIVE" index --model models/compact --corpus models/samples/debian/corpus.jsonl --out "$T/index.etix" -q || fails=1
+"$NATIVE" search --model models/compact --index "$T/index.etix" --query "text editor for the terminal" --mode hybrid -k 3 --json -q > "$T/search.jsonl" || fails=1
+ln -s "$ROOT/models" "$T/models"
+mkdir "$T/app"
+printf '{"name":"app","private":true,"type":"module"}\n' > "$T/app/package.json"
+cp edge/pkgtest/use.mjs edge/pkgtest/types.ts "$T/app/"
+if (cd "$T/app" && npm install --offline --no-audit --no-fund "$TGZ" >/dev/null 2>"$T/npm.err"); then
+  echo "ok   npm install --offline of the tarball into an empty project"
+else echo "FAIL npm install: $(cat "$T/npm.err")"; fails=1; fi
+(cd "$T/app" && node use.mjs "$T") && echo "ok   node" || { echo "FAIL node"; fails=1; }
+(cd "$T/app" && DENO_NO_UPDATE_CHECK=1 "$DENO" run --quiet --no-prompt --allow-read --allow-env use.mjs "$T") && echo "ok   deno" || { echo "FAIL deno"; fails=1; }
+(cd "$T/app" && DENO_NO_UPDATE_CHECK=1 "$DENO" check --quiet types.ts) && echo "ok   deno check (TypeScript types)" || { echo "FAIL deno check"; fails=1; }
+[ $fails -eq 0 ] && echo "test_package: passed" || echo "test_package: FAILED"
+[ $fails -eq 0 ]

@@ -1,0 +1,100 @@
+// embedtune.d.ts - TypeScript types of embedtune.mjs (the npm package "embedtune"; wasm/README.md documents it).
+
+/** Bytes of a file: an ArrayBuffer, a typed array, or text. */
+export type Bytes = ArrayBuffer | ArrayBufferView | string;
+
+/** The files of a sentence-transformers model folder (the first three are required). */
+export interface ModelFiles {
+  config: Bytes;            // config.json
+  vocab: Bytes;             // vocab.txt
+  safetensors: Bytes;       // model.safetensors (F32, F16 or BF16)
+  modules?: Bytes;          // modules.json
+  pooling?: Bytes;          // 1_Pooling/config.json
+  sbertConfig?: Bytes;      // sentence_bert_config.json
+  tokenizerConfig?: Bytes;  // tokenizer_config.json
+}
+
+export interface LoadOptions {
+  /** threads (default: defaultThreads()); > 1 needs SharedArrayBuffer (canUseThreads()) */
+  threads?: number;
+  /** where embedtune-core*.{mjs,wasm} are (default: next to embedtune.mjs) */
+  baseUrl?: string | URL;
+}
+
+export interface ModelInfo {
+  dim: number; maxLength: number; threads: number; vocabSize: number; layers: number;
+  pooling: 'mean' | 'cls'; normalize: boolean; simd: string;
+}
+
+export interface EncodeOptions {
+  batch?: number;
+  maxLength?: number;
+  /** called after each batch; return true to cancel */
+  onProgress?: (done: number, total: number) => boolean | void;
+}
+
+export interface Hit { index: number; score: number; text?: string }
+export interface IndexHit { index: number; id: string; score: number; text?: string }
+export type RetrievalMode = 'dense' | 'bm25' | 'hybrid';
+
+export interface IndexSearchOptions {
+  /** results per query (default 10) */
+  k?: number;
+  /** default: the retrieval.json given to openIndex, else dense */
+  mode?: RetrievalMode;
+  /** a fusion as `embedtune search --fusion`, e.g. "convex:alpha=0.3", "rrf:k=60,alpha=0.5" */
+  fusion?: string;
+}
+
+/** A search index written by `embedtune index` (Embedtune.openIndex). */
+export class EmbedtuneIndex {
+  readonly size: number;
+  readonly dim: number;
+  readonly dtype: 'int8' | 'f16' | 'none';
+  readonly defaultMode: RetrievalMode;
+  /** per query, the hits best first */
+  search(queries: string[], opts?: IndexSearchOptions): IndexHit[][];
+  dispose(): void;
+}
+
+/** The engine on the calling thread (node, Deno, a Worker; on a page's main thread it blocks while encoding). */
+export class Embedtune {
+  static load(files: ModelFiles, opts?: LoadOptions): Promise<Embedtune>;
+  /** on a core the caller instantiated (e.g. a Cloudflare Worker: createEmbedtune with instantiateWasm) */
+  static fromCore(core: unknown, files: ModelFiles, threads?: number): Embedtune;
+  readonly dim: number;
+  readonly maxLength: number;
+  readonly threads: number;
+  readonly info: ModelInfo;
+  /** Float32Array [texts.length * dim], row i = text i */
+  encode(texts: string[], opts?: EncodeOptions): Float32Array;
+  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { embeddings?: Float32Array }): number;
+  search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Hit[];
+  /** bytes of an index file; retrieval: the model folder's retrieval.json */
+  openIndex(index: Bytes, retrieval?: Bytes): EmbedtuneIndex;
+  exportFiles(opts?: { dtype?: 'f32' | 'f16' | 'bf16' }): Record<string, Uint8Array>;
+  tokenize(text: string): string[];
+  previewPairs(bytes: Bytes, name: string, maxRows?: number): unknown;
+  finetune(data: Bytes, name: string, args?: string[], opts?: { onProgress?: (stats: Record<string, unknown>) => boolean | void }): unknown;
+  dispose(): void;
+}
+
+/** The same API in a Web Worker / node worker_threads Worker; every method returns a Promise. */
+export class EmbedtuneWorker {
+  static load(files: ModelFiles, opts?: LoadOptions & { workerUrl?: string | URL }): Promise<EmbedtuneWorker>;
+  readonly info: ModelInfo;
+  encode(texts: string[], opts?: EncodeOptions): Promise<Float32Array>;
+  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions): Promise<number>;
+  search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Promise<Hit[]>;
+  exportFiles(opts?: { dtype?: 'f32' | 'f16' | 'bf16' }): Promise<Record<string, Uint8Array>>;
+  tokenize(text: string): Promise<string[]>;
+  cancel(): void;
+  terminate(): Promise<void>;
+}
+
+export function defaultThreads(): Promise<number>;
+export function canUseThreads(): boolean;
+export function loadCore(opts?: LoadOptions): Promise<{ M: unknown; threads: number }>;
+export function filesFromFolder(listing: Record<string, Bytes>): ModelFiles;
+export function shutdown(): Promise<void>;
+export const FINETUNE_PHASES: readonly string[];
