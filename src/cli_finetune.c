@@ -34,7 +34,7 @@ static et_opt ft_opts[] = {
     {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax | rank (default: the rank of each expert's score among the training rows, scaled to [0,1])", NULL},
     {"--soft-range", NULL, "auto|none|LO:HI", "soft1-3: map each target t in [0,1] to LO + t*(HI-LO); auto (default) = LO the starting model's mean cosine of random pairs, HI its mean cosine of the positives", NULL},
     {"--force", NULL, NULL, "soft losses: train even when the target guards refuse (targets mostly clamped or not separating positives from negatives)", NULL},
-    {"--watch-every", NULL, "N|auto|0", "collapse watch: measure anisotropy and the positives' margin on a sample every N steps and stop a collapsing run without writing the model (default auto: 4 times per epoch and before the last step; 0 = off)", NULL},
+    {"--watch-every", NULL, "N|auto|0", "collapse watch: measure anisotropy and the positives' margin on a sample every N steps and at each dev evaluation, and stop a collapsing run: the best dev point before it is kept (without a dev split no model is written) (default auto, for mse/soft: 4 times per epoch and before the last step; 0 = off)", NULL},
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
     {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
@@ -436,6 +436,12 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
             jnum(pt, "score", r.dev[i].score);
             jnum(pt, "anisotropy", r.dev[i].anisotropy);
             jnum(pt, "mean_pos_cosine", r.dev[i].mean_pos_cosine);
+            if (isfinite(r.dev[i].watch_aniso)) {
+                jnum(pt, "watch_anisotropy", r.dev[i].watch_aniso);
+                jnum(pt, "watch_margin", r.dev[i].watch_margin);
+            }
+            if (r.dev[i].excluded) cJSON_AddBoolToObject(pt, "excluded", 1);
+            if (r.dev[i].collapsed) cJSON_AddBoolToObject(pt, "collapsed", 1);
             jnum(pt, "seconds", r.dev[i].seconds);
             cJSON_AddItemToArray(dc, pt);
         }

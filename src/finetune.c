@@ -708,15 +708,16 @@ static et_status watch_measure(const ft_watch *w, const et_finetune_cfg *c, cons
     return s;
 }
 
-/* The collapse check (one function, for any evaluation point): measures the sample with the model being trained and
- * returns ET_ERR_NUMERIC with the figures, the cause and the fix when the embeddings are collapsing (finetune.h).
- * The first call (checks == 0) records the start. */
+/* The collapse check: measures the sample with the model being trained, sets *collapsed and writes the figures,
+ * the cause and the fix into msg when the embeddings are collapsing (finetune.h). The first call (checks == 0)
+ * records the start. Called by ft_dev_evaluate only. */
 static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok,
-                             et_pool *pool, int mlen, long step, long total, et_finetune_result *res, et_error *err) {
-    if (!w->n) return ET_OK;
+                             et_pool *pool, int mlen, long step, long total, et_finetune_result *res, et_ft_dev_point *pt,
+                             char *msg, size_t msg_size, et_error *err) {
     double a = NAN, g = NAN;
     et_status s = watch_measure(w, c, m, tok, pool, mlen, &a, &g, err);
     if (s) return et_error_prefix(err, "collapse watch");
+    pt->watch_aniso = a; pt->watch_margin = g;
     if (!w->checks++) {
         w->aniso0 = a; w->margin0 = g;
         res->watch_aniso0 = res->watch_aniso = a; res->watch_margin0 = res->watch_margin = g;
@@ -731,13 +732,14 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
             step, a, w->aniso0, g, w->margin0, w->n);
         return ET_OK;
     }
-    return et_fail(err, ET_ERR_NUMERIC,
-                   "step %ld/%ld: the embeddings are collapsing, so training stopped and the tuned model was NOT written: "
-                   "on %d training pairs the anisotropy went %.3f -> %.3f (limit +%.2f) and the margin of the positives over "
-                   "random passages %.3f -> %.3f (limit %.0f%% of the start). The targets pull answers and non-answers "
-                   "together. Fix: a lower --lr or fewer --epochs; for soft losses more experts (the starting model, "
-                   "--expert-model DIR), --soft-norm rank and random negatives (--hard-ratio 0.5)",
-                   step, total, w->n, w->aniso0, a, c->collapse_aniso, w->margin0, g, 100 * c->collapse_margin);
+    pt->collapsed = 1;
+    snprintf(msg, msg_size,
+             "on %d training pairs the anisotropy went %.3f -> %.3f (limit +%.2f) "
+             "and the margin of the positives over random passages %.3f -> %.3f (limit %.0f%% of the start). The targets pull "
+             "answers and non-answers together. Fix: a lower --lr or fewer --epochs; for soft losses more experts (the starting "
+             "model, --expert-model DIR), --soft-norm rank and random negatives (--hard-ratio 0.5)",
+             w->n, w->aniso0, a, c->collapse_aniso, w->margin0, g, 100 * c->collapse_margin);
+    return ET_OK;
 }
 
 /* ------------------------------------------------------------------ hybrid retrieval: report and retrieval.json */
@@ -952,22 +954,24 @@ int et_ft_stopper_add(et_ft_stopper *st, double score, int patience) {
     return st->bad >= (patience > 0 ? patience : 1);
 }
 
-/* The periodic evaluation of the model while it trains, on the dev split: the ONE place where training
- * checks the model (early stopping compares .score; further checks, e.g. a collapse watch on the anisotropy
- * and the mean positive cosine, belong here). */
-static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, const et_bert *m, const et_tokenizer *tok,
-                                 et_pool *pool, int mlen, long step, int epoch, double t0, et_ft_dev_point *pt, et_error *err) {
+/* The evaluation of the model while it trains (step 0: the starting model): the ONE place where training checks the
+ * model. dv (NULL: none) gives the dev score that early stopping compares, with the dev anisotropy and mean positive
+ * cosine; w (NULL or empty: off) is the collapse watch (pt->collapsed, the message in msg). */
+static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft_watch *w, const et_bert *m,
+                                 const et_tokenizer *tok, et_pool *pool, int mlen, long step, long total, int epoch, double t0,
+                                 et_finetune_result *res, et_ft_dev_point *pt, char *msg, size_t msg_size, et_error *err) {
     memset(pt, 0, sizeof *pt);
+    pt->score = pt->anisotropy = pt->mean_pos_cosine = pt->watch_aniso = pt->watch_margin = NAN;
     et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
     et_status s;
-    if (dv->kind == ET_FT_EVAL_IR) {
+    if (dv && dv->kind == ET_FT_EVAL_IR) {
         et_ir_eval r;
         if ((s = et_eval_ir_dense(m, tok, pool, &eo, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, &r, err)))
             return et_error_prefix(err, "dev evaluation at step %ld", step);
         pt->score = r.ndcg10;
         pt->anisotropy = r.anisotropy;
         pt->mean_pos_cosine = r.mean_pos_cosine;
-    } else {
+    } else if (dv) {
         et_pair_eval r;
         if ((s = et_eval_pairs_dense(m, tok, pool, &eo, dv->a, dv->b, dv->lab, dv->n, &r, err)))
             return et_error_prefix(err, "dev evaluation at step %ld", step);
@@ -975,6 +979,10 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, co
         pt->anisotropy = r.anisotropy;
         pt->mean_pos_cosine = r.mean_pos_cosine;
     }
+    if (w && w->n && (s = watch_check(w, c, m, tok, pool, mlen, step, total, res, pt, msg, msg_size, err))) return s;
+    pt->excluded = pt->collapsed;
+    if (dv && w && w->n && step > 0 && res->n_dev > 0 && pt->anisotropy - res->dev[0].anisotropy > ET_FT_KEEP_ANISO)
+        pt->excluded = 1;
     pt->step = step;
     pt->epoch = epoch;
     pt->seconds = et_now_s() - t0;
@@ -1366,7 +1374,6 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if ((s = et_mkdir_p(c->out_dir, err))) goto done;
     if (c->watch_every > 0 || (c->watch_every == ET_FT_WATCH_AUTO && pairwise)) { /* the collapse watch's start */
         if ((s = watch_init(&W, &D, M.corpus, M.nd, c->seed, err))) goto done;
-        if ((s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, 0, 0, res, err))) goto done;
     }
     if ((s = et_trainer_init(&tr, &tc, &L.model, L.pool, &D, err))) goto done;
     has_tr = 1;
@@ -1388,11 +1395,17 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     double tt = et_now_s();
     long spe_ = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
     if (spe_ < 1) spe_ = 1;
-    int stopped = 0;
+    int stopped = 0, collapsed = 0;
     et_ft_stopper stp = {0};
+    char wmsg[1024] = "";
+    if (P->use_dev || W.n) { /* the starting model: the watch's reference and the first dev candidate */
+        et_ft_dev_point p0;
+        if ((s = ft_dev_evaluate(c, P->use_dev ? &dv : NULL, &W, &L.model, L.tok, L.pool, mlen, 0, tr.total_steps, 0, t_start,
+                                 res, &p0, wmsg, sizeof wmsg, err))) goto done;
+        if (P->use_dev) res->dev[0] = p0;
+    }
     if (P->use_dev) { /* the starting model is the first candidate */
         if (!(best = malloc(sizeof(float) * L.model.n_params))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)"); goto done; }
-        if ((s = ft_dev_evaluate(c, &dv, &L.model, L.tok, L.pool, mlen, 0, 0, t_start, &res->dev[0], err))) goto done;
         res->n_dev = 1;
         et_ft_stopper_add(&stp, res->dev[0].score, P->patience);
         res->best_dev = 0;
@@ -1409,22 +1422,41 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (sp.cancelled) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
         long step = et_trainer_step(&tr);
         int end = step >= tr.total_steps;
-        if (!end && watch_due(&sp, step, tr.total_steps) &&
-            (s = watch_check(&W, c, &L.model, L.tok, L.pool, mlen, step, tr.total_steps, res, err))) {
-            clean_checkpoints(c, c->out_dir);
-            goto done;
-        }
         if (sp.timed_out && !end) { snprintf(res->stop_reason, sizeof res->stop_reason, "time budget (%.0f s) reached at step %ld", c->time_budget, step); stopped = 1; }
-        if (P->use_dev && (end || stopped || step % P->dev_every == 0) && res->n_dev < ET_FT_MAX_DEV_POINTS) {
-            et_ft_dev_point *pt = &res->dev[res->n_dev];
-            if ((s = ft_dev_evaluate(c, &dv, &L.model, L.tok, L.pool, mlen, step, (int)((step - 1) / spe_), t_start, pt, err))) goto done;
-            int halt = et_ft_stopper_add(&stp, pt->score, P->patience), better = stp.best == res->n_dev;
-            say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt->epoch + 1, pt->score, better ? " (best so far)" : "");
-            if (better) { res->best_dev = res->n_dev; memcpy(best, L.model.params, sizeof(float) * L.model.n_params); }
-            res->n_dev++;
-            if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */
-                snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
-                stopped = 1;
+        int due_dev = P->use_dev && (end || stopped || step % P->dev_every == 0) && res->n_dev < ET_FT_MAX_DEV_POINTS;
+        int due_watch = W.n && (due_dev || (!end && watch_due(&sp, step, tr.total_steps)));
+        if (due_dev || due_watch) { /* one evaluation: dev score and collapse watch */
+            et_ft_dev_point pt;
+            if ((s = ft_dev_evaluate(c, due_dev ? &dv : NULL, due_watch ? &W : NULL, &L.model, L.tok, L.pool, mlen, step,
+                                     tr.total_steps, (int)((step - 1) / spe_), t_start, res, &pt, wmsg, sizeof wmsg, err))) goto done;
+            if (pt.collapsed && !P->use_dev) { /* nothing earlier to fall back on */
+                clean_checkpoints(c, c->out_dir);
+                s = et_fail(err, ET_ERR_NUMERIC, "step %ld/%ld: the embeddings are collapsing, so training stopped and the tuned model "
+                            "was NOT written: %s", step, tr.total_steps, wmsg);
+                goto done;
+            }
+            if (due_dev) {
+                res->dev[res->n_dev] = pt;
+                int halt = et_ft_stopper_add(&stp, pt.excluded ? NAN : pt.score, P->patience), better = stp.best == res->n_dev;
+                char why[96] = "";
+                if (better) snprintf(why, sizeof why, " (best so far)");
+                else if (pt.collapsed) snprintf(why, sizeof why, " (collapsing: not kept)");
+                else if (pt.excluded) snprintf(why, sizeof why, " (anisotropy %.3f, start %.3f: rose by more than %.2f, not kept)",
+                                               pt.anisotropy, res->dev[0].anisotropy, ET_FT_KEEP_ANISO);
+                say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt.epoch + 1, pt.score, why);
+                if (better) { res->best_dev = res->n_dev; memcpy(best, L.model.params, sizeof(float) * L.model.n_params); }
+                res->n_dev++;
+                if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */
+                    snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
+                    stopped = 1;
+                }
+            }
+            if (pt.collapsed) { /* with a dev split: stop, keep the best point before the collapse */
+                collapsed = stopped = 1;
+                snprintf(res->stop_reason, sizeof res->stop_reason, "collapse watch at step %ld: anisotropy %.3f -> %.3f, positive margin %.3f -> %.3f",
+                         step, W.aniso0, pt.watch_aniso, W.margin0, pt.watch_margin);
+                say(c, "step %ld/%ld: the embeddings are collapsing, so training stopped; the model of step %ld (dev %.4f) is kept: %s",
+                    step, tr.total_steps, res->dev[res->best_dev].step, res->dev[res->best_dev].score, wmsg);
             }
         }
         if (end || stopped) break;
@@ -1436,13 +1468,14 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
         }
     }
-    if (P->use_dev && res->best_dev != res->n_dev - 1) {
+    int restore = P->use_dev && (res->best_dev != res->n_dev - 1 || collapsed);
+    if (restore) {
         memcpy(L.model.params, best, sizeof(float) * L.model.n_params);
         et_bert_params_changed(&L.model); /* an in-place write: caches of packed weights must not be reused */
         say(c, "keeping the model of step %ld (dev %.4f)%s", res->dev[res->best_dev].step, res->dev[res->best_dev].score,
             res->best_dev == 0 ? ": training did not improve on the starting model on the dev split" : "");
     }
-    if ((stopped || (P->use_dev && res->best_dev != res->n_dev - 1)) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
+    if ((stopped || restore) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
     say(c, "training ended: %s", res->stop_reason);
     res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&tr);

@@ -198,13 +198,22 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_examp
 typedef struct { int n, best, bad, have; double best_score; } et_ft_stopper;
 int et_ft_stopper_add(et_ft_stopper *st, double score, int patience);
 
-/* One evaluation of the dev split during training (ft_dev_evaluate in finetune.c). */
+/* One evaluation of the model during training (ft_dev_evaluate in finetune.c, the one place that checks it): the dev
+ * split's score and, when the collapse watch is on, the watch's figures. */
 typedef struct {
     long step; int epoch;
-    double score;            /* what early stopping compares: nDCG@10 (IR) or Spearman (pairs) */
-    double anisotropy, mean_pos_cosine;
+    double score;            /* what early stopping compares: nDCG@10 (IR) or Spearman (pairs); NaN without a dev split */
+    double anisotropy, mean_pos_cosine; /* on the dev split */
+    double watch_aniso, watch_margin;   /* the collapse watch's sample (NaN when the watch is off) */
+    int collapsed;           /* the watch's limits were crossed (see "Collapse watch" below) */
+    int excluded;            /* not a candidate for the kept model: collapsed, or (watch on) the dev anisotropy rose by
+                                more than ET_FT_KEEP_ANISO over the starting model's */
     double seconds;          /* run time when it was made */
 } et_ft_dev_point;
+
+/* With the collapse watch on (the pairwise losses' default) a dev point whose anisotropy rose by more than this over
+ * the starting model's is not kept: the soft-label losses are meant to keep the model's versatility (issue 20). */
+#define ET_FT_KEEP_ANISO 0.05
 
 #define ET_FT_REFRESH_AUTO (-1)
 #define ET_FT_WATCH_AUTO (-1)
@@ -225,8 +234,10 @@ enum { ET_FT_RANGE_AUTO = 0, ET_FT_RANGE_NONE = 1, ET_FT_RANGE_FIXED = 2 };
  *   anisotropy = mean cosine of the random passages' pairs (et_mean_random_cosine, as evaluate.h);
  *   margin     = mean cos(query, its positive) - mean cos(query, a random passage).
  * Collapsed when anisotropy - anisotropy_start > collapse_aniso, or margin < collapse_margin * margin_start and
- * margin_start - margin > ET_FT_WATCH_MIN_DROP (when margin_start > 0). The run then stops with ET_ERR_NUMERIC and a message naming the figures; the tuned model is
- * not written (the last check is one step before the end, before the trainer saves). */
+ * margin_start - margin > ET_FT_WATCH_MIN_DROP (when margin_start > 0). The watch is measured at every dev evaluation
+ * and 4 times per epoch. With a dev split, training then stops and the best dev point before the collapse is kept (the
+ * starting model when none was better); without one the run stops with ET_ERR_NUMERIC and a message naming the
+ * figures, and the tuned model is not written (the last check is one step before the end, before the trainer saves). */
 #define ET_FT_WATCH_PAIRS 128
 #define ET_FT_WATCH_MIN_DROP 0.05
 

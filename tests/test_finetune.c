@@ -430,6 +430,32 @@ int main(void) {
         s = et_finetune_run(&c, &r, &err);
         CHECK(!s && r.pafter.anisotropy > r.pbefore.anisotropy + 0.1, "unwatched: %d %s, anisotropy %g -> %g", s, err.msg,
               r.pbefore.anisotropy, r.pafter.anisotropy);
+        /* with a dev split the watch is part of the dev evaluation: the collapse stops training, the best dev point
+         * before it (collapsed points and points whose dev anisotropy rose by more than ET_FT_KEEP_ANISO are not
+         * candidates) is kept and written; the run succeeds and says why it stopped */
+        c.watch_every = ET_FT_WATCH_AUTO;
+        c.dev = 1;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(!s && strstr(r.stop_reason, "collapse watch"), "collapse with dev: %d %s / %s", s, err.msg, r.stop_reason);
+        if (!s) {
+            CHECK(r.n_dev >= 1 && r.best_dev >= 0 && r.best_dev < r.n_dev && !r.dev[r.best_dev].excluded, "kept dev point %d of %d",
+                  r.best_dev, r.n_dev);
+            int any_collapsed = 0;
+            for (int i = 0; i < r.n_dev; i++) {
+                any_collapsed |= r.dev[i].collapsed;
+                CHECK(!r.dev[i].collapsed || r.dev[i].excluded, "dev point %d collapsed but a candidate", i);
+                CHECK(isfinite(r.dev[i].watch_aniso), "dev point %d has the watch's figures", i);
+            }
+            CHECK(r.watches >= 1 && r.watch_aniso - r.watch_aniso0 > c.collapse_aniso ? 1 : r.watch_margin < c.collapse_margin * r.watch_margin0,
+                  "the last watch crossed a limit: anisotropy %g -> %g, margin %g -> %g", r.watch_aniso0, r.watch_aniso,
+                  r.watch_margin0, r.watch_margin);
+            CHECK(r.pafter.anisotropy < r.pbefore.anisotropy + 0.1, "kept model not collapsed: anisotropy %g -> %g (collapsed dev point: %d)",
+                  r.pbefore.anisotropy, r.pafter.anisotropy, any_collapsed);
+            snprintf(mp, sizeof mp, "%s/model.safetensors", out);
+            m = fopen(mp, "rb");
+            CHECK(m != NULL, "the kept model was written to %s", mp);
+            if (m) fclose(m);
+        }
     }
 
     char cmd[600];
