@@ -28,7 +28,7 @@ asan() { bash tools/test_asan.sh --timeout 600; }
 fuzz() { FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_RUNS=${FUZZ_RUNS:-20000} JOBS=$JOBS bash tools/fuzz.sh "${FUZZ_SECONDS:-30}"; }
 wasm() {
   ET_NATIVE_EMBEDTUNE="$ROOT/build/embedtune" \
-  ET_WASM_TESTS="test_kernels test_tokenizer test_hf test_e2e test_bert test_loss test_optim test_metrics test_train test_moe test_determinism test_adapt test_packed" \
+  ET_WASM_TESTS="test_kernels test_tokenizer test_hf test_e2e test_bert test_loss test_optim test_metrics test_train test_moe test_determinism test_adapt test_packed test_bf16" \
     bash tools/test_wasm.sh
 }
 web() {
