@@ -57,6 +57,31 @@ int64_t et_bm25_count_tokens(const char *text) {
     return n;
 }
 
+int64_t et_bm25_match_spans(const char *query, const char *text, int64_t *spans, int64_t cap) {
+    const char *p = query ? query : "", *t;
+    size_t qcap = strlen(p) / 2 + 1;
+    uint64_t *qh = malloc(sizeof(uint64_t) * qcap);
+    const char **qt = malloc(sizeof(char *) * qcap);
+    int64_t *ql = malloc(sizeof(int64_t) * qcap), len, nq = 0, n = 0;
+    if (!qh || !qt || !ql) { free(qh); free(qt); free(ql); return -1; }
+    while ((t = next_tok(&p, &len)) && (size_t)nq < qcap) { qh[nq] = tok_hash(t, len); qt[nq] = t; ql[nq++] = len; }
+    const char *s = text ? text : "";
+    while (nq && (t = next_tok(&s, &len))) {
+        uint64_t h = tok_hash(t, len);
+        int hit = 0;
+        for (int64_t j = 0; j < nq && !hit; j++) {
+            if (qh[j] != h || ql[j] != len) continue;
+            hit = 1;
+            for (int64_t i = 0; i < len && hit; i++) hit = lc((unsigned char)t[i]) == lc((unsigned char)qt[j][i]);
+        }
+        if (!hit) continue;
+        if (n < cap) { spans[2 * n] = t - text; spans[2 * n + 1] = t - text + len; }
+        n++;
+    }
+    free(qh); free(qt); free(ql);
+    return n;
+}
+
 /* term id of (t, n) (case-folded), or -1 */
 static int32_t term_find(const et_bm25 *bm, const char *t, int64_t n, uint64_t h) {
     uint32_t m = bm->tcap - 1, i = (uint32_t)h & m;

@@ -72,4 +72,10 @@ et_bm25 *et_bm25_deserialize(const unsigned char *buf, size_t len, const char *n
 /* Number of BM25 tokens in text (the document length BM25 uses). */
 int64_t et_bm25_count_tokens(const char *text);
 
+/* The tokens of text that are terms of query, by the token rule above (case-folded; every query term,
+ * whether or not a corpus holds it): their byte spans [spans[2i], spans[2i+1]) in text, in text order,
+ * for i < min(count, cap). Returns the count (may exceed cap); -1 when out of memory. (What a search
+ * result highlights: exactly the words BM25 matched.) */
+int64_t et_bm25_match_spans(const char *query, const char *text, int64_t *spans, int64_t cap);
+
 #endif

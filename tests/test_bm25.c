@@ -197,7 +197,31 @@ static void scale_case(void) {
     free(buf); free(docs);
 }
 
+/* et_bm25_match_spans: the query's terms in a text by the token rule (what a search result highlights) */
+static void match_spans_case(void) {
+    const char *text = "The CAT's cat-flap: catalogue, \xc3\xa9t\xc3\xa9 cat2 ca t 2";
+    int64_t sp[16];
+    int64_t n = et_bm25_match_spans("cat  2 Cat \xc3\xa9t\xc3\xa9", text, sp, 8);
+    /* tokens: The CAT s cat flap catalogue t t cat2 ca t 2 (the UTF-8 bytes separate tokens): query terms
+     * cat, 2, cat, t (from the non-ASCII word) -> CAT, cat, t, t, 2 */
+    CHECK(n == 5, "match count %lld", (long long)n);
+    const char *want[5] = {"CAT", "cat", "t", "t", "2"};
+    for (int i = 0; i < 5 && i < n; i++) {
+        int64_t a = sp[2 * i], b = sp[2 * i + 1];
+        CHECK((size_t)(b - a) == strlen(want[i]) && !strncmp(text + a, want[i], (size_t)(b - a)), "span %d: %.*s", i,
+              (int)(b - a), text + a);
+    }
+    CHECK(sp[0] == 4 && sp[1] == 7 && sp[2] == 10 && sp[3] == 13, "spans %lld %lld %lld %lld", (long long)sp[0],
+          (long long)sp[1], (long long)sp[2], (long long)sp[3]);
+    CHECK(et_bm25_match_spans("cat", text, sp, 1) == 2 && sp[0] == 4 && sp[1] == 7, "cap 1");
+    CHECK(et_bm25_match_spans("", text, sp, 8) == 0, "empty query");
+    CHECK(et_bm25_match_spans("!!", text, sp, 8) == 0, "query without tokens");
+    CHECK(et_bm25_match_spans("cat", NULL, sp, 8) == 0, "NULL text");
+    CHECK(et_bm25_match_spans("flapp catalog", text, sp, 8) == 0, "no partial matches");
+}
+
 int main(void) {
+    match_spans_case();
     hand_case();
     scale_case();
     eval_sets();
