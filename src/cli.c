@@ -206,6 +206,28 @@ et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err) {
 
 /* ------------------------------------------------------------------ model */
 
+et_status et_cli_read_passages(const char *path, et_cli_passages *out, et_error *err) {
+    memset(out, 0, sizeof *out);
+    char pb[4096];
+    size_t l = strlen(path);
+    int dir = et_dir_exists(path);
+    out->beir = dir || (l >= 12 && !strcmp(path + l - 12, "corpus.jsonl"));
+    if (dir) snprintf(pb, sizeof pb, "%s/corpus.jsonl", path); else snprintf(pb, sizeof pb, "%s", path);
+    et_status s = out->beir ? et_corpus_read(pb, NULL, &out->corp, NULL, err) : et_cli_read_texts(pb, &out->texts, err);
+    if (!s && !out->beir && out->texts.n > INT32_MAX) s = et_fail(err, ET_ERR_ARG, "%s: too many passages", pb);
+    if (s) { et_cli_passages_free(out); return s; }
+    out->v = out->beir ? (const char *const *)out->corp.text : (const char *const *)out->texts.v;
+    out->title_len = out->beir ? out->corp.title_len : NULL;
+    out->n = out->beir ? out->corp.n : (int32_t)out->texts.n;
+    return ET_OK;
+}
+
+void et_cli_passages_free(et_cli_passages *p) {
+    if (p->beir) et_corpus_free(&p->corp);
+    et_sv_free(&p->texts);
+    memset(p, 0, sizeof *p);
+}
+
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err) {
     memset(L, 0, sizeof *L);
     /* a PEFT adapter folder: its base (adapter_config.json base_model_name_or_path), then the adapter merged in */

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include "bert.h"
+#include "data.h"
 #include "error.h"
 #include "fileio.h"
 #include "finetune.h"
@@ -70,6 +71,20 @@ void et_sv_free(et_strvec *s);
 /* Texts: one per line, or JSONL objects with a "text" field (NULL path = stdin). */
 et_status et_cli_read_texts(const char *path, et_strvec *out, et_error *err);
 /* (corpus.jsonl: et_corpus_read in data.h) */
+
+/* Passages without questions (finetune --corpus, the page's corpus file): a BEIR folder or a file named
+ * *corpus.jsonl (et_corpus_read: title + text, titles marked in title_len), else texts (et_cli_read_texts:
+ * JSONL "text" or one per line). v[0..n) borrow from the struct; free with et_cli_passages_free. */
+typedef struct {
+    const char *const *v;
+    const int32_t *title_len; /* NULL, or [n]: v[i][0 .. title_len[i]) is a title */
+    int32_t n;
+    int beir;
+    et_corpus corp;
+    et_strvec texts;
+} et_cli_passages;
+et_status et_cli_read_passages(const char *path, et_cli_passages *out, et_error *err);
+void et_cli_passages_free(et_cli_passages *p);
 
 /* Load a model folder, or a PEFT LoRA adapter folder (lora.h: its base, with the adapter merged in). */
 et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);

@@ -306,29 +306,20 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
 
-    et_strvec ctexts = {0};
-    et_corpus corp;
-    memset(&corp, 0, sizeof corp);
+    et_cli_passages cps;
+    memset(&cps, 0, sizeof cps);
     const char *cp = et_cli_get(o, n, "--corpus");
-    int beir = 0;
     if (cp) { /* a BEIR folder / corpus.jsonl (title + text), else texts (JSONL "text" or lines) */
-        char pb[4096];
-        size_t l = strlen(cp);
-        beir = et_dir_exists(cp) || (l >= 12 && !strcmp(cp + l - 12, "corpus.jsonl"));
-        if (et_dir_exists(cp)) snprintf(pb, sizeof pb, "%s/corpus.jsonl", cp); else snprintf(pb, sizeof pb, "%s", cp);
-        et_status cs = beir ? et_corpus_read(pb, NULL, &corp, NULL, &err) : et_cli_read_texts(pb, &ctexts, &err);
-        if (!cs && !beir && ctexts.n > INT32_MAX) cs = et_fail(&err, ET_ERR_ARG, "%s: too many passages", pb);
-        if (cs) { if (beir) et_corpus_free(&corp); et_sv_free(&ctexts); return et_cli_fail("finetune", &err); }
-        c.corpus = beir ? corp.text : (const char *const *)ctexts.v;
-        c.corpus_title_len = beir ? corp.title_len : NULL;
-        c.n_corpus = beir ? corp.n : (int32_t)ctexts.n;
+        if (et_cli_read_passages(cp, &cps, &err)) return et_cli_fail("finetune", &err);
+        c.corpus = cps.v;
+        c.corpus_title_len = cps.title_len;
+        c.n_corpus = cps.n;
     }
     c.progress = progress;
     c.progress_user = progress_user;
     static et_finetune_result r; /* large (the dev curve) */
     et_status fs = et_finetune_run(&c, &r, &err);
-    if (beir) et_corpus_free(&corp);
-    et_sv_free(&ctexts);
+    et_cli_passages_free(&cps);
     if (fs) {
         if (!c.quiet) fputc('\n', stderr);
         return et_cli_fail("finetune", &err);
