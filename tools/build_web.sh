@@ -24,12 +24,12 @@ fi
 [ -n "$MODEL" ] && [ -f "models/$MODEL/config.json" ] || { echo "build_web.sh: no model folder models/${MODEL:-?}"; exit 1; }
 rm -rf "$DIST"
 mkdir -p "$DIST/wasm" "$DIST/models/$MODEL"
-cp web/index.html web/app.mjs web/style.css "$DIST/"
+cp web/index.html web/app.mjs web/snippet.mjs web/style.css "$DIST/"
 cp "$WASM"/embedtune.mjs "$WASM"/worker.mjs "$WASM"/embedtune-core.mjs "$WASM"/embedtune-core.wasm \
    "$WASM"/embedtune-core.worker.js "$WASM"/embedtune-core-st.mjs "$WASM"/embedtune-core-st.wasm "$DIST/wasm/"
 files=()
 for f in config.json vocab.txt model.safetensors modules.json 1_Pooling/config.json sentence_bert_config.json \
-         tokenizer_config.json special_tokens_map.json; do
+         tokenizer_config.json special_tokens_map.json retrieval.json; do
   if [ -f "models/$MODEL/$f" ]; then
     mkdir -p "$(dirname "$DIST/models/$MODEL/$f")"
     cp "models/$MODEL/$f" "$DIST/models/$MODEL/$f"

@@ -98,9 +98,27 @@ function textBlob(texts, what = 'texts') {
   return blob;
 }
 
+/** UTF-8 byte spans [a0, b0, a1, b1, ...] of text -> [[start, end), ...] string (UTF-16) indices. */
+function utf16Spans(text, spans) {
+  const out = [];
+  let byte = 0, i = 0;
+  const at = (target) => { // advance (byte, i) to the byte offset target (a code point boundary)
+    while (byte < target && i < text.length) {
+      const c = text.codePointAt(i);
+      byte += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+      i += c >= 0x10000 ? 2 : 1;
+    }
+    return i;
+  };
+  for (let j = 0; j < spans.length; j += 2) { const a = at(spans[j]); out.push([a, at(spans[j + 1])]); }
+  return out;
+}
+
 /** load() file keys -> their paths in a model folder */
 const FILE_PATHS = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors', modules: 'modules.json',
-  pooling: '1_Pooling/config.json', sbertConfig: 'sentence_bert_config.json', tokenizerConfig: 'tokenizer_config.json' };
+  pooling: '1_Pooling/config.json', sbertConfig: 'sentence_bert_config.json', tokenizerConfig: 'tokenizer_config.json',
+  retrieval: 'retrieval.json' };
+/* Retrieval modes: MODES below (src/fusion.h et_retrieval_mode). */
 /** The phases of a finetune run (src/finetune.h et_ft_phase), in order. */
 export const FINETUNE_PHASES = ['load', 'parse', 'eval_before', 'mine', 'experts', 'train', 'refresh', 'eval_after', 'done'];
 
@@ -117,15 +135,16 @@ export function filesFromFolder(listing) {
     config: get('config.json'), vocab: get('vocab.txt'), safetensors: get('model.safetensors'),
     modules: get('modules.json'), pooling: get('1_Pooling/config.json'),
     sbertConfig: get('sentence_bert_config.json'), tokenizerConfig: get('tokenizer_config.json'),
+    retrieval: get('retrieval.json'),
   };
 }
 
 export class Embedtune {
   /**
    * Load a model from its files' bytes.
-   * files: {config, vocab, safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?}
+   * files: {config, vocab, safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?, retrieval?}
    *   (config.json, vocab.txt, model.safetensors, modules.json, 1_Pooling/config.json,
-   *    sentence_bert_config.json, tokenizer_config.json) as ArrayBuffer / typed array / string.
+   *    sentence_bert_config.json, tokenizer_config.json, retrieval.json) as ArrayBuffer / typed array / string.
    * opts: {threads, baseUrl}. Rejects with an Error naming the file and field on bad input.
    */
   static async load(files, opts = {}) {
@@ -185,6 +204,12 @@ export class Embedtune {
     } finally {
       for (const [p] of bufs) if (p) this.M._free(p);
     }
+    const rb = bytesOf(files.retrieval, 'retrieval');
+    this.retrievalBytes = rb ? rb.slice() : null; // a copy: the caller's buffers may be transferred away (worker)
+    if (rb) {
+      const [rp, rl] = this.copyIn(rb);
+      try { if (this.M._et_wasm_set_retrieval(this.h, rp, rl, this.err)) throw this.fail('load (retrieval.json)'); } finally { this.M._free(rp); }
+    }
     this.dim = this.M._et_wasm_dim(this.h);
     this.maxLength = this.M._et_wasm_max_len(this.h);
     this.threads = this.M._et_wasm_threads(this.h);
@@ -193,7 +218,15 @@ export class Embedtune {
       layers: this.M._et_wasm_num_layers(this.h), pooling: this.M._et_wasm_pooling(this.h) ? 'cls' : 'mean',
       normalize: !!this.M._et_wasm_normalize(this.h), simd: this.M.UTF8ToString(this.M._et_wasm_simd_name()),
       int8: !!this.M._et_wasm_int8(this.h, -1), // an int8 export (docs/int8.md) encodes in int8 by default
+      retrieval: this.retrievalInfo(),
     };
+  }
+
+  /** The model's retrieval settings: {mode (retrieval.json's default mode, else 'dense'), fusion (one line,
+   * e.g. 'convex minmax alpha 0.3'), source: 'retrieval.json' | 'default'}. */
+  retrievalInfo() {
+    const [mode, fusion, source] = this.M.UTF8ToString(this.M._et_wasm_retrieval_describe(this.h)).split('|');
+    return { mode, fusion, source };
   }
 
   check() { if (!this.h) throw new Error('this model was disposed'); }
@@ -223,16 +256,27 @@ export class Embedtune {
     }
   }
 
-  /** The corpus to search: texts (encoded here, opts as encode) or embeddings (Float32Array [n*dim]). */
+  /** The corpus to search: texts (opts as encode: batch, maxLength, onProgress) are encoded and indexed
+   * by BM25 in C (the hybrid engine of `embedtune search`: dense, bm25 and hybrid modes); embeddings
+   * (Float32Array [n*dim]) give a dense-only corpus. Returns n. */
   setCorpus(corpus, opts = {}) {
     this.check();
     let emb = corpus;
     if (Array.isArray(corpus)) {
-      emb = opts.embeddings || this.encode(corpus, opts);
+      this.corpusTexts = null;
+      const blob = textBlob(corpus, 'setCorpus');
+      const [bp] = this.copyIn(blob.length ? blob : new Uint8Array(1));
+      const prev = this.M.etProgress;
+      this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
+      try {
+        if (this.M._et_wasm_index_texts(this.h, bp, blob.length, corpus.length, opts.batch | 0, opts.maxLength | 0, this.err)) throw this.fail('setCorpus');
+      } finally { this.M.etProgress = prev; this.M._free(bp); }
       this.corpusTexts = corpus.slice();
-      const [bp, len] = this.copyIn(textBlob(corpus));
-      try { if (this.M._et_wasm_set_bm25(this.h, bp, len, corpus.length, this.err)) throw this.fail('setCorpus (BM25)'); } finally { this.M._free(bp); }
-    } else this.corpusTexts = null;
+      this.indexed = true;
+      return corpus.length;
+    }
+    this.corpusTexts = null;
+    this.indexed = false;
     if (!(emb instanceof Float32Array) || emb.length % this.dim) throw new TypeError(`setCorpus: expected texts or a Float32Array of n*${this.dim} floats`);
     const n = emb.length / this.dim;
     const p = this.M._malloc(Math.max(4, emb.length * 4));
@@ -244,10 +288,13 @@ export class Embedtune {
   }
 
   /** query: string or Float32Array [dim] -> [{index, score, text?}] best first (top k).
-   * mode: 'dense' (cosine, default) or 'bm25' (a string query; needs setCorpus with texts). */
+   * mode: 'dense' (cosine, default), 'bm25' or 'hybrid' (the model's retrieval.json fusion, else the
+   * default one); bm25 and hybrid need a string query and setCorpus with texts. */
   search(query, k = 10, mode = 'dense') {
     this.check();
-    if (mode === 'bm25') return this.searchBm25(query, k);
+    if (!(mode in MODES)) throw new Error(`search: mode must be dense, bm25 or hybrid, got ${mode}`);
+    if (this.indexed && typeof query === 'string') return this.searchMode(query, k, mode);
+    if (mode !== 'dense') throw new TypeError(`search: mode ${mode} needs a string query and setCorpus with texts`);
     const q = typeof query === 'string' ? this.encode([query]) : query;
     if (!(q instanceof Float32Array) || q.length !== this.dim) throw new TypeError(`search: query must be a string or a Float32Array of ${this.dim} floats`);
     k = Math.max(1, k | 0);
@@ -267,13 +314,12 @@ export class Embedtune {
     } finally { this.M._free(qp); this.M._free(ip); this.M._free(sp); }
   }
 
-  searchBm25(query, k = 10) {
-    if (typeof query !== 'string') throw new TypeError('search: a BM25 query must be a string');
+  searchMode(query, k, mode) {
     k = Math.max(1, k | 0);
     const [qp] = this.copyIn(enc.encode(query.replace(/\0/g, '') + '\0'));
     const ip = this.M._malloc(k * 4), sp = this.M._malloc(k * 4);
     try {
-      if (this.M._et_wasm_search_bm25(this.h, qp, k, ip, sp, this.err)) throw this.fail('search');
+      if (this.M._et_wasm_search_mode(this.h, qp, MODES[mode], k, ip, sp, this.err)) throw this.fail('search');
       const idx = this.heapI32(ip, k).slice(), sc = this.heapF32(sp, k).slice(), out = [];
       for (let i = 0; i < k && idx[i] >= 0; i++) out.push({ index: idx[i], score: sc[i], ...(this.corpusTexts ? { text: this.corpusTexts[idx[i]] } : {}) });
       return out;
@@ -316,8 +362,35 @@ export class Embedtune {
     };
     walk(dir, '');
     FS.rmdir(dir);
+    // the retrieval settings (fusion.h) travel with the model as they came (e.g. finetune's learned fusion)
+    if (this.retrievalBytes) out['retrieval.json'] = this.retrievalBytes.slice();
     for (const k of Object.keys(out)) if (k.endsWith('/') && Object.keys(out).some((o) => o !== k && o.startsWith(k))) delete out[k];
     return out;
+  }
+
+  /** The words of each text that are terms of the query by BM25's token rule (src/bm25.h, what a search
+   * result highlights): for text i, [[start, end), ...] as string (UTF-16) indices. */
+  matchTerms(query, texts) {
+    const [qp] = this.copyIn(enc.encode(String(query).replace(/\0/g, '') + '\0'));
+    try {
+      return texts.map((t) => {
+        const bytes = enc.encode(String(t).replace(/\0/g, ' ') + '\0');
+        const [tp] = this.copyIn(bytes);
+        let cap = 64, n, spans;
+        try {
+          for (;;) {
+            const sp = this.M._malloc(cap * 8);
+            n = this.M._et_wasm_match_spans(qp, tp, sp, cap);
+            spans = this.heapI32(sp, 2 * Math.max(0, Math.min(n, cap))).slice();
+            this.M._free(sp);
+            if (n < 0) throw new Error('matchTerms: out of wasm memory');
+            if (n <= cap) break;
+            cap = n;
+          }
+        } finally { this.M._free(tp); }
+        return utf16Spans(t, spans);
+      });
+    } finally { this.M._free(qp); }
   }
 
   /** Token strings of a text (WordPiece, without [CLS]/[SEP]); handy for debugging. */
@@ -395,12 +468,35 @@ export class Embedtune {
       this.M._free(sp);
       const bp = this.M._et_wasm_pairs_passages(pp, np, lp, this.err);
       if (!bp) throw this.fail('previewPairs');
-      const n = this.heapI32(np, 1)[0], len = this.heapI32(lp, 1)[0] >>> 0;
-      const blob = this.heap8().slice(bp, bp + len);
-      this.M._free(bp);
-      out.passages = [];
-      for (let i = 0, off = 0; i < n; i++) { const z = blob.indexOf(0, off); out.passages.push(dec.decode(blob.subarray(off, z))); off = z + 1; }
+      out.passages = this._takeBlob(bp, np, lp);
       return out;
+    } finally { this.M._free(pp); this.M._free(np); this.M._free(lp); this._rmTree(dir); }
+  }
+
+  /** A C blob of n NUL-terminated texts (n at np, its length at lp) -> string[]; frees the blob. */
+  _takeBlob(bp, np, lp) {
+    const n = this.heapI32(np, 1)[0], len = this.heapI32(lp, 1)[0] >>> 0;
+    const blob = this.heap8().slice(bp, bp + len);
+    this.M._free(bp);
+    const out = [];
+    for (let i = 0, off = 0; i < n; i++) { const z = blob.indexOf(0, off); out.push(dec.decode(blob.subarray(off, z))); off = z + 1; }
+    return out;
+  }
+
+  /** Passages without questions as `embedtune finetune --corpus` reads them (a BEIR corpus.jsonl with title +
+   * text, JSONL with "text", or one passage per line; the name's ending decides, as natively) -> string[].
+   * Errors name the user's file and line. */
+  readPassages(bytes, name) {
+    this.check();
+    const dir = `/et_corpus_${Math.floor(Math.random() * 1e9)}`, path = `${dir}/${Embedtune.dataFileName(name)}`;
+    this._mkdirs(dir);
+    this.M.FS.writeFile(path, bytesOf(bytes, 'corpus'));
+    const [pp] = this.copyIn(enc.encode(path + '\0'));
+    const np = this.M._malloc(8), lp = this.M._malloc(8);
+    try {
+      const bp = this.M._et_wasm_passages_read(pp, np, lp, this.err);
+      if (!bp) { const e = this.fail('readPassages'); e.message = e.message.split(path).join(String(name)); throw e; }
+      return this._takeBlob(bp, np, lp);
     } finally { this.M._free(pp); this.M._free(np); this.M._free(lp); this._rmTree(dir); }
   }
 
@@ -409,7 +505,8 @@ export class Embedtune {
    * defaults, validation messages, split, mining, experts, training, evaluation, --json report).
    * data: bytes of a pairs / STS file, name: its file name (the extension picks the reader).
    * args: further finetune options, e.g. ['--loss', 'infonce', '--epochs', '1', '--seed', '42'] (not
-   * --model/--data/--out/--json/--threads, which this sets). opts.onProgress({phase, done, total, loss,
+   * --model/--data/--out/--json/--threads/--corpus, which this sets). opts.corpus: {bytes, name}, passages
+   * without questions (finetune --corpus: adapts on them). opts.onProgress({phase, done, total, loss,
    * lr, epoch, examplesPerS}) -> true cancels (rejects with code 8). On success this object holds the
    * tuned model and the call returns {result (the --json report), files (the tuned folder), output
    * (the command's printed table)}; on failure the starting model is loaded again.
@@ -421,6 +518,8 @@ export class Embedtune {
     const dataPath = `${root}/data/${Embedtune.dataFileName(name)}`, modelDir = `${root}/model`, outDir = `${root}/out`;
     this._mkdirs(`${root}/data`);
     FS.writeFile(dataPath, bytesOf(data, 'data'));
+    const corpus = opts.corpus ? ['--corpus', `${root}/corpus/${Embedtune.dataFileName(opts.corpus.name)}`] : [];
+    if (opts.corpus) { this._mkdirs(`${root}/corpus`); FS.writeFile(corpus[1], bytesOf(opts.corpus.bytes, 'corpus')); }
     for (const [k, rel] of Object.entries(FILE_PATHS)) {
       if (start[k] == null) continue;
       const p = `${modelDir}/${rel}`;
@@ -430,7 +529,7 @@ export class Embedtune {
     // wasm32: one heap of at most 2 GB; the trainer refuses (with the figure) a run planned above 1.5 GB
     const budget = args.includes('--mem-budget') ? [] : ['--mem-budget', '1536'];
     const argv = ['--model', modelDir, '--data', dataPath, '--out', outDir, '--json', `${root}/result.json`, '--quiet',
-      '--threads', String(this.threads), ...budget, ...args.map(String)];
+      '--threads', String(this.threads), ...budget, ...corpus, ...args.map(String)];
     const blob = textBlob(argv, 'finetune');
     const lines = [], out = [];
     // the model's pool is released first: the run makes its own (the pthread pool has threads - 1 workers)
@@ -447,7 +546,8 @@ export class Embedtune {
     try {
       if (rc !== 0) {
         const msg = (lines.filter((l) => l.trim()).pop() || `finetune failed (exit status ${rc})`)
-          .replace(/^embedtune finetune: (error: )?/, '').split(dataPath).join(String(name)).split(`${root}/`).join('');
+          .replace(/^embedtune finetune: (error: )?/, '').split(dataPath).join(String(name))
+          .split(corpus[1] || '\0').join(String(opts.corpus?.name)).split(`${root}/`).join('');
         const e = new Error(msg);
         e.code = /cancelled/.test(msg) ? 8 : rc === 2 ? 4 : 1;
         throw e;
@@ -696,11 +796,13 @@ export class EmbedtuneWorker {
   }
   setCorpus(corpus, opts = {}) { const { onProgress, ...o } = opts; return this._call('setCorpus', { corpus, opts: o }, [], onProgress); }
   search(query, k = 10, mode = 'dense') { return this._call('search', { query, k, mode }); }
+  matchTerms(query, texts) { return this._call('matchTerms', { query, texts }); }
   previewPairs(bytes, name, maxRows = 50) { return this._call('previewPairs', { bytes, name, maxRows }); }
   /** Embedtune.finetune in the worker; onProgress(stats) gets every phase / batch / step. Cancel with cancel(). */
   finetune(data, name, args = [], opts = {}) {
-    return this._call('finetune', { data, name, args }, [], opts.onProgress);
+    return this._call('finetune', { data, name, args, corpus: opts.corpus }, [], opts.onProgress);
   }
+  readPassages(bytes, name) { return this._call('readPassages', { bytes, name }); }
   /** Cancel every call made so far (the running one stops at its next progress check and rejects with
    * code 8; queued ones reject the same way as soon as they check). false when the page cannot share
    * memory (not cross-origin isolated): use terminate(). */

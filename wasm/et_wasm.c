@@ -10,6 +10,7 @@
  * a 0 byte after each). Buffers are owned by the caller (JS _malloc / _free). */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +52,14 @@ typedef struct {
     float *corpus;        /* [n_corpus, dim] embeddings for search (NULL = none) */
     size_t n_corpus;
     et_encode_cache enc;  /* encode's activations + packed weights, kept across calls */
-    et_bm25 *bm25;        /* BM25 index of the search corpus texts (NULL = none) */
+    et_hybrid_index ix;   /* the search corpus for et_wasm_search_mode (has_ix): embeddings + BM25 */
+    int has_ix;
+    int ix_max_len;       /* the tokens per text the corpus was encoded with (queries get the same) */
+    char *ix_blob;        /* the corpus texts ix->docs points into (owned) */
+    const char **ix_docs;
+    et_retrieval_cfg rcfg; /* the model's retrieval.json (has_rcfg), else the defaults */
+    int has_rcfg;
+    char desc[160];       /* et_wasm_retrieval_describe's answer */
 } et_wasm_model;
 
 /* ------------------------------------------------------------------ errors */
@@ -84,7 +92,17 @@ ET_EXPORT et_wasm_model *et_wasm_load(const char *config, size_t config_len, con
     w->vocab_len = vocab_len;
     w->pool = et_pool_create(threads > 0 ? threads : 1, err);
     if (!w->pool) { free(w->vocab); et_tokenizer_free(w->tok); et_bert_free(&w->model); free(w); return NULL; }
+    et_retrieval_cfg_default(&w->rcfg);
     return w;
+}
+
+static void drop_index(et_wasm_model *w) {
+    if (w->has_ix) et_hybrid_index_free(&w->ix);
+    w->has_ix = 0;
+    free(w->ix_blob);
+    free(w->ix_docs);
+    w->ix_blob = NULL;
+    w->ix_docs = NULL;
 }
 
 ET_EXPORT void et_wasm_free(et_wasm_model *w) {
@@ -94,7 +112,7 @@ ET_EXPORT void et_wasm_free(et_wasm_model *w) {
     et_bert_free(&w->model);
     free(w->vocab);
     free(w->corpus);
-    et_bm25_free(w->bm25);
+    drop_index(w);
     et_encode_cache_free(&w->enc);
     free(w);
 }
@@ -287,29 +305,82 @@ ET_EXPORT et_status et_wasm_search(et_wasm_model *w, const float *q, int nq, int
                           err);
 }
 
-/* BM25 over the corpus texts (a blob of n NUL-terminated texts; row i = corpus row i of set_corpus),
- * for et_wasm_search_bm25 (bm25.h defaults, as finetune's BM25 column). */
-ET_EXPORT et_status et_wasm_set_bm25(et_wasm_model *w, const char *blob, size_t blob_len, int n, et_error *err) {
-    const char **t = split_texts(blob, blob_len, n, err);
-    if (!t) return err ? err->code : ET_ERR_ARG;
-    et_bm25 *b = et_bm25_build(t, n, NULL, err);
-    free(t);
-    if (!b) return err && err->code ? err->code : ET_ERR_NOMEM;
-    et_bm25_free(w->bm25);
-    w->bm25 = b;
+/* ------------------------------------------------------------------ retrieval: dense, BM25, hybrid (hybrid.h) */
+/* The model folder's retrieval.json (fusion.h: mode, BM25 k1/b, the fusion), as `embedtune search` reads it;
+ * len 0 = the folder has none (the defaults: the zero-shot fusion). Errors name the file and the field. */
+ET_EXPORT et_status et_wasm_set_retrieval(et_wasm_model *w, const char *text, size_t len, et_error *err) {
+    et_retrieval_cfg r;
+    if (!len) { et_retrieval_cfg_default(&w->rcfg); w->has_rcfg = 0; return ET_OK; }
+    et_status s = et_retrieval_parse(text, len, ET_RETRIEVAL_FILE, &r, err);
+    if (s) return s;
+    w->rcfg = r;
+    w->has_rcfg = 1;
     return ET_OK;
 }
 
-/* Top k corpus rows by BM25 for one query: idx[k], score[k] (padded with -1 / -inf). */
-ET_EXPORT et_status et_wasm_search_bm25(et_wasm_model *w, const char *query, int k, int32_t *idx, float *score, et_error *err) {
-    if (!w->bm25) return et_fail(err, ET_ERR_ARG, "search: no BM25 index (call setCorpus with texts first)");
+/* One line for the page: "MODE|FUSION|SOURCE", e.g. "hybrid|convex minmax alpha 0.3|retrieval.json" or
+ * "dense|convex minmax alpha 0.2|default" (the string lives in w until the next call). */
+ET_EXPORT const char *et_wasm_retrieval_describe(et_wasm_model *w) {
+    char f[120];
+    snprintf(w->desc, sizeof w->desc, "%s|%s|%s", et_retrieval_mode_name(w->rcfg.mode),
+             et_fusion_describe(&w->rcfg.fusion, f, sizeof f), w->has_rcfg ? ET_RETRIEVAL_FILE : "default");
+    return w->desc;
+}
+
+/* The search corpus: a blob of n NUL-terminated texts, encoded with the model (batch, max_len as
+ * et_wasm_encode; progress and cancel per batch) and indexed by BM25 (retrieval.json's k1/b): the
+ * hybrid engine of `embedtune search` (et_hybrid_index_build). Replaces the previous corpus. */
+ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size_t blob_len, int n, int batch, int max_len,
+                                        et_error *err) {
+    drop_index(w);
+    char *b = et_malloc(blob_len ? blob_len : 1, "corpus texts", err);
+    if (!b) return ET_ERR_NOMEM;
+    memcpy(b, blob, blob_len);
+    const char **t = split_texts(b, blob_len, n, err);
+    if (!t) { free(b); return err ? err->code : ET_ERR_ARG; }
+    et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL,
+                        (size_t)1024 << 20, &w->enc};
+    et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, &w->ix, err);
+    if (s) { free(t); free(b); return s; }
+    w->has_ix = 1;
+    w->ix_max_len = o.max_len;
+    w->ix_blob = b;
+    w->ix_docs = t;
+    return ET_OK;
+}
+
+/* Rank the corpus of et_wasm_index_texts for one query: mode 0 dense (cosine), 1 bm25, 2 hybrid (the
+ * retrieval.json fusion, else the default one), exactly as `embedtune search --mode`: idx[k], score[k]
+ * (-1 / -inf padding). */
+ET_EXPORT et_status et_wasm_search_mode(et_wasm_model *w, const char *query, int mode, int k, int32_t *idx, float *score,
+                                        et_error *err) {
+    if (!w->has_ix) return et_fail(err, ET_ERR_ARG, "search: no corpus (index the passages first)");
     if (k < 1) return et_fail(err, ET_ERR_ARG, "search: k must be >= 1, got %d", k);
-    double *sc = et_malloc(sizeof(double) * (size_t)k, "bm25 scores", err);
-    if (!sc) return ET_ERR_NOMEM;
-    et_status s = et_bm25_search(w->bm25, query, k, idx, sc, err);
+    if (mode < 0 || mode > 2) return et_fail(err, ET_ERR_ARG, "search: unknown mode %d", mode);
+    et_encode_opts o = {1, w->ix_max_len, NULL, NULL, (size_t)1024 << 20, &w->enc};
+    et_hybrid_queries Y;
+    int32_t depth = w->rcfg.fusion.depth > k ? w->rcfg.fusion.depth : k;
+    et_status s = et_hybrid_queries_build(&w->ix, w->pool, &o, &query, 1, depth, &Y, err);
+    if (s) return s;
+    double *sc = et_malloc(sizeof(double) * (size_t)k, "search scores", err);
+    if (!sc) { et_hybrid_queries_free(&Y); return ET_ERR_NOMEM; }
+    s = et_hybrid_rank(w->pool, &Y, (et_retrieval_mode)mode, &w->rcfg.fusion, k, idx, sc, err);
     for (int i = 0; i < k && !s; i++) score[i] = (float)sc[i];
     free(sc);
+    et_hybrid_queries_free(&Y);
     return s;
+}
+
+/* The words of text a search result highlights: the tokens that are terms of query by BM25's token rule
+ * (et_bm25_match_spans), as byte spans spans[2i], spans[2i+1] for i < min(count, cap). Returns the count,
+ * -1 when out of memory. */
+ET_EXPORT int et_wasm_match_spans(const char *query, const char *text, int32_t *spans, int cap) {
+    int64_t *sp = malloc(sizeof(int64_t) * 2 * (size_t)(cap > 0 ? cap : 1));
+    if (!sp) return -1;
+    int64_t n = et_bm25_match_spans(query, text, sp, cap > 0 ? cap : 0);
+    for (int64_t i = 0; i < 2 * (n < cap ? n : cap); i++) spans[i] = (int32_t)sp[i];
+    free(sp);
+    return n > 0x7fffffff ? 0x7fffffff : (int)n;
 }
 
 /* ------------------------------------------------------------------ export */
@@ -536,6 +607,17 @@ ET_EXPORT char *et_wasm_pairs_preview(const char *path, int max_rows, et_error *
     return s;
 }
 
+/* texts[0..n) as one malloc'ed blob of NUL-terminated texts (*len: bytes); NULL when out of memory. */
+static char *texts_blob(const char *const *v, int32_t n, size_t *len_out, et_error *err) {
+    size_t len = 0;
+    for (int32_t i = 0; i < n; i++) len += strlen(v[i]) + 1;
+    char *b = et_malloc(len ? len : 1, "passage blob", err), *q = b;
+    if (b)
+        for (int32_t i = 0; i < n; i++) { size_t l = strlen(v[i]) + 1; memcpy(q, v[i], l); q += l; }
+    *len_out = len;
+    return b;
+}
+
 /* The distinct passages of the pairs file, in first-seen order, as one blob of NUL-terminated texts
  * (what finetune's held-out evaluation searches over and the page's search box searches). *n_out: count,
  * *len_out: bytes. malloc'ed (free it), NULL on error. */
@@ -545,14 +627,21 @@ ET_EXPORT char *et_wasm_pairs_passages(const char *path, int *n_out, size_t *len
     if (et_pairs_read(path, &ro, &P, NULL, err)) return NULL;
     et_pair_index ix;
     if (et_pair_index_build(&P, &ix, err)) { et_pairs_free(&P); return NULL; }
-    size_t len = 0;
-    for (int32_t i = 0; i < ix.np; i++) len += strlen(ix.ptext[i]) + 1;
-    char *b = et_malloc(len ? len : 1, "passage blob", err), *q = b;
-    if (b)
-        for (int32_t i = 0; i < ix.np; i++) { size_t l = strlen(ix.ptext[i]) + 1; memcpy(q, ix.ptext[i], l); q += l; }
+    char *b = texts_blob((const char *const *)ix.ptext, ix.np, len_out, err);
     *n_out = ix.np;
-    *len_out = len;
     et_pair_index_free(&ix);
     et_pairs_free(&P);
+    return b;
+}
+
+/* Passages without questions, read as `finetune --corpus` reads them (et_cli_read_passages: a BEIR
+ * corpus.jsonl with title + text, JSONL with "text", or one passage per line): one blob of n NUL-terminated
+ * texts (*n_out, *len_out bytes), malloc'ed (free it); NULL on error (err names the file and line). */
+ET_EXPORT char *et_wasm_passages_read(const char *path, int *n_out, size_t *len_out, et_error *err) {
+    et_cli_passages p;
+    if (et_cli_read_passages(path, &p, err)) return NULL;
+    char *b = texts_blob(p.v, p.n, len_out, err);
+    *n_out = p.n;
+    et_cli_passages_free(&p);
     return b;
 }

@@ -1,8 +1,9 @@
 // worker.mjs - runs Embedtune (wasm/embedtune.mjs) off the page's thread. Messages:
 //   {id, op, args, progress}  ->  {id, result} | {id, error, code} | {id, progress: true, done, total}
 // ops: load {files, opts} -> info; encode {texts, opts} -> Float32Array; setCorpus {corpus, opts} -> n;
-//      search {query, k, mode} -> hits; exportFiles {opts} -> {path: Uint8Array}; tokenize {text} -> string[];
-//      previewPairs {bytes, name} -> preview; finetune {data, name, args} -> {result, files, output}
+//      search {query, k, mode} -> hits; matchTerms {query, texts} -> [[[start, end), ...], ...]; exportFiles {opts} -> {path: Uint8Array}; tokenize {text} -> string[];
+//      previewPairs {bytes, name} -> preview; readPassages {bytes, name} -> string[];
+//      finetune {data, name, args, corpus?: {bytes, name}} -> {result, files, output}
 //      (progress: {id, progress: true, stats: {phase, done, total, ...}});
 //      init {flag}: an Int32Array on a SharedArrayBuffer; a call whose id <= flag[0] is cancelled at its
 //      next progress check (encode batch, finetune step), so the page can stop a running call.
@@ -31,7 +32,7 @@ async function handle(msg) {
       case 'finetune': {
         need();
         const onStats = (st) => { if (msg.progress) post({ id, progress: true, stats: st }); return cancelled(); };
-        result = model.finetune(args.data, args.name, args.args || [], { onProgress: onStats });
+        result = model.finetune(args.data, args.name, args.args || [], { onProgress: onStats, corpus: args.corpus });
         result.info = model.info;
         transfer = Object.values(result.files).map((b) => b.buffer);
         break;
@@ -55,6 +56,8 @@ async function handle(msg) {
         transfer = Object.values(result).map((b) => b.buffer);
         break;
       case 'tokenize': need(); result = model.tokenize(args.text); break;
+      case 'readPassages': need(); result = model.readPassages(args.bytes, args.name); break;
+      case 'matchTerms': need(); result = model.matchTerms(args.query, args.texts); break;
       case 'trainBegin': need(); result = model.trainBegin(args.jsonl, args.cfg || {}); break;
       case 'trainResume': need(); result = model.trainResume(args.files || {}); break;
       case 'trainRun':

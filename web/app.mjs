@@ -4,6 +4,7 @@
 // UI: files in, progress, the before/after table from the command's --json report, the loss chart, search
 // snippets and the zip writer. User content is only ever put into the page with textContent (never as HTML).
 import { EmbedtuneWorker, canUseThreads } from './wasm/embedtune.mjs';
+import { displayText, snippetOf } from './snippet.mjs';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 256 << 20, PREVIEW_ROWS = 50;
@@ -11,6 +12,7 @@ const MAX_FILE = 256 << 20, PREVIEW_ROWS = 50;
 const state = {
   worker: null, info: null, modelName: '', modelSource: null, baseFiles: null, trained: false,
   data: null,              // {bytes, name, preview (et_wasm_pairs_preview + passages)}
+  extra: null,             // {bytes, name, texts}: the optional corpus file (passages without questions)
   corpus: null,            // {texts}: the passages the worker's search index holds
   corpusJob: null,         // the running passage encoding {texts, promise}
   training: false, lossHistory: [], phases: [], result: null, // result: the run's --json report
@@ -52,6 +54,7 @@ function showIsolation() {
 const MODEL_KEYS = {
   'config.json': 'config', 'vocab.txt': 'vocab', 'model.safetensors': 'safetensors', 'modules.json': 'modules',
   '1_Pooling/config.json': 'pooling', 'sentence_bert_config.json': 'sbertConfig', 'tokenizer_config.json': 'tokenizerConfig',
+  'retrieval.json': 'retrieval',
 };
 
 /** {relativePath: Uint8Array} (maybe under one top folder) -> load() files. */
@@ -101,10 +104,11 @@ async function loadModel(files, source, name, { corpus = true } = {}) {
   setStatus('model-status', `Loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s.`, 'good');
   document.body.dataset.model = 'ready';
   updateButtons();
+  if (corpus && state.extra && !state.extra.texts) await setExtra(state.extra.bytes, state.extra.name, { encode: false }).catch(() => {});
   if (state.data && corpus) {
     if (!state.data.preview) await setData(state.data.bytes, state.data.name).catch((e) => setStatus('data-status', e.message, 'bad'));
     else await encodeCorpus();
-  }
+  } else if (corpus && state.extra?.texts) await encodeCorpus();
 }
 
 async function fetchBundled() {
@@ -228,13 +232,44 @@ async function setData(bytes, name) {
   if (preview.rows) await encodeCorpus();
 }
 
-// ------------------------------------------------------------------ search corpus (the file's passages)
+// ------------------------------------------------------------------ the optional corpus file (passages without questions)
+// Read by the C library as `finetune --corpus` reads it (a BEIR corpus.jsonl, JSONL with "text", or one passage
+// per line); searched beside the pairs' passages, and the run adapts on it (finetune --corpus).
+async function setExtra(bytes, name, { encode = true } = {}) {
+  state.extra = { bytes, name, texts: null };
+  if (!state.worker) { setStatus('corpus-status', `${name}: waiting for the model…`); return; }
+  try {
+    const texts = await state.worker.readPassages(bytes, name);
+    if (state.extra?.bytes !== bytes) return;
+    state.extra.texts = texts;
+    setStatus('corpus-status', `${name}: ${texts.length} passages, searched beside your pairs' passages; the run adapts on them (finetune --corpus).`, texts.length ? 'good' : 'bad');
+    document.body.dataset.extra = 'ready';
+  } catch (e) {
+    state.extra = null;
+    document.body.dataset.extra = 'error';
+    setStatus('corpus-status', e.message, 'bad');
+  }
+  $('btn-corpus-clear').hidden = !state.extra;
+  if (encode) await encodeCorpus();
+}
+
+function clearExtra() {
+  state.extra = null;
+  $('btn-corpus-clear').hidden = true;
+  setStatus('corpus-status', '');
+  delete document.body.dataset.extra;
+  encodeCorpus();
+}
+
+/** What the search box searches: the pairs' distinct passages, then the corpus file's (repeats dropped). */
+const searchTexts = () => [...new Set([...(state.data?.preview?.passages || []), ...(state.extra?.texts || [])])];
+
+// ------------------------------------------------------------------ search corpus (the passages)
 // One encoding job at a time; Train cancels a running one (the worker checks a shared flag after every
 // batch) instead of queueing behind it.
 async function encodeCorpus() {
-  const d = state.data;
-  if (!d?.preview || !state.worker) return;
-  const texts = d.preview.passages, w = state.worker;
+  const texts = searchTexts(), w = state.worker;
+  if (!texts.length || !w) return;
   const job = { texts };
   state.corpusJob = job;
   state.corpus = null;
@@ -265,6 +300,7 @@ const OPTS = [ // [input id, option, kind]
   ['opt-epochs', '--epochs', 'int'], ['opt-lr', '--lr', 'num'], ['opt-batch', '--batch', 'int'], ['opt-maxlen', '--max-len', 'int'],
   ['opt-seed', '--seed', 'int'], ['opt-negatives', '--negatives', 'int'], ['opt-refresh', '--refresh-every', 'str'],
   ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'], ['opt-dev', '--dev', 'str'],
+  ['opt-adapt-pairs', '--adapt-pairs', 'int'],
 ];
 function settings() {
   const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked };
@@ -347,7 +383,9 @@ async function runTraining() {
     setStatus('train-status', 'Running embedtune finetune in the worker…');
     const args = finetuneArgs(s);
     state.lastArgs = args;
-    const r = await state.worker.finetune(d.bytes, d.name, args, { onProgress: (st) => onRunProgress(st, run) });
+    const corpus = state.extra?.texts ? { bytes: state.extra.bytes, name: state.extra.name } : undefined;
+    state.lastCorpus = corpus?.name ?? null;
+    const r = await state.worker.finetune(d.bytes, d.name, args, { onProgress: (st) => onRunProgress(st, run), corpus });
     state.result = r.result;
     state.info = r.info;
     state.trained = true;
@@ -460,48 +498,17 @@ function drawChart() {
   g.stroke();
 }
 
-// ------------------------------------------------------------------ search (dense / BM25) with snippets
-// Display only: the query's terms are marked in a title line + a two-line snippet (the window of the
-// passage with the most of them); "show more" shows the whole passage. Terms are split like BM25's
-// tokens (src/bm25.h: runs of ASCII letters and digits, lowercased).
-const TITLE_MAX = 90, SNIPPET_CHARS = 220;
-const termsOf = (q) => [...new Set((q.toLowerCase().match(/[a-z0-9]+/g) || []).filter((t) => t.length > 1))];
-
-/** [start, end) of every query-term token in text */
-function termHits(text, terms) {
-  const hits = [], re = /[A-Za-z0-9]+/g;
-  let m;
-  while ((m = re.exec(text))) if (terms.includes(m[0].toLowerCase())) hits.push([m.index, m.index + m[0].length]);
-  return hits;
-}
-
-/** {title, snippet, more}: title = the first line / sentence (cut at TITLE_MAX), snippet = the SNIPPET_CHARS
- * window of the rest with the most term hits, cut at word boundaries, with "…" where text was left out. */
-export function snippetOf(text, terms) {
-  const t = text.replace(/\s+/g, ' ').trim();
-  let cut = t.search(/[.!?](\s|$)|\n/);
-  cut = cut < 0 ? t.length : cut + 1;
-  let title = t.slice(0, Math.min(cut, TITLE_MAX)), rest = t.slice(title.length).trim();
-  if (cut > TITLE_MAX) { const sp = title.lastIndexOf(' '); title = (sp > 40 ? title.slice(0, sp) : title) + ' …'; rest = t.slice(sp > 40 ? sp : TITLE_MAX).trim(); }
-  if (rest.length <= SNIPPET_CHARS) return { title, snippet: rest, more: false };
-  const hits = termHits(rest, terms);
-  let best = 0, bestN = -1;
-  for (let i = 0; i < hits.length; i++) { // windows that start at a hit (a little before it)
-    const s0 = Math.max(0, hits[i][0] - 30);
-    const n = hits.filter(([a, b]) => a >= s0 && b <= s0 + SNIPPET_CHARS).length;
-    if (n > bestN) { bestN = n; best = s0; }
-  }
-  let a = best, b = Math.min(rest.length, best + SNIPPET_CHARS);
-  if (a > 0) { const sp = rest.indexOf(' ', a); a = sp >= 0 && sp < a + 20 ? sp + 1 : a; }
-  if (b < rest.length) { const sp = rest.lastIndexOf(' ', b); b = sp > a + 40 ? sp : b; }
-  return { title, snippet: `${a > 0 ? '… ' : ''}${rest.slice(a, b)}${b < rest.length ? ' …' : ''}`, more: true };
-}
-
-/** text -> DOM nodes with the terms in <mark> (text nodes only: user content never becomes HTML) */
-function marked(text, terms) {
+// ------------------------------------------------------------------ search (hybrid / dense / BM25) with snippets
+// Ranking is the C hybrid engine (src/hybrid.h, as `embedtune search --mode`). Display: a title line + a
+// two-line snippet (the window of the passage with the most query words) with the query's words marked,
+// and "show more" for the whole passage. Which words match is BM25's token rule, asked of the C library
+// (src/bm25.h et_bm25_match_spans through the worker), so the marks are exactly the words BM25 scored.
+/** text -> DOM nodes with the spans in <mark> (text nodes only: user content never becomes HTML) */
+function marked(text, hits) {
   const out = [];
   let at = 0;
-  for (const [a, b] of termHits(text, terms)) {
+  for (const [a, b] of hits) {
+    if (a < at) continue;
     if (a > at) out.push(document.createTextNode(text.slice(at, a)));
     out.push(el('mark', text.slice(a, b)));
     at = b;
@@ -510,14 +517,15 @@ function marked(text, terms) {
   return out;
 }
 
-function hitItem(h, text, terms, mode) {
-  const li = el('li'), sn = snippetOf(text, terms);
+
+function hitItem(h, t, hits, mode) {
+  const li = el('li'), sn = snippetOf(t, hits);
   const head = el('div', null, 'hit-title');
-  head.append(el('span', `${mode === 'bm25' ? h.score.toFixed(2) : h.score.toFixed(3)}`, 'score'), ...marked(sn.title, terms));
+  head.append(el('span', `${mode === 'dense' ? h.score.toFixed(3) : h.score.toFixed(mode === 'bm25' ? 2 : 3)}`, 'score'), ...marked(sn.title, sn.titleHits));
   li.append(head);
   if (sn.snippet) {
     const body = el('div', null, 'hit-snippet');
-    body.append(...marked(sn.snippet, terms));
+    body.append(...marked(sn.snippet, sn.snippetHits));
     li.append(body);
     if (sn.more) {
       const b = el('button', 'show more', 'more');
@@ -525,7 +533,7 @@ function hitItem(h, text, terms, mode) {
       b.setAttribute('aria-expanded', 'false');
       b.addEventListener('click', () => {
         const open = b.getAttribute('aria-expanded') !== 'true';
-        body.replaceChildren(...marked(open ? text : sn.snippet, terms));
+        body.replaceChildren(...(open ? marked(t, hits) : marked(sn.snippet, sn.snippetHits)));
         body.classList.toggle('full', open);
         b.textContent = open ? 'show less' : 'show more';
         b.setAttribute('aria-expanded', String(open));
@@ -540,11 +548,16 @@ async function search() {
   const q = $('search-q').value.trim();
   const ol = $('search-results');
   if (!q || !state.corpus) return;
-  const mode = $('search-mode').value;
-  const hits = await state.worker.search(q, 10, mode);
-  const terms = termsOf(q);
-  ol.replaceChildren(...hits.map((h) => hitItem(h, state.corpus.texts[h.index], terms, mode)));
-  setStatus('search-status', `${hits.length} best of ${state.corpus.texts.length} passages by ${mode === 'bm25' ? 'BM25' : `cosine (${state.trained ? 'tuned' : 'starting'} model)`}.`);
+  const mode = $('search-mode').value, w = state.worker;
+  const hits = await w.search(q, 10, mode);
+  const texts = hits.map((h) => displayText(state.corpus.texts[h.index]));
+  const spans = await w.matchTerms(q, texts);
+  ol.replaceChildren(...hits.map((h, i) => hitItem(h, texts[i], spans[i], mode)));
+  const r = state.info?.retrieval;
+  const how = mode === 'hybrid' ? `hybrid: BM25 + the ${state.trained ? 'tuned' : 'starting'} model, ${r ? `${r.fusion}${r.source === 'retrieval.json' ? ' (the model\'s retrieval.json)' : ' (default fusion)'}` : 'default fusion'}`
+    : mode === 'bm25' ? 'BM25' : `cosine (${state.trained ? 'tuned' : 'starting'} model)`;
+  ol.dataset.mode = mode;
+  setStatus('search-status', `${hits.length} best of ${state.corpus.texts.length} passages by ${how}.`);
 }
 
 // ------------------------------------------------------------------ download (zip, STORE + CRC32)
@@ -645,6 +658,13 @@ function wire() {
     try { await setData(await readFileBytes(f), f.name); } catch (x) { setStatus('data-status', `${f.name}: ${x.message}`, 'bad'); document.body.dataset.data = 'error'; }
     e.target.value = '';
   });
+  $('corpus-file').addEventListener('change', async (e) => {
+    const f = e.target.files[0];
+    if (!f) return;
+    try { await setExtra(await readFileBytes(f), f.name); } catch (x) { setStatus('corpus-status', `${f.name}: ${x.message}`, 'bad'); }
+    e.target.value = '';
+  });
+  $('btn-corpus-clear').addEventListener('click', clearExtra);
   $('btn-paste').addEventListener('click', () => setData(new TextEncoder().encode($('data-text').value.replace(/^\ufeff/, '')), 'pasted text')
     .catch((x) => { setStatus('data-status', `pasted text: ${x.message}`, 'bad'); document.body.dataset.data = 'error'; }));
   $('opt-moe').addEventListener('change', () => { $('opt-experts').disabled = !$('opt-moe').checked; });
@@ -660,9 +680,11 @@ function wire() {
 // test hook (the browser tests compare the page with the native CLI)
 window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
-  state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs,
+  state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs, corpusFile: state.lastCorpus,
     steps: state.lossHistory.length, loss: state.lossHistory.map((p) => p.loss), epochs: state.lossHistory.map((p) => p.epoch),
     phases: state.phases, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output }),
+  passages: () => state.corpus?.texts ?? null,
+  search: (q, mode, k = 10) => state.worker.search(q, k, mode),
   zip: async () => { const f = await exportFiles(); const b = makeZip(f); return Array.from(new Uint8Array(await b.arrayBuffer())); },
 };
 

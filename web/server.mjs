@@ -59,7 +59,7 @@ export function defaultModel(modelsDir, wanted) {
 /** The files of a model folder the page may fetch (relative paths). */
 export function modelFiles(dir) {
   const want = ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json',
-    'sentence_bert_config.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+    'sentence_bert_config.json', 'tokenizer_config.json', 'special_tokens_map.json', 'retrieval.json'];
   return want.filter((f) => fs.existsSync(path.join(dir, f)));
 }
 

@@ -66,6 +66,36 @@ test('int8 encode (SIMD128 i32x4.dot_i16x8_s): cosine >= 0.995 to fp32, per call
   m.dispose();
 });
 
+test('search modes (C hybrid engine) and the BM25 match spans as string indices', async () => {
+  const m = await Embedtune.load(files(), { threads: 2 });
+  const docs = ['the cat sat on the mat', 'dogs chase cats', 'café ☕ crème brûlée and cat food', 'nothing here'];
+  m.setCorpus(docs);
+  assert.deepEqual(m.info.retrieval, { mode: 'dense', fusion: 'convex minmax, model weight 0.20', source: 'default' });
+  const bm = m.search('cat', 4, 'bm25');
+  assert.deepEqual(bm.slice(0, 2).map((h) => h.index).sort(), [0, 2], 'BM25: the docs with the token "cat"');
+  assert.ok(bm[0].score > 0 && bm[2].score === 0);
+  const hy = m.search('cat', 4, 'hybrid'), de = m.search('cat', 4, 'dense');
+  assert.equal(hy.length, 4);
+  assert.deepEqual(de.map((h) => h.index).sort(), [0, 1, 2, 3]);
+  assert.throws(() => m.search('cat', 4, 'fuzzy'), /mode must be dense, bm25 or hybrid/);
+  // a retrieval.json fusion is used by hybrid: alpha 1 = the model's order, alpha 0 = BM25's
+  for (const [alpha, ref] of [[1, de], [0, bm]]) {
+    const m2 = await Embedtune.load({ ...files(), retrieval: JSON.stringify({ format: 'embedtune-retrieval', version: 1, mode: 'hybrid', bm25: { k1: 0.9, b: 0.4 }, fusion: { kind: 'convex', norm: 'minmax', alpha, depth: 100 } }) }, { threads: 1 });
+    assert.equal(m2.info.retrieval.source, 'retrieval.json');
+    m2.setCorpus(docs);
+    assert.deepEqual(m2.search('cat', 2, 'hybrid').map((h) => h.index), ref.slice(0, 2).map((h) => h.index), `alpha ${alpha}`);
+    assert.ok(new TextDecoder().decode(m2.exportFiles()['retrieval.json']).includes('"alpha"'), 'export keeps retrieval.json');
+    m2.dispose();
+  }
+  await assert.rejects(Embedtune.load({ ...files(), retrieval: '{"format": "embedtune-retrieval", "version": 1, "mode": "hybrid", "bm25": {"k1": 0.9, "b": 0.4}, "fusion": {"kind": "convex", "norm": "minmax", "alpha": 7, "depth": 100}}' }), /retrieval\.json.*alpha/);
+  // spans: BM25's token rule (ASCII alnum runs, case-folded); indices are UTF-16 positions in the string
+  const t = 'Café ☕ CAT-food, cats & 𝒳 cat';
+  const sp = m.matchTerms('cat café', [t, '', 'no match'])[0];
+  assert.deepEqual(sp.map(([a, b]) => t.slice(a, b)), ['Caf', 'CAT', 'cat'], 'café tokenizes to "caf" (the é is a separator)');
+  assert.deepEqual(m.matchTerms('x', ['', 'x']), [[], [[0, 1]]]);
+  m.dispose();
+});
+
 test('search returns the right top hit', async () => {
   const m = await Embedtune.load(files(), { threads: 2 });
   const n = m.setCorpus(texts);

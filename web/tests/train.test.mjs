@@ -124,7 +124,10 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   assert.equal(r.hybrid.after.learned_fusion, n.hybrid.after.learned_fusion, 'same learned fusion');
   console.log(`# page vs native before/after/bm25/hybrid table: max |diff| ${maxd.toExponential(2)}`);
 
-  // search: dense, title + two-line snippet with the query's terms marked, "show more"
+  // search: hybrid by default (the learned fusion of the run, retrieval.json), title + two-line snippet with
+  // the query's terms marked, "show more"
+  assert.equal(await page.inputValue('#search-mode'), 'hybrid', 'hybrid is the default search mode');
+  await page.waitForSelector('body[data-corpus="ready"]', { timeout: 120000 });
   await page.fill('#search-q', 'partition editor');
   await page.press('#search-q', 'Enter');
   await page.waitForSelector('#search-results li');
@@ -148,6 +151,7 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
     return s && !s.classList.contains('full') ? s.getBoundingClientRect().height / parseFloat(getComputedStyle(s).lineHeight) : 0;
   }));
   assert.ok(heights.every((h) => h < 2.5), `snippets are at most two lines: ${heights.map((h) => h.toFixed(1))}`);
+  assert.match(await page.textContent('#search-status'), new RegExp(`by hybrid: BM25 \\+ the tuned model, ${r.hybrid.after.learned_fusion.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(the model.s retrieval\\.json\\)`));
   // BM25 mode
   await page.selectOption('#search-mode', 'bm25');
   await page.waitForFunction(() => /by BM25/.test(document.getElementById('search-status').textContent));
@@ -163,10 +167,26 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   const names = Object.keys(files);
   for (const f of ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json'])
     assert.ok(names.some((x) => x.endsWith('/' + f)), `zip has ${f}: ${names.join(', ')}`);
+  assert.ok(names.some((x) => x.endsWith('/retrieval.json')), 'the zip carries the learned fusion (retrieval.json)');
   const top_ = names[0].split('/')[0];
   for (const [x, data] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(work, x)), { recursive: true });
     writeFileSync(path.join(work, x), data);
+  }
+  // the three search modes are `embedtune search` itself: the native CLI on the downloaded folder (its
+  // retrieval.json) and the page's passages ranks the same ids with the same scores
+  const pass = await page.evaluate(() => window.__embedtune.passages());
+  const corpusPath = path.join(work, 'passages.jsonl');
+  writeFileSync(corpusPath, pass.map((t, i) => JSON.stringify({ _id: String(i), text: t })).join('\n') + '\n');
+  for (const q of ['partition editor', 'how do I resize an image', 'tools for Plan 9']) {
+    for (const mode of ['hybrid', 'dense', 'bm25']) {
+      const ph = await page.evaluate(([qq, m]) => window.__embedtune.search(qq, m), [q, mode]);
+      const no = execFileSync(NATIVE, ['search', '--model', path.join(work, top_), '--corpus', corpusPath, '--query', q, '--mode', mode,
+        '--max-len', SETTINGS.maxlen, '-k', '10', '--json', '-q', '--threads', '2'], { encoding: 'utf8' });
+      const nh = JSON.parse(no.trim()).results;
+      assert.deepEqual(ph.map((h) => String(h.index)), nh.map((h) => h.id), `${mode} '${q}': same ranking as native search`);
+      ph.forEach((h, i) => assert.ok(Math.abs(h.score - nh[i].score) < 1e-4, `${mode} '${q}' rank ${i + 1}: ${h.score} vs ${nh[i].score}`));
+    }
   }
   const web = await page.evaluate((t) => window.__embedtune.encode(t), texts);
   const dim = web.length / texts.length;
