@@ -619,7 +619,7 @@ async function showFiles() {
   ul.replaceChildren();
   if (!state.worker) return;
   const names = ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json', 'sentence_bert_config.json',
-    'tokenizer_config.json', 'special_tokens_map.json', 'config_sentence_transformers.json', '2_Normalize/'];
+    'tokenizer_config.json', 'special_tokens_map.json', 'config_sentence_transformers.json', 'retrieval.json', '2_Normalize/'];
   for (const n of names.filter((x) => !x.endsWith('/'))) {
     const li = el('li'), b = el('button', n);
     b.type = 'button';
@@ -649,6 +649,7 @@ function wire() {
   $('btn-bundled').addEventListener('click', loadBundled);
   $('model-folder').addEventListener('change', (e) => { if (e.target.files.length) loadUserModel([...e.target.files]); });
   const drop = $('model-drop');
+  drop.addEventListener('keydown', (e) => { if ((e.key === 'Enter' || e.key === ' ') && !state.training) { e.preventDefault(); $('model-folder').click(); } });
   drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
   drop.addEventListener('dragleave', () => drop.classList.remove('over'));
   drop.addEventListener('drop', async (e) => { e.preventDefault(); drop.classList.remove('over'); if (!state.training) loadUserModel(await droppedFiles(e.dataTransfer)); });

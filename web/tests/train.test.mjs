@@ -200,9 +200,12 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   assert.equal(r.settings.dev, false, '--dev off reached finetune');
   assert.ok(b0.some((x, k) => Math.abs(x - web[k]) > 1e-3), 'the downloaded model is the tuned one');
 
-  // the committed web/screenshot.png is refreshed only on request (UPDATE_SCREENSHOT=1)
+  // the committed web/screenshot.png is refreshed only on request (UPDATE_SCREENSHOT=1): the table's BM25, dense
+  // and hybrid columns and the search box in its default hybrid mode
   await page.selectOption('#search-mode', 'dense');
   await page.waitForFunction(() => /by cosine/.test(document.getElementById('search-status').textContent));
+  await page.selectOption('#search-mode', 'hybrid');
+  await page.waitForFunction(() => /by hybrid/.test(document.getElementById('search-status').textContent));
   const shot = process.env.UPDATE_SCREENSHOT === '1' ? path.join(WEB, 'screenshot.png') : path.join(tmpdir(), 'embedtune-page-after-training.png');
   await page.screenshot({ path: shot, fullPage: true });
   const bad = foreign(requests, server.origin);
