@@ -1079,7 +1079,14 @@ static et_status beir_qrels(const char *path, const et_read_opts *opts, et_read_
         line[ln] = 0;
         char *tok[5];
         int nt = 0;
-        for (char *p = strtok(line, " \t"); p && nt < 5; p = strtok(NULL, " \t")) tok[nt++] = p;
+        /* split on spaces and tabs in place (not strtok: it keeps hidden state between calls, which two threads
+         * or an interleaved caller would share) */
+        for (char *p = line; *p && nt < 5;) {
+            while (*p == ' ' || *p == '\t') *p++ = 0;
+            if (!*p) break;
+            tok[nt++] = p;
+            while (*p && *p != ' ' && *p != '\t') p++;
+        }
         if (first) {
             first = 0;
             if (nt >= 1 && (!strcmp(tok[0], "query-id") || !strcmp(tok[0], "query_id") || !strcmp(tok[0], "qid")))
