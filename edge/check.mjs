@@ -1,15 +1,16 @@
 // check.mjs - checks a running embedtune service (the Worker under workerd, or edge/deno.mjs) against the native CLI:
-//   node edge/check.mjs BASE_URL NATIVE_EMBEDTUNE MODEL_DIR INDEX_FILE
+//   node edge/check.mjs BASE_URL NATIVE_EMBEDTUNE MODEL_DIR INDEX_FILE [THREADS]
 // /embed equals `embedtune encode` within 1e-5 (JSON and the binary form), /search equals `embedtune search --index`
 // (same ids, scores within 1e-5) in the three modes, and every bad request gets its 4xx JSON error while the service
-// keeps answering. Exit status 1 on any failure.
+// keeps answering; /health reports THREADS threads (default 1). Exit status 1 on any failure.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-const [base, native, modelDir, indexFile] = process.argv.slice(2);
-if (!indexFile) { console.error('usage: node edge/check.mjs BASE_URL NATIVE_EMBEDTUNE MODEL_DIR INDEX_FILE'); process.exit(2); }
+const [base, native, modelDir, indexFile, threadsArg] = process.argv.slice(2);
+if (!indexFile) { console.error('usage: node edge/check.mjs BASE_URL NATIVE_EMBEDTUNE MODEL_DIR INDEX_FILE [THREADS]'); process.exit(2); }
+const threads = Number(threadsArg || 1);
 let fails = 0, passes = 0;
 const ok = (c, name, detail = '') => { if (c) { passes++; console.log(`ok   ${name}`); } else { fails++; console.log(`FAIL ${name} ${detail}`); } };
 const tmp = mkdtempSync(path.join(tmpdir(), 'et-edge-'));
@@ -25,7 +26,7 @@ const texts = ['hello world', 'A text editor for the terminal, with syntax highl
 try {
   // health
   const h = await (await fetch(base + '/health')).json();
-  ok(h.ok === true && h.model.dim > 0 && h.model.threads === 1, '/health', JSON.stringify(h).slice(0, 200));
+  ok(h.ok === true && h.model.dim > 0 && h.model.threads === threads, `/health (${threads} thread${threads > 1 ? 's' : ''})`, JSON.stringify(h).slice(0, 200));
   ok(h.index && h.index.docs > 0, '/health reports the index');
 
   // /embed vs the native CLI

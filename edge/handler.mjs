@@ -1,6 +1,7 @@
 // handler.mjs - the embedtune HTTP service shared by the Cloudflare Worker (edge/worker.mjs, under workerd or
-// wrangler) and Deno (edge/deno.mjs): one engine (the single-threaded SIMD Emscripten core, no threads, no
-// SharedArrayBuffer), the bundled model and an index written by `embedtune index`.
+// wrangler) and Deno (edge/deno.mjs): one engine (in a Worker the single-threaded SIMD Emscripten core: no threads,
+// no SharedArrayBuffer; under Deno also the threaded core, deno.mjs --threads N), the bundled model and an index
+// written by `embedtune index`.
 //   GET  /health  -> {ok, model: {...}, index: {...} | null, heapBytes, limits}
 //   POST /embed   {"texts": [...]} (or {"text": "..."}) -> {"dim", "embeddings": [[...], ...]}; with
 //                 "Accept: application/octet-stream" the compact form: raw little-endian float32 [n * dim],
@@ -56,8 +57,9 @@ function textList(body, one, many, max) {
 }
 
 /**
- * assets: {createCore(moduleArg) -> Promise<Module> (instantiates embedtune-core-st), model: {config, vocab,
- * safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?, retrieval?} (ArrayBuffers), index?: ArrayBuffer}.
+ * assets: {createCore(moduleArg) -> Promise<Module> (instantiates embedtune-core-st, or the threaded core), threads?:
+ * the core's threads (default 1), model: {config, vocab, safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?,
+ * retrieval?} (ArrayBuffers), index?: ArrayBuffer}.
  * Returns {fetch(request) -> Promise<Response>}. The engine is created on the first request.
  */
 export function createApp(assets) {
@@ -65,7 +67,7 @@ export function createApp(assets) {
   async function start() {
     const t0 = Date.now();
     const M = await assets.createCore({ print: () => {}, printErr: (t) => console.warn(t) });
-    const et = Embedtune.fromCore(M, assets.model, 1);
+    const et = Embedtune.fromCore(M, assets.model, assets.threads || 1);
     const index = assets.index ? et.openIndex(assets.index, assets.model.retrieval) : null;
     return { M, et, index, startMs: Date.now() - t0 };
   }

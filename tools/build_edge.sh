@@ -1,6 +1,8 @@
 #!/bin/bash
 # Assemble the embedtune Worker (edge/) into a self-contained folder that `workerd serve`, wrangler and Deno run:
 #   DIST/worker.mjs handler.mjs embedtune.mjs embedtune-core-st.{mjs,wasm}   the code (single-threaded SIMD core)
+#   DIST/embedtune-core.{mjs,wasm,worker.js} embedtune-core.worker.mjs   the threaded core, for Deno only
+#                         (edge/deno.mjs --threads N; not part of the Worker: config.capnp does not list them)
 #   DIST/model/...        the model folder's files (data modules)
 #   DIST/index.etix       `embedtune index` of CORPUS (int8 by default)
 #   DIST/assets.mjs       imports of the above (generated: what this folder holds)
@@ -26,11 +28,13 @@ command -v emcc >/dev/null || { echo "build_edge.sh: emcc missing (apt-get insta
 [ -f "$WASM/CMakeCache.txt" ] || emcmake cmake -S . -B "$WASM" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CROSSCOMPILING_EMULATOR="node;--no-experimental-fetch" >/dev/null
 cmake -S . -B "$WASM" >/dev/null                     # re-copies wasm/embedtune.mjs
-cmake --build "$WASM" -j"$JOBS" --target et_web_st
+cmake --build "$WASM" -j"$JOBS" --target et_web_st et_web
 rm -rf "$DIST"
 mkdir -p "$DIST/model"
 cp edge/worker.mjs edge/handler.mjs edge/wrangler.toml "$DIST/"
 cp "$WASM"/embedtune.mjs "$WASM"/embedtune-core-st.mjs "$WASM"/embedtune-core-st.wasm "$DIST/"
+DENO_ONLY="embedtune-core.mjs embedtune-core.wasm embedtune-core.worker.js embedtune-core.worker.mjs"
+for f in $DENO_ONLY; do cp "$WASM/$f" "$DIST/"; done
 imports=""; exports=""; jmodel=""; capmods=""
 add_data() { # NAME (relative to DIST)
   capmods="$capmods    (name = \"$1\", data = embed \"$1\"),\n"
@@ -84,7 +88,8 @@ $(printf "$capmods")
   compatibilityDate = "2024-09-23",
 );
 CAPNP
-code=$(cat "$DIST"/*.mjs "$DIST"/embedtune-core-st.wasm | wc -c)
+code=$(cd "$DIST" && cat worker.mjs handler.mjs embedtune.mjs embedtune-core-st.mjs assets.mjs embedtune-core-st.wasm | wc -c)
 echo "edge worker assembled in $DIST: code $(( code / 1024 )) KiB (wasm $(( $(stat -c %s "$DIST/embedtune-core-st.wasm") / 1024 )) KiB)," \
      "model $(( $(du -sb "$DIST/model" | cut -f1) / 1024 )) KiB, index $( [ -f "$DIST/index.etix" ] && echo $(( $(stat -c %s "$DIST/index.etix") / 1024 )) KiB || echo none)," \
-     "gzip total $(( $(tar -C "$DIST" -cf - . | gzip -6 | wc -c) / 1024 )) KiB"
+     "gzip total $(( $(tar -C "$DIST" $(printf -- '--exclude=./%s ' $DENO_ONLY) -cf - . | gzip -6 | wc -c) / 1024 )) KiB" \
+     "(the Worker; plus the threaded core for Deno $(( $(cd "$DIST" && cat $DENO_ONLY | wc -c) / 1024 )) KiB)"

@@ -18,6 +18,6 @@ rm -rf "$WASM/npm"
 mkdir -p "$P"
 cp wasm/package.json wasm/embedtune.d.ts wasm/README.md LICENSE NOTICE.md "$P/"
 cp "$WASM"/embedtune.mjs "$WASM"/worker.mjs "$WASM"/embedtune-core.mjs "$WASM"/embedtune-core.wasm \
-   "$WASM"/embedtune-core.worker.js "$WASM"/embedtune-core-st.mjs "$WASM"/embedtune-core-st.wasm "$P/"
+   "$WASM"/embedtune-core.worker.js "$WASM"/embedtune-core.worker.mjs "$WASM"/embedtune-core-st.mjs "$WASM"/embedtune-core-st.wasm "$P/"
 (cd "$WASM/npm" && npm pack ./embedtune --silent >/dev/null)
 ls "$ROOT/$WASM"/npm/embedtune-*.tgz

@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_edge.sh - the `edge` stage of tools/test.sh: assemble the Worker (tools/build_edge.sh), run it under
-# `workerd serve` and under Deno (edge/deno.mjs) on 127.0.0.1, and check both with edge/check.mjs against the native
-# CLI (embeddings within 1e-5, search results equal, errors as 4xx JSON). Needs the native build (build/embedtune),
+# `workerd serve` and under Deno (edge/deno.mjs, 1 and 2 threads) on 127.0.0.1, and check each with edge/check.mjs
+# against the native CLI (embeddings within 1e-5, search results equal, errors as 4xx JSON). Needs the native build (build/embedtune),
 # emcc, and edge/node_modules (workerd, deno: tools/setup.sh installs them from edge/package-lock.json).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,13 +35,17 @@ pids+=($!)
 if wait_up "http://127.0.0.1:$P" $! "$LOG/workerd.log"; then
   node edge/check.mjs "http://127.0.0.1:$P" "$NATIVE" models/compact "$DIST/index.etix" || fails=$((fails + 1))
 else fails=$((fails + 1)); fi
-# deno: the same handler
-P2=$(port)
-DENO_NO_UPDATE_CHECK=1 "$DENO" run --quiet --no-prompt --allow-read="$DIST" --allow-net=127.0.0.1:$P2 edge/deno.mjs "$DIST" $P2 > "$LOG/deno.log" 2>&1 &
-pids+=($!)
-if wait_up "http://127.0.0.1:$P2" $! "$LOG/deno.log"; then
-  node edge/check.mjs "http://127.0.0.1:$P2" "$NATIVE" models/compact "$DIST/index.etix" || fails=$((fails + 1))
-else fails=$((fails + 1)); fi
+# deno: the same handler, on the single-threaded core and on the threaded one (2 threads: pthreads as Deno workers),
+# with no permission beyond reading DIST and listening on its port
+for th in 1 2; do
+  P2=$(port)
+  DENO_NO_UPDATE_CHECK=1 "$DENO" run --quiet --no-prompt --allow-read="$DIST" --allow-net=127.0.0.1:$P2 edge/deno.mjs "$DIST" $P2 --threads $th > "$LOG/deno$th.log" 2>&1 &
+  pids+=($!)
+  if wait_up "http://127.0.0.1:$P2" $! "$LOG/deno$th.log"; then
+    node edge/check.mjs "http://127.0.0.1:$P2" "$NATIVE" models/compact "$DIST/index.etix" $th || fails=$((fails + 1))
+  else fails=$((fails + 1)); fi
+  kill "${pids[-1]}" 2>/dev/null
+done
 rm -rf "$LOG"
-[ $fails -eq 0 ] && echo "test_edge: workerd and deno passed" || echo "test_edge: $fails server(s) FAILED"
+[ $fails -eq 0 ] && echo "test_edge: workerd and deno (1 and 2 threads) passed" || echo "test_edge: $fails server(s) FAILED"
 [ $fails -eq 0 ]

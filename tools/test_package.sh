@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_package.sh - part of the `edge` stage: `npm pack` wasm/ (tools/pack_wasm.sh), install the tarball into an empty
-# project offline, use it from node and from Deno (edge/pkgtest/use.mjs: embeddings vs the native CLI <= 1e-5, an
-# index search equal to `embedtune search --index`), and type-check a TypeScript consumer with `deno check`.
+# project offline, use it from node and from Deno (edge/pkgtest/use.mjs: embeddings vs the native CLI <= 1e-5 with 1
+# and with 2 threads, the second thread doing part of the work, a 1-vs-2-thread timing line; an index search equal to
+# `embedtune search --index`), and type-check a TypeScript consumer with `deno check`.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -25,7 +26,9 @@ if (cd "$T/app" && npm install --offline --no-audit --no-fund "$TGZ" >/dev/null 
   echo "ok   npm install --offline of the tarball into an empty project"
 else echo "FAIL npm install: $(cat "$T/npm.err")"; fails=1; fi
 (cd "$T/app" && node use.mjs "$T") && echo "ok   node" || { echo "FAIL node"; fails=1; }
-(cd "$T/app" && DENO_NO_UPDATE_CHECK=1 "$DENO" run --quiet --no-prompt --allow-read --allow-env use.mjs "$T") && echo "ok   deno" || { echo "FAIL deno"; fails=1; }
+# --allow-all only for use.mjs's read of /proc/self/task (per-thread CPU time; Deno allows it only with all access):
+# the package itself needs --allow-read --allow-env, threads included (test_edge.sh runs its Deno server with less)
+(cd "$T/app" && DENO_NO_UPDATE_CHECK=1 "$DENO" run --quiet --no-prompt --allow-all use.mjs "$T") && echo "ok   deno" || { echo "FAIL deno"; fails=1; }
 (cd "$T/app" && DENO_NO_UPDATE_CHECK=1 "$DENO" check --quiet types.ts) && echo "ok   deno check (TypeScript types)" || { echo "FAIL deno check"; fails=1; }
 [ $fails -eq 0 ] && echo "test_package: passed" || echo "test_package: FAILED"
 [ $fails -eq 0 ]

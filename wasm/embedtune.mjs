@@ -1,12 +1,13 @@
 // embedtune.mjs - the embedtune ES module: load a sentence-transformers model from its files,
-// encode texts, search a corpus, export the model. Works in a page, a Web Worker and node 20.
+// encode texts, search a corpus, export the model. Works in a page, a Web Worker, node 20 and Deno (threads too).
 // Documented in wasm/README.md. Two ways to use it:
 //   * Embedtune (this file): runs the engine on the calling thread. Fine in node and inside a Worker;
 //     on a page's main thread it blocks while encoding.
 //   * EmbedtuneWorker: the same API, running in wasm/worker.mjs (a Web Worker, or a node
 //     worker_threads Worker), so a page never freezes. Every method returns a Promise.
 // Files next to this one: embedtune-core.{mjs,wasm,worker.js} (threads; needs SharedArrayBuffer,
-// i.e. a cross-origin isolated page or node) and embedtune-core-st.{mjs,wasm} (one thread).
+// i.e. a cross-origin isolated page, node or Deno; in node and Deno the pthreads start via embedtune-core.worker.mjs)
+// and embedtune-core-st.{mjs,wasm} (one thread).
 
 const isNode = typeof process !== 'undefined' && !!(process.versions && process.versions.node) &&
   typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined';
@@ -65,7 +66,9 @@ async function instantiate(variant, threads, baseUrl) {
     globalThis.require ??= createRequire(import.meta.url);
     globalThis.__dirname ??= dir;
     moduleArg.wasmBinary = readFileSync(path.join(dir, `${variant}.wasm`));
-    moduleArg.locateFile = (p) => path.join(dir, p);
+    // Deno takes this branch too (it has node's process). The pthreads start through the ES-module wrapper
+    // embedtune-core.worker.mjs (why: that file's header)
+    moduleArg.locateFile = (p) => path.join(dir, p === 'embedtune-core.worker.js' ? 'embedtune-core.worker.mjs' : p);
   } else {
     moduleArg.locateFile = (p) => new URL(p, base).href;
   }
