@@ -138,8 +138,18 @@ static inline const double *cand(const double *pn, const double *nn, int i, int 
 /* Cross-entropy rows. For each "query" row i of A [B,C]: logits s_ij = A_i . cand_j / tau, target = i (in_batch)
  * or 0 (per query); ce[i] = logsumexp_j s_ij - s_i,target. S [B, ncand] scratch.
  * If coef != NULL: ga_i += sum_j d_ij cand_j / tau, gcand_j += d_ij A_i / tau, d_ij = coef[i] (p_ij - [j==t]). */
-static void ce_rows(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
-                    double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
+/* W [B, 1+G] (NULL = one-hot on the own positive): target weights over query i's own group, W[i*(1+G)] for its
+ * positive and W[i*(1+G)+1+g] for its g-th negative (rows sum to 1; other in-batch candidates get weight 0); then
+ * ce[i] = logsumexp_j s_ij - sum_own w_ij s_ij and d_ij = coef[i] (p_ij - w_ij). */
+static inline int own_slot(int i, int j, int B, int G, int in_batch) {
+    if (!in_batch) return j;
+    if (j < B) return j == i ? 0 : -1;
+    int r = j - B;
+    return r / (G > 0 ? G : 1) == i && G > 0 ? 1 + r % G : -1;
+}
+
+static void ce_rows_w(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
+                      const float *W, double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
     int ncand = in_batch ? B + B * G : 1 + G;
     for (int i = 0; i < B; i++) {
         const double *a = A + (size_t)i * C;
@@ -153,17 +163,36 @@ static void ce_rows(const double *A, const double *pn, const double *nn, int B, 
         double z = 0.0;
         for (int j = 0; j < ncand; j++) z += exp(s[j] - mx);
         double lse = mx + log(z);
-        ce[i] = lse - s[t];
+        const float *w = W ? W + (size_t)i * (1 + G) : NULL;
+        if (!w) ce[i] = lse - s[t];
+        else {
+            double ws = 0.0;
+            for (int j = 0; j < ncand; j++) {
+                int o = own_slot(i, j, B, G, in_batch);
+                if (o >= 0) ws += (double)w[o] * s[j];
+            }
+            ce[i] = lse - ws;
+        }
         if (!coef || coef[i] == 0.0) continue;
         for (int j = 0; j < ncand; j++) {
-            double p = exp(s[j] - lse);
-            double d = coef[i] * (p - (j == t ? 1.0 : 0.0)) / tau;
+            double p = exp(s[j] - lse), y;
+            if (!w) y = j == t ? 1.0 : 0.0;
+            else {
+                int o = own_slot(i, j, B, G, in_batch);
+                y = o >= 0 ? (double)w[o] : 0.0;
+            }
+            double d = coef[i] * (p - y) / tau;
             double *gc = NULL;
             const double *c = cand(pn, nn, i, j, B, G, C, in_batch, &gp, &gn, &gc);
             if (ga) axpy(d, c, ga + (size_t)i * C, C);
             if (gc) axpy(d, a, gc, C);
         }
     }
+}
+
+static void ce_rows(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
+                    double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
+    ce_rows_w(A, pn, nn, B, G, C, tau, in_batch, NULL, S, ce, coef, ga, gp, gn);
 }
 
 static et_status check_shapes(const char *loss, int B, int G, int C, const void *scratch, const double *out,
@@ -222,6 +251,66 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
     if (G > 0) normalize_backward(t.nn, t.nr, t.gn, BG, C, cfg->eps, gs, dN, NULL);
     *loss = L;
     return ET_OK;
+}
+
+et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, const float *W,
+                               int B, int G, int C, float *dQ, float *dP, float *dN, double *scratch, double *loss,
+                               et_error *err) {
+    et_status st;
+    if ((st = check_shapes("soft_infonce", B, G, C, scratch, loss, err))) return st;
+    if (!(cfg->tau > 0)) return et_fail(err, ET_ERR_ARG, "loss soft_infonce: tau must be > 0 (got %g)", cfg->tau);
+    if (cfg->symmetric) return et_fail(err, ET_ERR_ARG, "loss soft_infonce: symmetric=1 is not supported");
+    if (!Q || !P || !W || (G > 0 && !N))
+        return et_fail(err, ET_ERR_ARG, "loss soft_infonce: Q, P, W (and N when G>0) are required");
+    if ((st = check_finite(Q, B, C, "Q", "soft_infonce", err)) || (st = check_finite(P, B, C, "P", "soft_infonce", err)) ||
+        (G > 0 && (st = check_finite(N, B * G, C, "N", "soft_infonce", err))))
+        return st;
+    for (int i = 0; i < B; i++) { /* each row a distribution over the query's own group */
+        double sum = 0.0;
+        for (int g = 0; g <= G; g++) {
+            double v = W[(size_t)i * (1 + G) + g];
+            if (!isfinite(v) || v < 0)
+                return et_fail(err, ET_ERR_NUMERIC, "loss soft_infonce: target weight W[%d][%d] = %g (need finite, >= 0)", i, g, v);
+            sum += v;
+        }
+        if (fabs(sum - 1.0) > 1e-4)
+            return et_fail(err, ET_ERR_ARG, "loss soft_infonce: target weights of query %d sum to %.6g (need 1)", i, sum);
+    }
+    scratch_t t = carve(scratch, B, G, C);
+    int BG = B * G;
+    normalize_rows(Q, B, C, cfg->eps, t.qn, t.qr, NULL);
+    normalize_rows(P, B, C, cfg->eps, t.pn, t.pr, NULL);
+    if (G > 0) normalize_rows(N, BG, C, cfg->eps, t.nn, t.nr, NULL);
+    int grads = dQ || dP || dN;
+    if (grads) {
+        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
+        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
+        if (G > 0) memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
+    }
+    double *coef = t.S2;
+    for (int i = 0; i < B; i++) coef[i] = 1.0 / B;
+    ce_rows_w(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, W, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
+              G > 0 ? t.gn : NULL);
+    double L = 0.0;
+    for (int i = 0; i < B; i++) L += t.v[i];
+    L /= B;
+    double gs = cfg->grad_scale;
+    normalize_backward(t.qn, t.qr, t.gq, B, C, cfg->eps, gs, dQ, NULL);
+    normalize_backward(t.pn, t.pr, t.gp, B, C, cfg->eps, gs, dP, NULL);
+    if (G > 0) normalize_backward(t.nn, t.nr, t.gn, BG, C, cfg->eps, gs, dN, NULL);
+    *loss = L;
+    return ET_OK;
+}
+
+void et_soft_list_weights(const float *yhat, int n, int G, double tau, float *W) {
+    for (int i = 0; i < n; i++) {
+        const float *y = yhat + (size_t)i * (1 + G);
+        float *w = W + (size_t)i * (1 + G);
+        double mx = -INFINITY, z = 0.0;
+        for (int g = 0; g <= G; g++) if (y[g] > mx) mx = y[g];
+        for (int g = 0; g <= G; g++) z += exp(((double)y[g] - mx) / tau);
+        for (int g = 0; g <= G; g++) w[g] = (float)(exp(((double)y[g] - mx) / tau) / z);
+    }
 }
 
 et_status et_loss_cos_mse(const et_loss_cfg *cfg, const float *Q, const float *P, const float *y, int B, int C,

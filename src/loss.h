@@ -61,6 +61,22 @@ size_t et_loss_scratch_doubles(int B, int G, int C);
 et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, int B, int G,
                           int C, float *dQ, float *dP, float *dN, double *scratch, double *loss, et_error *err);
 
+/* Soft-target InfoNCE (the list form of the soft-label losses, issue 20): InfoNCE whose target is a distribution
+ * W over each query's own group instead of its positive alone.
+ *   s_ij  = cos(Q_i, cand_j) / tau over the candidates of cfg->in_batch (as et_loss_infonce)
+ *   w_ij  = W[i*(1+G)] for j = i's positive, W[i*(1+G)+1+g] for j = i's g-th negative, 0 for every other candidate
+ *   L     = (1/B) sum_i [ logsumexp_j s_ij - sum_j w_ij s_ij ]          (cross-entropy to the soft target)
+ *   dL/ds_ij = (softmax_j(s_i) - w_ij) / B
+ * With W one-hot on the positives this IS et_loss_infonce (symmetric = 0). Rows of W must be finite, >= 0 and sum
+ * to 1 (within 1e-4; ET_ERR_NUMERIC / ET_ERR_ARG naming the row). cfg->symmetric is refused. Grads as infonce. */
+et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, const float *W,
+                               int B, int G, int C, float *dQ, float *dP, float *dN, double *scratch, double *loss,
+                               et_error *err);
+
+/* Soft targets -> target distributions over each query's own group: for each of n groups of 1+G targets (the
+ * positive's first), W = softmax(yhat / tau) (shift-invariant, so only the targets' differences matter). */
+void et_soft_list_weights(const float *yhat, int n, int G, double tau, float *W);
+
 /* Cosine-similarity MSE (sentence-transformers CosineSimilarityLoss, hard OR soft targets):
  *   L = (1/B) sum_i (cos(Q_i, P_i) - y_i)^2,  eps = cfg->eps_cos.
  * cos_out [B] (may be NULL) receives cos(Q_i, P_i). */

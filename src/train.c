@@ -77,6 +77,9 @@ et_status et_train_precision_resolve(et_precision asked, et_precision *out, char
 
 static int is_soft(et_train_loss l) { return l == ET_TRAIN_SOFT1 || l == ET_TRAIN_SOFT2 || l == ET_TRAIN_SOFT3; }
 static int is_pairwise(et_train_loss l) { return l == ET_TRAIN_MSE || is_soft(l); }
+/* the loss trains on single (query, passage) rows: mse, and the soft losses in their pair form */
+static int pair_rows(const et_train_cfg *c) { return c->loss == ET_TRAIN_MSE || (is_soft(c->loss) && !c->soft_list); }
+static int soft_list(const et_train_cfg *c) { return is_soft(c->loss) && c->soft_list; }
 
 #define FNV0 ET_FNV1A64_INIT
 
@@ -247,6 +250,10 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
         size_t l = strlen(tr->canon);
         snprintf(tr->canon + l, sizeof tr->canon - l, ";soft_lo=%.17g;soft_hi=%.17g", c->soft_lo, c->soft_hi);
     }
+    if (soft_list(c)) { /* appended only for the list form */
+        size_t l = strlen(tr->canon);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";soft_list=1");
+    }
     if (tr->precision == ET_PREC_BF16) { /* appended only for bf16: fp32 runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
         snprintf(tr->canon + l, sizeof tr->canon - l, ";precision=bf16");
@@ -323,10 +330,66 @@ static et_status prepare_moe(const et_train_cfg *c, et_bert *m, et_error *err) {
     return ET_OK;
 }
 
+static void count_steps(et_trainer *tr, const et_train_data *d) {
+    long nb = (d->n + tr->cfg.batch - 1) / tr->cfg.batch;
+    long spe = (nb + tr->cfg.grad_accum - 1) / tr->cfg.grad_accum;
+    tr->total_steps = spe * tr->cfg.epochs;
+}
+
+/* soft1..3, list form: G from the negatives (as infonce), targets of every candidate of the first G negatives of each
+ * example (normalisation over all these candidates), then the weights W = softmax(yhat / tau) per example */
+static et_status prepare_soft_list(et_trainer *tr, const et_train_data *d, et_error *err) {
+    const et_train_cfg *c = &tr->cfg;
+    const char *path = d->path;
+    int mn = 1 << 30, mnl = 0, K = -1;
+    for (int i = 0; i < d->n; i++) {
+        const et_train_example *e = &d->ex[i];
+        if (e->n_neg < mn) { mn = e->n_neg; mnl = e->line; }
+        if (!e->n_scores || e->n_scores % (1 + e->n_neg))
+            return et_fail(err, ET_ERR_FORMAT, "%s:%d: field 'scores' has %d values; loss %s in its list form needs the "
+                           "same number of expert scores for the positive and each of the %d negatives", path, e->line,
+                           e->n_scores, et_train_loss_name(c->loss), e->n_neg);
+        int k = e->n_scores / (1 + e->n_neg);
+        if (K < 0) K = k;
+        else if (k != K)
+            return et_fail(err, ET_ERR_FORMAT, "%s:%d: %d expert scores per candidate but earlier lines have %d", path,
+                           e->line, k, K);
+    }
+    if (d->n < 1) return et_fail(err, ET_ERR_FORMAT, "%s: no training examples", path);
+    if (c->negatives >= 0) {
+        if (c->negatives > mn)
+            return et_fail(err, ET_ERR_MISMATCH, "%s:%d: the example has %d negatives but %d per query were asked for",
+                           path, mnl, mn, c->negatives);
+        tr->G = c->negatives;
+    } else tr->G = mn;
+    int G = tr->G;
+    size_t rows = (size_t)d->n * (1 + G);
+    float *y = malloc(rows * sizeof(float)), *S = malloc(rows * (size_t)K * sizeof(float));
+    tr->targets = et_malloc(rows * sizeof(float), "targets", err);
+    if (!y || !S || !tr->targets) { free(y); free(S); return et_fail(err, ET_ERR_NOMEM, "out of memory for expert scores"); }
+    for (int i = 0; i < d->n; i++)
+        for (int g = 0; g <= G; g++) {
+            size_t r = (size_t)i * (1 + G) + g;
+            y[r] = g == 0 ? 1.f : 0.f;
+            memcpy(S + r * K, d->ex[i].scores + (size_t)g * K, (size_t)K * sizeof(float));
+        }
+    et_soft_rule rule = c->loss == ET_TRAIN_SOFT1 ? ET_SOFT_MEAN : c->loss == ET_TRAIN_SOFT2 ? ET_SOFT_BLEND : ET_SOFT_GATED;
+    float *yhat = S; /* S [rows, K] has room for rows targets; written only after S is read (below, via tr->targets) */
+    et_status s = et_soft_targets(rule, c->soft_norm, c->alpha, y, S, (int)rows, K, tr->targets, err);
+    if (s) { free(y); free(S); return et_error_prefix(err, "%s", path); }
+    memcpy(yhat, tr->targets, rows * sizeof(float));
+    if (c->soft_lo != 0.0 || c->soft_hi != 1.0) et_soft_calibrate(yhat, (int)rows, c->soft_lo, c->soft_hi);
+    et_soft_list_weights(yhat, d->n, G, c->tau, tr->targets);
+    free(y); free(S);
+    count_steps(tr, d);
+    return ET_OK;
+}
+
 /* check the data against the loss; derive G; compute targets */
 static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *err) {
     const et_train_cfg *c = &tr->cfg;
     const char *path = d->path;
+    if (soft_list(c)) return prepare_soft_list(tr, d, err);
     if (c->loss == ET_TRAIN_INFONCE || c->loss == ET_TRAIN_CLP) {
         int mn = 1 << 30, mnl = 0;
         for (int i = 0; i < d->n; i++)
@@ -400,6 +463,9 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         return et_fail(err, ET_ERR_ARG, "symmetric needs loss infonce with in-batch negatives");
     et_status ps = et_train_precision_resolve(c->precision, &tr->precision, NULL, 0, err);
     if (ps) return ps;
+    if (soft_list(c) && c->matryoshka.n > 0)
+        return et_fail(err, ET_ERR_ARG, "Matryoshka training does not support the list form of loss %s (use its pair "
+                                        "form, or infonce)", et_train_loss_name(c->loss));
     if (c->matryoshka.n > 0) {
         et_status ms = et_matryoshka_check(&c->matryoshka, model->cfg.hidden_size, err);
         if (ms) return ms;
@@ -416,7 +482,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
             s = et_fail(err, ET_ERR_ARG, "trainer without data: negatives >= 0 and total_steps >= 1 must be given");
             goto fail;
         }
-        tr->G = is_pairwise(c->loss) ? 0 : c->negatives;
+        tr->G = pair_rows(c) ? 0 : c->negatives;
         tr->total_steps = c->total_steps;
     }
     tr->warmup = c->warmup_steps >= 0 ? c->warmup_steps : (long)ceil(c->warmup_ratio * (double)tr->total_steps);
@@ -601,7 +667,7 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
         return et_error_prefix(err, "queries");
     if ((s = group_forward(tr, &tr->acts[1], b->p_ids, b->p_mask, B, b->Td, drop, sd[1], err)))
         return et_error_prefix(err, "positives");
-    int useN = !is_pairwise(c->loss) && G > 0, useNQ = c->loss == ET_TRAIN_CLP;
+    int useN = !pair_rows(c) && G > 0, useNQ = c->loss == ET_TRAIN_CLP;
     if (useN && (s = group_forward(tr, &tr->acts[2], b->n_ids, b->n_mask, B * G, b->Tn, drop, sd[2], err)))
         return et_error_prefix(err, "negatives");
     if (useNQ && (s = group_forward(tr, &tr->acts[3], b->nq_ids, b->nq_mask, B * G, b->Tnq, drop, sd[3], err)))
@@ -626,6 +692,14 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
     } else switch (c->loss) {
     case ET_TRAIN_INFONCE:
         s = et_loss_infonce(&lc, Q, Pp, N, B, useN ? G : 0, C, dQ, dP, useN ? dN : NULL, tr->scratch, &loss, err);
+        break;
+    case ET_TRAIN_SOFT1: case ET_TRAIN_SOFT2: case ET_TRAIN_SOFT3:
+        if (c->soft_list) {
+            s = et_loss_soft_infonce(&lc, Q, Pp, N, b->target, B, useN ? G : 0, C, dQ, dP, useN ? dN : NULL, tr->scratch,
+                                     &loss, err);
+            break;
+        }
+        s = et_loss_cos_mse(&lc, Q, Pp, b->target, B, C, dQ, dP, tr->scratch, NULL, &loss, err);
         break;
     case ET_TRAIN_CLP:
         s = et_loss_clp(&lc, Q, Pp, N, tr->acts[3].pooled, b->nq_avail, B, G, C, dQ, dP, dN, dNQ, tr->scratch, NULL, &loss, err);
@@ -932,7 +1006,8 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
     size_t ntext = (size_t)B * (G > 1 ? G : 1);
     const char **texts = malloc(ntext * sizeof(char *));
     unsigned char *avail = malloc(ntext);
-    float *tg = malloc((size_t)B * sizeof(float));
+    int tw = soft_list(c) ? 1 + G : 1; /* targets per example */
+    float *tg = malloc((size_t)B * tw * sizeof(float));
     FILE *log = NULL;
     if (!texts || !avail || !tg) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the batch tables (%zu texts)", ntext); goto done; }
     if (c->log_path && !(log = fopen(c->log_path, tr->opt.t > 0 ? "a" : "w"))) {
@@ -988,7 +1063,8 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
                 b.nq_ids = nqi; b.nq_mask = nqm; b.nq_avail = avail;
             }
             if (tr->targets) {
-                for (int i = 0; i < nbat; i++) tg[i] = tr->targets[idx[i]];
+                for (int i = 0; i < nbat; i++)
+                    memcpy(tg + (size_t)i * tw, tr->targets + (size_t)idx[i] * tw, sizeof(float) * (size_t)tw);
                 b.target = tg;
             }
             uint64_t seed = mix64(c->seed ^ mix64((uint64_t)epoch * (uint64_t)nb + (uint64_t)mb + 1));

@@ -24,7 +24,8 @@
  * settings or data, naming the first differing setting.
  *
  * Losses: infonce (MNRL, in-batch + hard negatives; symmetric option), mse (cosine MSE on the hard
- * label), soft1/soft2/soft3 (cosine MSE on et_soft_targets computed ONCE over the whole training set),
+ * label), soft1/soft2/soft3 (cosine MSE on et_soft_targets computed ONCE over the whole training set; with
+ * cfg.soft_list, soft-target InfoNCE over each query's own group, see et_loss_soft_infonce),
  * clp (InfoNCE + penalty pulling each negative toward its own query; missing negative queries masked).
  *
  * Mixture of experts (src/moe.h): cfg.moe_experts > 0 converts a dense model in et_trainer_init (or checks an MoE
@@ -102,6 +103,11 @@ typedef struct {
     et_soft_norm soft_norm; /* soft1..3: per-expert normalisation over the training set (default none) */
     double alpha;         /* soft2 blend weight (default 0.5) */
     et_matryoshka matryoshka; /* n > 0: the loss is summed over these embedding prefixes (matryoshka.h); default off */
+    int soft_list;        /* soft1..3: 0 (default) = the pair form, cosine MSE on each row's target; 1 = the list form
+                             (finetune's default, issue 20): each example is a query, its positive and its negatives,
+                             scores holds (1 + n_neg) * K values (the positive's K expert scores, then each
+                             negative's), the targets yhat (labels 1 / 0) become W = softmax(yhat / tau) over the
+                             query's own group (et_soft_list_weights) and the loss is et_loss_soft_infonce */
     double soft_lo, soft_hi; /* soft1..3: targets calibrated to lo + t*(hi - lo) (et_soft_calibrate); default 0, 1 =
                              the targets as the rule gives them */
     double lr;            /* peak learning rate (default 2e-5) */
@@ -194,7 +200,7 @@ typedef struct {
     const int32_t *n_ids, *n_mask; int Tn;    /* [B*G,Tn] (infonce/clp) */
     const int32_t *nq_ids, *nq_mask; int Tnq; /* [B*G,Tnq] (clp) */
     const unsigned char *nq_avail;     /* [B*G] 1 = the negative has a query (clp; NULL = all) */
-    const float *target;               /* [B] mse/soft targets */
+    const float *target;               /* [B] mse/soft targets; soft_list: [B, 1+G] target weights W */
 } et_train_batch;
 
 typedef struct {
@@ -216,7 +222,7 @@ typedef struct {
     uint64_t micro_seq;      /* index of the next micro-batch (dropout seeds) */
     /* data (et_trainer_run) */
     const et_train_data *data;
-    float *targets;          /* [n] mse/soft targets over the training set */
+    float *targets;          /* [n] mse/soft targets over the training set; soft_list: [n, 1+G] weights */
     int *perm; int perm_epoch;
     int32_t *tok_ids, *tok_mask;
     char canon[2048];        /* canonical settings string (resume check) */

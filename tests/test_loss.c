@@ -20,12 +20,12 @@ static double rel_err(const float *a, const double *b, int n) {
 }
 
 /* ---------------- generic loss wrapper for FD checks ---------------- */
-typedef enum { L_INFONCE, L_MSE, L_CLP } kind_t;
+typedef enum { L_INFONCE, L_MSE, L_CLP, L_SOFT } kind_t;
 typedef struct {
     kind_t kind;
     et_loss_cfg cfg;
     int B, G, C;
-    float *Q, *P, *N, *NQ, *y;
+    float *Q, *P, *N, *NQ, *y, *W;
     const unsigned char *mask;
     double *scratch;
 } problem;
@@ -36,6 +36,9 @@ static double run(const problem *pb, float *dQ, float *dP, float *dN, float *dNQ
     et_status st = ET_OK;
     if (pb->kind == L_INFONCE)
         st = et_loss_infonce(&pb->cfg, pb->Q, pb->P, pb->N, pb->B, pb->G, pb->C, dQ, dP, dN, pb->scratch, &L, &err);
+    else if (pb->kind == L_SOFT)
+        st = et_loss_soft_infonce(&pb->cfg, pb->Q, pb->P, pb->N, pb->W, pb->B, pb->G, pb->C, dQ, dP, dN, pb->scratch, &L,
+                                  &err);
     else if (pb->kind == L_MSE)
         st = et_loss_cos_mse(&pb->cfg, pb->Q, pb->P, pb->y, pb->B, pb->C, dQ, dP, pb->scratch, NULL, &L, &err);
     else
@@ -460,7 +463,91 @@ static void test_loss_hand(void) {
     CHECK(et_loss_infonce(&cfg, Q, P, N, 0, 1, 2, NULL, NULL, NULL, scratch, &L, &err) == ET_ERR_ARG, "B=0");
 }
 
+/* The list form of the soft losses: et_soft_list_weights and et_loss_soft_infonce against PyTorch
+ * (tests/fixtures/loss/soft_infonce.txt, tools/gen_soft_infonce_fixture.py), one-hot = InfoNCE, finite differences,
+ * refused weights. */
+static void test_soft_infonce(void) {
+    fx_file f;
+    if (!fx_load(&f, "tests/fixtures/loss/soft_infonce.txt")) {
+        et_test_fails++;
+        return;
+    }
+    int B = (int)fx_get(&f, "B", 1)[0], G = (int)fx_get(&f, "G", 1)[0], C = (int)fx_get(&f, "C", 1)[0];
+    double tau = fx_get(&f, "tau", 1)[0];
+    float *Q = fx_floats(&f, "Q", B * C), *P = fx_floats(&f, "P", B * C), *N = fx_floats(&f, "N", B * G * C);
+    float *yhat = fx_floats(&f, "yhat", B * (1 + G));
+    float *W = malloc(sizeof(float) * (size_t)B * (1 + G));
+    et_soft_list_weights(yhat, B, G, tau, W);
+    double e = rel_err(W, fx_get(&f, "W", B * (1 + G)), B * (1 + G));
+    CHECK(e < 1e-6, "et_soft_list_weights vs torch.softmax: rel err %.2e", e);
+    double *scratch = malloc(sizeof(double) * et_loss_scratch_doubles(B, G, C));
+    float *dQ = calloc((size_t)B * C, 4), *dP = calloc((size_t)B * C, 4), *dN = calloc((size_t)B * G * C, 4);
+    et_error err = {0};
+    for (int inb = 1; inb >= 0; inb--) {
+        et_loss_cfg cfg;
+        et_loss_cfg_default(&cfg);
+        cfg.tau = tau;
+        cfg.in_batch = inb;
+        memset(dQ, 0, 4 * (size_t)B * C); memset(dP, 0, 4 * (size_t)B * C); memset(dN, 0, 4 * (size_t)B * G * C);
+        double L = NAN;
+        CHECK(et_loss_soft_infonce(&cfg, Q, P, N, W, B, G, C, dQ, dP, dN, scratch, &L, &err) == ET_OK, "soft_infonce: %s", err.msg);
+        const char *nm = inb ? "inbatch" : "perquery";
+        char key[64];
+        snprintf(key, sizeof key, "%s.loss", nm);
+        double ref = fx_get(&f, key, 1)[0];
+        CHECK(fabs(L - ref) <= 1e-5 * fabs(ref), "soft_infonce %s loss %.10g, torch %.10g", nm, L, ref);
+        snprintf(key, sizeof key, "%s.dQ", nm);
+        double eq = rel_err(dQ, fx_get(&f, key, B * C), B * C);
+        snprintf(key, sizeof key, "%s.dP", nm);
+        double ep = rel_err(dP, fx_get(&f, key, B * C), B * C);
+        snprintf(key, sizeof key, "%s.dN", nm);
+        double en = rel_err(dN, fx_get(&f, key, B * G * C), B * G * C);
+        CHECK(eq < 1e-5 && ep < 1e-5 && en < 1e-5, "soft_infonce %s grads vs torch: dQ %.2e dP %.2e dN %.2e", nm, eq, ep, en);
+        printf("soft_infonce %s: loss %.8f (torch %.8f), grads max rel err %.2e\n", nm, L, ref, fmax(eq, fmax(ep, en)));
+        problem pb = {L_SOFT, cfg, B, G, C, Q, P, N, NULL, NULL, W, NULL, scratch};
+        double fd = fd_check(&pb, inb ? "soft_infonce in-batch" : "soft_infonce per query");
+        CHECK(fd < 2e-2, "soft_infonce %s finite differences: %.2e", nm, fd);
+    }
+    /* one-hot targets: exactly InfoNCE (and sentence-transformers MNRL in torch) */
+    float *W1 = calloc((size_t)B * (1 + G), sizeof(float));
+    for (int i = 0; i < B; i++) W1[i * (1 + G)] = 1;
+    et_loss_cfg cfg;
+    et_loss_cfg_default(&cfg);
+    cfg.tau = tau;
+    double Ls = NAN, Li = NAN;
+    float *gQ = calloc((size_t)B * C, 4), *gQ2 = calloc((size_t)B * C, 4), *gN = calloc((size_t)B * G * C, 4),
+          *gN2 = calloc((size_t)B * G * C, 4);
+    CHECK(et_loss_soft_infonce(&cfg, Q, P, N, W1, B, G, C, gQ, NULL, gN, scratch, &Ls, &err) == ET_OK, "one-hot");
+    CHECK(et_loss_infonce(&cfg, Q, P, N, B, G, C, gQ2, NULL, gN2, scratch, &Li, &err) == ET_OK, "infonce");
+    double mref = fx_get(&f, "mnrl.loss", 1)[0];
+    CHECK(fabs(Ls - Li) <= 1e-12 * fabs(Li) && fabs(Ls - mref) <= 1e-5 * mref, "one-hot soft_infonce %.12g, infonce %.12g, torch MNRL %.12g", Ls, Li, mref);
+    int same = 1;
+    for (int i = 0; i < B * C; i++) same &= gQ[i] == gQ2[i];
+    for (int i = 0; i < B * G * C; i++) same &= gN[i] == gN2[i];
+    CHECK(same, "one-hot soft_infonce gradients equal infonce's");
+    /* refused weights */
+    float Wb[4] = {0.5f, 0.2f, 0.2f, 0.2f};
+    CHECK(et_loss_soft_infonce(&cfg, Q, P, N, Wb, 1, 3, C, NULL, NULL, NULL, scratch, &Ls, &err) == ET_ERR_ARG &&
+              strstr(err.msg, "sum to"), "weights not summing to 1 refused (%s)", err.msg);
+    float Wn[4] = {1.2f, -0.2f, 0.0f, 0.0f};
+    CHECK(et_loss_soft_infonce(&cfg, Q, P, N, Wn, 1, 3, C, NULL, NULL, NULL, scratch, &Ls, &err) == ET_ERR_NUMERIC,
+          "negative weight refused (%s)", err.msg);
+    cfg.symmetric = 1;
+    CHECK(et_loss_soft_infonce(&cfg, Q, P, N, W, B, G, C, NULL, NULL, NULL, scratch, &Ls, &err) == ET_ERR_ARG, "symmetric refused");
+    /* weights: shift-invariant, the tie in the fixture gets equal mass, rows sum to 1 */
+    float y2[4] = {1.0f, 0.875f, 0.875f, 0.0f}, y3[4] = {11.0f, 10.875f, 10.875f, 10.0f}, w2[4], w3[4];
+    et_soft_list_weights(y2, 1, 3, 0.05, w2);
+    et_soft_list_weights(y3, 1, 3, 0.05, w3);
+    double sum = w2[0] + w2[1] + w2[2] + w2[3];
+    CHECK(fabs(w2[0] - w3[0]) < 1e-6 && w2[1] == w2[2] && fabs(sum - 1) < 1e-6 &&
+              fabs(w2[0] / w2[1] - exp(0.125 / 0.05)) < 1e-4, "weights: %g %g %g %g", w2[0], w2[1], w2[2], w2[3]);
+    free(W); free(W1); free(scratch); free(dQ); free(dP); free(dN); free(gQ); free(gQ2); free(gN); free(gN2);
+    free(Q); free(P); free(N); free(yhat);
+    fx_free(&f);
+}
+
 int main(void) {
+    test_soft_infonce();
     test_soft_hand();
     test_soft_guards();
     test_loss_hand();
