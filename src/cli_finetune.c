@@ -32,7 +32,8 @@ static et_opt ft_opts[] = {
     {"--expert-model", NULL, "DIR", "a dense expert cos(q, p) for the soft losses (repeatable)", NULL},
     {"--no-start-expert", NULL, NULL, "soft losses: do not use the starting model's cosine as an expert (it is one by default)", NULL},
     {"--soft-norm", NULL, "NORM", "soft1-3: per-expert score normalisation none | minmax | rank (default: the rank of each expert's score among the training rows, scaled to [0,1])", NULL},
-    {"--soft-range", NULL, "auto|none|LO:HI", "soft1-3: map each target t in [0,1] to LO + t*(HI-LO); auto (default) = LO the starting model's mean cosine of random pairs, HI its mean cosine of the positives", NULL},
+    {"--soft-form", NULL, "list|pair", "soft1-3: list (default) = cross-entropy of the model's in-batch softmax against softmax(target / tau) over each query's positive and negatives (a contrastive loss, like infonce); pair = cosine MSE on each row's target (the earlier form)", NULL},
+    {"--soft-range", NULL, "auto|none|LO:HI", "soft1-3: map each target t in [0,1] to LO + t*(HI-LO); auto (default) = the pair form matches the starting model's cosines of the training rows (mean and spread), the list form keeps the targets as they are", NULL},
     {"--force", NULL, NULL, "soft losses: train even when the target guards refuse (targets mostly clamped or not separating positives from negatives)", NULL},
     {"--watch-every", NULL, "N|auto|0", "collapse watch: measure anisotropy and the positives' margin on a sample every N steps and at each dev evaluation, and stop a collapsing run: the best dev point before it is kept (without a dev split no model is written) (default auto, for mse/soft: 4 times per epoch and before the last step; 0 = off)", NULL},
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
@@ -57,7 +58,7 @@ static et_opt ft_opts[] = {
                                    "(default off; see train --help); the tuned vectors then work cut: encode/search/eval --dim", NULL},
     {"--weight-decay", NULL, "X", "AdamW weight decay (default 0.01)", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
-    {"--dropout", NULL, NULL, "soft1-3: train with the model's dropout (off by default for them: dropout lowers the cosines the calibrated targets are compared with)", NULL},
+    {"--dropout", NULL, NULL, "soft1-3 in the pair form: train with the model's dropout (off by default for it: dropout lowers the cosines the calibrated targets are compared with; the list form keeps dropout, as infonce)", NULL},
     {"--moe-experts", NULL, "E", "convert the FFN up-projections to E experts before training (CLP paper MoE)", NULL},
     {"--moe-layers", NULL, "LIST", "MoE layers, comma-separated indices (default: all)", NULL},
     {"--moe-gate", NULL, "G", "switch (router output scales the expert, default) | unscaled (the authors' top-1) | ste", NULL},
@@ -218,6 +219,10 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.soft_dropout = et_cli_get(o, n, "--dropout") != NULL;
     if (c.soft_dropout && et_cli_get(o, n, "--no-dropout")) { fprintf(stderr, "embedtune finetune: give --dropout or --no-dropout, not both\n"); ok = 0; }
     c.hard_ratio = et_cli_float(o, n, "--hard-ratio", ET_FT_HARD_RATIO, 0, 1, &ok);
+    const char *sf = et_cli_get(o, n, "--soft-form");
+    if (sf && !strcmp(sf, "list")) t->soft_list = 1;
+    else if (sf && !strcmp(sf, "pair")) t->soft_list = 0;
+    else if (sf) { fprintf(stderr, "embedtune finetune: --soft-form must be list or pair (got '%s')\n", sf); ok = 0; }
     const char *sr = et_cli_get(o, n, "--soft-range");
     if (sr && !strcmp(sr, "auto")) c.soft_range = ET_FT_RANGE_AUTO;
     else if (sr && !strcmp(sr, "none")) c.soft_range = ET_FT_RANGE_NONE;

@@ -24,16 +24,29 @@ static int grade_of(const et_qrel *j, int64_t nj, int32_t doc) {
     return 0;
 }
 
+static et_status rankings_pq(const int32_t *rank, int32_t depth, int32_t k, int32_t nq, const et_qrel *qrels,
+                             const int64_t *qoff, float (*pair_score)(void *ctx, int32_t q, int32_t d), void *ctx,
+                             et_ir_eval *out, double *pq, et_error *err);
+
 et_status et_eval_ir_rankings(const int32_t *rank, int32_t depth, int32_t k, int32_t nq, const et_qrel *qrels,
                               const int64_t *qoff, float (*pair_score)(void *ctx, int32_t q, int32_t d), void *ctx,
                               et_ir_eval *out, et_error *err) {
+    return rankings_pq(rank, depth, k, nq, qrels, qoff, pair_score, ctx, out, NULL, err);
+}
+
+/* pq [nq] (may be NULL) receives each query's nDCG@10 */
+static et_status rankings_pq(const int32_t *rank, int32_t depth, int32_t k, int32_t nq, const et_qrel *qrels,
+                             const int64_t *qoff, float (*pair_score)(void *ctx, int32_t q, int32_t d), void *ctx,
+                             et_ir_eval *out, double *pq, et_error *err) {
     if (k <= 0) k = 10;
     double s_ndcg = 0, s_map = 0, s_mrr = 0, s_r100 = 0, s_ndcgk = 0, s_mapk = 0, s_mrrk = 0, s_pk = 0, s_r10 = 0;
     for (int32_t q = 0; q < nq; q++) {
         const int32_t *r = rank + (int64_t)q * depth;
         const et_qrel *j = qrels + qoff[q];
         int64_t nj = qoff[q + 1] - qoff[q];
-        s_ndcg += et_ndcg_at_k(r, depth, j, nj, 10);
+        double nd10 = et_ndcg_at_k(r, depth, j, nj, 10);
+        if (pq) pq[q] = nd10;
+        s_ndcg += nd10;
         s_map += et_ap_at_k(r, depth, j, nj, 10);
         s_mrr += et_rr_at_k(r, depth, j, nj, 10);
         s_ndcgk += et_ndcg_at_k(r, depth, j, nj, k);
@@ -111,9 +124,19 @@ static et_retrieval_mode rmode(et_eval_mode m) {
     return m == ET_EVAL_BM25 ? ET_MODE_BM25 : m == ET_EVAL_HYBRID ? ET_MODE_HYBRID : ET_MODE_DENSE;
 }
 
+static et_status ranked_pq(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,
+                           const et_fusion *fusion, int32_t k, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                           double *pq, et_error *err);
+
 et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,
                             const et_fusion *fusion, int32_t k, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
                             et_error *err) {
+    return ranked_pq(pool, ix, Y, mode, fusion, k, qrels, qoff, out, NULL, err);
+}
+
+static et_status ranked_pq(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,
+                           const et_fusion *fusion, int32_t k, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                           double *pq, et_error *err) {
     memset(out, 0, sizeof *out);
     if ((unsigned)mode > ET_EVAL_HYBRID) return et_fail(err, ET_ERR_ARG, "evaluation: unknown mode %d", (int)mode);
     if (k <= 0) k = 10;
@@ -126,7 +149,7 @@ et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_h
     et_status s = et_hybrid_rank(pool, Y, rmode(mode), fusion, depth, rank, NULL, err);
     out->seconds_search = et_now_s() - t0;
     pair_ctx c = {ix, Y, mode == ET_EVAL_BM25};
-    if (!s) s = et_eval_ir_rankings(rank, depth, k, Y->nq, qrels, qoff, pair_score, &c, out, err);
+    if (!s) s = rankings_pq(rank, depth, k, Y->nq, qrels, qoff, pair_score, &c, out, pq, err);
     free(rank);
     if (s) return s;
     out->ndocs = ix->nd;
@@ -164,7 +187,7 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
     if (!s) s = et_hybrid_queries_build(&ix, pool, &e3, qs, nq, depth, &Y, err);
     double t_prep = et_now_s() - t0;
     for (int i = 0; !s && i < nmodes; i++) {
-        s = et_eval_ir_ranked(pool, &ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], err);
+        s = ranked_pq(pool, &ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], i == 0 ? op.per_query_ndcg10 : NULL, err);
         out[i].seconds_encode = t_prep; /* corpus + queries encoded, BM25 built, candidates gathered */
     }
     et_hybrid_queries_free(&Y);

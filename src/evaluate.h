@@ -43,6 +43,7 @@ typedef struct {
     const et_bm25_opts *bm25;          /* NULL = k1 0.9, b 0.4 */
     const et_fusion *fusion;           /* hybrid: NULL = et_fusion_default() */
     const et_encode_opts *eo_queries;  /* encoding of the queries; NULL = the corpus options without progress */
+    double *per_query_ndcg10;          /* [nq] or NULL: receives each query's nDCG@10 (et_eval_ir_modes: of modes[0]) */
 } et_ir_eval_opts;
 
 typedef struct {

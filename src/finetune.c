@@ -39,6 +39,7 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->start_expert = 1;
     c->hard_ratio = ET_FT_HARD_RATIO;
     c->train.soft_norm = ET_SNORM_RANK;
+    c->train.soft_list = 1; /* soft1..3: soft-target InfoNCE over each query's group (finetune.h, issue 20) */
     c->soft_range = ET_FT_RANGE_AUTO;
     c->watch_every = ET_FT_WATCH_AUTO;
     c->collapse_aniso = 0.10;
@@ -589,6 +590,48 @@ done:
     return s;
 }
 
+/* The list form (train.h soft_list): the pair rows (each positive row followed by its label-0 rows, scores K each)
+ * become one example per positive row: its query and positive, the negatives in order, and scores
+ * [(1 + n_neg) * K] (the positive's first). D is rebuilt in place. */
+static et_status ft_group_rows(et_train_data *D, et_error *err) {
+    int n = 0, K = D->n ? D->ex[0].n_scores : 0;
+    for (int i = 0; i < D->n; i++) n += D->ex[i].label >= 0.5f;
+    et_train_example *G = calloc((size_t)n + 1, sizeof *G);
+    if (!G) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    int m = 0;
+    for (int i = 0; i < D->n;) {
+        et_train_example *p = &D->ex[i];
+        int j = i + 1;
+        while (j < D->n && D->ex[j].label < 0.5f) j++;
+        if (p->label < 0.5f) { i = j; continue; } /* not reached: rows start with a positive */
+        et_train_example *e = &G[m++];
+        int nn = j - i - 1;
+        e->query = p->query; e->positive = p->positive; p->query = p->positive = NULL;
+        e->label = 1; e->has_label = 1; e->line = m;
+        e->negatives = malloc(sizeof(char *) * (size_t)(nn ? nn : 1));
+        e->scores = malloc(sizeof(float) * (size_t)(1 + nn) * (K ? K : 1));
+        if (!e->negatives || !e->scores) goto nomem;
+        e->n_neg = nn;
+        e->n_scores = (1 + nn) * K;
+        if (K) memcpy(e->scores, p->scores, sizeof(float) * K);
+        for (int g = 0; g < nn; g++) {
+            et_train_example *r = &D->ex[i + 1 + g];
+            e->negatives[g] = r->positive; r->positive = NULL;
+            if (K) memcpy(e->scores + (size_t)(1 + g) * K, r->scores, sizeof(float) * K);
+        }
+        i = j;
+    }
+    for (int i = 0; i < D->n; i++) ex_free(&D->ex[i]);
+    free(D->ex);
+    D->ex = G;
+    D->n = m;
+    return ET_OK;
+nomem:
+    for (int i = 0; i < m; i++) ex_free(&G[i]);
+    free(G);
+    return et_fail(err, ET_ERR_NOMEM, "out of memory");
+}
+
 /* Before training a soft loss: the targets the trainer will compute (et_soft_targets_ex, same rule and normalisation),
  * reported (share at the clamp, mean for positives vs negatives, P(pos > neg), each expert's correlation with the
  * label), refused when mostly clamped or not separating (et_soft_targets_check; c->soft_force only reports), and a
@@ -888,7 +931,8 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
                       et_ft_plan *p) {
     memset(p, 0, sizeof *p);
     const et_train_cfg *t = &c->train;
-    int pairwise = t->loss == ET_TRAIN_MSE || t->loss == ET_TRAIN_SOFT1 || t->loss == ET_TRAIN_SOFT2 || t->loss == ET_TRAIN_SOFT3;
+    int soft = t->loss == ET_TRAIN_SOFT1 || t->loss == ET_TRAIN_SOFT2 || t->loss == ET_TRAIN_SOFT3;
+    int pairwise = t->loss == ET_TRAIN_MSE || (soft && !t->soft_list); /* rows trained one by one (cosine MSE) */
     if (t->lr > 0) {
         p->lr = t->lr;
         snprintf(p->why_lr, sizeof p->why_lr, "given");
@@ -897,8 +941,8 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
         snprintf(p->why_lr, sizeof p->why_lr, "pairwise loss: 2e-5 (sentence-transformers' CosineSimilarityLoss); the size rule is for infonce/clp");
     } else {
         p->lr = et_finetune_auto_lr(n_params);
-        snprintf(p->why_lr, sizeof p->why_lr, "%.1f M parameters: log-linear in size between 2e-4 at 4.6 M and 2e-5 at 110 M",
-                 n_params / 1e6);
+        snprintf(p->why_lr, sizeof p->why_lr, "%.1f M parameters: log-linear in size between 2e-4 at 4.6 M and 2e-5 at 110 M%s",
+                 n_params / 1e6, soft ? " (the list form of the soft losses is a contrastive loss, as infonce)" : "");
     }
     if (t->batch > 0) {
         p->batch = t->batch;
@@ -910,12 +954,13 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
     }
     p->negatives = c->negatives;
     if (c->negatives >= 0) snprintf(p->why_negatives, sizeof p->why_negatives, "given");
-    else if (t->loss == ET_TRAIN_MSE || t->loss == ET_TRAIN_SOFT1 || t->loss == ET_TRAIN_SOFT2 || t->loss == ET_TRAIN_SOFT3) {
+    else if (pairwise) {
         p->negatives = 7;
         snprintf(p->why_negatives, sizeof p->why_negatives, "7 label-0 rows per positive row (pairwise loss)");
     } else {
         p->negatives = FT_AUTO_NEGATIVES;
-        snprintf(p->why_negatives, sizeof p->why_negatives, "%d ANCE negatives per query: half the step cost of 7, and at equal time more steps gain more", FT_AUTO_NEGATIVES);
+        if (soft) snprintf(p->why_negatives, sizeof p->why_negatives, "%d negatives per query (as infonce), sampled by the first expert (share --hard-ratio hard, the rest random)", FT_AUTO_NEGATIVES);
+        else snprintf(p->why_negatives, sizeof p->why_negatives, "%d ANCE negatives per query: half the step cost of 7, and at equal time more steps gain more", FT_AUTO_NEGATIVES);
     }
     int64_t spe = n_ex > 0 ? (n_ex + p->batch - 1) / p->batch : 1;
     int64_t min_dev = dev_is_ir ? ET_FT_MIN_DEV_QUERIES : ET_FT_MIN_DEV_ROWS;
@@ -946,6 +991,21 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
     if (!p->use_dev) p->dev_every = 0;
 }
 
+int et_ft_beats_start(const double *start, const double *cand, int n, double *gain, double *se) {
+    double g = NAN, e = NAN;
+    if (n >= 1) {
+        double m = 0, v = 0;
+        for (int q = 0; q < n; q++) m += cand[q] - start[q];
+        m /= n;
+        for (int q = 0; q < n; q++) { double d = cand[q] - start[q] - m; v += d * d; }
+        g = m;
+        e = n > 1 ? sqrt(v / (n - 1) / n) : 0.0;
+    }
+    if (gain) *gain = g;
+    if (se) *se = e;
+    return n >= 1 && g > 0 && g >= e;
+}
+
 int et_ft_stopper_add(et_ft_stopper *st, double score, int patience) {
     int better = !isnan(score) && (!st->have || score > st->best_score); /* NaN never wins, ties do not count */
     if (better) { st->best = st->n; st->best_score = score; st->bad = 0; st->have = 1; }
@@ -959,16 +1019,20 @@ int et_ft_stopper_add(et_ft_stopper *st, double score, int patience) {
  * cosine; w (NULL or empty: off) is the collapse watch (pt->collapsed, the message in msg). */
 static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft_watch *w, const et_bert *m,
                                  const et_tokenizer *tok, et_pool *pool, int mlen, long step, long total, int epoch, double t0,
-                                 et_finetune_result *res, et_ft_dev_point *pt, char *msg, size_t msg_size, et_error *err) {
+                                 et_finetune_result *res, double *pq, const double *pq0, et_ft_dev_point *pt, char *msg,
+                                 size_t msg_size, et_error *err) {
     memset(pt, 0, sizeof *pt);
     pt->score = pt->anisotropy = pt->mean_pos_cosine = pt->watch_aniso = pt->watch_margin = NAN;
+    pt->gain = pt->gain_se = NAN;
     et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
     et_status s;
     if (dv && dv->kind == ET_FT_EVAL_IR) {
         et_ir_eval r;
-        if ((s = et_eval_ir_dense(m, tok, pool, &eo, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, &r, err)))
+        et_ir_eval_opts io = {ET_EVAL_DENSE, 10, NULL, NULL, NULL, pq};
+        if ((s = et_eval_ir(m, tok, pool, &eo, &io, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, &r, err)))
             return et_error_prefix(err, "dev evaluation at step %ld", step);
         pt->score = r.ndcg10;
+        if (pq && pq0 && step > 0) pt->within_noise = !et_ft_beats_start(pq0, pq, dv->nq, &pt->gain, &pt->gain_se);
         pt->anisotropy = r.anisotropy;
         pt->mean_pos_cosine = r.mean_pos_cosine;
     } else if (dv) {
@@ -998,8 +1062,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     et_train_loss loss = c->train.loss;
     int pairwise = loss == ET_TRAIN_MSE || loss == ET_TRAIN_SOFT1 || loss == ET_TRAIN_SOFT2 || loss == ET_TRAIN_SOFT3;
     int soft = pairwise && loss != ET_TRAIN_MSE, clp = loss == ET_TRAIN_CLP;
+    int listsoft = soft && c->train.soft_list; /* soft1..3 in the list form (train.h soft_list) */
     if (!c->model_dir || !c->data || !c->out_dir) return et_fail(err, ET_ERR_ARG, "finetune: model, data and out are required");
-    if (cc.negatives < 0) cc.negatives = pairwise ? 7 : FT_AUTO_NEGATIVES;
+    if (cc.negatives < 0) cc.negatives = pairwise && !listsoft ? 7 : FT_AUTO_NEGATIVES;
     if (c->negatives < 1 && !pairwise) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 1 for loss %s", et_train_loss_name(loss));
     if (c->negatives < 0) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 0");
     if (c->mine_lo < 0 || c->mine_hi <= c->mine_lo) return et_fail(err, ET_ERR_ARG, "finetune: mining range must be A:B with 0 <= A < B");
@@ -1045,6 +1110,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     int use_dev = 0;
     int64_t dev_size = 0;
     float *best = NULL;
+    double *pq0 = NULL, *pq1 = NULL; /* per-query dev nDCG@10: the starting model, the latest point (IR dev) */
     uint32_t *keys = NULL;
     et_adapt_pairs AP;
     memset(&AP, 0, sizeof AP);
@@ -1269,6 +1335,11 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         }
         /* rows: the labelled rows as they are, or positives + sampled negatives */
         int add = !TP.has_label && c->negatives > 0;
+        if (listsoft && TP.has_label) { /* the list form groups a positive with its sampled negatives */
+            listsoft = 0;
+            cc.train.soft_list = 0;
+            say(c, "note: the file's rows carry labels: loss %s trains on them in its pair form (cosine MSE per row)", et_train_loss_name(loss));
+        }
         int64_t nr = TP.n + (add ? TP.n * (int64_t)c->negatives : 0), r = 0;
         rq = malloc(sizeof(int32_t) * (size_t)nr); rp = malloc(sizeof(int32_t) * (size_t)nr);
         rl = malloc(sizeof(float) * (size_t)nr); rsrc = malloc(sizeof(int64_t) * (size_t)nr);
@@ -1328,7 +1399,10 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         }
         say(c, "%lld pairwise rows (%lld positive-labelled input rows, %lld negatives added%s), %d expert column(s)", (long long)nr,
             (long long)TP.n, (long long)(nr - TP.n), add ? (c->neg_hard ? " (hard: the first expert's top non-answers, share --hard-ratio; rest random)" : ", random") : "", K);
-        if (soft && (s = soft_guard(c, &D, &c->train, istart >= 0 ? cols + (int64_t)istart * nr : NULL, res, err))) goto done;
+        if (soft && (s = soft_guard(c, &D, &c->train, istart >= 0 && !listsoft ? cols + (int64_t)istart * nr : NULL, res, err))) goto done;
+        if (listsoft && (s = ft_group_rows(&D, err))) goto done;
+        if (listsoft) say(c, "%s in its list form: %d queries, each with its positive and up to %d negatives; target = softmax(target / tau %g) over the group, cross-entropy against the model's in-batch softmax",
+                          et_train_loss_name(loss), D.n, c->negatives, c->train.tau);
     }
     res->train_examples = D.n;
     snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
@@ -1338,7 +1412,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
 
     et_train_cfg tc = c->train;
     if (soft) { tc.soft_lo = res->soft_lo; tc.soft_hi = res->soft_hi; }
-    if (soft && !c->soft_dropout) tc.dropout = 0; /* finetune.h: soft_dropout */
+    if (soft && !listsoft && !c->soft_dropout) tc.dropout = 0; /* finetune.h: soft_dropout (the pair form) */
     if (tc.moe_experts > 0)
         say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), gate %s%s", tc.moe_experts,
             (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
@@ -1346,7 +1420,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
 
     /* settings: explicit ones win, the rest is decided from the model and the data */
     et_ft_plan *P = &res->plan;
-    et_finetune_plan(cfg, (double)L.model.n_params, D.n, use_dev ? dev_size : 0, (use_dev ? dv.kind : ev.kind) == ET_FT_EVAL_IR, P);
+    et_finetune_cfg pc = *cfg; /* the plan sees the loss form actually used */
+    pc.train.soft_list = c->train.soft_list;
+    et_finetune_plan(&pc, (double)L.model.n_params, D.n, use_dev ? dev_size : 0, (use_dev ? dv.kind : ev.kind) == ET_FT_EVAL_IR, P);
     tc.lr = P->lr;
     tc.batch = P->batch;
     tc.epochs = P->epochs;
@@ -1398,10 +1474,15 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     int stopped = 0, collapsed = 0;
     et_ft_stopper stp = {0};
     char wmsg[1024] = "";
+    if (P->use_dev && dv.kind == ET_FT_EVAL_IR) { /* the keep-the-start rule (et_ft_beats_start) */
+        pq0 = malloc(sizeof(double) * (size_t)(dv.nq + 1));
+        pq1 = malloc(sizeof(double) * (size_t)(dv.nq + 1));
+        if (!pq0 || !pq1) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+    }
     if (P->use_dev || W.n) { /* the starting model: the watch's reference and the first dev candidate */
         et_ft_dev_point p0;
         if ((s = ft_dev_evaluate(c, P->use_dev ? &dv : NULL, &W, &L.model, L.tok, L.pool, mlen, 0, tr.total_steps, 0, t_start,
-                                 res, &p0, wmsg, sizeof wmsg, err))) goto done;
+                                 res, pq0, NULL, &p0, wmsg, sizeof wmsg, err))) goto done;
         if (P->use_dev) res->dev[0] = p0;
     }
     if (P->use_dev) { /* the starting model is the first candidate */
@@ -1428,7 +1509,8 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         if (due_dev || due_watch) { /* one evaluation: dev score and collapse watch */
             et_ft_dev_point pt;
             if ((s = ft_dev_evaluate(c, due_dev ? &dv : NULL, due_watch ? &W : NULL, &L.model, L.tok, L.pool, mlen, step,
-                                     tr.total_steps, (int)((step - 1) / spe_), t_start, res, &pt, wmsg, sizeof wmsg, err))) goto done;
+                                     tr.total_steps, (int)((step - 1) / spe_), t_start, res, pq1, pq0, &pt, wmsg, sizeof wmsg,
+                                     err))) goto done;
             if (pt.collapsed && !P->use_dev) { /* nothing earlier to fall back on */
                 clean_checkpoints(c, c->out_dir);
                 s = et_fail(err, ET_ERR_NUMERIC, "step %ld/%ld: the embeddings are collapsing, so training stopped and the tuned model "
@@ -1437,9 +1519,16 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             }
             if (due_dev) {
                 res->dev[res->n_dev] = pt;
-                int halt = et_ft_stopper_add(&stp, pt.excluded ? NAN : pt.score, P->patience), better = stp.best == res->n_dev;
-                char why[96] = "";
-                if (better) snprintf(why, sizeof why, " (best so far)");
+                int halt = et_ft_stopper_add(&stp, pt.excluded ? NAN : pt.score, P->patience);
+                /* the kept model: the best dev score among the points that are not excluded and whose gain over the
+                 * starting model is at least one paired standard error (et_ft_beats_start); else the start */
+                int better = !pt.excluded && !pt.within_noise && pt.score > res->dev[res->best_dev].score;
+                char why[160] = "";
+                if (better && !isnan(pt.gain)) snprintf(why, sizeof why, " (best so far; %+.4f over the start, paired SE %.4f)", pt.gain, pt.gain_se);
+                else if (better) snprintf(why, sizeof why, " (best so far)");
+                else if (pt.within_noise && !pt.excluded && pt.score > res->dev[res->best_dev].score)
+                    snprintf(why, sizeof why, " (gain over the start %+.4f is below one paired standard error %.4f: not kept)",
+                             pt.gain, pt.gain_se);
                 else if (pt.collapsed) snprintf(why, sizeof why, " (collapsing: not kept)");
                 else if (pt.excluded) snprintf(why, sizeof why, " (anisotropy %.3f, start %.3f: rose by more than %.2f, not kept)",
                                                pt.anisotropy, res->dev[0].anisotropy, ET_FT_KEEP_ANISO);
@@ -1493,7 +1582,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     res->seconds_eval += et_now_s() - te;
     if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
 done:
-    free(best);
+    free(best); free(pq0); free(pq1);
     free(keys);
     et_adapt_pairs_free(&AP);
     evalset_free(&dv);

@@ -32,14 +32,24 @@
  *     P(pos > neg), each expert's correlation with the label) and refused (ET_ERR_ARG, cause and fix) when
  *     mostly clamped or not separating positives from negatives (et_soft_targets_check; soft_force only
  *     warns); a warning names two soft rules that give the same targets (one expert).
+ *     soft1..3 train in the LIST form by default (train.soft_list = 1; issue 20, the paper's "contrastive fine-tuning"
+ *     with soft labels): each positive row and its sampled negatives (3 by default, as infonce) become one example;
+ *     the rule's targets t of the group (rank-normalised experts, and the labels for soft2/soft3) give the target
+ *     distribution softmax(t / tau) over the group, and the loss is the cross-entropy of the model's in-batch softmax
+ *     against it (et_loss_soft_infonce: other queries' passages are in-batch negatives with target 0). The targets are
+ *     not mapped to the model's cosines there (a softmax has no level; the scale is tau's), the lr follows the size
+ *     rule (as infonce) and dropout stays on. A labelled file (rows used as they are) trains in the PAIR form (cosine
+ *     MSE per row, calibrated below), as does train.soft_list = 0 (`--soft-form pair`).
  * Automatic settings (et_finetune_plan): train.lr, train.batch, train.epochs and negatives left at 0 are chosen
  * from the model and the data, and every choice is reported with its reason (et_finetune_result.plan):
  *   - lr by the model's parameter count, log-linear between (4.6 M, 2e-4) and (110 M, 2e-5), clamped to
- *     [1e-5, 3e-4] (et_finetune_auto_lr), for infonce/clp; the pairwise losses (mse, soft1..3) get 2e-5;
+ *     [1e-5, 3e-4] (et_finetune_auto_lr), for infonce/clp and soft1..3 in the list form; mse and the pair form get 2e-5;
  *   - batch 16 (8 when the train split has fewer than 128 examples, so an epoch still has >= 16 steps);
  *   - epochs: an upper bound; a DEV split carved from the training queries (et_split_is_dev on the query id,
  *     or the row key for pairs/STS) is evaluated every dev_every steps (dev nDCG@10, or Spearman for pairs)
- *     by ft_dev_evaluate; the best evaluation (the starting model included) is kept and training stops
+ *     by ft_dev_evaluate; the best evaluation (the starting model included) is kept (with an IR dev split only
+ *     among the points whose per-query gain over the starting model is at least one paired standard error,
+ *     et_ft_beats_start; otherwise the starting model) and training stops
  *     after `patience` evaluations without a new best, but never before one full epoch. Without a usable dev split (fewer than
  *     ET_FT_MIN_DEV_QUERIES dev queries / ET_FT_MIN_DEV_ROWS dev rows) the epochs are fixed;
  *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included).
@@ -94,7 +104,8 @@ typedef struct {
     et_train_cfg train;      /* loss and hyper-parameters (et_train_cfg_default + changes); out_dir, vocab_path,
                                 max_seq_length, do_lower_case, progress are set by et_finetune_run */
     int negatives;           /* per query / per positive row (-1, default: 3 ANCE negatives per query for infonce/clp,
-                                7 label-0 rows per positive for mse/soft) */
+                                3 sampled negatives per positive for soft1..3 in the list form, 7 label-0 rows per
+                                positive for mse and the pair form) */
     int mine_lo, mine_hi;    /* ANCE rank window (default 2:100) */
     int neg_hard;            /* mse/soft: 1 = hard negatives by the first expert (default), 0 = random */
     double hard_ratio;       /* mse/soft with neg_hard: share of each positive's negatives that are the first expert's
@@ -193,6 +204,13 @@ double et_finetune_auto_lr(double n_params);
 void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_examples, int64_t dev_size, int dev_is_ir,
                       et_ft_plan *p);
 
+/* The keep-the-start rule (issue 20): a dev point may replace the starting model only when its gain over it is at
+ * least one paired standard error over the dev queries. With d_q = cand[q] - start[q] (per-query nDCG@10, n queries):
+ *   gain = mean(d),  se = sd(d) / sqrt(n)  (sample sd, n - 1),  beats = gain > 0 && gain >= se.
+ * n == 1: se = 0 (beats iff gain > 0); n < 1: 0 with gain = se = NaN. gain and se may be NULL. A gain inside the noise
+ * of a small dev split (cisi soft2 in stop 12: dev step 49 kept, held-out below the start) then keeps the start. */
+int et_ft_beats_start(const double *start, const double *cand, int n, double *gain, double *se);
+
 /* Early stopping on a sequence of dev scores: the best is the first maximum (ties and NaN never win);
  * et_ft_stopper_add returns 1 once `patience` scores in a row were not a new best (zero-initialise st). */
 typedef struct { int n, best, bad, have; double best_score; } et_ft_stopper;
@@ -208,6 +226,10 @@ typedef struct {
     int collapsed;           /* the watch's limits were crossed (see "Collapse watch" below) */
     int excluded;            /* not a candidate for the kept model: collapsed, or (watch on) the dev anisotropy rose by
                                 more than ET_FT_KEEP_ANISO over the starting model's */
+    double gain, gain_se;    /* IR dev: mean per-query nDCG@10 gain over the starting model and its paired standard error
+                                (et_ft_beats_start); NaN otherwise */
+    int within_noise;        /* IR dev: the gain is below one paired standard error, so this point may not replace the
+                                starting model (it still counts for early stopping) */
     double seconds;          /* run time when it was made */
 } et_ft_dev_point;
 

@@ -141,6 +141,14 @@ done
 "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/s3" --loss soft3 --no-bm25 --no-start-expert --threads 2 >/dev/null 2>"$T/log"
 grep -q "warning: soft3 and soft1 give the same targets here (one expert" "$T/log" && ok "one-expert warning" || bad "no one-expert warning: $(grep -i warn "$T/log")"
 expect_err "bad --soft-range" "soft-range" "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/x" --loss soft1 --soft-range 0.9:0.1
+expect_err "bad --soft-form" "soft-form must be list or pair" "$ET" finetune --model $M --data "$T/bm.jsonl" --out "$T/x" --loss soft1 --soft-form rows
+# the list form (the default on a positives-only file): one group per positive; raw BM25 alone is refused there too
+"$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/pl" --loss soft2 --epochs 1 --threads 2 >/dev/null 2>"$T/log"
+grep -q "soft2 in its list form: [0-9]* queries, each with its positive and up to 3 negatives" "$T/log" && ok "soft2 list form by default" || bad "no list form: $(grep -i 'soft2\|error' "$T/log" | head -3)"
+expect_err "list form: raw BM25 refused" "clamped at \+-1.*--soft-norm rank" "$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/plr" --loss soft1 --no-start-expert --soft-norm none --threads 2 -q
+[ ! -e "$T/plr/model.safetensors" ] && ok "list form: nothing written when refused" || bad "list form: a refused run wrote a model"
+"$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/pp" --loss soft2 --soft-form pair --epochs 1 --threads 2 >/dev/null 2>"$T/log"
+grep -q "soft targets calibrated to the starting model's cosines" "$T/log" && ok "--soft-form pair: calibrated cosine MSE" || bad "pair form: $(grep -i 'soft\|error' "$T/log" | head -3)"
 
 # 4. automatic settings: no loss, lr, batch or epochs given -> infonce, lr by model size, early stopping on dev
 "$ET" finetune --model $M --data $F/beir --out "$T/auto" --max-len 32 --threads 2 --json "$T/auto.json" >"$T/auto.table" 2>"$T/auto.log"

@@ -81,6 +81,27 @@ static void stopper(void) {
     CHECK(et_split_subset_key("q10") == 22847228u && et_split_subset_key("abc") == 955472082u, "subset key");
 }
 
+/* the keep-the-start rule (issue 20): hand-computed paired standard errors */
+static void beats_start(void) {
+    const double s[4] = {0.20, 0.50, 0.10, 0.40};
+    const double a[4] = {0.50, 0.30, 0.10, 0.35}; /* d = .3 -.2 0 -.05: mean .0125, sd .209662, se .104831 */
+    double g = 0, e = 0;
+    CHECK(!et_ft_beats_start(s, a, 4, &g, &e) && fabs(g - 0.0125) < 1e-12 && fabs(e - 0.10483121) < 1e-8,
+          "noisy gain kept the start: gain %.6f se %.8f", g, e);
+    const double b[4] = {0.25, 0.54, 0.16, 0.45}; /* d = .05 .04 .06 .05: mean .05, sd .0081650, se .0040825 */
+    CHECK(et_ft_beats_start(s, b, 4, &g, &e) && fabs(g - 0.05) < 1e-12 && fabs(e - 0.0040824829) < 1e-9,
+          "consistent gain replaces the start: gain %.6f se %.8f", g, e);
+    const double c[4] = {0.15, 0.45, 0.05, 0.35}; /* every query worse */
+    CHECK(!et_ft_beats_start(s, c, 4, &g, &e) && g < 0, "a loss never replaces the start");
+    CHECK(!et_ft_beats_start(s, s, 4, &g, &e) && g == 0 && e == 0, "no change: kept");
+    const double one = 0.3;
+    CHECK(et_ft_beats_start(s, &one, 1, &g, &e) && e == 0, "one query: any gain");
+    CHECK(!et_ft_beats_start(s, a, 0, &g, &e) && isnan(g) && isnan(e), "no queries");
+    /* a larger mean gain than the noisy one, still inside its standard error: d = .4 -.3 .2 -.1, mean .05, se .1555 */
+    const double d[4] = {0.60, 0.20, 0.30, 0.30};
+    CHECK(!et_ft_beats_start(s, d, 4, &g, &e) && fabs(g - 0.05) < 1e-12 && e > g, "gain %.4f within se %.4f", g, e);
+}
+
 static int in01(double x) { return isfinite(x) && x >= 0 && x <= 1; }
 
 static int count_checkpoints(const char *dir) {
@@ -293,6 +314,7 @@ int main(void) {
     /* 8. automatic settings, early stopping */
     auto_settings();
     stopper();
+    beats_start();
     /* a learning rate too small to change any float: every dev score equals the starting model's, so the first
        (step 0) is the best; patience (2 evaluations, step 4) runs out before one epoch (10 steps), and early
        stopping waits for the epoch's end (the evaluation at step 10); the saved model is the starting one */
@@ -326,9 +348,16 @@ int main(void) {
     s = et_finetune_run(&c, &r, &err);
     CHECK(!s, "dev run: %s", err.msg);
     if (!s) {
-        int am = 0;
-        for (int i = 1; i < r.n_dev; i++) if (r.dev[i].score > r.dev[am].score) am = i;
-        CHECK(r.n_dev == 1 + 4 && r.best_dev == am, "dev run: %d evaluations, best %d, argmax %d", r.n_dev, r.best_dev, am);
+        int am = 0, keep = 0; /* keep: the first maximum among the points whose gain beats one paired SE */
+        for (int i = 1; i < r.n_dev; i++) {
+            if (r.dev[i].score > r.dev[am].score) am = i;
+            if (!r.dev[i].excluded && !r.dev[i].within_noise && r.dev[i].score > r.dev[keep].score) keep = i;
+            CHECK(r.dev[i].within_noise == !(r.dev[i].gain > 0 && r.dev[i].gain >= r.dev[i].gain_se) && isfinite(r.dev[i].gain_se),
+                  "dev point %d: gain %.4f se %.4f within_noise %d", i, r.dev[i].gain, r.dev[i].gain_se, r.dev[i].within_noise);
+        }
+        printf("dev run: argmax %d (gain %.4f, paired SE %.4f), kept %d\n", am, r.dev[am].gain, r.dev[am].gain_se, r.best_dev);
+        CHECK(r.n_dev == 1 + 4 && r.best_dev == keep, "dev run: %d evaluations, best %d, expected %d (argmax %d)", r.n_dev,
+              r.best_dev, keep, am);
         CHECK(r.dev[am].score > r.dev[0].score, "training raised dev nDCG@10 (%.4f -> %.4f)", r.dev[0].score, r.dev[am].score);
     }
 
@@ -392,8 +421,23 @@ int main(void) {
         CHECK(r.n_experts == 2 && !strcmp(r.expert_names[0], "bm25") && !strcmp(r.expert_names[1], "start"), "experts %d", r.n_experts);
         CHECK(r.has_soft && r.soft.share_clamped == 0 && r.soft.mean_pos > r.soft.mean_neg && r.soft.auc > 0.6,
               "target report: clamped %g pos %g neg %g auc %g", r.soft.share_clamped, r.soft.mean_pos, r.soft.mean_neg, r.soft.auc);
-        CHECK(r.soft_hi > r.soft_lo && r.soft_lo > -1 && r.soft_hi < 2, "calibration %g %g", r.soft_lo, r.soft_hi);
+        CHECK(dflt.train.soft_list == 1 && r.soft_lo == 0 && r.soft_hi == 1,
+              "list form by default, targets not mapped to cosines (softmax targets: %g %g)", r.soft_lo, r.soft_hi);
+        CHECK(r.train_examples > 0 && r.train_examples == r.train_queries,
+              "list form: one example per positive row (%lld examples, %lld rows)", (long long)r.train_examples,
+              (long long)r.train_queries);
         CHECK(r.watches >= 1 && isfinite(r.watch_aniso0) && isfinite(r.watch_aniso), "collapse watch ran (%d checks)", r.watches);
+    }
+    /* the pair form (--soft-form pair): cosine MSE per row, targets calibrated to the starting model's cosines */
+    snprintf(out, sizeof out, "%s/soft3p", tmp);
+    c.out_dir = out;
+    c.train.soft_list = 0;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s, "soft3 pair form: %s", err.msg);
+    if (!s) {
+        CHECK(r.soft_hi > r.soft_lo && r.soft_lo > -1 && r.soft_hi < 2, "calibration %g %g", r.soft_lo, r.soft_hi);
+        CHECK(r.train_examples > r.train_queries, "pair form: the negatives are rows (%lld examples, %lld rows)",
+              (long long)r.train_examples, (long long)r.train_queries);
     }
 
     /* 9. collapse watch: every row labelled 1, also query i with the passage of another topic, trained with mse at a
