@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/check_layers.sh - the include-order check of docs/architecture.md (the CTest test `layers`).
 # Reads the layer table of docs/architecture.md (rows "| N | name | `module`, ... | ... |"), maps every file of src/
-# and wasm/et_wasm.c to its module (kernels_*.c/h -> kernels, cli_*.c -> cli), and fails when
+# (its subfolders included: src/cli/) and wasm/et_wasm.c to its module (kernels_*.c/h -> kernels, cli_*.c -> cli),
+# and fails when
 #   - a file includes "x.h" of a module in a HIGHER layer than its own (a lower layer may not know a higher one),
 #   - a file belongs to no module of the table (place new modules in docs/architecture.md),
 #   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h),
@@ -37,7 +38,7 @@ module_of() { # file name -> module
 bad=0 nfiles=0 nincl=0
 EDGES=$(mktemp)
 trap 'rm -f "$EDGES"' EXIT
-for f in "$ROOT"/src/*.c "$ROOT"/src/*.h "$ROOT"/wasm/et_wasm.c; do
+for f in $(find "$ROOT"/src -name '*.[ch]' | sort) "$ROOT"/wasm/et_wasm.c; do
   [ -f "$f" ] || continue
   rel=${f#"$ROOT"/}
   m=$(module_of "$f")
@@ -73,6 +74,6 @@ while IFS= read -r hit; do
   loc=${hit#"$ROOT"/}
   echo "${loc%%:[^0-9]*}: parses JSON with cJSON directly; use et_json_parse (json.h)"
   bad=$((bad + 1))
-done < <(grep -n 'cJSON_Parse' "$ROOT"/src/*.c "$ROOT"/wasm/et_wasm.c 2>/dev/null | grep -v "^$ROOT/src/json.c:")
+done < <(grep -rn --include='*.c' 'cJSON_Parse' "$ROOT"/src "$ROOT"/wasm/et_wasm.c 2>/dev/null | grep -v "^$ROOT/src/json.c:")
 if [ $bad -gt 0 ]; then echo "check_layers: $bad violation(s)"; exit 1; fi
 echo "check_layers: $nfiles files, $nincl includes, ${#LAYER[@]} modules in ${#NAME[@]} layers: ok"
