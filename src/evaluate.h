@@ -1,6 +1,6 @@
 /* evaluate.h - held-out evaluation of a model, BM25 or a hybrid: retrieval metrics and pair metrics.
  *
- * The ONE evaluation protocol: `embedtune eval` (src/cli_eval.c), `embedtune finetune` (finetune.c) and the
+ * The ONE evaluation protocol: `embedtune eval` (src/cli/cli_eval.c), `embedtune finetune` (finetune.c) and the
  * benchmarks call these functions, so every face prints the same numbers for the same data.
  *   retrieval : the ranking of hybrid.h (the model's exact top-depth by cosine of L2-normalised embeddings,
  *               BM25's top-depth, or the fusion of both, fusion.h), depth = max(k, 100), then nDCG@k,

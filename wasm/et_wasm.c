@@ -511,7 +511,7 @@ ET_EXPORT void et_wasm_train_end(et_wasm_train *t) {
 
 /* ------------------------------------------------------------------ FINETUNE (the page's whole workflow) */
 /* The page runs `embedtune finetune` itself: the same option table, validation, defaults, data readers,
- * split, mining, experts, trainer, evaluation and --json report as the native command (src/cli_finetune.c,
+ * split, mining, experts, trainer, evaluation and --json report as the native command (src/cli/cli_finetune.c,
  * src/finetune.c). The JS side writes the model folder and the user's data file into the module's file
  * system (MEMFS), passes the command line, and reads the --out folder and the --json file back.
  * Progress: Module.etFinetuneProgress(phase, done, total, loss, lr, epoch, examples_per_s) for every

@@ -1,6 +1,6 @@
 /* cli.h - shared pieces of the `embedtune` command: an options table per subcommand (the same
  * text drives parsing and --help), text/corpus readers, model loading, progress lines.
- * Subcommands live in src/cli_*.c and are listed in src/main.c. */
+ * Subcommands live in src/cli/cli_*.c and are listed in src/cli/main.c. */
 #ifndef ET_CLI_H
 #define ET_CLI_H
 

@@ -1,4 +1,4 @@
-/* main.c - the `embedtune` command: the table of subcommands (each in src/cli_*.c). */
+/* main.c - the `embedtune` command: the table of subcommands (each in src/cli/cli_*.c). */
 #include <stdio.h>
 #include <string.h>
 
