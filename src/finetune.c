@@ -34,6 +34,7 @@ void et_finetune_cfg_default(et_finetune_cfg *c) {
     c->neg_hard = 1;
     c->neg_source = ET_FT_NEG_DEFAULT;
     c->fusion = 1;
+    c->mix = 1;
     c->bm25_fit = 0; /* opt-in: the training-query gains did not carry to held-out queries (README) */
     c->use_bm25 = 1;
     c->start_expert = 1;
@@ -875,7 +876,8 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         }
         if (!s) s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &res->bm25_opts, NULL, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
-                 h->fit.learned ? "learned" : "too few to learn, the default", h->fit.nqueries);
+                 !h->fit.learned ? "too few to learn, the default" : h->fit.prior_kept ? "the default kept (no gain beyond one SE)" : "learned",
+                 h->fit.nqueries);
         evalset_free(&tr);
     } else if (fit_after && fit_after->kind == ET_FT_EVAL_IR && fit_after->nq >= ET_FUSION_MIN_QUERIES && res->has_hybrid) {
         /* a dev split is small: the starting model's fusion (learned on all training queries) is the prior, kept
@@ -884,8 +886,8 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         et_fusion_fit_opts_default(&fo);
         fo.prior = res->hyb_before.learned;
         s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &res->bm25_opts, &fo, &h->learned, &h->fit, err);
-        snprintf(h->fit_note, sizeof h->fit_note, "learned on %d dev queries with the tuned model, the starting model's as prior",
-                 h->fit.nqueries);
+        snprintf(h->fit_note, sizeof h->fit_note, "%s on %d dev queries with the tuned model, the starting model's as prior",
+                 h->fit.prior_kept ? "the starting model's kept: no gain beyond one SE" : "learned", h->fit.nqueries);
     } else {
         if (!res->has_hybrid) return ET_OK;
         h->learned = res->hyb_before.learned;
@@ -1053,6 +1055,52 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft
     return ET_OK;
 }
 
+/* The weight-space mix (cfg.mix; WiSE-FT, Wortsman et al. 2022). After early stopping has kept the model tuned[] (dev
+ * score res->dev[best_dev]), try theta0 + l * (theta1 - theta0) for l in ET_FT_MIX_GRID, smallest first, and keep the
+ * first whose dev score (ft_dev_evaluate: nDCG@10, or Spearman for pairs) is not below the unmixed model's: as much of
+ * the starting model (what it could do beyond this data: general similarity, STS-B) as the dev split allows without a
+ * loss on the task. None qualifies: the unmixed model stays. m's weights end as the kept model's; *mixed = 1 when they
+ * changed. The choice sees only the dev split (never the held-out queries, never STS-B). */
+static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_bert *m, const float *start, const float *tuned,
+                             const et_tokenizer *tok, et_pool *pool, int mlen, double t0, et_finetune_result *res, int *mixed,
+                             et_error *err) {
+    static const double grid[ET_FT_MIX_NGRID] = ET_FT_MIX_GRID;
+    double ref = res->dev[res->best_dev].score;
+    long step = res->dev[res->best_dev].step;
+    int pick = -1;
+    et_status s = ET_OK;
+    *mixed = 0;
+    res->mix_n = 0;
+    for (int i = 0; i < ET_FT_MIX_NGRID && pick < 0 && !s; i++) {
+        float l = (float)grid[i];
+        for (size_t j = 0; j < (size_t)m->n_params; j++) m->params[j] = start[j] + l * (tuned[j] - start[j]);
+        et_bert_params_changed(m);
+        et_ft_dev_point pt;
+        char msg[8];
+        if ((s = ft_dev_evaluate(c, dv, NULL, m, tok, pool, mlen, step, 0, 0, t0, res, &pt, msg, sizeof msg, err))) break;
+        res->mix_lambdas[res->mix_n] = grid[i];
+        res->mix_dev[res->mix_n++] = pt.score;
+        if (pt.score >= ref) pick = i;
+    }
+    if (!s && pick >= 0) {
+        res->mix_lambda = grid[pick];
+        *mixed = 1;
+    } else {
+        res->mix_lambda = 1;
+        memcpy(m->params, tuned, sizeof(float) * (size_t)m->n_params);
+        et_bert_params_changed(m);
+    }
+    if (s) return et_error_prefix(err, "weight-space mix");
+    char line[256] = "";
+    for (int i = 0; i < res->mix_n; i++) {
+        size_t n = strlen(line);
+        snprintf(line + n, sizeof line - n, "%s%.1f: %.4f", i ? ", " : "", res->mix_lambdas[i], res->mix_dev[i]);
+    }
+    say(c, "weight-space mix with the starting model (WiSE-FT), dev at factor %s (unmixed 1.0: %.4f): %s", line, ref,
+        *mixed ? "the first not below the unmixed model is kept" : "none reaches the unmixed model, which is kept");
+    return ET_OK;
+}
+
 /* ------------------------------------------------------------------ the run */
 
 et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
@@ -1109,7 +1157,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     memset(&dv, 0, sizeof dv);
     int use_dev = 0;
     int64_t dev_size = 0;
-    float *best = NULL;
+    float *best = NULL, *start = NULL;
     double *pq0 = NULL, *pq1 = NULL; /* per-query dev nDCG@10: the starting model, the latest point (IR dev) */
     uint32_t *keys = NULL;
     et_adapt_pairs AP;
@@ -1491,6 +1539,8 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         et_ft_stopper_add(&stp, res->dev[0].score, P->patience);
         res->best_dev = 0;
         memcpy(best, L.model.params, sizeof(float) * L.model.n_params);
+        if (c->mix && !(start = malloc(sizeof(float) * L.model.n_params))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)"); goto done; }
+        if (start) memcpy(start, L.model.params, sizeof(float) * L.model.n_params);
         say(c, "dev at step 0 (starting model): %.4f", res->dev[0].score);
     }
     if (c->time_budget > 0) { /* leave room for the final evaluation (as long as the first) and one dev evaluation */
@@ -1564,7 +1614,13 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         say(c, "keeping the model of step %ld (dev %.4f)%s", res->dev[res->best_dev].step, res->dev[res->best_dev].score,
             res->best_dev == 0 ? ": training did not improve on the starting model on the dev split" : "");
     }
-    if ((stopped || restore) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
+    int mixed = 0;
+    res->mix_lambda = NAN;
+    if (start && res->best_dev > 0) { /* the kept model is in L.model and best[] */
+        if (!restore) memcpy(best, L.model.params, sizeof(float) * L.model.n_params);
+        if ((s = ft_mix_step(c, &dv, &L.model, start, best, L.tok, L.pool, mlen, t_start, res, &mixed, err))) goto done;
+    }
+    if ((stopped || restore || mixed) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
     say(c, "training ended: %s", res->stop_reason);
     res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&tr);
@@ -1583,6 +1639,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
 done:
     free(best); free(pq0); free(pq1);
+    free(start);
     free(keys);
     et_adapt_pairs_free(&AP);
     evalset_free(&dv);

@@ -141,6 +141,9 @@ typedef struct {
                                 (default ET_FT_NEG_DEFAULT) */
     int fusion;              /* retrieval data: 1 (default) = learn the BM25 + model fusion on the training queries with
                                 the tuned model (fusion.h) and write out_dir/retrieval.json; 0 = neither */
+    int mix;                 /* 1 (default) = after training with a dev split, mix the kept model's weights with the
+                                starting model's (WiSE-FT): theta0 + l * (theta1 - theta0), l the smallest of
+                                ET_FT_MIX_GRID whose dev score is not below the unmixed model's (ft_mix_step); 0 = off */
     int bm25_fit;            /* with fusion: 1 = learn BM25's k1 and b on the training queries first (et_bm25_fit),
                                 used by the fusion and saved in retrieval.json; 0 (default) = k1 0.9, b 0.4 */
     et_ft_progress_fn progress; /* optional: called at every phase start, per encode batch and per step */
@@ -188,6 +191,11 @@ typedef struct {
 #define ET_FT_MIN_DEV_QUERIES 5
 #define ET_FT_MIN_DEV_ROWS 20
 #define ET_FT_MAX_DEV_POINTS 256
+/* Weight-space mixing factors tried after training (cfg.mix), smallest first; 1 = the unmixed model. Wortsman et al.
+ * 2022 (WiSE-FT): the fine-tuned and the starting weights lie in one basin, so their mix keeps most of the task gain
+ * and more of what the starting model could do elsewhere (here: STS-B, never used to choose). */
+#define ET_FT_MIX_GRID {0.5, 0.6, 0.7, 0.8, 0.9}
+#define ET_FT_MIX_NGRID 5
 
 /* Settings decided by et_finetune_plan, each with the reason printed and put in --json. */
 typedef struct {
@@ -302,6 +310,11 @@ typedef struct {
     et_ft_plan plan;                  /* the settings used and why */
     et_ft_dev_point dev[ET_FT_MAX_DEV_POINTS]; int n_dev; /* dev curve (the first point is the starting model) */
     int best_dev;                     /* index in dev of the kept model (-1: no dev split, the last model is kept) */
+    /* the weight-space mix with the starting model (cfg.mix): the factor kept (1 = the unmixed model; NaN = not tried:
+     * no dev split, or the starting model was kept) and the dev scores of the factors tried, smallest first */
+    double mix_lambda;
+    int mix_n;
+    double mix_lambdas[8], mix_dev[8];
     char stop_reason[160];            /* why training ended */
     int64_t adapt_pairs, adapt_ict, adapt_crop; /* adaptation pairs added */
 } et_finetune_result;

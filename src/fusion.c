@@ -417,6 +417,15 @@ static void paired(const double *x, const double *y, const int *in, int32_t nq, 
     *se = n > 1 ? sqrt(ss / (n - 1) / n) : 0;
 }
 
+double et_fusion_paired_gain(const double *x, const double *y, int32_t n, double *se) {
+    double d, e;
+    paired(x, y, NULL, n, &d, &e);
+    if (se) *se = e;
+    return n > 0 ? d : NAN;
+}
+
+int et_fusion_gain_clear(double gain, double se, double se_rule) { return gain > se_rule * se + 1e-12; }
+
 static double mean_in(const double *x, const int *in, int32_t nq) {
     double s = 0;
     int64_t n = 0;
@@ -472,7 +481,7 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
     memset(&R, 0, sizeof R);
     int32_t nq = c->nq;
     R.nqueries = nq;
-    R.cv_ndcg10 = NAN;
+    R.cv_ndcg10 = R.gain_over_prior = R.gain_se = NAN;
     gpoint g[GRID_MAX];
     int ng = make_grid(c->depth, g);
     double *M = malloc(sizeof(double) * (size_t)(ng + 3) * (size_t)(nq ? nq : 1));
@@ -545,6 +554,14 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
         R.chosen = R.family[pick].best;
         R.cv_ndcg10 = R.family[pick].cv_ndcg10;
         R.learned = 1;
+        /* the guard: the prior is a fixed rule (no selection on these queries, so its nDCG@10 is not optimistic);
+         * the chosen family's cross-validated nDCG@10 must beat it by more than se_rule standard errors */
+        R.gain_over_prior = et_fusion_paired_gain(cv + (int64_t)pick * nq, Mp, nq, &R.gain_se);
+        if (!et_fusion_gain_clear(R.gain_over_prior, R.gain_se, o->se_rule)) {
+            R.chosen = fp;
+            R.cv_ndcg10 = R.prior_ndcg10;
+            R.prior_kept = 1;
+        }
     }
     {
         double *tmp = cv; /* the chosen fusion on all queries */
@@ -796,8 +813,13 @@ et_status et_retrieval_save(const char *dir, const et_retrieval_cfg *r, const et
     cJSON *cb = cJSON_AddObjectToObject(j, "chosen_by");
     if (note) cJSON_AddStringToObject(cb, "data", note);
     if (rep) {
-        cJSON_AddStringToObject(cb, "method", rep->learned ? "grid search, k-fold cross-validated nDCG@10 on the training queries (fusion.h)"
-                                                           : "default fusion (too few judged training queries to learn one)");
+        cJSON_AddStringToObject(cb, "method", !rep->learned ? "default fusion (too few judged training queries to learn one)"
+                                              : rep->prior_kept ? "the prior kept: the grid search's cross-validated nDCG@10 did not beat it by more than one standard error (fusion.h)"
+                                                                : "grid search, k-fold cross-validated nDCG@10 on the training queries (fusion.h)");
+        if (rep->learned) {
+            add_num(cb, "cv_gain_over_prior", rep->gain_over_prior);
+            add_num(cb, "cv_gain_se", rep->gain_se);
+        }
         cJSON_AddNumberToObject(cb, "train_queries", rep->nqueries);
         if (rep->learned) cJSON_AddNumberToObject(cb, "folds", rep->folds);
         add_num(cb, "cv_ndcg@10", rep->cv_ndcg10);

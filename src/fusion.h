@@ -37,7 +37,12 @@
  * selection is run on all folds but one and scored on the held fold, giving a cross-validated
  * nDCG@10 per query and family. The family with the best CV mean wins, except that the prior's family,
  * else an earlier (simpler) family, within se_rule standard errors of it is preferred; its parameters
- * are then selected on all training queries. The prior is the default fusion, or e.g. a fusion learned
+ * are then selected on all training queries. The guard: the prior is a fixed rule, so its nDCG@10 on these queries
+ * carries no selection optimism, while the chosen family's cross-validated nDCG@10 is what a fit on other queries
+ * delivers; the chosen fusion replaces the prior only when its per-query CV nDCG@10 beats the prior's by more than
+ * se_rule standard errors of the paired difference (et_fusion_gain_clear), else the prior is kept (prior_kept). With
+ * few queries (a dev split of 8-30) the standard error is large, so a fusion that merely fits the noise of a handful
+ * of queries cannot displace the prior. The prior is the default fusion, or e.g. a fusion learned
  * earlier on more queries (finetune: the starting model's, when refitting on a small dev split). Fewer than ET_FUSION_MIN_QUERIES judged training queries: the
  * default fusion is kept (CV cannot tell anything apart) and the report says so.
  *
@@ -130,6 +135,9 @@ void et_fusion_fit_opts_default(et_fusion_fit_opts *o);
 typedef struct {
     et_fusion chosen;
     int learned;          /* 0: too few queries, the prior was kept */
+    int prior_kept;       /* 1: learned, but the chosen family did not beat the prior by more than se_rule SE (the guard) */
+    double gain_over_prior, gain_se; /* the chosen family's CV nDCG@10 minus the prior's, per query: mean and standard
+                             error (NaN when not learned) */
     int32_t nqueries, folds;
     double cv_ndcg10;     /* cross-validated nDCG@10 of the chosen family (NaN when not learned) */
     double train_ndcg10;  /* the chosen fusion on all the training queries */
@@ -138,6 +146,13 @@ typedef struct {
                              convex-tmm, convex-zscore, rrf, rerank: the point selected on all queries, its CV and
                              train nDCG@10 */
 } et_fusion_fit_report;
+
+/* Mean of x[q] - y[q] over n queries (NaN for n = 0) and its standard error in *se (sample sd / sqrt(n); 0 for n < 2;
+ * se may be NULL). */
+double et_fusion_paired_gain(const double *x, const double *y, int32_t n, double *se);
+/* 1 iff gain > se_rule * se (the guard of et_fusion_fit; also finetune's weight-space mix): a gain within the noise
+ * of the queries it was measured on does not count. */
+int et_fusion_gain_clear(double gain, double se, double se_rule);
 
 /* The grid of et_fusion_fit (for reports): fills out[0..cap) and family[0..cap) (0 convex-minmax,
  * 1 convex-tmm, 2 convex-zscore, 3 rrf, 4 rerank; either may be NULL) and returns the grid's size. */

@@ -359,6 +359,45 @@ int main(void) {
         CHECK(r.n_dev == 1 + 4 && r.best_dev == keep, "dev run: %d evaluations, best %d, expected %d (argmax %d)", r.n_dev,
               r.best_dev, keep, am);
         CHECK(r.dev[am].score > r.dev[0].score, "training raised dev nDCG@10 (%.4f -> %.4f)", r.dev[0].score, r.dev[am].score);
+        /* the weight-space mix (ft_mix_step): factors 0.5, 0.6, ... tried in order until one's dev score reaches the
+         * unmixed model's; that one is kept (or, none reaching it, the unmixed model) */
+        double ref = r.dev[r.best_dev].score;
+        CHECK(r.mix_n >= 1 && r.mix_n <= ET_FT_MIX_NGRID && fabs(r.mix_lambdas[0] - 0.5) < 1e-12, "mix: %d factors tried", r.mix_n);
+        for (int i = 0; i + 1 < r.mix_n; i++) CHECK(r.mix_dev[i] < ref, "mix factor %g (dev %g) reached %g but was not kept", r.mix_lambdas[i], r.mix_dev[i], ref);
+        if (r.mix_lambda < 1)
+            CHECK(r.mix_lambda == r.mix_lambdas[r.mix_n - 1] && r.mix_dev[r.mix_n - 1] >= ref, "mix kept %g: dev %g vs %g", r.mix_lambda,
+                  r.mix_dev[r.mix_n - 1], ref);
+        else CHECK(r.mix_n == ET_FT_MIX_NGRID && r.mix_dev[r.mix_n - 1] < ref, "mix: none reached the unmixed model, all tried");
+    }
+    /* the same run without the mix gives the unmixed model: the mixed folder holds start + factor * (tuned - start) */
+    {
+        double lam = r.mix_lambda;
+        char out2[600];
+        snprintf(out2, sizeof out2, "%s/dev-run-nomix", tmp);
+        base_cfg(&c, FX "/beir", out2, ET_TRAIN_INFONCE);
+        c.dev = 1;
+        c.train.epochs = 4;
+        c.patience = 100;
+        c.mix = 0;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(!s && r.mix_n == 0 && isnan(r.mix_lambda), "no-mix run: %s", err.msg);
+        et_bert a, b, z;
+        if (!s && !et_hf_load(out, &a, &err)) {
+            if (!et_hf_load(out2, &b, &err)) {
+                if (!et_hf_load(MODEL, &z, &err)) {
+                    double worst = 0;
+                    for (size_t j = 0; j < a.n_params && a.n_params == b.n_params && b.n_params == z.n_params; j++) {
+                        double want = z.params[j] + (float)lam * (b.params[j] - z.params[j]);
+                        if (fabs(a.params[j] - want) > worst) worst = fabs(a.params[j] - want);
+                    }
+                    CHECK(a.n_params == z.n_params && worst < 1e-6, "mixed weights: factor %g, worst difference %g", lam, worst);
+                    CHECK(lam < 1 || same_params(out, out2) == 1, "factor 1: the mixed folder is the unmixed model");
+                    et_bert_free(&z);
+                }
+                et_bert_free(&b);
+            }
+            et_bert_free(&a);
+        }
     }
 
     /* 9. corpus adaptation */

@@ -230,6 +230,21 @@ static void learn_known(void) {
     CHECK(f.kind == ET_FUSION_RRF && fabs(f.alpha - 0.9) < 1e-9 && f.rrf_k == 5, "prior rrf: chose %s k %g alpha %g", et_fusion_kind_name(f.kind), f.rrf_k, f.alpha);
     et_fusion_cands_free(&c);
 
+    /* The guard, on the fits above: a learned fusion beat the default's fixed per-query nDCG@10 by more than one
+     * standard error; the prior-0.8 fit could not beat its perfect prior, so the prior is kept as it was. */
+    for (int q = 0; q < NQ; q++) pts[q] = L;
+    cands_make(&c, NQ, nper, pts);
+    CHECK(et_fusion_parse("convex:alpha=0.8", &fo.prior, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_fusion_fit(&c, qr, off, &fo, &f, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(R.learned && R.prior_kept && f.kind == ET_FUSION_CONVEX && fabs(f.alpha - 0.8) < 1e-9, "perfect prior: kept %d, %g", R.prior_kept, f.alpha);
+    CHECK_NEAR(R.gain_over_prior, 0.0, 1e-12);
+    CHECK_NEAR(R.cv_ndcg10, 1.0, 1e-12);
+    CHECK(et_fusion_fit(&c, qr, off, NULL, &f, &R, &err) == ET_OK, "%s", err.msg); /* prior 0.2 fails every L query */
+    CHECK(R.learned && !R.prior_kept && fabs(f.alpha - 0.6) < 1e-9, "beaten prior: kept %d, %g", R.prior_kept, f.alpha);
+    CHECK_NEAR(R.gain_over_prior, 1.0 - 1.0 / log2(3.0), 1e-9); /* R second -> first on every query, se 0 */
+    CHECK_NEAR(R.gain_se, 0.0, 1e-12);
+    et_fusion_cands_free(&c);
+
     /* Too few queries: the prior is kept and the report says it was not learned. */
     int few = ET_FUSION_MIN_QUERIES - 1;
     for (int q = 0; q < few; q++) pts[q] = M;
@@ -366,7 +381,32 @@ static void bm25_fit_known(void) {
     CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, -1, &o, &R, &err) == ET_ERR_ARG && strstr(err.msg, "se_rule"), "%s", err.msg);
 }
 
+/* The guard's test: mean and standard error of per-query differences, worked out by hand.
+ * 10 queries, 3 gain 0.4, 7 gain 0: mean 0.12, sample var 0.4^2 * 3 * 7 / (10 * 9) = 0.037333, se = sqrt(var / 10)
+ * = 0.061101 -> clear at 1 se (0.12 > 0.0611), not at 2 se (0.1222).
+ * 10 queries, 1 gains 0.4, 1 loses 0.1, 8 gain 0: mean 0.03, var (0.37^2 + 0.13^2 + 8 * 0.03^2) / 9 = 0.01810,
+ * se 0.042544 -> not clear: a single query's gain on 10 is noise (this is what stops 8 dev queries from replacing
+ * the prior). */
+static void gain_rule(void) {
+    double x[10] = {0}, y[10] = {0}, se;
+    x[0] = x[4] = x[9] = 0.4;
+    double g = et_fusion_paired_gain(x, y, 10, &se);
+    CHECK_NEAR(g, 0.12, 1e-12);
+    CHECK_NEAR(se, sqrt(0.16 * 21.0 / 90.0 / 10.0), 1e-12);
+    CHECK(et_fusion_gain_clear(g, se, 1.0) && !et_fusion_gain_clear(g, se, 2.0), "3 of 10 gain 0.4: g %g se %g", g, se);
+    double u[10] = {0}, v[10] = {0};
+    u[2] = 0.9; v[2] = 0.5; /* +0.4 */
+    u[7] = 0.2; v[7] = 0.3; /* -0.1 */
+    g = et_fusion_paired_gain(u, v, 10, &se);
+    CHECK_NEAR(g, 0.03, 1e-12);
+    CHECK_NEAR(se, sqrt((0.37 * 0.37 + 0.13 * 0.13 + 8 * 0.03 * 0.03) / 9.0 / 10.0), 1e-12);
+    CHECK(!et_fusion_gain_clear(g, se, 1.0) && et_fusion_gain_clear(g, se, 0.0), "1 of 10: g %g se %g", g, se);
+    CHECK(!et_fusion_gain_clear(0.0, 0.0, 0.0), "no gain is never clear");
+    CHECK(isnan(et_fusion_paired_gain(u, v, 0, NULL)), "no queries: NaN");
+}
+
 int main(void) {
+    gain_rule();
     rules();
     builder();
     learn_known();

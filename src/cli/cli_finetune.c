@@ -25,6 +25,7 @@ static et_opt ft_opts[] = {
     {"--hard-ratio", NULL, "X", "mse/soft, --neg-mode hard: share of each positive's negatives that are the first expert's top non-answers; the rest are random (default 0.5)", NULL},
     {"--neg-source", NULL, "S", "infonce/clp hard negatives: ance (the model's own ranking, re-mined) | bm25 (BM25's ranking, "
                                 "the documents keyword search gets wrong) | mix (interleaved; the default: the best hybrid in the README's runs)", NULL},
+    {"--no-mix", NULL, NULL, "keep the tuned weights as they are: no weight-space mix with the starting model (default: after training with a dev split, the smallest mix 0.5..0.9 x tuned + the rest x start whose dev score is not below the tuned model's is kept, WiSE-FT)", NULL},
     {"--no-fusion", NULL, NULL, "do not learn the BM25 + model fusion nor write OUT/retrieval.json (retrieval data)", NULL},
     {"--bm25-fit", NULL, NULL, "learn BM25's k1 and b on the training queries for the hybrid and save them in retrieval.json (default: k1 0.9, b 0.4; see the README for why it is off)", NULL},
     {"--refresh-every", NULL, "N|auto", "infonce/clp: re-encode and re-mine negatives with the current model every N steps (default auto: 4 times per epoch; 0 = mine once, cheaper on big corpora)", NULL},
@@ -150,6 +151,9 @@ static void json_hybrid(cJSON *root, const et_finetune_result *r) {
         cJSON_AddStringToObject(o, "how", h[i]->fit_note);
         jnum(o, "train_queries", h[i]->fit.nqueries);
         jnum(o, "cv_ndcg@10", h[i]->fit.cv_ndcg10);
+        cJSON_AddBoolToObject(o, "prior_kept", h[i]->fit.prior_kept);
+        jnum(o, "cv_gain_over_prior", h[i]->fit.gain_over_prior);
+        jnum(o, "cv_gain_se", h[i]->fit.gain_se);
     }
     cJSON_AddBoolToObject(hj, "retrieval_json_written", r->fusion_saved);
     cJSON *bj = cJSON_AddObjectToObject(hj, "bm25_settings");
@@ -207,6 +211,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     c.use_bm25 = et_cli_get(o, n, "--no-bm25") == NULL;
     c.fusion = et_cli_get(o, n, "--no-fusion") == NULL;
     c.bm25_fit = et_cli_get(o, n, "--bm25-fit") != NULL;
+    c.mix = et_cli_get(o, n, "--no-mix") == NULL;
     const char *ns = et_cli_get(o, n, "--neg-source");
     if (ns) {
         if (!strcmp(ns, "ance")) c.neg_source = ET_FT_NEG_ANCE;
@@ -352,6 +357,9 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (r.best_dev >= 0)
         fprintf(f, "  kept the model of step %ld (dev %.4f, starting model %.4f); %s\n", r.dev[r.best_dev].step, r.dev[r.best_dev].score,
                 r.dev[0].score, r.stop_reason);
+    if (r.mix_n > 0 && r.mix_lambda < 1)
+        fprintf(f, "  weights mixed with the starting model: %.1f x tuned + %.1f x start (dev %.4f)\n", r.mix_lambda, 1 - r.mix_lambda,
+                r.mix_dev[r.mix_n - 1]);
     else fprintf(f, "  %s\n", r.stop_reason);
     if (r.adapt_pairs)
         fprintf(f, "  corpus adaptation: %lld pairs (%lld inverse-cloze, %lld crops)\n", (long long)r.adapt_pairs, (long long)r.adapt_ict, (long long)r.adapt_crop);
@@ -443,6 +451,17 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         }
         if (r.best_dev >= 0) cJSON_AddNumberToObject(root, "best_dev_step", (double)r.dev[r.best_dev].step);
         cJSON_AddStringToObject(root, "stop_reason", r.stop_reason);
+        if (r.mix_n > 0) {
+            cJSON *mx = cJSON_AddObjectToObject(root, "weight_mix");
+            jnum(mx, "kept", r.mix_lambda);
+            cJSON *tr = cJSON_AddArrayToObject(mx, "dev");
+            for (int i = 0; i < r.mix_n; i++) {
+                cJSON *pt = cJSON_CreateObject();
+                jnum(pt, "factor", r.mix_lambdas[i]);
+                jnum(pt, "score", r.mix_dev[i]);
+                cJSON_AddItemToArray(tr, pt);
+            }
+        }
         cJSON *sec = cJSON_AddObjectToObject(root, "seconds");
         jnum(sec, "prepare", r.seconds_prepare);
         jnum(sec, "train", r.seconds_train);

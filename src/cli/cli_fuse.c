@@ -97,9 +97,12 @@ static int run_fuse(et_opt *o, int n) {
     cJSON_AddNumberToObject(J, "train_queries", tr.nq);
     cJSON_AddNumberToObject(J, "test_queries", te.nq);
     cJSON_AddBoolToObject(J, "learned", R.learned);
+    cJSON_AddBoolToObject(J, "prior_kept", R.prior_kept);
+    jnum(J, "cv_gain_over_prior", R.gain_over_prior);
+    jnum(J, "cv_gain_se", R.gain_se);
     if (!quiet || !et_cli_get(o, n, "--json"))
         printf("%d training queries (%s, %d folds), %d held-out; nDCG@10\n%-16s %-44s %9s %9s %9s\n", tr.nq,
-               R.learned ? "learned" : "too few: default kept", R.folds, te.nq, "rule", "parameters", "train", "train-CV", "held-out");
+               !R.learned ? "too few: default kept" : R.prior_kept ? "default kept: no CV gain beyond the se rule" : "learned", R.folds, te.nq, "rule", "parameters", "train", "train-CV", "held-out");
     for (int i = 0; i < nr && !rc; i++) {
         et_ir_eval ev;
         et_eval_mode em = rules[i].kind == ET_FUSION_DENSE ? ET_EVAL_DENSE : rules[i].kind == ET_FUSION_BM25 ? ET_EVAL_BM25 : ET_EVAL_HYBRID;
