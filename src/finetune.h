@@ -52,7 +52,10 @@
  *     et_ft_beats_start; otherwise the starting model) and training stops
  *     after `patience` evaluations without a new best, but never before one full epoch. Without a usable dev split (fewer than
  *     ET_FT_MIN_DEV_QUERIES dev queries / ET_FT_MIN_DEV_ROWS dev rows) the epochs are fixed;
- *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included).
+ *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included);
+ *   - mix (with a dev split, when training improved on the starting model): the kept weights are mixed with the
+ *     starting ones, theta0 + l * (theta1 - theta0), l the first of ET_FT_MIX_GRID whose dev score is not below the
+ *     unmixed model's, else 1 (WiSE-FT; ft_mix_step; result.mix_lambda and the dev scores tried).
  * Corpus adaptation (adapt.h; infonce/clp): with `adapt` the data's own passages (BEIR corpus / the pairs'
  * passages), or `corpus` when given, yield self-supervised pairs mixed into the labelled ones; their negatives
  * are other pairs' positives (same form), drawn at random and never re-mined.
