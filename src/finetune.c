@@ -995,14 +995,7 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
 
 int et_ft_beats_start(const double *start, const double *cand, int n, double *gain, double *se) {
     double g = NAN, e = NAN;
-    if (n >= 1) {
-        double m = 0, v = 0;
-        for (int q = 0; q < n; q++) m += cand[q] - start[q];
-        m /= n;
-        for (int q = 0; q < n; q++) { double d = cand[q] - start[q] - m; v += d * d; }
-        g = m;
-        e = n > 1 ? sqrt(v / (n - 1) / n) : 0.0;
-    }
+    if (n >= 1) g = et_fusion_paired_gain(cand, start, n, &e); /* the one paired mean / standard error (fusion.h) */
     if (gain) *gain = g;
     if (se) *se = e;
     return n >= 1 && g > 0 && g >= e;
@@ -1077,7 +1070,7 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
         et_bert_params_changed(m);
         et_ft_dev_point pt;
         char msg[8];
-        if ((s = ft_dev_evaluate(c, dv, NULL, m, tok, pool, mlen, step, 0, 0, t0, res, &pt, msg, sizeof msg, err))) break;
+        if ((s = ft_dev_evaluate(c, dv, NULL, m, tok, pool, mlen, step, 0, 0, t0, res, NULL, NULL, &pt, msg, sizeof msg, err))) break;
         res->mix_lambdas[res->mix_n] = grid[i];
         res->mix_dev[res->mix_n++] = pt.score;
         if (pt.score >= ref) pick = i;

@@ -28,6 +28,10 @@
 #include "hf.h"
 #include "et_test.h"
 #include "fx_finetune.h"
+
+/* the weight-space mix test: a run whose dev gain clears the keep-the-start rule (kept dev point 7 of 8, factor 0.6) */
+#define MIX_EPOCHS 8
+#define MIX_LR 2e-3
 #include "data.h"
 
 static int same_params(const char *a_dir, const char *b_dir) {
@@ -359,8 +363,20 @@ int main(void) {
         CHECK(r.n_dev == 1 + 4 && r.best_dev == keep, "dev run: %d evaluations, best %d, expected %d (argmax %d)", r.n_dev,
               r.best_dev, keep, am);
         CHECK(r.dev[am].score > r.dev[0].score, "training raised dev nDCG@10 (%.4f -> %.4f)", r.dev[0].score, r.dev[am].score);
-        /* the weight-space mix (ft_mix_step): factors 0.5, 0.6, ... tried in order until one's dev score reaches the
-         * unmixed model's; that one is kept (or, none reaching it, the unmixed model) */
+        CHECK(r.best_dev > 0 || (r.mix_n == 0 && isnan(r.mix_lambda)), "the starting model kept: nothing to mix (%d tried)", r.mix_n);
+    }
+    /* the weight-space mix (ft_mix_step), on a run whose dev gain is clear (a higher rate, more epochs): factors 0.5,
+     * 0.6, ... tried in order until one's dev score reaches the unmixed model's; that one is kept (or, none reaching
+     * it, the unmixed model) */
+    snprintf(out, sizeof out, "%s/dev-mix", tmp);
+    base_cfg(&c, FX "/beir", out, ET_TRAIN_INFONCE);
+    c.dev = 1;
+    c.train.epochs = MIX_EPOCHS;
+    c.train.lr = MIX_LR;
+    c.patience = 100;
+    s = et_finetune_run(&c, &r, &err);
+    CHECK(!s && r.best_dev > 0, "mix run: %s, kept dev point %d", err.msg, r.best_dev);
+    if (!s && r.best_dev > 0) {
         double ref = r.dev[r.best_dev].score;
         CHECK(r.mix_n >= 1 && r.mix_n <= ET_FT_MIX_NGRID && fabs(r.mix_lambdas[0] - 0.5) < 1e-12, "mix: %d factors tried", r.mix_n);
         for (int i = 0; i + 1 < r.mix_n; i++) CHECK(r.mix_dev[i] < ref, "mix factor %g (dev %g) reached %g but was not kept", r.mix_lambdas[i], r.mix_dev[i], ref);
@@ -368,6 +384,7 @@ int main(void) {
             CHECK(r.mix_lambda == r.mix_lambdas[r.mix_n - 1] && r.mix_dev[r.mix_n - 1] >= ref, "mix kept %g: dev %g vs %g", r.mix_lambda,
                   r.mix_dev[r.mix_n - 1], ref);
         else CHECK(r.mix_n == ET_FT_MIX_NGRID && r.mix_dev[r.mix_n - 1] < ref, "mix: none reached the unmixed model, all tried");
+        printf("mix run: kept dev point %d (%.4f), factor %g after %d tried\n", r.best_dev, ref, r.mix_lambda, r.mix_n);
     }
     /* the same run without the mix gives the unmixed model: the mixed folder holds start + factor * (tuned - start) */
     {
@@ -376,7 +393,8 @@ int main(void) {
         snprintf(out2, sizeof out2, "%s/dev-run-nomix", tmp);
         base_cfg(&c, FX "/beir", out2, ET_TRAIN_INFONCE);
         c.dev = 1;
-        c.train.epochs = 4;
+        c.train.epochs = MIX_EPOCHS;
+        c.train.lr = MIX_LR;
         c.patience = 100;
         c.mix = 0;
         s = et_finetune_run(&c, &r, &err);
