@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/unicode_tables.h for the WordPiece tokenizer (src/tokenizer.c).
+"""Generate src/unicode_tables.h for the WordPiece tokenizer (src/tokenizer.c) and the byte-level BPE one (src/bpe.c).
 
 Run:  /usr/bin/python3 tools/gen_unicode_tables.py > src/unicode_tables.h
 (any CPython works; the Unicode version of its `unicodedata` is written into the header and the
@@ -20,6 +20,13 @@ What Hugging Face's BertTokenizer (uncased) needs per code point, all from Pytho
   ET_UC_NFD    NFD(c) != c (cased tokenizers that strip accents): et_uc_nfd_* (Hangul algorithmic)
   ET_UC_LOW    c.lower() != c (uncased tokenizers that keep accents): et_uc_low_*
 
+For the byte-level BPE pre-tokenizer (src/bpe.c: GPT-2's regex as Hugging Face tokenizers runs it with
+Oniguruma), a second two-level table et_uc_gc_* holds per code point:
+
+  ET_GC_L      \\p{L}: general category Lu Ll Lt Lm Lo
+  ET_GC_N      \\p{N}: general category Nd Nl No
+  ET_GC_S      Oniguruma's Unicode \\s: U+0009-000D, U+0085, categories Zs Zl Zp
+
 Flags live in a two-level table (128-code-point blocks, deduplicated). The map is a sorted key
 array + offsets into a pool of code points (binary search). et_uc_mc_ccc lists the few non-Mn
 characters with ccc > 0 (they survive accent stripping, so their canonical order matters).
@@ -30,6 +37,7 @@ import unicodedata as ud
 BS = 128
 F_DROP, F_WS, F_PUNCT, F_MN, F_CCC, F_MAP, F_NFD, F_LOW = 1, 2, 4, 8, 16, 32, 64, 128
 HANGUL_S0, HANGUL_S1 = 0xAC00, 0xD7A3
+G_L, G_N, G_S = 1, 2, 4
 
 
 def is_control(ch):
@@ -118,6 +126,25 @@ def main():
     lkeys, loffs, lpool, lmax = build(F_LOW, lambda c: c.lower())
     maxlen = max(maxlen, nmax, lmax)
 
+    # --- GPT-2 pre-tokenizer classes --------------------------------------------------------------
+    def gc(cp):
+        cat = ud.category(chr(cp))
+        g = 0
+        if cat in ("Lu", "Ll", "Lt", "Lm", "Lo"):
+            g |= G_L
+        if cat in ("Nd", "Nl", "No"):
+            g |= G_N
+        if 9 <= cp <= 13 or cp == 0x85 or cat in ("Zs", "Zl", "Zp"):
+            g |= G_S
+        return g
+    G = [gc(cp) for cp in range(0x110000)]
+    gblocks, gstage1 = {}, []
+    for i in range(0, 0x110000, BS):
+        b = tuple(G[i:i + BS])
+        gstage1.append(gblocks.setdefault(b, len(gblocks)))
+    assert len(gblocks) <= 256
+    gstage2 = [v for b, _ in sorted(gblocks.items(), key=lambda kv: kv[1]) for v in b]
+
     mc = [(cp, ud.combining(chr(cp))) for cp in range(0x110000)
           if ud.combining(chr(cp)) and ud.category(chr(cp)) != "Mn"]
 
@@ -155,6 +182,10 @@ def main():
     o.write(f"#define ET_UC_MC_COUNT {len(mc)}\n")
     o.write(arr("uint32_t", "et_uc_mc_cp", [c for c, _ in mc], 16) + "\n")
     o.write(arr("uint8_t", "et_uc_mc_ccc", [c for _, c in mc], 32) + "\n\n")
+    o.write("/* GPT-2 pre-tokenizer classes (byte-level BPE): \\p{L}, \\p{N}, Oniguruma's \\s */\n")
+    o.write(f"#define ET_GC_L {G_L}\n#define ET_GC_N {G_N}\n#define ET_GC_S {G_S}\n")
+    o.write(arr("uint8_t", "et_uc_gc_stage1", gstage1) + "\n\n")
+    o.write(arr("uint8_t", "et_uc_gc_stage2", gstage2) + "\n\n")
     o.write("#endif\n")
 
 
