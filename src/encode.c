@@ -43,7 +43,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
     /* WordPiece: the same size; a SentencePiece model's table may be padded (multilingual-e5: 250,002
      * tokens, vocab_size 250,037), never smaller */
     int tv = et_tokenizer_vocab_size(tok);
-    if (et_tokenizer_is_sentencepiece(tok) ? tv > m->cfg.vocab_size : tv != m->cfg.vocab_size)
+    if (!et_tokenizer_is_wordpiece(tok) ? tv > m->cfg.vocab_size : tv != m->cfg.vocab_size)
         return et_fail(err, ET_ERR_MISMATCH, "the tokenizer has %d tokens but the model's vocab_size is %d", tv, m->cfg.vocab_size);
     int C = m->cfg.hidden_size, nth = et_pool_size(pool);
     et_encode_cache *cache = opts ? opts->cache : NULL;

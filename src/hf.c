@@ -11,6 +11,7 @@
 #include "json.h"
 #include "fileio.h"
 #include "safetensors.h"
+#include "bpe.h"
 #include "sentencepiece.h"
 
 #define JSON_MAX ((size_t)16 << 20)   /* config-like JSON files */
@@ -497,11 +498,12 @@ void et_hf_apply_case(et_tokenizer *t, const et_hf_info *info) {
 
 /* The SentencePiece files a folder may hold, in the order they are tried after tokenizer.json. */
 static const char *const spm_files[] = {"sentencepiece.bpe.model", "spiece.model", "sentencepiece.model"};
+#define TOKENIZER_FILES "vocab.txt, tokenizer.json, sentencepiece.bpe.model, spiece.model, sentencepiece.model or vocab.json + merges.txt"
 
-/* 1 if `base` holds tokenizer.json or a sentencepiece .model; the path of the first (tokenizer.json
- * first) goes to out when out != NULL. */
+/* 1 if `base` holds tokenizer.json, a sentencepiece .model or vocab.json + merges.txt (byte-level BPE); the
+ * path of the first (in that order; vocab.json for the BPE pair) goes to out when out != NULL. */
 static int tokenizer_file(const char *base, char *out, size_t cap) {
-    char p[ET_PATH_MAX];
+    char p[ET_PATH_MAX], m[ET_PATH_MAX];
     if (!et_path_join(p, sizeof p, base, "tokenizer.json", NULL) && et_file_exists(p)) {
         if (out) snprintf(out, cap, "%s", p);
         return 1;
@@ -511,7 +513,45 @@ static int tokenizer_file(const char *base, char *out, size_t cap) {
             if (out) snprintf(out, cap, "%s", p);
             return 1;
         }
+    if (!et_path_join(p, sizeof p, base, "vocab.json", NULL) && et_file_exists(p) && !et_path_join(m, sizeof m, base, "merges.txt", NULL) &&
+        et_file_exists(m)) {
+        if (out) snprintf(out, cap, "%s", p);
+        return 1;
+    }
     return 0;
+}
+
+/* vocab.json + merges.txt beside it, add_prefix_space from tokenizer_config.json there (false when absent) */
+static et_tokenizer *bpe_from_vocab_json(const char *path, et_error *err) {
+    const char *bn = base_name(path);
+    char dir[ET_PATH_MAX], mp[ET_PATH_MAX], cp[ET_PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", (int)(bn - path), path);
+    if (!dir[0]) snprintf(dir, sizeof dir, ".");
+    if (et_path_join(mp, sizeof mp, dir, "merges.txt", err) || et_path_join(cp, sizeof cp, dir, "tokenizer_config.json", err)) return NULL;
+    char *v = NULL, *m = NULL, *c = NULL;
+    size_t vn = 0, mn = 0, cn = 0;
+    et_tokenizer *t = NULL;
+    int aps = 0;
+    if (et_read_file(path, VOCAB_MAX, &v, &vn, err) || et_read_file(mp, VOCAB_MAX, &m, &mn, err)) goto done;
+    if (et_file_exists(cp)) {
+        cJSON *o = NULL;
+        if (et_read_file(cp, JSON_MAX, &c, &cn, err) || jparse(c, cn, cp, &o, err)) goto done;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "add_prefix_space");
+        if (a && !cJSON_IsNull(a) && !cJSON_IsBool(a)) {
+            et_fail(err, ET_ERR_FORMAT, "%s: field 'add_prefix_space' must be a boolean, got %s", cp, jtype(a));
+            cJSON_Delete(o);
+            goto done;
+        }
+        aps = cJSON_IsTrue(a);
+        cJSON_Delete(o);
+    }
+    et_bpe *b = et_bpe_from_files(v, vn, m, mn, aps, path, mp, err);
+    if (b) t = et_tokenizer_from_bpe(b, err);
+done:
+    free(v);
+    free(m);
+    free(c);
+    return t;
 }
 
 /* A tokenizer from one file: vocab.txt (WordPiece), tokenizer.json or a .model (SentencePiece; XLM-R ids
@@ -533,7 +573,9 @@ static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config 
         char *buf = NULL;
         size_t len = 0;
         if (et_read_file(path, VOCAB_MAX, &buf, &len, err)) return NULL;
-        if (!strcmp(bn, "tokenizer.json")) {
+        if (!strcmp(bn, "vocab.json")) {
+            t = bpe_from_vocab_json(path, err);
+        } else if (!strcmp(bn, "tokenizer.json")) {
             t = et_tokenizer_from_json(buf, len, path, err);
         } else {
             et_spm *s = et_spm_from_model(buf, len, cfg->arch == ET_ARCH_BERT ? ET_SPM_IDS_PLAIN : ET_SPM_IDS_FAIRSEQ, path, err);
@@ -543,7 +585,7 @@ static et_tokenizer *tokenizer_from_file(const char *path, const et_bert_config 
     }
     if (!t) return NULL;
     int n = et_tokenizer_vocab_size(t);
-    if (et_tokenizer_is_sentencepiece(t) ? n > cfg->vocab_size : n != cfg->vocab_size) {
+    if (!et_tokenizer_is_wordpiece(t) ? n > cfg->vocab_size : n != cfg->vocab_size) {
         et_fail(err, ET_ERR_MISMATCH, "%s has %d tokens but config.json vocab_size is %d", path, n, cfg->vocab_size);
         et_tokenizer_free(t);
         return NULL;
@@ -559,7 +601,7 @@ et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, cons
         return NULL;
     int vocab = et_file_exists(p);
     if (!(vocab && cfg->arch == ET_ARCH_BERT) && !tokenizer_file(base, p, sizeof p) && !vocab) {
-        et_fail(err, ET_ERR_IO, "%s: no tokenizer (vocab.txt, tokenizer.json, sentencepiece.bpe.model, spiece.model or sentencepiece.model)", base);
+        et_fail(err, ET_ERR_IO, "%s: no tokenizer (" TOKENIZER_FILES ")", base);
         return NULL;
     }
     if (path_out) snprintf(path_out, cap, "%s", p);
@@ -605,7 +647,7 @@ et_status et_hf_load_ex(const char *dir, et_bert *model, et_hf_info *info, et_er
     if (!s) s = read_part(base, "config.json", 1, JSON_MAX, lab, N, &P.config, err);
     if (!s) s = read_part(base, "vocab.txt", 0, VOCAB_MAX, lab + N, N, &P.vocab, err);
     if (!s && !P.vocab.buf && !tokenizer_file(base, NULL, 0)) /* the message names the files a tokenizer may come from */
-        s = et_fail(err, ET_ERR_IO, "%s: file not found (nor tokenizer.json, sentencepiece.bpe.model, spiece.model or sentencepiece.model)", P.vocab.label);
+        s = et_fail(err, ET_ERR_IO, "%s: file not found (nor tokenizer.json, sentencepiece.bpe.model, spiece.model, sentencepiece.model or vocab.json + merges.txt)", P.vocab.label);
     if (!s && mods.present) {
         char sub[300];
         snprintf(sub, sizeof sub, "%s/config.json", mods.pooling_path);
@@ -710,11 +752,11 @@ et_status et_hf_save(const char *dir, const et_bert *m, const et_hf_save_opts *o
     if (!vocab) return et_fail(err, ET_ERR_ARG, "%s: no vocab given (vocab_path or vocab_buf)", dir);
     const char *vname = o.vocab_path ? base_name(o.vocab_path) : "vocab.txt";
     int wordpiece = is_wordpiece_vocab_name(vname);
-    /* a SentencePiece tokenizer: its file and the tokenizer files beside it are copied (read first: the
+    /* a SentencePiece or BPE tokenizer: its file and the tokenizer files beside it are copied (read first: the
      * source may be this folder) */
-    enum { NSIDE = 5 };
+    enum { NSIDE = 7 };
     static const char *const side_names[NSIDE] = {"tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "sentencepiece.model",
-                                                  "tokenizer_config.json"};
+                                                  "tokenizer_config.json", "vocab.json", "merges.txt"};
     char *side[NSIDE] = {0};
     size_t side_len[NSIDE] = {0};
     if (!wordpiece) {

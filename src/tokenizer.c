@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "bpe.h"
 #include "sentencepiece.h"
 #include "unicode_tables.h"
 #include "util.h"
@@ -92,6 +93,7 @@ struct et_tokenizer {
     int32_t unk, cls, sep, pad, mask;
     int lower, strip; /* WordPiece casing (et_tokenizer_set_case); 1, 1 = uncased BERT */
     et_spm *spm;      /* non-NULL: a SentencePiece Unigram tokenizer; everything dispatches to it */
+    et_bpe *bpe;      /* non-NULL: a byte-level BPE tokenizer; everything dispatches to it */
 };
 
 static inline uint32_t fmix(uint32_t h) { /* spread FNV's low bits before masking */
@@ -122,18 +124,24 @@ static int32_t vocab_find(const et_tokenizer *t, const char *p, size_t n, int co
     }
 }
 
-int et_tokenizer_vocab_size(const et_tokenizer *t) { return !t ? 0 : t->spm ? et_spm_vocab_size(t->spm) : t->n; }
+int et_tokenizer_vocab_size(const et_tokenizer *t) {
+    return !t ? 0 : t->spm ? et_spm_vocab_size(t->spm) : t->bpe ? et_bpe_vocab_size(t->bpe) : t->n;
+}
 int32_t et_tokenizer_token_id(const et_tokenizer *t, const char *token) {
     if (!t || !token) return -1;
     if (t->spm) return et_spm_token_id(t->spm, token);
+    if (t->bpe) return et_bpe_token_id(t->bpe, token);
     return vocab_find(t, token, strlen(token), 0);
 }
 const char *et_tokenizer_token(const et_tokenizer *t, int32_t id) {
     if (t && t->spm) return et_spm_token(t->spm, id);
+    if (t && t->bpe) return et_bpe_token(t->bpe, id);
     if (!t || id < 0 || id >= t->n) return NULL;
     return t->pool + t->off[id];
 }
 int et_tokenizer_is_sentencepiece(const et_tokenizer *t) { return t && t->spm; }
+int et_tokenizer_is_bpe(const et_tokenizer *t) { return t && t->bpe; }
+int et_tokenizer_is_wordpiece(const et_tokenizer *t) { return t && !t->spm && !t->bpe; }
 
 void et_tokenizer_set_case(et_tokenizer *t, int lowercase, int strip_accents) {
     if (!t) return;
@@ -159,6 +167,24 @@ et_tokenizer *et_tokenizer_from_spm(et_spm *s, et_error *err) {
     t->mask = et_spm_mask_id(s);
     return t;
 }
+et_tokenizer *et_tokenizer_from_bpe(et_bpe *b, et_error *err) {
+    if (!b) {
+        et_fail(err, ET_ERR_ARG, "et_tokenizer_from_bpe: NULL");
+        return NULL;
+    }
+    et_tokenizer *t = et_calloc(1, sizeof *t, "tokenizer", err);
+    if (!t) {
+        et_bpe_free(b);
+        return NULL;
+    }
+    t->bpe = b;
+    t->unk = et_bpe_unk_id(b);
+    t->cls = et_bpe_cls_id(b);
+    t->sep = et_bpe_sep_id(b);
+    t->pad = et_bpe_pad_id(b);
+    t->mask = et_bpe_mask_id(b);
+    return t;
+}
 int32_t et_tokenizer_pad_id(const et_tokenizer *t) { return t ? t->pad : -1; }
 int32_t et_tokenizer_unk_id(const et_tokenizer *t) { return t ? t->unk : -1; }
 int32_t et_tokenizer_cls_id(const et_tokenizer *t) { return t ? t->cls : -1; }
@@ -168,6 +194,7 @@ int32_t et_tokenizer_mask_id(const et_tokenizer *t) { return t ? t->mask : -1; }
 void et_tokenizer_free(et_tokenizer *t) {
     if (!t) return;
     et_spm_free(t->spm);
+    et_bpe_free(t->bpe);
     free(t->pool);
     free(t->off);
     free(t->len);
@@ -528,6 +555,7 @@ static void tokenize_run(tok_state *st, const char *text, size_t len) {
 int et_tokenize(const et_tokenizer *t, const char *text, size_t len, int32_t *ids, int max) {
     if (!t || (!text && len) || max < 0 || (!ids && max > 0)) return -1;
     if (t->spm) return et_spm_encode(t->spm, text, len, ids, max);
+    if (t->bpe) return et_bpe_encode(t->bpe, text, len, ids, max);
     tok_state st;
     st.t = t;
     st.ids = ids;
@@ -556,8 +584,9 @@ et_status et_tokenize_batch(const et_tokenizer *t, const char *const *texts, int
         int32_t *row = ids + (size_t)b * max_len;
         row[0] = t->cls;
         int n;
-        if (t->spm) {
-            n = et_spm_encode(t->spm, texts[b], strlen(texts[b]), row + 1, max_len - 2);
+        if (t->spm || t->bpe) {
+            n = t->spm ? et_spm_encode(t->spm, texts[b], strlen(texts[b]), row + 1, max_len - 2)
+                       : et_bpe_encode(t->bpe, texts[b], strlen(texts[b]), row + 1, max_len - 2);
             if (n < 0) return et_fail(err, ET_ERR_NOMEM, "et_tokenize_batch: out of memory tokenizing text %d", b);
         } else {
             st.ids = row + 1;
@@ -679,7 +708,12 @@ et_tokenizer *et_tokenizer_from_json(const char *json, size_t len, const char *n
         cJSON_Delete(root);
         return t;
     }
+    int bpe = cJSON_IsString(ty) && !strcmp(ty->valuestring, "BPE");
     cJSON_Delete(root);
+    if (bpe) {
+        et_bpe *b = et_bpe_from_tokenizer_json(json, len, name, err);
+        return b ? et_tokenizer_from_bpe(b, err) : NULL;
+    }
     et_spm *s = et_spm_from_tokenizer_json(json, len, name, err); /* Unigram, or its message naming the model type */
     return s ? et_tokenizer_from_spm(s, err) : NULL;
 }

@@ -34,19 +34,28 @@
 
 typedef struct et_tokenizer et_tokenizer;
 struct et_spm;
+struct et_bpe;
 
 /* A SentencePiece Unigram tokenizer (sentencepiece.h) behind this interface: every call below
  * dispatches to it ([CLS]/[SEP]/[PAD] are its cls/sep/pad tokens, e.g. <s> </s> <pad>). Takes
  * ownership of `s` (freed on failure too). et_tokenize / et_tokenize_batch then allocate
  * O(text length) scratch per text and return -1 / ET_ERR_NOMEM if that fails. */
 et_tokenizer *et_tokenizer_from_spm(struct et_spm *s, et_error *err);
-/* A Hugging Face tokenizer.json: a "Unigram" model -> SentencePiece (sentencepiece.h); a "WordPiece" model
+/* A byte-level BPE tokenizer (bpe.h: RoBERTa / GPT-2 style) behind this interface, as et_tokenizer_from_spm:
+ * takes ownership of `b` (freed on failure too); [CLS]/[SEP]/[PAD] are its cls/sep/pad tokens (<s> </s> <pad>). */
+et_tokenizer *et_tokenizer_from_bpe(struct et_bpe *b, et_error *err);
+/* A Hugging Face tokenizer.json: a "Unigram" model -> SentencePiece (sentencepiece.h); a "BPE" model -> bpe.h; a "WordPiece" model
  * (BertNormalizer + BertPreTokenizer, "[UNK]", "##", 100 chars) -> this WordPiece tokenizer with the
  * normalizer's lowercase / strip_accents. Other models fail (ET_ERR_UNSUPPORTED naming them). */
 et_tokenizer *et_tokenizer_from_json(const char *json, size_t len, const char *name, et_error *err);
 
-/* 1 if `tok` is a SentencePiece tokenizer, 0 for WordPiece. */
+/* 1 if `tok` is a SentencePiece tokenizer, else 0. */
 int et_tokenizer_is_sentencepiece(const et_tokenizer *tok);
+/* 1 if `tok` is a byte-level BPE tokenizer, else 0. */
+int et_tokenizer_is_bpe(const et_tokenizer *tok);
+/* 1 if `tok` is WordPiece (vocab.txt, or a WordPiece tokenizer.json): its size must equal the model's
+ * vocab_size; the others may be smaller (embedding tables padded beyond the vocabulary). */
+int et_tokenizer_is_wordpiece(const et_tokenizer *tok);
 
 
 /* Longest word (in code points, after normalisation) WordPiece will try; longer -> [UNK]. */
