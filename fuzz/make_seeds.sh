@@ -4,7 +4,7 @@
 set -eu
 C=fuzz/corpus
 SEP=$'\n--8<--\n'
-rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus,fuzz_spm,fuzz_index}
+rm -rf "$C"; mkdir -p "$C"/{fuzz_safetensors,fuzz_hf,fuzz_vocab,fuzz_tokenize,fuzz_pairs,fuzz_beir,fuzz_train_data,fuzz_json,fuzz_retrieval,fuzz_sts,fuzz_corpus,fuzz_spm,fuzz_index,fuzz_bpe}
 # safetensors: the small model files (good and broken), not the 6 MB starter
 i=0
 for f in tests/fixtures/hf/bad/*/model.safetensors tests/fixtures/hf/good_*/model.safetensors; do
@@ -89,6 +89,13 @@ printf '\x00{"model":{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0],["<s>",0]
 n=0
 awk -F'\t' '$1=="t" && NR % 400 == 2 {print $3}' tests/fixtures/spm/cases.txt | while IFS= read -r line; do printf '\x03%s' "$line" > "$C/fuzz_spm/text$n"; n=$((n+1)); done
 printf '\x03ab\xffcd <s> x <mask> \xef\xbc\xa1\xcc\x81 \xe3\x80\x80 \xf0\x9f\x98\x80\xe2\x80\x8d\xf0\x9f\x98\x80' > "$C/fuzz_spm/mixed"
+# bpe: mode byte (0 tokenizer.json, 1 vocab.json NUL merges.txt [bit 2: add_prefix_space], 2 text for the fixture tokenizers) + input
+mkdir -p "$C/fuzz_bpe"
+printf '\x00{"model":{"type":"BPE","dropout":null,"unk_token":"<unk>","fuse_unk":true,"ignore_merges":true,"vocab":{"<s>":0,"<pad>":1,"</s>":2,"<unk>":3,"a":4,"b":5,"\xc4\xa0":6,"ab":7,"\xc4\xa0a":8,"\xc4\xa0ab":9,"<mask>":10},"merges":["a b",["\xc4\xa0","a"],"\xc4\xa0a b","\xc4\xa0 ab"]},"added_tokens":[{"id":0,"content":"<s>","special":true},{"id":10,"content":"<mask>","lstrip":true,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":true,"use_regex":true},"post_processor":{"type":"Sequence","processors":[{"type":"ByteLevel"},{"type":"RobertaProcessing","cls":["<s>",0],"sep":["</s>",2]}]}}' > "$C/fuzz_bpe/tiny_json"
+printf '\x05{"<s>":0,"<pad>":1,"</s>":2,"<unk>":3,"a":4,"b":5,"\xc4\xa0":6,"ab":7,"\xc4\xa0ab":8,"<mask>":9}\x00#version: 0.2\na b\n\xc4\xa0 ab\n' > "$C/fuzz_bpe/tiny_files"
+n=0
+awk -F'\t' '$1=="t" && NR % 500 == 2 {print $3}' tests/fixtures/spm/cases.txt | while IFS= read -r line; do printf '\x02%s' "$line" > "$C/fuzz_bpe/text$n"; n=$((n+1)); done
+printf "\x02ab\xffcd <s> x <mask> It's  they've \xef\xbc\xa1\xcc\x81 \xe3\x80\x80 123\xd9\xa3 \xf0\x9f\x98\x80\xe2\x80\x8d\xf0\x9f\x98\x80   \n\n x" > "$C/fuzz_bpe/mixed"
 # index files (`embedtune index`, needs build/embedtune) of the small eval fixture: int8, f16, none, without texts
 if [ -x build/embedtune ]; then
   for dt in int8 f16 none; do

@@ -46,6 +46,9 @@
 #define LLVMFuzzerTestOneInput fuzz_spm_one
 #include "../fuzz/fuzz_spm.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_bpe_one
+#include "../fuzz/fuzz_bpe.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_index_one
 #include "../fuzz/fuzz_index.c"
 #undef LLVMFuzzerTestOneInput
@@ -59,6 +62,7 @@ static const harness H[] = {
     {"fuzz_retrieval", fuzz_retrieval_one},
     {"fuzz_sts", fuzz_sts_one},                 {"fuzz_corpus", fuzz_corpus_one},
     {"fuzz_spm", fuzz_spm_one},                 {"fuzz_index", fuzz_index_one},
+    {"fuzz_bpe", fuzz_bpe_one},
 };
 
 static int replay_dir(const harness *h, const char *root) {

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "bm25.h"
+#include "bpe.h"
 #include "data.h"
 #include "encode.h"
 #include "fileio.h"
@@ -222,6 +223,43 @@ static et_status sc_spm(et_error *err, sbuf *out) {
             oom_resume();
         }
         et_spm_free(s);
+    }
+    return ET_OK;
+}
+
+/* byte-level BPE: a small tokenizer.json (unk, fuse_unk, ignore_merges, a Sequence post-processor, added tokens)
+ * and vocab.json + merges.txt, then ids of texts long enough to grow every scratch buffer */
+static et_status sc_bpe(et_error *err, sbuf *out) {
+    static const char tj[] =
+        "{\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":\"<unk>\",\"fuse_unk\":true,\"ignore_merges\":true,"
+        "\"vocab\":{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":3,\"a\":4,\"b\":5,\"\xc4\xa0\":6,\"ab\":7,\"\xc4\xa0" "a\":8,\"\xc4\xa0" "ab\":9,"
+        "\"<mask>\":10},\"merges\":[\"a b\",[\"\xc4\xa0\",\"a\"],\"\xc4\xa0" "a b\",\"\xc4\xa0 ab\"]},"
+        "\"added_tokens\":[{\"id\":0,\"content\":\"<s>\",\"special\":true},{\"id\":10,\"content\":\"<mask>\",\"lstrip\":true,\"special\":true}],"
+        "\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":true},"
+        "\"post_processor\":{\"type\":\"Sequence\",\"processors\":[{\"type\":\"ByteLevel\"},"
+        "{\"type\":\"RobertaProcessing\",\"cls\":[\"<s>\",0],\"sep\":[\"</s>\",2]}]}}";
+    static const char vj[] = "{\"<s>\":0,\"<pad>\":1,\"</s>\":2,\"<unk>\":3,\"a\":4,\"b\":5,\"\xc4\xa0\":6,\"ab\":7,\"\xc4\xa0" "ab\":8,\"<mask>\":9}";
+    static const char mt[] = "#version: 0.2\na b\n\xc4\xa0 ab\n";
+    char longt[1200];
+    for (int i = 0; i < 1199; i++) longt[i] = "ab abba <mask> x\xc3\xa9 "[i % 20];
+    longt[1199] = 0;
+    const char *texts[3] = {"ab <mask> aab xyz  ", longt, "\xff<s>b"};
+    for (int f = 0; f < 2; f++) {
+        et_bpe *b = f == 0 ? et_bpe_from_tokenizer_json(tj, sizeof tj - 1, "tiny.json", err)
+                           : et_bpe_from_files(vj, sizeof vj - 1, mt, sizeof mt - 1, 1, "vocab.json", "merges.txt", err);
+        if (!b) return err->code ? err->code : ET_ERR_NOMEM;
+        for (int i = 0; i < 3; i++) {
+            int32_t ids[1024];
+            int n = et_bpe_encode(b, texts[i], strlen(texts[i]), ids, 1024);
+            if (n < 0) {
+                et_bpe_free(b);
+                return et_fail(err, ET_ERR_NOMEM, "out of memory tokenizing text %d", i);
+            }
+            oom_pause();
+            sb_put(out, ids, sizeof(int32_t) * (size_t)(n < 1024 ? n : 1024));
+            oom_resume();
+        }
+        et_bpe_free(b);
     }
     return ET_OK;
 }
@@ -488,7 +526,7 @@ static const scenario SC[] = {
     {"load", sc_load, 1},           {"pairs_jsonl", sc_pairs_jsonl, 1}, {"pairs_named", sc_pairs_named, 1},
     {"pairs_csv", sc_pairs_csv, 1}, {"pairs_tsv", sc_pairs_tsv, 1},     {"beir", sc_beir, 1},
     {"corpus", sc_corpus, 1},       {"sts", sc_sts, 1},                 {"train_data", sc_train_data, 1},
-    {"vocab", sc_vocab, 1},         {"spm", sc_spm, 1},         {"encode", sc_encode_plain, 0},     {"encode_cached", sc_encode_cached, 0},
+    {"vocab", sc_vocab, 1},         {"spm", sc_spm, 1},         {"bpe", sc_bpe, 1},         {"encode", sc_encode_plain, 0},     {"encode_cached", sc_encode_cached, 0},
     {"train", sc_train, 0},
     {"safetensors", sc_safetensors, 1}, {"bm25", sc_bm25, 1},
 };

@@ -28,7 +28,7 @@ cmake --build "$BUILD" -j"$JOBS" --target $LIST > "$BUILD.build.log" 2>&1 ||
   { tail -40 "$BUILD.build.log"; echo "fuzz.sh: build failed"; exit 1; }
 
 # per-harness input size limits: model files need room, text inputs less
-maxlen() { case $1 in fuzz_spm) echo 32768;; fuzz_hf|fuzz_safetensors) echo 16384;; fuzz_tokenize|fuzz_vocab) echo 4096;; *) echo 8192;; esac; }
+maxlen() { case $1 in fuzz_spm|fuzz_bpe) echo 32768;; fuzz_hf|fuzz_safetensors) echo 16384;; fuzz_tokenize|fuzz_vocab) echo 4096;; *) echo 8192;; esac; }
 
 run_one() {
   local h=$1 w="$OUT/$1"
