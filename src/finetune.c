@@ -1096,16 +1096,93 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
 
 /* ------------------------------------------------------------------ the run */
 
-et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
-    memset(res, 0, sizeof *res);
-    et_finetune_cfg cc = *cfg; /* with the negatives resolved */
-    const et_finetune_cfg *c = &cc;
+/* The state of one et_finetune_run, handed from step to step. Each step below says what it reads and what it fills;
+ * ft_run_free releases everything any step allocated (a step that fails leaves what it allocated for ft_run_free). */
+typedef struct {
+    const et_finetune_cfg *cfg; /* as the caller gave it (et_finetune_plan tells explicit settings from defaults) */
+    et_finetune_cfg *cc;        /* a copy with the negatives resolved (ft_check_cfg) and the loss form used */
+    const et_finetune_cfg *c;   /* = cc */
+    et_finetune_result *res;
+    et_train_loss loss;
+    int pairwise, soft, clp;    /* the loss is pairwise (mse/soft*), soft (soft*), clp */
+    int listsoft;               /* soft1..3 in the list form (train.h soft_list; a labelled file turns it off) */
+    double t_start;             /* et_now_s() at the start: the time budget and the dev points' seconds */
+    /* ft_load_model */
+    ft_model L;
+    char vocab[ET_PATH_MAX];
+    int mlen;                   /* the token cap of encoding and training */
+    /* ft_split_data */
+    source src, esrc;           /* the data, and --eval's file (esrc) */
+    evalset ev;                 /* the held-out evaluation set */
+    ft_split trs;               /* the training rows: split, --max-train-queries subset, minus the dev split */
+    uint32_t *keys;             /* the subset keys (--max-train-queries) */
+    evalset dv;                 /* the dev split (early stopping), if use_dev */
+    int use_dev;
+    int64_t dev_size;
+    /* ft_train_rows */
+    et_pairs TP;                /* the training rows (strings borrowed from src) */
+    et_pair_index ix;
+    int has_ix;
+    mining M;                   /* the mining universe (infonce/clp) */
+    int adapting;               /* corpus adaptation (--adapt / --corpus) */
+    /* ft_eval_before (eo is used again by ft_eval_after) */
+    ft_progress ps;
+    et_encode_opts eo;
+    /* ft_mine_examples / ft_score_experts / ft_pairwise_examples */
+    et_adapt_pairs AP;
+    et_expert ex[ET_FT_MAX_EXPERT_MODELS + 2];
+    int nex, istart;            /* experts in ex; istart: the starting model's (-1: none) */
+    et_score_table T;           /* the data file's own score columns */
+    int32_t *negs, *rq, *rp;
+    float *rl, *cols;
+    int64_t *rsrc;
+    et_train_data D;            /* the training examples */
+    /* ft_train_setup / ft_train */
+    et_trainer tr;
+    int has_tr;
+    step_prog sp;               /* the trainer's progress callback state (tr holds a pointer to it) */
+    ft_watch W;
+    float *best;                /* the parameters of the best dev point */
+    float *start;               /* the starting model's parameters (the weight-space mix, cfg.mix) */
+    double *pq0, *pq1;          /* per-query dev nDCG@10: the starting model, the latest point (IR dev) */
+} ft_run;
+
+static void ft_run_free(ft_run *R) {
+    free(R->best); free(R->pq0); free(R->pq1);
+    free(R->start);
+    free(R->keys);
+    et_adapt_pairs_free(&R->AP);
+    evalset_free(&R->dv);
+    if (R->has_tr) et_trainer_free(&R->tr);
+    watch_free(&R->W);
+    for (int e = 0; e < R->nex; e++) et_expert_free(&R->ex[e]);
+    et_score_table_free(&R->T);
+    for (int i = 0; i < R->D.n; i++) ex_free(&R->D.ex[i]);
+    free(R->D.ex);
+    free(R->M.ex_q);
+    if (R->src.kind == SRC_BEIR) { free((void *)R->M.mq); free(R->M.mq_off); free(R->M.mq_pos); }
+    if (R->has_ix) et_pair_index_free(&R->ix);
+    free((void *)R->TP.query); free((void *)R->TP.passage); free((void *)R->TP.id); free(R->TP.label); free(R->TP.scores);
+    free(R->negs); free(R->rq); free(R->rp); free(R->rl); free(R->rsrc); free(R->cols);
+    evalset_free(&R->ev);
+    source_free(&R->src);
+    source_free(&R->esrc);
+    ft_model_free(&R->L);
+}
+
+/* The losses trained on scored pairs (mse, soft1-3) rather than on (query, positive, negatives). */
+static int loss_is_pairwise(et_train_loss loss) {
+    return loss == ET_TRAIN_MSE || loss == ET_TRAIN_SOFT1 || loss == ET_TRAIN_SOFT2 || loss == ET_TRAIN_SOFT3;
+}
+
+/* Checks the options that need no file, and resolves the default negatives in *cc. */
+static et_status ft_check_cfg(et_finetune_cfg *cc, et_error *err) {
+    const et_finetune_cfg *c = cc;
     et_train_loss loss = c->train.loss;
-    int pairwise = loss == ET_TRAIN_MSE || loss == ET_TRAIN_SOFT1 || loss == ET_TRAIN_SOFT2 || loss == ET_TRAIN_SOFT3;
-    int soft = pairwise && loss != ET_TRAIN_MSE, clp = loss == ET_TRAIN_CLP;
-    int listsoft = soft && c->train.soft_list; /* soft1..3 in the list form (train.h soft_list) */
+    int pairwise = loss_is_pairwise(loss);
+    int listsoft = pairwise && loss != ET_TRAIN_MSE && c->train.soft_list; /* soft1..3 in the list form (train.h soft_list) */
     if (!c->model_dir || !c->data || !c->out_dir) return et_fail(err, ET_ERR_ARG, "finetune: model, data and out are required");
-    if (cc.negatives < 0) cc.negatives = pairwise && !listsoft ? 7 : FT_AUTO_NEGATIVES;
+    if (cc->negatives < 0) cc->negatives = pairwise && !listsoft ? 7 : FT_AUTO_NEGATIVES;
     if (c->negatives < 1 && !pairwise) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 1 for loss %s", et_train_loss_name(loss));
     if (c->negatives < 0) return et_fail(err, ET_ERR_ARG, "finetune: --negatives must be >= 0");
     if (c->mine_lo < 0 || c->mine_hi <= c->mine_lo) return et_fail(err, ET_ERR_ARG, "finetune: mining range must be A:B with 0 <= A < B");
@@ -1115,345 +1192,382 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
         return et_fail(err, ET_ERR_ARG, "finetune: --refresh-every re-mines ANCE negatives, which only infonce and clp use (loss %s)", et_train_loss_name(loss));
     if (c->n_expert_models > ET_FT_MAX_EXPERT_MODELS) return et_fail(err, ET_ERR_ARG, "finetune: at most %d expert models", ET_FT_MAX_EXPERT_MODELS);
     if (c->neg_source < ET_FT_NEG_ANCE || c->neg_source > ET_FT_NEG_MIX) return et_fail(err, ET_ERR_ARG, "finetune: unknown negative source %d", c->neg_source);
+    return ET_OK;
+}
 
-    double t_start = et_now_s();
-    et_status s = ET_OK;
-    ft_model L;
-    memset(&L, 0, sizeof L);
-    source src, esrc;
-    memset(&src, 0, sizeof src);
-    memset(&esrc, 0, sizeof esrc);
-    evalset ev;
-    memset(&ev, 0, sizeof ev);
-    et_pairs TP;
-    memset(&TP, 0, sizeof TP);
-    et_pair_index ix;
-    memset(&ix, 0, sizeof ix);
-    int has_ix = 0;
-    mining M;
-    memset(&M, 0, sizeof M);
-    et_train_data D;
-    memset(&D, 0, sizeof D);
-    et_trainer tr;
-    memset(&tr, 0, sizeof tr);
-    int has_tr = 0;
-    et_expert ex[ET_FT_MAX_EXPERT_MODELS + 2];
-    ft_watch W;
-    memset(&W, 0, sizeof W);
-    memset(ex, 0, sizeof ex);
-    int nex = 0, istart = -1;
-    et_score_table T = {0};
-    int32_t *negs = NULL, *rq = NULL, *rp = NULL;
-    float *rl = NULL, *cols = NULL;
-    int64_t *rsrc = NULL;
-    evalset dv; /* the dev split (early stopping) */
-    memset(&dv, 0, sizeof dv);
-    int use_dev = 0;
-    int64_t dev_size = 0;
-    float *best = NULL, *start = NULL;
-    double *pq0 = NULL, *pq1 = NULL; /* per-query dev nDCG@10: the starting model, the latest point (IR dev) */
-    uint32_t *keys = NULL;
-    et_adapt_pairs AP;
-    memset(&AP, 0, sizeof AP);
-    res->best_dev = -1;
-
-    /* model */
-    char vocab[ET_PATH_MAX];
+/* Step "load": the model, its tokenizer and the thread pool (R->L, R->vocab), and the token cap R->mlen. */
+static et_status ft_load_model(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_status s;
     say(c, "loading %s", c->model_dir);
-    if (phase_start(c, ET_FT_PHASE_LOAD)) { s = cancelled(err, ET_FT_PHASE_LOAD); goto done; }
-    if ((s = ft_model_load(c->model_dir, c->threads, &L, vocab, sizeof vocab, err))) goto done;
-    int mlen = c->max_len ? c->max_len : default_max_len(&L);
-    if (mlen > et_bert_max_tokens(&L.model.cfg)) mlen = et_bert_max_tokens(&L.model.cfg);
+    if (phase_start(c, ET_FT_PHASE_LOAD)) return cancelled(err, ET_FT_PHASE_LOAD);
+    if ((s = ft_model_load(c->model_dir, c->threads, &R->L, R->vocab, sizeof R->vocab, err))) return s;
+    int mlen = c->max_len ? c->max_len : default_max_len(&R->L);
+    if (mlen > et_bert_max_tokens(&R->L.model.cfg)) mlen = et_bert_max_tokens(&R->L.model.cfg);
+    R->mlen = mlen;
+    return ET_OK;
+}
 
-    /* data */
-    if (phase_start(c, ET_FT_PHASE_PARSE)) { s = cancelled(err, ET_FT_PHASE_PARSE); goto done; }
-    if ((s = source_load(c->data, &src, err))) goto done;
-    res->data_kind = src_names[src.kind];
+/* Step "split": reads the data (R->src) and the held-out evaluation set (R->ev: the test split of the data, or all
+ * of --eval's file); R->trs selects the training rows: the train split (all rows with --eval), the first
+ * --max-train-queries of them in et_split_subset_key order, minus the dev split (R->dv, R->use_dev) when one is kept. */
+static et_status ft_split_data(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    et_status s;
+    if (phase_start(c, ET_FT_PHASE_PARSE)) return cancelled(err, ET_FT_PHASE_PARSE);
+    if ((s = source_load(c->data, &R->src, err))) return s;
+    res->data_kind = src_names[R->src.kind];
     /* rows used for training: all, or the train split; then optionally a subset, minus the dev split */
-    ft_split trs = {c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, 0, 0, UINT32_MAX};
+    R->trs = (ft_split){c->eval_path ? ET_SPLIT_ALL : ET_SPLIT_TRAIN, 0, 0, UINT32_MAX};
     if (c->eval_path) {
-        if ((s = source_load(c->eval_path, &esrc, err))) goto done;
-        if ((s = evalset_make(&esrc, &SPLIT_ALL, c->sts_max, c->eval_path, &ev, err))) goto done;
-    } else if ((s = evalset_make(&src, &SPLIT_TEST, c->sts_max, c->data, &ev, err))) goto done;
-    res->kind = ev.kind;
-    res->test_queries = ev.kind == ET_FT_EVAL_IR ? ev.nq : ev.n;
+        if ((s = source_load(c->eval_path, &R->esrc, err))) return s;
+        if ((s = evalset_make(&R->esrc, &SPLIT_ALL, c->sts_max, c->eval_path, &R->ev, err))) return s;
+    } else if ((s = evalset_make(&R->src, &SPLIT_TEST, c->sts_max, c->data, &R->ev, err))) return s;
+    res->kind = R->ev.kind;
+    res->test_queries = R->ev.kind == ET_FT_EVAL_IR ? R->ev.nq : R->ev.n;
     if (c->max_train_queries >= 0) { /* keep the first N training queries (rows) in et_split_subset_key order */
-        int64_t nk = 0, cap = src.kind == SRC_BEIR ? src.B.nqueries : src_rows(&src);
-        if (!(keys = malloc(sizeof(uint32_t) * (size_t)(cap + 1)))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        int64_t nk = 0, cap = R->src.kind == SRC_BEIR ? R->src.B.nqueries : src_rows(&R->src);
+        if (!(R->keys = malloc(sizeof(uint32_t) * (size_t)(cap + 1)))) return et_fail(err, ET_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; i < cap; i++) {
-            if (src.kind == SRC_BEIR) {
-                const et_beir *B = &src.B;
+            if (R->src.kind == SRC_BEIR) {
+                const et_beir *B = &R->src.B;
                 int pos = 0;
                 for (int64_t u = B->qrel_off[i]; u < B->qrel_off[i + 1]; u++) pos |= B->qrels[u].grade > 0;
-                if (pos && in_split(B->query_id[i], B->query_text[i], &trs)) keys[nk++] = et_split_subset_key(B->query_id[i]);
-            } else if (keep_row(&src, i, &trs)) {
-                keys[nk++] = et_split_subset_key(et_split_key(src_id(&src, i), src_a(&src, i)));
+                if (pos && in_split(B->query_id[i], B->query_text[i], &R->trs)) R->keys[nk++] = et_split_subset_key(B->query_id[i]);
+            } else if (keep_row(&R->src, i, &R->trs)) {
+                R->keys[nk++] = et_split_subset_key(et_split_key(src_id(&R->src, i), src_a(&R->src, i)));
             }
         }
-        if (c->max_train_queries == 0) trs.none = 1;
+        if (c->max_train_queries == 0) R->trs.none = 1;
         else if (c->max_train_queries < nk) {
             for (int64_t i = 1; i < nk; i++) { /* insertion sort: small sets */
-                uint32_t v = keys[i];
+                uint32_t v = R->keys[i];
                 int64_t j = i;
-                while (j > 0 && keys[j - 1] > v) { keys[j] = keys[j - 1]; j--; }
-                keys[j] = v;
+                while (j > 0 && R->keys[j - 1] > v) { R->keys[j] = R->keys[j - 1]; j--; }
+                R->keys[j] = v;
             }
-            trs.subset_max = keys[c->max_train_queries - 1];
+            R->trs.subset_max = R->keys[c->max_train_queries - 1];
         }
         say(c, "using %d of %lld training %s (--max-train-queries)", c->max_train_queries < nk ? c->max_train_queries : (int)nk,
-            (long long)nk, src.kind == SRC_BEIR ? "queries" : "rows");
+            (long long)nk, R->src.kind == SRC_BEIR ? "queries" : "rows");
     }
-    if (c->dev != 0 && !trs.none) { /* the dev split: carved from the training rows by et_split_is_dev */
-        ft_split ds = trs;
+    if (c->dev != 0 && !R->trs.none) { /* the dev split: carved from the training rows by et_split_is_dev */
+        ft_split ds = R->trs;
         ds.dev = 1;
         et_error e2 = {0};
-        et_status s2 = evalset_make(&src, &ds, c->sts_max, c->data, &dv, &e2);
-        dev_size = s2 ? 0 : dv.kind == ET_FT_EVAL_IR ? dv.nq : dv.n;
-        int64_t need = (s2 ? ev.kind : dv.kind) == ET_FT_EVAL_IR ? ET_FT_MIN_DEV_QUERIES : ET_FT_MIN_DEV_ROWS;
-        if (!s2 && dev_size >= need) use_dev = 1;
+        et_status s2 = evalset_make(&R->src, &ds, c->sts_max, c->data, &R->dv, &e2);
+        R->dev_size = s2 ? 0 : R->dv.kind == ET_FT_EVAL_IR ? R->dv.nq : R->dv.n;
+        int64_t need = (s2 ? R->ev.kind : R->dv.kind) == ET_FT_EVAL_IR ? ET_FT_MIN_DEV_QUERIES : ET_FT_MIN_DEV_ROWS;
+        if (!s2 && R->dev_size >= need) R->use_dev = 1;
         else {
-            evalset_free(&dv);
-            memset(&dv, 0, sizeof dv);
+            evalset_free(&R->dv);
+            memset(&R->dv, 0, sizeof R->dv);
             if (c->dev == 1) {
-                s = et_fail(err, ET_ERR_FORMAT, "%s: the dev split holds %lld judged %s (need %lld)", c->data, (long long)dev_size,
-                            ev.kind == ET_FT_EVAL_IR ? "queries" : "rows", (long long)need);
-                goto done;
+                s = et_fail(err, ET_ERR_FORMAT, "%s: the dev split holds %lld judged %s (need %lld)", c->data, (long long)R->dev_size,
+                            R->ev.kind == ET_FT_EVAL_IR ? "queries" : "rows", (long long)need);
+                return s;
             }
         }
-        if (use_dev) trs.dev = 2;
+        if (R->use_dev) R->trs.dev = 2;
     }
+    return ET_OK;
+}
 
-    /* training rows: TP (borrowed strings) */
-    if (src.kind == SRC_BEIR) {
-        const et_beir *B = &src.B;
+/* Step "rows": the training rows R->TP selected by R->trs (strings borrowed from R->src); for BEIR data the mining
+ * universe R->M (queries with a positive, the corpus), for pairs/STS the pair index R->ix over the rows. Fails when
+ * no row is left to train on. */
+static et_status ft_train_rows(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int pairwise = R->pairwise;
+    et_train_loss loss = R->loss;
+    et_status s;
+    if (R->src.kind == SRC_BEIR) {
+        const et_beir *B = &R->src.B;
         int64_t cap = B->nqrels + 1;
-        TP.query = malloc(sizeof(char *) * (size_t)cap);
-        TP.passage = malloc(sizeof(char *) * (size_t)cap);
-        TP.id = calloc((size_t)cap, sizeof(char *));
-        TP.label = malloc(sizeof(float) * (size_t)cap);
-        M.mq = malloc(sizeof(char *) * (size_t)(B->nqueries + 1));
-        M.mq_off = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
-        M.mq_pos = malloc(sizeof(int32_t) * (size_t)cap);
-        if (!TP.query || !TP.passage || !TP.id || !TP.label || !M.mq || !M.mq_off || !M.mq_pos) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        R->TP.query = malloc(sizeof(char *) * (size_t)cap);
+        R->TP.passage = malloc(sizeof(char *) * (size_t)cap);
+        R->TP.id = calloc((size_t)cap, sizeof(char *));
+        R->TP.label = malloc(sizeof(float) * (size_t)cap);
+        R->M.mq = malloc(sizeof(char *) * (size_t)(B->nqueries + 1));
+        R->M.mq_off = malloc(sizeof(int64_t) * ((size_t)B->nqueries + 1));
+        R->M.mq_pos = malloc(sizeof(int32_t) * (size_t)cap);
+        if (!R->TP.query || !R->TP.passage || !R->TP.id || !R->TP.label || !R->M.mq || !R->M.mq_off || !R->M.mq_pos) return et_fail(err, ET_ERR_NOMEM, "out of memory");
         int64_t m = 0;
         for (int32_t q = 0; q < B->nqueries; q++) {
-            if (!in_split(B->query_id[q], B->query_text[q], &trs)) continue;
+            if (!in_split(B->query_id[q], B->query_text[q], &R->trs)) continue;
             int64_t m0 = m;
             for (int64_t u = B->qrel_off[q]; u < B->qrel_off[q + 1]; u++) {
                 if (B->qrels[u].grade <= 0) continue;
-                TP.query[TP.n] = B->query_text[q]; TP.passage[TP.n] = B->doc_text[B->qrels[u].d];
-                TP.id[TP.n] = B->query_id[q]; TP.label[TP.n++] = 1;
-                M.mq_pos[m++] = B->qrels[u].d;
+                R->TP.query[R->TP.n] = B->query_text[q]; R->TP.passage[R->TP.n] = B->doc_text[B->qrels[u].d];
+                R->TP.id[R->TP.n] = B->query_id[q]; R->TP.label[R->TP.n++] = 1;
+                R->M.mq_pos[m++] = B->qrels[u].d;
             }
             if (m == m0) continue;
-            M.mq_off[M.nmq] = m0;
-            M.mq[M.nmq++] = B->query_text[q];
+            R->M.mq_off[R->M.nmq] = m0;
+            R->M.mq[R->M.nmq++] = B->query_text[q];
         }
-        M.mq_off[M.nmq] = m;
-        M.corpus = B->doc_text; M.nd = B->ndocs;
-        res->train_queries = M.nmq;
+        R->M.mq_off[R->M.nmq] = m;
+        R->M.corpus = B->doc_text; R->M.nd = B->ndocs;
+        res->train_queries = R->M.nmq;
     } else {
-        int64_t n = src_rows(&src);
-        int lab = src_labelled(&src), keep_lab = lab && pairwise;
-        TP.query = malloc(sizeof(char *) * (size_t)(n + 1));
-        TP.passage = malloc(sizeof(char *) * (size_t)(n + 1));
-        TP.id = calloc((size_t)n + 1, sizeof(char *));
-        TP.label = malloc(sizeof(float) * (size_t)(n + 1));
-        int K = src.kind == SRC_PAIRS ? src.P.K : 0;
-        if (K && pairwise) TP.scores = malloc(sizeof(float) * (size_t)(n + 1) * K);
-        if (!TP.query || !TP.passage || !TP.id || !TP.label || (K && pairwise && !TP.scores)) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+        int64_t n = src_rows(&R->src);
+        int lab = src_labelled(&R->src), keep_lab = lab && pairwise;
+        R->TP.query = malloc(sizeof(char *) * (size_t)(n + 1));
+        R->TP.passage = malloc(sizeof(char *) * (size_t)(n + 1));
+        R->TP.id = calloc((size_t)n + 1, sizeof(char *));
+        R->TP.label = malloc(sizeof(float) * (size_t)(n + 1));
+        int K = R->src.kind == SRC_PAIRS ? R->src.P.K : 0;
+        if (K && pairwise) R->TP.scores = malloc(sizeof(float) * (size_t)(n + 1) * K);
+        if (!R->TP.query || !R->TP.passage || !R->TP.id || !R->TP.label || (K && pairwise && !R->TP.scores)) return et_fail(err, ET_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; i < n; i++) {
-            if (!keep_row(&src, i, &trs)) continue;
-            float y = lab ? src_label(&src, i, c->sts_max) : 1.f;
+            if (!keep_row(&R->src, i, &R->trs)) continue;
+            float y = lab ? src_label(&R->src, i, c->sts_max) : 1.f;
             if (!pairwise && y < c->pos_threshold) continue; /* infonce/clp: positive rows only */
-            TP.query[TP.n] = src_a(&src, i); TP.passage[TP.n] = src_b(&src, i); TP.id[TP.n] = src_id(&src, i);
-            TP.label[TP.n] = keep_lab ? y : 1.f;
-            if (TP.scores) memcpy(TP.scores + TP.n * K, src.P.scores + i * K, sizeof(float) * K);
-            TP.n++;
+            R->TP.query[R->TP.n] = src_a(&R->src, i); R->TP.passage[R->TP.n] = src_b(&R->src, i); R->TP.id[R->TP.n] = src_id(&R->src, i);
+            R->TP.label[R->TP.n] = keep_lab ? y : 1.f;
+            if (R->TP.scores) memcpy(R->TP.scores + R->TP.n * K, R->src.P.scores + i * K, sizeof(float) * K);
+            R->TP.n++;
         }
-        TP.has_label = keep_lab;
-        if (TP.scores) { TP.K = K; TP.expert_names = src.P.expert_names; }
-        if ((s = et_pair_index_build(&TP, &ix, err))) goto done;
-        has_ix = 1;
-        M.corpus = ix.ptext; M.nd = ix.np; M.mq = ix.qtext; M.nmq = ix.nq; M.mq_off = NULL; M.mq_pos = NULL;
-        res->train_queries = pairwise ? TP.n : ix.nq;
+        R->TP.has_label = keep_lab;
+        if (R->TP.scores) { R->TP.K = K; R->TP.expert_names = R->src.P.expert_names; }
+        if ((s = et_pair_index_build(&R->TP, &R->ix, err))) return s;
+        R->has_ix = 1;
+        R->M.corpus = R->ix.ptext; R->M.nd = R->ix.np; R->M.mq = R->ix.qtext; R->M.nmq = R->ix.nq; R->M.mq_off = NULL; R->M.mq_pos = NULL;
+        res->train_queries = pairwise ? R->TP.n : R->ix.nq;
     }
-    int adapting = c->adapt || c->corpus;
-    if (adapting && pairwise) { s = et_fail(err, ET_ERR_ARG, "finetune: corpus adaptation (--adapt / --corpus) works with the losses infonce and clp (not %s)", et_train_loss_name(loss)); goto done; }
-    if (!TP.n && !(adapting && src.kind == SRC_BEIR)) { s = et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)"); goto done; }
+    int adapting = R->adapting = c->adapt || c->corpus;
+    if (adapting && pairwise) return et_fail(err, ET_ERR_ARG, "finetune: corpus adaptation (--adapt / --corpus) works with the losses infonce and clp (not %s)", et_train_loss_name(loss));
+    if (!R->TP.n && !(adapting && R->src.kind == SRC_BEIR)) return et_fail(err, ET_ERR_FORMAT, "%s: no training rows in the train split%s", c->data, pairwise ? "" : " (with a label >= the positive threshold)");
+    return ET_OK;
+}
 
-    /* before */
+/* Step "evaluate before": the starting model (and BM25, hybrid) on the held-out set R->ev, into R->res; sets up the
+ * encoding options R->eo that ft_eval_after uses again. */
+static et_status ft_eval_before(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int mlen = R->mlen;
+    et_status s;
     double te = et_now_s();
-    say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
-    if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) { s = cancelled(err, ET_FT_PHASE_EVAL_BEFORE); goto done; }
-    ft_progress ps = {et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_BEFORE};
-    et_encode_opts eo = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &ps};
-    if (ev.kind == ET_FT_EVAL_IR) {
-        if ((s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->before, err))) goto done;
-        if ((s = et_eval_ir_bm25(L.pool, NULL, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->bm25, err))) goto done;
-    } else if ((s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pbefore, err))) goto done;
-    if ((s = ft_hybrid_step(c, &src, &ev, NULL, &L.model, L.tok, L.pool, mlen, 0, res, err))) goto done;
+    say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, R->ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
+    if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) return cancelled(err, ET_FT_PHASE_EVAL_BEFORE);
+    R->ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_BEFORE};
+    R->eo = (et_encode_opts){c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &R->ps};
+    if (R->ev.kind == ET_FT_EVAL_IR) {
+        if ((s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->before, err))) return s;
+        if ((s = et_eval_ir_bm25(R->L.pool, NULL, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->bm25, err))) return s;
+    } else if ((s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pbefore, err))) return s;
+    if ((s = ft_hybrid_step(c, &R->src, &R->ev, NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 0, res, err))) return s;
     res->seconds_eval = et_now_s() - te;
+    return ET_OK;
+}
 
-    /* examples */
-    double tp0 = et_now_s();
-    if (!pairwise) {
-        if (phase_start(c, ET_FT_PHASE_MINE)) { s = cancelled(err, ET_FT_PHASE_MINE); goto done; }
-        if (src.kind != SRC_BEIR) { M.mq_off = ix.pos_off; M.mq_pos = ix.pos; }
-        int64_t nex_ = M.mq_off[M.nmq];
-        if (adapting) { /* self-supervised pairs from passages (adapt.h) */
-            const char *const *pas = c->corpus;
-            const int32_t *tl = c->corpus_title_len;
-            int32_t np = c->n_corpus;
-            if (!pas && src.kind == SRC_BEIR) { pas = src.B.doc_text; tl = src.B.doc_title_len; np = src.B.ndocs; }
-            else if (!pas) { pas = ix.ptext; np = ix.np; }
-            et_adapt_cfg ac;
-            et_adapt_cfg_default(&ac);
-            ac.seed = c->seed;
-            ac.max_pairs = c->adapt_pairs > 0 ? c->adapt_pairs : nex_ < 500 ? 500 : nex_ > 2000 ? 2000 : nex_;
-            if ((s = et_adapt_build(pas, tl, np, &ac, &AP, err))) goto done;
-            if (AP.n < 2) { s = et_fail(err, ET_ERR_FORMAT, "%s: corpus adaptation found %lld usable passage(s) (need 2; passages need >= %d words)", c->corpus ? "--corpus" : c->data, (long long)AP.n, ac.min_words); goto done; }
-            res->adapt_pairs = AP.n; res->adapt_ict = AP.n_ict; res->adapt_crop = AP.n_crop;
-            say(c, "corpus adaptation: %lld self-supervised pairs (%lld inverse-cloze, %lld crop) from %d passages of %s, mixed with %lld labelled examples",
-                (long long)AP.n, (long long)AP.n_ict, (long long)AP.n_crop, np, c->corpus ? "--corpus" : "the data's own corpus", (long long)nex_);
-        }
-        D.ex = calloc((size_t)(nex_ + AP.n) + 1, sizeof(et_train_example));
-        M.ex_q = malloc(sizeof(int32_t) * (size_t)(nex_ + 1));
-        if (!D.ex || !M.ex_q) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        for (int32_t q = 0; q < M.nmq; q++)
-            for (int64_t u = M.mq_off[q]; u < M.mq_off[q + 1]; u++) {
-                et_train_example *e = &D.ex[D.n];
-                e->query = xstrdup(M.mq[q]);
-                e->positive = xstrdup(M.corpus[M.mq_pos[u]]);
-                e->line = D.n + 1;
-                M.ex_q[D.n++] = q;
-                if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-            }
-        M.n_ex = D.n;
-        if (M.nmq > 0) {
-            res->neg_source = c->neg_source;
-            say(c, "%s mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each%s", c->neg_source == ET_FT_NEG_BM25 ? "BM25"
-                : c->neg_source == ET_FT_NEG_MIX ? "ANCE + BM25 (mix)" : "ANCE", M.nmq, M.nd, c->mine_lo, c->mine_hi, c->negatives,
-                c->neg_source == ET_FT_NEG_BM25 ? "" : " (starting model)");
-            if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &res->mine, 0, err))) goto done;
-            say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
-                (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
-        }
-        if (AP.n && (s = adapt_attach(c, &AP, &D, clp, err))) goto done;
-    } else {
-        /* experts over the training rows */
-        if (phase_start(c, ET_FT_PHASE_EXPERTS)) { s = cancelled(err, ET_FT_PHASE_EXPERTS); goto done; }
-        if (!has_ix) { if ((s = et_pair_index_build(&TP, &ix, err))) goto done; has_ix = 1; }
-        if ((s = et_score_table_from_pairs(&T, &TP, err))) goto done;
-        if (c->use_bm25) {
-            if ((s = et_expert_bm25_init(&ex[nex], &ix, NULL, err))) goto done;
-            nex++;
-        }
-        if (soft && (c->start_expert || c->soft_range == ET_FT_RANGE_AUTO)) { /* the starting model (issue 20) */
-            ft_progress pe = {et_now_s(), "expert start: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
-            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
-            if ((s = et_expert_dense_init(&ex[nex], &ix, "start", &L.model, L.tok, L.pool, &e2, err))) goto done;
-            istart = nex++;
-        }
-        for (int i = 0; i < c->n_expert_models; i++) {
-            ft_model E;
-            char evoc[ET_PATH_MAX];
-            if ((s = ft_model_load(c->expert_models[i], c->threads, &E, evoc, sizeof evoc, err))) { ft_model_free(&E); goto done; }
-            char nm[128];
-            const char *p = c->expert_models[i];
-            size_t l = strlen(p);
-            while (l > 1 && p[l - 1] == '/') l--;
-            size_t a = l;
-            while (a > 0 && p[a - 1] != '/') a--;
-            snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
-            for (int j = 0; j < nex; j++) if (!strcmp(ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
-            ft_progress pe = {et_now_s(), "expert: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
-            et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
-            s = et_expert_dense_init(&ex[nex], &ix, nm, &E.model, E.tok, E.pool, &e2, err);
-            ft_model_free(&E);
-            if (s) goto done;
-            nex++;
-        }
-        /* rows: the labelled rows as they are, or positives + sampled negatives */
-        int add = !TP.has_label && c->negatives > 0;
-        if (listsoft && TP.has_label) { /* the list form groups a positive with its sampled negatives */
-            listsoft = 0;
-            cc.train.soft_list = 0;
-            say(c, "note: the file's rows carry labels: loss %s trains on them in its pair form (cosine MSE per row)", et_train_loss_name(loss));
-        }
-        int64_t nr = TP.n + (add ? TP.n * (int64_t)c->negatives : 0), r = 0;
-        rq = malloc(sizeof(int32_t) * (size_t)nr); rp = malloc(sizeof(int32_t) * (size_t)nr);
-        rl = malloc(sizeof(float) * (size_t)nr); rsrc = malloc(sizeof(int64_t) * (size_t)nr);
-        if (!rq || !rp || !rl || !rsrc) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        if (add) {
-            negs = malloc(sizeof(int32_t) * (size_t)TP.n * c->negatives);
-            if (!negs) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-            if (c->neg_hard && !nex) { s = et_fail(err, ET_ERR_ARG, "finetune: hard negatives need an expert to rank (BM25 or --expert-model)"); goto done; }
-            et_neg_cfg nc = {c->negatives, c->neg_hard ? ET_NEG_HARD : ET_NEG_RANDOM, c->hard_ratio, c->seed};
-            if ((s = et_experts_sample_negatives(&ix, TP.label, nex ? &ex[0] : NULL, &nc, L.pool, negs, err))) goto done;
-        }
-        for (int64_t i = 0; i < TP.n; i++) {
-            rq[r] = ix.row_q[i]; rp[r] = ix.row_p[i]; rl[r] = TP.label[i]; rsrc[r++] = i;
-            for (int g = 0; add && g < c->negatives; g++)
-                if (negs[i * c->negatives + g] >= 0) { rq[r] = ix.row_q[i]; rp[r] = negs[i * c->negatives + g]; rl[r] = 0; rsrc[r++] = -1; }
-        }
-        nr = r;
-        int Ku = add ? 0 : T.K; /* the file's own columns exist for its rows only */
-        if (add && T.K) say(c, "note: the file's own score columns are not used (the added negative rows have none)");
-        int nexc = istart >= 0 && !c->start_expert ? nex - 1 : nex; /* expert columns (start only for calibration) */
-        int K = Ku + nexc;
-        if (soft && !K) { s = et_fail(err, ET_ERR_ARG, "finetune: loss %s needs expert scores: keep BM25 on, add --expert-model, or give scored pairs", et_train_loss_name(loss)); goto done; }
-        cols = malloc(sizeof(float) * (size_t)(nr ? nr : 1) * (nex ? nex : 1));
-        if (!cols) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        for (int e = 0; e < nex; e++)
-            if ((s = et_expert_score_qp(&ex[e], &ix, rq, rp, nr, cols + (int64_t)e * nr, err))) goto done;
-        if (soft && add && c->neg_hard && c->hard_ratio > 0) {
-            if ((s = soft_fix_negatives(c, &ix, ex, nex, c->start_expert ? -1 : istart, rq, rp, rl, rsrc, nr, cols,
-                                        &res->soft_neg_replaced, err))) goto done;
-            say(c, "%lld of %lld negatives had a %s target at least their positive's (the experts call them as related as "
-                   "the answer): replaced by random passages", (long long)res->soft_neg_replaced, (long long)(nr - TP.n),
-                et_train_loss_name(loss));
-        }
-        for (int k = 0; k < Ku && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; k++) snprintf(res->expert_names[res->n_experts++], 64, "%s", T.names[k]);
-        for (int e = 0; e < nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++)
-            if (e != istart || c->start_expert) snprintf(res->expert_names[res->n_experts++], 64, "%s", ex[e].name);
-        if (soft && c->soft_range == ET_FT_RANGE_FIXED) { res->soft_lo = c->train.soft_lo; res->soft_hi = c->train.soft_hi; }
-        else { res->soft_lo = 0; res->soft_hi = 1; } /* ET_FT_RANGE_AUTO: set by soft_guard */
-        D.ex = calloc((size_t)nr + 1, sizeof(et_train_example));
-        if (!D.ex) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        for (int64_t i = 0; i < nr; i++) {
-            et_train_example *e = &D.ex[D.n++];
-            e->query = xstrdup(ix.qtext[rq[i]]);
-            e->positive = xstrdup(ix.ptext[rp[i]]);
-            e->label = rl[i];
-            e->has_label = 1;
-            e->line = (int)i + 1;
-            if (K) {
-                e->scores = malloc(sizeof(float) * K);
-                if (!e->scores) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-                e->n_scores = K;
-                for (int k = 0; k < Ku; k++) e->scores[k] = T.scores[rsrc[i] * T.K + k];
-                for (int k = 0, u = Ku; k < nex; k++)
-                    if (k != istart || c->start_expert) e->scores[u++] = cols[(int64_t)k * nr + i];
-            }
-            if (!e->query || !e->positive) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
-        }
-        say(c, "%lld pairwise rows (%lld positive-labelled input rows, %lld negatives added%s), %d expert column(s)", (long long)nr,
-            (long long)TP.n, (long long)(nr - TP.n), add ? (c->neg_hard ? " (hard: the first expert's top non-answers, share --hard-ratio; rest random)" : ", random") : "", K);
-        if (soft && (s = soft_guard(c, &D, &c->train, istart >= 0 && !listsoft ? cols + (int64_t)istart * nr : NULL, res, err))) goto done;
-        if (listsoft && (s = ft_group_rows(&D, err))) goto done;
-        if (listsoft) say(c, "%s in its list form: %d queries, each with its positive and up to %d negatives; target = softmax(target / tau %g) over the group, cross-entropy against the model's in-batch softmax",
-                          et_train_loss_name(loss), D.n, c->negatives, c->train.tau);
+/* Step "mine" (infonce/clp): one example per (query, positive) of R->M into R->D, hard negatives mined from the
+ * starting model's ranking (or BM25's, or both), and with corpus adaptation the self-supervised pairs R->AP. */
+static et_status ft_mine_examples(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int mlen = R->mlen, clp = R->clp, adapting = R->adapting;
+    et_status s;
+    if (phase_start(c, ET_FT_PHASE_MINE)) return cancelled(err, ET_FT_PHASE_MINE);
+    if (R->src.kind != SRC_BEIR) { R->M.mq_off = R->ix.pos_off; R->M.mq_pos = R->ix.pos; }
+    int64_t nex_ = R->M.mq_off[R->M.nmq];
+    if (adapting) { /* self-supervised pairs from passages (adapt.h) */
+        const char *const *pas = c->corpus;
+        const int32_t *tl = c->corpus_title_len;
+        int32_t np = c->n_corpus;
+        if (!pas && R->src.kind == SRC_BEIR) { pas = R->src.B.doc_text; tl = R->src.B.doc_title_len; np = R->src.B.ndocs; }
+        else if (!pas) { pas = R->ix.ptext; np = R->ix.np; }
+        et_adapt_cfg ac;
+        et_adapt_cfg_default(&ac);
+        ac.seed = c->seed;
+        ac.max_pairs = c->adapt_pairs > 0 ? c->adapt_pairs : nex_ < 500 ? 500 : nex_ > 2000 ? 2000 : nex_;
+        if ((s = et_adapt_build(pas, tl, np, &ac, &R->AP, err))) return s;
+        if (R->AP.n < 2) return et_fail(err, ET_ERR_FORMAT, "%s: corpus adaptation found %lld usable passage(s) (need 2; passages need >= %d words)", c->corpus ? "--corpus" : c->data, (long long)R->AP.n, ac.min_words);
+        res->adapt_pairs = R->AP.n; res->adapt_ict = R->AP.n_ict; res->adapt_crop = R->AP.n_crop;
+        say(c, "corpus adaptation: %lld self-supervised pairs (%lld inverse-cloze, %lld crop) from %d passages of %s, mixed with %lld labelled examples",
+            (long long)R->AP.n, (long long)R->AP.n_ict, (long long)R->AP.n_crop, np, c->corpus ? "--corpus" : "the data's own corpus", (long long)nex_);
     }
-    res->train_examples = D.n;
-    snprintf(D.path, sizeof D.path, "%s (train split)", c->data);
-    D.hash = et_train_data_hash(&D); /* the resume check refuses other data */
-    res->data_hash = D.hash;
-    res->seconds_prepare = et_now_s() - tp0;
+    R->D.ex = calloc((size_t)(nex_ + R->AP.n) + 1, sizeof(et_train_example));
+    R->M.ex_q = malloc(sizeof(int32_t) * (size_t)(nex_ + 1));
+    if (!R->D.ex || !R->M.ex_q) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    for (int32_t q = 0; q < R->M.nmq; q++)
+        for (int64_t u = R->M.mq_off[q]; u < R->M.mq_off[q + 1]; u++) {
+            et_train_example *e = &R->D.ex[R->D.n];
+            e->query = xstrdup(R->M.mq[q]);
+            e->positive = xstrdup(R->M.corpus[R->M.mq_pos[u]]);
+            e->line = R->D.n + 1;
+            R->M.ex_q[R->D.n++] = q;
+            if (!e->query || !e->positive) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        }
+    R->M.n_ex = R->D.n;
+    if (R->M.nmq > 0) {
+        res->neg_source = c->neg_source;
+        say(c, "%s mining: %d train queries x %d docs, ranks [%d, %d), %d negatives each%s", c->neg_source == ET_FT_NEG_BM25 ? "BM25"
+            : c->neg_source == ET_FT_NEG_MIX ? "ANCE + BM25 (mix)" : "ANCE", R->M.nmq, R->M.nd, c->mine_lo, c->mine_hi, c->negatives,
+            c->neg_source == ET_FT_NEG_BM25 ? "" : " (starting model)");
+        if ((s = mine_and_attach(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->M, &R->D, clp, &res->mine, 0, err))) return s;
+        say(c, "mined %lld negatives (%lld with an own query), %lld positives skipped in the window", (long long)res->mine.n_found,
+            (long long)res->mine.n_with_query, (long long)res->mine.n_pos_skipped);
+    }
+    if (R->AP.n && (s = adapt_attach(c, &R->AP, &R->D, clp, err))) return s;
+    return ET_OK;
+}
 
+/* Step "score experts" (pairwise losses): the experts that score the training rows into R->ex (BM25, the starting
+ * model as R->istart, --expert-model folders) and the data file's own score columns R->T. */
+static et_status ft_score_experts(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    int mlen = R->mlen, soft = R->soft;
+    et_status s;
+    if (phase_start(c, ET_FT_PHASE_EXPERTS)) return cancelled(err, ET_FT_PHASE_EXPERTS);
+    if (!R->has_ix) { if ((s = et_pair_index_build(&R->TP, &R->ix, err))) return s; R->has_ix = 1; }
+    if ((s = et_score_table_from_pairs(&R->T, &R->TP, err))) return s;
+    if (c->use_bm25) {
+        if ((s = et_expert_bm25_init(&R->ex[R->nex], &R->ix, NULL, err))) return s;
+        R->nex++;
+    }
+    if (soft && (c->start_expert || c->soft_range == ET_FT_RANGE_AUTO)) { /* the starting model (issue 20) */
+        ft_progress pe = {et_now_s(), "expert start: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+        et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
+        if ((s = et_expert_dense_init(&R->ex[R->nex], &R->ix, "start", &R->L.model, R->L.tok, R->L.pool, &e2, err))) return s;
+        R->istart = R->nex++;
+    }
+    for (int i = 0; i < c->n_expert_models; i++) {
+        ft_model E;
+        char evoc[ET_PATH_MAX];
+        if ((s = ft_model_load(c->expert_models[i], c->threads, &E, evoc, sizeof evoc, err))) { ft_model_free(&E); return s; }
+        char nm[128];
+        const char *p = c->expert_models[i];
+        size_t l = strlen(p);
+        while (l > 1 && p[l - 1] == '/') l--;
+        size_t a = l;
+        while (a > 0 && p[a - 1] != '/') a--;
+        snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
+        for (int j = 0; j < R->nex; j++) if (!strcmp(R->ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
+        ft_progress pe = {et_now_s(), "expert: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+        et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
+        s = et_expert_dense_init(&R->ex[R->nex], &R->ix, nm, &E.model, E.tok, E.pool, &e2, err);
+        ft_model_free(&E);
+        if (s) return s;
+        R->nex++;
+    }
+    return ET_OK;
+}
+
+/* Step "pairwise examples": the labelled rows as they are, or positives + sampled negatives, each with the experts'
+ * scores as columns, into R->D; with a soft loss the target range check (soft_guard). */
+static et_status ft_pairwise_examples(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int soft = R->soft;
+    et_train_loss loss = R->loss;
+    et_status s;
+    /* rows: the labelled rows as they are, or positives + sampled negatives */
+    int add = !R->TP.has_label && c->negatives > 0;
+    if (R->listsoft && R->TP.has_label) { /* the list form groups a positive with its sampled negatives */
+        R->listsoft = 0;
+        R->cc->train.soft_list = 0;
+        say(c, "note: the file's rows carry labels: loss %s trains on them in its pair form (cosine MSE per row)", et_train_loss_name(loss));
+    }
+    int64_t nr = R->TP.n + (add ? R->TP.n * (int64_t)c->negatives : 0), r = 0;
+    R->rq = malloc(sizeof(int32_t) * (size_t)nr); R->rp = malloc(sizeof(int32_t) * (size_t)nr);
+    R->rl = malloc(sizeof(float) * (size_t)nr); R->rsrc = malloc(sizeof(int64_t) * (size_t)nr);
+    if (!R->rq || !R->rp || !R->rl || !R->rsrc) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    if (add) {
+        R->negs = malloc(sizeof(int32_t) * (size_t)R->TP.n * c->negatives);
+        if (!R->negs) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+        if (c->neg_hard && !R->nex) return et_fail(err, ET_ERR_ARG, "finetune: hard negatives need an expert to rank (BM25 or --expert-model)");
+        et_neg_cfg nc = {c->negatives, c->neg_hard ? ET_NEG_HARD : ET_NEG_RANDOM, c->hard_ratio, c->seed};
+        if ((s = et_experts_sample_negatives(&R->ix, R->TP.label, R->nex ? &R->ex[0] : NULL, &nc, R->L.pool, R->negs, err))) return s;
+    }
+    for (int64_t i = 0; i < R->TP.n; i++) {
+        R->rq[r] = R->ix.row_q[i]; R->rp[r] = R->ix.row_p[i]; R->rl[r] = R->TP.label[i]; R->rsrc[r++] = i;
+        for (int g = 0; add && g < c->negatives; g++)
+            if (R->negs[i * c->negatives + g] >= 0) { R->rq[r] = R->ix.row_q[i]; R->rp[r] = R->negs[i * c->negatives + g]; R->rl[r] = 0; R->rsrc[r++] = -1; }
+    }
+    nr = r;
+    int Ku = add ? 0 : R->T.K; /* the file's own columns exist for its rows only */
+    if (add && R->T.K) say(c, "note: the file's own score columns are not used (the added negative rows have none)");
+    int nexc = R->istart >= 0 && !c->start_expert ? R->nex - 1 : R->nex; /* expert columns (start only for calibration) */
+    int K = Ku + nexc;
+    if (soft && !K) return et_fail(err, ET_ERR_ARG, "finetune: loss %s needs expert scores: keep BM25 on, add --expert-model, or give scored pairs", et_train_loss_name(loss));
+    R->cols = malloc(sizeof(float) * (size_t)(nr ? nr : 1) * (R->nex ? R->nex : 1));
+    if (!R->cols) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    for (int e = 0; e < R->nex; e++)
+        if ((s = et_expert_score_qp(&R->ex[e], &R->ix, R->rq, R->rp, nr, R->cols + (int64_t)e * nr, err))) return s;
+    if (soft && add && c->neg_hard && c->hard_ratio > 0) {
+        if ((s = soft_fix_negatives(c, &R->ix, R->ex, R->nex, c->start_expert ? -1 : R->istart, R->rq, R->rp, R->rl, R->rsrc, nr, R->cols,
+                                    &res->soft_neg_replaced, err))) return s;
+        say(c, "%lld of %lld negatives had a %s target at least their positive's (the experts call them as related as "
+               "the answer): replaced by random passages", (long long)res->soft_neg_replaced, (long long)(nr - R->TP.n),
+            et_train_loss_name(loss));
+    }
+    for (int k = 0; k < Ku && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; k++) snprintf(res->expert_names[res->n_experts++], 64, "%s", R->T.names[k]);
+    for (int e = 0; e < R->nex && res->n_experts < ET_FT_MAX_EXPERT_MODELS + 8; e++)
+        if (e != R->istart || c->start_expert) snprintf(res->expert_names[res->n_experts++], 64, "%s", R->ex[e].name);
+    if (soft && c->soft_range == ET_FT_RANGE_FIXED) { res->soft_lo = c->train.soft_lo; res->soft_hi = c->train.soft_hi; }
+    else { res->soft_lo = 0; res->soft_hi = 1; } /* ET_FT_RANGE_AUTO: set by soft_guard */
+    R->D.ex = calloc((size_t)nr + 1, sizeof(et_train_example));
+    if (!R->D.ex) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < nr; i++) {
+        et_train_example *e = &R->D.ex[R->D.n++];
+        e->query = xstrdup(R->ix.qtext[R->rq[i]]);
+        e->positive = xstrdup(R->ix.ptext[R->rp[i]]);
+        e->label = R->rl[i];
+        e->has_label = 1;
+        e->line = (int)i + 1;
+        if (K) {
+            e->scores = malloc(sizeof(float) * K);
+            if (!e->scores) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+            e->n_scores = K;
+            for (int k = 0; k < Ku; k++) e->scores[k] = R->T.scores[R->rsrc[i] * R->T.K + k];
+            for (int k = 0, u = Ku; k < R->nex; k++)
+                if (k != R->istart || c->start_expert) e->scores[u++] = R->cols[(int64_t)k * nr + i];
+        }
+        if (!e->query || !e->positive) return et_fail(err, ET_ERR_NOMEM, "out of memory");
+    }
+    say(c, "%lld pairwise rows (%lld positive-labelled input rows, %lld negatives added%s), %d expert column(s)", (long long)nr,
+        (long long)R->TP.n, (long long)(nr - R->TP.n), add ? (c->neg_hard ? " (hard: the first expert's top non-answers, share --hard-ratio; rest random)" : ", random") : "", K);
+    if (soft && (s = soft_guard(c, &R->D, &c->train, R->istart >= 0 && !R->listsoft ? R->cols + (int64_t)R->istart * nr : NULL, res, err))) return s;
+    if (R->listsoft && (s = ft_group_rows(&R->D, err))) return s;
+    if (R->listsoft) say(c, "%s in its list form: %d queries, each with its positive and up to %d negatives; target = softmax(target / tau %g) over the group, cross-entropy against the model's in-batch softmax",
+                      et_train_loss_name(loss), R->D.n, c->negatives, c->train.tau);
+    return ET_OK;
+}
+
+/* The examples R->D (mined, or pairwise with expert scores), their hash for the resume check. */
+static et_status ft_examples(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    et_status s;
+    double tp0 = et_now_s();
+    if (!R->pairwise) {
+        if ((s = ft_mine_examples(R, err))) return s;
+    } else {
+        if ((s = ft_score_experts(R, err))) return s;
+        if ((s = ft_pairwise_examples(R, err))) return s;
+    }
+    res->train_examples = R->D.n;
+    snprintf(R->D.path, sizeof R->D.path, "%s (train split)", c->data);
+    R->D.hash = et_train_data_hash(&R->D); /* the resume check refuses other data */
+    res->data_hash = R->D.hash;
+    res->seconds_prepare = et_now_s() - tp0;
+    return ET_OK;
+}
+
+/* Step "train setup": the training settings *tc (explicit options win, the rest from the model and the data:
+ * et_finetune_plan, into R->res->plan), the trainer R->tr, the collapse watch R->W and the refresh schedule R->sp. */
+static et_status ft_train_setup(ft_run *R, et_train_cfg *tc_out, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int mlen = R->mlen, pairwise = R->pairwise, soft = R->soft;
+    et_status s;
     et_train_cfg tc = c->train;
     if (soft) { tc.soft_lo = res->soft_lo; tc.soft_hi = res->soft_hi; }
-    if (soft && !listsoft && !c->soft_dropout) tc.dropout = 0; /* finetune.h: soft_dropout (the pair form) */
+    if (soft && !R->listsoft && !c->soft_dropout) tc.dropout = 0; /* finetune.h: soft_dropout (the pair form) */
     if (tc.moe_experts > 0)
         say(c, "MoE: %d experts in the FFN up-projection (layer mask %#llx), gate %s%s", tc.moe_experts,
             (unsigned long long)tc.moe_layer_mask, et_moe_gate_name(tc.moe_gate_scale),
@@ -1461,9 +1575,9 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
 
     /* settings: explicit ones win, the rest is decided from the model and the data */
     et_ft_plan *P = &res->plan;
-    et_finetune_cfg pc = *cfg; /* the plan sees the loss form actually used */
+    et_finetune_cfg pc = *R->cfg; /* the plan sees the loss form actually used */
     pc.train.soft_list = c->train.soft_list;
-    et_finetune_plan(&pc, (double)L.model.n_params, D.n, use_dev ? dev_size : 0, (use_dev ? dv.kind : ev.kind) == ET_FT_EVAL_IR, P);
+    et_finetune_plan(&pc, (double)R->L.model.n_params, R->D.n, R->use_dev ? R->dev_size : 0, (R->use_dev ? R->dv.kind : R->ev.kind) == ET_FT_EVAL_IR, P);
     tc.lr = P->lr;
     tc.batch = P->batch;
     tc.epochs = P->epochs;
@@ -1474,91 +1588,105 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     if (P->use_dev) say(c, "dev evaluation every %d steps, patience %d", P->dev_every, P->patience);
     if (c->time_budget > 0) say(c, "time budget %.0f s for the whole run", c->time_budget);
 
-    /* train */
-    step_prog sp = {.c = c, .refresh_every = pairwise || !M.nmq ? 0 : c->refresh_every, .t0 = et_now_s(), .loss = NAN,
-                    .dev_every = P->dev_every};
+    /* the trainer */
+    R->sp = (step_prog){.c = c, .refresh_every = pairwise || !R->M.nmq ? 0 : c->refresh_every, .t0 = et_now_s(), .loss = NAN,
+                        .dev_every = P->dev_every};
     tc.out_dir = c->out_dir;
-    tc.vocab_path = vocab;
-    tc.max_seq_length = L.info.max_seq_length;
-    tc.do_lower_case = L.info.do_lower_case;
-    tc.strip_accents = L.info.strip_accents;
+    tc.vocab_path = R->vocab;
+    tc.max_seq_length = R->L.info.max_seq_length;
+    tc.do_lower_case = R->L.info.do_lower_case;
+    tc.strip_accents = R->L.info.strip_accents;
     if (tc.max_len_d <= 0) tc.max_len_d = mlen;
     tc.negatives = pairwise ? -1 : c->negatives;
     tc.progress = on_step;
-    tc.user = &sp;
+    tc.user = &R->sp;
     tc.save_every = 0;
     tc.keep_checkpoints = 1;
-    if ((s = et_mkdir_p(c->out_dir, err))) goto done;
+    if ((s = et_mkdir_p(c->out_dir, err))) return s;
     if (c->watch_every > 0 || (c->watch_every == ET_FT_WATCH_AUTO && pairwise)) { /* the collapse watch's start */
-        if ((s = watch_init(&W, &D, M.corpus, M.nd, c->seed, err))) goto done;
+        if ((s = watch_init(&R->W, &R->D, R->M.corpus, R->M.nd, c->seed, err))) return s;
     }
-    if ((s = et_trainer_init(&tr, &tc, &L.model, L.pool, &D, err))) goto done;
-    has_tr = 1;
-    if (W.n) {
-        long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
-        sp.watch_every = c->watch_every > 0 ? c->watch_every : spe >= 8 ? (int)((spe + 3) / 4) : 0;
-        sp.watch_last = tr.total_steps >= 2 ? tr.total_steps - 1 : 0;
+    if ((s = et_trainer_init(&R->tr, &tc, &R->L.model, R->L.pool, &R->D, err))) return s;
+    R->has_tr = 1;
+    if (R->W.n) {
+        long spe = R->tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+        R->sp.watch_every = c->watch_every > 0 ? c->watch_every : spe >= 8 ? (int)((spe + 3) / 4) : 0;
+        R->sp.watch_last = R->tr.total_steps >= 2 ? R->tr.total_steps - 1 : 0;
     }
-    if (sp.refresh_every == ET_FT_REFRESH_AUTO) { /* re-mine 4 times per epoch (not for tiny runs) */
-        long spe = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
-        sp.refresh_every = spe >= 8 ? (int)((spe + 3) / 4) : 0;
+    if (R->sp.refresh_every == ET_FT_REFRESH_AUTO) { /* re-mine 4 times per epoch (not for tiny runs) */
+        long spe = R->tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+        R->sp.refresh_every = spe >= 8 ? (int)((spe + 3) / 4) : 0;
     }
-    if (!pairwise && c->neg_source == ET_FT_NEG_BM25) sp.refresh_every = 0; /* BM25's negatives do not change */
-    res->refresh_every = sp.refresh_every;
-    say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", D.n, et_train_loss_name(tc.loss),
-        tr.total_steps, tc.epochs, tc.batch, tc.lr, tr.warmup, tc.dropout ? "" : ", no dropout");
-    if (sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", sp.refresh_every);
-    if (phase_start(c, ET_FT_PHASE_TRAIN)) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
+    if (!pairwise && c->neg_source == ET_FT_NEG_BM25) R->sp.refresh_every = 0; /* BM25's negatives do not change */
+    res->refresh_every = R->sp.refresh_every;
+    say(c, "training: %d examples, loss %s, %ld steps (%d epoch(s), batch %d), lr %g, warm-up %ld%s", R->D.n, et_train_loss_name(tc.loss),
+        R->tr.total_steps, tc.epochs, tc.batch, tc.lr, R->tr.warmup, tc.dropout ? "" : ", no dropout");
+    if (R->sp.refresh_every) say(c, "ANCE negatives re-mined with the model being trained every %d steps", R->sp.refresh_every);
+    *tc_out = tc;
+    return ET_OK;
+}
+
+/* Step "train": runs the trainer with the dev evaluation and the collapse watch (early stop, time budget, ANCE
+ * refreshes), keeps the best dev point, saves the model to c->out_dir and removes the checkpoints. */
+static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int mlen = R->mlen, clp = R->clp;
+    double t_start = R->t_start;
+    et_ft_plan *P = &res->plan;
+    et_train_cfg tc = *tcp;
+    et_status s;
+    if (phase_start(c, ET_FT_PHASE_TRAIN)) return cancelled(err, ET_FT_PHASE_TRAIN);
     double tt = et_now_s();
-    long spe_ = tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
+    long spe_ = R->tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
     if (spe_ < 1) spe_ = 1;
     int stopped = 0, collapsed = 0;
     et_ft_stopper stp = {0};
     char wmsg[1024] = "";
-    if (P->use_dev && dv.kind == ET_FT_EVAL_IR) { /* the keep-the-start rule (et_ft_beats_start) */
-        pq0 = malloc(sizeof(double) * (size_t)(dv.nq + 1));
-        pq1 = malloc(sizeof(double) * (size_t)(dv.nq + 1));
-        if (!pq0 || !pq1) { s = et_fail(err, ET_ERR_NOMEM, "out of memory"); goto done; }
+    if (P->use_dev && R->dv.kind == ET_FT_EVAL_IR) { /* the keep-the-start rule (et_ft_beats_start) */
+        R->pq0 = malloc(sizeof(double) * (size_t)(R->dv.nq + 1));
+        R->pq1 = malloc(sizeof(double) * (size_t)(R->dv.nq + 1));
+        if (!R->pq0 || !R->pq1) return et_fail(err, ET_ERR_NOMEM, "out of memory");
     }
-    if (P->use_dev || W.n) { /* the starting model: the watch's reference and the first dev candidate */
+    if (P->use_dev || R->W.n) { /* the starting model: the watch's reference and the first dev candidate */
         et_ft_dev_point p0;
-        if ((s = ft_dev_evaluate(c, P->use_dev ? &dv : NULL, &W, &L.model, L.tok, L.pool, mlen, 0, tr.total_steps, 0, t_start,
-                                 res, pq0, NULL, &p0, wmsg, sizeof wmsg, err))) goto done;
+        if ((s = ft_dev_evaluate(c, P->use_dev ? &R->dv : NULL, &R->W, &R->L.model, R->L.tok, R->L.pool, mlen, 0, R->tr.total_steps, 0, t_start,
+                                 res, R->pq0, NULL, &p0, wmsg, sizeof wmsg, err))) return s;
         if (P->use_dev) res->dev[0] = p0;
     }
     if (P->use_dev) { /* the starting model is the first candidate */
-        if (!(best = malloc(sizeof(float) * L.model.n_params))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)"); goto done; }
+        if (!(R->best = malloc(sizeof(float) * R->L.model.n_params))) return et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)");
         res->n_dev = 1;
         et_ft_stopper_add(&stp, res->dev[0].score, P->patience);
         res->best_dev = 0;
-        memcpy(best, L.model.params, sizeof(float) * L.model.n_params);
-        if (c->mix && !(start = malloc(sizeof(float) * L.model.n_params))) { s = et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)"); goto done; }
-        if (start) memcpy(start, L.model.params, sizeof(float) * L.model.n_params);
+        memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params);
+        if (c->mix && !(R->start = malloc(sizeof(float) * R->L.model.n_params))) return et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)");
+        if (R->start) memcpy(R->start, R->L.model.params, sizeof(float) * R->L.model.n_params);
         say(c, "dev at step 0 (starting model): %.4f", res->dev[0].score);
     }
     if (c->time_budget > 0) { /* leave room for the final evaluation (as long as the first) and one dev evaluation */
         double dev_cost = res->n_dev ? res->dev[0].seconds - (tt - t_start) : 0;
-        sp.deadline = t_start + c->time_budget - res->seconds_eval - (dev_cost > 0 ? dev_cost : 0) - 1.0;
+        R->sp.deadline = t_start + c->time_budget - res->seconds_eval - (dev_cost > 0 ? dev_cost : 0) - 1.0;
     }
     snprintf(res->stop_reason, sizeof res->stop_reason, "completed %d epoch(s)", tc.epochs);
     for (;;) {
-        if ((s = et_trainer_run(&tr, L.tok, err))) goto done;
-        if (sp.cancelled) { s = cancelled(err, ET_FT_PHASE_TRAIN); goto done; }
-        long step = et_trainer_step(&tr);
-        int end = step >= tr.total_steps;
-        if (sp.timed_out && !end) { snprintf(res->stop_reason, sizeof res->stop_reason, "time budget (%.0f s) reached at step %ld", c->time_budget, step); stopped = 1; }
+        if ((s = et_trainer_run(&R->tr, R->L.tok, err))) return s;
+        if (R->sp.cancelled) return cancelled(err, ET_FT_PHASE_TRAIN);
+        long step = et_trainer_step(&R->tr);
+        int end = step >= R->tr.total_steps;
+        if (R->sp.timed_out && !end) { snprintf(res->stop_reason, sizeof res->stop_reason, "time budget (%.0f s) reached at step %ld", c->time_budget, step); stopped = 1; }
         int due_dev = P->use_dev && (end || stopped || step % P->dev_every == 0) && res->n_dev < ET_FT_MAX_DEV_POINTS;
-        int due_watch = W.n && (due_dev || (!end && watch_due(&sp, step, tr.total_steps)));
+        int due_watch = R->W.n && (due_dev || (!end && watch_due(&R->sp, step, R->tr.total_steps)));
         if (due_dev || due_watch) { /* one evaluation: dev score and collapse watch */
             et_ft_dev_point pt;
-            if ((s = ft_dev_evaluate(c, due_dev ? &dv : NULL, due_watch ? &W : NULL, &L.model, L.tok, L.pool, mlen, step,
-                                     tr.total_steps, (int)((step - 1) / spe_), t_start, res, pq1, pq0, &pt, wmsg, sizeof wmsg,
-                                     err))) goto done;
+            if ((s = ft_dev_evaluate(c, due_dev ? &R->dv : NULL, due_watch ? &R->W : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, step,
+                                     R->tr.total_steps, (int)((step - 1) / spe_), t_start, res, R->pq1, R->pq0, &pt, wmsg, sizeof wmsg,
+                                     err))) return s;
             if (pt.collapsed && !P->use_dev) { /* nothing earlier to fall back on */
                 clean_checkpoints(c, c->out_dir);
                 s = et_fail(err, ET_ERR_NUMERIC, "step %ld/%ld: the embeddings are collapsing, so training stopped and the tuned model "
-                            "was NOT written: %s", step, tr.total_steps, wmsg);
-                goto done;
+                            "was NOT written: %s", step, R->tr.total_steps, wmsg);
+                return s;
             }
             if (due_dev) {
                 res->dev[res->n_dev] = pt;
@@ -1576,7 +1704,7 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
                 else if (pt.excluded) snprintf(why, sizeof why, " (anisotropy %.3f, start %.3f: rose by more than %.2f, not kept)",
                                                pt.anisotropy, res->dev[0].anisotropy, ET_FT_KEEP_ANISO);
                 say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt.epoch + 1, pt.score, why);
-                if (better) { res->best_dev = res->n_dev; memcpy(best, L.model.params, sizeof(float) * L.model.n_params); }
+                if (better) { res->best_dev = res->n_dev; memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params); }
                 res->n_dev++;
                 if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */
                     snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
@@ -1586,70 +1714,85 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
             if (pt.collapsed) { /* with a dev split: stop, keep the best point before the collapse */
                 collapsed = stopped = 1;
                 snprintf(res->stop_reason, sizeof res->stop_reason, "collapse watch at step %ld: anisotropy %.3f -> %.3f, positive margin %.3f -> %.3f",
-                         step, W.aniso0, pt.watch_aniso, W.margin0, pt.watch_margin);
+                         step, R->W.aniso0, pt.watch_aniso, R->W.margin0, pt.watch_margin);
                 say(c, "step %ld/%ld: the embeddings are collapsing, so training stopped; the model of step %ld (dev %.4f) is kept: %s",
-                    step, tr.total_steps, res->dev[res->best_dev].step, res->dev[res->best_dev].score, wmsg);
+                    step, R->tr.total_steps, res->dev[res->best_dev].step, res->dev[res->best_dev].score, wmsg);
             }
         }
         if (end || stopped) break;
-        if (sp.refresh_every > 0 && step % sp.refresh_every == 0) { /* an ANCE refresh */
+        if (R->sp.refresh_every > 0 && step % R->sp.refresh_every == 0) { /* an ANCE refresh */
             res->refreshes++;
-            if (phase_start(c, ET_FT_PHASE_REFRESH)) { s = cancelled(err, ET_FT_PHASE_REFRESH); goto done; }
+            if (phase_start(c, ET_FT_PHASE_REFRESH)) return cancelled(err, ET_FT_PHASE_REFRESH);
             say(c, "step %ld: ANCE refresh %d (re-encode with the current model, re-mine)", step, res->refreshes);
             et_mine_stats ms;
-            if ((s = mine_and_attach(c, &L.model, L.tok, L.pool, mlen, &M, &D, clp, &ms, (uint64_t)res->refreshes, err))) goto done;
+            if ((s = mine_and_attach(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->M, &R->D, clp, &ms, (uint64_t)res->refreshes, err))) return s;
         }
     }
     int restore = P->use_dev && (res->best_dev != res->n_dev - 1 || collapsed);
     if (restore) {
-        memcpy(L.model.params, best, sizeof(float) * L.model.n_params);
-        et_bert_params_changed(&L.model); /* an in-place write: caches of packed weights must not be reused */
+        memcpy(R->L.model.params, R->best, sizeof(float) * R->L.model.n_params);
+        et_bert_params_changed(&R->L.model); /* an in-place write: caches of packed weights must not be reused */
         say(c, "keeping the model of step %ld (dev %.4f)%s", res->dev[res->best_dev].step, res->dev[res->best_dev].score,
             res->best_dev == 0 ? ": training did not improve on the starting model on the dev split" : "");
     }
     int mixed = 0;
     res->mix_lambda = NAN;
-    if (start && res->best_dev > 0) { /* the kept model is in L.model and best[] */
-        if (!restore) memcpy(best, L.model.params, sizeof(float) * L.model.n_params);
-        if ((s = ft_mix_step(c, &dv, &L.model, start, best, L.tok, L.pool, mlen, t_start, res, &mixed, err))) goto done;
+    if (R->start && res->best_dev > 0) { /* the kept model is in L.model and best[] */
+        if (!restore) memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params);
+        if ((s = ft_mix_step(c, &R->dv, &R->L.model, R->start, R->best, R->L.tok, R->L.pool, mlen, t_start, res, &mixed, err))) return s;
     }
-    if ((stopped || restore || mixed) && (s = et_trainer_save_model(&tr, c->out_dir, err))) goto done;
+    if ((stopped || restore || mixed) && (s = et_trainer_save_model(&R->tr, c->out_dir, err))) return s;
     say(c, "training ended: %s", res->stop_reason);
     res->seconds_train = et_now_s() - tt;
-    res->steps = et_trainer_step(&tr);
-    res->final_loss = sp.loss;
+    res->steps = et_trainer_step(&R->tr);
+    res->final_loss = R->sp.loss;
     clean_checkpoints(c, c->out_dir);
+    return ET_OK;
+}
 
-    /* after */
-    te = et_now_s();
+/* Step "evaluate after": the tuned model on the held-out set, and the fusion selection and hybrid rows
+ * (ft_hybrid_step, the dev split as the fusion's fitting set when there is one). */
+static et_status ft_eval_after(ft_run *R, et_error *err) {
+    const et_finetune_cfg *c = R->c;
+    et_finetune_result *res = R->res;
+    int mlen = R->mlen;
+    et_status s;
+    double te = et_now_s();
     say(c, "evaluating the tuned model");
-    if (phase_start(c, ET_FT_PHASE_EVAL_AFTER)) { s = cancelled(err, ET_FT_PHASE_EVAL_AFTER); goto done; }
-    ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_AFTER};
-    if (ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&L.model, L.tok, L.pool, &eo, ev.docs, ev.nd, ev.qs, ev.nq, ev.qrels, ev.qoff, &res->after, err);
-    else s = et_eval_pairs_dense(&L.model, L.tok, L.pool, &eo, ev.a, ev.b, ev.lab, ev.n, &res->pafter, err);
-    if (!s) s = ft_hybrid_step(c, &src, &ev, use_dev ? &dv : NULL, &L.model, L.tok, L.pool, mlen, 1, res, err);
+    if (phase_start(c, ET_FT_PHASE_EVAL_AFTER)) return cancelled(err, ET_FT_PHASE_EVAL_AFTER);
+    R->ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_AFTER};
+    if (R->ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->after, err);
+    else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pafter, err);
+    if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, R->use_dev ? &R->dv : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 1, res, err);
     res->seconds_eval += et_now_s() - te;
     if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
-done:
-    free(best); free(pq0); free(pq1);
-    free(start);
-    free(keys);
-    et_adapt_pairs_free(&AP);
-    evalset_free(&dv);
-    if (has_tr) et_trainer_free(&tr);
-    watch_free(&W);
-    for (int e = 0; e < nex; e++) et_expert_free(&ex[e]);
-    et_score_table_free(&T);
-    for (int i = 0; i < D.n; i++) ex_free(&D.ex[i]);
-    free(D.ex);
-    free(M.ex_q);
-    if (src.kind == SRC_BEIR) { free((void *)M.mq); free(M.mq_off); free(M.mq_pos); }
-    if (has_ix) et_pair_index_free(&ix);
-    free((void *)TP.query); free((void *)TP.passage); free((void *)TP.id); free(TP.label); free(TP.scores);
-    free(negs); free(rq); free(rp); free(rl); free(rsrc); free(cols);
-    evalset_free(&ev);
-    source_free(&src);
-    source_free(&esrc);
-    ft_model_free(&L);
+
+    return s;
+}
+
+et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, et_error *err) {
+    memset(res, 0, sizeof *res);
+    et_finetune_cfg cc = *cfg; /* with the negatives resolved */
+    et_status s = ft_check_cfg(&cc, err);
+    if (s) return s;
+    ft_run R;
+    memset(&R, 0, sizeof R);
+    R.cfg = cfg;
+    R.c = R.cc = &cc;
+    R.res = res;
+    R.loss = cc.train.loss;
+    R.pairwise = loss_is_pairwise(R.loss);
+    R.soft = R.pairwise && R.loss != ET_TRAIN_MSE;
+    R.clp = R.loss == ET_TRAIN_CLP;
+    R.listsoft = R.soft && cc.train.soft_list;
+    R.t_start = et_now_s();
+    R.istart = -1;
+    res->best_dev = -1;
+    et_train_cfg tc;
+    if (!(s = ft_load_model(&R, err)) && !(s = ft_split_data(&R, err)) && !(s = ft_train_rows(&R, err)) &&
+        !(s = ft_eval_before(&R, err)) && !(s = ft_examples(&R, err)) && !(s = ft_train_setup(&R, &tc, err)) &&
+        !(s = ft_train(&R, &tc, err)))
+        s = ft_eval_after(&R, err);
+    ft_run_free(&R);
     return s;
 }
