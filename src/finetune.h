@@ -268,7 +268,9 @@ enum { ET_FT_RANGE_AUTO = 0, ET_FT_RANGE_NONE = 1, ET_FT_RANGE_FIXED = 2 };
  *   margin     = mean cos(query, its positive) - mean cos(query, a random passage).
  * Collapsed when anisotropy - anisotropy_start > collapse_aniso, or margin < collapse_margin * margin_start and
  * margin_start - margin > ET_FT_WATCH_MIN_DROP (when margin_start > 0). The watch is measured at every dev evaluation
- * and 4 times per epoch. With a dev split, training then stops and the best dev point before the collapse is kept (the
+ * and 4 times per epoch. With a dev split, training then stops (soft1..3 in the list form: only from the second epoch on;
+ * a first-epoch point past the limits is just not kept, since in-batch contrast spikes the anisotropy early and brings
+ * it back) and the best dev point before the collapse is kept (the
  * starting model when none was better); without one the run stops with ET_ERR_NUMERIC and a message naming the
  * figures, and the tuned model is not written (the last check is one step before the end, before the trainer saves). */
 #define ET_FT_WATCH_PAIRS 128

@@ -559,6 +559,35 @@ int main(void) {
         }
     }
 
+    /* 9b. the list form: a collapse in the first epoch does not stop training (a dev split), the point is not kept; from
+     *     the second epoch on the watch stops it as for the pair form */
+    {
+        snprintf(out, sizeof out, "%s/collapse-list", tmp);
+        base_cfg(&c, FX "/pairs.jsonl", out, ET_TRAIN_SOFT1);
+        c.train.lr = 5e-3;
+        c.train.epochs = 3;
+        c.dev = 1;
+        c.dev_every = 2;
+        s = et_finetune_run(&c, &r, &err);
+        CHECK(!s, "list-form collapse with dev: %d %s", s, err.msg);
+        if (!s) {
+            long spe = (r.train_examples + r.plan.batch - 1) / r.plan.batch;
+            int first = -1;
+            for (int i = 0; i < r.n_dev; i++) {
+                CHECK(!r.dev[i].collapsed || r.dev[i].excluded, "list form: dev point %d collapsed but a candidate", i);
+                if (r.dev[i].collapsed && first < 0) first = i;
+            }
+            printf("list-form collapse: first collapsed dev point %d (step %ld), %ld steps per epoch, stop: %s\n", first,
+                   first >= 0 ? r.dev[first].step : -1L, spe, r.stop_reason);
+            CHECK(first > 0 && r.dev[first].step < spe, "lr 5e-3 collapses the list form in its first epoch (dev points %d)", r.n_dev);
+            if (first > 0)
+                CHECK(r.steps > r.dev[first].step, "a first-epoch collapse (step %ld) stopped training (%ld steps)",
+                      r.dev[first].step, r.steps);
+            if (strstr(r.stop_reason, "collapse watch")) CHECK(r.steps >= spe, "stopped by the watch at %ld < %ld", r.steps, spe);
+            CHECK(!r.dev[r.best_dev].excluded, "kept dev point %d is excluded", r.best_dev);
+        }
+    }
+
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd)) fprintf(stderr, "warning: could not remove %s\n", tmp);
