@@ -6,13 +6,22 @@ export type Bytes = ArrayBuffer | ArrayBufferView | string;
 /** The files of a sentence-transformers model folder (the first three are required). */
 export interface ModelFiles {
   config: Bytes;            // config.json
-  vocab: Bytes;             // vocab.txt
+  vocab?: Bytes;            // vocab.txt (WordPiece); without it one of the tokenizer files below
   safetensors: Bytes;       // model.safetensors (F32, F16 or BF16)
   modules?: Bytes;          // modules.json
   pooling?: Bytes;          // 1_Pooling/config.json
   sbertConfig?: Bytes;      // sentence_bert_config.json
   tokenizerConfig?: Bytes;  // tokenizer_config.json
+  tokenizerJson?: Bytes;    // tokenizer.json (WordPiece, SentencePiece Unigram or byte-level BPE)
+  spmModel?: Bytes;         // sentencepiece.bpe.model (XLM-R)
+  spieceModel?: Bytes;      // spiece.model
+  sentencepieceModel?: Bytes; // sentencepiece.model
+  vocabJson?: Bytes;        // vocab.json (byte-level BPE, with merges)
+  merges?: Bytes;           // merges.txt
 }
+
+/** ModelFiles keys of the tokenizer files a folder may have instead of vocab.txt -> their file names */
+export const TOKENIZER_PATHS: Record<string, string>;
 
 export interface LoadOptions {
   /** threads (default: defaultThreads()); > 1 needs SharedArrayBuffer (canUseThreads()) */

@@ -118,9 +118,13 @@ function utf16Spans(text, spans) {
 }
 
 /** load() file keys -> their paths in a model folder */
+/** load() keys of the tokenizer files a folder may have instead of vocab.txt (the C loader picks one, as the command:
+ * tokenizer.json, a sentencepiece .model, or vocab.json + merges.txt) */
+export const TOKENIZER_PATHS = { tokenizerJson: 'tokenizer.json', spmModel: 'sentencepiece.bpe.model', spieceModel: 'spiece.model',
+  sentencepieceModel: 'sentencepiece.model', vocabJson: 'vocab.json', merges: 'merges.txt' };
 const FILE_PATHS = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors', modules: 'modules.json',
   pooling: '1_Pooling/config.json', sbertConfig: 'sentence_bert_config.json', tokenizerConfig: 'tokenizer_config.json',
-  retrieval: 'retrieval.json' };
+  retrieval: 'retrieval.json', ...TOKENIZER_PATHS };
 /* Retrieval modes: MODES below (src/fusion.h et_retrieval_mode). */
 /** The phases of a finetune run (src/finetune.h et_ft_phase), in order. */
 export const FINETUNE_PHASES = ['load', 'parse', 'eval_before', 'mine', 'experts', 'train', 'refresh', 'eval_after', 'done'];
@@ -139,6 +143,7 @@ export function filesFromFolder(listing) {
     modules: get('modules.json'), pooling: get('1_Pooling/config.json'),
     sbertConfig: get('sentence_bert_config.json'), tokenizerConfig: get('tokenizer_config.json'),
     retrieval: get('retrieval.json'),
+    ...Object.fromEntries(Object.entries(TOKENIZER_PATHS).map(([k, n]) => [k, get(n)]).filter(([, v]) => v !== undefined)),
   };
 }
 
@@ -196,6 +201,13 @@ export class Embedtune {
 
   _load(files) {
     this.files = files;
+    if (files.vocab == null && Object.keys(TOKENIZER_PATHS).some((k) => files[k] != null)) this._loadDir(files);
+    else this._loadBuffers(files);
+    const rb = bytesOf(files.retrieval, 'retrieval');
+    this._fillInfo(rb);
+  }
+
+  _loadBuffers(files) {
     for (const [k, n] of [['config', 'config.json'], ['vocab', 'vocab.txt'], ['safetensors', 'model.safetensors']])
       if (files[k] == null) throw new Error(`${n}: missing (files.${k} is required)`);
     const order = ['config', 'vocab', 'safetensors', 'modules', 'pooling', 'sbertConfig', 'tokenizerConfig'];
@@ -207,7 +219,34 @@ export class Embedtune {
     } finally {
       for (const [p] of bufs) if (p) this.M._free(p);
     }
-    const rb = bytesOf(files.retrieval, 'retrieval');
+  }
+
+  /** A folder without vocab.txt (tokenizer.json, a .model, vocab.json + merges.txt): written into MEMFS and loaded
+   * by the command's own loader (et_wasm_load_dir); the folder stays while the model lives (saving copies its
+   * tokenizer files). */
+  _loadDir(files) {
+    for (const [k, n] of [['config', 'config.json'], ['safetensors', 'model.safetensors']])
+      if (files[k] == null) throw new Error(`${n}: missing (files.${k} is required)`);
+    const dir = `/et_model_${Math.floor(Math.random() * 1e9)}`;
+    for (const [k, rel] of Object.entries(FILE_PATHS)) {
+      if (files[k] == null || k === 'retrieval') continue;
+      const p = `${dir}/${rel}`;
+      this._mkdirs(p.slice(0, p.lastIndexOf('/')));
+      this.M.FS.writeFile(p, bytesOf(files[k], k));
+    }
+    const [dp] = this.copyIn(enc.encode(dir + '\0'));
+    try {
+      const h = this.M._et_wasm_load_dir(dp, this.requestedThreads, this.err);
+      if (!h) throw this.fail('load');
+      this.h = h;
+      this.modelDir = dir;
+    } catch (e) {
+      this._rmTree(dir);
+      throw e;
+    } finally { this.M._free(dp); }
+  }
+
+  _fillInfo(rb) {
     this.retrievalBytes = rb ? rb.slice() : null; // a copy: the caller's buffers may be transferred away (worker)
     if (rb) {
       const [rp, rl] = this.copyIn(rb);
@@ -571,6 +610,8 @@ export class Embedtune {
     if (this.tr) this.trainEnd();
     if (this.h) this.M._et_wasm_free(this.h);
     this.h = 0;
+    if (this.modelDir) this._rmTree(this.modelDir);
+    this.modelDir = null;
     this.corpusTexts = null;
   }
 

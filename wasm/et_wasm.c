@@ -47,8 +47,10 @@ typedef struct {
     et_tokenizer *tok;
     et_hf_info info;
     et_pool *pool;
-    char *vocab;          /* vocab.txt bytes, for et_hf_save */
+    char *vocab;          /* vocab.txt bytes, for et_hf_save (NULL for a folder loaded by et_wasm_load_dir) */
     size_t vocab_len;
+    char tok_path[300];   /* et_wasm_load_dir: the tokenizer file in the module's file system (tokenizer.json, a .model,
+                             vocab.json or vocab.txt), which saving and training copy with the files beside it */
     float *corpus;        /* [n_corpus, dim] embeddings for search (NULL = none) */
     size_t n_corpus;
     et_encode_cache enc;  /* encode's activations + packed weights, kept across calls */
@@ -92,6 +94,22 @@ ET_EXPORT et_wasm_model *et_wasm_load(const char *config, size_t config_len, con
     w->vocab_len = vocab_len;
     w->pool = et_pool_create(threads > 0 ? threads : 1, err);
     if (!w->pool) { free(w->vocab); et_tokenizer_free(w->tok); et_bert_free(&w->model); free(w); return NULL; }
+    et_retrieval_cfg_default(&w->rcfg);
+    return w;
+}
+
+/* Load a model folder written into the module's file system (MEMFS) the way the command does: et_hf_load_ex, then
+ * et_hf_load_tokenizer, which picks the tokenizer from the folder's own files (vocab.txt, tokenizer.json with a
+ * WordPiece / Unigram / BPE model, a sentencepiece .model, vocab.json + merges.txt). The folder must stay while the
+ * model lives (saving and training copy its tokenizer files). */
+ET_EXPORT et_wasm_model *et_wasm_load_dir(const char *dir, int threads, et_error *err) {
+    et_wasm_model *w = et_calloc(1, sizeof *w, "model handle", err);
+    if (!w) return NULL;
+    if (et_hf_load_ex(dir, &w->model, &w->info, err)) { free(w); return NULL; }
+    w->tok = et_hf_load_tokenizer(dir, &w->info, &w->model.cfg, w->tok_path, sizeof w->tok_path, err);
+    if (!w->tok) { et_bert_free(&w->model); free(w); return NULL; }
+    w->pool = et_pool_create(threads > 0 ? threads : 1, err);
+    if (!w->pool) { et_tokenizer_free(w->tok); et_bert_free(&w->model); free(w); return NULL; }
     et_retrieval_cfg_default(&w->rcfg);
     return w;
 }
@@ -392,6 +410,7 @@ ET_EXPORT et_status et_wasm_save(const et_wasm_model *w, const char *dir, int dt
     o.dtype = dtype;
     o.vocab_buf = w->vocab;
     o.vocab_len = w->vocab_len;
+    if (w->tok_path[0]) o.vocab_path = w->tok_path; /* et_wasm_load_dir: its tokenizer file and the files beside it */
     o.max_seq_length = w->info.max_seq_length;
     o.do_lower_case = w->info.do_lower_case;
     o.strip_accents = w->info.strip_accents;
@@ -450,14 +469,18 @@ ET_EXPORT et_wasm_train *et_wasm_train_begin(et_wasm_model *w, const char *data_
     t->w = w;
     et_encode_cache_free(&w->enc); /* give training the memory (the model may also become MoE) */
     snprintf(t->out_dir, sizeof t->out_dir, "%s", out_dir);
-    snprintf(t->vocab_path, sizeof t->vocab_path, "%s.vocab.txt", out_dir);
-    FILE *f = fopen(t->vocab_path, "wb");
-    if (!f || fwrite(w->vocab, 1, w->vocab_len, f) != w->vocab_len) {
-        if (f) fclose(f);
-        free(t);
-        return et_fail(err, ET_ERR_IO, "%s: cannot write the vocabulary copy", t->vocab_path), NULL;
+    if (w->tok_path[0]) { /* et_wasm_load_dir: the folder's own tokenizer file */
+        snprintf(t->vocab_path, sizeof t->vocab_path, "%s", w->tok_path);
+    } else {
+        snprintf(t->vocab_path, sizeof t->vocab_path, "%s.vocab.txt", out_dir);
+        FILE *f = fopen(t->vocab_path, "wb");
+        if (!f || fwrite(w->vocab, 1, w->vocab_len, f) != w->vocab_len) {
+            if (f) fclose(f);
+            free(t);
+            return et_fail(err, ET_ERR_IO, "%s: cannot write the vocabulary copy", t->vocab_path), NULL;
+        }
+        fclose(f);
     }
-    fclose(f);
     if (et_train_data_read(data_path, &t->data, err)) { free(t); return NULL; }
     et_train_cfg c;
     et_train_cfg_default(&c);

@@ -3,7 +3,7 @@
 // `embedtune finetune` (the same command as natively), search is its dense / BM25 search. This file does the
 // UI: files in, progress, the before/after table from the command's --json report, the loss chart, search
 // snippets and the zip writer. User content is only ever put into the page with textContent (never as HTML).
-import { EmbedtuneWorker, canUseThreads } from './wasm/embedtune.mjs';
+import { EmbedtuneWorker, TOKENIZER_PATHS, canUseThreads } from './wasm/embedtune.mjs';
 import { displayText, snippetOf } from './snippet.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -55,6 +55,7 @@ const MODEL_KEYS = {
   'config.json': 'config', 'vocab.txt': 'vocab', 'model.safetensors': 'safetensors', 'modules.json': 'modules',
   '1_Pooling/config.json': 'pooling', 'sentence_bert_config.json': 'sbertConfig', 'tokenizer_config.json': 'tokenizerConfig',
   'retrieval.json': 'retrieval',
+  ...Object.fromEntries(Object.entries(TOKENIZER_PATHS).map(([k, n]) => [n, k])), // tokenizer.json, .model, vocab.json + merges.txt
 };
 
 /** {relativePath: Uint8Array} (maybe under one top folder) -> load() files. */
@@ -72,9 +73,11 @@ function modelFilesFromListing(listing) {
 }
 
 async function loadModel(files, source, name, { corpus = true } = {}) {
-  const missing = ['config', 'vocab', 'safetensors'].filter((k) => !files[k]);
+  const tokenizer = files.vocab || Object.keys(TOKENIZER_PATHS).some((k) => files[k]);
+  const missing = ['config', 'vocab', 'safetensors'].filter((k) => (k === 'vocab' ? !tokenizer : !files[k]));
   if (missing.length) {
-    const names = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors' };
+    const names = { config: 'config.json', vocab: 'a tokenizer (vocab.txt, tokenizer.json, sentencepiece.bpe.model or vocab.json + merges.txt)',
+      safetensors: 'model.safetensors' };
     throw new Error(`the model folder lacks ${missing.map((k) => names[k]).join(', ')}`);
   }
   document.body.dataset.model = 'loading';
@@ -619,7 +622,8 @@ async function showFiles() {
   ul.replaceChildren();
   if (!state.worker) return;
   const names = ['config.json', 'vocab.txt', 'model.safetensors', 'modules.json', '1_Pooling/config.json', 'sentence_bert_config.json',
-    'tokenizer_config.json', 'special_tokens_map.json', 'config_sentence_transformers.json', 'retrieval.json', '2_Normalize/'];
+    'tokenizer_config.json', 'special_tokens_map.json', 'config_sentence_transformers.json', 'retrieval.json', '2_Normalize/',
+    ...Object.entries(TOKENIZER_PATHS).filter(([k]) => state.baseFiles?.[k]).map(([, n]) => n)];
   for (const n of names.filter((x) => !x.endsWith('/'))) {
     const li = el('li'), b = el('button', n);
     b.type = 'button';
