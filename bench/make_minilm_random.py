@@ -95,11 +95,15 @@ def main():
     ap.add_argument("--heads", type=int, default=12)
     ap.add_argument("--intermediate", type=int, default=1536)
     ap.add_argument("--vocab", type=int, default=30522)
+    ap.add_argument("--type-vocab", type=int, default=2, help="type_vocab_size (XLM-R family: 1)")
+    ap.add_argument("--max-position", type=int, default=512, help="max_position_embeddings (XLM-R family: 514)")
+    ap.add_argument("--name", default="embedtune-bench/minilm-l6-random", help="config.json _name_or_path")
     ap.add_argument("--no-ort-check", action="store_true", help="skip the onnxruntime-node comparison")
+    ap.add_argument("--no-onnx", action="store_true", help="write no model.onnx (implies --no-ort-check)")
     a = ap.parse_args()
 
     cfg = {
-        "_name_or_path": "embedtune-bench/minilm-l6-random",
+        "_name_or_path": a.name,
         "architectures": ["BertModel"],
         "model_type": "bert",
         "attention_probs_dropout_prob": 0.1,
@@ -111,13 +115,13 @@ def main():
         "initializer_range": 0.02,
         "intermediate_size": a.intermediate,
         "layer_norm_eps": 1e-12,
-        "max_position_embeddings": 512,
+        "max_position_embeddings": a.max_position,
         "num_attention_heads": a.heads,
         "num_hidden_layers": a.layers,
         "pad_token_id": 0,
         "position_embedding_type": "absolute",
         "torch_dtype": "float32",
-        "type_vocab_size": 2,
+        "type_vocab_size": a.type_vocab,
         "use_cache": True,
         "vocab_size": a.vocab,
     }
@@ -164,6 +168,9 @@ def main():
                    "input_ids": ids.reshape(-1).tolist(), "attention_mask": mask.reshape(-1).tolist(),
                    "pooled": [float(x) for x in pooled.reshape(-1)]}, f)
 
+    if a.no_onnx:
+        print(f"wrote {out}: {sum(v.size for v in weights.values())} params, {vmsg}, no model.onnx", file=sys.stderr)
+        return
     onnx_path = os.path.join(out, "model.onnx")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 1.13's exporter: 'shape inference of prim::Constant' noise

@@ -72,13 +72,13 @@ fi
 
 # 2. onnxruntime-node (its install script would fetch CUDA bits from outside npm: skip them; the
 #    CPU binaries ship in the npm package)
-if [ ! -d "$BENCH/node_modules/onnxruntime-node" ]; then
+if has ort && [ ! -d "$BENCH/node_modules/onnxruntime-node" ]; then
   say "installing onnxruntime-node into bench/node_modules"
   (cd "$BENCH" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-package-lock --no-audit --no-fund --loglevel=error)
 fi
 
 # 3. the model (random weights, safetensors + ONNX); its script checks ONNX == torch
-if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL/model.onnx" ] || [ ! -f "$MODEL/check.json" ]; then
+if [ ! -f "$MODEL/model.safetensors" ] || { has ort && [ ! -f "$MODEL/model.onnx" ]; } || [ ! -f "$MODEL/check.json" ]; then  # model.onnx: for ort only
   say "making the random MiniLM-L6 model in $MODEL"
   "$PY" "$BENCH/make_minilm_random.py" --out "$MODEL"
 fi
@@ -127,7 +127,7 @@ fi  # not --summarize
 
 # 6. table
 "$PY" - "$OUT" "$SHAPES" "$THREADS" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 path, shapes, threads = sys.argv[1], sys.argv[2].split(), [int(t) for t in sys.argv[3].split()]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 meta = next((r for r in rows if r.get("meta")), {})
@@ -162,7 +162,7 @@ for stat, title in (("median", "median over all reps of all rounds"),
                     ("best", "BEST rep of all rounds: closest to a quiet machine, for a noisy one")):
     notes = []
     print()
-    print(f"encode throughput, sentences/s ({title}; random MiniLM-L6, full mask)")
+    print(f"encode throughput, sentences/s ({title}; random {os.environ.get('ET_BENCH_LABEL', 'MiniLM-L6')}, full mask)")
     print(f"{'shape':>8} {'threads':>7} {'embedtune':>9} {'torch':>9} {'ort':>9} {'vs torch':>8} {'vs ort':>8}  goal@2t (2x torch, 1.3x ort)")
     for shape in shapes:
         b, s = (int(x) for x in shape.split("x"))

@@ -112,7 +112,7 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 "$PY" - "$OUT" "$THREADS" "$LOAD_START" "$LOAD_END" "$COMMIT" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 path, threads = sys.argv[1], [int(t) for t in sys.argv[2].split()]
 load_start, load_end, commit = sys.argv[3:6]
 rows = [json.loads(l) for l in open(path) if l.strip()]
@@ -156,7 +156,7 @@ if ref is not None:
                 worst = max([worst] + [abs(a - b) for a, b in zip(l[:n], ref[:n])])
 notes = []
 print()
-print("train step (fwd+bwd+AdamW), random MiniLM-L6, 32q x 32 + 32d x 128, MNRL; ms/step best (median), peak RSS MiB")
+print(f"train step (fwd+bwd+AdamW), random {os.environ.get('ET_BENCH_LABEL', 'MiniLM-L6')}, 32q x 32 + 32d x 128, MNRL; ms/step best (median), peak RSS MiB")
 print(f"{'threads':>7} {'embedtune ms':>16} {'torch ms':>16} {'speedup':>8} {'et RSS':>8} {'torch RSS':>9} {'RSS ratio':>9}  {'CPU s et/torch':>14}  goal (>=2x faster, <=0.5x RSS)")
 for t in threads:
     et = stat("embedtune", t)
