@@ -228,6 +228,22 @@ et_status et_index_read(const char *path, et_index *out, et_error *err) {
     return s;
 }
 
+et_status et_index_probe(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo, int32_t max_len,
+                         float *out, et_error *err) {
+    et_encode_opts o = eo ? *eo : (et_encode_opts){0};
+    o.batch = 1;
+    o.max_len = max_len > 0 ? max_len : 256;
+    o.progress = NULL;
+    o.dim = 0;
+    o.cache = NULL; /* the cache belongs to m; the float copy below would re-plan it */
+    et_bert mf = *m; /* the same weights (an int8 export's are decoded at load), inference in float */
+    mf.int8 = 0;
+    const char *probe = ET_INDEX_PROBE;
+    et_status s = et_encode_texts(&mf, tok, pool, &probe, 1, &o, out, err);
+    if (!s) et_l2norm_rows(out, 1, m->cfg.hidden_size);
+    return s;
+}
+
 et_status et_index_attach(et_index *x, const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                           et_error *err) {
     x->ix.m = NULL;
@@ -238,19 +254,15 @@ et_status et_index_attach(et_index *x, const et_bert *m, const et_tokenizer *tok
         return et_fail(err, ET_ERR_ARG, "the index was built with a %d-dimensional model, this one has %d", x->dim, m->cfg.hidden_size);
     float *e = malloc(sizeof(float) * (size_t)x->dim);
     if (!e) return et_fail(err, ET_ERR_NOMEM, "out of memory");
-    et_encode_opts o = eo ? *eo : (et_encode_opts){0};
-    o.batch = 1;
-    o.max_len = x->max_len > 0 ? x->max_len : 256;
-    o.progress = NULL;
-    const char *probe = ET_INDEX_PROBE;
-    et_status s = et_encode_texts(m, tok, pool, &probe, 1, &o, e, err);
+    et_status s = et_index_probe(m, tok, pool, eo, x->max_len, e, err);
     if (!s) {
-        et_l2norm_rows(e, 1, x->dim);
         double c = 0;
         for (int32_t j = 0; j < x->dim; j++) c += (double)e[j] * x->probe[j];
         if (c < ET_INDEX_PROBE_MIN_COS)
-            s = et_fail(err, ET_ERR_ARG, "the index was built with another model (the probe text's embeddings have cosine %.4f; "
-                                         "rebuild it with 'embedtune index --model' this model)", c);
+            s = et_fail(err, ET_ERR_ARG, "the index was built with another model: the probe text's embeddings have cosine %.6f, "
+                                         "below %g (an adapter, further training or other weights change it; int8 or another "
+                                         "precision of the same weights does not): rebuild it with 'embedtune index' and this "
+                                         "model", c, ET_INDEX_PROBE_MIN_COS);
         else x->ix.m = m;
     }
     free(e);

@@ -11,7 +11,8 @@
  *     32 u64 ids_bytes   40 u64 texts_bytes   48 u64 emb_bytes   56 u64 bm25_bytes   (unpadded sizes)
  *   ids:   ndocs NUL-terminated UTF-8 strings
  *   texts: ndocs NUL-terminated UTF-8 strings (the text BM25 and the model saw: title + " " + text), or none
- *   emb:   f32 probe[dim]: the model's L2-normalised embedding of ET_INDEX_PROBE (a different model is refused);
+ *   emb:   f32 probe[dim]: et_index_probe, the model's L2-normalised float embedding of ET_INDEX_PROBE (a
+ *          different model is refused);
  *          f16: u16 e[ndocs*dim];  int8: f32 scale[ndocs], i8 q[ndocs*dim], e = scale * q with
  *          scale = max|e| / 127 per row and q = round(e / scale)  (the rows were L2-normalised first)
  *   bm25:  et_bm25_serialize (k1, b and the query-term rule included)
@@ -63,9 +64,18 @@ et_status et_index_read_mem(const void *buf, size_t len, const char *name, et_in
 et_status et_index_read(const char *path, et_index *out, et_error *err);
 void et_index_free(et_index *x);
 
-/* Use model m (with tok) for queries on x: encodes ET_INDEX_PROBE (max_len x->max_len) and refuses a model whose
- * embedding differs from the stored one (cosine < ET_INDEX_PROBE_MIN_COS) or whose dim differs. m NULL: BM25
- * only. eo may carry a cache / memory budget (its batch and max_len are ignored). */
+/* The model's probe, what an index stores and et_index_attach compares: ET_INDEX_PROBE encoded (batch 1, max_len
+ * tokens; <= 0: 256) in float whatever m->int8 says, L2-normalised, into out [hidden]. int8 inference of the same
+ * weights (--int8, or an int8 export, whose weights are decoded to float at load) is the same model: its probe is
+ * the float one (an int8 export's differs only by the weights' rounding). eo may carry a memory budget (its batch,
+ * max_len, progress, dim and cache are not used). */
+et_status et_index_probe(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo, int32_t max_len,
+                         float *out, et_error *err);
+
+/* Use model m (with tok) for queries on x: computes its probe (et_index_probe, max_len x->max_len) and refuses a
+ * model whose probe differs from the stored one (cosine < ET_INDEX_PROBE_MIN_COS: tools/index_probe_table.py
+ * measures which LoRA adapters that refuses and what a stale index costs) or whose dim differs. m NULL: BM25 only.
+ * eo may carry a memory budget. */
 et_status et_index_attach(et_index *x, const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                           et_error *err);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_index.sh - `embedtune index` and `search --index`: the index gives BM25 bit-identical to searching the corpus,
 # dense/hybrid within the quantisation (f16: same ranking here), and every damaged or mismatched index is refused
-# with a message naming the problem (no crash).
+# with a message naming the problem (no crash); int8 inference of the index's model is accepted, a LoRA adapter of it is
+# refused (the same-model check).
 set -u
 ET=${ET_EMBEDTUNE:-build/embedtune}
 M=tests/fixtures/e2e/model
@@ -69,6 +70,28 @@ cp "$T/nt.etix" "$T/probe.etix"
 dd if=/dev/zero of="$T/probe.etix" bs=1 seek=$((64 + (idb + 7) / 8 * 8)) count=128 conv=notrunc 2>/dev/null
 expect_err "another model (probe)" "built with another model" "$ET" search --model "$M" --index "$T/probe.etix" --query x --mode dense
 "$ET" search --model "$M" --index "$T/probe.etix" --query x --mode bm25 -q >/dev/null && ok "bm25 needs no probe" || bad "bm25 with a zeroed probe"
+# the same-model check with int8 and with LoRA adapters (src/index.h et_index_probe): int8 inference of the same weights
+# (--int8, an int8 export) is the same model both ways, with the same top results; an adapter is another model
+top() { grep -o '"rank":1,"id":"[^"]*"' "$1" | tr '\n' ' '; }
+"$ET" search --model "$M" --index "$T/f16.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.fp"
+"$ET" quantize --model "$M" --out "$T/m8" >/dev/null 2>&1 || bad "quantize"
+"$ET" search --model "$M" --int8 --index "$T/f16.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.i8" 2>"$T/err" &&
+  [ -n "$(top "$T/s.fp")" ] && [ "$(top "$T/s.fp")" = "$(top "$T/s.i8")" ] && ok "float index, search --int8: accepted, same top results" || bad "search --int8: $(cat "$T/err") $(top "$T/s.i8")"
+"$ET" search --model "$T/m8" --index "$T/f16.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.x8" 2>"$T/err" &&
+  [ "$(top "$T/s.fp")" = "$(top "$T/s.x8")" ] && ok "float index, search by the int8 export: accepted, same top results" || bad "int8 export: $(cat "$T/err") $(top "$T/s.x8")"
+"$ET" index --model "$T/m8" --corpus "$T/corpus.jsonl" --out "$T/m8.etix" --dtype f16 -q || bad "index by the int8 export"
+"$ET" search --model "$M" --index "$T/m8.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.m8" 2>"$T/err" &&
+  [ "$(top "$T/s.fp")" = "$(top "$T/s.m8")" ] && ok "int8 export's index, search by the float model: accepted, same top results" || bad "int8 export's index: $(cat "$T/err") $(top "$T/s.m8")"
+AD=tests/fixtures/lora/adapter   # an adapter of $M (tools/gen_lora_fixture.py)
+expect_err "base's index, search by an adapter (as --model): refused" "built with another model: the probe text's embeddings have cosine 0\.[0-9]+, below 0\.999" \
+  "$ET" search --model "$AD" --index "$T/f16.etix" --query x --mode dense
+expect_err "base's index, search --adapter: refused" "built with another model" "$ET" search --model "$M" --adapter "$AD" --index "$T/f16.etix" --query x --mode hybrid
+"$ET" search --model "$M" --adapter "$AD" --index "$T/f16.etix" --query "shock wave" --mode bm25 -q >/dev/null && ok "base's index, --adapter, bm25: no model check" || bad "bm25 with --adapter"
+"$ET" index --model "$AD" --corpus "$T/corpus.jsonl" --out "$T/ad.etix" --dtype f16 -q || bad "index by the adapter (as --model)"
+"$ET" search --model "$M" --adapter "$AD" --corpus "$T/corpus.jsonl" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.adc"
+"$ET" search --model "$M" --adapter "$AD" --index "$T/ad.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.adi" 2>"$T/err" &&
+  [ -n "$(top "$T/s.adc")" ] && [ "$(top "$T/s.adc")" = "$(top "$T/s.adi")" ] && ok "adapter's index, search --adapter: accepted, same top results as its corpus search" || bad "adapter's index: $(cat "$T/err")"
+expect_err "adapter's index, search by the base: refused" "built with another model" "$ET" search --model "$M" --index "$T/ad.etix" --query x --mode dense
 # damaged bytes anywhere: refused or searched, never a crash
 sz=$(stat -c %s "$T/int8.etix"); crash=0
 for off in 8 12 16 20 24 28 32 40 48 56 $((sz - 8)) $((sz - 100)) $((sz - 300)) $((sz / 2)) $((sz / 3)) $((sz - 1500)); do

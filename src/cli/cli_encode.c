@@ -342,14 +342,9 @@ static int run_index(et_opt *o, int n) {
         goto done;
     }
     if (dt != ET_INDEX_NONE) {
-        const char *pt = ET_INDEX_PROBE;
-        eo.progress = NULL;
         probe = malloc(sizeof(float) * (size_t)ix.dim);
         if (!probe) { fprintf(stderr, "embedtune index: out of memory\n"); rc = 1; goto done; }
-        et_encode_opts e1 = eo;
-        e1.batch = 1;
-        if (et_encode_texts(&L.model, L.tok, L.pool, &pt, 1, &e1, probe, &err)) { rc = et_cli_fail("index", &err); goto done; }
-        et_l2norm_rows(probe, 1, ix.dim);
+        if (et_index_probe(&L.model, L.tok, L.pool, &eo, eo.max_len, probe, &err)) { rc = et_cli_fail("index", &err); goto done; }
     }
     if (et_index_write(et_cli_get(o, n, "--out"), &ix, C.id, et_cli_get(o, n, "--no-text") ? NULL : C.text, dt, eo.max_len, probe, &err)) {
         rc = et_cli_fail("index", &err);
