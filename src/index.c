@@ -11,7 +11,7 @@
 
 static const char MAGIC[8] = {'E', 'T', 'I', 'N', 'D', 'E', 'X', 0};
 #define HDR 64
-#define MAX_FILE ((size_t)1 << 40)
+#define MAX_FILE ((uint64_t)SIZE_MAX > ((uint64_t)1 << 40) ? (size_t)((uint64_t)1 << 40) : SIZE_MAX / 2) /* 1 TiB; 2 GiB in wasm32 */
 
 static size_t pad8(size_t n) { return (n + 7) & ~(size_t)7; }
 
