@@ -163,7 +163,6 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
                            int32_t nd, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                            et_ir_eval *out, et_error *err) {
     et_ir_eval_opts op = o ? *o : (et_ir_eval_opts){ET_EVAL_DENSE, 10, NULL, NULL, NULL};
-    int32_t k = op.k > 0 ? op.k : 10, depth = k > DEPTH ? k : DEPTH;
     int use_model = 0, use_bm25 = 0;
     for (int i = 0; i < nmodes; i++) {
         memset(&out[i], 0, sizeof out[i]);
@@ -173,26 +172,46 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
     }
     if (use_model && (!m || !tok)) return et_fail(err, ET_ERR_ARG, "evaluation: this mode needs a model");
     et_hybrid_index ix;
-    et_hybrid_queries Y;
     memset(&ix, 0, sizeof ix);
-    memset(&Y, 0, sizeof Y);
     et_encode_cache ec = {0}; /* one set of activations + packed weights for both encodes */
     et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
     if (!e2.cache) e2.cache = &ec;
     et_encode_opts e3 = e2;
     if (op.eo_queries) { e3 = *op.eo_queries; if (!e3.cache) e3.cache = e2.cache; }
     else e3.progress = NULL;
+    op.eo_queries = &e3;
     double t0 = et_now_s();
     et_status s = et_hybrid_index_build(use_model ? m : NULL, tok, pool, &e2, use_bm25, op.bm25, docs, nd, &ix, err);
-    if (!s) s = et_hybrid_queries_build(&ix, pool, &e3, qs, nq, depth, &Y, err);
-    double t_prep = et_now_s() - t0;
-    for (int i = 0; !s && i < nmodes; i++) {
-        s = ranked_pq(pool, &ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], i == 0 ? op.per_query_ndcg10 : NULL, err);
-        out[i].seconds_encode = t_prep; /* corpus + queries encoded, BM25 built, candidates gathered */
-    }
-    et_hybrid_queries_free(&Y);
+    double t_index = et_now_s() - t0;
+    if (!s) s = et_eval_ir_modes_ix(&ix, pool, &op, modes, nmodes, qs, nq, qrels, qoff, out, err);
+    for (int i = 0; !s && i < nmodes; i++) out[i].seconds_encode += t_index; /* + the corpus encoded, BM25 built */
     et_hybrid_index_free(&ix);
     et_encode_cache_free(&ec);
+    return s;
+}
+
+et_status et_eval_ir_modes_ix(const et_hybrid_index *ix, et_pool *pool, const et_ir_eval_opts *o, const et_eval_mode *modes,
+                              int nmodes, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
+                              et_ir_eval *out, et_error *err) {
+    et_ir_eval_opts op = o ? *o : (et_ir_eval_opts){ET_EVAL_DENSE, 10, NULL, NULL, NULL};
+    int32_t k = op.k > 0 ? op.k : 10, depth = k > DEPTH ? k : DEPTH;
+    for (int i = 0; i < nmodes; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        if ((unsigned)modes[i] > ET_EVAL_HYBRID) return et_fail(err, ET_ERR_ARG, "evaluation: unknown mode %d", (int)modes[i]);
+        if (modes[i] != ET_EVAL_BM25 && (!ix->m || !ix->D)) return et_fail(err, ET_ERR_ARG, "evaluation: mode %s needs a model and document embeddings", modes[i] == ET_EVAL_HYBRID ? "hybrid" : "dense");
+        if (modes[i] != ET_EVAL_DENSE && !ix->bm) return et_fail(err, ET_ERR_ARG, "evaluation: this mode needs BM25");
+    }
+    et_encode_opts e3 = op.eo_queries ? *op.eo_queries : (et_encode_opts){32, 256, NULL, NULL};
+    et_hybrid_queries Y;
+    memset(&Y, 0, sizeof Y);
+    double t0 = et_now_s();
+    et_status s = et_hybrid_queries_build(ix, pool, &e3, qs, nq, depth, &Y, err);
+    double t_prep = et_now_s() - t0;
+    for (int i = 0; !s && i < nmodes; i++) {
+        s = ranked_pq(pool, ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], i == 0 ? op.per_query_ndcg10 : NULL, err);
+        out[i].seconds_encode = t_prep; /* queries encoded, candidates gathered */
+    }
+    et_hybrid_queries_free(&Y);
     return s;
 }
 

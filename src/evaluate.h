@@ -71,6 +71,12 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
                            const et_ir_eval_opts *o, const et_eval_mode *modes, int nmodes, const char *const *docs,
                            int32_t nd, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                            et_ir_eval *out, et_error *err);
+/* The same over an index built already (an `embedtune index` file's, index.h, or et_hybrid_index_build's): encodes
+ * the queries (o->eo_queries; NULL = batch 32, 256 tokens) with ix->m and ranks them in every mode (dense and hybrid
+ * need ix->m and ix->D, bm25 and hybrid ix->bm). qrels' doc numbers are ix's rows. seconds_encode is the queries'. */
+et_status et_eval_ir_modes_ix(const et_hybrid_index *ix, et_pool *pool, const et_ir_eval_opts *o, const et_eval_mode *modes,
+                              int nmodes, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
+                              et_ir_eval *out, et_error *err);
 /* The same over an index and a query set built already (hybrid.h; candidates >= max(k, 100) deep): the
  * metrics of one mode. seconds_encode is left 0, seconds_search is the ranking. */
 et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,

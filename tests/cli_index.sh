@@ -2,7 +2,7 @@
 # cli_index.sh - `embedtune index` and `search --index`: the index gives BM25 bit-identical to searching the corpus,
 # dense/hybrid within the quantisation (f16: same ranking here), and every damaged or mismatched index is refused
 # with a message naming the problem (no crash); int8 inference of the index's model is accepted, a LoRA adapter of it is
-# refused (the same-model check).
+# refused (the same-model check); eval --index evaluates over an index as over its corpus.
 set -u
 ET=${ET_EMBEDTUNE:-build/embedtune}
 M=tests/fixtures/e2e/model
@@ -92,6 +92,39 @@ expect_err "base's index, search --adapter: refused" "built with another model" 
 "$ET" search --model "$M" --adapter "$AD" --index "$T/ad.etix" --queries "$T/q.txt" --mode dense --json -k 3 -q > "$T/s.adi" 2>"$T/err" &&
   [ -n "$(top "$T/s.adc")" ] && [ "$(top "$T/s.adc")" = "$(top "$T/s.adi")" ] && ok "adapter's index, search --adapter: accepted, same top results as its corpus search" || bad "adapter's index: $(cat "$T/err")"
 expect_err "adapter's index, search by the base: refused" "built with another model" "$ET" search --model "$M" --index "$T/ad.etix" --query x --mode dense
+# eval --index: a BEIR folder's corpus from an index. The index is built from the corpus in reverse order, so the
+# judgments must be renumbered to its rows; it must give the metrics of eval over the reversed corpus (the same doc
+# order: ties rank alike): the cosine-based ones within 1e-3 (f16), BM25's exactly
+B=tests/fixtures/eval/beir
+mkdir -p "$T/brev"
+tac "$B/corpus.jsonl" > "$T/brev/corpus.jsonl"
+cp "$B/queries.jsonl" "$B/qrels.tsv" "$T/brev/"
+"$ET" index --model "$M" --corpus "$T/brev/corpus.jsonl" --out "$T/ev.etix" --dtype f16 -q || bad "index of the eval corpus"
+"$ET" eval --model "$M" --data "$T/brev" --json "$T/e.json" -q > /dev/null || bad "eval"
+"$ET" eval --model "$M" --data "$B" --index "$T/ev.etix" --json "$T/ei.json" -q > /dev/null 2>"$T/err" || bad "eval --index: $(cat "$T/err")"
+python3 - "$T/e.json" "$T/ei.json" <<'PY' && ok "eval --index == eval (every mode; BM25 exactly)" || bad "eval --index differs from eval"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert b["index"]["dtype"] == "f16" and "bm25" not in b, b.keys()
+for mode in ("dense", "bm25", "hybrid"):
+    x, y = a["by_mode"][mode], b["by_mode"][mode]
+    assert x.keys() == y.keys(), (mode, x.keys(), y.keys())
+    for k in x:
+        tol = 0 if mode == "bm25" or k not in ("anisotropy", "mean_pos_cosine", "auprc") else 1e-3
+        assert abs(x[k] - y[k]) <= tol, (mode, k, x[k], y[k])
+PY
+"$ET" eval --bm25 --data "$T/brev" --json "$T/b.json" -q > /dev/null && "$ET" eval --bm25 --data "$B" --index "$T/ev.etix" --json "$T/bi.json" -q > /dev/null &&
+  python3 -c "import json,sys; a,b=(json.load(open(p))['metrics'] for p in sys.argv[1:]); assert a==b and a['ndcg@10']>0, (a,b)" "$T/b.json" "$T/bi.json" &&
+  ok "eval --bm25 --index == eval --bm25 (no model)" || bad "eval --bm25 --index"
+expect_err "eval --index with a pairs file" "needs --data to be a BEIR folder" "$ET" eval --model "$M" --data tests/fixtures/eval/pairs.jsonl --index "$T/ev.etix"
+expect_err "eval --index with --dim" "no --dim, --bm25-k1 or --bm25-b" "$ET" eval --model "$M" --data "$B" --index "$T/ev.etix" --dim 16
+expect_err "eval --index of another corpus" "holds 40 docs, the corpus of --data 4" "$ET" eval --model "$M" --data "$B" --index "$T/f16.etix"
+sed 's/"d1"/"x1"/' "$B/corpus.jsonl" > "$T/other.jsonl"
+"$ET" index --model "$M" --corpus "$T/other.jsonl" --out "$T/other.etix" -q
+expect_err "eval --index: a doc id not in the corpus" "doc id 'x1' is not in the corpus of --data" "$ET" eval --model "$M" --data "$B" --index "$T/other.etix"
+expect_err "eval --index by another model" "built with another model" "$ET" eval --model "$AD" --data "$B" --index "$T/ev.etix"
+"$ET" index --model "$M" --corpus "$B/corpus.jsonl" --out "$T/evn.etix" --dtype none -q
+expect_err "eval --index: dense on a none index" "holds no embeddings" "$ET" eval --model "$M" --data "$B" --index "$T/evn.etix"
 # damaged bytes anywhere: refused or searched, never a crash
 sz=$(stat -c %s "$T/int8.etix"); crash=0
 for off in 8 12 16 20 24 28 32 40 48 56 $((sz - 8)) $((sz - 100)) $((sz - 300)) $((sz / 2)) $((sz / 3)) $((sz - 1500)); do

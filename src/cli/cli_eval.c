@@ -35,6 +35,7 @@
 #include "experts.h"
 #include "fileio.h"
 #include "fusion.h"
+#include "index.h"
 #include "kernels.h"
 #include "metrics.h"
 #include "mine.h"
@@ -126,6 +127,8 @@ static void ir_metrics(cJSON *o, const et_ir_eval *r, int model) {
 
 static const char *mode_name(et_eval_mode m) { return m == ET_EVAL_BM25 ? "bm25" : m == ET_EVAL_HYBRID ? "hybrid" : "dense"; }
 
+static void ir_report(ir_job *J, const et_eval_mode *modes, int nm, const et_ir_eval *r);
+
 static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
                   const et_qrel *qrels, const int64_t *qoff, et_error *err) {
     prog pc = {"encode corpus", J->quiet, {0}}, pq = {"encode queries", J->quiet, {0}};
@@ -147,6 +150,12 @@ static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *co
     if (et_eval_ir_modes(J->L ? &J->L->model : NULL, J->L ? J->L->tok : NULL, J->pool, J->L ? &ec : NULL, &J->eo, modes, nm,
                          docs, nd, qs, nq, qrels, qoff, r, err))
         return et_cli_fail("eval", err);
+    ir_report(J, modes, nm, r);
+    return 0;
+}
+
+/* the numbers of run_ir / run_ir_index into J's JSON */
+static void ir_report(ir_job *J, const et_eval_mode *modes, int nm, const et_ir_eval *r) {
     int sel = 0;
     for (int i = 0; i < nm; i++) if (modes[i] == J->eo.mode) sel = i;
     J->t_encode = r[0].seconds_encode;
@@ -158,7 +167,68 @@ static int run_ir(ir_job *J, const char *const *docs, int32_t nd, const char *co
     cJSON_AddNumberToObject(ap, "negatives", (double)r[sel].auprc_neg);
     cJSON_AddStringToObject(ap, "negatives_from", "non-relevant docs of the evaluated top 100, as many as positives per query, seeded");
     cJSON_AddStringToObject(ap, "scored_by", modes[sel] != ET_EVAL_BM25 ? "model cosine" : "bm25");
-    return 0;
+}
+
+static int cmp_qrel_doc(const void *a, const void *b) {
+    const et_qrel *x = a, *y = b;
+    return (x->d > y->d) - (x->d < y->d);
+}
+
+/* eval --index: the corpus's embeddings and BM25 come from an index file (index.h) of --data's corpus (its doc ids must
+ * be the corpus's; the judgments are renumbered to the index's rows); the queries are encoded as without it. */
+static int run_ir_index(ir_job *J, const char *path, const et_beir *B, et_beir_split *S, cJSON *root, et_error *err) {
+    et_index X;
+    memset(&X, 0, sizeof X);
+    int32_t *pos = NULL;
+    int rc = 0;
+    if (et_index_read(path, &X, err)) return et_cli_fail("eval", err);
+    if (X.nd != B->ndocs) {
+        fprintf(stderr, "embedtune eval: --index %s holds %d docs, the corpus of --data %d: build the index from this corpus "
+                        "(embedtune index --corpus .../corpus.jsonl)\n", path, X.nd, B->ndocs);
+        rc = 2;
+        goto done;
+    }
+    pos = malloc(sizeof(int32_t) * (size_t)(X.nd ? X.nd : 1));
+    if (!pos) { fprintf(stderr, "embedtune eval: out of memory\n"); rc = 1; goto done; }
+    memset(pos, 0xff, sizeof(int32_t) * (size_t)(X.nd ? X.nd : 1));
+    for (int32_t i = 0; i < X.nd; i++) {
+        int32_t j = et_beir_doc_index(B, X.id[i]);
+        if (j < 0 || pos[j] >= 0) {
+            fprintf(stderr, "embedtune eval: --index %s: doc id '%s' %s: build the index from this corpus\n", path, X.id[i],
+                    j < 0 ? "is not in the corpus of --data" : "is there twice");
+            rc = 2;
+            goto done;
+        }
+        pos[j] = i;
+    }
+    for (int64_t u = 0; u < S->qoff[S->nq]; u++) S->qrels[u].d = pos[S->qrels[u].d];
+    for (int32_t q = 0; q < S->nq; q++)
+        qsort(S->qrels + S->qoff[q], (size_t)(S->qoff[q + 1] - S->qoff[q]), sizeof(et_qrel), cmp_qrel_doc);
+    if (et_index_attach(&X, J->L ? &J->L->model : NULL, J->L ? J->L->tok : NULL, J->pool, NULL, err)) { rc = et_cli_fail("eval", err); goto done; }
+    prog pq = {"encode queries", J->quiet, {0}};
+    et_encode_opts eq = {0};
+    if (J->L) {
+        eq = enc_opts(J->batch, J->max_len, &pq);
+        if (S->nq < 1000) eq.progress = NULL;
+    }
+    J->eo.eo_queries = J->L ? &eq : NULL;
+    J->eo.fusion = &J->fusion;
+    et_eval_mode modes[3] = {ET_EVAL_DENSE, ET_EVAL_BM25, ET_EVAL_HYBRID};
+    int nm = J->L ? 3 : 1;
+    if (!J->L) modes[0] = ET_EVAL_BM25;
+    et_ir_eval r[3];
+    if (et_eval_ir_modes_ix(&X.ix, J->pool, &J->eo, modes, nm, S->qs, S->nq, S->qrels, S->qoff, r, err)) { rc = et_cli_fail("eval", err); goto done; }
+    ir_report(J, modes, nm, r);
+    cJSON *ij = cJSON_AddObjectToObject(root, "index");
+    cJSON_AddStringToObject(ij, "path", path);
+    cJSON_AddStringToObject(ij, "dtype", et_index_dtype_name(X.dtype));
+    cJSON_AddNumberToObject(ij, "max_len", X.max_len);
+    /* BM25 is the index's (k1 and b as it was built with) */
+    cJSON_DeleteItemFromObject(root, "bm25");
+done:
+    free(pos);
+    et_index_free(&X);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ eval command */
@@ -167,6 +237,8 @@ static et_opt eval_opts[] = {
     {"--model", NULL, "DIR", "model folder (not needed with --bm25), or a PEFT LoRA adapter folder (its base merged with it)", NULL},
     {"--adapter", NULL, "DIR", "a PEFT LoRA adapter folder merged into --model", NULL},
     {"--data", NULL, "PATH", "BEIR folder, labelled pairs file (.jsonl/.csv/.tsv), or STS JSONL (s1, s2, score)", NULL},
+    {"--index", NULL, "FILE", "a BEIR folder's corpus from an index file (embedtune index --corpus DATA/corpus.jsonl): its "
+                              "embeddings and BM25 instead of encoding the corpus; only the queries are encoded", NULL},
     {"--k", "-k", "N", "cut-off for nDCG/MAP/MRR/P (default 10); Recall is @10 and @100", NULL},
     {"--json", NULL, "FILE", "also write the results as JSON to FILE (- = stdout; the table then goes to stderr)", NULL},
     {"--split", NULL, "S", "test | train | all (default all): the SHA-1 held-out split on the query id / row id / query text (docs/data-formats.md)", NULL},
@@ -250,6 +322,12 @@ static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
     if (!is_dir && !et_file_exists(data)) { fprintf(stderr, "embedtune eval: --data %s: no such file or folder\n", data); return 2; }
     int is_sts = !is_dir && et_sts_sniff(data);
     if (is_sts && (bm25_flag || (ms && mode != ET_MODE_DENSE) || fspec)) { fprintf(stderr, "embedtune eval: STS data is scored by the model only (no --bm25/--mode/--fusion)\n"); return 2; }
+    const char *ixpath = et_cli_get(o, n, "--index");
+    if (ixpath && !is_dir) { fprintf(stderr, "embedtune eval: --index needs --data to be a BEIR folder (its queries and qrels; the index holds its corpus)\n"); return 2; }
+    if (ixpath && (dim || et_cli_get(o, n, "--bm25-k1") || et_cli_get(o, n, "--bm25-b"))) {
+        fprintf(stderr, "embedtune eval: --index holds the full embeddings and its own BM25 (no --dim, --bm25-k1 or --bm25-b with it)\n");
+        return 2;
+    }
 
     double t_start = et_now_s();
     et_cli_model L;
@@ -320,7 +398,7 @@ static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
             cJSON_AddNumberToObject(info, "nqrels", (double)S.qoff[S.nq]);
             if (!S.nq) { fprintf(stderr, "embedtune eval: %s: no judged query in split '%s'\n", data, sp ? sp : "all"); rc = 1; }
         }
-        if (!rc) rc = run_ir(&J, B.doc_text, B.ndocs, S.qs, S.nq, S.qrels, S.qoff, &err);
+        if (!rc) rc = ixpath ? run_ir_index(&J, ixpath, &B, &S, root, &err) : run_ir(&J, B.doc_text, B.ndocs, S.qs, S.nq, S.qrels, S.qoff, &err);
         et_beir_split_free(&S);
         et_beir_free(&B);
     } else if (is_sts) {
@@ -468,7 +546,7 @@ static int run_eval(et_opt *o, int n) {
 
 et_command et_cmd_eval = {"eval", "Evaluate a model (or BM25, or a hybrid) on a BEIR folder, a labelled pairs file or STS data.",
      "eval --model DIR --data BEIRDIR|pairs.jsonl|sts.jsonl [--k 10] [--json FILE|-] [--split test|train|all] [--bm25] "
-     "[--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D[,D...]]",
+     "[--mode dense|bm25|hybrid] [--fusion SPEC] [--dim D[,D...]] [--index X.etix]",
      run_eval, eval_opts, ET_NOPTS(eval_opts)};
 
 /* ------------------------------------------------------------------ score */
