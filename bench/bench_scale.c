@@ -22,17 +22,11 @@
 #include "kernels.h"
 #include "threads.h"
 #include "tokenizer.h"
-#include <time.h>
+#include "util.h"
 #include "encode.h"
 #include "metrics.h"
 #include "mine.h"
 #include "rng.h"
-
-static double et_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef struct { et_bert model; et_tokenizer *tok; et_pool *pool; } bench_model;
 

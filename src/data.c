@@ -288,49 +288,27 @@ static void explain_json_error(const char *s, size_t n, char *out, size_t cap) {
     snprintf(out, cap, "invalid JSON");
 }
 
-/* ================================ string -> index map ===================================== */
-typedef struct {
-    uint32_t cap; /* power of two */
-    int32_t *slot; /* -1 = empty */
-    const char **keys; /* points at the owner's id array */
-} strmap;
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = et_fnv1a64_str(s);
-    return h ^ (h >> 29);
-}
-
-static strmap *strmap_new(int64_t n, const char **keys, et_error *err) {
-    strmap *m = et_calloc(1, sizeof *m, "id map", err);
-    if (!m) return NULL;
-    uint32_t cap = 16;
-    while ((int64_t)cap < 2 * n + 16) cap <<= 1;
-    m->cap = cap;
-    m->keys = keys;
-    m->slot = et_malloc(sizeof(int32_t) * cap, "id map slots", err);
-    if (!m->slot) { free(m); return NULL; }
-    memset(m->slot, 0xff, sizeof(int32_t) * cap);
-    return m;
-}
-static void strmap_free(strmap *m) { if (m) { free(m->slot); free(m); } }
-/* insert key index i (keys[i]); returns the existing index if the key is already present, else -1 */
-static int32_t strmap_put(strmap *m, int32_t i) {
-    uint32_t h = (uint32_t)fnv1a(m->keys[i]) & (m->cap - 1);
-    while (m->slot[h] >= 0) {
-        if (!strcmp(m->keys[m->slot[h]], m->keys[i])) return m->slot[h];
-        h = (h + 1) & (m->cap - 1);
+/* The line loop of the JSONL readers: the next line that is not blank, raw (*s, *n) and parsed (*o: NULL when the
+ * line is not JSON; the caller says why, as its format needs). A line with a NUL byte or invalid UTF-8 is a bad line
+ * (bad_line: skipped under skip_bad). Returns 1 with a line, 0 at the end of the file, -1 when the read stops there
+ * (*st: that bad line without skip_bad, or out of memory while parsing). */
+static int next_json(lines *L, rctx *c, const char **s, size_t *n, cJSON **o, et_status *st) {
+    char tmp[96];
+    while (next_line(L, s, n)) {
+        if (is_blank(*s, *n)) continue;
+        const char *r = check_raw(*s, *n, tmp, sizeof tmp);
+        if (r) {
+            if ((*st = bad_line(c, L->lineno, ET_ERR_FORMAT, "%s", r))) return -1;
+            continue;
+        }
+        *o = NULL;
+        if (et_json_parse(*s, *n, o, NULL) == ET_ERR_NOMEM) {
+            *st = et_fail(c->err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", c->path, (long long)L->lineno);
+            return -1;
+        }
+        return 1;
     }
-    m->slot[h] = i;
-    return -1;
-}
-static int32_t strmap_get(const strmap *m, const char *key) {
-    if (!m) return -1;
-    uint32_t h = (uint32_t)fnv1a(key) & (m->cap - 1);
-    while (m->slot[h] >= 0) {
-        if (!strcmp(m->keys[m->slot[h]], key)) return m->slot[h];
-        h = (h + 1) & (m->cap - 1);
-    }
-    return -1;
+    return 0;
 }
 
 /* ================================ growable arrays ======================================== */
@@ -643,16 +621,10 @@ et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pai
     size_t n;
     float *sc = NULL;
     int any_negq = 0, sc_cap = 0;
-    char why[ET_DATA_MSG_LEN], tmp[96];
-    while (next_line(&L, &s, &n)) {
-        if (is_blank(s, n)) continue;
-        const char *r = check_raw(s, n, tmp, sizeof tmp);
-        if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = NULL;
-        if (et_json_parse(s, n, &o, NULL) == ET_ERR_NOMEM) {
-            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
-            goto done;
-        }
+    char why[ET_DATA_MSG_LEN];
+    cJSON *o;
+    int more;
+    while ((more = next_json(&L, &c, &s, &n, &o, &st)) > 0) {
         if (!o) {
             explain_json_error(s, n, why, sizeof why);
             if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", why))) goto done;
@@ -677,6 +649,7 @@ et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pai
             if ((st = bad_line(&c, L.lineno, code, "%s", why))) goto done;
         }
     }
+    if (more < 0) goto done;
     st = pairs_finish(out, &c, any_negq, err);
 done:
     free(sc);
@@ -913,12 +886,12 @@ void et_beir_free(et_beir *b) {
     free(b->query_id); free(b->query_text);
     free(b->qrels); free(b->qrel_off);
     free(b->arena_docs); free(b->arena_queries);
-    strmap_free(b->doc_map); strmap_free(b->query_map);
+    et_strmap_free(&b->doc_map); et_strmap_free(&b->query_map);
     memset(b, 0, sizeof *b);
 }
 
-int32_t et_beir_doc_index(const et_beir *b, const char *id) { return strmap_get(b->doc_map, id); }
-int32_t et_beir_query_index(const et_beir *b, const char *id) { return strmap_get(b->query_map, id); }
+int32_t et_beir_doc_index(const et_beir *b, const char *id) { return et_strmap_get(&b->doc_map, id); }
+int32_t et_beir_query_index(const et_beir *b, const char *id) { return et_strmap_get(&b->query_map, id); }
 
 /* id field: a string, or an integer number (formatted as decimal) */
 static int beir_id(const cJSON *v, char *nb, size_t nbcap, const char **s) {
@@ -934,7 +907,7 @@ static int beir_id(const cJSON *v, char *nb, size_t nbcap, const char **s) {
 /* Read corpus.jsonl (is_docs) or queries.jsonl into ids/texts. */
 static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *opts, et_read_report *rep,
                             char **arena_out, const char ***ids_out, const char ***texts_out, int32_t **tlen_out,
-                            int32_t *n_out, strmap **map_out, et_error *err) {
+                            int32_t *n_out, et_strmap *map_out, et_error *err) {
     char *buf;
     size_t len;
     et_status st = load(path, opts, &buf, &len, err);
@@ -946,21 +919,15 @@ static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *o
     int32_t *tl = NULL;
     int64_t cap = 0, n = 0;
     int64_t *lineof = NULL;
-    strmap *map = NULL;
+    et_strmap map = {0};
     if (!arena) { free(buf); return ET_ERR_NOMEM; }
     lines L = {buf, len, bom(buf, len), 0};
     const char *s;
     size_t ln;
-    char tmp[96], why[ET_DATA_MSG_LEN];
-    while (next_line(&L, &s, &ln)) {
-        if (is_blank(s, ln)) continue;
-        const char *r = check_raw(s, ln, tmp, sizeof tmp);
-        if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = NULL;
-        if (et_json_parse(s, ln, &o, NULL) == ET_ERR_NOMEM) {
-            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
-            goto done;
-        }
+    char why[ET_DATA_MSG_LEN];
+    cJSON *o;
+    int more;
+    while ((more = next_json(&L, &c, &s, &ln, &o, &st)) > 0) {
         why[0] = 0;
         const char *id = NULL, *title = "", *text = NULL;
         char nb[40];
@@ -1022,11 +989,11 @@ static et_status beir_jsonl(const char *path, int is_docs, const et_read_opts *o
         cJSON_Delete(o);
         if (n > INT32_MAX - 1) { st = et_fail(err, ET_ERR_UNSUPPORTED, "%s: more than 2^31 rows", path); goto done; }
     }
+    if (more < 0) goto done;
     if (n == 0) { st = et_fail(err, ET_ERR_FORMAT, "%s: no %s", path, is_docs ? "documents" : "queries"); goto done; }
-    map = strmap_new(n, ids, err);
-    if (!map) { st = ET_ERR_NOMEM; goto done; }
+    if ((st = et_strmap_init(&map, n, ids, "id map", err))) goto done;
     for (int64_t i = 0; i < n; i++) {
-        int32_t prev = strmap_put(map, (int32_t)i);
+        int32_t prev = et_strmap_put(&map, (int32_t)i);
         if (prev >= 0) { /* duplicate ids are always fatal: which one is right is unknowable */
             st = et_fail(err, ET_ERR_FORMAT, "%s:%lld: duplicate _id '%s' (first at line %lld)", path,
                          (long long)lineof[i], ids[i], (long long)lineof[prev]);
@@ -1043,7 +1010,7 @@ nomem:
     st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory growing the lists to %lld rows", path, (long long)L.lineno, (long long)n + 1);
 done:
     free(arena); free(ids); free(texts); free(tl); free(lineof); free(buf);
-    strmap_free(map);
+    et_strmap_free(&map);
     return st;
 }
 
@@ -1105,7 +1072,7 @@ static et_status beir_qrels(const char *path, const et_read_opts *opts, et_read_
             if (parse_float_field(gs, &dv) && dv == floor(dv) && fabs(dv) < 2e9) g = (long)dv;
             else { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "score '%s' is not an integer grade", gs))) goto done; continue; }
         }
-        int32_t qi = strmap_get(b->query_map, qid), di = strmap_get(b->doc_map, did);
+        int32_t qi = et_strmap_get(&b->query_map, qid), di = et_strmap_get(&b->doc_map, did);
         if (qi < 0 || di < 0) {
             if ((st = bad_line(&c, L.lineno, ET_ERR_MISMATCH, "%s '%s' is not in %s", qi < 0 ? "query-id" : "corpus-id",
                                qi < 0 ? qid : did, qi < 0 ? "queries.jsonl" : "corpus.jsonl"))) goto done;
@@ -1153,14 +1120,11 @@ et_status et_beir_read(const char *dir, const et_read_opts *opts, et_beir *out, 
     char p[ET_PATH_MAX];
     et_status st;
     if ((st = et_path_join(p, sizeof p, dir, "corpus.jsonl", err))) return st;
-    strmap *dm = NULL, *qm = NULL;
     if ((st = beir_jsonl(p, 1, opts, report, &out->arena_docs, &out->doc_id, &out->doc_text, &out->doc_title_len,
-                         &out->ndocs, &dm, err))) goto fail;
-    out->doc_map = dm;
+                         &out->ndocs, &out->doc_map, err))) goto fail;
     if ((st = et_path_join(p, sizeof p, dir, "queries.jsonl", err))) goto fail;
     if ((st = beir_jsonl(p, 0, opts, report, &out->arena_queries, &out->query_id, &out->query_text, NULL,
-                         &out->nqueries, &qm, err))) goto fail;
-    out->query_map = qm;
+                         &out->nqueries, &out->query_map, err))) goto fail;
     if ((st = et_path_join(p, sizeof p, dir, "qrels.tsv", err))) goto fail;
     if (!et_file_exists(p)) {
         char p2[ET_PATH_MAX];
@@ -1182,7 +1146,7 @@ fail:
 void et_corpus_free(et_corpus *c) {
     if (!c) return;
     free(c->id); free(c->text); free(c->title_len); free(c->arena);
-    strmap_free(c->map);
+    et_strmap_free(&c->map);
     memset(c, 0, sizeof *c);
 }
 
@@ -1192,9 +1156,7 @@ et_status et_corpus_read(const char *path, const et_read_opts *opts, et_corpus *
     if (!report) report = &local;
     report_init(report);
     memset(out, 0, sizeof *out);
-    strmap *m = NULL;
-    et_status st = beir_jsonl(path, 1, opts, report, &out->arena, &out->id, &out->text, &out->title_len, &out->n, &m, err);
-    out->map = m;
+    et_status st = beir_jsonl(path, 1, opts, report, &out->arena, &out->id, &out->text, &out->title_len, &out->n, &out->map, err);
     if (st) et_corpus_free(out);
     return st;
 }
@@ -1261,16 +1223,10 @@ et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, e
     lines L = {buf, len, bom(buf, len), 0};
     const char *s;
     size_t n;
-    char why[ET_DATA_MSG_LEN], tmp[96];
-    while (next_line(&L, &s, &n)) {
-        if (is_blank(s, n)) continue;
-        const char *r = check_raw(s, n, tmp, sizeof tmp);
-        if (r) { if ((st = bad_line(&c, L.lineno, ET_ERR_FORMAT, "%s", r))) goto done; continue; }
-        cJSON *o = NULL;
-        if (et_json_parse(s, n, &o, NULL) == ET_ERR_NOMEM) {
-            st = et_fail(err, ET_ERR_NOMEM, "%s:%lld: out of memory parsing the JSON", path, (long long)L.lineno);
-            goto done;
-        }
+    char why[ET_DATA_MSG_LEN];
+    cJSON *o;
+    int more;
+    while ((more = next_json(&L, &c, &s, &n, &o, &st)) > 0) {
         size_t mark = out->arena_used;
         const char *a = NULL, *b = NULL, *id = NULL;
         et_status code = ET_ERR_FORMAT;
@@ -1326,6 +1282,7 @@ et_status et_sts_read(const char *path, const et_read_opts *opts, et_sts *out, e
             if ((st = bad_line(&c, L.lineno, code, "%s", why))) goto done;
         }
     }
+    if (more < 0) goto done;
     report->nread = out->n;
     if (out->n < 2) {
         if (report->nbad)

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "error.h"
+#include "util.h"
 
 #define ET_DATA_MAX_MSGS 16
 #define ET_DATA_MSG_LEN 256
@@ -101,7 +102,7 @@ typedef struct {
     int32_t njudged;           /* queries with at least one qrels row (the evaluated ones) */
     /* internal */
     char *arena_docs, *arena_queries;
-    void *doc_map, *query_map;
+    et_strmap doc_map, query_map;
 } et_beir;
 
 /* dir holds corpus.jsonl, queries.jsonl and qrels.tsv (or qrels/test.tsv). Duplicate ids are an
@@ -122,7 +123,7 @@ typedef struct {
     int32_t *title_len;        /* [n] the title is text[i][0 .. title_len[i]) */
     /* internal */
     char *arena;
-    void *map;
+    et_strmap map;
 } et_corpus;
 
 /* corpus.jsonl {"_id", "title"?, "text"}: the reader et_beir_read uses for its corpus. Duplicate ids are

@@ -10,37 +10,6 @@
 #include "rng.h"
 #include "util.h"
 
-/* ------------------------------------------------------------------ string interning */
-typedef struct {
-    const char **keys; /* borrowed */
-    int32_t *val;
-    uint64_t cap;      /* power of two */
-} strmap;
-
-static int strmap_init(strmap *m, int64_t n) {
-    m->cap = 16;
-    while (m->cap < (uint64_t)n * 2) m->cap <<= 1;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->val = malloc(m->cap * sizeof *m->val);
-    return m->keys && m->val ? 0 : -1;
-}
-
-static void strmap_free(strmap *m) { free(m->keys); free(m->val); }
-
-/* index of s, inserting it with value *next (then ++*next) if new; items[] receives new keys */
-static int32_t strmap_intern(strmap *m, const char *s, int32_t *next, const char **items) {
-    if (!s) s = "";
-    for (uint64_t h = et_fnv1a64_str(s) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
-        if (!m->keys[h]) {
-            m->keys[h] = s;
-            m->val[h] = *next;
-            items[*next] = s;
-            return (*next)++;
-        }
-        if (!strcmp(m->keys[h], s)) return m->val[h];
-    }
-}
-
 /* ------------------------------------------------------------------ pair index */
 static int cmp_pair64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -51,7 +20,7 @@ et_status et_pair_index_build(const et_pairs *p, et_pair_index *ix, et_error *er
     memset(ix, 0, sizeof *ix);
     int64_t n = p->n, nneg = p->neg_off ? p->neg_off[n] : 0;
     if (n > INT32_MAX / 2 || nneg > INT32_MAX / 2) return et_fail(err, ET_ERR_ARG, "pairs: too many rows (%lld)", (long long)n);
-    strmap mq = {0}, mp = {0};
+    et_strmap mq = {0}, mp = {0};
     int64_t *pk = NULL;
     et_status s = ET_OK;
     ix->n = n;
@@ -61,16 +30,16 @@ et_status et_pair_index_build(const et_pairs *p, et_pair_index *ix, et_error *er
     ix->row_p = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
     ix->neg_p = nneg ? malloc(sizeof(int32_t) * (size_t)nneg) : NULL;
     pk = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    if (!ix->qtext || !ix->ptext || !ix->row_q || !ix->row_p || (nneg && !ix->neg_p) || !pk || strmap_init(&mq, n) ||
-        strmap_init(&mp, n + nneg)) {
+    if (!ix->qtext || !ix->ptext || !ix->row_q || !ix->row_p || (nneg && !ix->neg_p) || !pk ||
+        et_strmap_init(&mq, n, ix->qtext, "pairs index", NULL) || et_strmap_init(&mp, n + nneg, ix->ptext, "pairs index", NULL)) {
         s = et_fail(err, ET_ERR_NOMEM, "pairs index: out of memory for %lld rows", (long long)n);
         goto done;
     }
     for (int64_t i = 0; i < n; i++) {
-        ix->row_q[i] = strmap_intern(&mq, p->query[i], &ix->nq, ix->qtext);
-        ix->row_p[i] = strmap_intern(&mp, p->passage[i], &ix->np, ix->ptext);
+        ix->row_q[i] = et_strmap_intern(&mq, p->query[i], &ix->nq);
+        ix->row_p[i] = et_strmap_intern(&mp, p->passage[i], &ix->np);
     }
-    for (int64_t j = 0; j < nneg; j++) ix->neg_p[j] = strmap_intern(&mp, p->neg[j], &ix->np, ix->ptext);
+    for (int64_t j = 0; j < nneg; j++) ix->neg_p[j] = et_strmap_intern(&mp, p->neg[j], &ix->np);
     /* positives: unique (q, p) of rows with label >= 0.5, sorted */
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++)
@@ -88,8 +57,8 @@ et_status et_pair_index_build(const et_pairs *p, et_pair_index *ix, et_error *er
     for (int32_t q = 0; q < ix->nq; q++) ix->pos_off[q + 1] += ix->pos_off[q];
 done:
     free(pk);
-    strmap_free(&mq);
-    strmap_free(&mp);
+    et_strmap_free(&mq);
+    et_strmap_free(&mp);
     if (s) et_pair_index_free(ix);
     return s;
 }

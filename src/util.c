@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kernels.h"
@@ -59,4 +61,47 @@ size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp) {
     }
     *cp = c;
     return j;
+}
+
+/* the slot of key: where it is, or the empty slot where it goes (FNV-1a, its high bits folded into the low ones
+ * that the mask keeps: util.h) */
+static uint32_t strmap_probe(const et_strmap *m, const char *key) {
+    uint64_t x = et_fnv1a64_str(key);
+    uint32_t h = (uint32_t)(x ^ (x >> 29)) & (m->cap - 1);
+    while (m->slot[h] >= 0 && strcmp(m->keys[m->slot[h]], key)) h = (h + 1) & (m->cap - 1);
+    return h;
+}
+
+et_status et_strmap_init(et_strmap *m, int64_t n, const char **keys, const char *what, et_error *err) {
+    memset(m, 0, sizeof *m);
+    uint32_t cap = 16;
+    while ((int64_t)cap < 2 * n + 16) cap <<= 1;
+    if (!(m->slot = et_malloc(sizeof(int32_t) * cap, what, err))) return ET_ERR_NOMEM;
+    memset(m->slot, 0xff, sizeof(int32_t) * cap);
+    m->cap = cap;
+    m->keys = keys;
+    return ET_OK;
+}
+
+void et_strmap_free(et_strmap *m) {
+    free(m->slot);
+    memset(m, 0, sizeof *m);
+}
+
+int32_t et_strmap_put(et_strmap *m, int32_t i) {
+    uint32_t h = strmap_probe(m, m->keys[i]);
+    if (m->slot[h] >= 0) return m->slot[h];
+    m->slot[h] = i;
+    return -1;
+}
+
+int32_t et_strmap_get(const et_strmap *m, const char *key) { return m->slot ? m->slot[strmap_probe(m, key)] : -1; }
+
+int32_t et_strmap_intern(et_strmap *m, const char *s, int32_t *n) {
+    if (!s) s = "";
+    uint32_t h = strmap_probe(m, s);
+    if (m->slot[h] >= 0) return m->slot[h];
+    m->keys[*n] = s;
+    m->slot[h] = *n;
+    return (*n)++;
 }

@@ -1,10 +1,13 @@
 /* util.h - small helpers that several modules need, kept here once: FNV-1a hashing (inline: the tokenizer and
- * BM25 hash every token with it), UTF-8 decoding, a monotonic clock, row-wise L2 normalisation. No state, no allocation. */
+ * BM25 hash every token with it), the string -> index map, UTF-8 decoding, a monotonic clock, row-wise L2
+ * normalisation. No global state; only the string map allocates. */
 #ifndef ET_UTIL_H
 #define ET_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 /* 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Hash tables that mask the low bits
  * should mix the result first (FNV's low bits are weak for short keys). */
@@ -36,6 +39,26 @@ static inline uint64_t et_fnv1a64_str(const char *s) {
     for (; *s; s++) h = et_fnv1a64_byte(h, (unsigned char)*s);
     return h;
 }
+
+/* The one string -> index map (ids of the data readers, the distinct texts of the pair index): open addressing
+ * over FNV-1a. It holds indices into an array of strings that the caller owns (keys[i]), never the strings, so
+ * the keys must outlive it. Zero-initialised it is empty (et_strmap_get returns -1); et_strmap_free releases it. */
+typedef struct {
+    const char **keys; /* the owner's strings: every entry of the map is an index into it */
+    int32_t *slot;     /* [cap] an index into keys, -1 = empty */
+    uint32_t cap;      /* a power of two, above twice the entries it was sized for */
+} et_strmap;
+
+/* A map for up to n entries over keys; ET_ERR_NOMEM (naming `what`) when it cannot be allocated. */
+et_status et_strmap_init(et_strmap *m, int64_t n, const char **keys, const char *what, et_error *err);
+void et_strmap_free(et_strmap *m);
+/* Enters keys[i]. Returns the index of an equal key already entered (then keys[i] is not entered), else -1. */
+int32_t et_strmap_put(et_strmap *m, int32_t i);
+/* The index of the key equal to key, or -1. */
+int32_t et_strmap_get(const et_strmap *m, const char *key);
+/* Interning: the index of the key equal to s (NULL counts as ""); a new s is stored as keys[*n] and entered
+ * under that index, then ++*n. At most the n given to et_strmap_init strings may be interned. */
+int32_t et_strmap_intern(et_strmap *m, const char *s, int32_t *n);
 
 /* Decode one code point at s[i] (i < n). Invalid input yields U+FFFD and consumes the maximal
  * subpart of an ill-formed sequence (WHATWG "UTF-8 decode", = Python errors='replace'). Returns
