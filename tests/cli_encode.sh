@@ -1,18 +1,8 @@
 #!/usr/bin/env bash
 # cli_encode.sh - `embedtune encode` / `search` behaviour: outputs, help, and clear errors on bad input.
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 M=tests/fixtures/e2e/model
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { echo "ok   $1"; passes=$((passes+1)); }
-bad()  { echo "FAIL $1"; fails=$((fails+1)); }
-# expect_err NAME PATTERN CMD...: non-zero exit, and stderr matches PATTERN
-expect_err() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
-}
 
 printf 'hello world\nthe quick brown fox\n\ncafé crème\n' > "$T/in.txt"
 # .npy: magic, version 1.0, header mentions the shape, size = 10 + hlen + n*d*4
@@ -82,5 +72,4 @@ expect_err "corpus without _id" "badc.jsonl:2: field ._id.: missing" "$ET" searc
 expect_err "search needs a query" "exactly one of --query" "$ET" search --model "$M" --corpus "$T/corpus.jsonl"
 : > "$T/empty.jsonl"
 expect_err "empty corpus" "no documents" "$ET" search --model "$M" --corpus "$T/empty.jsonl" --query q
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_encode

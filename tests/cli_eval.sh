@@ -13,18 +13,9 @@
 #   q3 has no judgments (not evaluated). SHA-1 split: q1 -> train, q10 -> test.
 #   all: nDCG@10 0.650301, MAP@10 0.541667, MRR@10 0.5, P@10 0.15, R@10 = R@100 = 1
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 M=tests/fixtures/e2e/model
 F=tests/fixtures/eval
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { echo "ok   $1"; passes=$((passes+1)); }
-bad()  { echo "FAIL $1"; fails=$((fails+1)); }
-expect_err() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
-}
 # jnum FILE KEY: the number after "KEY": in a JSON file (first match)
 jnum() { grep -oE "\"$2\":[[:space:]]*-?[0-9.eE+-]+" "$1" | head -1 | sed -E 's/.*:[[:space:]]*//'; }
 # near NAME GOT WANT TOL
@@ -157,5 +148,4 @@ else
   echo "skip: cranfield baseline (no eval data at $ED; set ET_EVAL_DATA)"
 fi
 
-echo "$passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_eval

@@ -8,18 +8,9 @@
 #   - the output is a loadable Hugging Face folder with no checkpoints left;
 #   - a pairs file and an STS file with --eval; bad input gives clear errors.
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 M=tests/fixtures/e2e/model
 F=tests/fixtures/finetune
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { echo "ok   $1"; passes=$((passes+1)); }
-bad()  { echo "FAIL $1"; fails=$((fails+1)); }
-expect_err() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
-}
 # block FILE NAME: the lines of the JSON object "NAME": { ... } (cJSON prints one key per line)
 block() { sed -n "/\"$2\":[[:space:]]*{/,/}/p" "$1"; }
 # bnum FILE BLOCK KEY
@@ -185,5 +176,4 @@ expect_err "bad refresh value" "refresh-every" "$ET" finetune --model $M --data 
 expect_err "bad STS line" "sts_bad.jsonl:[0-9]+" "$ET" finetune --model $M --data tests/fixtures/eval/sts_bad.jsonl --out "$T/x" --loss mse -q
 expect_err "bad model" "config.json" "$ET" finetune --model $F --data $F/beir --out "$T/x" --loss infonce -q
 
-echo "cli_finetune: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_finetune

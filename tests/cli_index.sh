@@ -4,17 +4,8 @@
 # with a message naming the problem (no crash); int8 inference of the index's model is accepted, a LoRA adapter of it is
 # refused (the same-model check); eval --index evaluates over an index as over its corpus.
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 M=tests/fixtures/e2e/model
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { echo "ok   $1"; passes=$((passes+1)); }
-bad()  { echo "FAIL $1"; fails=$((fails+1)); }
-expect_err() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
-}
 ids() { grep -o '"id":"[^"]*"' "$1" | tr '\n' ' '; }
 
 words=(boundary layer flow plate heat transfer wing shock wave pressure laminar turbulent supersonic jet nozzle
@@ -136,5 +127,4 @@ done
 [ $crash -eq 0 ] && ok "damaged indexes: clear errors, no crash" || bad "damaged indexes"
 "$ET" index --help | grep -q -- "--dtype" && ok "index --help" || bad "index --help"
 
-echo "cli_index: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_index

@@ -2,17 +2,8 @@
 # cli_int8.sh - int8 inference from the command line: `encode/search/eval --int8`, and `embedtune quantize` (the int8
 # export, docs/int8.md) whose folder runs in int8 by itself and gives the same embeddings as --int8 on the source model.
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 M=models/compact
-T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()   { echo "ok   $1"; passes=$((passes+1)); }
-bad()  { echo "FAIL $1"; fails=$((fails+1)); }
-expect_err() {
-  local name=$1 pat=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pat" "$T/err"; then ok "$name"; else bad "$name (rc=$rc, stderr: $(head -c 300 "$T/err"))"; fi
-}
 printf 'how do I list open files\nthe quick brown fox jumps over the lazy dog\nkernel panic after upgrade\n' > "$T/in.txt"
 "$ET" encode --model $M --in "$T/in.txt" --out "$T/f32.jsonl" -q || bad "encode fp32"
 "$ET" encode --model $M --int8 --in "$T/in.txt" --out "$T/i8.jsonl" -q && ok "encode --int8" || bad "encode --int8"
@@ -49,5 +40,4 @@ open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + b[8 + n:])
 PY
 mkdir -p "$T/b" && cp -r "$T/q/." "$T/b/" && cp "$T/broken.safetensors" "$T/b/model.safetensors"
 expect_err "export without a scale" "query.weight' is I8 but its per-row scale tensor is missing" "$ET" encode --model "$T/b" --in "$T/in.txt" -q
-echo "cli_int8: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_int8

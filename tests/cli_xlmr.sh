@@ -8,11 +8,7 @@
 #   - train and finetune save folders that carry the tokenizer files (no vocab.txt), say xlm-roberta in
 #     config.json, and load back
 set -u
-ET=${ET_EMBEDTUNE:-build/embedtune}
-T=$(mktemp -d /tmp/et_cli_xlmr.XXXXXX); trap 'rm -rf "$T"' EXIT
-fails=0; passes=0
-ok()  { echo "ok   $1"; passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. tests/et_test.sh   # ET, T, ok, bad, expect_err, et_test_done
 
 M="$T/model"
 mkdir -p "$M"
@@ -85,5 +81,4 @@ grep -q '"xlm-roberta"' "$T/trained/config.json" && grep -q '"vocab_size": 3010'
 [ -f "$T/ft/tokenizer.json" ] && [ ! -f "$T/ft/vocab.txt" ] && ok "finetuned folder has the tokenizer" || bad "finetuned folder: $(ls "$T/ft" 2>&1 | tr '\n' ' ')"
 "$ET" eval --model "$T/ft" --data "$B" -q > /dev/null 2>"$T/err" && ok "finetuned model evaluates" || bad "eval ft: $(head -c 300 "$T/err")"
 
-echo "cli_xlmr: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+et_test_done cli_xlmr
