@@ -28,18 +28,6 @@
 #include "mine.h"
 #include "rng.h"
 
-typedef struct { et_bert model; et_tokenizer *tok; et_pool *pool; } bench_model;
-
-static int load(const char *dir, int threads, bench_model *L, et_error *err) {
-    et_hf_info info;
-    char vp[4096];
-    memset(L, 0, sizeof *L);
-    if (et_hf_load_ex(dir, &L->model, &info, err)) return 1;
-    snprintf(vp, sizeof vp, "%s/%s/vocab.txt", dir, info.transformer_dir[0] ? info.transformer_dir : ".");
-    if (!(L->tok = et_tokenizer_load_vocab(vp, err))) return 1;
-    return !(L->pool = et_pool_create(threads, err));
-}
-
 static long rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -72,8 +60,8 @@ int main(int argc, char **argv) {
     if (!model || ndocs < 300 || nq < 1 || nq > ndocs) { fprintf(stderr, "bench_scale: need --model, docs >= 300, 1 <= queries <= docs\n"); return 2; }
     if (enc_docs <= 0 || enc_docs > ndocs) enc_docs = ndocs;
     et_error err = {0};
-    bench_model L;
-    if (load(model, (int)threads, &L, &err)) { fprintf(stderr, "load: %s\n", err.msg); return 1; }
+    et_hf_model L;
+    if (et_hf_model_load(model, (int)threads, &L, &err)) { fprintf(stderr, "load: %s\n", err.msg); return 1; }
     int d = L.model.cfg.hidden_size;
     printf("model %s: hidden %d, layers %d; %ld docs, %ld queries, max_len %ld, threads %d\n", model, d,
            L.model.cfg.num_layers, ndocs, nq, max_len, et_pool_size(L.pool));
@@ -214,8 +202,6 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nw; i++) free(words[i]);
     free(words); free(docs); free(qs); free(De); free(Qe); free(i1); free(i2); free(s1); free(s2); free(neg); free(negq);
     free(pos_off); free(pos); free(qrels);
-    et_pool_destroy(L.pool);
-    et_tokenizer_free(L.tok);
-    et_bert_free(&L.model);
+    et_hf_model_free(&L);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "encode.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,4 +118,15 @@ done:
     free(order); free(ids); free(mask); free(bt); free(pooled); free(lens);
     if (!cache) et_bert_acts_free(&local);
     return s;
+}
+
+int et_encode_progress_print(void *user, size_t done, size_t total) {
+    et_encode_progress *p = user;
+    double t = et_now_s(), el = t - p->t0;
+    if (done < total && t - p->last < 0.25) return 0; /* throttle */
+    p->last = t;
+    double rate = el > 0 ? done / el : 0;
+    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, rate > 0 ? (total - done) / rate : 0);
+    if (done == total) fputc('\n', stderr);
+    return 0;
 }

@@ -38,6 +38,11 @@ typedef struct {
                      (et_embed_truncate; Matryoshka models, matryoshka.h); 0 = the full embedding */
 } et_encode_opts;
 
+/* The progress line of encoding on stderr, "what: done/total texts  rate texts/s  ETA s" (at most 4 a second, and
+ * at the end): an et_encode_opts.progress with user = an et_encode_progress {et_now_s(), "what", 0}. Never cancels. */
+typedef struct { double t0; const char *what; double last; } et_encode_progress;
+int et_encode_progress_print(void *user, size_t done, size_t total);
+
 /* Matryoshka cut of x [n, C] in place: the first d values of each row are divided by their L2 norm and
  * the other C - d are set to 0, so a dot product or cosine over the whole row is the one over the cut
  * prefix (every caller keeps its [n, C] layout; a writer stores only the first d columns). d <= 0 or

@@ -69,37 +69,10 @@ static void say(const et_finetune_cfg *c, const char *fmt, ...) {
 
 
 
-/* ------------------------------------------------------------------ model loading, time, progress */
+/* ------------------------------------------------------------------ progress */
 
-typedef struct {
-    et_bert model;
-    et_tokenizer *tok;
-    et_hf_info info;
-    et_pool *pool;
-} ft_model;
-
-static void ft_model_free(ft_model *L) {
-    et_bert_free(&L->model);
-    et_tokenizer_free(L->tok);
-    et_pool_destroy(L->pool);
-    memset(L, 0, sizeof *L);
-}
-
-static et_status ft_model_load(const char *dir, int threads, ft_model *L, char *vocab, size_t vcap, et_error *err) {
-    memset(L, 0, sizeof *L);
-    et_status s = et_hf_load_ex(dir, &L->model, &L->info, err);
-    if (s) return s;
-    if (!(L->tok = et_hf_load_tokenizer(dir, &L->info, &L->model.cfg, vocab, vcap, err))) return err && err->code ? err->code : ET_ERR_IO;
-    if (!(L->pool = et_pool_create(threads, err))) return err && err->code ? err->code : ET_ERR_NOMEM;
-    return ET_OK;
-}
-
-static int default_max_len(const ft_model *L) {
-    int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
-    return m > et_bert_max_tokens(&L->model.cfg) ? et_bert_max_tokens(&L->model.cfg) : m;
-}
-
-typedef struct { double t0; const char *what; double last; const et_finetune_cfg *c; et_ft_phase ph; } ft_progress;
+/* an encoding's progress: the stderr line (encode.h) of `what`, and cfg->progress for phase ph */
+typedef struct { et_encode_progress line; const et_finetune_cfg *c; et_ft_phase ph; } ft_progress;
 
 const char *et_ft_phase_name(et_ft_phase p) {
     static const char *n[] = {"load", "parse", "eval_before", "mine", "experts", "train", "refresh", "eval_after", "done"};
@@ -124,14 +97,7 @@ static int enc_progress(void *user, size_t done, size_t total) {
         et_ft_progress q = {p->ph, (double)done, (double)total, NULL};
         if (p->c->progress(p->c->progress_user, &q)) return 1;
     }
-    if (p->c->quiet) return 0;
-    double t = et_now_s(), el = t - p->t0;
-    if (done < total && t - p->last < 0.25) return 0;
-    p->last = t;
-    double rate = el > 0 ? done / el : 0;
-    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, rate > 0 ? (total - done) / rate : 0);
-    if (done == total) fputc('\n', stderr);
-    return 0;
+    return p->c->quiet ? 0 : et_encode_progress_print(&p->line, done, total);
 }
 
 /* ------------------------------------------------------------------ sources */
@@ -388,7 +354,7 @@ static et_status mine_and_attach(const et_finetune_cfg *c, const et_bert *m, con
         if ((s = bm25_negatives(c, pool, M, G, neg, negq, stats, err))) goto done;
         goto fill;
     }
-    ft_progress ps = {et_now_s(), round ? "re-encode corpus" : "encode corpus", 0, c, round ? ET_FT_PHASE_REFRESH : ET_FT_PHASE_MINE};
+    ft_progress ps = {{et_now_s(), round ? "re-encode corpus" : "encode corpus", 0}, c, round ? ET_FT_PHASE_REFRESH : ET_FT_PHASE_MINE};
     et_encode_opts eo = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &ps};
     if ((s = et_encode_texts(m, tok, pool, M->corpus, (size_t)M->nd, &eo, Dm, err))) goto done;
     eo.progress = NULL;
@@ -1108,8 +1074,7 @@ typedef struct {
     int listsoft;               /* soft1..3 in the list form (train.h soft_list; a labelled file turns it off) */
     double t_start;             /* et_now_s() at the start: the time budget and the dev points' seconds */
     /* ft_load_model */
-    ft_model L;
-    char vocab[ET_PATH_MAX];
+    et_hf_model L;
     int mlen;                   /* the token cap of encoding and training */
     /* ft_split_data */
     source src, esrc;           /* the data, and --eval's file (esrc) */
@@ -1167,7 +1132,7 @@ static void ft_run_free(ft_run *R) {
     evalset_free(&R->ev);
     source_free(&R->src);
     source_free(&R->esrc);
-    ft_model_free(&R->L);
+    et_hf_model_free(&R->L);
 }
 
 /* The losses trained on scored pairs (mse, soft1-3) rather than on (query, positive, negatives). */
@@ -1195,14 +1160,14 @@ static et_status ft_check_cfg(et_finetune_cfg *cc, et_error *err) {
     return ET_OK;
 }
 
-/* Step "load": the model, its tokenizer and the thread pool (R->L, R->vocab), and the token cap R->mlen. */
+/* Step "load": the model, its tokenizer and the thread pool (R->L), and the token cap R->mlen. */
 static et_status ft_load_model(ft_run *R, et_error *err) {
     const et_finetune_cfg *c = R->c;
     et_status s;
     say(c, "loading %s", c->model_dir);
     if (phase_start(c, ET_FT_PHASE_LOAD)) return cancelled(err, ET_FT_PHASE_LOAD);
-    if ((s = ft_model_load(c->model_dir, c->threads, &R->L, R->vocab, sizeof R->vocab, err))) return s;
-    int mlen = c->max_len ? c->max_len : default_max_len(&R->L);
+    if ((s = et_hf_model_load(c->model_dir, c->threads, &R->L, err))) return s;
+    int mlen = c->max_len ? c->max_len : et_hf_model_max_len(&R->L);
     if (mlen > et_bert_max_tokens(&R->L.model.cfg)) mlen = et_bert_max_tokens(&R->L.model.cfg);
     R->mlen = mlen;
     return ET_OK;
@@ -1353,7 +1318,7 @@ static et_status ft_eval_before(ft_run *R, et_error *err) {
     double te = et_now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, R->ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
     if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) return cancelled(err, ET_FT_PHASE_EVAL_BEFORE);
-    R->ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_BEFORE};
+    R->ps = (ft_progress){{et_now_s(), "encode eval corpus", 0}, c, ET_FT_PHASE_EVAL_BEFORE};
     R->eo = (et_encode_opts){c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &R->ps};
     if (R->ev.kind == ET_FT_EVAL_IR) {
         if ((s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->before, err))) return s;
@@ -1430,15 +1395,14 @@ static et_status ft_score_experts(ft_run *R, et_error *err) {
         R->nex++;
     }
     if (soft && (c->start_expert || c->soft_range == ET_FT_RANGE_AUTO)) { /* the starting model (issue 20) */
-        ft_progress pe = {et_now_s(), "expert start: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+        ft_progress pe = {{et_now_s(), "expert start: encode passages", 0}, c, ET_FT_PHASE_EXPERTS};
         et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
         if ((s = et_expert_dense_init(&R->ex[R->nex], &R->ix, "start", &R->L.model, R->L.tok, R->L.pool, &e2, err))) return s;
         R->istart = R->nex++;
     }
     for (int i = 0; i < c->n_expert_models; i++) {
-        ft_model E;
-        char evoc[ET_PATH_MAX];
-        if ((s = ft_model_load(c->expert_models[i], c->threads, &E, evoc, sizeof evoc, err))) { ft_model_free(&E); return s; }
+        et_hf_model E;
+        if ((s = et_hf_model_load(c->expert_models[i], c->threads, &E, err))) { et_hf_model_free(&E); return s; }
         char nm[128];
         const char *p = c->expert_models[i];
         size_t l = strlen(p);
@@ -1447,10 +1411,10 @@ static et_status ft_score_experts(ft_run *R, et_error *err) {
         while (a > 0 && p[a - 1] != '/') a--;
         snprintf(nm, sizeof nm, "%.*s", (int)(l - a), p + a);
         for (int j = 0; j < R->nex; j++) if (!strcmp(R->ex[j].name, nm)) snprintf(nm + strlen(nm) > nm + 100 ? nm + 100 : nm + strlen(nm), 16, "_%d", i + 2);
-        ft_progress pe = {et_now_s(), "expert: encode passages", 0, c, ET_FT_PHASE_EXPERTS};
+        ft_progress pe = {{et_now_s(), "expert: encode passages", 0}, c, ET_FT_PHASE_EXPERTS};
         et_encode_opts e2 = {c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &pe};
         s = et_expert_dense_init(&R->ex[R->nex], &R->ix, nm, &E.model, E.tok, E.pool, &e2, err);
-        ft_model_free(&E);
+        et_hf_model_free(&E);
         if (s) return s;
         R->nex++;
     }
@@ -1592,7 +1556,7 @@ static et_status ft_train_setup(ft_run *R, et_train_cfg *tc_out, et_error *err) 
     R->sp = (step_prog){.c = c, .refresh_every = pairwise || !R->M.nmq ? 0 : c->refresh_every, .t0 = et_now_s(), .loss = NAN,
                         .dev_every = P->dev_every};
     tc.out_dir = c->out_dir;
-    tc.vocab_path = R->vocab;
+    tc.vocab_path = R->L.tok_path;
     tc.max_seq_length = R->L.info.max_seq_length;
     tc.do_lower_case = R->L.info.do_lower_case;
     tc.strip_accents = R->L.info.strip_accents;
@@ -1768,7 +1732,7 @@ static et_status ft_eval_after(ft_run *R, et_error *err) {
     double te = et_now_s();
     say(c, "evaluating the tuned model");
     if (phase_start(c, ET_FT_PHASE_EVAL_AFTER)) return cancelled(err, ET_FT_PHASE_EVAL_AFTER);
-    R->ps = (ft_progress){et_now_s(), "encode eval corpus", 0, c, ET_FT_PHASE_EVAL_AFTER};
+    R->ps = (ft_progress){{et_now_s(), "encode eval corpus", 0}, c, ET_FT_PHASE_EVAL_AFTER};
     if (R->ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->after, err);
     else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pafter, err);
     if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, R->use_dev ? &R->dv : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 1, res, err);

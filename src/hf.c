@@ -959,3 +959,25 @@ sbert:
     sb_printf(&sb, "]\n");
     return write_text(dir, "modules.json", &sb, err);
 }
+
+et_status et_hf_model_load(const char *dir, int threads, et_hf_model *m, et_error *err) {
+    memset(m, 0, sizeof *m);
+    et_status s = et_hf_load_ex(dir, &m->model, &m->info, err);
+    if (s) return s;
+    if (!(m->tok = et_hf_load_tokenizer(dir, &m->info, &m->model.cfg, m->tok_path, sizeof m->tok_path, err)))
+        return err && err->code ? err->code : ET_ERR_IO;
+    if (!(m->pool = et_pool_create(threads, err))) return err && err->code ? err->code : ET_ERR_NOMEM;
+    return ET_OK;
+}
+
+void et_hf_model_free(et_hf_model *m) {
+    et_pool_destroy(m->pool);
+    et_tokenizer_free(m->tok);
+    et_bert_free(&m->model);
+    memset(m, 0, sizeof *m);
+}
+
+int et_hf_model_max_len(const et_hf_model *m) {
+    int n = m->info.max_seq_length > 0 ? m->info.max_seq_length : 256;
+    return n > et_bert_max_tokens(&m->model.cfg) ? et_bert_max_tokens(&m->model.cfg) : n;
+}

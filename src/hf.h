@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include "bert.h"
 #include "error.h"
+#include "fileio.h"
+#include "threads.h"
 #include "tokenizer.h"
 
 /* strip_accents as tokenizer_config.json says it (et_hf_info, et_hf_save_opts) */
@@ -64,6 +66,22 @@ et_tokenizer *et_hf_load_tokenizer(const char *dir, const et_hf_info *info, cons
 
 /* Give a WordPiece tokenizer the folder's casing (do_lower_case, strip_accents); et_hf_load_tokenizer does it. */
 void et_hf_apply_case(et_tokenizer *tok, const et_hf_info *info);
+
+/* A model folder loaded for use: the encoder, the folder's tokenizer (et_hf_load_tokenizer) and settings, and a thread
+ * pool. The one loader of the command's model (src/cli/), finetune's model and expert models. Zero-initialised or
+ * partly loaded (a failed et_hf_model_load), et_hf_model_free releases it. */
+typedef struct {
+    et_bert model;
+    et_tokenizer *tok;
+    et_hf_info info;
+    et_pool *pool;              /* `threads` workers (0: all cores) */
+    char tok_path[ET_PATH_MAX]; /* the file the tokenizer came from (vocab.txt, tokenizer.json, a .model) */
+} et_hf_model;
+
+et_status et_hf_model_load(const char *dir, int threads, et_hf_model *m, et_error *err);
+void et_hf_model_free(et_hf_model *m);
+/* The default token cap of encoding: the folder's max_seq_length (256 when it gives none), at most the model's. */
+int et_hf_model_max_len(const et_hf_model *m);
 
 /* Load a folder into `model` (allocated here; free with et_bert_free). */
 et_status et_hf_load(const char *dir, et_bert *model, et_error *err);

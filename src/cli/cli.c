@@ -228,58 +228,24 @@ void et_cli_passages_free(et_cli_passages *p) {
     memset(p, 0, sizeof *p);
 }
 
-et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err) {
+et_status et_cli_load(const char *dir, int threads, et_hf_model *L, et_error *err) {
     memset(L, 0, sizeof *L);
+    if (!et_lora_is_adapter_dir(dir)) return et_hf_model_load(dir, threads, L, err);
     /* a PEFT adapter folder: its base (adapter_config.json base_model_name_or_path), then the adapter merged in */
     et_lora_adapter ad;
     char base[ET_PATH_MAX];
-    int is_adapter = et_lora_is_adapter_dir(dir);
-    if (is_adapter) {
-        et_status s = et_lora_read(dir, &ad, err);
-        if (!s) s = et_lora_base_dir(dir, &ad, base, sizeof base, err);
-        if (s) { et_lora_free(&ad); return s; }
-    }
-    const char *mdir = is_adapter ? base : dir;
-    et_status s = et_hf_load_ex(mdir, &L->model, &L->info, err);
-    if (!s && is_adapter) s = et_lora_merge(&L->model, &ad, err);
-    if (is_adapter) et_lora_free(&ad);
-    if (s) return s;
-    L->tok = et_hf_load_tokenizer(mdir, &L->info, &L->model.cfg, L->tok_path, sizeof L->tok_path, err);
-    if (!L->tok) return err->code ? err->code : ET_ERR_IO;
-    L->pool = et_pool_create(threads, err);
-    if (!L->pool) return ET_ERR_NOMEM;
-    return ET_OK;
-}
-
-et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_cli_model *L, et_error *err) {
-    et_status s = et_cli_load(dir, threads, L, err);
-    if (!s && adapter && (s = et_lora_apply_dir(&L->model, adapter, err))) et_error_prefix(err, "--adapter %s", adapter);
+    et_status s = et_lora_read(dir, &ad, err);
+    if (!s) s = et_lora_base_dir(dir, &ad, base, sizeof base, err);
+    if (!s) s = et_hf_model_load(base, threads, L, err);
+    if (!s) s = et_lora_merge(&L->model, &ad, err);
+    et_lora_free(&ad);
     return s;
 }
 
-void et_cli_free(et_cli_model *L) {
-    et_pool_destroy(L->pool);
-    et_tokenizer_free(L->tok);
-    et_bert_free(&L->model);
-}
-
-
-
-int et_cli_progress(void *user, size_t done, size_t total) {
-    et_progress *p = user;
-    double t = et_now_s(), el = t - p->t0;
-    if (done < total && t - p->last < 0.25) return 0; /* throttle */
-    p->last = t;
-    double rate = el > 0 ? done / el : 0;
-    double eta = rate > 0 ? (total - done) / rate : 0;
-    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, eta);
-    if (done == total) fprintf(stderr, "\n");
-    return 0;
-}
-
-int et_cli_default_max_len(const et_cli_model *L) {
-    int m = L->info.max_seq_length > 0 ? L->info.max_seq_length : 256;
-    return m > et_bert_max_tokens(&L->model.cfg) ? et_bert_max_tokens(&L->model.cfg) : m;
+et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_hf_model *L, et_error *err) {
+    et_status s = et_cli_load(dir, threads, L, err);
+    if (!s && adapter && (s = et_lora_apply_dir(&L->model, adapter, err))) et_error_prefix(err, "--adapter %s", adapter);
+    return s;
 }
 
 long et_cli_default_mem_budget_mb(void) {

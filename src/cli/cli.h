@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include "bert.h"
 #include "data.h"
+#include "encode.h"
 #include "error.h"
 #include "fileio.h"
 #include "finetune.h"
@@ -40,14 +41,6 @@ typedef struct {
     char **v;
     size_t n, cap;
 } et_strvec;
-typedef struct {
-    et_bert model;
-    et_tokenizer *tok;
-    et_hf_info info;
-    et_pool *pool;
-    char tok_path[ET_PATH_MAX]; /* the file the tokenizer came from (vocab.txt, tokenizer.json, a .model) */
-} et_cli_model;
-typedef struct { double t0; const char *what; double last; } et_progress;
 
 #define ET_NOPTS(a) (int)(sizeof a / sizeof a[0])
 
@@ -86,19 +79,16 @@ typedef struct {
 et_status et_cli_read_passages(const char *path, et_cli_passages *out, et_error *err);
 void et_cli_passages_free(et_cli_passages *p);
 
-/* Load a model folder, or a PEFT LoRA adapter folder (lora.h: its base, with the adapter merged in). */
-et_status et_cli_load(const char *dir, int threads, et_cli_model *L, et_error *err);
+/* Load a model folder (et_hf_model_load), or a PEFT LoRA adapter folder (lora.h: its base, with the adapter merged in).
+ * Free with et_hf_model_free (also after a failure). */
+et_status et_cli_load(const char *dir, int threads, et_hf_model *L, et_error *err);
 /* et_cli_load, then the LoRA adapter folder `adapter` merged in (NULL: none): the --adapter option. */
-et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_cli_model *L, et_error *err);
-void et_cli_free(et_cli_model *L);
-int et_cli_default_max_len(const et_cli_model *L);
+et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads, et_hf_model *L, et_error *err);
 /* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */
 long et_cli_default_mem_budget_mb(void);
 
 /* `embedtune finetune` on parsed options (et_cli_parse of et_cmd_finetune), with a progress / cancel
  * callback (NULL: none); the web page runs the command through this (wasm/et_wasm.c). Exit status. */
 int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user);
-/* et_encode_opts progress callback printing a throttled "what: done/total  rate  ETA" line. */
-int et_cli_progress(void *user, size_t done, size_t total);
 
 #endif

@@ -93,16 +93,16 @@ static int run_encode(et_opt *o, int n) {
         }
     }
     et_error err = {0};
-    et_cli_model L;
-    if (et_cli_load_adapted(et_cli_get(o, n, "--model"), et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("encode", &err); }
+    et_hf_model L;
+    if (et_cli_load_adapted(et_cli_get(o, n, "--model"), et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("encode", &err); }
     if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_strvec texts = {0};
-    if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_cli_free(&L); return et_cli_fail("encode", &err); }
+    if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_hf_model_free(&L); return et_cli_fail("encode", &err); }
     int d = L.model.cfg.hidden_size;
     float *emb = malloc((texts.n ? texts.n : 1) * (size_t)d * sizeof(float));
     if (!emb) { fprintf(stderr, "embedtune encode: out of memory for %zu embeddings\n", texts.n); return 1; }
-    et_progress ps = {et_now_s(), "encode", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    et_encode_progress ps = {et_now_s(), "encode", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
     eo.dim = dim;
     int rc = 0;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) {
@@ -131,7 +131,7 @@ static int run_encode(et_opt *o, int n) {
 out:
     free(emb);
     et_sv_free(&texts);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 
@@ -199,8 +199,8 @@ static int run_search(et_opt *o, int n) {
     if (et_retrieval_load(mdir, &rcfg, &have_rcfg, &err)) return et_cli_fail("search", &err);
     if (!ms) mode = fspec ? ET_MODE_HYBRID : rcfg.mode;
     if (!fspec) fusion = rcfg.fusion;
-    et_cli_model L;
-    if (et_cli_load_adapted(mdir, et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("search", &err); }
+    et_hf_model L;
+    if (et_cli_load_adapted(mdir, et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("search", &err); }
     if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
     et_corpus C = {0};
     et_strvec qs = {0};
@@ -235,8 +235,8 @@ static int run_search(et_opt *o, int n) {
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
     if (k > (X.nd ? X.nd : C.n)) k = X.nd ? X.nd : C.n;
-    et_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    et_encode_progress ps = {et_now_s(), "encode corpus", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
     eo.dim = dim;
     /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
     if (!X.nd && et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
@@ -287,7 +287,7 @@ done:
     et_index_free(&X);
     et_corpus_free(&C);
     et_sv_free(&qs);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 
@@ -327,16 +327,16 @@ static int run_index(et_opt *o, int n) {
     et_retrieval_cfg rcfg;
     int have_rcfg = 0;
     if (et_retrieval_load(mdir, &rcfg, &have_rcfg, &err)) return et_cli_fail("index", &err);
-    et_cli_model L;
-    if (et_cli_load(mdir, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("index", &err); }
+    et_hf_model L;
+    if (et_cli_load(mdir, threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("index", &err); }
     et_corpus C = {0};
     et_hybrid_index ix;
     memset(&ix, 0, sizeof ix);
     float *probe = NULL;
     int rc = 0;
     if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("index", &err); goto done; }
-    et_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_cli_progress, &ps, budget};
+    et_encode_progress ps = {et_now_s(), "encode corpus", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
     if (et_hybrid_index_build(dt != ET_INDEX_NONE ? &L.model : NULL, L.tok, L.pool, &eo, 1, &rcfg.bm25, C.text, C.n, &ix, &err)) {
         rc = et_cli_fail("index", &err);
         goto done;
@@ -357,7 +357,7 @@ done:
     free(probe);
     et_hybrid_index_free(&ix);
     et_corpus_free(&C);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 

@@ -87,12 +87,12 @@ static int write_json_out(const char *cmd, const char *path, cJSON *root) {
 typedef struct {
     const char *what;
     int quiet;
-    et_progress ps;
+    et_encode_progress ps;
 } prog;
 
 static et_encode_opts enc_opts(int batch, int max_len, prog *p) {
-    p->ps = (et_progress){et_now_s(), p->what, 0};
-    et_encode_opts eo = {batch, max_len, p->quiet ? NULL : et_cli_progress, &p->ps};
+    p->ps = (et_encode_progress){et_now_s(), p->what, 0};
+    et_encode_opts eo = {batch, max_len, p->quiet ? NULL : et_encode_progress_print, &p->ps};
     return eo;
 }
 
@@ -100,7 +100,7 @@ static et_encode_opts enc_opts(int batch, int max_len, prog *p) {
 
 /* the evaluation itself is evaluate.h's (the one protocol); this only names and prints the numbers */
 typedef struct {
-    et_cli_model *L;      /* NULL without a model (--mode bm25) */
+    et_hf_model *L;      /* NULL without a model (--mode bm25) */
     et_pool *pool;
     et_ir_eval_opts eo;   /* eo.mode: the mode reported as "metrics" */
     et_bm25_opts bm25;
@@ -330,14 +330,14 @@ static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
     }
 
     double t_start = et_now_s();
-    et_cli_model L;
+    et_hf_model L;
     memset(&L, 0, sizeof L);
     et_pool *pool = NULL;
     et_retrieval_cfg rcfg;
     et_retrieval_cfg_default(&rcfg);
     int have_rcfg = 0;
     if (have_model) {
-        if (et_cli_load_adapted(model, et_cli_get(o, n, "--adapter"), threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_cli_free(&L); return et_cli_fail("eval", &err); }
+        if (et_cli_load_adapted(model, et_cli_get(o, n, "--adapter"), threads, &L, &err) || et_retrieval_load(model, &rcfg, &have_rcfg, &err)) { et_hf_model_free(&L); return et_cli_fail("eval", &err); }
         if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
         pool = L.pool;
     } else if (!(pool = et_pool_create(threads, &err))) return et_cli_fail("eval", &err);
@@ -346,7 +346,7 @@ static int eval_one(et_opt *o, int n, int dim, cJSON *collect) {
     if (!fspec) fusion = rcfg.fusion;
     if (!et_cli_get(o, n, "--bm25-k1")) k1 = rcfg.bm25.k1;
     if (!et_cli_get(o, n, "--bm25-b")) bb = rcfg.bm25.b;
-    int mlen = have_model ? (max_len ? (int)max_len : et_cli_default_max_len(&L)) : 0;
+    int mlen = have_model ? (max_len ? (int)max_len : et_hf_model_max_len(&L)) : 0;
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "data", data);
@@ -512,7 +512,7 @@ out:
         snprintf(key, sizeof key, "%d", dim);
         cJSON_AddItemToObject(collect, key, root);
     } else cJSON_Delete(root);
-    if (have_model) et_cli_free(&L); else et_pool_destroy(pool);
+    if (have_model) et_hf_model_free(&L); else et_pool_destroy(pool);
     return rc;
 }
 
@@ -632,8 +632,8 @@ static int run_score(et_opt *o, int n) {
         nex++;
     }
     for (int i = 0; i < nm; i++) {
-        et_cli_model L;
-        if (et_cli_load(models[i], 1, &L, &err)) { et_cli_free(&L); rc = et_cli_fail("score", &err); goto done; }
+        et_hf_model L;
+        if (et_cli_load(models[i], 1, &L, &err)) { et_hf_model_free(&L); rc = et_cli_fail("score", &err); goto done; }
         char nb[128], name[128];
         basename_of(models[i], nb, sizeof nb);
         snprintf(name, sizeof name, "%s", nb);
@@ -644,9 +644,9 @@ static int run_score(et_opt *o, int n) {
             snprintf(name, sizeof name, "%.100s_%d", nb, dup);
         }
         prog pp = {"encode passages", quiet, {0}};
-        et_encode_opts eo = enc_opts(batch, max_len ? (int)max_len : et_cli_default_max_len(&L), &pp);
+        et_encode_opts eo = enc_opts(batch, max_len ? (int)max_len : et_hf_model_max_len(&L), &pp);
         et_status s = et_expert_dense_init(&ex[nex], &ix, name, &L.model, L.tok, pool, &eo, &err);
-        et_cli_free(&L);
+        et_hf_model_free(&L);
         if (s) { rc = et_cli_fail("score", &err); goto done; }
         nex++;
     }
@@ -759,7 +759,7 @@ static int run_mine(et_opt *o, int n) {
     et_pairs P = {0};
     et_pair_index ix;
     memset(&ix, 0, sizeof ix);
-    et_cli_model L;
+    et_hf_model L;
     memset(&L, 0, sizeof L);
     et_corpus C = {0};
     const char **docs = NULL;
@@ -800,7 +800,7 @@ static int run_mine(et_opt *o, int n) {
     nsc = malloc(sizeof(float) * (size_t)(ix.nq ? ix.nq : 1) * nneg);
     if (!Q || !D || !neg || !negq || !nsc) { fprintf(stderr, "embedtune mine: out of memory\n"); rc = 1; goto done; }
     prog pc = {"encode corpus", quiet, {0}};
-    et_encode_opts eo = enc_opts(batch, max_len ? (int)max_len : et_cli_default_max_len(&L), &pc);
+    et_encode_opts eo = enc_opts(batch, max_len ? (int)max_len : et_hf_model_max_len(&L), &pc);
     if (et_encode_texts(&L.model, L.tok, L.pool, docs, (size_t)nd, &eo, D, &err)) { rc = et_cli_fail("mine", &err); goto done; }
     eo.progress = NULL;
     if (et_encode_texts(&L.model, L.tok, L.pool, ix.qtext, (size_t)ix.nq, &eo, Q, &err)) { rc = et_cli_fail("mine", &err); goto done; }
@@ -847,7 +847,7 @@ static int run_mine(et_opt *o, int n) {
 done:
     free(docs); free(hset); free(Q); free(D); free(neg); free(negq); free(nsc);
     et_corpus_free(&C);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     et_pair_index_free(&ix);
     et_pairs_free(&P);
     return rc;

@@ -49,7 +49,7 @@ static int run_fuse(et_opt *o, int n) {
     int quiet = et_cli_get(o, n, "--quiet") != NULL, rc = 0;
     const char *mdir = et_cli_get(o, n, "--model"), *data = et_cli_get(o, n, "--data");
     et_error err = {0};
-    et_cli_model L;
+    et_hf_model L;
     memset(&L, 0, sizeof L);
     et_beir B;
     memset(&B, 0, sizeof B);
@@ -65,8 +65,8 @@ static int run_fuse(et_opt *o, int n) {
     if (et_beir_read(data, NULL, &B, NULL, &err) || et_beir_split_make(&B, ET_SPLIT_TRAIN, &tr, &err) ||
         et_beir_split_make(&B, ET_SPLIT_TEST, &te, &err) ||
         et_cli_load(mdir, threads, &L, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
-    et_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_cli_default_max_len(&L), quiet ? NULL : et_cli_progress, &ps};
+    et_encode_progress ps = {et_now_s(), "encode corpus", 0};
+    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), quiet ? NULL : et_encode_progress_print, &ps};
     if (et_hybrid_index_build(&L.model, L.tok, L.pool, &eo, 1, &bo, B.doc_text, B.ndocs, &ix, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     eo.progress = NULL;
     if (et_hybrid_queries_build(&ix, L.pool, &eo, tr.qs, tr.nq, 0, &Ytr, &err) ||
@@ -172,7 +172,7 @@ done:
     et_beir_split_free(&tr);
     et_beir_split_free(&te);
     if (B.ndocs || B.nqueries) et_beir_free(&B);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 

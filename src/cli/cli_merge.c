@@ -25,7 +25,7 @@ static int run_merge(et_opt *o, int n) {
     int dtype = dt ? et_st_dtype_parse(dt) : ET_ST_F32;
     if (dtype < 0) { fprintf(stderr, "embedtune merge: --dtype must be f32, f16 or bf16 (got '%s')\n", dt); return 2; }
     et_error err = {0};
-    et_cli_model L;
+    et_hf_model L;
     char base[ET_PATH_MAX];
     if (!model) { /* the adapter's own base */
         et_lora_adapter a;
@@ -35,7 +35,7 @@ static int run_merge(et_opt *o, int n) {
         if (s) return et_cli_fail("merge", &err);
         model = base;
     }
-    if (et_cli_load_adapted(model, adapter, threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("merge", &err); }
+    if (et_cli_load_adapted(model, adapter, threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("merge", &err); }
     et_hf_save_opts so;
     memset(&so, 0, sizeof so);
     so.dtype = dtype;
@@ -46,7 +46,7 @@ static int run_merge(et_opt *o, int n) {
     int rc = 0;
     if (et_hf_save(out, &L.model, &so, &err)) rc = et_cli_fail("merge", &err);
     else fprintf(stderr, "merged %s into %s -> %s\n", adapter, model, out);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 

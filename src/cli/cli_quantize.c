@@ -35,9 +35,9 @@ static int quantize_run(et_opt *o, int n) {
         fprintf(stderr, "embedtune quantize: error: --dtype '%s' is not F32, F16 or BF16\n", dt);
         return 2;
     }
-    et_cli_model L;
+    et_hf_model L;
     memset(&L, 0, sizeof L);
-    if (et_cli_load(dir, 1, &L, &err)) { et_cli_free(&L); return et_cli_fail("quantize", &err); }
+    if (et_cli_load(dir, 1, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("quantize", &err); }
     if (dtype < 0) dtype = L.info.src_dtype == ET_ST_F16 || L.info.src_dtype == ET_ST_BF16 ? L.info.src_dtype : ET_ST_F32;
     et_hf_save_opts so = {0};
     so.dtype = dtype;
@@ -50,7 +50,7 @@ static int quantize_run(et_opt *o, int n) {
     if (!s) s = copy_optional(dir, out, "retrieval.json", &err);
     int layers = L.model.cfg.num_layers, moe = 0;
     for (int l = 0; l < layers; l++) moe += et_bert_layer_is_moe(&L.model.cfg, l);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     if (s) return et_cli_fail("quantize", &err);
     fprintf(stderr, "quantize: wrote %s: %d layers' Linear weights as int8 per output channel (%s stays %s%s); "
                     "embedtune encode/search/eval run it in int8\n",

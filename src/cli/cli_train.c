@@ -250,19 +250,19 @@ static int run_train(et_opt *o, int n) {
     }
     if (resume && !have_ckpt) fprintf(stderr, "embedtune train: no checkpoint in %s yet: starting from the beginning\n", c.out_dir);
 
-    et_cli_model L;
-    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
+    et_hf_model L;
+    if (et_cli_load(et_cli_get(o, n, "--model"), threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("train", &err); }
     c.vocab_path = L.tok_path; /* the tokenizer file the checkpoints copy */
     c.max_seq_length = L.info.max_seq_length;
     c.do_lower_case = L.info.do_lower_case;
     c.strip_accents = L.info.strip_accents;
     c.max_len_q = (int)mlq;
-    c.max_len_d = mld ? (int)mld : et_cli_default_max_len(&L);
-    if (moe_options(o, n, &L.model.cfg, &c)) { et_cli_free(&L); return 2; }
+    c.max_len_d = mld ? (int)mld : et_hf_model_max_len(&L);
+    if (moe_options(o, n, &L.model.cfg, &c)) { et_hf_model_free(&L); return 2; }
 
     et_train_data d;
     int rc = 0;
-    if (et_train_data_read(et_cli_get(o, n, "--train"), &d, &err)) { et_cli_free(&L); return et_cli_fail("train", &err); }
+    if (et_train_data_read(et_cli_get(o, n, "--train"), &d, &err)) { et_hf_model_free(&L); return et_cli_fail("train", &err); }
     et_trainer tr;
     if (et_trainer_init(&tr, &c, &L.model, L.pool, &d, &err)) {
         rc = et_cli_fail("train", &err);
@@ -300,7 +300,7 @@ out_tr:
     et_trainer_free(&tr);
 out:
     et_train_data_free(&d);
-    et_cli_free(&L);
+    et_hf_model_free(&L);
     return rc;
 }
 
