@@ -850,16 +850,19 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
          * unless the dev queries tell otherwise beyond the se rule */
         et_fusion_fit_opts fo;
         et_fusion_fit_opts_default(&fo);
-        fo.prior = res->hyb_before.learned;
+        int moved = !et_fusion_transfers(&res->hyb_before.learned);
+        fo.prior = moved ? et_fusion_default() : res->hyb_before.learned;
         s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &res->bm25_opts, &fo, &h->learned, &h->fit, err);
-        snprintf(h->fit_note, sizeof h->fit_note, "%s on %d dev queries with the tuned model, the starting model's as prior",
-                 h->fit.prior_kept ? "the starting model's kept: no gain beyond one SE" : "learned", h->fit.nqueries);
+        snprintf(h->fit_note, sizeof h->fit_note, "%s on %d dev queries with the tuned model, %s as prior",
+                 !h->fit.prior_kept ? "learned" : moved ? "the default kept: no gain beyond one SE" : "the starting model's kept: no gain beyond one SE",
+                 h->fit.nqueries, moved ? "the default (the starting model's tmm fusion does not transfer)" : "the starting model's");
     } else {
         if (!res->has_hybrid) return ET_OK;
-        h->learned = res->hyb_before.learned;
+        int moved = !et_fusion_transfers(&res->hyb_before.learned);
+        h->learned = moved ? et_fusion_default() : res->hyb_before.learned;
         h->fit = res->hyb_before.fit;
-        snprintf(h->fit_note, sizeof h->fit_note, "the starting model's (no dev split of >= %d queries to learn on with the tuned model)",
-                 ET_FUSION_MIN_QUERIES);
+        snprintf(h->fit_note, sizeof h->fit_note, "%s (no dev split of >= %d queries to learn on with the tuned model)",
+                 moved ? "the default: the starting model's tmm fusion does not transfer" : "the starting model's", ET_FUSION_MIN_QUERIES);
     }
     if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, &res->bm25_opts, h, err);
     if (s) return s;

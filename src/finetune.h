@@ -188,7 +188,7 @@ typedef struct {
                                          et_finetune_result.bm25 is BM25 at k1 0.9, b 0.4) */
     et_fusion learned;
     et_fusion_fit_report fit;
-    char fit_note[160];               /* how `learned` was obtained */
+    char fit_note[256];               /* how `learned` was obtained */
 } et_ft_hybrid;
 
 #define ET_FT_MIN_DEV_QUERIES 5

@@ -17,6 +17,8 @@ et_fusion et_fusion_default(void) {
     return f;
 }
 
+int et_fusion_transfers(const et_fusion *f) { return !(f->kind == ET_FUSION_CONVEX && f->norm == ET_FUSION_TMM); }
+
 const char *et_fusion_kind_name(et_fusion_kind k) {
     switch (k) {
     case ET_FUSION_DENSE: return "dense";

@@ -83,6 +83,13 @@ typedef struct {
 
 /* The zero-shot default fusion (convex, minmax, ET_FUSION_DEFAULT_ALPHA). */
 et_fusion et_fusion_default(void);
+/* 1 iff fusion f, learned with one model, means the same with another model (finetune: the starting model's fusion as
+ * the tuned model's prior): its ranking does not change when the model's cosines undergo an increasing affine map
+ * (a*x + b, a > 0), which is what tuning does to a model's score range. Min-max and z-score (convex, rerank) and RRF
+ * (ranks) are invariant; convex tmm is not (its fixed theoretical minimum -1 makes the model's effective weight grow
+ * with the spread of its cosines), so a tmm fusion does not transfer and the default fusion is the prior instead. */
+int et_fusion_transfers(const et_fusion *f);
+
 /* "convex-minmax", "rrf", ... (static strings) and a one-line description "convex minmax alpha 0.3" into buf. */
 const char *et_fusion_kind_name(et_fusion_kind k);
 const char *et_fusion_norm_name(et_fusion_norm n);

@@ -405,8 +405,40 @@ static void gain_rule(void) {
     CHECK(isnan(et_fusion_paired_gain(u, v, 0, NULL)), "no queries: NaN");
 }
 
+/* et_fusion_transfers: a fusion learned with one model means the same with another when its ranking survives an
+ * increasing affine map of the model's cosines. Two docs, (cos, bm25) = d0 (0.9, 0), d1 (0.8, 1); the map x -> 3x - 2
+ * gives d0 0.7, d1 0.4. Min-max / z-score / RRF / rerank: unchanged by construction. tmm at weight 0.9 (theoretical
+ * minimum -1): before, d0 = 0.9 * 1, d1 = 0.9 * 1.8 / 1.9 + 0.1 = 0.9526 -> d1 first; after, d1 = 0.9 * 1.4 / 1.7 + 0.1
+ * = 0.8412 < 0.9 -> d0 first: the same tmm fusion ranks differently once the model's score range moves. */
+static void transfer_rule(void) {
+    dbp a[] = {{0.9, 0}, {0.8, 1}}, b[] = {{0.7, 0}, {0.4, 1}};
+    const dbp *pa[1] = {a}, *pb[1] = {b};
+    int n2[1] = {2};
+    et_fusion_cands ca, cb;
+    cands_make(&ca, 1, n2, pa);
+    cands_make(&cb, 1, n2, pb);
+    static const char *specs[] = {"convex:alpha=0.9", "convex:norm=zscore,alpha=0.9", "rrf:k=60,alpha=0.5",
+                                  "rerank:top_n=2,alpha=0.9", "convex:norm=tmm,alpha=0.9"};
+    et_error err = {0};
+    for (int i = 0; i < 5; i++) {
+        et_fusion f;
+        CHECK(et_fusion_parse(specs[i], &f, &err) == ET_OK, "%s", err.msg);
+        int32_t ra[2], rb[2];
+        CHECK(et_fusion_rank(&f, &ca, 0, 2, ra, NULL, &err) == ET_OK && et_fusion_rank(&f, &cb, 0, 2, rb, NULL, &err) == ET_OK, "%s", err.msg);
+        int same = ra[0] == rb[0] && ra[1] == rb[1];
+        CHECK(same == et_fusion_transfers(&f), "%s: ranking %s under the affine map, transfers %d", specs[i], same ? "kept" : "changed",
+              et_fusion_transfers(&f));
+        if (i == 4) CHECK(ra[0] == 1 && rb[0] == 0, "tmm: d1 first before the map, d0 after (got %d, %d)", ra[0], rb[0]);
+    }
+    et_fusion d = et_fusion_default();
+    CHECK(et_fusion_transfers(&d), "the default fusion transfers");
+    et_fusion_cands_free(&ca);
+    et_fusion_cands_free(&cb);
+}
+
 int main(void) {
     gain_rule();
+    transfer_rule();
     rules();
     builder();
     learn_known();
