@@ -171,6 +171,7 @@ void et_bert_params_changed(et_bert *m) { m->version++; }
 
 void et_bert_free(et_bert *m) {
     if (!m) return;
+    free(m->lora);
     free(m->params);
     free(m->tensors);
     memset(m, 0, sizeof *m);
@@ -224,6 +225,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
         s.atty = take(&p, BTC); s.ln1_in = take(&p, BTC); s.h1 = take(&p, BTC);
         s.fch = take(&p, BTI); s.fch_gelu = take(&p, BTI);
         s.ln2_in = s.ln1_in; /* ln1_in is dead once h1 exists */
+        if (c->lora_rank > 0 && c->lora_sites) s.lora_u = take(&p, BT * (uint64_t)c->lora_rank);
         if (E) { /* MoE: one set of routing buffers shared by all layers */
             s.moe.probs = take(&p, BT * E);
             s.moe.idx = (int32_t *)take(&p, BT);
@@ -254,6 +256,12 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
          * layer's input; outputs ping-pong in hbuf. The LayerNorm inputs and h1 are transient in the
          * forward: they live in backward scratch (s->dln, s->datty), unused until backward. */
         float *hbuf[2] = {take(&p, BTC), take(&p, BTC)};
+        float *lx = NULL, *lu = NULL, *ldu = NULL; /* LoRA scratch shared by all layers */
+        if (c->lora_rank > 0 && c->lora_sites) {
+            if (c->lora_dropout > 0) lx = take(&p, BT * (I > C ? I : C));
+            lu = take(&p, BT * (uint64_t)c->lora_rank);
+            ldu = take(&p, BT * (uint64_t)c->lora_rank);
+        }
         et_moe_acts ms = {0};
         if (E) { /* MoE scratch shared by all layers */
             ms.perm = (int32_t *)take(&p, BT);
@@ -276,6 +284,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
             y->ln2_xhat = take(&p, BTC); y->ln2_mean = NULL; y->ln2_rstd = take(&p, BT);
             y->out = hbuf[l & 1]; /* transient; recomputed in backward from ln2_xhat */
             inp = y->out;
+            y->lora_x = lx; y->lora_u = lu; y->lora_du = ldu;
             memset(&y->moe, 0, sizeof y->moe);
             if (et_bert_layer_is_moe(c, (int)l)) {
                 y->moe = ms;
@@ -334,6 +343,8 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;
     a->moe_aux_scale = 1.0f;
     plan(cfg, B, T, training, nthreads, a);
+    a->lora_rank = cfg->lora_sites ? cfg->lora_rank : 0;
+    a->lora_drop_ok = training && a->lora_rank > 0 && cfg->lora_dropout > 0;
     if (!(a->serial = et_pool_create(1, err))) {
         free(a->mem);
         memset(a, 0, sizeof *a);
@@ -420,6 +431,149 @@ static void lin_bwd(et_pool *pool, int bf16, float *dinp, float *dW, float *dbia
 static void matmul(et_pool *pool, int bf16, int M, int N, int K, const float *A, const float *B, float *C) {
     if (bf16) et_sgemm_bf16(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
     else et_sgemm(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+}
+
+/* ---------------------------------------------------------------- LoRA adapters */
+size_t et_bert_lora_floats(const et_bert_config *c, int r, unsigned sites) {
+    if (r < 1) return 0;
+    size_t C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size, n = 0;
+    const size_t in[ET_LIN_N] = {C, C, C, C, C, I}, out[ET_LIN_N] = {C, C, C, C, I, C};
+    for (int l = 0; l < c->num_layers; l++)
+        for (int j = 0; j < ET_LIN_N; j++)
+            if ((sites >> j) & 1u) n += (size_t)r * (in[j] + out[j]);
+    return n;
+}
+
+void et_bert_lora_view(const et_bert_config *c, int r, unsigned sites, float *base, et_bert_params *p) {
+    size_t C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    const size_t in[ET_LIN_N] = {C, C, C, C, C, I}, out[ET_LIN_N] = {C, C, C, C, I, C};
+    float *q = base;
+    for (int l = 0; l < ET_MAX_LAYERS; l++)
+        for (int j = 0; j < ET_LIN_N; j++) {
+            p->layer[l].lora_A[j] = p->layer[l].lora_B[j] = NULL;
+            if (l >= c->num_layers || r < 1 || !base || !((sites >> j) & 1u)) continue;
+            p->layer[l].lora_A[j] = q; q += (size_t)r * in[j];
+            p->layer[l].lora_B[j] = q; q += out[j] * (size_t)r;
+        }
+}
+
+et_status et_bert_lora_attach(et_bert *m, int r, double alpha, int rslora, double dropout, unsigned sites,
+                              uint64_t seed, et_error *err) {
+    et_bert_config *c = &m->cfg;
+    if (m->lora) return et_fail(err, ET_ERR_ARG, "LoRA: the model already has adapters attached");
+    if (r < 1 || r > 4096) return et_fail(err, ET_ERR_ARG, "LoRA: the rank r must be in [1, 4096] (got %d)", r);
+    if (!sites || sites >> ET_LIN_N) return et_fail(err, ET_ERR_ARG, "LoRA: no Linear layer to adapt (sites mask %#x)", sites);
+    if (!(isfinite(alpha) && alpha > 0)) return et_fail(err, ET_ERR_ARG, "LoRA: alpha must be a positive number (got %g)", alpha);
+    if (!(dropout >= 0 && dropout < 1)) return et_fail(err, ET_ERR_ARG, "LoRA: dropout must be in [0, 1) (got %g)", dropout);
+    if ((sites >> ET_LIN_I) & 1u)
+        for (int l = 0; l < c->num_layers; l++)
+            if (et_bert_layer_is_moe(c, l))
+                return et_fail(err, ET_ERR_UNSUPPORTED, "LoRA: intermediate.dense of layer %d is a mixture of experts; "
+                                                        "adapt other Linear layers", l);
+    size_t n = et_bert_lora_floats(c, r, sites);
+    if (!(m->lora = et_calloc(n, sizeof(float), "LoRA adapters", err))) return ET_ERR_NOMEM;
+    m->n_lora = n;
+    c->lora_rank = r;
+    c->lora_sites = sites;
+    c->lora_scale = (float)(rslora ? alpha / sqrt((double)r) : alpha / r);
+    c->lora_dropout = (float)dropout;
+    et_bert_lora_view(c, r, sites, m->lora, &m->w);
+    /* PEFT reset_lora_parameters: kaiming_uniform_(A, a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), B zeros */
+    et_rng rng;
+    et_rng_seed(&rng, et_hash64(seed ^ 0x4c6f5241ULL)); /* "LoRA": not the stream of other uses of the seed */
+    for (int l = 0; l < c->num_layers; l++)
+        for (int j = 0; j < ET_LIN_N; j++) {
+            float *A = m->w.layer[l].lora_A[j];
+            if (!A) continue;
+            int in = j == ET_LIN_O ? c->intermediate_size : c->hidden_size;
+            float bound = 1.0f / sqrtf((float)in);
+            for (size_t i = 0; i < (size_t)r * in; i++) A[i] = bound * (2.0f * et_rng_uniformf(&rng) - 1.0f);
+        }
+    et_bert_params_changed(m);
+    return ET_OK;
+}
+
+void et_bert_lora_detach(et_bert *m) {
+    free(m->lora);
+    m->lora = NULL;
+    m->n_lora = 0;
+    m->cfg.lora_rank = 0; m->cfg.lora_sites = 0; m->cfg.lora_scale = 0; m->cfg.lora_dropout = 0;
+    et_bert_lora_view(&m->cfg, 0, 0, NULL, &m->w);
+    et_bert_params_changed(m);
+}
+
+void et_bert_lora_forward(et_pool *pool, float *y, const float *x, const float *A, const float *B, float *xs,
+                          float *u, int N, int IC, int OC, int r, float scale, float p, uint64_t seed) {
+    const float *xd = x; /* [N,IC] dropout(x) */
+    if (p > 0) {
+        memcpy(xs, x, (size_t)N * IC * sizeof(float));
+        dropout_add(pool, xs, NULL, (int64_t)N * IC, p, seed);
+        xd = xs;
+    }
+    et_sgemm(pool, 0, 1, N, r, IC, 1.0f, xd, IC, A, IC, 0.0f, u, r);     /* u[N,r] = xd @ A^T */
+    et_sgemm(pool, 0, 1, N, OC, r, scale, u, r, B, r, 1.0f, y, OC);      /* y[N,OC] += scale * u @ B^T */
+}
+
+void et_bert_lora_backward(et_pool *pool, float *dx, float *dA, float *dB, const float *dy, const float *x,
+                           const float *A, const float *B, float *xs, float *u, float *du, int N, int IC, int OC,
+                           int r, float scale, float p, uint64_t seed) {
+    if (dA || dB) {
+        const float *xd = x;
+        if (p > 0) {
+            memcpy(xs, x, (size_t)N * IC * sizeof(float));
+            dropout_add(pool, xs, NULL, (int64_t)N * IC, p, seed);
+            xd = xs;
+        }
+        if (dB) {
+            et_sgemm(pool, 0, 1, N, r, IC, 1.0f, xd, IC, A, IC, 0.0f, u, r);        /* u[N,r] = xd @ A^T, again */
+            et_sgemm(pool, 1, 0, OC, r, N, scale, dy, OC, u, r, 1.0f, dB, r);       /* dB[OC,r] += scale dy^T u */
+        }
+        if (dA) {
+            et_sgemm(pool, 0, 0, N, r, OC, scale, dy, OC, B, r, 0.0f, du, r);       /* du[N,r] = scale dy @ B */
+            et_sgemm(pool, 1, 0, r, IC, N, 1.0f, du, r, xd, IC, 1.0f, dA, IC);      /* dA[r,IC] += du^T xd */
+        }
+    }
+    if (dx) {
+        et_sgemm(pool, 0, 0, N, r, OC, scale, dy, OC, B, r, 0.0f, du, r);
+        if (p > 0) { /* dx += dropout'(du @ A) */
+            et_sgemm(pool, 0, 0, N, IC, r, 1.0f, du, r, A, IC, 0.0f, xs, IC);
+            dropout_add(pool, xs, NULL, (int64_t)N * IC, p, seed);
+            et_axpy(dx, 1.0f, xs, (int64_t)N * IC);
+        } else {
+            et_sgemm(pool, 0, 0, N, IC, r, 1.0f, du, r, A, IC, 1.0f, dx, IC);
+        }
+    }
+}
+
+static int lora_wants(const et_bert_layer_params *g, int j) { return g->lora_A[j] || g->lora_B[j]; }
+
+/* in/out features of Linear j */
+static void lin_dims(const et_bert_config *c, int j, int *IC, int *OC) {
+    *IC = j == ET_LIN_O ? c->intermediate_size : c->hidden_size;
+    *OC = j == ET_LIN_I ? c->intermediate_size : c->hidden_size;
+}
+
+/* the adapter of Linear j (if any) added to its output y [N,OC], input x [N,IC]; seed: the layer's */
+static void lora_fwd(et_pool *pool, const et_bert_config *c, const et_bert_layer_params *w, const et_bert_layer_acts *a,
+                     int j, float *y, const float *x, int N, uint64_t seed) {
+    if (!w->lora_A[j]) return;
+    int IC, OC;
+    lin_dims(c, j, &IC, &OC);
+    et_bert_lora_forward(pool, y, x, w->lora_A[j], w->lora_B[j], a->lora_x, a->lora_u, N, IC, OC, c->lora_rank,
+                         c->lora_scale, a->lora_drop, et_bert_dropout_seed(seed, 0, 8 + j));
+}
+
+/* its backward: weights = 1: dA, dB (from g) and dx; weights = 0: dx only */
+static void lora_bwd(et_pool *pool, const et_bert_config *c, const et_bert_layer_params *w, const et_bert_layer_params *g,
+                     const et_bert_layer_acts *a, int j, float *dx, const float *dy, const float *x, int N, uint64_t seed,
+                     int weights) {
+    if (!w->lora_A[j]) return;
+    float *dA = weights ? g->lora_A[j] : NULL, *dB = weights ? g->lora_B[j] : NULL;
+    if (!dA && !dB && !dx) return;
+    int IC, OC;
+    lin_dims(c, j, &IC, &OC);
+    et_bert_lora_backward(pool, dx, dA, dB, dy, x, w->lora_A[j], w->lora_B[j], a->lora_x, a->lora_u, a->lora_du, N, IC,
+                          OC, c->lora_rank, c->lora_scale, a->lora_drop, et_bert_dropout_seed(seed, 0, 8 + j));
 }
 
 /* ---------------------------------------------------------------- prepacked weights (inference) */
@@ -567,6 +721,9 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
     lin(pool, a, 0, a->q, a->inp, w->q_w, w->q_b, BT, C, C);
     lin(pool, a, 1, a->k, a->inp, w->k_w, w->k_b, BT, C, C);
     lin(pool, a, 2, a->v, a->inp, w->v_w, w->v_b, BT, C, C);
+    lora_fwd(pool, cfg, w, a, ET_LIN_Q, a->q, a->inp, BT, seed);
+    lora_fwd(pool, cfg, w, a, ET_LIN_K, a->k, a->inp, BT, seed);
+    lora_fwd(pool, cfg, w, a, ET_LIN_V, a->v, a->inp, BT, seed);
     a->att_mask = mask;
     if (a->seq_off)
         et_attention_forward_packed(pool, a->atty, a->att_rs, att_scratch, a->q, a->k, a->v,
@@ -579,6 +736,7 @@ void et_bert_attn_block_forward(et_pool *pool, const et_bert_config *cfg, const 
         et_attention_forward(pool, a->atty, a->att, att_scratch, a->q, a->k, a->v, mask, B, T, C, NH,
                              adrop > 0 ? adrop : 0.0f, et_bert_dropout_seed(seed, 0, 1));
     lin(pool, a, 3, a->ln1_in, a->atty, w->ao_w, w->ao_b, BT, C, C);
+    lora_fwd(pool, cfg, w, a, ET_LIN_AO, a->ln1_in, a->atty, BT, seed);
     dropout_add(pool, a->ln1_in, a->inp, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
     if (a->ln1_xhat)
         et_layernorm_forward_xhat(pool, a->h1, a->ln1_xhat, a->ln1_rstd, a->ln1_in, w->ln1_w, w->ln1_b, BT, C,
@@ -604,10 +762,13 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     /* ln1_in = inp + dropout(ao) */
     if (dinp) et_axpy(dinp, 1.0f, s->dln, (int64_t)BTC);
     dropout_add(pool, s->dln, NULL, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 2));
-    int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b;
+    int need_qkv = dinp || g->q_w || g->q_b || g->k_w || g->k_b || g->v_w || g->v_b || lora_wants(g, ET_LIN_Q) ||
+                   lora_wants(g, ET_LIN_K) || lora_wants(g, ET_LIN_V);
     lin_bwd(pool, a->bf16, NULL, g->ao_w, g->ao_b, s->dln, a->atty, w->ao_w, BT, C, C);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_AO, NULL, s->dln, a->atty, BT, seed, 1);
     if (need_qkv) matmul(pool, a->bf16, BT, C, C, s->dln, w->ao_w, s->datty); /* datty = dln @ ao_w */
     if (!need_qkv) return;
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_AO, s->datty, s->dln, a->atty, BT, seed, 0); /* datty += the adapter's part */
     zero(s->dq, BTC); zero(s->dk, BTC); zero(s->dv, BTC);
     if (a->seq_off)
         et_attention_backward_packed(pool, s->dq, s->dk, s->dv, s->att, s->datty, a->att_rs, a->q, a->k, a->v,
@@ -622,6 +783,9 @@ void et_bert_attn_block_backward(et_pool *pool, const et_bert_config *cfg, const
     lin_bwd(pool, a->bf16, dinp, g->q_w, g->q_b, s->dq, a->inp, w->q_w, BT, C, C);
     lin_bwd(pool, a->bf16, dinp, g->k_w, g->k_b, s->dk, a->inp, w->k_w, BT, C, C);
     lin_bwd(pool, a->bf16, dinp, g->v_w, g->v_b, s->dv, a->inp, w->v_w, BT, C, C);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_Q, dinp, s->dq, a->inp, BT, seed, 1);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_K, dinp, s->dk, a->inp, BT, seed, 1);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_V, dinp, s->dv, a->inp, BT, seed, 1);
 }
 
 /* ---------------------------------------------------------------- FFN block */
@@ -632,14 +796,17 @@ void et_bert_ffn_block_forward(et_pool *pool, const et_bert_config *cfg, const e
     if (w->moe_w) /* MoE: fch_gelu serves as the grouped expert-output scratch before GELU fills it */
         et_moe_forward(pool, a->fch, a->fch_gelu, a->h1, w->moe_gate, w->moe_w, w->moe_b, BT, C, I,
                        cfg->moe_experts, cfg->moe_gate_scale, &a->moe, et_bert_dropout_seed(seed, 0, 4));
-    else if (!a->ln2_rstd && a->q8[4]) /* int8 inference */
+    else if (!a->ln2_rstd && a->q8[4] && !w->lora_A[ET_LIN_I]) /* int8 inference */
         et_q8_linear_forward(pool, a->fch_gelu, a->h1, a->q8[4], w->i_b, BT, 1, a->q8work);
-    else if (!a->ln2_rstd && !a->bf16) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
+    else if (!a->ln2_rstd && !a->bf16 && !w->lora_A[ET_LIN_I]) /* inference (no pre-GELU values kept): GELU fused into the GEMM */
         et_linear_forward_gelu(pool, a->fch_gelu, a->h1, w->i_w, a->wpack[4], w->i_b, BT, C, I);
-    else
+    else {
         lin(pool, a, 4, a->fch, a->h1, w->i_w, w->i_b, BT, C, I);
-    if (w->moe_w || a->ln2_rstd) et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
+        lora_fwd(pool, cfg, w, a, ET_LIN_I, a->fch, a->h1, BT, seed);
+    }
+    if (w->moe_w || a->ln2_rstd || w->lora_A[ET_LIN_I]) et_gelu_forward(pool, a->fch_gelu, a->fch, (int64_t)BT * I);
     lin(pool, a, 5, a->ln2_in, a->fch_gelu, w->o_w, w->o_b, BT, I, C);
+    lora_fwd(pool, cfg, w, a, ET_LIN_O, a->ln2_in, a->fch_gelu, BT, seed);
     dropout_add(pool, a->ln2_in, a->h1, (int64_t)BTC, hdrop, et_bert_dropout_seed(seed, 0, 3));
     if (a->ln2_xhat)
         et_layernorm_forward_xhat(pool, a->out, a->ln2_xhat, a->ln2_rstd, a->ln2_in, w->ln2_w, w->ln2_b, BT, C,
@@ -668,10 +835,12 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
     /* o = gelu(fch) @ o_w^T + o_b; recompute gelu(fch) into s->g for dW_o, then s->g (one [B,T,I]
      * buffer) becomes dL/d(gelu) and, in place, dL/dfch */
     et_gelu_forward(pool, s->g, a->fch, (int64_t)BTI);
-    int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b;
+    int need_fch = dh1 || g->i_w || g->i_b || g->moe_gate || g->moe_w || g->moe_b || lora_wants(g, ET_LIN_I);
     lin_bwd(pool, a->bf16, NULL, g->o_w, g->o_b, s->dln, s->g, w->o_w, BT, I, C);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_O, NULL, s->dln, s->g, BT, seed, 1); /* before s->g is overwritten */
     if (!need_fch) return;
     matmul(pool, a->bf16, BT, I, C, s->dln, w->o_w, s->g); /* g = dln @ o_w (no zeroing pass) */
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_O, s->g, s->dln, NULL, BT, seed, 0); /* g += the adapter's part */
     et_gelu_backward_inplace(pool, s->g, a->fch, (int64_t)BTI);
     if (w->moe_w) /* s->g (dL/dfch) is clobbered; s->dg is grouped scratch */
         et_moe_backward(pool, dh1, g->moe_gate, g->moe_w, g->moe_b, s->g, s->dg, a->h1, a->fch, w->moe_gate,
@@ -679,6 +848,7 @@ void et_bert_ffn_block_backward(et_pool *pool, const et_bert_config *cfg, const 
                         et_bert_dropout_seed(seed, 0, 4));
     else
         lin_bwd(pool, a->bf16, dh1, g->i_w, g->i_b, s->g, a->h1, w->i_w, BT, C, I);
+    lora_bwd(pool, cfg, w, g, a, ET_LIN_I, dh1, s->g, a->h1, BT, seed, 1);
 }
 
 /* ---------------------------------------------------------------- pooling, L2 normalize */
@@ -807,6 +977,11 @@ static et_status run_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, i
     a->pooling = c->pooling;
     a->normalize = c->normalize;
     float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
+    if (m->lora && (a->lora_rank < c->lora_rank || (a->dropout && c->lora_dropout > 0 && !a->lora_drop_ok))) {
+        a->have_forward = 0;
+        return et_fail(err, ET_ERR_ARG, "bert forward: the activations were planned without room for the LoRA adapters "
+                                        "(allocate them after et_bert_lora_attach)");
+    }
     if (!a->training) {
         et_status st = q8_update(m, a, err);
         if (st) return st;
@@ -832,6 +1007,7 @@ static et_status run_forward(const et_bert *m, et_bert_acts *a, et_pool *pool, i
         y->seq_off = a->packed ? a->seq_off : NULL;
         y->seq_n = a->packed ? B : 0;
         y->seq_T = a->packed ? a->T : 0;
+        y->lora_drop = a->dropout && m->lora && y->lora_x ? c->lora_dropout : 0.0f;
         if (y->moe.counts) {
             y->moe.mask = a->packed ? NULL : a->mask;
             y->moe.jitter = a->dropout ? c->moe_jitter : 0.0f;
@@ -1049,6 +1225,7 @@ et_status et_bert_to_moe(et_bert *m, int experts, uint64_t layer_mask, uint64_t 
     const et_bert_config *oc = &m->cfg;
     if (!m->params) return et_fail(err, ET_ERR_ARG, "to MoE: the model has no parameters");
     if (oc->moe_experts) return et_fail(err, ET_ERR_ARG, "to MoE: the model already has %d experts per MoE layer", oc->moe_experts);
+    if (m->lora) return et_fail(err, ET_ERR_ARG, "to MoE: the model has LoRA adapters attached (convert first, then attach)");
     if (experts < 1 || experts > ET_MOE_MAX_EXPERTS)
         return et_fail(err, ET_ERR_ARG, "to MoE: number of experts must be in [1, %d] (got %d)", ET_MOE_MAX_EXPERTS, experts);
     if (oc->num_layers < 64 && (layer_mask >> oc->num_layers))

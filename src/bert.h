@@ -46,7 +46,18 @@ typedef struct {
                                  2: straight-through (forward as 0, router gradient as 1; moe.h) */
     float moe_aux_weight;     /* alpha of the Switch load-balancing loss alpha*E*sum_e f_e*P_e (0 = off) */
     float moe_jitter;         /* eps: router input * U(1-eps, 1+eps) while training with dropout (0 = off) */
+    /* LoRA adapters attached for training (et_bert_lora_attach; all zero = none). Not read from or written to
+     * config.json; the activations plan the adapters' scratch from lora_rank. */
+    int lora_rank;            /* r */
+    unsigned lora_sites;      /* bit j = Linear j (ET_LIN_Q .. ET_LIN_O) of every layer has an adapter */
+    float lora_scale;         /* alpha / r (rsLoRA: alpha / sqrt(r)) */
+    float lora_dropout;       /* dropout on the adapter's input while training with dropout (PEFT lora_dropout) */
 } et_bert_config;
+
+/* The six Linear layers of an encoder layer (the order of et_bert_layer_params' lora_A / lora_B and of
+ * lora.h's ET_LORA_Q ...): attention.self.query, .key, .value, attention.output.dense, intermediate.dense,
+ * output.dense. */
+enum { ET_LIN_Q = 0, ET_LIN_K, ET_LIN_V, ET_LIN_AO, ET_LIN_I, ET_LIN_O, ET_LIN_N };
 
 
 enum { ET_ARCH_BERT = 0, ET_ARCH_ROBERTA = 1, ET_ARCH_XLMR = 2 };
@@ -71,6 +82,10 @@ typedef struct {
     float *moe_gate;                           /* intermediate.dense.gate.weight [E,C] */
     float *moe_w;                              /* intermediate.dense.experts.{j}.weight: [E,I,C], expert j at j*I*C */
     float *moe_b;                              /* intermediate.dense.experts.{j}.bias: [E,I], expert j at j*I */
+    /* LoRA (et_bert_lora_view): Linear j (ET_LIN_*) gets y += scale * dropout(x) @ lora_A[j]^T @ lora_B[j]^T,
+     * lora_A[j] [r, in] (PEFT lora_A.weight), lora_B[j] [out, r] (lora_B.weight); NULL = no adapter there.
+     * They point into the adapters' own buffer (et_bert.lora), never into the base parameters. */
+    float *lora_A[ET_LIN_N], *lora_B[ET_LIN_N];
 } et_bert_layer_params;
 
 typedef struct {
@@ -114,6 +129,9 @@ typedef struct {
                           export (hf.h). Inference acts quantize the weights at the first such forward. */
     uint64_t version;  /* changes whenever params are written (et_bert_params_changed): caches of derived
                           data (the inference acts' packed weights) key on it; unique per et_bert_alloc */
+    float *lora;       /* LoRA adapters (et_bert_lora_attach): ONE buffer of n_lora floats, owned; w.layer[l].lora_A /
+                          lora_B are views into it. NULL = no adapters */
+    size_t n_lora;
 } et_bert;
 
 /* Allocate a model with zeroed parameters for `cfg`. */
@@ -126,6 +144,37 @@ void et_bert_params_changed(et_bert *m);
 void et_bert_free(et_bert *m);
 /* Find a tensor by HF name (with or without "bert."); NULL if absent. */
 const et_tensor_view *et_bert_find(const et_bert *m, const char *name);
+
+/* ==== LoRA adapters in the forward and backward (Hu et al. 2021; PEFT's LoraLayer) ==================
+ * Adapted Linear j of every layer: y[N,out] = x @ W^T + b + scale * (dropout(x)[N,in] @ A^T)[N,r] @ B^T.
+ * The adapters' buffer: per layer l (in order), per adapted site j (in ET_LIN order): A [r, in] then B [out, r].
+ * The base stays as it is (frozen while training: no gradient, no optimizer state; train.h). */
+
+/* Floats of the adapters' buffer for rank r on `sites` (bit j = ET_LIN j) of every layer (0 if r < 1 or no site). */
+size_t et_bert_lora_floats(const et_bert_config *cfg, int r, unsigned sites);
+/* Point p->layer[l].lora_A[j] / lora_B[j] into base (a buffer of et_bert_lora_floats floats); the other lora
+ * pointers become NULL, nothing else in p changes. The same call makes the gradients' view. */
+void et_bert_lora_view(const et_bert_config *cfg, int r, unsigned sites, float *base, et_bert_params *p);
+/* Attach adapters to m: allocate m->lora, set m->cfg.lora_* (scale alpha / r, or alpha / sqrt(r) with rslora),
+ * point m->w's views at it. A as PEFT initialises it (nn.init.kaiming_uniform_(a = sqrt(5)): U(-1/sqrt(in),
+ * 1/sqrt(in))), drawn from an et_rng seeded with `seed` (layers, then sites, row-major); B = 0, so the model
+ * computes what it did before. Refused: r < 1, no site, a site outside ET_LIN, intermediate.dense of an MoE
+ * layer, adapters already attached. Inference acts allocated BEFORE this call have no adapter scratch: allocate
+ * activations after attaching. */
+et_status et_bert_lora_attach(et_bert *m, int r, double alpha, int rslora, double dropout, unsigned sites,
+                              uint64_t seed, et_error *err);
+/* Free the adapters and clear m->cfg.lora_* (the model computes the base again). */
+void et_bert_lora_detach(et_bert *m);
+/* The forward / backward of the adapter of Linear j alone (exposed for tests; the blocks call them):
+ * forward: y[N,OC] += scale * dropout_p(x)[N,IC] @ A^T @ B^T with the mask of `seed` (p = 0: none);
+ * backward: dA [r,IC] += du^T @ dropout_p(x), dB [OC,r] += scale * dy^T @ (dropout_p(x) @ A^T) (either may be
+ * NULL), dx [N,IC] += dropout_p'(du @ A) (NULL = skip) with du = scale * dy @ B.
+ * Scratch: xs [N*IC] (only when p > 0), u [N*r], du [N*r]. */
+void et_bert_lora_forward(et_pool *pool, float *y, const float *x, const float *A, const float *B, float *xs,
+                          float *u, int N, int IC, int OC, int r, float scale, float p, uint64_t seed);
+void et_bert_lora_backward(et_pool *pool, float *dx, float *dA, float *dB, const float *dy, const float *x,
+                           const float *A, const float *B, float *xs, float *u, float *du, int N, int IC, int OC,
+                           int r, float scale, float p, uint64_t seed);
 
 /* ==== Activations (llm.c style): ONE buffer sized up front for (B_max, T_max) ================
  * Inference keeps two ping-pong hidden buffers + per-layer scratch shared by all layers.
@@ -185,6 +234,11 @@ typedef struct {
      * NULL = fp32 */
     const et_q8_matrix *q8[6];
     void *q8work;               /* et_q8_work_bytes(B_max * T_max, max(C, I)) bytes for those (NULL = fp32) */
+    /* LoRA scratch shared by all layers (cfg.lora_rank > 0; NULL otherwise): lora_x [B,T,max(C,I)] the dropped-out
+     * adapter input (training with lora_dropout > 0), lora_u / lora_du [B,T,r] (lora_du: training only). Nothing
+     * of the adapters is kept between forward and backward: backward recomputes x @ A^T (r multiply-adds per input) */
+    float *lora_x, *lora_u, *lora_du;
+    float lora_drop;            /* the adapter-input dropout of the last forward (0 = none) */
 } et_bert_layer_acts;
 
 /* Backward scratch (training only); every buffer is overwritten as needed. */
@@ -240,6 +294,8 @@ typedef struct {
     uint64_t q8_key;
     void *q8work;
     et_pool *serial;          /* one-thread pool used when forward/backward get a NULL pool (owned) */
+    int lora_rank;            /* the LoRA rank the scratch was planned for (cfg.lora_rank at allocation) */
+    int lora_drop_ok;         /* training acts planned with adapter-input dropout scratch (cfg.lora_dropout > 0) */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
@@ -348,7 +404,8 @@ void et_bert_l2norm_backward(float *dx, const float *dout, const float *out, con
 /* Dropout seeds (counter-based masks, nothing stored): et_bert_forward gives the embeddings
  * et_bert_dropout_seed(seed, -1, 0) and layer l the layer seed et_bert_dropout_seed(seed, l, 0);
  * inside a layer the sites use et_bert_dropout_seed(layer_seed, 0, site) with site 1 = attention
- * probabilities, 2 = attention output dense, 3 = FFN output dense, 4 = MoE router jitter. */
+ * probabilities, 2 = attention output dense, 3 = FFN output dense, 4 = MoE router jitter, 8 + j = the input
+ * of the LoRA adapter of Linear j (ET_LIN_*). */
 uint64_t et_bert_dropout_seed(uint64_t seed, int layer, int site);
 
 /* ---- mixture of experts, model level (the MoE itself: moe.h) ------------------------------------- */

@@ -16,6 +16,7 @@
 #include "experts.h"
 #include "fileio.h"
 #include "finetune.h"
+#include "lora.h"
 #include "hf.h"
 #include "hybrid.h"
 #include "bm25.h"
@@ -910,6 +911,10 @@ void et_finetune_plan(const et_finetune_cfg *c, double n_params, int64_t n_ex, i
     } else if (pairwise) { /* cosine regression: the size rule (measured for InfoNCE) collapses it on small models */
         p->lr = 2e-5;
         snprintf(p->why_lr, sizeof p->why_lr, "pairwise loss: 2e-5 (sentence-transformers' CosineSimilarityLoss); the size rule is for infonce/clp");
+    } else if (t->lora_rank > 0) { /* adapters start at B = 0 and are few: they want a larger step */
+        p->lr = ET_FT_LORA_LR_FACTOR * et_finetune_auto_lr(n_params);
+        snprintf(p->why_lr, sizeof p->why_lr, "LoRA: %g x the full fine-tuning rule (%.1f M parameters: log-linear in size between "
+                 "2e-4 at 4.6 M and 2e-5 at 110 M)", (double)ET_FT_LORA_LR_FACTOR, n_params / 1e6);
     } else {
         p->lr = et_finetune_auto_lr(n_params);
         snprintf(p->why_lr, sizeof p->why_lr, "%.1f M parameters: log-linear in size between 2e-4 at 4.6 M and 2e-5 at 110 M%s",
@@ -1021,9 +1026,9 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft
  * score res->dev[best_dev]), try theta0 + l * (theta1 - theta0) for l in ET_FT_MIX_GRID, smallest first, and keep the
  * first whose dev score (ft_dev_evaluate: nDCG@10, or Spearman for pairs) is not below the unmixed model's: as much of
  * the starting model (what it could do beyond this data: general similarity, STS-B) as the dev split allows without a
- * loss on the task. None qualifies: the unmixed model stays. m's weights end as the kept model's; *mixed = 1 when they
- * changed. The choice sees only the dev split (never the held-out queries, never STS-B). */
-static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_bert *m, const float *start, const float *tuned,
+ * loss on the task. None qualifies: the unmixed model stays. w[nw] is what was trained (m's parameters, or its LoRA
+ * adapters; start and tuned are copies of it); it ends as the kept model's; *mixed = 1 when it changed. The choice sees only the dev split (never the held-out queries, never STS-B). */
+static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_bert *m, float *w, size_t nw, const float *start, const float *tuned,
                              const et_tokenizer *tok, et_pool *pool, int mlen, double t0, et_finetune_result *res, int *mixed,
                              et_error *err) {
     static const double grid[ET_FT_MIX_NGRID] = ET_FT_MIX_GRID;
@@ -1035,7 +1040,7 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
     res->mix_n = 0;
     for (int i = 0; i < ET_FT_MIX_NGRID && pick < 0 && !s; i++) {
         float l = (float)grid[i];
-        for (size_t j = 0; j < (size_t)m->n_params; j++) m->params[j] = start[j] + l * (tuned[j] - start[j]);
+        for (size_t j = 0; j < nw; j++) w[j] = start[j] + l * (tuned[j] - start[j]);
         et_bert_params_changed(m);
         et_ft_dev_point pt;
         char msg[8];
@@ -1049,7 +1054,7 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
         *mixed = 1;
     } else {
         res->mix_lambda = 1;
-        memcpy(m->params, tuned, sizeof(float) * (size_t)m->n_params);
+        memcpy(w, tuned, sizeof(float) * nw);
         et_bert_params_changed(m);
     }
     if (s) return et_error_prefix(err, "weight-space mix");
@@ -1575,6 +1580,15 @@ static et_status ft_train_setup(ft_run *R, et_train_cfg *tc_out, et_error *err) 
     }
     if ((s = et_trainer_init(&R->tr, &tc, &R->L.model, R->L.pool, &R->D, err))) return s;
     R->has_tr = 1;
+    if (tc.lora_rank > 0) {
+        char ts[64];
+        et_lora_targets_str(R->L.model.cfg.lora_sites, ts, sizeof ts);
+        say(c, "LoRA r %d, alpha %g, dropout %g on %s: %zu trainable parameters, the base's %zu frozen (no gradient, no AdamW state)",
+            tc.lora_rank, tc.lora_alpha > 0 ? tc.lora_alpha : 2.0 * tc.lora_rank, tc.lora_dropout, ts, R->tr.train_n,
+            R->L.model.n_params);
+    }
+    say(c, "parameters + gradients + AdamW state: %.2f MiB; activations and the rest planned: %.2f MiB", R->tr.bytes_state / 1048576.0,
+        (R->tr.bytes_planned - R->tr.bytes_state) / 1048576.0);
     if (R->W.n) {
         long spe = R->tr.total_steps / (tc.epochs > 0 ? tc.epochs : 1);
         R->sp.watch_every = c->watch_every > 0 ? c->watch_every : spe >= 8 ? (int)((spe + 3) / 4) : 0;
@@ -1622,13 +1636,13 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
         if (P->use_dev) res->dev[0] = p0;
     }
     if (P->use_dev) { /* the starting model is the first candidate */
-        if (!(R->best = malloc(sizeof(float) * R->L.model.n_params))) return et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)");
+        if (!(R->best = malloc(sizeof(float) * R->tr.train_n))) return et_fail(err, ET_ERR_NOMEM, "out of memory (best-model copy)");
         res->n_dev = 1;
         et_ft_stopper_add(&stp, res->dev[0].score, P->patience);
         res->best_dev = 0;
-        memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params);
-        if (c->mix && !(R->start = malloc(sizeof(float) * R->L.model.n_params))) return et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)");
-        if (R->start) memcpy(R->start, R->L.model.params, sizeof(float) * R->L.model.n_params);
+        memcpy(R->best, R->tr.train_params, sizeof(float) * R->tr.train_n); /* what is trained: all, or the LoRA adapters */
+        if (c->mix && !(R->start = malloc(sizeof(float) * R->tr.train_n))) return et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)");
+        if (R->start) memcpy(R->start, R->tr.train_params, sizeof(float) * R->tr.train_n);
         say(c, "dev at step 0 (starting model): %.4f", res->dev[0].score);
     }
     if (c->time_budget > 0) { /* leave room for the final evaluation (as long as the first) and one dev evaluation */
@@ -1671,7 +1685,7 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
                 else if (pt.excluded) snprintf(why, sizeof why, " (anisotropy %.3f, start %.3f: rose by more than %.2f, not kept)",
                                                pt.anisotropy, res->dev[0].anisotropy, ET_FT_KEEP_ANISO);
                 say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt.epoch + 1, pt.score, why);
-                if (better) { res->best_dev = res->n_dev; memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params); }
+                if (better) { res->best_dev = res->n_dev; memcpy(R->best, R->tr.train_params, sizeof(float) * R->tr.train_n); }
                 res->n_dev++;
                 if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */
                     snprintf(res->stop_reason, sizeof res->stop_reason, "early stop at step %ld: dev did not rise for %d evaluations", step, stp.bad);
@@ -1705,7 +1719,7 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
     }
     int restore = P->use_dev && (res->best_dev != res->n_dev - 1 || collapsed);
     if (restore) {
-        memcpy(R->L.model.params, R->best, sizeof(float) * R->L.model.n_params);
+        memcpy(R->tr.train_params, R->best, sizeof(float) * R->tr.train_n);
         et_bert_params_changed(&R->L.model); /* an in-place write: caches of packed weights must not be reused */
         say(c, "keeping the model of step %ld (dev %.4f)%s", res->dev[res->best_dev].step, res->dev[res->best_dev].score,
             res->best_dev == 0 ? ": training did not improve on the starting model on the dev split" : "");
@@ -1713,8 +1727,22 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
     int mixed = 0;
     res->mix_lambda = NAN;
     if (R->start && res->best_dev > 0) { /* the kept model is in L.model and best[] */
-        if (!restore) memcpy(R->best, R->L.model.params, sizeof(float) * R->L.model.n_params);
-        if ((s = ft_mix_step(c, &R->dv, &R->L.model, R->start, R->best, R->L.tok, R->L.pool, mlen, t_start, res, &mixed, err))) return s;
+        if (!restore) memcpy(R->best, R->tr.train_params, sizeof(float) * R->tr.train_n);
+        if (R->tr.cfg.lora_rank > 0) { /* LoRA: the start as the tuned A with B = 0 (the base whatever A is), so the mix
+                                          scales B alone: W + l * scale * B A, the mix of the merged weights */
+            const et_bert_config *mc = &R->L.model.cfg;
+            et_bert_params v;
+            memcpy(R->start, R->best, sizeof(float) * R->tr.train_n);
+            memset(&v, 0, sizeof v);
+            et_bert_lora_view(mc, mc->lora_rank, mc->lora_sites, R->start, &v);
+            for (int l = 0; l < mc->num_layers; l++)
+                for (int j = 0; j < ET_LIN_N; j++)
+                    if (v.layer[l].lora_B[j])
+                        memset(v.layer[l].lora_B[j], 0, sizeof(float) * (size_t)mc->lora_rank *
+                                                            (size_t)(j == ET_LIN_I ? mc->intermediate_size : mc->hidden_size));
+        }
+        if ((s = ft_mix_step(c, &R->dv, &R->L.model, R->tr.train_params, R->tr.train_n, R->start, R->best, R->L.tok, R->L.pool,
+                             mlen, t_start, res, &mixed, err))) return s;
     }
     if ((stopped || restore || mixed) && (s = et_trainer_save_model(&R->tr, c->out_dir, err))) return s;
     say(c, "training ended: %s", res->stop_reason);

@@ -61,7 +61,8 @@
  * are other pairs' positives (same form), drawn at random and never re-mined.
  * MoE: set train.moe_experts / moe_layer_mask / train_only_moe / moe_gate_scale / moe_aux_weight / moe_jitter
  * (train.h); the trainer converts the model after the "before" evaluation (the CLP paper's MoE FFN).
- * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed). */
+ * The tuned model is saved to cfg.out_dir as a sentence-transformers folder (checkpoints removed); with LoRA
+ * (train.lora_rank > 0, train.h) as a PEFT adapter folder whose best dev point is the adapters' (the base is frozen). */
 #ifndef ET_FINETUNE_H
 #define ET_FINETUNE_H
 
@@ -74,6 +75,9 @@
 #include "train.h"
 
 #define ET_FT_MAX_EXPERT_MODELS 8
+/* LoRA (train.lora_rank > 0, infonce/clp, lr not given): the learning rate is this many times the full fine-tuning
+ * rule's (et_finetune_auto_lr). Chosen on the dev splits carved from the training queries (README "LoRA"). */
+#define ET_FT_LORA_LR_FACTOR 10
 
 /* Progress of a run, for callers that show it (the web page through wasm/et_wasm.c). Phases in order;
  * mine / refresh only for infonce / clp, experts only for the pairwise losses. */

@@ -212,3 +212,150 @@ et_status et_lora_apply_dir(et_bert *m, const char *dir, et_error *err) {
     et_lora_free(&a);
     return s;
 }
+
+/* ------------------------------------------------------------------ training: targets, save, resume */
+
+static const char *const SHORT_NAME[ET_LIN_N] = {"q", "k", "v", "o", "ffn_in", "ffn_out"};
+static const char *const PEFT_NAME[ET_LIN_N] = {"query", "key", "value", "attention.output.dense", "intermediate.dense",
+                                                "output.dense"};
+
+et_status et_lora_targets_parse(const char *s, unsigned *sites, et_error *err) {
+    *sites = 0;
+    if (!s || !*s) return et_fail(err, ET_ERR_ARG, "LoRA targets: empty list (q, k, v, o, ffn_in, ffn_out or PEFT names)");
+    for (const char *p = s; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int found = -1;
+        if (n == 3 && !strncmp(p, "all", 3)) { *sites |= (1u << ET_LIN_N) - 1; found = ET_LIN_N; }
+        for (int j = 0; j < ET_LIN_N && found < 0; j++) {
+            const char *alt = j == ET_LIN_I ? "intermediate" : j == ET_LIN_AO ? "attention.output" : NULL;
+            if ((strlen(SHORT_NAME[j]) == n && !strncmp(p, SHORT_NAME[j], n)) ||
+                (strlen(PEFT_NAME[j]) == n && !strncmp(p, PEFT_NAME[j], n)) ||
+                (strlen(SITE_NAME[j]) == n && !strncmp(p, SITE_NAME[j], n)) || (alt && strlen(alt) == n && !strncmp(p, alt, n)))
+                found = j;
+        }
+        if (found < 0)
+            return et_fail(err, ET_ERR_ARG, "LoRA targets: unknown Linear layer '%.*s' (q|query, k|key, v|value, "
+                                            "o|attention.output.dense, ffn_in|intermediate.dense, ffn_out|output.dense, all)",
+                           (int)n, p);
+        if (found < ET_LIN_N) *sites |= 1u << found;
+        if (!e) break;
+        p = e + 1;
+    }
+    return ET_OK;
+}
+
+void et_lora_targets_str(unsigned sites, char *out, size_t cap) {
+    size_t k = 0;
+    if (cap) out[0] = 0;
+    for (int j = 0; j < ET_LIN_N; j++)
+        if ((sites >> j) & 1u && k < cap) k += (size_t)snprintf(out + k, cap - k, "%s%s", k ? "," : "", SHORT_NAME[j]);
+}
+
+et_status et_lora_save(const char *dir, const et_bert *m, const et_lora_config *c, et_error *err) {
+    const et_bert_config *mc = &m->cfg;
+    if (!m->lora || mc->lora_rank < 1) return et_fail(err, ET_ERR_ARG, "LoRA save: the model has no adapters attached");
+    if (c->r != mc->lora_rank) return et_fail(err, ET_ERR_ARG, "LoRA save: r %d, but the adapters have rank %d", c->r, mc->lora_rank);
+    et_status s;
+    if ((s = et_mkdir_p(dir, err))) return s;
+    unsigned sites = mc->lora_sites;
+    int L = mc->num_layers, n = 0;
+    et_st_out *t = et_calloc((size_t)L * ET_LIN_N * 2, sizeof *t, "adapter tensor list", err);
+    char (*names)[160] = et_calloc((size_t)L * ET_LIN_N * 2, sizeof *names, "adapter tensor names", err);
+    if (!t || !names) { free(t); free(names); return ET_ERR_NOMEM; }
+    for (int l = 0; l < L; l++)
+        for (int j = 0; j < ET_LIN_N; j++) {
+            if (!((sites >> j) & 1u) || !m->w.layer[l].lora_A[j]) continue;
+            int in = j == ET_LIN_O ? mc->intermediate_size : mc->hidden_size, out = j == ET_LIN_I ? mc->intermediate_size : mc->hidden_size;
+            for (int isB = 0; isB < 2; isB++) {
+                snprintf(names[n], sizeof names[n], "base_model.model.encoder.layer.%d.%s.lora_%c.weight", l, SITE_NAME[j], isB ? 'B' : 'A');
+                t[n].name = names[n];
+                t[n].data = isB ? m->w.layer[l].lora_B[j] : m->w.layer[l].lora_A[j];
+                t[n].ndim = 2;
+                t[n].shape[0] = isB ? out : c->r;
+                t[n].shape[1] = isB ? c->r : in;
+                n++;
+            }
+        }
+    char p[ET_PATH_MAX];
+    if (!(s = et_path_join(p, sizeof p, dir, "adapter_model.safetensors", err))) s = et_st_write(p, t, n, ET_ST_F32, err);
+    free(t);
+    free(names);
+    if (s) return s;
+    /* adapter_config.json */
+    cJSON *j = cJSON_CreateObject(), *tm = NULL;
+    int o_alone = (sites >> ET_LIN_O) & 1u && !((sites >> ET_LIN_AO) & 1u);
+    if (o_alone) { /* "output.dense" would also match attention.output.dense: a regex (PEFT: re.fullmatch on the name) */
+        char re[512];
+        size_t k = (size_t)snprintf(re, sizeof re, "encoder\\.layer\\.\\d+\\.(");
+        for (int q = 0, first = 1; q < ET_LIN_N; q++)
+            if ((sites >> q) & 1u) {
+                char esc[64];
+                size_t e = 0;
+                for (const char *x = SITE_NAME[q]; *x && e + 3 < sizeof esc; x++) {
+                    if (*x == '.') esc[e++] = '\\';
+                    esc[e++] = *x;
+                }
+                esc[e] = 0;
+                k += (size_t)snprintf(re + k, sizeof re - k, "%s%s", first ? "" : "|", esc);
+                first = 0;
+            }
+        snprintf(re + k, sizeof re - k, ")");
+        tm = cJSON_CreateString(re);
+    } else {
+        tm = cJSON_CreateArray();
+        for (int q = 0; q < ET_LIN_N; q++)
+            if ((sites >> q) & 1u) cJSON_AddItemToArray(tm, cJSON_CreateString(q == ET_LIN_O ? "output.dense" : PEFT_NAME[q]));
+    }
+    cJSON_AddStringToObject(j, "peft_type", "LORA");
+    cJSON_AddStringToObject(j, "task_type", "FEATURE_EXTRACTION");
+    cJSON_AddStringToObject(j, "base_model_name_or_path", c->base);
+    cJSON_AddNumberToObject(j, "r", c->r);
+    cJSON_AddNumberToObject(j, "lora_alpha", c->alpha);
+    cJSON_AddNumberToObject(j, "lora_dropout", c->dropout);
+    cJSON_AddBoolToObject(j, "use_rslora", c->use_rslora != 0);
+    cJSON_AddStringToObject(j, "bias", "none");
+    cJSON_AddItemToObject(j, "target_modules", tm);
+    cJSON_AddBoolToObject(j, "fan_in_fan_out", 0);
+    cJSON_AddBoolToObject(j, "init_lora_weights", 1);
+    cJSON_AddBoolToObject(j, "inference_mode", 1);
+    cJSON_AddBoolToObject(j, "use_dora", 0);
+    cJSON_AddNullToObject(j, "modules_to_save");
+    char *txt = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!txt) return et_fail(err, ET_ERR_NOMEM, "out of memory writing adapter_config.json");
+    size_t len = strlen(txt);
+    char *withnl = realloc(txt, len + 2);
+    if (withnl) { txt = withnl; txt[len++] = '\n'; txt[len] = 0; }
+    if (!(s = et_path_join(p, sizeof p, dir, "adapter_config.json", err))) s = et_write_file_atomic(p, txt, len, err);
+    free(txt);
+    return s;
+}
+
+et_status et_lora_load_into(et_bert *m, const et_lora_adapter *a, et_error *err) {
+    const et_bert_config *mc = &m->cfg;
+    if (!m->lora) return et_fail(err, ET_ERR_ARG, "LoRA: the model has no adapters attached to load into");
+    if (a->cfg.r != mc->lora_rank)
+        return et_fail(err, ET_ERR_MISMATCH, "LoRA: the adapter has rank %d, the model's adapters %d", a->cfg.r, mc->lora_rank);
+    for (int l = 0; l <= ET_MAX_LAYERS; l++)
+        for (int j = 0; j < ET_LORA_SITES; j++) {
+            int want = l < mc->num_layers && j < ET_LIN_N && m->w.layer[l].lora_A[j];
+            if (want != (a->A[l][j] != NULL))
+                return et_fail(err, ET_ERR_MISMATCH, "LoRA: %s%d.%s is %s in the adapter but %s in the model", l < ET_MAX_LAYERS ? "encoder.layer." : "",
+                               l, SITE_NAME[j], a->A[l][j] ? "adapted" : "not adapted", want ? "adapted" : "not adapted");
+            if (!want) continue;
+            int in = j == ET_LIN_O ? mc->intermediate_size : mc->hidden_size, out = j == ET_LIN_I ? mc->intermediate_size : mc->hidden_size;
+            if (a->in[l][j] != in || a->out[l][j] != out)
+                return et_fail(err, ET_ERR_MISMATCH, "LoRA: encoder.layer.%d.%s is [%d x %d] in the adapter, [%d x %d] in the model",
+                               l, SITE_NAME[j], a->out[l][j], a->in[l][j], out, in);
+        }
+    int r = mc->lora_rank;
+    for (int l = 0; l < mc->num_layers; l++)
+        for (int j = 0; j < ET_LIN_N; j++) {
+            if (!m->w.layer[l].lora_A[j]) continue;
+            memcpy(m->w.layer[l].lora_A[j], a->A[l][j], sizeof(float) * (size_t)r * a->in[l][j]);
+            memcpy(m->w.layer[l].lora_B[j], a->B[l][j], sizeof(float) * (size_t)r * a->out[l][j]);
+        }
+    et_bert_params_changed(m);
+    return ET_OK;
+}

@@ -25,7 +25,9 @@
 #include "bert.h"
 #include "error.h"
 
-enum { ET_LORA_Q = 0, ET_LORA_K, ET_LORA_V, ET_LORA_AO, ET_LORA_I, ET_LORA_O, ET_LORA_POOLER, ET_LORA_SITES };
+/* the six encoder Linear layers in bert.h's order (ET_LIN_*), then the pooler */
+enum { ET_LORA_Q = ET_LIN_Q, ET_LORA_K = ET_LIN_K, ET_LORA_V = ET_LIN_V, ET_LORA_AO = ET_LIN_AO, ET_LORA_I = ET_LIN_I,
+       ET_LORA_O = ET_LIN_O, ET_LORA_POOLER = ET_LIN_N, ET_LORA_SITES };
 
 typedef struct {
     int r;                 /* rank */
@@ -64,5 +66,28 @@ et_status et_lora_merge(et_bert *m, const et_lora_adapter *a, et_error *err);
 
 /* Read the adapter folder dir and merge it into m (et_lora_read + et_lora_merge). */
 et_status et_lora_apply_dir(et_bert *m, const char *dir, et_error *err);
+
+/* ---- training (bert.h et_bert_lora_attach; train.h cfg.lora_rank) ---- */
+
+/* --lora-targets: a comma-separated list of Linear layers, each by its short or its PEFT name:
+ * q|query, k|key, v|value, o|attention.output.dense, ffn_in|intermediate.dense, ffn_out|output.dense; "all" = the six.
+ * *sites gets bit ET_LORA_Q .. ET_LORA_O (= bert.h ET_LIN_*). ET_ERR_ARG naming an unknown entry. */
+et_status et_lora_targets_parse(const char *s, unsigned *sites, et_error *err);
+/* "q,v" etc. (short names, in ET_LIN order) */
+void et_lora_targets_str(unsigned sites, char *out, size_t cap);
+
+/* Write the adapters attached to m (m->lora) as a PEFT folder in dir (created if needed):
+ *   adapter_config.json: peft_type "LORA", task_type "FEATURE_EXTRACTION", r, lora_alpha, lora_dropout, use_rslora,
+ *     bias "none", target_modules (PEFT module names: ["query", "value"]; a regex when output.dense is adapted without
+ *     attention.output.dense, which the name "output.dense" would also match), base_model_name_or_path (c->base),
+ *     fan_in_fan_out false, init_lora_weights true, inference_mode true;
+ *   adapter_model.safetensors: F32, base_model.model.encoder.layer.{i}.<module>.lora_A.weight [r, in] and
+ *     .lora_B.weight [out, r].
+ * c gives r, alpha, dropout, use_rslora and base (its scale must be m's). Each file is written atomically. */
+et_status et_lora_save(const char *dir, const et_bert *m, const et_lora_config *c, et_error *err);
+
+/* Copy an adapter read from a folder into m's attached adapters (resume): the same rank and the same adapted
+ * Linear layers, else ET_ERR_MISMATCH naming the difference; m is unchanged on error. */
+et_status et_lora_load_into(et_bert *m, const et_lora_adapter *a, et_error *err);
 
 #endif

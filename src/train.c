@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "hf.h"
 #include "kernels.h"
+#include "lora.h"
 #include "moe.h"
 #include "rng.h"
 #include "util.h"
@@ -119,6 +120,7 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->do_lower_case = -1;
     c->moe_gate_scale = ET_MOE_GATE_SWITCH;
     c->moe_aux_weight = 0.01;
+    c->lora_dropout = 0.1;
 }
 
 /* ------------------------------------------------------------------ data */
@@ -234,6 +236,31 @@ static int frozen_name(const char *freeze, const char *name) {
     return 0;
 }
 
+static double lora_alpha(const et_train_cfg *c) { return c->lora_alpha > 0 ? c->lora_alpha : 2.0 * c->lora_rank; }
+static unsigned lora_sites(const et_train_cfg *c) { return c->lora_sites ? c->lora_sites : (1u << ET_LIN_Q) | (1u << ET_LIN_V); }
+
+/* cfg.lora_*: attach the adapters (or keep ones attached with the same settings, e.g. loaded to continue) */
+static et_status prepare_lora(const et_train_cfg *c, et_bert *m, et_error *err) {
+    if (c->lora_rank <= 0) {
+        if (m->lora) return et_fail(err, ET_ERR_ARG, "the model has LoRA adapters attached but no LoRA rank was given");
+        return ET_OK;
+    }
+    if (c->freeze && *c->freeze) return et_fail(err, ET_ERR_ARG, "LoRA freezes the whole base already: drop --freeze");
+    if (c->train_only_moe) return et_fail(err, ET_ERR_ARG, "LoRA cannot be combined with training only the MoE parameters");
+    double alpha = lora_alpha(c);
+    unsigned sites = lora_sites(c);
+    float scale = (float)(c->lora_rslora ? alpha / sqrt((double)c->lora_rank) : alpha / c->lora_rank);
+    if (m->lora) {
+        const et_bert_config *k = &m->cfg;
+        if (k->lora_rank != c->lora_rank || k->lora_sites != sites || k->lora_scale != scale || k->lora_dropout != (float)c->lora_dropout)
+            return et_fail(err, ET_ERR_MISMATCH, "the model has LoRA adapters attached with other settings (r %d, scale %g, "
+                                                 "dropout %g) than asked for (r %d, scale %g, dropout %g)",
+                           k->lora_rank, k->lora_scale, k->lora_dropout, c->lora_rank, scale, c->lora_dropout);
+        return ET_OK;
+    }
+    return et_bert_lora_attach(m, c->lora_rank, alpha, c->lora_rslora, c->lora_dropout, sites, c->seed, err);
+}
+
 static void build_canon(et_trainer *tr, uint64_t data_hash) {
     const et_train_cfg *c = &tr->cfg;
     snprintf(tr->canon, sizeof tr->canon,
@@ -265,6 +292,15 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
         snprintf(tr->canon + l, sizeof tr->canon - l, ";matryoshka=%s", md);
     }
     const et_bert_config *mc = &tr->model->cfg;
+    if (c->lora_rank > 0) { /* appended only with LoRA: full fine-tuning keeps the canon of older builds */
+        size_t l = strlen(tr->canon);
+        char ts[64];
+        et_lora_targets_str(mc->lora_sites, ts, sizeof ts);
+        uint64_t bh = et_fnv1a64(FNV0, tr->model->params, tr->model->n_params * sizeof(float));
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";lora_r=%d;lora_alpha=%.17g;lora_dropout=%.17g;lora_rslora=%d;"
+                 "lora_targets=%s;base=%016llx", c->lora_rank, lora_alpha(c), c->lora_dropout, c->lora_rslora, ts,
+                 (unsigned long long)bh);
+    }
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
         size_t l = strlen(tr->canon);
         uint64_t layers = 0; /* explicit (a loaded model lists its layers; a converted one may have 0 = all) */
@@ -489,6 +525,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     tr->B = c->batch;
     /* MoE: converts a dense model in place (it stays converted if a later step of init fails) */
     if ((s = prepare_moe(c, model, err))) goto fail;
+    if ((s = prepare_lora(c, model, err))) goto fail;
     build_canon(tr, data ? data->hash : 0);
 
     /* pool */
@@ -511,7 +548,12 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         total += act_bytes[g];
     }
     size_t n = model->n_params;
-    size_t state = n * sizeof(float) * 4; /* params, grads, m, v */
+    int lora = c->lora_rank > 0;
+    tr->train_params = lora ? model->lora : model->params;
+    tr->train_n = lora ? model->n_lora : n;
+    /* params (the base, and the adapters with LoRA), then gradients and the two AdamW moments of what is trained */
+    size_t state = (n + (lora ? model->n_lora : 0)) * sizeof(float) + tr->train_n * sizeof(float) * 3;
+    tr->bytes_state = state;
     size_t rows = (size_t)2 * B + (size_t)2 * B * G;
     size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +
                   (size_t)2 * ((size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq)) * sizeof(int32_t) +
@@ -534,7 +576,15 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     if ((s = et_bert_reserve(tr->pool, err))) goto fail; /* the kernels' workspace, up front */
 
     /* gradients, frozen tensors, optimizer segments */
-    if (!(tr->grads = et_calloc(n, sizeof(float), "gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
+    if (!(tr->grads = et_calloc(tr->train_n, sizeof(float), "gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
+    if (lora) { /* the adapters alone: one decayed segment (PEFT/sentence-transformers decay every *.weight) */
+        memset(&tr->gview, 0, sizeof tr->gview);
+        et_bert_lora_view(mc, mc->lora_rank, mc->lora_sites, tr->grads, &tr->gview);
+        if (!(tr->segs = et_calloc(1, sizeof *tr->segs, "segments", err))) { s = ET_ERR_NOMEM; goto fail; }
+        tr->segs[0] = (et_param_seg){0, tr->train_n, 1, 1};
+        tr->nsegs = 1;
+        goto optimizer;
+    }
     et_bert_params_view(mc, tr->grads, &tr->gview);
     float **slots[5 + 19 * ET_MAX_LAYERS + 2];
     int nslots = param_slots(&tr->gview, mc->num_layers, slots);
@@ -566,6 +616,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
                     c->train_only_moe ? " with only the MoE parameters trained" : "");
         goto fail;
     }
+optimizer:
     /* MoE routing statistics */
     if (mc->moe_experts > 0) {
         for (int l = 0; l < mc->num_layers; l++)
@@ -579,7 +630,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     et_adamw_cfg_default(&ac);
     ac.weight_decay = c->weight_decay;
     ac.eps = c->adam_eps;
-    if ((s = et_adamw_init(&tr->opt, &ac, n, tr->segs, tr->nsegs, err))) goto fail;
+    if ((s = et_adamw_init(&tr->opt, &ac, tr->train_n, tr->segs, tr->nsegs, err))) goto fail;
 
     if (!(tr->scratch = et_malloc(et_loss_scratch_doubles(B, G, C) * sizeof(double), "loss scratch", err)) ||
         !(tr->emb_grad = et_malloc(rows * C * sizeof(float), "embedding gradients", err))) { s = ET_ERR_NOMEM; goto fail; }
@@ -745,10 +796,10 @@ et_status et_trainer_micro(et_trainer *tr, const et_train_batch *b, uint64_t dro
 et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
     double lr = et_lr_linear_warmup(tr->cfg.lr, tr->opt.t, tr->warmup, tr->total_steps), norm = 0;
     et_status s = et_clip_grad_norm(tr->grads, tr->segs, tr->nsegs, tr->cfg.max_grad_norm, &norm, err);
-    if (!s) s = et_adamw_step(&tr->opt, tr->model->params, tr->grads, lr, err);
+    if (!s) s = et_adamw_step(&tr->opt, tr->train_params, tr->grads, lr, err);
     et_bert_params_changed(tr->model);
     if (s) return et_error_prefix(err, "step %ld", (long)tr->opt.t + 1);
-    memset(tr->grads, 0, tr->model->n_params * sizeof(float));
+    memset(tr->grads, 0, tr->train_n * sizeof(float));
     if (st) {
         memset(st, 0, sizeof *st);
         st->step = (long)tr->opt.t;
@@ -783,6 +834,16 @@ et_status et_trainer_update(et_trainer *tr, et_train_stats *st, et_error *err) {
 /* ------------------------------------------------------------------ checkpoints */
 
 et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) {
+    if (tr->cfg.lora_rank > 0) {
+        et_lora_config lc = {0};
+        lc.r = tr->cfg.lora_rank;
+        lc.alpha = lora_alpha(&tr->cfg);
+        lc.dropout = tr->cfg.lora_dropout;
+        lc.use_rslora = tr->cfg.lora_rslora;
+        lc.scale = tr->model->cfg.lora_scale;
+        snprintf(lc.base, sizeof lc.base, "%s", tr->cfg.lora_base ? tr->cfg.lora_base : "");
+        return et_lora_save(dir, tr->model, &lc, err);
+    }
     et_hf_save_opts o = {0};
     o.vocab_path = tr->cfg.vocab_path;
     o.max_seq_length = tr->cfg.max_seq_length;
@@ -942,19 +1003,26 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     TAKE(&n, 8);
     TAKE(&t, 8);
     TAKE(rs, sizeof rs);
-    if (n != tr->opt.n) {
-        s = et_fail(err, ET_ERR_MISMATCH, "%s: the checkpoint has %llu parameters, the model %zu", p, (unsigned long long)n, tr->opt.n);
-        goto out;
-    }
-    if ((size_t)(end - q) != n * 8 + 8) goto trunc;
     memcpy(&h, end - 8, 8);
     if (et_fnv1a64(FNV0, buf, len - 8) != h) { s = et_fail(err, ET_ERR_FORMAT, "%s: checksum mismatch (damaged file)", p); goto out; }
-    if (clen != strlen(tr->canon) || memcmp(canon, tr->canon, clen)) {
+    if (clen != strlen(tr->canon) || memcmp(canon, tr->canon, clen)) { /* settings before sizes: the clearer message */
         char tmp[8192], d[1024];
         snprintf(tmp, sizeof tmp, "%.*s", (int)clen, canon);
         s = et_fail(err, ET_ERR_MISMATCH, "%s: cannot resume with different settings or data: %s", p,
                     canon_diff(tmp, tr->canon, d, sizeof d));
         goto out;
+    }
+    if (n != tr->opt.n) {
+        s = et_fail(err, ET_ERR_MISMATCH, "%s: the checkpoint has %llu parameters, the model %zu", p, (unsigned long long)n, tr->opt.n);
+        goto out;
+    }
+    if ((size_t)(end - q) != n * 8 + 8) goto trunc;
+    if (tr->cfg.lora_rank > 0) { /* the adapters from the checkpoint's adapter folder; the base is the one given */
+        et_lora_adapter la;
+        if (!(s = et_lora_read(dir, &la, err))) s = et_lora_load_into(tr->model, &la, err);
+        et_lora_free(&la);
+        if (s) goto out;
+        goto state;
     }
     /* parameters from the checkpoint's model folder */
     et_bert ck;
@@ -967,6 +1035,7 @@ et_status et_trainer_resume(et_trainer *tr, et_error *err) {
     memcpy(tr->model->params, ck.params, ck.n_params * sizeof(float));
     et_bert_params_changed(tr->model);
     et_bert_free(&ck);
+state:;
     float *mv = malloc(n * 2 * sizeof(float));
     if (!mv) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the optimizer state of the checkpoint (%zu floats)", (size_t)(n * 2)); goto out; }
     memcpy(mv, q, n * 2 * sizeof(float));

@@ -155,6 +155,18 @@ typedef struct {
     double moe_jitter;    /* router input jitter eps while training with dropout (default 0) */
     et_precision precision; /* ET_PREC_FP32 (default), _BF16 or _AUTO: see et_train_precision_parse; resolved by
                              et_trainer_init (et_trainer.precision); bf16 is part of the resume check */
+    /* LoRA (lora.h, bert.h et_bert_lora_attach): lora_rank > 0 attaches low-rank adapters to the Linear layers of
+     * lora_sites (A drawn from `seed`, B = 0) and trains them alone. The base is frozen with NO gradient buffer and
+     * NO AdamW state for it: gradients and both moments cover the adapters' buffer only (et_trainer.train_n).
+     * Checkpoints and the saved model are PEFT adapter folders (et_lora_save); the LoRA settings and a hash of the
+     * base's parameters are part of the resume check. Not with freeze or train_only_moe. 0 (default): every
+     * parameter is trained, bit for bit as builds without LoRA. */
+    int lora_rank;        /* r */
+    double lora_alpha;    /* lora_alpha; <= 0 (default): 2 * r (scale 2) */
+    double lora_dropout;  /* dropout on the adapters' input while training with dropout (default 0.1) */
+    unsigned lora_sites;  /* bits ET_LIN_* (bert.h); 0 (default): query and value (PEFT's default for BERT) */
+    int lora_rslora;      /* 1: scale = alpha / sqrt(r) (rsLoRA) instead of alpha / r */
+    const char *lora_base; /* base_model_name_or_path written in adapter_config.json (NULL = "") */
     /* called after every optimizer step; return non-zero to stop (a checkpoint is written) */
     int (*progress)(void *user, const et_train_stats *s);
     void *user;
@@ -234,6 +246,9 @@ typedef struct {
     float *moe_frac;         /* [moe_nl, E] the last step's fractions (et_train_stats.moe_frac) */
     double moe_aux_acc;
     size_t bytes_planned;
+    float *train_params;     /* the buffer AdamW updates: model->params, or model->lora with LoRA (borrowed) */
+    size_t train_n;          /* its floats = the floats of grads and of each AdamW moment */
+    size_t bytes_state;      /* parameters (base + adapters) + gradients + AdamW moments allocated, in bytes */
     et_precision precision;  /* what runs: ET_PREC_FP32 or ET_PREC_BF16 (cfg.precision resolved) */
 } et_trainer;
 
@@ -263,7 +278,7 @@ et_status et_trainer_save_checkpoint(et_trainer *tr, et_error *err);
 /* Load cfg.out_dir/latest: parameters, optimizer state and step. ET_ERR_IO if there is none;
  * ET_ERR_MISMATCH if it was made with other settings/data or another model shape. */
 et_status et_trainer_resume(et_trainer *tr, et_error *err);
-/* Save the current model as a sentence-transformers folder. */
+/* Save the current model as a sentence-transformers folder (with LoRA: the adapters as a PEFT folder). */
 et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err);
 
 /* Optimizer steps taken so far. */

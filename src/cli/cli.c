@@ -257,3 +257,35 @@ long et_cli_default_mem_budget_mb(void) {
     return (long)((double)pages * (double)psize * 0.75 / 1048576.0);
 #endif
 }
+
+/* ------------------------------------------------------------------ LoRA options (train, finetune) */
+int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap) {
+    int ok = 1;
+    const char *names[] = {"--lora-alpha", "--lora-dropout", "--lora-targets", "--lora-rslora", "--merge"};
+    if (!et_cli_get(o, n, "--lora")) {
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+            if (et_cli_get(o, n, names[i])) {
+                fprintf(stderr, "embedtune %s: %s needs --lora R\n", cmd, names[i]);
+                return 2;
+            }
+        return 0;
+    }
+    c->lora_rank = (int)et_cli_int(o, n, "--lora", 8, 1, 4096, &ok);
+    c->lora_alpha = et_cli_float(o, n, "--lora-alpha", 2.0 * c->lora_rank, 1e-9, 1e9, &ok);
+    c->lora_dropout = et_cli_float(o, n, "--lora-dropout", 0.1, 0, 0.999, &ok);
+    c->lora_rslora = et_cli_get(o, n, "--lora-rslora") != NULL;
+    et_error err = {0};
+    const char *tg = et_cli_get(o, n, "--lora-targets");
+    if (tg && et_lora_targets_parse(tg, &c->lora_sites, &err)) {
+        fprintf(stderr, "embedtune %s: --lora-targets: %s\n", cmd, err.msg);
+        return 2;
+    }
+    if (c->freeze) { fprintf(stderr, "embedtune %s: --lora freezes the whole base already: drop --freeze\n", cmd); return 2; }
+    if (!ok) return 2;
+    /* base_model_name_or_path: absolute, so the adapter folder can move */
+    char cwd[ET_PATH_MAX];
+    if (model_dir[0] == '/' || !getcwd(cwd, sizeof cwd) || et_path_join(base_abs, cap, cwd, model_dir, NULL))
+        snprintf(base_abs, cap, "%s", model_dir);
+    c->lora_base = base_abs;
+    return 0;
+}

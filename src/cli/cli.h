@@ -87,6 +87,28 @@ et_status et_cli_load_adapted(const char *dir, const char *adapter, int threads,
 /* Default --mem-budget of encode/search in MiB: 75% of physical RAM (2048 in wasm, 4096 if unknown). */
 long et_cli_default_mem_budget_mb(void);
 
+/* The LoRA options of train and finetune (one table, one parser): put ET_CLI_LORA_OPTS in the command's et_opt array. */
+#define ET_CLI_LORA_OPTS                                                                                                  \
+    {"--lora", NULL, "R", "train a LoRA adapter of rank R (PEFT format) instead of the whole model: the base is frozen "     \
+                          "with no gradient or optimizer state; --out becomes an adapter folder (adapter_config.json + "   \
+                          "adapter_model.safetensors) that encode/search/eval take as --model (or --adapter)", NULL},     \
+    {"--lora-alpha", NULL, "X", "LoRA alpha: the adapter is scaled by alpha / R (default 2 * R)", NULL},                     \
+    {"--lora-dropout", NULL, "P", "dropout on the adapter's input while training (default 0.1)", NULL},                     \
+    {"--lora-targets", NULL, "LIST", "Linear layers given adapters, short or PEFT names: q|query, k|key, v|value, "          \
+                                     "o|attention.output.dense, ffn_in|intermediate.dense, ffn_out|output.dense, all "        \
+                                     "(default q,v)", NULL},                                                                  \
+    {"--lora-rslora", NULL, NULL, "rank-stabilised LoRA: scale alpha / sqrt(R) instead of alpha / R", NULL},                 \
+    {"--merge", NULL, "DIR", "with --lora: also write the base with the trained adapter merged in, as a plain model "        \
+                             "folder (as `embedtune merge`)", NULL}
+
+/* Read the ET_CLI_LORA_OPTS of a command into c (nothing without --lora; the others without it are refused). The
+ * adapter's base_model_name_or_path is model_dir made absolute, kept in base_abs[cap] (c->lora_base points to it).
+ * 0 on success, else 2 after a message naming the option. */
+int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap);
+/* Merge the adapter folder into the model folder and write a plain folder at out (`embedtune merge`, train/finetune
+ * --merge); dtype ET_ST_F32, _F16 or _BF16. */
+et_status et_cli_merge_adapter(const char *model, const char *adapter, const char *out, int dtype, int threads, et_error *err);
+
 /* `embedtune finetune` on parsed options (et_cli_parse of et_cmd_finetune), with a progress / cancel
  * callback (NULL: none); the web page runs the command through this (wasm/et_wasm.c). Exit status. */
 int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user);

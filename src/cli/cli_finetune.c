@@ -8,6 +8,7 @@
 
 #include "cJSON.h"
 #include "cli.h"
+#include "safetensors.h"
 #include "fileio.h"
 #include "finetune.h"
 #include "moe.h"
@@ -41,7 +42,9 @@ static et_opt ft_opts[] = {
     {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
     {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
     {"--epochs", NULL, "N", "passes over the training examples; with a dev split an upper bound (default auto: about 300 steps with a dev split, 2..10 epochs; 120 steps, 1..3 epochs without)", NULL},
-    {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between)", NULL},
+    {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between; "
+                        "with --lora 10 times that)", NULL},
+    ET_CLI_LORA_OPTS,
     {"--batch", NULL, "N", "queries (or rows) per micro-batch (default auto: 16, or 8 below 128 examples)", NULL},
     {"--dev", NULL, "auto|on|off", "early stopping on a dev split carved from the training queries (15 %, by a hash of the id); auto = when it holds >= 5 queries (20 rows) (default auto)", NULL},
     {"--patience", NULL, "N", "dev evaluations without a new best before stopping, never before one full epoch (default 2)", NULL},
@@ -315,6 +318,8 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (ok && t->train_only_moe && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --train-only moe needs --moe-experts E\n"); ok = 0; }
     if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
+    static char lora_base[ET_PATH_MAX]; /* c.train.lora_base points here during the run */
+    if (et_cli_lora_options(o, n, "finetune", c.model_dir, t, lora_base, sizeof lora_base)) return 2;
 
     et_cli_passages cps;
     memset(&cps, 0, sizeof cps);
@@ -333,6 +338,11 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (fs) {
         if (!c.quiet) fputc('\n', stderr);
         return et_cli_fail("finetune", &err);
+    }
+    if (et_cli_get(o, n, "--merge")) { /* --lora: the tuned adapter merged into the base, a plain folder */
+        if (et_cli_merge_adapter(c.model_dir, c.out_dir, et_cli_get(o, n, "--merge"), ET_ST_F32, c.threads, &err))
+            return et_cli_fail("finetune", &err);
+        if (!c.quiet) fprintf(stderr, "finetune: merged model written to %s\n", et_cli_get(o, n, "--merge"));
     }
     const char *jout = et_cli_get(o, n, "--json");
     FILE *f = jout && !strcmp(jout, "-") ? stderr : stdout;

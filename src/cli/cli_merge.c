@@ -25,7 +25,6 @@ static int run_merge(et_opt *o, int n) {
     int dtype = dt ? et_st_dtype_parse(dt) : ET_ST_F32;
     if (dtype < 0) { fprintf(stderr, "embedtune merge: --dtype must be f32, f16 or bf16 (got '%s')\n", dt); return 2; }
     et_error err = {0};
-    et_hf_model L;
     char base[ET_PATH_MAX];
     if (!model) { /* the adapter's own base */
         et_lora_adapter a;
@@ -35,19 +34,26 @@ static int run_merge(et_opt *o, int n) {
         if (s) return et_cli_fail("merge", &err);
         model = base;
     }
-    if (et_cli_load_adapted(model, adapter, threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("merge", &err); }
-    et_hf_save_opts so;
-    memset(&so, 0, sizeof so);
-    so.dtype = dtype;
-    so.vocab_path = L.tok_path;
-    so.max_seq_length = L.info.max_seq_length;
-    so.do_lower_case = L.info.do_lower_case;
-    so.strip_accents = L.info.strip_accents;
-    int rc = 0;
-    if (et_hf_save(out, &L.model, &so, &err)) rc = et_cli_fail("merge", &err);
-    else fprintf(stderr, "merged %s into %s -> %s\n", adapter, model, out);
+    if (et_cli_merge_adapter(model, adapter, out, dtype, threads, &err)) return et_cli_fail("merge", &err);
+    fprintf(stderr, "merged %s into %s -> %s\n", adapter, model, out);
+    return 0;
+}
+
+et_status et_cli_merge_adapter(const char *model, const char *adapter, const char *out, int dtype, int threads, et_error *err) {
+    et_hf_model L;
+    et_status s = et_cli_load_adapted(model, adapter, threads, &L, err);
+    if (!s) {
+        et_hf_save_opts so;
+        memset(&so, 0, sizeof so);
+        so.dtype = dtype;
+        so.vocab_path = L.tok_path;
+        so.max_seq_length = L.info.max_seq_length;
+        so.do_lower_case = L.info.do_lower_case;
+        so.strip_accents = L.info.strip_accents;
+        s = et_hf_save(out, &L.model, &so, err);
+    }
     et_hf_model_free(&L);
-    return rc;
+    return s;
 }
 
 et_command et_cmd_merge = {"merge", "Merge a LoRA adapter (PEFT format) into its base model and write a plain model folder.",

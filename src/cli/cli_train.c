@@ -7,7 +7,9 @@
 
 #include "cli.h"
 #include "fileio.h"
+#include "lora.h"
 #include "moe.h"
+#include "safetensors.h"
 #include "train.h"
 
 static et_opt train_opts[] = {
@@ -38,6 +40,7 @@ static et_opt train_opts[] = {
                                    "listed size, e.g. 384,128,64 or with weights 384:1,128:1,64:0.5 (default off); use the vectors "
                                    "cut to a listed size with encode/search/eval --dim", NULL},
     {"--freeze", NULL, "PREFIXES", "comma-separated tensor-name prefixes to freeze, e.g. embeddings.", NULL},
+    ET_CLI_LORA_OPTS,
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
     {"--packed", NULL, NULL, "run each group packed, without padded tokens (the same gradients to float rounding, other dropout draws; faster when lengths vary)", NULL},
     {"--moe-experts", NULL, "E", "mixture of experts (CLP paper): turn intermediate.dense into E experts + a top-1 router "
@@ -259,6 +262,8 @@ static int run_train(et_opt *o, int n) {
     c.max_len_q = (int)mlq;
     c.max_len_d = mld ? (int)mld : et_hf_model_max_len(&L);
     if (moe_options(o, n, &L.model.cfg, &c)) { et_hf_model_free(&L); return 2; }
+    char lora_base[ET_PATH_MAX];
+    if (et_cli_lora_options(o, n, "train", et_cli_get(o, n, "--model"), &c, lora_base, sizeof lora_base)) { et_hf_model_free(&L); return 2; }
 
     et_train_data d;
     int rc = 0;
@@ -277,6 +282,15 @@ static int run_train(et_opt *o, int n) {
                         "lr %g, %.0f MiB planned\n",
                 d.n, et_train_loss_name(c.loss), tr.total_steps, c.epochs, c.epochs > 1 ? "s" : "", c.batch, c.grad_accum,
                 tr.G, tr.warmup, c.lr, tr.bytes_planned / 1048576.0);
+    if (!tp.quiet) {
+        char ts[64] = "";
+        if (c.lora_rank > 0) et_lora_targets_str(L.model.cfg.lora_sites, ts, sizeof ts);
+        if (c.lora_rank > 0)
+            fprintf(stderr, "train: LoRA r %d, alpha %g (scale %g), dropout %g, on %s: %zu trainable parameters of %zu (base frozen)\n",
+                    c.lora_rank, c.lora_alpha, (double)L.model.cfg.lora_scale, c.lora_dropout, ts, tr.train_n, L.model.n_params);
+        fprintf(stderr, "train: parameters + gradients + AdamW state: %.2f MiB (gradients and AdamW for %zu floats)\n",
+                tr.bytes_state / 1048576.0, tr.train_n);
+    }
     if (!tp.quiet && prec_asked != ET_PREC_FP32)
         fprintf(stderr, "train: precision %s (%s)\n", et_train_precision_name(prec_run), prec_why);
     if (!tp.quiet && L.model.cfg.moe_experts > 0) {
@@ -295,7 +309,14 @@ static int run_train(et_opt *o, int n) {
         goto out_tr;
     }
     if (!tp.quiet) moe_summary(&tr);
-    if (!tp.quiet) fprintf(stderr, "train: done, model saved to %s\n", c.out_dir);
+    if (!tp.quiet) fprintf(stderr, "train: done, %s saved to %s\n", c.lora_rank > 0 ? "LoRA adapter" : "model", c.out_dir);
+    if (et_cli_get(o, n, "--merge")) {
+        if (et_cli_merge_adapter(et_cli_get(o, n, "--model"), c.out_dir, et_cli_get(o, n, "--merge"), ET_ST_F32, threads, &err)) {
+            rc = et_cli_fail("train", &err);
+            goto out_tr;
+        }
+        if (!tp.quiet) fprintf(stderr, "train: merged model written to %s\n", et_cli_get(o, n, "--merge"));
+    }
 out_tr:
     et_trainer_free(&tr);
 out:
@@ -306,5 +327,5 @@ out:
 
 et_command et_cmd_train = {"train", "Fine-tune a model on training pairs (InfoNCE, cosine MSE, soft labels, CLP).",
      "train --model DIR --train pairs.jsonl --out DIR [--loss infonce|mse|soft1|soft2|soft3|clp] [--epochs N] [--lr X] [--batch N] "
-     "[--moe-experts E [--train-only moe] [--moe-gate switch|unscaled|ste]] ...",
+     "[--moe-experts E [--train-only moe] [--moe-gate switch|unscaled|ste]] [--lora R [--lora-targets q,v] [--merge DIR]] ...",
      run_train, train_opts, ET_NOPTS(train_opts)};
