@@ -212,7 +212,11 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
     uint64_t E = (uint64_t)(c->moe_experts > 0 ? c->moe_experts : 0);
     et_bert_acts tmp;
     if (!a) { memset(&tmp, 0, sizeof tmp); a = &tmp; }
-    a->emb_ln_in = take(&p, BTC);
+    /* training with LoRA adapters: the base gets no gradient, so what only base-weight gradients read is not kept
+     * (the embeddings' LayerNorm input; the attention output, unless attention.output.dense has an adapter): it
+     * lives in backward scratch that the forward does not use (s->dq), and et_bert_backward refuses those gradients */
+    int frozen = training && c->lora_rank > 0 && c->lora_sites;
+    a->emb_ln_in = frozen ? NULL : take(&p, BTC);
     a->att_scratch = take(&p, (uint64_t)nthreads * et_attention_scratch_floats(T, c->hidden_size, c->num_heads));
     a->pooled_raw = take(&p, (size_t)B * C);
     a->pool_norm = take(&p, (size_t)B);
@@ -250,6 +254,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
         s->dg = E ? take(&p, BTI) : NULL; /* MoE backward's grouped scratch only */
         s->att = a->att_scratch;
         s->dpool = take(&p, (size_t)B * C);
+        if (frozen) a->emb_ln_in = s->dq; /* transient */
         float *inp = take(&p, BTC); /* embeddings output */
         /* layer outputs are NOT kept: layer l keeps xhat of its LayerNorms (ln*_xhat) and backward
          * recomputes out = xhat * w + b (et_layernorm_affine, the same bits) when it needs it as the next
@@ -274,7 +279,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
             y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
             y->att = NULL; /* recomputed in backward from q, k and the row stats */
             y->att_rs = take(&p, (uint64_t)B * NH * T * 2);
-            y->atty = take(&p, BTC);
+            y->atty = frozen && !((c->lora_sites >> ET_LIN_AO) & 1u) ? s->dq : take(&p, BTC); /* s->dq: transient */
             y->ln1_in = s->dln; /* transient */
             y->ln1_xhat = take(&p, BTC); y->ln1_mean = NULL; y->ln1_rstd = take(&p, BT);
             y->h1 = s->datty;   /* transient; recomputed in backward from ln1_xhat */
@@ -344,6 +349,7 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     a->moe_aux_scale = 1.0f;
     plan(cfg, B, T, training, nthreads, a);
     a->lora_rank = cfg->lora_sites ? cfg->lora_rank : 0;
+    a->base_frozen = training && a->lora_rank > 0;
     a->lora_drop_ok = training && a->lora_rank > 0 && cfg->lora_dropout > 0;
     if (!(a->serial = et_pool_create(1, err))) {
         free(a->mem);
@@ -1138,6 +1144,13 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     float hp = a->dropout ? c->hidden_dropout : 0.0f, ap = a->dropout ? c->attn_dropout : 0.0f;
     /* lowest = index of the lowest "stage" wanting a gradient: -1 embeddings, l layers */
     int emb_wants = grads->wte || grads->wpe || grads->wtt || grads->emb_ln_w || grads->emb_ln_b;
+    if (a->base_frozen) { /* planned for LoRA: the inputs only these gradients read were not kept */
+        int ao = 0;
+        for (int l = 0; l < L; l++) ao |= grads->layer[l].ao_w != NULL && a->layer[l].atty == a->bwd.dq;
+        if (emb_wants || ao)
+            return et_fail(err, ET_ERR_ARG, "bert backward: the activations were planned for LoRA training (a frozen base): "
+                                            "no gradient of the %s", emb_wants ? "embeddings" : "attention output dense weight");
+    }
     int lowest = emb_wants ? -1 : L;
     for (int l = L - 1; l >= 0 && !emb_wants; l--) if (layer_wants(&grads->layer[l])) lowest = l;
     if (lowest == L) return ET_OK; /* everything frozen */

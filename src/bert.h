@@ -296,6 +296,10 @@ typedef struct {
     et_pool *serial;          /* one-thread pool used when forward/backward get a NULL pool (owned) */
     int lora_rank;            /* the LoRA rank the scratch was planned for (cfg.lora_rank at allocation) */
     int lora_drop_ok;         /* training acts planned with adapter-input dropout scratch (cfg.lora_dropout > 0) */
+    int base_frozen;          /* training acts planned with LoRA adapters (cfg.lora_rank > 0): the base is frozen, so the
+                                 embeddings' LayerNorm input and the attention output (unless attention.output.dense
+                                 has an adapter) are not kept: [B,T,C] * (1 + L) floats fewer; et_bert_backward refuses
+                                 the embeddings' and attention.output.dense.weight's gradients on these acts */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).

@@ -549,8 +549,53 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     }
     size_t n = model->n_params;
     int lora = c->lora_rank > 0;
-    tr->train_params = lora ? model->lora : model->params;
-    tr->train_n = lora ? model->n_lora : n;
+    /* frozen tensors and optimizer segments (offsets into the parameter buffer), before the memory plan: what precedes
+     * the first tensor that gets a gradient (a frozen prefix: the word embeddings come first, --freeze-embeddings) has
+     * no gradient and no AdamW state at all; with LoRA the base has none */
+    size_t lo = 0;
+    et_bert_params fview;
+    float **slots[5 + 19 * ET_MAX_LAYERS + 2];
+    int nslots = 0;
+    if (!lora) {
+        et_bert_params_view(mc, model->params, &fview);
+        nslots = param_slots(&fview, mc->num_layers, slots);
+        if (!(tr->segs = et_calloc((size_t)model->n_tensors, sizeof *tr->segs, "segments", err))) { s = ET_ERR_NOMEM; goto fail; }
+        int ntrain = 0;
+        for (int i = 0; i < model->n_tensors; i++) {
+            const et_tensor_view *t = &model->tensors[i];
+            int fr = frozen_name(c->freeze, t->name) || (c->train_only_moe && !et_bert_is_moe_tensor(t->name));
+            tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
+            ntrain += !fr;
+        }
+        if (!ntrain) {
+            s = et_fail(err, ET_ERR_ARG, "freeze '%s'%s leaves no trainable tensor", c->freeze ? c->freeze : "",
+                        c->train_only_moe ? " with only the MoE parameters trained" : "");
+            goto fail;
+        }
+        /* a gradient view pointer becomes NULL ("frozen": skipped by backward) only if every tensor inside its
+         * range is frozen (one MoE pointer covers all experts of a layer; a partly frozen range keeps its
+         * gradient, and the frozen tensors in it are simply not updated) */
+        for (int k = 0; k < nslots; k++) {
+            if (!*slots[k]) continue;
+            size_t a = (size_t)(*slots[k] - model->params), e = n;
+            for (int j = 0; j < nslots; j++)
+                if (*slots[j] && (size_t)(*slots[j] - model->params) > a && (size_t)(*slots[j] - model->params) < e)
+                    e = (size_t)(*slots[j] - model->params);
+            int all = 1, any = 0;
+            for (int i = 0; i < model->n_tensors; i++)
+                if (model->tensors[i].offset >= a && model->tensors[i].offset < e) { any = 1; all &= !tr->segs[i].trainable; }
+            if (any && all) *slots[k] = NULL;
+        }
+        lo = n;
+        for (int k = 0; k < nslots; k++)
+            if (*slots[k] && (size_t)(*slots[k] - model->params) < lo) lo = (size_t)(*slots[k] - model->params);
+        int ns = 0; /* the segments of [lo, n), relative to lo (those before lo are frozen) */
+        for (int i = 0; i < model->n_tensors; i++)
+            if (tr->segs[i].offset >= lo) { tr->segs[ns] = tr->segs[i]; tr->segs[ns++].offset -= lo; }
+        tr->nsegs = ns;
+    }
+    tr->train_params = lora ? model->lora : model->params + lo;
+    tr->train_n = lora ? model->n_lora : n - lo;
     /* params (the base, and the adapters with LoRA), then gradients and the two AdamW moments of what is trained */
     size_t state = (n + (lora ? model->n_lora : 0)) * sizeof(float) + tr->train_n * sizeof(float) * 3;
     tr->bytes_state = state;
@@ -585,37 +630,10 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         tr->nsegs = 1;
         goto optimizer;
     }
-    et_bert_params_view(mc, tr->grads, &tr->gview);
-    float **slots[5 + 19 * ET_MAX_LAYERS + 2];
-    int nslots = param_slots(&tr->gview, mc->num_layers, slots);
-    if (!(tr->segs = et_calloc((size_t)model->n_tensors, sizeof *tr->segs, "segments", err))) { s = ET_ERR_NOMEM; goto fail; }
-    int ntrain = 0;
-    for (int i = 0; i < model->n_tensors; i++) {
-        const et_tensor_view *t = &model->tensors[i];
-        int fr = frozen_name(c->freeze, t->name) || (c->train_only_moe && !et_bert_is_moe_tensor(t->name));
-        tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
-        ntrain += !fr;
-    }
-    /* a gradient view pointer becomes NULL ("frozen": skipped by backward) only if every tensor inside its
-     * range is frozen (one MoE pointer covers all experts of a layer; a partly frozen range keeps its
-     * gradient, and the frozen tensors in it are simply not updated) */
-    for (int k = 0; k < nslots; k++) {
-        if (!*slots[k]) continue;
-        size_t a = (size_t)(*slots[k] - tr->grads), e = n;
-        for (int j = 0; j < nslots; j++)
-            if (*slots[j] && (size_t)(*slots[j] - tr->grads) > a && (size_t)(*slots[j] - tr->grads) < e)
-                e = (size_t)(*slots[j] - tr->grads);
-        int all = 1, any = 0;
-        for (int i = 0; i < model->n_tensors; i++)
-            if (model->tensors[i].offset >= a && model->tensors[i].offset < e) { any = 1; all &= !tr->segs[i].trainable; }
-        if (any && all) *slots[k] = NULL;
-    }
-    tr->nsegs = model->n_tensors;
-    if (!ntrain) {
-        s = et_fail(err, ET_ERR_ARG, "freeze '%s'%s leaves no trainable tensor", c->freeze ? c->freeze : "",
-                    c->train_only_moe ? " with only the MoE parameters trained" : "");
-        goto fail;
-    }
+    tr->gview = fview; /* the parameters' view with frozen pointers NULL, moved into the gradients of [lo, n) */
+    nslots = param_slots(&tr->gview, mc->num_layers, slots);
+    for (int k = 0; k < nslots; k++)
+        if (*slots[k]) *slots[k] = tr->grads + ((size_t)(*slots[k] - model->params) - lo);
 optimizer:
     /* MoE routing statistics */
     if (mc->moe_experts > 0) {

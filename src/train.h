@@ -219,7 +219,8 @@ typedef struct {
     et_train_cfg cfg;
     et_bert *model;          /* borrowed; its params are trained in place */
     et_pool *pool; int own_pool;
-    float *grads;            /* [n_params] */
+    float *grads;            /* [train_n]: the gradients of train_params[0 .. train_n) (all parameters; those after a
+                                frozen prefix of the buffer, e.g. --freeze-embeddings; or the LoRA adapters) */
     et_bert_params gview;    /* views into grads; NULL = frozen */
     et_param_seg *segs; int nsegs;
     et_adamw opt;

@@ -12,7 +12,11 @@
  *      as it was and moves the adapters; B = 0 at attach, so the adapted model starts as the base;
  *   5. save (PEFT folder) -> et_lora_read -> merge gives the embeddings of the unmerged adapted model;
  *   6. exact resume: 3 steps, a checkpoint (an adapter folder + the adapters' AdamW state), a fresh model resumes
- *      for 3 more = 6 steps straight, bit for bit; the saved output is an adapter folder. */
+ *      for 3 more = 6 steps straight, bit for bit; the saved output is an adapter folder;
+ *   7. --freeze-embeddings (the frozen mechanism without LoRA): a frozen word-embedding table, the first tensor of
+ *      the buffer, gets no gradient and no AdamW state (sizes checked); every other gradient is bit for bit the
+ *      full fine-tuning one; a step leaves the table as it was;
+ *   8. training acts planned for LoRA keep fewer floats, and refuse the gradients they cannot give. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +368,66 @@ static void test_resume(void) {
     et_tokenizer_free(tok);
 }
 
+/* 7, 8 ---------------------------------------------------------------------------------------------- */
+static void test_freeze_embeddings(void) {
+    fx_file f;
+    if (!fx_load(&f, "tests/fixtures/lora_train/grads.txt")) { CHECK(0, "fixture missing"); return; }
+    et_error err = {0};
+    int B = (int)fx_get(&f, "B", 1)[0], Tq = (int)fx_get(&f, "Tq", 1)[0], Td = (int)fx_get(&f, "Td", 1)[0];
+    int32_t qi[64], qm[64], pi[64], pm[64];
+    const double *a0 = fx_get(&f, "q_ids", B * Tq), *a1 = fx_get(&f, "q_mask", B * Tq), *a2 = fx_get(&f, "p_ids", B * Td),
+                 *a3 = fx_get(&f, "p_mask", B * Td);
+    for (int i = 0; i < B * Tq; i++) { qi[i] = (int32_t)a0[i]; qm[i] = (int32_t)a1[i]; }
+    for (int i = 0; i < B * Td; i++) { pi[i] = (int32_t)a2[i]; pm[i] = (int32_t)a3[i]; }
+    et_train_batch b = {0};
+    b.B = B; b.q_ids = qi; b.q_mask = qm; b.Tq = Tq; b.p_ids = pi; b.p_mask = pm; b.Td = Td;
+    et_bert m1, m2;
+    if (et_hf_load(BASE, &m1, &err) || et_hf_load(BASE, &m2, &err)) { CHECK(0, "load: %s", err.msg); fx_free(&f); return; }
+    et_train_cfg c;
+    et_train_cfg_default(&c);
+    c.batch = B; c.negatives = 0; c.total_steps = 1; c.threads = 1; c.warmup_steps = 0; c.lr = 1e-2;
+    et_trainer full, fr;
+    CHECK(et_trainer_init(&full, &c, &m1, NULL, NULL, &err) == ET_OK, "full: %s", err.msg);
+    c.freeze = "embeddings.word_embeddings.";
+    CHECK(et_trainer_init(&fr, &c, &m2, NULL, NULL, &err) == ET_OK, "frozen: %s", err.msg);
+    size_t n = m1.n_params, vc = (size_t)m1.cfg.vocab_size * m1.cfg.hidden_size;
+    CHECK(fr.train_n == n - vc && fr.opt.n == n - vc && fr.train_params == m2.params + vc && !fr.gview.wte && fr.gview.wpe,
+          "frozen word embeddings: gradients and AdamW over %zu floats of %zu (the table: %zu)", fr.opt.n, n, vc);
+    CHECK(fr.bytes_state == n * sizeof(float) + (n - vc) * 3 * sizeof(float), "state %zu", fr.bytes_state);
+    printf("--freeze-embeddings on the tiny model: state %zu -> %zu bytes\n", full.bytes_state, fr.bytes_state);
+    double l1 = 0, l2 = 0;
+    CHECK(et_trainer_micro(&full, &b, 9, &l1, &err) == ET_OK && et_trainer_micro(&fr, &b, 9, &l2, &err) == ET_OK, "micro: %s", err.msg);
+    CHECK(l1 == l2 && memcmp(full.grads + vc, fr.grads, (n - vc) * sizeof(float)) == 0, "the other gradients are the same bits");
+    float *wte0 = malloc(vc * sizeof(float));
+    memcpy(wte0, m2.params, vc * sizeof(float));
+    CHECK(et_trainer_update(&fr, NULL, &err) == ET_OK, "update: %s", err.msg);
+    CHECK(memcmp(wte0, m2.params, vc * sizeof(float)) == 0 && memcmp(m1.params + vc, m2.params + vc, 64) != 0, "the table did not move, the rest did");
+    free(wte0);
+    et_trainer_free(&full);
+    et_trainer_free(&fr);
+    /* 8: acts planned with adapters (not on attention.output.dense) are smaller by (1 + L) [B,T,C] buffers */
+    size_t plain = et_bert_acts_bytes(&m1.cfg, 4, 16, 1, 1);
+    CHECK(et_bert_lora_attach(&m1, 2, 4, 0, 0, (1u << ET_LIN_Q) | (1u << ET_LIN_V), 1, &err) == ET_OK, "attach: %s", err.msg);
+    size_t withl = et_bert_acts_bytes(&m1.cfg, 4, 16, 1, 1);
+    size_t BTC = (size_t)4 * 16 * m1.cfg.hidden_size, extra = 2 * (size_t)4 * 16 * 2; /* lora_u, lora_du */
+    CHECK(withl + (1 + (size_t)m1.cfg.num_layers) * BTC * sizeof(float) == plain + extra * sizeof(float),
+          "LoRA training acts %zu bytes, plain %zu", withl, plain);
+    et_bert_acts a;
+    CHECK(et_bert_acts_alloc(&a, &m1.cfg, 4, 16, 1, 1, &err) == ET_OK, "acts: %s", err.msg);
+    float *g = calloc(n, sizeof(float)), dp[4 * 64] = {0};
+    et_bert_params gv;
+    et_bert_params_view(&m1.cfg, g, &gv);
+    int32_t ids[4 * 16] = {0};
+    for (int i = 0; i < 4 * 16; i++) ids[i] = 5 + i % 100;
+    CHECK(et_bert_forward(&m1, &a, NULL, ids, NULL, NULL, 4, 16, NULL, 0, 1, &err) == ET_OK, "forward: %s", err.msg);
+    CHECK(et_bert_backward(&m1, &a, NULL, dp, &gv, &err) == ET_ERR_ARG && strstr(err.msg, "frozen base"), "refused: %s", err.msg);
+    free(g);
+    et_bert_acts_free(&a);
+    et_bert_free(&m1);
+    et_bert_free(&m2);
+    fx_free(&f);
+}
+
 int main(void) {
     test_unit(0.0f);
     test_unit(0.3f);
@@ -371,5 +435,6 @@ int main(void) {
     test_torch_fixture_and_memory();
     test_attach_save_merge();
     test_resume();
+    test_freeze_embeddings();
     return et_test_report("test_lora_train");
 }

@@ -280,12 +280,20 @@ int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir
         fprintf(stderr, "embedtune %s: --lora-targets: %s\n", cmd, err.msg);
         return 2;
     }
-    if (c->freeze) { fprintf(stderr, "embedtune %s: --lora freezes the whole base already: drop --freeze\n", cmd); return 2; }
+    if (c->freeze) { fprintf(stderr, "embedtune %s: --lora freezes the whole base already: drop --freeze / --freeze-embeddings\n", cmd); return 2; }
     if (!ok) return 2;
     /* base_model_name_or_path: absolute, so the adapter folder can move */
     char cwd[ET_PATH_MAX];
     if (model_dir[0] == '/' || !getcwd(cwd, sizeof cwd) || et_path_join(base_abs, cap, cwd, model_dir, NULL))
         snprintf(base_abs, cap, "%s", model_dir);
     c->lora_base = base_abs;
+    return 0;
+}
+
+int et_cli_freeze_embeddings(et_opt *o, int n, const char *cmd, et_train_cfg *c, char *buf, size_t cap) {
+    if (!et_cli_get(o, n, "--freeze-embeddings")) return 0;
+    int k = snprintf(buf, cap, "%s%sembeddings.word_embeddings.", c->freeze ? c->freeze : "", c->freeze && *c->freeze ? "," : "");
+    if (k < 0 || (size_t)k >= cap) { fprintf(stderr, "embedtune %s: --freeze list too long\n", cmd); return 2; }
+    c->freeze = buf;
     return 0;
 }

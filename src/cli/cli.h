@@ -105,6 +105,10 @@ long et_cli_default_mem_budget_mb(void);
  * adapter's base_model_name_or_path is model_dir made absolute, kept in base_abs[cap] (c->lora_base points to it).
  * 0 on success, else 2 after a message naming the option. */
 int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap);
+/* --freeze-embeddings: add "embeddings.word_embeddings." to c->freeze (kept in buf[cap]). The trainer gives a frozen
+ * prefix of the parameter buffer no gradient and no AdamW state (train.h), and the word embeddings come first.
+ * 0 on success, else 2 after a message. */
+int et_cli_freeze_embeddings(et_opt *o, int n, const char *cmd, et_train_cfg *c, char *buf, size_t cap);
 /* Merge the adapter folder into the model folder and write a plain folder at out (`embedtune merge`, train/finetune
  * --merge); dtype ET_ST_F32, _F16 or _BF16. */
 et_status et_cli_merge_adapter(const char *model, const char *adapter, const char *out, int dtype, int threads, et_error *err);

@@ -45,6 +45,8 @@ static et_opt ft_opts[] = {
     {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between; "
                         "with --lora 10 times that)", NULL},
     ET_CLI_LORA_OPTS,
+    {"--freeze-embeddings", NULL, NULL, "freeze the word-embedding table: no gradient and no AdamW state for it (for "
+                                        "large vocabularies)", NULL},
     {"--batch", NULL, "N", "queries (or rows) per micro-batch (default auto: 16, or 8 below 128 examples)", NULL},
     {"--dev", NULL, "auto|on|off", "early stopping on a dev split carved from the training queries (15 %, by a hash of the id); auto = when it holds >= 5 queries (20 rows) (default auto)", NULL},
     {"--patience", NULL, "N", "dev evaluations without a new best before stopping, never before one full epoch (default 2)", NULL},
@@ -318,6 +320,8 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     if (ok && t->train_only_moe && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --train-only moe needs --moe-experts E\n"); ok = 0; }
     if (ok && (ly || gt) && !t->moe_experts) { fprintf(stderr, "embedtune finetune: --moe-layers / --moe-gate need --moe-experts E\n"); ok = 0; }
     if (!ok) return 2;
+    static char freeze_buf[64]; /* c.train.freeze points here during the run */
+    if (et_cli_freeze_embeddings(o, n, "finetune", t, freeze_buf, sizeof freeze_buf)) return 2;
     static char lora_base[ET_PATH_MAX]; /* c.train.lora_base points here during the run */
     if (et_cli_lora_options(o, n, "finetune", c.model_dir, t, lora_base, sizeof lora_base)) return 2;
 
