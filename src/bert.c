@@ -263,7 +263,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
         float *hbuf[2] = {take(&p, BTC), take(&p, BTC)};
         float *lx = NULL, *lu = NULL, *ldu = NULL; /* LoRA scratch shared by all layers */
         if (c->lora_rank > 0 && c->lora_sites) {
-            if (c->lora_dropout > 0) lx = take(&p, BT * (I > C ? I : C));
+            if (c->lora_dropout > 0) lx = take(&p, BT * ((c->lora_sites >> ET_LIN_O) & 1u ? (I > C ? I : C) : C)); /* widest adapted input */
             lu = take(&p, BT * (uint64_t)c->lora_rank);
             ldu = take(&p, BT * (uint64_t)c->lora_rank);
         }

@@ -234,7 +234,8 @@ typedef struct {
      * NULL = fp32 */
     const et_q8_matrix *q8[6];
     void *q8work;               /* et_q8_work_bytes(B_max * T_max, max(C, I)) bytes for those (NULL = fp32) */
-    /* LoRA scratch shared by all layers (cfg.lora_rank > 0; NULL otherwise): lora_x [B,T,max(C,I)] the dropped-out
+    /* LoRA scratch shared by all layers (cfg.lora_rank > 0; NULL otherwise): lora_x [B,T,in] (in: I when
+     * output.dense has an adapter, else C) the dropped-out
      * adapter input (training with lora_dropout > 0), lora_u / lora_du [B,T,r] (lora_du: training only). Nothing
      * of the adapters is kept between forward and backward: backward recomputes x @ A^T (r multiply-adds per input) */
     float *lora_x, *lora_u, *lora_du;
