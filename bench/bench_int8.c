@@ -1,4 +1,4 @@
-/* bench_int8.c - the int8 Linear kernel (src/kernels_int8.h) against the fp32 prepacked Linear on the MiniLM-L6
+/* bench_int8.c - the int8 Linear kernel (src/kernels/kernels_int8.h) against the fp32 prepacked Linear on the MiniLM-L6
  * shapes (N = 32 x 128 tokens; [384 -> 384], [384 -> 1536], [1536 -> 384]), one pool of --threads threads.
  * Prints per shape: best time, GOP/s (2*N*IC*OC per call) for each, and int8 / fp32.
  *   bench_int8 [--threads T] [--rows N] [--reps R]

@@ -1,4 +1,4 @@
-/* test_int8.c - int8 inference (src/kernels_int8.h):
+/* test_int8.c - int8 inference (src/kernels/kernels_int8.h):
  *   1. a hand-computed case (codes, scales and the output worked out on paper);
  *   2. every path (the automatic one: VNNI here, SIMD128 in wasm) and any thread count against the scalar
  *      one-element-at-a-time reference, bit for bit, over shapes with every edge (IC % 4, OC % 16, rows % 12);

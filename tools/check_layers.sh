@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tools/check_layers.sh - the include-order check of docs/architecture.md (the CTest test `layers`).
 # Reads the layer table of docs/architecture.md (rows "| N | name | `module`, ... | ... |"), maps every file of src/
-# (its subfolders included: src/cli/) and wasm/et_wasm.c to its module (kernels_*.c/h -> kernels, cli_*.c -> cli),
-# and fails when
+# (its subfolders included: src/cli/) and wasm/et_wasm.c to its module (every file of src/kernels/ -> kernels,
+# cli_*.c -> cli), and fails when
 #   - a file includes "x.h" of a module in a HIGHER layer than its own (a lower layer may not know a higher one),
 #   - a file belongs to no module of the table (place new modules in docs/architecture.md),
 #   - a header named in an #include "..." is neither a module of the table nor third-party (cJSON.h),
+#   - a file outside src/kernels/ includes one of its internal headers (all but kernels.h and kernels_int8.h),
 #   - modules include each other in a cycle (even within one layer; e.g. bert.h <-> moe.h), found by tsort,
 #   - JSON text is parsed with cJSON_Parse* anywhere but src/json.c (et_json_parse is the one entry: it tells
 #     out of memory from malformed text).
@@ -26,11 +27,13 @@ while IFS='|' read -r _ num name mods _; do
 done < "$DOC"
 [ ${#LAYER[@]} -gt 0 ] || { echo "check_layers: no layer table found in $DOC"; exit 2; }
 THIRD_PARTY=" cJSON.h "
-module_of() { # file name -> module
+KERNELS_PUBLIC=" kernels.h kernels_int8.h "
+module_of() { # file path (or an included name) -> module
+  case $1 in "$ROOT"/src/kernels/*) echo kernels; return ;; esac
+  [ -f "$ROOT/src/kernels/${1##*/}" ] && [ "${1#*/}" = "$1" ] && { echo kernels; return; }
   local b=${1##*/}
   b=${b%.*}
   case $b in
-    kernels_*) echo kernels ;;
     cli_*) echo cli ;;
     *) echo "$b" ;;
   esac
@@ -54,6 +57,12 @@ for f in $(find "$ROOT"/src -name '*.[ch]' | sort) "$ROOT"/wasm/et_wasm.c; do
     mi=$(module_of "$inc")
     li=${LAYER[$mi]:-}
     [ "$mi" = "$m" ] || echo "$m $mi" >> "$EDGES"
+    if [ "$mi" = kernels ] && [ "$m" != kernels ]; then
+      case $KERNELS_PUBLIC in *" $inc "*) ;; *)
+        echo "$rel:$line: includes \"$inc\", internal to src/kernels/ (outside it use kernels.h, kernels_int8.h)"
+        bad=$((bad + 1)) ;;
+      esac
+    fi
     if [ -z "$li" ]; then
       echo "$rel:$line: includes \"$inc\", which is no module of docs/architecture.md"
       bad=$((bad + 1))

@@ -34,7 +34,7 @@ Binary layout (little endian):
             float32 grads0[n_params], params_after[n_params]
 
 --bf16 (-> tests/fixtures/train/steps_bf16.bin, the same layout, cases infonce and clp): the same steps with
-the arithmetic of embedtune's --precision bf16 (src/kernels.h, "bf16 mixed precision"): every Linear layer's
+the arithmetic of embedtune's --precision bf16 (src/kernels/kernels.h, "bf16 mixed precision"): every Linear layer's
 GEMM operands are rounded to bfloat16 (round to nearest even) in forward AND backward (y = r(x) r(W)^T + b,
 dx = r(dy) r(W), dW = r(dy)^T r(x), db = sum dy), everything else (attention, LayerNorm, GELU, softmax, loss,
 AdamW, the sums themselves) in float64. So the C trainer in bf16 must match it to float32 rounding, and the

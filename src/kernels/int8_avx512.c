@@ -1,7 +1,7 @@
-/* kernels_int8_avx512.c - the int8 path with AVX512_VNNI (vpdpbusd: u8 x s8, 4 products per int32 lane):
+/* kernels/int8_avx512.c - the int8 path with AVX512_VNNI (vpdpbusd: u8 x s8, 4 products per int32 lane):
  * 12 rows x 2 panels (32 channels) of int32 accumulators, the activations' 4-byte groups broadcast from
  * memory. Activations are stored as code + 128 (u8); the kernel subtracts 128 * colsum (kernels_int8.h).
- * Selected at run time by kernels_int8.c when the fp32 path is avx512 and the CPU has AVX512_VNNI. */
+ * Selected at run time by int8.c when the fp32 path is avx512 and the CPU has AVX512_VNNI. */
 #if defined(__x86_64__) || defined(__i386__)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma")
@@ -10,7 +10,7 @@
 #endif
 #include <immintrin.h>
 #include <string.h>
-#include "kernels_int8_impl.h"
+#include "int8_impl.h"
 
 #define PANEL 16
 #define MR 12

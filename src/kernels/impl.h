@@ -1,12 +1,16 @@
-/* kernels_impl.h - INTERNAL to the kernels module (kernels*.c only): the table of one SIMD path.
+/* kernels/impl.h - INTERNAL to the kernels module (src/kernels/ only): the table of one SIMD path, and what the
+ * module's files share (path selection, the work split, the GEMM driver, the softmax row helpers).
  *
- * The GEMM driver in kernels.c is BLIS/GotoBLAS style: it packs op(A) into MR-row micro-panels
+ * The GEMM driver in gemm.c is BLIS/GotoBLAS style: it packs op(A) into MR-row micro-panels
  * (Ap[k*MR + r]) and op(B) into NR-column micro-panels (Bp[k*NR + c]), zero-padded to full
  * MR/NR, and calls the path's register-blocked micro-kernel on each MR x NR tile of C. */
 #ifndef ET_KERNELS_IMPL_H
 #define ET_KERNELS_IMPL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "threads.h"
 
 /* C[m,n] (row stride ldc, m <= MR, n <= NR) = alpha * Ap[MR-panel, K] * Bp[K, NR-panel] + beta * C.
  * beta == 0: C is write-only. Ap / Bp are 64-byte aligned packed panels. */
@@ -26,7 +30,7 @@ typedef struct et_kern_isa {
     void (*axpy)(float *y, float alpha, const float *x, int64_t n);
     /* x[i] = exp(x[i] - sub), returns sum (softmax); NULL = scalar expf */
     float (*expsum)(float *x, int64_t n, float sub);
-    /* (optional, NULL = scalar code in kernels.c) out[i] = gelu(x[i]) (exact-erf form, |err| within
+    /* (optional, NULL = scalar code in elementwise.c) out[i] = gelu(x[i]) (exact-erf form, |err| within
      * ~1e-6 relative + 1e-7 absolute of the double reference) */
     void (*gelu_fwd)(float *out, const float *x, int64_t n);
     /* dinp[i] += dout[i] * gelu'(x[i]) */
@@ -54,19 +58,53 @@ typedef struct et_kern_isa {
 #if defined(__x86_64__) || defined(__i386__)
 extern const et_kern_isa et_kern_isa_avx512;
 extern const et_kern_isa et_kern_isa_avx2;
-extern const et_kern_isa et_kern_isa_avx512bf16; /* kernels_avx512bf16.c: vdpbf16ps (AVX512_BF16) */
+extern const et_kern_isa et_kern_isa_avx512bf16; /* bf16_avx512bf16.c: vdpbf16ps (AVX512_BF16) */
 #endif
 
-/* ---- the bf16 GEMM tables (kernels_bf16.c has the layout and the arithmetic) ----
+/* ---- the bf16 GEMM tables (bf16.c has the layout and the arithmetic) ----
  * Their panels are bf16 pairs in the driver's float-sized slots. Both tables have the same KC (the k
  * blocks decide the sums, so the bits) and the same epilogue, so they give the same bits. */
 #define ET_BF16_KC 384
-extern const et_kern_isa et_kern_isa_bf16_ref;    /* kernels_bf16.c: the scalar reference */
+extern const et_kern_isa et_kern_isa_bf16_ref;    /* bf16.c: the scalar reference */
 /* the reference packers, for any MR / NR (the SIMD table's edge cases) */
 void et_bf16_pack_a_ref(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR);
 void et_bf16_pack_b_ref(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR);
 #if defined(__wasm_simd128__)
 extern const et_kern_isa et_kern_isa_wasm128;
 #endif
+
+/* ---- dispatch.c: which path runs ---- */
+const et_kern_isa *et_kern_cur(void);   /* the fp32 path in use (automatic, or forced by et_kernels_force_path) */
+const et_kern_isa *et_kern_path(int i); /* path i (0 scalar, 1 avx2, 2 avx512, 3 wasm128); NULL = not on this CPU */
+const et_kern_isa *et_kern_bf16(void);  /* the bf16 GEMM table in use */
+
+/* ---- dispatch.c: the work split (kernels.h et_kernel_split) ---- */
+int et_kern_part_lo(int u, int parts, int i);   /* start of part i of u units split in `parts` ranges */
+int et_kern_equal_tasks(int u, int nt);         /* the fewest threads <= nt with the makespan of nt for u equal tasks */
+/* the compute grid of one column block (M x nc, `flops`) of a GEMM on nt threads: ntm x ntn chunks on *used */
+void et_kern_gemm_grid(int M, int nc, double flops, int nt, int MR, int NR, int *ntm, int *ntn, int *used);
+static inline size_t et_kern_round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+/* task `task` of ntasks equal ranges of [0, n) */
+static inline void et_kern_range_of(int64_t n, int ntasks, int task, int64_t *i0, int64_t *i1) {
+    *i0 = n * task / ntasks;
+    *i1 = n * (task + 1) / ntasks;
+}
+
+/* ---- gemm.c: the blocked GEMM ---- */
+/* packing workspace in floats: B block (bfl) then one A block (afl); both multiples of 16 */
+void et_kern_gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size_t *afl);
+/* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks); Bp / Aws the
+ * workspace (et_kern_gemm_ws_sizes), Bpre prepacked op(B) or NULL, bias [N] or NULL, gelu fused when the path can */
+void et_kern_gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA, int transB,
+                      int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                      float *C, int ldc, const float *Bpre, const float *bias, int gelu);
+
+/* ---- elementwise.c: LayerNorm splits and the softmax row helpers (the path's vector code when it has it) ---- */
+#define ET_LN_CHUNKS 16 /* row chunks of the LayerNorm weight-gradient sums (fixed by N: determinism) */
+int et_kern_ln_split(int nt, int N, int C, int *used);
+int et_kern_ln_bwd_threads(int nt, int N, int C);
+float et_kern_expsum(const et_kern_isa *I, float *x, int64_t n, float sub); /* x = exp(x - sub), returns the sum */
+float et_kern_rowmax(const et_kern_isa *I, const float *x, int64_t n);
+void et_kern_rowscale(const et_kern_isa *I, float *x, float s, int64_t n);
 
 #endif

@@ -1,8 +1,8 @@
-/* kernels_wasm.c - wasm_simd128 path (Emscripten and WASI with -msimd128): 4x8 micro-kernel with
+/* kernels/wasm128.c - wasm_simd128 path (Emscripten and WASI with -msimd128): 4x8 micro-kernel with
  * mul + add (wasm SIMD has no FMA outside relaxed SIMD, which emcc 3.1.6 can't use), dot, axpy. */
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
-#include "kernels_impl.h"
+#include "impl.h"
 
 #define MR 4
 #define NR 8

@@ -1,6 +1,6 @@
-/* kernels_avx512.c - AVX-512F path: 14x32 FMA micro-kernel (28 zmm accumulators), masked edges,
+/* kernels/avx512.c - AVX-512F path: 14x32 FMA micro-kernel (28 zmm accumulators), masked edges,
  * vector dot/axpy. Built only on x86 (CMake adds the ISA flags; the pragma keeps a plain
- * `cc -c` working too). Selected at run time by kernels.c when the CPU has AVX-512F. */
+ * `cc -c` working too). Selected at run time by dispatch.c when the CPU has AVX-512F. */
 #if defined(__x86_64__) || defined(__i386__)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx2,fma")
@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
-#include "kernels_impl.h"
-#include "kernels_avx512_tr.h"
+#include "impl.h"
+#include "avx512_common.h"
 
 #define MR 14
 #ifndef ET_BPF
@@ -47,30 +47,7 @@ static ET_ALWAYS_INLINE void ukr_rows(const int R, int n, int K, const float *Ap
         Ap += MR;
         Bp += NR;
     }
-    __mmask16 m0 = n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u);
-    __mmask16 m1 = n >= 32 ? 0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
-    if (bias) { b0 = _mm512_maskz_loadu_ps(m0, bias); b1 = _mm512_maskz_loadu_ps(m1, bias + 16); }
-#pragma GCC unroll 14
-    for (int r = 0; r < R; r++) {
-        float *c = C + (long)r * ldc;
-        __m512 o0, o1;
-        if (bias) { /* C = alpha * acc + bias (write-only): the fused Linear bias */
-            o0 = _mm512_fmadd_ps(va, c0[r], b0);
-            o1 = _mm512_fmadd_ps(va, c1[r], b1);
-        } else if (beta == 0.0f) {
-            o0 = _mm512_mul_ps(va, c0[r]);
-            o1 = _mm512_mul_ps(va, c1[r]);
-        } else {
-            __m512 x0 = _mm512_maskz_loadu_ps(m0, c), x1 = _mm512_maskz_loadu_ps(m1, c + 16);
-            o0 = _mm512_fmadd_ps(va, c0[r], _mm512_mul_ps(vb, x0));
-            o1 = _mm512_fmadd_ps(va, c1[r], _mm512_mul_ps(vb, x1));
-        }
-        if (gelu) { o0 = gelu16(o0); o1 = gelu16(o1); }
-        _mm512_mask_storeu_ps(c, m0, o0);
-        _mm512_mask_storeu_ps(c + 16, m1, o1);
-    }
+    et_avx512_store_tile(R, n, c0, c1, C, ldc, alpha, beta, bias, gelu ? gelu16 : NULL);
 }
 
 #define UKR(R)                                                                                      \

@@ -1,12 +1,12 @@
-/* kernels_int8.c - int8 Linear layers (kernels_int8.h): quantization, packing, the threaded driver, the portable
+/* kernels/int8.c - int8 Linear layers (kernels_int8.h): quantization, packing, the threaded driver, the portable
  * scalar path (the reference) and the WebAssembly SIMD128 path (i32x4.dot_i16x8_s). The AVX512-VNNI
- * path is in kernels_int8_avx512.c. */
+ * path is in int8_avx512.c. */
 #include "kernels_int8.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
-#include "kernels_int8_impl.h"
+#include "int8_impl.h"
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 #endif

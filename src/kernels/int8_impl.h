@@ -1,4 +1,4 @@
-/* kernels_int8_impl.h - INTERNAL to the int8 module (kernels_int8*.c only): the table of one int8 path. */
+/* kernels/int8_impl.h - INTERNAL to the int8 kernels (int8*.c only): the table of one int8 path. */
 #ifndef ET_KERNELS_INT8_IMPL_H
 #define ET_KERNELS_INT8_IMPL_H
 

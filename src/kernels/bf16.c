@@ -1,4 +1,4 @@
-/* kernels_bf16.c - the bf16 GEMM's scalar reference (every build, x86 or not, WebAssembly too).
+/* kernels/bf16.c - the bf16 GEMM's scalar reference (every build, x86 or not, WebAssembly too).
  *
  * What the bf16 GEMM computes (kernels.h et_sgemm_bf16), written out one element at a time: op(A) and op(B)
  * are rounded to bfloat16 as they are packed (et_f32_to_bf16_daz: round to nearest even, subnormals to zero, as
@@ -7,9 +7,9 @@
  * acc = fma(a[k+1], b[k+1], acc), then acc = fma(a[k], b[k], acc), with subnormal results flushed to zero.
  * A bf16 x bf16 product has at most 16 significant bits, so each fma is one rounding of an exact sum. The
  * epilogue is the fp32 AVX-512 path's (alpha * acc, fma(alpha, acc, beta * C), fma(alpha, acc, bias)).
- * kernels_avx512bf16.c must give the same bits (tests/test_bf16.c checks it).
+ * bf16_avx512bf16.c must give the same bits (tests/test_bf16.c checks it).
  *
- * Packed layout (both tables): the driver in kernels.c hands out panel slots sized for float panels
+ * Packed layout (both tables): the driver in gemm.c hands out panel slots sized for float panels
  * (MR x kc and kc x NR floats); a bf16 panel fills the first half of its slot. A panel is ceil(kc / 2) pairs;
  * pair p of row r of an A panel is the 32-bit word Ap[p * MR + r] = bf16(op(A)[r][2p]) | bf16(op(A)[r][2p+1])
  * << 16, and of column c of a B panel the word Bp[p * NR + c]; rows and columns past the edge are zero. */
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "kernels_impl.h"
+#include "impl.h"
 
 uint16_t et_f32_to_bf16_daz(float x) {
     uint32_t u;
@@ -45,40 +45,33 @@ static void put_pair(float *dst, float lo, float hi) {
     memcpy(dst, &w, 4);
 }
 
-/* op(A) rows [0,mc) x k [0,kc) -> MR-row pair panels (see the top); also the AVX-512 table's edge packer */
-void et_bf16_pack_a_ref(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR) {
+/* One packer for both operands (see the top; op(A) row panels and op(B) column panels are the same layout with
+ * rows and columns swapped): `n` lines x k [0,kc) -> P-line pair panels, pair p of line l at dst[p * P + l].
+ * kfirst: line l, k value k is X[l * ld + k]; else X[k * ld + l]. */
+static void pack_pairs(float *dst0, const float *X, int ld, int kfirst, int n, int kc, int P) {
     const int kp = (kc + 1) / 2;
-    for (int i0 = 0; i0 < mc; i0 += MR) {
-        int h = mc - i0 < MR ? mc - i0 : MR;
-        float *dst = Ap + (size_t)i0 * kc;
+    for (int l0 = 0; l0 < n; l0 += P) {
+        int h = n - l0 < P ? n - l0 : P;
+        float *dst = dst0 + (size_t)l0 * kc;
         for (int p = 0; p < kp; p++)
-            for (int r = 0; r < MR; r++) {
+            for (int l = 0; l < P; l++) {
                 float v[2] = {0.0f, 0.0f};
                 for (int e = 0; e < 2; e++) {
                     int k = 2 * p + e;
-                    if (r < h && k < kc) v[e] = ta ? A[(size_t)k * lda + i0 + r] : A[(size_t)(i0 + r) * lda + k];
+                    if (l < h && k < kc) v[e] = kfirst ? X[(size_t)(l0 + l) * ld + k] : X[(size_t)k * ld + l0 + l];
                 }
-                put_pair(dst + (size_t)p * MR + r, v[0], v[1]);
+                put_pair(dst + (size_t)p * P + l, v[0], v[1]);
             }
     }
 }
 
-/* op(B) k [0,kc) x cols [0,nc) -> NR-column pair panels */
+/* op(A) rows [0,mc) x k [0,kc) -> MR-row pair panels; op(B) k [0,kc) x cols [0,nc) -> NR-column pair panels */
+void et_bf16_pack_a_ref(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR) {
+    pack_pairs(Ap, A, lda, !ta, mc, kc, MR);
+}
+
 void et_bf16_pack_b_ref(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR) {
-    const int kp = (kc + 1) / 2;
-    for (int j0 = 0; j0 < nc; j0 += NR) {
-        int w = nc - j0 < NR ? nc - j0 : NR;
-        float *dst = Bp + (size_t)j0 * kc;
-        for (int p = 0; p < kp; p++)
-            for (int c = 0; c < NR; c++) {
-                float v[2] = {0.0f, 0.0f};
-                for (int e = 0; e < 2; e++) {
-                    int k = 2 * p + e;
-                    if (c < w && k < kc) v[e] = tb ? B[(size_t)(j0 + c) * ldb + k] : B[(size_t)k * ldb + j0 + c];
-                }
-                put_pair(dst + (size_t)p * NR + c, v[0], v[1]);
-            }
-    }
+    pack_pairs(Bp, B, ldb, tb, nc, kc, NR);
 }
 
 /* one VDPBF16PS lane: acc + hi product, then + lo product, each an fma flushed to zero when subnormal */
@@ -125,14 +118,6 @@ static void ref_ukr_bias(int m, int n, int K, const float *Ap, const float *Bp, 
     ref_tile(m, n, K, Ap, Bp, C, ldc, alpha, 0.0f, bias);
 }
 
-static void ref_pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, int MR) {
-    et_bf16_pack_a_ref(Ap, A, lda, ta, mc, kc, MR);
-}
-
-static void ref_pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int NR) {
-    et_bf16_pack_b_ref(Bp, B, ldb, tb, kc, nc, NR);
-}
-
 /* KC must be the AVX-512 bf16 table's: the k blocks decide which sums are formed, so the bits */
 const et_kern_isa et_kern_isa_bf16_ref = {"bf16-scalar", RMR, RNR, RMR * 28, ET_BF16_KC, 1024, ref_ukr,
-                                          ref_pack_a, ref_pack_b, 0, 0, 0, 0, 0, 0, 0, 0, 0, ref_ukr_bias, 0};
+                                          et_bf16_pack_a_ref, et_bf16_pack_b_ref, 0, 0, 0, 0, 0, 0, 0, 0, 0, ref_ukr_bias, 0};

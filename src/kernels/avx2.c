@@ -1,5 +1,5 @@
-/* kernels_avx2.c - AVX2+FMA path: 6x16 micro-kernel (12 ymm accumulators), vector dot/axpy.
- * Built only on x86; selected at run time by kernels.c when the CPU has AVX2 and FMA. */
+/* kernels/avx2.c - AVX2+FMA path: 6x16 micro-kernel (12 ymm accumulators), vector dot/axpy.
+ * Built only on x86; selected at run time by dispatch.c when the CPU has AVX2 and FMA. */
 #if defined(__x86_64__) || defined(__i386__)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx2,fma")
@@ -8,7 +8,7 @@
 #endif
 #include <immintrin.h>
 #include <math.h>
-#include "kernels_impl.h"
+#include "impl.h"
 
 #define MR 6
 #define NR 16

@@ -64,7 +64,7 @@ void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, con
  * significand) and everything else in fp32: op(A) and op(B) are rounded to bf16 as they are packed
  * (et_f32_to_bf16_daz); each product of two bf16 values is exact in fp32; the sums are fp32, as VDPBF16PS
  * forms them: k in pairs from the start of each k block (ET_BF16_KC = 384, split evenly as et_sgemm's),
- * acc = fma(a[k+1], b[k+1], acc) then fma(a[k], b[k], acc), subnormal sums flushed to zero (kernels_bf16.c
+ * acc = fma(a[k+1], b[k+1], acc) then fma(a[k], b[k], acc), subnormal sums flushed to zero (kernels/bf16.c
  * writes it out); C, alpha, beta, the bias and the gradient buffers accumulated into are fp32. So a bf16
  * GEMM's error is that of rounding its inputs (relative 2^-8 each at most), not that of a bf16 output.
  * VDPBF16PS runs them when et_bf16_native(), else the scalar reference does, with the same bits (slowly:
