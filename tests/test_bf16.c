@@ -5,6 +5,9 @@
  *    the fp32 accumulation bound, and against the fp32 GEMM within the bf16 input-rounding bound;
  *  - the VDPBF16PS path (where the CPU has it) against the scalar reference BIT FOR BIT on odd shapes, every
  *    transpose, alpha/beta/bias, several k blocks, subnormal and rounding-tie inputs;
+ *  - the AMX path (TDPBF16PS, where the CPU and OS allow it) on the same cases against the double sum of the
+ *    bf16-rounded operands, within twice the reference's fp32 bound (its sums are not a chain of fmas: see
+ *    kernels.h), and bit for bit with the reference below K = 32 (those GEMMs run on VDPBF16PS);
  *  - the same bits with pools of 1..4 threads; the Linear forward/backward entry points against et_sgemm_bf16. */
 #include <float.h>
 #include <math.h>
@@ -83,6 +86,9 @@ static void fill(float *x, size_t n, int special) {
 
 typedef struct { int ta, tb, M, N, K; float alpha, beta; int pad; } gcase;
 
+static int n_native[2];     /* cases run on VDPBF16PS, on AMX */
+static double amx_worst;    /* AMX's worst relative error against the double sum */
+
 /* one GEMM: reference (scalar table) vs double, vs fp32 GEMM, and the native table vs the reference bits */
 static void gemm_case(et_pool *pool, const gcase *g, int special) {
     const int lda = (g->ta ? g->M : g->K) + g->pad, ldb = (g->tb ? g->K : g->N) + g->pad, ldc = g->N + g->pad;
@@ -140,15 +146,50 @@ static void gemm_case(et_pool *pool, const gcase *g, int special) {
     CHECK(worst_ref <= bound, "%s: reference vs double rel %.3g > %.3g", label, worst_ref, bound);
     CHECK(worst_fp <= bound_fp, "%s: reference vs fp32 GEMM rel %.3g > %.3g", label, worst_fp, bound_fp);
     CHECK(!bad_pad, "%s: the reference wrote outside C's columns", label);
-    /* the native table: the same bits */
-    if (et_bf16_native()) {
+    /* the VDPBF16PS table: the same bits */
+    if (et_bf16_force("avx512bf16") == 0) {
+        memcpy(Cn, C0, nc * 4);
         et_sgemm_bf16(pool, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta, Cn, ldc);
         size_t diff = 0, first = 0;
         for (size_t i = 0; i < nc; i++)
             if (bitsf(Cn[i]) != bitsf(Cr[i]) && !diff++) first = i;
         CHECK(!diff, "%s: %s differs from the reference in %zu of %zu (first [%zu] %.9g vs %.9g)", label,
               et_bf16_name(), diff, nc, first, Cn[first], Cr[first]);
+        n_native[0]++;
     }
+    /* the AMX table: within twice the reference's bound of the exact sum (every addition of the tile unit and
+     * the epilogue rounds once; allowing 2u each covers rounding toward zero as well as to nearest, since the
+     * tile unit's order and rounding of a step's 32 products are not documented); below K = 32 the bits */
+    if (et_bf16_force("amx-bf16") == 0) {
+        memcpy(Cn, C0, nc * 4);
+        et_sgemm_bf16(pool, g->ta, g->tb, g->M, g->N, g->K, g->alpha, A, lda, B, ldb, g->beta, Cn, ldc);
+        double worst_amx = 0;
+        int bad_pad_amx = 0;
+        size_t diff = 0;
+        for (int i = 0; i < g->M; i++) {
+            for (int j = 0; j < g->N; j++) {
+                double s = 0, sa = 0;
+                for (int k = 0; k < g->K; k++) {
+                    double p = bf(opa(A, lda, g->ta, i, k)) * bf(opb(B, ldb, g->tb, k, j));
+                    s += p;
+                    sa += fabs(p);
+                }
+                double c0 = C0[(size_t)i * ldc + j];
+                double want = g->alpha * s + (g->beta != 0.0f ? g->beta * c0 : 0.0);
+                double scale = fabs(g->alpha) * sa + fabs(g->beta * c0);
+                double e = fabs(Cn[(size_t)i * ldc + j] - want) / (scale > 1e-30 ? scale : 1e-30);
+                if (e > worst_amx) worst_amx = e;
+                diff += bitsf(Cn[(size_t)i * ldc + j]) != bitsf(Cr[(size_t)i * ldc + j]);
+            }
+            for (int j = g->N; j < ldc; j++) bad_pad_amx |= bitsf(Cn[(size_t)i * ldc + j]) != bitsf(C0[(size_t)i * ldc + j]);
+        }
+        CHECK(worst_amx <= 2 * bound, "%s: amx-bf16 vs double rel %.3g > %.3g", label, worst_amx, 2 * bound);
+        CHECK(!bad_pad_amx, "%s: amx-bf16 wrote outside C's columns", label);
+        if (g->K < 32) CHECK(!diff, "%s: K < 32 runs on VDPBF16PS, yet %zu values differ from the reference", label, diff);
+        if (worst_amx > amx_worst) amx_worst = worst_amx;
+        n_native[1]++;
+    }
+    et_bf16_force(NULL);
     free(A); free(B); free(C0); free(Cr); free(Cn); free(Cf);
 }
 
@@ -168,8 +209,8 @@ static void test_gemm(void) {
             gemm_case(s % 2 ? p2 : NULL, &g, (int)(s + t) % 2);
             nc++;
         }
-    printf("bf16 GEMM: %d cases, native table %s\n", nc,
-           et_bf16_native() ? et_bf16_name() : "none here (reference checks only)");
+    printf("bf16 GEMM: %d cases, %d on VDPBF16PS (bits = reference), %d on AMX (worst rel error %.3g); auto: %s\n",
+           nc, n_native[0], n_native[1], amx_worst, et_bf16_native() ? et_bf16_name() : "the reference");
     et_pool_destroy(p2);
 }
 

@@ -73,4 +73,20 @@ static inline __attribute__((always_inline)) void et_avx512_store_tile(const int
     }
 }
 
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define ET_AVX512_AI inline __attribute__((always_inline))
+/* 16 pair words from two fp32 vectors: word i = bf16(lo[i]) | bf16(hi[i]) << 16 (rows k and k + 1) */
+static ET_AVX512_AI __m512 et_pairs16(__m512 lo, __m512 hi) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* words 0..15 = bf16(lo), 16..31 = bf16(hi) */
+    return _mm512_castsi512_ps(_mm512_permutexvar_epi16(idx, v));
+}
+
+static ET_AVX512_AI __mmask16 et_lanes16(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+#endif
+
 #endif

@@ -73,25 +73,13 @@ static void ukr_bias(int m, int n, int K, const float *Ap, const float *Bp, floa
     tab_ukr[m](n, K, Ap, Bp, C, ldc, alpha, 0.0f, bias);
 }
 
-/* 16 pair words from two fp32 vectors: word i = bf16(lo[i]) | bf16(hi[i]) << 16 (rows k and k + 1) */
-static ET_ALWAYS_INLINE __m512 pairs16(__m512 lo, __m512 hi) {
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* words 0..15 = bf16(lo), 16..31 = bf16(hi) */
-    return _mm512_castsi512_ps(_mm512_permutexvar_epi16(idx, v));
-}
-
-static ET_ALWAYS_INLINE __mmask16 lanes(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
-
 /* Rows src[0..h) (h <= 16; k contiguous in each, row stride ld) x k [0, kc) -> pair words: pair p of row r
  * to dst[p * stride + r] for r < store (store lanes written: the rest of a row past h is zero) */
 static ET_ALWAYS_INLINE void pack_rows_k(float *dst, int stride, const float *src, int ld, int h, int kc,
                                          __mmask16 store) {
     for (int k = 0; k < kc; k += 32) {
         int rem = kc - k;
-        __mmask16 mlo = lanes(rem), mhi = lanes(rem - 16);
+        __mmask16 mlo = et_lanes16(rem), mhi = et_lanes16(rem - 16);
         __m512 r16[16];
 #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
@@ -112,9 +100,9 @@ static ET_ALWAYS_INLINE void pack_rows_k(float *dst, int stride, const float *sr
 
 /* Two rows (k and k + 1; hi NULL = zero) of w <= 16 contiguous values -> 16 pair words at dst (store lanes) */
 static ET_ALWAYS_INLINE void pack_two_rows(float *dst, const float *lo, const float *hi, int w, __mmask16 store) {
-    __mmask16 m = lanes(w);
+    __mmask16 m = et_lanes16(w);
     __m512 x0 = _mm512_maskz_loadu_ps(m, lo), x1 = hi ? _mm512_maskz_loadu_ps(m, hi) : _mm512_setzero_ps();
-    _mm512_mask_storeu_ps(dst, store, pairs16(x0, x1));
+    _mm512_mask_storeu_ps(dst, store, et_pairs16(x0, x1));
 }
 
 /* op(A) rows [0,mc) x k [0,kc) -> 14-row pair panels Ap[p * 14 + r] */
@@ -135,8 +123,8 @@ static void pack_a(float *Ap, const float *A, int lda, int ta, int mc, int kc, i
     }
 }
 
-/* op(B) k [0,kc) x cols [0,nc) -> 32-column pair panels Bp[p * 32 + c] */
-static void pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int nr) {
+/* op(B) k [0,kc) x cols [0,nc) -> 32-column pair panels Bp[p * 32 + c] (also the AMX table's B tiles) */
+void et_bf16_avx512_pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int nr) {
     (void)nr;
     const int kp = (kc + 1) / 2;
     for (int j0 = 0; j0 < nc; j0 += NR) {
@@ -156,7 +144,8 @@ static void pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, i
 }
 
 /* KC: ET_BF16_KC, as the scalar reference (the same k blocks, so the same sums) */
-const et_kern_isa et_kern_isa_avx512bf16 = {"avx512bf16", MR, NR, 14 * 8, ET_BF16_KC, 1024, ukr, pack_a, pack_b,
+const et_kern_isa et_kern_isa_avx512bf16 = {"avx512bf16", MR, NR, 14 * 8, ET_BF16_KC, 1024, ukr, pack_a,
+                                            et_bf16_avx512_pack_b,
                                             0, 0, 0, 0, 0, 0, 0, 0, 0, ukr_bias, 0};
 
 #if defined(__clang__)

@@ -1,5 +1,8 @@
 /* kernels/dispatch.c - which path runs (the fp32 SIMD paths, the bf16 tables), the scalar path, and how
  * every kernel splits its work over the pool's threads (et_kernel_split). */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1 /* syscall(), for arch_prctl (AMX); the build defines only _POSIX_C_SOURCE */
+#endif
 #include "kernels.h"
 #include "impl.h"
 
@@ -167,51 +170,134 @@ void et_kern_gemm_grid(int M, int nc, double flops, int nt, int MR, int NR, int 
 }
 
 
-/* ---------------------------------------------------------------- bf16 GEMMs (bf16.c, bf16_avx512bf16.c) */
-/* The bf16 table: VDPBF16PS when the CPU has AVX512_BF16 (and the fp32 path is automatic or forced to
- * avx512), else the scalar reference (the same bits, slowly). */
-const et_kern_isa *et_kern_bf16(void) {
+/* ---------------------------------------------------------------- AMX: may this process use the tiles? */
 #if ET_HAVE_X86_PATHS
-    if ((et_forced_path < 0 || et_forced_path == 2) && et_kern_path(2) && __builtin_cpu_supports("avx512bf16") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return &et_kern_isa_avx512bf16;
+#include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
+#define ET_ARCH_REQ_XCOMP_PERM 0x1023 /* Linux asm/prctl.h */
+#define ET_XFEATURE_XTILEDATA 18
+
+static unsigned long long xcr0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (unsigned long long)hi << 32 | lo;
+}
+
+/* the CPU and OS part (no syscall): AMX-TILE + feature bit `what`, tile state enabled in XCR0 */
+static int amx_cpu(int what) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!(d & (1u << 24)) || !(d & (1u << what))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0; /* OSXSAVE: xgetbv allowed */
+    return (xcr0() & (3ull << 17)) == (3ull << 17);
+}
+
+/* Linux grants the tile data per process, once asked (kernels >= 5.16; older ones and other systems refuse:
+ * then no AMX). The answer is kept: asking twice is harmless, so two threads racing here only ask twice. */
+static int amx_perm(void) {
+    static _Atomic int state; /* 0 not asked yet, 1 granted, -1 refused */
+    int s = state;
+    if (s) return s > 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    s = syscall(SYS_arch_prctl, ET_ARCH_REQ_XCOMP_PERM, ET_XFEATURE_XTILEDATA) == 0 ? 1 : -1;
+#else
+    s = -1;
+#endif
+    state = s;
+    return s > 0;
+}
+
+int et_kern_amx_ok(int what) { return amx_cpu(what) && amx_perm(); }
+#else
+int et_kern_amx_ok(int what) { (void)what; return 0; }
+#endif
+
+/* ---------------------------------------------------------------- bf16 GEMMs (bf16.c, bf16_avx512bf16.c, bf16_amx.c) */
+/* A test/benchmark hook like et_forced_path: the bf16 table by name (NULL = automatic). */
+static const et_kern_isa *et_forced_bf16;
+
+/* the bf16 tables this build has, whether or not this CPU runs them (i = 0, 1, ...; NULL past the last) */
+static const et_kern_isa *bf16_table(int i) {
+    static const et_kern_isa *const t[] = {&et_kern_isa_bf16_ref,
+#if ET_HAVE_X86_PATHS
+                                           &et_kern_isa_avx512bf16, &et_kern_isa_amx_bf16
+#endif
+    };
+    return i >= 0 && i < (int)(sizeof t / sizeof t[0]) ? t[i] : NULL;
+}
+
+/* may table I run on this CPU and process? */
+static int bf16_runs(const et_kern_isa *I) {
+    if (I == &et_kern_isa_bf16_ref) return 1;
+#if ET_HAVE_X86_PATHS
+    if ((et_forced_path >= 0 && et_forced_path != 2) || !et_kern_path(2) || !__builtin_cpu_supports("avx512bf16") ||
+        !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl"))
+        return 0;
+    if (I == &et_kern_isa_avx512bf16) return 1;
+    if (I == &et_kern_isa_amx_bf16) return et_kern_amx_ok(22);
+#endif
+    return 0;
+}
+
+/* The bf16 table: the forced one, else AMX (TDPBF16PS) when this CPU has AMX-BF16 and Linux grants the tiles,
+ * else VDPBF16PS when the CPU has AVX512_BF16 (and the fp32 path is automatic or forced to avx512), else the
+ * scalar reference (VDPBF16PS's bits, slowly). */
+const et_kern_isa *et_kern_bf16(void) {
+    if (et_forced_bf16) return et_forced_bf16;
+    for (int i = 2; i > 0; i--)
+        if (bf16_table(i) && bf16_runs(bf16_table(i))) return bf16_table(i);
     return &et_kern_isa_bf16_ref;
 }
+
+int et_bf16_force(const char *name) {
+    if (!name || !strcmp(name, "auto")) { et_forced_bf16 = NULL; return 0; }
+    for (int i = 0; bf16_table(i); i++)
+        if (!strcmp(bf16_table(i)->name, name)) {
+            if (!bf16_runs(bf16_table(i))) return -1;
+            et_forced_bf16 = bf16_table(i);
+            return 0;
+        }
+    return -1;
+}
+
+const et_kern_isa *et_kern_bf16_table(int i) { return bf16_table(i); }
 
 int et_bf16_native(void) { return et_kern_bf16() != &et_kern_isa_bf16_ref; }
 
 const char *et_bf16_name(void) { return et_kern_bf16()->name; }
 
-/* fp32 micro-kernel time / bf16 micro-kernel time on one L1-resident 14 x 32 x 384 tile (the same flops): the
- * best of 9 runs of 64 calls each in process CPU time (clock(): what other jobs on the cores do not inflate),
- * a few milliseconds in all */
-double et_bf16_speedup(void) {
-    const et_kern_isa *B = et_kern_bf16(), *F = et_kern_path(2);
-    if (B == &et_kern_isa_bf16_ref || !F || F->MR != B->MR || F->NR != B->NR) return 0.0;
-    const int MR = B->MR, NR = B->NR, K = ET_BF16_KC;
-    size_t na = et_kern_round_up((size_t)MR * K, 16), nb = et_kern_round_up((size_t)K * NR, 16), nc = (size_t)MR * NR;
-    float *buf = aligned_alloc(64, sizeof(float) * (3 * na + 3 * nb + nc)); /* A, B: row-major source, 2 packed */
+/* micro-kernel seconds per flop of table I on one L1-resident MR x NR x ET_BF16_KC tile: the best of 9 runs of
+ * 64 calls in process CPU time (clock(): what other jobs on the cores do not inflate); 0 if out of memory */
+static double ukr_time_per_flop(const et_kern_isa *I) {
+    const int MR = I->MR, NR = I->NR, K = ET_BF16_KC;
+    size_t na = et_kern_round_up((size_t)MR * K, 16), nb = et_kern_round_up((size_t)K * NR, 16);
+    float *buf = aligned_alloc(64, sizeof(float) * (2 * na + 2 * nb + (size_t)MR * NR));
     if (!buf) return 0.0;
-    float *A = buf, *Bm = A + na, *Apf = Bm + nb, *Bpf = Apf + na, *Apb = Bpf + nb, *Bpb = Apb + na, *C = Bpb + nb;
+    float *A = buf, *Bm = A + na, *Ap = Bm + nb, *Bp = Ap + na, *C = Bp + nb;
     for (int i = 0; i < MR * K; i++) A[i] = (float)((i * 37) % 101) * 0.01f - 0.5f;
     for (int i = 0; i < K * NR; i++) Bm[i] = (float)((i * 53) % 97) * 0.01f - 0.5f;
-    F->pack_a(Apf, A, K, 0, MR, K, MR);
-    F->pack_b(Bpf, Bm, NR, 0, K, NR, NR);
-    B->pack_a(Apb, A, K, 0, MR, K, MR);
-    B->pack_b(Bpb, Bm, NR, 0, K, NR, NR);
-    double best[2] = {1e30, 1e30};
-    for (int rep = 0; rep < 9; rep++)
-        for (int w = 0; w < 2; w++) {
-            const et_kern_isa *I = w ? B : F;
-            const float *ap = w ? Apb : Apf, *bp = w ? Bpb : Bpf;
-            clock_t t0 = clock();
-            for (int i = 0; i < 64; i++) I->ukr(MR, NR, K, ap, bp, C, NR, 1.0f, 0.0f);
-            double t = (double)(clock() - t0);
-            if (t < best[w]) best[w] = t;
-        }
+    I->pack_a(Ap, A, K, 0, MR, K, MR);
+    I->pack_b(Bp, Bm, NR, 0, K, NR, NR);
+    double best = 1e30;
+    for (int rep = 0; rep < 9; rep++) {
+        clock_t t0 = clock();
+        for (int i = 0; i < 64; i++) I->ukr(MR, NR, K, Ap, Bp, C, NR, 1.0f, 0.0f);
+        double t = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        if (t < best) best = t;
+    }
     free(buf);
-    return best[1] > 0 ? best[0] / best[1] : 0.0;
+    return best / (64.0 * 2.0 * MR * NR * K);
+}
+
+/* fp32 (AVX-512) micro-kernel time / bf16 micro-kernel time for the same flops, a few milliseconds in all */
+double et_bf16_speedup(void) {
+    const et_kern_isa *B = et_kern_bf16(), *F = et_kern_path(2);
+    if (B == &et_kern_isa_bf16_ref || !F) return 0.0;
+    double tf = ukr_time_per_flop(F), tb = ukr_time_per_flop(B);
+    return tb > 0 ? tf / tb : 0.0;
 }
 
 /* ---------------------------------------------------------------- work split, for tests (kernels.h) */

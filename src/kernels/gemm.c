@@ -189,8 +189,8 @@ static void gemm_stack(const et_kern_isa *I, int transA, int transB, int M, int 
 
 void et_gemm_pool_bytes(size_t *first, size_t *each) {
     size_t f = 0, e = 0;
-    for (int i = 0; i < 6; i++) { /* the fp32 paths and the bf16 tables (et_sgemm_bf16) */
-        const et_kern_isa *I = i < 4 ? et_kern_path(i) : i == 4 ? &et_kern_isa_bf16_ref : et_kern_bf16();
+    for (int i = 0; i < 4 + 8; i++) { /* the fp32 paths and every bf16 table (et_sgemm_bf16, even when forced) */
+        const et_kern_isa *I = i < 4 ? et_kern_path(i) : et_kern_bf16_table(i - 4);
         size_t bfl, afl;
         if (!I) continue;
         et_kern_gemm_ws_sizes(I, I->NC, I->KC, &bfl, &afl); /* the largest blocks */
@@ -207,6 +207,7 @@ static void sgemm_ex(const et_kern_isa *I, et_pool *pool, int transA, int transB
                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                      const float *Bpre, const float *bias, int gelu) {
     if (M <= 0 || N <= 0) return;
+    while (I->kmin && K < I->kmin) I = I->below; /* a table for any K below it */
     if (K <= 0 || alpha == 0.0f) {
         gemm_scale(M, N, beta, C, ldc);
         if (bias) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = bias[j];

@@ -53,12 +53,19 @@ typedef struct et_kern_isa {
      * arithmetic (the same bits as ukr / ukr_bias then gelu_fwd): the GELU fused into the epilogue */
     void (*ukr_gelu)(int m, int n, int K, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
                      float beta, const float *bias);
+    /* (optional, 0 = any K) the smallest K the table computes; a GEMM with a smaller K runs on `below` (the AMX
+     * tables' tiles are 32 k deep, and their zero-padded panels fit the driver's slots only from K = 32 on) */
+    int kmin;
+    const struct et_kern_isa *below;
 } et_kern_isa;
 
 #if defined(__x86_64__) || defined(__i386__)
 extern const et_kern_isa et_kern_isa_avx512;
 extern const et_kern_isa et_kern_isa_avx2;
 extern const et_kern_isa et_kern_isa_avx512bf16; /* bf16_avx512bf16.c: vdpbf16ps (AVX512_BF16) */
+extern const et_kern_isa et_kern_isa_amx_bf16;    /* bf16_amx.c: tdpbf16ps (AMX-BF16) */
+/* bf16_avx512bf16.c's B packer (32-column pair panels, ceil(kc / 2) pairs each), shared with bf16_amx.c */
+void et_bf16_avx512_pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, int nr);
 #endif
 
 /* ---- the bf16 GEMM tables (bf16.c has the layout and the arithmetic) ----
@@ -76,7 +83,12 @@ extern const et_kern_isa et_kern_isa_wasm128;
 /* ---- dispatch.c: which path runs ---- */
 const et_kern_isa *et_kern_cur(void);   /* the fp32 path in use (automatic, or forced by et_kernels_force_path) */
 const et_kern_isa *et_kern_path(int i); /* path i (0 scalar, 1 avx2, 2 avx512, 3 wasm128); NULL = not on this CPU */
-const et_kern_isa *et_kern_bf16(void);  /* the bf16 GEMM table in use */
+const et_kern_isa *et_kern_bf16(void);  /* the bf16 GEMM table in use (et_bf16_force, else the fastest here) */
+/* 1 when AMX tiles can run in this process: the CPU has AMX-TILE and the feature `what` (22 AMX-BF16, 25 AMX-INT8,
+ * CPUID.7.0:EDX bits), the OS enabled the tile state (XCR0 bits 17, 18) and Linux granted this process the tile
+ * data (arch_prctl ARCH_REQ_XCOMP_PERM, asked once); 0 otherwise (then the AVX-512 tables run) */
+int et_kern_amx_ok(int what);
+const et_kern_isa *et_kern_bf16_table(int i); /* the bf16 tables of this build (any CPU); NULL past the last */
 
 /* ---- dispatch.c: the work split (kernels.h et_kernel_split) ---- */
 int et_kern_part_lo(int u, int parts, int i);   /* start of part i of u units split in `parts` ranges */

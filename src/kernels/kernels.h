@@ -68,21 +68,32 @@ void et_linear_backward(et_pool *pool, float *dinp, float *dW, float *dbias, con
  * writes it out); C, alpha, beta, the bias and the gradient buffers accumulated into are fp32. So a bf16
  * GEMM's error is that of rounding its inputs (relative 2^-8 each at most), not that of a bf16 output.
  * VDPBF16PS runs them when et_bf16_native(), else the scalar reference does, with the same bits (slowly:
- * it serves the tests and builds without AVX512_BF16, WebAssembly included). Deterministic as the fp32
- * GEMMs (any pool, the same bits). Workspace: as et_sgemm's (et_gemm_pool_bytes covers both). */
+ * it serves the tests and builds without AVX512_BF16, WebAssembly included).
+ * AMX: where the CPU has AMX-BF16 and Linux grants this process the tile state (arch_prctl, asked once; refused
+ * on kernels before 5.16), TDPBF16PS runs them instead (16 x 16 x 32 per instruction, GEMMs with K >= 32; smaller
+ * K stays on VDPBF16PS). The same bf16 operands and fp32 epilogue, but the tile unit sums each instruction's
+ * 32 products its own way (not a chain of fmas: measured against the reference, about 1/3 of the sums agree to
+ * the bit), so its results are within fp32 rounding of the reference's, not equal to them (tests/test_bf16.c
+ * bounds the difference). Deterministic as the fp32 GEMMs (any pool, the same bits) on any one table.
+ * Workspace: as et_sgemm's (et_gemm_pool_bytes covers every table). */
 /* the GEMMs' rounding, as VCVTNE2PS2BF16: to nearest even; zero and subnormal inputs give a zero of their
  * sign (unlike safetensors.h et_f32_to_bf16, torch's rule for files, which keeps subnormals), inf stays inf,
  * a NaN stays a NaN (truncated, quiet bit set); a finite value may round up to inf */
 uint16_t et_f32_to_bf16_daz(float x);
-/* 1 when this CPU and build run the bf16 GEMMs with AVX512_BF16 (VDPBF16PS); 0 on other CPUs, in
+/* 1 when this CPU and build run the bf16 GEMMs with AMX or AVX512_BF16 (VDPBF16PS); 0 on other CPUs, in
  * WebAssembly, and while et_kernels_force_path has forced a path other than avx512 */
 int et_bf16_native(void);
+/* Test and benchmark hook: run the bf16 GEMMs on the table `name` ("amx-bf16", "avx512bf16", "bf16-scalar";
+ * NULL or "auto": the fastest this CPU and process can run). -1 (nothing changed) when this CPU or process
+ * cannot run it. Process-wide, like et_kernels_force_path: set it before running kernels. */
+int et_bf16_force(const char *name);
 /* How much faster the bf16 GEMM's micro-kernel runs than the fp32 one on this CPU (their times on one
  * L1-resident tile, the same flops; a few milliseconds of timing): > 1 where VDPBF16PS outpaces the fp32 FMA.
  * 0 when bf16 is not native. (On the AVX-512 Xeon this was written on, VDPBF16PS issues once per 2 cycles
- * and the fp32 FMA twice per cycle, so about 0.6: bf16 is slower there.) */
+ * and the fp32 FMA twice per cycle, so about 0.6: bf16 is slower there; its AMX tile kernel is several times
+ * faster.) */
 double et_bf16_speedup(void);
-/* "avx512bf16" or "bf16-scalar" (the reference) */
+/* "amx-bf16", "avx512bf16" or "bf16-scalar" (the reference) */
 const char *et_bf16_name(void);
 /* et_sgemm / et_linear_forward / et_linear_backward with bf16 operands (dbias is the fp32 sum) */
 void et_sgemm_bf16(et_pool *pool, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
