@@ -47,7 +47,9 @@ static void hand_case(void) {
 }
 
 static void shapes(void) {
-    static const int Ns[] = {1, 5, 12, 13, 50, 97}, ICs[] = {3, 4, 128, 385}, OCs[] = {1, 17, 32, 40, 384};
+    /* ICs 128 and 384: whole AMX tile steps (64 k), so the AMX path runs them; N 50 and 97: 32- and 16-row
+     * blocks plus VNNI rows */
+    static const int Ns[] = {1, 5, 12, 13, 50, 97}, ICs[] = {3, 4, 128, 385, 384}, OCs[] = {1, 17, 32, 40, 384};
     et_error err = {0};
     et_pool *p2 = et_pool_create(2, &err), *p3 = et_pool_create(3, &err);
     uint64_t st = 42;
@@ -211,6 +213,14 @@ int main(void) {
     quality_gate("models/compact");
     /* (models/glove-bert-starter is not a gate: its one layer is an identity with zero Linear weights, so int8
      * changes nothing there) */
+    /* every native int8 path this CPU runs (AMX's TDPBUSD, VNNI) forced in turn: the same bits (the shapes again) */
+    static const char *const paths[] = {"amx-int8", "vnni"};
+    for (int i = 0; i < 2; i++) {
+        if (et_q8_force(paths[i]) != 0) continue;
+        CHECK_STREQ(et_q8_path_name(), paths[i]);
+        shapes();
+    }
+    et_q8_force(NULL);
     /* the scalar path is also the reference: forcing it gives the same bits (the shapes again) */
     if (strcmp(et_q8_path_name(), "scalar") && !et_kernels_force_path("scalar")) {
         CHECK_STREQ(et_q8_path_name(), "scalar");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "impl.h"
 #include "int8_impl.h"
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
@@ -221,15 +222,50 @@ static void wasm_tile(int m, const int8_t *qa, const float *sa, const et_q8_matr
 static const et_q8_isa et_q8_isa_wasm128 = {"wasm128", scalar_quant_rows, wasm_tile};
 #endif
 
-static const et_q8_isa *q8_isa(void) {
+/* A test/benchmark hook (et_q8_force): the path by name, NULL = automatic. */
+static const et_q8_isa *q8_forced;
+
+/* may path I run here (the fp32 path chosen as kernels.h says, the CPU, the process's AMX permission)? */
+static int q8_runs(const et_q8_isa *I) {
+    if (I == &et_q8_isa_scalar) return 1;
 #if defined(__wasm_simd128__)
-    if (!strcmp(et_simd_name(), "wasm128")) return &et_q8_isa_wasm128;
+    if (I == &et_q8_isa_wasm128) return !strcmp(et_simd_name(), "wasm128");
 #endif
 #if (defined(__x86_64__) || defined(__i386__)) && defined(ET_X86) && ET_X86
-    if (!strcmp(et_simd_name(), "avx512") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"))
-        return &et_q8_isa_vnni;
+    if (!strcmp(et_simd_name(), "avx512") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) {
+        if (I == &et_q8_isa_vnni) return 1;
+        if (I == &et_q8_isa_amx) return et_kern_amx_ok(25);
+    }
 #endif
+    return 0;
+}
+
+/* the paths of this build, the preferred first */
+static const et_q8_isa *const q8_paths[] = {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(ET_X86) && ET_X86
+    &et_q8_isa_amx, &et_q8_isa_vnni,
+#endif
+#if defined(__wasm_simd128__)
+    &et_q8_isa_wasm128,
+#endif
+    &et_q8_isa_scalar};
+
+static const et_q8_isa *q8_isa(void) {
+    if (q8_forced && q8_runs(q8_forced)) return q8_forced;
+    for (size_t i = 0; i < sizeof q8_paths / sizeof q8_paths[0]; i++)
+        if (q8_runs(q8_paths[i])) return q8_paths[i];
     return &et_q8_isa_scalar;
+}
+
+int et_q8_force(const char *name) {
+    if (!name || !strcmp(name, "auto")) { q8_forced = NULL; return 0; }
+    for (size_t i = 0; i < sizeof q8_paths / sizeof q8_paths[0]; i++)
+        if (!strcmp(q8_paths[i]->name, name)) {
+            if (!q8_runs(q8_paths[i])) return -1;
+            q8_forced = q8_paths[i];
+            return 0;
+        }
+    return -1;
 }
 
 const char *et_q8_path_name(void) { return q8_isa()->name; }

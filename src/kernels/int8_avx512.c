@@ -122,6 +122,73 @@ static void vnni_tile(int m, const int8_t *qa, const float *sa, const et_q8_matr
 
 const et_q8_isa et_q8_isa_vnni = {"vnni", vnni_quant_rows, vnni_tile};
 
+/* ---- AMX (TDPBUSD: C[16 x 16] int32 += A[16 x 64] u8 . B[64 x 16] s8): the same u8 codes (vnni_quant_rows), the
+ * same packed weights (a panel's [ICp/4][16][4] bytes ARE TDPBUSD's B layout: row g = k group g of 16 channels,
+ * 64 bytes), the same integer sums (exact), the same epilogue (vnni_store16): the VNNI path's bits. Row blocks of
+ * 32 (four C tiles: 2 row tiles x 2 panels) and 16 (two); rows left over (< 16) and ICp not a multiple of 64 (a
+ * tile step is 64 k) run on VNNI. Selected by int8.c when et_kern_amx_ok(25) (AMX-INT8 and the tile state). */
+#define AMX_TARGET "avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma,amx-tile,amx-int8"
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } amx_tile_config;
+
+/* R2 row tiles (1 or 2) x 2 panels p, p + 1 (np2 = 0: only p is stored) of rows a[0 .. 16 R2) */
+__attribute__((target(AMX_TARGET))) static void amx_block(const int R2, int np2, int S, const uint8_t *a, int lda,
+                                                        const int8_t *w0, const int8_t *w1, const float *sa,
+                                                        const et_q8_matrix *W, int p, const float *bias, float *out,
+                                                        int ldo) {
+    int32_t acc[32 * 32] __attribute__((aligned(64)));
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (int s = 0; s < S; s++) {
+        _tile_loadd(4, a + (size_t)s * 64, lda);
+        _tile_loadd(6, w0 + (size_t)s * 1024, 64);
+        _tile_loadd(7, w1 + (size_t)s * 1024, 64);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        if (R2 > 1) {
+            _tile_loadd(5, a + (size_t)16 * lda + (size_t)s * 64, lda);
+            _tile_dpbusd(2, 5, 6);
+            _tile_dpbusd(3, 5, 7);
+        }
+    }
+    _tile_stored(0, acc, 128);
+    _tile_stored(1, acc + 16, 128);
+    if (R2 > 1) { _tile_stored(2, acc + 16 * 32, 128); _tile_stored(3, acc + 16 * 32 + 16, 128); }
+    int o0 = p * PANEL, n0 = W->OC - o0, n1 = n0 - PANEL;
+    for (int r = 0; r < 16 * R2; r++) {
+        vnni_store16(_mm512_load_si512((const void *)(acc + r * 32)), sa[r], W, o0, n0, bias, out + (size_t)r * ldo);
+        if (np2 && n1 > 0)
+            vnni_store16(_mm512_load_si512((const void *)(acc + r * 32 + 16)), sa[r], W, o0 + PANEL, n1, bias,
+                         out + (size_t)r * ldo);
+    }
+}
+
+__attribute__((target(AMX_TARGET))) static void amx_tile(int m, const int8_t *qa, const float *sa,
+                                                       const et_q8_matrix *W, int p0, int np, const float *bias,
+                                                       float *out, int ldo) {
+    const int ICp = W->ICp;
+    if (ICp % 64) { vnni_tile(m, qa, sa, W, p0, np, bias, out, ldo); return; }
+    amx_tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) { c.colsb[t] = 64; c.rows[t] = 16; }
+    _tile_loadconfig(&c);
+    const size_t pstride = (size_t)ICp * PANEL;
+    const int S = ICp / 64, full = m / 16 * 16;
+    for (int p = p0; p < p0 + np; p += 2) {
+        int two = p + 1 < p0 + np;
+        const int8_t *w0 = W->w + (size_t)p * pstride, *w1 = two ? w0 + pstride : w0;
+        int r = 0;
+        for (; r + 32 <= full; r += 32)
+            amx_block(2, two, S, (const uint8_t *)qa + (size_t)r * ICp, ICp, w0, w1, sa + r, W, p, bias,
+                      out + (size_t)r * ldo, ldo);
+        if (r < full)
+            amx_block(1, two, S, (const uint8_t *)qa + (size_t)r * ICp, ICp, w0, w1, sa + r, W, p, bias,
+                      out + (size_t)r * ldo, ldo);
+    }
+    if (full < m) vnni_tile(m - full, qa + (size_t)full * ICp, sa + full, W, p0, np, bias, out + (size_t)full * ldo, ldo);
+}
+
+const et_q8_isa et_q8_isa_amx = {"amx-int8", vnni_quant_rows, amx_tile};
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

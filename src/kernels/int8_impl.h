@@ -25,6 +25,7 @@ static inline void et_q8_row_scale(float amax, float *sa, float *inv) {
 
 #if defined(__x86_64__) || defined(__i386__)
 extern const et_q8_isa et_q8_isa_vnni;
+extern const et_q8_isa et_q8_isa_amx; /* int8_avx512.c: TDPBUSD, the VNNI path's bits */
 #endif
 
 #endif

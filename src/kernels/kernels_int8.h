@@ -7,7 +7,8 @@
  * (round = to nearest, ties to even; an all-zero row or channel has scale 0 and all-zero codes.)
  *
  * The integer sums are exact, so every path gives the same accumulators; the paths (chosen at run time,
- * following kernels.h's path: "avx512" with AVX512_VNNI -> vpdpbusd; "wasm128" -> i32x4.dot_i16x8_s;
+ * following kernels.h's path: "avx512" with AMX-INT8 -> tdpbusd, with AVX512_VNNI -> vpdpbusd; "wasm128" ->
+ * i32x4.dot_i16x8_s;
  * anything else -> the portable scalar code, which is the reference) differ at most by float rounding
  * in the epilogue. VNNI multiplies unsigned by signed bytes: the activations enter as qa + 128 (u8) and
  * the kernel subtracts 128 * colsum[o] (colsum[o] = sum_k qw[o,k]) from each accumulator.
@@ -52,7 +53,12 @@ void et_q8_linear_forward(et_pool *pool, float *out, const float *inp, const et_
 /* The same arithmetic, one element at a time, no packing, no threads (the test reference). */
 void et_q8_linear_reference(float *out, const float *inp, const et_q8_matrix *W, const float *bias, int N);
 
-/* Name of the int8 path in use: "vnni", "wasm128" or "scalar". */
+/* Name of the int8 path in use: "amx-int8" (TDPBUSD, where the CPU has AMX-INT8 and Linux grants this process the
+ * tile state; the VNNI path's bits), "vnni", "wasm128" or "scalar". */
 const char *et_q8_path_name(void);
+/* Test and benchmark hook: use the int8 path `name` (NULL or "auto": the fastest that runs here); -1 when it
+ * cannot run here (nothing changed). A forced path the fp32 path no longer allows is ignored. Process-wide: set
+ * it before running kernels. */
+int et_q8_force(const char *name);
 
 #endif
