@@ -13,6 +13,7 @@
  * Prints one JSON object: per-step wall seconds (and process CPU seconds), best/median, the loss
  * before each timed step (the same sequence torch_train.py prints: the runner compares them), the
  * peak RSS (getrusage ru_maxrss) and the bytes of each big buffer.
+ * --bf16-table NAME: that bf16 table (et_bf16_force: amx-bf16, avx512bf16, bf16-scalar) instead of the fastest here.
  * --precision bf16: the Linear layers' GEMMs in bf16 (bert.h et_bert_acts_set_bf16; the engine is then
  *   "embedtune-bf16" and "precision" says which table ran); refused where the CPU has no AVX512_BF16.
  *   With --gemm: time et_sgemm_bf16 on the Linear shapes instead of et_sgemm (attention stays fp32).
@@ -53,7 +54,7 @@ static double cpu_s(void) {
 static void usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] [--threads N] [--bq B] [--tq T] [--bd B] [--td T]\n"
                     "                   [--warmup N] [--reps N] [--min-time S] [--lr X] [--profile] [--gemm] [--elem]\n"
-                    "                   [--precision fp32|bf16]\n");
+                    "                   [--precision fp32|bf16] [--bf16-table amx-bf16|avx512bf16|bf16-scalar]\n");
 }
 
 enum { PH_FWD_Q, PH_FWD_D, PH_LOSS, PH_BWD_D, PH_BWD_Q, PH_ADAMW, PH_ZERO, PH_N };
@@ -288,6 +289,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--min-time")) min_time = atof(v);
         else if (!strcmp(k, "--lr")) lr = atof(v);
         else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16"))) bf16 = !strcmp(v, "bf16");
+        else if (!strcmp(k, "--bf16-table")) {
+            if (et_bf16_force(v) != 0) { fprintf(stderr, "bench_train: bf16 table '%s' does not run here\n", v); return 2; }
+        }
         else { fprintf(stderr, "bench_train: unknown option %s\n", k); usage(); return 2; }
     }
     if (threads < 1 || Bq < 1 || Tq < 1 || Bd != Bq || Td < 1 || reps < 1 || warmup < 0) {
@@ -296,7 +300,7 @@ int main(int argc, char **argv) {
     }
 
     if (bf16 && !et_bf16_native()) {
-        fprintf(stderr, "bench_train: --precision bf16: this CPU has no AVX512_BF16 (VDPBF16PS)\n");
+        fprintf(stderr, "bench_train: --precision bf16: this CPU has no AVX512_BF16 (VDPBF16PS) or AMX-BF16\n");
         return 2;
     }
     et_error err = {0};

@@ -49,7 +49,7 @@ et_status et_train_precision_resolve(et_precision asked, et_precision *out, char
 #if defined(__wasm__)
     static const char no_bf16[] = "WebAssembly has no bf16 instructions";
 #else
-    static const char no_bf16[] = "this CPU has no AVX512_BF16 (VDPBF16PS)";
+    static const char no_bf16[] = "this CPU has no AVX512_BF16 (VDPBF16PS) and no AMX-BF16";
 #endif
     char tmp[200];
     if (!why) { why = tmp; cap = sizeof tmp; }
@@ -61,15 +61,22 @@ et_status et_train_precision_resolve(et_precision asked, et_precision *out, char
             return et_fail(err, ET_ERR_ARG, "--precision bf16: %s; use --precision fp32 (or auto, which trains in "
                                             "fp32 here)", no_bf16);
         *out = ET_PREC_BF16;
-        snprintf(why, cap, "bf16 asked for (VDPBF16PS, fp32 accumulation)");
+        snprintf(why, cap, "bf16 asked for (%s, fp32 accumulation)", et_bf16_name());
     } else if (asked == ET_PREC_AUTO) {
         /* bf16 only where it is faster: VDPBF16PS does twice the multiply-adds of an fp32 FMA per instruction,
          * but not every CPU issues it as often (measured, not guessed from the CPU's name) */
         double sp = et_bf16_native() ? et_bf16_speedup() : 0.0;
-        *out = sp >= ET_BF16_AUTO_SPEEDUP ? ET_PREC_BF16 : ET_PREC_FP32;
+        /* AMX's bf16 (TDPBF16PS) is several times the fp32 kernel, but auto takes it only once the fine-tuning
+         * quality table (bf16 vs fp32 within 0.005 held-out nDCG@10 on the three sets, tools/bf16_finetune_table.sh)
+         * has been confirmed on it; until then --precision bf16 asks for it */
+        const int amx = !strcmp(et_bf16_name(), "amx-bf16");
+        *out = sp >= ET_BF16_AUTO_SPEEDUP && !amx ? ET_PREC_BF16 : ET_PREC_FP32;
         if (!et_bf16_native()) snprintf(why, cap, "auto: %s, so fp32", no_bf16);
-        else snprintf(why, cap, "auto: the bf16 GEMM kernel (VDPBF16PS) runs at %.2fx the fp32 one on this CPU, %s", sp,
-                      *out == ET_PREC_BF16 ? "so bf16" : "below the 1.2x that pays for bf16's rounding, so fp32");
+        else if (amx && sp >= ET_BF16_AUTO_SPEEDUP)
+            snprintf(why, cap, "auto: the bf16 GEMM kernel (amx-bf16) runs at %.2fx the fp32 one on this CPU, but its "
+                               "fine-tuning quality is not confirmed yet, so fp32 (--precision bf16 uses it)", sp);
+        else snprintf(why, cap, "auto: the bf16 GEMM kernel (%s) runs at %.2fx the fp32 one on this CPU, %s", et_bf16_name(),
+                      sp, *out == ET_PREC_BF16 ? "so bf16" : "below the 1.2x that pays for bf16's rounding, so fp32");
     } else {
         return et_fail(err, ET_ERR_ARG, "unknown precision %d", (int)asked);
     }
