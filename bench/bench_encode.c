@@ -26,7 +26,7 @@
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_encode [--model DIR] [--threads N] [--batch B] [--seq T] [--warmup N] [--reps N]\n"
-                    "                    [--min-time S] [--int8] [--check [--tol X]]\n");
+                    "                    [--min-time S] [--int8 [--int8-path amx-int8|vnni|scalar]] [--check [--tol X]]\n");
 }
 
 /* Reads DIR/check.json into malloc'd arrays. */
@@ -88,6 +88,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--seq")) T = atoi(v);
         else if (!strcmp(k, "--warmup")) warmup = atoi(v);
         else if (!strcmp(k, "--reps")) reps = atoi(v);
+        else if (!strcmp(k, "--int8-path")) { /* amx-int8 | vnni | scalar (et_q8_force; default the fastest here) */
+            if (et_q8_force(v) != 0) { fprintf(stderr, "bench_encode: int8 path '%s' does not run here\n", v); return 2; }
+        }
         else if (!strcmp(k, "--min-time")) min_time = atof(v);
         else if (!strcmp(k, "--tol")) tol = atof(v);
         else { fprintf(stderr, "bench_encode: unknown option %s\n", k); usage(); return 2; }
@@ -162,8 +165,8 @@ int main(int argc, char **argv) {
     }
     double checksum = 0.0;
     for (int i = 0; i < B * C; i++) checksum += pooled[i];
-    printf("{\"engine\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"times_s\":[", m.int8 ? "embedtune-int8" : "embedtune",
-           threads, B, T);
+    printf("{\"engine\":\"%s\",\"int8_path\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"times_s\":[",
+           m.int8 ? "embedtune-int8" : "embedtune", m.int8 ? et_q8_path_name() : "-", threads, B, T);
     for (int i = 0; i < n; i++) printf("%s%.6f", i ? "," : "", times[i]);
     double med = bench_median(times, n), best = times[0]; /* sorted by bench_median */
     printf("],\"best_s\":%.6f,\"median_s\":%.6f,\"sps_best\":%.3f,\"sps_median\":%.3f,\"checksum\":%.6f}\n", best, med,

@@ -29,6 +29,15 @@
 #define MR 32
 #define NR 32
 #define KSTEP 16 /* pairs per tile step (32 k values) */
+#ifndef ET_AMX_KC
+#define ET_AMX_KC 384 /* k block (its own: AMX's sums are not the other tables' bits anyway) */
+#endif
+#ifndef ET_AMX_MCP
+#define ET_AMX_MCP 4 /* A panels (32 rows each) per L2 block */
+#endif
+#ifndef ET_AMX_NC
+#define ET_AMX_NC 1024
+#endif
 
 /* the pairs of a k block, padded to whole tile steps */
 static inline int pairs_padded(int kc) { return ((kc + 1) / 2 + KSTEP - 1) / KSTEP * KSTEP; }
@@ -138,7 +147,7 @@ static void pack_b(float *Bp, const float *B, int ldb, int tb, int kc, int nc, i
 }
 
 /* MC: 4 panels of A (48 KiB at KC = 384) stay in L2 beside the B block */
-const et_kern_isa et_kern_isa_amx_bf16 = {"amx-bf16", MR, NR, MR * 4, ET_BF16_KC, 1024, ukr, pack_a, pack_b,
+const et_kern_isa et_kern_isa_amx_bf16 = {"amx-bf16", MR, NR, MR * ET_AMX_MCP, ET_AMX_KC, ET_AMX_NC, ukr, pack_a, pack_b,
                                           0, 0, 0, 0, 0, 0, 0, 0, 0, ukr_bias, 0, 32, &et_kern_isa_avx512bf16};
 
 #if defined(__clang__)
