@@ -73,7 +73,8 @@ static inline __attribute__((always_inline)) void et_avx512_store_tile(const int
     }
 }
 
-#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+/* the bf16 packers' helpers: for the files whose target has AVX512_BF16 + BW (they define ET_AVX512_BF16_HELPERS) */
+#if defined(ET_AVX512_BF16_HELPERS)
 #define ET_AVX512_AI inline __attribute__((always_inline))
 /* 16 pair words from two fp32 vectors: word i = bf16(lo[i]) | bf16(hi[i]) << 16 (rows k and k + 1) */
 static ET_AVX512_AI __m512 et_pairs16(__m512 lo, __m512 hi) {

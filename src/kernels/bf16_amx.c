@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "impl.h"
+#define ET_AVX512_BF16_HELPERS 1
 #include "avx512_common.h"
 
 #define MR 32

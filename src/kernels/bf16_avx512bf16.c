@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "impl.h"
+#define ET_AVX512_BF16_HELPERS 1
 #include "avx512_common.h"
 
 #define MR 14
