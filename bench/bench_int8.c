@@ -17,12 +17,40 @@
 #include "bench_common.h"
 
 static int g_cpu;
+
+
 static double now_s(void) {
     if (!g_cpu) return bench_now_s();
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include <stdint.h>
+/* TDPBUSD's peak on the calling thread: 4 independent C tiles from 2 A and 2 B tiles (the kernel's blocking),
+ * operands in L1; GOP/s (one instruction = 16 x 16 x 64 multiply-adds = 32,768 ops). Needs the tile state (the
+ * library asked for it when the AMX path was forced). */
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } tcfg;
+__attribute__((target("amx-tile,amx-int8"), noinline)) static double tdpbusd_peak(long rounds) {
+    static const int8_t src[16 * 64] __attribute__((aligned(64))) = {1};
+    tcfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 8; i++) { c.colsb[i] = 64; c.rows[i] = 16; }
+    _tile_loadconfig(&c);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    _tile_loadd(4, src, 64); _tile_loadd(5, src, 64); _tile_loadd(6, src, 64); _tile_loadd(7, src, 64);
+    double t0 = now_s();
+    for (long i = 0; i < rounds; i++) {
+        _tile_dpbusd(0, 4, 6); _tile_dpbusd(1, 4, 7); _tile_dpbusd(2, 5, 6); _tile_dpbusd(3, 5, 7);
+    }
+    double dt = now_s() - t0;
+    _tile_release();
+    return 4.0 * rounds * 32768.0 / dt * 1e-9;
+}
+#endif
 
 int main(int argc, char **argv) {
     int threads = 1, N = 32 * 128, reps = 5;
@@ -43,6 +71,17 @@ int main(int argc, char **argv) {
     et_q8_force(NULL);
     printf("int8 path (auto) %s, fp32 path %s, %d threads (%s time), N %d\n", et_q8_path_name(), et_simd_name(), threads,
            g_cpu ? "CPU" : "wall", N);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (runs[1]) {
+        int keep = g_cpu;
+        g_cpu = 1; /* one thread: its CPU time */
+        double best = 0;
+        for (int r = 0; r < 3; r++) { double g = tdpbusd_peak(1000000); if (g > best) best = g; }
+        g_cpu = keep;
+        printf("TDPBUSD peak, 1 thread (4 C tiles, L1 operands): %.0f GOP/s; the amx column is per %d threads\n", best,
+               threads);
+    }
+#endif
     printf("| IC -> OC | fp32 ms | fp32 GFLOP/s | vnni ms | vnni GOP/s | amx ms | amx GOP/s | vnni / fp32 | amx / fp32 | amx / vnni |\n"
            "|---|---|---|---|---|---|---|---|---|---|\n");
     for (int s = 0; s < 3; s++) {
