@@ -68,20 +68,23 @@ done
 "$PY" - "$OUT" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"bench"')]
-def table(kind, key, unit):
-    g = {}
+def table(kind, key, what):
+    g, c = {}, {}
     for r in rows:
         if r["bench"] != kind: continue
         g.setdefault(r[key], []).extend(r["times_s"])
+        c.setdefault(r[key], []).extend(r.get("cpu_s", []))
     if not g: return
-    base = statistics.median(g[next(iter(g))]) if g else None
-    print(f"\n{kind}: median / best over all reps of all rounds ({unit})")
-    print(f"| {key} | median ms | best ms | vs first row (median) |\n|---|---|---|---|")
-    first = None
+    print(f"\n{kind} ({what}): wall ms median / best over all reps of all rounds; CPU s median (train: per step)")
+    print(f"| {key} | median ms | best ms | vs first row (median) | CPU s | vs first row (CPU) |\n|---|---|---|---|---|---|")
+    first = firstc = None
     for k, t in g.items():
         med, best = statistics.median(t), min(t)
+        cpu = statistics.median(c[k]) if c[k] else float("nan")
         first = first or med
-        print(f"| {k} | {med*1e3:.0f} | {best*1e3:.0f} | {first/med:.2f}x |")
+        firstc = firstc or cpu
+        cs = f"{cpu:.2f} | {firstc/cpu:.2f}x" if cpu == cpu else "- | -"
+        print(f"| {k} | {med*1e3:.0f} | {best*1e3:.0f} | {first/med:.2f}x | {cs} |")
 table("train", "precision", "one step: forward + backward + AdamW")
 table("encode", "int8_path", "32 x 128 sentences; int8_path '-' = fp32")
 PY
