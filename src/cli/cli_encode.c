@@ -42,6 +42,34 @@ static size_t mem_budget_opt(et_opt *o, int n, int *ok) {
     return mb << 20 > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)(mb << 20);
 }
 
+/* The encoding options that encode, search and index share (--batch, --threads, --max-len, --mem-budget, --quiet),
+ * read here once; 0 (a message printed) on a bad value. */
+typedef struct { int batch, threads; long max_len; size_t budget; int quiet; et_encode_progress ps; } enc_args;
+
+static int enc_args_read(et_opt *o, int n, enc_args *a) {
+    int ok = 1;
+    a->batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
+    a->threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
+    a->max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    a->budget = mem_budget_opt(o, n, &ok);
+    a->quiet = et_cli_get(o, n, "--quiet") != NULL;
+    return ok;
+}
+
+/* the encoding options for model L (--max-len, else the model's default), with the progress line `what` unless --quiet */
+static et_encode_opts enc_args_opts(enc_args *a, const et_hf_model *L, const char *what) {
+    a->ps = (et_encode_progress){et_now_s(), what, 0};
+    return (et_encode_opts){a->batch, a->max_len ? (int)a->max_len : et_hf_model_max_len(L), a->quiet ? NULL : et_encode_progress_print,
+                            &a->ps, a->budget};
+}
+
+/* --model DIR loaded for the command (--adapter merged in and --int8 set where the command has those options) */
+static et_status model_open(et_opt *o, int n, const char *mdir, int threads, et_hf_model *L, et_error *err) {
+    et_status s = et_cli_load_adapted(mdir, et_cli_get(o, n, "--adapter"), threads, L, err);
+    if (!s && et_cli_get(o, n, "--int8")) L->model.int8 = 1;
+    return s;
+}
+
 static et_status write_npy(const char *path, const float *x, size_t n, int d, et_error *err) {
     char hdr[128];
     int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %d), }", n, d);
@@ -78,11 +106,9 @@ static int write_jsonl(FILE *f, const float *x, size_t n, int d) {
 static int run_encode(et_opt *o, int n) {
     int ok = 1;
     if (!et_cli_need(o, n, "encode", "--model")) return 2;
-    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
-    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
-    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    enc_args ea;
+    ok = enc_args_read(o, n, &ea);
     int dim = (int)et_cli_int(o, n, "--dim", 0, 1, 1 << 20, &ok);
-    size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     const char *outp = et_cli_get(o, n, "--out");
     if (outp) {
@@ -94,15 +120,13 @@ static int run_encode(et_opt *o, int n) {
     }
     et_error err = {0};
     et_hf_model L;
-    if (et_cli_load_adapted(et_cli_get(o, n, "--model"), et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("encode", &err); }
-    if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
+    if (model_open(o, n, et_cli_get(o, n, "--model"), ea.threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("encode", &err); }
     et_strvec texts = {0};
     if (et_cli_read_texts(et_cli_get(o, n, "--in"), &texts, &err)) { et_sv_free(&texts); et_hf_model_free(&L); return et_cli_fail("encode", &err); }
     int d = L.model.cfg.hidden_size;
     float *emb = malloc((texts.n ? texts.n : 1) * (size_t)d * sizeof(float));
     if (!emb) { fprintf(stderr, "embedtune encode: out of memory for %zu embeddings\n", texts.n); return 1; }
-    et_encode_progress ps = {et_now_s(), "encode", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
+    et_encode_opts eo = enc_args_opts(&ea, &L, "encode");
     eo.dim = dim;
     int rc = 0;
     if (et_encode_texts(&L.model, L.tok, L.pool, (const char *const *)texts.v, texts.n, &eo, emb, &err)) {
@@ -182,11 +206,9 @@ static int run_search(et_opt *o, int n) {
         return 2;
     }
     int k = (int)et_cli_int(o, n, "-k", 10, 1, 1000000, &ok);
-    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
-    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
-    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
+    enc_args ea;
+    if (!enc_args_read(o, n, &ea)) ok = 0;
     int dim = (int)et_cli_int(o, n, "--dim", 0, 1, 1 << 20, &ok);
-    size_t budget = mem_budget_opt(o, n, &ok);
     if (!ok) return 2;
     et_error err = {0};
     const char *ms = et_cli_get(o, n, "--mode"), *fspec = et_cli_get(o, n, "--fusion"), *mdir = et_cli_get(o, n, "--model");
@@ -200,8 +222,7 @@ static int run_search(et_opt *o, int n) {
     if (!ms) mode = fspec ? ET_MODE_HYBRID : rcfg.mode;
     if (!fspec) fusion = rcfg.fusion;
     et_hf_model L;
-    if (et_cli_load_adapted(mdir, et_cli_get(o, n, "--adapter"), threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("search", &err); }
-    if (et_cli_get(o, n, "--int8")) L.model.int8 = 1;
+    if (model_open(o, n, mdir, ea.threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("search", &err); }
     et_corpus C = {0};
     et_strvec qs = {0};
     et_hybrid_index ix;
@@ -235,8 +256,7 @@ static int run_search(et_opt *o, int n) {
         if (!q || et_sv_push(&qs, q)) { free(q); rc = 1; goto done; }
     } else if (et_cli_read_texts(et_cli_get(o, n, "--queries"), &qs, &err)) { rc = et_cli_fail("search", &err); goto done; }
     if (k > (X.nd ? X.nd : C.n)) k = X.nd ? X.nd : C.n;
-    et_encode_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
+    et_encode_opts eo = enc_args_opts(&ea, &L, "encode corpus");
     eo.dim = dim;
     /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
     if (!X.nd && et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
@@ -312,10 +332,8 @@ static et_opt index_opts[] = {
 static int run_index(et_opt *o, int n) {
     int ok = 1;
     if (!et_cli_need(o, n, "index", "--model") || !et_cli_need(o, n, "index", "--corpus") || !et_cli_need(o, n, "index", "--out")) return 2;
-    int batch = (int)et_cli_int(o, n, "--batch", 32, 1, 4096, &ok);
-    int threads = (int)et_cli_int(o, n, "--threads", 0, 0, 256, &ok);
-    long max_len = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
-    size_t budget = mem_budget_opt(o, n, &ok);
+    enc_args ea;
+    ok = enc_args_read(o, n, &ea);
     if (!ok) return 2;
     et_error err = {0};
     et_index_dtype dt = ET_INDEX_INT8;
@@ -328,15 +346,14 @@ static int run_index(et_opt *o, int n) {
     int have_rcfg = 0;
     if (et_retrieval_load(mdir, &rcfg, &have_rcfg, &err)) return et_cli_fail("index", &err);
     et_hf_model L;
-    if (et_cli_load(mdir, threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("index", &err); }
+    if (model_open(o, n, mdir, ea.threads, &L, &err)) { et_hf_model_free(&L); return et_cli_fail("index", &err); }
     et_corpus C = {0};
     et_hybrid_index ix;
     memset(&ix, 0, sizeof ix);
     float *probe = NULL;
     int rc = 0;
     if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("index", &err); goto done; }
-    et_encode_progress ps = {et_now_s(), "encode corpus", 0};
-    et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), et_cli_get(o, n, "--quiet") ? NULL : et_encode_progress_print, &ps, budget};
+    et_encode_opts eo = enc_args_opts(&ea, &L, "encode corpus");
     if (et_hybrid_index_build(dt != ET_INDEX_NONE ? &L.model : NULL, L.tok, L.pool, &eo, 1, &rcfg.bm25, C.text, C.n, &ix, &err)) {
         rc = et_cli_fail("index", &err);
         goto done;
