@@ -602,19 +602,28 @@ fail:
     return 0;
 }
 
+/* The start of both pairs readers: the report reset, the file in *buf (BOM not skipped), `out` emptied with a text
+ * arena as large as the file. */
+static et_status pairs_open(const char *path, const et_read_opts *opts, et_pairs *out, et_read_report *report, char **buf,
+                            size_t *len, et_error *err) {
+    report_init(report);
+    memset(out, 0, sizeof *out);
+    et_status st = load(path, opts, buf, len, err);
+    if (st) return st;
+    char *arena = et_malloc(*len + 64, "pairs text arena", err);
+    if (!arena) { free(*buf); return ET_ERR_NOMEM; }
+    pairs_init(out, arena, *len + 64);
+    return ET_OK;
+}
+
 et_status et_pairs_read_jsonl(const char *path, const et_read_opts *opts, et_pairs *out,
                               et_read_report *report, et_error *err) {
     et_read_report local;
     if (!report) report = &local;
-    report_init(report);
-    memset(out, 0, sizeof *out);
     char *buf;
     size_t len;
-    et_status st = load(path, opts, &buf, &len, err);
+    et_status st = pairs_open(path, opts, out, report, &buf, &len, err);
     if (st) return st;
-    char *arena = et_malloc(len + 64, "pairs text arena", err);
-    if (!arena) { free(buf); return ET_ERR_NOMEM; }
-    pairs_init(out, arena, len + 64);
     rctx c = {path, opts ? opts->skip_bad : 0, report, err};
     lines L = {buf, len, bom(buf, len), 0};
     const char *s;
@@ -729,15 +738,10 @@ et_status et_pairs_read_csv(const char *path, int delim, const et_read_opts *opt
                             et_read_report *report, et_error *err) {
     et_read_report local;
     if (!report) report = &local;
-    report_init(report);
-    memset(out, 0, sizeof *out);
     char *buf;
     size_t len;
-    et_status st = load(path, opts, &buf, &len, err);
+    et_status st = pairs_open(path, opts, out, report, &buf, &len, err);
     if (st) return st;
-    char *arena = et_malloc(len + 64, "pairs text arena", err);
-    if (!arena) { free(buf); return ET_ERR_NOMEM; }
-    pairs_init(out, arena, len + 64);
     rctx c = {path, opts ? opts->skip_bad : 0, report, err};
     size_t pos = bom(buf, len);
     if (!delim) {
