@@ -180,12 +180,13 @@ typedef struct {
     const char **qs; int32_t nq;
     et_qrel *qrels; int64_t *qoff;
     et_pair_index ix; int has_ix;
+    const char **docs_own;    /* docs when they are ix's passages + a --corpus file's (evalset_add_corpus) */
     /* pairs */
     const char **a, **b; float *lab; int64_t n;
 } evalset;
 
 static void evalset_free(evalset *e) {
-    free(e->qs); free(e->qrels); free(e->qoff); free(e->a); free(e->b); free(e->lab);
+    free(e->qs); free(e->qrels); free(e->qoff); free(e->a); free(e->b); free(e->lab); free(e->docs_own);
     if (e->has_ix) et_pair_index_free(&e->ix);
     memset(e, 0, sizeof *e);
 }
@@ -265,6 +266,35 @@ static et_status evalset_make(const source *s, const ft_split *sp, double smax, 
     while (cq < e->nq) e->qoff[++cq] = w;
     free(v); free(qmap);
     if (!e->nq) return et_fail(err, ET_ERR_FORMAT, "%s: no rows in the %s split", path, sp->which == ET_SPLIT_TEST ? "held-out" : sp->dev == 1 ? "dev" : "chosen");
+    return ET_OK;
+}
+
+/* A pairs file with a corpus file (--corpus): the held-out queries search the file's distinct passages and then
+ * the corpus passages that are not among them (first occurrence kept, in the corpus's order), which is what the
+ * page's search box searches. The qrels keep their indices (the pairs' passages stay first). */
+typedef struct { const char *t; int64_t i; } txt_at;
+static int cmp_txt_at(const void *x, const void *y) {
+    const txt_at *a = x, *b = y;
+    int c = strcmp(a->t, b->t);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+static et_status evalset_add_corpus(evalset *e, const char *const *corpus, int32_t n, et_error *err) {
+    int64_t nd = e->nd, tot = nd + n;
+    if (tot > INT32_MAX) return et_fail(err, ET_ERR_ARG, "finetune: %lld passages to evaluate over (at most %d)", (long long)tot, INT32_MAX);
+    txt_at *v = malloc(sizeof(txt_at) * (size_t)(tot ? tot : 1));
+    unsigned char *keep = calloc((size_t)(tot ? tot : 1), 1);
+    const char **docs = malloc(sizeof(char *) * (size_t)(tot ? tot : 1));
+    if (!v || !keep || !docs) { free(v); free(keep); free(docs); return et_fail(err, ET_ERR_NOMEM, "out of memory for %lld passages", (long long)tot); }
+    for (int64_t i = 0; i < nd; i++) v[i] = (txt_at){e->docs[i], i};
+    for (int32_t j = 0; j < n; j++) v[nd + j] = (txt_at){corpus[j], nd + j};
+    qsort(v, (size_t)tot, sizeof *v, cmp_txt_at);
+    for (int64_t k = 0; k < tot; k++) if (!k || strcmp(v[k].t, v[k - 1].t)) keep[v[k].i] = 1;
+    int32_t m = 0;
+    for (int64_t i = 0; i < tot; i++) if (keep[i] || i < nd) docs[m++] = i < nd ? e->docs[i] : corpus[i - nd];
+    free(v); free(keep);
+    free(e->docs_own);
+    e->docs = e->docs_own = docs;
+    e->nd = m;
     return ET_OK;
 }
 
@@ -1070,6 +1100,45 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
 
 /* ------------------------------------------------------------------ the run */
 
+/* The run's memory, estimated right after parsing so a run that cannot fit is refused before any encoding:
+ * the trainer's plan (et_train_plan_bytes, for the batch the settings will pick; the trainer checks its own plan
+ * again with the exact data), one encode pass (et_encode_plan_bytes), the embeddings held at once (held-out
+ * corpus + queries, mining corpus + queries, ranks) and the texts (x3: the strings, BM25's postings, copies).
+ * res->mem_estimate / mem_budget get the figures (bytes). ET_ERR_NOMEM above c->train.mem_budget. */
+static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int nthreads, int mlen, int pairwise,
+                                 int listsoft, int adapting, int64_t n_ex, const evalset *ev, const mining *M, et_finetune_result *res,
+                                 et_error *err) {
+    et_train_cfg tc = c->train;
+    if (tc.max_len_d <= 0) tc.max_len_d = mlen;
+    if (adapting) n_ex += c->adapt_pairs > 0 ? c->adapt_pairs : 500; /* adapt.h: at least 500 when automatic */
+    et_ft_plan P;
+    et_finetune_plan(c, (double)m->n_params, pairwise && !listsoft ? n_ex * (1 + c->negatives) : n_ex, 0, 0, &P);
+    int G = pairwise && !listsoft ? 0 : c->negatives, C = m->cfg.hidden_size; /* the list form: each positive with its negatives */
+    size_t train = et_train_plan_bytes(&tc, &m->cfg, m->n_params, P.batch, G, nthreads, NULL, NULL);
+    double nd = ev->kind == ET_FT_EVAL_IR ? (double)ev->nd + ev->nq : 2.0 * (double)ev->n;
+    double texts = 0;
+    if (ev->kind == ET_FT_EVAL_IR)
+        for (int32_t i = 0; i < ev->nd; i++) texts += (double)strlen(ev->docs[i]);
+    size_t nenc = (size_t)(nd > (double)M->nd + M->nmq ? nd : (double)M->nd + M->nmq);
+    size_t enc = et_encode_plan_bytes(&m->cfg, c->enc_batch, mlen, c->enc_batch, mlen, nenc, nthreads);
+    double emb = (nd + (double)M->nd + (double)M->nmq) * C * sizeof(float) +
+                 (pairwise ? 0.0 : (double)M->nmq * (c->mine_hi - c->mine_lo) * (sizeof(int32_t) + sizeof(float)));
+    for (int32_t i = 0; i < M->nd; i++) texts += (double)strlen(M->corpus[i]);
+    for (int32_t i = 0; i < c->n_corpus; i++) texts += (double)strlen(c->corpus[i]);
+    double need = (double)train + (double)enc + emb + 3.0 * texts, budget = (double)c->train.mem_budget;
+    res->mem_estimate = need;
+    res->mem_budget = budget;
+    if (need > budget)
+        return et_fail(err, ET_ERR_NOMEM,
+                       "this run needs about %.1f MiB (training %.1f: batch %d x %d negatives, max length %d; encoding %.1f; "
+                       "embeddings %.1f; texts and BM25 %.1f) but the memory budget is %.1f MiB: lower the batch, the max "
+                       "length or the number of negatives, use fewer passages (or raise the budget)",
+                       need / 1048576.0, train / 1048576.0, P.batch, G, tc.max_len_d > et_bert_max_tokens(&m->cfg) ? et_bert_max_tokens(&m->cfg) : tc.max_len_d,
+                       enc / 1048576.0, emb / 1048576.0, 3.0 * texts / 1048576.0, budget / 1048576.0);
+    return ET_OK;
+}
+
+
 /* The state of one et_finetune_run, handed from step to step. Each step below says what it reads and what it fills;
  * ft_run_free releases everything any step allocated (a step that fails leaves what it allocated for ft_run_free). */
 typedef struct {
@@ -1197,7 +1266,10 @@ static et_status ft_split_data(ft_run *R, et_error *err) {
         if ((s = source_load(c->eval_path, &R->esrc, err))) return s;
         if ((s = evalset_make(&R->esrc, &SPLIT_ALL, c->sts_max, c->eval_path, &R->ev, err))) return s;
     } else if ((s = evalset_make(&R->src, &SPLIT_TEST, c->sts_max, c->data, &R->ev, err))) return s;
+    if (!c->eval_path && R->src.kind == SRC_PAIRS && R->ev.kind == ET_FT_EVAL_IR && c->corpus && c->n_corpus > 0 &&
+        (s = evalset_add_corpus(&R->ev, c->corpus, c->n_corpus, err))) return s;
     res->kind = R->ev.kind;
+    res->eval_passages = R->ev.kind == ET_FT_EVAL_IR ? R->ev.nd : 0;
     res->test_queries = R->ev.kind == ET_FT_EVAL_IR ? R->ev.nq : R->ev.n;
     if (c->max_train_queries >= 0) { /* keep the first N training queries (rows) in et_split_subset_key order */
         int64_t nk = 0, cap = R->src.kind == SRC_BEIR ? R->src.B.nqueries : src_rows(&R->src);
@@ -1323,6 +1395,10 @@ static et_status ft_eval_before(ft_run *R, et_error *err) {
     et_finetune_result *res = R->res;
     int mlen = R->mlen;
     et_status s;
+    /* memory, up front (before any encoding): THE estimates the trainer and the encoder refuse by */
+    if ((s = ft_memory_check(c, &R->L.model, et_pool_size(R->L.pool), mlen, R->pairwise, R->listsoft, R->adapting,
+                             R->pairwise && !R->listsoft ? R->TP.n : R->M.nmq, &R->ev, &R->M, res, err)))
+        return s;
     double te = et_now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, R->ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
     if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) return cancelled(err, ET_FT_PHASE_EVAL_BEFORE);

@@ -6,7 +6,8 @@
  *     queries are searched against the FULL corpus.
  *   - a pairs file (JSONL/CSV/TSV, data.h): rows are split by the same rule on their "id", else on their
  *     query text (et_split_keep, data.h); the held-out rows' queries are searched against all distinct
- *     passages of the file (positive pairs) or, with labels, scored pairwise (AUPRC/Spearman).
+ *     passages of the file (positive pairs; with cfg.corpus, also the corpus passages not among them) or,
+ *     with labels, scored pairwise (AUPRC/Spearman).
  *   - an STS file (JSONL {"s1","s2","score"[,"id"]}, et_sts_read): rows become (s1, s2, label = score /
  *     sts_max); split by id, else s1; held-out: Spearman/Pearson of the cosine vs the score.
  *   With cfg.eval_path the whole of cfg.data is trained on and cfg.eval_path (any of the three kinds)
@@ -290,6 +291,7 @@ typedef struct {
     et_pair_eval pbefore, pafter;     /* pairs / STS */
     const char *data_kind;            /* "beir" | "pairs" | "sts" */
     int64_t train_queries, test_queries; /* BEIR / positive pairs: queries; pairwise: rows */
+    int64_t eval_passages;                 /* retrieval evaluation: the passages the held-out queries search */
     int64_t train_examples;           /* examples given to the trainer */
     int n_experts;
     char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];
@@ -309,6 +311,7 @@ typedef struct {
     uint64_t data_hash;               /* et_train_data_hash of the examples given to the trainer (resume check) */
     double final_loss;
     double seconds_prepare, seconds_train, seconds_eval;
+    double mem_estimate, mem_budget;  /* bytes: the run's up-front memory estimate and the budget it was checked against */
     /* hybrid retrieval (cfg.fusion and retrieval data): the starting and the tuned model */
     int has_hybrid;
     et_ft_hybrid hyb_before, hyb_after;

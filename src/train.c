@@ -491,6 +491,27 @@ static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *
     return ET_OK;
 }
 
+size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *mc, size_t n_params, int B, int G, int nthreads,
+                           size_t act_bytes[4], size_t *state_bytes) {
+    int P = et_bert_max_tokens(mc), C = mc->hidden_size;
+    int Tq = c->max_len_q > P ? P : c->max_len_q, Td = c->max_len_d > P ? P : c->max_len_d;
+    int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
+    int gT[4] = {Tq, Td, Td, Tq};
+    size_t total = 0;
+    for (int g = 0; g < 4; g++) {
+        size_t a = gB[g] > 0 ? et_bert_acts_bytes(mc, gB[g], gT[g], 1, nthreads) : 0;
+        if (act_bytes) act_bytes[g] = a;
+        total += a;
+    }
+    size_t state = n_params * sizeof(float) * 4; /* params, grads, m, v */
+    if (state_bytes) *state_bytes = state;
+    size_t rows = (size_t)2 * B + (size_t)2 * B * G;
+    size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +
+                  (size_t)2 * ((size_t)B * Tq + (size_t)B * Td + (size_t)B * G * (Td + Tq)) * sizeof(int32_t) +
+                  (c->matryoshka.n > 0 ? et_matryoshka_scratch_floats(B, G, C) * sizeof(float) : 0);
+    return total + state + misc;
+}
+
 et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *model, et_pool *pool,
                           const et_train_data *data, et_error *err) {
     memset(tr, 0, sizeof *tr);

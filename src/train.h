@@ -253,6 +253,15 @@ typedef struct {
     et_precision precision;  /* what runs: ET_PREC_FP32 or ET_PREC_BF16 (cfg.precision resolved) */
 } et_trainer;
 
+/* The trainer's memory before it is made, for `finetune`'s up-front check: bytes for the activations of the four
+ * text groups (queries B x max_len_q, positives B x max_len_d, negatives B*G x max_len_d, CLP's negative queries
+ * B*G x max_len_q; lengths clamped to the model's positions), parameters + gradients + AdamW moments for full
+ * fine-tuning (4 floats per parameter: an upper bound; et_trainer_init plans exactly, with less for LoRA or frozen
+ * tensors, and refuses by that) and the loss/batch scratch, for cfg's loss and matryoshka.
+ * act_bytes[4] and *state_bytes (each may be NULL) receive the groups' and the parameters' shares. */
+size_t et_train_plan_bytes(const et_train_cfg *cfg, const et_bert_config *mc, size_t n_params, int B, int G, int nthreads,
+                           size_t act_bytes[4], size_t *state_bytes);
+
 /* Plan and allocate everything for training `model` (borrowed). pool may be NULL (the trainer makes its
  * own with cfg->threads). data may be NULL (low-level use: then cfg->negatives >= 0 and cfg->total_steps
  * > 0 must be given); with data, the loss/data fit is checked (file:line errors), G and the number of

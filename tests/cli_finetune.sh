@@ -161,6 +161,21 @@ printf 'one two three four five six seven eight nine. ten eleven twelve thirteen
 "$ET" finetune --model $M --data $F/beir --out "$T/ad2" --corpus "$T/pas.txt" --max-train-queries 5 --epochs 1 --max-len 32 --threads 2 -q --json "$T/ad2.json" >/dev/null 2>"$T/err"
 [ $? -eq 0 ] && ok "adaptation from a text file + 5 labelled queries" || bad "adaptation text file: $(cat "$T/err")"
 near "adaptation pairs from 2 lines" "$(bnum "$T/ad2.json" adaptation pairs)" 2 0
+# a pairs file with --corpus: the held-out queries are ranked among the file's 12 passages and the corpus
+# passages not among them (3 lines: one repeats a pairs passage, one repeats another line: 1 new)
+P1=$(head -1 $F/pairs.jsonl | sed -E 's/.*"positive": *"([^"]*)".*/\1/')
+printf '%s\n%s\n%s\n' "$P1" 'a passage about nothing in particular that no query asks about' 'a passage about nothing in particular that no query asks about' >"$T/pc.txt"
+"$ET" finetune --model $M --data $F/pairs.jsonl --corpus "$T/pc.txt" --out "$T/pc" --epochs 1 --max-len 32 --threads 2 -q --json "$T/pc.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "pairs + corpus" || bad "pairs + corpus: $(cat "$T/err")"
+near "held-out search over the pairs' and the corpus's passages" "$(bnum "$T/pc.json" counts eval_passages)" 13 0
+"$ET" finetune --model $M --data $F/pairs.jsonl --out "$T/pn" --epochs 1 --max-len 32 --threads 2 -q --json "$T/pn.json" >/dev/null 2>"$T/err"
+near "held-out search over the pairs' passages alone" "$(bnum "$T/pn.json" counts eval_passages)" 12 0
+# memory: the run's estimate is reported, and a run above --mem-budget is refused before any encoding (no --out)
+est=$(bnum "$T/pn.json" memory estimate_mib)
+awk -v e="$est" 'BEGIN { exit !(e > 0 && e < 8192) }' && ok "memory estimate reported ($est MiB)" || bad "memory estimate: '$est'"
+expect_err "memory refused up front" "this run needs about [0-9.]+ MiB \(training [0-9.]+: batch 16 x 3 negatives, max length 32;.*the memory budget is 1\.0 MiB" \
+  "$ET" finetune --model $M --data $F/beir --out "$T/mem" --batch 16 --max-len 32 --mem-budget 1 -q
+[ ! -e "$T/mem" ] && ok "refused before writing anything" || bad "the refused run made $T/mem"
 
 # 5. bad input
 expect_err "bad --dev" "--dev must be auto, on or off" "$ET" finetune --model $M --data $F/beir --out "$T/x" --dev sometimes

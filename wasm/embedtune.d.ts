@@ -77,7 +77,8 @@ export class Embedtune {
   readonly info: ModelInfo;
   /** Float32Array [texts.length * dim], row i = text i */
   encode(texts: string[], opts?: EncodeOptions): Float32Array;
-  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { embeddings?: Float32Array }): number;
+  /** dim: cut each embedding to its first dim values and re-normalise (search --dim); int8: int8 inference (search --int8) */
+  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { embeddings?: Float32Array; dim?: number; int8?: boolean }): number;
   search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Hit[];
   /** bytes of an index file; retrieval: the model folder's retrieval.json */
   openIndex(index: Bytes, retrieval?: Bytes): EmbedtuneIndex;
@@ -93,7 +94,7 @@ export class EmbedtuneWorker {
   static load(files: ModelFiles, opts?: LoadOptions & { workerUrl?: string | URL }): Promise<EmbedtuneWorker>;
   readonly info: ModelInfo;
   encode(texts: string[], opts?: EncodeOptions): Promise<Float32Array>;
-  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions): Promise<number>;
+  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { dim?: number; int8?: boolean }): Promise<number>;
   search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Promise<Hit[]>;
   exportFiles(opts?: { dtype?: 'f32' | 'f16' | 'bf16' }): Promise<Record<string, Uint8Array>>;
   tokenize(text: string): Promise<string[]>;

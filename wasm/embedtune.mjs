@@ -298,8 +298,10 @@ export class Embedtune {
     }
   }
 
-  /** The corpus to search: texts (opts as encode: batch, maxLength, onProgress) are encoded and indexed
-   * by BM25 in C (the hybrid engine of `embedtune search`: dense, bm25 and hybrid modes); embeddings
+  /** The corpus to search: texts (opts as encode: batch, maxLength, onProgress; dim: cut each embedding to its
+   * first dim values and re-normalise, as `search --dim`; int8: int8 inference, as `search --int8`; queries
+   * get the same) are encoded and indexed by BM25 in C (the hybrid engine of `embedtune search`: dense, bm25
+   * and hybrid modes); embeddings
    * (Float32Array [n*dim]) give a dense-only corpus. Returns n. */
   setCorpus(corpus, opts = {}) {
     this.check();
@@ -311,7 +313,8 @@ export class Embedtune {
       const prev = this.M.etProgress;
       this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
       try {
-        if (this.M._et_wasm_index_texts(this.h, bp, blob.length, corpus.length, opts.batch | 0, opts.maxLength | 0, this.err)) throw this.fail('setCorpus');
+        if (this.M._et_wasm_index_texts(this.h, bp, blob.length, corpus.length, opts.batch | 0, opts.maxLength | 0, opts.dim | 0,
+          opts.int8 ? 1 : 0, this.err)) throw this.fail('setCorpus');
       } finally { this.M.etProgress = prev; this.M._free(bp); }
       this.corpusTexts = corpus.slice();
       this.indexed = true;
@@ -568,10 +571,10 @@ export class Embedtune {
       this._mkdirs(p.slice(0, p.lastIndexOf('/')));
       FS.writeFile(p, bytesOf(start[k], k));
     }
-    // wasm32: one heap of at most 2 GB; the trainer refuses (with the figure) a run planned above 1.5 GB
-    const budget = args.includes('--mem-budget') ? [] : ['--mem-budget', '1536'];
+    // memory: without --mem-budget the C side checks the run's up-front estimate against what the wasm heap can
+    // still give (et_wasm_mem_budget_mb) and refuses, with the figures, a run that would not fit
     const argv = ['--model', modelDir, '--data', dataPath, '--out', outDir, '--json', `${root}/result.json`, '--quiet',
-      '--threads', String(this.threads), ...budget, ...corpus, ...args.map(String)];
+      '--threads', String(this.threads), ...corpus, ...args.map(String)];
     const blob = textBlob(argv, 'finetune');
     const lines = [], out = [];
     // the model's pool is released first: the run makes its own (the pthread pool has threads - 1 workers)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bm25.h"
+#include "cli.h"
 #include "data.h"
 #include "encode.h"
 #include "error.h"
@@ -29,6 +30,8 @@
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
+#include <emscripten/heap.h>
+#include <malloc.h>
 #define ET_EXPORT EMSCRIPTEN_KEEPALIVE
 /* Progress hook: Module.etProgress(kind, done, total) if set; a truthy return cancels. kind 0 =
  * encode, 1 = train. Runs on the thread that called in (the JS worker). */
@@ -57,6 +60,8 @@ typedef struct {
     et_hybrid_index ix;   /* the search corpus for et_wasm_search_mode (has_ix): embeddings + BM25 */
     int has_ix;
     int ix_max_len;       /* the tokens per text the corpus was encoded with (queries get the same) */
+    int ix_dim;           /* the Matryoshka cut of the corpus (search --dim; 0 = full), queries get the same */
+    int ix_int8;          /* the corpus was encoded in int8 (search --int8), queries are too */
     char *ix_blob;        /* the corpus texts ix->docs points into (owned) */
     const char **ix_docs;
     et_retrieval_cfg rcfg; /* the model's retrieval.json (has_rcfg), else the defaults */
@@ -72,6 +77,21 @@ ET_EXPORT const char *et_wasm_error_msg(const et_error *e) { return e ? e->msg :
 ET_EXPORT int et_wasm_error_code(const et_error *e) { return e ? (int)e->code : 0; }
 ET_EXPORT const char *et_wasm_simd_name(void) { return et_simd_name(); }
 ET_EXPORT int et_wasm_threads_available(void) { return ET_THREADS; }
+
+/* The memory a run may plan for, in MiB: the heap's ceiling (emscripten_get_heap_max: -sMAXIMUM_MEMORY) minus
+ * what is in use now (static data, stacks and live allocations: the heap top less its free blocks). `finetune`
+ * in the page gets it as its --mem-budget, so its up-front estimate is checked against what the browser can
+ * still give (natively: et_cli_default_mem_budget_mb). */
+ET_EXPORT int et_wasm_mem_budget_mb(void) {
+#ifdef __EMSCRIPTEN__
+    struct mallinfo mi = mallinfo();
+    size_t top = (size_t)*emscripten_get_sbrk_ptr(), max = emscripten_get_heap_max();
+    size_t used = top > (size_t)mi.fordblks ? top - (size_t)mi.fordblks : top;
+    return used < max ? (int)((max - used) >> 20) : 0;
+#else
+    return (int)et_cli_default_mem_budget_mb();
+#endif
+}
 
 /* ------------------------------------------------------------------ model */
 
@@ -347,9 +367,11 @@ ET_EXPORT const char *et_wasm_retrieval_describe(et_wasm_model *w) {
 
 /* The search corpus: a blob of n NUL-terminated texts, encoded with the model (batch, max_len as
  * et_wasm_encode; progress and cancel per batch) and indexed by BM25 (retrieval.json's k1/b): the
- * hybrid engine of `embedtune search` (et_hybrid_index_build). Replaces the previous corpus. */
+ * hybrid engine of `embedtune search` (et_hybrid_index_build). dim > 0: each embedding cut to its first dim
+ * values and re-normalised (`search --dim`, et_embed_truncate); int8 != 0: encoded with int8 inference
+ * (`search --int8`); the queries of et_wasm_search_mode get the same. Replaces the previous corpus. */
 ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size_t blob_len, int n, int batch, int max_len,
-                                        et_error *err) {
+                                        int dim, int int8, et_error *err) {
     drop_index(w);
     char *b = et_malloc(blob_len ? blob_len : 1, "corpus texts", err);
     if (!b) return ET_ERR_NOMEM;
@@ -358,10 +380,16 @@ ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size
     if (!t) { free(b); return err ? err->code : ET_ERR_ARG; }
     et_encode_opts o = {batch > 0 ? batch : 32, max_len > 0 ? max_len : w->info.max_seq_length, encode_progress, NULL,
                         (size_t)1024 << 20, &w->enc};
+    o.dim = dim > 0 ? dim : 0;
+    int prev8 = w->model.int8;
+    if (int8) w->model.int8 = 1;
     et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, &w->ix, err);
+    w->model.int8 = prev8;
     if (s) { free(t); free(b); return s; }
     w->has_ix = 1;
     w->ix_max_len = o.max_len;
+    w->ix_dim = o.dim;
+    w->ix_int8 = int8 != 0;
     w->ix_blob = b;
     w->ix_docs = t;
     return ET_OK;
@@ -376,9 +404,13 @@ ET_EXPORT et_status et_wasm_search_mode(et_wasm_model *w, const char *query, int
     if (k < 1) return et_fail(err, ET_ERR_ARG, "search: k must be >= 1, got %d", k);
     if (mode < 0 || mode > 2) return et_fail(err, ET_ERR_ARG, "search: unknown mode %d", mode);
     et_encode_opts o = {1, w->ix_max_len, NULL, NULL, (size_t)1024 << 20, &w->enc};
+    o.dim = w->ix_dim;
     et_hybrid_queries Y;
     int32_t depth = w->rcfg.fusion.depth > k ? w->rcfg.fusion.depth : k;
+    int prev8 = w->model.int8;
+    if (w->ix_int8) w->model.int8 = 1;
     et_status s = et_hybrid_queries_build(&w->ix, w->pool, &o, &query, 1, depth, &Y, err);
+    w->model.int8 = prev8;
     if (s) return s;
     double *sc = et_malloc(sizeof(double) * (size_t)k, "search scores", err);
     if (!sc) { et_hybrid_queries_free(&Y); return ET_ERR_NOMEM; }
@@ -499,7 +531,7 @@ ET_EXPORT et_wasm_train *et_wasm_train_begin(et_wasm_model *w, const char *data_
     c.max_seq_length = w->info.max_seq_length;
     c.do_lower_case = w->info.do_lower_case;
     c.strip_accents = w->info.strip_accents;
-    c.mem_budget = (size_t)1536 << 20; /* wasm32: keep well under the 2 GB heap */
+    c.mem_budget = (size_t)et_wasm_mem_budget_mb() << 20; /* what the heap can still give */
     c.progress = train_progress;
     if (et_trainer_init(&t->tr, &c, &w->model, w->pool, &t->data, err)) {
         et_train_data_free(&t->data);
@@ -574,7 +606,20 @@ ET_EXPORT int et_wasm_finetune(const char *blob, size_t blob_len, int argc) {
     et_error err = {0};
     const char **argv = split_texts(blob, blob_len, argc, &err);
     if (!argv) { fprintf(stderr, "embedtune finetune: error: %s\n", err.msg); return 2; }
-    int r = et_cli_parse(&et_cmd_finetune, argc, (char **)argv);
+    /* no --mem-budget given: what the heap can still give (et_wasm_mem_budget_mb), not native's 8 GiB */
+    char budget[32];
+    const char **av = argv;
+    int has_budget = 0;
+    for (int i = 0; i < argc; i++) has_budget |= strcmp(argv[i], "--mem-budget") == 0;
+    if (!has_budget) {
+        const char **a2 = realloc(argv, sizeof(char *) * (size_t)(argc + 2));
+        if (!a2) { free(argv); fprintf(stderr, "embedtune finetune: error: out of memory\n"); return 1; }
+        snprintf(budget, sizeof budget, "%d", et_wasm_mem_budget_mb());
+        a2[argc++] = "--mem-budget";
+        a2[argc++] = budget;
+        av = argv = a2;
+    }
+    int r = et_cli_parse(&et_cmd_finetune, argc, (char **)av);
     if (!r) r = et_cli_finetune_run(et_cmd_finetune.opts, et_cmd_finetune.nopts, ft_progress_js, NULL);
     else r = r > 0 ? 0 : 2;
     free(argv);

@@ -54,7 +54,7 @@ static et_opt ft_opts[] = {
     {"--time-budget", NULL, "SECONDS", "stop training so that the whole run (final evaluation included) fits in this many seconds (default none)", NULL},
     {"--max-train-queries", NULL, "N", "use only N of the training queries (rows), chosen by a hash of the id (default all; 0 = none, with --adapt)", NULL},
     {"--adapt", NULL, NULL, "infonce/clp: add self-supervised pairs (inverse cloze + random crops) from the data's own passages (BEIR corpus, or the pairs' passages)", NULL},
-    {"--corpus", NULL, "FILE", "passages for --adapt (implies it): BEIR folder or corpus.jsonl, JSONL with \"text\", or one passage per line", NULL},
+    {"--corpus", NULL, "FILE", "passages for --adapt (implies it): BEIR folder or corpus.jsonl, JSONL with \"text\", or one passage per line; with a pairs file the held-out queries also search them", NULL},
     {"--adapt-pairs", NULL, "N", "at most N adaptation pairs (default: as many as labelled examples, 500..2000)", NULL},
     {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256; queries 64)", NULL},
     {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 (default 0.1)", NULL},
@@ -427,6 +427,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON *cnt = cJSON_AddObjectToObject(root, "counts");
         cJSON_AddNumberToObject(cnt, "train", (double)r.train_queries);
         cJSON_AddNumberToObject(cnt, "test", (double)r.test_queries);
+        if (r.kind == ET_FT_EVAL_IR) cJSON_AddNumberToObject(cnt, "eval_passages", (double)r.eval_passages);
         cJSON_AddNumberToObject(cnt, "examples", (double)r.train_examples);
         cJSON_AddNumberToObject(cnt, "steps", (double)r.steps);
         cJSON_AddNumberToObject(cnt, "refreshes", r.refreshes);
@@ -480,6 +481,9 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         jnum(sec, "prepare", r.seconds_prepare);
         jnum(sec, "train", r.seconds_train);
         jnum(sec, "eval", r.seconds_eval);
+        cJSON *mem = cJSON_AddObjectToObject(root, "memory"); /* MiB: the up-front estimate and the budget */
+        jnum(mem, "estimate_mib", r.mem_estimate / 1048576.0);
+        jnum(mem, "budget_mib", r.mem_budget / 1048576.0);
         jnum(root, "final_loss", r.final_loss);
         if (r.has_soft) { /* the target report of the guards (before calibration) */
             cJSON *tg = cJSON_AddObjectToObject(root, "soft_targets");
