@@ -5,6 +5,7 @@
 // snippets and the zip writer. User content is only ever put into the page with textContent (never as HTML).
 import { EmbedtuneWorker, TOKENIZER_PATHS, canUseThreads } from './wasm/embedtune.mjs';
 import { displayText, snippetOf } from './snippet.mjs';
+import { METRIC_NAMES, compareRows, openRunStore, runLabel } from './compare.mjs';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FILE = 256 << 20, PREVIEW_ROWS = 50;
@@ -103,6 +104,7 @@ async function loadModel(files, source, name, { corpus = true } = {}) {
     ['threads', i.threads + (canUseThreads() ? '' : ' (not isolated: one thread)')], ['SIMD', i.simd]]) {
     dl.append(el('dt', k), el('dd', v));
   }
+  fillDims(i.dim);
   $('engine-info').textContent = `${i.simd}, ${i.threads} thread${i.threads > 1 ? 's' : ''}`;
   setStatus('model-status', `Loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s.`, 'good');
   document.body.dataset.model = 'ready';
@@ -280,12 +282,13 @@ async function encodeCorpus() {
   setStatus('search-status', `Encoding ${texts.length} passages for search…`);
   updateButtons();
   try {
-    job.promise = w.setCorpus(texts, { maxLength: corpusMaxLen() });
+    const { dim, int8 } = searchVectors();
+    job.promise = w.setCorpus(texts, { maxLength: corpusMaxLen(), dim, int8 });
     await job.promise;
     if (state.corpusJob !== job) return;
-    state.corpus = { texts };
+    state.corpus = { texts, dim, int8 };
     document.body.dataset.corpus = 'ready';
-    setStatus('search-status', `${texts.length} passages ready for search (${state.trained ? 'tuned' : 'starting'} model).`);
+    setStatus('search-status', `${texts.length} passages ready for search (${state.trained ? 'tuned' : 'starting'} model${vectorsText(state.corpus)}).`);
   } catch (e) {
     if (state.corpusJob !== job) return;
     document.body.dataset.corpus = e.code === 8 ? 'cancelled' : 'error';
@@ -296,6 +299,18 @@ async function encodeCorpus() {
   }
 }
 const corpusMaxLen = () => +$('opt-maxlen').value || 0;
+/** The search's vectors: {dim: the Matryoshka cut (0 = full; search --dim), int8: int8 inference (search --int8)}. */
+const searchVectors = () => ({ dim: +$('search-dim').value || 0, int8: $('search-int8').checked });
+const vectorsText = (c) => (c.dim || c.int8 ? `, ${c.dim ? `${c.dim}-value vectors` : 'full vectors'}${c.int8 ? ', int8' : ''}` : '');
+
+/** The vector sizes offered for the model: full, then halves down to 16 values. */
+function fillDims(dim) {
+  const sel = $('search-dim'), opts = [el('option', `full (${dim})`)];
+  opts[0].value = '0';
+  for (let d = dim >> 1; d >= 16; d >>= 1) { const o = el('option', String(d)); o.value = String(d); opts.push(o); }
+  sel.replaceChildren(...opts);
+  sel.value = '0';
+}
 
 // ------------------------------------------------------------------ settings -> finetune options
 // Empty fields are left to `embedtune finetune`'s own (automatic) defaults.
@@ -303,7 +318,7 @@ const OPTS = [ // [input id, option, kind]
   ['opt-epochs', '--epochs', 'int'], ['opt-lr', '--lr', 'num'], ['opt-batch', '--batch', 'int'], ['opt-maxlen', '--max-len', 'int'],
   ['opt-seed', '--seed', 'int'], ['opt-negatives', '--negatives', 'int'], ['opt-refresh', '--refresh-every', 'str'],
   ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'], ['opt-dev', '--dev', 'str'],
-  ['opt-adapt-pairs', '--adapt-pairs', 'int'],
+  ['opt-adapt-pairs', '--adapt-pairs', 'int'], ['opt-mem', '--mem-budget', 'int'],
 ];
 function settings() {
   const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked };
@@ -332,20 +347,40 @@ const PHASE_TEXT = { load: 'Loading the model', parse: 'Reading and checking the
   mine: 'Mining hard negatives (ANCE)', experts: 'Scoring with the experts (BM25)', train: 'Training', refresh: 'Re-mining negatives with the current model',
   eval_after: 'Evaluating the tuned model', done: 'Done' };
 
+/** The phase list's entry for a phase: its text, then "12 s" when past, "ETA 1 min 3 s" while it runs. */
+function phaseLabel(phase, run) {
+  const t = run.times[phase];
+  if (!t) return PHASE_TEXT[phase] || phase;
+  return `${PHASE_TEXT[phase] || phase} · ${t.end != null ? fmtTime(t.end - t.start) : t.eta != null ? `ETA ${fmtTime(t.eta)}` : 'running'}`;
+}
+
 function onRunProgress(st, run) {
   const now = performance.now();
-  if (st.phase !== run.phase) { run.phase = st.phase; run.phaseT0 = now; run.phaseDone0 = st.done; state.phases.push(st.phase); }
+  if (st.phase !== run.phase) {
+    if (run.phase && run.times[run.phase]) run.times[run.phase].end = now / 1000;
+    run.phase = st.phase; run.phaseT0 = now; run.phaseDone0 = st.done; state.phases.push(st.phase);
+    if (!run.times[st.phase]) run.times[st.phase] = { start: now / 1000 };
+    else { run.times[st.phase].start = now / 1000 - (run.times[st.phase].end - run.times[st.phase].start); delete run.times[st.phase].end; }
+  }
   document.body.dataset.phase = st.phase;
   const li = $('phase-list');
-  for (const x of li.children) x.className = x.dataset.phase === st.phase ? 'current' : run.seen.has(x.dataset.phase) ? 'past' : '';
   run.seen.add(st.phase);
   let text = PHASE_TEXT[st.phase] || st.phase;
   if (st.total > 0) {
     $('train-progress').value = st.done / st.total;
     const el_ = (now - run.phaseT0) / 1000, per = (st.done - run.phaseDone0) > 0 ? el_ / (st.done - run.phaseDone0) : NaN;
-    const unit = st.phase === 'train' ? 'step' : 'text';
-    text += `: ${st.done} / ${st.total} ${unit}s · ETA ${fmtTime(per * (st.total - st.done))}`;
+    const unit = st.phase === 'train' ? 'step' : 'text', eta = per * (st.total - st.done);
+    if (Number.isFinite(eta)) run.times[st.phase].eta = eta;
+    text += `: ${st.done} / ${st.total} ${unit}s · ETA ${fmtTime(eta)}`;
   } else $('train-progress').removeAttribute('value');
+  if (now - (run.lastList || 0) > 250 || st.phase === 'done') { // the list: each phase with its time or ETA
+    run.lastList = now;
+    for (const x of li.children) {
+      const p = x.dataset.phase;
+      x.className = p === st.phase ? 'current' : run.seen.has(p) ? 'past' : '';
+      x.textContent = phaseLabel(p, run);
+    }
+  }
   if (st.phase === 'train' && Number.isFinite(st.loss)) {
     state.lossHistory.push({ step: st.done, loss: st.loss, epoch: st.epoch });
     state.totalSteps = st.total;
@@ -377,7 +412,8 @@ async function runTraining() {
   } else setStatus('train-status', 'Starting…');
   state.corpus = null; // the run replaces the worker's model (and with it the search index)
   updateButtons();
-  const run = { t0: performance.now(), phase: null, seen: new Set() };
+  const run = { t0: performance.now(), phase: null, seen: new Set(), times: {} };
+  state.run = run;
   $('phase-list').replaceChildren(...Object.keys(PHASE_TEXT).filter((p) => p !== 'done').map((p) => { const li = el('li', PHASE_TEXT[p]); li.dataset.phase = p; return li; }));
   try {
     if (state.trained) { // start from the loaded (not the tuned) model
@@ -397,11 +433,13 @@ async function runTraining() {
     document.body.dataset.phase = 'done';
     setStatus('train-status', `Done: ${r.result.counts.steps} steps in ${fmtTime((performance.now() - run.t0) / 1000)} (training ${fmtTime(r.result.seconds.train)}).`, 'good');
     renderEval();
+    await saveRun({ when: Date.now(), data: d.name, corpus: state.lastCorpus, model: state.modelName, args, result: r.result });
     document.body.dataset.train = 'done';
     await encodeCorpus();
   } catch (e) {
     const stopped = e.code === 8;
-    setStatus('train-status', stopped ? 'Stopped. The starting model is loaded again.' : `Training failed: ${e.message}`, stopped ? '' : 'bad');
+    const refused = /needs about .* the memory budget is/.test(e.message); // the up-front memory estimate (C)
+    setStatus('train-status', stopped ? 'Stopped. The starting model is loaded again.' : `${refused ? 'Refused before starting' : 'Training failed'}: ${e.message}`, stopped ? '' : 'bad');
     document.body.dataset.train = stopped ? 'stopped' : 'error';
     if (state.worker && !state.corpus) encodeCorpus();
   } finally {
@@ -427,8 +465,6 @@ function checkTrainable() {
 }
 
 // ------------------------------------------------------------------ before / after (from the run's --json report)
-const METRIC_NAMES = { 'ndcg@10': 'nDCG@10', 'map@10': 'MAP@10', 'mrr@10': 'MRR@10', 'recall@100': 'Recall@100', auprc: 'AUPRC',
-  anisotropy: 'anisotropy', mean_pos_cosine: 'mean cosine (query, its passage)', spearman: 'Spearman ×100', pearson: 'Pearson ×100' };
 
 /** Table rows of a finetune --json report: [{metric, bm25, before, after, change, hybridBefore, hybridAfter}];
  * hybrid (retrieval data): the default fusion with the starting model, the learned fusion with the tuned one. */
@@ -462,11 +498,74 @@ function renderEval() {
   }
   t.hidden = false;
   const c = r.counts;
-  setStatus('eval-status', `${c.test} held-out ${r.eval_kind === 'retrieval' ? 'queries searched among all passages of the file' : 'pairs'}; ` +
+  const among = c.eval_passages ? `queries searched among ${c.eval_passages} passages (your file's${state.lastCorpus ? ' and the corpus file\'s' : ''})` : 'queries searched among all passages of the file';
+  setStatus('eval-status', `${c.test} held-out ${r.eval_kind === 'retrieval' ? among : 'pairs'}; ` +
     `trained on ${c.train} ${r.eval_kind === 'retrieval' ? 'queries' : 'rows'} (${c.examples} examples, ${c.steps} steps` +
     `${c.mined_negatives ? `, ${c.mined_negatives} mined negatives, ${c.refreshes} refresh${c.refreshes === 1 ? '' : 'es'}` : ''}` +
     `${r.settings.experts?.length ? `, experts: ${r.settings.experts.join(', ')}` : ''}).` +
-    (hasHybrid ? ` Hybrid: BM25 + the model fused (${r.hybrid.before.learned_fusion} before; after: ${r.hybrid.after.learned_fusion}, ${r.hybrid.after.how}).` : ''));
+    (hasHybrid ? ` Hybrid: BM25 + the model fused (${r.hybrid.before.learned_fusion} before; after: ${r.hybrid.after.learned_fusion}, ${r.hybrid.after.how}).` : '') +
+    (r.memory ? ` Memory: about ${Math.round(r.memory.estimate_mib)} MB planned of a ${Math.round(r.memory.budget_mib)} MB budget.` : ''));
+}
+
+// ------------------------------------------------------------------ compare two runs (web/compare.mjs)
+async function saveRun(run) {
+  if (!state.runStore) return;
+  try { await state.runStore.add(run); } catch (e) { setStatus('cmp-status', `Could not save the run: ${e.message}`, 'bad'); }
+  await refreshRuns({ latest: true });
+}
+
+/** Fill the two run pickers; latest: pick the newest two runs (the new one second). */
+async function refreshRuns({ latest = false } = {}) {
+  const runs = state.runStore ? await state.runStore.list() : [];
+  state.runs = runs;
+  const a = $('cmp-a'), b = $('cmp-b'), prev = [a.value, b.value];
+  for (const s of [a, b]) s.replaceChildren(...runs.map((r) => { const o = el('option', runLabel(r)); o.value = String(r.id); return o; }));
+  if (runs.length) {
+    const ids = runs.map((r) => String(r.id));
+    a.value = !latest && ids.includes(prev[0]) ? prev[0] : ids[Math.max(0, ids.length - 2)];
+    b.value = !latest && ids.includes(prev[1]) ? prev[1] : ids[ids.length - 1];
+  }
+  a.disabled = b.disabled = runs.length < 2;
+  $('btn-cmp-clear').disabled = !runs.length;
+  document.body.dataset.runs = String(runs.length);
+  renderCompare();
+}
+
+function renderCompare() {
+  const t = $('cmp-table'), runs = state.runs || [];
+  const ra = runs.find((r) => String(r.id) === $('cmp-a').value), rb = runs.find((r) => String(r.id) === $('cmp-b').value);
+  t.tBodies[0].replaceChildren();
+  if (runs.length < 2 || !ra || !rb) {
+    t.hidden = true;
+    setStatus('cmp-status', runs.length === 1 ? 'One run saved: train again (other settings, another file) to compare two.'
+      : runs.length ? '' : `No saved runs yet${state.runStore?.persistent === false ? ' (this browser keeps them for this visit only)' : ''}.`);
+    return;
+  }
+  const head = el('tr');
+  head.append(el('th', 'setting or metric'), el('th', `Run ${ra.id}`), el('th', `Run ${rb.id}`), el('th', `Run ${rb.id} − Run ${ra.id}`));
+  t.tHead.replaceChildren(head);
+  const only = $('cmp-diff-only').checked;
+  let group = null, ndiff = 0;
+  const fmtV = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : fmt(v)) : Array.isArray(v) ? (v.join(', ') || '–') : typeof v === 'boolean' ? (v ? 'yes' : 'no') : v == null || v === '' ? '–' : String(v));
+  for (const x of compareRows(ra, rb)) {
+    ndiff += x.differs;
+    if (only && !x.differs) continue;
+    if (x.group !== group) {
+      group = x.group;
+      const g = el('tr', null, 'group'), th = el('th', group === 'run' ? 'run' : group === 'settings' ? 'settings used' : group);
+      th.colSpan = 4; th.scope = 'colgroup';
+      g.append(th);
+      t.tBodies[0].append(g);
+    }
+    const tr = el('tr', null, x.differs ? 'differs' : '');
+    tr.dataset.key = `${x.group}:${x.key}`;
+    const th = el('th', x.name); th.scope = 'row';
+    tr.append(th, el('td', fmtV(x.a)), el('td', fmtV(x.b)),
+      el('td', x.diff == null ? (x.differs ? 'differs' : '') : (x.diff > 0 ? '+' : '') + fmtV(x.diff), x.diff > 0 ? 'up' : x.diff < 0 ? 'down' : ''));
+    t.tBodies[0].append(tr);
+  }
+  t.hidden = false;
+  setStatus('cmp-status', `Run ${ra.id} and run ${rb.id}: ${ndiff} row${ndiff === 1 ? '' : 's'} differ.`);
 }
 
 // ------------------------------------------------------------------ loss chart (hand-drawn canvas)
@@ -559,8 +658,9 @@ async function search() {
   const r = state.info?.retrieval;
   const how = mode === 'hybrid' ? `hybrid: BM25 + the ${state.trained ? 'tuned' : 'starting'} model, ${r ? `${r.fusion}${r.source === 'retrieval.json' ? ' (the model\'s retrieval.json)' : ' (default fusion)'}` : 'default fusion'}`
     : mode === 'bm25' ? 'BM25' : `cosine (${state.trained ? 'tuned' : 'starting'} model)`;
+  const vec = mode === 'bm25' ? '' : vectorsText(state.corpus);
   ol.dataset.mode = mode;
-  setStatus('search-status', `${hits.length} best of ${state.corpus.texts.length} passages by ${how}.`);
+  setStatus('search-status', `${hits.length} best of ${state.corpus.texts.length} passages by ${how}${vec ? ` (${vec.slice(2)})` : ''}.`);
 }
 
 // ------------------------------------------------------------------ download (zip, STORE + CRC32)
@@ -678,7 +778,14 @@ function wire() {
   $('btn-stop').addEventListener('click', () => stopTraining());
   $('btn-search').addEventListener('click', () => search().catch((x) => setStatus('search-status', x.message, 'bad')));
   $('search-q').addEventListener('keydown', (e) => { if (e.key === 'Enter') search().catch((x) => setStatus('search-status', x.message, 'bad')); });
+  const revector = () => { if (!state.training) encodeCorpus().then(() => { if ($('search-q').value.trim() && state.corpus) return search(); }).catch(() => {}); };
+  $('search-dim').addEventListener('change', revector);
+  $('search-int8').addEventListener('change', revector);
   $('search-mode').addEventListener('change', () => { if ($('search-q').value.trim()) search().catch(() => {}); });
+  $('cmp-a').addEventListener('change', renderCompare);
+  $('cmp-b').addEventListener('change', renderCompare);
+  $('cmp-diff-only').addEventListener('change', renderCompare);
+  $('btn-cmp-clear').addEventListener('click', async () => { await state.runStore?.clear(); await refreshRuns(); });
   $('btn-zip').addEventListener('click', () => downloadZip().catch((x) => setStatus('train-status', `Download failed: ${x.message}`, 'bad')));
 }
 
@@ -687,7 +794,7 @@ window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
   state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs, corpusFile: state.lastCorpus,
     steps: state.lossHistory.length, loss: state.lossHistory.map((p) => p.loss), epochs: state.lossHistory.map((p) => p.epoch),
-    phases: state.phases, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output }),
+    phases: state.phases, phaseTimes: state.run?.times ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output }),
   passages: () => state.corpus?.texts ?? null,
   search: (q, mode, k = 10) => state.worker.search(q, k, mode),
   zip: async () => { const f = await exportFiles(); const b = makeZip(f); return Array.from(new Uint8Array(await b.arrayBuffer())); },
@@ -698,4 +805,6 @@ showIsolation();
 drawChart();
 updateSettingsNote();
 updateButtons();
+state.runStore = await openRunStore().catch(() => null);
+await refreshRuns();
 await loadBundled();

@@ -1,7 +1,8 @@
 // The optional corpus file (passages without questions) in a real browser: it is read by the C reader of
 // `finetune --corpus` (a BEIR corpus.jsonl here), searched beside the pairs' passages, and the run adapts on
 // it: the page's run and native `embedtune finetune --corpus` on the same files, seed and settings give the
-// same counts (adaptation pairs included) and the same before/after table (1e-4). A bad line is named as the
+// same counts (adaptation pairs included) and the same before/after table (1e-4), whose held-out queries are
+// ranked among the pairs' passages and the corpus file's, as the search box ranks them. A bad line is named as the
 // CLI names it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -75,6 +76,9 @@ test('a corpus file is searched beside the pairs, and the run adapts on it like 
   assert.equal(p.status, 0, p.stderr);
   const n = JSON.parse(readFileSync(njson, 'utf8'));
   assert.deepEqual(r.counts, n.counts, 'same counts (adaptation pairs included)');
+  // the held-out queries search what the search box searches: the pairs' passages and the corpus file's
+  assert.equal(r.counts.eval_passages, nPairs + 150, 'the held-out evaluation ranks among the pairs\' and the corpus file\'s passages');
+  assert.match(await page.textContent('#eval-status'), new RegExp(`searched among ${nPairs + 150} passages \\(your file's and the corpus file's\\)`));
   let maxd = 0;
   for (const part of ['before', 'after', 'bm25'])
     for (const [k, v] of Object.entries(n[part])) {

@@ -188,6 +188,26 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
       ph.forEach((h, i) => assert.ok(Math.abs(h.score - nh[i].score) < 1e-4, `${mode} '${q}' rank ${i + 1}: ${h.score} vs ${nh[i].score}`));
     }
   }
+  // the search switches are `search --int8` and `search --dim N`: int8 at full size, then 64-value fp32 vectors
+  for (const [dim, int8, flags] of [['0', true, ['--int8']], ['64', false, ['--dim', '64']]]) {
+    await page.selectOption('#search-dim', dim);
+    await page.setChecked('#search-int8', int8);
+    await page.waitForFunction((re) => new RegExp(re).test(document.getElementById('search-status').textContent),
+      dim !== '0' ? '64-value vectors\\)' : 'full vectors, int8\\)', { timeout: 120000 });
+    for (const q of ['partition editor', 'how do I resize an image']) {
+      for (const mode of ['hybrid', 'dense']) {
+        const ph = await page.evaluate(([qq, m]) => window.__embedtune.search(qq, m), [q, mode]);
+        const no = execFileSync(NATIVE, ['search', '--model', path.join(work, top_), '--corpus', corpusPath, '--query', q, '--mode', mode,
+          '--max-len', SETTINGS.maxlen, '-k', '10', '--json', '-q', '--threads', '2', ...flags], { encoding: 'utf8' });
+        const nh = JSON.parse(no.trim()).results;
+        assert.deepEqual(ph.map((h) => String(h.index)), nh.map((h) => h.id), `${flags.join(' ')} ${mode} '${q}': same ranking as native search`);
+        ph.forEach((h, i) => assert.ok(Math.abs(h.score - nh[i].score) < 1e-4, `${flags.join(' ')} ${mode} '${q}' rank ${i + 1}: ${h.score} vs ${nh[i].score}`));
+      }
+    }
+  }
+  await page.selectOption('#search-dim', '0');
+  await page.setChecked('#search-int8', false);
+  await page.waitForFunction(() => /passages ready for search \(tuned model\)/.test(document.getElementById('search-status').textContent), null, { timeout: 120000 });
   const web = await page.evaluate((t) => window.__embedtune.encode(t), texts);
   const dim = web.length / texts.length;
   const diff = (rows) => { let m = 0; rows.forEach((v, i) => { assert.equal(v.length, dim); v.forEach((x, k) => { m = Math.max(m, Math.abs(x - web[i * dim + k])); }); }); return m; };

@@ -62,3 +62,36 @@ test('no matches: the snippet starts at the beginning of the rest', () => {
   assert.ok(sn.snippet.startsWith('alpha beta'), sn.snippet.slice(0, 20));
   assert.deepEqual(sn.snippetHits, []);
 });
+
+// ------------------------------------------------------------------ web/compare.mjs (two runs side by side)
+import { compareRows, runLabel, runRecord } from '../compare.mjs';
+
+const report = (neg, nd, bm) => ({ loss: 'infonce', counts: { train: 155, test: 45, examples: 155, steps: 10 }, seconds: { train: 3.5 },
+  settings: { negatives: neg, seed: 3, experts: [] }, bm25: { 'ndcg@10': bm }, before: { 'ndcg@10': 0.2 }, after: { 'ndcg@10': nd, anisotropy: 0.1 },
+  hybrid: { before: { hybrid_default: { 'ndcg@10': 0.3 } }, after: { hybrid_learned: { 'ndcg@10': 0.35 } } } });
+
+test('compareRows: settings and metrics side by side, diff = second - first, differing rows marked', () => {
+  const a = runRecord({ id: 1, when: 0, data: 'p.jsonl', model: 'compact', args: ['--negatives', '1'], result: report(1, 0.25, 0.5) });
+  const b = runRecord({ id: 2, when: 0, data: 'p.jsonl', model: 'compact', args: ['--negatives', '2'], result: report(2, 0.3, 0.5) });
+  const rows = compareRows(a, b), get = (g, k) => rows.find((r) => r.group === g && r.key === k);
+  assert.deepEqual(get('settings', 'negatives'), { group: 'settings', key: 'negatives', name: 'negatives', a: 1, b: 2, diff: 1, differs: true });
+  assert.equal(get('settings', 'seed').differs, false);
+  assert.equal(get('settings', 'experts').differs, false); // [] and []
+  assert.ok(Math.abs(get('dense after', 'ndcg@10').diff - 0.05) < 1e-12);
+  assert.equal(get('BM25', 'ndcg@10').differs, false);
+  assert.equal(get('run', 'options').a, '--negatives 1');
+  assert.equal(get('run', 'options').differs, true);
+  assert.equal(get('run', 'options').diff, null);
+  assert.equal(get('hybrid after', 'ndcg@10').a, 0.35);
+  assert.equal(get('run', 'corpus').differs, false); // both none
+  // a metric only one run has: kept, no difference computed
+  b.result.after.spearman = 50;
+  const s = compareRows(a, b).find((r) => r.group === 'dense after' && r.key === 'spearman');
+  assert.deepEqual([s.a, s.b, s.diff, s.differs], [null, 50, null, true]);
+});
+
+test('runLabel names the run, its time, loss, files and nDCG@10 after', () => {
+  const when = new Date(2026, 0, 2, 9, 5).getTime();
+  assert.equal(runLabel(runRecord({ id: 3, when, data: 'faq.jsonl', corpus: 'docs.txt', args: [], result: report(1, 0.3164, 0.5) })),
+    'Run 3 · 09:05 · infonce · faq.jsonl + docs.txt · nDCG@10 0.316');
+});
