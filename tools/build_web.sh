@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build the wasm module (Emscripten, build-wasm) and assemble the page into a self-contained folder:
-#   DIST/index.html app.mjs style.css   DIST/wasm/{embedtune.mjs,worker.mjs,embedtune-core*.{mjs,wasm,worker.js}}
+#   DIST/index.html style.css web/*.mjs (the page's modules; not server.mjs)   DIST/wasm/{embedtune.mjs,worker.mjs,embedtune-core*.{mjs,wasm,worker.js}}
 #   DIST/models/<default>/...           DIST/models/default.json
 # Serve it with: node web/server.mjs --root DIST   (any static server works if it sends COOP/COEP, see web/README.md)
 # Env: ET_WASM_BUILD (default build-wasm), DIST (default $ET_WASM_BUILD/web-dist), ET_MODEL (default: compact if
@@ -24,7 +24,8 @@ fi
 [ -n "$MODEL" ] && [ -f "models/$MODEL/config.json" ] || { echo "build_web.sh: no model folder models/${MODEL:-?}"; exit 1; }
 rm -rf "$DIST"
 mkdir -p "$DIST/wasm" "$DIST/models/$MODEL"
-cp web/index.html web/app.mjs web/snippet.mjs web/style.css "$DIST/"
+cp web/index.html web/style.css "$DIST/"
+for f in web/*.mjs; do [ "$(basename "$f")" = server.mjs ] || cp "$f" "$DIST/"; done   # the page's modules
 cp "$WASM"/embedtune.mjs "$WASM"/worker.mjs "$WASM"/embedtune-core.mjs "$WASM"/embedtune-core.wasm \
    "$WASM"/embedtune-core.worker.js "$WASM"/embedtune-core-st.mjs "$WASM"/embedtune-core-st.wasm "$DIST/wasm/"
 files=()
