@@ -1,7 +1,7 @@
-// compare.mjs - runs kept for comparison (issue 14 item 2): each finished run's settings and before/after report
-// (the `finetune --json` result) is saved in the browser (IndexedDB, so runs outlive a reload; memory only where
-// IndexedDB is unavailable), and two chosen runs are shown side by side with their differences.
-// The pure parts (runRecord, runLabel, compareRows) have node unit tests (web/tests/unit.test.mjs).
+// compare.mjs - compare two runs side by side: each finished run's settings and before/after report (the
+// `finetune --json` result; kept by storage.mjs) and the table of two chosen runs with the second minus the first and
+// the rows that differ marked. The pure parts (runRecord, runLabel, compareRows) have node unit tests.
+import { $, el, fmt, setStatus } from './ui.mjs';
 
 export const METRIC_NAMES = { 'ndcg@10': 'nDCG@10', 'map@10': 'MAP@10', 'mrr@10': 'MRR@10', 'recall@100': 'Recall@100', auprc: 'AUPRC',
   anisotropy: 'anisotropy', mean_pos_cosine: 'mean cosine (query, its passage)', spearman: 'Spearman ×100', pearson: 'Pearson ×100' };
@@ -53,40 +53,55 @@ export function compareRows(a, b) {
   return rows;
 }
 
-// ------------------------------------------------------------------ storage (IndexedDB, else memory)
-const DB = 'embedtune-page', STORE = 'runs';
-
-function idb() {
-  return new Promise((resolve) => {
-    if (typeof indexedDB === 'undefined') { resolve(null); return; }
-    let req;
-    try { req = indexedDB.open(DB, 1); } catch { resolve(null); return; }
-    req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: 'id' });
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => resolve(null);
-  });
+/** Fill the two run pickers with runs (oldest first); latest: choose the newest two (the newest second), else keep
+ * the choices that still exist. */
+export function fillRunPickers(runs, latest = false) {
+  const a = $('cmp-a'), b = $('cmp-b'), prev = [a.value, b.value];
+  for (const s of [a, b]) s.replaceChildren(...runs.map((r) => { const o = el('option', runLabel(r)); o.value = String(r.id); return o; }));
+  if (runs.length) {
+    const ids = runs.map((r) => String(r.id));
+    a.value = !latest && ids.includes(prev[0]) ? prev[0] : ids[Math.max(0, ids.length - 2)];
+    b.value = !latest && ids.includes(prev[1]) ? prev[1] : ids[ids.length - 1];
+  }
+  a.disabled = b.disabled = runs.length < 2;
+  $('btn-cmp-clear').disabled = !runs.length;
+  document.body.dataset.runs = String(runs.length);
 }
 
-/** The saved runs: {list() -> runs oldest first, add(run without id) -> run, clear()}. */
-export async function openRunStore() {
-  const db = await idb();
-  const mem = [];
-  const tx = (mode, fn) => new Promise((resolve, reject) => {
-    const t = db.transaction(STORE, mode), s = t.objectStore(STORE);
-    const r = fn(s);
-    t.oncomplete = () => resolve(r?.result);
-    t.onerror = () => reject(t.error);
-  });
-  const list = async () => (db ? (await tx('readonly', (s) => s.getAll())) || [] : mem.slice()).sort((x, y) => x.id - y.id);
-  return {
-    persistent: !!db,
-    list,
-    async add(run) {
-      const all = await list();
-      const rec = runRecord({ ...run, id: all.length ? all[all.length - 1].id + 1 : 1 });
-      if (db) await tx('readwrite', (s) => s.put(rec)); else mem.push(rec);
-      return rec;
-    },
-    async clear() { if (db) await tx('readwrite', (s) => s.clear()); else mem.length = 0; },
-  };
+/** The table of the two chosen runs (hidden with fewer than two). */
+export function renderCompare(runs, { persistent = true } = {}) {
+  const t = $('cmp-table');
+  const ra = runs.find((r) => String(r.id) === $('cmp-a').value), rb = runs.find((r) => String(r.id) === $('cmp-b').value);
+  t.tBodies[0].replaceChildren();
+  if (runs.length < 2 || !ra || !rb) {
+    t.hidden = true;
+    setStatus('cmp-status', runs.length === 1 ? 'One run saved: train again (other settings, another file) to compare two.'
+      : runs.length ? '' : `No saved runs yet${!persistent ? ' (this browser keeps them for this visit only)' : ''}.`);
+    return;
+  }
+  const head = el('tr');
+  head.append(el('th', 'setting or metric'), el('th', `Run ${ra.id}`), el('th', `Run ${rb.id}`), el('th', `Run ${rb.id} − Run ${ra.id}`));
+  t.tHead.replaceChildren(head);
+  const only = $('cmp-diff-only').checked;
+  let group = null, ndiff = 0;
+  const fmtV = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : fmt(v)) : Array.isArray(v) ? (v.join(', ') || '–') : typeof v === 'boolean' ? (v ? 'yes' : 'no') : v == null || v === '' ? '–' : String(v));
+  for (const x of compareRows(ra, rb)) {
+    ndiff += x.differs;
+    if (only && !x.differs) continue;
+    if (x.group !== group) {
+      group = x.group;
+      const g = el('tr', null, 'group'), th = el('th', group === 'run' ? 'run' : group === 'settings' ? 'settings used' : group);
+      th.colSpan = 4; th.scope = 'colgroup';
+      g.append(th);
+      t.tBodies[0].append(g);
+    }
+    const tr = el('tr', null, x.differs ? 'differs' : '');
+    tr.dataset.key = `${x.group}:${x.key}`;
+    const th = el('th', x.name); th.scope = 'row';
+    tr.append(th, el('td', fmtV(x.a)), el('td', fmtV(x.b)),
+      el('td', x.diff == null ? (x.differs ? 'differs' : '') : (x.diff > 0 ? '+' : '') + fmtV(x.diff), x.diff > 0 ? 'up' : x.diff < 0 ? 'down' : ''));
+    t.tBodies[0].append(tr);
+  }
+  t.hidden = false;
+  setStatus('cmp-status', `Run ${ra.id} and run ${rb.id}: ${ndiff} row${ndiff === 1 ? '' : 's'} differ.`);
 }

@@ -1,4 +1,5 @@
-// unit.test.mjs - the page's pure parts under node (no browser, no wasm): web/snippet.mjs.
+// unit.test.mjs - the page's pure parts under node (no browser, no wasm): snippet.mjs, compare.mjs, ui.mjs, files.mjs,
+// chart.mjs, trainview.mjs, evalview.mjs, searchview.mjs.
 // The spans given here are what the C library's BM25 token rule returns for the query (et_bm25_match_spans);
 // the browser test (train.test.mjs) checks the whole chain on real search results.
 import { test } from 'node:test';
@@ -94,4 +95,99 @@ test('runLabel names the run, its time, loss, files and nDCG@10 after', () => {
   const when = new Date(2026, 0, 2, 9, 5).getTime();
   assert.equal(runLabel(runRecord({ id: 3, when, data: 'faq.jsonl', corpus: 'docs.txt', args: [], result: report(1, 0.3164, 0.5) })),
     'Run 3 · 09:05 · infonce · faq.jsonl + docs.txt · nDCG@10 0.316');
+});
+
+// ------------------------------------------------------------------ the page's other pure parts (app.mjs split)
+import { fmt, fmtTime, fmtBytes } from '../ui.mjs';
+import { modelFilesFromListing, makeZip, crc32 } from '../files.mjs';
+import { chartRange } from '../chart.mjs';
+import { finetuneArgs, phaseLabel, checkTrainable, newRun } from '../trainview.mjs';
+import { evalRows } from '../evalview.mjs';
+import { vectorsText, dimChoices } from '../searchview.mjs';
+import { unzipStore } from './helpers.mjs';
+
+test('formats: numbers, durations, sizes', () => {
+  assert.equal(fmt(0.31644), '0.3164');
+  assert.equal(fmt(null), '–');
+  assert.equal(fmt(NaN), '–');
+  assert.equal(fmtTime(59.6), '1 min 0 s');
+  assert.equal(fmtTime(3725), '1 h 2 min');
+  assert.equal(fmtTime(-3), '0 s');
+  assert.equal(fmtTime(NaN), '–');
+  assert.equal(fmtBytes(512), '512 B');
+  assert.equal(fmtBytes(3 << 20), '3.0 MB');
+  assert.equal(fmtBytes(1536), '1.5 KB');
+});
+
+test('modelFilesFromListing: one top folder is dropped, unknown files ignored, nested names kept', () => {
+  const b = (s) => new TextEncoder().encode(s);
+  const f = modelFilesFromListing({ 'm/config.json': b('{}'), 'm/vocab.txt': b('a'), 'm/1_Pooling/config.json': b('p'), 'm/README.md': b('x') });
+  assert.deepEqual(Object.keys(f).sort(), ['config', 'pooling', 'vocab']);
+  assert.equal(new TextDecoder().decode(f.pooling), 'p');
+  const g = modelFilesFromListing({ 'config.json': b('{}'), 'a\\model.safetensors': b('s') }); // no common folder: nothing stripped
+  assert.deepEqual(Object.keys(g), ['config']);
+});
+
+test('makeZip writes a STORE zip that reads back (CRC32 of "123456789" is cbf43926)', async () => {
+  assert.equal(crc32(new TextEncoder().encode('123456789')).toString(16), 'cbf43926');
+  const files = { 'm/config.json': new TextEncoder().encode('{"a":1}'), 'm/1_Pooling/config.json': new Uint8Array([0, 255, 7]) };
+  const z = unzipStore(Buffer.from(await makeZip(files).arrayBuffer()));
+  assert.deepEqual(Object.keys(z), Object.keys(files));
+  for (const k of Object.keys(files)) assert.deepEqual(new Uint8Array(z[k]), files[k]);
+});
+
+test('chartRange: 5 % padding, not below 0 for a non-negative loss, a flat loss widened by 0.5', () => {
+  const r = chartRange([{ step: 1, loss: 2 }, { step: 2, loss: 1 }], 10);
+  assert.equal(r.total, 10);
+  assert.ok(Math.abs(r.lo - 0.95) < 1e-12 && Math.abs(r.hi - 2.05) < 1e-12, JSON.stringify(r));
+  const z = chartRange([{ step: 1, loss: 0.01 }, { step: 5, loss: 1 }], 0);
+  assert.deepEqual([z.total, z.lo], [5, 0]); // 0.01 - 5 % of the range would be below 0
+  const f = chartRange([{ step: 1, loss: 0.2 }], 0); // flat: +-0.5 first, then the padding
+  assert.equal(f.total, 2);
+  assert.ok(Math.abs(f.lo + 0.35) < 1e-12 && Math.abs(f.hi - 0.75) < 1e-12, JSON.stringify(f));
+});
+
+test('finetuneArgs: only the filled fields, as finetune options, in one order', () => {
+  const s = { loss: 'infonce', moe: false, experts: 4, bm25: true, 'opt-epochs': '1', 'opt-seed': '7', 'opt-mem': '', 'opt-lr': '' };
+  for (const id of ['opt-batch', 'opt-maxlen', 'opt-negatives', 'opt-refresh', 'opt-mine', 'opt-warmup', 'opt-tau', 'opt-dev', 'opt-adapt-pairs']) s[id] = '';
+  assert.deepEqual(finetuneArgs(s), ['--loss', 'infonce', '--epochs', '1', '--seed', '7']);
+  assert.deepEqual(finetuneArgs({ ...s, moe: true, bm25: false, 'opt-mem': '64' }),
+    ['--loss', 'infonce', '--epochs', '1', '--seed', '7', '--mem-budget', '64', '--moe-experts', '4', '--no-bm25']);
+});
+
+test('phaseLabel: a past phase shows its time, the running one its ETA; checkTrainable', () => {
+  const run = newRun(0);
+  run.times.train = { start: 10, end: 73 };
+  run.times.eval_after = { start: 73, eta: 5 };
+  assert.equal(phaseLabel('train', run), 'Training · 1 min 3 s');
+  assert.equal(phaseLabel('eval_after', run), 'Evaluating the tuned model · ETA 5 s');
+  assert.equal(phaseLabel('mine', run), 'Mining hard negatives (ANCE)');
+  assert.equal(checkTrainable(null), 'load a pairs file first');
+  assert.match(checkTrainable({ rows: 3, test: 2 }), /at least 2 training rows/);
+  assert.equal(checkTrainable({ rows: 10, test: 2 }), null);
+});
+
+test('evalRows: BM25, dense before/after/change, hybrid default before and learned after', () => {
+  const r = { before: { 'ndcg@10': 0.2 }, after: { 'ndcg@10': 0.3 }, bm25: { 'ndcg@10': 0.5 },
+    hybrid: { before: { hybrid_default: { 'ndcg@10': 0.55 } }, after: { hybrid_learned: { 'ndcg@10': 0.6 } } } };
+  const [x] = evalRows(r);
+  assert.equal(x.metric, 'nDCG@10');
+  assert.ok(Math.abs(x.change - 0.1) < 1e-12);
+  assert.deepEqual([x.bm25, x.hybridBefore, x.hybridAfter], [0.5, 0.55, 0.6]);
+  assert.deepEqual(evalRows(null), []);
+});
+
+test('search vectors: the sizes offered and the words that name them', () => {
+  assert.deepEqual(dimChoices(128), [0, 64, 32, 16]);
+  assert.deepEqual(dimChoices(384), [0, 192, 96, 48, 24]);
+  assert.equal(vectorsText({ dim: 0, int8: false }), '');
+  assert.equal(vectorsText({ dim: 64, int8: false }), ', 64-value vectors');
+  assert.equal(vectorsText({ dim: 0, int8: true }), ', full vectors, int8');
+});
+
+test('addModelKeys: a folder with tokenizer.json instead of vocab.txt is read', async () => {
+  const { addModelKeys, modelFilesFromListing: list } = await import('../files.mjs');
+  addModelKeys({ tokenizerJson: 'tokenizer.json' });
+  const f = list({ 'x/config.json': new Uint8Array(1), 'x/tokenizer.json': new Uint8Array(2) });
+  assert.deepEqual(Object.keys(f).sort(), ['config', 'tokenizerJson']);
 });
