@@ -29,12 +29,12 @@ void et_embed_truncate(float *x, size_t n, int C, int d) {
     }
 }
 
-size_t et_encode_plan_bytes(const et_bert_config *mc, int acts_batch, int acts_len, int batch, int max_len, size_t n,
-                            int nthreads) {
-    return et_bert_acts_bytes(mc, acts_batch, acts_len, 0, nthreads) +
-           et_bert_acts_packed_bytes(mc) + /* the prepacked weights of inference */
-           (size_t)batch * (size_t)max_len * 2 * sizeof(int32_t) +
-           (size_t)batch * ((size_t)mc->hidden_size * sizeof(float) + sizeof(char *) + sizeof(int32_t)) + n * sizeof(len_idx);
+double et_encode_plan_bytes(const et_bert_config *mc, int acts_batch, int acts_len, int batch, int max_len, size_t n,
+                            int nthreads) { /* in double: 32-bit size_t (wasm32) would wrap for a huge batch */
+    return (double)et_bert_acts_bytes(mc, acts_batch, acts_len, 0, nthreads) +
+           (double)et_bert_acts_packed_bytes(mc) + /* the prepacked weights of inference */
+           (double)batch * max_len * 2 * sizeof(int32_t) +
+           (double)batch * ((double)mc->hidden_size * sizeof(float) + sizeof(char *) + sizeof(int32_t)) + (double)n * sizeof(len_idx);
 }
 
 et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,
@@ -66,7 +66,7 @@ et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *po
         if (cache->acts.T_max > aT) aT = cache->acts.T_max;
     }
     if (opts && opts->mem_budget && !reuse) { /* what the allocations below would take, checked before any of them */
-        double need = (double)et_encode_plan_bytes(&m->cfg, aB, aT, batch, max_len, n, nth);
+        double need = et_encode_plan_bytes(&m->cfg, aB, aT, batch, max_len, n, nth);
         if (need > (double)opts->mem_budget)
             return et_fail(err, ET_ERR_NOMEM, "batch %d x max_len %d needs %.1f MiB for activations and packed weights, over the memory budget of %.1f MiB "
                            "(lower the batch size or max_len, or raise the budget)", aB, aT, need / 1048576.0,

@@ -52,7 +52,7 @@ void et_embed_truncate(float *x, size_t n, int C, int d);
 /* What et_encode_texts allocates for n texts in batches of `batch` x `max_len` tokens, with activations planned for
  * acts_batch x acts_len (>= batch x max_len; larger when a cache keeps bigger ones): activations, the prepacked
  * weights, token and batch tables. The estimate opts->mem_budget is checked against (and `finetune` up front). */
-size_t et_encode_plan_bytes(const et_bert_config *mc, int acts_batch, int acts_len, int batch, int max_len, size_t n,
+double et_encode_plan_bytes(const et_bert_config *mc, int acts_batch, int acts_len, int batch, int max_len, size_t n,
                             int nthreads);
 
 /* out[n, hidden] receives the pooled (and, if the model says so, L2-normalised) embedding of

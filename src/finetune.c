@@ -1120,7 +1120,7 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
     if (ev->kind == ET_FT_EVAL_IR)
         for (int32_t i = 0; i < ev->nd; i++) texts += (double)strlen(ev->docs[i]);
     size_t nenc = (size_t)(nd > (double)M->nd + M->nmq ? nd : (double)M->nd + M->nmq);
-    size_t enc = et_encode_plan_bytes(&m->cfg, c->enc_batch, mlen, c->enc_batch, mlen, nenc, nthreads);
+    double enc = et_encode_plan_bytes(&m->cfg, c->enc_batch, mlen, c->enc_batch, mlen, nenc, nthreads);
     double emb = (nd + (double)M->nd + (double)M->nmq) * C * sizeof(float) +
                  (pairwise ? 0.0 : (double)M->nmq * (c->mine_hi - c->mine_lo) * (sizeof(int32_t) + sizeof(float)));
     for (int32_t i = 0; i < M->nd; i++) texts += (double)strlen(M->corpus[i]);
