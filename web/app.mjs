@@ -192,6 +192,7 @@ async function encodeCorpus() {
     if (state.corpusJob !== job) return;
     state.corpus = { texts, dim, int8 };
     document.body.dataset.corpus = 'ready';
+    document.body.dataset.vectors = `${dim}:${int8 ? 'int8' : 'f32'}`; // what the index holds (the tests wait on it)
     setStatus('search-status', `${texts.length} passages ready for search (${state.trained ? 'tuned' : 'starting'} model${vectorsText(state.corpus)}).`);
   } catch (e) {
     if (state.corpusJob !== job) return;

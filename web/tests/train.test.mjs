@@ -192,8 +192,8 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   for (const [dim, int8, flags] of [['0', true, ['--int8']], ['64', false, ['--dim', '64']]]) {
     await page.selectOption('#search-dim', dim);
     await page.setChecked('#search-int8', int8);
-    await page.waitForFunction((re) => new RegExp(re).test(document.getElementById('search-status').textContent),
-      dim !== '0' ? '64-value vectors\\)' : 'full vectors, int8\\)', { timeout: 120000 });
+    // the passages are encoded again with these vectors (the status line says so until the next search replaces it)
+    await page.waitForSelector(`body[data-corpus="ready"][data-vectors="${dim}:${int8 ? 'int8' : 'f32'}"]`, { timeout: 120000 });
     for (const q of ['partition editor', 'how do I resize an image']) {
       for (const mode of ['hybrid', 'dense']) {
         const ph = await page.evaluate(([qq, m]) => window.__embedtune.search(qq, m), [q, mode]);
@@ -207,7 +207,7 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   }
   await page.selectOption('#search-dim', '0');
   await page.setChecked('#search-int8', false);
-  await page.waitForFunction(() => /passages ready for search \(tuned model\)/.test(document.getElementById('search-status').textContent), null, { timeout: 120000 });
+  await page.waitForSelector('body[data-corpus="ready"][data-vectors="0:f32"]', { timeout: 120000 });
   const web = await page.evaluate((t) => window.__embedtune.encode(t), texts);
   const dim = web.length / texts.length;
   const diff = (rows) => { let m = 0; rows.forEach((v, i) => { assert.equal(v.length, dim); v.forEach((x, k) => { m = Math.max(m, Math.abs(x - web[i * dim + k])); }); }); return m; };
