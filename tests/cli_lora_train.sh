@@ -15,11 +15,11 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 "$E" train --help > "$T/help.txt"
-for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-rslora --merge; do
+for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-rslora --lora-base --merge; do
   grep -q -- "$o " "$T/help.txt" || bad "train --help lacks $o"
 done
 "$E" finetune --help > "$T/fhelp.txt"
-for o in --lora --lora-alpha --lora-dropout --lora-targets --merge; do
+for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-base --merge; do
   grep -q -- "$o " "$T/fhelp.txt" || bad "finetune --help lacks $o"
 done
 
@@ -78,6 +78,15 @@ fi
 [ $rc != 0 ] && grep -q "lora_r=4, this run has lora_r=8" "$T/err" || bad "resume with another rank: rc $rc $(cat "$T/err")"
 "$E" train --model $M --train $P --out "$T/o2" --lora-alpha 4 -q 2> "$T/err"; rc=$?
 [ $rc = 2 ] && grep -q -- "--lora-alpha needs --lora R" "$T/err" || bad "--lora-alpha without --lora: rc $rc $(cat "$T/err")"
+"$E" train --model $M --train $P --out "$T/o2" --lora-base x -q 2> "$T/err"; rc=$?
+[ $rc = 2 ] && grep -q -- "--lora-base needs --lora R" "$T/err" || bad "--lora-base without --lora: rc $rc $(cat "$T/err")"
+# --lora-base NAME: base_model_name_or_path as given (the page names its bundled model models/NAME); the folder then
+# finds its base relative to the working directory
+head -n 20 $P > "$T/p20.jsonl"
+"$E" train --model $M --train "$T/p20.jsonl" --out "$T/o4" --epochs 1 --batch 16 --max-len 16 --threads 2 --lora 2 --lora-base $M -q 2> "$T/err" \
+  || bad "train --lora-base: $(tail -c 400 "$T/err")"
+grep -q "\"base_model_name_or_path\":[[:space:]]*\"$M\"" "$T/o4/adapter_config.json" || bad "--lora-base not written: $(cat "$T/o4/adapter_config.json")"
+"$E" encode --model "$T/o4" --in "$T/t.txt" --out "$T/o4.npy" -q || bad "encode --model ADAPTER with a relative base"
 "$E" train --model $M --train $P --out "$T/o3" --lora 4 --lora-targets q,x -q 2> "$T/err"; rc=$?
 [ $rc = 2 ] && grep -q "unknown Linear layer 'x'" "$T/err" || bad "bad target: rc $rc $(cat "$T/err")"
 [ $fail = 0 ] && echo "ok cli_lora_train"

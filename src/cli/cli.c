@@ -261,7 +261,7 @@ long et_cli_default_mem_budget_mb(void) {
 /* ------------------------------------------------------------------ LoRA options (train, finetune) */
 int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap) {
     int ok = 1;
-    const char *names[] = {"--lora-alpha", "--lora-dropout", "--lora-targets", "--lora-rslora", "--merge"};
+    const char *names[] = {"--lora-alpha", "--lora-dropout", "--lora-targets", "--lora-rslora", "--lora-base", "--merge"};
     if (!et_cli_get(o, n, "--lora")) {
         for (size_t i = 0; i < sizeof names / sizeof *names; i++)
             if (et_cli_get(o, n, names[i])) {
@@ -282,9 +282,14 @@ int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir
     }
     if (c->freeze) { fprintf(stderr, "embedtune %s: --lora freezes the whole base already: drop --freeze / --freeze-embeddings\n", cmd); return 2; }
     if (!ok) return 2;
-    /* base_model_name_or_path: absolute, so the adapter folder can move */
+    /* base_model_name_or_path: --lora-base as given (the page names the model it loaded, not its in-memory folder),
+     * else absolute, so the adapter folder can move */
+    const char *lb = et_cli_get(o, n, "--lora-base");
     char cwd[ET_PATH_MAX];
-    if (model_dir[0] == '/' || !getcwd(cwd, sizeof cwd) || et_path_join(base_abs, cap, cwd, model_dir, NULL))
+    if (lb) {
+        if (strlen(lb) >= cap) { fprintf(stderr, "embedtune %s: --lora-base: longer than %zu bytes\n", cmd, cap - 1); return 2; }
+        snprintf(base_abs, cap, "%s", lb);
+    } else if (model_dir[0] == '/' || !getcwd(cwd, sizeof cwd) || et_path_join(base_abs, cap, cwd, model_dir, NULL))
         snprintf(base_abs, cap, "%s", model_dir);
     c->lora_base = base_abs;
     return 0;

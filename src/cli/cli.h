@@ -98,11 +98,15 @@ long et_cli_default_mem_budget_mb(void);
                                      "o|attention.output.dense, ffn_in|intermediate.dense, ffn_out|output.dense, all "        \
                                      "(default q,v)", NULL},                                                                  \
     {"--lora-rslora", NULL, NULL, "rank-stabilised LoRA: scale alpha / sqrt(R) instead of alpha / R", NULL},                 \
+    {"--lora-base", NULL, "NAME", "base_model_name_or_path written in adapter_config.json, as given (a Hub name, or a "      \
+                                  "path relative to where the adapter will be used; default: the --model folder made "     \
+                                  "absolute)", NULL},                                                                      \
     {"--merge", NULL, "DIR", "with --lora: also write the base with the trained adapter merged in, as a plain model "        \
                              "folder (as `embedtune merge`)", NULL}
 
 /* Read the ET_CLI_LORA_OPTS of a command into c (nothing without --lora; the others without it are refused). The
- * adapter's base_model_name_or_path is model_dir made absolute, kept in base_abs[cap] (c->lora_base points to it).
+ * adapter's base_model_name_or_path is --lora-base as given, else model_dir made absolute, kept in base_abs[cap]
+ * (c->lora_base points to it).
  * 0 on success, else 2 after a message naming the option. */
 int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap);
 /* --freeze-embeddings: add "embeddings.word_embeddings." to c->freeze (kept in buf[cap]). The trainer gives a frozen
