@@ -28,11 +28,25 @@ export interface LoadOptions {
   threads?: number;
   /** where embedtune-core*.{mjs,wasm} are (default: next to embedtune.mjs) */
   baseUrl?: string | URL;
+  /** PEFT LoRA adapter folders merged into the model, in order (as `embedtune encode --adapter DIR`) */
+  adapters?: AdapterFiles[];
 }
+
+/** The files of a PEFT LoRA adapter folder (ADAPTER_FILES). */
+export interface AdapterFiles {
+  'adapter_config.json': Bytes;
+  'adapter_model.safetensors': Bytes;
+}
+/** An adapter folder as adapterInfo() reads it (its adapter_config.json, for display; the C side checks it) */
+export interface AdapterInfo { r?: number; alpha?: number; targets?: string[] | string; base?: string; bytes: number }
+export const ADAPTER_FILES: readonly string[];
+export function adapterInfo(files: Record<string, Bytes>): AdapterInfo;
 
 export interface ModelInfo {
   dim: number; maxLength: number; threads: number; vocabSize: number; layers: number;
   pooling: 'mean' | 'cls'; normalize: boolean; simd: string;
+  /** the LoRA adapters merged into the model (load's adapters, a finetune --lora run) */
+  adapters: AdapterInfo[];
 }
 
 export interface EncodeOptions {

@@ -122,6 +122,16 @@ function utf16Spans(text, spans) {
  * tokenizer.json, a sentencepiece .model, or vocab.json + merges.txt) */
 export const TOKENIZER_PATHS = { tokenizerJson: 'tokenizer.json', spmModel: 'sentencepiece.bpe.model', spieceModel: 'spiece.model',
   sentencepieceModel: 'sentencepiece.model', vocabJson: 'vocab.json', merges: 'merges.txt' };
+/** The files of a PEFT LoRA adapter folder (load's opts.adapters, finetune --lora's result.files). */
+export const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+/** An adapter folder's files -> {r, alpha, targets, base, bytes} (its adapter_config.json, for display; the C side
+ * reads and checks it) */
+export function adapterInfo(files) {
+  let c = {};
+  try { c = JSON.parse(dec.decode(bytesOf(files['adapter_config.json'], 'adapter_config.json'))); } catch { /* shown without */ }
+  const bytes = Object.values(files).reduce((n, b) => n + (b ? bytesOf(b, 'adapter').length : 0), 0);
+  return { r: c.r, alpha: c.lora_alpha, targets: c.target_modules, base: c.base_model_name_or_path, bytes };
+}
 const FILE_PATHS = { config: 'config.json', vocab: 'vocab.txt', safetensors: 'model.safetensors', modules: 'modules.json',
   pooling: '1_Pooling/config.json', sbertConfig: 'sentence_bert_config.json', tokenizerConfig: 'tokenizer_config.json',
   retrieval: 'retrieval.json', ...TOKENIZER_PATHS };
@@ -153,12 +163,14 @@ export class Embedtune {
    * files: {config, vocab, safetensors, modules?, pooling?, sbertConfig?, tokenizerConfig?, retrieval?}
    *   (config.json, vocab.txt, model.safetensors, modules.json, 1_Pooling/config.json,
    *    sentence_bert_config.json, tokenizer_config.json, retrieval.json) as ArrayBuffer / typed array / string.
-   * opts: {threads, baseUrl}. Rejects with an Error naming the file and field on bad input.
+   * opts: {threads, baseUrl, adapters: [{'adapter_config.json': bytes, 'adapter_model.safetensors': bytes}, ...]
+   * (PEFT LoRA adapter folders merged into the model in order, as `encode --adapter DIR` does)}. Rejects with an
+   * Error naming the file and field on bad input.
    */
   static async load(files, opts = {}) {
     const { M, threads } = await loadCore(opts);
     const self = new Embedtune(M, threads);
-    self._load(files || {});
+    self._load(files || {}, opts.adapters || []);
     return self;
   }
 
@@ -199,12 +211,30 @@ export class Embedtune {
     return [p, bytes.length];
   }
 
-  _load(files) {
+  _load(files, adapters = []) {
     this.files = files;
+    this.adapters = [];
     if (files.vocab == null && Object.keys(TOKENIZER_PATHS).some((k) => files[k] != null)) this._loadDir(files);
     else this._loadBuffers(files);
+    for (const a of adapters) this._applyAdapter(a);
     const rb = bytesOf(files.retrieval, 'retrieval');
     this._fillInfo(rb);
+  }
+
+  /** A PEFT LoRA adapter folder {'adapter_config.json': bytes, 'adapter_model.safetensors': bytes} merged into the
+   * loaded model: written into MEMFS and read and merged by the command's own code (et_wasm_apply_adapter:
+   * et_lora_apply_dir, as `encode --adapter DIR`). Errors name the file and field. The files are kept (copies),
+   * so a later run can start from the same model. */
+  _applyAdapter(files) {
+    for (const n of ADAPTER_FILES) if (files[n] == null) throw new Error(`${n}: missing (a LoRA adapter folder has ${ADAPTER_FILES.join(' and ')})`);
+    const dir = `/et_adapter_${Math.floor(Math.random() * 1e9)}`, kept = {};
+    this._mkdirs(dir);
+    for (const n of ADAPTER_FILES) { kept[n] = bytesOf(files[n], n).slice(); this.M.FS.writeFile(`${dir}/${n}`, kept[n]); }
+    const [dp] = this.copyIn(enc.encode(dir + '\0'));
+    try {
+      if (this.M._et_wasm_apply_adapter(this.h, dp, this.err)) { const e = this.fail('adapter'); e.message = e.message.split(`${dir}/`).join('').split(dir).join('adapter'); throw e; }
+    } finally { this.M._free(dp); this._rmTree(dir); }
+    this.adapters.push(kept);
   }
 
   _loadBuffers(files) {
@@ -261,6 +291,7 @@ export class Embedtune {
       normalize: !!this.M._et_wasm_normalize(this.h), simd: this.M.UTF8ToString(this.M._et_wasm_simd_name()),
       int8: !!this.M._et_wasm_int8(this.h, -1), // an int8 export (docs/int8.md) encodes in int8 by default
       retrieval: this.retrievalInfo(),
+      adapters: this.adapters.map(adapterInfo), // the LoRA adapters merged in (load's opts.adapters, a finetune --lora run)
     };
   }
 
@@ -555,21 +586,32 @@ export class Embedtune {
    * lr, epoch, examplesPerS}) -> true cancels (rejects with code 8). On success this object holds the
    * tuned model and the call returns {result (the --json report), files (the tuned folder), output
    * (the command's printed table)}; on failure the starting model is loaded again.
+   * With '--lora', R in args (a LoRA adapter only; give '--lora-base', NAME too, else adapter_config.json names the
+   * run's in-memory folder): files is the PEFT adapter folder (adapter_config.json, adapter_model.safetensors,
+   * retrieval.json) and this object holds the starting model with that adapter merged in (info.adapters;
+   * exportFiles() writes that merged model). A model loaded with adapters starts the run merged (saved as f32).
    */
   finetune(data, name, args = [], opts = {}) {
     this.check();
-    const FS = this.M.FS, M = this.M, start = this.files;
+    const FS = this.M.FS, M = this.M, start = this.files, startAdapters = this.adapters;
+    const lora = args.map(String).includes('--lora');
     const root = `/et_ft_${Math.floor(Math.random() * 1e9)}`;
     const dataPath = `${root}/data/${Embedtune.dataFileName(name)}`, modelDir = `${root}/model`, outDir = `${root}/out`;
     this._mkdirs(`${root}/data`);
     FS.writeFile(dataPath, bytesOf(data, 'data'));
     const corpus = opts.corpus ? ['--corpus', `${root}/corpus/${Embedtune.dataFileName(opts.corpus.name)}`] : [];
     if (opts.corpus) { this._mkdirs(`${root}/corpus`); FS.writeFile(corpus[1], bytesOf(opts.corpus.bytes, 'corpus')); }
-    for (const [k, rel] of Object.entries(FILE_PATHS)) {
-      if (start[k] == null) continue;
-      const p = `${modelDir}/${rel}`;
-      this._mkdirs(p.slice(0, p.lastIndexOf('/')));
-      FS.writeFile(p, bytesOf(start[k], k));
+    if (startAdapters.length) { // the loaded model has adapters merged in: the run starts from that model (saved as f32)
+      const [dp] = this.copyIn(enc.encode(modelDir + '\0'));
+      try { if (M._et_wasm_save(this.h, dp, 0, this.err)) throw this.fail('finetune (the starting model)'); } finally { M._free(dp); }
+      if (this.retrievalBytes) FS.writeFile(`${modelDir}/retrieval.json`, this.retrievalBytes);
+    } else {
+      for (const [k, rel] of Object.entries(FILE_PATHS)) {
+        if (start[k] == null) continue;
+        const p = `${modelDir}/${rel}`;
+        this._mkdirs(p.slice(0, p.lastIndexOf('/')));
+        FS.writeFile(p, bytesOf(start[k], k));
+      }
     }
     // memory: without --mem-budget the C side checks the run's up-front estimate against what the wasm heap can
     // still give (et_wasm_mem_budget_mb) and refuses, with the figures, a run that would not fit
@@ -599,12 +641,19 @@ export class Embedtune {
       }
       const result = JSON.parse(dec.decode(FS.readFile(`${root}/result.json`)));
       const files = this._readTree(outDir);
-      const keyed = {};
-      for (const [k, rel] of Object.entries(FILE_PATHS)) if (files[rel]) keyed[k] = files[rel];
-      this._load(keyed);
+      if (lora) { // --out is a PEFT adapter folder: the model is the starting one with the adapter merged in (as
+        // `encode --model BASE --adapter OUT`), searched with the fusion the run learned (OUT/retrieval.json)
+        const { retrieval, ...base } = start;
+        this._load(files['retrieval.json'] ? { ...base, retrieval: files['retrieval.json'] } : base,
+          [...startAdapters, Object.fromEntries(ADAPTER_FILES.map((n) => [n, files[n]]))]);
+      } else {
+        const keyed = {};
+        for (const [k, rel] of Object.entries(FILE_PATHS)) if (files[rel]) keyed[k] = files[rel];
+        this._load(keyed);
+      }
       return { result, files, output: out.join('\n') };
     } catch (e) {
-      if (!this.h) this._load(start);
+      if (!this.h) this._load(start, startAdapters);
       throw e;
     } finally { this._rmTree(root); }
   }
@@ -793,7 +842,7 @@ export class EmbedtuneWorker {
     const w = new EmbedtuneWorker(opts);
     await w._ready;
     const transfer = [];
-    w.info = await w._call('load', { files, opts: { threads: opts.threads, baseUrl: opts.baseUrl } }, transfer);
+    w.info = await w._call('load', { files, opts: { threads: opts.threads, baseUrl: opts.baseUrl, adapters: opts.adapters } }, transfer);
     w.dim = w.info.dim;
     return w;
   }

@@ -24,6 +24,7 @@
 #include "hybrid.h"
 #include "index.h"
 #include "kernels.h"
+#include "lora.h"
 #include "metrics.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -132,6 +133,15 @@ ET_EXPORT et_wasm_model *et_wasm_load_dir(const char *dir, int threads, et_error
     if (!w->pool) { et_tokenizer_free(w->tok); et_bert_free(&w->model); free(w); return NULL; }
     et_retrieval_cfg_default(&w->rcfg);
     return w;
+}
+
+/* Merge a PEFT LoRA adapter folder written into the module's file system (adapter_config.json +
+ * adapter_model.safetensors) into the loaded model: et_lora_apply_dir, what `encode/search/eval --adapter DIR` and
+ * `embedtune merge` do (W += alpha/r B A; shapes checked first, so a refused adapter leaves the model as it was).
+ * The encode cache sees the new weights (et_lora_merge bumps the model's version); a search index built before
+ * holds the old model's vectors: index the passages again. */
+ET_EXPORT et_status et_wasm_apply_adapter(et_wasm_model *w, const char *dir, et_error *err) {
+    return et_lora_apply_dir(&w->model, dir, err);
 }
 
 static void drop_index(et_wasm_model *w) {

@@ -212,3 +212,25 @@ test('held-out split: the C rule through wasm', async () => {
     m.dispose();
   }
 });
+
+test('LoRA adapters: load(files, {adapters}) merges a PEFT folder (the C loader, as encode --adapter); a misfit is refused by name', async () => {
+  const ad = path.join(root, 'tests/fixtures/lora/adapter'), ra = (f) => readFileSync(path.join(ad, f));
+  const adapter = { 'adapter_config.json': ra('adapter_config.json'), 'adapter_model.safetensors': ra('adapter_model.safetensors') };
+  const base = await Embedtune.load(files(), { threads: 1 });
+  const m = await Embedtune.load(files(), { threads: 1, adapters: [adapter] });
+  assert.deepEqual(base.info.adapters, []);
+  assert.equal(m.info.adapters.length, 1);
+  assert.deepEqual([m.info.adapters[0].r, m.info.adapters[0].alpha], [4, 8]);
+  const e0 = base.encode(texts.slice(0, 4)), e1 = m.encode(texts.slice(0, 4));
+  assert.ok(maxDiff(e0, e1) > 0.01, 'the adapter changes the embeddings');
+  // the merged model exported and loaded plain encodes the same (the adapter is in the weights)
+  const x = m.exportFiles();
+  const m2 = await Embedtune.load(filesFromFolder(x), { threads: 1 });
+  assert.equal(maxDiff(m2.encode(texts.slice(0, 4)), e1), 0);
+  // the fixture's adapter (hidden 32) on models/compact (hidden 128): refused, the message names the layer, no MEMFS path
+  const cdir = path.join(root, 'models/compact'), rc = (f) => readFileSync(path.join(cdir, f));
+  await assert.rejects(Embedtune.load({ config: rc('config.json'), vocab: rc('vocab.txt'), safetensors: rc('model.safetensors') }, { threads: 1, adapters: [adapter] }),
+    (e) => /^adapter: encoder\.layer\.0\.attention\.self\.query is \[32 x 32\] \(B A\), the model's weight is \[128 x 128\]/.test(e.message) && !e.message.includes('/et_adapter_'));
+  await assert.rejects(Embedtune.load(files(), { threads: 1, adapters: [{ 'adapter_config.json': adapter['adapter_config.json'] }] }), /adapter_model\.safetensors: missing/);
+  for (const o of [base, m, m2]) o.dispose();
+});
