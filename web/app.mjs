@@ -5,11 +5,11 @@
 // formats), files.mjs (data and files, the zip), trainview.mjs (settings and progress), chart.mjs (the loss),
 // evalview.mjs (before/after), searchview.mjs (results, snippets, vectors), compare.mjs (two runs side by side),
 // storage.mjs (the kept runs). User content is only ever put into the page with textContent (never as HTML).
-import { EmbedtuneWorker, TOKENIZER_PATHS, canUseThreads } from './wasm/embedtune.mjs';
+import { ADAPTER_FILES, EmbedtuneWorker, TOKENIZER_PATHS, adapterInfo, canUseThreads } from './wasm/embedtune.mjs';
 import { displayText } from './snippet.mjs';
-import { $, el, fmtTime, setStatus } from './ui.mjs';
-import { MODEL_FILE_NAMES, MODEL_KEYS, addModelKeys, droppedFiles, makeZip, modelFilesFromListing, readFileBytes, readListing, saveBlob, showData } from './files.mjs';
-import { checkTrainable, finetuneArgs, newRun, onRunProgress, resetPhaseList, settings, updateSettingsNote } from './trainview.mjs';
+import { $, el, fmtBytes, fmtTime, setStatus } from './ui.mjs';
+import { MODEL_FILE_NAMES, MODEL_KEYS, adapterFilesFromListing, addModelKeys, droppedFiles, makeZip, modelFilesFromListing, readFileBytes, readListing, saveBlob, showData } from './files.mjs';
+import { LORA_OPTS, LORA_TARGETS, checkSettings, checkTrainable, finetuneArgs, newRun, onRunProgress, resetPhaseList, settings, updateSettingsNote } from './trainview.mjs';
 import { renderEval } from './evalview.mjs';
 import { drawChart } from './chart.mjs';
 import { fillDims, hitItem, searchVectors, vectorsText } from './searchview.mjs';
@@ -27,6 +27,8 @@ const state = {
   corpusJob: null,         // the running passage encoding {texts, promise}
   training: false, run: null, result: null, // run: the last run's progress (trainview.mjs newRun); result: its --json report
   runStore: null, runs: [], // the kept runs (storage.mjs) for Compare runs
+  startAdapters: [],       // LoRA adapter folders loaded with the model ("Add a LoRA adapter folder"): merged into it
+  adapter: null,           // {files, name}: the adapter folder the page offers for download (the last "Adapter only" run's, or the loaded one)
 };
 
 // ------------------------------------------------------------------ isolation / threads
@@ -42,7 +44,7 @@ function showIsolation() {
 
 // ------------------------------------------------------------------ model loading
 
-async function loadModel(files, source, name, { corpus = true } = {}) {
+async function loadModel(files, source, name, { corpus = true, adapters = [], adapterName = '' } = {}) {
   const tokenizer = files.vocab || Object.keys(TOKENIZER_PATHS).some((k) => files[k]);
   const missing = ['config', 'vocab', 'safetensors'].filter((k) => (k === 'vocab' ? !tokenizer : !files[k]));
   if (missing.length) {
@@ -56,13 +58,16 @@ async function loadModel(files, source, name, { corpus = true } = {}) {
   state.worker = null;
   if (old) old.terminate().catch(() => {});
   const t0 = performance.now();
-  const w = await EmbedtuneWorker.load(files);
+  const w = await EmbedtuneWorker.load(files, { adapters }); // the adapters merged in by the C loader (et_lora_apply_dir)
   state.worker = w;
   state.info = w.info;
   state.baseFiles = files;
   state.modelSource = source;
   state.modelName = name;
   state.trained = false;
+  state.startAdapters = adapters;
+  state.startAdapterName = adapterName;
+  state.adapter = adapters.length ? { files: adapters[adapters.length - 1], name: adapterName || 'adapter' } : null;
   state.corpus = null;
   state.corpusJob = null;
   const i = w.info;
@@ -70,14 +75,17 @@ async function loadModel(files, source, name, { corpus = true } = {}) {
   dl.replaceChildren();
   for (const [k, v] of [['model', name], ['embedding size', i.dim], ['layers', i.layers], ['vocabulary', i.vocabSize],
     ['max tokens', i.maxLength], ['pooling', i.pooling + (i.normalize ? ' + normalize' : '')],
-    ['threads', i.threads + (canUseThreads() ? '' : ' (not isolated: one thread)')], ['SIMD', i.simd]]) {
+    ['threads', i.threads + (canUseThreads() ? '' : ' (not isolated: one thread)')], ['SIMD', i.simd],
+    ...(adapters.length ? [['LoRA adapter', `${adapterName || 'adapter'}: ${adapterText(adapterInfo(adapters[adapters.length - 1]))}, merged in`]] : [])]) {
     dl.append(el('dt', k), el('dd', v));
   }
+  $('btn-adapter-clear').hidden = !adapters.length;
   fillDims(i.dim);
   $('engine-info').textContent = `${i.simd}, ${i.threads} thread${i.threads > 1 ? 's' : ''}`;
-  setStatus('model-status', `Loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s.`, 'good');
+  setStatus('model-status', `Loaded ${name}${adapters.length ? ` with the LoRA adapter ${adapterName || ''}` : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s.`, 'good');
   document.body.dataset.model = 'ready';
   updateButtons();
+  showAdapter();
   if (corpus && state.extra && !state.extra.texts) await setExtra(state.extra.bytes, state.extra.name, { encode: false }).catch(() => {});
   if (state.data && corpus) {
     if (!state.data.preview) await setData(state.data.bytes, state.data.name).catch((e) => setStatus('data-status', e.message, 'bad'));
@@ -113,8 +121,10 @@ async function loadBundled() {
 
 async function loadUserModel(fileList) {
   try {
-    const listing = await readListing(fileList);
+    const listing = await readListing(fileList, ADAPTER_FILES);
     const files = modelFilesFromListing(listing);
+    if (!files.config && Object.keys(listing).some((p) => p.endsWith('adapter_config.json')))
+      throw new Error('this is a LoRA adapter folder, not a model: load its base model first, then add the adapter with "Add a LoRA adapter folder"');
     const first = Object.keys(listing)[0] || '';
     const name = first.includes('/') ? first.split('/')[0] : 'your model';
     await loadModel(files, { kind: 'user', name }, name);
@@ -122,6 +132,37 @@ async function loadUserModel(fileList) {
     document.body.dataset.model = state.worker ? 'ready' : 'error';
     setStatus('model-status', `Could not load that model: ${e.message}`, 'bad');
   }
+}
+
+/** A LoRA adapter folder for the loaded model (its base): the model is loaded again with the adapter merged in by the
+ * command's own code (et_lora_apply_dir, as `encode --model BASE --adapter DIR`); no adapter: the base alone. */
+async function loadAdapter(fileList) {
+  if (!state.baseFiles) return;
+  try {
+    let adapters = [], adapterName = '';
+    if (fileList) {
+      const listing = await readListing(fileList, ADAPTER_FILES);
+      adapters = [adapterFilesFromListing(listing, ADAPTER_FILES)];
+      const first = Object.keys(listing)[0] || '';
+      adapterName = first.includes('/') ? first.split('/')[0] : 'adapter';
+    }
+    await loadModel(state.baseFiles, state.modelSource, state.modelName, { adapters, adapterName });
+  } catch (e) {
+    document.body.dataset.model = state.worker ? 'ready' : 'error';
+    setStatus('model-status', `Could not load that adapter: ${e.message}`, 'bad');
+  }
+}
+
+/** "r 8, alpha 16, on query, value, 49.6 KB" (adapterInfo: the folder's adapter_config.json and size) */
+const adapterText = (a) => `r ${a.r}, alpha ${a.alpha}, on ${Array.isArray(a.targets) ? a.targets.join(', ') : a.targets}, ${fmtBytes(a.bytes)}`;
+
+/** The base_model_name_or_path a new adapter names (finetune --lora-base): the bundled model as the repository's
+ * folder (models/NAME, so `embedtune encode --model ADAPTER` finds it from the repository's root), a picked folder by
+ * its name; a model loaded with an adapter is the base of the next one as the merged model the page downloads. */
+function loraBaseName() {
+  const src = state.modelSource || { name: 'model' };
+  if (state.startAdapters.length) return `${folderName(false)}`;
+  return src.kind === 'bundled' ? `models/${src.name}` : src.name;
 }
 
 // ------------------------------------------------------------------ the pairs file (read by the C library)
@@ -208,9 +249,10 @@ const corpusMaxLen = () => +$('opt-maxlen').value || 0;
 // ------------------------------------------------------------------ the run (embedtune finetune in the worker)
 
 async function runTraining() {
-  const err = checkTrainable(state.data?.preview);
-  if (err) { setStatus('train-status', err, 'bad'); return; }
   const d = state.data, s = settings(), w = state.worker;
+  const err = checkTrainable(state.data?.preview) || checkSettings(s);
+  if (err) { setStatus('train-status', err, 'bad'); return; }
+  if (s.lora) s.loraBase = loraBaseName();
   state.training = true;
   state.stopRequested = false;
   state.result = null;
@@ -232,8 +274,8 @@ async function runTraining() {
   run.t0 = performance.now();
   resetPhaseList();
   try {
-    if (state.trained) { // start from the loaded (not the tuned) model
-      await loadModel(state.baseFiles, state.modelSource, state.modelName, { corpus: false });
+    if (state.trained) { // start from the loaded (not the tuned) model, with the adapter loaded with it
+      await loadModel(state.baseFiles, state.modelSource, state.modelName, { corpus: false, adapters: state.startAdapters, adapterName: state.startAdapterName });
     }
     setStatus('train-status', 'Running embedtune finetune in the worker…');
     const args = finetuneArgs(s);
@@ -245,9 +287,13 @@ async function runTraining() {
     state.info = r.info;
     state.trained = true;
     state.output = r.output;
+    // an "Adapter only" run: its --out is the PEFT adapter folder; the worker's model is the start with it merged in
+    state.adapter = s.lora ? { files: r.files, name: `${folderName(false)}-lora-r${adapterInfo(r.files).r}` } : null;
+    showAdapter();
     $('train-progress').value = 1;
     document.body.dataset.phase = 'done';
-    setStatus('train-status', `Done: ${r.result.counts.steps} steps in ${fmtTime((performance.now() - run.t0) / 1000)} (training ${fmtTime(r.result.seconds.train)}).`, 'good');
+    setStatus('train-status', `Done: ${r.result.counts.steps} steps in ${fmtTime((performance.now() - run.t0) / 1000)} (training ${fmtTime(r.result.seconds.train)})` +
+      `${s.lora ? `; LoRA adapter ${adapterText(adapterInfo(r.files))} (the base's model.safetensors: ${fmtBytes(state.baseFiles.safetensors?.length ?? 0)})` : ''}.`, 'good');
     renderEval(state.result, { corpusFile: state.lastCorpus });
     await saveRun({ when: Date.now(), data: d.name, corpus: state.lastCorpus, model: state.modelName, args, result: r.result });
     document.body.dataset.train = 'done';
@@ -262,6 +308,7 @@ async function runTraining() {
     state.training = false;
     updateButtons();
     showFiles();
+    showAdapter();
   }
 }
 
@@ -269,7 +316,7 @@ async function stopTraining() {
   state.stopRequested = true;
   setStatus('train-status', 'Stopping…');
   if (!state.worker.cancel()) { // not isolated: no shared flag, stop the worker and load the model again
-    await loadModel(state.baseFiles, state.modelSource, state.modelName);
+    await loadModel(state.baseFiles, state.modelSource, state.modelName, { adapters: state.startAdapters, adapterName: state.startAdapterName });
   }
 }
 
@@ -315,12 +362,28 @@ async function exportFiles() {
   for (const k of Object.keys(files)) if (k.endsWith('/')) delete files[k];
   return files;
 }
-const folderName = () => `${(state.modelSource?.name || 'model').replace(/[^A-Za-z0-9._-]+/g, '_')}${state.trained ? '-tuned' : ''}`;
+/** The download's folder name: the model's, -tuned after a run, -merged with a loaded adapter (trained: false gives
+ * the starting model's). */
+const folderName = (trained = state.trained) => `${(state.modelSource?.name || 'model').replace(/[^A-Za-z0-9._-]+/g, '_')}${trained ? '-tuned' : state.startAdapters.length ? '-merged' : ''}`;
 
-async function downloadZip() {
-  const files = await exportFiles(), top = folderName(), z = {};
-  for (const [k, v] of Object.entries(files)) z[`${top}/${k}`] = v;
+/** A folder {path: bytes} as one .zip named top.zip with everything under top/ (the model, and a LoRA adapter). */
+function downloadFolder(files, top) {
+  const z = {};
+  for (const [k, v] of Object.entries(files)) if (!k.endsWith('/')) z[`${top}/${k}`] = v;
   saveBlob(makeZip(z), `${top}.zip`);
+}
+const downloadZip = async () => downloadFolder(await exportFiles(), folderName());
+const downloadAdapter = () => downloadFolder(state.adapter.files, state.adapter.name.replace(/[^A-Za-z0-9._-]+/g, '_'));
+
+/** The adapter line of the download section: its size beside the whole model's. */
+function showAdapter() {
+  const a = state.adapter, p = $('adapter-info');
+  $('btn-adapter-zip').hidden = p.hidden = !a;
+  $('btn-zip').textContent = state.info?.adapters?.length ? 'Download the merged model (.zip)' : 'Download .zip';
+  if (!a) return;
+  const i = adapterInfo(a.files);
+  p.textContent = `LoRA adapter ${a.name}: ${Object.keys(a.files).length} files, ${fmtBytes(i.bytes)} (r ${i.r}, alpha ${i.alpha}, on ${[].concat(i.targets).join(', ')}; base ${i.base}); ` +
+    `the base's model.safetensors: ${fmtBytes(state.baseFiles?.safetensors?.length ?? 0)}.`;
 }
 
 async function showFiles() {
@@ -348,6 +411,8 @@ function updateButtons() {
   $('btn-train').disabled = !ready || !state.data?.preview?.rows;
   $('btn-stop').disabled = !state.training;
   $('btn-zip').disabled = !ready;
+  $('btn-adapter-zip').disabled = !ready || !state.adapter;
+  $('adapter-folder').disabled = state.training || !state.worker;
   $('search-q').disabled = $('btn-search').disabled = !ready || !state.corpus;
   $('btn-bundled').disabled = state.training;
   $('model-folder').disabled = state.training;
@@ -377,6 +442,11 @@ function wire() {
   $('btn-paste').addEventListener('click', () => setData(new TextEncoder().encode($('data-text').value.replace(/^\ufeff/, '')), 'pasted text')
     .catch((x) => { setStatus('data-status', `pasted text: ${x.message}`, 'bad'); document.body.dataset.data = 'error'; }));
   $('opt-moe').addEventListener('change', () => { $('opt-experts').disabled = !$('opt-moe').checked; });
+  $('opt-lora').addEventListener('change', () => {
+    for (const id of ['opt-lora-r', ...LORA_OPTS.map(([i]) => i), ...LORA_TARGETS.map((t) => `opt-lora-t-${t}`)]) $(id).disabled = !$('opt-lora').checked;
+  });
+  $('adapter-folder').addEventListener('change', (e) => { if (e.target.files.length) loadAdapter([...e.target.files]); e.target.value = ''; });
+  $('btn-adapter-clear').addEventListener('click', () => loadAdapter(null));
   $('opt-loss').addEventListener('change', updateSettingsNote);
   $('btn-train').addEventListener('click', () => runTraining());
   $('btn-stop').addEventListener('click', () => stopTraining());
@@ -391,6 +461,7 @@ function wire() {
   $('cmp-diff-only').addEventListener('change', showCompare);
   $('btn-cmp-clear').addEventListener('click', async () => { await state.runStore?.clear(); await refreshRuns(); });
   $('btn-zip').addEventListener('click', () => downloadZip().catch((x) => setStatus('train-status', `Download failed: ${x.message}`, 'bad')));
+  $('btn-adapter-zip').addEventListener('click', () => { try { downloadAdapter(); } catch (x) { setStatus('train-status', `Download failed: ${x.message}`, 'bad'); } });
 }
 
 // test hook (the browser tests compare the page with the native CLI)
@@ -398,7 +469,8 @@ window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
   state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs, corpusFile: state.lastCorpus,
     steps: state.run?.loss.length ?? 0, loss: state.run?.loss.map((p) => p.loss) ?? [], epochs: state.run?.loss.map((p) => p.epoch) ?? [],
-    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output }),
+    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output,
+    adapter: state.adapter ? { name: state.adapter.name, files: Object.keys(state.adapter.files), ...adapterInfo(state.adapter.files) } : null }),
   passages: () => state.corpus?.texts ?? null,
   search: (q, mode, k = 10) => state.worker.search(q, k, mode),
   zip: async () => { const f = await exportFiles(); const b = makeZip(f); return Array.from(new Uint8Array(await b.arrayBuffer())); },

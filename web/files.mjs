@@ -14,6 +14,21 @@ export const MODEL_KEYS = {
  * a sentencepiece .model, vocab.json + merges.txt, for folders without vocab.txt). */
 export function addModelKeys(paths) { for (const [k, n] of Object.entries(paths)) MODEL_KEYS[n] = k; }
 
+/** {relativePath: Uint8Array} of a picked adapter folder -> {name: bytes} for each of names (wasm/embedtune.mjs
+ * ADAPTER_FILES: adapter_config.json, adapter_model.safetensors), the folder's own files, not a subfolder's; throws
+ * naming what is missing. */
+export function adapterFilesFromListing(listing, names) {
+  const out = {};
+  for (const [p, b] of Object.entries(listing)) {
+    const parts = p.replace(/\\/g, '/').replace(/^\/+/, '').split('/');
+    const name = parts.pop();
+    if (names.includes(name) && parts.length <= 1 && !out[name]) out[name] = b;
+  }
+  const missing = names.filter((n) => !out[n]);
+  if (missing.length) throw new Error(`not a LoRA adapter folder: it lacks ${missing.join(' and ')}`);
+  return out;
+}
+
 /** {relativePath: Uint8Array} (maybe under one top folder) -> load() files. */
 export function modelFilesFromListing(listing) {
   let paths = Object.keys(listing).map((p) => p.replace(/\\/g, '/').replace(/^\/+/, ''));
@@ -28,12 +43,15 @@ export function modelFilesFromListing(listing) {
   return files;
 }
 
-export async function readListing(fileList) {
+/** The picked files the page reads ({relativePath: Uint8Array}): a model folder's (MODEL_KEYS) and the extra names
+ * (a LoRA adapter folder's: wasm/embedtune.mjs ADAPTER_FILES). */
+export async function readListing(fileList, extra = []) {
   const listing = {};
+  const names = [...Object.keys(MODEL_KEYS), ...extra];
   for (const f of fileList) {
     const rel = f.webkitRelativePath || f.relPath || f.name;
     const base = rel.split('/').pop();
-    if (!Object.keys(MODEL_KEYS).some((k) => rel.endsWith(k) || base === k.split('/').pop())) continue;
+    if (!names.some((k) => rel.endsWith(k) || base === k.split('/').pop())) continue;
     listing[rel] = new Uint8Array(await f.arrayBuffer());
   }
   return listing;

@@ -12,10 +12,16 @@ export const OPTS = [ // [input id, option, kind]
   ['opt-mine', '--mine-range', 'str'], ['opt-warmup', '--warmup', 'str'], ['opt-tau', '--tau', 'num'], ['opt-dev', '--dev', 'str'],
   ['opt-adapt-pairs', '--adapt-pairs', 'int'], ['opt-mem', '--mem-budget', 'int'],
 ];
-/** The settings fields' values {loss, moe, experts, bm25, [field id]: text}. */
+/** "Adapter only (LoRA)": finetune --lora R and its options (given only when filled; empty rank: 8). */
+export const LORA_OPTS = [['opt-lora-alpha', '--lora-alpha'], ['opt-lora-dropout', '--lora-dropout']];
+export const LORA_RANK = '8';
+/** The adapted Linear layers offered (finetune --lora-targets short names) and the default set (PEFT's for BERT). */
+export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'ffn_in', 'ffn_out'], LORA_DEFAULT_TARGETS = ['q', 'v'];
+/** The settings fields' values {loss, moe, experts, bm25, lora, loraTargets, [field id]: text}. */
 export function settings() {
-  const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked };
-  for (const [id] of OPTS) s[id] = $(id).value.trim();
+  const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked,
+    lora: $('opt-lora').checked, loraTargets: LORA_TARGETS.filter((t) => $(`opt-lora-t-${t}`).checked) };
+  for (const [id] of [...OPTS, ...LORA_OPTS, ['opt-lora-r']]) s[id] = $(id).value.trim();
   return s;
 }
 /** settings() -> the `finetune` options (the filled fields only, in OPTS order). */
@@ -24,8 +30,16 @@ export function finetuneArgs(s) {
   for (const [id, opt] of OPTS) if (s[id] !== '') a.push(opt, s[id]);
   if (s.moe) a.push('--moe-experts', String(s.experts));
   if (!s.bm25) a.push('--no-bm25');
+  if (s.lora) { // a LoRA adapter only; --lora-base: the name adapter_config.json gives the base (s.loraBase, set by the page)
+    a.push('--lora', s['opt-lora-r'] || LORA_RANK);
+    for (const [id, opt] of LORA_OPTS) if (s[id]) a.push(opt, s[id]);
+    if (s.loraTargets.join(',') !== LORA_DEFAULT_TARGETS.join(',')) a.push('--lora-targets', s.loraTargets.join(','));
+    if (s.loraBase) a.push('--lora-base', s.loraBase);
+  }
   return a;
 }
+/** What keeps the settings from a run ('' when none): a LoRA adapter needs at least one layer. */
+export const checkSettings = (s) => (s.lora && !s.loraTargets.length ? 'Adapter only (LoRA): choose at least one layer for the adapters' : '');
 export function updateSettingsNote() {
   const loss = $('opt-loss').value;
   const notes = {

@@ -99,9 +99,9 @@ test('runLabel names the run, its time, loss, files and nDCG@10 after', () => {
 
 // ------------------------------------------------------------------ the page's other pure parts (app.mjs split)
 import { fmt, fmtTime, fmtBytes } from '../ui.mjs';
-import { modelFilesFromListing, makeZip, crc32 } from '../files.mjs';
+import { modelFilesFromListing, makeZip, crc32, adapterFilesFromListing } from '../files.mjs';
 import { chartRange } from '../chart.mjs';
-import { finetuneArgs, phaseLabel, checkTrainable, newRun } from '../trainview.mjs';
+import { finetuneArgs, phaseLabel, checkTrainable, checkSettings, newRun, OPTS } from '../trainview.mjs';
 import { evalRows } from '../evalview.mjs';
 import { vectorsText, dimChoices } from '../searchview.mjs';
 import { unzipStore } from './helpers.mjs';
@@ -153,6 +153,27 @@ test('finetuneArgs: only the filled fields, as finetune options, in one order', 
   assert.deepEqual(finetuneArgs(s), ['--loss', 'infonce', '--epochs', '1', '--seed', '7']);
   assert.deepEqual(finetuneArgs({ ...s, moe: true, bm25: false, 'opt-mem': '64' }),
     ['--loss', 'infonce', '--epochs', '1', '--seed', '7', '--mem-budget', '64', '--moe-experts', '4', '--no-bm25']);
+});
+
+test('finetuneArgs with "Adapter only (LoRA)": --lora R (empty: 8), the filled LoRA fields, --lora-targets only off the default, --lora-base; checkSettings', () => {
+  const s = { loss: 'infonce', moe: false, experts: 4, bm25: true, lora: true, loraTargets: ['q', 'v'], 'opt-lora-r': '', 'opt-lora-alpha': '', 'opt-lora-dropout': '' };
+  for (const [id] of OPTS) s[id] = '';
+  assert.deepEqual(finetuneArgs(s), ['--loss', 'infonce', '--lora', '8']);
+  assert.deepEqual(finetuneArgs({ ...s, 'opt-lora-r': '4', 'opt-lora-alpha': '16', 'opt-lora-dropout': '0', loraTargets: ['q', 'k', 'v'], loraBase: 'models/compact' }),
+    ['--loss', 'infonce', '--lora', '4', '--lora-alpha', '16', '--lora-dropout', '0', '--lora-targets', 'q,k,v', '--lora-base', 'models/compact']);
+  assert.deepEqual(finetuneArgs({ ...s, lora: false, 'opt-lora-r': '4', loraBase: 'x' }), ['--loss', 'infonce'], 'the LoRA fields count only with "Adapter only"');
+  assert.equal(checkSettings(s), '');
+  assert.match(checkSettings({ ...s, loraTargets: [] }), /at least one layer/);
+  assert.equal(checkSettings({ ...s, lora: false, loraTargets: [] }), '');
+});
+
+test('adapterFilesFromListing: the folder\'s two PEFT files (under one top folder or none), what is missing named', () => {
+  const b = (t) => new TextEncoder().encode(t), names = ['adapter_config.json', 'adapter_model.safetensors'];
+  const f = adapterFilesFromListing({ 'ad/adapter_config.json': b('{}'), 'ad/adapter_model.safetensors': b('st'), 'ad/retrieval.json': b('r'), 'ad/x/adapter_config.json': b('no') }, names);
+  assert.deepEqual(Object.keys(f).sort(), names);
+  assert.equal(new TextDecoder().decode(f['adapter_config.json']), '{}');
+  assert.deepEqual(Object.keys(adapterFilesFromListing({ 'adapter_config.json': b('{}'), 'adapter_model.safetensors': b('st') }, names)).sort(), names);
+  assert.throws(() => adapterFilesFromListing({ 'ad/adapter_config.json': b('{}') }, names), /not a LoRA adapter folder: it lacks adapter_model\.safetensors/);
 });
 
 test('phaseLabel: a past phase shows its time, the running one its ETA; checkTrainable', () => {
