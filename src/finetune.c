@@ -1825,6 +1825,11 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
     res->seconds_train = et_now_s() - tt;
     res->steps = et_trainer_step(&R->tr);
     res->final_loss = R->sp.loss;
+    res->fx_cands = R->tr.fx_cands; res->fx_excluded = R->tr.fx_excluded; res->fx_own = R->tr.fx_own;
+    if (R->tr.fx_cands > 0)
+        say(c, "known false negatives: %lld of %lld in-batch candidates from other rows (%.1f %%) were another positive of the "
+            "row's query and left out of its softmax; %lld own negatives were such a positive", (long long)res->fx_excluded,
+            (long long)res->fx_cands, 100.0 * (double)res->fx_excluded / (double)res->fx_cands, (long long)res->fx_own);
     clean_checkpoints(c, c->out_dir);
     return ET_OK;
 }

@@ -297,6 +297,10 @@ typedef struct {
     char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];
     et_mine_stats mine;               /* first mining (infonce/clp) */
     int refreshes;
+    /* known false negatives (train.h exclude_positives; all 0 when off or when no query has two positive texts):
+     * other rows' in-batch candidates seen while training, those excluded as another positive of the row's query,
+     * and own negatives that were (excluded for infonce/clp) */
+    int64_t fx_cands, fx_excluded, fx_own;
     /* soft1..3: the target report (finetune's guards; before calibration) */
     int has_soft;
     et_soft_stats soft;

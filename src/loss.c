@@ -15,6 +15,7 @@ void et_loss_cfg_default(et_loss_cfg *cfg) {
     cfg->eps = 1e-12;
     cfg->eps_cos = 1e-8;
     cfg->grad_scale = 1.0;
+    cfg->exclude = NULL;
 }
 
 size_t et_loss_scratch_doubles(int B, int G, int C) {
@@ -148,8 +149,24 @@ static inline int own_slot(int i, int j, int B, int G, int in_batch) {
     return r / (G > 0 ? G : 1) == i && G > 0 ? 1 + r % G : -1;
 }
 
+/* Exclusion (et_loss_cfg.exclude) of candidate j for anchor row i: X [B, ldx] in the in-batch layout (ldx = B + B*G).
+ * rev = 0: the anchors are the queries (in_batch: column j; per query: j == 0 -> column i, else B + i*G + j-1);
+ * rev = 1: the anchors are the positives and the candidates the queries (symmetric direction): X[j][i]. */
+typedef struct {
+    const unsigned char *X;
+    int ldx, rev;
+} excl_t;
+
+static inline int excluded(const excl_t *x, int i, int j, int B, int G, int in_batch) {
+    if (!x || !x->X) return 0;
+    if (x->rev) return x->X[(size_t)j * x->ldx + i] != 0;
+    int col = in_batch ? j : j == 0 ? i : B + i * G + (j - 1);
+    return x->X[(size_t)i * x->ldx + col] != 0;
+}
+
 static void ce_rows_w(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
-                      const float *W, double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
+                      const float *W, const excl_t *x, double *S, double *ce, const double *coef, double *ga, double *gp,
+                      double *gn) {
     int ncand = in_batch ? B + B * G : 1 + G;
     for (int i = 0; i < B; i++) {
         const double *a = A + (size_t)i * C;
@@ -157,11 +174,13 @@ static void ce_rows_w(const double *A, const double *pn, const double *nn, int B
         int t = in_batch ? i : 0;
         double mx = -INFINITY;
         for (int j = 0; j < ncand; j++) {
+            if (excluded(x, i, j, B, G, in_batch)) continue;
             s[j] = dot(a, cand(pn, nn, i, j, B, G, C, in_batch, &gp, &gn, NULL), C) / tau;
             if (s[j] > mx) mx = s[j];
         }
         double z = 0.0;
-        for (int j = 0; j < ncand; j++) z += exp(s[j] - mx);
+        for (int j = 0; j < ncand; j++)
+            if (!excluded(x, i, j, B, G, in_batch)) z += exp(s[j] - mx);
         double lse = mx + log(z);
         const float *w = W ? W + (size_t)i * (1 + G) : NULL;
         if (!w) ce[i] = lse - s[t];
@@ -169,12 +188,13 @@ static void ce_rows_w(const double *A, const double *pn, const double *nn, int B
             double ws = 0.0;
             for (int j = 0; j < ncand; j++) {
                 int o = own_slot(i, j, B, G, in_batch);
-                if (o >= 0) ws += (double)w[o] * s[j];
+                if (o >= 0 && !excluded(x, i, j, B, G, in_batch)) ws += (double)w[o] * s[j];
             }
             ce[i] = lse - ws;
         }
         if (!coef || coef[i] == 0.0) continue;
         for (int j = 0; j < ncand; j++) {
+            if (excluded(x, i, j, B, G, in_batch)) continue;
             double p = exp(s[j] - lse), y;
             if (!w) y = j == t ? 1.0 : 0.0;
             else {
@@ -191,8 +211,24 @@ static void ce_rows_w(const double *A, const double *pn, const double *nn, int B
 }
 
 static void ce_rows(const double *A, const double *pn, const double *nn, int B, int G, int C, double tau, int in_batch,
-                    double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
-    ce_rows_w(A, pn, nn, B, G, C, tau, in_batch, NULL, S, ce, coef, ga, gp, gn);
+                    const excl_t *x, double *S, double *ce, const double *coef, double *ga, double *gp, double *gn) {
+    ce_rows_w(A, pn, nn, B, G, C, tau, in_batch, NULL, x, S, ce, coef, ga, gp, gn);
+}
+
+/* cfg->exclude must leave every target a candidate: query i's own positive (W NULL) or each own-group entry with
+ * weight > 0 (W [B, 1+G]). */
+static et_status check_exclude(const char *loss, const et_loss_cfg *cfg, const float *W, int B, int G, et_error *err) {
+    if (!cfg->exclude) return ET_OK;
+    size_t ld = (size_t)B + (size_t)B * G;
+    for (int i = 0; i < B; i++)
+        for (int g = 0; g <= G; g++) {
+            size_t col = g == 0 ? (size_t)i : (size_t)B + (size_t)i * G + (size_t)(g - 1);
+            int target = W ? W[(size_t)i * (1 + G) + g] > 0 : g == 0;
+            if (target && cfg->exclude[(size_t)i * ld + col])
+                return et_fail(err, ET_ERR_ARG, "loss %s: query %d's %s is excluded (exclude[%d][%zu]) but is a target", loss,
+                               i, g == 0 ? "own positive" : "own negative", i, col);
+        }
+    return ET_OK;
 }
 
 static et_status check_shapes(const char *loss, int B, int G, int C, const void *scratch, const double *out,
@@ -212,7 +248,8 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
         return et_fail(err, ET_ERR_ARG, "loss infonce: symmetric=1 needs in_batch=1 (the reverse CE is over queries)");
     if (!Q || !P || (G > 0 && !N)) return et_fail(err, ET_ERR_ARG, "loss infonce: Q, P (and N when G>0) are required");
     if ((st = check_finite(Q, B, C, "Q", "infonce", err)) || (st = check_finite(P, B, C, "P", "infonce", err)) ||
-        (G > 0 && (st = check_finite(N, B * G, C, "N", "infonce", err))))
+        (G > 0 && (st = check_finite(N, B * G, C, "N", "infonce", err))) ||
+        (st = check_exclude("infonce", cfg, NULL, B, G, err)))
         return st;
     scratch_t t = carve(scratch, B, G, C);
     int BG = B * G;
@@ -229,7 +266,8 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
     /* coef_i = dL/dCE_i = half / B */
     double *coef = t.S2; /* B doubles; S2 is free until the symmetric pass, which uses t.v for its coef */
     for (int i = 0; i < B; i++) coef[i] = half / B;
-    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
+    excl_t xf = {cfg->exclude, B + B * G, 0}, xr = {cfg->exclude, B + B * G, 1};
+    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, &xf, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
             G > 0 ? t.gn : NULL);
     double lf = 0.0;
     for (int i = 0; i < B; i++) lf += t.v[i];
@@ -239,7 +277,7 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
         /* reverse direction: row j = positive j, candidates = the B queries, target j */
         for (int i = 0; i < B; i++) t.v[i] = half / B;
         /* logits reuse S (B x B); per-row CE values go to S2 (first B entries are free again) */
-        ce_rows(t.pn, t.qn, NULL, B, 0, C, cfg->tau, 1, t.S, t.S2, grads ? t.v : NULL, t.gp, t.gq, NULL);
+        ce_rows(t.pn, t.qn, NULL, B, 0, C, cfg->tau, 1, &xr, t.S, t.S2, grads ? t.v : NULL, t.gp, t.gq, NULL);
         double lb = 0.0;
         for (int i = 0; i < B; i++) lb += t.S2[i];
         lb /= B;
@@ -276,6 +314,7 @@ et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const flo
         if (fabs(sum - 1.0) > 1e-4)
             return et_fail(err, ET_ERR_ARG, "loss soft_infonce: target weights of query %d sum to %.6g (need 1)", i, sum);
     }
+    if ((st = check_exclude("soft_infonce", cfg, W, B, G, err))) return st;
     scratch_t t = carve(scratch, B, G, C);
     int BG = B * G;
     normalize_rows(Q, B, C, cfg->eps, t.qn, t.qr, NULL);
@@ -289,7 +328,8 @@ et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const flo
     }
     double *coef = t.S2;
     for (int i = 0; i < B; i++) coef[i] = 1.0 / B;
-    ce_rows_w(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, W, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
+    excl_t xf = {cfg->exclude, B + B * G, 0};
+    ce_rows_w(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, W, &xf, t.S, t.v, grads ? coef : NULL, t.gq, t.gp,
               G > 0 ? t.gn : NULL);
     double L = 0.0;
     for (int i = 0; i < B; i++) L += t.v[i];
@@ -361,7 +401,7 @@ et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, co
     if (!Q || !P || !N || !NQ) return et_fail(err, ET_ERR_ARG, "loss clp: Q, P, N and NQ are required");
     int BG = B * G;
     if ((st = check_finite(Q, B, C, "Q", "clp", err)) || (st = check_finite(P, B, C, "P", "clp", err)) ||
-        (st = check_finite(N, BG, C, "N", "clp", err)))
+        (st = check_finite(N, BG, C, "N", "clp", err)) || (st = check_exclude("clp", cfg, NULL, B, G, err)))
         return st;
     for (int j = 0; j < BG; j++)
         if ((!mask || mask[j]) && (st = check_finite(NQ + (size_t)j * C, 1, C, "NQ", "clp", err)))
@@ -386,7 +426,8 @@ et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, co
         for (int g = 0; g < G; g++) m += (!mask || mask[i * G + g]) ? 1 : 0;
         coef[i] = (m > 0 ? 1.0 - lam : 1.0) / B;
     }
-    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, t.S, ce, grads ? coef : NULL, t.gq, t.gp, t.gn);
+    excl_t xf = {cfg->exclude, B + B * G, 0};
+    ce_rows(t.qn, t.pn, t.nn, B, G, C, cfg->tau, cfg->in_batch, &xf, t.S, ce, grads ? coef : NULL, t.gq, t.gp, t.gn);
     double L = 0.0, pen_sum = 0.0;
     int npen = 0;
     for (int i = 0; i < B; i++) {

@@ -43,6 +43,16 @@ typedef struct {
     double eps;        /* norm clamp for InfoNCE / CLP (F.normalize). Default 1e-12 */
     double eps_cos;    /* norm clamp for cosine-MSE (F.cosine_similarity). Default 1e-8 */
     double grad_scale; /* multiplies every gradient written (not the returned loss). Default 1 */
+    const unsigned char *exclude; /* known false negatives of THIS call, [B, B + B*G] (NULL = none, the default):
+                          exclude[i*(B+B*G) + j] != 0 removes candidate j (column j < B: positive j; column B + r:
+                          negative r) from query i's softmax: no logit, no probability, no gradient. The columns are
+                          the in-batch layout in either mode (per query: the own positive is column i, the own g-th
+                          negative column B + i*G + g). The symmetric direction reads the same matrix transposed:
+                          query i is not a candidate of positive j when exclude[i*(B+B*G) + j] != 0. A target may not
+                          be excluded: the own positive (infonce, clp), or an own-group entry with weight > 0 (soft
+                          list form): ET_ERR_ARG naming the row. Used by infonce, soft_infonce and clp (cos-MSE has no
+                          candidates). With every entry 0 the results are bit for bit those of NULL. A trainer fills
+                          it with the batch's other rows whose text is a positive of query i (train.h). */
 } et_loss_cfg;
 
 /* Defaults listed above. */

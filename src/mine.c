@@ -7,6 +7,7 @@
 #include "mine.h"
 #include "rng.h"
 #include "topk.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ blocked top-k */
 
@@ -97,11 +98,6 @@ typedef struct {
     int ntasks;
 } mine_ctx;
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
 static void mine_task(void *vctx, int task, int thread) {
     mine_ctx *m = vctx;
     int32_t W = m->hi - m->lo;
@@ -143,7 +139,7 @@ static void mine_task(void *vctx, int task, int thread) {
                 int32_t r = j + (int32_t)et_rng_below(&rng, (uint64_t)(nc - j));
                 int32_t t = pm[j]; pm[j] = pm[r]; pm[r] = t;
             }
-            qsort(pm, (size_t)take, sizeof *pm, cmp_i32); /* keep rank order */
+            qsort(pm, (size_t)take, sizeof *pm, et_cmp_i32); /* keep rank order */
         } else {
             for (int32_t j = 0; j < take; j++) pm[j] = j;
         }

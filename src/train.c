@@ -103,6 +103,7 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->loss = ET_TRAIN_INFONCE;
     c->tau = 0.05;
     c->in_batch = 1;
+    c->exclude_positives = 1;
     c->lambda = 0.1;
     c->pen = ET_CLP_PEN_MEAN;
     c->soft_norm = ET_SNORM_NONE;
@@ -283,6 +284,10 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
     if (is_soft(c->loss) && (c->soft_lo != 0.0 || c->soft_hi != 1.0)) { /* appended only when calibrated */
         size_t l = strlen(tr->canon);
         snprintf(tr->canon + l, sizeof tr->canon - l, ";soft_lo=%.17g;soft_hi=%.17g", c->soft_lo, c->soft_hi);
+    }
+    if (tr->fx_off) { /* appended only when known false negatives can be excluded: other data keep older builds' canon */
+        size_t l = strlen(tr->canon);
+        snprintf(tr->canon + l, sizeof tr->canon - l, ";exclude_positives=1");
     }
     if (soft_list(c)) { /* appended only for the list form */
         size_t l = strlen(tr->canon);
@@ -491,6 +496,122 @@ static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *
     return ET_OK;
 }
 
+static int fx_is_pos(const et_trainer *tr, int32_t q, int32_t t) {
+    int64_t lo = tr->fx_off[q], hi = tr->fx_off[q + 1];
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (tr->fx_pos[mid] < t) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < tr->fx_off[q + 1] && tr->fx_pos[lo] == t;
+}
+
+static void fx_free(et_trainer *tr) {
+    et_strmap_free(&tr->fx_map);
+    free(tr->fx_keys); free(tr->fx_q); free(tr->fx_p); free(tr->fx_off); free(tr->fx_pos); free(tr->fx_x);
+    tr->fx_keys = NULL;
+    tr->fx_q = tr->fx_p = tr->fx_pos = NULL;
+    tr->fx_off = NULL;
+    tr->fx_x = NULL;
+}
+
+/* The known-false-negative index (train.h exclude_positives): queries and positive texts interned (exact text), the
+ * positives of each query sorted and unique. Kept only when some query has two different positive texts; else (one
+ * answer per question) nothing can be excluded and everything trains as without it. */
+static et_status prepare_exclude(et_trainer *tr, const et_train_data *d, et_error *err) {
+    const et_train_cfg *c = &tr->cfg;
+    if (!c->exclude_positives || pair_rows(c) || d->n < 1) return ET_OK;
+    int n = d->n, G = tr->G;
+    const char **qk = malloc(sizeof(char *) * (size_t)n);
+    int64_t *cnt = NULL;
+    et_strmap qm = {0};
+    et_status s = ET_OK;
+    int several = 0;
+    tr->fx_keys = malloc(sizeof(char *) * (size_t)n);
+    tr->fx_q = malloc(sizeof(int32_t) * (size_t)n);
+    tr->fx_p = malloc(sizeof(int32_t) * (size_t)n);
+    if (!qk || !tr->fx_keys || !tr->fx_q || !tr->fx_p) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the false-negative index"); goto done; }
+    if ((s = et_strmap_init(&qm, n, qk, "the false-negative index", err)) ||
+        (s = et_strmap_init(&tr->fx_map, n, tr->fx_keys, "the false-negative index", err)))
+        goto done;
+    int32_t nq = 0, ntx = 0;
+    for (int i = 0; i < n; i++) {
+        tr->fx_q[i] = et_strmap_intern(&qm, d->ex[i].query, &nq);
+        tr->fx_p[i] = et_strmap_intern(&tr->fx_map, d->ex[i].positive, &ntx);
+    }
+    /* positives per query: counting sort by query, then sort and unique each list */
+    cnt = calloc((size_t)nq + 1, sizeof(int64_t));
+    tr->fx_off = malloc(sizeof(int64_t) * ((size_t)nq + 1));
+    tr->fx_pos = malloc(sizeof(int32_t) * (size_t)n);
+    if (!cnt || !tr->fx_off || !tr->fx_pos) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the false-negative index"); goto done; }
+    for (int i = 0; i < n; i++) cnt[tr->fx_q[i] + 1]++;
+    for (int32_t q = 0; q < nq; q++) cnt[q + 1] += cnt[q];
+    memcpy(tr->fx_off, cnt, sizeof(int64_t) * ((size_t)nq + 1));
+    for (int i = 0; i < n; i++) tr->fx_pos[cnt[tr->fx_q[i]]++] = tr->fx_p[i];
+    int64_t w = 0;
+    for (int32_t q = 0; q < nq; q++) {
+        int64_t a = tr->fx_off[q], b = tr->fx_off[q + 1];
+        qsort(tr->fx_pos + a, (size_t)(b - a), sizeof(int32_t), et_cmp_i32);
+        tr->fx_off[q] = w;
+        for (int64_t u = a; u < b; u++)
+            if (u == a || tr->fx_pos[u] != tr->fx_pos[u - 1]) tr->fx_pos[w++] = tr->fx_pos[u];
+        several |= w - tr->fx_off[q] > 1;
+    }
+    tr->fx_off[nq] = w;
+    if (several && !(tr->fx_x = malloc((size_t)c->batch * ((size_t)c->batch + (size_t)c->batch * G) + 1)))
+        s = et_fail(err, ET_ERR_NOMEM, "out of memory for the false-negative matrix");
+done:
+    if (s || !several) fx_free(tr);
+    et_strmap_free(&qm);
+    free(qk); free(cnt);
+    return s;
+}
+
+long et_trainer_exclude(const et_trainer *tr, const int *idx, int nb, int G, int own_neg, unsigned char *x, int64_t *cands,
+                        int64_t *excluded, int64_t *own) {
+    size_t ld = (size_t)nb + (size_t)nb * G;
+    memset(x, 0, (size_t)nb * ld);
+    if (!tr->fx_off || !tr->data) return 0;
+    const et_train_data *d = tr->data;
+    long nx = 0;
+    int32_t nid[1024], *ni = nid; /* the negatives' positive-text ids (-1: not a positive of any query) */
+    if ((size_t)nb * G > sizeof nid / sizeof nid[0] && !(ni = malloc(sizeof(int32_t) * (size_t)nb * G))) return -1;
+    for (int r = 0; r < nb; r++)
+        for (int g = 0; g < G; g++) {
+            const et_train_example *e = &d->ex[idx[r]];
+            ni[r * G + g] = g < e->n_neg ? et_strmap_get(&tr->fx_map, e->negatives[g]) : -1;
+        }
+    for (int i = 0; i < nb; i++) {
+        int32_t q = tr->fx_q[idx[i]], own_p = tr->fx_p[idx[i]];
+        unsigned char *xi = x + (size_t)i * ld;
+        for (int j = 0; j < nb; j++) {
+            if (j == i) continue;
+            int32_t t = tr->fx_p[idx[j]];
+            int e = t != own_p && fx_is_pos(tr, q, t);
+            xi[j] = (unsigned char)e;
+            nx += e;
+            if (cands) ++*cands;
+            if (excluded) *excluded += e;
+        }
+        for (int r = 0; r < nb; r++)
+            for (int g = 0; g < G; g++) {
+                int32_t t = ni[r * G + g];
+                int e = t >= 0 && t != own_p && fx_is_pos(tr, q, t);
+                if (r == i) {
+                    if (own) *own += e;
+                    if (!own_neg) continue;
+                } else {
+                    if (cands) ++*cands;
+                    if (excluded) *excluded += e;
+                }
+                xi[nb + (size_t)r * G + g] = (unsigned char)e;
+                nx += e;
+            }
+    }
+    if (ni != nid) free(ni);
+    return nx;
+}
+
 size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *mc, size_t n_params, int B, int G, int nthreads,
                            size_t act_bytes[4], size_t *state_bytes) {
     int P = et_bert_max_tokens(mc), C = mc->hidden_size;
@@ -539,7 +660,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     if (tr->cfg.max_len_d > P) tr->cfg.max_len_d = P;
     et_status s;
     if (data) {
-        if ((s = prepare_data(tr, data, err))) goto fail;
+        if ((s = prepare_data(tr, data, err)) || (s = prepare_exclude(tr, data, err))) goto fail;
         tr->data = data;
     } else {
         if (c->negatives < 0 || c->total_steps < 1) {
@@ -704,6 +825,7 @@ void et_trainer_free(et_trainer *tr) {
     et_adamw_free(&tr->opt);
     free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad); free(tr->mrl_scratch);
     free(tr->targets); free(tr->perm); free(tr->tok_ids); free(tr->tok_mask);
+    fx_free(tr);
     free(tr->moe_cnt_step); free(tr->moe_cnt_run); free(tr->moe_frac);
     memset(tr, 0, sizeof *tr);
 }
@@ -779,6 +901,7 @@ static et_status micro_scaled(et_trainer *tr, const et_train_batch *b, uint64_t 
     lc.lambda = c->lambda;
     lc.pen = c->pen;
     lc.grad_scale = scale;
+    lc.exclude = b->exclude;
     double loss = 0;
     const float *Q = tr->acts[0].pooled, *Pp = tr->acts[1].pooled, *N = useN ? tr->acts[2].pooled : NULL;
     if (c->matryoshka.n > 0) {
@@ -1176,6 +1299,12 @@ et_status et_trainer_run(et_trainer *tr, const et_tokenizer *tok, et_error *err)
                     }
                 if ((s = tokenize_group(tok, texts, nbat * G, Tq, nqi, nqm, &b.Tnq, "negative queries", err))) goto done;
                 b.nq_ids = nqi; b.nq_mask = nqm; b.nq_avail = avail;
+            }
+            if (tr->fx_x) {
+                long nx = et_trainer_exclude(tr, idx, nbat, pair_rows(c) ? 0 : G, !soft_list(c), tr->fx_x, &tr->fx_cands,
+                                             &tr->fx_excluded, &tr->fx_own);
+                if (nx < 0) { s = et_fail(err, ET_ERR_NOMEM, "out of memory for the false-negative matrix"); goto done; }
+                if (nx > 0) b.exclude = tr->fx_x;
             }
             if (tr->targets) {
                 for (int i = 0; i < nbat; i++)

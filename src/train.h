@@ -46,6 +46,7 @@
 #include "optim.h"
 #include "threads.h"
 #include "tokenizer.h"
+#include "util.h"
 
 typedef enum {
     ET_TRAIN_INFONCE = 0,
@@ -98,6 +99,14 @@ typedef struct {
     double tau;           /* InfoNCE / CLP temperature (default 0.05) */
     int symmetric;        /* InfoNCE only: MultipleNegativesSymmetricRankingLoss (default 0) */
     int in_batch;         /* 1 (default): all positives and negatives of the batch are candidates; 0: per query */
+    int exclude_positives; /* 1 (default): known false negatives leave the softmax (et_loss_cfg.exclude): for query i,
+                             every candidate of the batch's OTHER rows (their positives and negatives) whose text is
+                             another positive of i's query (the positives of every example with the same query text),
+                             and for infonce/clp also i's own negatives that are; matched by exact text
+                             (et_trainer_exclude). Data with
+                             several answers per question (BEIR qrels, FAQs) otherwise train relevant passages apart.
+                             Data with one positive text per query train bit for bit as with 0 (and keep their
+                             resume check). 0: every in-batch candidate counts as a negative (sentence-transformers MNRL) */
     double lambda;        /* CLP weight (default 0.1) */
     et_clp_pen pen;       /* CLP penalty form (default mean) */
     et_soft_norm soft_norm; /* soft1..3: per-expert normalisation over the training set (default none) */
@@ -213,6 +222,7 @@ typedef struct {
     const int32_t *nq_ids, *nq_mask; int Tnq; /* [B*G,Tnq] (clp) */
     const unsigned char *nq_avail;     /* [B*G] 1 = the negative has a query (clp; NULL = all) */
     const float *target;               /* [B] mse/soft targets; soft_list: [B, 1+G] target weights W */
+    const unsigned char *exclude;      /* [B, B+B*G] et_loss_cfg.exclude for infonce/clp/soft_list (NULL = none) */
 } et_train_batch;
 
 typedef struct {
@@ -237,6 +247,16 @@ typedef struct {
     const et_train_data *data;
     float *targets;          /* [n] mse/soft targets over the training set; soft_list: [n, 1+G] weights */
     int *perm; int perm_epoch;
+    /* known false negatives (cfg.exclude_positives; NULL when off, for the pair losses, or when no query has two
+       different positive texts): the positive texts interned (exact text; fx_map over fx_keys), each example's
+       query id and positive text id, and per query id its sorted positive text ids. Negatives are looked up per
+       micro-batch (re-mining replaces them). */
+    et_strmap fx_map; const char **fx_keys;
+    int32_t *fx_q, *fx_p;              /* [n], [n] */
+    int64_t *fx_off; int32_t *fx_pos;  /* [nq+1], [fx_off[nq]] */
+    unsigned char *fx_x;               /* [B, B+B*G] the micro-batch's matrix */
+    int64_t fx_cands, fx_excluded;     /* other rows' candidates seen by et_trainer_run so far / excluded */
+    int64_t fx_own;                    /* own negatives that are other positives of the query (excluded for infonce/clp) */
     int32_t *tok_ids, *tok_mask;
     char canon[2048];        /* canonical settings string (resume check) */
     /* MoE routing statistics (counts of real tokens per expert; NULL for a dense model) */
@@ -290,6 +310,16 @@ et_status et_trainer_save_checkpoint(et_trainer *tr, et_error *err);
 et_status et_trainer_resume(et_trainer *tr, et_error *err);
 /* Save the current model as a sentence-transformers folder (with LoRA: the adapters as a PEFT folder). */
 et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err);
+
+/* Known false negatives of a micro-batch (cfg.exclude_positives): for the examples idx [nb] of the trainer's data,
+ * x [nb, nb + nb*G] gets et_loss_cfg.exclude: for row i, each candidate of the other rows (their positives, their
+ * first G negatives) whose text is one of the OTHER positives of i's query (a positive text of an example with the
+ * same query text, not i's own positive text: a copy of the target is left as sentence-transformers leaves it), and
+ * when own_neg also i's own negatives that are. G = the negatives the loss sees. Adds to *cands the other rows'
+ * candidates and to *excluded those excluded, to *own the own negatives found (each may be NULL). Returns the
+ * number of non-zero entries; 0 (x all zero) when the trainer has no index. */
+long et_trainer_exclude(const et_trainer *tr, const int *idx, int nb, int G, int own_neg, unsigned char *x, int64_t *cands,
+                        int64_t *excluded, int64_t *own);
 
 /* Optimizer steps taken so far. */
 long et_trainer_step(const et_trainer *tr);

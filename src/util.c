@@ -105,3 +105,8 @@ int32_t et_strmap_intern(et_strmap *m, const char *s, int32_t *n) {
     m->slot[h] = *n;
     return (*n)++;
 }
+
+int et_cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}

@@ -65,6 +65,9 @@ int32_t et_strmap_intern(et_strmap *m, const char *s, int32_t *n);
  * the index after the sequence. */
 size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
+/* qsort comparator of int32_t values, ascending */
+int et_cmp_i32(const void *a, const void *b);
+
 /* seconds on a monotonic clock (differences only) */
 double et_now_s(void);
 

@@ -546,7 +546,88 @@ static void test_soft_infonce(void) {
     fx_free(&f);
 }
 
+/* et_loss_cfg.exclude (known false negatives out of the softmax) against PyTorch (tests/fixtures/loss/exclude.txt,
+ * tools/gen_loss_exclude_fixture.py: masked_fill(-inf) before the softmax), finite differences of each backward with
+ * excluded entries, an all-zero matrix = NULL bit for bit, and an excluded target refused. */
+static void test_exclude(void) {
+    fx_file f;
+    if (!fx_load(&f, "tests/fixtures/loss/exclude.txt")) {
+        et_test_fails++;
+        return;
+    }
+    int B = (int)fx_get(&f, "B", 1)[0], G = (int)fx_get(&f, "G", 1)[0], C = (int)fx_get(&f, "C", 1)[0];
+    double tau = fx_get(&f, "tau", 1)[0], lam = fx_get(&f, "lambda", 1)[0];
+    int nc = B + B * G;
+    float *Q = fx_floats(&f, "Q", B * C), *P = fx_floats(&f, "P", B * C), *N = fx_floats(&f, "N", B * G * C),
+          *NQ = fx_floats(&f, "NQ", B * G * C), *W = fx_floats(&f, "W", B * (1 + G));
+    const double *xd = fx_get(&f, "X", B * nc), *xhd = fx_get(&f, "Xh", B * nc);
+    unsigned char *X = malloc((size_t)B * nc), *Xh = malloc((size_t)B * nc), *Z = calloc((size_t)B * nc, 1);
+    for (int i = 0; i < B * nc; i++) { X[i] = xd[i] != 0; Xh[i] = xhd[i] != 0; }
+    double *scratch = malloc(sizeof(double) * et_loss_scratch_doubles(B, G, C));
+    float *g[4], *h[4];
+    for (int k = 0; k < 4; k++) { g[k] = calloc((size_t)B * G * C, 4); h[k] = calloc((size_t)B * G * C, 4); }
+    static const struct { const char *name; kind_t kind; int sym, inb, soft; } cases[] = {
+        {"infonce", L_INFONCE, 0, 1, 0}, {"infonce_sym", L_INFONCE, 1, 1, 0}, {"infonce_pq", L_INFONCE, 0, 0, 0},
+        {"soft", L_SOFT, 0, 1, 1},       {"clp", L_CLP, 0, 1, 0}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        problem pb = {cases[c].kind, {0}, B, G, C, Q, P, N, NQ, NULL, W, NULL, scratch};
+        et_loss_cfg_default(&pb.cfg);
+        pb.cfg.tau = tau;
+        pb.cfg.lambda = lam;
+        pb.cfg.symmetric = cases[c].sym;
+        pb.cfg.in_batch = cases[c].inb;
+        pb.cfg.exclude = cases[c].soft ? X : Xh;
+        for (int k = 0; k < 4; k++) memset(g[k], 0, 4 * (size_t)B * G * C);
+        double L = run(&pb, g[0], g[1], g[2], cases[c].kind == L_CLP ? g[3] : NULL);
+        char key[64];
+        snprintf(key, sizeof key, "%s.loss", cases[c].name);
+        double ref = fx_get(&f, key, 1)[0], worst = 0;
+        static const char *gn[4] = {"dQ", "dP", "dN", "dNQ"};
+        int rows[4] = {B, B, B * G, B * G};
+        for (int k = 0; k < 4; k++) {
+            snprintf(key, sizeof key, "%s.%s", cases[c].name, gn[k]);
+            double e = rel_err(g[k], fx_get(&f, key, rows[k] * C), rows[k] * C);
+            if (e > worst) worst = e;
+        }
+        CHECK(fabs(L - ref) <= 1e-5 * fabs(ref) && worst < 1e-5, "exclude %s: loss %.10g (torch %.10g), grads rel err %.2e",
+              cases[c].name, L, ref, worst);
+        printf("exclude %s: loss %.8f (torch %.8f), grads max rel err %.2e\n", cases[c].name, L, ref, worst);
+        snprintf(key, sizeof key, "exclude %s", cases[c].name);
+        double fd = fd_check(&pb, key);
+        CHECK(fd < 2e-2, "exclude %s finite differences: %.2e", cases[c].name, fd);
+        /* the exclusions matter here, and an all-zero matrix is NULL bit for bit */
+        pb.cfg.exclude = NULL;
+        for (int k = 0; k < 4; k++) memset(g[k], 0, 4 * (size_t)B * G * C);
+        double L0 = run(&pb, g[0], g[1], g[2], cases[c].kind == L_CLP ? g[3] : NULL);
+        pb.cfg.exclude = Z;
+        for (int k = 0; k < 4; k++) memset(h[k], 0, 4 * (size_t)B * G * C);
+        double Lz = run(&pb, h[0], h[1], h[2], cases[c].kind == L_CLP ? h[3] : NULL);
+        int same = L0 == Lz;
+        for (int k = 0; k < 4; k++) same &= !memcmp(g[k], h[k], 4 * (size_t)B * G * C);
+        CHECK(same && fabs(L0 - L) > 1e-3, "exclude %s: zero matrix %.17g vs NULL %.17g (bits %s), masked %.6g", cases[c].name,
+              Lz, L0, same ? "equal" : "differ", L);
+    }
+    /* a target may not be excluded */
+    et_loss_cfg cfg;
+    et_loss_cfg_default(&cfg);
+    et_error err = {0};
+    double L;
+    memcpy(Z, X, (size_t)B * nc);
+    Z[1 * nc + 1] = 1; /* query 1's own positive */
+    cfg.exclude = Z;
+    CHECK(et_loss_infonce(&cfg, Q, P, N, B, G, C, NULL, NULL, NULL, scratch, &L, &err) == ET_ERR_ARG &&
+              strstr(err.msg, "query 1's own positive"), "excluded positive refused (%s)", err.msg);
+    cfg.exclude = Xh; /* row 2's own negative excluded: fine for infonce, refused where it carries soft weight */
+    CHECK(et_loss_infonce(&cfg, Q, P, N, B, G, C, NULL, NULL, NULL, scratch, &L, &err) == ET_OK, "own negative excluded: %s", err.msg);
+    CHECK(et_loss_soft_infonce(&cfg, Q, P, N, W, B, G, C, NULL, NULL, NULL, scratch, &L, &err) == ET_ERR_ARG &&
+              strstr(err.msg, "own negative"), "excluded weighted negative refused (%s)", err.msg);
+    for (int k = 0; k < 4; k++) { free(g[k]); free(h[k]); }
+    free(X); free(Xh); free(Z); free(scratch); free(Q); free(P); free(N); free(NQ); free(W);
+    fx_free(&f);
+}
+
 int main(void) {
+    test_exclude();
     test_soft_infonce();
     test_soft_hand();
     test_soft_guards();

@@ -519,6 +519,75 @@ static void test_moe(void) {
     if (system(cmd)) fprintf(stderr, "warning: could not remove temp folders\n");
 }
 
+/* ---------------------------------------------------------------- known false negatives (exclude_positives) */
+
+/* et_trainer_exclude on hand-made FAQ rows (several answers per question, an answer shared by two questions, a
+ * negative that is another question's answer): exactly the other positives of each row's query are excluded; data
+ * with one answer per question get no index (bit for bit the old training, the old resume check). */
+static void test_exclude(void) {
+    et_error err = {0};
+    static char *q[5] = {"faq a", "faq a", "faq b", "faq a", "faq c"};
+    static char *p[5] = {"a1", "a2", "b1", "a1", "a1"};
+    static char *ng[5][2] = {{"b1", "x"}, {"y", "z"}, {"a2", "w"}, {"a2", "v"}, {"u", "t"}};
+    et_train_example ex[5];
+    memset(ex, 0, sizeof ex);
+    for (int i = 0; i < 5; i++) { ex[i].query = q[i]; ex[i].positive = p[i]; ex[i].negatives = ng[i]; ex[i].n_neg = 2; }
+    et_train_data d = {ex, 5, 0, "faq"};
+    d.hash = et_train_data_hash(&d);
+    et_bert m;
+    if (et_hf_load(MODEL_DIR, &m, &err)) { CHECK(0, "model: %s", err.msg); return; }
+    et_train_cfg c;
+    rec r = {0};
+    base_cfg(&c, "/tmp/et_train_exclude_unused", &r);
+    c.batch = 5;
+    c.negatives = 2;
+    et_trainer tr;
+    CHECK(et_trainer_init(&tr, &c, &m, NULL, &d, &err) == ET_OK, "init: %s", err.msg);
+    int idx[5] = {0, 1, 2, 3, 4}, nc = 5 + 10;
+    unsigned char x[5 * 15];
+    int64_t cands = 0, excl = 0, own = 0;
+    long nx = et_trainer_exclude(&tr, idx, 5, 2, 1, x, &cands, &excl, &own);
+    /* expected entries: row 0 (a, own a1): a2 = positive 1, the negatives a2 of rows 2 and 3; row 1 (a, own a2): the
+     * a1 of rows 0, 3, 4; row 3 (a, own a1): positive 1, row 2's negative a2 and its own negative a2; rows 2 (b) and
+     * 4 (c): none */
+    unsigned char want[5 * 15] = {0};
+    want[0 * nc + 1] = want[0 * nc + 5 + 2 * 2] = want[0 * nc + 5 + 3 * 2] = 1;
+    want[1 * nc + 0] = want[1 * nc + 3] = want[1 * nc + 4] = 1;
+    want[3 * nc + 1] = want[3 * nc + 5 + 2 * 2] = want[3 * nc + 5 + 3 * 2] = 1;
+    CHECK(nx == 9 && !memcmp(x, want, sizeof want), "exclude matrix: %ld entries", nx);
+    for (int i = 0; i < 5 * 15; i++)
+        if (x[i] != want[i]) printf("  exclude[%d][%d] = %d, want %d\n", i / nc, i % nc, x[i], want[i]);
+    CHECK(cands == 5 * 4 + 5 * 4 * 2 && excl == 8 && own == 1, "counts: %lld candidates, %lld excluded, %lld own",
+          (long long)cands, (long long)excl, (long long)own);
+    CHECK(strstr(tr.canon, ";exclude_positives=1") != NULL, "canon names the exclusion: %s", tr.canon);
+    /* the soft list form keeps its own group (targets): own_neg = 0 */
+    nx = et_trainer_exclude(&tr, idx, 5, 2, 0, x, NULL, NULL, NULL);
+    want[3 * nc + 5 + 3 * 2] = 0;
+    CHECK(nx == 8 && !memcmp(x, want, sizeof want), "exclude matrix without own negatives: %ld entries", nx);
+    /* a batch of a sub-set, in another order, and G = 0 (no negatives seen) */
+    int idx2[3] = {3, 2, 1};
+    unsigned char x2[3 * 3];
+    nx = et_trainer_exclude(&tr, idx2, 3, 0, 1, x2, NULL, NULL, NULL);
+    unsigned char want2[9] = {0, 0, 1, 0, 0, 0, 1, 0, 0};
+    CHECK(nx == 2 && !memcmp(x2, want2, sizeof want2), "sub-batch G=0: %ld entries", nx);
+    et_trainer_free(&tr);
+    /* off: no index, canon as before */
+    c.exclude_positives = 0;
+    CHECK(et_trainer_init(&tr, &c, &m, NULL, &d, &err) == ET_OK && !tr.fx_off && !strstr(tr.canon, "exclude"), "off: %s", err.msg);
+    et_trainer_free(&tr);
+    /* one answer per question (even one shared by two questions, or a negative that is another question's answer):
+     * no index, the canon of exclude_positives = 0 */
+    c.exclude_positives = 1;
+    ex[1].query = "faq d"; ex[3].query = "faq e";
+    d.hash = et_train_data_hash(&d);
+    CHECK(et_trainer_init(&tr, &c, &m, NULL, &d, &err) == ET_OK && !tr.fx_off && !tr.fx_x && !strstr(tr.canon, "exclude"),
+          "one answer per question: index %p, canon %s", (void *)tr.fx_off, tr.canon);
+    CHECK(et_trainer_exclude(&tr, idx, 5, 2, 1, x, NULL, NULL, NULL) == 0, "no index: nothing excluded");
+    et_trainer_free(&tr);
+    et_bert_free(&m);
+    printf("exclude: FAQ rows -> 9 entries as expected; one answer per question -> no index\n");
+}
+
 int main(void) {
     const parity_tol fp32 = {1e-4, 1e-4, 1e-4, 1e-4};
     test_parity("tests/fixtures/train/steps.bin", ET_PREC_FP32, &fp32);
@@ -550,6 +619,7 @@ int main(void) {
     }
     et_bf16_force(NULL);
     if (!ran) printf("parity bf16: skipped (%s: no VDPBF16PS or AMX here)\n", et_bf16_name());
+    test_exclude();
     test_resume();
     test_moe();
     return et_test_report("test_train");

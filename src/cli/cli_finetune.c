@@ -63,6 +63,7 @@ static et_opt ft_opts[] = {
     {"--matryoshka", NULL, "DIMS", "Matryoshka loss over the embedding cut to each listed size, e.g. 128,64,32 or 128:1,64:1,32:0.5 "
                                    "(default off; see train --help); the tuned vectors then work cut: encode/search/eval --dim", NULL},
     {"--weight-decay", NULL, "X", "AdamW weight decay (default 0.01)", NULL},
+    {"--keep-false-negatives", NULL, NULL, "keep in-batch candidates that are another positive of the row's query (several answers per question) in its softmax, as sentence-transformers does (default: left out)", NULL},
     {"--no-dropout", NULL, NULL, "train without dropout", NULL},
     {"--dropout", NULL, NULL, "soft1-3 in the pair form: train with the model's dropout (off by default for it: dropout lowers the cosines the calibrated targets are compared with; the list form keeps dropout, as infonce)", NULL},
     {"--moe-experts", NULL, "E", "convert the FFN up-projections to E experts before training (CLP paper MoE)", NULL},
@@ -270,6 +271,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     t->alpha = et_cli_float(o, n, "--alpha", 0.5, 0, 1, &ok);
     t->weight_decay = et_cli_float(o, n, "--weight-decay", 0.01, 0, 10, &ok);
     t->dropout = et_cli_get(o, n, "--no-dropout") == NULL;
+    t->exclude_positives = et_cli_get(o, n, "--keep-false-negatives") == NULL;
     t->threads = c.threads;
     { /* MiB -> bytes in 64 bits, clamped for 32-bit size_t (wasm32) */
         uint64_t mb = (uint64_t)et_cli_int(o, n, "--mem-budget", 8192, 1, 1L << 30, &ok) << 20;
@@ -433,6 +435,9 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddNumberToObject(cnt, "refreshes", r.refreshes);
         cJSON_AddNumberToObject(cnt, "mined_negatives", (double)r.mine.n_found);
         cJSON_AddNumberToObject(cnt, "negatives_with_query", (double)r.mine.n_with_query);
+        cJSON_AddNumberToObject(cnt, "inbatch_candidates", (double)r.fx_cands);
+        cJSON_AddNumberToObject(cnt, "inbatch_excluded", (double)r.fx_excluded);
+        cJSON_AddNumberToObject(cnt, "own_negatives_positive", (double)r.fx_own);
         cJSON *b = cJSON_AddObjectToObject(root, "before"), *a = cJSON_AddObjectToObject(root, "after");
         cJSON *bm = r.kind == ET_FT_EVAL_IR ? cJSON_AddObjectToObject(root, "bm25") : NULL;
         for (int i = 0; i < nr; i++) {

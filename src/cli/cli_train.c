@@ -30,6 +30,7 @@ static et_opt train_opts[] = {
     {"--seed", NULL, "N", "data order and dropout seed (default 42)", NULL},
     {"--tau", NULL, "X", "infonce/clp temperature (default 0.05; the CLP paper uses 0.02)", NULL},
     {"--symmetric", NULL, NULL, "infonce: also the positive->query direction (MultipleNegativesSymmetricRankingLoss)", NULL},
+    {"--keep-false-negatives", NULL, NULL, "infonce/clp/soft list form: keep in-batch candidates that are another positive of the row's query (same query text) in its softmax (default: left out)", NULL},
     {"--per-query", NULL, NULL, "infonce/clp: only a query's own positive and negatives are candidates (no in-batch)", NULL},
     {"--negatives", NULL, "G", "hard negatives per query (default: the fewest any example has)", NULL},
     {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
@@ -235,6 +236,7 @@ static int run_train(et_opt *o, int n) {
     if (!ok) return 2;
     c.symmetric = et_cli_get(o, n, "--symmetric") != NULL;
     c.in_batch = et_cli_get(o, n, "--per-query") == NULL;
+    c.exclude_positives = et_cli_get(o, n, "--keep-false-negatives") == NULL;
     c.dropout = et_cli_get(o, n, "--no-dropout") == NULL;
     c.packed = et_cli_get(o, n, "--packed") != NULL;
     c.freeze = et_cli_get(o, n, "--freeze");
