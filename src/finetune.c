@@ -1660,7 +1660,7 @@ static et_status ft_train_setup(ft_run *R, et_train_cfg *tc_out, et_error *err) 
         char ts[64];
         et_lora_targets_str(R->L.model.cfg.lora_sites, ts, sizeof ts);
         say(c, "LoRA r %d, alpha %g, dropout %g on %s: %zu trainable parameters, the base's %zu frozen (no gradient, no AdamW state)",
-            tc.lora_rank, tc.lora_alpha > 0 ? tc.lora_alpha : 2.0 * tc.lora_rank, tc.lora_dropout, ts, R->tr.train_n,
+            tc.lora_rank, et_train_lora_alpha(&tc), tc.lora_dropout, ts, R->tr.train_n,
             R->L.model.n_params);
     }
     say(c, "parameters + gradients + AdamW state: %.2f MiB; activations and the rest planned: %.2f MiB", R->tr.bytes_state / 1048576.0,

@@ -244,8 +244,8 @@ static int frozen_name(const char *freeze, const char *name) {
     return 0;
 }
 
-static double lora_alpha(const et_train_cfg *c) { return c->lora_alpha > 0 ? c->lora_alpha : 2.0 * c->lora_rank; }
-static unsigned lora_sites(const et_train_cfg *c) { return c->lora_sites ? c->lora_sites : (1u << ET_LIN_Q) | (1u << ET_LIN_V); }
+double et_train_lora_alpha(const et_train_cfg *c) { return c->lora_alpha > 0 ? c->lora_alpha : 2.0 * c->lora_rank; }
+unsigned et_train_lora_sites(const et_train_cfg *c) { return c->lora_sites ? c->lora_sites : (1u << ET_LIN_Q) | (1u << ET_LIN_V); }
 
 /* cfg.lora_*: attach the adapters (or keep ones attached with the same settings, e.g. loaded to continue) */
 static et_status prepare_lora(const et_train_cfg *c, et_bert *m, et_error *err) {
@@ -255,8 +255,8 @@ static et_status prepare_lora(const et_train_cfg *c, et_bert *m, et_error *err) 
     }
     if (c->freeze && *c->freeze) return et_fail(err, ET_ERR_ARG, "LoRA freezes the whole base already: drop --freeze");
     if (c->train_only_moe) return et_fail(err, ET_ERR_ARG, "LoRA cannot be combined with training only the MoE parameters");
-    double alpha = lora_alpha(c);
-    unsigned sites = lora_sites(c);
+    double alpha = et_train_lora_alpha(c);
+    unsigned sites = et_train_lora_sites(c);
     float scale = (float)(c->lora_rslora ? alpha / sqrt((double)c->lora_rank) : alpha / c->lora_rank);
     if (m->lora) {
         const et_bert_config *k = &m->cfg;
@@ -310,7 +310,7 @@ static void build_canon(et_trainer *tr, uint64_t data_hash) {
         et_lora_targets_str(mc->lora_sites, ts, sizeof ts);
         uint64_t bh = et_fnv1a64(FNV0, tr->model->params, tr->model->n_params * sizeof(float));
         snprintf(tr->canon + l, sizeof tr->canon - l, ";lora_r=%d;lora_alpha=%.17g;lora_dropout=%.17g;lora_rslora=%d;"
-                 "lora_targets=%s;base=%016llx", c->lora_rank, lora_alpha(c), c->lora_dropout, c->lora_rslora, ts,
+                 "lora_targets=%s;base=%016llx", c->lora_rank, et_train_lora_alpha(c), c->lora_dropout, c->lora_rslora, ts,
                  (unsigned long long)bh);
     }
     if (mc->moe_experts > 0) { /* appended only for MoE models: dense runs keep the canon of older builds */
@@ -1006,7 +1006,7 @@ et_status et_trainer_save_model(et_trainer *tr, const char *dir, et_error *err) 
     if (tr->cfg.lora_rank > 0) {
         et_lora_config lc = {0};
         lc.r = tr->cfg.lora_rank;
-        lc.alpha = lora_alpha(&tr->cfg);
+        lc.alpha = et_train_lora_alpha(&tr->cfg);
         lc.dropout = tr->cfg.lora_dropout;
         lc.use_rslora = tr->cfg.lora_rslora;
         lc.scale = tr->model->cfg.lora_scale;

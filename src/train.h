@@ -181,6 +181,11 @@ typedef struct {
     void *user;
 } et_train_cfg;
 
+/* The LoRA settings a run uses (c->lora_rank > 0): alpha (lora_alpha, or 2 * r by default) and the adapted Linear
+ * layers (lora_sites, or query + value by default; bits ET_LIN_*). */
+double et_train_lora_alpha(const et_train_cfg *c);
+unsigned et_train_lora_sites(const et_train_cfg *c);
+
 void et_train_cfg_default(et_train_cfg *cfg);
 
 /* One training example (one JSONL line). */

@@ -11,6 +11,7 @@
 #include "safetensors.h"
 #include "fileio.h"
 #include "finetune.h"
+#include "lora.h"
 #include "moe.h"
 
 static et_opt ft_opts[] = {
@@ -424,6 +425,15 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddStringToObject(st, "neg_source", et_ft_neg_source_name(c.neg_source));
         cJSON_AddNumberToObject(st, "moe_experts", t->moe_experts);
         if (t->moe_experts) { cJSON_AddStringToObject(st, "moe_gate", et_moe_gate_name(t->moe_gate_scale)); cJSON_AddBoolToObject(st, "train_only_moe", t->train_only_moe); }
+        if (t->lora_rank > 0) { /* --lora: the adapter's settings (absent for full fine-tuning) */
+            char ts[64];
+            et_lora_targets_str(et_train_lora_sites(t), ts, sizeof ts);
+            cJSON_AddNumberToObject(st, "lora_r", t->lora_rank);
+            cJSON_AddNumberToObject(st, "lora_alpha", et_train_lora_alpha(t));
+            cJSON_AddNumberToObject(st, "lora_dropout", t->lora_dropout);
+            cJSON_AddStringToObject(st, "lora_targets", ts);
+            if (t->lora_rslora) cJSON_AddBoolToObject(st, "lora_rslora", 1);
+        }
         cJSON *ex = cJSON_AddArrayToObject(st, "experts");
         for (int i = 0; i < r.n_experts; i++) cJSON_AddItemToArray(ex, cJSON_CreateString(r.expert_names[i]));
         cJSON *cnt = cJSON_AddObjectToObject(root, "counts");

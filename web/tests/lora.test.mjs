@@ -164,6 +164,9 @@ test('Adapter only (LoRA): finetune --lora in the worker, adapter + merged downl
   assert.equal(p.status, 0, p.stderr);
   const n = JSON.parse(readFileSync(njson, 'utf8'));
   assert.deepEqual(s.result.counts, n.counts);
+  assert.deepEqual(s.result.settings, n.settings, 'same resolved settings');
+  assert.deepEqual([s.result.settings.lora_r, s.result.settings.lora_alpha, s.result.settings.lora_dropout, s.result.settings.lora_targets], [4, 8, 0.1, 'q,v,o'],
+    'the --json report has the adapter\'s settings (Compare runs shows them)');
   let md = 0;
   for (const part of ['before', 'after', 'bm25'])
     for (const [k, v] of Object.entries(n[part])) { md = Math.max(md, Math.abs(v - s.result[part][k])); assert.ok(Math.abs(v - s.result[part][k]) <= 1e-4, `${part} ${k}: page ${s.result[part][k]}, native ${v}`); }
