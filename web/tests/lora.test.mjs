@@ -194,6 +194,23 @@ test('Adapter only (LoRA): finetune --lora in the worker, adapter + merged downl
   await page.fill('#search-q', 'partition editor');
   await page.press('#search-q', 'Enter');
   await page.waitForSelector('#search-results li');
+  // a run on the model loaded with an adapter starts from that model (merged, saved f32 for the run): its "before"
+  // is the first run's "after"; the new adapter names that merged model as its base (the .zip the page gave before
+  // this run), and natively the merged folder + the new adapter encode as the page does
+  const mg0 = await download(page, '#btn-zip', path.join(work, 'm0'));
+  assert.equal(path.basename(mg0.top), 'compact-merged');
+  await page.fill('#opt-lora-r', '2');
+  await page.click('#btn-train');
+  await page.waitForSelector('body[data-train="done"]', { timeout: 600000 });
+  const s2 = await page.evaluate(() => window.__embedtune.state());
+  assert.equal(s2.args[s2.args.indexOf('--lora-base') + 1], 'compact-merged');
+  for (const [k, v] of Object.entries(s.result.after)) assert.ok(Math.abs(v - s2.result.before[k]) <= 1e-6, `before ${k}: ${s2.result.before[k]}, the first run's after ${v}`);
+  const ad2 = await download(page, '#btn-adapter-zip', path.join(work, 'a2'));
+  assert.equal(JSON.parse(readFileSync(path.join(ad2.top, 'adapter_config.json'), 'utf8')).base_model_name_or_path, 'compact-merged');
+  const web2 = await page.evaluate((t) => window.__embedtune.encode(t), texts);
+  const d2 = maxDiff(nativeEncode(['--model', mg0.top, '--adapter', ad2.top]), web2);
+  console.log(`# a second adapter over the loaded base + adapter: native merged folder --adapter vs the page ${d2.toExponential(2)}`);
+  assert.ok(d2 <= 1e-4, `second adapter: ${d2}`);
   // "Remove the adapter": the base alone again
   await page.click('#btn-adapter-clear');
   await page.waitForFunction(() => window.__embedtune.state().info?.adapters?.length === 0 && document.body.dataset.model === 'ready', null, { timeout: 60000 });
