@@ -167,6 +167,13 @@ static void derive_stats(et_bm25 *bm) {
 }
 
 et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, et_error *err) {
+    return et_bm25_build_p(texts, ndocs, opts, NULL, err);
+}
+
+#define BM25_PROGRESS_DOCS 2048 /* docs between progress reports */
+
+et_bm25 *et_bm25_build_p(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, const et_progress *pr,
+                         et_error *err) {
     if (ndocs < 0) { et_fail(err, ET_ERR_ARG, "bm25: ndocs = %d", ndocs); return NULL; }
     double k1 = opts ? opts->k1 : 0.9, b = opts ? opts->b : 0.4;
     if (!(k1 >= 0) || !(b >= 0 && b <= 1)) {
@@ -199,6 +206,7 @@ et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_op
     bm->term_off[0] = 0;
     double total = 0;
     doc_off[0] = 0;
+    if (et_progress_report(pr, 0, (size_t)ndocs)) { et_fail(err, ET_ERR_CANCELLED, "bm25: cancelled before building the index"); goto fail; }
     for (int32_t d = 0; d < ndocs; d++) {
         const char *p = texts[d] ? texts[d] : "";
         int64_t len, nu = 0, ntok = 0;
@@ -250,6 +258,10 @@ et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_op
         for (int64_t i = 0; i < nu; i++) { tmp_t[ntmp + i] = uniq[i]; tmp_f[ntmp + i] = cnt[uniq[i]]; }
         ntmp += nu;
         doc_off[d + 1] = ntmp;
+        if ((d + 1) % BM25_PROGRESS_DOCS == 0 && d + 1 < ndocs && et_progress_report(pr, (size_t)d + 1, (size_t)ndocs)) {
+            et_fail(err, ET_ERR_CANCELLED, "bm25: cancelled building the index (%d of %d docs)", d + 1, ndocs);
+            goto fail;
+        }
     }
     free(last); last = NULL;
     free(cnt); cnt = NULL;
@@ -278,6 +290,11 @@ et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_op
     }
     derive_stats(bm);
     free(tmp_t); free(tmp_f); free(doc_off);
+    if (et_progress_report(pr, (size_t)ndocs, (size_t)ndocs)) {
+        et_fail(err, ET_ERR_CANCELLED, "bm25: cancelled after building the index (%d docs)", ndocs);
+        et_bm25_free(bm);
+        return NULL;
+    }
     return bm;
 nomem:
     et_fail(err, ET_ERR_NOMEM, "bm25: out of memory building the index (%d docs)", ndocs);

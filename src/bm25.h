@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "error.h"
 #include "threads.h"
+#include "util.h"
 
 typedef struct {
     double k1; /* default 0.9 */
@@ -32,6 +33,10 @@ typedef struct et_bm25 et_bm25;
 /* Build over texts[0..ndocs) (NUL-terminated; NULL = empty). opts may be NULL (defaults).
  * The texts are not kept. */
 et_bm25 *et_bm25_build(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, et_error *err);
+/* The same with progress (pr may be NULL): pr reports docs tokenised at the start (0), every 2048 docs and at the end;
+ * a cancel fails with ET_ERR_CANCELLED. */
+et_bm25 *et_bm25_build_p(const char *const *texts, int32_t ndocs, const et_bm25_opts *opts, const et_progress *pr,
+                         et_error *err);
 void et_bm25_free(et_bm25 *bm);
 
 int32_t et_bm25_ndocs(const et_bm25 *bm);

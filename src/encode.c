@@ -131,7 +131,8 @@ int et_encode_progress_print(void *user, size_t done, size_t total) {
     if (done < total && t - p->last < 0.25) return 0; /* throttle */
     p->last = t;
     double rate = el > 0 ? done / el : 0;
-    fprintf(stderr, "\r%s: %zu/%zu texts  %.1f texts/s  ETA %.0fs   ", p->what, done, total, rate, rate > 0 ? (total - done) / rate : 0);
+    const char *u = p->unit ? p->unit : "texts";
+    fprintf(stderr, "\r%s: %zu/%zu %s  %.1f %s/s  ETA %.0fs   ", p->what, done, total, u, rate, u, rate > 0 ? (total - done) / rate : 0);
     if (done == total) fputc('\n', stderr);
     return 0;
 }

@@ -39,8 +39,10 @@ typedef struct {
 } et_encode_opts;
 
 /* The progress line of encoding on stderr, "what: done/total texts  rate texts/s  ETA s" (at most 4 a second, and
- * at the end): an et_encode_opts.progress with user = an et_encode_progress {et_now_s(), "what", 0}. Never cancels. */
-typedef struct { double t0; const char *what; double last; } et_encode_progress;
+ * at the end): an et_encode_opts.progress with user = an et_encode_progress {et_now_s(), "what", 0}. Never cancels.
+ * unit (NULL = "texts") names what is counted, for the other long steps that report through it (an et_progress:
+ * "docs" of a BM25 index, "queries" of fusion candidates, "grid points" of the fusion's cross-validation). */
+typedef struct { double t0; const char *what; double last; const char *unit; } et_encode_progress;
 int et_encode_progress_print(void *user, size_t done, size_t total);
 
 /* Matryoshka cut of x [n, C] in place: the first d values of each row are divided by their L2 norm and

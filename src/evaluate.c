@@ -181,7 +181,7 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
     else e3.progress = NULL;
     op.eo_queries = &e3;
     double t0 = et_now_s();
-    et_status s = et_hybrid_index_build(use_model ? m : NULL, tok, pool, &e2, use_bm25, op.bm25, docs, nd, &ix, err);
+    et_status s = et_hybrid_index_build(use_model ? m : NULL, tok, pool, &e2, use_bm25, op.bm25, docs, nd, NULL, &ix, err);
     double t_index = et_now_s() - t0;
     if (!s) s = et_eval_ir_modes_ix(&ix, pool, &op, modes, nmodes, qs, nq, qrels, qoff, out, err);
     for (int i = 0; !s && i < nmodes; i++) out[i].seconds_encode += t_index; /* + the corpus encoded, BM25 built */
@@ -205,7 +205,7 @@ et_status et_eval_ir_modes_ix(const et_hybrid_index *ix, et_pool *pool, const et
     et_hybrid_queries Y;
     memset(&Y, 0, sizeof Y);
     double t0 = et_now_s();
-    et_status s = et_hybrid_queries_build(ix, pool, &e3, qs, nq, depth, &Y, err);
+    et_status s = et_hybrid_queries_build(ix, pool, &e3, qs, nq, depth, NULL, &Y, err);
     double t_prep = et_now_s() - t0;
     for (int i = 0; !s && i < nmodes; i++) {
         s = ranked_pq(pool, ix, &Y, modes[i], op.fusion, k, qrels, qoff, &out[i], i == 0 ? op.per_query_ndcg10 : NULL, err);

@@ -91,14 +91,28 @@ static et_status cancelled(et_error *err, et_ft_phase ph) {
     return et_fail(err, ET_ERR_CANCELLED, "finetune: cancelled (%s)", et_ft_phase_name(ph));
 }
 
-/* the encode progress: cfg->progress (may cancel), and stderr unless quiet */
+/* the progress of a step (an encoding, or any et_progress): cfg->progress (may cancel), and stderr unless quiet */
 static int enc_progress(void *user, size_t done, size_t total) {
     ft_progress *p = user;
+    if (done == 0) p->line.t0 = et_now_s(); /* a step's first report (0 done) starts its clock: its rate and ETA */
     if (p->c->progress) {
-        et_ft_progress q = {p->ph, (double)done, (double)total, NULL};
+        et_ft_progress q = {p->ph, (double)done, (double)total, NULL, p->line.what, p->line.unit ? p->line.unit : "texts"};
         if (p->c->progress(p->c->progress_user, &q)) return 1;
     }
     return p->c->quiet ? 0 : et_encode_progress_print(&p->line, done, total);
+}
+
+/* A step `what` of phase ph counted in `unit` (NULL = texts), started now */
+static ft_progress ft_step(const et_finetune_cfg *c, et_ft_phase ph, const char *what, const char *unit) {
+    return (ft_progress){{et_now_s(), what, 0, unit}, c, ph};
+}
+/* p as an et_progress (none when nobody listens) */
+static et_progress ft_step_progress(ft_progress *p) {
+    return (et_progress){p->c->quiet && !p->c->progress ? NULL : enc_progress, p};
+}
+/* encoding options of a step: the run's batch and token cap, p's progress */
+static et_encode_opts ft_step_encode(const et_finetune_cfg *c, int mlen, ft_progress *p) {
+    return (et_encode_opts){c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, p};
 }
 
 /* ------------------------------------------------------------------ sources */
@@ -502,7 +516,7 @@ static int on_step(void *user, const et_train_stats *s) {
     p->ema = 0.9 * p->ema + 0.1 * s->loss;
     p->loss = p->ema / (1 - pow(0.9, p->n));
     if (p->c->progress) {
-        et_ft_progress q = {ET_FT_PHASE_TRAIN, (double)s->step, (double)s->total_steps, s};
+        et_ft_progress q = {ET_FT_PHASE_TRAIN, (double)s->step, (double)s->total_steps, s, NULL, "steps"};
         if (p->c->progress(p->c->progress_user, &q)) { p->cancelled = 1; return 1; }
     }
     int more = s->step < s->total_steps;
@@ -785,50 +799,125 @@ static et_status watch_check(ft_watch *w, const et_finetune_cfg *c, const et_ber
 
 /* ------------------------------------------------------------------ hybrid retrieval: report and retrieval.json */
 
-/* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10). */
-/* The index of set e's documents (model m + BM25) and its queries' candidates; the caller frees ix, Y and ec. */
+/* The held-out set's retrieval index and query set in one evaluation phase: the model's embeddings of its passages
+ * and queries, BM25 at the default k1/b (when asked), and the queries' fusion candidates. Built once per phase
+ * (ft_evix_build) and shared by the dense, BM25 and hybrid rows and, its passages' embeddings, by the fusion's fitting
+ * set (whose passages are the held-out set's first ones: the pairs' passages, or the BEIR corpus). */
+typedef struct {
+    et_hybrid_index ix;
+    et_hybrid_queries Y;
+    et_bm25_opts bo;
+    int built;
+} ft_evix;
+
+static void ft_evix_free(ft_evix *E) {
+    et_hybrid_queries_free(&E->Y);
+    et_hybrid_index_free(&E->ix);
+    memset(E, 0, sizeof *E);
+}
+
+/* The index of set e's documents (model m + BM25 with bo) and its queries' candidates, each step reporting progress in
+ * phase ph. The documents' embeddings are copied from base (may be NULL) when e's documents are its first ones (the
+ * same texts, so the same embeddings), else encoded. The caller frees ix and Y. */
 static et_status ft_rank_set(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                             const evalset *e, const et_bm25_opts *bo, et_hybrid_index *ix, et_hybrid_queries *Y,
-                             et_encode_cache *ec, et_error *err) {
+                             const evalset *e, const et_bm25_opts *bo, const et_hybrid_index *base, et_ft_phase ph,
+                             et_hybrid_index *ix, et_hybrid_queries *Y, et_error *err) {
     memset(ix, 0, sizeof *ix);
     memset(Y, 0, sizeof *Y);
-    memset(ec, 0, sizeof *ec);
-    et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
-    eo.cache = ec;
-    et_status s = et_hybrid_index_build(m, tok, pool, &eo, 1, bo, e->docs, e->nd, ix, err);
-    if (!s) s = et_hybrid_queries_build(ix, pool, &eo, e->qs, e->nq, 0, Y, err);
+    et_encode_cache ec = {0};
+    int reuse = base && base->m == m && base->D && e->nd <= base->nd;
+    for (int32_t i = 0; reuse && i < e->nd; i++) reuse = e->docs[i] == base->docs[i] || !strcmp(e->docs[i], base->docs[i]);
+    ft_progress pb = ft_step(c, ph, "fusion set: BM25 index", "docs");
+    et_progress bp = ft_step_progress(&pb);
+    et_status s;
+    if (reuse) { /* BM25 alone, then the embeddings from base */
+        if ((s = et_hybrid_index_build(NULL, tok, pool, NULL, 1, bo, e->docs, e->nd, &bp, ix, err))) return s;
+        ix->m = m;
+        ix->dim = base->dim;
+        if (!(ix->D = malloc(sizeof(float) * (size_t)(e->nd ? e->nd : 1) * (size_t)base->dim))) {
+            et_hybrid_index_free(ix);
+            return et_fail(err, ET_ERR_NOMEM, "fusion set: out of memory for %d document embeddings", e->nd);
+        }
+        memcpy(ix->D, base->D, sizeof(float) * (size_t)e->nd * (size_t)base->dim);
+    } else {
+        ft_progress pe = ft_step(c, ph, "fusion set: encode passages", NULL);
+        et_encode_opts eo = ft_step_encode(c, mlen, &pe);
+        eo.cache = &ec;
+        if ((s = et_hybrid_index_build(m, tok, pool, &eo, 1, bo, e->docs, e->nd, &bp, ix, err))) { et_encode_cache_free(&ec); return s; }
+    }
+    ft_progress pq = ft_step(c, ph, "fusion set: encode queries", NULL), pc = ft_step(c, ph, "fusion set: candidates", "queries");
+    et_encode_opts eq = ft_step_encode(c, mlen, &pq);
+    eq.cache = &ec;
+    et_progress cp = ft_step_progress(&pc);
+    s = et_hybrid_queries_build(ix, pool, &eq, e->qs, e->nq, 0, &cp, Y, err);
+    et_encode_cache_free(&ec);
     return s;
 }
 
+/* The held-out set ev's index and queries with model m in phase ph (R->eo encodes the passages: its progress is
+ * "encode eval corpus"), BM25 (default k1/b) when with_bm25. */
+static et_status ft_evix_build(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
+                               const et_encode_opts *eo, const evalset *ev, int with_bm25, et_ft_phase ph, ft_evix *E,
+                               et_error *err) {
+    memset(E, 0, sizeof *E);
+    E->bo = (et_bm25_opts){0.9, 0.4, 0};
+    et_encode_cache ec = {0};
+    et_encode_opts e2 = *eo;
+    e2.cache = &ec;
+    ft_progress pb = ft_step(c, ph, "BM25 index", "docs");
+    et_progress bp = ft_step_progress(&pb);
+    et_status s = et_hybrid_index_build(m, tok, pool, &e2, with_bm25, &E->bo, ev->docs, ev->nd, &bp, &E->ix, err);
+    ft_progress pq = ft_step(c, ph, "encode eval queries", NULL), pc = ft_step(c, ph, "candidates", "queries");
+    et_progress cp = ft_step_progress(&pc);
+    et_encode_opts eq = ft_step_encode(c, mlen, &pq);
+    eq.cache = &ec;
+    if (!s) s = et_hybrid_queries_build(&E->ix, pool, &eq, ev->qs, ev->nq, 0, &cp, &E->Y, err);
+    et_encode_cache_free(&ec);
+    if (s) ft_evix_free(E);
+    else E->built = 1;
+    return s;
+}
+
+/* Learn the fusion on the judged queries of `fit` ranked by model m (et_fusion_fit: cross-validated nDCG@10; fo NULL =
+ * the defaults), the passages' embeddings taken from base when they are its first ones. */
 static et_status ft_fusion_learn(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                                 const evalset *fit, const et_bm25_opts *bo, const et_fusion_fit_opts *fo, et_fusion *out,
-                                 et_fusion_fit_report *rep, et_error *err) {
+                                 const evalset *fit, const et_bm25_opts *bo, const et_hybrid_index *base, et_ft_phase ph,
+                                 const et_fusion_fit_opts *fo, et_fusion *out, et_fusion_fit_report *rep, et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
-    et_encode_cache ec;
-    et_status s = ft_rank_set(c, m, tok, pool, mlen, fit, bo, &ix, &Y, &ec, err);
-    if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, fo, out, rep, err);
+    et_status s = ft_rank_set(c, m, tok, pool, mlen, fit, bo, base, ph, &ix, &Y, err);
+    et_fusion_fit_opts o;
+    if (fo) o = *fo;
+    else et_fusion_fit_opts_default(&o);
+    ft_progress pf = ft_step(c, ph, "fusion cross-validation", "grid points");
+    o.pool = pool;
+    o.progress = ft_step_progress(&pf);
+    if (!s) s = et_fusion_fit(&Y.cands, fit->qrels, fit->qoff, &o, out, rep, err);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
-    et_encode_cache_free(&ec);
     return s;
 }
 
-/* The held-out queries (ev) ranked by model m: dense, BM25, the default fusion and o->learned (set by the caller). */
+/* The held-out queries (ev) ranked by model m: dense, BM25, the default fusion and o->learned (set by the caller), on
+ * E (ev's index with m) when its BM25 is bo's, else on an index with bo (E's embeddings). */
 static et_status ft_hybrid_eval(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                                const evalset *ev, const et_bm25_opts *bo, et_ft_hybrid *o, et_error *err) {
+                                const evalset *ev, const et_bm25_opts *bo, const ft_evix *E, et_ft_phase ph, et_ft_hybrid *o,
+                                et_error *err) {
     et_hybrid_index ix;
     et_hybrid_queries Y;
-    et_encode_cache ec;
+    memset(&ix, 0, sizeof ix);
+    memset(&Y, 0, sizeof Y);
     et_fusion dflt = et_fusion_default();
-    et_status s = ft_rank_set(c, m, tok, pool, mlen, ev, bo, &ix, &Y, &ec, err);
-    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_DENSE, NULL, 10, ev->qrels, ev->qoff, &o->dense, err);
-    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_BM25, NULL, 10, ev->qrels, ev->qoff, &o->bm25, err);
-    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &dflt, 10, ev->qrels, ev->qoff, &o->fused_default, err);
-    if (!s) s = et_eval_ir_ranked(pool, &ix, &Y, ET_EVAL_HYBRID, &o->learned, 10, ev->qrels, ev->qoff, &o->fused_learned, err);
+    int same = E->built && E->ix.bm && E->bo.k1 == bo->k1 && E->bo.b == bo->b && E->bo.query_tf == bo->query_tf;
+    et_status s = same ? ET_OK : ft_rank_set(c, m, tok, pool, mlen, ev, bo, E->built ? &E->ix : NULL, ph, &ix, &Y, err);
+    const et_hybrid_index *X = same ? &E->ix : &ix;
+    const et_hybrid_queries *Z = same ? &E->Y : &Y;
+    if (!s) s = et_eval_ir_ranked(pool, X, Z, ET_EVAL_DENSE, NULL, 10, ev->qrels, ev->qoff, &o->dense, err);
+    if (!s) s = et_eval_ir_ranked(pool, X, Z, ET_EVAL_BM25, NULL, 10, ev->qrels, ev->qoff, &o->bm25, err);
+    if (!s) s = et_eval_ir_ranked(pool, X, Z, ET_EVAL_HYBRID, &dflt, 10, ev->qrels, ev->qoff, &o->fused_default, err);
+    if (!s) s = et_eval_ir_ranked(pool, X, Z, ET_EVAL_HYBRID, &o->learned, 10, ev->qrels, ev->qoff, &o->fused_learned, err);
     et_hybrid_queries_free(&Y);
     et_hybrid_index_free(&ix);
-    et_encode_cache_free(&ec);
     return s;
 }
 
@@ -848,7 +937,9 @@ static void say_hybrid(const et_finetune_cfg *c, const char *when, const et_ft_h
  * Then out_dir/retrieval.json (mode hybrid) is written. */
 static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, const evalset *ev, const evalset *fit_after,
                                 const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen, int after,
-                                et_finetune_result *res, et_error *err) {
+                                const ft_evix *E, et_finetune_result *res, et_error *err) {
+    et_ft_phase ph = after ? ET_FT_PHASE_EVAL_AFTER : ET_FT_PHASE_EVAL_BEFORE;
+    const et_hybrid_index *base = E->built ? &E->ix : NULL;
     if (!c->fusion || ev->kind != ET_FT_EVAL_IR) return ET_OK;
     et_ft_hybrid *h = after ? &res->hyb_after : &res->hyb_before;
     memset(h, 0, sizeof *h);
@@ -861,6 +952,8 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         et_bm25_opts dflt = {0.9, 0.4, 0};
         res->bm25_opts = dflt;
         if (c->bm25_fit) {
+            et_ft_progress q = {ph, 0, 0, NULL, "BM25 k1/b fit", "grid points"}; /* no count: 36 BM25 indexes */
+            if (c->progress && c->progress(c->progress_user, &q)) return cancelled(err, ph);
             s = et_bm25_fit(pool, (const char *const *)tr.docs, tr.nd, (const char *const *)tr.qs, tr.nq, tr.qrels, tr.qoff, 1.0,
                             &res->bm25_opts, &res->bm25_fit, err);
             const et_bm25_fit_report *b = &res->bm25_fit;
@@ -871,7 +964,7 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
                                                               : "the default (no grid point beats it by more than one standard error)",
                         b->ndcg10, b->default_ndcg10, b->best.k1, b->best.b, b->best_ndcg10);
         }
-        if (!s) s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &res->bm25_opts, NULL, &h->learned, &h->fit, err);
+        if (!s) s = ft_fusion_learn(c, m, tok, pool, mlen, &tr, &res->bm25_opts, base, ph, NULL, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d training queries with the starting model",
                  !h->fit.learned ? "too few to learn, the default" : h->fit.prior_kept ? "the default kept (no gain beyond one SE)" : "learned",
                  h->fit.nqueries);
@@ -883,7 +976,7 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         et_fusion_fit_opts_default(&fo);
         int moved = !et_fusion_transfers(&res->hyb_before.learned);
         fo.prior = moved ? et_fusion_default() : res->hyb_before.learned;
-        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &res->bm25_opts, &fo, &h->learned, &h->fit, err);
+        s = ft_fusion_learn(c, m, tok, pool, mlen, fit_after, &res->bm25_opts, base, ph, &fo, &h->learned, &h->fit, err);
         snprintf(h->fit_note, sizeof h->fit_note, "%s on %d dev queries with the tuned model, %s as prior",
                  !h->fit.prior_kept ? "learned" : moved ? "the default kept: no gain beyond one SE" : "the starting model's kept: no gain beyond one SE",
                  h->fit.nqueries, moved ? "the default (the starting model's tmm fusion does not transfer)" : "the starting model's");
@@ -895,7 +988,7 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         snprintf(h->fit_note, sizeof h->fit_note, "%s (no dev split of >= %d queries to learn on with the tuned model)",
                  moved ? "the default: the starting model's tmm fusion does not transfer" : "the starting model's", ET_FUSION_MIN_QUERIES);
     }
-    if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, &res->bm25_opts, h, err);
+    if (!s) s = ft_hybrid_eval(c, m, tok, pool, mlen, ev, &res->bm25_opts, E, ph, h, err);
     if (s) return s;
     res->has_hybrid = 1;
     say_hybrid(c, after ? "tuned model" : "starting model", h);
@@ -1402,13 +1495,17 @@ static et_status ft_eval_before(ft_run *R, et_error *err) {
     double te = et_now_s();
     say(c, "evaluating the starting model on %lld held-out %s", (long long)res->test_queries, R->ev.kind == ET_FT_EVAL_IR ? "queries" : "pairs");
     if (phase_start(c, ET_FT_PHASE_EVAL_BEFORE)) return cancelled(err, ET_FT_PHASE_EVAL_BEFORE);
-    R->ps = (ft_progress){{et_now_s(), "encode eval corpus", 0}, c, ET_FT_PHASE_EVAL_BEFORE};
-    R->eo = (et_encode_opts){c->enc_batch, mlen, c->quiet && !c->progress ? NULL : enc_progress, &R->ps};
-    if (R->ev.kind == ET_FT_EVAL_IR) {
-        if ((s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->before, err))) return s;
-        if ((s = et_eval_ir_bm25(R->L.pool, NULL, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->bm25, err))) return s;
-    } else if ((s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pbefore, err))) return s;
-    if ((s = ft_hybrid_step(c, &R->src, &R->ev, NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 0, res, err))) return s;
+    R->ps = ft_step(c, ET_FT_PHASE_EVAL_BEFORE, "encode eval corpus", NULL);
+    R->eo = ft_step_encode(c, mlen, &R->ps);
+    ft_evix E = {0};
+    if (R->ev.kind == ET_FT_EVAL_IR) { /* one index and query set for the dense, BM25 and hybrid rows */
+        if ((s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, 1, ET_FT_PHASE_EVAL_BEFORE, &E, err))) return s;
+        s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_DENSE, NULL, 10, R->ev.qrels, R->ev.qoff, &res->before, err);
+        if (!s) s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_BM25, NULL, 10, R->ev.qrels, R->ev.qoff, &res->bm25, err);
+    } else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pbefore, err);
+    if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 0, &E, res, err);
+    ft_evix_free(&E);
+    if (s) return s;
     res->seconds_eval = et_now_s() - te;
     return ET_OK;
 }
@@ -1844,10 +1941,14 @@ static et_status ft_eval_after(ft_run *R, et_error *err) {
     double te = et_now_s();
     say(c, "evaluating the tuned model");
     if (phase_start(c, ET_FT_PHASE_EVAL_AFTER)) return cancelled(err, ET_FT_PHASE_EVAL_AFTER);
-    R->ps = (ft_progress){{et_now_s(), "encode eval corpus", 0}, c, ET_FT_PHASE_EVAL_AFTER};
-    if (R->ev.kind == ET_FT_EVAL_IR) s = et_eval_ir_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.docs, R->ev.nd, R->ev.qs, R->ev.nq, R->ev.qrels, R->ev.qoff, &res->after, err);
-    else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pafter, err);
-    if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, R->use_dev ? &R->dv : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 1, res, err);
+    R->ps = ft_step(c, ET_FT_PHASE_EVAL_AFTER, "encode eval corpus", NULL);
+    ft_evix E = {0};
+    if (R->ev.kind == ET_FT_EVAL_IR) {
+        s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, c->fusion, ET_FT_PHASE_EVAL_AFTER, &E, err);
+        if (!s) s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_DENSE, NULL, 10, R->ev.qrels, R->ev.qoff, &res->after, err);
+    } else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pafter, err);
+    if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, R->use_dev ? &R->dv : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 1, &E, res, err);
+    ft_evix_free(&E);
     res->seconds_eval += et_now_s() - te;
     if (!s && c->progress) { et_ft_progress q = {ET_FT_PHASE_DONE, 1, 1, NULL}; c->progress(c->progress_user, &q); }
 

@@ -96,8 +96,13 @@ typedef enum {
 
 typedef struct {
     et_ft_phase phase;
-    double done, total;          /* texts encoded, or steps (train); 0, 0 when a phase starts without a count */
+    double done, total;          /* of `unit` within the step (0, 0 when a phase starts without a count) */
     const et_train_stats *train; /* ET_FT_PHASE_TRAIN: the step's statistics (valid during the call), else NULL */
+    const char *step;            /* the step of the phase (a static string, NULL at a phase start and in the train
+                                    phase), e.g. "encode eval corpus", "BM25 index", "fusion candidates",
+                                    "fusion cross-validation": done / total restart at 0 with each step, so a
+                                    caller's ETA is per step. The CLI's progress line prints the same name. */
+    const char *unit;            /* what done / total count: "texts", "docs", "queries", "grid points", "steps" */
 } et_ft_progress;
 
 /* Return non-zero to cancel the run: et_finetune_run then returns ET_ERR_CANCELLED (within one encode

@@ -99,21 +99,24 @@ void et_fusion_cands_free(et_fusion_cands *c) {
     memset(c, 0, sizeof *c);
 }
 
+#define CANDS_QCHUNK 1024 /* queries per block of et_mine_topk / BM25 search (= et_mine_topk's own query block) */
+
 et_status et_fusion_cands_build(et_pool *pool, const float *Q, const float *D, int32_t nq, int32_t nd, int32_t dim,
-                                const et_bm25 *bm, const char *const *queries, int32_t depth, et_fusion_cands *out,
-                                et_error *err) {
+                                const et_bm25 *bm, const char *const *queries, int32_t depth, const et_progress *pr,
+                                et_fusion_cands *out, et_error *err) {
     memset(out, 0, sizeof *out);
     if (nq < 0 || nd < 0 || depth < 1 || (!Q) != (!D) || (Q && dim <= 0) || (!Q && !bm) || (bm && !queries))
         return et_fail(err, ET_ERR_ARG, "fusion candidates: bad arguments (nq %d, nd %d, depth %d)", nq, nd, depth);
     if (bm && et_bm25_ndocs(bm) != nd)
         return et_fail(err, ET_ERR_ARG, "fusion candidates: the BM25 index has %d docs, the embeddings %d", et_bm25_ndocs(bm), nd);
     int32_t K = depth < nd ? depth : nd;
-    size_t rows = (size_t)(nq ? nq : 1) * (size_t)(K ? K : 1);
+    int32_t QC = nq < CANDS_QCHUNK ? (nq ? nq : 1) : CANDS_QCHUNK;
+    size_t rows = (size_t)QC * (size_t)(K ? K : 1); /* one block of queries */
     int32_t *di = malloc(sizeof(int32_t) * rows), *bi = malloc(sizeof(int32_t) * rows);
     float *dsc = malloc(sizeof(float) * rows);
     double *bsc = malloc(sizeof(double) * rows);
     int32_t *mark = malloc(sizeof(int32_t) * (size_t)(nd ? nd : 1)); /* doc -> slot in the current query's pool, -1 */
-    size_t cap = 2 * rows;
+    size_t cap = 2 * (size_t)(nq ? nq : 1) * (size_t)(K ? K : 1);
     out->off = malloc(sizeof(int64_t) * ((size_t)nq + 1));
     out->doc = malloc(sizeof(int32_t) * cap);
     out->dense = malloc(sizeof(double) * cap);
@@ -127,45 +130,54 @@ et_status et_fusion_cands_build(et_pool *pool, const float *Q, const float *D, i
     }
     out->nq = nq;
     out->depth = depth;
-    if (K > 0 && Q && (s = et_mine_topk(pool, Q, D, nq, nd, dim, K, 0, 0, di, dsc, err))) goto done;
-    if (K > 0 && bm && (s = et_bm25_search_batch(pool, bm, queries, nq, K, bi, bsc, err))) goto done;
     for (int32_t i = 0; i < nd; i++) mark[i] = -1;
     int64_t m = 0;
-    for (int32_t q = 0; q < nq; q++) {
-        out->off[q] = m;
-        int64_t m0 = m;
-        for (int32_t r = 0; Q && r < K; r++) {
-            int32_t doc = di[(int64_t)q * K + r];
-            if (doc < 0) break;
-            mark[doc] = (int32_t)(m - m0);
-            out->doc[m] = doc;
-            out->dense[m] = dsc[(int64_t)q * K + r];
-            out->bm25[m] = 0;
-            out->drank[m] = r + 1;
-            out->brank[m++] = 0;
-        }
-        for (int32_t r = 0; bm && r < K; r++) {
-            int32_t doc = bi[(int64_t)q * K + r];
-            double sc = bsc[(int64_t)q * K + r];
-            if (doc < 0 || !(sc > 0)) break; /* the list ends where the query's terms do */
-            int64_t u = mark[doc] >= 0 ? m0 + mark[doc] : -1;
-            if (u < 0) {
-                u = m++;
-                mark[doc] = (int32_t)(u - m0);
-                out->doc[u] = doc;
-                out->dense[u] = Q ? et_dot(Q + (int64_t)q * dim, D + (int64_t)doc * dim, dim) : 0;
-                out->drank[u] = 0;
+    if (et_progress_report(pr, 0, (size_t)nq)) { s = et_fail(err, ET_ERR_CANCELLED, "fusion candidates: cancelled"); goto done; }
+    for (int32_t q0 = 0; q0 < nq; q0 += QC) {
+        int32_t nb = nq - q0 < QC ? nq - q0 : QC;
+        if (K > 0 && Q && (s = et_mine_topk(pool, Q + (int64_t)q0 * dim, D, nb, nd, dim, K, 0, 0, di, dsc, err))) goto done;
+        if (K > 0 && bm && (s = et_bm25_search_batch(pool, bm, queries + q0, nb, K, bi, bsc, err))) goto done;
+        for (int32_t qi = 0; qi < nb; qi++) {
+            int32_t q = q0 + qi;
+            out->off[q] = m;
+            int64_t m0 = m;
+            for (int32_t r = 0; Q && r < K; r++) {
+                int32_t doc = di[(int64_t)qi * K + r];
+                if (doc < 0) break;
+                mark[doc] = (int32_t)(m - m0);
+                out->doc[m] = doc;
+                out->dense[m] = dsc[(int64_t)qi * K + r];
+                out->bm25[m] = 0;
+                out->drank[m] = r + 1;
+                out->brank[m++] = 0;
             }
-            out->bm25[u] = sc;
-            out->brank[u] = r + 1;
+            for (int32_t r = 0; bm && r < K; r++) {
+                int32_t doc = bi[(int64_t)qi * K + r];
+                double sc = bsc[(int64_t)qi * K + r];
+                if (doc < 0 || !(sc > 0)) break; /* the list ends where the query's terms do */
+                int64_t u = mark[doc] >= 0 ? m0 + mark[doc] : -1;
+                if (u < 0) {
+                    u = m++;
+                    mark[doc] = (int32_t)(u - m0);
+                    out->doc[u] = doc;
+                    out->dense[u] = Q ? et_dot(Q + (int64_t)q * dim, D + (int64_t)doc * dim, dim) : 0;
+                    out->drank[u] = 0;
+                }
+                out->bm25[u] = sc;
+                out->brank[u] = r + 1;
+            }
+            /* the model's docs that are not in BM25's list still get their exact BM25 score */
+            for (int64_t u = m0; bm && u < m; u++) {
+                if (out->brank[u]) continue;
+                const char *qt = queries[q];
+                if ((s = et_bm25_score_pairs(bm, &qt, &out->doc[u], 1, &out->bm25[u], err))) goto done;
+            }
+            for (int64_t u = m0; u < m; u++) mark[out->doc[u]] = -1;
         }
-        /* the model's docs that are not in BM25's list still get their exact BM25 score */
-        for (int64_t u = m0; bm && u < m; u++) {
-            if (out->brank[u]) continue;
-            const char *qt = queries[q];
-            if ((s = et_bm25_score_pairs(bm, &qt, &out->doc[u], 1, &out->bm25[u], err))) goto done;
+        if (et_progress_report(pr, (size_t)(q0 + nb), (size_t)nq)) {
+            s = et_fail(err, ET_ERR_CANCELLED, "fusion candidates: cancelled (%d of %d queries)", q0 + nb, nq);
+            goto done;
         }
-        for (int64_t u = m0; u < m; u++) mark[out->doc[u]] = -1;
     }
     out->off[nq] = m;
 done:
@@ -209,8 +221,9 @@ static void normalise(const double *v, const int *sel, int64_t n, et_fusion_norm
     }
 }
 
-/* rank query q into key[] (scratch [n]) with scratch buffers nd_/nb_/sel_ [n]; returns n */
-static int64_t fuse_keys(const et_fusion *f, const et_fusion_cands *c, int32_t q, fkey *key, double *nd_, double *nb_, int *sel) {
+/* query q's keys, unsorted, into key[] (scratch [n]) with scratch buffers nd_/nb_/sel_ [n]; returns n */
+static int64_t fuse_keys_unsorted(const et_fusion *f, const et_fusion_cands *c, int32_t q, fkey *key, double *nd_, double *nb_,
+                                  int *sel) {
     int64_t a = c->off[q], n = c->off[q + 1] - a;
     const double *dn = c->dense + a, *bs = c->bm25 + a;
     const int32_t *dr = c->drank + a, *br = c->brank + a, *doc = c->doc + a;
@@ -247,8 +260,32 @@ static int64_t fuse_keys(const et_fusion *f, const et_fusion_cands *c, int32_t q
         if (isnan(key[i].score)) key[i].score = -INFINITY;
         if (f->kind >= ET_FUSION_CONVEX) key[i].show = key[i].score;
     }
+    return n;
+}
+
+/* rank query q into key[] (scratch [n]) with scratch buffers nd_/nb_/sel_ [n]; returns n */
+static int64_t fuse_keys(const et_fusion *f, const et_fusion_cands *c, int32_t q, fkey *key, double *nd_, double *nb_, int *sel) {
+    int64_t n = fuse_keys_unsorted(f, c, q, key, nd_, nb_, sel);
     qsort(key, (size_t)n, sizeof *key, cmp_fkey);
     return n;
+}
+
+#define TOP_MAX 16
+/* The first k (<= TOP_MAX) docs of query q's fused ranking into out_idx[k] (-1 past the pool): what fuse_keys + emit
+ * give, by selection instead of a full sort. cmp_fkey is a strict total order over a pool (a doc is in it once, NaN
+ * scores are -INFINITY), so the k smallest keys and their order are exactly the sort's first k. */
+static void fuse_top(const et_fusion *f, const et_fusion_cands *c, int32_t q, int32_t k, fkey *key, double *nd_,
+                     double *nb_, int *sel, int32_t *out_idx) {
+    int64_t n = fuse_keys_unsorted(f, c, q, key, nd_, nb_, sel);
+    fkey top[TOP_MAX];
+    int32_t nt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (nt == k && cmp_fkey(&key[i], &top[k - 1]) >= 0) continue;
+        int32_t j = nt < k ? nt++ : k - 1; /* insertion: shift the larger keys right */
+        while (j > 0 && cmp_fkey(&key[i], &top[j - 1]) < 0) { top[j] = top[j - 1]; j--; }
+        top[j] = key[i];
+    }
+    for (int32_t j = 0; j < k; j++) out_idx[j] = j < nt ? top[j].doc : -1;
 }
 
 typedef struct { fkey *key; double *a, *b; int *sel; } scratch;
@@ -281,7 +318,7 @@ et_status et_fusion_rank(const et_fusion *f, const et_fusion_cands *c, int32_t q
     et_status s = et_fusion_check(f, err);
     if (s) return s;
     if (q < 0 || q >= c->nq || k < 0) return et_fail(err, ET_ERR_ARG, "fusion: query %d of %d, k %d", q, c->nq, k);
-    scratch sc;
+    scratch sc = {0};
     int64_t n = c->off[q + 1] - c->off[q];
     if (!scratch_alloc(&sc, n)) { scratch_free(&sc); return et_fail(err, ET_ERR_NOMEM, "fusion: out of memory"); }
     fuse_keys(f, c, q, sc.key, sc.a, sc.b, sc.sel);
@@ -337,6 +374,8 @@ void et_fusion_fit_opts_default(et_fusion_fit_opts *o) {
     o->seed = 20240917ull;
     o->se_rule = 1.0;
     o->prior = et_fusion_default();
+    o->pool = NULL;
+    o->progress = (et_progress){NULL, NULL};
 }
 
 typedef struct { et_fusion f; int family; } gpoint;
@@ -461,15 +500,53 @@ static int select_in(const gpoint *g, int ng, int family, const double *M, int32
     return pick;
 }
 
-static et_status ndcg_of(const et_fusion *f, const et_fusion_cands *c, const et_qrel *qrels, const int64_t *qoff,
-                         scratch *sc, double *out) {
+static void ndcg_of(const et_fusion *f, const et_fusion_cands *c, const et_qrel *qrels, const int64_t *qoff, scratch *sc,
+                    double *out) {
     int32_t top[10];
     for (int32_t q = 0; q < c->nq; q++) {
-        int64_t n = fuse_keys(f, c, q, sc->key, sc->a, sc->b, sc->sel);
-        emit(sc->key, n, 10, top, NULL);
+        fuse_top(f, c, q, 10, sc->key, sc->a, sc->b, sc->sel, top);
         out[q] = et_ndcg_at_k(top, 10, qrels + qoff[q], qoff[q + 1] - qoff[q], 10);
     }
-    return ET_OK;
+}
+
+/* nDCG@10 of every query for fusions fl[0..n): M[i * nq + q]; one task per fusion (results depend on the task only) */
+typedef struct {
+    const et_fusion *fl;
+    const et_fusion_cands *c;
+    const et_qrel *qrels;
+    const int64_t *qoff;
+    scratch *sc; /* [threads] */
+    double *M;
+    int i0;
+} grid_ctx;
+
+static void grid_task(void *vc, int task, int thread) {
+    grid_ctx *g = vc;
+    int i = g->i0 + task;
+    ndcg_of(&g->fl[i], g->c, g->qrels, g->qoff, &g->sc[thread], g->M + (int64_t)i * g->c->nq);
+}
+
+/* fl[0..n) on all queries into M, on the pool, reporting progress (fusions done of n) between blocks of fusions */
+static et_status ndcg_grid(et_pool *pool, const et_fusion *fl, int n, const et_fusion_cands *c, const et_qrel *qrels,
+                           const int64_t *qoff, const et_progress *pr, double *M, et_error *err) {
+    int nth = et_pool_size(pool);
+    scratch *sc = calloc((size_t)nth, sizeof *sc);
+    int ok = sc != NULL;
+    for (int t = 0; ok && t < nth; t++) ok = scratch_alloc(&sc[t], max_pool(c));
+    et_status s = ok ? ET_OK : et_fail(err, ET_ERR_NOMEM, "fusion fit: out of memory (%d queries)", c->nq);
+    /* a block of fusions per pool run: enough tasks to keep the threads busy, small enough for a progress line */
+    int blk = 4 * nth > 8 ? 4 * nth : 8;
+    if (!s && et_progress_report(pr, 0, (size_t)n)) s = et_fail(err, ET_ERR_CANCELLED, "fusion fit: cancelled");
+    for (int i0 = 0; !s && i0 < n; i0 += blk) {
+        int nb = n - i0 < blk ? n - i0 : blk;
+        grid_ctx g = {fl, c, qrels, qoff, sc, M, i0};
+        et_pool_run(pool, grid_task, &g, nb);
+        if (et_progress_report(pr, (size_t)(i0 + nb), (size_t)n))
+            s = et_fail(err, ET_ERR_CANCELLED, "fusion fit: cancelled (%d of %d grid points)", i0 + nb, n);
+    }
+    for (int t = 0; sc && t < nth; t++) scratch_free(&sc[t]);
+    free(sc);
+    return s;
 }
 
 et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const int64_t *qoff,
@@ -490,20 +567,22 @@ et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const in
     double *cv = malloc(sizeof(double) * ET_FUSION_NFAMILIES * (size_t)(nq ? nq : 1));
     int *in = malloc(sizeof(int) * (size_t)(nq ? nq : 1));
     int32_t *fold = malloc(sizeof(int32_t) * (size_t)(nq ? nq : 1));
-    scratch sc;
+    scratch sc = {0};
     if (!M || !cv || !in || !fold || !scratch_alloc(&sc, max_pool(c))) {
         free(M); free(cv); free(in); free(fold); scratch_free(&sc);
         return et_fail(err, ET_ERR_NOMEM, "fusion fit: out of memory (%d queries)", nq);
     }
-    for (int i = 0; i < ng; i++) ndcg_of(&g[i].f, c, qrels, qoff, &sc, M + (int64_t)i * nq);
     double *Md = M + (int64_t)ng * nq, *Mb = Md + nq, *Mp = Mb + nq;
     et_fusion fd = {ET_FUSION_DENSE, ET_FUSION_MINMAX, 1, 60, 50, c->depth}, fb = fd, fp = o->prior;
     fb.kind = ET_FUSION_BM25;
     fp.depth = c->depth;
     if (fp.kind == ET_FUSION_RERANK && fp.top_n > fp.depth) fp.top_n = fp.depth;
-    ndcg_of(&fd, c, qrels, qoff, &sc, Md);
-    ndcg_of(&fb, c, qrels, qoff, &sc, Mb);
-    ndcg_of(&fp, c, qrels, qoff, &sc, Mp);
+    {   /* every grid point, then the dense and BM25 rules and the prior: rows 0..ng+2 of M */
+        et_fusion fl[GRID_MAX + 3];
+        for (int i = 0; i < ng; i++) fl[i] = g[i].f;
+        fl[ng] = fd; fl[ng + 1] = fb; fl[ng + 2] = fp;
+        if ((s = ndcg_grid(o->pool, fl, ng + 3, c, qrels, qoff, &o->progress, M, err))) goto done;
+    }
     R.dense_ndcg10 = mean_in(Md, NULL, nq);
     R.bm25_ndcg10 = mean_in(Mb, NULL, nq);
     R.prior_ndcg10 = mean_in(Mp, NULL, nq);

@@ -113,10 +113,12 @@ typedef struct {
 } et_fusion_cands;
 
 /* Q [nq, dim] and D [nd, dim] L2-normalised embeddings (both NULL: BM25 only), bm the BM25 index over
- * the same nd docs (NULL: dense only), queries[nq] the query texts (for BM25). depth >= 1. */
+ * the same nd docs (NULL: dense only), queries[nq] the query texts (for BM25). depth >= 1. The queries are taken in
+ * blocks of 1024 (the model's top-depth, BM25's, then each query's pool); pr (may be NULL) reports the queries done
+ * at the start (0) and after each block, and a cancel there fails with ET_ERR_CANCELLED. */
 et_status et_fusion_cands_build(et_pool *pool, const float *Q, const float *D, int32_t nq, int32_t nd, int32_t dim,
-                                const et_bm25 *bm, const char *const *queries, int32_t depth, et_fusion_cands *out,
-                                et_error *err);
+                                const et_bm25 *bm, const char *const *queries, int32_t depth, const et_progress *pr,
+                                et_fusion_cands *out, et_error *err);
 void et_fusion_cands_free(et_fusion_cands *c);
 
 /* Query q's fused ranking: out_idx[k] doc indices best first (-1 padding past the pool), out_score[k]
@@ -134,6 +136,10 @@ typedef struct {
     uint64_t seed;    /* fold assignment (default 20240917) */
     double se_rule;   /* tolerance in standard errors (default 1.0; 0 = only exact ties go to the prior) */
     et_fusion prior;  /* kept when too few queries, preferred when the data cannot tell (default: et_fusion_default()) */
+    et_pool *pool;    /* the grid's points are ranked on it, one task per point (default NULL: the calling thread);
+                         the choice does not depend on it */
+    et_progress progress; /* grid points ranked on all queries, of the grid's size + 3 (the dense and BM25 rules and the
+                         prior), at the start (0) and after each block of points; a cancel fails with ET_ERR_CANCELLED (default none) */
 } et_fusion_fit_opts;
 
 void et_fusion_fit_opts_default(et_fusion_fit_opts *o);
@@ -167,7 +173,9 @@ int et_fusion_gain_clear(double gain, double se, double se_rule);
 int et_fusion_grid(int32_t depth, et_fusion *out, int *family, int cap);
 
 /* Learn the fusion from judged training queries: c's queries 0..nq-1 with qrels[qoff[q]..qoff[q+1])
- * (grade >= 1 relevant). o may be NULL (defaults). rep may be NULL. */
+ * (grade >= 1 relevant). o may be NULL (defaults). rep may be NULL. Cost: every grid point ranks every query once
+ * (the top 10 of its pool by selection, not a sort; about 176 x nq pools); the cross-validation then only averages
+ * those per-query nDCG@10 over folds. */
 et_status et_fusion_fit(const et_fusion_cands *c, const et_qrel *qrels, const int64_t *qoff,
                         const et_fusion_fit_opts *o, et_fusion *chosen, et_fusion_fit_report *rep, et_error *err);
 

@@ -20,7 +20,7 @@ void et_hybrid_queries_free(et_hybrid_queries *q) {
 
 et_status et_hybrid_index_build(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                                  int with_bm25, const et_bm25_opts *bo, const char *const *docs, int32_t nd,
-                                 et_hybrid_index *out, et_error *err) {
+                                 const et_progress *bm25_pr, et_hybrid_index *out, et_error *err) {
     memset(out, 0, sizeof *out);
     if (!m && !with_bm25) return et_fail(err, ET_ERR_ARG, "retrieval index: neither a model nor BM25");
     out->m = m;
@@ -38,7 +38,7 @@ et_status et_hybrid_index_build(const et_bert *m, const et_tokenizer *tok, et_po
     }
     if (with_bm25) {
         et_bm25_opts b = bo ? *bo : (et_bm25_opts){0.9, 0.4, 0};
-        if (!(out->bm = et_bm25_build(docs, nd, &b, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto fail; }
+        if (!(out->bm = et_bm25_build_p(docs, nd, &b, bm25_pr, err))) { s = err && err->code ? err->code : ET_ERR_NOMEM; goto fail; }
     }
     return ET_OK;
 fail:
@@ -47,8 +47,8 @@ fail:
 }
 
 et_status et_hybrid_queries_build(const et_hybrid_index *ix, et_pool *pool, const et_encode_opts *eo,
-                                  const char *const *qs, int32_t nq, int32_t depth, et_hybrid_queries *out,
-                                  et_error *err) {
+                                  const char *const *qs, int32_t nq, int32_t depth, const et_progress *cands_pr,
+                                  et_hybrid_queries *out, et_error *err) {
     memset(out, 0, sizeof *out);
     out->ix = ix;
     out->qs = qs;
@@ -63,7 +63,7 @@ et_status et_hybrid_queries_build(const et_hybrid_index *ix, et_pool *pool, cons
         et_l2norm_rows(out->Q, nq, ix->dim);
     }
     if ((s = et_fusion_cands_build(pool, out->Q, ix->m ? ix->D : NULL, nq, ix->nd, ix->dim, ix->bm, qs, depth > 0 ? depth : ET_FUSION_DEPTH,
-                                   &out->cands, err)))
+                                   cands_pr, &out->cands, err)))
         goto fail;
     return ET_OK;
 fail:

@@ -35,17 +35,18 @@ typedef struct {
 } et_hybrid_queries;
 
 /* Encode docs with m (eo may be NULL: batch 32, 256 tokens; m NULL = no embeddings) and, if with_bm25,
- * build BM25 (bo NULL = k1 0.9, b 0.4). At least one of the two. */
+ * build BM25 (bo NULL = k1 0.9, b 0.4; bm25_pr, may be NULL: its progress, et_bm25_build_p). At least one of the two. */
 et_status et_hybrid_index_build(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
                                  int with_bm25, const et_bm25_opts *bo, const char *const *docs, int32_t nd,
-                                 et_hybrid_index *out, et_error *err);
+                                 const et_progress *bm25_pr, et_hybrid_index *out, et_error *err);
 void et_hybrid_index_free(et_hybrid_index *ix);
 
 /* Encode the queries (eo as is: no progress line is forced off) and build their candidates, depth per
- * system (0 = ET_FUSION_DEPTH); rankings of this set can be asked up to that depth exactly. */
+ * system (0 = ET_FUSION_DEPTH); rankings of this set can be asked up to that depth exactly. cands_pr (may be NULL):
+ * the candidates' progress (et_fusion_cands_build). */
 et_status et_hybrid_queries_build(const et_hybrid_index *ix, et_pool *pool, const et_encode_opts *eo,
-                                  const char *const *qs, int32_t nq, int32_t depth, et_hybrid_queries *out,
-                                  et_error *err);
+                                  const char *const *qs, int32_t nq, int32_t depth, const et_progress *cands_pr,
+                                  et_hybrid_queries *out, et_error *err);
 void et_hybrid_queries_free(et_hybrid_queries *q);
 
 /* Rank every query of Y: out_idx [nq, k] best first (-1 padding), out_score [nq, k] (may be NULL: the

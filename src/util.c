@@ -14,6 +14,10 @@ double et_now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+int et_progress_report(const et_progress *p, size_t done, size_t total) {
+    return p && p->fn ? p->fn(p->user, done, total) : 0;
+}
+
 void et_l2norm_rows(float *x, int64_t n, int32_t d) {
     for (int64_t i = 0; i < n; i++) {
         float *r = x + i * d;

@@ -71,6 +71,18 @@ int et_cmp_i32(const void *a, const void *b);
 /* seconds on a monotonic clock (differences only) */
 double et_now_s(void);
 
+/* Progress of a long step that is not an encoding (a BM25 index, fusion candidates, the fusion grid): fn(user, done,
+ * total) after each chunk of work and at the end (done == total), always from the calling thread; a non-zero return
+ * cancels the step (it then fails with ET_ERR_CANCELLED). The signature is et_encode_opts.progress's, so one callback
+ * (e.g. et_encode_progress_print) serves both. fn NULL (or the et_progress pointer NULL) = no reports. */
+typedef struct {
+    int (*fn)(void *user, size_t done, size_t total);
+    void *user;
+} et_progress;
+
+/* p->fn(p->user, done, total) when there is one, else 0 */
+int et_progress_report(const et_progress *p, size_t done, size_t total);
+
 /* each row of x [n, d] divided by its L2 norm (rows with norm <= 1e-12 are left as they are) */
 void et_l2norm_rows(float *x, int64_t n, int32_t d);
 

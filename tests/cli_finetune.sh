@@ -28,6 +28,11 @@ rc=$?
 [ $rc -eq 0 ] && ok "finetune beir infonce" || { bad "finetune beir infonce rc=$rc: $(tail -3 "$T/log")"; }
 grep -qE "^  ndcg@10 +[0-9.]+ +[0-9.]+ +-?[0-9.]+ +[0-9.]+" "$T/table" && ok "table row ndcg@10" || bad "table: $(cat "$T/table")"
 grep -q "train: step 60/60" "$T/log" && ok "progress line" || bad "no progress line in stderr"
+# every step of the evaluation has its progress line, the fusion's cross-validation too (176 = the grid + 3 rules)
+for st in "encode eval corpus: [0-9]+/[0-9]+ texts" "BM25 index: [0-9]+/[0-9]+ docs" "candidates: [0-9]+/[0-9]+ queries" \
+          "fusion set: candidates: 63/63 queries" "fusion cross-validation: 176/176 grid points"; do
+  tr '\r' '\n' <"$T/log" | grep -qE "^$st" && ok "progress line '$st'" || bad "no progress line '$st' in stderr"
+done
 for k in ndcg@10 map@10 mrr@10 recall@100 auprc anisotropy mean_pos_cosine; do
   b=$(bnum "$T/r.json" before "$k"); a=$(bnum "$T/r.json" after "$k")
   [ -n "$b" ] && [ -n "$a" ] && ok "before/after $k ($b -> $a)" || bad "before/after $k missing"

@@ -2,6 +2,9 @@
  *   - infonce on the pairs fixture with refresh: the phases arrive in order load, parse, eval_before,
  *     mine, train, refresh, eval_after, done; encode counts rise to their totals; every step is reported
  *     once with its statistics; the results equal those of the same run without a callback;
+ *   - the evaluation's steps report too (each named, counting from 0 to its total): in eval_before the held-out
+ *     set's encoding, BM25 index and candidates, then the fusion's fitting set (BM25 index, query encoding,
+ *     candidates) and the fusion's cross-validation over its grid;
  *   - mse: the experts phase replaces mine;
  *   - returning non-zero cancels: in an encode (eval_before), at a step (train), at a phase start
  *     (mine) -> ET_ERR_CANCELLED, and the callback is not called again. */
@@ -13,8 +16,15 @@
 #include "et_test.h"
 #include "fx_finetune.h"
 
+#define NSTEPS 8
+static const char *steps_want[NSTEPS] = {"encode eval corpus", "BM25 index", "encode eval queries", "candidates",
+                                          "fusion set: BM25 index", "fusion set: encode queries", "fusion set: candidates",
+                                          "fusion cross-validation"};
+
 typedef struct {
     int seen[ET_FT_PHASE_DONE + 1];
+    int step_first[NSTEPS], step_done[NSTEPS]; /* eval_before: step reported from 0, and up to its total (> 0) */
+    int step_bad;                              /* a step's done went down, or a step without a unit */
     int order[256], norder;       /* distinct phases in arrival order (consecutive repeats folded) */
     long last_step, steps, bad_step;
     int bad_count;
@@ -27,6 +37,12 @@ static int cb(void *user, const et_ft_progress *p) {
     rec *r = user;
     if (r->cancelled) { r->calls_after_cancel++; return 1; }
     r->seen[p->phase]++;
+    if (p->step && !p->unit) r->step_bad++;
+    for (int i = 0; p->phase == ET_FT_PHASE_EVAL_BEFORE && p->step && i < NSTEPS; i++)
+        if (!strcmp(p->step, steps_want[i])) {
+            if (p->done == 0 && !r->step_done[i]) r->step_first[i] = 1;
+            if (p->total > 0 && p->done == p->total) r->step_done[i] = 1;
+        }
     if (!r->norder || r->order[r->norder - 1] != (int)p->phase) { if (r->norder < 256) r->order[r->norder++] = p->phase; }
     if (p->total > 0 && (p->done < 0 || p->done > p->total)) r->bad_count++;
     if (p->phase == ET_FT_PHASE_TRAIN && p->train) {
@@ -89,6 +105,10 @@ int main(void) {
           "encode batches reported (eval_before %d, mine %d, eval_after %d)", R.seen[ET_FT_PHASE_EVAL_BEFORE],
           R.seen[ET_FT_PHASE_MINE], R.seen[ET_FT_PHASE_EVAL_AFTER]);
     CHECK(R.seen[ET_FT_PHASE_DONE] == 1, "done once");
+    for (int i = 0; i < NSTEPS; i++)
+        CHECK(R.step_done[i] && (i == 0 || i == 2 || i == 5 || R.step_first[i]), "eval_before step '%s': reported from 0 %d, to its total %d",
+              steps_want[i], R.step_first[i], R.step_done[i]);
+    CHECK(!R.step_bad, "%d step reports without a unit", R.step_bad);
     CHECK(r.steps == plain.steps && r.before.ndcg10 == plain.before.ndcg10 && r.after.ndcg10 == plain.after.ndcg10 &&
           r.after.auprc == plain.after.auprc && r.bm25.ndcg10 == plain.bm25.ndcg10,
           "the callback changes nothing: nDCG@10 after %.6f vs %.6f", r.after.ndcg10, plain.after.ndcg10);

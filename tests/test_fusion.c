@@ -1,7 +1,10 @@
 /* test_fusion.c - the fusion rules on hand-computed pools, the candidate builder against brute force,
  * fusion learning on hand-made query sets whose best weight is known (worked out in the comments),
  * BM25's k1/b learned on a hand-made corpus whose best setting is known, and retrieval.json write / read /
- * validation errors. */
+ * validation errors. Speed-ups kept exact: the fit's choices and figures on a fixed random set equal those of the
+ * implementation before them (golden values), equal the full-sort ranking's (et_fusion_rank) and do not depend on
+ * the threads; the candidates built in blocks of queries equal those of a later block built alone; the progress
+ * of the BM25 index, the candidates and the fit (counts, cancel). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,8 @@
 #include "fileio.h"
 #include "fusion.h"
 #include "kernels.h"
+#include "metrics.h"
+#include "fx_fusion_random.h"
 
 /* a pool of queries built by hand: each query gets n candidates (dense, bm25) */
 typedef struct { double d, b; } dbp;
@@ -117,7 +122,7 @@ static void builder(void) {
     et_bm25 *bm = et_bm25_build(docs, nd, NULL, &err);
     CHECK(bm != NULL, "%s", err.msg);
     et_fusion_cands c;
-    CHECK(et_fusion_cands_build(NULL, Q, D, nq, nd, dim, bm, qs, depth, &c, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_fusion_cands_build(NULL, Q, D, nq, nd, dim, bm, qs, depth, NULL, &c, &err) == ET_OK, "%s", err.msg);
     for (int q = 0; q < nq; q++) {
         double bs[8], ds[8];
         et_bm25_score_all(bm, qs[q], bs, NULL);
@@ -436,12 +441,165 @@ static void transfer_rule(void) {
     et_fusion_cands_free(&cb);
 }
 
+/* progress recorder: calls, first and last (done, total), decreasing done seen, cancel at call number cancel_at */
+typedef struct { int calls, bad, cancel_at; size_t first_done, last_done, total; } prog_rec;
+static int prog_cb(void *user, size_t done, size_t total) {
+    prog_rec *r = user;
+    if (!r->calls) { r->first_done = done; r->total = total; }
+    else if (done < r->last_done || total != r->total) r->bad++;
+    r->last_done = done;
+    r->calls++;
+    return r->cancel_at && r->calls >= r->cancel_at;
+}
+
+/* The candidates are built in blocks of 1024 queries: queries 1024.. built alone give the same pools (block
+ * boundaries, offsets); progress at 0, after each block, cancel. The BM25 index's progress. */
+static void builder_blocks(void) {
+    enum { NQ = 2600, ND = 300, DIM = 8, DEPTH = 20 };
+    static const char *words[] = {"alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"};
+    static char dtext[ND][64], qtext[NQ][32];
+    const char *docs[ND], *qs[NQ];
+    uint64_t st = 99;
+    for (int i = 0; i < ND; i++) {
+        snprintf(dtext[i], sizeof dtext[i], "%s %s %s", words[(int)((et_test_frand(&st) + 1) * 6) % 12],
+                 words[(int)((et_test_frand(&st) + 1) * 6) % 12], words[(int)((et_test_frand(&st) + 1) * 6) % 12]);
+        docs[i] = dtext[i];
+    }
+    for (int i = 0; i < NQ; i++) {
+        snprintf(qtext[i], sizeof qtext[i], "%s %s", words[(int)((et_test_frand(&st) + 1) * 6) % 12], i % 7 ? words[i % 12] : "nomatch");
+        qs[i] = qtext[i];
+    }
+    float *D = malloc(sizeof(float) * ND * DIM), *Q = malloc(sizeof(float) * NQ * DIM);
+    for (int i = 0; i < ND * DIM; i++) D[i] = et_test_frand(&st);
+    for (int i = 0; i < NQ * DIM; i++) Q[i] = et_test_frand(&st);
+    et_l2norm_rows(D, ND, DIM);
+    et_l2norm_rows(Q, NQ, DIM);
+    et_error err = {0};
+    prog_rec pb = {0};
+    et_progress bp = {prog_cb, &pb};
+    et_bm25 *bm = et_bm25_build_p(docs, ND, NULL, &bp, &err);
+    CHECK(bm != NULL, "%s", err.msg);
+    CHECK(pb.calls >= 2 && pb.first_done == 0 && pb.last_done == ND && pb.total == ND && !pb.bad, "bm25 progress: %d calls, %zu..%zu of %zu",
+          pb.calls, pb.first_done, pb.last_done, pb.total);
+    prog_rec pbc = {0, 0, 1, 0, 0, 0};
+    et_progress bpc = {prog_cb, &pbc};
+    CHECK(et_bm25_build_p(docs, ND, NULL, &bpc, &err) == NULL && err.code == ET_ERR_CANCELLED, "bm25 cancel: %d", err.code);
+    et_pool *pool = et_pool_create(2, &err);
+    et_fusion_cands all, tail;
+    prog_rec pc = {0};
+    et_progress cp = {prog_cb, &pc};
+    CHECK(et_fusion_cands_build(pool, Q, D, NQ, ND, DIM, bm, qs, DEPTH, &cp, &all, &err) == ET_OK, "%s", err.msg);
+    CHECK(pc.calls == 1 + (NQ + 1023) / 1024 && pc.first_done == 0 && pc.last_done == NQ && !pc.bad, "candidates progress: %d calls, last %zu",
+          pc.calls, pc.last_done);
+    CHECK(et_fusion_cands_build(pool, Q + 1024 * DIM, D, NQ - 1024, ND, DIM, bm, qs + 1024, DEPTH, NULL, &tail, &err) == ET_OK, "%s", err.msg);
+    int same = 1;
+    for (int q = 0; q < NQ - 1024 && same; q++) {
+        int64_t a = all.off[q + 1024], n = all.off[q + 1025] - a, b = tail.off[q];
+        same = n == tail.off[q + 1] - b;
+        for (int64_t u = 0; same && u < n; u++)
+            same = all.doc[a + u] == tail.doc[b + u] && all.dense[a + u] == tail.dense[b + u] && all.bm25[a + u] == tail.bm25[b + u] &&
+                   all.drank[a + u] == tail.drank[b + u] && all.brank[a + u] == tail.brank[b + u];
+        CHECK(same, "query %d: the pool built in blocks differs from the one built alone", q + 1024);
+    }
+    prog_rec pcc = {0, 0, 2, 0, 0, 0};
+    et_progress cpc = {prog_cb, &pcc};
+    et_fusion_cands x;
+    CHECK(et_fusion_cands_build(pool, Q, D, NQ, ND, DIM, bm, qs, DEPTH, &cpc, &x, &err) == ET_ERR_CANCELLED && x.off == NULL,
+          "candidates cancel: %d", err.code);
+    et_fusion_cands_free(&all);
+    et_fusion_cands_free(&tail);
+    et_pool_destroy(pool);
+    et_bm25_free(bm);
+    free(D); free(Q);
+}
+
+/* mean nDCG@10 of fusion f over c's queries by the full-sort ranking (et_fusion_rank) */
+static double ref_ndcg(const et_fusion *f, const et_fusion_cands *c, const et_qrel *qr, const int64_t *off) {
+    double sum = 0;
+    for (int32_t q = 0; q < c->nq; q++) {
+        int32_t top[10];
+        et_fusion g = *f;
+        g.depth = c->depth;
+        if (et_fusion_rank(&g, c, q, 10, top, NULL, NULL)) return NAN;
+        sum += et_ndcg_at_k(top, 10, qr + off[q], off[q + 1] - off[q], 10);
+    }
+    return c->nq ? sum / c->nq : NAN;
+}
+
+/* The fit on fixed random pools (fx_fusion_random.h; ties everywhere): what the implementation before the top-10
+ * selection and the threaded grid chose and measured (golden rows printed by fusion.c of 5e7dfb0: seed, prior
+ * (0 default, 1 rrf k 60 alpha 0.5, 2 default with se_rule 0), chosen kind, norm, alpha, k, top_n, cv, train, dense,
+ * BM25 and prior nDCG@10, learned, prior_kept); the same with 3 threads; every figure equal to the full-sort
+ * ranking's; the progress of the grid and its cancel. */
+static void fit_golden(void) {
+    static const struct { unsigned long long seed; int prior, kind, norm; double alpha, k; int top_n; double cv, train, dense, bm25, pr; int learned, kept; } G[] = {
+    {11, 0, 2, 0, 0.20000000000000001, 60, 50, 0.067510220405271756, 0.067510220405271756, 0.079998491631032731, 0.063118817174340619, 0.067510220405271756, 1, 1},
+    {11, 1, 3, 0, 0.5, 20, 50, 0.073274631334631107, 0.073414889253986912, 0.079998491631032731, 0.063118817174340619, 0.0666856772915604, 1, 0},
+    {11, 2, 2, 1, 0.94999999999999996, 60, 50, 0.07824778051109002, 0.080891540338502849, 0.079998491631032731, 0.063118817174340619, 0.067510220405271756, 1, 0},
+    {12, 0, 2, 0, 0.20000000000000001, 60, 50, 0.081384889821209033, 0.081384889821209033, 0.068083752728491417, 0.082901274506646402, 0.081384889821209033, 1, 1},
+    {12, 1, 3, 0, 0.40000000000000002, 10, 50, 0.079656417573232566, 0.082169066475761804, 0.068083752728491417, 0.082901274506646402, 0.074429475010254972, 1, 0},
+    {12, 2, 2, 0, 0.20000000000000001, 60, 50, 0.081384889821209033, 0.081384889821209033, 0.068083752728491417, 0.082901274506646402, 0.081384889821209033, 1, 1},
+    {13, 0, 2, 0, 0.20000000000000001, 60, 50, 0.064410309765512638, 0.064410309765512638, 0.072102345026838072, 0.067635242669110071, 0.064410309765512638, 1, 1},
+    {13, 1, 3, 0, 0.5, 60, 50, 0.065893244197704148, 0.065893244197704148, 0.072102345026838072, 0.067635242669110071, 0.065893244197704148, 1, 1},
+    {13, 2, 2, 0, 0.20000000000000001, 60, 50, 0.064410309765512638, 0.064410309765512638, 0.072102345026838072, 0.067635242669110071, 0.064410309765512638, 1, 1},
+    };
+    static et_qrel qr[RQ * 3];
+    static int64_t off[RQ + 1];
+    et_error err = {0};
+    et_pool *pool = et_pool_create(3, &err);
+    CHECK(pool != NULL, "%s", err.msg);
+    for (size_t i = 0; i < sizeof G / sizeof G[0]; i++) {
+        et_fusion_cands c;
+        fx_random_cands(&c, qr, off, G[i].seed);
+        et_fusion_fit_opts fo;
+        et_fusion_fit_opts_default(&fo);
+        if (G[i].prior == 1) CHECK(et_fusion_parse("rrf:k=60,alpha=0.5", &fo.prior, &err) == ET_OK, "%s", err.msg);
+        if (G[i].prior == 2) fo.se_rule = 0;
+        et_fusion f, f3;
+        et_fusion_fit_report R, R3;
+        CHECK(et_fusion_fit(&c, qr, off, &fo, &f, &R, &err) == ET_OK, "%s", err.msg);
+        CHECK((int)f.kind == G[i].kind && (int)f.norm == G[i].norm && f.alpha == G[i].alpha && f.rrf_k == G[i].k && f.top_n == G[i].top_n,
+              "row %zu: chose %s %s alpha %g k %g top_n %d", i, et_fusion_kind_name(f.kind), et_fusion_norm_name(f.norm), f.alpha, f.rrf_k, f.top_n);
+        CHECK_NEAR(R.cv_ndcg10, G[i].cv, 1e-12);
+        CHECK_NEAR(R.train_ndcg10, G[i].train, 1e-12);
+        CHECK_NEAR(R.dense_ndcg10, G[i].dense, 1e-12);
+        CHECK_NEAR(R.bm25_ndcg10, G[i].bm25, 1e-12);
+        CHECK_NEAR(R.prior_ndcg10, G[i].pr, 1e-12);
+        CHECK(R.learned == G[i].learned && R.prior_kept == G[i].kept, "row %zu: learned %d kept %d", i, R.learned, R.prior_kept);
+        /* the figures are the full-sort ranking's */
+        CHECK_NEAR(R.train_ndcg10, ref_ndcg(&f, &c, qr, off), 1e-12);
+        for (int fam = 0; fam < ET_FUSION_NFAMILIES; fam++) CHECK_NEAR(R.family[fam].train_ndcg10, ref_ndcg(&R.family[fam].best, &c, qr, off), 1e-12);
+        /* threads change nothing; the progress counts the grid + 3 fixed rules */
+        prog_rec pr = {0};
+        fo.pool = pool;
+        fo.progress = (et_progress){prog_cb, &pr};
+        CHECK(et_fusion_fit(&c, qr, off, &fo, &f3, &R3, &err) == ET_OK, "%s", err.msg);
+        CHECK(!memcmp(&f, &f3, sizeof f) && R3.cv_ndcg10 == R.cv_ndcg10 && R3.train_ndcg10 == R.train_ndcg10 &&
+              R3.gain_over_prior == R.gain_over_prior && R3.gain_se == R.gain_se, "row %zu: 3 threads differ", i);
+        for (int fam = 0; fam < ET_FUSION_NFAMILIES; fam++)
+            CHECK(R3.family[fam].cv_ndcg10 == R.family[fam].cv_ndcg10 && !memcmp(&R3.family[fam].best, &R.family[fam].best, sizeof f),
+                  "row %zu family %d: 3 threads differ", i, fam);
+        size_t ng = (size_t)et_fusion_grid(c.depth, NULL, NULL, 0) + 3;
+        CHECK(pr.calls >= 2 && pr.first_done == 0 && pr.last_done == ng && pr.total == ng && !pr.bad, "fit progress: %d calls, %zu of %zu",
+              pr.calls, pr.last_done, pr.total);
+        if (i == 0) {
+            prog_rec pc = {0, 0, 2, 0, 0, 0};
+            fo.progress = (et_progress){prog_cb, &pc};
+            CHECK(et_fusion_fit(&c, qr, off, &fo, &f3, &R3, &err) == ET_ERR_CANCELLED && pc.calls == 2, "fit cancel: %d after %d calls", err.code, pc.calls);
+        }
+        et_fusion_cands_free(&c);
+    }
+    et_pool_destroy(pool);
+}
+
 int main(void) {
     gain_rule();
     transfer_rule();
     rules();
     builder();
+    builder_blocks();
     learn_known();
+    fit_golden();
     bm25_fit_known();
     retrieval_json();
     return et_test_report("test_fusion");

@@ -260,10 +260,10 @@ static int run_search(et_opt *o, int n) {
     eo.dim = dim;
     /* the model for dense and hybrid, BM25 (the saved k1/b) for bm25 and hybrid, over the same title + text */
     if (!X.nd && et_hybrid_index_build(mode != ET_MODE_BM25 ? &L.model : NULL, L.tok, L.pool, &eo, mode != ET_MODE_DENSE, &rcfg.bm25, C.text,
-                              C.n, &ix, &err)) { rc = et_cli_fail("search", &err); goto done; }
+                              C.n, NULL, &ix, &err)) { rc = et_cli_fail("search", &err); goto done; }
     eo.progress = NULL;
     int32_t depth = k > fusion.depth ? k : fusion.depth;
-    if (et_hybrid_queries_build(use, L.pool, &eo, (const char *const *)qs.v, (int32_t)qs.n, depth, &Y, &err)) { rc = et_cli_fail("search", &err); goto done; }
+    if (et_hybrid_queries_build(use, L.pool, &eo, (const char *const *)qs.v, (int32_t)qs.n, depth, NULL, &Y, &err)) { rc = et_cli_fail("search", &err); goto done; }
     idx = malloc(sizeof(int32_t) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
     score = malloc(sizeof(double) * (qs.n ? qs.n : 1) * (size_t)(k ? k : 1));
     if (!idx || !score) { fprintf(stderr, "embedtune search: out of memory\n"); rc = 1; goto done; }
@@ -354,7 +354,7 @@ static int run_index(et_opt *o, int n) {
     int rc = 0;
     if (et_corpus_read(et_cli_get(o, n, "--corpus"), NULL, &C, NULL, &err)) { rc = et_cli_fail("index", &err); goto done; }
     et_encode_opts eo = enc_args_opts(&ea, &L, "encode corpus");
-    if (et_hybrid_index_build(dt != ET_INDEX_NONE ? &L.model : NULL, L.tok, L.pool, &eo, 1, &rcfg.bm25, C.text, C.n, &ix, &err)) {
+    if (et_hybrid_index_build(dt != ET_INDEX_NONE ? &L.model : NULL, L.tok, L.pool, &eo, 1, &rcfg.bm25, C.text, C.n, NULL, &ix, &err)) {
         rc = et_cli_fail("index", &err);
         goto done;
     }

@@ -67,10 +67,10 @@ static int run_fuse(et_opt *o, int n) {
         et_cli_load(mdir, threads, &L, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     et_encode_progress ps = {et_now_s(), "encode corpus", 0};
     et_encode_opts eo = {batch, max_len ? (int)max_len : et_hf_model_max_len(&L), quiet ? NULL : et_encode_progress_print, &ps};
-    if (et_hybrid_index_build(&L.model, L.tok, L.pool, &eo, 1, &bo, B.doc_text, B.ndocs, &ix, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
+    if (et_hybrid_index_build(&L.model, L.tok, L.pool, &eo, 1, &bo, B.doc_text, B.ndocs, NULL, &ix, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     eo.progress = NULL;
-    if (et_hybrid_queries_build(&ix, L.pool, &eo, tr.qs, tr.nq, 0, &Ytr, &err) ||
-        et_hybrid_queries_build(&ix, L.pool, &eo, te.qs, te.nq, 0, &Yte, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
+    if (et_hybrid_queries_build(&ix, L.pool, &eo, tr.qs, tr.nq, 0, NULL, &Ytr, &err) ||
+        et_hybrid_queries_build(&ix, L.pool, &eo, te.qs, te.nq, 0, NULL, &Yte, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
     et_fusion chosen;
     et_fusion_fit_report R;
     if (et_fusion_fit(&Ytr.cands, tr.qrels, tr.qoff, &fo, &chosen, &R, &err)) { rc = et_cli_fail("fuse", &err); goto done; }
