@@ -583,7 +583,9 @@ export class Embedtune {
    * args: further finetune options, e.g. ['--loss', 'infonce', '--epochs', '1', '--seed', '42'] (not
    * --model/--data/--out/--json/--threads/--corpus, which this sets). opts.corpus: {bytes, name}, passages
    * without questions (finetune --corpus: adapts on them). opts.onProgress({phase, done, total, loss,
-   * lr, epoch, examplesPerS}) -> true cancels (rejects with code 8). On success this object holds the
+   * lr, epoch, examplesPerS, step, unit}) -> true cancels (rejects with code 8); step: the phase's step ('' for
+   * none), e.g. 'encode eval corpus', 'BM25 index', 'fusion cross-validation' (et_ft_progress.step), whose
+   * done / total count `unit` ('texts', 'docs', 'queries', 'grid points', 'steps') and restart at each step. On success this object holds the
    * tuned model and the call returns {result (the --json report), files (the tuned folder), output
    * (the command's printed table)}; on failure the starting model is loaded again.
    * With '--lora', R in args (a LoRA adapter only; give '--lora-base', NAME too, else adapter_config.json names the
@@ -623,8 +625,8 @@ export class Embedtune {
     this._free();
     const [bp, len] = this.copyIn(blob);
     const prevP = M.etFinetuneProgress, prevO = M.etOut;
-    M.etFinetuneProgress = (phase, done, total, loss, lr, epoch, eps) => (opts.onProgress ? !!opts.onProgress({
-      phase: FINETUNE_PHASES[phase] || String(phase), done, total, loss, lr, epoch, examplesPerS: eps }) : false);
+    M.etFinetuneProgress = (phase, done, total, loss, lr, epoch, eps, step, unit) => (opts.onProgress ? !!opts.onProgress({
+      phase: FINETUNE_PHASES[phase] || String(phase), done, total, loss, lr, epoch, examplesPerS: eps, step, unit }) : false);
     M.etOut = (kind, t) => (kind === 'err' ? lines : out).push(t);
     let rc;
     try { rc = M._et_wasm_finetune(bp, len, argv.length); } finally {

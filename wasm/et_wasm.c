@@ -306,7 +306,7 @@ ET_EXPORT et_status et_wasm_index_search(et_wasm_index *ix, const char *blob, si
     /* BM25 only: no query embeddings */
     const et_bert *keep = ix->x.ix.m;
     if (m == ET_MODE_BM25) ix->x.ix.m = NULL;
-    s = et_hybrid_queries_build(&ix->x.ix, ix->w->pool, &eo, t, nq, kk > f.depth ? kk : f.depth, &Y, err);
+    s = et_hybrid_queries_build(&ix->x.ix, ix->w->pool, &eo, t, nq, kk > f.depth ? kk : f.depth, NULL, &Y, err);
     ix->x.ix.m = keep;
     if (!s) s = et_hybrid_rank(ix->w->pool, &Y, m, &f, kk, ii, ss, err);
     if (!s)
@@ -393,7 +393,7 @@ ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size
     o.dim = dim > 0 ? dim : 0;
     int prev8 = w->model.int8;
     if (int8) w->model.int8 = 1;
-    et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, &w->ix, err);
+    et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, NULL, &w->ix, err);
     w->model.int8 = prev8;
     if (s) { free(t); free(b); return s; }
     w->has_ix = 1;
@@ -419,7 +419,7 @@ ET_EXPORT et_status et_wasm_search_mode(et_wasm_model *w, const char *query, int
     int32_t depth = w->rcfg.fusion.depth > k ? w->rcfg.fusion.depth : k;
     int prev8 = w->model.int8;
     if (w->ix_int8) w->model.int8 = 1;
-    et_status s = et_hybrid_queries_build(&w->ix, w->pool, &o, &query, 1, depth, &Y, err);
+    et_status s = et_hybrid_queries_build(&w->ix, w->pool, &o, &query, 1, depth, NULL, &Y, err);
     w->model.int8 = prev8;
     if (s) return s;
     double *sc = et_malloc(sizeof(double) * (size_t)k, "search scores", err);
@@ -579,8 +579,9 @@ ET_EXPORT void et_wasm_train_end(et_wasm_train *t) {
  * split, mining, experts, trainer, evaluation and --json report as the native command (src/cli/cli_finetune.c,
  * src/finetune.c). The JS side writes the model folder and the user's data file into the module's file
  * system (MEMFS), passes the command line, and reads the --out folder and the --json file back.
- * Progress: Module.etFinetuneProgress(phase, done, total, loss, lr, epoch, examples_per_s) for every
- * et_ft_progress (phase = et_ft_phase; loss.. are NaN outside the train phase); a truthy return cancels
+ * Progress: Module.etFinetuneProgress(phase, done, total, loss, lr, epoch, examples_per_s, step, unit) for every
+ * et_ft_progress (phase = et_ft_phase; loss.. are NaN outside the train phase; step and unit its strings, '' for
+ * none: the step of the phase, e.g. "fusion cross-validation", and what done / total count); a truthy return cancels
  * (et_finetune_run returns ET_ERR_CANCELLED within one encode batch or optimizer step). */
 #include "cli.h"
 #include "data.h"
@@ -590,14 +591,16 @@ ET_EXPORT void et_wasm_train_end(et_wasm_train *t) {
 extern et_command et_cmd_finetune;
 
 #ifdef __EMSCRIPTEN__
-EM_JS(int, et_wasm_js_ft_progress, (int phase, double done, double total, double loss, double lr, int epoch, double eps), {
+EM_JS(int, et_wasm_js_ft_progress, (int phase, double done, double total, double loss, double lr, int epoch, double eps,
+                                    const char *step, const char *unit), {
     var f = Module['etFinetuneProgress'];
     if (!f) return 0;
-    return f(phase, done, total, loss, lr, epoch, eps) ? 1 : 0;
+    return f(phase, done, total, loss, lr, epoch, eps, step ? UTF8ToString(step) : '', unit ? UTF8ToString(unit) : '') ? 1 : 0;
 });
 #else
-static int et_wasm_js_ft_progress(int phase, double done, double total, double loss, double lr, int epoch, double eps) {
-    (void)phase; (void)done; (void)total; (void)loss; (void)lr; (void)epoch; (void)eps;
+static int et_wasm_js_ft_progress(int phase, double done, double total, double loss, double lr, int epoch, double eps,
+                                  const char *step, const char *unit) {
+    (void)phase; (void)done; (void)total; (void)loss; (void)lr; (void)epoch; (void)eps; (void)step; (void)unit;
     return 0;
 }
 #endif
@@ -607,7 +610,7 @@ static int ft_progress_js(void *user, const et_ft_progress *p) {
     const et_train_stats *t = p->train;
     double nan = 0.0 / 0.0;
     return et_wasm_js_ft_progress((int)p->phase, p->done, p->total, t ? t->loss : nan, t ? t->lr : nan, t ? t->epoch : -1,
-                                  t ? t->examples_per_s : nan);
+                                  t ? t->examples_per_s : nan, p->step, p->unit);
 }
 
 /* argv: a blob of argc NUL-terminated arguments (after "finetune"). Returns the command's exit status

@@ -469,7 +469,7 @@ window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
   state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs, corpusFile: state.lastCorpus,
     steps: state.run?.loss.length ?? 0, loss: state.run?.loss.map((p) => p.loss) ?? [], epochs: state.run?.loss.map((p) => p.epoch) ?? [],
-    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output,
+    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, stepTimes: state.run?.steps ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output,
     adapter: state.adapter ? { name: state.adapter.name, files: Object.keys(state.adapter.files), ...adapterInfo(state.adapter.files) } : null }),
   passages: () => state.corpus?.texts ?? null,
   search: (q, mode, k = 10) => state.worker.search(q, k, mode),

@@ -54,9 +54,25 @@ export const PHASE_TEXT = { load: 'Loading the model', parse: 'Reading and check
   mine: 'Mining hard negatives (ANCE)', experts: 'Scoring with the experts (BM25)', train: 'Training', refresh: 'Re-mining negatives with the current model',
   eval_after: 'Evaluating the tuned model', done: 'Done' };
 
-/** A new run's progress record: phases seen, loss points, each phase's times {start, end?, eta?} (seconds). */
+/** A new run's progress record: phases seen, loss points, each phase's times {start, end?, eta?, step?} (seconds),
+ * each named step's {start, end?, done, total, unit} under 'phase/step' (steps). */
 export function newRun(now = performance.now()) {
-  return { t0: now, phase: null, seen: new Set(), times: {}, phases: [], loss: [], totalSteps: 0 };
+  return { t0: now, phase: null, seen: new Set(), times: {}, phases: [], loss: [], totalSteps: 0, steps: {}, stepKey: null };
+}
+
+/** One report's step (et_ft_progress.step: 'encode eval corpus', 'BM25 index', 'fusion cross-validation', ...): a new
+ * phase or step restarts the step's clock and count (done / total restart at each step), its times are kept in
+ * run.steps; returns the step's ETA in seconds from its rate so far (NaN before a rate is known). */
+export function stepProgress(st, run, now) {
+  const key = `${st.phase}/${st.step || ''}`;
+  if (key !== run.stepKey) {
+    if (run.steps[run.stepKey]) run.steps[run.stepKey].end = now / 1000;
+    run.stepKey = key; run.stepT0 = now; run.stepDone0 = st.done;
+    if (st.step) run.steps[key] = { start: now / 1000 };
+  }
+  if (run.steps[key]) Object.assign(run.steps[key], { done: st.done, total: st.total, unit: st.unit });
+  const n = st.done - run.stepDone0;
+  return st.total > 0 && n > 0 ? (now - run.stepT0) / 1000 / n * (st.total - st.done) : NaN;
 }
 
 /** The phase list, every phase not yet reached. */
@@ -68,7 +84,7 @@ export function resetPhaseList() {
 export function phaseLabel(phase, run) {
   const t = run.times[phase];
   if (!t) return PHASE_TEXT[phase] || phase;
-  return `${PHASE_TEXT[phase] || phase} · ${t.end != null ? fmtTime(t.end - t.start) : t.eta != null ? `ETA ${fmtTime(t.eta)}` : 'running'}`;
+  return `${PHASE_TEXT[phase] || phase} · ${t.end != null ? fmtTime(t.end - t.start) : `${t.step ? `${t.step} · ` : ''}${t.eta != null ? `ETA ${fmtTime(t.eta)}` : 'running'}`}`;
 }
 
 /** One progress report of the run (et_ft_progress through the worker): the phase list, bar, status, chart. */
@@ -76,7 +92,7 @@ export function onRunProgress(st, run) {
   const now = performance.now();
   if (st.phase !== run.phase) {
     if (run.phase && run.times[run.phase]) run.times[run.phase].end = now / 1000;
-    run.phase = st.phase; run.phaseT0 = now; run.phaseDone0 = st.done; run.phases.push(st.phase);
+    run.phase = st.phase; run.phases.push(st.phase);
     if (!run.times[st.phase]) run.times[st.phase] = { start: now / 1000 };
     else { run.times[st.phase].start = now / 1000 - (run.times[st.phase].end - run.times[st.phase].start); delete run.times[st.phase].end; }
   }
@@ -84,12 +100,14 @@ export function onRunProgress(st, run) {
   const li = $('phase-list');
   run.seen.add(st.phase);
   let text = PHASE_TEXT[st.phase] || st.phase;
+  const eta = stepProgress(st, run, now), t = run.times[st.phase];
+  if (t.step !== (st.step || undefined)) { t.step = st.step || undefined; delete t.eta; }
+  if (st.step) text += ` · ${st.step}`;
   if (st.total > 0) {
     $('train-progress').value = st.done / st.total;
-    const el_ = (now - run.phaseT0) / 1000, per = (st.done - run.phaseDone0) > 0 ? el_ / (st.done - run.phaseDone0) : NaN;
-    const unit = st.phase === 'train' ? 'step' : 'text', eta = per * (st.total - st.done);
-    if (Number.isFinite(eta)) run.times[st.phase].eta = eta;
-    text += `: ${st.done} / ${st.total} ${unit}s · ETA ${fmtTime(eta)}`;
+    const unit = st.unit || (st.phase === 'train' ? 'steps' : 'texts');
+    if (Number.isFinite(eta)) t.eta = eta;
+    text += `: ${st.done} / ${st.total} ${unit} · ETA ${fmtTime(eta)}`;
   } else $('train-progress').removeAttribute('value');
   if (now - (run.lastList || 0) > 250 || st.phase === 'done') { // the list: each phase with its time or ETA
     run.lastList = now;

@@ -1,6 +1,6 @@
 // The main flow in a real browser. The page runs `embedtune finetune` (the C command) in its worker:
 //   upload -> automatic settings (+ a few in "Advanced") -> train (phases reported: load, parse, eval_before,
-//   mine, train, refresh, eval_after, done) -> before/after table with BM25 beside -> search (dense and BM25)
+//   mine, train, refresh, eval_after, done; eval_before's steps, the fusion's cross-validation among them) -> before/after table with BM25 beside -> search (dense and BM25)
 //   with title + snippet + highlighted terms + "show more" -> download; the NATIVE CLI on the same file, seed
 //   and settings gives the same before/after table (1e-4) and, loading the downloaded zip, the same embeddings;
 //   no request leaves the origin.
@@ -86,6 +86,13 @@ test('upload, train (embedtune finetune in the worker), before/after with BM25, 
   assert.deepEqual(s.phases, ['load', 'parse', 'eval_before', 'mine', 'train', ...Array(r.counts.refreshes).fill(['refresh', 'train']).flat(), 'eval_after', 'done']);
   assert.ok(r.counts.mined_negatives > 0 && r.counts.refreshes > 0, 'ANCE mining with refresh');
   assert.equal(s.steps, r.counts.steps, 'every step reached the loss chart');
+  // the evaluation's steps report through the same C callback (et_ft_progress.step), the fusion's too: each one
+  // counted up to its total, so the phase list has an ETA there
+  const stepT = s.stepTimes;
+  for (const k of ['eval_before/encode eval corpus', 'eval_before/BM25 index', 'eval_before/candidates',
+    'eval_before/fusion set: candidates', 'eval_before/fusion cross-validation'])
+    assert.ok(stepT[k] && stepT[k].total > 0 && stepT[k].done === stepT[k].total && stepT[k].end >= stepT[k].start, `step ${k}: ${JSON.stringify(stepT[k])}`);
+  assert.equal(stepT['eval_before/fusion cross-validation'].unit, 'grid points');
   // the table: BM25, dense before/after, change
   assert.deepEqual(await page.locator('#eval-table thead th').allTextContents(), ['metric', 'BM25', 'dense before', 'dense after', 'change', 'hybrid before', 'hybrid after']);
   assert.equal(await page.locator('#eval-table tbody tr').count(), 7);

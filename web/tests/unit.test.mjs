@@ -101,7 +101,7 @@ test('runLabel names the run, its time, loss, files and nDCG@10 after', () => {
 import { fmt, fmtTime, fmtBytes } from '../ui.mjs';
 import { modelFilesFromListing, makeZip, crc32, adapterFilesFromListing } from '../files.mjs';
 import { chartRange } from '../chart.mjs';
-import { finetuneArgs, phaseLabel, checkTrainable, checkSettings, newRun, OPTS } from '../trainview.mjs';
+import { finetuneArgs, phaseLabel, checkTrainable, checkSettings, newRun, stepProgress, OPTS } from '../trainview.mjs';
 import { evalRows } from '../evalview.mjs';
 import { vectorsText, dimChoices } from '../searchview.mjs';
 import { unzipStore } from './helpers.mjs';
@@ -186,6 +186,20 @@ test('phaseLabel: a past phase shows its time, the running one its ETA; checkTra
   assert.equal(checkTrainable(null), 'load a pairs file first');
   assert.match(checkTrainable({ rows: 3, test: 2 }), /at least 2 training rows/);
   assert.equal(checkTrainable({ rows: 10, test: 2 }), null);
+});
+
+test('stepProgress: each step of a phase has its own clock and count (the ETA of the fusion step), kept in run.steps', () => {
+  const run = newRun(0);
+  // encoding the held-out corpus: 100 of 1000 texts after 1 s, 500 after 5 s -> 400 in 4 s -> 5 s left
+  assert.ok(Number.isNaN(stepProgress({ phase: 'eval_before', step: 'encode eval corpus', unit: 'texts', done: 100, total: 1000 }, run, 1000)));
+  assert.equal(stepProgress({ phase: 'eval_before', step: 'encode eval corpus', unit: 'texts', done: 500, total: 1000 }, run, 5000), 5);
+  // the fusion's cross-validation starts at 0 of 176 grid points: a new clock, not the encoding's rate
+  assert.ok(Number.isNaN(stepProgress({ phase: 'eval_before', step: 'fusion cross-validation', unit: 'grid points', done: 0, total: 176 }, run, 6000)));
+  assert.equal(stepProgress({ phase: 'eval_before', step: 'fusion cross-validation', unit: 'grid points', done: 16, total: 176 }, run, 7000), 10);
+  assert.equal(run.steps['eval_before/encode eval corpus'].end, 6);
+  assert.deepEqual(run.steps['eval_before/fusion cross-validation'], { start: 6, done: 16, total: 176, unit: 'grid points' });
+  run.times.eval_before = { start: 0, eta: 10, step: 'fusion cross-validation' };
+  assert.equal(phaseLabel('eval_before', run), 'Evaluating the starting model (dense + BM25) · fusion cross-validation · ETA 10 s');
 });
 
 test('evalRows: BM25, dense before/after/change, hybrid default before and learned after', () => {
