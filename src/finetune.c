@@ -1195,7 +1195,7 @@ static et_status ft_mix_step(const et_finetune_cfg *c, const evalset *dv, et_ber
 
 /* The run's memory, estimated right after parsing so a run that cannot fit is refused before any encoding:
  * the trainer's plan (et_train_plan_bytes, for the batch the settings will pick; the trainer checks its own plan
- * again with the exact data), one encode pass (et_encode_plan_bytes), the embeddings held at once (held-out
+ * again with the exact data) with the dev split's copies of the trained floats, one encode pass (et_encode_plan_bytes), the embeddings held at once (held-out
  * corpus + queries, mining corpus + queries, ranks) and the texts (x3: the strings, BM25's postings, copies).
  * res->mem_estimate / mem_budget get the figures (bytes). ET_ERR_NOMEM above c->train.mem_budget. */
 static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int nthreads, int mlen, int pairwise,
@@ -1207,7 +1207,11 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
     et_ft_plan P;
     et_finetune_plan(c, (double)m->n_params, pairwise && !listsoft ? n_ex * (1 + c->negatives) : n_ex, 0, 0, &P);
     int G = pairwise && !listsoft ? 0 : c->negatives, C = m->cfg.hidden_size; /* the list form: each positive with its negatives */
-    size_t train = et_train_plan_bytes(&tc, &m->cfg, m->n_params, P.batch, G, nthreads, NULL, NULL);
+    size_t trained = 0;
+    et_train_state_bytes(&tc, &m->cfg, NULL, &trained);
+    /* the trainer's plan, and the dev split's copies of what is trained (the best model, the starting one with --mix) */
+    size_t train = et_train_plan_bytes(&tc, &m->cfg, P.batch, G, nthreads, NULL, NULL) +
+                   (P.use_dev ? (c->mix ? 2 : 1) * trained * sizeof(float) : 0);
     double nd = ev->kind == ET_FT_EVAL_IR ? (double)ev->nd + ev->nq : 2.0 * (double)ev->n;
     double texts = 0;
     if (ev->kind == ET_FT_EVAL_IR)

@@ -244,6 +244,67 @@ static int frozen_name(const char *freeze, const char *name) {
     return 0;
 }
 
+/* frozen while training with cfg (no LoRA): frozen_name, or not an MoE tensor when only the MoE parameters train */
+static int tensor_frozen(const et_train_cfg *c, const char *name) {
+    return frozen_name(c->freeze, name) || (c->train_only_moe && !et_bert_is_moe_tensor(name));
+}
+
+/* The first float of the parameter buffer that gets a gradient (and AdamW moments): every tensor before it is frozen.
+ * A tensor's gradient range starts where its et_bert_params pointer does, and the experts of an MoE layer share one
+ * pointer (moe_w / moe_b), so a trainable "...experts.J.weight" starts at "...experts.0.weight". All frozen: total. */
+static size_t grad_start(const et_train_cfg *c, const et_tensor_view *t, int nt, size_t total) {
+    size_t lo = total;
+    for (int i = 0; i < nt; i++) {
+        if (tensor_frozen(c, t[i].name) || t[i].offset >= lo) continue;
+        size_t off = t[i].offset;
+        const char *x = strstr(t[i].name, ".experts.");
+        if (x) {
+            const char *d = x + 9, *e = d;
+            while (*e >= '0' && *e <= '9') e++;
+            char first[ET_NAME_MAX + 8];
+            snprintf(first, sizeof first, "%.*s0%s", (int)(d - t[i].name), t[i].name, e);
+            for (int j = 0; j < nt; j++)
+                if (!strcmp(t[j].name, first)) { off = t[j].offset; break; }
+        }
+        if (off < lo) lo = off;
+    }
+    return lo;
+}
+
+/* the model's config as et_trainer_init will train it: converted to MoE (prepare_moe) or with LoRA adapters attached
+ * (prepare_lora), which change the parameters and the activations */
+static et_bert_config trained_cfg(const et_train_cfg *c, const et_bert_config *mc) {
+    et_bert_config cc = *mc;
+    if (c->lora_rank > 0 && cc.lora_rank == 0) {
+        cc.lora_rank = c->lora_rank;
+        cc.lora_sites = et_train_lora_sites(c);
+        cc.lora_dropout = (float)c->lora_dropout;
+    } else if (c->lora_rank <= 0 && c->moe_experts > 0 && cc.moe_experts == 0) {
+        cc.moe_experts = c->moe_experts;
+        cc.moe_layer_mask = c->moe_layer_mask;
+    }
+    return cc;
+}
+
+size_t et_train_state_bytes(const et_train_cfg *c, const et_bert_config *mc, size_t *param_floats, size_t *train_floats) {
+    et_bert_config cc = trained_cfg(c, mc);
+    size_t total = 0, train;
+    int nt = et_bert_tensor_table(&cc, NULL, 0, &total);
+    size_t params = total;
+    if (c->lora_rank > 0) { /* the base frozen whole: the adapters alone get gradients and moments */
+        train = et_bert_lora_floats(&cc, c->lora_rank, et_train_lora_sites(c));
+        params += train;
+    } else {
+        et_tensor_view *t = nt > 0 ? malloc(sizeof *t * (size_t)nt) : NULL;
+        if (t) et_bert_tensor_table(&cc, t, nt, &total);
+        train = t ? total - grad_start(c, t, nt, total) : total; /* out of memory for the table: the upper bound */
+        free(t);
+    }
+    if (param_floats) *param_floats = params;
+    if (train_floats) *train_floats = train;
+    return (params + 3 * train) * sizeof(float);
+}
+
 double et_train_lora_alpha(const et_train_cfg *c) { return c->lora_alpha > 0 ? c->lora_alpha : 2.0 * c->lora_rank; }
 unsigned et_train_lora_sites(const et_train_cfg *c) { return c->lora_sites ? c->lora_sites : (1u << ET_LIN_Q) | (1u << ET_LIN_V); }
 
@@ -612,8 +673,10 @@ long et_trainer_exclude(const et_trainer *tr, const int *idx, int nb, int G, int
     return nx;
 }
 
-size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *mc, size_t n_params, int B, int G, int nthreads,
+size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *model_cfg, int B, int G, int nthreads,
                            size_t act_bytes[4], size_t *state_bytes) {
+    et_bert_config tcfg = trained_cfg(c, model_cfg);
+    const et_bert_config *mc = &tcfg;
     int P = et_bert_max_tokens(mc), C = mc->hidden_size;
     int Tq = c->max_len_q > P ? P : c->max_len_q, Td = c->max_len_d > P ? P : c->max_len_d;
     int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
@@ -624,7 +687,7 @@ size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *mc, size
         if (act_bytes) act_bytes[g] = a;
         total += a;
     }
-    size_t state = n_params * sizeof(float) * 4; /* params, grads, m, v */
+    size_t state = et_train_state_bytes(c, mc, NULL, NULL); /* params, and grads, m, v of what is trained */
     if (state_bytes) *state_bytes = state;
     size_t rows = (size_t)2 * B + (size_t)2 * B * G;
     size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +
@@ -712,7 +775,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
         int ntrain = 0;
         for (int i = 0; i < model->n_tensors; i++) {
             const et_tensor_view *t = &model->tensors[i];
-            int fr = frozen_name(c->freeze, t->name) || (c->train_only_moe && !et_bert_is_moe_tensor(t->name));
+            int fr = tensor_frozen(c, t->name);
             tr->segs[i] = (et_param_seg){t->offset, t->numel, !et_param_no_decay(t->name), !fr};
             ntrain += !fr;
         }
@@ -735,9 +798,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
                 if (model->tensors[i].offset >= a && model->tensors[i].offset < e) { any = 1; all &= !tr->segs[i].trainable; }
             if (any && all) *slots[k] = NULL;
         }
-        lo = n;
-        for (int k = 0; k < nslots; k++)
-            if (*slots[k] && (size_t)(*slots[k] - model->params) < lo) lo = (size_t)(*slots[k] - model->params);
+        lo = grad_start(c, model->tensors, model->n_tensors, n);
         int ns = 0; /* the segments of [lo, n), relative to lo (those before lo are frozen) */
         for (int i = 0; i < model->n_tensors; i++)
             if (tr->segs[i].offset >= lo) { tr->segs[ns] = tr->segs[i]; tr->segs[ns++].offset -= lo; }
@@ -745,8 +806,15 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     }
     tr->train_params = lora ? model->lora : model->params + lo;
     tr->train_n = lora ? model->n_lora : n - lo;
-    /* params (the base, and the adapters with LoRA), then gradients and the two AdamW moments of what is trained */
-    size_t state = (n + (lora ? model->n_lora : 0)) * sizeof(float) + tr->train_n * sizeof(float) * 3;
+    /* params (the base, and the adapters with LoRA), then gradients and the two AdamW moments of what is trained:
+     * et_train_state_bytes, the rule the up-front plan (et_train_plan_bytes) counts by, must be what is allocated */
+    size_t plan_params = 0, plan_train = 0;
+    size_t state = et_train_state_bytes(c, mc, &plan_params, &plan_train);
+    if (plan_params != n + (lora ? model->n_lora : 0) || plan_train != tr->train_n) {
+        s = et_fail(err, ET_ERR_MISMATCH, "memory plan (internal): %zu parameters and %zu trained floats planned, %zu and %zu made",
+                    plan_params, plan_train, n + (lora ? model->n_lora : 0), tr->train_n);
+        goto fail;
+    }
     tr->bytes_state = state;
     size_t rows = (size_t)2 * B + (size_t)2 * B * G;
     size_t misc = et_loss_scratch_doubles(B, G, C) * sizeof(double) + rows * C * sizeof(float) +

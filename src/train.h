@@ -278,13 +278,22 @@ typedef struct {
     et_precision precision;  /* what runs: ET_PREC_FP32 or ET_PREC_BF16 (cfg.precision resolved) */
 } et_trainer;
 
+/* What training a model of config mc with cfg holds for its parameters, exactly as et_trainer_init allocates it (the
+ * one rule both the up-front plan and the trainer count by; the trainer checks that it made what this says):
+ * *param_floats the parameter buffer (after the MoE conversion cfg asks for) plus the LoRA adapters,
+ * *train_floats the floats that get a gradient and the two AdamW moments: everything from the first tensor that is
+ * trained on (a frozen prefix, e.g. --freeze-embeddings' word-embedding table, has no gradient and no AdamW state;
+ * frozen tensors after it keep theirs), or the adapters alone with LoRA. Returns 4 * (params + 3 * train) bytes.
+ * Either pointer may be NULL. */
+size_t et_train_state_bytes(const et_train_cfg *cfg, const et_bert_config *mc, size_t *param_floats, size_t *train_floats);
+
 /* The trainer's memory before it is made, for `finetune`'s up-front check: bytes for the activations of the four
  * text groups (queries B x max_len_q, positives B x max_len_d, negatives B*G x max_len_d, CLP's negative queries
- * B*G x max_len_q; lengths clamped to the model's positions), parameters + gradients + AdamW moments for full
- * fine-tuning (4 floats per parameter: an upper bound; et_trainer_init plans exactly, with less for LoRA or frozen
- * tensors, and refuses by that) and the loss/batch scratch, for cfg's loss and matryoshka.
+ * B*G x max_len_q; lengths clamped to the model's positions), the parameters with the gradients and AdamW moments
+ * of what is trained (et_train_state_bytes: frozen prefixes and LoRA counted as allocated) and the loss/batch
+ * scratch, for cfg's loss and matryoshka. et_trainer_init plans the same way with the exact data and refuses by it.
  * act_bytes[4] and *state_bytes (each may be NULL) receive the groups' and the parameters' shares. */
-size_t et_train_plan_bytes(const et_train_cfg *cfg, const et_bert_config *mc, size_t n_params, int B, int G, int nthreads,
+size_t et_train_plan_bytes(const et_train_cfg *cfg, const et_bert_config *mc, int B, int G, int nthreads,
                            size_t act_bytes[4], size_t *state_bytes);
 
 /* Plan and allocate everything for training `model` (borrowed). pool may be NULL (the trainer makes its
