@@ -103,16 +103,30 @@ export class Embedtune {
   dispose(): void;
 }
 
-/** The same API in a Web Worker / node worker_threads Worker; every method returns a Promise. */
+/** The same API in a Web Worker / node worker_threads Worker; every method returns a Promise. Its operation methods
+ * are the rows of WORKER_OPS (embedtune.mjs); tests/wasm/worker_ops.test.mjs checks this list against them. */
 export class EmbedtuneWorker {
   static load(files: ModelFiles, opts?: LoadOptions & { workerUrl?: string | URL }): Promise<EmbedtuneWorker>;
   readonly info: ModelInfo;
   encode(texts: string[], opts?: EncodeOptions): Promise<Float32Array>;
   setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { dim?: number; int8?: boolean }): Promise<number>;
-  search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Promise<Hit[]>;
+  search(query: string | Float32Array, k?: number, mode?: RetrievalMode): Promise<Hit[]>;
+  /** for text i, the [start, end) string indices of its words that are BM25 terms of the query */
+  matchTerms(query: string, texts: string[]): Promise<[number, number][][]>;
+  previewPairs(bytes: Bytes, name: string, maxRows?: number): Promise<unknown>;
+  readPassages(bytes: Bytes, name: string): Promise<string[]>;
+  /** the result also carries info: the tuned model's ModelInfo */
+  finetune(data: Bytes, name: string, args?: string[], opts?: { corpus?: { bytes: Bytes; name: string }; onProgress?: (stats: Record<string, unknown>) => boolean | void }): Promise<unknown>;
   exportFiles(opts?: { dtype?: 'f32' | 'f16' | 'bf16' }): Promise<Record<string, Uint8Array>>;
   tokenize(text: string): Promise<string[]>;
-  cancel(): void;
+  trainBegin(jsonl: Bytes, cfg?: Record<string, unknown>): Promise<{ step: number; totalSteps: number; examples: number; negatives: number }>;
+  trainResume(files: Record<string, Uint8Array>): Promise<{ step: number; totalSteps: number; examples: number; negatives: number }>;
+  /** onStep gets every step's stats; it cannot stop the chunk (call with small steps to stay responsive) */
+  trainRun(steps: number, onStep?: (stats: Record<string, unknown>) => void): Promise<{ step: number; totalSteps: number; done: boolean }>;
+  trainCheckpoint(): Promise<Record<string, Uint8Array> | null>;
+  trainEnd(): Promise<boolean>;
+  /** false when the page cannot share memory (not cross-origin isolated): use terminate() */
+  cancel(): boolean;
   terminate(): Promise<void>;
 }
 
@@ -122,3 +136,12 @@ export function loadCore(opts?: LoadOptions): Promise<{ M: unknown; threads: num
 export function filesFromFolder(listing: Record<string, Bytes>): ModelFiles;
 export function shutdown(): Promise<void>;
 export const FINETUNE_PHASES: readonly string[];
+
+/** The operations EmbedtuneWorker sends to wasm/worker.mjs, one row each (embedtune.mjs documents a row's fields). */
+export const WORKER_OPS: Readonly<Record<string, {
+  args: readonly string[]; progress?: 'count' | 'stats' | 'step'; model?: false; client?: false;
+}>>;
+/** The worker's side: runs one message {id, op, args, progress} on state {model, cancelFlag} by WORKER_OPS. */
+export function workerHandle(state: { model: Embedtune | null; cancelFlag: Int32Array | null },
+  msg: { id: number; op: string; args?: Record<string, unknown>; progress?: boolean },
+  post: (message: unknown, transfer?: Transferable[]) => void): Promise<void>;

@@ -835,6 +835,79 @@ export async function shutdown() {
   cores.clear();
 }
 
+// ------------------------------------------------------------------ the worker's operations
+
+const buffersOf = (files) => Object.values(files).map((b) => b.buffer);
+
+/** Every operation EmbedtuneWorker sends to wasm/worker.mjs, one row each, in one place: the worker runs a message
+ * by its row (workerHandle) and EmbedtuneWorker's methods are made from the rows (tests/wasm/worker_ops.test.mjs
+ * fails on an operation called, declared or dispatched anywhere else). A row:
+ *   args      the method's parameters in order, sent under these names; the worker calls Embedtune's method of the
+ *             same name with them (an omitted argument arrives undefined, so Embedtune's defaults are the defaults)
+ *   progress  what the last parameter is: 'count' an options object whose onProgress(done, total) -> true cancels;
+ *             'stats' the same with onProgress(stats); 'step' a callback (stats) that cannot cancel. The callback
+ *             stays in the page; the worker reports by messages {id, progress: true, done, total} / {..., stats}
+ *             and cancels when the shared flag of init says so
+ *   transfer  result -> the ArrayBuffers the worker moves (not copies) back
+ *   after     (result, model) -> void, run in the worker before the result is posted
+ *   run       (state {model, cancelFlag}, ...args) -> result: the worker's own handling instead of an Embedtune method
+ *   model     false: runs without a loaded model
+ *   client    false: no EmbedtuneWorker method of that name (init: the constructor; load: EmbedtuneWorker.load;
+ *             shutdown: for a page that posts it itself) */
+export const WORKER_OPS = Object.freeze({
+  init: { args: ['flag'], model: false, client: false, run: (s, flag) => { s.cancelFlag = flag || null; return !!s.cancelFlag; } },
+  load: {
+    args: ['files', 'opts'], model: false, client: false,
+    run: async (s, files, opts) => {
+      if (s.model) s.model.dispose();
+      s.model = null;
+      s.model = await Embedtune.load(files, opts || {});
+      return s.model.info;
+    },
+  },
+  shutdown: { args: [], model: false, client: false, run: async (s) => { if (s.model) s.model.dispose(); s.model = null; await shutdown(); return true; } },
+  encode: { args: ['texts', 'opts'], progress: 'count', transfer: (r) => [r.buffer] },
+  setCorpus: { args: ['corpus', 'opts'], progress: 'count' },
+  search: { args: ['query', 'k', 'mode'] },
+  matchTerms: { args: ['query', 'texts'] },
+  previewPairs: { args: ['bytes', 'name', 'maxRows'] },
+  readPassages: { args: ['bytes', 'name'] },
+  finetune: { args: ['data', 'name', 'args', 'opts'], progress: 'stats', transfer: (r) => buffersOf(r.files), after: (r, m) => { r.info = m.info; } },
+  exportFiles: { args: ['opts'], transfer: buffersOf },
+  tokenize: { args: ['text'] },
+  trainBegin: { args: ['jsonl', 'cfg'] },
+  trainResume: { args: ['files'] },
+  trainRun: { args: ['steps', 'onStep'], progress: 'step' },
+  trainCheckpoint: { args: [], transfer: (r) => (r ? buffersOf(r) : []) },
+  trainEnd: { args: [] },
+});
+
+/** The worker's side (wasm/worker.mjs): runs one message {id, op, args, progress} by its WORKER_OPS row on state
+ * {model, cancelFlag} and posts (post(message, transfer)) {id, result}, {id, error, code}, or progress messages
+ * while it runs. A call whose id <= cancelFlag[0] is cancelled at its next progress check. */
+export async function workerHandle(state, msg, post) {
+  const { id, op, args = {} } = msg;
+  const cancelled = () => !!state.cancelFlag && Atomics.load(state.cancelFlag, 0) >= id;
+  try {
+    const d = Object.prototype.hasOwnProperty.call(WORKER_OPS, op) ? WORKER_OPS[op] : null;
+    if (!d) throw new Error(`worker: unknown op '${op}'`);
+    if (d.model !== false && !state.model) throw new Error('no model loaded (call load first)');
+    const a = d.args.map((name) => args[name]), last = a.length - 1;
+    if (d.progress === 'count') {
+      a[last] = { ...(a[last] || {}), onProgress: (done, total) => { if (msg.progress) post({ id, progress: true, done, total }); return cancelled(); } };
+    } else if (d.progress === 'stats') {
+      a[last] = { ...(a[last] || {}), onProgress: (stats) => { if (msg.progress) post({ id, progress: true, stats }); return cancelled(); } };
+    } else if (d.progress === 'step') {
+      a[last] = msg.progress ? (stats) => { post({ id, progress: true, stats }); return false; } : undefined;
+    }
+    const result = d.run ? await d.run(state, ...a) : state.model[op](...a);
+    if (d.after) d.after(result, state.model);
+    post({ id, result }, d.transfer && result ? d.transfer(result) : []);
+  } catch (e) {
+    post({ id, error: e && e.message ? e.message : String(e), code: e && e.code });
+  }
+}
+
 // ------------------------------------------------------------------ worker client
 
 /** The same API in a Worker (wasm/worker.mjs); all methods return Promises. In node it uses
@@ -888,19 +961,22 @@ export class EmbedtuneWorker {
     });
   }
 
-  encode(texts, opts = {}) {
-    const { onProgress, ...o } = opts;
-    return this._call('encode', { texts, opts: o }, [], onProgress);
+  /** A WORKER_OPS row's method: the arguments go by the row's names, a progress callback stays here. */
+  _op(op, a) {
+    const d = WORKER_OPS[op], args = {}, last = d.args[d.args.length - 1];
+    d.args.forEach((name, i) => { args[name] = a[i]; });
+    let onProgress;
+    if (d.progress === 'count' || d.progress === 'stats') {
+      const { onProgress: f, ...o } = args[last] || {};
+      onProgress = f;
+      args[last] = o;
+    } else if (d.progress === 'step') {
+      onProgress = args[last];
+      delete args[last];
+    }
+    return this._call(op, args, [], onProgress || undefined);
   }
-  setCorpus(corpus, opts = {}) { const { onProgress, ...o } = opts; return this._call('setCorpus', { corpus, opts: o }, [], onProgress); }
-  search(query, k = 10, mode = 'dense') { return this._call('search', { query, k, mode }); }
-  matchTerms(query, texts) { return this._call('matchTerms', { query, texts }); }
-  previewPairs(bytes, name, maxRows = 50) { return this._call('previewPairs', { bytes, name, maxRows }); }
-  /** Embedtune.finetune in the worker; onProgress(stats) gets every phase / batch / step. Cancel with cancel(). */
-  finetune(data, name, args = [], opts = {}) {
-    return this._call('finetune', { data, name, args, corpus: opts.corpus }, [], opts.onProgress);
-  }
-  readPassages(bytes, name) { return this._call('readPassages', { bytes, name }); }
+
   /** Cancel every call made so far (the running one stops at its next progress check and rejects with
    * code 8; queued ones reject the same way as soon as they check). false when the page cannot share
    * memory (not cross-origin isolated): use terminate(). */
@@ -909,18 +985,19 @@ export class EmbedtuneWorker {
     Atomics.store(this.cancelFlag, 0, this.seq);
     return true;
   }
-  exportFiles(opts = {}) { return this._call('exportFiles', { opts }); }
-  tokenize(text) { return this._call('tokenize', { text }); }
-  trainBegin(jsonl, cfg = {}) { return this._call('trainBegin', { jsonl, cfg }); }
-  trainResume(files) { return this._call('trainResume', { files }); }
-  /** onStep(stats) is called per step (it cannot stop the chunk; call with small `steps` to stay responsive). */
-  trainRun(steps, onStep) { return this._call('trainRun', { steps }, [], onStep ? (s) => onStep(s) : undefined); }
-  trainCheckpoint() { return this._call('trainCheckpoint', {}); }
-  trainEnd() { return this._call('trainEnd', {}); }
 
   /** Stop the worker at once (cancels whatever runs in it; the model is gone). */
   async terminate() {
     this._failAll(new Error('cancelled: the worker was terminated'));
     if (this.w) await this.w.terminate();
   }
+}
+
+// EmbedtuneWorker's operation methods, one per WORKER_OPS row (client !== false): encode(texts, opts),
+// search(query, k, mode), finetune(data, name, args, opts), trainRun(steps, onStep), ... (embedtune.d.ts).
+for (const [op, d] of Object.entries(WORKER_OPS)) {
+  if (d.client === false) continue;
+  Object.defineProperty(EmbedtuneWorker.prototype, op, {
+    value: { [op](...a) { return this._op(op, a); } }[op], writable: true, configurable: true, enumerable: false,
+  });
 }
