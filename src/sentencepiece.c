@@ -8,6 +8,7 @@
 
 #include "grapheme_table.h"
 #include "json.h"
+#include "tok_common.h"
 #include "util.h"
 
 /* piece types (sentencepiece_model.proto) */
@@ -26,13 +27,6 @@ typedef struct {
     int min_run;       /* REPLACE_RUN: at least this many */
     int left, right;   /* STRIP */
 } nstep;
-
-typedef struct {
-    char *s;
-    size_t len;
-    int32_t id;
-    int lstrip, rstrip;
-} added_tok;
 
 struct et_spm {
     int hf;            /* 1: tokenizer.json semantics, 0: sentencepiece semantics */
@@ -64,85 +58,17 @@ struct et_spm {
     int prepend, split;
     char repl[8];
     size_t repl_len;
-    added_tok *added;
+    et_tok_added *added;
     int nadded;
 };
 
-/* ------------------------------------------------------------------------------------------------
- * small growable byte buffer */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-static void sb_put(sbuf *b, const void *d, size_t k) {
-    if (b->oom) return;
-    if (b->n + k + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 256;
-        while (nc < b->n + k + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, d, k);
-    b->n += k;
-    b->p[b->n] = 0;
-}
-static void sb_c(sbuf *b, char c) { sb_put(b, &c, 1); }
-
-static size_t utf8_len(uint8_t b) { return b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4; } /* valid UTF-8 only */
-static uint32_t utf8_cp(const uint8_t *s) {
-    if (s[0] < 0x80) return s[0];
-    if (s[0] < 0xE0) return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-    if (s[0] < 0xF0) return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-    return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-}
-/* Rust char::is_whitespace (Unicode White_Space) */
-static int is_ws(uint32_t c) {
-    return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
+static void sb_c(et_tokbuf *b, char c) { et_tokbuf_put(b, &c, 1); }
 
 /* ------------------------------------------------------------------------------------------------
  * token hash table */
-static uint32_t hbytes(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    return h;
-}
-static int32_t find_tok(const et_spm *s, const char *p, size_t n) {
-    uint32_t m = s->cap - 1;
-    for (uint32_t i = hbytes(p, n) & m;; i = (i + 1) & m) {
-        int32_t id = s->slots[i];
-        if (id < 0) return -1;
-        const char *t = s->tok[id];
-        if (strncmp(t, p, n) == 0 && t[n] == 0 && !memchr(p, 0, n)) return id;
-    }
-}
+static int32_t find_tok(const et_spm *s, const char *p, size_t n) { return et_tok_find(s->tok, s->slots, s->cap, p, n); }
 /* insert; `last_wins`: a duplicate string maps to the later id (HF), else the first is kept */
-static void put_tok(et_spm *s, int32_t id, int last_wins) {
-    const char *t = s->tok[id];
-    size_t n = strlen(t);
-    uint32_t m = s->cap - 1;
-    for (uint32_t i = hbytes(t, n) & m;; i = (i + 1) & m) {
-        int32_t o = s->slots[i];
-        if (o < 0) {
-            s->slots[i] = id;
-            return;
-        }
-        if (!strcmp(s->tok[o], t)) {
-            if (last_wins) s->slots[i] = id;
-            return;
-        }
-    }
-}
+static void put_tok(et_spm *s, int32_t id, int last_wins) { et_tok_enter(s->tok, s->slots, s->cap, id, last_wins); }
 
 void et_spm_free(et_spm *s) {
     if (!s) return;
@@ -158,8 +84,7 @@ void et_spm_free(et_spm *s) {
         free(s->steps[i].pat);
         free(s->steps[i].rep);
     }
-    for (int i = 0; i < s->nadded; i++) free(s->added[i].s);
-    free(s->added);
+    et_tok_added_free(s->added, s->nadded);
     free(s);
 }
 
@@ -297,12 +222,12 @@ static int gb_class(uint32_t c) {
 
 /* End (byte offset) of the grapheme cluster starting at s[i] (valid UTF-8, i < n). */
 static size_t grapheme_end(const uint8_t *s, size_t n, size_t i) {
-    int prev = gb_class(utf8_cp(s + i));
-    size_t j = i + utf8_len(s[i]);
+    int prev = gb_class(et_tok_utf8_cp(s + i));
+    size_t j = i + et_tok_utf8_len(s[i]);
     int ri = prev == ET_GB_REGIONAL_INDICATOR;     /* RI count parity */
     int emoji = prev == ET_GB_EXTPICT;             /* ExtPict Extend* seen (GB11) */
     while (j < n) {
-        int c = gb_class(utf8_cp(s + j));
+        int c = gb_class(et_tok_utf8_cp(s + j));
         int join;
         if (prev == ET_GB_CR && c == ET_GB_LF) join = 1;                                         /* GB3 */
         else if (prev == ET_GB_CONTROL || prev == ET_GB_CR || prev == ET_GB_LF) join = 0;        /* GB4 */
@@ -323,25 +248,25 @@ static size_t grapheme_end(const uint8_t *s, size_t n, size_t i) {
         if (c == ET_GB_EXTPICT) emoji = 1;
         else if (!(c == ET_GB_EXTEND || (c == ET_GB_ZWJ && emoji))) emoji = 0;
         prev = c;
-        j += utf8_len(s[j]);
+        j += et_tok_utf8_len(s[j]);
     }
     return j;
 }
 
 /* HF Precompiled normalizer over valid UTF-8 in[0..n) */
-static void hf_precompiled(const et_spm *s, const char *in, size_t n, sbuf *out) {
+static void hf_precompiled(const et_spm *s, const char *in, size_t n, et_tokbuf *out) {
     const uint8_t *u = (const uint8_t *)in;
     size_t i = 0;
     while (i < n) {
         size_t g = grapheme_end(u, n, i);
         uint32_t v;
         if (g - i < 6 && trie_prefix(s, u + i, g - i, 1, &v)) {
-            sb_put(out, s->norm + v, strlen(s->norm + v));
+            et_tokbuf_put(out, s->norm + v, strlen(s->norm + v));
         } else {
             for (size_t k = i; k < g;) {
-                size_t L = utf8_len(u[k]);
-                if (trie_prefix(s, u + k, L, 1, &v)) sb_put(out, s->norm + v, strlen(s->norm + v));
-                else sb_put(out, in + k, L);
+                size_t L = et_tok_utf8_len(u[k]);
+                if (trie_prefix(s, u + k, L, 1, &v)) et_tokbuf_put(out, s->norm + v, strlen(s->norm + v));
+                else et_tokbuf_put(out, in + k, L);
                 k += L;
             }
         }
@@ -349,13 +274,13 @@ static void hf_precompiled(const et_spm *s, const char *in, size_t n, sbuf *out)
     }
 }
 
-static void apply_step(const nstep *st, const et_spm *s, const char *in, size_t n, sbuf *out) {
+static void apply_step(const nstep *st, const et_spm *s, const char *in, size_t n, et_tokbuf *out) {
     if (st->kind == NS_PRECOMPILED) {
         hf_precompiled(s, in, n, out);
     } else if (st->kind == NS_REPLACE_STR) {
         for (size_t i = 0; i < n;) {
             if (st->plen && n - i >= st->plen && !memcmp(in + i, st->pat, st->plen)) {
-                sb_put(out, st->rep, st->rlen);
+                et_tokbuf_put(out, st->rep, st->rlen);
                 i += st->plen;
             } else {
                 sb_c(out, in[i++]);
@@ -370,14 +295,14 @@ static void apply_step(const nstep *st, const et_spm *s, const char *in, size_t 
                 k++;
             }
             if (k >= st->min_run) {
-                sb_put(out, st->rep, st->rlen);
+                et_tokbuf_put(out, st->rep, st->rlen);
                 i = j;
             } else if (k > 0) {
-                sb_put(out, in + i, j - i);
+                et_tokbuf_put(out, in + i, j - i);
                 i = j;
             } else {
-                size_t L = utf8_len((uint8_t)in[i]);
-                sb_put(out, in + i, L);
+                size_t L = et_tok_utf8_len((uint8_t)in[i]);
+                et_tokbuf_put(out, in + i, L);
                 i += L;
             }
         }
@@ -385,29 +310,20 @@ static void apply_step(const nstep *st, const et_spm *s, const char *in, size_t 
         size_t a = 0, b = n;
         const uint8_t *u = (const uint8_t *)in;
         if (st->left)
-            while (a < b && is_ws(utf8_cp(u + a))) a += utf8_len(u[a]);
+            while (a < b && et_tok_is_ws(et_tok_utf8_cp(u + a))) a += et_tok_utf8_len(u[a]);
         if (st->right)
             while (b > a) {
                 size_t k = b - 1;
                 while (k > a && (u[k] & 0xC0) == 0x80) k--;
-                if (!is_ws(utf8_cp(u + k))) break;
+                if (!et_tok_is_ws(et_tok_utf8_cp(u + k))) break;
                 b = k;
             }
-        sb_put(out, in + a, b - a);
+        et_tokbuf_put(out, in + a, b - a);
     }
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Unigram Viterbi over str[0..n) (valid UTF-8). Emits ids through emit(). */
-
-typedef struct {
-    int32_t *ids;
-    int max, count;
-} outv;
-static void emit(outv *o, int32_t id) {
-    if (o->count < o->max) o->ids[o->count] = id;
-    o->count++;
-}
+ * Unigram Viterbi over str[0..n) (valid UTF-8). Emits ids through et_tok_emit(). */
 
 typedef struct {
     double score;
@@ -415,14 +331,14 @@ typedef struct {
     int32_t from;
 } lnode;
 
-static int viterbi(const et_spm *s, const char *str, size_t n, outv *o, lnode *nd, int32_t *stack) {
+static int viterbi(const et_spm *s, const char *str, size_t n, et_tok_out *o, lnode *nd, int32_t *stack) {
     const uint8_t *u = (const uint8_t *)str;
     for (size_t i = 0; i <= n; i++) nd[i].from = -1;
     nd[0].score = 0;
     double unk_score = s->min_score - UNK_PENALTY;
     float unk_f = (float)s->min_score - (float)UNK_PENALTY;
     for (size_t st = 0; st < n;) {
-        size_t mb = utf8_len(u[st]);
+        size_t mb = et_tok_utf8_len(u[st]);
         double base = nd[st].score;
         int single = 0;
         uint32_t h = 2166136261u;
@@ -486,21 +402,21 @@ static int viterbi(const et_spm *s, const char *str, size_t n, outv *o, lnode *n
         int32_t a = stack[3 * q], b = stack[3 * q + 1], id = stack[3 * q + 2];
         if (id >= 0) {
             if (s->hf) id = find_tok(s, str + a, (size_t)(b - a)); /* HF maps the string back (last duplicate) */
-            emit(o, id);
+            et_tok_emit(o, id);
             continue;
         }
         if (s->hf) {
             int32_t same = find_tok(s, str + a, (size_t)(b - a));
             if (same >= 0) {
-                emit(o, same);
+                et_tok_emit(o, same);
                 continue;
             }
         }
         int all = s->byte_fallback;
         for (int32_t c = a; all && c < b; c++) all = s->byte_id[(uint8_t)str[c]] >= 0;
         if (all)
-            for (int32_t c = a; c < b; c++) emit(o, s->byte_id[(uint8_t)str[c]]);
-        else emit(o, s->unk);
+            for (int32_t c = a; c < b; c++) et_tok_emit(o, s->byte_id[(uint8_t)str[c]]);
+        else et_tok_emit(o, s->unk);
     }
     return 0;
 }
@@ -527,7 +443,7 @@ static int ensure(scratch *w, size_t n) {
     return 1;
 }
 
-static void run_model(const et_spm *s, const char *str, size_t n, outv *o, scratch *w) {
+static void run_model(const et_spm *s, const char *str, size_t n, et_tok_out *o, scratch *w) {
     if (!n) return;
     if (!ensure(w, n)) {
         w->oom = 1;
@@ -537,7 +453,7 @@ static void run_model(const et_spm *s, const char *str, size_t n, outv *o, scrat
 }
 
 /* sentencepiece normalizer (normalizer.cc Normalize) */
-static void spm_normalize(const et_spm *s, const char *in, size_t n, sbuf *out) {
+static void spm_normalize(const et_spm *s, const char *in, size_t n, et_tokbuf *out) {
     const uint8_t *u = (const uint8_t *)in;
     static const char ws[] = "\xe2\x96\x81";
     size_t i = 0;
@@ -552,7 +468,7 @@ static void spm_normalize(const et_spm *s, const char *in, size_t n, sbuf *out) 
             C = m_;                                                                \
         } else {                                                                   \
             P = in + (pos);                                                        \
-            PL = C = utf8_len(u[pos]);                                             \
+            PL = C = et_tok_utf8_len(u[pos]);                                             \
         }                                                                          \
     } while (0)
     const char *p;
@@ -566,7 +482,7 @@ static void spm_normalize(const et_spm *s, const char *in, size_t n, sbuf *out) 
     }
     if (i >= n) return;
     if (s->add_dummy_prefix) {
-        if (s->escape_ws) sb_put(out, ws, 3);
+        if (s->escape_ws) et_tokbuf_put(out, ws, 3);
         else sb_c(out, ' ');
     }
     int prev_space = s->remove_extra_ws;
@@ -578,7 +494,7 @@ static void spm_normalize(const et_spm *s, const char *in, size_t n, sbuf *out) 
         }
         if (pl) {
             for (size_t k = 0; k < pl; k++) {
-                if (s->escape_ws && p[k] == ' ') sb_put(out, ws, 3);
+                if (s->escape_ws && p[k] == ' ') et_tokbuf_put(out, ws, 3);
                 else sb_c(out, p[k]);
             }
             prev_space = p[pl - 1] == ' ';
@@ -596,14 +512,14 @@ static void spm_normalize(const et_spm *s, const char *in, size_t n, sbuf *out) 
 }
 
 /* HF: one section of the text (no added tokens inside): normalize, pre-tokenize, model */
-static void hf_section(const et_spm *s, const char *in, size_t n, int at_start, outv *o, scratch *w, sbuf *a, sbuf *b) {
+static void hf_section(const et_spm *s, const char *in, size_t n, int at_start, et_tok_out *o, scratch *w, et_tokbuf *a, et_tokbuf *b) {
     a->n = 0;
-    sb_put(a, in, n);
+    et_tokbuf_put(a, in, n);
     for (int k = 0; k < s->nsteps; k++) {
         b->n = 0;
-        sb_put(b, "", 0);
+        et_tokbuf_put(b, "", 0);
         apply_step(&s->steps[k], s, a->p, a->n, b);
-        sbuf t = *a;
+        et_tokbuf t = *a;
         *a = *b;
         *b = t;
     }
@@ -615,9 +531,9 @@ static void hf_section(const et_spm *s, const char *in, size_t n, int at_start, 
     b->n = 0;
     int pre = s->prepend == PREPEND_ALWAYS || (s->prepend == PREPEND_FIRST && at_start);
     int starts = a->n > 0 && (a->p[0] == ' ' || (a->n >= s->repl_len && !memcmp(a->p, s->repl, s->repl_len)));
-    if (pre && a->n > 0 && !starts) sb_put(b, s->repl, s->repl_len); /* HF prepends to non-empty text only; after ' ' -> replacement, as HF checks */
+    if (pre && a->n > 0 && !starts) et_tokbuf_put(b, s->repl, s->repl_len); /* HF prepends to non-empty text only; after ' ' -> replacement, as HF checks */
     for (size_t i = 0; i < a->n; i++) {
-        if (a->p[i] == ' ') sb_put(b, s->repl, s->repl_len);
+        if (a->p[i] == ' ') et_tokbuf_put(b, s->repl, s->repl_len);
         else sb_c(b, a->p[i]);
     }
     if (b->oom) {
@@ -639,60 +555,33 @@ static void hf_section(const et_spm *s, const char *in, size_t n, int at_start, 
     }
 }
 
+/* et_tok_split_added's section: the state of one et_spm_encode */
+typedef struct {
+    const et_spm *s;
+    et_tok_out *o;
+    scratch *w;
+    et_tokbuf *a, *b;
+} encode_ctx;
+static int section_cb(void *ctx, const char *p, size_t n, int at_start) {
+    encode_ctx *c = ctx;
+    hf_section(c->s, p, n, at_start, c->o, c->w, c->a, c->b);
+    return c->w->oom || c->a->oom || c->b->oom;
+}
+
 int et_spm_encode(const et_spm *s, const char *text, size_t len, int32_t *ids, int max) {
     if (!s || (!text && len) || max < 0 || (!ids && max > 0)) return -1;
-    outv o = {ids, max, 0};
+    et_tok_out o = {ids, max, 0};
     scratch w = {0};
-    sbuf dec = {0}, a = {0}, b = {0};
-    /* decode to valid UTF-8 (invalid sequences -> U+FFFD by maximal subpart) */
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t j = et_utf8_next((const uint8_t *)text, len, i, &cp);
-        if (cp == 0xFFFD) sb_put(&dec, "\xef\xbf\xbd", 3);
-        else sb_put(&dec, text + i, j - i);
-        i = j;
-    }
-    if (!dec.p) sb_put(&dec, "", 0);
+    et_tokbuf dec = {0}, a = {0}, b = {0};
+    et_tok_decode_utf8(&dec, text, len); /* invalid sequences -> U+FFFD (maximal subpart) */
     if (!s->hf) {
         spm_normalize(s, dec.p, dec.n, &a);
         if (!a.oom) run_model(s, a.p ? a.p : "", a.n, &o, &w);
         if (s->fairseq)
             for (int i = 0; i < o.count && i < max; i++) ids[i] = ids[i] == 0 ? 3 : ids[i] + 1; /* spm unk is 0 */
-    } else {
-        /* split out added tokens (leftmost-longest), then sections */
-        const char *t = dec.p;
-        size_t n = dec.n, start = 0, i = 0;
-        while (i < n) {
-            int best = -1;
-            size_t bl = 0;
-            for (int k = 0; k < s->nadded; k++) {
-                const added_tok *x = &s->added[k];
-                if (x->len > bl && n - i >= x->len && !memcmp(t + i, x->s, x->len)) {
-                    best = k;
-                    bl = x->len;
-                }
-            }
-            if (best < 0) {
-                i++;
-                continue;
-            }
-            const added_tok *x = &s->added[best];
-            size_t ms = i, me = i + bl;
-            if (x->lstrip) {
-                while (ms > start) {
-                    size_t k = ms - 1;
-                    while (k > start && ((uint8_t)t[k] & 0xC0) == 0x80) k--;
-                    if (!is_ws(utf8_cp((const uint8_t *)t + k))) break;
-                    ms = k;
-                }
-            }
-            if (x->rstrip)
-                while (me < n && is_ws(utf8_cp((const uint8_t *)t + me))) me += utf8_len((uint8_t)t[me]);
-            if (ms > start) hf_section(s, t + start, ms - start, start == 0, &o, &w, &a, &b);
-            emit(&o, x->id);
-            start = i = me;
-        }
-        if (start < n) hf_section(s, t + start, n - start, start == 0, &o, &w, &a, &b);
+    } else { /* split out added tokens (leftmost-longest), then sections */
+        encode_ctx c = {s, &o, &w, &a, &b};
+        et_tok_split_added(s->added, s->nadded, dec.p, dec.n, &o, section_cb, &c);
     }
     int oom = w.oom || dec.oom || a.oom || b.oom;
     free(w.nd);
@@ -705,18 +594,6 @@ int et_spm_encode(const et_spm *s, const char *text, size_t len, int32_t *ids, i
 
 /* ------------------------------------------------------------------------------------------------
  * tokenizer.json */
-
-static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
-/* a JSON number as a token id: -1 unless an integer in [0, 2^31) */
-static int32_t jid(const cJSON *j) {
-    if (!cJSON_IsNumber(j) || !(j->valuedouble >= 0 && j->valuedouble < 2147483647.0) || j->valuedouble != (double)(int32_t)j->valuedouble)
-        return -1;
-    return (int32_t)j->valuedouble;
-}
-static int jbool(const cJSON *o, const char *k, int def) {
-    const cJSON *j = jget(o, k);
-    return cJSON_IsBool(j) ? cJSON_IsTrue(j) : def;
-}
 
 static int b64val(int c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -755,10 +632,10 @@ static uint8_t *b64decode(const char *s, size_t *out_n, int *bad) {
 }
 
 static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error *err) {
-    const cJSON *ty = jget(nj, "type");
+    const cJSON *ty = et_tok_jget(nj, "type");
     if (!cJSON_IsString(ty)) return et_fail(err, ET_ERR_FORMAT, "%s: normalizer without a \"type\"", name);
     if (!strcmp(ty->valuestring, "Sequence")) {
-        const cJSON *arr = jget(nj, "normalizers"), *e;
+        const cJSON *arr = et_tok_jget(nj, "normalizers"), *e;
         if (!cJSON_IsArray(arr)) return et_fail(err, ET_ERR_FORMAT, "%s: normalizer Sequence without \"normalizers\"", name);
         cJSON_ArrayForEach(e, arr) {
             et_status st = add_step(s, e, name, err);
@@ -770,7 +647,7 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
     nstep *st = &s->steps[s->nsteps++]; /* counted at once: et_spm_free frees its strings on any failure below */
     memset(st, 0, sizeof *st);
     if (!strcmp(ty->valuestring, "Precompiled")) {
-        const cJSON *cm = jget(nj, "precompiled_charsmap");
+        const cJSON *cm = et_tok_jget(nj, "precompiled_charsmap");
         if (cJSON_IsNull(cm) || (cJSON_IsString(cm) && !cm->valuestring[0])) { /* empty: no-op */
             s->nsteps--;
             return ET_OK;
@@ -788,10 +665,10 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         if (r) return r;
         st->kind = NS_PRECOMPILED;
     } else if (!strcmp(ty->valuestring, "Replace")) {
-        const cJSON *pat = jget(nj, "pattern"), *con = jget(nj, "content");
+        const cJSON *pat = et_tok_jget(nj, "pattern"), *con = et_tok_jget(nj, "content");
         if (!cJSON_IsObject(pat) || !cJSON_IsString(con))
             return et_fail(err, ET_ERR_FORMAT, "%s: Replace needs \"pattern\" and \"content\"", name);
-        const cJSON *ps = jget(pat, "String"), *pr = jget(pat, "Regex");
+        const cJSON *ps = et_tok_jget(pat, "String"), *pr = et_tok_jget(pat, "Regex");
         st->rep = strdup(con->valuestring);
         st->rlen = strlen(con->valuestring);
         if (cJSON_IsString(ps)) {
@@ -802,7 +679,7 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
             /* only "c{n,}" (a single literal character, optionally backslash-escaped, repeated) */
             const char *r = pr->valuestring;
             size_t rl = strlen(r);
-            size_t cl = r[0] == '\\' ? 1 + (r[1] ? utf8_len((uint8_t)r[1]) : 0) : (r[0] ? utf8_len((uint8_t)r[0]) : 0);
+            size_t cl = r[0] == '\\' ? 1 + (r[1] ? et_tok_utf8_len((uint8_t)r[1]) : 0) : (r[0] ? et_tok_utf8_len((uint8_t)r[0]) : 0);
             if (!valid_utf8(r, rl) || cl > rl || cl < (r[0] == '\\' ? 2u : 1u))
                 return et_fail(err, ET_ERR_UNSUPPORTED, "%s: Replace regex \"%.40s\" is not supported (only \"c{n,}\")", name, r);
             const char *brace = r + cl;
@@ -821,8 +698,8 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
         if (!st->rep || !st->pat) return et_fail(err, ET_ERR_NOMEM, "%s: out of memory for a Replace normalizer", name);
     } else if (!strcmp(ty->valuestring, "Strip")) {
         st->kind = NS_STRIP;
-        st->left = jbool(nj, "strip_left", 1);
-        st->right = jbool(nj, "strip_right", 1);
+        st->left = et_tok_jbool(nj, "strip_left", 1);
+        st->right = et_tok_jbool(nj, "strip_right", 1);
     } else {
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: normalizer \"%s\" is not supported with a Unigram model", name,
                        ty->valuestring);
@@ -831,66 +708,31 @@ static et_status add_step(et_spm *s, const cJSON *nj, const char *name, et_error
 }
 
 static et_status set_metaspace(et_spm *s, const cJSON *pj, const char *name, et_error *err) {
-    const cJSON *ty = jget(pj, "type");
+    const cJSON *ty = et_tok_jget(pj, "type");
     if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "Sequence")) {
-        const cJSON *arr = jget(pj, "pretokenizers");
+        const cJSON *arr = et_tok_jget(pj, "pretokenizers");
         if (cJSON_GetArraySize(arr) == 1) return set_metaspace(s, cJSON_GetArrayItem(arr, 0), name, err);
     }
     if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "Metaspace"))
         return et_fail(err, ET_ERR_UNSUPPORTED, "%s: pre_tokenizer %s is not supported with a Unigram model (only Metaspace)",
                        name, cJSON_IsString(ty) ? ty->valuestring : "(none)");
-    const cJSON *r = jget(pj, "replacement");
+    const cJSON *r = et_tok_jget(pj, "replacement");
     const char *rep = cJSON_IsString(r) ? r->valuestring : "\xe2\x96\x81";
     size_t rl = strlen(rep);
-    if (!rl || rl > 4 || utf8_len((uint8_t)rep[0]) != rl)
+    if (!rl || rl > 4 || et_tok_utf8_len((uint8_t)rep[0]) != rl)
         return et_fail(err, ET_ERR_FORMAT, "%s: Metaspace replacement must be one character", name);
     memcpy(s->repl, rep, rl);
     s->repl_len = rl;
-    s->split = jbool(pj, "split", 1);
-    const cJSON *ps = jget(pj, "prepend_scheme");
+    s->split = et_tok_jbool(pj, "split", 1);
+    const cJSON *ps = et_tok_jget(pj, "prepend_scheme");
     if (cJSON_IsString(ps)) {
         if (!strcmp(ps->valuestring, "always")) s->prepend = PREPEND_ALWAYS;
         else if (!strcmp(ps->valuestring, "first")) s->prepend = PREPEND_FIRST;
         else if (!strcmp(ps->valuestring, "never")) s->prepend = PREPEND_NEVER;
         else return et_fail(err, ET_ERR_FORMAT, "%s: Metaspace prepend_scheme \"%s\"", name, ps->valuestring);
     } else {
-        s->prepend = jbool(pj, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
+        s->prepend = et_tok_jbool(pj, "add_prefix_space", 1) ? PREPEND_ALWAYS : PREPEND_NEVER;
     }
-    return ET_OK;
-}
-
-/* token name -> id via the post-processor's special_tokens map, else the vocab */
-static int32_t special_id(const et_spm *s, const cJSON *post, const char *tokname) {
-    const cJSON *m = jget(post, "special_tokens");
-    const cJSON *e = m ? jget(m, tokname) : NULL;
-    const cJSON *ids = e ? jget(e, "ids") : NULL;
-    if (cJSON_GetArraySize(ids) == 1) return jid(cJSON_GetArrayItem(ids, 0));
-    return find_tok(s, tokname, strlen(tokname));
-}
-
-static et_status set_post(et_spm *s, const cJSON *post, const char *name, et_error *err) {
-    const cJSON *ty = jget(post, "type");
-    if (!cJSON_IsString(ty)) return et_fail(err, ET_ERR_UNSUPPORTED, "%s: no post_processor: cannot tell the [CLS]/[SEP] tokens", name);
-    if (!strcmp(ty->valuestring, "TemplateProcessing")) {
-        const cJSON *single = jget(post, "single");
-        const cJSON *a = cJSON_GetArrayItem(single, 0), *m = cJSON_GetArrayItem(single, 1), *z = cJSON_GetArrayItem(single, 2);
-        const cJSON *sa = a ? jget(a, "SpecialToken") : NULL, *sz = z ? jget(z, "SpecialToken") : NULL;
-        if (cJSON_GetArraySize(single) != 3 || !sa || !sz || !m || !jget(m, "Sequence") || !cJSON_IsString(jget(sa, "id")) ||
-            !cJSON_IsString(jget(sz, "id")))
-            return et_fail(err, ET_ERR_UNSUPPORTED, "%s: post_processor TemplateProcessing: only the form \"X $A Y\" is supported", name);
-        s->cls = special_id(s, post, jget(sa, "id")->valuestring);
-        s->sep = special_id(s, post, jget(sz, "id")->valuestring);
-    } else if (!strcmp(ty->valuestring, "RobertaProcessing") || !strcmp(ty->valuestring, "BertProcessing")) {
-        const cJSON *c = jget(post, "cls"), *p = jget(post, "sep");
-        if (cJSON_GetArraySize(c) != 2 || cJSON_GetArraySize(p) != 2)
-            return et_fail(err, ET_ERR_FORMAT, "%s: %s needs \"cls\" and \"sep\" pairs", name, ty->valuestring);
-        s->cls = jid(cJSON_GetArrayItem(c, 1));
-        s->sep = jid(cJSON_GetArrayItem(p, 1));
-    } else {
-        return et_fail(err, ET_ERR_UNSUPPORTED, "%s: post_processor \"%s\" is not supported", name, ty->valuestring);
-    }
-    if (s->cls < 0 || s->cls >= s->n || s->sep < 0 || s->sep >= s->n)
-        return et_fail(err, ET_ERR_MISMATCH, "%s: post_processor names a token that is not in the vocabulary", name);
     return ET_OK;
 }
 
@@ -905,8 +747,8 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     }
     s->hf = 1;
     s->unk = s->cls = s->sep = s->pad = s->mask = -1;
-    const cJSON *model = jget(root, "model"), *mt = model ? jget(model, "type") : NULL;
-    const cJSON *vocab = model ? jget(model, "vocab") : NULL, *added = jget(root, "added_tokens"), *e;
+    const cJSON *model = et_tok_jget(root, "model"), *mt = model ? et_tok_jget(model, "type") : NULL;
+    const cJSON *vocab = model ? et_tok_jget(model, "vocab") : NULL, *added = et_tok_jget(root, "added_tokens"), *e;
     if (!cJSON_IsString(mt)) {
         et_fail(err, ET_ERR_FORMAT, "%s: no model.type", name);
         goto fail;
@@ -933,8 +775,8 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     }
     int na0 = cJSON_GetArraySize(added);
     cJSON_ArrayForEach(e, added) {
-        const cJSON *c = jget(e, "content");
-        int32_t id = jid(jget(e, "id"));
+        const cJSON *c = et_tok_jget(e, "content");
+        int32_t id = et_tok_jid(et_tok_jget(e, "id"));
         if (id < 0 || !cJSON_IsString(c)) {
             et_fail(err, ET_ERR_FORMAT, "%s: added_tokens entry needs an integer \"id\" and a \"content\" string", name);
             goto fail;
@@ -971,8 +813,8 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
     s->added = na ? et_calloc((size_t)na, sizeof *s->added, "added tokens", err) : NULL;
     if (na && !s->added) goto fail;
     cJSON_ArrayForEach(e, added) {
-        int id = jid(jget(e, "id"));
-        const char *c = jget(e, "content")->valuestring;
+        int id = et_tok_jid(et_tok_jget(e, "id"));
+        const char *c = et_tok_jget(e, "content")->valuestring;
         if (id < nv) {
             if (strcmp(s->tok[id], c)) {
                 et_fail(err, ET_ERR_MISMATCH, "%s: added token %d \"%s\" differs from model.vocab[%d] \"%s\"", name, id, c, id, s->tok[id]);
@@ -988,51 +830,35 @@ et_spm *et_spm_from_tokenizer_json(const char *json, size_t len, const char *nam
             et_fail(err, ET_ERR_FORMAT, "%s: added token id %d is given twice (\"%s\", \"%s\")", name, id, s->tok[id], c);
             goto fail;
         }
-        if (jbool(e, "single_word", 0)) {
+        if (et_tok_jbool(e, "single_word", 0)) {
             et_fail(err, ET_ERR_UNSUPPORTED, "%s: added token \"%s\": single_word is not supported", name, c);
             goto fail;
         }
         if (!*c) continue;
-        if (jbool(e, "normalized", !jbool(e, "special", 0))) {
+        if (et_tok_jbool(e, "normalized", !et_tok_jbool(e, "special", 0))) {
             et_fail(err, ET_ERR_UNSUPPORTED, "%s: added token \"%s\" with normalized=true is not supported", name, c);
             goto fail;
         }
-        added_tok *x = &s->added[s->nadded++];
-        x->s = strdup(c);
-        x->len = strlen(c);
-        x->id = id;
-        x->lstrip = jbool(e, "lstrip", 0);
-        x->rstrip = jbool(e, "rstrip", 0);
-        if (!x->s) {
-            et_fail(err, ET_ERR_NOMEM, "%s: out of memory for an added token", name);
-            goto fail;
-        }
+        if (et_tok_added_push(s->added, &s->nadded, c, id, et_tok_jbool(e, "lstrip", 0), et_tok_jbool(e, "rstrip", 0), name, err)) goto fail;
     }
     for (i = 0; i < n; i++)
         if (!s->tok[i]) {
             et_fail(err, ET_ERR_FORMAT, "%s: no token has id %d (ids must be contiguous)", name, i);
             goto fail;
         }
-    int32_t uk = jid(jget(model, "unk_id"));
+    int32_t uk = et_tok_jid(et_tok_jget(model, "unk_id"));
     if (uk < 0 || uk >= nv) {
         et_fail(err, ET_ERR_UNSUPPORTED, "%s: model.unk_id must be a vocabulary id (Unigram without unk is not supported)", name);
         goto fail;
     }
     s->unk = uk;
-    s->byte_fallback = jbool(model, "byte_fallback", 0);
+    s->byte_fallback = et_tok_jbool(model, "byte_fallback", 0);
     finish_vocab(s);
-    const cJSON *nz = jget(root, "normalizer");
+    const cJSON *nz = et_tok_jget(root, "normalizer");
     if (nz && !cJSON_IsNull(nz) && add_step(s, nz, name, err)) goto fail;
-    if (set_metaspace(s, jget(root, "pre_tokenizer"), name, err)) goto fail;
-    if (set_post(s, jget(root, "post_processor"), name, err)) goto fail;
-    const cJSON *pad = jget(root, "padding");
-    if (cJSON_IsObject(pad) && cJSON_IsNumber(jget(pad, "pad_id"))) s->pad = jid(jget(pad, "pad_id"));
-    else s->pad = find_tok(s, "<pad>", 5);
-    if (s->pad < 0 || s->pad >= s->n) {
-        et_fail(err, ET_ERR_MISMATCH, "%s: no padding token (\"padding.pad_id\" or \"<pad>\")", name);
-        goto fail;
-    }
-    s->mask = find_tok(s, "<mask>", 6);
+    if (set_metaspace(s, et_tok_jget(root, "pre_tokenizer"), name, err)) goto fail;
+    const et_tok_vocab v = {s->tok, s->slots, s->cap, s->n};
+    if (et_tok_json_specials(root, &v, &s->cls, &s->sep, &s->pad, &s->mask, name, err)) goto fail;
     cJSON_Delete(root);
     return s;
 fail:

@@ -95,6 +95,23 @@ static void test_errors(void) {
                         "\"cls\":[\"<s>\",1],\"sep\":[\"</s>\",2]}}";
     s = et_spm_from_tokenizer_json(nopad, strlen(nopad), "nopad.json", &e);
     CHECK(!s && e.code == ET_ERR_MISMATCH && strstr(e.msg, "padding"), "no pad: %s", e.msg);
+    /* the post-processor is read as the BPE reader reads it (tok_common.c, one rule for both, as HF applies
+     * the same post-processors whatever the model): a Sequence of ByteLevel and one token-adding processor
+     * gives that processor's ids; two token-adding ones are refused */
+    const char *seq = "{\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0],[\"<s>\",0],[\"</s>\",0],[\"<pad>\",0]]},"
+                      "\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"post_processor\":{\"type\":\"Sequence\",\"processors\":["
+                      "{\"type\":\"ByteLevel\"},{\"type\":\"RobertaProcessing\",\"cls\":[\"<s>\",1],\"sep\":[\"</s>\",2]}]}}";
+    s = et_spm_from_tokenizer_json(seq, strlen(seq), "seq.json", &e);
+    CHECK(s && et_spm_cls_id(s) == 1 && et_spm_sep_id(s) == 2 && et_spm_pad_id(s) == 3 && et_spm_mask_id(s) == -1,
+          "Sequence post_processor: %s", s ? "wrong ids" : e.msg);
+    et_spm_free(s);
+    const char *seq2 = "{\"model\":{\"type\":\"Unigram\",\"unk_id\":0,\"vocab\":[[\"<unk>\",0],[\"<s>\",0],[\"</s>\",0],[\"<pad>\",0]]},"
+                       "\"pre_tokenizer\":{\"type\":\"Metaspace\"},\"post_processor\":{\"type\":\"Sequence\",\"processors\":["
+                       "{\"type\":\"BertProcessing\",\"cls\":[\"<s>\",1],\"sep\":[\"</s>\",2]},"
+                       "{\"type\":\"RobertaProcessing\",\"cls\":[\"<s>\",1],\"sep\":[\"</s>\",2]}]}}";
+    s = et_spm_from_tokenizer_json(seq2, strlen(seq2), "seq2.json", &e);
+    CHECK(!s && e.code == ET_ERR_UNSUPPORTED && strstr(e.msg, "seq2.json: a post_processor Sequence with two token-adding processors"),
+          "two processors: %s", s ? "(loaded)" : e.msg);
     static const unsigned char junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     s = et_spm_from_model(junk, sizeof junk, ET_SPM_IDS_PLAIN, "junk.model", &e);
     CHECK(!s && e.code == ET_ERR_FORMAT && strstr(e.msg, "junk.model"), "junk model: %s", e.msg);
