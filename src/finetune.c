@@ -1225,13 +1225,30 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
     double need = (double)train + (double)enc + emb + 3.0 * texts, budget = (double)c->train.mem_budget;
     res->mem_estimate = need;
     res->mem_budget = budget;
-    if (need > budget)
+    if (need > budget) {
+        /* the word-embedding table trained and not yet frozen: what the run would need with it frozen */
+        char alt[200] = "";
+        if (tc.lora_rank <= 0 && !(tc.freeze && strstr(tc.freeze, ET_TRAIN_WORD_EMB_PREFIX))) {
+            char fz[512];
+            snprintf(fz, sizeof fz, "%s%s" ET_TRAIN_WORD_EMB_PREFIX, tc.freeze ? tc.freeze : "", tc.freeze && *tc.freeze ? "," : "");
+            et_train_cfg tf = tc;
+            tf.freeze = fz;
+            size_t trained_f = 0;
+            et_train_state_bytes(&tf, &m->cfg, NULL, &trained_f);
+            if (trained_f < trained) {
+                double nf = need - (double)train + (double)et_train_plan_bytes(&tf, &m->cfg, P.batch, G, nthreads, NULL, NULL) +
+                            (P.use_dev ? (c->mix ? 2.0 : 1.0) * (double)trained_f * sizeof(float) : 0.0);
+                snprintf(alt, sizeof alt, "; with the word-embedding table frozen (--freeze-embeddings) about %.1f MiB",
+                         nf / 1048576.0);
+            }
+        }
         return et_fail(err, ET_ERR_NOMEM,
                        "this run needs about %.1f MiB (training %.1f: batch %d x %d negatives, max length %d; encoding %.1f; "
                        "embeddings %.1f; texts and BM25 %.1f) but the memory budget is %.1f MiB: lower the batch, the max "
-                       "length or the number of negatives, use fewer passages (or raise the budget)",
+                       "length or the number of negatives, use fewer passages (or raise the budget)%s",
                        need / 1048576.0, train / 1048576.0, P.batch, G, tc.max_len_d > et_bert_max_tokens(&m->cfg) ? et_bert_max_tokens(&m->cfg) : tc.max_len_d,
-                       enc / 1048576.0, emb / 1048576.0, 3.0 * texts / 1048576.0, budget / 1048576.0);
+                       enc / 1048576.0, emb / 1048576.0, 3.0 * texts / 1048576.0, budget / 1048576.0, alt);
+    }
     return ET_OK;
 }
 

@@ -278,6 +278,10 @@ typedef struct {
     et_precision precision;  /* what runs: ET_PREC_FP32 or ET_PREC_BF16 (cfg.precision resolved) */
 } et_trainer;
 
+/* The word-embedding table's name prefix (--freeze-embeddings): the first tensor of the buffer, so frozen it is a frozen
+ * prefix with no gradient and no AdamW state. */
+#define ET_TRAIN_WORD_EMB_PREFIX "embeddings.word_embeddings."
+
 /* What training a model of config mc with cfg holds for its parameters, exactly as et_trainer_init allocates it (the
  * one rule both the up-front plan and the trainer count by; the trainer checks that it made what this says):
  * *param_floats the parameter buffer (after the MoE conversion cfg asks for) plus the LoRA adapters,

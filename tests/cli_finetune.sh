@@ -181,6 +181,10 @@ awk -v e="$est" 'BEGIN { exit !(e > 0 && e < 8192) }' && ok "memory estimate rep
 expect_err "memory refused up front" "this run needs about [0-9.]+ MiB \(training [0-9.]+: batch 16 x 3 negatives, max length 32;.*the memory budget is 1\.0 MiB" \
   "$ET" finetune --model $M --data $F/beir --out "$T/mem" --batch 16 --max-len 32 --mem-budget 1 -q
 [ ! -e "$T/mem" ] && ok "refused before writing anything" || bad "the refused run made $T/mem"
+# the refusal names what the run would need with the word-embedding table frozen: the frozen run's own estimate
+hint=$("$ET" finetune --model $M --data $F/beir --out "$T/mem" --batch 16 --max-len 32 --mem-budget 1 -q 2>&1 | sed -n 's/.*frozen (--freeze-embeddings) about \([0-9.]*\) MiB.*/\1/p')
+frz=$("$ET" finetune --model $M --data $F/beir --out "$T/mem" --batch 16 --max-len 32 --mem-budget 1 -q --freeze-embeddings 2>&1 | sed -n 's/.*needs about \([0-9.]*\) MiB.*/\1/p')
+[ -n "$hint" ] && [ "$hint" = "$frz" ] && ok "refusal: with the table frozen $hint MiB = the frozen run's estimate" || bad "frozen hint '$hint' vs '$frz'"
 
 # 5. bad input
 expect_err "bad --dev" "--dev must be auto, on or off" "$ET" finetune --model $M --data $F/beir --out "$T/x" --dev sometimes

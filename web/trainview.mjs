@@ -17,10 +17,10 @@ export const LORA_OPTS = [['opt-lora-alpha', '--lora-alpha'], ['opt-lora-dropout
 export const LORA_RANK = '8';
 /** The adapted Linear layers offered (finetune --lora-targets short names) and the default set (PEFT's for BERT). */
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'ffn_in', 'ffn_out'], LORA_DEFAULT_TARGETS = ['q', 'v'];
-/** The settings fields' values {loss, moe, experts, bm25, lora, loraTargets, [field id]: text}. */
+/** The settings fields' values {loss, moe, experts, bm25, freezeEmb, lora, loraTargets, [field id]: text}. */
 export function settings() {
   const s = { loss: $('opt-loss').value, moe: $('opt-moe').checked, experts: +$('opt-experts').value | 0, bm25: $('opt-bm25').checked,
-    lora: $('opt-lora').checked, loraTargets: LORA_TARGETS.filter((t) => $(`opt-lora-t-${t}`).checked) };
+    freezeEmb: $('opt-freeze-emb').checked, lora: $('opt-lora').checked, loraTargets: LORA_TARGETS.filter((t) => $(`opt-lora-t-${t}`).checked) };
   for (const [id] of [...OPTS, ...LORA_OPTS, ['opt-lora-r']]) s[id] = $(id).value.trim();
   return s;
 }
@@ -30,6 +30,7 @@ export function finetuneArgs(s) {
   for (const [id, opt] of OPTS) if (s[id] !== '') a.push(opt, s[id]);
   if (s.moe) a.push('--moe-experts', String(s.experts));
   if (!s.bm25) a.push('--no-bm25');
+  if (s.freezeEmb && !s.lora) a.push('--freeze-embeddings'); // LoRA freezes the whole base (finetune refuses both)
   if (s.lora) { // a LoRA adapter only; --lora-base: the name adapter_config.json gives the base (s.loraBase, set by the page)
     a.push('--lora', s['opt-lora-r'] || LORA_RANK);
     for (const [id, opt] of LORA_OPTS) if (s[id]) a.push(opt, s[id]);

@@ -297,7 +297,7 @@ int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir
 
 int et_cli_freeze_embeddings(et_opt *o, int n, const char *cmd, et_train_cfg *c, char *buf, size_t cap) {
     if (!et_cli_get(o, n, "--freeze-embeddings")) return 0;
-    int k = snprintf(buf, cap, "%s%sembeddings.word_embeddings.", c->freeze ? c->freeze : "", c->freeze && *c->freeze ? "," : "");
+    int k = snprintf(buf, cap, "%s%s" ET_TRAIN_WORD_EMB_PREFIX, c->freeze ? c->freeze : "", c->freeze && *c->freeze ? "," : "");
     if (k < 0 || (size_t)k >= cap) { fprintf(stderr, "embedtune %s: --freeze list too long\n", cmd); return 2; }
     c->freeze = buf;
     return 0;

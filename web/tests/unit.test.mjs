@@ -153,6 +153,9 @@ test('finetuneArgs: only the filled fields, as finetune options, in one order', 
   assert.deepEqual(finetuneArgs(s), ['--loss', 'infonce', '--epochs', '1', '--seed', '7']);
   assert.deepEqual(finetuneArgs({ ...s, moe: true, bm25: false, 'opt-mem': '64' }),
     ['--loss', 'infonce', '--epochs', '1', '--seed', '7', '--mem-budget', '64', '--moe-experts', '4', '--no-bm25']);
+  assert.deepEqual(finetuneArgs({ ...s, freezeEmb: true }), ['--loss', 'infonce', '--epochs', '1', '--seed', '7', '--freeze-embeddings']);
+  assert.deepEqual(finetuneArgs({ ...s, freezeEmb: true, lora: true, loraTargets: ['q', 'v'] }), ['--loss', 'infonce', '--epochs', '1', '--seed', '7', '--lora', '8'],
+    'adapter-only runs freeze the whole base: no --freeze-embeddings');
 });
 
 test('finetuneArgs with "Adapter only (LoRA)": --lora R (empty: 8), the filled LoRA fields, --lora-targets only off the default, --lora-base; checkSettings', () => {
