@@ -1209,9 +1209,10 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
     int G = pairwise && !listsoft ? 0 : c->negatives, C = m->cfg.hidden_size; /* the list form: each positive with its negatives */
     size_t trained = 0;
     et_train_state_bytes(&tc, &m->cfg, NULL, &trained);
-    /* the trainer's plan, and the dev split's copies of what is trained (the best model, the starting one with --mix) */
-    size_t train = et_train_plan_bytes(&tc, &m->cfg, P.batch, G, nthreads, NULL, NULL) +
-                   (P.use_dev ? (c->mix ? 2 : 1) * trained * sizeof(float) : 0);
+    /* the trainer's plan, and the dev split's copies of what is trained (the best model, the starting one with --mix),
+     * counted unless the dev split is off: its size, which decides an automatic one, is not known yet */
+    int dev_copies = c->dev != 0 ? (c->mix ? 2 : 1) : 0;
+    size_t train = et_train_plan_bytes(&tc, &m->cfg, P.batch, G, nthreads, NULL, NULL) + dev_copies * trained * sizeof(float);
     double nd = ev->kind == ET_FT_EVAL_IR ? (double)ev->nd + ev->nq : 2.0 * (double)ev->n;
     double texts = 0;
     if (ev->kind == ET_FT_EVAL_IR)
@@ -1237,7 +1238,7 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
             et_train_state_bytes(&tf, &m->cfg, NULL, &trained_f);
             if (trained_f < trained) {
                 double nf = need - (double)train + (double)et_train_plan_bytes(&tf, &m->cfg, P.batch, G, nthreads, NULL, NULL) +
-                            (P.use_dev ? (c->mix ? 2.0 : 1.0) * (double)trained_f * sizeof(float) : 0.0);
+                            (double)dev_copies * (double)trained_f * sizeof(float);
                 snprintf(alt, sizeof alt, "; with the word-embedding table frozen (--freeze-embeddings) about %.1f MiB",
                          nf / 1048576.0);
             }
