@@ -239,6 +239,41 @@ static et_status check_shapes(const char *loss, int B, int G, int C, const void 
     return ET_OK;
 }
 
+/* ---- the InfoNCE family's common steps (infonce, soft_infonce, clp): Q, P [B, C] and, when G > 0, N [B*G, C] ---- */
+
+/* every input row finite (messages name the loss, the input, row and column) */
+static et_status check_qpn(const char *loss, const float *Q, const float *P, const float *N, int B, int G, int C, et_error *err) {
+    et_status st;
+    if ((st = check_finite(Q, B, C, "Q", loss, err)) || (st = check_finite(P, B, C, "P", loss, err)) ||
+        (G > 0 && (st = check_finite(N, B * G, C, "N", loss, err))))
+        return st;
+    return ET_OK;
+}
+
+/* scratch carved; Q, P (and N) rows normalised with eps; their gradient accumulators zeroed when grads */
+static inline scratch_t qpn_forward(double eps, const float *Q, const float *P, const float *N, int B, int G, int C,
+                                    double *scratch, int grads) {
+    scratch_t t = carve(scratch, B, G, C);
+    int BG = B * G;
+    normalize_rows(Q, B, C, eps, t.qn, t.qr, NULL);
+    normalize_rows(P, B, C, eps, t.pn, t.pr, NULL);
+    if (G > 0) normalize_rows(N, BG, C, eps, t.nn, t.nr, NULL);
+    if (grads) {
+        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
+        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
+        if (G > 0) memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
+    }
+    return t;
+}
+
+/* dQ, dP (and dN), each may be NULL: the accumulated gradients of the normalised rows through the normalisation,
+ * times gs */
+static inline void qpn_backward(const scratch_t *t, double eps, double gs, int B, int G, int C, float *dQ, float *dP, float *dN) {
+    normalize_backward(t->qn, t->qr, t->gq, B, C, eps, gs, dQ, NULL);
+    normalize_backward(t->pn, t->pr, t->gp, B, C, eps, gs, dP, NULL);
+    if (G > 0) normalize_backward(t->nn, t->nr, t->gn, B * G, C, eps, gs, dN, NULL);
+}
+
 et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P, const float *N, int B, int G,
                           int C, float *dQ, float *dP, float *dN, double *scratch, double *loss, et_error *err) {
     et_status st;
@@ -247,21 +282,9 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
     if (cfg->symmetric && !cfg->in_batch)
         return et_fail(err, ET_ERR_ARG, "loss infonce: symmetric=1 needs in_batch=1 (the reverse CE is over queries)");
     if (!Q || !P || (G > 0 && !N)) return et_fail(err, ET_ERR_ARG, "loss infonce: Q, P (and N when G>0) are required");
-    if ((st = check_finite(Q, B, C, "Q", "infonce", err)) || (st = check_finite(P, B, C, "P", "infonce", err)) ||
-        (G > 0 && (st = check_finite(N, B * G, C, "N", "infonce", err))) ||
-        (st = check_exclude("infonce", cfg, NULL, B, G, err)))
-        return st;
-    scratch_t t = carve(scratch, B, G, C);
-    int BG = B * G;
-    normalize_rows(Q, B, C, cfg->eps, t.qn, t.qr, NULL);
-    normalize_rows(P, B, C, cfg->eps, t.pn, t.pr, NULL);
-    if (G > 0) normalize_rows(N, BG, C, cfg->eps, t.nn, t.nr, NULL);
+    if ((st = check_qpn("infonce", Q, P, N, B, G, C, err)) || (st = check_exclude("infonce", cfg, NULL, B, G, err))) return st;
     int grads = dQ || dP || dN;
-    if (grads) {
-        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
-        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
-        if (G > 0) memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
-    }
+    scratch_t t = qpn_forward(cfg->eps, Q, P, N, B, G, C, scratch, grads);
     double half = cfg->symmetric ? 0.5 : 1.0;
     /* coef_i = dL/dCE_i = half / B */
     double *coef = t.S2; /* B doubles; S2 is free until the symmetric pass, which uses t.v for its coef */
@@ -283,10 +306,7 @@ et_status et_loss_infonce(const et_loss_cfg *cfg, const float *Q, const float *P
         lb /= B;
         L = 0.5 * (lf + lb);
     }
-    double gs = cfg->grad_scale;
-    normalize_backward(t.qn, t.qr, t.gq, B, C, cfg->eps, gs, dQ, NULL);
-    normalize_backward(t.pn, t.pr, t.gp, B, C, cfg->eps, gs, dP, NULL);
-    if (G > 0) normalize_backward(t.nn, t.nr, t.gn, BG, C, cfg->eps, gs, dN, NULL);
+    qpn_backward(&t, cfg->eps, cfg->grad_scale, B, G, C, dQ, dP, dN);
     *loss = L;
     return ET_OK;
 }
@@ -300,9 +320,7 @@ et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const flo
     if (cfg->symmetric) return et_fail(err, ET_ERR_ARG, "loss soft_infonce: symmetric=1 is not supported");
     if (!Q || !P || !W || (G > 0 && !N))
         return et_fail(err, ET_ERR_ARG, "loss soft_infonce: Q, P, W (and N when G>0) are required");
-    if ((st = check_finite(Q, B, C, "Q", "soft_infonce", err)) || (st = check_finite(P, B, C, "P", "soft_infonce", err)) ||
-        (G > 0 && (st = check_finite(N, B * G, C, "N", "soft_infonce", err))))
-        return st;
+    if ((st = check_qpn("soft_infonce", Q, P, N, B, G, C, err))) return st;
     for (int i = 0; i < B; i++) { /* each row a distribution over the query's own group */
         double sum = 0.0;
         for (int g = 0; g <= G; g++) {
@@ -315,17 +333,8 @@ et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const flo
             return et_fail(err, ET_ERR_ARG, "loss soft_infonce: target weights of query %d sum to %.6g (need 1)", i, sum);
     }
     if ((st = check_exclude("soft_infonce", cfg, W, B, G, err))) return st;
-    scratch_t t = carve(scratch, B, G, C);
-    int BG = B * G;
-    normalize_rows(Q, B, C, cfg->eps, t.qn, t.qr, NULL);
-    normalize_rows(P, B, C, cfg->eps, t.pn, t.pr, NULL);
-    if (G > 0) normalize_rows(N, BG, C, cfg->eps, t.nn, t.nr, NULL);
     int grads = dQ || dP || dN;
-    if (grads) {
-        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
-        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
-        if (G > 0) memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
-    }
+    scratch_t t = qpn_forward(cfg->eps, Q, P, N, B, G, C, scratch, grads);
     double *coef = t.S2;
     for (int i = 0; i < B; i++) coef[i] = 1.0 / B;
     excl_t xf = {cfg->exclude, B + B * G, 0};
@@ -334,10 +343,7 @@ et_status et_loss_soft_infonce(const et_loss_cfg *cfg, const float *Q, const flo
     double L = 0.0;
     for (int i = 0; i < B; i++) L += t.v[i];
     L /= B;
-    double gs = cfg->grad_scale;
-    normalize_backward(t.qn, t.qr, t.gq, B, C, cfg->eps, gs, dQ, NULL);
-    normalize_backward(t.pn, t.pr, t.gp, B, C, cfg->eps, gs, dP, NULL);
-    if (G > 0) normalize_backward(t.nn, t.nr, t.gn, BG, C, cfg->eps, gs, dN, NULL);
+    qpn_backward(&t, cfg->eps, cfg->grad_scale, B, G, C, dQ, dP, dN);
     *loss = L;
     return ET_OK;
 }
@@ -400,25 +406,15 @@ et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, co
     if (cfg->symmetric) return et_fail(err, ET_ERR_ARG, "loss clp: symmetric=1 is not supported");
     if (!Q || !P || !N || !NQ) return et_fail(err, ET_ERR_ARG, "loss clp: Q, P, N and NQ are required");
     int BG = B * G;
-    if ((st = check_finite(Q, B, C, "Q", "clp", err)) || (st = check_finite(P, B, C, "P", "clp", err)) ||
-        (st = check_finite(N, BG, C, "N", "clp", err)) || (st = check_exclude("clp", cfg, NULL, B, G, err)))
-        return st;
+    if ((st = check_qpn("clp", Q, P, N, B, G, C, err)) || (st = check_exclude("clp", cfg, NULL, B, G, err))) return st; /* G >= 1 */
     for (int j = 0; j < BG; j++)
         if ((!mask || mask[j]) && (st = check_finite(NQ + (size_t)j * C, 1, C, "NQ", "clp", err)))
             return et_error_prefix(err, "negative %d (query %d)", j, j / G);
-    scratch_t t = carve(scratch, B, G, C);
     double lam = cfg->lambda, eps = cfg->eps;
-    normalize_rows(Q, B, C, eps, t.qn, t.qr, NULL);
-    normalize_rows(P, B, C, eps, t.pn, t.pr, NULL);
-    normalize_rows(N, BG, C, eps, t.nn, t.nr, NULL);
-    normalize_rows(NQ, BG, C, eps, t.nqn, t.nqr, mask);
     int grads = dQ || dP || dN || dNQ;
-    if (grads) {
-        memset(t.gq, 0, sizeof(double) * (size_t)B * C);
-        memset(t.gp, 0, sizeof(double) * (size_t)B * C);
-        memset(t.gn, 0, sizeof(double) * (size_t)BG * C);
-        memset(t.gnq, 0, sizeof(double) * (size_t)BG * C);
-    }
+    scratch_t t = qpn_forward(eps, Q, P, N, B, G, C, scratch, grads);
+    normalize_rows(NQ, BG, C, eps, t.nqn, t.nqr, mask);
+    if (grads) memset(t.gnq, 0, sizeof(double) * (size_t)BG * C);
     /* per-query CE weight: (1-lambda) if the query has penalty pairs, else 1; coef = weight / B */
     double *coef = t.S2, *ce = t.v;
     for (int i = 0; i < B; i++) {
@@ -457,11 +453,8 @@ et_status et_loss_clp(const et_loss_cfg *cfg, const float *Q, const float *P, co
         }
     }
     L /= B;
-    double gs = cfg->grad_scale;
-    normalize_backward(t.qn, t.qr, t.gq, B, C, eps, gs, dQ, NULL);
-    normalize_backward(t.pn, t.pr, t.gp, B, C, eps, gs, dP, NULL);
-    normalize_backward(t.nn, t.nr, t.gn, BG, C, eps, gs, dN, NULL);
-    normalize_backward(t.nqn, t.nqr, t.gnq, BG, C, eps, gs, dNQ, mask);
+    qpn_backward(&t, eps, cfg->grad_scale, B, G, C, dQ, dP, dN);
+    normalize_backward(t.nqn, t.nqr, t.gnq, BG, C, eps, cfg->grad_scale, dNQ, mask);
     if (pen_out) *pen_out = npen ? pen_sum / npen : 0.0;
     *loss = L;
     return ET_OK;
