@@ -14,6 +14,7 @@
  * The epilogue is the other AVX-512 tables' (avx512_common.h et_avx512_store_tile) on the tiles' sums. What
  * differs from VDPBF16PS is how the tile unit sums a step's 32 products (kernels.h, "AMX"). */
 #if defined(__x86_64__) || defined(__i386__)
+#include "amx.h" /* before the target pragma: its one function carries its own target */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,amx-tile,amx-bf16")
 #elif defined(__clang__)
@@ -43,28 +44,12 @@
 /* the pairs of a k block, padded to whole tile steps */
 static inline int pairs_padded(int kc) { return ((kc + 1) / 2 + KSTEP - 1) / KSTEP * KSTEP; }
 
-/* The tile shapes: every tile 16 rows x 64 bytes (palette 1). ldtilecfg per micro-kernel call: the state is
- * per thread and cheap next to the 4 * kq / 16 tile products of a call. */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-static void config_tiles(void) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) { c.colsb[t] = 64; c.rows[t] = 16; }
-    _tile_loadconfig(&c);
-}
-
 /* C[m, n] (m, n <= 32) = alpha * Ap Bp + (bias ? bias : beta * C) over kc k values */
 static void tile32(int m, int n, int kc, const float *Ap, const float *Bp, float *C, int ldc, float alpha,
                    float beta, const float *bias) {
     const int steps = pairs_padded(kc) / KSTEP;
     float acc[MR * NR] __attribute__((aligned(64)));
-    config_tiles();
+    et_amx_config_tiles(); /* per micro-kernel call: cheap next to its 4 * kq / 16 tile products (amx.h) */
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);

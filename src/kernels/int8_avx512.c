@@ -10,6 +10,7 @@
 #endif
 #include <immintrin.h>
 #include <string.h>
+#include "amx.h"
 #include "int8_impl.h"
 
 #define PANEL 16
@@ -128,7 +129,6 @@ const et_q8_isa et_q8_isa_vnni = {"vnni", vnni_quant_rows, vnni_tile};
  * 32 (four C tiles: 2 row tiles x 2 panels) and 16 (two); rows left over (< 16) and ICp not a multiple of 64 (a
  * tile step is 64 k) run on VNNI. Selected by int8.c when et_kern_amx_ok(25) (AMX-INT8 and the tile state). */
 #define AMX_TARGET "avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma,amx-tile,amx-int8"
-typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; } amx_tile_config;
 
 /* R2 row tiles (1 or 2) x 2 panels p, p + 1 (np2 = 0: only p is stored) of rows a[0 .. 16 R2) */
 __attribute__((target(AMX_TARGET))) static void amx_block(const int R2, int np2, int S, const uint8_t *a, int lda,
@@ -166,11 +166,7 @@ __attribute__((target(AMX_TARGET))) static void amx_tile(int m, const int8_t *qa
                                                        float *out, int ldo) {
     const int ICp = W->ICp;
     if (ICp % 64) { vnni_tile(m, qa, sa, W, p0, np, bias, out, ldo); return; }
-    amx_tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) { c.colsb[t] = 64; c.rows[t] = 16; }
-    _tile_loadconfig(&c);
+    et_amx_config_tiles();
     const size_t pstride = (size_t)ICp * PANEL;
     const int S = ICp / 64, full = m / 16 * 16;
     for (int p = p0; p < p0 + np; p += 2) {
