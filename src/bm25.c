@@ -446,12 +446,7 @@ done:
 }
 
 static uint32_t tf_of(const et_bm25 *bm, int32_t id, int32_t d) {
-    int64_t lo = bm->post_off[id], hi = bm->post_off[id + 1];
-    while (lo < hi) {
-        int64_t m = lo + (hi - lo) / 2;
-        if (bm->post_doc[m] < d) lo = m + 1;
-        else hi = m;
-    }
+    int64_t lo = et_lower_bound_i32(bm->post_doc, bm->post_off[id], bm->post_off[id + 1], d);
     return lo < bm->post_off[id + 1] && bm->post_doc[lo] == d ? bm->post_tf[lo] : 0;
 }
 

@@ -558,12 +558,7 @@ static et_status prepare_data(et_trainer *tr, const et_train_data *d, et_error *
 }
 
 static int fx_is_pos(const et_trainer *tr, int32_t q, int32_t t) {
-    int64_t lo = tr->fx_off[q], hi = tr->fx_off[q + 1];
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (tr->fx_pos[mid] < t) lo = mid + 1;
-        else hi = mid;
-    }
+    int64_t lo = et_lower_bound_i32(tr->fx_pos, tr->fx_off[q], tr->fx_off[q + 1], t);
     return lo < tr->fx_off[q + 1] && tr->fx_pos[lo] == t;
 }
 

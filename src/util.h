@@ -65,6 +65,17 @@ int32_t et_strmap_intern(et_strmap *m, const char *s, int32_t *n);
  * the index after the sequence. */
 size_t et_utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp);
 
+/* The first i in [lo, hi) with a[i] >= key (hi when none), a[lo..hi) sorted ascending: the binary search of the
+ * CSR lists (BM25 postings by document, the trainer's known false negatives by text) */
+static inline int64_t et_lower_bound_i32(const int32_t *a, int64_t lo, int64_t hi, int32_t key) {
+    while (lo < hi) {
+        int64_t m = lo + (hi - lo) / 2;
+        if (a[m] < key) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
 /* qsort comparator of int32_t values, ascending */
 int et_cmp_i32(const void *a, const void *b);
 
