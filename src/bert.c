@@ -44,6 +44,9 @@ et_status et_bert_config_check(const et_bert_config *c, et_error *err) {
         if (!(c->moe_jitter >= 0 && c->moe_jitter < 1))
             return et_fail(err, ET_ERR_FORMAT, "config field 'moe_router_jitter' must be in [0, 1) (got %g)", c->moe_jitter);
     }
+    if (c->act_checkpoint && c->moe_experts)
+        return et_fail(err, ET_ERR_UNSUPPORTED, "activation checkpointing does not support mixture-of-experts layers (their "
+                                                "routing statistics are counted in the forward)");
     /* guard the parameter count against overflow / absurd sizes (1e10 floats = 40 GB) */
     double n = (double)c->vocab_size * c->hidden_size + (double)c->max_position * c->hidden_size +
                (double)c->num_layers * (4.0 * c->hidden_size * c->hidden_size +
@@ -216,6 +219,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
      * (the embeddings' LayerNorm input; the attention output, unless attention.output.dense has an adapter): it
      * lives in backward scratch that the forward does not use (s->dq), and et_bert_backward refuses those gradients */
     int frozen = training && c->lora_rank > 0 && c->lora_sites;
+    a->checkpoint = training && c->act_checkpoint != 0;
     a->emb_ln_in = frozen ? NULL : take(&p, BTC);
     a->att_scratch = take(&p, (uint64_t)nthreads * et_attention_scratch_floats(T, c->hidden_size, c->num_heads));
     a->pooled_raw = take(&p, (size_t)B * C);
@@ -260,7 +264,8 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
          * recomputes out = xhat * w + b (et_layernorm_affine, the same bits) when it needs it as the next
          * layer's input; outputs ping-pong in hbuf. The LayerNorm inputs and h1 are transient in the
          * forward: they live in backward scratch (s->dln, s->datty), unused until backward. */
-        float *hbuf[2] = {take(&p, BTC), take(&p, BTC)};
+        int ckpt = c->act_checkpoint != 0;
+        float *hbuf[2] = {take(&p, BTC), ckpt ? NULL : take(&p, BTC)}; /* checkpointing: the top layer's output only */
         float *lx = NULL, *lu = NULL, *ldu = NULL; /* LoRA scratch shared by all layers */
         if (c->lora_rank > 0 && c->lora_sites) {
             if (c->lora_dropout > 0) lx = take(&p, BT * ((c->lora_sites >> ET_LIN_O) & 1u ? (I > C ? I : C) : C)); /* widest adapted input */
@@ -273,8 +278,20 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
             ms.xs = take(&p, BTC); ms.dxs = take(&p, BTC);
             ms.dlogits = take(&p, BT * E);
         }
+        /* checkpointing: each layer's input kept (layer 0's is `inp` above), the per-layer set below planned once */
+        float *kin[ET_MAX_LAYERS] = {0};
+        if (ckpt) {
+            kin[0] = inp;
+            for (size_t l = 1; l < L; l++) kin[l] = take(&p, BTC);
+        }
         for (size_t l = 0; l < L; l++) {
             et_bert_layer_acts *y = &a->layer[l];
+            if (ckpt && l > 0) { /* the same saved set as layer 0; its own input; the output is the next input */
+                *y = a->layer[0];
+                y->inp = kin[l];
+                y->out = l + 1 < L ? kin[l + 1] : hbuf[0];
+                continue;
+            }
             y->inp = inp;
             y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
             y->att = NULL; /* recomputed in backward from q, k and the row stats */
@@ -287,7 +304,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
             y->fch_gelu = s->g; /* transient; recomputed in backward */
             y->ln2_in = s->dln; /* transient */
             y->ln2_xhat = take(&p, BTC); y->ln2_mean = NULL; y->ln2_rstd = take(&p, BT);
-            y->out = hbuf[l & 1]; /* transient; recomputed in backward from ln2_xhat */
+            y->out = ckpt ? (L > 1 ? kin[1] : hbuf[0]) : hbuf[l & 1]; /* transient; recomputed in backward from ln2_xhat */
             inp = y->out;
             y->lora_x = lx; y->lora_u = lu; y->lora_du = ldu;
             memset(&y->moe, 0, sizeof y->moe);
@@ -1168,13 +1185,18 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
     else et_bert_pool_backward(dcur, s->dpool, a->mask, B, a->T, C, a->pooling);
     for (int l = L - 1; l >= 0 && l >= lowest; l--) {
         if (a->layer[l].moe.counts) a->layer[l].moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
-        const et_bert_layer_acts *y = &a->layer[l];
+        et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
+        if (a->checkpoint && l < L - 1) { /* layer l's saved set again, from its kept input (the top layer's is there) */
+            et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->packed ? NULL : a->mask, rB, rT,
+                                       hp, ap, ls);
+            et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, rB, rT, hp, ls);
+        }
         zero(s->dh1, BTC);
         if (y->ln1_xhat) /* h1 again (it lives in s->datty until the attention backward needs that) */
             et_layernorm_affine(pool, y->h1, y->ln1_xhat, m->w.layer[l].ln1_w, m->w.layer[l].ln1_b, a->N, C);
         et_bert_ffn_block_backward(pool, c, &m->w.layer[l], &grads->layer[l], y, s, s->dh1, dcur, rB, rT, hp, ls);
-        if (l > 0 && a->layer[l - 1].ln2_xhat) /* this layer's input = the previous layer's output, again */
+        if (l > 0 && !a->checkpoint && a->layer[l - 1].ln2_xhat) /* this layer's input = the previous layer's output, again */
             et_layernorm_affine(pool, y->inp, a->layer[l - 1].ln2_xhat, m->w.layer[l - 1].ln2_w,
                                 m->w.layer[l - 1].ln2_b, a->N, C);
         int need_dinp = l > lowest;

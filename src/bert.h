@@ -52,6 +52,12 @@ typedef struct {
     unsigned lora_sites;      /* bit j = Linear j (ET_LIN_Q .. ET_LIN_O) of every layer has an adapter */
     float lora_scale;         /* alpha / r (rsLoRA: alpha / sqrt(r)) */
     float lora_dropout;       /* dropout on the adapter's input while training with dropout (PEFT lora_dropout) */
+    /* Activation checkpointing per layer (training acts only; not in config.json; 0 = off): the activations keep
+     * each layer's input [B,T,C] and ONE layer's set of saved tensors shared by all layers; et_bert_backward
+     * re-runs layer l's forward from its kept input (same kernels, pool and dropout seeds, so the same bits)
+     * before layer l's backward. Gradients are bit for bit those without it; a step costs one more forward of
+     * layers 0..L-2. Not with MoE layers (their routing statistics are counted in the forward). */
+    int act_checkpoint;
 } et_bert_config;
 
 /* The six Linear layers of an encoder layer (the order of et_bert_layer_params' lora_A / lora_B and of
@@ -185,7 +191,8 @@ void et_bert_lora_backward(et_pool *pool, float *dx, float *dA, float *dB, const
  * output is recomputed: one erf pass). Dropout masks are NOT kept (counter-based, et_dropout_keep,
  * recomputed in backward from the step seed). Backward scratch: 8 [B,T,C] + 1 [B,T,I] buffers.
  * Per layer that is 7 [B,T,C] + 1 [B,T,I] + 2 NH*T [B,T] floats (MiniLM-L6 at 32 x 128: 481 MB of
- * activations for the documents' side of a train step, was 718 MB).
+ * activations for the documents' side of a train step, was 718 MB). With cfg.act_checkpoint that per-layer set
+ * is planned once, and each layer keeps only its input [B,T,C] (et_bert_config.act_checkpoint).
  * Kernel workspace: the attention kernels' is part of this buffer (att_scratch); the GEMMs' is the
  * pool's per-thread scratch, which et_bert_forward / et_bert_backward reserve before running any
  * kernel (et_pool_reserve: an allocation the first time a pool is used, out of memory returned as
@@ -301,6 +308,9 @@ typedef struct {
                                  embeddings' LayerNorm input and the attention output (unless attention.output.dense
                                  has an adapter) are not kept: [B,T,C] * (1 + L) floats fewer; et_bert_backward refuses
                                  the embeddings' and attention.output.dense.weight's gradients on these acts */
+    int checkpoint;           /* training acts planned with cfg.act_checkpoint: layer[l].inp is kept per layer, every
+                                 other saved tensor of layer[l] points into one set shared by all layers (the last
+                                 forward's top layer), and et_bert_backward recomputes layer l from layer[l].inp */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).

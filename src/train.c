@@ -129,6 +129,7 @@ void et_train_cfg_default(et_train_cfg *c) {
     c->moe_gate_scale = ET_MOE_GATE_SWITCH;
     c->moe_aux_weight = 0.01;
     c->lora_dropout = 0.1;
+    c->act_checkpoint = -1;
 }
 
 /* ------------------------------------------------------------------ data */
@@ -283,7 +284,13 @@ static et_bert_config trained_cfg(const et_train_cfg *c, const et_bert_config *m
         cc.moe_experts = c->moe_experts;
         cc.moe_layer_mask = c->moe_layer_mask;
     }
+    cc.act_checkpoint = et_train_act_checkpoint(c, mc);
     return cc;
+}
+
+int et_train_act_checkpoint(const et_train_cfg *c, const et_bert_config *mc) {
+    if (c->act_checkpoint < 0) return c->lora_rank > 0 && mc->moe_experts == 0 && c->moe_experts == 0;
+    return c->act_checkpoint != 0;
 }
 
 size_t et_train_state_bytes(const et_train_cfg *c, const et_bert_config *mc, size_t *param_floats, size_t *train_floats) {
@@ -745,13 +752,19 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
 
     /* memory plan */
     const et_bert_config *mc = &model->cfg;
+    et_bert_config acfg = *mc; /* the activations' config: the model's, with checkpointing as the settings resolve it */
+    acfg.act_checkpoint = et_train_act_checkpoint(c, mc);
+    if (acfg.act_checkpoint && mc->moe_experts) {
+        s = et_fail(err, ET_ERR_ARG, "activation checkpointing does not support mixture-of-experts layers: drop --checkpoint");
+        goto fail;
+    }
     int B = tr->B, G = tr->G, C = mc->hidden_size, Tq = tr->cfg.max_len_q, Td = tr->cfg.max_len_d;
     int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
     int gT[4] = {Tq, Td, Td, Tq};
     size_t act_bytes[4] = {0};
     size_t total = 0;
     for (int g = 0; g < 4; g++) {
-        if (gB[g] > 0) act_bytes[g] = et_bert_acts_bytes(mc, gB[g], gT[g], 1, nt);
+        if (gB[g] > 0) act_bytes[g] = et_bert_acts_bytes(&acfg, gB[g], gT[g], 1, nt);
         total += act_bytes[g];
     }
     size_t n = model->n_params;
@@ -827,7 +840,7 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     }
     for (int g = 0; g < 4; g++)
         if (gB[g] > 0) {
-            if ((s = et_bert_acts_alloc(&tr->acts[g], mc, gB[g], gT[g], 1, nt, err))) goto fail;
+            if ((s = et_bert_acts_alloc(&tr->acts[g], &acfg, gB[g], gT[g], 1, nt, err))) goto fail;
             et_bert_acts_set_bf16(&tr->acts[g], tr->precision == ET_PREC_BF16);
         }
     if ((s = et_bert_reserve(tr->pool, err))) goto fail; /* the kernels' workspace, up front */

@@ -176,10 +176,18 @@ typedef struct {
     unsigned lora_sites;  /* bits ET_LIN_* (bert.h); 0 (default): query and value (PEFT's default for BERT) */
     int lora_rslora;      /* 1: scale = alpha / sqrt(r) (rsLoRA) instead of alpha / r */
     const char *lora_base; /* base_model_name_or_path written in adapter_config.json (NULL = "") */
+    /* Activation checkpointing (bert.h et_bert_config.act_checkpoint): the activations keep each layer's input and
+     * one layer's saved set, and backward recomputes each layer; the gradients are bit for bit the same, a step costs
+     * one more forward of all but the top layer. -1 (et_train_cfg_default): on with LoRA, off otherwise; 0: off;
+     * 1: on. Not with MoE (refused when asked for; auto leaves it off). */
+    int act_checkpoint;
     /* called after every optimizer step; return non-zero to stop (a checkpoint is written) */
     int (*progress)(void *user, const et_train_stats *s);
     void *user;
 } et_train_cfg;
+
+/* Whether a run checkpoints activations (c->act_checkpoint resolved: -1 = on with LoRA, never with MoE). */
+int et_train_act_checkpoint(const et_train_cfg *c, const et_bert_config *model_cfg);
 
 /* The LoRA settings a run uses (c->lora_rank > 0): alpha (lora_alpha, or 2 * r by default) and the adapted Linear
  * layers (lora_sites, or query + value by default; bits ET_LIN_*). */

@@ -16,7 +16,12 @@
  *   7. --freeze-embeddings (the frozen mechanism without LoRA): a frozen word-embedding table, the first tensor of
  *      the buffer, gets no gradient and no AdamW state (sizes checked); every other gradient is bit for bit the
  *      full fine-tuning one; a step leaves the table as it was;
- *   8. training acts planned for LoRA keep fewer floats, and refuse the gradients they cannot give. */
+ *   8. training acts planned for LoRA keep fewer floats, and refuse the gradients they cannot give;
+ *   9. activation checkpointing (et_bert_config.act_checkpoint): the end-to-end finite differences of 2 on
+ *      checkpointed acts; every gradient of full fine-tuning and of LoRA (all six sites) on a 3-layer model, with
+ *      dropout, padded and packed, 1 and 2 threads, is BIT FOR BIT that of plain acts (tolerance 0: the recompute
+ *      runs the forward's own kernels on the same pool with the same counter-based dropout seeds, so every saved
+ *      tensor is the same bits, and the backward then does the same arithmetic); the plan is smaller. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +99,7 @@ static double e2e_loss(const et_bert *m, et_bert_acts *a, const e2e_in *in, int 
     return s;
 }
 
-static void test_end_to_end(void) {
+static void test_end_to_end(int ckpt) {
     et_bert m;
     et_error err = {0};
     if (et_hf_load(BASE, &m, &err)) { CHECK(0, "load: %s", err.msg); return; }
@@ -115,6 +120,7 @@ static void test_end_to_end(void) {
         }
     for (int i = 0; i < 3 * C; i++) in.R[i] = et_test_frand(&st);
     et_bert_acts a;
+    m.cfg.act_checkpoint = ckpt; /* the activations' layout only */
     if (et_bert_acts_alloc(&a, &m.cfg, 3, 9, 1, 1, &err)) { CHECK(0, "acts: %s", err.msg); et_bert_free(&m); return; }
     float *g = calloc(m.n_lora, sizeof(float));
     et_bert_params gv;
@@ -148,7 +154,8 @@ static void test_end_to_end(void) {
                     nonzero += fabs(G[i]) > 1e-6;
                 }
             }
-    printf("end to end, dropout on: %d adapter gradients vs finite differences, worst relative error %.2e\n", checked, worst);
+    printf("end to end, dropout on%s: %d adapter gradients vs finite differences, worst relative error %.2e\n",
+           ckpt ? ", checkpointed" : "", checked, worst);
     CHECK(worst < 5e-3, "end to end (dropout on): %d adapter gradients vs finite differences, worst relative error %.2e", checked, worst);
     CHECK(nonzero > checked * 3 / 4, "%d of %d gradients are non-zero", nonzero, checked);
     /* with everything frozen but layer 1's adapters, layer 0's adapters get nothing and the rest is unchanged */
@@ -428,13 +435,105 @@ static void test_freeze_embeddings(void) {
     fx_free(&f);
 }
 
+/* 9 ------------------------------------------------------------------------------------------------ */
+/* one forward + backward on acts with or without checkpointing; grads (n floats) zeroed first */
+static int ckpt_run(const et_bert *m0, int ckpt, int packed, int nthreads, const et_bert_params *gv, float *grads, size_t n,
+                    size_t *acts_bytes) {
+    et_bert_config cfg = m0->cfg;
+    cfg.act_checkpoint = ckpt;
+    et_error err = {0};
+    et_bert_acts a;
+    et_pool *pool = et_pool_create(nthreads, &err);
+    if (!pool || et_bert_acts_alloc(&a, &cfg, 3, 11, 1, nthreads, &err)) {
+        CHECK(0, "acts: %s", err.msg);
+        et_pool_destroy(pool);
+        return 0;
+    }
+    *acts_bytes = a.bytes;
+    int32_t ids[33], mask[33], lens[3] = {11, 6, 9}, pids[33];
+    int np = 0;
+    for (int b = 0; b < 3; b++)
+        for (int t = 0; t < 11; t++) {
+            ids[b * 11 + t] = t < lens[b] ? (t == 0 ? 2 : 5 + (int)((b * 37 + t * 13) % 150)) : 0;
+            mask[b * 11 + t] = t < lens[b];
+            if (t < lens[b]) pids[np++] = ids[b * 11 + t];
+        }
+    et_status s = packed ? et_bert_forward_packed(m0, &a, pool, pids, NULL, lens, 3, NULL, 1, 777, &err)
+                         : et_bert_forward(m0, &a, pool, ids, mask, NULL, 3, 11, NULL, 1, 777, &err);
+    float dp[3 * 64];
+    uint64_t st = 5;
+    for (int i = 0; i < 3 * m0->cfg.hidden_size; i++) dp[i] = et_test_frand(&st);
+    memset(grads, 0, n * sizeof(float));
+    if (!s) s = et_bert_backward(m0, &a, pool, dp, gv, &err);
+    CHECK(s == ET_OK, "checkpoint %d packed %d: %s", ckpt, packed, err.msg);
+    et_bert_acts_free(&a);
+    et_pool_destroy(pool);
+    return s == ET_OK;
+}
+
+static void test_checkpoint_same_bits(void) {
+    et_bert m;
+    et_error err = {0};
+    if (et_hf_load(BASE, &m, &err)) { CHECK(0, "load: %s", err.msg); return; }
+    /* a third layer: the model's layers again (so the middle layer is recomputed from a kept input) */
+    et_bert_config c3 = m.cfg;
+    c3.num_layers = 3;
+    c3.hidden_dropout = 0.1f;
+    c3.attn_dropout = 0.1f;
+    et_bert m3;
+    if (et_bert_alloc(&m3, &c3, &err)) { CHECK(0, "alloc: %s", err.msg); et_bert_free(&m); return; }
+    uint64_t st = 11;
+    for (size_t i = 0; i < m3.n_params; i++) m3.params[i] = 0.08f * et_test_frand(&st);
+    /* LayerNorm weights near 1 so the signal survives three layers */
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < c3.hidden_size; i++) { m3.w.layer[l].ln1_w[i] += 1.0f; m3.w.layer[l].ln2_w[i] += 1.0f; }
+    for (int i = 0; i < c3.hidden_size; i++) m3.w.emb_ln_w[i] += 1.0f;
+    et_bert_params_changed(&m3);
+    for (int lora = 0; lora < 2; lora++) {
+        if (lora) {
+            CHECK(et_bert_lora_attach(&m3, 2, 4.0, 0, 0.2, 0x3f, 9, &err) == ET_OK, "attach: %s", err.msg);
+            for (size_t i = 0; i < m3.n_lora; i++) m3.lora[i] = 0.3f * et_test_frand(&st);
+        }
+        size_t n = lora ? m3.n_lora : m3.n_params;
+        float *g0 = calloc(n, sizeof(float)), *g1 = calloc(n, sizeof(float));
+        et_bert_params v0, v1;
+        memset(&v0, 0, sizeof v0);
+        memset(&v1, 0, sizeof v1);
+        if (lora) { et_bert_lora_view(&m3.cfg, 2, 0x3f, g0, &v0); et_bert_lora_view(&m3.cfg, 2, 0x3f, g1, &v1); }
+        else { et_bert_params_view(&m3.cfg, g0, &v0); et_bert_params_view(&m3.cfg, g1, &v1); }
+        for (int packed = 0; packed < 2; packed++)
+            for (int nt = 1; nt <= 2; nt++) {
+                size_t b0 = 0, b1 = 0;
+                if (!ckpt_run(&m3, 0, packed, nt, &v0, g0, n, &b0) || !ckpt_run(&m3, 1, packed, nt, &v1, g1, n, &b1)) continue;
+                size_t diff = 0, nz = 0;
+                for (size_t i = 0; i < n; i++) { diff += memcmp(&g0[i], &g1[i], sizeof(float)) != 0; nz += g0[i] != 0; }
+                CHECK(diff == 0, "%s, %s, %d threads: %zu of %zu gradients differ with checkpointing", lora ? "LoRA" : "full",
+                      packed ? "packed" : "padded", nt, diff, n);
+                CHECK(nz > n / 2, "%zu of %zu gradients non-zero", nz, n);
+                CHECK(b1 < b0, "checkpointed acts %zu bytes < plain %zu", b1, b0);
+                printf("checkpointing, %s, %s, %d threads: %zu gradients bit for bit equal; acts %zu -> %zu bytes\n",
+                       lora ? "LoRA" : "full", packed ? "packed" : "padded", nt, n, b0, b1);
+            }
+        free(g0); free(g1);
+    }
+    /* MoE is refused */
+    et_bert_config cm = c3;
+    cm.moe_experts = 2;
+    cm.act_checkpoint = 1;
+    CHECK(et_bert_config_check(&cm, &err) == ET_ERR_UNSUPPORTED, "checkpointing with MoE refused");
+    et_bert_free(&m3);
+    et_bert_free(&m);
+}
+
 int main(void) {
     test_unit(0.0f);
     test_unit(0.3f);
-    test_end_to_end();
+    test_end_to_end(0);
+    test_end_to_end(1);
     test_torch_fixture_and_memory();
     test_attach_save_merge();
     test_resume();
     test_freeze_embeddings();
+    test_checkpoint_same_bits();
     return et_test_report("test_lora_train");
 }

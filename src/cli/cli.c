@@ -262,6 +262,12 @@ long et_cli_default_mem_budget_mb(void) {
 int et_cli_lora_options(et_opt *o, int n, const char *cmd, const char *model_dir, et_train_cfg *c, char *base_abs, size_t cap) {
     int ok = 1;
     const char *names[] = {"--lora-alpha", "--lora-dropout", "--lora-targets", "--lora-rslora", "--lora-base", "--merge"};
+    if (et_cli_get(o, n, "--checkpoint") && et_cli_get(o, n, "--no-checkpoint")) {
+        fprintf(stderr, "embedtune %s: --checkpoint and --no-checkpoint contradict each other\n", cmd);
+        return 2;
+    }
+    if (et_cli_get(o, n, "--checkpoint")) c->act_checkpoint = 1;
+    if (et_cli_get(o, n, "--no-checkpoint")) c->act_checkpoint = 0;
     if (!et_cli_get(o, n, "--lora")) {
         for (size_t i = 0; i < sizeof names / sizeof *names; i++)
             if (et_cli_get(o, n, names[i])) {

@@ -102,9 +102,13 @@ long et_cli_default_mem_budget_mb(void);
                                   "path relative to where the adapter will be used; default: the --model folder made "     \
                                   "absolute)", NULL},                                                                      \
     {"--merge", NULL, "DIR", "with --lora: also write the base with the trained adapter merged in, as a plain model "        \
-                             "folder (as `embedtune merge`)", NULL}
+                             "folder (as `embedtune merge`)", NULL},                                                      \
+    {"--checkpoint", NULL, NULL, "activation checkpointing: keep each layer's input only and recompute the layer in "       \
+                                 "backward (same gradients, less memory, about one more forward per step; on by default "  \
+                                 "with --lora)", NULL},                                                                     \
+    {"--no-checkpoint", NULL, NULL, "keep every layer's activations (the default without --lora)", NULL}
 
-/* Read the ET_CLI_LORA_OPTS of a command into c (nothing without --lora; the others without it are refused). The
+/* Read the ET_CLI_LORA_OPTS of a command into c (--checkpoint / --no-checkpoint with or without --lora; nothing without --lora; the others without it are refused). The
  * adapter's base_model_name_or_path is --lora-base as given, else model_dir made absolute, kept in base_abs[cap]
  * (c->lora_base points to it).
  * 0 on success, else 2 after a message naming the option. */
