@@ -208,8 +208,12 @@ static float *take(plan_b *p, uint64_t n) {
     return r;
 }
 
-static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nthreads, et_bert_acts *a) {
+/* share (training, not MoE): the transient part (kernel and backward scratch, the layer outputs, the LoRA scratch and,
+ * checkpointing, the one saved layer set) is counted in *sfloats and laid out from sbase instead of a->mem */
+static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nthreads, et_bert_acts *a, int share,
+                     float *sbase, uint64_t *sfloats) {
     plan_b p = {a ? a->mem : NULL, 0};
+    plan_b q = {sbase, 0};
     uint64_t BT = (uint64_t)B * T, C = (uint64_t)c->hidden_size, I = (uint64_t)c->intermediate_size;
     uint64_t BTC = BT * C, BTI = BT * I, NH = (uint64_t)c->num_heads, L = (uint64_t)c->num_layers;
     uint64_t E = (uint64_t)(c->moe_experts > 0 ? c->moe_experts : 0);
@@ -220,8 +224,11 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
      * lives in backward scratch that the forward does not use (s->dq), and et_bert_backward refuses those gradients */
     int frozen = training && c->lora_rank > 0 && c->lora_sites;
     a->checkpoint = training && c->act_checkpoint != 0;
+    share = share && training && !E;
+    a->shared = share;
+    plan_b *sh = share ? &q : &p;
     a->emb_ln_in = frozen ? NULL : take(&p, BTC);
-    a->att_scratch = take(&p, (uint64_t)nthreads * et_attention_scratch_floats(T, c->hidden_size, c->num_heads));
+    a->att_scratch = take(sh, (uint64_t)nthreads * et_attention_scratch_floats(T, c->hidden_size, c->num_heads));
     a->pooled_raw = take(&p, (size_t)B * C);
     a->pool_norm = take(&p, (size_t)B);
     a->pooled = take(&p, (size_t)B * C);
@@ -251,13 +258,13 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
     } else {
         a->emb_mean = take(&p, BT); a->emb_rstd = take(&p, BT);
         et_bert_bwd_scratch *s = &a->bwd;
-        s->dres_a = take(&p, BTC); s->dres_b = take(&p, BTC);
-        s->dh1 = take(&p, BTC); s->dln = take(&p, BTC); s->datty = take(&p, BTC);
-        s->dq = take(&p, BTC); s->dk = take(&p, BTC); s->dv = take(&p, BTC);
-        s->g = take(&p, BTI);
+        s->dres_a = take(sh, BTC); s->dres_b = take(sh, BTC);
+        s->dh1 = take(sh, BTC); s->dln = take(sh, BTC); s->datty = take(sh, BTC);
+        s->dq = take(sh, BTC); s->dk = take(sh, BTC); s->dv = take(sh, BTC);
+        s->g = take(sh, BTI);
         s->dg = E ? take(&p, BTI) : NULL; /* MoE backward's grouped scratch only */
         s->att = a->att_scratch;
-        s->dpool = take(&p, (size_t)B * C);
+        s->dpool = take(sh, (size_t)B * C);
         if (frozen) a->emb_ln_in = s->dq; /* transient */
         float *inp = take(&p, BTC); /* embeddings output */
         /* layer outputs are NOT kept: layer l keeps xhat of its LayerNorms (ln*_xhat) and backward
@@ -265,12 +272,12 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
          * layer's input; outputs ping-pong in hbuf. The LayerNorm inputs and h1 are transient in the
          * forward: they live in backward scratch (s->dln, s->datty), unused until backward. */
         int ckpt = c->act_checkpoint != 0;
-        float *hbuf[2] = {take(&p, BTC), ckpt ? NULL : take(&p, BTC)}; /* checkpointing: the top layer's output only */
+        float *hbuf[2] = {take(sh, BTC), ckpt ? NULL : take(sh, BTC)}; /* checkpointing: the top layer's output only */
         float *lx = NULL, *lu = NULL, *ldu = NULL; /* LoRA scratch shared by all layers */
         if (c->lora_rank > 0 && c->lora_sites) {
-            if (c->lora_dropout > 0) lx = take(&p, BT * ((c->lora_sites >> ET_LIN_O) & 1u ? (I > C ? I : C) : C)); /* widest adapted input */
-            lu = take(&p, BT * (uint64_t)c->lora_rank);
-            ldu = take(&p, BT * (uint64_t)c->lora_rank);
+            if (c->lora_dropout > 0) lx = take(sh, BT * ((c->lora_sites >> ET_LIN_O) & 1u ? (I > C ? I : C) : C)); /* widest adapted input */
+            lu = take(sh, BT * (uint64_t)c->lora_rank);
+            ldu = take(sh, BT * (uint64_t)c->lora_rank);
         }
         et_moe_acts ms = {0};
         if (E) { /* MoE scratch shared by all layers */
@@ -293,17 +300,18 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
                 continue;
             }
             y->inp = inp;
-            y->q = take(&p, BTC); y->k = take(&p, BTC); y->v = take(&p, BTC);
+            plan_b *ls = ckpt ? sh : &p; /* checkpointing: the one saved set is recomputed, so it may be shared */
+            y->q = take(ls, BTC); y->k = take(ls, BTC); y->v = take(ls, BTC);
             y->att = NULL; /* recomputed in backward from q, k and the row stats */
-            y->att_rs = take(&p, (uint64_t)B * NH * T * 2);
-            y->atty = frozen && !((c->lora_sites >> ET_LIN_AO) & 1u) ? s->dq : take(&p, BTC); /* s->dq: transient */
+            y->att_rs = take(ls, (uint64_t)B * NH * T * 2);
+            y->atty = frozen && !((c->lora_sites >> ET_LIN_AO) & 1u) ? s->dq : take(ls, BTC); /* s->dq: transient */
             y->ln1_in = s->dln; /* transient */
-            y->ln1_xhat = take(&p, BTC); y->ln1_mean = NULL; y->ln1_rstd = take(&p, BT);
+            y->ln1_xhat = take(ls, BTC); y->ln1_mean = NULL; y->ln1_rstd = take(ls, BT);
             y->h1 = s->datty;   /* transient; recomputed in backward from ln1_xhat */
-            y->fch = take(&p, BTI);
+            y->fch = take(ls, BTI);
             y->fch_gelu = s->g; /* transient; recomputed in backward */
             y->ln2_in = s->dln; /* transient */
-            y->ln2_xhat = take(&p, BTC); y->ln2_mean = NULL; y->ln2_rstd = take(&p, BT);
+            y->ln2_xhat = take(ls, BTC); y->ln2_mean = NULL; y->ln2_rstd = take(ls, BT);
             y->out = ckpt ? (L > 1 ? kin[1] : hbuf[0]) : hbuf[l & 1]; /* transient; recomputed in backward from ln2_xhat */
             inp = y->out;
             y->lora_x = lx; y->lora_u = lu; y->lora_du = ldu;
@@ -326,6 +334,7 @@ static uint64_t plan(const et_bert_config *c, int B, int T, int training, int nt
     a->mask = (int32_t *)take(&p, BT);
     a->type_ids = (int32_t *)take(&p, BT);
     a->seq_off = (int32_t *)take(&p, (uint64_t)B + 1);
+    if (sfloats) *sfloats = q.off;
     return p.off;
 }
 
@@ -336,12 +345,37 @@ static int resolve_threads(int nthreads) {
 
 size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training, int nthreads) {
     if (B <= 0 || T <= 0) return 0;
-    uint64_t n = plan(cfg, B, T, training, resolve_threads(nthreads), NULL);
+    uint64_t n = plan(cfg, B, T, training, resolve_threads(nthreads), NULL, 0, NULL, NULL);
     return n > (uint64_t)(SIZE_MAX / sizeof(float)) ? SIZE_MAX : (size_t)n * sizeof(float);
 }
 
+size_t et_bert_acts_shared_bytes(const et_bert_config *cfg, int B, int T, int nthreads) {
+    if (B <= 0 || T <= 0 || cfg->moe_experts > 0) return 0;
+    uint64_t sf = 0;
+    plan(cfg, B, T, 1, resolve_threads(nthreads), NULL, 1, NULL, &sf);
+    return sf > (uint64_t)(SIZE_MAX / sizeof(float)) ? SIZE_MAX : (size_t)sf * sizeof(float);
+}
+
+static et_status acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training, int nthreads,
+                            float *shared, size_t shared_bytes, et_error *err);
+
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
                              int nthreads, et_error *err) {
+    return acts_alloc(a, cfg, B, T, training, nthreads, NULL, 0, err);
+}
+
+et_status et_bert_acts_alloc_shared(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int nthreads,
+                                    float *shared, size_t shared_bytes, et_error *err) {
+    memset(a, 0, sizeof *a);
+    if (!shared || ((uintptr_t)shared & 63))
+        return et_fail(err, ET_ERR_ARG, "activation buffer: the shared region must be given, 64-byte aligned");
+    if (cfg->moe_experts > 0)
+        return et_fail(err, ET_ERR_UNSUPPORTED, "activation buffer: a shared region is not supported with mixture-of-experts layers");
+    return acts_alloc(a, cfg, B, T, 1, nthreads, shared, shared_bytes, err);
+}
+
+static et_status acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training, int nthreads,
+                            float *shared, size_t shared_bytes, et_error *err) {
     memset(a, 0, sizeof *a);
     et_status s = et_bert_config_check(cfg, err);
     if (s) return s;
@@ -354,7 +388,11 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     double approx = (double)B * T * (double)cfg->hidden_size * (training ? 12.0 * cfg->num_layers : 8.0);
     if (approx > 1e11)
         return et_fail(err, ET_ERR_NOMEM, "activation buffer for batch %d x %d tokens is too large", B, T);
-    uint64_t n64 = plan(cfg, B, T, training, nthreads, NULL);
+    uint64_t sf = 0;
+    uint64_t n64 = plan(cfg, B, T, training, nthreads, NULL, shared != NULL, NULL, &sf);
+    if (shared && (double)sf * sizeof(float) > (double)shared_bytes)
+        return et_fail(err, ET_ERR_ARG, "activation buffer: the shared region has %zu bytes, batch %d x %d needs %.0f", shared_bytes,
+                       B, T, (double)sf * sizeof(float));
     void *mem = NULL;
     if (n64 > (uint64_t)(SIZE_MAX / sizeof(float)) || posix_memalign(&mem, 64, (size_t)n64 * sizeof(float)) != 0 || !mem)
         return et_fail(err, ET_ERR_NOMEM, "cannot allocate %.1f MiB of activations for batch %d x %d tokens%s",
@@ -364,7 +402,7 @@ et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, 
     a->bytes = n * sizeof(float);
     a->B_max = B; a->T_max = T; a->training = training; a->nthreads = nthreads;
     a->moe_aux_scale = 1.0f;
-    plan(cfg, B, T, training, nthreads, a);
+    plan(cfg, B, T, training, nthreads, a, shared != NULL, shared, NULL);
     a->lora_rank = cfg->lora_sites ? cfg->lora_rank : 0;
     a->base_frozen = training && a->lora_rank > 0;
     a->lora_drop_ok = training && a->lora_rank > 0 && cfg->lora_dropout > 0;
@@ -1187,7 +1225,7 @@ et_status et_bert_backward(const et_bert *m, et_bert_acts *a, et_pool *pool, con
         if (a->layer[l].moe.counts) a->layer[l].moe.aux_grad = c->moe_aux_weight * a->moe_aux_scale;
         et_bert_layer_acts *y = &a->layer[l];
         uint64_t ls = et_bert_dropout_seed(a->seed, l, 0);
-        if (a->checkpoint && l < L - 1) { /* layer l's saved set again, from its kept input (the top layer's is there) */
+        if (a->checkpoint && (l < L - 1 || a->shared)) { /* layer l's saved set again, from its kept input (the top layer's is there) */
             et_bert_attn_block_forward(pool, c, &m->w.layer[l], y, a->att_scratch, a->packed ? NULL : a->mask, rB, rT,
                                        hp, ap, ls);
             et_bert_ffn_block_forward(pool, c, &m->w.layer[l], y, rB, rT, hp, ls);

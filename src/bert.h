@@ -311,6 +311,7 @@ typedef struct {
     int checkpoint;           /* training acts planned with cfg.act_checkpoint: layer[l].inp is kept per layer, every
                                  other saved tensor of layer[l] points into one set shared by all layers (the last
                                  forward's top layer), and et_bert_backward recomputes layer l from layer[l].inp */
+    int shared;               /* training acts whose transient part lives in a caller's region (et_bert_acts_alloc_shared) */
 } et_bert_acts;
 
 /* Bytes et_bert_acts_alloc would allocate (so callers can refuse a too-large batch first).
@@ -319,6 +320,16 @@ size_t et_bert_acts_bytes(const et_bert_config *cfg, int B, int T, int training,
 et_status et_bert_acts_alloc(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int training,
                              int nthreads, et_error *err);
 void et_bert_acts_free(et_bert_acts *a);
+/* Training acts that share their transient part with other acts (a trainer's text groups): the attention kernels'
+ * and backward's scratch, the layer outputs, the LoRA scratch and, with cfg.act_checkpoint, the one saved layer set
+ * live in `shared` (the caller's, 64-byte aligned, at least et_bert_acts_shared_bytes(cfg, B, T, nthreads); it
+ * outlives the acts), the rest in the acts' own buffer of et_bert_acts_bytes - et_bert_acts_shared_bytes bytes
+ * (a->bytes). Nothing the backward reads is left in the region by the forward (checkpointed acts recompute every
+ * layer, the top one too), so acts sharing one region may run their forwards in turn and then their backwards in
+ * turn (any order), with the same gradients bit for bit as unshared acts. Not with MoE (0 bytes; refused). */
+size_t et_bert_acts_shared_bytes(const et_bert_config *cfg, int B, int T, int nthreads);
+et_status et_bert_acts_alloc_shared(et_bert_acts *a, const et_bert_config *cfg, int B, int T, int nthreads,
+                                    float *shared, size_t shared_bytes, et_error *err);
 /* bf16 mixed precision (training --precision bf16): on = 1 runs the Linear layers' GEMMs of every later
  * forward/backward on `a` with bf16 operands and fp32 accumulation (kernels.h); the parameters, their
  * gradients, the activations, LayerNorm, softmax, GELU and the loss stay fp32. on = 0: fp32, bit for bit

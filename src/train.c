@@ -675,6 +675,26 @@ long et_trainer_exclude(const et_trainer *tr, const int *idx, int nb, int G, int
     return nx;
 }
 
+/* The text groups' activations (one rule for the plan and the trainer): each group's own part (act_bytes[g]) plus
+ * one region of the largest group's transient part, shared by all groups (bert.h et_bert_acts_alloc_shared: their
+ * forwards run in turn, then their backwards); *shared = that region's bytes (0: MoE, unshared acts). */
+static size_t group_acts_bytes(const et_bert_config *acfg, const int gB[4], const int gT[4], int nthreads,
+                               size_t act_bytes[4], size_t *shared) {
+    size_t total = 0, sh = 0;
+    for (int g = 0; g < 4; g++) {
+        size_t a = 0, s = 0;
+        if (gB[g] > 0) {
+            a = et_bert_acts_bytes(acfg, gB[g], gT[g], 1, nthreads);
+            s = et_bert_acts_shared_bytes(acfg, gB[g], gT[g], nthreads);
+        }
+        act_bytes[g] = a - s;
+        total += a - s;
+        if (s > sh) sh = s;
+    }
+    *shared = sh;
+    return total + sh;
+}
+
 size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *model_cfg, int B, int G, int nthreads,
                            size_t act_bytes[4], size_t *state_bytes) {
     et_bert_config tcfg = trained_cfg(c, model_cfg);
@@ -683,12 +703,9 @@ size_t et_train_plan_bytes(const et_train_cfg *c, const et_bert_config *model_cf
     int Tq = c->max_len_q > P ? P : c->max_len_q, Td = c->max_len_d > P ? P : c->max_len_d;
     int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
     int gT[4] = {Tq, Td, Td, Tq};
-    size_t total = 0;
-    for (int g = 0; g < 4; g++) {
-        size_t a = gB[g] > 0 ? et_bert_acts_bytes(mc, gB[g], gT[g], 1, nthreads) : 0;
-        if (act_bytes) act_bytes[g] = a;
-        total += a;
-    }
+    size_t ab[4], shared;
+    size_t total = group_acts_bytes(mc, gB, gT, nthreads, ab, &shared);
+    if (act_bytes) memcpy(act_bytes, ab, sizeof ab);
     size_t state = et_train_state_bytes(c, mc, NULL, NULL); /* params, and grads, m, v of what is trained */
     if (state_bytes) *state_bytes = state;
     size_t rows = (size_t)2 * B + (size_t)2 * B * G;
@@ -761,12 +778,8 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     int B = tr->B, G = tr->G, C = mc->hidden_size, Tq = tr->cfg.max_len_q, Td = tr->cfg.max_len_d;
     int gB[4] = {B, B, B * G, c->loss == ET_TRAIN_CLP ? B * G : 0};
     int gT[4] = {Tq, Td, Td, Tq};
-    size_t act_bytes[4] = {0};
-    size_t total = 0;
-    for (int g = 0; g < 4; g++) {
-        if (gB[g] > 0) act_bytes[g] = et_bert_acts_bytes(&acfg, gB[g], gT[g], 1, nt);
-        total += act_bytes[g];
-    }
+    size_t act_bytes[4] = {0}, shared = 0;
+    size_t total = group_acts_bytes(&acfg, gB, gT, nt, act_bytes, &shared);
     size_t n = model->n_params;
     int lora = c->lora_rank > 0;
     /* frozen tensors and optimizer segments (offsets into the parameter buffer), before the memory plan: what precedes
@@ -831,16 +844,24 @@ et_status et_trainer_init(et_trainer *tr, const et_train_cfg *cfg, et_bert *mode
     tr->bytes_planned = total + state + misc;
     if (tr->bytes_planned > c->mem_budget) {
         s = et_fail(err, ET_ERR_NOMEM,
-                    "training needs %.1f MiB (activations: queries %.1f, positives %.1f, negatives %.1f, negative queries %.1f; "
+                    "training needs %.1f MiB (activations: queries %.1f, positives %.1f, negatives %.1f, negative queries %.1f, "
+                    "scratch shared by the groups %.1f; "
                     "parameters+gradients+AdamW %.1f) but the memory budget is %.1f MiB: lower the batch, the max length or "
                     "the number of negatives (or raise the budget)",
                     tr->bytes_planned / 1048576.0, act_bytes[0] / 1048576.0, act_bytes[1] / 1048576.0,
-                    act_bytes[2] / 1048576.0, act_bytes[3] / 1048576.0, state / 1048576.0, c->mem_budget / 1048576.0);
+                    act_bytes[2] / 1048576.0, act_bytes[3] / 1048576.0, shared / 1048576.0, state / 1048576.0,
+                    c->mem_budget / 1048576.0);
+        goto fail;
+    }
+    if (shared && posix_memalign((void **)&tr->act_shared, 64, shared) != 0) {
+        tr->act_shared = NULL;
+        s = et_fail(err, ET_ERR_NOMEM, "cannot allocate %.1f MiB of activation scratch shared by the text groups", shared / 1048576.0);
         goto fail;
     }
     for (int g = 0; g < 4; g++)
         if (gB[g] > 0) {
-            if ((s = et_bert_acts_alloc(&tr->acts[g], &acfg, gB[g], gT[g], 1, nt, err))) goto fail;
+            if ((s = shared ? et_bert_acts_alloc_shared(&tr->acts[g], &acfg, gB[g], gT[g], nt, tr->act_shared, shared, err)
+                            : et_bert_acts_alloc(&tr->acts[g], &acfg, gB[g], gT[g], 1, nt, err))) goto fail;
             et_bert_acts_set_bf16(&tr->acts[g], tr->precision == ET_PREC_BF16);
         }
     if ((s = et_bert_reserve(tr->pool, err))) goto fail; /* the kernels' workspace, up front */
@@ -897,6 +918,7 @@ fail:
 void et_trainer_free(et_trainer *tr) {
     if (!tr) return;
     for (int g = 0; g < 4; g++) et_bert_acts_free(&tr->acts[g]);
+    free(tr->act_shared);
     if (tr->own_pool) et_pool_destroy(tr->pool);
     et_adamw_free(&tr->opt);
     free(tr->grads); free(tr->segs); free(tr->scratch); free(tr->emb_grad); free(tr->mrl_scratch);

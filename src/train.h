@@ -248,6 +248,7 @@ typedef struct {
     et_param_seg *segs; int nsegs;
     et_adamw opt;
     et_bert_acts acts[4];    /* Q, P, N, NQ */
+    float *act_shared;       /* their transient part, one region (bert.h et_bert_acts_alloc_shared; NULL with MoE) */
     int G, B;                /* planned negatives per query, queries per micro-batch */
     double *scratch;         /* loss scratch */
     float *mrl_scratch;      /* Matryoshka cut copies (et_matryoshka_scratch_floats); NULL when off */

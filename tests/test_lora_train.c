@@ -437,19 +437,33 @@ static void test_freeze_embeddings(void) {
 
 /* 9 ------------------------------------------------------------------------------------------------ */
 /* one forward + backward on acts with or without checkpointing; grads (n floats) zeroed first */
-static int ckpt_run(const et_bert *m0, int ckpt, int packed, int nthreads, const et_bert_params *gv, float *grads, size_t n,
-                    size_t *acts_bytes) {
+/* share: the acts' transient part in a region shared with a second acts (another batch, 5 x 7) whose forward runs
+ * after this one's and whose backward runs before it, as the trainer's groups do; *acts_bytes then counts the
+ * region once */
+static int ckpt_run(const et_bert *m0, int ckpt, int share, int packed, int nthreads, const et_bert_params *gv, float *grads,
+                    size_t n, size_t *acts_bytes) {
     et_bert_config cfg = m0->cfg;
     cfg.act_checkpoint = ckpt;
     et_error err = {0};
-    et_bert_acts a;
+    et_bert_acts a, a2;
+    memset(&a2, 0, sizeof a2);
     et_pool *pool = et_pool_create(nthreads, &err);
-    if (!pool || et_bert_acts_alloc(&a, &cfg, 3, 11, 1, nthreads, &err)) {
+    size_t sb = share ? et_bert_acts_shared_bytes(&cfg, 3, 11, nthreads) : 0, sb2 = share ? et_bert_acts_shared_bytes(&cfg, 5, 7, nthreads) : 0;
+    if (sb2 > sb) sb = sb2;
+    float *region = NULL;
+    if (share && posix_memalign((void **)&region, 64, sb)) region = NULL;
+    if (!pool || (share && !region) ||
+        (share ? et_bert_acts_alloc_shared(&a, &cfg, 3, 11, nthreads, region, sb, &err) ||
+                     et_bert_acts_alloc_shared(&a2, &cfg, 5, 7, nthreads, region, sb, &err)
+               : et_bert_acts_alloc(&a, &cfg, 3, 11, 1, nthreads, &err))) {
         CHECK(0, "acts: %s", err.msg);
         et_pool_destroy(pool);
+        free(region);
         return 0;
     }
-    *acts_bytes = a.bytes;
+    *acts_bytes = a.bytes + sb;
+    if (share) CHECK(a.bytes + et_bert_acts_shared_bytes(&cfg, 3, 11, nthreads) == et_bert_acts_bytes(&cfg, 3, 11, 1, nthreads),
+                     "own %zu + shared = et_bert_acts_bytes %zu", a.bytes, et_bert_acts_bytes(&cfg, 3, 11, 1, nthreads));
     int32_t ids[33], mask[33], lens[3] = {11, 6, 9}, pids[33];
     int np = 0;
     for (int b = 0; b < 3; b++)
@@ -460,13 +474,27 @@ static int ckpt_run(const et_bert *m0, int ckpt, int packed, int nthreads, const
         }
     et_status s = packed ? et_bert_forward_packed(m0, &a, pool, pids, NULL, lens, 3, NULL, 1, 777, &err)
                          : et_bert_forward(m0, &a, pool, ids, mask, NULL, 3, 11, NULL, 1, 777, &err);
-    float dp[3 * 64];
+    float dp[5 * 64];
     uint64_t st = 5;
-    for (int i = 0; i < 3 * m0->cfg.hidden_size; i++) dp[i] = et_test_frand(&st);
+    for (int i = 0; i < 5 * m0->cfg.hidden_size; i++) dp[i] = et_test_frand(&st);
+    float *junk = share ? calloc(n, sizeof(float)) : NULL;
+    if (share && !s) { /* the other group: forward after, backward before (into other gradients) */
+        int32_t i2[35], m2[35];
+        for (int i = 0; i < 35; i++) { i2[i] = 7 + (i * 11) % 140; m2[i] = i % 7 < 3 + i / 7; }
+        et_bert_params g2 = *gv;
+        ptrdiff_t off = junk - grads;
+        float **pp = (float **)&g2;
+        for (size_t k = 0; k < sizeof g2 / sizeof(float *); k++) if (pp[k]) pp[k] += off;
+        s = et_bert_forward(m0, &a2, pool, i2, m2, NULL, 5, 7, NULL, 1, 999, &err);
+        if (!s) s = et_bert_backward(m0, &a2, pool, dp, &g2, &err);
+    }
     memset(grads, 0, n * sizeof(float));
     if (!s) s = et_bert_backward(m0, &a, pool, dp, gv, &err);
-    CHECK(s == ET_OK, "checkpoint %d packed %d: %s", ckpt, packed, err.msg);
+    CHECK(s == ET_OK, "checkpoint %d share %d packed %d: %s", ckpt, share, packed, err.msg);
     et_bert_acts_free(&a);
+    et_bert_acts_free(&a2);
+    free(region);
+    free(junk);
     et_pool_destroy(pool);
     return s == ET_OK;
 }
@@ -501,18 +529,21 @@ static void test_checkpoint_same_bits(void) {
         memset(&v1, 0, sizeof v1);
         if (lora) { et_bert_lora_view(&m3.cfg, 2, 0x3f, g0, &v0); et_bert_lora_view(&m3.cfg, 2, 0x3f, g1, &v1); }
         else { et_bert_params_view(&m3.cfg, g0, &v0); et_bert_params_view(&m3.cfg, g1, &v1); }
+        for (int mode = 1; mode < 4; mode++) /* 1 checkpointed, 2 shared region, 3 both */
         for (int packed = 0; packed < 2; packed++)
             for (int nt = 1; nt <= 2; nt++) {
                 size_t b0 = 0, b1 = 0;
-                if (!ckpt_run(&m3, 0, packed, nt, &v0, g0, n, &b0) || !ckpt_run(&m3, 1, packed, nt, &v1, g1, n, &b1)) continue;
+                int ck = mode & 1, sh = mode >> 1;
+                if (!ckpt_run(&m3, 0, 0, packed, nt, &v0, g0, n, &b0) || !ckpt_run(&m3, ck, sh, packed, nt, &v1, g1, n, &b1)) continue;
                 size_t diff = 0, nz = 0;
                 for (size_t i = 0; i < n; i++) { diff += memcmp(&g0[i], &g1[i], sizeof(float)) != 0; nz += g0[i] != 0; }
-                CHECK(diff == 0, "%s, %s, %d threads: %zu of %zu gradients differ with checkpointing", lora ? "LoRA" : "full",
+                const char *mn = mode == 1 ? "checkpointed" : mode == 2 ? "shared region" : "checkpointed + shared region";
+                CHECK(diff == 0, "%s, %s, %s, %d threads: %zu of %zu gradients differ from plain acts", mn, lora ? "LoRA" : "full",
                       packed ? "packed" : "padded", nt, diff, n);
                 CHECK(nz > n / 2, "%zu of %zu gradients non-zero", nz, n);
-                CHECK(b1 < b0, "checkpointed acts %zu bytes < plain %zu", b1, b0);
-                printf("checkpointing, %s, %s, %d threads: %zu gradients bit for bit equal; acts %zu -> %zu bytes\n",
-                       lora ? "LoRA" : "full", packed ? "packed" : "padded", nt, n, b0, b1);
+                CHECK(mode == 2 || b1 < b0, "checkpointed acts %zu bytes < plain %zu", b1, b0);
+                printf("%s, %s, %s, %d threads: %zu gradients bit for bit equal; acts %zu -> %zu bytes%s\n", mn,
+                       lora ? "LoRA" : "full", packed ? "packed" : "padded", nt, n, b0, b1, sh ? " (own + region)" : "");
             }
         free(g0); free(g1);
     }
