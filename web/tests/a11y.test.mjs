@@ -5,12 +5,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { REPO, startServer, openBrowser } from './helpers.mjs';
+import { REPO, openPage, closePage } from './helpers.mjs';
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 let server, b;
-before(async () => { server = await startServer(); b = await openBrowser(server.origin); });
-after(async () => { if (b) await b.close(); if (server) await server.close(); });
+before(async () => ({ server, b } = await openPage()));
+after(() => closePage({ server, b }));
 
 const UNNAMED = /^\s*- (button|textbox|searchbox|combobox|spinbutton|checkbox|slider|link)(\s*\[[^\]]*\])*:?\s*$/;
 

@@ -7,19 +7,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, startServer, openBrowser, foreign } from './helpers.mjs';
+import { REPO, openPage, closePage, foreign } from './helpers.mjs';
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
 let server, b, work, corpusPath;
 
 before(async () => {
-  server = await startServer();
-  b = await openBrowser(server.origin);
-  work = mkdtempSync(path.join(tmpdir(), 'et-web-corpus-'));
+  ({ server, b, work } = await openPage('et-web-corpus-'));
   // 150 passages of the Debian sample corpus that are not passages of the pairs file
   const inPairs = new Set(readFileSync(PAIRS, 'utf8').trim().split('\n').map((l) => JSON.parse(l).positive));
   const docs = readFileSync(path.join(REPO, 'models/samples/debian/corpus.jsonl'), 'utf8').trim().split('\n')
@@ -27,11 +24,7 @@ before(async () => {
   corpusPath = path.join(work, 'corpus.jsonl');
   writeFileSync(corpusPath, docs.map((d) => JSON.stringify(d)).join('\n') + '\n');
 });
-after(async () => {
-  if (b) await b.close();
-  if (server) await server.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+after(() => closePage({ server, b, work }));
 
 const CLI_ARGS = ['--loss', 'infonce', '--epochs', '1', '--batch', '16', '--max-len', '64', '--seed', '7', '--negatives', '3', '--dev', 'off', '--adapt-pairs', '40'];
 

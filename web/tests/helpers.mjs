@@ -42,6 +42,24 @@ export async function openBrowser(origin, { acceptDownloads = true } = {}) {
   };
 }
 
+/** The browser tests' one setup: the server, a browser on it and, with a prefix, a temp folder ({server, b, work});
+ * on a failure what was opened is closed again. Use as
+ *   before(async () => ({ server, b, work } = await openPage('et-web-x-')));  after(() => closePage({ server, b, work })); */
+export async function openPage(prefix) {
+  const server = await startServer();
+  let b;
+  try { b = await openBrowser(server.origin); } catch (e) { await server.close(); throw e; }
+  return { server, b, work: prefix ? mkdtempSync(path.join(tmpdir(), prefix)) : undefined };
+}
+
+/** Closes what openPage opened (any of them may be missing); ET_WEB_LOG=1 prints the page's log first. */
+export async function closePage({ server, b, work }) {
+  if (b && process.env.ET_WEB_LOG) console.log(b.logs.join('\n'));
+  if (b) await b.close();
+  if (server) await server.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+}
+
 /** Requests that left `origin` (data:/blob: URLs are local). */
 export function foreign(requests, origin) {
   return requests.filter((u) => !u.startsWith(origin + '/') && !u.startsWith('data:') && !u.startsWith('blob:' + origin));

@@ -9,26 +9,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, startServer, openBrowser, foreign, unzipStore } from './helpers.mjs';
+import { REPO, openPage, closePage, foreign, unzipStore } from './helpers.mjs';
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
 let server, b, work;
 
-before(async () => {
-  server = await startServer();
-  b = await openBrowser(server.origin);
-  work = mkdtempSync(path.join(tmpdir(), 'et-web-lora-'));
-});
-after(async () => {
-  if (b) await b.close();
-  if (server) await server.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-  if (process.env.ET_WEB_LOG) console.log(b.logs.join('\n'));
-});
+before(async () => ({ server, b, work } = await openPage('et-web-lora-')));
+after(() => closePage({ server, b, work }));
 
 const texts = ['Plan 9 userland tools', 'partition editor for Acorn machines', 'a tool to resize images from the command line',
   'Ünïcödé — naïve café', 'x'];

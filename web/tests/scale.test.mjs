@@ -7,25 +7,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, startServer, openBrowser, foreign } from './helpers.mjs';
+import { REPO, openPage, closePage, foreign } from './helpers.mjs';
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
 let server, b, work;
 
-before(async () => {
-  server = await startServer();
-  b = await openBrowser(server.origin);
-  work = mkdtempSync(path.join(tmpdir(), 'et-web-scale-'));
-});
-after(async () => {
-  if (b) await b.close();
-  if (server) await server.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+before(async () => ({ server, b, work } = await openPage('et-web-scale-')));
+after(() => closePage({ server, b, work }));
 
 test('a run over the memory budget is refused up front with the figures native finetune gives', async () => {
   const { page, requests } = b;

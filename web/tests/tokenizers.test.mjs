@@ -7,23 +7,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO, startServer, openBrowser, foreign } from './helpers.mjs';
+import { REPO, openPage, closePage, foreign } from './helpers.mjs';
 
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
 let server, b, work;
-before(async () => {
-  server = await startServer();
-  b = await openBrowser(server.origin);
-  work = mkdtempSync(path.join(tmpdir(), 'et-web-tok-'));
-});
-after(async () => {
-  if (b) await b.close();
-  if (server) await server.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-});
+before(async () => ({ server, b, work } = await openPage('et-web-tok-')));
+after(() => closePage({ server, b, work }));
 
 const texts = ['Der GNU-C++-Compiler und seine Bibliotheken', '古代戦争のリアルタイム戦略ゲーム', '오픈 소스 3D 그래픽 엔진',
   "It's  a <mask> test", 'Bibliothèque partagée '.repeat(30), 'x'];

@@ -10,26 +10,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { REPO, WEB, startServer, openBrowser, foreign, unzipStore } from './helpers.mjs';
+import { REPO, WEB, openPage, closePage, foreign, unzipStore } from './helpers.mjs';
 
 const PAIRS = path.join(REPO, 'tests/fixtures/train/debian_pairs.jsonl');
 const NATIVE = process.env.ET_NATIVE_EMBEDTUNE || path.join(REPO, 'build/embedtune');
 let server, b, work;
 
-before(async () => {
-  server = await startServer();
-  b = await openBrowser(server.origin);
-  work = mkdtempSync(path.join(tmpdir(), 'et-web-'));
-});
-after(async () => {
-  if (b) await b.close();
-  if (server) await server.close();
-  if (work) rmSync(work, { recursive: true, force: true });
-  if (process.env.ET_WEB_LOG) console.log(b.logs.join('\n'));
-});
+before(async () => ({ server, b, work } = await openPage('et-web-')));
+after(() => closePage({ server, b, work }));
 
 // the settings of the parity run (the rest: finetune's defaults, identical on both sides)
 // (--dev off: every epoch is trained and the last step kept, so the downloaded model must differ from the start)
