@@ -305,7 +305,10 @@ size_t et_train_state_bytes(const et_train_cfg *cfg, const et_bert_config *mc, s
  * B*G x max_len_q; lengths clamped to the model's positions), the parameters with the gradients and AdamW moments
  * of what is trained (et_train_state_bytes: frozen prefixes and LoRA counted as allocated) and the loss/batch
  * scratch, for cfg's loss and matryoshka. et_trainer_init plans the same way with the exact data and refuses by it.
- * act_bytes[4] and *state_bytes (each may be NULL) receive the groups' and the parameters' shares. */
+ * The groups' activations are laid out with cfg's checkpointing (et_train_act_checkpoint) and share one region of
+ * transient scratch (bert.h et_bert_acts_alloc_shared): the total counts each group's own part plus the largest
+ * group's region once. act_bytes[4] and *state_bytes (each may be NULL) receive the groups' own parts and the
+ * parameters' share. */
 size_t et_train_plan_bytes(const et_train_cfg *cfg, const et_bert_config *mc, int B, int G, int nthreads,
                            size_t act_bytes[4], size_t *state_bytes);
 
