@@ -4,7 +4,9 @@
 # folder; encoding with the adapter folder (as --model, or --adapter beside the base) gives the same bits as the
 # merged folder, and the independent plain-torch reader (tools/lora_reader.py, float64) applied to the base and the
 # saved adapter gives the same embeddings within 1e-5 (when /usr/bin/python3 has torch); the resume check covers
-# the LoRA settings; LoRA options without --lora are refused.
+# the LoRA settings; LoRA options without --lora are refused. Activation checkpointing (on by default with --lora,
+# --checkpoint for full fine-tuning) trains the same bits: the adapter with --no-checkpoint and the full model with
+# --checkpoint are byte for byte those of the other layout.
 set -u
 E=${ET_EMBEDTUNE:-build/embedtune}
 T=$(mktemp -d /tmp/et_cli_lora_train.XXXXXX)
@@ -15,11 +17,11 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 
 "$E" train --help > "$T/help.txt"
-for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-rslora --lora-base --merge; do
+for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-rslora --lora-base --merge --checkpoint --no-checkpoint; do
   grep -q -- "$o " "$T/help.txt" || bad "train --help lacks $o"
 done
 "$E" finetune --help > "$T/fhelp.txt"
-for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-base --merge; do
+for o in --lora --lora-alpha --lora-dropout --lora-targets --lora-base --merge --checkpoint --no-checkpoint; do
   grep -q -- "$o " "$T/fhelp.txt" || bad "finetune --help lacks $o"
 done
 
@@ -89,5 +91,19 @@ grep -q "\"base_model_name_or_path\":[[:space:]]*\"$M\"" "$T/o4/adapter_config.j
 "$E" encode --model "$T/o4" --in "$T/t.txt" --out "$T/o4.npy" -q || bad "encode --model ADAPTER with a relative base"
 "$E" train --model $M --train $P --out "$T/o3" --lora 4 --lora-targets q,x -q 2> "$T/err"; rc=$?
 [ $rc = 2 ] && grep -q "unknown Linear layer 'x'" "$T/err" || bad "bad target: rc $rc $(cat "$T/err")"
+# checkpointing changes the memory layout, not the result (the same bits with and without it)
+for ck in "" --no-checkpoint; do
+  "$E" train --model $M --train "$T/p20.jsonl" --out "$T/ck$ck" --epochs 1 --batch 8 --max-len 16 --threads 2 --lora 2 $ck -q \
+    2> "$T/err" || bad "train --lora 2 $ck: $(tail -c 400 "$T/err")"
+done
+cmp -s "$T/ck/adapter_model.safetensors" "$T/ck--no-checkpoint/adapter_model.safetensors" \
+  || bad "the adapter trained with checkpointing (the default) differs from --no-checkpoint's"
+for ck in "" --checkpoint; do
+  "$E" train --model $M --train "$T/p20.jsonl" --out "$T/f$ck" --epochs 1 --batch 8 --max-len 16 --threads 2 $ck -q \
+    2> "$T/err" || bad "train $ck: $(tail -c 400 "$T/err")"
+done
+cmp -s "$T/f/model.safetensors" "$T/f--checkpoint/model.safetensors" || bad "full fine-tuning with --checkpoint differs"
+"$E" train --model $M --train $P --out "$T/o5" --checkpoint --no-checkpoint -q 2> "$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "contradict" "$T/err" || bad "--checkpoint --no-checkpoint: rc $rc $(cat "$T/err")"
 [ $fail = 0 ] && echo "ok cli_lora_train"
 exit $fail
