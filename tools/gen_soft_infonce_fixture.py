@@ -17,15 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fixture_blocks import put
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "loss")
-
-
-def put(f, name, arr, f32=False):
-    a = np.asarray(arr, dtype=np.float64).ravel()
-    fmt = "%.9g" if f32 else "%.17g"
-    f.write("%s %d\n" % (name, a.size))
-    f.write(" ".join(fmt % x for x in a) + "\n")
 
 
 def soft_ce(logits, T):
