@@ -354,7 +354,7 @@ static int viterbi(const et_spm *s, const char *str, size_t n, et_tok_out *o, ln
             for (uint32_t m = s->cap - 1, k = hh & m;; k = (k + 1) & m) {
                 int32_t t = s->slots[k];
                 if (t < 0) break;
-                if (!strncmp(s->tok[t], str + st, L) && s->tok[t][L] == 0) {
+                if (strnlen(s->tok[t], L + 1) == L && !memcmp(s->tok[t], str + st, L)) { /* exact: a NUL in the text ends no piece */
                     id = t;
                     break;
                 }
