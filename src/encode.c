@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { size_t len, idx; } len_idx;
+/* 16 bytes on every target (not size_t), so the plan below is the same figure in wasm32 and native */
+typedef struct { uint64_t len, idx; } len_idx;
 
 static int cmp_len(const void *a, const void *b) {
     const len_idx *x = a, *y = b;
@@ -31,10 +32,12 @@ void et_embed_truncate(float *x, size_t n, int C, int d) {
 
 double et_encode_plan_bytes(const et_bert_config *mc, int acts_batch, int acts_len, int batch, int max_len, size_t n,
                             int nthreads) { /* in double: 32-bit size_t (wasm32) would wrap for a huge batch */
+    /* one figure on every target, so the page refuses a run with native's numbers: the batch's text pointers are
+     * counted at 8 bytes (wasm32's are 4: an over-count of 4 bytes per batch row) */
     return (double)et_bert_acts_bytes(mc, acts_batch, acts_len, 0, nthreads) +
            (double)et_bert_acts_packed_bytes(mc) + /* the prepacked weights of inference */
            (double)batch * max_len * 2 * sizeof(int32_t) +
-           (double)batch * ((double)mc->hidden_size * sizeof(float) + sizeof(char *) + sizeof(int32_t)) + (double)n * sizeof(len_idx);
+           (double)batch * ((double)mc->hidden_size * sizeof(float) + sizeof(uint64_t) + sizeof(int32_t)) + (double)n * sizeof(len_idx);
 }
 
 et_status et_encode_texts(const et_bert *m, const et_tokenizer *tok, et_pool *pool,

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "impl.h" /* et_kern_cur, et_kern_blocking_known */
 #include "et_test.h"
 
 static uint64_t g_rng = 12345;
@@ -321,6 +322,9 @@ int main(void) {
     for (int p = 0; p < 4; p++) {
         if (et_kernels_force_path(paths[p]) != 0) continue;
         tested++;
+        /* the attention scratch is sized for every build's paths (one plan on every CPU and in wasm32):
+         * this path's blocking must be one of them */
+        CHECK(et_kern_blocking_known(et_kern_cur()), "path %s: its blocking is not in gemm.c's fp32_blocking table", paths[p]);
         test_vec(paths[p]);
         test_softmax(paths[p]);
         test_gemm(NULL, paths[p]);
@@ -336,6 +340,10 @@ int main(void) {
         printf("path %-8s done (%d failures so far)\n", paths[p], et_test_fails);
     }
     et_kernels_force_path(NULL);
+    /* by hand, T = 128, head dim 64 (mx = 128): P, dropped and recomputed probabilities 3 x 128^2 = 49152; the largest
+     * gemm workspace is avx2's, B block 128 x 128 = 16384 + A block 144 x 128 + 16 = 18448; + 16 to align = 84000 floats
+     * on every CPU and target (wasm32's own paths alone would need 32784 + 49152 + 16) */
+    CHECK(et_attention_scratch_floats(128, 256, 4) == 84000, "attention scratch %zu floats, by hand 84000", et_attention_scratch_floats(128, 256, 4));
     et_pool_destroy(pool);
     printf("%d SIMD paths tested\n", tested);
     return et_test_report("test_kernels");

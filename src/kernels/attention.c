@@ -53,17 +53,13 @@ static attn_seq attn_seq_of(const attn_ctx *a, int b, int h) {
 /* Per thread, 64-byte aligned inside a slot of sf floats: [tt] probabilities (forward without att) or
  * dS (backward) | gemm workspace (bfl + afl) for the path in use | [tt] dropped-out probabilities |
  * [tt] recomputed probabilities (backward from row stats). Sized for the largest path's gemm
- * workspace, so a path forced after the caller sized its buffer still fits. */
+ * workspace of any build (et_kern_gemm_ws_max), so a path forced after the caller sized its buffer still fits
+ * and the plan is the same on every CPU and in wasm32. */
 static size_t attn_slot_floats(int T, int C, int NH, size_t *tt) {
     int hd = NH > 0 ? C / NH : 0, mx = T > hd ? T : hd;
-    size_t ws = 0;
-    for (int i = 0; i < 4; i++) {
-        const et_kern_isa *I = et_kern_path(i);
-        size_t bfl, afl;
-        if (!I) continue;
-        et_kern_gemm_ws_sizes(I, mx, mx, &bfl, &afl);
-        if (bfl + afl > ws) ws = bfl + afl;
-    }
+    size_t bfl, afl;
+    et_kern_gemm_ws_max(mx, mx, &bfl, &afl); /* any path of any build: one figure on every CPU and target */
+    size_t ws = bfl + afl;
     *tt = et_kern_round_up((size_t)T * T, 16);
     return 3 * *tt + ws + 16; /* + 16: room to align the slot to 64 bytes */
 }

@@ -154,6 +154,33 @@ void et_kern_gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size
     *afl = et_kern_round_up((size_t)I->MC * kcmax, 16) + 16;
 }
 
+/* The fp32 paths' blocking in every build, CPU or not (dispatch.c scalar, avx2.c, avx512.c, wasm128.c: MR, NR, MC,
+ * KC, NC). Scratch sized by et_kern_gemm_ws_max fits any of them and is one figure on every machine and target, so a
+ * memory plan (and the refusal that quotes it) is the same natively and in wasm32; test_kernels checks that every
+ * path compiled here is a row of this table. */
+static const int fp32_blocking[4][5] = {{4, 8, 4 * 32, 256, 1024}, {6, 16, 6 * 24, 256, 2048},
+                                        {14, 32, 14 * 8, 384, 1024}, {4, 8, 4 * 32, 256, 1024}};
+
+int et_kern_blocking_known(const et_kern_isa *I) {
+    for (int i = 0; i < 4; i++) {
+        const int *b = fp32_blocking[i];
+        if (I->MR == b[0] && I->NR == b[1] && I->MC == b[2] && I->KC == b[3] && I->NC == b[4]) return 1;
+    }
+    return 0;
+}
+
+void et_kern_gemm_ws_max(int N, int K, size_t *bfl, size_t *afl) {
+    *bfl = *afl = 0;
+    for (int i = 0; i < 4; i++) {
+        et_kern_isa I = {0};
+        I.MR = fp32_blocking[i][0], I.NR = fp32_blocking[i][1], I.MC = fp32_blocking[i][2];
+        I.KC = fp32_blocking[i][3], I.NC = fp32_blocking[i][4];
+        size_t b, a;
+        et_kern_gemm_ws_sizes(&I, N, K, &b, &a);
+        if (b + a > *bfl + *afl) *bfl = b, *afl = a;
+    }
+}
+
 /* Out of memory for the packing workspace: gemm_run's k blocks, packers and micro-kernel epilogues
  * (compute_region), one NR-column panel x MR-row tile at a time, with the two panels on the stack.
  * Each element of C sees the same operations in the same order as in gemm_run, so the result has

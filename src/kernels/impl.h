@@ -105,6 +105,9 @@ static inline void et_kern_range_of(int64_t n, int ntasks, int task, int64_t *i0
 /* ---- gemm.c: the blocked GEMM ---- */
 /* packing workspace in floats: B block (bfl) then one A block (afl); both multiples of 16 */
 void et_kern_gemm_ws_sizes(const et_kern_isa *I, int N, int K, size_t *bfl, size_t *afl);
+/* the largest of et_kern_gemm_ws_sizes over the fp32 paths of every build (the same figure on any CPU and target) */
+void et_kern_gemm_ws_max(int N, int K, size_t *bfl, size_t *afl);
+int et_kern_blocking_known(const et_kern_isa *I); /* 1: I's blocking is a row of et_kern_gemm_ws_max's table */
 /* the blocked loops; pool NULL / nt 1 = serial on the caller (also used inside attention tasks); Bp / Aws the
  * workspace (et_kern_gemm_ws_sizes), Bpre prepacked op(B) or NULL, bias [N] or NULL, gelu fused when the path can */
 void et_kern_gemm_run(const et_kern_isa *I, et_pool *pool, int nt, float *Bp, float **Aws, int transA, int transB,
