@@ -190,6 +190,56 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
     return s;
 }
 
+et_status et_eval_ir_dims(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                          const et_ir_eval_opts *o, const int *dims, int ndims, const char *const *docs, int32_t nd,
+                          const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                          double *per_query, et_error *err) {
+    if (!m || !tok) return et_fail(err, ET_ERR_ARG, "evaluation at several sizes: needs a model");
+    int C = m->cfg.hidden_size;
+    for (int i = 0; i < ndims; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        if (dims[i] < 0 || dims[i] > C)
+            return et_fail(err, ET_ERR_ARG, "evaluation at size %d: the model's embeddings have %d values (give 1..%d)", dims[i], C, C);
+    }
+    et_ir_eval_opts op = o ? *o : (et_ir_eval_opts){ET_EVAL_DENSE, 10, NULL, NULL, NULL};
+    et_encode_cache ec = {0}; /* one set of activations + packed weights for every encode */
+    et_encode_opts e2 = eo ? *eo : (et_encode_opts){32, 256, NULL, NULL};
+    if (!e2.cache) e2.cache = &ec;
+    e2.dim = 0; /* the corpus in full, cut below */
+    et_encode_opts e3 = e2;
+    if (op.eo_queries) { e3 = *op.eo_queries; if (!e3.cache) e3.cache = e2.cache; }
+    else e3.progress = NULL;
+    op.eo_queries = &e3;
+    op.per_query_ndcg10 = NULL;
+    /* the index of et_hybrid_index_build (model only) made by hand, so the corpus is encoded once: its rows are the
+     * full encoding cut per size, then L2-normalised, the same steps as that build with eo->dim set */
+    et_hybrid_index ix;
+    memset(&ix, 0, sizeof ix);
+    ix.m = m; ix.tok = tok; ix.docs = docs; ix.nd = nd; ix.dim = C;
+    size_t nf = (size_t)(nd ? nd : 1) * (size_t)C;
+    float *full = malloc(sizeof(float) * nf);
+    ix.D = malloc(sizeof(float) * nf);
+    et_status s = ET_OK;
+    if (!full || !ix.D) s = et_fail(err, ET_ERR_NOMEM, "evaluation at several sizes: out of memory for %d document embeddings", nd);
+    double t0 = et_now_s();
+    if (!s) s = et_encode_texts(m, tok, pool, docs, (size_t)nd, &e2, full, err);
+    double t_index = et_now_s() - t0;
+    for (int i = 0; !s && i < ndims; i++) {
+        memcpy(ix.D, full, sizeof(float) * (size_t)nd * (size_t)C);
+        et_embed_truncate(ix.D, (size_t)nd, C, dims[i]);
+        et_l2norm_rows(ix.D, nd, C);
+        e3.dim = dims[i];
+        op.per_query_ndcg10 = per_query ? per_query + (size_t)i * (size_t)nq : NULL;
+        et_eval_mode dense = ET_EVAL_DENSE;
+        s = et_eval_ir_modes_ix(&ix, pool, &op, &dense, 1, qs, nq, qrels, qoff, &out[i], err);
+        out[i].seconds_encode += t_index / ndims; /* the corpus encoded once, shared */
+    }
+    free(full);
+    et_hybrid_index_free(&ix);
+    et_encode_cache_free(&ec);
+    return s;
+}
+
 et_status et_eval_ir_modes_ix(const et_hybrid_index *ix, et_pool *pool, const et_ir_eval_opts *o, const et_eval_mode *modes,
                               int nmodes, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                               et_ir_eval *out, et_error *err) {

@@ -77,6 +77,16 @@ et_status et_eval_ir_modes(const et_bert *m, const et_tokenizer *tok, et_pool *p
 et_status et_eval_ir_modes_ix(const et_hybrid_index *ix, et_pool *pool, const et_ir_eval_opts *o, const et_eval_mode *modes,
                               int nmodes, const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff,
                               et_ir_eval *out, et_error *err);
+/* Dense evaluation at several embedding sizes (Matryoshka, matryoshka.h) from ONE encoding of the corpus: out[i] is
+ * exactly et_eval_ir's dense result with eo->dim = dims[i] (0 = all values): the corpus embeddings are encoded in full
+ * once and cut per size with et_embed_truncate (the first dims[i] values, re-normalised), the queries are encoded at
+ * each size (o->eo_queries as in et_eval_ir; its dim is overridden). per_query (NULL, or [ndims * nq]): row i gets
+ * each query's nDCG@10 at dims[i]. o->mode and o->per_query_ndcg10 are ignored (dense; per_query instead). Every
+ * dims[i] in 0..hidden (ET_ERR_ARG otherwise). */
+et_status et_eval_ir_dims(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                          const et_ir_eval_opts *o, const int *dims, int ndims, const char *const *docs, int32_t nd,
+                          const char *const *qs, int32_t nq, const et_qrel *qrels, const int64_t *qoff, et_ir_eval *out,
+                          double *per_query, et_error *err);
 /* The same over an index and a query set built already (hybrid.h; candidates >= max(k, 100) deep): the
  * metrics of one mode. seconds_encode is left 0, seconds_search is the ranking. */
 et_status et_eval_ir_ranked(et_pool *pool, const et_hybrid_index *ix, const et_hybrid_queries *Y, et_eval_mode mode,

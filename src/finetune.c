@@ -1118,7 +1118,31 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft
     pt->gain = pt->gain_se = NAN;
     et_encode_opts eo = {c->enc_batch, mlen, NULL, NULL};
     et_status s;
-    if (dv && dv->kind == ET_FT_EVAL_IR) {
+    const et_matryoshka *mr = &c->train.matryoshka; /* n > 0: the score is the weighted mean over the listed sizes */
+    for (int k = 0; k < ET_MRL_MAX_DIMS; k++) pt->score_dim[k] = NAN;
+    int big = 0; /* the largest listed size: where anisotropy and the positives' cosine are reported */
+    double wsum = 0;
+    for (int k = 0; k < mr->n; k++) { wsum += mr->weight[k]; if (mr->dim[k] > mr->dim[big]) big = k; }
+    if (dv && dv->kind == ET_FT_EVAL_IR && mr->n > 0) {
+        et_ir_eval r[ET_MRL_MAX_DIMS];
+        et_ir_eval_opts io = {ET_EVAL_DENSE, 10, NULL, NULL, NULL, NULL};
+        double *pqd = pq ? malloc(sizeof(double) * (size_t)mr->n * (size_t)(dv->nq ? dv->nq : 1)) : NULL;
+        if (pq && !pqd) return et_fail(err, ET_ERR_NOMEM, "dev evaluation at step %ld: out of memory", step);
+        s = et_eval_ir_dims(m, tok, pool, &eo, &io, mr->dim, mr->n, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, r, pqd, err);
+        if (!s) {
+            pt->score = 0;
+            for (int k = 0; k < mr->n; k++) { pt->score_dim[k] = r[k].ndcg10; pt->score += mr->weight[k] * r[k].ndcg10 / wsum; }
+            for (int32_t q = 0; pq && q < dv->nq; q++) {
+                pq[q] = 0;
+                for (int k = 0; k < mr->n; k++) pq[q] += mr->weight[k] * pqd[(size_t)k * (size_t)dv->nq + (size_t)q] / wsum;
+            }
+        }
+        free(pqd);
+        if (s) return et_error_prefix(err, "dev evaluation at step %ld", step);
+        if (pq && pq0 && step > 0) pt->within_noise = !et_ft_beats_start(pq0, pq, dv->nq, &pt->gain, &pt->gain_se);
+        pt->anisotropy = r[big].anisotropy;
+        pt->mean_pos_cosine = r[big].mean_pos_cosine;
+    } else if (dv && dv->kind == ET_FT_EVAL_IR) {
         et_ir_eval r;
         et_ir_eval_opts io = {ET_EVAL_DENSE, 10, NULL, NULL, NULL, pq};
         if ((s = et_eval_ir(m, tok, pool, &eo, &io, dv->docs, dv->nd, dv->qs, dv->nq, dv->qrels, dv->qoff, &r, err)))
@@ -1127,13 +1151,18 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft
         if (pq && pq0 && step > 0) pt->within_noise = !et_ft_beats_start(pq0, pq, dv->nq, &pt->gain, &pt->gain_se);
         pt->anisotropy = r.anisotropy;
         pt->mean_pos_cosine = r.mean_pos_cosine;
-    } else if (dv) {
-        et_pair_eval r;
-        if ((s = et_eval_pairs_dense(m, tok, pool, &eo, dv->a, dv->b, dv->lab, dv->n, &r, err)))
-            return et_error_prefix(err, "dev evaluation at step %ld", step);
-        pt->score = r.spearman;
-        pt->anisotropy = r.anisotropy;
-        pt->mean_pos_cosine = r.mean_pos_cosine;
+    } else if (dv) { /* pairs: Spearman; with --matryoshka once per listed size (the pairs are few) */
+        int nk = mr->n > 0 ? mr->n : 1;
+        if (mr->n > 0) pt->score = 0;
+        for (int k = 0; k < nk; k++) {
+            et_pair_eval r;
+            eo.dim = mr->n > 0 ? mr->dim[k] : 0;
+            if ((s = et_eval_pairs_dense(m, tok, pool, &eo, dv->a, dv->b, dv->lab, dv->n, &r, err)))
+                return et_error_prefix(err, "dev evaluation at step %ld", step);
+            if (mr->n > 0) { pt->score_dim[k] = r.spearman; pt->score += mr->weight[k] * r.spearman / wsum; }
+            else pt->score = r.spearman;
+            if (k == (mr->n > 0 ? big : 0)) { pt->anisotropy = r.anisotropy; pt->mean_pos_cosine = r.mean_pos_cosine; }
+        }
     }
     if (w && w->n && (s = watch_check(w, c, m, tok, pool, mlen, step, total, res, pt, msg, msg_size, err))) return s;
     pt->excluded = pt->collapsed;
@@ -1143,6 +1172,17 @@ static et_status ft_dev_evaluate(const et_finetune_cfg *c, const evalset *dv, ft
     pt->epoch = epoch;
     pt->seconds = et_now_s() - t0;
     return ET_OK;
+}
+
+/* " (128: 0.2100, 64: 0.1900, 32: 0.1500; the loss's weighted mean)" for a dev point with --matryoshka, "" without */
+static void dev_sizes(const et_finetune_cfg *c, const et_ft_dev_point *pt, char *buf, size_t cap) {
+    const et_matryoshka *mr = &c->train.matryoshka;
+    buf[0] = 0;
+    for (int k = 0; k < mr->n; k++) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, cap - n, "%s%d: %.4f", k ? ", " : " (", mr->dim[k], pt->score_dim[k]);
+    }
+    if (mr->n > 0) { size_t n = strlen(buf); snprintf(buf + n, cap - n, "; the loss's weighted mean)"); }
 }
 
 /* The weight-space mix (cfg.mix; WiSE-FT, Wortsman et al. 2022). After early stopping has kept the model tuned[] (dev
@@ -1219,7 +1259,9 @@ static et_status ft_memory_check(const et_finetune_cfg *c, const et_bert *m, int
         for (int32_t i = 0; i < ev->nd; i++) texts += (double)strlen(ev->docs[i]);
     size_t nenc = (size_t)(nd > (double)M->nd + M->nmq ? nd : (double)M->nd + M->nmq);
     double enc = et_encode_plan_bytes(&m->cfg, c->enc_batch, mlen, c->enc_batch, mlen, nenc, nthreads);
-    double emb = (nd + (double)M->nd + (double)M->nmq) * C * sizeof(float) +
+    /* + with --matryoshka, the dev evaluation's full corpus embeddings beside the cut ones (et_eval_ir_dims) */
+    double cut_copy = c->train.matryoshka.n > 0 && ev->kind == ET_FT_EVAL_IR ? (double)ev->nd : 0;
+    double emb = (nd + cut_copy + (double)M->nd + (double)M->nmq) * C * sizeof(float) +
                  (pairwise ? 0.0 : (double)M->nmq * (c->mine_hi - c->mine_lo) * (sizeof(int32_t) + sizeof(float)));
     for (int32_t i = 0; i < M->nd; i++) texts += (double)strlen(M->corpus[i]);
     for (int32_t i = 0; i < c->n_corpus; i++) texts += (double)strlen(c->corpus[i]);
@@ -1838,7 +1880,9 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
         memcpy(R->best, R->tr.train_params, sizeof(float) * R->tr.train_n); /* what is trained: all, or the LoRA adapters */
         if (c->mix && !(R->start = malloc(sizeof(float) * R->tr.train_n))) return et_fail(err, ET_ERR_NOMEM, "out of memory (starting-model copy)");
         if (R->start) memcpy(R->start, R->tr.train_params, sizeof(float) * R->tr.train_n);
-        say(c, "dev at step 0 (starting model): %.4f", res->dev[0].score);
+        char sz[256];
+        dev_sizes(c, &res->dev[0], sz, sizeof sz);
+        say(c, "dev at step 0 (starting model): %.4f%s", res->dev[0].score, sz);
     }
     if (c->time_budget > 0) { /* leave room for the final evaluation (as long as the first) and one dev evaluation */
         double dev_cost = res->n_dev ? res->dev[0].seconds - (tt - t_start) : 0;
@@ -1879,7 +1923,9 @@ static et_status ft_train(ft_run *R, const et_train_cfg *tcp, et_error *err) {
                 else if (pt.collapsed) snprintf(why, sizeof why, " (collapsing: not kept)");
                 else if (pt.excluded) snprintf(why, sizeof why, " (anisotropy %.3f, start %.3f: rose by more than %.2f, not kept)",
                                                pt.anisotropy, res->dev[0].anisotropy, ET_FT_KEEP_ANISO);
-                say(c, "dev at step %ld (epoch %d): %.4f%s", step, pt.epoch + 1, pt.score, why);
+                char sz[256];
+                dev_sizes(c, &pt, sz, sizeof sz);
+                say(c, "dev at step %ld (epoch %d): %.4f%s%s", step, pt.epoch + 1, pt.score, sz, why);
                 if (better) { res->best_dev = res->n_dev; memcpy(R->best, R->tr.train_params, sizeof(float) * R->tr.train_n); }
                 res->n_dev++;
                 if (!end && !stopped && halt && step >= spe_) { /* never before one full epoch: a small dev split is noisy early */

@@ -241,8 +241,13 @@ int et_ft_stopper_add(et_ft_stopper *st, double score, int patience);
  * split's score and, when the collapse watch is on, the watch's figures. */
 typedef struct {
     long step; int epoch;
-    double score;            /* what early stopping compares: nDCG@10 (IR) or Spearman (pairs); NaN without a dev split */
-    double anisotropy, mean_pos_cosine; /* on the dev split */
+    double score;            /* what early stopping compares: nDCG@10 (IR) or Spearman (pairs); NaN without a dev split.
+                                With --matryoshka (train.matryoshka.n > 0): the mean of the score at each listed size,
+                                weighted by the loss's weights, sum_k w_k score(d_k) / sum_k w_k, since those are the
+                                sizes the vectors will be cut to (the keep-the-start rule uses the same weighted mean
+                                per query) */
+    double score_dim[ET_MRL_MAX_DIMS]; /* with --matryoshka: the score at train.matryoshka.dim[k] (NaN otherwise) */
+    double anisotropy, mean_pos_cosine; /* on the dev split (with --matryoshka: at the largest listed size) */
     double watch_aniso, watch_margin;   /* the collapse watch's sample (NaN when the watch is off) */
     int collapsed;           /* the watch's limits were crossed (see "Collapse watch" below) */
     int excluded;            /* not a candidate for the kept model: collapsed, or (watch on) the dev anisotropy rose by

@@ -2,7 +2,8 @@
 # cli_matryoshka.sh - Matryoshka from the command line: train --matryoshka changes what is learned (the model differs
 # from a plain run with the same seed) and refuses bad lists with a message naming the item; encode --dim D writes
 # [n, D] rows that are the full embedding's first D values re-normalised; eval --dim D1,D2 reports each size, and
-# eval at the full width equals eval without --dim.
+# eval at the full width equals eval without --dim; finetune --matryoshka's dev score is the loss's weighted mean of the
+# dev nDCG@10 at each listed size, the full size's equal to a plain run's dev score of the same starting model.
 set -u
 E=${ET_EMBEDTUNE:-build/embedtune}
 T=$(mktemp -d /tmp/et_cli_mrl.XXXXXX)
@@ -53,5 +54,22 @@ assert by["16"]["metrics"]["anisotropy"] != a["metrics"]["anisotropy"]
 PY
 "$E" search --model "$T/mrl" --corpus $F/beir/corpus.jsonl --query "apple" --dim 16 --mode dense -q > "$T/s" || bad "search --dim"
 grep -q "rank" "$T/s" || bad "search --dim printed no table"
+# finetune --matryoshka: dev points carry the score at each size and their weighted mean (weights 1, 0.5, 1)
+FT=(--model tests/fixtures/e2e/model --data tests/fixtures/finetune/beir --epochs 1 --dev on --max-len 32 --threads 2 -q --no-mix)
+"$E" finetune "${FT[@]}" --out "$T/fp" --json "$T/fp.json" > /dev/null 2> "$T/err" || bad "finetune plain: $(tail -c 300 "$T/err")"
+"$E" finetune "${FT[@]}" --out "$T/fm" --matryoshka 32,16:0.5,8 --json "$T/fm.json" > /dev/null 2> "$T/err" || bad "finetune --matryoshka: $(tail -c 300 "$T/err")"
+/usr/bin/python3 - "$T/fp.json" "$T/fm.json" <<'PY' || bad "finetune --matryoshka dev scores"
+import json, sys
+p, m = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert len(m["dev"]) >= 2, m["dev"]
+for pt in m["dev"]:
+    by = pt["score_by_dim"]
+    assert set(by) == {"32", "16", "8"}, by
+    mean = (by["32"] + 0.5 * by["16"] + by["8"]) / 2.5
+    assert abs(pt["score"] - mean) < 2e-6, (pt["score"], mean)   # JSON keeps 7 significant digits
+    assert by["8"] != by["32"], by
+assert "score_by_dim" not in p["dev"][0], p["dev"][0]
+assert m["dev"][0]["score_by_dim"]["32"] == p["dev"][0]["score"], (m["dev"][0], p["dev"][0])   # the same starting model
+PY
 [ $fail = 0 ] && echo "ok cli_matryoshka"
 exit $fail

@@ -1,13 +1,17 @@
 /* test_matryoshka.c - the Matryoshka loss wrapper (matryoshka.h) against PyTorch (sentence-transformers'
  * MatryoshkaLoss over MNRL, CLP and CosineSimilarityLoss: tests/fixtures/matryoshka/mrl.txt from
  * tools/gen_matryoshka_fixture.py), finite differences of its gradient, the list parser, and the embedding cut of
- * encode.h (et_embed_truncate) on a hand-computed case. */
+ * encode.h (et_embed_truncate) on a hand-computed case; et_eval_ir_dims (evaluate.h: several sizes from one corpus
+ * encoding, what finetune's dev split uses with --matryoshka) against et_eval_ir with eo.dim, size by size. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "encode.h"
+#include "evaluate.h"
+#include "hf.h"
 #include "matryoshka.h"
 #include "et_test.h"
 
@@ -170,9 +174,61 @@ static void truncate_hand(void) {
     CHECK(y[0] == 1 && y[3] == 4, "full width changed the row");
 }
 
+/* et_eval_ir_dims on the finetune fixture (tests/fixtures/e2e/model, 32 values; 36 docs, 72 queries) at 32, 16, 8, 3
+ * and 0 (all) must give, size by size, exactly what et_eval_ir gives with eo.dim set: every metric and each query's
+ * nDCG@10 (0 tolerance: the same encoder, cut and ranking run on the same floats; only the corpus encoding is shared).
+ * A cut that missed the queries or the documents, or left a row unnormalised, changes the rankings. */
+static void eval_dims(void) {
+    et_hf_model L;
+    memset(&L, 0, sizeof L);
+    et_error err = {0};
+    et_beir b;
+    if (et_hf_model_load("tests/fixtures/e2e/model", 2, &L, &err)) { CHECK(0, "model: %s", err.msg); et_hf_model_free(&L); return; }
+    if (et_beir_read("tests/fixtures/finetune/beir", NULL, &b, NULL, &err)) { CHECK(0, "data: %s", err.msg); et_hf_model_free(&L); return; }
+    enum { ND = 5 };
+    const int dims[ND] = {32, 16, 8, 3, 0};
+    int nq = b.nqueries;
+    et_ir_eval got[ND];
+    double *pq = malloc(sizeof(double) * ND * (size_t)nq), *pr = malloc(sizeof(double) * (size_t)nq);
+    et_encode_opts eo = {16, 32, NULL, NULL};
+    et_ir_eval_opts io = {ET_EVAL_DENSE, 10, NULL, NULL, NULL, NULL};
+    et_status s = et_eval_ir_dims(&L.model, L.tok, L.pool, &eo, &io, dims, ND, b.doc_text, b.ndocs, b.query_text, nq, b.qrels,
+                                  b.qrel_off, got, pq, &err);
+    CHECK(s == ET_OK, "et_eval_ir_dims: %s", err.msg);
+    for (int i = 0; !s && i < ND; i++) {
+        et_encode_opts e1 = eo;
+        e1.dim = dims[i];
+        et_ir_eval ref;
+        et_ir_eval_opts o1 = io;
+        o1.per_query_ndcg10 = pr;
+        CHECK(et_eval_ir(&L.model, L.tok, L.pool, &e1, &o1, b.doc_text, b.ndocs, b.query_text, nq, b.qrels, b.qrel_off, &ref, &err) == ET_OK,
+              "et_eval_ir dim %d: %s", dims[i], err.msg);
+        CHECK(got[i].ndcg10 == ref.ndcg10 && got[i].map10 == ref.map10 && got[i].mrr10 == ref.mrr10 &&
+              got[i].recall100 == ref.recall100 && got[i].recall10 == ref.recall10 && got[i].auprc == ref.auprc,
+              "dim %d: nDCG@10 %.17g vs %.17g, MAP %.17g vs %.17g, AUPRC %.17g vs %.17g", dims[i], got[i].ndcg10, ref.ndcg10,
+              got[i].map10, ref.map10, got[i].auprc, ref.auprc);
+        CHECK(got[i].anisotropy == ref.anisotropy && got[i].mean_pos_cosine == ref.mean_pos_cosine,
+              "dim %d: anisotropy %.17g vs %.17g", dims[i], got[i].anisotropy, ref.anisotropy);
+        int same = 1;
+        for (int q = 0; q < nq; q++) same &= pq[(size_t)i * nq + q] == pr[q];
+        CHECK(same, "dim %d: per-query nDCG@10 differs", dims[i]);
+    }
+    /* the sizes are really different rankings (else the comparison above proves nothing about the cut) */
+    CHECK(!s && got[3].ndcg10 != got[0].ndcg10 && got[3].anisotropy != got[0].anisotropy,
+          "3 values ranked as 32: nDCG %.6f vs %.6f", got[3].ndcg10, got[0].ndcg10);
+    CHECK(!s && got[4].ndcg10 == got[0].ndcg10, "0 (all values) differs from 32");
+    int bad[1] = {33};
+    CHECK(et_eval_ir_dims(&L.model, L.tok, L.pool, &eo, &io, bad, 1, b.doc_text, b.ndocs, b.query_text, nq, b.qrels, b.qrel_off, got,
+                          NULL, &err) == ET_ERR_ARG && strstr(err.msg, "33"), "size 33 of 32: %s", err.msg);
+    free(pq); free(pr);
+    et_beir_free(&b);
+    et_hf_model_free(&L);
+}
+
 int main(void) {
     torch_and_fd();
     parse();
     truncate_hand();
+    eval_dims();
     return et_test_report("test_matryoshka");
 }

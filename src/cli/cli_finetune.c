@@ -470,6 +470,14 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
             jnum(pt, "score", r.dev[i].score);
             jnum(pt, "anisotropy", r.dev[i].anisotropy);
             jnum(pt, "mean_pos_cosine", r.dev[i].mean_pos_cosine);
+            if (c.train.matryoshka.n > 0) { /* the score at each listed size ("score" is their weighted mean) */
+                cJSON *bd = cJSON_AddObjectToObject(pt, "score_by_dim");
+                for (int k = 0; k < c.train.matryoshka.n; k++) {
+                    char key[16];
+                    snprintf(key, sizeof key, "%d", c.train.matryoshka.dim[k]);
+                    jnum(bd, key, r.dev[i].score_dim[k]);
+                }
+            }
             if (isfinite(r.dev[i].watch_aniso)) {
                 jnum(pt, "watch_anisotropy", r.dev[i].watch_aniso);
                 jnum(pt, "watch_margin", r.dev[i].watch_margin);
