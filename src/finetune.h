@@ -51,7 +51,8 @@
  *     by ft_dev_evaluate; the best evaluation (the starting model included) is kept (with an IR dev split only
  *     among the points whose per-query gain over the starting model is at least one paired standard error,
  *     et_ft_beats_start; otherwise the starting model) and training stops
- *     after `patience` evaluations without a new best, but never before one full epoch. Without a usable dev split (fewer than
+ *     after `patience` evaluations without a new best, but never inside the early transient (et_ft_grace_steps: one
+ *     full epoch, or half the planned steps when that is longer). Without a usable dev split (fewer than
  *     ET_FT_MIN_DEV_QUERIES dev queries / ET_FT_MIN_DEV_ROWS dev rows) the epochs are fixed;
  *   - time_budget > 0 stops training when the run would otherwise exceed it (the final evaluation included);
  *   - mix (with a dev split, when training improved on the starting model): the kept weights are mixed with the
@@ -236,6 +237,10 @@ int et_ft_beats_start(const double *start, const double *cand, int n, double *ga
  * et_ft_stopper_add returns 1 once `patience` scores in a row were not a new best (zero-initialise st). */
 typedef struct { int n, best, bad, have; double best_score; } et_ft_stopper;
 int et_ft_stopper_add(et_ft_stopper *st, double score, int patience);
+/* The early transient of a run of total_steps over `epochs` epochs: max(one epoch, ceil(total_steps / 2)) steps. Inside it
+ * neither early stopping nor the list form's collapse watch stops training (its points can still be kept or not kept):
+ * contrastive runs spike in anisotropy after the warm-up and come back, on cisi only after about 250 steps (issue 20). */
+long et_ft_grace_steps(long total_steps, int epochs);
 
 /* One evaluation of the model during training (ft_dev_evaluate in finetune.c, the one place that checks it): the dev
  * split's score and, when the collapse watch is on, the watch's figures. */

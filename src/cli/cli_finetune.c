@@ -42,7 +42,7 @@ static et_opt ft_opts[] = {
     {"--alpha", NULL, "X", "soft2 blend weight of the hard label (default 0.5)", NULL},
     {"--pos-threshold", NULL, "X", "infonce/clp on labelled rows: positives are rows with label >= X (default 0.5)", NULL},
     {"--sts-max", NULL, "X", "STS data: label = score / X (default 5)", NULL},
-    {"--epochs", NULL, "N", "passes over the training examples; with a dev split an upper bound (default auto: about 300 steps with a dev split, 2..10 epochs; 120 steps, 1..3 epochs without)", NULL},
+    {"--epochs", NULL, "N", "passes over the training examples; with a dev split an upper bound (default auto: about 400 steps with a dev split, 2..10 epochs; 120 steps, 1..3 epochs without)", NULL},
     {"--lr", NULL, "X", "peak learning rate (default auto by model size: 2e-4 at 4.6 M parameters, 2e-5 at 110 M, log-linear between; "
                         "with --lora 10 times that)", NULL},
     ET_CLI_LORA_OPTS,
@@ -50,14 +50,14 @@ static et_opt ft_opts[] = {
                                         "large vocabularies)", NULL},
     {"--batch", NULL, "N", "queries (or rows) per micro-batch (default auto: 16, or 8 below 128 examples)", NULL},
     {"--dev", NULL, "auto|on|off", "early stopping on a dev split carved from the training queries (15 %, by a hash of the id); auto = when it holds >= 5 queries (20 rows) (default auto)", NULL},
-    {"--patience", NULL, "N", "dev evaluations without a new best before stopping, never before one full epoch (default 2)", NULL},
+    {"--patience", NULL, "N", "dev evaluations without a new best before stopping, never inside the first epoch nor the first half of the planned steps (default 2)", NULL},
     {"--dev-every", NULL, "N", "optimizer steps between dev evaluations (default auto: once per epoch, at most 50 steps apart)", NULL},
     {"--time-budget", NULL, "SECONDS", "stop training so that the whole run (final evaluation included) fits in this many seconds (default none)", NULL},
     {"--max-train-queries", NULL, "N", "use only N of the training queries (rows), chosen by a hash of the id (default all; 0 = none, with --adapt)", NULL},
     {"--adapt", NULL, NULL, "infonce/clp: add self-supervised pairs (inverse cloze + random crops) from the data's own passages (BEIR corpus, or the pairs' passages)", NULL},
     {"--corpus", NULL, "FILE", "passages for --adapt (implies it): BEIR folder or corpus.jsonl, JSONL with \"text\", or one passage per line; with a pairs file the held-out queries also search them", NULL},
     {"--adapt-pairs", NULL, "N", "at most N adaptation pairs (default: as many as labelled examples, 500..2000)", NULL},
-    {"--max-len", NULL, "L", "max tokens per text (default: the model's max_seq_length or 256; queries 64)", NULL},
+    {"--max-len", NULL, "L", "max tokens per text, queries included, in training as in encoding (default: the model's max_seq_length or 256)", NULL},
     {"--warmup", NULL, "N|R", "warm-up: N steps, or a ratio R < 1 (default 0.1)", NULL},
     {"--tau", NULL, "X", "infonce/clp temperature (default 0.05)", NULL},
     {"--lambda", NULL, "X", "clp penalty weight (default 0.1)", NULL},
@@ -280,8 +280,8 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     }
     long ml = et_cli_int(o, n, "--max-len", 0, 2, 1 << 20, &ok);
     c.max_len = (int)ml;
-    t->max_len_q = ml && ml < 64 ? (int)ml : 64;
-    t->max_len_d = (int)ml; /* 0: the model's length (finetune.c) */
+    t->max_len_q = (int)ml; /* 0: the model's length, as encoding uses (finetune.c) */
+    t->max_len_d = (int)ml;
     const char *rg = et_cli_get(o, n, "--mine-range");
     if (rg && (sscanf(rg, "%d:%d", &c.mine_lo, &c.mine_hi) != 2 || c.mine_lo < 0 || c.mine_hi <= c.mine_lo)) {
         fprintf(stderr, "embedtune finetune: --mine-range must be A:B with 0 <= A < B (got '%s')\n", rg);
