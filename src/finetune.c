@@ -954,10 +954,10 @@ static et_status ft_hybrid_step(const et_finetune_cfg *c, const source *src, con
         et_bm25_opts dflt = {0.9, 0.4, 0};
         res->bm25_opts = dflt;
         if (c->bm25_fit) {
-            et_ft_progress q = {ph, 0, 0, NULL, "BM25 k1/b fit", "grid points"}; /* no count: 36 BM25 indexes */
-            if (c->progress && c->progress(c->progress_user, &q)) return cancelled(err, ph);
+            ft_progress pg = ft_step(c, ph, "BM25 k1/b fit", "grid points");
+            et_progress gp = ft_step_progress(&pg);
             s = et_bm25_fit(pool, (const char *const *)tr.docs, tr.nd, (const char *const *)tr.qs, tr.nq, tr.qrels, tr.qoff, 1.0,
-                            &res->bm25_opts, &res->bm25_fit, err);
+                            &gp, &res->bm25_opts, &res->bm25_fit, err);
             const et_bm25_fit_report *b = &res->bm25_fit;
             if (!s) say(c, "BM25 k1 %g, b %g: %s (training queries' BM25 nDCG@10 %.4f; at k1 0.9, b 0.4: %.4f; grid best k1 %g, b %g: %.4f)",
                         res->bm25_opts.k1, res->bm25_opts.b,

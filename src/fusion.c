@@ -789,8 +789,8 @@ done:
 }
 
 et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
-                      const et_qrel *qrels, const int64_t *qoff, double se_rule, et_bm25_opts *chosen,
-                      et_bm25_fit_report *rep, et_error *err) {
+                      const et_qrel *qrels, const int64_t *qoff, double se_rule, const et_progress *pr,
+                      et_bm25_opts *chosen, et_bm25_fit_report *rep, et_error *err) {
     static const double K1[ET_BM25_FIT_NK1] = {0.5, 0.9, 1.2, 1.6, 2.0, 3.0};
     static const double B[ET_BM25_FIT_NB] = {0.2, 0.4, 0.6, 0.75, 0.9, 1.0};
     enum { NG = ET_BM25_FIT_NK1 * ET_BM25_FIT_NB };
@@ -807,6 +807,7 @@ et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const 
     if (!M || !top) { free(M); free(top); return et_fail(err, ET_ERR_NOMEM, "bm25 fit: out of memory (%d queries)", nq); }
     et_status s = ET_OK;
     int idef = -1, best = -1;
+    if (nq > 0 && et_progress_report(pr, 0, NG)) s = et_fail(err, ET_ERR_CANCELLED, "bm25 fit: cancelled");
     for (int i = 0; i < NG && !s && nq > 0; i++) {
         et_bm25_opts o = {K1[i / ET_BM25_FIT_NB], B[i % ET_BM25_FIT_NB], 0};
         if (o.k1 == dflt.k1 && o.b == dflt.b) idef = i;
@@ -817,6 +818,8 @@ et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const 
         for (int32_t q = 0; q < nq && !s; q++)
             M[(int64_t)i * nq + q] = et_ndcg_at_k(top + (int64_t)q * 10, 10, qrels + qoff[q], qoff[q + 1] - qoff[q], 10);
         if (!s && (best < 0 || mean_in(M + (int64_t)i * nq, NULL, nq) > mean_in(M + (int64_t)best * nq, NULL, nq) + 1e-12)) best = i;
+        if (!s && et_progress_report(pr, (size_t)i + 1, NG))
+            s = et_fail(err, ET_ERR_CANCELLED, "bm25 fit: cancelled (%d of %d grid points)", i + 1, (int)NG);
     }
     if (!s && nq > 0 && idef >= 0 && best >= 0) {
         R.default_ndcg10 = mean_in(M + (int64_t)idef * nq, NULL, nq);

@@ -201,10 +201,12 @@ typedef struct {
 } et_bm25_fit_report;
 
 /* docs[nd], queries qs[nq] with qrels[qoff[q]..qoff[q+1]) (grade >= 1 relevant); se_rule >= 0 (1 in finetune).
- * chosen and rep may be NULL. query_tf of the result is 0 (distinct query terms, the default). */
+ * chosen and rep may be NULL. query_tf of the result is 0 (distinct query terms, the default). pr (may be NULL):
+ * grid points done of ET_BM25_FIT_NK1 x ET_BM25_FIT_NB, reported at 0 and after each point (each builds one BM25
+ * index and ranks every query); a cancel fails with ET_ERR_CANCELLED and leaves chosen and rep as they were. */
 et_status et_bm25_fit(et_pool *pool, const char *const *docs, int32_t nd, const char *const *qs, int32_t nq,
-                      const et_qrel *qrels, const int64_t *qoff, double se_rule, et_bm25_opts *chosen,
-                      et_bm25_fit_report *rep, et_error *err);
+                      const et_qrel *qrels, const int64_t *qoff, double se_rule, const et_progress *pr,
+                      et_bm25_opts *chosen, et_bm25_fit_report *rep, et_error *err);
 
 /* ---- retrieval.json ---------------------------------------------------------------------------- */
 typedef enum { ET_MODE_DENSE = 0, ET_MODE_BM25 = 1, ET_MODE_HYBRID = 2 } et_retrieval_mode;

@@ -78,8 +78,10 @@ near "hybrid report: dense before = before" "$hd" "$(bnum "$T/r.json" before ndc
 # 2c. BM25's k1/b: the default run kept k1 0.9, b 0.4; --bm25-fit learns them on the training queries (on this
 #     fixture the grid's best, k1 0.5, b 0.2, beats the default beyond the se rule), saves them, and eval uses them
 grep -qE '"k1":[[:space:]]*0.9,' "$T/m/retrieval.json" && grep -qE '"b":[[:space:]]*0.4,' "$T/m/retrieval.json" && ok "default run: BM25 k1 0.9, b 0.4" || bad "default run changed BM25's settings"
-"$ET" finetune --model $M --data $F/beir --out "$T/bf" --bm25-fit --epochs 1 --dev off --threads 2 -q --json "$T/bf.json" >/dev/null 2>"$T/err"
-[ $? -eq 0 ] && ok "--bm25-fit" || bad "--bm25-fit: $(cat "$T/err")"
+"$ET" finetune --model $M --data $F/beir --out "$T/bf" --bm25-fit --epochs 1 --dev off --threads 2 --json "$T/bf.json" >/dev/null 2>"$T/err"
+[ $? -eq 0 ] && ok "--bm25-fit" || bad "--bm25-fit: $(tail -3 "$T/err")"
+# its grid (6 k1 x 6 b) reports a count like every other step
+tr '\r' '\n' <"$T/err" | grep -qE "^BM25 k1/b fit: 36/36 grid points" && ok "progress line 'BM25 k1/b fit: 36/36'" || bad "no progress line 'BM25 k1/b fit: 36/36 grid points' in stderr"
 grep -qE '"k1":[[:space:]]*0.5,' "$T/bf/retrieval.json" && grep -qE '"b":[[:space:]]*0.2,' "$T/bf/retrieval.json" && ok "--bm25-fit saved k1 0.5, b 0.2" || bad "--bm25-fit: retrieval.json has $(grep -E '"(k1|b)"' "$T/bf/retrieval.json" | tr -d '\n\t ')"
 python3 -c "import json,sys; b=json.load(open(sys.argv[1]))['hybrid']['bm25_settings']; sys.exit(0 if b['learned'] and b['k1']==0.5 else 1)" "$T/bf.json" && ok "--bm25-fit in the report" || bad "--bm25-fit: report lacks bm25_settings"
 "$ET" eval --model "$T/bf" --data $F/beir --split test --mode bm25 --json "$T/ebf.json" -q >/dev/null 2>"$T/err" || bad "eval --bm25-fit output: $(cat "$T/err")"

@@ -4,7 +4,7 @@
  * validation errors. Speed-ups kept exact: the fit's choices and figures on a fixed random set equal those of the
  * implementation before them (golden values), equal the full-sort ranking's (et_fusion_rank) and do not depend on
  * the threads; the candidates built in blocks of queries equal those of a later block built alone; the progress
- * of the BM25 index, the candidates and the fit (counts, cancel). */
+ * of the BM25 index, the candidates, the fit and the BM25 k1/b fit (counts, cancel). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,6 +333,17 @@ static void retrieval_json(void) {
     rmdir(dir);
 }
 
+/* progress recorder: calls, first and last (done, total), decreasing done seen, cancel at call number cancel_at */
+typedef struct { int calls, bad, cancel_at; size_t first_done, last_done, total; } prog_rec;
+static int prog_cb(void *user, size_t done, size_t total) {
+    prog_rec *r = user;
+    if (!r->calls) { r->first_done = done; r->total = total; }
+    else if (done < r->last_done || total != r->total) r->bad++;
+    r->last_done = done;
+    r->calls++;
+    return r->cancel_at && r->calls >= r->cancel_at;
+}
+
 /* BM25's k1 and b learned where the answer is known. Query i is the one term "wi"; doc 2i (relevant) holds it twice
  * among 98 filler tokens (length 100), doc 2i+1 holds it once among 2 (length 3); avgdl 51.5, the idf is the same for
  * both. score = tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)); at k1 0.9, b 0.4: long 1.173 < short 1.217, so the
@@ -360,7 +371,7 @@ static void bm25_fit_known(void) {
     et_error err = {0};
     et_bm25_opts o;
     et_bm25_fit_report R;
-    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, NULL, &o, &R, &err) == ET_OK, "%s", err.msg);
     CHECK(R.learned && o.k1 == 0.5 && o.b == 0.2 && o.query_tf == 0, "learned %d: k1 %g b %g (want 0.5, 0.2)", R.learned, o.k1, o.b);
     CHECK(fabs(R.ndcg10 - 1) < 1e-12 && fabs(R.default_ndcg10 - 1 / log2(3.0)) < 1e-9 && R.nqueries == NQ,
           "nDCG@10 %.6f (default %.6f)", R.ndcg10, R.default_ndcg10);
@@ -377,13 +388,32 @@ static void bm25_fit_known(void) {
     et_bm25_free(bd);
     /* the short doc relevant: the default is perfect already and is kept */
     for (int q = 0; q < NQ; q++) qr[q].d = 2 * q + 1;
-    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, NULL, &o, &R, &err) == ET_OK, "%s", err.msg);
     CHECK(!R.learned && o.k1 == 0.9 && o.b == 0.4 && fabs(R.default_ndcg10 - 1) < 1e-12, "default kept: learned %d k1 %g b %g", R.learned, o.k1, o.b);
     /* too few queries: the default, even where another setting is better */
     for (int q = 0; q < NQ; q++) qr[q].d = 2 * q;
-    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, ET_FUSION_MIN_QUERIES - 1, qr, off, 1.0, &o, &R, &err) == ET_OK, "%s", err.msg);
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, ET_FUSION_MIN_QUERIES - 1, qr, off, 1.0, NULL, &o, &R, &err) == ET_OK, "%s", err.msg);
     CHECK(!R.learned && o.k1 == 0.9 && o.b == 0.4 && R.best.b == 0.2, "few queries: learned %d k1 %g b %g", R.learned, o.k1, o.b);
-    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, -1, &o, &R, &err) == ET_ERR_ARG && strstr(err.msg, "se_rule"), "%s", err.msg);
+    /* progress: grid points 0..36, one report per point, the same choice as without; a cancel at the third report
+     * fails and leaves the outputs alone */
+    {
+        et_bm25_opts o2 = {0};
+        et_bm25_fit_report R2;
+        memset(&R2, 0, sizeof R2);
+        prog_rec pr = {0};
+        et_progress p = {prog_cb, &pr};
+        CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &p, &o2, &R2, &err) == ET_OK, "%s", err.msg);
+        CHECK(R2.learned && o2.k1 == 0.5 && o2.b == 0.2 && R2.ndcg10 == 1.0, "with progress: learned %d k1 %g b %g", R2.learned, o2.k1, o2.b);
+        CHECK(pr.calls == ET_BM25_FIT_NK1 * ET_BM25_FIT_NB + 1 && pr.first_done == 0 &&
+              pr.last_done == ET_BM25_FIT_NK1 * ET_BM25_FIT_NB && pr.total == ET_BM25_FIT_NK1 * ET_BM25_FIT_NB && !pr.bad,
+              "bm25 fit progress: %d calls, %zu..%zu of %zu", pr.calls, pr.first_done, pr.last_done, pr.total);
+        prog_rec pc = {0, 0, 3, 0, 0, 0};
+        et_progress q = {prog_cb, &pc};
+        et_bm25_opts o3 = {7, 7, 7};
+        CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, 1.0, &q, &o3, NULL, &err) == ET_ERR_CANCELLED && pc.calls == 3 &&
+              o3.k1 == 7 && strstr(err.msg, "2 of 36"), "bm25 fit cancel: %d after %d calls (%s)", err.code, pc.calls, err.msg);
+    }
+    CHECK(et_bm25_fit(NULL, docs, 2 * NQ, qs, NQ, qr, off, -1, NULL, &o, &R, &err) == ET_ERR_ARG && strstr(err.msg, "se_rule"), "%s", err.msg);
 }
 
 /* The guard's test: mean and standard error of per-query differences, worked out by hand.
@@ -439,17 +469,6 @@ static void transfer_rule(void) {
     CHECK(et_fusion_transfers(&d), "the default fusion transfers");
     et_fusion_cands_free(&ca);
     et_fusion_cands_free(&cb);
-}
-
-/* progress recorder: calls, first and last (done, total), decreasing done seen, cancel at call number cancel_at */
-typedef struct { int calls, bad, cancel_at; size_t first_done, last_done, total; } prog_rec;
-static int prog_cb(void *user, size_t done, size_t total) {
-    prog_rec *r = user;
-    if (!r->calls) { r->first_done = done; r->total = total; }
-    else if (done < r->last_done || total != r->total) r->bad++;
-    r->last_done = done;
-    r->calls++;
-    return r->cancel_at && r->calls >= r->cancel_at;
 }
 
 /* The candidates are built in blocks of 1024 queries: queries 1024.. built alone give the same pools (block

@@ -35,7 +35,8 @@
 #include <malloc.h>
 #define ET_EXPORT EMSCRIPTEN_KEEPALIVE
 /* Progress hook: Module.etProgress(kind, done, total) if set; a truthy return cancels. kind 0 =
- * encode, 1 = train. Runs on the thread that called in (the JS worker). */
+ * encode (texts), 1 = train, 2 = a BM25 index (docs, et_bm25_build_p). Runs on the thread that called in (the JS
+ * worker). */
 EM_JS(int, et_wasm_js_progress, (int kind, double done, double total), {
     var f = Module['etProgress'];
     if (!f) return 0;
@@ -185,6 +186,10 @@ ET_EXPORT int et_wasm_int8(et_wasm_model *w, int on) {
 static int encode_progress(void *user, size_t done, size_t total) {
     (void)user;
     return et_wasm_js_progress(0, (double)done, (double)total);
+}
+static int bm25_progress(void *user, size_t done, size_t total) {
+    (void)user;
+    return et_wasm_js_progress(2, (double)done, (double)total);
 }
 
 /* Split a blob of n NUL-terminated texts into pointers (caller frees). */
@@ -376,7 +381,8 @@ ET_EXPORT const char *et_wasm_retrieval_describe(et_wasm_model *w) {
 }
 
 /* The search corpus: a blob of n NUL-terminated texts, encoded with the model (batch, max_len as
- * et_wasm_encode; progress and cancel per batch) and indexed by BM25 (retrieval.json's k1/b): the
+ * et_wasm_encode; progress and cancel per batch, kind 0) and indexed by BM25 (retrieval.json's k1/b; progress and
+ * cancel every 2048 docs, kind 2): the
  * hybrid engine of `embedtune search` (et_hybrid_index_build). dim > 0: each embedding cut to its first dim
  * values and re-normalised (`search --dim`, et_embed_truncate); int8 != 0: encoded with int8 inference
  * (`search --int8`); the queries of et_wasm_search_mode get the same. Replaces the previous corpus. */
@@ -393,7 +399,8 @@ ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size
     o.dim = dim > 0 ? dim : 0;
     int prev8 = w->model.int8;
     if (int8) w->model.int8 = 1;
-    et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, NULL, &w->ix, err);
+    const et_progress bp = {bm25_progress, NULL};
+    et_status s = et_hybrid_index_build(&w->model, w->tok, w->pool, &o, 1, &w->rcfg.bm25, t, n, &bp, &w->ix, err);
     w->model.int8 = prev8;
     if (s) { free(t); free(b); return s; }
     w->has_ix = 1;
