@@ -92,7 +92,9 @@ export class Embedtune {
   /** Float32Array [texts.length * dim], row i = text i */
   encode(texts: string[], opts?: EncodeOptions): Float32Array;
   /** dim: cut each embedding to its first dim values and re-normalise (search --dim); int8: int8 inference (search --int8) */
-  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { embeddings?: Float32Array; dim?: number; int8?: boolean }): number;
+  /** onProgress(done, total, step): step 'encode' (texts) then 'BM25 index' (docs); return true to cancel */
+  setCorpus(corpus: string[] | Float32Array, opts?: Omit<EncodeOptions, 'onProgress'> & { embeddings?: Float32Array; dim?: number; int8?: boolean;
+    onProgress?: (done: number, total: number, step: 'encode' | 'BM25 index') => boolean | void }): number;
   search(query: string | Float32Array, k?: number, mode?: 'dense' | 'bm25'): Hit[];
   /** bytes of an index file; retrieval: the model folder's retrieval.json */
   openIndex(index: Bytes, retrieval?: Bytes): EmbedtuneIndex;
@@ -109,7 +111,8 @@ export class EmbedtuneWorker {
   static load(files: ModelFiles, opts?: LoadOptions & { workerUrl?: string | URL }): Promise<EmbedtuneWorker>;
   readonly info: ModelInfo;
   encode(texts: string[], opts?: EncodeOptions): Promise<Float32Array>;
-  setCorpus(corpus: string[] | Float32Array, opts?: EncodeOptions & { dim?: number; int8?: boolean }): Promise<number>;
+  setCorpus(corpus: string[] | Float32Array, opts?: Omit<EncodeOptions, 'onProgress'> & { dim?: number; int8?: boolean;
+    onProgress?: (done: number, total: number, step: 'encode' | 'BM25 index') => boolean | void }): Promise<number>;
   search(query: string | Float32Array, k?: number, mode?: RetrievalMode): Promise<Hit[]>;
   /** for text i, the [start, end) string indices of its words that are BM25 terms of the query */
   matchTerms(query: string, texts: string[]): Promise<[number, number][][]>;

@@ -329,20 +329,22 @@ export class Embedtune {
     }
   }
 
-  /** The corpus to search: texts (opts as encode: batch, maxLength, onProgress; dim: cut each embedding to its
+  /** The corpus to search: texts (opts as encode: batch, maxLength; dim: cut each embedding to its
    * first dim values and re-normalise, as `search --dim`; int8: int8 inference, as `search --int8`; queries
    * get the same) are encoded and indexed by BM25 in C (the hybrid engine of `embedtune search`: dense, bm25
-   * and hybrid modes); embeddings
+   * and hybrid modes). onProgress(done, total, step) -> true to cancel: step 'encode' (texts, after each batch),
+   * then 'BM25 index' (docs, at 0, every 2048 and at the end); embeddings
    * (Float32Array [n*dim]) give a dense-only corpus. Returns n. */
   setCorpus(corpus, opts = {}) {
     this.check();
     let emb = corpus;
     if (Array.isArray(corpus)) {
       this.corpusTexts = null;
+      this.indexed = false; // the C side drops the previous index first, so a failed call leaves none
       const blob = textBlob(corpus, 'setCorpus');
       const [bp] = this.copyIn(blob.length ? blob : new Uint8Array(1));
       const prev = this.M.etProgress;
-      this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot) : null;
+      this.M.etProgress = opts.onProgress ? (kind, done, tot) => opts.onProgress(done, tot, kind === 2 ? 'BM25 index' : 'encode') : null;
       try {
         if (this.M._et_wasm_index_texts(this.h, bp, blob.length, corpus.length, opts.batch | 0, opts.maxLength | 0, opts.dim | 0,
           opts.int8 ? 1 : 0, this.err)) throw this.fail('setCorpus');
@@ -894,7 +896,7 @@ export async function workerHandle(state, msg, post) {
     if (d.model !== false && !state.model) throw new Error('no model loaded (call load first)');
     const a = d.args.map((name) => args[name]), last = a.length - 1;
     if (d.progress === 'count') {
-      a[last] = { ...(a[last] || {}), onProgress: (done, total) => { if (msg.progress) post({ id, progress: true, done, total }); return cancelled(); } };
+      a[last] = { ...(a[last] || {}), onProgress: (done, total, step) => { if (msg.progress) post(step === undefined ? { id, progress: true, done, total } : { id, progress: true, done, total, step }); return cancelled(); } };
     } else if (d.progress === 'stats') {
       a[last] = { ...(a[last] || {}), onProgress: (stats) => { if (msg.progress) post({ id, progress: true, stats }); return cancelled(); } };
     } else if (d.progress === 'step') {
@@ -946,7 +948,7 @@ export class EmbedtuneWorker {
   _onMessage(m) {
     const p = this.pending.get(m.id);
     if (!p) return;
-    if (m.progress) { if (p.onProgress) { if (m.stats) p.onProgress(m.stats); else p.onProgress(m.done, m.total); } return; }
+    if (m.progress) { if (p.onProgress) { if (m.stats) p.onProgress(m.stats); else if (m.step !== undefined) p.onProgress(m.done, m.total, m.step); else p.onProgress(m.done, m.total); } return; }
     this.pending.delete(m.id);
     if (m.error) { const e = new Error(m.error); e.code = m.code; p.reject(e); } else p.resolve(m.result);
   }

@@ -9,7 +9,7 @@ import { ADAPTER_FILES, EmbedtuneWorker, TOKENIZER_PATHS, adapterInfo, canUseThr
 import { displayText } from './snippet.mjs';
 import { $, el, fmtBytes, fmtTime, setStatus } from './ui.mjs';
 import { MODEL_FILE_NAMES, MODEL_KEYS, adapterFilesFromListing, addModelKeys, droppedFiles, makeZip, modelFilesFromListing, readFileBytes, readListing, saveBlob, showData } from './files.mjs';
-import { LORA_OPTS, LORA_TARGETS, checkSettings, checkTrainable, finetuneArgs, newRun, onRunProgress, resetPhaseList, settings, updateSettingsNote } from './trainview.mjs';
+import { LORA_OPTS, LORA_TARGETS, checkSettings, checkTrainable, finetuneArgs, newRun, onRunProgress, resetPhaseList, settings, stepProgress, updateSettingsNote } from './trainview.mjs';
 import { renderEval } from './evalview.mjs';
 import { drawChart } from './chart.mjs';
 import { fillDims, hitItem, searchVectors, vectorsText } from './searchview.mjs';
@@ -226,9 +226,23 @@ async function encodeCorpus() {
   document.body.dataset.corpus = 'encoding';
   setStatus('search-status', `Encoding ${texts.length} passages for search…`);
   updateButtons();
+  // progress: the encoding (texts), then the BM25 index (docs), each with its count and ETA (stepProgress's clocks);
+  // state().indexSteps keeps each step's last count
+  const steps = { steps: {}, stepKey: null }, head = `Encoding ${texts.length} passages for search…`;
+  state.indexSteps = steps.steps;
+  let shown = 0;
+  const onProgress = (done, total, step) => {
+    if (state.corpusJob !== job) return false;
+    const now = performance.now(), unit = step === 'BM25 index' ? 'docs' : 'texts';
+    const eta = stepProgress({ phase: 'index', step, done, total, unit }, steps, now);
+    if (now - shown < 250 && done < total) return false;
+    shown = now;
+    setStatus('search-status', `${head} ${step}: ${done} / ${total} ${unit}${Number.isFinite(eta) ? ` · ETA ${fmtTime(eta)}` : ''}`);
+    return false;
+  };
   try {
     const { dim, int8 } = searchVectors();
-    job.promise = w.setCorpus(texts, { maxLength: corpusMaxLen(), dim, int8 });
+    job.promise = w.setCorpus(texts, { maxLength: corpusMaxLen(), dim, int8, onProgress });
     await job.promise;
     if (state.corpusJob !== job) return;
     state.corpus = { texts, dim, int8 };
@@ -469,7 +483,7 @@ window.__embedtune = {
   encode: async (texts) => Array.from(await state.worker.encode(texts)),
   state: () => ({ model: state.modelName, trained: state.trained, result: state.result, args: state.lastArgs, corpusFile: state.lastCorpus,
     steps: state.run?.loss.length ?? 0, loss: state.run?.loss.map((p) => p.loss) ?? [], epochs: state.run?.loss.map((p) => p.epoch) ?? [],
-    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, stepTimes: state.run?.steps ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output,
+    phases: state.run?.phases ?? [], phaseTimes: state.run?.times ?? null, stepTimes: state.run?.steps ?? null, indexSteps: state.indexSteps ?? null, rows: state.data?.preview?.rows ?? 0, errors: state.data?.preview?.errors ?? [], info: state.info, output: state.output,
     adapter: state.adapter ? { name: state.adapter.name, files: Object.keys(state.adapter.files), ...adapterInfo(state.adapter.files) } : null }),
   passages: () => state.corpus?.texts ?? null,
   search: (q, mode, k = 10) => state.worker.search(q, k, mode),

@@ -98,6 +98,9 @@ test('search modes (C hybrid engine) and the BM25 match spans as string indices'
 
 test('search returns the right top hit', async () => {
   const m = await Embedtune.load(files(), { threads: 2 });
+  // a cancel at the BM25 step (after the encoding) fails with the cancel code and leaves no index
+  assert.throws(() => m.setCorpus(texts, { onProgress: (d, t, step) => step === 'BM25 index' }), (e) => e.code === 8 && /bm25: cancelled/.test(e.message));
+  assert.throws(() => m.search('x', 1, 'bm25'), /setCorpus/);
   const n = m.setCorpus(texts);
   assert.equal(n, texts.length);
   for (const i of [0, 3, 7]) {
@@ -179,7 +182,13 @@ test('worker: same results off-thread', async () => {
   expected.forEach((e, i) => { worst = Math.max(worst, maxDiff(out.subarray(i * d, i * d + d), e.emb)); });
   assert.ok(worst <= 1e-4, `worker max abs error ${worst}`);
   assert.ok(ticks.length > 0);
-  await w.setCorpus(texts);
+  // the search index reports its two steps through the worker: the encoding (texts), then BM25 (docs)
+  const steps = [];
+  await w.setCorpus(texts, { batch: 5, onProgress: (done, total, step) => { steps.push([step, done, total]); } });
+  const enc = steps.filter((s) => s[0] === 'encode'), bm = steps.filter((s) => s[0] === 'BM25 index');
+  assert.ok(enc.length > 0 && enc.at(-1)[1] === texts.length && enc.at(-1)[2] === texts.length, `encode steps ${JSON.stringify(enc)}`);
+  assert.deepEqual([bm[0], bm.at(-1)], [['BM25 index', 0, texts.length], ['BM25 index', texts.length, texts.length]], JSON.stringify(bm));
+  assert.ok(steps.indexOf(enc.at(-1)) < steps.indexOf(bm[0]), 'BM25 after the encoding');
   const hits = await w.search(texts[3], 1);
   assert.equal(hits[0].index, 3);
   await assert.rejects(w.search('x', 0).then(() => w.encode('bad')), /texts must be an array/);

@@ -60,7 +60,7 @@ function rig({ cancelFlag = null } = {}) {
         const last = a[a.length - 1];
         let cancelled;
         if (typeof last === 'function') cancelled = last({ step: 1 });
-        else if (last && typeof last.onProgress === 'function') cancelled = last.onProgress(1, 2);
+        else if (last && typeof last.onProgress === 'function') cancelled = name === 'setCorpus' ? last.onProgress(1, 2, 'BM25 index') : last.onProgress(1, 2);
         return { op: name, cancelled: cancelled === true, files: {} }; // files: what finetune's transfer reads
       };
     },
@@ -102,7 +102,7 @@ for (const op of clientOps) {
       const { onProgress, ...rest } = got[got.length - 1];
       assert.deepEqual(rest, { arg: d.args[d.args.length - 1], i: d.args.length - 1 }, `${op}: options other than onProgress`);
       assert.equal(typeof onProgress, 'function');
-      assert.deepEqual(progress, [d.progress === 'count' ? [1, 2] : [1]]);
+      assert.deepEqual(progress, [d.progress === 'count' ? (op === 'setCorpus' ? [1, 2, 'BM25 index'] : [1, 2]) : [1]], `${op}: progress (setCorpus names its step)`);
       assert.equal(r.cancelled, false);
     }
     if (d.progress === 'step') assert.deepEqual(progress, [[{ step: 1 }]]);

@@ -41,6 +41,10 @@ test('a corpus file is searched beside the pairs, and the run adapts on it like 
   const nPass = (await page.evaluate(() => window.__embedtune.passages())).length;
   const nPairs = new Set(readFileSync(PAIRS, 'utf8').trim().split('\n').map((l) => JSON.parse(l).positive)).size;
   assert.equal(nPass, nPairs + 150, 'the search index holds the pairs\' passages and the corpus file\'s');
+  // the index build reported both its steps to their ends: the encoding (texts) and BM25 (docs)
+  const ix = (await page.evaluate(() => window.__embedtune.state())).indexSteps;
+  for (const [k, unit] of [['index/encode', 'texts'], ['index/BM25 index', 'docs']])
+    assert.ok(ix?.[k] && ix[k].done === nPass && ix[k].total === nPass && ix[k].unit === unit, `index step ${k}: ${JSON.stringify(ix)}`);
   // a passage that only the corpus file has is found
   await page.selectOption('#search-mode', 'bm25');
   await page.fill('#search-q', 'C++ Annotations tutorial textbook');
