@@ -858,9 +858,50 @@ static et_status ft_rank_set(const et_finetune_cfg *c, const et_bert *m, const e
 
 /* The held-out set ev's index and queries with model m in phase ph (R->eo encodes the passages: its progress is
  * "encode eval corpus"), BM25 (default k1/b) when with_bm25. */
+/* ix (built without a model) gets m's embeddings of its docs: rows of kn's texts copied, the rest encoded with eo
+ * (its progress counts only those) and L2-normalised, as et_hybrid_index_build would have made them all. */
+static et_status ft_index_known(const et_bert *m, const et_tokenizer *tok, et_pool *pool, const et_encode_opts *eo,
+                                const et_ft_known *kn, et_hybrid_index *ix, int64_t *ncopied, et_error *err) {
+    int32_t nd = ix->nd, dim = m->cfg.hidden_size, nenc = 0;
+    et_strmap map = {0};
+    int32_t *src = malloc(sizeof(int32_t) * (size_t)(nd ? nd : 1));
+    const char **todo = malloc(sizeof(char *) * (size_t)(nd ? nd : 1));
+    float *D = malloc(sizeof(float) * (size_t)(nd ? nd : 1) * (size_t)dim), *X = NULL;
+    et_status s = !src || !todo || !D ? et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory for %d document embeddings", nd)
+                                      : et_strmap_init(&map, kn->n, (const char **)kn->text, "the known embeddings' texts", err);
+    for (int32_t i = 0; !s && i < kn->n; i++) et_strmap_put(&map, i); /* a repeated text: its first row */
+    for (int32_t i = 0; !s && i < nd; i++) {
+        src[i] = et_strmap_get(&map, ix->docs[i]);
+        if (src[i] >= 0) memcpy(D + (size_t)i * dim, kn->emb + (size_t)src[i] * dim, sizeof(float) * (size_t)dim);
+        else todo[nenc++] = ix->docs[i];
+    }
+    if (!s && nenc) {
+        if (!(X = malloc(sizeof(float) * (size_t)nenc * (size_t)dim))) s = et_fail(err, ET_ERR_NOMEM, "evaluation: out of memory for %d document embeddings", nenc);
+        if (!s) s = et_encode_texts(m, tok, pool, todo, (size_t)nenc, eo, X, err);
+        if (!s) {
+            et_l2norm_rows(X, nenc, dim);
+            for (int32_t i = 0, j = 0; i < nd; i++)
+                if (src[i] < 0) memcpy(D + (size_t)i * dim, X + (size_t)j++ * dim, sizeof(float) * (size_t)dim);
+        }
+    }
+    et_strmap_free(&map);
+    free(src); free(todo); free(X);
+    if (s) { free(D); return s; }
+    ix->m = m;
+    ix->dim = dim;
+    ix->D = D;
+    *ncopied = (int64_t)nd - nenc;
+    return ET_OK;
+}
+
+/* kn usable for model m at mlen tokens (et_ft_known's conditions) */
+static int ft_known_fits(const et_ft_known *kn, const et_bert *m, int mlen) {
+    return kn && kn->text && kn->emb && kn->n > 0 && kn->dim == m->cfg.hidden_size && kn->max_len == mlen && !m->int8;
+}
+
 static et_status ft_evix_build(const et_finetune_cfg *c, const et_bert *m, const et_tokenizer *tok, et_pool *pool, int mlen,
-                               const et_encode_opts *eo, const evalset *ev, int with_bm25, et_ft_phase ph, ft_evix *E,
-                               et_error *err) {
+                               const et_encode_opts *eo, const evalset *ev, int with_bm25, et_ft_phase ph,
+                               const et_ft_known *kn, ft_evix *E, int64_t *ncopied, et_error *err) {
     memset(E, 0, sizeof *E);
     E->bo = (et_bm25_opts){0.9, 0.4, 0};
     et_encode_cache ec = {0};
@@ -868,7 +909,15 @@ static et_status ft_evix_build(const et_finetune_cfg *c, const et_bert *m, const
     e2.cache = &ec;
     ft_progress pb = ft_step(c, ph, "BM25 index", "docs");
     et_progress bp = ft_step_progress(&pb);
-    et_status s = et_hybrid_index_build(m, tok, pool, &e2, with_bm25, &E->bo, ev->docs, ev->nd, &bp, &E->ix, err);
+    et_status s;
+    if (ncopied) *ncopied = 0;
+    if (ft_known_fits(kn, m, mlen)) { /* BM25 alone, then the embeddings: the known ones copied, the rest encoded */
+        s = et_hybrid_index_build(NULL, tok, pool, NULL, 1, &E->bo, ev->docs, ev->nd, &bp, &E->ix, err);
+        if (!s && !with_bm25) { et_bm25_free(E->ix.bm); E->ix.bm = NULL; }
+        int64_t nc = 0;
+        if (!s) s = ft_index_known(m, tok, pool, &e2, kn, &E->ix, &nc, err);
+        if (!s && ncopied) *ncopied = nc;
+    } else s = et_hybrid_index_build(m, tok, pool, &e2, with_bm25, &E->bo, ev->docs, ev->nd, &bp, &E->ix, err);
     ft_progress pq = ft_step(c, ph, "encode eval queries", NULL), pc = ft_step(c, ph, "candidates", "queries");
     et_progress cp = ft_step_progress(&pc);
     et_encode_opts eq = ft_step_encode(c, mlen, &pq);
@@ -1574,7 +1623,10 @@ static et_status ft_eval_before(ft_run *R, et_error *err) {
     R->eo = ft_step_encode(c, mlen, &R->ps);
     ft_evix E = {0};
     if (R->ev.kind == ET_FT_EVAL_IR) { /* one index and query set for the dense, BM25 and hybrid rows */
-        if ((s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, 1, ET_FT_PHASE_EVAL_BEFORE, &E, err))) return s;
+        if ((s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, 1, ET_FT_PHASE_EVAL_BEFORE, c->known, &E,
+                               &res->eval_known, err))) return s;
+        if (res->eval_known) say(c, "%lld of %d held-out passages' embeddings taken from the caller's (the same model and token cap), not encoded again",
+                                 (long long)res->eval_known, R->ev.nd);
         s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_DENSE, NULL, 10, R->ev.qrels, R->ev.qoff, &res->before, err);
         if (!s) s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_BM25, NULL, 10, R->ev.qrels, R->ev.qoff, &res->bm25, err);
     } else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pbefore, err);
@@ -2026,7 +2078,7 @@ static et_status ft_eval_after(ft_run *R, et_error *err) {
     R->ps = ft_step(c, ET_FT_PHASE_EVAL_AFTER, "encode eval corpus", NULL);
     ft_evix E = {0};
     if (R->ev.kind == ET_FT_EVAL_IR) {
-        s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, c->fusion, ET_FT_PHASE_EVAL_AFTER, &E, err);
+        s = ft_evix_build(c, &R->L.model, R->L.tok, R->L.pool, mlen, &R->eo, &R->ev, c->fusion, ET_FT_PHASE_EVAL_AFTER, NULL, &E, NULL, err);
         if (!s) s = et_eval_ir_ranked(R->L.pool, &E.ix, &E.Y, ET_EVAL_DENSE, NULL, 10, R->ev.qrels, R->ev.qoff, &res->after, err);
     } else s = et_eval_pairs_dense(&R->L.model, R->L.tok, R->L.pool, &R->eo, R->ev.a, R->ev.b, R->ev.lab, R->ev.n, &res->pafter, err);
     if (!s) s = ft_hybrid_step(c, &R->src, &R->ev, R->use_dev ? &R->dv : NULL, &R->L.model, R->L.tok, R->L.pool, mlen, 1, &E, res, err);
@@ -2056,9 +2108,10 @@ et_status et_finetune_run(const et_finetune_cfg *cfg, et_finetune_result *res, e
     R.istart = -1;
     res->best_dev = -1;
     et_train_cfg tc;
-    if (!(s = ft_load_model(&R, err)) && !(s = ft_split_data(&R, err)) && !(s = ft_train_rows(&R, err)) &&
-        !(s = ft_eval_before(&R, err)) && !(s = ft_examples(&R, err)) && !(s = ft_train_setup(&R, &tc, err)) &&
-        !(s = ft_train(&R, &tc, err)))
+    if (!(s = ft_load_model(&R, err)) && !(s = ft_split_data(&R, err)) && !(s = ft_train_rows(&R, err)))
+        s = ft_eval_before(&R, err);
+    if (cfg->known && cfg->known->release) cfg->known->release(cfg->known->user); /* used only by eval_before */
+    if (!s && !(s = ft_examples(&R, err)) && !(s = ft_train_setup(&R, &tc, err)) && !(s = ft_train(&R, &tc, err)))
         s = ft_eval_after(&R, err);
     ft_run_free(&R);
     return s;

@@ -112,6 +112,22 @@ typedef int (*et_ft_progress_fn)(void *user, const et_ft_progress *p);
 
 const char *et_ft_phase_name(et_ft_phase p);
 
+/* Embeddings of the starting model that the caller already holds (the page's search index), so that the evaluation
+ * before training does not encode those passages again. text[i] has the row emb[i * dim .. (i + 1) * dim): the
+ * starting model's embedding at max_len tokens, fp32 inference, the full hidden size, L2-normalised once after the
+ * encoding (what et_hybrid_index_build holds). They are used only when max_len equals the run's token cap and dim the
+ * model's hidden size: then a held-out passage found here (same text) has exactly the bits its encoding would give
+ * (et_encode_texts' result for a text does not depend on the other texts of the call, encode.h), so its row is copied;
+ * the others are encoded as before. release (may be NULL) is called once with user when they are no longer needed:
+ * after the evaluation before training, or when the run stops before it. Everything is borrowed. */
+typedef struct {
+    const char *const *text;  /* [n] */
+    const float *emb;         /* [n, dim] */
+    int32_t n, dim, max_len;
+    void (*release)(void *user);
+    void *user;
+} et_ft_known;
+
 typedef struct {
     const char *model_dir, *data, *out_dir;
     const char *eval_path;   /* NULL: the held-out split of data */
@@ -173,6 +189,7 @@ typedef struct {
     const char *const *corpus; int32_t n_corpus; /* passages for adaptation (borrowed; NULL = the data's own) */
     const int32_t *corpus_title_len; /* NULL, or [n_corpus]: corpus[i][0 .. len) is a title (a sentence of its own) */
     int64_t adapt_pairs;     /* at most this many adaptation pairs (0 = auto: as many as labelled examples, 500..2000) */
+    const et_ft_known *known; /* optional (NULL): the starting model's embeddings the caller has (et_ft_known) */
 } et_finetune_cfg;
 
 /* Hard negatives of infonce/clp (--neg-source):
@@ -307,6 +324,7 @@ typedef struct {
     const char *data_kind;            /* "beir" | "pairs" | "sts" */
     int64_t train_queries, test_queries; /* BEIR / positive pairs: queries; pairwise: rows */
     int64_t eval_passages;                 /* retrieval evaluation: the passages the held-out queries search */
+    int64_t eval_known;                    /* of those, the ones whose embeddings before training came from cfg.known */
     int64_t train_examples;           /* examples given to the trainer */
     int n_experts;
     char expert_names[ET_FT_MAX_EXPERT_MODELS + 8][64];

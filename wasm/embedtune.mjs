@@ -623,8 +623,12 @@ export class Embedtune {
       '--threads', String(this.threads), ...corpus, ...args.map(String)];
     const blob = textBlob(argv, 'finetune');
     const lines = [], out = [];
+    // the search index's embeddings (setCorpus with texts, full size, fp32, this model) go to the run: its evaluation
+    // before training copies those of the held-out passages instead of encoding them again (et_finetune_cfg.known);
     // the model's pool is released first: the run makes its own (the pthread pool has threads - 1 workers)
+    this.knownPassages = this.indexed ? M._et_wasm_keep_index(this.h) : 0;
     this._free();
+    this.indexed = false;
     const [bp, len] = this.copyIn(blob);
     const prevP = M.etFinetuneProgress, prevO = M.etOut;
     M.etFinetuneProgress = (phase, done, total, loss, lr, epoch, eps, step, unit) => (opts.onProgress ? !!opts.onProgress({

@@ -64,6 +64,7 @@ typedef struct {
     int ix_max_len;       /* the tokens per text the corpus was encoded with (queries get the same) */
     int ix_dim;           /* the Matryoshka cut of the corpus (search --dim; 0 = full), queries get the same */
     int ix_int8;          /* the corpus was encoded in int8 (search --int8), queries are too */
+    uint64_t ix_version;  /* the model's parameters' version (et_bert.version) when the corpus was encoded */
     char *ix_blob;        /* the corpus texts ix->docs points into (owned) */
     const char **ix_docs;
     et_retrieval_cfg rcfg; /* the model's retrieval.json (has_rcfg), else the defaults */
@@ -407,6 +408,7 @@ ET_EXPORT et_status et_wasm_index_texts(et_wasm_model *w, const char *blob, size
     w->ix_max_len = o.max_len;
     w->ix_dim = o.dim;
     w->ix_int8 = int8 != 0;
+    w->ix_version = w->model.version;
     w->ix_blob = b;
     w->ix_docs = t;
     return ET_OK;
@@ -620,12 +622,49 @@ static int ft_progress_js(void *user, const et_ft_progress *p) {
                                   t ? t->examples_per_s : nan, p->step, p->unit);
 }
 
+/* The search index's embeddings kept for the next et_wasm_finetune (et_finetune_cfg.known): its evaluation before
+ * training copies the rows of the held-out passages the index has instead of encoding them again. One slot. */
+static struct {
+    et_ft_known kn;
+    char *blob;
+    const char **docs;
+    float *D;
+} g_known;
+
+static void known_release(void *user) {
+    (void)user;
+    free(g_known.D);
+    free(g_known.docs);
+    free(g_known.blob);
+    memset(&g_known, 0, sizeof g_known);
+}
+
+/* Before the page's run frees w: moves w's search index's texts and embeddings into the slot, when they are the
+ * model's as the run will encode (full size, fp32, encoded with the current parameters), and frees the rest of the
+ * index (BM25). Returns the texts kept (0: none; the slot is emptied either way). */
+ET_EXPORT int et_wasm_keep_index(et_wasm_model *w) {
+    known_release(NULL);
+    if (!w->has_ix || !w->ix.D || w->ix_dim || w->ix_int8 || w->model.int8 || w->ix_version != w->model.version) return 0;
+    g_known.D = w->ix.D;
+    g_known.docs = w->ix_docs;
+    g_known.blob = w->ix_blob;
+    w->ix.D = NULL;
+    w->ix_docs = NULL;
+    w->ix_blob = NULL;
+    int mt = et_bert_max_tokens(&w->model.cfg); /* the cap et_encode_texts applied */
+    g_known.kn = (et_ft_known){g_known.docs, g_known.D, w->ix.nd, w->ix.dim, w->ix_max_len < mt ? w->ix_max_len : mt,
+                               known_release, NULL};
+    drop_index(w);
+    return g_known.kn.n;
+}
+
 /* argv: a blob of argc NUL-terminated arguments (after "finetune"). Returns the command's exit status
- * (0 ok, 1 failed: the message is on stderr as "embedtune finetune: error: ...", 2 bad options). */
+ * (0 ok, 1 failed: the message is on stderr as "embedtune finetune: error: ...", 2 bad options). The embeddings
+ * et_wasm_keep_index kept are offered to the run (et_finetune_cfg.known) and freed by the end of it. */
 ET_EXPORT int et_wasm_finetune(const char *blob, size_t blob_len, int argc) {
     et_error err = {0};
     const char **argv = split_texts(blob, blob_len, argc, &err);
-    if (!argv) { fprintf(stderr, "embedtune finetune: error: %s\n", err.msg); return 2; }
+    if (!argv) { known_release(NULL); fprintf(stderr, "embedtune finetune: error: %s\n", err.msg); return 2; }
     /* no --mem-budget given: what the heap can still give (et_wasm_mem_budget_mb), not native's 8 GiB */
     char budget[32];
     const char **av = argv;
@@ -633,15 +672,16 @@ ET_EXPORT int et_wasm_finetune(const char *blob, size_t blob_len, int argc) {
     for (int i = 0; i < argc; i++) has_budget |= strcmp(argv[i], "--mem-budget") == 0;
     if (!has_budget) {
         const char **a2 = realloc(argv, sizeof(char *) * (size_t)(argc + 2));
-        if (!a2) { free(argv); fprintf(stderr, "embedtune finetune: error: out of memory\n"); return 1; }
+        if (!a2) { free(argv); known_release(NULL); fprintf(stderr, "embedtune finetune: error: out of memory\n"); return 1; }
         snprintf(budget, sizeof budget, "%d", et_wasm_mem_budget_mb());
         a2[argc++] = "--mem-budget";
         a2[argc++] = budget;
         av = argv = a2;
     }
     int r = et_cli_parse(&et_cmd_finetune, argc, (char **)av);
-    if (!r) r = et_cli_finetune_run(et_cmd_finetune.opts, et_cmd_finetune.nopts, ft_progress_js, NULL);
+    if (!r) r = et_cli_finetune_run(et_cmd_finetune.opts, et_cmd_finetune.nopts, ft_progress_js, NULL, g_known.kn.n ? &g_known.kn : NULL);
     else r = r > 0 ? 0 : 2;
+    known_release(NULL); /* when the run did not reach it (bad options) */
     free(argv);
     return r;
 }

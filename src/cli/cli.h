@@ -122,7 +122,8 @@ int et_cli_freeze_embeddings(et_opt *o, int n, const char *cmd, et_train_cfg *c,
 et_status et_cli_merge_adapter(const char *model, const char *adapter, const char *out, int dtype, int threads, et_error *err);
 
 /* `embedtune finetune` on parsed options (et_cli_parse of et_cmd_finetune), with a progress / cancel
- * callback (NULL: none); the web page runs the command through this (wasm/et_wasm.c). Exit status. */
-int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user);
+ * callback (NULL: none) and the starting model's embeddings the caller already has (known, may be NULL:
+ * et_finetune_cfg.known); the web page runs the command through this (wasm/et_wasm.c). Exit status. */
+int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user, const et_ft_known *known);
 
 #endif

@@ -172,9 +172,9 @@ static void json_hybrid(cJSON *root, const et_finetune_result *r) {
     jnum(bj, "train_ndcg@10_default", r->bm25_fit.default_ndcg10);
 }
 
-static int run_finetune(et_opt *o, int n) { return et_cli_finetune_run(o, n, NULL, NULL); }
+static int run_finetune(et_opt *o, int n) { return et_cli_finetune_run(o, n, NULL, NULL, NULL); }
 
-int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user) {
+int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *progress_user, const et_ft_known *known) {
     if (!et_cli_need(o, n, "finetune", "--model") || !et_cli_need(o, n, "finetune", "--data") ||
         !et_cli_need(o, n, "finetune", "--out"))
         return 2;
@@ -339,6 +339,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
     }
     c.progress = progress;
     c.progress_user = progress_user;
+    c.known = known;
     static et_finetune_result r; /* large (the dev curve) */
     et_status fs = et_finetune_run(&c, &r, &err);
     et_cli_passages_free(&cps);
@@ -440,6 +441,7 @@ int et_cli_finetune_run(et_opt *o, int n, et_ft_progress_fn progress, void *prog
         cJSON_AddNumberToObject(cnt, "train", (double)r.train_queries);
         cJSON_AddNumberToObject(cnt, "test", (double)r.test_queries);
         if (r.kind == ET_FT_EVAL_IR) cJSON_AddNumberToObject(cnt, "eval_passages", (double)r.eval_passages);
+        if (r.eval_known) cJSON_AddNumberToObject(cnt, "eval_passages_known", (double)r.eval_known); /* the page's index reused */
         cJSON_AddNumberToObject(cnt, "examples", (double)r.train_examples);
         cJSON_AddNumberToObject(cnt, "steps", (double)r.steps);
         cJSON_AddNumberToObject(cnt, "refreshes", r.refreshes);
