@@ -78,7 +78,8 @@
 
 #define ET_FT_MAX_EXPERT_MODELS 8
 /* LoRA (train.lora_rank > 0, infonce/clp, lr not given): the learning rate is this many times the full fine-tuning
- * rule's (et_finetune_auto_lr). Chosen on the dev splits carved from the training queries (README "LoRA"). */
+ * rule's (et_finetune_auto_lr). Chosen on the dev split carved from cranfield's training queries (README "LoRA"; models/compact,
+ * r 8 on all six layers: dev nDCG@10 0.2545 at 5x, 0.2691 at 10x, below the start at 25x), never on held-out queries. */
 #define ET_FT_LORA_LR_FACTOR 10
 
 /* Progress of a run, for callers that show it (the web page through wasm/et_wasm.c). Phases in order;
